@@ -1,0 +1,25 @@
+# Every target sets up what it needs from scratch: a venv, the compiled shim, the extras.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NATIVE := $(wildcard native/*.py)
+
+.PHONY: test demo bench lint fuzz clean setup
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml setup.py $(NATIVE)
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+demo: $(STAMP)
+	$(VENV)/bin/janus-net demo
+
+clean:
+	rm -rf $(VENV) build *.egg-info janus_net/_shim*.so janus_net/_shim.c janus_net/_shim.o .pytest_cache .hypothesis

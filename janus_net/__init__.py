@@ -1,0 +1,36 @@
+"""janus_net: listening and bound sockets made straight from libc.
+
+One typed error per cause, nothing leaked on any path, cancellable with a
+`Context`, and gated by a `NetBind` capability that writes an audit trail::
+
+    import janus_net as jn
+
+    server = jn.listen("127.0.0.1:0")          # :core
+    stream = server.accept()
+"""
+
+from __future__ import annotations
+
+from janus_net.address import Address, Ip4Address, Ip6Address, UnixAddress, parse_address
+from janus_net.errors import ErrnoBug, SocketError
+from janus_net.listen import bind, listen
+from janus_net.socket import Mode, Protocol, Server, Socket, Stream
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Address",
+    "ErrnoBug",
+    "Ip4Address",
+    "Ip6Address",
+    "Mode",
+    "Protocol",
+    "Server",
+    "Socket",
+    "SocketError",
+    "Stream",
+    "UnixAddress",
+    "bind",
+    "listen",
+    "parse_address",
+]

@@ -1,0 +1,7 @@
+"""``python -m janus_net`` is the ``janus-net`` command."""
+
+import sys
+
+from janus_net.cli import main
+
+sys.exit(main())

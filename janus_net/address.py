@@ -1,0 +1,393 @@
+"""Addresses: `parse_address` and the small immutable values it returns.
+
+Three kinds of address can be bound:
+
+* `Ip4Address` (``127.0.0.1:9000``, ``:8080`` for the wildcard),
+* `Ip6Address` (``[::1]:443``, ``[fe80::1%eth0]:443``),
+* `UnixAddress` (``unix:/run/app.sock``, ``/run/app.sock``, ``unix:@name``).
+
+Each value prints in one canonical form and parses back to itself:
+``parse_address(str(a)) == a``. IP literal syntax is the stdlib `ipaddress`
+module's; no IP parser is written here. Host names are never resolved: binding
+is about local addresses, and a DNS lookup at bind time hides latency and failure.
+
+Each address encodes its C sockaddr once, on first use, and keeps it, so sending
+many datagrams to one destination encodes it once.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from typing import Any, ClassVar, Union
+
+from janus_net import platform, sockaddr
+from janus_net._shim import ffi, lib
+from janus_net.errors import SocketError
+
+_ASCII_DIGITS = frozenset("0123456789")
+_MAX_SCOPE_ID = 2**32 - 1
+
+
+class _Value:
+    """Immutable value with a lazily encoded sockaddr."""
+
+    __slots__ = ("_encoded",)
+
+    family: ClassVar[int]
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def _init(self, **fields: object) -> None:
+        for name, value in fields.items():
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "_encoded", None)
+
+    def _encode(self) -> sockaddr.Encoded:
+        raise NotImplementedError  # each concrete address class defines it
+
+    @property
+    def sockaddr(self) -> sockaddr.Encoded:
+        """The encoded C struct (owned by this address, encoded on first use)."""
+        encoded: sockaddr.Encoded | None = self._encoded
+        if encoded is None:
+            encoded = self._encode()
+            object.__setattr__(self, "_encoded", encoded)
+        return encoded
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self)!r})"
+
+
+def _check_port(port: object) -> int:
+    if type(port) is not int or not 0 <= port <= 65535:
+        raise SocketError.InvalidPort(None, f"port must be an int in 0..65535, not {port!r}")
+    return port
+
+
+class Ip4Address(_Value):
+    """An IPv4 address and port: ``Ip4Address("127.0.0.1", 9000)``."""
+
+    __slots__ = ("_ip", "_port")
+    family = lib.AF_INET
+    _ip: ipaddress.IPv4Address
+    _port: int
+
+    def __init__(self, host: str | ipaddress.IPv4Address = "0.0.0.0", port: int = 0) -> None:
+        if not isinstance(host, ipaddress.IPv4Address):
+            host = _ip4_literal(host)
+        self._init(_ip=host, _port=_check_port(port))
+
+    @property
+    def host(self) -> str:
+        """Dotted-quad text: ``"127.0.0.1"``."""
+        return str(self._ip)
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def ip(self) -> ipaddress.IPv4Address:
+        """The host as an `ipaddress.IPv4Address`."""
+        return self._ip
+
+    def _encode(self) -> sockaddr.Encoded:
+        return sockaddr.encode_ip4(self._ip.packed, self._port)
+
+    def __str__(self) -> str:
+        return f"{self._ip}:{self._port}"
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Ip4Address:
+            return NotImplemented
+        return self._ip == other._ip and self._port == other._port
+
+    def __hash__(self) -> int:
+        return hash((Ip4Address, self._ip, self._port))
+
+
+class Ip6Address(_Value):
+    """An IPv6 address, port, flow label and scope (zone) id.
+
+    ``scope_id`` is the interface index of a link-local address (0: none); its
+    text form is ``[fe80::1%2]:443``. ``flowinfo`` rides along into the sockaddr
+    but takes no part in equality or in the text form, which has no place for it.
+    """
+
+    __slots__ = ("_ip", "_port", "_flowinfo", "_scope_id")
+    family = lib.AF_INET6
+    _ip: ipaddress.IPv6Address
+    _port: int
+    _flowinfo: int
+    _scope_id: int
+
+    def __init__(
+        self,
+        host: str | ipaddress.IPv6Address = "::",
+        port: int = 0,
+        flowinfo: int = 0,
+        scope_id: int = 0,
+    ) -> None:
+        if not isinstance(host, ipaddress.IPv6Address):
+            host, zone = _ip6_literal(host)
+            if zone is not None:
+                if scope_id not in (0, zone):
+                    raise SocketError.InvalidAddress(None, f"zone %{zone} contradicts scope_id={scope_id}")
+                scope_id = zone
+        elif host.scope_id is not None:
+            scope_id = _resolve_zone(host.scope_id, str(host))
+            host = ipaddress.IPv6Address(host.packed)
+        for name, value in (("flowinfo", flowinfo), ("scope_id", scope_id)):
+            if type(value) is not int or not 0 <= value <= _MAX_SCOPE_ID:
+                raise SocketError.InvalidAddress(None, f"{name} must be an int in 0..2**32-1, not {value!r}")
+        self._init(_ip=host, _port=_check_port(port), _flowinfo=flowinfo, _scope_id=scope_id)
+
+    @classmethod
+    def from_ip4(cls, ip4: Ip4Address) -> Ip6Address:
+        """The IPv4-mapped address ``::ffff:a.b.c.d`` with the same port."""
+        return cls(ipaddress.IPv6Address(b"\0" * 10 + b"\xff\xff" + ip4.ip.packed), ip4.port)
+
+    @property
+    def host(self) -> str:
+        """RFC 5952 text, ``::ffff:1.2.3.4`` for mapped addresses, ``%N`` for a zone."""
+        mapped = self._ip.ipv4_mapped
+        text = f"::ffff:{mapped}" if mapped is not None else str(self._ip)
+        return f"{text}%{self._scope_id}" if self._scope_id else text
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def flowinfo(self) -> int:
+        return self._flowinfo
+
+    @property
+    def scope_id(self) -> int:
+        return self._scope_id
+
+    @property
+    def ip(self) -> ipaddress.IPv6Address:
+        """The host as an `ipaddress.IPv6Address` (without the zone)."""
+        return self._ip
+
+    @property
+    def is_ip4_mapped(self) -> bool:
+        return self._ip.ipv4_mapped is not None
+
+    def _encode(self) -> sockaddr.Encoded:
+        return sockaddr.encode_ip6(self._ip.packed, self._port, self._flowinfo, self._scope_id)
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self._port}"
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Ip6Address:
+            return NotImplemented
+        return self._ip == other._ip and self._port == other._port and self._scope_id == other._scope_id
+
+    def __hash__(self) -> int:
+        return hash((Ip6Address, self._ip, self._port, self._scope_id))
+
+
+class UnixAddress(_Value):
+    """A unix-domain socket address: a file system path, or (Linux) an abstract name.
+
+    ``UnixAddress("/run/app.sock")`` prints ``unix:/run/app.sock``;
+    ``UnixAddress("name", abstract=True)`` prints ``unix:@name``. A peer that never
+    bound (the usual client) has the empty path and prints ``unix:``; that form is
+    what the kernel reports, not something that can be bound, so it does not parse.
+    """
+
+    __slots__ = ("_path", "_abstract")
+    family = lib.AF_UNIX
+    port: ClassVar[None] = None
+    _path: str
+    _abstract: bool
+
+    def __init__(self, path: str, abstract: bool = False) -> None:
+        if not isinstance(path, str):
+            raise SocketError.InvalidAddress(None, f"unix path must be str, not {type(path).__name__}")
+        self._init(_path=path, _abstract=bool(abstract))
+
+    @property
+    def path(self) -> str:
+        """The path (or, for an abstract address, the name without the ``@``)."""
+        return self._path
+
+    @property
+    def abstract(self) -> bool:
+        return self._abstract
+
+    @property
+    def unnamed(self) -> bool:
+        """True for an unbound peer (the kernel gave no path)."""
+        return not self._path and not self._abstract
+
+    def _encode(self) -> sockaddr.Encoded:
+        return sockaddr.encode_unix(_unix_bytes(self._path, self._abstract), self._abstract)
+
+    def __str__(self) -> str:
+        return f"unix:@{self._path}" if self._abstract else f"unix:{self._path}"
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not UnixAddress:
+            return NotImplemented
+        return self._path == other._path and self._abstract == other._abstract
+
+    def __hash__(self) -> int:
+        return hash((UnixAddress, self._path, self._abstract))
+
+
+Address = Union[Ip4Address, Ip6Address, UnixAddress]
+"""Any address janus_net can bind or report."""
+
+IpAddress = Union[Ip4Address, Ip6Address]
+
+
+def _invalid(text: str, why: str) -> SocketError:
+    return SocketError.InvalidAddress(None, why, address=text)
+
+
+def _ip4_literal(host: object) -> ipaddress.IPv4Address:
+    try:
+        return ipaddress.IPv4Address(host)  # type: ignore[arg-type]
+    except (ValueError, TypeError):
+        pass
+    text = str(host)
+    if any(c.isalpha() for c in text):
+        why = f"{text!r} is not an IPv4 literal; host names are not resolved at bind time, use an IP literal such as 127.0.0.1"
+    else:
+        why = f"{text!r} is not a dotted-quad IPv4 literal (four decimal octets, no leading zeros)"
+    raise SocketError.InvalidAddress(None, why)
+
+
+def _ip6_literal(text: str) -> tuple[ipaddress.IPv6Address, int | None]:
+    """The address and resolved zone (None when there is no zone) of IPv6 text."""
+    try:
+        ip = ipaddress.IPv6Address(text)
+    except (ValueError, TypeError):
+        raise SocketError.InvalidAddress(None, f"{text!r} is not an IPv6 literal") from None
+    if ip.scope_id is None:
+        return ip, None
+    return ipaddress.IPv6Address(ip.packed), _resolve_zone(ip.scope_id, text)
+
+
+def _resolve_zone(zone: str, text: str) -> int:
+    """An interface index from a zone: digits are the index, a name goes through if_nametoindex."""
+    if zone.isascii() and zone.isdigit():
+        index = int(zone)
+        if index > _MAX_SCOPE_ID:
+            raise SocketError.InvalidAddress(None, f"zone index {zone} is out of range in {text!r}")
+        return index
+    try:
+        name = os.fsencode(zone)
+    except UnicodeError:
+        name = b"\0"
+    index = 0 if b"\0" in name else lib.if_nametoindex(name)
+    if index == 0:
+        raise SocketError.InvalidAddress(None, f"unknown network interface {zone!r} in {text!r}")
+    return int(index)
+
+
+def _parse_port(text: str, port: str) -> int:
+    # int() would accept "+80", " 80", "8_080" and non-ASCII digits; the grammar does not.
+    if not 1 <= len(port) <= 5 or not set(port) <= _ASCII_DIGITS or int(port) > 65535:
+        raise SocketError.InvalidPort(
+            None, f"port {port!r} must be 1 to 5 ASCII digits with a value in 0..65535", address=text
+        )
+    return int(port)
+
+
+def _unix_bytes(name: str, abstract: bool) -> bytes:
+    try:
+        return os.fsencode(name)
+    except UnicodeError:
+        raise SocketError.InvalidAddress(None, f"unix path {name!r} cannot be encoded") from None
+
+
+def _parse_unix(text: str) -> UnixAddress:
+    path = text[len("unix:") :] if text.startswith("unix:") else text
+    abstract = path.startswith("@")
+    name = path[1:] if abstract else path
+    kind = "abstract name" if abstract else "unix socket path"
+    if abstract and not platform.HAS_ABSTRACT_UNIX:
+        raise _invalid(text, "abstract unix socket names are not supported on this platform")
+    if not name:
+        raise _invalid(text, f"empty {kind}")
+    encoded = _unix_bytes(name, abstract)
+    if b"\0" in encoded:
+        raise _invalid(text, f"{kind} contains a NUL byte")
+    limit = platform.SUN_PATH_SIZE - 1
+    if len(encoded) > limit:
+        raise _invalid(text, f"{kind} is {len(encoded)} bytes; this platform allows at most {limit}")
+    return UnixAddress(name, abstract=abstract)
+
+
+def parse_address(text: str) -> Address:
+    """Parse a bind address (DESIGN §4). Raises InvalidAddress or InvalidPort, nothing else.
+
+    >>> parse_address(":8080")
+    Ip4Address('0.0.0.0:8080')
+    >>> parse_address("[fe80::1%1]:443").scope_id
+    1
+    >>> str(parse_address("/tmp/app.sock"))
+    'unix:/tmp/app.sock'
+    """
+    if not isinstance(text, str):
+        raise SocketError.InvalidAddress(None, f"an address is text, not {type(text).__name__}")
+    if text.startswith("fd://"):
+        raise _invalid(text, "fd:// addresses are not supported yet")
+    if text.startswith(("unix:", "/")):
+        return _parse_unix(text)
+    if text.startswith("["):
+        close = text.find("]")
+        if close < 0:
+            raise _invalid(text, "missing ']' after the IPv6 address")
+        if text[close + 1 : close + 2] != ":":
+            raise _invalid(text, "expected ':' and a port after ']'")
+        try:
+            ip6, zone = _ip6_literal(text[1:close])
+        except SocketError as e:
+            e.address = text
+            raise
+        return Ip6Address(ip6, _parse_port(text, text[close + 2 :]), scope_id=zone or 0)
+    colon = text.rfind(":")
+    if colon < 0:
+        raise _invalid(text, "expected HOST:PORT, ':PORT', [IPv6]:PORT or a unix path")
+    host = text[:colon]
+    if ":" in host:
+        raise _invalid(text, "an IPv6 address must be written in brackets: [::1]:443")
+    try:
+        ip4 = _ip4_literal(host) if host else ipaddress.IPv4Address(0)
+    except SocketError as e:
+        e.address = text
+        raise
+    return Ip4Address(ip4, _parse_port(text, text[colon + 1 :]))
+
+
+def as_address(address: str | Address) -> Address:
+    """Accept either text or an address value wherever an address is taken."""
+    if isinstance(address, (Ip4Address, Ip6Address, UnixAddress)):
+        return address
+    return parse_address(address)
+
+
+def from_sockaddr(storage: Any, length: int) -> Address:
+    """The address value for a sockaddr the kernel filled in (getsockname, accept, recvfrom)."""
+    fields = sockaddr.decode(storage, length)
+    if fields.family == lib.AF_INET:
+        return Ip4Address(ipaddress.IPv4Address(fields.packed), fields.port)
+    if fields.family == lib.AF_INET6:
+        return Ip6Address(ipaddress.IPv6Address(fields.packed), fields.port, fields.flowinfo, fields.scope_id)
+    return UnixAddress(os.fsdecode(fields.packed), abstract=fields.abstract)
+
+
+def sockaddr_size() -> int:
+    """Bytes to reserve for any sockaddr the kernel may write."""
+    return int(ffi.sizeof("struct sockaddr_storage"))

@@ -1,0 +1,248 @@
+"""The three profiles of ``listen`` and ``bind``, all running one step sequence.
+
+:core       ``listen(address, **options)``
+:service    ``listen_with_context(address, ctx, **options)``
+:sovereign  ``listen_with_capability(address, cap, ctx=None, **options)``
+
+The steps (DESIGN §6) are written once, in `_open`::
+
+    parse -> [capability gate] -> audit event -> (1) socket -> (2) options
+          -> (3) sockaddr -> (4) bind -> (5) listen -> getsockname -> [bind_socket record]
+
+A context's ``check()`` runs at each numbered checkpoint (before the step) and on
+every EINTR retry; a profile without a context runs no checkpoint at all. Every
+option is validated before the first syscall. Once the socket exists, any exception
+-- a kernel error, a checkpoint's Timeout, an audit sink's error, a
+KeyboardInterrupt -- closes it and removes a unix socket file this call created
+before it propagates.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING, Literal, NamedTuple
+
+from janus_net import platform, syscalls
+from janus_net._shim import lib
+from janus_net.address import Address, Ip6Address, UnixAddress, as_address, from_sockaddr
+from janus_net.errors import SocketError
+from janus_net.socket import Mode, Protocol, Server, Socket
+from janus_net.unixfile import UnixFile, refuses_connections
+
+if TYPE_CHECKING:
+    from janus_net.capability import NetBind
+    from janus_net.context import Context
+
+
+class _Options(NamedTuple):
+    kind: Literal["listen", "bind"]
+    mode: Mode
+    protocol: int
+    backlog: int
+    reuse_address: bool
+    reuse_port: bool
+    ip6_only: bool | None
+    broadcast: bool
+    file_mode: int | None
+    unlink_stale: bool
+
+
+def _listen_options(
+    backlog: int = 128,
+    reuse_address: bool = True,
+    reuse_port: bool = False,
+    ip6_only: bool | None = None,
+    mode: int | None = None,
+    unlink_stale: bool = False,
+) -> _Options:
+    if type(backlog) is not int or backlog < 0:
+        raise ValueError(f"backlog must be a non-negative int, not {backlog!r}")
+    if mode is not None and (type(mode) is not int or not 0 <= mode <= 0o7777):
+        raise ValueError(f"mode must be file permission bits (0..0o7777), not {mode!r}")
+    return _Options(
+        "listen", Mode.STREAM, 0, backlog, bool(reuse_address), bool(reuse_port), ip6_only, False, mode,
+        bool(unlink_stale),
+    )  # fmt: skip
+
+
+def _bind_options(
+    mode: Mode = Mode.DGRAM,
+    protocol: Protocol | int | None = None,
+    ip6_only: bool | None = None,
+    reuse_address: bool = False,
+    broadcast: bool = False,
+) -> _Options:
+    mode = Mode(mode)
+    proto = 0 if protocol is None else int(protocol)
+    return _Options("bind", mode, proto, 0, bool(reuse_address), False, ip6_only, bool(broadcast), None, False)
+
+
+def _validate(addr: Address, opts: _Options) -> None:
+    """Reject, before any syscall, every option that cannot apply to this address."""
+    text = str(addr)
+    if opts.ip6_only is not None and not isinstance(addr, Ip6Address):
+        raise SocketError.OptionUnsupported(None, "ip6_only applies to IPv6 addresses only", address=text)
+    if opts.ip6_only and isinstance(addr, Ip6Address) and addr.is_ip4_mapped:
+        # The kernel would say EINVAL, which the bind table treats as our bug.
+        raise SocketError.AddressUnavailable(
+            None, "an IPv4-mapped address cannot be bound with ip6_only=True", syscall="bind", address=text
+        )
+    path_socket = isinstance(addr, UnixAddress) and not addr.abstract
+    if opts.file_mode is not None and not path_socket:
+        raise SocketError.OptionUnsupported(None, "mode applies to unix socket paths only", address=text)
+    if opts.unlink_stale and not path_socket:
+        raise SocketError.OptionUnsupported(None, "unlink_stale applies to unix socket paths only", address=text)
+    if opts.reuse_port and not platform.SO_REUSEPORT:
+        raise SocketError.OptionUnsupported(None, "this platform has no SO_REUSEPORT", address=text)
+
+
+def _set_options(fd: int, addr: Address, opts: _Options, check: syscalls.Checkpoint | None) -> None:
+    ip = not isinstance(addr, UnixAddress)
+    if opts.reuse_address and ip:
+        syscalls.setsockopt_int(fd, lib.SOL_SOCKET, lib.SO_REUSEADDR, 1, check)
+    if opts.reuse_port:
+        syscalls.setsockopt_int(fd, lib.SOL_SOCKET, platform.SO_REUSEPORT, 1, check)
+    if opts.ip6_only is not None:
+        syscalls.setsockopt_int(fd, lib.IPPROTO_IPV6, lib.IPV6_V6ONLY, 1 if opts.ip6_only else 0, check)
+    if opts.broadcast:
+        syscalls.setsockopt_int(fd, lib.SOL_SOCKET, lib.SO_BROADCAST, 1, check)
+    if platform.SO_NOSIGPIPE:
+        syscalls.setsockopt_int(fd, lib.SOL_SOCKET, platform.SO_NOSIGPIPE, 1, check)
+    if opts.file_mode is not None:
+        # Linux gives the file that bind creates the mode of the unbound socket's inode
+        # (less the umask), so the file never exists with wider permissions.
+        syscalls.fchmod(fd, opts.file_mode, check)
+
+
+def _bind(
+    fd: int,
+    addr: Address,
+    opts: _Options,
+    check: syscalls.Checkpoint | None,
+    unix_file: UnixFile | None,
+) -> None:
+    encoded = addr.sockaddr
+    unix = isinstance(addr, UnixAddress)
+    try:
+        syscalls.bind(fd, encoded.pointer, encoded.length, unix=unix, checkpoint=check, address=addr)
+    except SocketError.AddressInUse:
+        if unix_file is None or not opts.unlink_stale:
+            raise
+        assert isinstance(addr, UnixAddress)
+        if not refuses_connections(addr, opts.mode):
+            raise
+        try:
+            os.unlink(addr.path)
+        except FileNotFoundError:
+            pass
+        syscalls.bind(fd, encoded.pointer, encoded.length, unix=True, checkpoint=check, address=addr)
+
+
+def _open(
+    address: str | Address,
+    opts: _Options,
+    ctx: Context | None = None,
+    capability: NetBind | None = None,
+) -> Server | Socket:
+    addr = as_address(address)
+    _validate(addr, opts)
+    if capability is not None:
+        capability.authorize(addr)  # audits check_bind_address; raises CapabilityDenied
+    sys.audit("janus_net.bind", str(addr), None if capability is None else capability.id)
+
+    check = None if ctx is None else ctx.check
+    if check is not None:
+        check()  # (1) before socket
+    fd = syscalls.socket(addr.family, opts.mode, opts.protocol, check)
+    unix_file = UnixFile(addr.path) if isinstance(addr, UnixAddress) and not addr.abstract else None
+    bound = False
+    try:
+        if check is not None:
+            check()  # (2) between socket and options
+        _set_options(fd, addr, opts, check)
+        if check is not None:
+            check()  # (3) between options and sockaddr
+        addr.sockaddr  # noqa: B018 - encodes once; the address keeps it
+        if check is not None:
+            check()  # (4) between sockaddr and bind
+        _bind(fd, addr, opts, check, unix_file)
+        bound = True
+        if unix_file is not None:
+            unix_file.record()
+            if opts.file_mode is not None:
+                _exact_mode(unix_file.path, opts.file_mode)
+        if opts.kind == "listen":
+            if check is not None:
+                check()  # (5) between bind and listen
+            syscalls.listen(fd, opts.backlog, check, addr)
+        bound_address = _local_address(fd, addr)
+        result: Server | Socket
+        if opts.kind == "listen":
+            result = Server(fd, bound_address, unix_file)
+        else:
+            result = Socket(fd, bound_address, unix_file)
+    except BaseException:
+        syscalls.close(fd)
+        if bound and unix_file is not None:
+            unix_file.remove()
+        raise
+    if capability is not None:
+        try:
+            capability.record_bound(bound_address)  # audits bind_socket with the real port
+        except BaseException:
+            result.close()
+            raise
+    return result
+
+
+def _exact_mode(path: str, mode: int) -> None:
+    """Set exactly ``mode`` where the umask narrowed it: this only ever widens to what was asked."""
+    if os.lstat(path).st_mode & 0o7777 != mode:
+        os.chmod(path, mode)
+
+
+def _local_address(fd: int, requested: Address) -> Address:
+    storage, length = syscalls.getsockname(fd)
+    bound = from_sockaddr(storage, length)
+    if isinstance(bound, UnixAddress) and isinstance(requested, UnixAddress):
+        # The kernel reports the path as given; keep the caller's spelling of it.
+        return requested
+    return bound
+
+
+# --- :core
+
+
+def listen(
+    address: str | Address,
+    *,
+    backlog: int = 128,
+    reuse_address: bool = True,
+    reuse_port: bool = False,
+    ip6_only: bool | None = None,
+    mode: int | None = None,
+    unlink_stale: bool = False,
+) -> Server:
+    """Create a listening stream socket on ``address`` (:core profile).
+
+    >>> with listen("127.0.0.1:0") as server:
+    ...     server.address.port > 0
+    True
+    """
+    opts = _listen_options(backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale)
+    return _open(address, opts)  # type: ignore[return-value]
+
+
+def bind(
+    address: str | Address,
+    *,
+    mode: Mode = Mode.DGRAM,
+    protocol: Protocol | int | None = None,
+    ip6_only: bool | None = None,
+    reuse_address: bool = False,
+    broadcast: bool = False,
+) -> Socket:
+    """Create a bound socket (datagram by default) on ``address`` (:core profile)."""
+    opts = _bind_options(mode, protocol, ip6_only, reuse_address, broadcast)
+    return _open(address, opts)  # type: ignore[return-value]

@@ -1,0 +1,37 @@
+"""What this platform offers, as the C compiler saw it when the shim was built.
+
+Everything here is read from the compiled shim; nothing is guessed from the OS
+name. `JANUS_NET_FORCE_CLOEXEC_EMULATION=1` (read once, at import) makes a Linux
+process take the Darwin path: socket() without SOCK_CLOEXEC then fcntl(F_SETFD),
+and accept() rather than accept4(), so that path is tested where CI runs.
+"""
+
+from __future__ import annotations
+
+import os
+
+from janus_net._shim import ffi, lib
+
+FORCE_CLOEXEC_EMULATION: bool = os.environ.get("JANUS_NET_FORCE_CLOEXEC_EMULATION") == "1"
+
+#: socket() can take SOCK_CLOEXEC (atomically close-on-exec).
+HAS_SOCK_CLOEXEC: bool = bool(lib.JN_HAS_SOCK_CLOEXEC) and not FORCE_CLOEXEC_EMULATION
+#: accept4() exists (atomically close-on-exec accepted sockets).
+HAS_ACCEPT4: bool = bool(lib.JN_HAS_ACCEPT4) and not FORCE_CLOEXEC_EMULATION
+#: sendmmsg()/recvmmsg() exist.
+HAS_MMSG: bool = bool(lib.JN_HAS_MMSG)
+#: send flag that suppresses SIGPIPE (0 where the platform uses SO_NOSIGPIPE instead).
+MSG_NOSIGNAL: int = lib.JN_MSG_NOSIGNAL
+#: socket option that suppresses SIGPIPE (0 where MSG_NOSIGNAL is the way).
+SO_NOSIGPIPE: int = lib.JN_SO_NOSIGPIPE
+#: SO_REUSEPORT, or 0 where the platform lacks it.
+SO_REUSEPORT: int = lib.JN_SO_REUSEPORT
+#: Linux abstract unix socket names (``unix:@name``).
+HAS_ABSTRACT_UNIX: bool = bool(lib.JN_HAS_ABSTRACT_UNIX)
+#: sizeof(sun_path): a path may use this many bytes minus one (the NUL).
+SUN_PATH_SIZE: int = ffi.sizeof(dict(ffi.typeof("struct sockaddr_un").fields)["sun_path"].type)
+#: offsetof(struct sockaddr_un, sun_path): where the path starts in the encoding.
+SUN_PATH_OFFSET: int = ffi.offsetof("struct sockaddr_un", "sun_path")
+
+#: Flags every socket() call adds to the type.
+SOCKET_TYPE_FLAGS: int = lib.JN_SOCK_CLOEXEC if HAS_SOCK_CLOEXEC else 0

@@ -1,0 +1,443 @@
+"""The sockets janus_net hands out: `Server` (listening), `Stream` (accepted), `Socket` (bound).
+
+All of them own one descriptor, are blocking and close-on-exec, and never raise
+SIGPIPE. Each closes its descriptor exactly once: explicitly with ``close()`` (or a
+``with`` block), or, if forgotten, when garbage-collected, with a `ResourceWarning`
+as stdlib sockets do. ``to_socket()`` hands the descriptor to a plain
+`socket.socket` for asyncio, trio and friends, and leaves the janus_net object
+closed and detached.
+
+Closing while another thread is blocked in ``accept``/``read``/``receive`` on the
+same object is safe: ``close()`` shuts the socket down, which wakes the blocked
+call, and the descriptor is released only once that call has returned, so its
+number cannot be reused under a syscall that is still using it.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+import socket as _stdsocket
+import warnings
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Union
+
+from janus_net import platform, syscalls
+from janus_net._shim import ffi, lib
+from janus_net.address import Address, UnixAddress, as_address, from_sockaddr
+from janus_net.errors import SocketError
+
+if TYPE_CHECKING:
+    from janus_net.context import Context
+    from janus_net.unixfile import UnixFile
+
+#: Anything with the buffer protocol (bytes, bytearray, memoryview, array...).
+Buffer = Union[bytes, bytearray, memoryview]
+
+_SOCKADDR_STORAGE_SIZE = ffi.sizeof("struct sockaddr_storage")
+# Receive buffers are filled by the kernel before they are read; clearing them first
+# would only cost a memset of up to 64 KiB per call.
+_uncleared = ffi.new_allocator(should_clear_after_alloc=False)
+
+
+class Mode(enum.IntEnum):
+    """Socket modes (types), valued as this platform's SOCK_* constants."""
+
+    #: Sequenced, reliable, two-way connection-based byte streams.
+    STREAM = lib.SOCK_STREAM
+    #: Connectionless, unreliable messages of a fixed maximum length.
+    DGRAM = lib.SOCK_DGRAM
+    #: Reliable, ordered, connection-based datagrams read whole.
+    SEQPACKET = lib.SOCK_SEQPACKET
+    #: Raw network protocol access.
+    RAW = lib.SOCK_RAW
+    #: Reliable datagrams without guaranteed ordering.
+    RDM = lib.SOCK_RDM
+
+
+class Protocol(enum.IntEnum):
+    """IP protocol numbers, as assigned by IANA (the same on every platform)."""
+
+    HOPOPTS = 0
+    ICMP = 1
+    IGMP = 2
+    IPIP = 4
+    TCP = 6
+    EGP = 8
+    PUP = 12
+    UDP = 17
+    IDP = 22
+    TP = 29
+    DCCP = 33
+    IPV6 = 41
+    ROUTING = 43
+    FRAGMENT = 44
+    RSVP = 46
+    GRE = 47
+    ESP = 50
+    AH = 51
+    ICMPV6 = 58
+    NONE = 59
+    DSTOPTS = 60
+    MTP = 92
+    BEETPH = 94
+    ENCAP = 98
+    PIM = 103
+    COMP = 108
+    SCTP = 132
+    MH = 135
+    UDPLITE = 136
+    MPLS = 137
+    ETHERNET = 143
+    RAW = 255
+    MPTCP = 262
+
+
+class Descriptor:
+    """Owns one fd: hands it out to calls, and closes it once no call is using it.
+
+    Lock-free on the hot path: ``list.append``/``list.pop`` are atomic under the GIL.
+    A call registers itself *before* checking for closure and ``close`` marks closure
+    *before* counting calls, so either the call sees the closure or ``close`` sees
+    the call; whoever is last out closes the fd, claimed once through ``_close_token``.
+    """
+
+    __slots__ = ("fd", "closing", "_inflight", "_close_token")
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.closing = False
+        self._inflight: list[None] = []
+        self._close_token: list[None] = [None]
+
+    def acquire(self, syscall: syscalls.Syscall, address: object = None) -> int:
+        """The fd for one call; a closed descriptor gives that syscall's EBADF error."""
+        self._inflight.append(None)
+        if self.closing:
+            self.release()
+            raise syscall.error(errno.EBADF, address)
+        return self.fd
+
+    def release(self) -> None:
+        self._inflight.pop()
+        if self.closing and not self._inflight:
+            self._close_now()
+
+    def close(self) -> bool:
+        """Close now, or (a call is in flight) shut down now and close when it returns.
+
+        Returns False if the descriptor was already closed.
+        """
+        if self.closing:
+            return False
+        self.closing = True
+        if self._inflight:
+            try:
+                syscalls.shutdown(self.fd, lib.SHUT_RDWR)
+            except SocketError:
+                pass  # unconnected sockets say ENOTCONN but are woken all the same
+            if self._inflight:
+                return True
+        self._close_now()
+        return True
+
+    def detach(self) -> int:
+        """Give the fd away without closing it."""
+        if self._inflight:
+            raise SocketError.Unexpected(None, "cannot hand over a socket while a call is using it")
+        self.closing = True
+        self._close_token.clear()
+        return self.fd
+
+    def _close_now(self) -> None:
+        try:
+            self._close_token.pop()
+        except IndexError:
+            return  # someone else closed it
+        syscalls.close(self.fd)
+
+
+class _Owner:
+    """What Server, Stream and Socket share: one Descriptor and the ways to end it."""
+
+    __slots__ = ("_descriptor", "_address", "__weakref__")
+
+    _address: Address
+
+    def __init__(self, fd: int, address: Address) -> None:
+        self._descriptor = Descriptor(fd)
+        self._address = address
+
+    @property
+    def address(self) -> Address:
+        return self._address
+
+    @property
+    def closed(self) -> bool:
+        return self._descriptor.closing
+
+    def fileno(self) -> int:
+        """The descriptor, or -1 once closed (as stdlib sockets report)."""
+        return -1 if self._descriptor.closing else self._descriptor.fd
+
+    def close(self) -> None:
+        """Close the socket. Idempotent; safe while another thread is blocked in it."""
+        self._descriptor.close()
+
+    def to_socket(self) -> _stdsocket.socket:
+        """Hand the descriptor to a plain `socket.socket` and leave this object closed.
+
+        ``type(result) is socket.socket``, so trio's ``from_stdlib_socket`` and
+        asyncio's ``sock=`` parameters take it.
+        """
+        if self._descriptor.closing:
+            raise syscalls.GETSOCKNAME.error(errno.EBADF, self._address)
+        fd = self._descriptor.detach()
+        try:
+            return _stdsocket.socket(fileno=fd)
+        except BaseException:
+            syscalls.close(fd)
+            raise
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        descriptor = getattr(self, "_descriptor", None)
+        if descriptor is not None and not descriptor.closing:
+            warnings.warn(f"unclosed {self!r}", ResourceWarning, source=self, stacklevel=2)
+            self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._descriptor.closing else f"fd={self._descriptor.fd}"
+        return f"<janus_net.{type(self).__name__} {self._address} {state}>"
+
+
+def _accepted_options(fd: int) -> None:
+    if platform.SO_NOSIGPIPE:
+        syscalls.setsockopt_int(fd, lib.SOL_SOCKET, platform.SO_NOSIGPIPE, 1)
+
+
+class Server(_Owner):
+    """A listening stream socket. ``accept()`` returns one `Stream` per connection."""
+
+    __slots__ = ("_unix_file",)
+
+    def __init__(self, fd: int, address: Address, unix_file: UnixFile | None = None) -> None:
+        super().__init__(fd, address)
+        self._unix_file = unix_file
+
+    def accept(self, ctx: Context | None = None) -> Stream:
+        """Wait for a connection and return it.
+
+        Without ``ctx`` this is one blocking accept (signals still interrupt it, and a
+        KeyboardInterrupt propagates). With ``ctx`` it waits with poll on the socket and
+        on the context, so a cancel from another thread or the deadline ends it with
+        `SocketError.Timeout`. After ``shutdown()`` it raises SocketNotListening.
+        """
+        descriptor = self._descriptor
+        fd = descriptor.acquire(syscalls.ACCEPT, self._address)
+        storage = ffi.new("struct sockaddr_storage *")
+        size = ffi.new("socklen_t *", _SOCKADDR_STORAGE_SIZE)
+        try:
+            if ctx is None:
+                conn = syscalls.accept(fd, storage, size, address=self._address)
+            else:
+                conn = _wait_for(
+                    ctx, fd, lambda: syscalls.accept(fd, storage, size, ctx.check, self._address, True)
+                )
+        finally:
+            descriptor.release()
+        try:
+            _accepted_options(conn)
+            return Stream(conn, from_sockaddr(storage, size[0]))
+        except BaseException:
+            syscalls.close(conn)
+            raise
+
+    def shutdown(self) -> None:
+        """Stop listening: threads blocked in ``accept`` wake with SocketNotListening."""
+        fd = self._descriptor.acquire(syscalls.SHUTDOWN, self._address)
+        try:
+            syscalls.shutdown(fd, lib.SHUT_RDWR)
+        finally:
+            self._descriptor.release()
+
+    def close(self) -> None:
+        """Close the socket, and remove the unix socket file if this Server created it.
+
+        The file is removed only if the path still names the inode bind created, so a
+        file someone else put there since is left alone.
+        """
+        if self._descriptor.close() and self._unix_file is not None:
+            self._unix_file.remove()
+
+    def to_socket(self) -> _stdsocket.socket:
+        """Hand over the descriptor. A unix socket file stays: it is the caller's now."""
+        sock = super().to_socket()
+        self._unix_file = None
+        return sock
+
+    def __enter__(self) -> Server:
+        return self
+
+
+class Stream(_Owner):
+    """An accepted, connected stream. ``.address`` is the peer's address."""
+
+    __slots__ = ()
+
+    def read(self, n: int, ctx: Context | None = None) -> bytes:
+        """Up to ``n`` bytes; ``b""`` at end of stream."""
+        buf = _uncleared("char[]", n)
+        got = self._receive(buf, n, ctx)
+        return ffi.unpack(buf, got)  # type: ignore[no-any-return]
+
+    def read_into(self, buffer: Buffer, ctx: Context | None = None) -> int:
+        """Read into a writable buffer; returns the byte count (0 at end of stream)."""
+        view = ffi.from_buffer(buffer, require_writable=True)
+        return self._receive(view, len(view), ctx)
+
+    def _receive(self, buf: Any, size: int, ctx: Context | None) -> int:
+        descriptor = self._descriptor
+        fd = descriptor.acquire(syscalls.RECEIVE, self._address)
+        try:
+            if ctx is None:
+                return syscalls.recv(fd, buf, size, 0)
+            return _wait_for(ctx, fd, lambda: syscalls.recv(fd, buf, size, lib.MSG_DONTWAIT, ctx.check, True))
+        finally:
+            descriptor.release()
+
+    def write(self, data: Buffer) -> int:
+        """Send some of ``data``; returns how many bytes went (a short write is possible)."""
+        view = ffi.from_buffer(data)
+        descriptor = self._descriptor
+        fd = descriptor.acquire(syscalls.SEND, self._address)
+        try:
+            return syscalls.send(fd, view, len(view), platform.MSG_NOSIGNAL, self._address)
+        finally:
+            descriptor.release()
+
+    def write_all(self, data: Buffer) -> None:
+        """Send all of ``data``, looping over short writes."""
+        view = memoryview(data).cast("B")
+        while view:
+            view = view[self.write(view) :]
+
+    def __enter__(self) -> Stream:
+        return self
+
+
+class Socket(_Owner):
+    """A bound socket, usually datagram: ``send`` to any address, ``receive`` from any."""
+
+    __slots__ = ("_unix_file",)
+
+    def __init__(self, fd: int, address: Address, unix_file: UnixFile | None = None) -> None:
+        super().__init__(fd, address)
+        self._unix_file = unix_file
+
+    def send(self, dest: str | Address, data: Buffer) -> int:
+        """Send one datagram to ``dest``; returns the bytes sent."""
+        target = as_address(dest)
+        encoded = target.sockaddr
+        view = ffi.from_buffer(data)
+        descriptor = self._descriptor
+        fd = descriptor.acquire(syscalls.SEND, target)
+        try:
+            return syscalls.sendto(
+                fd, view, len(view), platform.MSG_NOSIGNAL, encoded.pointer, encoded.length, target
+            )
+        finally:
+            descriptor.release()
+
+    def receive(self, size: int = 65536, ctx: Context | None = None) -> tuple[bytes, Address]:
+        """One datagram (at most ``size`` bytes; the rest of a longer one is dropped) and its source."""
+        buf = _uncleared("char[]", size)
+        got, source = self._receive_from(buf, size, ctx)
+        return ffi.unpack(buf, got), source
+
+    def receive_into(self, buffer: Buffer, ctx: Context | None = None) -> tuple[int, Address]:
+        """One datagram into a writable buffer: (byte count, source)."""
+        view = ffi.from_buffer(buffer, require_writable=True)
+        return self._receive_from(view, len(view), ctx)
+
+    def _receive_from(
+        self, buf: Any, size: int, ctx: Context | None, nonblocking: bool = False
+    ) -> tuple[int, Address]:
+        storage = ffi.new("struct sockaddr_storage *")
+        length = ffi.new("socklen_t *", _SOCKADDR_STORAGE_SIZE)
+        sa = ffi.cast("struct sockaddr *", storage)
+        descriptor = self._descriptor
+        fd = descriptor.acquire(syscalls.RECEIVE, self._address)
+        try:
+            if nonblocking:
+                got = syscalls.recvfrom(fd, buf, size, lib.MSG_DONTWAIT, sa, length, None, True)
+                if got == syscalls.WOULD_BLOCK:
+                    return got, self._address
+            elif ctx is None:
+                got = syscalls.recvfrom(fd, buf, size, 0, sa, length)
+            else:
+                got = _wait_for(
+                    ctx, fd, lambda: syscalls.recvfrom(fd, buf, size, lib.MSG_DONTWAIT, sa, length, ctx.check, True)
+                )
+        finally:
+            descriptor.release()
+        return got, from_sockaddr(storage, length[0])
+
+    def send_many(self, messages: Iterable[tuple[str | Address, Buffer]]) -> int:
+        """Send each ``(dest, data)``; returns how many were sent.
+
+        An error on the first message raises; an error after some were sent stops
+        there and returns the count, so the caller knows where to resume.
+        """
+        sent = 0
+        for dest, data in messages:
+            try:
+                self.send(dest, data)
+            except SocketError:
+                if sent == 0:
+                    raise
+                return sent
+            sent += 1
+        return sent
+
+    def receive_many(
+        self, count: int, size: int = 2048, ctx: Context | None = None
+    ) -> list[tuple[bytes, Address]]:
+        """Wait for at least one datagram, then take whatever else is queued, up to ``count``."""
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        received = [self.receive(size, ctx)]
+        buf = _uncleared("char[]", size)
+        while len(received) < count:
+            got, source = self._receive_from(buf, size, None, nonblocking=True)
+            if got == syscalls.WOULD_BLOCK:
+                break
+            received.append((ffi.unpack(buf, got), source))
+        return received
+
+    def close(self) -> None:
+        """Close the socket, and remove a unix socket file this bind created (same inode only)."""
+        if self._descriptor.close() and self._unix_file is not None:
+            self._unix_file.remove()
+
+    def to_socket(self) -> _stdsocket.socket:
+        """Hand over the descriptor. A unix socket file stays: it is the caller's now."""
+        sock = super().to_socket()
+        self._unix_file = None
+        return sock
+
+    def __enter__(self) -> Socket:
+        return self
+
+
+def _wait_for(ctx: Context, fd: int, attempt: Any) -> int:
+    """Try a non-blocking call; while it would block, wait for the fd or the context."""
+    raise NotImplementedError("context waits arrive with the :service profile")
+
+
+__all__ = ["Mode", "Protocol", "Server", "Socket", "Stream", "UnixAddress"]

@@ -1,0 +1,496 @@
+"""The one retry loop every wrapped syscall goes through, and one errno table per syscall.
+
+Zig writes ``while (true) { checkCancel(); switch (errno(rc)) { ... } }`` once per
+syscall. Here the loop is written once, in `retry`, and each syscall contributes
+only data: a `Syscall` with its errno table. The loop:
+
+1. calls the libc function (or, when a test armed the fault seam, the fault);
+2. on success returns the result;
+3. on EINTR runs the checkpoint (a context's ``check``) and calls again: a signal
+   handler that raises, such as SIGINT's KeyboardInterrupt, runs here too, because
+   the interpreter delivers pending signals at the loop's backward jump (PEP 475);
+4. otherwise looks the errno up in the syscall's table: a mapped errno becomes its
+   `SocketError` member; a bug errno becomes `ErrnoBug` (debug) or `Unexpected`
+   (release); anything else becomes `Unexpected`.
+
+The tables are looked at only on failure, so the success path costs one call and
+one comparison.
+"""
+
+from __future__ import annotations
+
+import errno as E
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
+
+from janus_net import errors, platform
+from janus_net._shim import ffi, lib
+from janus_net.errors import ErrnoBug, SocketError
+
+Checkpoint = Callable[[], None]
+
+#: Returned instead of raising when a ``nonblocking=True`` call would block.
+WOULD_BLOCK = -1
+_WOULD_BLOCK_ERRNOS = frozenset({E.EAGAIN, E.EWOULDBLOCK})
+
+
+class Fault(Protocol):
+    """What the fault seam (`janus_net.testing.fail`) arms on a syscall."""
+
+    def call(self, fn: Callable[..., int], args: tuple[Any, ...]) -> int:
+        """Either call ``fn(*args)`` or set ``ffi.errno`` and return -1."""
+
+
+class Syscall:
+    """One syscall's errno table: which errno means which `SocketError` member.
+
+    Attributes:
+        name: the syscall's name as users see it in errors and in the fault seam.
+        errors: errno -> member, for causes a caller can handle.
+        bugs: errnos that only a bug in janus_net or its caller can produce.
+        retry_eintr: False only for close, whose fd is gone after EINTR on Linux.
+        fault: set only while a test's fault seam is armed.
+    """
+
+    __slots__ = ("name", "errors", "bugs", "retry_eintr", "fault")
+
+    def __init__(
+        self,
+        name: str,
+        errors: Mapping[int, type[SocketError]],
+        bugs: Iterable[int] = (),
+        *,
+        retry_eintr: bool = True,
+    ) -> None:
+        self.name = name
+        self.errors: Mapping[int, type[SocketError]] = dict(errors)
+        self.bugs: frozenset[int] = frozenset(bugs)
+        self.retry_eintr = retry_eintr
+        self.fault: Fault | None = None
+
+    def error(self, err: int, address: object = None) -> BaseException:
+        """The exception for errno ``err`` from this syscall."""
+        where = None if address is None else str(address)
+        member = self.errors.get(err)
+        if member is not None:
+            return member(err, syscall=self.name, address=where)
+        if err in self.bugs and errors.DEBUG:
+            return ErrnoBug(err, self.name)
+        return SocketError.Unexpected(err, syscall=self.name, address=where)
+
+    def __repr__(self) -> str:
+        return f"Syscall({self.name!r})"
+
+
+def retry(
+    syscall: Syscall,
+    fn: Callable[..., int],
+    args: tuple[Any, ...],
+    checkpoint: Checkpoint | None = None,
+    address: object = None,
+    nonblocking: bool = False,
+) -> int:
+    """Call ``fn(*args)`` until it does not fail with EINTR; map any other failure.
+
+    With ``nonblocking=True``, EAGAIN/EWOULDBLOCK return `WOULD_BLOCK` instead of
+    raising, for callers that wait with poll and try again.
+    """
+    while True:
+        fault = syscall.fault
+        rc = fn(*args) if fault is None else fault.call(fn, args)
+        if rc >= 0:
+            return rc
+        err = ffi.errno
+        if err == E.EINTR and syscall.retry_eintr:
+            if checkpoint is not None:
+                checkpoint()
+            continue
+        if nonblocking and err in _WOULD_BLOCK_ERRNOS:
+            return WOULD_BLOCK
+        raise syscall.error(err, address)
+
+
+# --- The tables (DESIGN §5). One row per errno; a comment where the reason is not obvious.
+
+SOCKET = Syscall(
+    "socket",
+    {
+        E.EAFNOSUPPORT: SocketError.AddressFamilyUnsupported,
+        # EINVAL: unknown type or flags (e.g. SOCK_CLOEXEC on a kernel without it).
+        E.EINVAL: SocketError.ProtocolUnsupportedBySystem,
+        E.EMFILE: SocketError.ProcessFdQuotaExceeded,
+        E.ENFILE: SocketError.SystemFdQuotaExceeded,
+        E.ENOBUFS: SocketError.SystemResources,
+        E.ENOMEM: SocketError.SystemResources,
+        E.EPROTONOSUPPORT: SocketError.ProtocolUnsupportedByAddressFamily,
+        E.EPROTOTYPE: SocketError.SocketModeUnsupported,
+        # EACCES: e.g. SOCK_RAW without CAP_NET_RAW, or an LSM policy.
+        E.EACCES: SocketError.AccessDenied,
+    },
+)
+
+SETSOCKOPT = Syscall(
+    "setsockopt",
+    {
+        E.ENOPROTOOPT: SocketError.OptionUnsupported,
+        E.ENOMEM: SocketError.SystemResources,
+        E.ENOBUFS: SocketError.SystemResources,
+    },
+    # EINVAL: we passed a bad optlen; only a bug does that.
+    bugs=(E.EBADF, E.ENOTSOCK, E.EINVAL, E.EFAULT),
+)
+
+GETSOCKOPT = Syscall(
+    "getsockopt",
+    {E.ENOPROTOOPT: SocketError.OptionUnsupported},
+    bugs=(E.EBADF, E.ENOTSOCK, E.EINVAL, E.EFAULT),
+)
+
+FCNTL = Syscall("fcntl", {}, bugs=(E.EBADF,))
+
+_BIND_IP_ERRORS: dict[int, type[SocketError]] = {
+    # EACCES: a port below 1024 without CAP_NET_BIND_SERVICE.
+    E.EACCES: SocketError.AccessDenied,
+    # EADDRINUSE: also when port 0 was asked and every ephemeral port is taken.
+    E.EADDRINUSE: SocketError.AddressInUse,
+    E.EAFNOSUPPORT: SocketError.AddressFamilyUnsupported,
+    # EADDRNOTAVAIL: the address is not on any local interface.
+    E.EADDRNOTAVAIL: SocketError.AddressUnavailable,
+    E.ENOMEM: SocketError.SystemResources,
+}
+# EINVAL: the socket is already bound or the length is wrong. We bind only sockets we
+# just made, with lengths we computed, so it is a bug; the one user-reachable EINVAL
+# (IPv4-mapped address with ip6_only=True) is caught before the syscall.
+_BIND_IP_BUGS = (E.EBADF, E.ENOTSOCK, E.EFAULT, E.EINVAL)
+
+BIND_IP = Syscall("bind", _BIND_IP_ERRORS, bugs=_BIND_IP_BUGS)
+
+BIND_UNIX = Syscall(
+    "bind",
+    {
+        **_BIND_IP_ERRORS,
+        E.ELOOP: SocketError.SymLinkLoop,
+        E.ENOENT: SocketError.FileNotFound,
+        E.ENOTDIR: SocketError.NotDir,
+        E.EROFS: SocketError.ReadOnlyFileSystem,
+        # EPERM: e.g. a sticky or immutable directory refusing the new inode.
+        E.EPERM: SocketError.AccessDenied,
+    },
+    # ENAMETOOLONG: the parser already rejected paths longer than sun_path.
+    bugs=(*_BIND_IP_BUGS, E.ENAMETOOLONG),
+)
+
+LISTEN = Syscall(
+    "listen",
+    {
+        # EADDRINUSE: another socket listens on the port (SO_REUSEPORT races).
+        E.EADDRINUSE: SocketError.AddressInUse,
+        # EOPNOTSUPP: listen on a datagram socket.
+        E.EOPNOTSUPP: SocketError.SocketModeUnsupported,
+    },
+    bugs=(E.EBADF, E.ENOTSOCK),
+)
+
+GETSOCKNAME = Syscall(
+    "getsockname",
+    {E.ENOBUFS: SocketError.SystemResources},
+    bugs=(E.EBADF, E.EFAULT, E.EINVAL, E.ENOTSOCK),
+)
+
+GETPEERNAME = Syscall(
+    "getpeername",
+    {E.ENOBUFS: SocketError.SystemResources, E.ENOTCONN: SocketError.SocketUnconnected},
+    bugs=(E.EBADF, E.EFAULT, E.EINVAL, E.ENOTSOCK),
+)
+
+ACCEPT = Syscall(
+    "accept",
+    {
+        E.ECONNABORTED: SocketError.ConnectionAborted,
+        # EINVAL: not listening, which is what shutdown() makes of a listener.
+        E.EINVAL: SocketError.SocketNotListening,
+        E.EMFILE: SocketError.ProcessFdQuotaExceeded,
+        E.ENFILE: SocketError.SystemFdQuotaExceeded,
+        E.ENOBUFS: SocketError.SystemResources,
+        E.ENOMEM: SocketError.SystemResources,
+        E.EPROTO: SocketError.ProtocolFailure,
+        # EPERM: Linux firewall rules forbid the connection.
+        E.EPERM: SocketError.BlockedByFirewall,
+    },
+    # EOPNOTSUPP: accept on a non-stream socket; our Server is always a stream.
+    bugs=(E.EBADF, E.EFAULT, E.ENOTSOCK, E.EOPNOTSUPP),
+)
+
+SEND = Syscall(
+    "send",
+    {
+        E.EACCES: SocketError.AccessDenied,
+        # ECONNREFUSED: an earlier datagram drew an ICMP port unreachable.
+        E.ECONNREFUSED: SocketError.ConnectionRefused,
+        E.ECONNRESET: SocketError.ConnectionResetByPeer,
+        E.EMSGSIZE: SocketError.MessageTooBig,
+        E.ENOBUFS: SocketError.SystemResources,
+        E.ENOMEM: SocketError.SystemResources,
+        E.EHOSTUNREACH: SocketError.HostUnreachable,
+        E.ENETUNREACH: SocketError.NetworkUnreachable,
+        E.ENETDOWN: SocketError.NetworkSubsystemDown,
+        E.EAFNOSUPPORT: SocketError.AddressFamilyUnsupported,
+        # EPIPE: the peer is gone (SIGPIPE is suppressed, so we see the errno).
+        E.EPIPE: SocketError.SocketUnconnected,
+        E.ENOTCONN: SocketError.SocketUnconnected,
+    },
+    bugs=(E.EBADF, E.EDESTADDRREQ, E.EFAULT, E.EINVAL, E.EISCONN, E.ENOTSOCK, E.EOPNOTSUPP),
+)
+
+RECEIVE = Syscall(
+    "receive",
+    {
+        E.ECONNREFUSED: SocketError.ConnectionRefused,
+        E.ECONNRESET: SocketError.ConnectionResetByPeer,
+        E.ENOBUFS: SocketError.SystemResources,
+        E.ENOMEM: SocketError.SystemResources,
+        E.ENOTCONN: SocketError.SocketUnconnected,
+        E.ETIMEDOUT: SocketError.ConnectionTimedOut,
+        E.ENETDOWN: SocketError.NetworkSubsystemDown,
+    },
+    bugs=(E.EBADF, E.EFAULT, E.EINVAL, E.ENOTSOCK, E.EOPNOTSUPP),
+)
+
+# close: EINTR is not retried (on Linux the fd is already released, and a retry could
+# close a descriptor another thread just opened); every other error is ignored.
+CLOSE = Syscall("close", {}, bugs=(E.EBADF,), retry_eintr=False)
+
+# The calls below are internal steps, not rows of DESIGN §5, but they get tables too so
+# that nothing escapes the one loop.
+SHUTDOWN = Syscall(
+    "shutdown",
+    # ENOTCONN: shutting down a socket that never connected; harmless for our uses.
+    {E.ENOTCONN: SocketError.SocketUnconnected},
+    bugs=(E.EBADF, E.EINVAL, E.ENOTSOCK),
+)
+
+CONNECT = Syscall(
+    "connect",
+    {
+        E.ECONNREFUSED: SocketError.ConnectionRefused,
+        E.ENOENT: SocketError.FileNotFound,
+        E.EACCES: SocketError.AccessDenied,
+        E.EPERM: SocketError.AccessDenied,
+        E.ENOTDIR: SocketError.NotDir,
+        E.ELOOP: SocketError.SymLinkLoop,
+        E.EPROTOTYPE: SocketError.SocketModeUnsupported,
+        E.ETIMEDOUT: SocketError.ConnectionTimedOut,
+        E.ENETUNREACH: SocketError.NetworkUnreachable,
+        E.EHOSTUNREACH: SocketError.HostUnreachable,
+        E.EADDRNOTAVAIL: SocketError.AddressUnavailable,
+    },
+    bugs=(E.EBADF, E.EFAULT, E.ENOTSOCK, E.EISCONN),
+)
+
+FCHMOD = Syscall(
+    "fchmod",
+    {E.EPERM: SocketError.AccessDenied, E.EROFS: SocketError.ReadOnlyFileSystem},
+    bugs=(E.EBADF, E.EINVAL),
+)
+
+POLL = Syscall(
+    "poll",
+    {E.ENOMEM: SocketError.SystemResources},
+    bugs=(E.EFAULT, E.EINVAL),
+)
+
+#: Every table, for tests and the fault seam to iterate.
+TABLES: tuple[Syscall, ...] = (
+    SOCKET,
+    SETSOCKOPT,
+    GETSOCKOPT,
+    FCNTL,
+    BIND_IP,
+    BIND_UNIX,
+    LISTEN,
+    GETSOCKNAME,
+    GETPEERNAME,
+    ACCEPT,
+    SEND,
+    RECEIVE,
+    CLOSE,
+    SHUTDOWN,
+    CONNECT,
+    FCHMOD,
+    POLL,
+)
+
+
+# --- Typed wrappers: the only places that call into lib for socket work.
+
+
+def set_cloexec(fd: int, checkpoint: Checkpoint | None = None) -> None:
+    """fcntl(fd, F_SETFD, FD_CLOEXEC): the Darwin way to a close-on-exec fd."""
+    retry(FCNTL, lib.fcntl, (fd, lib.F_SETFD, ffi.cast("int", lib.FD_CLOEXEC)), checkpoint)
+
+
+def socket(family: int, type_: int, proto: int, checkpoint: Checkpoint | None = None) -> int:
+    """A new close-on-exec socket: SOCK_CLOEXEC where it exists, else socket()+fcntl.
+
+    On the emulated path the fd is closed if fcntl fails, so no fd escapes.
+    """
+    fd = retry(SOCKET, lib.socket, (family, type_ | platform.SOCKET_TYPE_FLAGS, proto), checkpoint)
+    if not platform.HAS_SOCK_CLOEXEC:
+        _cloexec_or_close(fd, checkpoint)
+    return fd
+
+
+def _cloexec_or_close(fd: int, checkpoint: Checkpoint | None) -> None:
+    try:
+        set_cloexec(fd, checkpoint)
+    except BaseException:
+        close(fd)
+        raise
+
+
+def setsockopt_int(
+    fd: int, level: int, option: int, value: int, checkpoint: Checkpoint | None = None
+) -> None:
+    """setsockopt with an int value (every option janus_net sets is one)."""
+    box = ffi.new("int *", value)
+    retry(SETSOCKOPT, lib.setsockopt, (fd, level, option, box, ffi.sizeof("int")), checkpoint)
+
+
+def getsockopt_int(fd: int, level: int, option: int) -> int:
+    """getsockopt of an int-valued option."""
+    box = ffi.new("int *")
+    size = ffi.new("socklen_t *", ffi.sizeof("int"))
+    retry(GETSOCKOPT, lib.getsockopt, (fd, level, option, box, size))
+    return int(box[0])
+
+
+def fchmod(fd: int, mode: int, checkpoint: Checkpoint | None = None) -> None:
+    """fchmod on an unbound unix socket: Linux gives the file bind creates this mode."""
+    retry(FCHMOD, lib.fchmod, (fd, mode), checkpoint)
+
+
+def bind(
+    fd: int,
+    sockaddr: Any,
+    length: int,
+    *,
+    unix: bool,
+    checkpoint: Checkpoint | None = None,
+    address: object = None,
+) -> None:
+    """bind(2), with the unix table (file system errors) for AF_UNIX addresses."""
+    retry(BIND_UNIX if unix else BIND_IP, lib.bind, (fd, sockaddr, length), checkpoint, address)
+
+
+def connect(fd: int, sockaddr: Any, length: int, address: object = None) -> None:
+    """connect(2): used only to probe whether a unix socket file is stale."""
+    retry(CONNECT, lib.connect, (fd, sockaddr, length), None, address)
+
+
+def listen(fd: int, backlog: int, checkpoint: Checkpoint | None = None, address: object = None) -> None:
+    """listen(2)."""
+    retry(LISTEN, lib.listen, (fd, backlog), checkpoint, address)
+
+
+def getsockname(fd: int) -> tuple[Any, int]:
+    """The socket's local address as (struct sockaddr_storage *, length)."""
+    storage = ffi.new("struct sockaddr_storage *")
+    size = ffi.new("socklen_t *", ffi.sizeof("struct sockaddr_storage"))
+    retry(GETSOCKNAME, lib.getsockname, (fd, ffi.cast("struct sockaddr *", storage), size))
+    return storage, int(size[0])
+
+
+def getpeername(fd: int) -> tuple[Any, int]:
+    """The socket's peer address as (struct sockaddr_storage *, length)."""
+    storage = ffi.new("struct sockaddr_storage *")
+    size = ffi.new("socklen_t *", ffi.sizeof("struct sockaddr_storage"))
+    retry(GETPEERNAME, lib.getpeername, (fd, ffi.cast("struct sockaddr *", storage), size))
+    return storage, int(size[0])
+
+
+def accept(
+    fd: int,
+    storage: Any,
+    size: Any,
+    checkpoint: Checkpoint | None = None,
+    address: object = None,
+    nonblocking: bool = False,
+) -> int:
+    """A close-on-exec connection: accept4(SOCK_CLOEXEC) where it exists, else accept+fcntl.
+
+    Returns `WOULD_BLOCK` when ``nonblocking`` and nothing is pending.
+    """
+    sa = ffi.cast("struct sockaddr *", storage)
+    if platform.HAS_ACCEPT4:
+        return retry(
+            ACCEPT, lib.jn_accept4, (fd, sa, size, lib.JN_SOCK_CLOEXEC), checkpoint, address, nonblocking
+        )
+    conn = retry(ACCEPT, lib.accept, (fd, sa, size), checkpoint, address, nonblocking)
+    if conn != WOULD_BLOCK:
+        _cloexec_or_close(conn, checkpoint)
+    return conn
+
+
+def shutdown(fd: int, how: int) -> None:
+    """shutdown(2); wakes threads blocked in accept or recv on this socket."""
+    retry(SHUTDOWN, lib.shutdown, (fd, how))
+
+
+def close(fd: int) -> None:
+    """close(2): never retried, errors ignored (the fd is released either way).
+
+    EBADF still means a double close somewhere, which is a bug worth surfacing.
+    """
+    fault = CLOSE.fault
+    rc = lib.close(fd) if fault is None else fault.call(lib.close, (fd,))
+    if rc == -1:
+        err = ffi.errno
+        if err in CLOSE.bugs:
+            raise CLOSE.error(err)
+
+
+def poll(fds: Any, count: int, timeout_ms: int, checkpoint: Checkpoint | None = None) -> int:
+    """poll(2) on a ``struct pollfd[]``; EINTR runs the checkpoint and polls again.
+
+    A retry reuses the same timeout; callers that care about a deadline pass a
+    checkpoint that raises once it has passed.
+    """
+    return retry(POLL, lib.poll, (fds, count, timeout_ms), checkpoint)
+
+
+def send(fd: int, data: Any, size: int, flags: int, address: object = None) -> int:
+    """send(2) on a connected socket; returns the bytes sent."""
+    return retry(SEND, lib.send, (fd, data, size, flags), None, address)
+
+
+def sendto(fd: int, data: Any, size: int, flags: int, sockaddr: Any, length: int, address: object) -> int:
+    """sendto(2) to an encoded destination; returns the bytes sent."""
+    return retry(SEND, lib.sendto, (fd, data, size, flags, sockaddr, length), None, address)
+
+
+def recv(
+    fd: int,
+    buf: Any,
+    size: int,
+    flags: int,
+    checkpoint: Checkpoint | None = None,
+    nonblocking: bool = False,
+) -> int:
+    """recv(2); 0 means end of stream. `WOULD_BLOCK` when ``nonblocking`` and nothing is there."""
+    return retry(RECEIVE, lib.recv, (fd, buf, size, flags), checkpoint, None, nonblocking)
+
+
+def recvfrom(
+    fd: int,
+    buf: Any,
+    size: int,
+    flags: int,
+    storage: Any,
+    length: Any,
+    checkpoint: Checkpoint | None = None,
+    nonblocking: bool = False,
+) -> int:
+    """recvfrom(2) into ``buf``, the source written to ``storage``/``length``."""
+    return retry(
+        RECEIVE, lib.recvfrom, (fd, buf, size, flags, storage, length), checkpoint, None, nonblocking
+    )

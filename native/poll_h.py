@@ -1,0 +1,28 @@
+"""Declarations from <poll.h>: waiting on a socket and a context's wake fd together."""
+
+INCLUDES = """
+#include <poll.h>
+"""
+
+TYPES = """
+typedef int... nfds_t;
+
+struct pollfd {
+    int fd;
+    short events;
+    short revents;
+    ...;
+};
+
+static const short POLLIN;
+static const short POLLOUT;
+static const short POLLERR;
+static const short POLLHUP;
+static const short POLLNVAL;
+"""
+
+FUNCTIONS = """
+int poll(struct pollfd *, nfds_t, int);
+"""
+
+CUSTOMIZATIONS = ""

@@ -1,0 +1,39 @@
+"""Shared fixtures. Every test is checked for leaked file descriptors."""
+
+from __future__ import annotations
+
+import gc
+import os
+from collections.abc import Iterator
+
+import pytest
+
+
+def open_fds() -> set[int]:
+    """The descriptors this process has open right now."""
+    return {int(name) for name in os.listdir("/proc/self/fd")}
+
+
+@pytest.fixture(autouse=True)
+def no_fd_leak(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail any test that leaves a descriptor open (opt out: @pytest.mark.fd_leak_ok)."""
+    gc.collect()
+    before = open_fds()
+    yield
+    if request.node.get_closest_marker("fd_leak_ok"):
+        return
+    gc.collect()
+    leaked = {fd: _describe(fd) for fd in open_fds() - before}
+    leaked = {fd: what for fd, what in leaked.items() if what is not None}
+    assert not leaked, f"file descriptors leaked: {leaked}"
+
+
+def _describe(fd: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None  # closed while we looked (the listing's own fd)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "fd_leak_ok: the test may leave descriptors open on purpose")
