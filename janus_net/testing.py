@@ -1,0 +1,162 @@
+"""The fault seam: make one wrapped syscall fail on purpose, on the production code path.
+
+Every syscall janus_net makes goes through the one retry loop in
+`janus_net.syscalls`, and every `Syscall` table there has a ``fault`` slot the loop
+looks at before calling libc. `fail` fills that slot for the length of a ``with``
+block, so a test can see exactly what a user would see if the kernel had said
+EMFILE, EINTR or EBADF at that step -- without a mock anywhere else: only the
+libc call itself is replaced, everything around it (the EINTR retry, the
+checkpoints, the errno table, the cleanup of a half-built socket) is the code
+that runs in production::
+
+    import errno
+    from janus_net.testing import fail
+
+    with fail("bind", errno.EADDRINUSE) as injected:
+        with pytest.raises(jn.SocketError.AddressInUse):
+            jn.listen("127.0.0.1:0")
+    assert injected.failed == 1
+
+Names are the ``name`` of the tables in `janus_net.syscalls.TABLES`: socket,
+setsockopt, fcntl, bind, listen, getsockname, accept (accept4 or accept), send
+(send and sendto), receive (recv and recvfrom), close, and the internal steps
+getsockopt, getpeername, shutdown, connect, fchmod, poll. A name arms every
+table that carries it: ``"bind"`` arms both the IP and the unix bind table, and
+the two share one counter.
+
+Rules (read these before writing a test with threads or nesting):
+
+* **Counting.** Calls are counted from the moment the block is entered, in every
+  thread of the process (the tables are process-wide, like the kernel they stand
+  in for). Calls ``1..after`` reach libc, the next ``times`` calls fail, and later
+  calls reach libc again. The counter is locked, so concurrent callers each get a
+  distinct number and exactly ``times`` of them fail.
+* **No nesting.** Arming a syscall that is already armed raises `RuntimeError`
+  and arms nothing: two overlapping plans for one syscall would make the outcome
+  depend on the order of ``with`` blocks, which a reader of the test cannot see.
+  Different syscalls may be armed at the same time (nest one ``with`` per name).
+* **Errno or exception.** ``error`` is an errno (a positive int): the call sets
+  ``ffi.errno`` and returns -1, which the loop reads exactly as a kernel failure.
+  Or it is an exception class or instance (``KeyboardInterrupt``): the call raises
+  it instead, as a signal handler would if the signal arrived during that
+  syscall -- the way to prove that setup cleans up after a KeyboardInterrupt at
+  any step.
+* **close.** An injected close failure does not reach the kernel either, so the
+  descriptor really stays open: a test that injects into close must close it
+  itself (``os.close``) -- which also proves the injection did not touch it.
+* **Cost when unarmed.** Nothing: the loop reads one attribute that is None.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from janus_net import syscalls
+from janus_net._shim import ffi
+
+__all__ = ["Injection", "fail", "syscall_names"]
+
+#: What ``fail`` can inject: an errno, or an exception (class or instance) to raise.
+Error = int | type[BaseException] | BaseException
+
+
+def syscall_names() -> tuple[str, ...]:
+    """Every name `fail` accepts, sorted."""
+    return tuple(sorted({table.name for table in syscalls.TABLES}))
+
+
+class Injection:
+    """One armed fault: its plan and what it has done so far.
+
+    Attributes:
+        syscall: the name armed.
+        error: the errno (int) or the exception injected.
+        after: calls let through before the first failure.
+        times: how many calls fail.
+        calls: calls counted so far (passed through or failed).
+        failed: calls failed so far (at most ``times``).
+    """
+
+    __slots__ = ("syscall", "error", "after", "times", "calls", "failed", "_lock")
+
+    def __init__(self, syscall: str, error: Error, after: int, times: int) -> None:
+        self.syscall = syscall
+        self.error = error
+        self.after = after
+        self.times = times
+        self.calls = 0
+        self.failed = 0
+        self._lock = threading.Lock()
+
+    def call(self, fn: Callable[..., int], args: tuple[Any, ...]) -> int:
+        """Called by the retry loop in place of ``fn(*args)`` while armed."""
+        with self._lock:
+            self.calls += 1
+            inject = self.after < self.calls <= self.after + self.times
+            if inject:
+                self.failed += 1
+        if not inject:
+            return fn(*args)
+        if isinstance(self.error, int):
+            # Thread-local, like the real errno: the loop reads it on this thread.
+            ffi.errno = self.error
+            return -1
+        raise self.error
+
+    def __repr__(self) -> str:
+        return (
+            f"<Injection {self.syscall} {self.error!r} after={self.after} times={self.times}"
+            f" calls={self.calls} failed={self.failed}>"
+        )
+
+
+_arming = threading.Lock()
+
+
+@contextmanager
+def fail(syscall: str, error: Error, *, after: int = 0, times: int = 1) -> Iterator[Injection]:
+    """Make ``syscall`` fail with ``error`` for ``times`` calls after the first ``after``.
+
+    Args:
+        syscall: a name from `syscall_names` (``"bind"``, ``"accept"``...).
+        error: a positive errno (the call returns -1 with that errno, without
+            reaching the kernel), or an exception class or instance to raise in
+            place of the call (e.g. ``KeyboardInterrupt``).
+        after: calls to let through first (>= 0).
+        times: calls to fail (>= 1).
+
+    Yields:
+        The `Injection`, whose ``.calls`` and ``.failed`` tell what happened.
+
+    Raises:
+        ValueError: an unknown name or a bad ``error``/``after``/``times``.
+        RuntimeError: the syscall is already armed (no nesting of one name).
+    """
+    tables = [table for table in syscalls.TABLES if table.name == syscall]
+    if not tables:
+        raise ValueError(f"unknown syscall {syscall!r}; valid names: {', '.join(syscall_names())}")
+    if isinstance(error, bool) or not (
+        (isinstance(error, int) and error > 0)
+        or isinstance(error, BaseException)
+        or (isinstance(error, type) and issubclass(error, BaseException))
+    ):
+        raise ValueError(f"error must be a positive errno or an exception, not {error!r}")
+    if type(after) is not int or after < 0:
+        raise ValueError(f"after must be an int >= 0, not {after!r}")
+    if type(times) is not int or times < 1:
+        raise ValueError(f"times must be an int >= 1, not {times!r}")
+    injection = Injection(syscall, error, after, times)
+    with _arming:
+        if any(table.fault is not None for table in tables):
+            raise RuntimeError(f"{syscall} is already armed; the fault seam does not nest one syscall")
+        for table in tables:
+            table.fault = injection
+    try:
+        yield injection
+    finally:
+        with _arming:
+            for table in tables:
+                table.fault = None
