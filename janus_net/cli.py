@@ -36,6 +36,12 @@ def _parse(args: argparse.Namespace) -> int:
     return 0
 
 
+def _layout(args: argparse.Namespace) -> int:
+    from janus_net import layout  # loaded only for this command; it runs `janus-net layout` as main()
+
+    return layout.run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="janus-net", description="Inspect and bind janus_net sockets.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -44,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("address")
     parse.add_argument("--json", action="store_true", help="print one JSON object")
     parse.set_defaults(run=_parse)
+
+    layout = commands.add_parser("layout", help="show the sockaddr structs as compiled, and encoded addresses")
+    layout.add_argument("addresses", nargs="*", metavar="ADDRESS", help="addresses whose encoding to show")
+    layout.add_argument("--json", action="store_true", help="print one JSON object")
+    layout.set_defaults(run=_layout)
     return parser
 
 
