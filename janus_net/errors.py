@@ -319,3 +319,8 @@ class ErrnoBug(AssertionError):
         super().__init__(f"programmer bug caused syscall error: {errno_name(errno)} (in {syscall})")
         self.errno = errno
         self.syscall = syscall
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # BaseException pickles ``args`` (the message), which this __init__ does not take;
+        # rebuild from the errno and syscall so the error crosses process boundaries.
+        return (type(self), (self.errno, self.syscall), self.__dict__)
