@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import enum
 import errno
+import math
 import socket as _stdsocket
+import sys
+import threading
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Union
 
 from janus_net import platform, syscalls
@@ -216,19 +219,42 @@ class _Owner:
         return f"<janus_net.{type(self).__name__} {self._address} {state}>"
 
 
+# BSD-derived kernels give an accepted socket the listener's O_NONBLOCK; Linux does not.
+_ACCEPT_INHERITS_O_NONBLOCK = not sys.platform.startswith("linux")
+
+
+def _set_nonblocking(fd: int, on: bool) -> None:
+    """Set or clear O_NONBLOCK on the file description behind ``fd``."""
+    flags = syscalls.retry(syscalls.FCNTL, lib.fcntl, (fd, lib.F_GETFL, ffi.cast("int", 0)))
+    wanted = flags | lib.O_NONBLOCK if on else flags & ~lib.O_NONBLOCK
+    if wanted != flags:
+        syscalls.retry(syscalls.FCNTL, lib.fcntl, (fd, lib.F_SETFL, ffi.cast("int", wanted)))
+
+
 def _accepted_options(fd: int) -> None:
     if platform.SO_NOSIGPIPE:
         syscalls.setsockopt_int(fd, lib.SOL_SOCKET, platform.SO_NOSIGPIPE, 1)
 
 
 class Server(_Owner):
-    """A listening stream socket. ``accept()`` returns one `Stream` per connection."""
+    """A listening stream socket. ``accept()`` returns one `Stream` per connection.
 
-    __slots__ = ("_unix_file",)
+    The listening descriptor is blocking, as every janus_net socket is, except while
+    at least one ``accept(ctx)`` is in flight: accept has no per-call "don't wait"
+    flag (recv has MSG_DONTWAIT), so for a context-aware accept to try without
+    blocking, the file description is switched to O_NONBLOCK for as long as any
+    such call is waiting (a count under a lock decides who switches it on and off).
+    Plain ``accept()`` calls running meanwhile treat "nothing pending" by polling
+    and accepting again, so they never notice.
+    """
+
+    __slots__ = ("_unix_file", "_nonblocking_lock", "_nonblocking_users")
 
     def __init__(self, fd: int, address: Address, unix_file: UnixFile | None = None) -> None:
         super().__init__(fd, address)
         self._unix_file = unix_file
+        self._nonblocking_lock = threading.Lock()
+        self._nonblocking_users = 0
 
     def accept(self, ctx: Context | None = None) -> Stream:
         """Wait for a connection and return it.
@@ -244,25 +270,58 @@ class Server(_Owner):
         size = ffi.new("socklen_t *", _SOCKADDR_STORAGE_SIZE)
         try:
             if ctx is None:
-                conn = syscalls.accept(fd, storage, size, address=self._address)
+                conn = self._accept_blocking(fd, storage, size)
             else:
-                conn = _wait_for(
-                    ctx, fd, lambda: syscalls.accept(fd, storage, size, ctx.check, self._address, True)
-                )
+                conn = self._accept_with_context(ctx, fd, storage, size)
         finally:
             descriptor.release()
         try:
+            if ctx is not None and _ACCEPT_INHERITS_O_NONBLOCK:
+                _set_nonblocking(conn, False)
             _accepted_options(conn)
             return Stream(conn, from_sockaddr(storage, size[0]))
         except BaseException:
             syscalls.close(conn)
             raise
 
+    def _accept_blocking(self, fd: int, storage: Any, size: Any) -> int:
+        # The fd is blocking unless an accept(ctx) has made it O_NONBLOCK for a while;
+        # then "nothing pending" comes back as WOULD_BLOCK and we wait like a blocking
+        # accept would. Without a checkpoint, a signal handler's exception (SIGINT's
+        # KeyboardInterrupt) still propagates from the retry loop.
+        while True:
+            conn = syscalls.accept(fd, storage, size, None, self._address, True)
+            if conn != syscalls.WOULD_BLOCK:
+                return conn
+            pollfd = ffi.new("struct pollfd *")
+            pollfd.fd = fd
+            pollfd.events = lib.POLLIN
+            syscalls.poll(pollfd, 1, -1)
+
+    def _accept_with_context(self, ctx: Context, fd: int, storage: Any, size: Any) -> int:
+        with self._nonblocking_lock:
+            if self._nonblocking_users == 0:
+                _set_nonblocking(fd, True)
+            self._nonblocking_users += 1
+        try:
+            return _wait_for(ctx, fd, lambda: syscalls.accept(fd, storage, size, ctx.check, self._address, True))
+        finally:
+            with self._nonblocking_lock:
+                self._nonblocking_users -= 1
+                if self._nonblocking_users == 0:
+                    _set_nonblocking(fd, False)
+
     def shutdown(self) -> None:
-        """Stop listening: threads blocked in ``accept`` wake with SocketNotListening."""
+        """Stop listening: threads blocked in ``accept`` wake with SocketNotListening.
+
+        So do later ``accept`` calls. The Server stays open until ``close()``, and
+        calling ``shutdown()`` again does nothing.
+        """
         fd = self._descriptor.acquire(syscalls.SHUTDOWN, self._address)
         try:
             syscalls.shutdown(fd, lib.SHUT_RDWR)
+        except SocketError.SocketUnconnected:
+            pass  # already shut down: the listener is in the CLOSE state, which is the goal
         finally:
             self._descriptor.release()
 
@@ -435,9 +494,53 @@ class Socket(_Owner):
         return self
 
 
-def _wait_for(ctx: Context, fd: int, attempt: Any) -> int:
-    """Try a non-blocking call; while it would block, wait for the fd or the context."""
-    raise NotImplementedError("context waits arrive with the :service profile")
+class _PollInterrupted(Exception):
+    """Raised by `_wait_for`'s EINTR checkpoint so that the loop recomputes its timeout."""
+
+
+def _poll_interrupted() -> None:
+    raise _PollInterrupted
+
+
+# poll takes an int of milliseconds; a longer wait is cut into pieces by the loop.
+_MAX_POLL_MS = 2**31 - 1
+
+
+def _wait_for(ctx: Context, fd: int, attempt: Callable[[], int]) -> int:
+    """Try a non-blocking call; while it would block, wait for the fd or the context.
+
+    The loop is ``check -> attempt -> poll`` and never ``poll -> blocking call``:
+    poll saying "readable" is only a hint when other threads read the same socket
+    (one of them may take the connection or datagram first), so every wakeup is
+    followed by another *non-blocking* attempt, and a thread that loses the race
+    simply waits again. The poll watches the socket and the context's wake fd, with
+    the time left until the deadline (rounded up, so an early wakeup cannot spin);
+    ``ctx.check()`` at the top of each turn turns a cancel or an expired deadline
+    into `SocketError.Timeout`. A signal (EINTR) also goes back to the top, so the
+    timeout is recomputed and a deadline is never overshot by a retry.
+    """
+    pollfds: Any = None
+    while True:
+        ctx.check()
+        rc = attempt()
+        if rc != syscalls.WOULD_BLOCK:
+            return rc
+        if pollfds is None:
+            # Made only now: a call that never waits never creates the wake fd.
+            pollfds = ffi.new("struct pollfd[2]")
+            pollfds[0].fd = fd
+            pollfds[0].events = lib.POLLIN
+            pollfds[1].fd = ctx._wake_fd()
+            pollfds[1].events = lib.POLLIN
+        remaining = ctx.remaining()
+        if remaining is None or remaining >= _MAX_POLL_MS / 1000:
+            timeout_ms = -1 if remaining is None or math.isinf(remaining) else _MAX_POLL_MS
+        else:
+            timeout_ms = math.ceil(remaining * 1000)
+        try:
+            syscalls.poll(pollfds, 2, timeout_ms, _poll_interrupted)
+        except _PollInterrupted:
+            pass
 
 
 __all__ = ["Mode", "Protocol", "Server", "Socket", "Stream", "UnixAddress"]
