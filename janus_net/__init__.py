@@ -12,18 +12,31 @@ One typed error per cause, nothing leaked on any path, cancellable with a
 from __future__ import annotations
 
 from janus_net.address import Address, Ip4Address, Ip6Address, UnixAddress, parse_address
+from janus_net.audit import AuditRecord
+from janus_net.capability import NetBind
+from janus_net.context import Context
 from janus_net.errors import ErrnoBug, SocketError
-from janus_net.listen import bind, listen
+from janus_net.listen import (
+    bind,
+    bind_with_capability,
+    bind_with_context,
+    listen,
+    listen_with_capability,
+    listen_with_context,
+)
 from janus_net.socket import Mode, Protocol, Server, Socket, Stream
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Address",
+    "AuditRecord",
+    "Context",
     "ErrnoBug",
     "Ip4Address",
     "Ip6Address",
     "Mode",
+    "NetBind",
     "Protocol",
     "Server",
     "Socket",
@@ -31,6 +44,10 @@ __all__ = [
     "Stream",
     "UnixAddress",
     "bind",
+    "bind_with_capability",
+    "bind_with_context",
     "listen",
+    "listen_with_capability",
+    "listen_with_context",
     "parse_address",
 ]

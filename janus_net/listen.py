@@ -246,3 +246,98 @@ def bind(
     """Create a bound socket (datagram by default) on ``address`` (:core profile)."""
     opts = _bind_options(mode, protocol, ip6_only, reuse_address, broadcast)
     return _open(address, opts)  # type: ignore[return-value]
+
+
+# --- :service
+
+
+def listen_with_context(
+    address: str | Address,
+    ctx: Context,
+    *,
+    backlog: int = 128,
+    reuse_address: bool = True,
+    reuse_port: bool = False,
+    ip6_only: bool | None = None,
+    mode: int | None = None,
+    unlink_stale: bool = False,
+) -> Server:
+    """`listen`, with ``ctx.check()`` at the five checkpoints and on every EINTR retry.
+
+    A cancelled or expired context raises `SocketError.Timeout` at the next
+    checkpoint, and nothing is left behind: no fd, no unix socket file, no bound port.
+    """
+    _require_context(ctx)
+    opts = _listen_options(backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale)
+    return _open(address, opts, ctx)  # type: ignore[return-value]
+
+
+def bind_with_context(
+    address: str | Address,
+    ctx: Context,
+    *,
+    mode: Mode = Mode.DGRAM,
+    protocol: Protocol | int | None = None,
+    ip6_only: bool | None = None,
+    reuse_address: bool = False,
+    broadcast: bool = False,
+) -> Socket:
+    """`bind`, with ``ctx.check()`` at the first four checkpoints (a bound socket has no listen step)."""
+    _require_context(ctx)
+    opts = _bind_options(mode, protocol, ip6_only, reuse_address, broadcast)
+    return _open(address, opts, ctx)  # type: ignore[return-value]
+
+
+# --- :sovereign
+
+
+def listen_with_capability(
+    address: str | Address,
+    cap: NetBind,
+    *,
+    ctx: Context | None = None,
+    backlog: int = 128,
+    reuse_address: bool = True,
+    reuse_port: bool = False,
+    ip6_only: bool | None = None,
+    mode: int | None = None,
+    unlink_stale: bool = False,
+) -> Server:
+    """`listen`, if the capability allows the address; audited (and with ``ctx``, cancellable).
+
+    The capability is asked before any syscall: a denial writes one
+    ``check_bind_address/denied`` record and raises `SocketError.CapabilityDenied`.
+    An allowed bind writes ``check_bind_address/allowed``, and ``bind_socket/allowed``
+    with the port actually bound once the OS bind has succeeded.
+    """
+    _require_capability(cap)
+    opts = _listen_options(backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale)
+    return _open(address, opts, ctx, cap)  # type: ignore[return-value]
+
+
+def bind_with_capability(
+    address: str | Address,
+    cap: NetBind,
+    *,
+    ctx: Context | None = None,
+    mode: Mode = Mode.DGRAM,
+    protocol: Protocol | int | None = None,
+    ip6_only: bool | None = None,
+    reuse_address: bool = False,
+    broadcast: bool = False,
+) -> Socket:
+    """`bind`, gated and audited by the capability as `listen_with_capability` is."""
+    _require_capability(cap)
+    opts = _bind_options(mode, protocol, ip6_only, reuse_address, broadcast)
+    return _open(address, opts, ctx, cap)  # type: ignore[return-value]
+
+
+def _require_context(ctx: object) -> None:
+    # Without this, None would silently turn the :service profile into :core.
+    if ctx is None:
+        raise TypeError("a context is required here; use listen()/bind() to run without one")
+
+
+def _require_capability(cap: object) -> None:
+    if cap is None:
+        raise TypeError("a capability is required here; use listen()/bind() to run without one")
