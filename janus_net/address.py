@@ -249,6 +249,60 @@ Address = Union[Ip4Address, Ip6Address, UnixAddress]
 
 IpAddress = Union[Ip4Address, Ip6Address]
 
+# The largest descriptor number: fds are C ints.
+_MAX_FD = 2 ** (8 * ffi.sizeof("int") - 1) - 1
+
+
+class FdAddress:
+    """An inherited socket named by its descriptor number: ``fd://3``.
+
+    Not an address a socket has, but a way to say "the socket I was given" to
+    ``listen``/``bind`` (and to `janus_net.listen_fds`): a supervisor such as systemd
+    or a parent process opened and bound it, and janus_net adopts it. The socket's
+    real address is known only once the descriptor has been looked at, so the
+    adopted `Server`/`Socket` reports what getsockname says, never an `FdAddress`.
+
+    Immutable and hashable; ``str(FdAddress(3)) == "fd://3"`` and
+    ``parse_address(str(a)) == a``.
+    """
+
+    __slots__ = ("_fd",)
+    _fd: int
+
+    def __init__(self, fd: int) -> None:
+        if type(fd) is not int or not 0 <= fd <= _MAX_FD:
+            raise SocketError.InvalidAddress(None, f"a descriptor number is an int in 0..{_MAX_FD}, not {fd!r}")
+        object.__setattr__(self, "_fd", fd)
+
+    @property
+    def fd(self) -> int:
+        """The descriptor number."""
+        return self._fd
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("FdAddress is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("FdAddress is immutable")
+
+    def __str__(self) -> str:
+        return f"fd://{self._fd}"
+
+    def __repr__(self) -> str:
+        return f"FdAddress({str(self)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not FdAddress:
+            return NotImplemented
+        return self._fd == other._fd
+
+    def __hash__(self) -> int:
+        return hash((FdAddress, self._fd))
+
+
+BindAddress = Union[Ip4Address, Ip6Address, UnixAddress, FdAddress]
+"""Anything ``listen*``/``bind*`` take: an address to bind, or an inherited socket to adopt."""
+
 
 def _invalid(text: str, why: str) -> SocketError:
     return SocketError.InvalidAddress(None, why, address=text)
@@ -329,7 +383,7 @@ def _parse_unix(text: str) -> UnixAddress:
     return UnixAddress(name, abstract=abstract)
 
 
-def parse_address(text: str) -> Address:
+def parse_address(text: str) -> BindAddress:
     """Parse a bind address (DESIGN §4). Raises InvalidAddress or InvalidPort, nothing else.
 
     >>> parse_address(":8080")
@@ -342,7 +396,7 @@ def parse_address(text: str) -> Address:
     if not isinstance(text, str):
         raise SocketError.InvalidAddress(None, f"an address is text, not {type(text).__name__}")
     if text.startswith("fd://"):
-        raise _invalid(text, "fd:// addresses are not supported yet")
+        return _parse_fd(text)
     if text.startswith(("unix:", "/")):
         return _parse_unix(text)
     if text.startswith("["):
@@ -372,10 +426,39 @@ def parse_address(text: str) -> Address:
 
 
 def as_address(address: str | Address) -> Address:
-    """Accept either text or an address value wherever an address is taken."""
+    """Accept either text or an address value wherever a socket address is taken.
+
+    ``fd://N`` is rejected here: it names an inherited socket, not an address a
+    datagram can be sent to (`as_bind_address` takes it).
+    """
     if isinstance(address, (Ip4Address, Ip6Address, UnixAddress)):
         return address
+    parsed = parse_address(address)
+    if isinstance(parsed, FdAddress):
+        raise _invalid(address, "fd://N names an inherited socket to adopt, not a socket address")
+    return parsed
+
+
+def as_bind_address(address: str | BindAddress) -> BindAddress:
+    """Accept text or an address value where ``listen*``/``bind*`` take one (``fd://N`` too)."""
+    if isinstance(address, (Ip4Address, Ip6Address, UnixAddress, FdAddress)):
+        return address
     return parse_address(address)
+
+
+def _parse_fd(text: str) -> FdAddress:
+    """Rule 0 of DESIGN §4: ``fd://`` then 1+ ASCII digits naming a descriptor."""
+    digits = text[len("fd://") :]
+    if not digits:
+        raise _invalid(text, "fd:// needs a descriptor number, as in fd://3")
+    if not set(digits) <= _ASCII_DIGITS:
+        # str.isdigit() would take '³' and '٣'; int() would take '+3', ' 3' and '3_0'.
+        raise _invalid(text, f"{digits!r} is not a descriptor number: fd:// takes ASCII digits 0-9 only")
+    significant = digits.lstrip("0") or "0"
+    # Checking the length first keeps int() away from its 4300-digit ValueError.
+    if len(significant) > len(str(_MAX_FD)) or int(significant) > _MAX_FD:
+        raise _invalid(text, f"the descriptor number is out of range (at most {_MAX_FD})")
+    return FdAddress(int(significant))
 
 
 def from_sockaddr(storage: Any, length: int) -> Address:

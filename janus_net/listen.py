@@ -23,9 +23,17 @@ import os
 import sys
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
-from janus_net import platform, syscalls
+from janus_net import adopt, platform, syscalls
 from janus_net._shim import lib
-from janus_net.address import Address, Ip6Address, UnixAddress, as_address, from_sockaddr
+from janus_net.address import (
+    Address,
+    BindAddress,
+    FdAddress,
+    Ip6Address,
+    UnixAddress,
+    as_bind_address,
+    from_sockaddr,
+)
 from janus_net.errors import SocketError
 from janus_net.socket import Mode, Protocol, Server, Socket
 from janus_net.unixfile import UnixFile, refuses_connections
@@ -139,13 +147,44 @@ def _bind(
         syscalls.bind(fd, encoded.pointer, encoded.length, unix=True, checkpoint=check, address=addr)
 
 
+# --- fd://N: adopt an inherited socket instead of making one (janus_net.adopt)
+
+# Options whose parameter name differs from their _Options field.
+_OPTION_NAMES = {"file_mode": "mode"}
+
+
+def _adopt(target: FdAddress, opts: _Options, ctx: Context | None, capability: NetBind | None) -> Server | Socket:
+    """Adopt the socket ``target`` names; see `janus_net.adopt` for the steps.
+
+    The options describe how to make a socket, and an adopted one is already made:
+    options left at their defaults are fine, any other value is OptionUnsupported
+    (raised before the descriptor is looked at). For ``bind``, ``mode`` and
+    ``protocol`` are not settings but what the socket must be: they are checked.
+    """
+    if opts.kind == "listen":
+        default = _listen_options()
+    else:
+        default = _bind_options(mode=opts.mode, protocol=opts.protocol)
+    changed = [_OPTION_NAMES.get(f, f) for f in _Options._fields if getattr(opts, f) != getattr(default, f)]
+    if changed:
+        raise SocketError.OptionUnsupported(
+            None,
+            f"{', '.join(changed)} cannot apply to an adopted socket: set it where the socket is made",
+            address=str(target),
+        )
+    want: adopt.Want = "listen" if opts.kind == "listen" else opts.mode
+    return adopt.adopt(target, want, opts.protocol, None if ctx is None else ctx.check, capability)
+
+
 def _open(
-    address: str | Address,
+    address: str | BindAddress,
     opts: _Options,
     ctx: Context | None = None,
     capability: NetBind | None = None,
 ) -> Server | Socket:
-    addr = as_address(address)
+    addr = as_bind_address(address)
+    if isinstance(addr, FdAddress):
+        return _adopt(addr, opts, ctx, capability)  # its capability gate needs the socket's real address
     _validate(addr, opts)
     if capability is not None:
         capability.authorize(addr)  # audits check_bind_address; raises CapabilityDenied
@@ -215,7 +254,7 @@ def _local_address(fd: int, requested: Address) -> Address:
 
 
 def listen(
-    address: str | Address,
+    address: str | BindAddress,
     *,
     backlog: int = 128,
     reuse_address: bool = True,
@@ -235,7 +274,7 @@ def listen(
 
 
 def bind(
-    address: str | Address,
+    address: str | BindAddress,
     *,
     mode: Mode = Mode.DGRAM,
     protocol: Protocol | int | None = None,
@@ -252,7 +291,7 @@ def bind(
 
 
 def listen_with_context(
-    address: str | Address,
+    address: str | BindAddress,
     ctx: Context,
     *,
     backlog: int = 128,
@@ -273,7 +312,7 @@ def listen_with_context(
 
 
 def bind_with_context(
-    address: str | Address,
+    address: str | BindAddress,
     ctx: Context,
     *,
     mode: Mode = Mode.DGRAM,
@@ -292,7 +331,7 @@ def bind_with_context(
 
 
 def listen_with_capability(
-    address: str | Address,
+    address: str | BindAddress,
     cap: NetBind,
     *,
     ctx: Context | None = None,
@@ -316,7 +355,7 @@ def listen_with_capability(
 
 
 def bind_with_capability(
-    address: str | Address,
+    address: str | BindAddress,
     cap: NetBind,
     *,
     ctx: Context | None = None,

@@ -1,0 +1,190 @@
+"""Adopting an inherited socket: the ``fd://N`` form of ``listen`` and ``bind``.
+
+A supervisor (systemd, a parent process, a hot-restart manager) opens, binds and
+often listens on a socket, then starts your process with the descriptor already
+open. Adopting it means: make sure the descriptor really is the kind of socket the
+caller asked for, learn its real address, and only then take ownership. The steps::
+
+    [check] -> look: fstat, SO_TYPE, SO_ACCEPTCONN -> [check] -> getsockname
+            -> require the wanted kind -> [capability gate] -> audit event
+            -> [check] -> take: FD_CLOEXEC, blocking, (SO_NOSIGPIPE) -> Server | Socket
+
+Until the last step succeeds the descriptor is not janus_net's: every failure
+(a wrong kind of socket, a denied capability, a cancelled context, a
+KeyboardInterrupt) leaves it open, exactly as it was inherited, because the
+caller or the supervisor may still have a use for it. Once adopted, it is closed
+like any socket janus_net made; a unix socket file is never removed on close,
+since janus_net did not create it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import sys
+from typing import TYPE_CHECKING, Literal, NamedTuple, Union
+
+from janus_net import platform, syscalls
+from janus_net._shim import lib
+from janus_net.address import Address, FdAddress, UnixAddress, from_sockaddr
+from janus_net.errors import SocketError
+from janus_net.socket import Mode, Server, Socket
+
+if TYPE_CHECKING:
+    from janus_net.capability import NetBind
+
+#: What the caller wants the descriptor to be: a listening stream socket
+#: (``"listen"``), a bound, not listening socket of one `Mode` (``bind``), or
+#: whichever of a listening stream or a bound datagram socket it is (``"any"``,
+#: for `janus_net.listen_fds`).
+Want = Union[Literal["listen", "any"], Mode]
+
+_FILE_KINDS = (
+    (stat.S_ISFIFO, "a pipe or FIFO"),
+    (stat.S_ISREG, "a regular file"),
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+class Inherited(NamedTuple):
+    """What an inherited descriptor turned out to be (nothing owned yet)."""
+
+    target: FdAddress
+    mode: int  # SO_TYPE
+    listening: bool  # SO_ACCEPTCONN
+    address: Address  # getsockname
+
+    @property
+    def kind(self) -> str:
+        """``"listening stream socket"``, ``"datagram socket"``...: for messages."""
+        try:
+            name = Mode(self.mode).name.lower()
+        except ValueError:
+            name = f"type-{self.mode}"
+        name = "datagram" if name == "dgram" else name
+        return f"{'listening ' if self.listening else ''}{name} socket"
+
+
+def _invalid(target: FdAddress, why: str) -> SocketError:
+    return SocketError.InvalidAddress(None, why, address=str(target))
+
+
+def inspect(target: FdAddress, check: syscalls.Checkpoint | None = None) -> Inherited:
+    """Look at an inherited descriptor without taking it: InvalidAddress unless it is a usable socket.
+
+    ``check`` runs before the first look and again before getsockname.
+    """
+    fd = target.fd
+    if check is not None:
+        check()
+    # fstat answers "open?" and "a socket?" as data; getsockopt would answer with EBADF
+    # and ENOTSOCK, which its table rightly treats as bugs of a caller that made the fd.
+    try:
+        st = os.fstat(fd)
+    except OSError as e:
+        if e.errno == errno.EBADF:
+            raise _invalid(target, f"fd {fd} is not open") from None
+        raise SocketError.Unexpected(e.errno, syscall="fstat", address=str(target)) from None
+    if not stat.S_ISSOCK(st.st_mode):
+        what = next((name for test, name in _FILE_KINDS if test(st.st_mode)), "some other kind of file")
+        raise _invalid(target, f"fd {fd} is not a socket (it is {what})")
+    mode = syscalls.getsockopt_int(fd, lib.SOL_SOCKET, lib.SO_TYPE)
+    listening = syscalls.getsockopt_int(fd, lib.SOL_SOCKET, lib.SO_ACCEPTCONN) == 1
+    if check is not None:
+        check()
+    storage, length = syscalls.getsockname(fd)
+    try:
+        address = from_sockaddr(storage, length)
+    except ValueError as e:  # a family with no janus_net address type (netlink, packet...)
+        raise _invalid(target, f"fd {fd} is a socket janus_net cannot adopt: {e}") from None
+    return Inherited(target, mode, listening, address)
+
+
+def require(inherited: Inherited, want: Want, protocol: int = 0) -> Literal["listen", "bind"]:
+    """Whether ``inherited`` is what ``want`` asks for: "listen" (a Server) or "bind" (a Socket).
+
+    Raises InvalidAddress with a message that says what the descriptor is instead.
+    A ``protocol`` other than 0 must match SO_PROTOCOL.
+    """
+    target, fd, kind = inherited.target, inherited.target.fd, inherited.kind
+    is_stream = inherited.mode == lib.SOCK_STREAM
+    if want == "any":
+        if is_stream and inherited.listening:
+            return "listen"
+        if inherited.mode == lib.SOCK_DGRAM:
+            want = Mode.DGRAM
+        else:
+            raise _invalid(
+                target, f"fd {fd} is a {kind}; listen_fds adopts listening stream sockets and datagram sockets"
+            )
+    if want == "listen":
+        if not is_stream:
+            raise _invalid(target, f"fd {fd} is a {kind}; listen adopts a listening stream socket (bind takes others)")
+        if not inherited.listening:
+            raise _invalid(target, f"fd {fd} is a stream socket that is not listening; listen adopts only listening sockets")
+        return "listen"
+    if inherited.listening:
+        raise _invalid(target, f"fd {fd} is a {kind}; adopt it with listen('{target}'), not bind")
+    if inherited.mode != want:
+        raise _invalid(target, f"fd {fd} is a {kind}, not a {want.name.lower()} socket as mode=Mode.{want.name} asks")
+    if not _is_bound(inherited.address):
+        raise _invalid(target, f"fd {fd} is a {kind} that is not bound to an address; bind adopts bound sockets")
+    if protocol:
+        if lib.SO_PROTOCOL == -1:
+            raise SocketError.OptionUnsupported(
+                None, "this platform cannot read a socket's protocol (no SO_PROTOCOL)", address=str(target)
+            )
+        actual = syscalls.getsockopt_int(fd, lib.SOL_SOCKET, lib.SO_PROTOCOL)
+        if actual != protocol:
+            raise _invalid(target, f"fd {fd} is a socket of protocol {actual}, not {protocol}")
+    return "bind"
+
+
+def _is_bound(address: Address) -> bool:
+    # An unbound IP socket reports port 0; an unbound unix socket reports no name.
+    if isinstance(address, UnixAddress):
+        return not address.unnamed
+    return address.port != 0
+
+
+def take(inherited: Inherited, as_: Literal["listen", "bind"]) -> Server | Socket:
+    """Make the descriptor what every janus_net socket is, and own it.
+
+    Close-on-exec (so it is not leaked to the next program this one starts),
+    blocking (as every janus_net socket is; a supervisor may have handed it over
+    non-blocking), and SIGPIPE-free where that takes a socket option.
+    """
+    fd = inherited.target.fd
+    syscalls.set_cloexec(fd)
+    if not os.get_blocking(fd):
+        os.set_blocking(fd, True)
+    if platform.SO_NOSIGPIPE:
+        syscalls.setsockopt_int(fd, lib.SOL_SOCKET, platform.SO_NOSIGPIPE, 1)
+    # No unix file handle: janus_net did not create the file, so close() leaves it.
+    return Server(fd, inherited.address) if as_ == "listen" else Socket(fd, inherited.address)
+
+
+def adopt(
+    target: FdAddress,
+    want: Want,
+    protocol: int = 0,
+    check: syscalls.Checkpoint | None = None,
+    capability: NetBind | None = None,
+) -> Server | Socket:
+    """Adopt the socket ``target`` names, if it is what ``want`` asks for (the steps above).
+
+    Under a capability the socket's real address is checked and audited
+    (``check_bind_address``; there is no ``bind_socket`` record since nothing is
+    bound here). The PEP 578 event ``janus_net.bind`` carries ``"fd://N"``.
+    """
+    inherited = inspect(target, check)
+    as_ = require(inherited, want, protocol)
+    if capability is not None:
+        capability.authorize(inherited.address)  # audits check_bind_address; raises CapabilityDenied
+    sys.audit("janus_net.bind", str(target), None if capability is None else capability.id)
+    if check is not None:
+        check()
+    return take(inherited, as_)
