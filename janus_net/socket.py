@@ -18,16 +18,25 @@ from __future__ import annotations
 import enum
 import errno
 import math
+import operator
 import socket as _stdsocket
+import struct
 import sys
 import threading
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Union
 
 from janus_net import platform, syscalls
 from janus_net._shim import ffi, lib
-from janus_net.address import Address, UnixAddress, as_address, from_sockaddr
+from janus_net.address import (
+    DECODED_SOURCES,
+    Address,
+    UnixAddress,
+    as_address,
+    from_sockaddr,
+    from_sockaddr_cached,
+)
 from janus_net.errors import SocketError
 
 if TYPE_CHECKING:
@@ -41,6 +50,8 @@ _SOCKADDR_STORAGE_SIZE = ffi.sizeof("struct sockaddr_storage")
 # Receive buffers are filled by the kernel before they are read; clearing them first
 # would only cost a memset of up to 64 KiB per call.
 _uncleared = ffi.new_allocator(should_clear_after_alloc=False)
+#: The source of a datagram from an unbound unix socket (the kernel gives length 0).
+_UNNAMED_UNIX = UnixAddress("")
 
 
 class Mode(enum.IntEnum):
