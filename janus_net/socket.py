@@ -18,25 +18,16 @@ from __future__ import annotations
 import enum
 import errno
 import math
-import operator
 import socket as _stdsocket
-import struct
 import sys
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Union
 
 from janus_net import platform, syscalls
 from janus_net._shim import ffi, lib
-from janus_net.address import (
-    DECODED_SOURCES,
-    Address,
-    UnixAddress,
-    as_address,
-    from_sockaddr,
-    from_sockaddr_cached,
-)
+from janus_net.address import Address, UnixAddress, as_address, from_sockaddr
 from janus_net.errors import SocketError
 
 if TYPE_CHECKING:
@@ -456,6 +447,9 @@ class Socket(_Owner):
                 )
         finally:
             descriptor.release()
+        if length[0] == 0:
+            # An unbound AF_UNIX sender: recvfrom reports no address at all, not even a family.
+            return got, _UNNAMED_UNIX
         return got, from_sockaddr(storage, length[0])
 
     def send_many(self, messages: Iterable[tuple[str | Address, Buffer]]) -> int:
