@@ -11,7 +11,16 @@ One typed error per cause, nothing leaked on any path, cancellable with a
 
 from __future__ import annotations
 
-from janus_net.address import Address, Ip4Address, Ip6Address, UnixAddress, parse_address
+from janus_net.activation import listen_fds
+from janus_net.address import (
+    Address,
+    BindAddress,
+    FdAddress,
+    Ip4Address,
+    Ip6Address,
+    UnixAddress,
+    parse_address,
+)
 from janus_net.audit import AuditRecord
 from janus_net.capability import NetBind
 from janus_net.context import Context
@@ -31,8 +40,10 @@ __version__ = "0.1.0"
 __all__ = [
     "Address",
     "AuditRecord",
+    "BindAddress",
     "Context",
     "ErrnoBug",
+    "FdAddress",
     "Ip4Address",
     "Ip6Address",
     "Mode",
@@ -47,6 +58,7 @@ __all__ = [
     "bind_with_capability",
     "bind_with_context",
     "listen",
+    "listen_fds",
     "listen_with_capability",
     "listen_with_context",
     "parse_address",

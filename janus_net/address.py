@@ -300,7 +300,7 @@ class FdAddress:
         return hash((FdAddress, self._fd))
 
 
-BindAddress = Union[Ip4Address, Ip6Address, UnixAddress, FdAddress]
+BindAddress = Ip4Address | Ip6Address | UnixAddress | FdAddress
 """Anything ``listen*``/``bind*`` take: an address to bind, or an inherited socket to adopt."""
 
 

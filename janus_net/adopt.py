@@ -23,13 +23,13 @@ import errno
 import os
 import stat
 import sys
-from typing import TYPE_CHECKING, Literal, NamedTuple, Union
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from janus_net import platform, syscalls
 from janus_net._shim import lib
 from janus_net.address import Address, FdAddress, UnixAddress, from_sockaddr
 from janus_net.errors import SocketError
-from janus_net.socket import Mode, Server, Socket
+from janus_net.socket import Mode, Server, Socket, _set_nonblocking
 
 if TYPE_CHECKING:
     from janus_net.capability import NetBind
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 #: (``"listen"``), a bound, not listening socket of one `Mode` (``bind``), or
 #: whichever of a listening stream or a bound datagram socket it is (``"any"``,
 #: for `janus_net.listen_fds`).
-Want = Union[Literal["listen", "any"], Mode]
+Want = Literal["listen", "any"] | Mode
 
 _FILE_KINDS = (
     (stat.S_ISFIFO, "a pipe or FIFO"),
@@ -124,7 +124,9 @@ def require(inherited: Inherited, want: Want, protocol: int = 0) -> Literal["lis
         if not is_stream:
             raise _invalid(target, f"fd {fd} is a {kind}; listen adopts a listening stream socket (bind takes others)")
         if not inherited.listening:
-            raise _invalid(target, f"fd {fd} is a stream socket that is not listening; listen adopts only listening sockets")
+            raise _invalid(
+                target, f"fd {fd} is a stream socket that is not listening; listen adopts only listening sockets"
+            )
         return "listen"
     if inherited.listening:
         raise _invalid(target, f"fd {fd} is a {kind}; adopt it with listen('{target}'), not bind")
@@ -150,6 +152,11 @@ def _is_bound(address: Address) -> bool:
     return address.port != 0
 
 
+def announce(target: FdAddress, capability: NetBind | None = None) -> None:
+    """Raise the PEP 578 event every bind raises, with ``"fd://N"``: an audit hook may veto it."""
+    sys.audit("janus_net.bind", str(target), None if capability is None else capability.id)
+
+
 def take(inherited: Inherited, as_: Literal["listen", "bind"]) -> Server | Socket:
     """Make the descriptor what every janus_net socket is, and own it.
 
@@ -159,8 +166,7 @@ def take(inherited: Inherited, as_: Literal["listen", "bind"]) -> Server | Socke
     """
     fd = inherited.target.fd
     syscalls.set_cloexec(fd)
-    if not os.get_blocking(fd):
-        os.set_blocking(fd, True)
+    _set_nonblocking(fd, False)
     if platform.SO_NOSIGPIPE:
         syscalls.setsockopt_int(fd, lib.SOL_SOCKET, platform.SO_NOSIGPIPE, 1)
     # No unix file handle: janus_net did not create the file, so close() leaves it.
@@ -184,7 +190,7 @@ def adopt(
     as_ = require(inherited, want, protocol)
     if capability is not None:
         capability.authorize(inherited.address)  # audits check_bind_address; raises CapabilityDenied
-    sys.audit("janus_net.bind", str(target), None if capability is None else capability.id)
+    announce(target, capability)
     if check is not None:
         check()
     return take(inherited, as_)

@@ -11,7 +11,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
-from janus_net.address import Ip6Address, UnixAddress, parse_address
+from janus_net.address import FdAddress, Ip6Address, UnixAddress, parse_address
 from janus_net.errors import SocketError
 
 Command = Callable[[argparse.Namespace], int]
@@ -20,7 +20,9 @@ Command = Callable[[argparse.Namespace], int]
 def _parse(args: argparse.Namespace) -> int:
     addr = parse_address(args.address)
     fields: dict[str, object] = {"canonical": str(addr), "kind": type(addr).__name__}
-    if isinstance(addr, UnixAddress):
+    if isinstance(addr, FdAddress):
+        fields.update(fd=addr.fd)
+    elif isinstance(addr, UnixAddress):
         fields.update(path=addr.path, abstract=addr.abstract, port=None)
     else:
         fields.update(host=addr.host, port=addr.port)

@@ -1,0 +1,124 @@
+"""systemd socket activation: `listen_fds` adopts the sockets a service manager passed in.
+
+With a ``.socket`` unit, systemd (or any manager speaking the same protocol, such
+as ``systemd-socket-activate``) binds the sockets itself and starts the service
+with them open as descriptors 3, 4, ... and three environment variables::
+
+    LISTEN_PID=<the service's pid>    the variables are for this process only
+    LISTEN_FDS=2                      how many descriptors, starting at 3
+    LISTEN_FDNAMES=web:metrics        optional names (FileDescriptorName=), ':'-separated
+
+`listen_fds` follows sd_listen_fds(3)::
+
+    servers = jn.listen_fds()                 # {"web": Server, "metrics": Server}
+    web = servers.get("web") or jn.listen(":8080")
+
+Names: without LISTEN_FDNAMES the keys are the descriptor numbers as text
+("3", "4"...). systemd names every descriptor of a unit after the unit unless told
+otherwise, so a name may repeat: the first descriptor keeps the plain name and each
+later one is keyed ``NAME:FD`` (``web.socket:4``); ':' never occurs in a systemd
+name, so such a key cannot collide with a real one.
+
+All or nothing: every descriptor is looked at before any is adopted, so when one
+of them is not a listening stream socket or a bound datagram socket, the error
+(InvalidAddress, naming the descriptor) leaves all of them open and untouched --
+they are the service manager's, and janus_net owns none of them yet.
+"""
+
+from __future__ import annotations
+
+import os
+
+from janus_net import adopt
+from janus_net.address import _MAX_FD, FdAddress
+from janus_net.errors import SocketError
+from janus_net.socket import Server, Socket
+
+#: The first passed descriptor (SD_LISTEN_FDS_START): 0, 1 and 2 are stdio.
+LISTEN_FDS_START = 3
+
+_VARIABLES = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")
+
+
+def listen_fds(unset_environment: bool = True) -> dict[str, Server | Socket]:
+    """The sockets passed by socket activation, by name: listening streams as `Server`, datagrams as `Socket`.
+
+    Returns ``{}`` when nothing was passed to this process: LISTEN_PID or LISTEN_FDS
+    unset, LISTEN_PID naming another process (a parent's variables that leaked into
+    the environment of a child), or LISTEN_FDS=0.
+
+    Raises InvalidAddress when the variables are malformed (LISTEN_PID or LISTEN_FDS
+    not a decimal number, LISTEN_FDNAMES with a different count of names than
+    LISTEN_FDS) or when a descriptor is not a socket janus_net can adopt; nothing is
+    adopted then.
+
+    With ``unset_environment`` (the default) LISTEN_PID, LISTEN_FDS and
+    LISTEN_FDNAMES are removed from `os.environ` in every case -- also when the result
+    is empty or an error is raised, as sd_listen_fds does -- so child processes do
+    not see them.
+
+    The adopted sockets are close-on-exec and blocking like every janus_net socket.
+    Each raises the ``janus_net.bind`` audit event with ``"fd://N"``.
+    """
+    try:
+        return _listen_fds()
+    finally:
+        if unset_environment:
+            for name in _VARIABLES:
+                os.environ.pop(name, None)
+
+
+def _listen_fds() -> dict[str, Server | Socket]:
+    pid_text = os.environ.get("LISTEN_PID")
+    count_text = os.environ.get("LISTEN_FDS")
+    if pid_text is None or count_text is None:
+        return {}
+    if _number("LISTEN_PID", pid_text) != os.getpid():
+        return {}
+    count = _number("LISTEN_FDS", count_text)
+    if count == 0:
+        return {}
+    if count > _MAX_FD - LISTEN_FDS_START + 1:
+        raise _invalid("LISTEN_FDS", count_text, "is more descriptors than a process can have")
+    fds = range(LISTEN_FDS_START, LISTEN_FDS_START + count)
+    names_text = os.environ.get("LISTEN_FDNAMES")
+    if names_text is None:
+        names = [str(fd) for fd in fds]
+    else:
+        names = names_text.split(":")
+        if len(names) != count:
+            raise _invalid("LISTEN_FDNAMES", names_text, f"has {len(names)} names for LISTEN_FDS={count} descriptors")
+
+    # Look at every descriptor, and let audit hooks veto each, before adopting any:
+    # a failure up to here leaves all of them as they were.
+    found = []
+    for fd in fds:
+        inherited = adopt.inspect(FdAddress(fd))
+        found.append((inherited, adopt.require(inherited, "any")))
+    for inherited, _ in found:
+        adopt.announce(inherited.target)
+    sockets: dict[str, Server | Socket] = {}
+    try:
+        for name, (inherited, as_) in zip(names, found, strict=True):
+            key = name if name not in sockets else f"{name}:{inherited.target.fd}"
+            sockets[key] = adopt.take(inherited, as_)
+    except BaseException:
+        # Only an interrupt (or a bug) lands here: give back what was taken, still open.
+        for sock in sockets.values():
+            sock.to_socket().detach()
+        raise
+    return sockets
+
+
+def _number(variable: str, text: str) -> int:
+    # sd_listen_fds accepts a plain decimal number only; so do we (no sign, no spaces).
+    if not text.isascii() or not text.isdigit() or len(text) > len(str(_MAX_FD)):
+        raise _invalid(variable, text, "is not a decimal number")
+    return int(text)
+
+
+def _invalid(variable: str, text: str, why: str) -> SocketError:
+    return SocketError.InvalidAddress(None, f"socket activation: {variable}={text!r} {why}")
+
+
+__all__ = ["LISTEN_FDS_START", "listen_fds"]
