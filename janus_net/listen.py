@@ -161,10 +161,7 @@ def _adopt(target: FdAddress, opts: _Options, ctx: Context | None, capability: N
     (raised before the descriptor is looked at). For ``bind``, ``mode`` and
     ``protocol`` are not settings but what the socket must be: they are checked.
     """
-    if opts.kind == "listen":
-        default = _listen_options()
-    else:
-        default = _bind_options(mode=opts.mode, protocol=opts.protocol)
+    default = _listen_options() if opts.kind == "listen" else _bind_options(mode=opts.mode, protocol=opts.protocol)
     changed = [_OPTION_NAMES.get(f, f) for f in _Options._fields if getattr(opts, f) != getattr(default, f)]
     if changed:
         raise SocketError.OptionUnsupported(
