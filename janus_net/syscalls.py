@@ -382,9 +382,21 @@ def bind(
     retry(BIND_UNIX if unix else BIND_IP, lib.bind, (fd, sockaddr, length), checkpoint, address)
 
 
-def connect(fd: int, sockaddr: Any, length: int, address: object = None) -> None:
-    """connect(2): used only to probe whether a unix socket file is stale."""
-    retry(CONNECT, lib.connect, (fd, sockaddr, length), None, address)
+def connect(fd: int, sockaddr: Any, length: int, address: object = None, nonblocking: bool = False) -> int:
+    """connect(2): used only to probe whether a unix socket file is stale.
+
+    Returns `WOULD_BLOCK` when ``nonblocking`` and the connection cannot complete at
+    once (for a unix socket: the listener's backlog is full).
+    """
+    return retry(CONNECT, lib.connect, (fd, sockaddr, length), None, address, nonblocking)
+
+
+def set_nonblocking(fd: int, on: bool, checkpoint: Checkpoint | None = None) -> None:
+    """Set or clear O_NONBLOCK on the file description behind ``fd`` (fcntl F_GETFL/F_SETFL)."""
+    flags = retry(FCNTL, lib.fcntl, (fd, lib.F_GETFL, ffi.cast("int", 0)), checkpoint)
+    wanted = flags | lib.O_NONBLOCK if on else flags & ~lib.O_NONBLOCK
+    if wanted != flags:
+        retry(FCNTL, lib.fcntl, (fd, lib.F_SETFL, ffi.cast("int", wanted)), checkpoint)
 
 
 def listen(fd: int, backlog: int, checkpoint: Checkpoint | None = None, address: object = None) -> None:

@@ -64,8 +64,11 @@ def refuses_connections(address: UnixAddress, type_: int) -> bool:
         raise SocketError.AddressInUse(None, "the path exists and is not a socket; it was left alone", address=text)
     probe = syscalls.socket(address.family, type_, 0)
     try:
+        # Non-blocking: a blocking connect to a live server whose backlog is full waits
+        # until that server accepts -- forever, if it is stuck.
+        syscalls.set_nonblocking(probe, True)
         encoded = address.sockaddr
-        syscalls.connect(probe, encoded.pointer, encoded.length, address)
+        rc = syscalls.connect(probe, encoded.pointer, encoded.length, address, nonblocking=True)
     except SocketError.ConnectionRefused:
         return True
     except SocketError as e:
@@ -74,4 +77,8 @@ def refuses_connections(address: UnixAddress, type_: int) -> bool:
         ) from e
     finally:
         syscalls.close(probe)
+    if rc == syscalls.WOULD_BLOCK:
+        raise SocketError.AddressInUse(
+            None, "a live socket with a full backlog is listening there; it was left alone", address=text
+        )
     raise SocketError.AddressInUse(None, "a live socket is listening there; it was left alone", address=text)

@@ -10,12 +10,14 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import signal
 import socket
 import stat
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -49,6 +51,22 @@ def make_stale(path: Path, type_: int = socket.SOCK_STREAM) -> None:
     assert path.is_socket()
 
 
+@contextmanager
+def no_hang(seconds: int) -> Iterator[None]:
+    """Fail (instead of hanging the suite) if the block is still running after ``seconds``."""
+
+    def expire(signum: int, frame: object) -> None:
+        raise AssertionError(f"still blocked after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 # --- Never delete a live socket
 
 
@@ -77,6 +95,30 @@ def test_live_stdlib_listener_is_never_removed(sock_path: Path) -> None:
         with socket.socket(socket.AF_UNIX) as client:
             client.connect(str(sock_path))
             live.accept()[0].close()
+
+
+def test_live_socket_with_a_full_backlog_is_left_alone_without_blocking(sock_path: Path) -> None:
+    # A blocking probe connect() would wait here until the server accepts: forever.
+    with socket.socket(socket.AF_UNIX) as live:
+        live.bind(str(sock_path))
+        live.listen(0)
+        waiting: list[socket.socket] = []
+        try:
+            while True:  # fill the backlog until the kernel says it is full
+                client = socket.socket(socket.AF_UNIX)
+                client.setblocking(False)
+                waiting.append(client)
+                try:
+                    client.connect(str(sock_path))
+                except BlockingIOError:
+                    break
+            with no_hang(10), pytest.raises(jn.SocketError.AddressInUse) as info:
+                jn.listen(f"unix:{sock_path}", unlink_stale=True)
+            assert "full backlog" in str(info.value)
+            assert sock_path.is_socket()
+        finally:
+            for client in waiting:
+                client.close()
 
 
 def test_live_datagram_socket_at_the_path_is_left_alone(sock_path: Path) -> None:
