@@ -60,12 +60,15 @@ class Inherited(NamedTuple):
     @property
     def kind(self) -> str:
         """``"listening stream socket"``, ``"datagram socket"``...: for messages."""
-        try:
-            name = Mode(self.mode).name.lower()
-        except ValueError:
-            name = f"type-{self.mode}"
-        name = "datagram" if name == "dgram" else name
-        return f"{'listening ' if self.listening else ''}{name} socket"
+        return f"{'listening ' if self.listening else ''}{_mode_name(self.mode)} socket"
+
+
+def _mode_name(mode: int) -> str:
+    try:
+        name = Mode(mode).name.lower()
+    except ValueError:
+        return f"type-{mode}"
+    return "datagram" if name == "dgram" else name
 
 
 def _invalid(target: FdAddress, why: str) -> SocketError:
@@ -131,7 +134,7 @@ def require(inherited: Inherited, want: Want, protocol: int = 0) -> Literal["lis
     if inherited.listening:
         raise _invalid(target, f"fd {fd} is a {kind}; adopt it with listen('{target}'), not bind")
     if inherited.mode != want:
-        raise _invalid(target, f"fd {fd} is a {kind}, not a {want.name.lower()} socket as mode=Mode.{want.name} asks")
+        raise _invalid(target, f"fd {fd} is a {kind}, not a {_mode_name(want)} socket as mode=Mode.{want.name} asks")
     if not _is_bound(inherited.address):
         raise _invalid(target, f"fd {fd} is a {kind} that is not bound to an address; bind adopts bound sockets")
     if protocol:
