@@ -64,8 +64,9 @@ def _listen_options(
     mode: int | None = None,
     unlink_stale: bool = False,
 ) -> _Options:
-    if type(backlog) is not int or backlog < 0:
-        raise ValueError(f"backlog must be a non-negative int, not {backlog!r}")
+    if type(backlog) is not int or not 0 <= backlog <= _C_INT_MAX:
+        raise ValueError(f"backlog must be an int in 0..{_C_INT_MAX}, not {backlog!r}")
+    _check_ip6_only(ip6_only)
     if mode is not None and (type(mode) is not int or not 0 <= mode <= 0o7777):
         raise ValueError(f"mode must be file permission bits (0..0o7777), not {mode!r}")
     return _Options(
@@ -83,7 +84,20 @@ def _bind_options(
 ) -> _Options:
     mode = Mode(mode)
     proto = 0 if protocol is None else int(protocol)
+    if not 0 <= proto <= _C_INT_MAX:
+        raise ValueError(f"protocol must be an IANA protocol number, not {protocol!r}")
+    _check_ip6_only(ip6_only)
     return _Options("bind", mode, proto, 0, bool(reuse_address), False, ip6_only, bool(broadcast), None, False)
+
+
+# backlog and protocol are C ints: a larger value would fail in cffi after the socket exists.
+_C_INT_MAX = 2**31 - 1
+
+
+def _check_ip6_only(ip6_only: object) -> None:
+    # A truthy string such as "false" must not quietly set IPV6_V6ONLY to 1.
+    if ip6_only is not None and type(ip6_only) is not bool:
+        raise ValueError(f"ip6_only must be None, True or False, not {ip6_only!r}")
 
 
 def _validate(addr: Address, opts: _Options) -> None:

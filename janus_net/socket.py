@@ -306,7 +306,13 @@ class Server(_Owner):
                 _set_nonblocking(fd, True)
             self._nonblocking_users += 1
         try:
-            return _wait_for(ctx, fd, lambda: syscalls.accept(fd, storage, size, ctx.check, self._address, True))
+            return _wait_for(
+                ctx,
+                fd,
+                lambda: syscalls.accept(fd, storage, size, ctx.check, self._address, True),
+                # POLLHUP on a listener means it was shut down: no longer listening.
+                lambda: _raise(syscalls.ACCEPT.error(errno.EINVAL, self._address)),
+            )
         finally:
             with self._nonblocking_lock:
                 self._nonblocking_users -= 1
@@ -368,7 +374,12 @@ class Stream(_Owner):
         try:
             if ctx is None:
                 return syscalls.recv(fd, buf, size, 0)
-            return _wait_for(ctx, fd, lambda: syscalls.recv(fd, buf, size, lib.MSG_DONTWAIT, ctx.check, True))
+            return _wait_for(
+                ctx,
+                fd,
+                lambda: syscalls.recv(fd, buf, size, lib.MSG_DONTWAIT, ctx.check, True),
+                lambda: syscalls.recv(fd, buf, size, 0, ctx.check),
+            )
         finally:
             descriptor.release()
 
@@ -443,7 +454,10 @@ class Socket(_Owner):
                 got = syscalls.recvfrom(fd, buf, size, 0, sa, length)
             else:
                 got = _wait_for(
-                    ctx, fd, lambda: syscalls.recvfrom(fd, buf, size, lib.MSG_DONTWAIT, sa, length, ctx.check, True)
+                    ctx,
+                    fd,
+                    lambda: syscalls.recvfrom(fd, buf, size, lib.MSG_DONTWAIT, sa, length, ctx.check, True),
+                    lambda: syscalls.recvfrom(fd, buf, size, 0, sa, length, ctx.check),
                 )
         finally:
             descriptor.release()
@@ -499,6 +513,10 @@ class Socket(_Owner):
         return self
 
 
+def _raise(error: BaseException) -> int:
+    raise error
+
+
 class _PollInterrupted(Exception):
     """Raised by `_wait_for`'s EINTR checkpoint so that the loop recomputes its timeout."""
 
@@ -511,7 +529,9 @@ def _poll_interrupted() -> None:
 _MAX_POLL_MS = 2**31 - 1
 
 
-def _wait_for(ctx: Context, fd: int, attempt: Callable[[], int]) -> int:
+def _wait_for(
+    ctx: Context, fd: int, attempt: Callable[[], int], hangup: Callable[[], int] | None = None
+) -> int:
     """Try a non-blocking call; while it would block, wait for the fd or the context.
 
     The loop is ``check -> attempt -> poll`` and never ``poll -> blocking call``:
@@ -523,13 +543,23 @@ def _wait_for(ctx: Context, fd: int, attempt: Callable[[], int]) -> int:
     ``ctx.check()`` at the top of each turn turns a cancel or an expired deadline
     into `SocketError.Timeout`. A signal (EINTR) also goes back to the top, so the
     timeout is recomputed and a deadline is never overshot by a retry.
+
+    A socket that was shut down (``close()`` or ``shutdown()`` from another thread)
+    polls as POLLHUP forever, yet some non-blocking calls still say EAGAIN there
+    (recv on a datagram socket, accept on a unix listener), where the blocking call
+    would return at once. Waiting again would spin, so after a POLLHUP the call is
+    answered by ``hangup()`` -- the blocking call's answer -- or, without one, by 0
+    (end of stream, the answer of every receive flavour).
     """
     pollfds: Any = None
+    hung_up = False
     while True:
         ctx.check()
         rc = attempt()
         if rc != syscalls.WOULD_BLOCK:
             return rc
+        if hung_up:
+            return 0 if hangup is None else hangup()
         if pollfds is None:
             # Made only now: a call that never waits never creates the wake fd.
             pollfds = ffi.new("struct pollfd[2]")
@@ -545,7 +575,8 @@ def _wait_for(ctx: Context, fd: int, attempt: Callable[[], int]) -> int:
         try:
             syscalls.poll(pollfds, 2, timeout_ms, _poll_interrupted)
         except _PollInterrupted:
-            pass
+            continue
+        hung_up = bool(pollfds[0].revents & lib.POLLHUP)
 
 
 __all__ = ["Mode", "Protocol", "Server", "Socket", "Stream", "UnixAddress"]
