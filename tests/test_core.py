@@ -398,3 +398,54 @@ def test_to_socket_hands_over_a_plain_stdlib_socket() -> None:
 def test_port_zero_gets_the_real_port_from_the_kernel() -> None:
     with jn.listen(":0") as server, oracle(server) as dup:
         assert server.address == jn.Ip4Address("0.0.0.0", dup.getsockname()[1])
+
+
+# --- Options are validated before any syscall
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"backlog": -1},
+        {"backlog": 2**31},  # a C int: larger would fail inside cffi after the socket exists
+        {"backlog": True},
+        {"ip6_only": "false"},  # truthy: must not quietly mean IPV6_V6ONLY=1
+        {"ip6_only": 1},
+        {"mode": 0o10000},
+    ],
+)
+def test_bad_listen_options_are_value_errors_before_any_socket(options: dict[str, object]) -> None:
+    before = open_fds()
+    with pytest.raises(ValueError):
+        jn.listen("[::1]:0", **options)  # type: ignore[arg-type]
+    assert open_fds() == before
+
+
+@pytest.mark.parametrize("options", [{"protocol": 2**40}, {"protocol": -1}, {"mode": 99}, {"ip6_only": "yes"}])
+def test_bad_bind_options_are_value_errors(options: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        jn.bind("[::1]:0", **options)  # type: ignore[arg-type]
+
+
+def test_largest_backlog_is_accepted() -> None:
+    with jn.listen("127.0.0.1:0", backlog=2**31 - 1) as server:
+        echo_once(server)
+
+
+@pytest.mark.parametrize(
+    ("address", "options"),
+    [
+        ("127.0.0.1:0", {"ip6_only": True}),
+        ("unix:@janus-opt", {"ip6_only": False}),
+        ("127.0.0.1:0", {"mode": 0o600}),
+        ("127.0.0.1:0", {"unlink_stale": True}),
+        ("unix:@janus-opt", {"unlink_stale": True}),
+    ],
+)
+def test_options_that_do_not_apply_are_option_unsupported_without_a_socket(
+    address: str, options: dict[str, object]
+) -> None:
+    before = open_fds()
+    with pytest.raises(jn.SocketError.OptionUnsupported):
+        jn.listen(address, **options)  # type: ignore[arg-type]
+    assert open_fds() == before
