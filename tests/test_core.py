@@ -449,3 +449,19 @@ def test_options_that_do_not_apply_are_option_unsupported_without_a_socket(
     with pytest.raises(jn.SocketError.OptionUnsupported):
         jn.listen(address, **options)  # type: ignore[arg-type]
     assert open_fds() == before
+
+
+# --- Forgotten sockets
+
+
+@pytest.mark.parametrize("opener", [lambda: jn.listen("127.0.0.1:0"), lambda: jn.bind("127.0.0.1:0")])
+def test_unclosed_socket_is_closed_by_gc_with_a_resource_warning(opener: object) -> None:
+    import gc
+
+    sock = opener()  # type: ignore[operator]
+    fd = sock.fileno()
+    with pytest.warns(ResourceWarning, match="unclosed"):
+        del sock
+        gc.collect()
+    with pytest.raises(OSError):
+        os.fstat(fd)
