@@ -25,7 +25,8 @@ is made only when someone first waits, and closed when the context is collected.
 ``cancel()`` marks the context and every live descendant cancelled and signals each
 one's wake fd, so a waiter needs to watch just one fd: its own context's. (Parents
 keep weak references to their children, so a child that is no longer used is
-collected as usual.) The wake fd is never drained: once signalled it stays
+collected as usual; a child keeps a strong reference to its parent, so the chain
+from any live context up to the root stays intact.) The wake fd is never drained: once signalled it stays
 readable, which is right, because a cancelled context never comes back.
 """
 
@@ -88,6 +89,9 @@ class Context:
         self._cancelled = False
         self._deadline: float | None = None
         self._children: weakref.WeakSet[Context] = weakref.WeakSet()
+        # A strong reference upwards: a child keeps its ancestors (and so the chain
+        # that carries a cancel down to it) alive for as long as it lives.
+        self._parent: Context | None = None
         self._waker: _Waker | None = None
 
     # --- making contexts
@@ -116,6 +120,7 @@ class Context:
             own = time.monotonic() + _seconds(timeout, "timeout")
             deadline = own if deadline is None else min(deadline, own)
         child._deadline = deadline
+        child._parent = self
         with self._lock:
             # Under the lock, so a concurrent cancel() either sees this child in
             # its snapshot or we see its flag here.
