@@ -310,14 +310,17 @@ class Server(_Owner):
                 ctx,
                 fd,
                 lambda: syscalls.accept(fd, storage, size, ctx.check, self._address, True),
-                # POLLHUP on a listener means it was shut down: no longer listening.
-                lambda: _raise(syscalls.ACCEPT.error(errno.EINVAL, self._address)),
+                self._not_listening,
             )
         finally:
             with self._nonblocking_lock:
                 self._nonblocking_users -= 1
                 if self._nonblocking_users == 0:
                     _set_nonblocking(fd, False)
+
+    def _not_listening(self) -> int:
+        # POLLHUP on a listener means it was shut down; the blocking accept says EINVAL.
+        raise syscalls.ACCEPT.error(errno.EINVAL, self._address)
 
     def shutdown(self) -> None:
         """Stop listening: threads blocked in ``accept`` wake with SocketNotListening.
@@ -511,10 +514,6 @@ class Socket(_Owner):
 
     def __enter__(self) -> Socket:
         return self
-
-
-def _raise(error: BaseException) -> int:
-    raise error
 
 
 class _PollInterrupted(Exception):
