@@ -1,0 +1,121 @@
+"""``janus-net demo``: the three profiles, run against themselves on loopback.
+
+Each step prints what it did and what came back, so the output doubles as a tour:
+
+1. :core -- ``listen("127.0.0.1:0")``, the bytes of the encoded listening address
+   (as the layout tool shows them), and a connect / accept / echo round trip with a
+   stdlib client;
+2. :service -- ``listen_with_context``, then an ``accept`` that nobody connects to,
+   ended first by a 0.3 s deadline and then by ``cancel()`` from another thread;
+3. :sovereign -- a `NetBind` that allows port 0, with its audit records printed as
+   they are written (``check_bind_address``, then ``bind_socket`` with the real
+   port), and a denied bind of port 9 with its record and the error.
+
+Everything it opens it closes; it exits 0 when every step behaved as described.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import TextIO
+
+from janus_net import layout
+from janus_net.audit import AuditRecord
+from janus_net.capability import NetBind
+from janus_net.context import Context
+from janus_net.errors import SocketError
+from janus_net.listen import listen, listen_with_capability, listen_with_context
+from janus_net.socket import Server
+
+_DEADLINE = 0.3
+
+#: Prints one line of the tour (flushed, so a pipe sees it at once).
+_Say = Callable[..., None]
+
+
+def run(out: TextIO) -> int:
+    """Run the tour, printing to ``out``. Returns the exit status (0)."""
+
+    def say(line: str = "") -> None:
+        print(line, file=out, flush=True)
+
+    say("janus-net demo: the three profiles on loopback")
+    _core(say)
+    _service(say)
+    _sovereign(say)
+    say()
+    say("done: every socket the demo opened is closed")
+    return 0
+
+
+def _core(say: _Say) -> None:
+    say()
+    say(":core  listen / connect / accept")
+    with listen("127.0.0.1:0") as server:
+        say(f"  listen('127.0.0.1:0') -> listening on {server.address} (the kernel chose the port)")
+        say("  the listening address as bind() was given it:")
+        for line in layout._render_address(layout.encoded_address(server.address)):
+            say(f"    {line}")
+        with _client(server) as client, server.accept() as stream:
+            say(f"  stdlib client connected; accept() -> stream from {stream.address}")
+            client.sendall(b"ping")
+            data = stream.read(16)
+            stream.write_all(data.upper())
+            say(f"  round trip: client sent b'ping', server read {data!r}, client got back {client.recv(16)!r}")
+
+
+def _service(say: _Say) -> None:
+    say()
+    say(":service  listen_with_context, accept(ctx) with nobody connecting")
+    ctx = Context.with_timeout(10)
+    with listen_with_context("127.0.0.1:0", ctx) as server:
+        say(f"  listen_with_context('127.0.0.1:0', ctx) -> listening on {server.address} (5 checkpoints passed)")
+        waits = [
+            (f"accept(ctx.child(timeout={_DEADLINE}))", ctx.child(timeout=_DEADLINE), None),
+            ("accept(ctx2), ctx2.cancel() from another thread after 0.1 s", Context(), 0.1),
+        ]
+        for label, wait_ctx, cancel_after in waits:
+            if cancel_after is not None:
+                threading.Timer(cancel_after, wait_ctx.cancel).start()
+            start = time.monotonic()
+            try:
+                server.accept(wait_ctx).close()
+                say(f"  {label}: a connection arrived?")
+            except SocketError.Timeout as e:
+                elapsed = time.monotonic() - start
+                say(f"  {label}: {e} (reason={e.reason!r}) after {elapsed:.2f} s")
+        with _client(server), server.accept(ctx) as stream:
+            say(f"  the server still accepts: accept(ctx) -> stream from {stream.address}")
+
+
+def _sovereign(say: _Say) -> None:
+    say()
+    say(":sovereign  NetBind capability with an audit trail")
+
+    def print_record(record: AuditRecord) -> None:
+        say(f"  audit {json.dumps(record.as_dict())}")
+
+    cap = NetBind("demo", audit=print_record).allow_port(0)
+    say(f"  NetBind('demo').allow_port(0) -> grants {sorted(cap.grants)}, ports {sorted(cap.ports)}")
+    say("  listen_with_capability('127.0.0.1:0', cap):")
+    with listen_with_capability("127.0.0.1:0", cap) as server:
+        say(f"  -> listening on {server.address} (bind_socket recorded the real port {server.address.port})")
+    say("  listen_with_capability('127.0.0.1:9', cap):")
+    try:
+        listen_with_capability("127.0.0.1:9", cap).close()
+        say("  -> listening?! the capability should have denied port 9")
+    except SocketError.CapabilityDenied as e:
+        say(f"  -> janus-net: {e}")
+        say("     (denied before any syscall: no socket was made)")
+
+
+def _client(server: Server) -> socket.socket:
+    host, port = str(server.address.host), int(server.address.port)  # type: ignore[union-attr]
+    return socket.create_connection((host, port), timeout=5)
+
+
+__all__ = ["run"]
