@@ -471,6 +471,40 @@ def from_sockaddr(storage: Any, length: int) -> Address:
     return UnixAddress(os.fsdecode(fields.packed), abstract=fields.abstract)
 
 
+#: Decoded source addresses, keyed by the raw sockaddr bytes the kernel wrote.
+#: A server hears the same few peers again and again; with this cache a repeated
+#: peer costs one dict lookup instead of a decode (two `ipaddress` objects and an
+#: address), and the address handed back already owns its encoded sockaddr, so
+#: replying to it encodes nothing. Addresses are immutable, so sharing them between
+#: sockets and threads is safe. Read by the batched receive path (which has the key
+#: in hand); written only by `from_sockaddr_cached`.
+DECODED_SOURCES: dict[bytes | int, Address] = {}
+_DECODED_SOURCES_MAX = 512
+
+
+def from_sockaddr_cached(storage: Any, length: int, key: bytes | int | None = None) -> Address:
+    """`from_sockaddr` through `DECODED_SOURCES`: repeated peers are decoded once.
+
+    ``key`` identifies the sockaddr: by default its ``length`` bytes at ``storage``;
+    a caller that already holds a key (the bytes, or for IPv4 the first 8 bytes
+    read as an int, which is what identifies a sockaddr_in) passes it. The cache is
+    bounded: when full, the oldest entry goes.
+    """
+    if key is None:
+        key = ffi.buffer(storage, length)[:]
+    found = DECODED_SOURCES.get(key)
+    if found is not None:
+        return found
+    decoded = from_sockaddr(storage, length)
+    if len(DECODED_SOURCES) >= _DECODED_SOURCES_MAX:
+        try:
+            del DECODED_SOURCES[next(iter(DECODED_SOURCES))]
+        except (KeyError, RuntimeError, StopIteration):
+            pass  # another thread evicted or resized it first; the bound still holds roughly
+    DECODED_SOURCES[key] = decoded
+    return decoded
+
+
 def sockaddr_size() -> int:
     """Bytes to reserve for any sockaddr the kernel may write."""
     return int(ffi.sizeof("struct sockaddr_storage"))

@@ -17,17 +17,27 @@ from __future__ import annotations
 
 import enum
 import errno
+import itertools
 import math
+import operator
 import socket as _stdsocket
+import struct
 import sys
 import threading
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Union
 
 from janus_net import platform, syscalls
 from janus_net._shim import ffi, lib
-from janus_net.address import Address, UnixAddress, as_address, from_sockaddr
+from janus_net.address import (
+    DECODED_SOURCES,
+    Address,
+    UnixAddress,
+    as_address,
+    from_sockaddr,
+    from_sockaddr_cached,
+)
 from janus_net.errors import SocketError
 
 if TYPE_CHECKING:
@@ -409,11 +419,14 @@ class Stream(_Owner):
 class Socket(_Owner):
     """A bound socket, usually datagram: ``send`` to any address, ``receive`` from any."""
 
-    __slots__ = ("_unix_file",)
+    __slots__ = ("_unix_file", "_send_batches", "_receive_batches")
 
     def __init__(self, fd: int, address: Address, unix_file: UnixFile | None = None) -> None:
         super().__init__(fd, address)
         self._unix_file = unix_file
+        # At most one idle batch each, reused by the next send_many / receive_many.
+        self._send_batches: list[_SendBatch] = []
+        self._receive_batches: list[_ReceiveBatch] = []
 
     def send(self, dest: str | Address, data: Buffer) -> int:
         """Send one datagram to ``dest``; returns the bytes sent."""
@@ -470,11 +483,29 @@ class Socket(_Owner):
         return got, from_sockaddr(storage, length[0])
 
     def send_many(self, messages: Iterable[tuple[str | Address, Buffer]]) -> int:
-        """Send each ``(dest, data)``; returns how many were sent.
+        """Send each ``(dest, data)`` datagram, in order; returns how many were sent.
 
-        An error on the first message raises; an error after some were sent stops
-        there and returns the count, so the caller knows where to resume.
+        ``dest`` is an address or its text. Where the platform has sendmmsg the
+        datagrams go in batches of up to `_BATCH_MAX` per syscall, described by
+        arrays this Socket keeps and reuses; each destination's sockaddr is the one
+        its address owns, so nothing is encoded per message. Elsewhere it is one
+        sendto per datagram.
+
+        Every datagram is attempted: when the kernel takes only part of a batch, the
+        rest goes in the next call. An error on the very first datagram raises its
+        `SocketError` member (``MessageTooBig``, ``AddressFamilyUnsupported``, an
+        ``InvalidAddress`` text...); an error on a later one stops there and returns
+        the count, so ``messages[count]`` is the one that failed and is where to
+        resume. (From an iterator, items after the failed one may have been taken.)
+        An item that is not ``(address, bytes-like)`` raises TypeError once the
+        datagrams before it have been sent.
         """
+        if _USE_MMSG:
+            return self._send_batched(messages)
+        return self._send_each(messages)
+
+    def _send_each(self, messages: Iterable[tuple[str | Address, Buffer]]) -> int:
+        # The per-call path, for platforms without sendmmsg.
         sent = 0
         for dest, data in messages:
             try:
@@ -486,12 +517,93 @@ class Socket(_Owner):
             sent += 1
         return sent
 
+    def _send_batched(self, messages: Iterable[tuple[str | Address, Buffer]]) -> int:
+        wanted = _batch_capacity(messages)
+        pool = self._send_batches
+        try:
+            batch = pool.pop()  # atomic: concurrent callers never share a batch
+        except IndexError:
+            batch = _SendBatch(wanted)
+        else:
+            if batch.capacity < wanted:
+                batch = _SendBatch(wanted)
+        try:
+            sent = 0
+            iterator = iter(messages)
+            while True:
+                filled, failure = batch.fill(iterator)
+                if filled:
+                    try:
+                        done = self._send_filled(batch, filled)
+                    except SocketError:
+                        if sent == 0:
+                            raise
+                        return sent
+                    finally:
+                        batch.drop_buffers()
+                    sent += done
+                    if done < filled:
+                        return sent
+                if failure is not None:
+                    if sent and isinstance(failure, SocketError):
+                        return sent
+                    raise failure
+                if filled < batch.capacity:
+                    return sent
+        finally:
+            if not pool:
+                pool.append(batch)
+
+    def _send_filled(self, batch: _SendBatch, filled: int) -> int:
+        """sendmmsg the first ``filled`` slots, again from where the kernel stopped."""
+        targets = batch.targets
+        descriptor = self._descriptor
+        fd = descriptor.acquire(syscalls.SEND, targets[0])
+        done = 0
+        try:
+            while done < filled:
+                try:
+                    went = syscalls.sendmmsg(
+                        fd, batch.msgs + done, filled - done, platform.MSG_NOSIGNAL, targets[done]
+                    )
+                except SocketError:
+                    if done == 0:
+                        raise
+                    break
+                if went == 0:
+                    break  # not expected from a blocking socket; never spin on it
+                done += went
+        finally:
+            descriptor.release()
+        return done
+
     def receive_many(
         self, count: int, size: int = 2048, ctx: Context | None = None
     ) -> list[tuple[bytes, Address]]:
-        """Wait for at least one datagram, then take whatever else is queued, up to ``count``."""
+        """Wait for at least one datagram, then take whatever else is queued, up to ``count``.
+
+        Returns ``[(data, source), ...]`` in arrival order; each datagram longer than
+        ``size`` bytes is cut to ``size`` (the rest is dropped, as `receive` does).
+        Where the platform has recvmmsg this is one syscall per `_BATCH_MAX`
+        datagrams, into arrays this Socket keeps and reuses (a second thread
+        receiving at the same moment gets arrays of its own). Without ``ctx`` it is
+        one blocking recvmmsg with MSG_WAITFORONE; with ``ctx`` it waits with poll on
+        the socket and the context, as `receive` does -- never with recvmmsg's own
+        timeout, which is checked only after a datagram arrives (see BUGS in
+        recvmmsg(2)). Sources are decoded once per peer (`from_sockaddr_cached`).
+        """
+        count = operator.index(count)
+        size = operator.index(size)
         if count < 1:
-            raise ValueError("count must be at least 1")
+            raise ValueError(f"count must be at least 1, not {count}")
+        if size < 0:
+            raise ValueError(f"size must not be negative, not {size}")
+        if _USE_MMSG:
+            return self._receive_batched(count, size, ctx)
+        return self._receive_each(count, size, ctx)
+
+    def _receive_each(self, count: int, size: int, ctx: Context | None) -> list[tuple[bytes, Address]]:
+        # The per-call path, for platforms without recvmmsg.
         received = [self.receive(size, ctx)]
         buf = _uncleared("char[]", size)
         while len(received) < count:
@@ -514,6 +626,278 @@ class Socket(_Owner):
 
     def __enter__(self) -> Socket:
         return self
+
+
+# --- Batched datagram I/O (sendmmsg / recvmmsg)
+
+#: Datagrams per sendmmsg/recvmmsg call: Linux caps a call at UIO_MAXIOV (1024)
+#: messages; larger requests are served by several calls.
+_BATCH_MAX = 1024
+# A send batch for an iterator of unknown length starts this big and grows on demand.
+_BATCH_DEFAULT = 64
+_MMSGHDR_SIZE = ffi.sizeof("struct mmsghdr")
+# recvmmsg's results (each message's length and source length) are read in one go
+# through a view of the header array as unsigned ints; that needs these C types to
+# be 4 bytes, as they are on every platform with recvmmsg. Otherwise: the loop path.
+_WORD = struct.calcsize("I")
+_USE_MMSG = (
+    platform.HAS_MMSG
+    and _WORD == 4
+    and ffi.sizeof("socklen_t") == _WORD
+    and ffi.sizeof("unsigned int") == _WORD
+    and _MMSGHDR_SIZE % _WORD == 0
+)
+_MSG_LEN_WORD = ffi.offsetof("struct mmsghdr", "msg_len") // _WORD
+_MSG_NAMELEN_WORD = (
+    ffi.offsetof("struct mmsghdr", "msg_hdr") + ffi.offsetof("struct msghdr", "msg_namelen")
+) // _WORD
+_MMSGHDR_WORDS = _MMSGHDR_SIZE // _WORD
+# Data types the send fast path joins directly (len() is their byte count).
+_JOINABLE = frozenset({bytes, bytearray})
+_SOCKADDR_IN_SIZE = ffi.sizeof("struct sockaddr_in")
+_STORAGE_QWORDS = _SOCKADDR_STORAGE_SIZE // 8
+# An IPv4 source can be keyed by its first 8 bytes when they cover the address.
+_IP4_KEY_OK = (
+    struct.calcsize("Q") == 8
+    and _SOCKADDR_STORAGE_SIZE % 8 == 0
+    and ffi.offsetof("struct sockaddr_in", "sin_addr") + 4 <= 8
+)
+# A batch's payloads are copied into a staging buffer the batch keeps, up to this
+# many bytes; a bigger batch is sent from a one-off buffer instead.
+_STAGING_KEEP = 256 * 1024
+
+
+def _batch_capacity(messages: object) -> int:
+    """Slots for a send: the message count when it is known, capped at `_BATCH_MAX`."""
+    try:
+        known = len(messages)  # type: ignore[arg-type]
+    except TypeError:
+        return _BATCH_DEFAULT
+    return max(1, min(known, _BATCH_MAX))
+
+
+class _SendBatch:
+    """Reused ``struct mmsghdr[]`` + ``struct iovec[]`` for sendmmsg, and a staging buffer.
+
+    Each header's msg_iov points at its own iovec once and for all. What changes
+    per call is written only where it changed since the last call, because each
+    field write from Python costs about as much as the kernel's per-datagram work
+    we are trying to save:
+
+    * destinations: msg_name/msg_namelen point at the address's own encoded
+      sockaddr (``encodings`` keeps it alive); a slot is rewritten only when its
+      destination differs from last time, so a stream of batches to one peer
+      writes no header at all after the first;
+    * data: the payloads are joined (one C-level copy) into a staging buffer this
+      batch keeps, and the iovecs point into it; they are rewritten only when the
+      sequence of lengths changes. Batches too big to keep a copy of
+      (`_STAGING_KEEP`) point at a one-off joined buffer instead.
+
+    Anything the fast path does not cover (an item that is not a 2-tuple, data that
+    is not bytes/bytearray) goes through `_fill_each`, one item at a time, which
+    also places an error exactly after the items before it.
+    """
+
+    __slots__ = (
+        "capacity", "msgs", "iov", "headers", "vectors", "encodings", "targets", "buffers",
+        "staging", "layout",
+    )  # fmt: skip
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.msgs = ffi.new("struct mmsghdr[]", capacity)
+        self.iov = ffi.new("struct iovec[]", capacity)
+        self.headers = [self.msgs[i].msg_hdr for i in range(capacity)]
+        self.vectors = [self.iov[i] for i in range(capacity)]
+        for i, header in enumerate(self.headers):
+            header.msg_iov = self.iov + i
+            header.msg_iovlen = 1
+        self.encodings: list[Any] = [None] * capacity
+        self.targets: list[Any] = [None] * capacity
+        # What pins the data of the current call (caller buffers, a one-off join).
+        self.buffers: list[Any] = []
+        self.staging: Any = _uncleared("char[]", 0)
+        # The lengths the iovecs currently describe, in staging order ([] = unknown).
+        self.layout: list[int] = []
+
+    def fill(self, iterator: Iterator[tuple[str | Address, Buffer]]) -> tuple[int, Exception | None]:
+        """Describe up to ``capacity`` messages; returns (slots filled, what stopped it early)."""
+        items = list(itertools.islice(iterator, self.capacity))
+        if not items:
+            return 0, None
+        try:
+            dests, datas = zip(*items)
+        except (TypeError, ValueError):
+            return self._fill_each(items)
+        if not _JOINABLE.issuperset(map(type, datas)):
+            return self._fill_each(items)
+        filled, failure = self._set_destinations(dests)
+        if filled < len(datas):
+            datas = datas[:filled]
+        self._set_data(datas)
+        return filled, failure
+
+    def _set_destinations(self, dests: tuple[str | Address, ...]) -> tuple[int, Exception | None]:
+        encodings = self.encodings
+        first = dests[0]
+        if all(map(operator.is_, dests, itertools.repeat(first))):
+            # One destination for the whole batch: the usual case, checked in C.
+            try:
+                target = as_address(first)
+            except SocketError as failure:
+                return 0, failure
+            encoded = target.sockaddr
+            if any(map(operator.is_not, encodings[: len(dests)], itertools.repeat(encoded))):
+                for slot in range(len(dests)):
+                    if encodings[slot] is not encoded:
+                        self._set_destination(slot, target, encoded)
+            return len(dests), None
+        last: object = None
+        for slot, dest in enumerate(dests):
+            if dest is not last:
+                try:
+                    target = as_address(dest)
+                except SocketError as failure:
+                    return slot, failure
+                encoded = target.sockaddr
+                last = dest
+            if encodings[slot] is not encoded:
+                self._set_destination(slot, target, encoded)
+        return len(dests), None
+
+    def _set_destination(self, slot: int, target: Address, encoded: Any) -> None:
+        header = self.headers[slot]
+        header.msg_name = encoded.pointer
+        header.msg_namelen = encoded.length
+        self.encodings[slot] = encoded
+        self.targets[slot] = target
+
+    def _set_data(self, datas: tuple[Buffer, ...]) -> None:
+        joined = b"".join(datas)
+        lengths = list(map(len, datas))  # bytes and bytearray: len is the byte count
+        if len(joined) > _STAGING_KEEP:
+            base = ffi.from_buffer(joined)
+            self.buffers.append(base)
+            self.layout = []  # the iovecs now point at memory that will not be there next time
+        else:
+            if len(joined) > len(self.staging):
+                self.staging = _uncleared("char[]", max(len(joined), 2 * len(self.staging)))
+                self.layout = []
+            base = self.staging
+            ffi.memmove(base, joined, len(joined))
+            if self.layout[: len(lengths)] == lengths:
+                return
+            self.layout = lengths
+        offset = 0
+        for vector, length in zip(self.vectors, lengths):
+            vector.iov_base = base + offset
+            vector.iov_len = length
+            offset += length
+
+    def _fill_each(self, items: list[Any]) -> tuple[int, Exception | None]:
+        """The general path: each item unpacked, addressed and pinned on its own."""
+        vectors = self.vectors
+        self.layout = []
+        filled = 0
+        last: object = None
+        try:
+            for dest, data in items:
+                if dest is not last:
+                    target = as_address(dest)
+                    encoded = target.sockaddr
+                    last = dest
+                if self.encodings[filled] is not encoded:
+                    self._set_destination(filled, target, encoded)
+                view = ffi.from_buffer(data)
+                self.buffers.append(view)
+                vector = vectors[filled]
+                vector.iov_base = view
+                vector.iov_len = len(view)
+                filled += 1
+        except Exception as failure:  # a bad address or item; the ones before it still go
+            return filled, failure
+        return filled, None
+
+    def drop_buffers(self) -> None:
+        """Unpin the call's buffers (a pinned bytearray could not be resized)."""
+        self.buffers.clear()
+
+
+class _ReceiveBatch:
+    """Reused ``struct mmsghdr[]``, iovecs, source sockaddrs and one data buffer for recvmmsg.
+
+    Slot ``i`` receives into bytes ``[i*size, (i+1)*size)`` of the buffer and its
+    source into sockaddr_storage ``i``. The kernel overwrites msg_namelen, msg_flags
+    and msg_len, so before each call the headers are restored from a pristine copy
+    with one memmove instead of one field write per slot; after it, every length is
+    read at once through an unsigned-int view of the headers. The per-datagram work
+    left is what the result is made of: a bytes object, and the source looked up by
+    its raw sockaddr bytes in `DECODED_SOURCES`.
+    """
+
+    __slots__ = (
+        "capacity", "size", "ip4", "msgs", "iov", "names", "buf", "pristine", "words", "data", "raw_names",
+        "name_words",
+    )  # fmt: skip
+
+    def __init__(self, capacity: int, size: int, ip4: bool) -> None:
+        self.capacity = capacity
+        self.size = size
+        # Sources of an IPv4 socket are keyed by an int, not by bytes (see collect).
+        self.ip4 = ip4 and _IP4_KEY_OK
+        self.msgs = ffi.new("struct mmsghdr[]", capacity)
+        self.iov = ffi.new("struct iovec[]", capacity)
+        self.names = _uncleared("struct sockaddr_storage[]", capacity)
+        self.buf = _uncleared("char[]", capacity * size)
+        for i in range(capacity):
+            header = self.msgs[i].msg_hdr
+            header.msg_name = self.names + i
+            header.msg_namelen = _SOCKADDR_STORAGE_SIZE
+            header.msg_iov = self.iov + i
+            header.msg_iovlen = 1
+            vector = self.iov[i]
+            vector.iov_base = self.buf + i * size
+            vector.iov_len = size
+        self.pristine = ffi.buffer(self.msgs)[:]
+        self.words = memoryview(ffi.buffer(self.msgs)).cast("I")
+        self.data = ffi.buffer(self.buf)
+        self.raw_names = ffi.buffer(self.names)
+        self.name_words = memoryview(self.raw_names).cast("Q")
+
+    def reset(self, count: int) -> None:
+        ffi.memmove(self.msgs, self.pristine, count * _MMSGHDR_SIZE)
+
+    def collect(self, got: int, out: list[tuple[bytes, Address]]) -> None:
+        """Append the first ``got`` datagrams and their sources to ``out``."""
+        words = self.words
+        end = got * _MMSGHDR_WORDS
+        lengths = words[_MSG_LEN_WORD:end:_MMSGHDR_WORDS].tolist()
+        name_lengths = words[_MSG_NAMELEN_WORD:end:_MMSGHDR_WORDS].tolist()
+        data = self.data
+        raw_names = self.raw_names
+        size = self.size
+        starts = range(0, got * size, size) if size else itertools.repeat(0, got)
+        name_starts = range(0, got * _SOCKADDR_STORAGE_SIZE, _SOCKADDR_STORAGE_SIZE)
+        payloads = [data[start : start + length] for start, length in zip(starts, lengths)]
+        keys: list[Any]
+        if self.ip4 and name_lengths.count(_SOCKADDR_IN_SIZE) == got:
+            # The first 8 bytes of a sockaddr_in hold everything that identifies it
+            # (family, port, address; the rest is sin_zero, which the kernel zeroes):
+            # read them for every slot at once as ints, instead of one bytes per slot.
+            keys = self.name_words[0 : got * _STORAGE_QWORDS : _STORAGE_QWORDS].tolist()
+        else:
+            keys = [raw_names[start : start + length] for start, length in zip(name_starts, name_lengths)]
+        sources = list(map(DECODED_SOURCES.get, keys))
+        if not all(sources):  # addresses are always true; None marks a peer not seen yet
+            for slot, source in enumerate(sources):
+                if source is None:
+                    sources[slot] = self._decode(slot, name_lengths[slot], keys[slot])
+        out.extend(zip(payloads, sources))
+
+    def _decode(self, slot: int, length: int, key: bytes | int) -> Address:
+        if length == 0:
+            return _UNNAMED_UNIX  # an unbound unix sender: the kernel writes no address
+        return from_sockaddr_cached(self.names + slot, length, key)
 
 
 class _PollInterrupted(Exception):

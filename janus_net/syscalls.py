@@ -506,3 +506,29 @@ def recvfrom(
     return retry(
         RECEIVE, lib.recvfrom, (fd, buf, size, flags, storage, length), checkpoint, None, nonblocking
     )
+
+
+def sendmmsg(fd: int, msgs: Any, count: int, flags: int, address: object = None) -> int:
+    """sendmmsg(2): send ``count`` prepared ``struct mmsghdr``; returns how many went.
+
+    The SEND table applies: the kernel reports an error only when the first message
+    fails (a later failure ends the batch early and shows as a smaller count).
+    """
+    return retry(SEND, lib.jn_sendmmsg, (fd, msgs, count, flags), None, address)
+
+
+def recvmmsg(
+    fd: int,
+    msgs: Any,
+    count: int,
+    flags: int,
+    checkpoint: Checkpoint | None = None,
+    nonblocking: bool = False,
+) -> int:
+    """recvmmsg(2) into ``count`` prepared ``struct mmsghdr``; returns how many arrived.
+
+    No timeout is ever passed (the shim passes NULL): recvmmsg checks its timeout only
+    after a datagram arrives (BUGS in recvmmsg(2)), so callers wait with poll instead.
+    `WOULD_BLOCK` when ``nonblocking`` and nothing is queued.
+    """
+    return retry(RECEIVE, lib.jn_recvmmsg, (fd, msgs, count, flags), checkpoint, None, nonblocking)
