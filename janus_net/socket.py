@@ -613,6 +613,56 @@ class Socket(_Owner):
             received.append((ffi.unpack(buf, got), source))
         return received
 
+    def _receive_batched(self, count: int, size: int, ctx: Context | None) -> list[tuple[bytes, Address]]:
+        wanted = min(count, _BATCH_MAX)
+        pool = self._receive_batches
+        try:
+            batch = pool.pop()  # atomic: concurrent callers never share a batch
+        except IndexError:
+            batch = _ReceiveBatch(wanted, size, self._address.family == lib.AF_INET)
+        else:
+            if batch.size != size or batch.capacity < wanted:
+                batch = _ReceiveBatch(wanted, size, self._address.family == lib.AF_INET)
+        try:
+            return self._receive_with(batch, count, ctx)
+        finally:
+            if not pool:
+                pool.append(batch)
+
+    def _receive_with(self, batch: _ReceiveBatch, count: int, ctx: Context | None) -> list[tuple[bytes, Address]]:
+        received: list[tuple[bytes, Address]] = []
+        msgs = batch.msgs
+        want = min(count, batch.capacity)
+        descriptor = self._descriptor
+        fd = descriptor.acquire(syscalls.RECEIVE, self._address)
+        try:
+            batch.reset(want)
+            if ctx is None:
+                got = syscalls.recvmmsg(fd, msgs, want, lib.MSG_WAITFORONE)
+                check = None
+            else:
+                check = ctx.check
+                got = _wait_for(ctx, fd, lambda: syscalls.recvmmsg(fd, msgs, want, lib.MSG_DONTWAIT, check, True))
+            if descriptor.closing:
+                # close() from another thread woke us by shutting the socket down; what
+                # came back are end-of-file markers, not datagrams.
+                raise syscalls.RECEIVE.error(errno.EBADF, self._address)
+            batch.collect(got, received)
+            # A full batch may mean more is queued: keep taking it without waiting.
+            while got == want and len(received) < count:
+                want = min(count - len(received), batch.capacity)
+                batch.reset(want)
+                try:
+                    got = syscalls.recvmmsg(fd, msgs, want, lib.MSG_DONTWAIT, check, True)
+                except SocketError:
+                    break  # keep what was already taken off the queue; the next call reports
+                if got == syscalls.WOULD_BLOCK or descriptor.closing:
+                    break
+                batch.collect(got, received)
+        finally:
+            descriptor.release()
+        return received
+
     def close(self) -> None:
         """Close the socket, and remove a unix socket file this bind created (same inode only)."""
         if self._descriptor.close() and self._unix_file is not None:
