@@ -1,0 +1,743 @@
+"""Every row of every errno table, injected through the fault seam on the production path.
+
+The parametrisation is derived from `syscalls.TABLES` itself, so a row added to a
+table is tested the moment it exists. What cannot be derived is *how* to reach a
+syscall from a public operation: `ROUTES` says that, explicitly, per table, and
+`test_every_table_has_a_route` fails for a table nobody taught this file to drive.
+
+Each route builds real objects against the real kernel, arms `janus_net.testing.fail`
+at the one step under test, runs the public operation and reports what it raised.
+The checks: the member (or `ErrnoBug` for a bug errno in debug mode), ``.errno``,
+``.syscall``, no descriptor leaked (the autouse fixture, and an explicit count in
+subprocesses), and no unix socket file left behind.
+
+Release mode (``JANUS_NET_DEBUG=0``) and the forced CLOEXEC emulation are read at
+import, so those rows run in subprocesses: each runs its whole matrix in one go and
+reports JSON, to stay fast.
+"""
+
+from __future__ import annotations
+
+import errno as E
+import gc
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import janus_net as jn
+from janus_net import errors, syscalls
+from janus_net._shim import lib
+from janus_net.errors import ErrnoBug, SocketError
+from janus_net.testing import Injection, fail
+
+HERE = Path(__file__).resolve().parent
+
+# An errno none of the tables maps or marks as a bug: it must come out Unexpected.
+_UNMAPPED_CANDIDATES = (E.ENOTRECOVERABLE, E.EOWNERDEAD, E.EKEYREVOKED, E.EKEYREJECTED)
+
+
+def unmapped_errno(table: syscalls.Syscall) -> int:
+    return next(e for e in _UNMAPPED_CANDIDATES if e not in table.errors and e not in table.bugs)
+
+
+def table_label(table: syscalls.Syscall) -> str:
+    """The table's name in the syscalls module (``BIND_UNIX``): unique, unlike ``.name``."""
+    for name, value in vars(syscalls).items():
+        if value is table:
+            return name
+    raise AssertionError(f"{table!r} is in TABLES but not a module attribute of syscalls")
+
+
+TABLES = {table_label(t): t for t in syscalls.TABLES}
+
+
+# --- Routes: how each table's syscall is reached from a public operation.
+
+
+@dataclass
+class Outcome:
+    """What a route saw: the exception the operation raised (None: it succeeded)."""
+
+    error: BaseException | None
+    injection: Injection
+    #: Unix socket files the library left behind (must be empty).
+    leftover: list[str] = field(default_factory=list)
+    #: The address text the error should carry, where the route knows it.
+    address: str | None = None
+
+
+Route = Callable[[Any, Path], Outcome]
+
+
+def _run(op: Callable[[], object]) -> BaseException | None:
+    """Run ``op``; close whatever it returned (it must not have succeeded, usually)."""
+    try:
+        result = op()
+    except BaseException as e:  # KeyboardInterrupt is a legitimate injected outcome
+        return e
+    close = getattr(result, "close", None)
+    if close is not None:
+        close()
+    return None
+
+
+def _leftovers(tmp: Path, expected: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
+    return sorted(p.name for p in tmp.iterdir() if p.name not in expected)
+
+
+@contextmanager
+def _tcp_pair() -> Iterator[tuple[jn.Server, socket.socket, jn.Stream]]:
+    server = jn.listen("127.0.0.1:0")
+    try:
+        client = socket.create_connection((server.address.host, server.address.port))
+        try:
+            stream = server.accept()
+            try:
+                yield server, client, stream
+            finally:
+                stream.close()
+        finally:
+            client.close()
+    finally:
+        server.close()
+
+
+@contextmanager
+def _udp_pair() -> Iterator[tuple[jn.Socket, socket.socket]]:
+    sock = jn.bind("127.0.0.1:0")
+    try:
+        peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            peer.bind(("127.0.0.1", 0))
+            yield sock, peer
+        finally:
+            peer.close()
+    finally:
+        sock.close()
+
+
+def listen_ip(name: str) -> Route:
+    """listen("127.0.0.1:0") with ``name`` armed: reaches socket .. getsockname."""
+
+    def route(err: Any, tmp: Path) -> Outcome:
+        with fail(name, err) as inj:
+            error = _run(lambda: jn.listen("127.0.0.1:0"))
+        return Outcome(error, inj, _leftovers(tmp), "127.0.0.1:0")
+
+    route.__name__ = "listen_ip"
+    return route
+
+
+def listen_unix(name: str, **options: Any) -> Route:
+    """listen("unix:PATH") with ``name`` armed: a file bind created must be gone after."""
+
+    def route(err: Any, tmp: Path) -> Outcome:
+        path = str(tmp / "s.sock")
+        with fail(name, err) as inj:
+            error = _run(lambda: jn.listen("unix:" + path, **options))
+        return Outcome(error, inj, _leftovers(tmp), "unix:" + path)
+
+    route.__name__ = "listen_unix" + ("_mode" if options else "")
+    return route
+
+
+def bind_udp(name: str, **options: Any) -> Route:
+    """bind("127.0.0.1:0") (datagram) with ``name`` armed."""
+
+    def route(err: Any, tmp: Path) -> Outcome:
+        with fail(name, err) as inj:
+            error = _run(lambda: jn.bind("127.0.0.1:0", **options))
+        return Outcome(error, inj, _leftovers(tmp), "127.0.0.1:0")
+
+    route.__name__ = "bind_udp" + ("_" + "_".join(options) if options else "")
+    return route
+
+
+def bind_unix_dgram(name: str) -> Route:
+    """bind("unix:PATH") (datagram) with ``name`` armed."""
+
+    def route(err: Any, tmp: Path) -> Outcome:
+        path = str(tmp / "d.sock")
+        with fail(name, err) as inj:
+            error = _run(lambda: jn.bind("unix:" + path))
+        return Outcome(error, inj, _leftovers(tmp), "unix:" + path)
+
+    route.__name__ = "bind_unix_dgram"
+    return route
+
+
+def listen_ip6_only(name: str) -> Route:
+    """listen("[::1]:0", ip6_only=True): one more setsockopt (IPV6_V6ONLY)."""
+
+    def route(err: Any, tmp: Path) -> Outcome:
+        with fail(name, err) as inj:
+            error = _run(lambda: jn.listen("[::1]:0", ip6_only=True))
+        return Outcome(error, inj, _leftovers(tmp), "[::1]:0")
+
+    route.__name__ = "listen_ip6_only"
+    return route
+
+
+def accept_tcp(err: Any, tmp: Path) -> Outcome:
+    """accept with a real connection pending; afterwards the same connection is accepted."""
+    with jn.listen("127.0.0.1:0") as server:
+        with socket.create_connection((server.address.host, server.address.port)) as client:
+            with fail("accept", err) as inj:
+                error = _run(server.accept)
+            # The injected failure never reached the kernel: the connection is still queued.
+            with server.accept() as stream:
+                client.sendall(b"ok")
+                assert stream.read(2) == b"ok"
+    return Outcome(error, inj, _leftovers(tmp), str(server.address))
+
+
+def accept_unix(err: Any, tmp: Path) -> Outcome:
+    """accept on a unix socket file; the file goes when the server closes."""
+    path = str(tmp / "a.sock")
+    with jn.listen("unix:" + path) as server:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+            client.connect(path)
+            with fail("accept", err) as inj:
+                error = _run(server.accept)
+            server.accept().close()
+    return Outcome(error, inj, _leftovers(tmp), "unix:" + path)
+
+
+def accept_fcntl(err: Any, tmp: Path) -> Outcome:
+    """Emulated CLOEXEC: accept() then fcntl fails: the accepted fd must be closed."""
+    with jn.listen("127.0.0.1:0") as server:
+        with socket.create_connection((server.address.host, server.address.port)) as client:
+            with fail("fcntl", err) as inj:
+                error = _run(server.accept)
+            if error is not None:
+                # The connection was accepted and then closed by janus_net: the peer sees EOF.
+                client.settimeout(5)
+                assert client.recv(1) == b""
+    return Outcome(error, inj, _leftovers(tmp))
+
+
+def send_udp(err: Any, tmp: Path) -> Outcome:
+    """Socket.send to a real peer; the injected send puts nothing on the wire."""
+    with _udp_pair() as (sock, peer):
+        dest = "%s:%d" % peer.getsockname()
+        with fail("send", err) as inj:
+            error = _run(lambda: sock.send(dest, b"x"))
+        sock.send(dest, b"y")
+        peer.settimeout(5)
+        assert peer.recv(8) == b"y"  # not b"x": the failed send never reached the kernel
+    return Outcome(error, inj, _leftovers(tmp), dest)
+
+
+def write_stream(err: Any, tmp: Path) -> Outcome:
+    """Stream.write on an accepted connection."""
+    with _tcp_pair() as (_server, client, stream):
+        with fail("send", err) as inj:
+            error = _run(lambda: stream.write(b"x"))
+        stream.write_all(b"y")
+        client.settimeout(5)
+        assert client.recv(8) == b"y"
+        address = str(stream.address)
+    return Outcome(error, inj, _leftovers(tmp), address)
+
+
+def receive_udp(err: Any, tmp: Path) -> Outcome:
+    """Socket.receive with a datagram queued; it is still there after the failure."""
+    with _udp_pair() as (sock, peer):
+        peer.sendto(b"x", (sock.address.host, sock.address.port))
+        with fail("receive", err) as inj:
+            error = _run(sock.receive)
+        data, source = sock.receive()
+        assert (data, source) == (b"x", jn.parse_address("%s:%d" % peer.getsockname()))
+    return Outcome(error, inj, _leftovers(tmp))
+
+
+def read_stream(err: Any, tmp: Path) -> Outcome:
+    """Stream.read with bytes queued; they are still there after the failure."""
+    with _tcp_pair() as (_server, client, stream):
+        client.sendall(b"x")
+        with fail("receive", err) as inj:
+            error = _run(lambda: stream.read(1))
+        assert stream.read(1) == b"x"
+    return Outcome(error, inj, _leftovers(tmp))
+
+
+def close_server(err: Any, tmp: Path) -> Outcome:
+    """Server.close with close(2) failing: never retried, the Server is closed regardless.
+
+    The injected failure did not reach the kernel, so the fd is still open: we
+    prove it with fstat and close it ourselves.
+    """
+    path = str(tmp / "c.sock")
+    server = jn.listen("unix:" + path)
+    fd = server.fileno()
+    try:
+        with fail("close", err) as inj:
+            error = _run(server.close)
+        assert server.closed and server.fileno() == -1
+        assert inj.calls == 1, "close must not be retried"
+        server.close()  # idempotent: no second close(2) of a number that may be reused
+        assert inj.calls == 1
+    finally:
+        os.fstat(fd)
+        os.close(fd)
+    return Outcome(error, inj, _leftovers(tmp))
+
+
+def shutdown_server(err: Any, tmp: Path) -> Outcome:
+    """Server.shutdown (idempotent: it swallows ENOTCONN, an already shut down listener)."""
+    with jn.listen("127.0.0.1:0") as server:
+        with fail("shutdown", err) as inj:
+            error = _run(server.shutdown)
+    return Outcome(error, inj, _leftovers(tmp))
+
+
+def shutdown_fd(err: Any, tmp: Path) -> Outcome:
+    """The shutdown wrapper itself, on a real connection: every row as the table says."""
+    with _tcp_pair() as (_server, _client, stream):
+        with fail("shutdown", err) as inj:
+            error = _run(lambda: syscalls.shutdown(stream.fileno(), lib.SHUT_RDWR))
+    return Outcome(error, inj, _leftovers(tmp))
+
+
+def send_many_udp(err: Any, tmp: Path) -> Outcome:
+    """Socket.send_many: sendmmsg (or sendto) failing on the first datagram raises."""
+    with _udp_pair() as (sock, peer):
+        dest = "%s:%d" % peer.getsockname()
+        with fail("send", err) as inj:
+            error = _run(lambda: sock.send_many([(dest, b"x"), (dest, b"x")]))
+        assert sock.send_many([(dest, b"y")]) == 1
+        peer.settimeout(5)
+        assert peer.recv(8) == b"y"
+    return Outcome(error, inj, _leftovers(tmp), dest)
+
+
+def receive_many_udp(err: Any, tmp: Path) -> Outcome:
+    """Socket.receive_many: recvmmsg (or recvfrom) failing; the datagrams stay queued."""
+    with _udp_pair() as (sock, peer):
+        for data in (b"a", b"b"):
+            peer.sendto(data, (sock.address.host, sock.address.port))
+        with fail("receive", err) as inj:
+            error = _run(lambda: sock.receive_many(2))
+        got: list[bytes] = []
+        while len(got) < 2:
+            got += [data for data, _ in sock.receive_many(2)]
+        assert got == [b"a", b"b"]
+    return Outcome(error, inj, _leftovers(tmp))
+
+
+def accept_ctx_fcntl(err: Any, tmp: Path) -> Outcome:
+    """accept(ctx=...) makes the listener O_NONBLOCK with fcntl for the wait."""
+    with jn.listen("127.0.0.1:0") as server:
+        with socket.create_connection((server.address.host, server.address.port)):
+            with fail("fcntl", err) as inj:
+                error = _run(lambda: server.accept(ctx=jn.Context.with_timeout(10)))
+            server.accept().close()  # still queued, and the listener still blocking
+    return Outcome(error, inj, _leftovers(tmp))
+
+
+def stale_probe(err: Any, tmp: Path) -> Outcome:
+    """listen(unix, unlink_stale=True) over a stale file: connect() is the probe.
+
+    Only ECONNREFUSED means stale (the bind then takes the path over); any other
+    mapped error leaves the file alone and reports AddressInUse, caused by the
+    probe's error, which is what this route returns.
+    """
+    path = tmp / "stale.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as old:
+        old.bind(str(path))
+    stale_inode = path.stat().st_ino
+    with fail("connect", err) as inj:
+        error = _run(lambda: jn.listen(f"unix:{path}", unlink_stale=True))
+    if isinstance(error, SocketError.AddressInUse) and error.__cause__ is not None:
+        assert path.stat().st_ino == stale_inode, "a file that was not proven stale was replaced"
+        error = error.__cause__
+    if error is None:
+        assert not path.exists()  # taken over, then removed by close
+    else:
+        path.unlink()
+    return Outcome(error, inj, _leftovers(tmp))
+
+
+def getsockopt_fd(err: Any, tmp: Path) -> Outcome:
+    """Internal step without a public operation yet: the wrapper on a real listener."""
+    with jn.listen("127.0.0.1:0") as server:
+        with fail("getsockopt", err) as inj:
+            error = _run(lambda: syscalls.getsockopt_int(server.fileno(), lib.SOL_SOCKET, lib.SO_TYPE))
+    return Outcome(error, inj, _leftovers(tmp))
+
+
+def getpeername_fd(err: Any, tmp: Path) -> Outcome:
+    """Internal step without a public operation yet: the wrapper on a real connection."""
+    with _tcp_pair() as (_server, _client, stream):
+        with fail("getpeername", err) as inj:
+            error = _run(lambda: syscalls.getpeername(stream.fileno()))
+    return Outcome(error, inj, _leftovers(tmp))
+
+
+def accept_with_context(err: Any, tmp: Path) -> Outcome:
+    """accept(ctx=...) with nothing pending: it waits in poll, which fails."""
+    with jn.listen("127.0.0.1:0") as server:
+        with fail("poll", err) as inj:
+            error = _run(lambda: server.accept(ctx=jn.Context.with_timeout(10)))
+    return Outcome(error, inj, _leftovers(tmp))
+
+
+def receive_with_context(err: Any, tmp: Path) -> Outcome:
+    """Socket.receive(ctx=...) with nothing queued: it waits in poll, which fails."""
+    with jn.bind("127.0.0.1:0") as sock:
+        with fail("poll", err) as inj:
+            error = _run(lambda: sock.receive(ctx=jn.Context.with_timeout(10)))
+    return Outcome(error, inj, _leftovers(tmp))
+
+
+#: How each table is reached. A new table without an entry fails the suite.
+ROUTES: dict[str, tuple[Route, ...]] = {
+    "SOCKET": (listen_ip("socket"), bind_unix_dgram("socket")),
+    "SETSOCKOPT": (listen_ip("setsockopt"), listen_ip6_only("setsockopt"), bind_udp("setsockopt", broadcast=True)),
+    "GETSOCKOPT": (getsockopt_fd,),
+    "FCNTL": (accept_ctx_fcntl, listen_ip("fcntl"), accept_fcntl),
+    "BIND_IP": (listen_ip("bind"), bind_udp("bind")),
+    "BIND_UNIX": (listen_unix("bind"), bind_unix_dgram("bind")),
+    "LISTEN": (listen_ip("listen"), listen_unix("listen")),
+    "GETSOCKNAME": (listen_ip("getsockname"), listen_unix("getsockname"), bind_unix_dgram("getsockname")),
+    "GETPEERNAME": (getpeername_fd,),
+    "ACCEPT": (accept_tcp, accept_unix),
+    "SEND": (send_udp, write_stream, send_many_udp),
+    "RECEIVE": (receive_udp, read_stream, receive_many_udp),
+    "CLOSE": (close_server,),
+    "SHUTDOWN": (shutdown_server, shutdown_fd),
+    "CONNECT": (stale_probe,),
+    "FCHMOD": (listen_unix("fchmod", mode=0o600),),
+    "POLL": (accept_with_context, receive_with_context),
+}
+
+#: Routes this process never reaches, because CLOEXEC is native here: they run in a
+#: subprocess with JANUS_NET_FORCE_CLOEXEC_EMULATION=1 (socket()+fcntl, accept()+fcntl).
+EMULATED = {("FCNTL", "listen_ip"), ("FCNTL", "accept_fcntl")}
+
+
+def expected(label: str, err: int, debug: bool, route: str) -> type[BaseException] | None:
+    """What ``route`` must raise for ``err`` from table ``label`` (None: nothing)."""
+    table = TABLES[label]
+    if err in table.bugs:
+        return ErrnoBug if debug else SocketError.Unexpected
+    if table is syscalls.CLOSE:
+        return None  # close ignores every error but the bug errnos
+    if table is syscalls.CONNECT and err == E.ECONNREFUSED:
+        return None  # the probe's "stale": the bind takes the path over and succeeds
+    if route == "shutdown_server" and err == E.ENOTCONN:
+        return None  # Server.shutdown() is idempotent: ENOTCONN means "already shut down"
+    return table.errors.get(err, SocketError.Unexpected)
+
+
+def check(label: str, err: int, route: str, outcome: Outcome, debug: bool) -> None:
+    """The assertions shared by the in-process and subprocess runs."""
+    table = TABLES[label]
+    want = expected(label, err, debug, route)
+    assert outcome.injection.failed == 1, f"the fault was not reached: {outcome.injection!r}"
+    assert not outcome.leftover, f"unix socket files left behind: {outcome.leftover}"
+    if want is None:
+        assert outcome.error is None, f"expected success, got {outcome.error!r}"
+        return
+    error = outcome.error
+    assert type(error) is want, f"expected {want.__name__}, got {error!r}"
+    assert error.errno == err  # type: ignore[union-attr]
+    assert error.syscall == table.name  # type: ignore[union-attr]
+    if want is ErrnoBug:
+        assert not isinstance(error, OSError)
+        assert str(error).startswith(f"programmer bug caused syscall error: {errors.errno_name(err)}")
+    elif outcome.address is not None and table.name in ("bind", "listen", "accept", "send"):
+        assert error.address == outcome.address  # type: ignore[union-attr]
+
+
+# --- The matrices, derived from TABLES.
+
+
+def _cases(kind: str) -> list[tuple[str, int, str]]:
+    cases = []
+    for label, table in TABLES.items():
+        errnos = {
+            "mapped": sorted(table.errors),
+            "bug": sorted(table.bugs),
+            "unmapped": [unmapped_errno(table)],
+        }[kind]
+        for err in errnos:
+            for route in ROUTES.get(label, ()):
+                cases.append((label, err, route.__name__))
+    return cases
+
+
+def _route(label: str, name: str) -> Route:
+    return next(r for r in ROUTES[label] if r.__name__ == name)
+
+
+MAPPED = _cases("mapped")
+BUGS = _cases("bug")
+UNMAPPED = _cases("unmapped")
+
+
+def _in_process(cases: list[tuple[str, int, str]]) -> list[tuple[str, int, str]]:
+    return [c for c in cases if (c[0], c[2]) not in EMULATED]
+
+
+def _emulated(cases: list[tuple[str, int, str]]) -> list[tuple[str, int, str]]:
+    return [c for c in cases if (c[0], c[2]) in EMULATED]
+
+
+def _by_table(cases: list[tuple[str, int, str]]) -> dict[str, list[tuple[str, int, str]]]:
+    """One test per table, running every (errno, route) of it and reporting each failure.
+
+    Per case it would be some 300 tests, and the autouse fd check's full gc per test
+    would then cost several times the cases themselves.
+    """
+    tables: dict[str, list[tuple[str, int, str]]] = {}
+    for case in _in_process(cases):
+        tables.setdefault(case[0], []).append(case)
+    return tables
+
+
+def _run_table(cases: list[tuple[str, int, str]], debug: bool) -> None:
+    failures = []
+    for label, err, name in cases:
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                check(label, err, name, _route(label, name)(err, Path(tmp)), debug)
+            except AssertionError as e:
+                failures.append(f"{errors.errno_name(err)} via {name}: {e}")
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("label", _by_table(MAPPED))
+def test_mapped_errnos(label: str) -> None:
+    _run_table(_by_table(MAPPED)[label], debug=True)
+
+
+@pytest.mark.parametrize("label", _by_table(BUGS))
+def test_bug_errnos_are_errnobug_in_debug_mode(label: str) -> None:
+    assert errors.DEBUG, "the suite runs in debug mode; release mode runs in a subprocess"
+    _run_table(_by_table(BUGS)[label], debug=True)
+
+
+@pytest.mark.parametrize("label", _by_table(UNMAPPED))
+def test_unmapped_errno_is_unexpected(label: str) -> None:
+    _run_table(_by_table(UNMAPPED)[label], debug=True)
+
+
+# DESIGN §5, transcribed: the public tables must say exactly this (the internal ones,
+# getsockopt .. poll, are the library's own and only need a route).
+_RESOURCES = {"ENOBUFS": "SystemResources", "ENOMEM": "SystemResources"}
+_BIND = {
+    "EACCES": "AccessDenied",
+    "EADDRINUSE": "AddressInUse",
+    "EAFNOSUPPORT": "AddressFamilyUnsupported",
+    "EADDRNOTAVAIL": "AddressUnavailable",
+    "ENOMEM": "SystemResources",
+}
+DESIGN_5: dict[str, tuple[dict[str, str], set[str]]] = {
+    "SOCKET": (
+        {
+            "EAFNOSUPPORT": "AddressFamilyUnsupported",
+            "EINVAL": "ProtocolUnsupportedBySystem",
+            "EMFILE": "ProcessFdQuotaExceeded",
+            "ENFILE": "SystemFdQuotaExceeded",
+            **_RESOURCES,
+            "EPROTONOSUPPORT": "ProtocolUnsupportedByAddressFamily",
+            "EPROTOTYPE": "SocketModeUnsupported",
+            "EACCES": "AccessDenied",
+        },
+        set(),
+    ),
+    "SETSOCKOPT": ({"ENOPROTOOPT": "OptionUnsupported", **_RESOURCES}, {"EBADF", "ENOTSOCK", "EINVAL", "EFAULT"}),
+    "FCNTL": ({}, {"EBADF"}),
+    "BIND_IP": (_BIND, {"EBADF", "ENOTSOCK", "EFAULT", "EINVAL"}),
+    "BIND_UNIX": (
+        {
+            **_BIND,
+            "ELOOP": "SymLinkLoop",
+            "ENOENT": "FileNotFound",
+            "ENOTDIR": "NotDir",
+            "EROFS": "ReadOnlyFileSystem",
+            "EPERM": "AccessDenied",
+        },
+        {"EBADF", "ENOTSOCK", "EFAULT", "EINVAL", "ENAMETOOLONG"},
+    ),
+    "LISTEN": ({"EADDRINUSE": "AddressInUse", "EOPNOTSUPP": "SocketModeUnsupported"}, {"EBADF", "ENOTSOCK"}),
+    "GETSOCKNAME": ({"ENOBUFS": "SystemResources"}, {"EBADF", "EFAULT", "EINVAL", "ENOTSOCK"}),
+    "ACCEPT": (
+        {
+            "ECONNABORTED": "ConnectionAborted",
+            "EINVAL": "SocketNotListening",
+            "EMFILE": "ProcessFdQuotaExceeded",
+            "ENFILE": "SystemFdQuotaExceeded",
+            **_RESOURCES,
+            "EPROTO": "ProtocolFailure",
+            "EPERM": "BlockedByFirewall",
+        },
+        {"EBADF", "EFAULT", "ENOTSOCK", "EOPNOTSUPP"},
+    ),
+    "SEND": (
+        {
+            "EACCES": "AccessDenied",
+            "ECONNREFUSED": "ConnectionRefused",
+            "ECONNRESET": "ConnectionResetByPeer",
+            "EMSGSIZE": "MessageTooBig",
+            **_RESOURCES,
+            "EHOSTUNREACH": "HostUnreachable",
+            "ENETUNREACH": "NetworkUnreachable",
+            "ENETDOWN": "NetworkSubsystemDown",
+            "EAFNOSUPPORT": "AddressFamilyUnsupported",
+            "EPIPE": "SocketUnconnected",
+            "ENOTCONN": "SocketUnconnected",
+        },
+        {"EBADF", "EDESTADDRREQ", "EFAULT", "EINVAL", "EISCONN", "ENOTSOCK", "EOPNOTSUPP"},
+    ),
+    "RECEIVE": (
+        {
+            "ECONNREFUSED": "ConnectionRefused",
+            "ECONNRESET": "ConnectionResetByPeer",
+            **_RESOURCES,
+            "ENOTCONN": "SocketUnconnected",
+            "ETIMEDOUT": "ConnectionTimedOut",
+            "ENETDOWN": "NetworkSubsystemDown",
+        },
+        {"EBADF", "EFAULT", "EINVAL", "ENOTSOCK", "EOPNOTSUPP"},
+    ),
+    "CLOSE": ({}, {"EBADF"}),
+}
+
+
+@pytest.mark.parametrize("label", sorted(DESIGN_5))
+def test_public_tables_are_design_section_5(label: str) -> None:
+    table = TABLES[label]
+    mapped, bugs = DESIGN_5[label]
+    # EOPNOTSUPP and ENOTSUP are one number on Linux: compare numbers, not names.
+    assert {e: m.__name__ for e, m in table.errors.items()} == {getattr(E, n): m for n, m in mapped.items()}
+    assert table.bugs == {getattr(E, name) for name in bugs}
+    assert table.retry_eintr is (table is not syscalls.CLOSE)
+
+
+def test_every_table_has_a_route() -> None:
+    """A new syscall table needs a route here, or its rows would go untested."""
+    missing = sorted(set(TABLES) - set(ROUTES))
+    assert not missing, f"tables without a route in test_errno_tables.ROUTES: {missing}"
+    assert not set(ROUTES) - set(TABLES), "routes for tables that no longer exist"
+
+
+def test_every_row_is_covered() -> None:
+    """The (table, errno) pairs exercised are exactly the rows of TABLES, mapped and bug."""
+    rows = {(label, err) for label, t in TABLES.items() for err in (*t.errors, *t.bugs)}
+    covered = {(label, err) for label, err, _ in MAPPED + BUGS}
+    assert covered == rows
+    # Each route of a table runs each of its rows.
+    for label, table in TABLES.items():
+        per_route = {name for lab, _, name in MAPPED + BUGS if lab == label}
+        if table.errors or table.bugs:
+            assert per_route == {r.__name__ for r in ROUTES[label]}
+
+
+# --- Subprocess matrices: release mode, and the emulated CLOEXEC path.
+
+
+def _child(cases: list[tuple[str, int, str]], env: dict[str, str]) -> list[dict[str, Any]]:
+    script = f"import sys; sys.path.insert(0, {str(HERE)!r}); import test_errno_tables as t; t.child_main()"
+    proc = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(cases)],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)  # type: ignore[no-any-return]
+
+
+def child_main() -> None:
+    """Run the cases in argv[1] in this process and print one JSON result per case."""
+    results = []
+    # gc.collect only when an fd seems left over (a Context's wake fd is closed when the
+    # context is collected, and a traceback may hold it): collecting after every case
+    # would cost more than the cases. The autouse fixture does the same in-process.
+    for label, err, name in json.loads(sys.argv[1]):
+        before = set(os.listdir("/proc/self/fd"))
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                check(label, err, name, _route(label, name)(err, Path(tmp)), debug=errors.DEBUG)
+                failure = None
+            except BaseException as e:  # report, do not stop the matrix
+                failure = f"{type(e).__name__}: {e}"
+        leaked = _new_fds(before)
+        if leaked:
+            gc.collect()
+            leaked = _new_fds(before)
+        results.append({"case": [label, err, name], "failure": failure, "leaked": leaked})
+    print(json.dumps(results))
+
+
+def _new_fds(before: set[str]) -> list[str]:
+    fds = sorted(set(os.listdir("/proc/self/fd")) - before)
+    return [fd for fd in fds if os.path.exists(f"/proc/self/fd/{fd}")]  # not listdir's own fd
+
+
+def _assert_child_results(results: list[dict[str, Any]], cases: list[tuple[str, int, str]]) -> None:
+    assert [tuple(r["case"]) for r in results] == [tuple(c) for c in cases]
+    bad = [r for r in results if r["failure"] or r["leaked"]]
+    assert not bad, json.dumps(bad, indent=1)
+
+
+def test_bug_errnos_are_unexpected_in_release_mode() -> None:
+    """JANUS_NET_DEBUG=0: every bug row becomes SocketError.Unexpected; nothing leaks."""
+    cases = _in_process(BUGS)
+    results = _child(cases, {"JANUS_NET_DEBUG": "0"})
+    _assert_child_results(results, cases)
+
+
+@pytest.mark.parametrize("debug", ["1", "0"])
+def test_fcntl_rows_under_forced_cloexec_emulation(debug: str) -> None:
+    """fcntl(F_SETFD) after socket() and accept(): a failure closes the new fd, every row."""
+    cases = _emulated(MAPPED + BUGS + UNMAPPED)
+    assert cases, "the fcntl table has rows to run"
+    results = _child(cases, {"JANUS_NET_DEBUG": debug, "JANUS_NET_FORCE_CLOEXEC_EMULATION": "1"})
+    _assert_child_results(results, cases)
+
+
+# --- EINTR and the checkpoints.
+
+
+def test_eintr_is_retried_transparently() -> None:
+    with fail("bind", E.EINTR, times=3) as inj:
+        with jn.listen("127.0.0.1:0") as server:
+            assert server.address.port != 0
+    assert (inj.calls, inj.failed) == (4, 3)
+
+
+def test_eintr_in_bind_runs_the_checkpoint_each_time() -> None:
+    """Five checkpoints, plus one per EINTR retry: 5 + 3, and the listen succeeds."""
+    class Counting(jn.Context):
+        checks = 0
+
+        def check(self) -> None:
+            type(self).checks += 1
+            super().check()
+
+    ctx = Counting()
+    with fail("bind", E.EINTR, times=3) as inj:
+        with jn.listen_with_context("127.0.0.1:0", ctx) as server:
+            assert server.address.port != 0
+    assert inj.failed == 3
+    assert Counting.checks == 5 + 3
+
+
+def test_close_eintr_is_not_retried_and_leaves_the_server_closed(tmp_path: Path) -> None:
+    outcome = close_server(E.EINTR, tmp_path)
+    assert outcome.error is None and outcome.injection.calls == 1
+    assert not outcome.leftover
