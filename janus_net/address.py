@@ -230,7 +230,7 @@ class UnixAddress(_Value):
         return not self._path and not self._abstract
 
     def _encode(self) -> sockaddr.Encoded:
-        return sockaddr.encode_unix(_unix_bytes(self._path, self._abstract), self._abstract)
+        return sockaddr.encode_unix(_unix_bytes(self._path, self._abstract, str(self)), self._abstract)
 
     def __str__(self) -> str:
         return f"unix:@{self._path}" if self._abstract else f"unix:{self._path}"
@@ -335,7 +335,10 @@ def _ip6_literal(text: str) -> tuple[ipaddress.IPv6Address, int | None]:
 def _resolve_zone(zone: str, text: str) -> int:
     """An interface index from a zone: digits are the index, a name goes through if_nametoindex."""
     if zone.isascii() and zone.isdigit():
-        index = int(zone)
+        # Leading zeros are harmless; more than 10 significant digits is out of range,
+        # and checking that first keeps int() away from its 4300-digit ValueError.
+        significant = zone.lstrip("0") or "0"
+        index = int(significant) if len(significant) <= 10 else _MAX_SCOPE_ID + 1
         if index > _MAX_SCOPE_ID:
             raise SocketError.InvalidAddress(None, f"zone index {zone} is out of range in {text!r}")
         return index
@@ -358,28 +361,35 @@ def _parse_port(text: str, port: str) -> int:
     return int(port)
 
 
-def _unix_bytes(name: str, abstract: bool) -> bytes:
+def _unix_bytes(name: str, abstract: bool, text: str) -> bytes:
+    """The bytes of a path or abstract name that fits in sun_path, else InvalidAddress.
+
+    Both the parser and the encoder go through here: a `UnixAddress` built directly
+    (or reported by the kernel) must never write past the end of its sockaddr_un.
+    """
+    kind = "abstract name" if abstract else "unix socket path"
+    if abstract and not platform.HAS_ABSTRACT_UNIX:
+        raise _invalid(text, "abstract unix socket names are not supported on this platform")
+    if not name:
+        raise _invalid(text, f"empty {kind}")
     try:
-        return os.fsencode(name)
+        encoded = os.fsencode(name)
     except UnicodeError:
-        raise SocketError.InvalidAddress(None, f"unix path {name!r} cannot be encoded") from None
+        # A lone surrogate that is not a surrogateescape'd byte has no file system bytes.
+        raise _invalid(text, f"{kind} cannot be encoded to file system bytes") from None
+    if b"\0" in encoded:
+        raise _invalid(text, f"{kind} contains a NUL byte")
+    limit = platform.SUN_PATH_SIZE - 1
+    if len(encoded) > limit:
+        raise _invalid(text, f"{kind} is {len(encoded)} bytes; this platform allows at most {limit}")
+    return encoded
 
 
 def _parse_unix(text: str) -> UnixAddress:
     path = text[len("unix:") :] if text.startswith("unix:") else text
     abstract = path.startswith("@")
     name = path[1:] if abstract else path
-    kind = "abstract name" if abstract else "unix socket path"
-    if abstract and not platform.HAS_ABSTRACT_UNIX:
-        raise _invalid(text, "abstract unix socket names are not supported on this platform")
-    if not name:
-        raise _invalid(text, f"empty {kind}")
-    encoded = _unix_bytes(name, abstract)
-    if b"\0" in encoded:
-        raise _invalid(text, f"{kind} contains a NUL byte")
-    limit = platform.SUN_PATH_SIZE - 1
-    if len(encoded) > limit:
-        raise _invalid(text, f"{kind} is {len(encoded)} bytes; this platform allows at most {limit}")
+    _unix_bytes(name, abstract, text)
     return UnixAddress(name, abstract=abstract)
 
 

@@ -53,6 +53,10 @@ def encode_unix(path: bytes, abstract: bool) -> Encoded:
     A path is NUL-terminated and its length counts the NUL. An abstract name starts
     with a NUL byte and has no trailing NUL: every byte up to the length is the name.
     """
+    if len(path) > platform.SUN_PATH_SIZE - 1:
+        # ffi.memmove does not bound-check: this guard is all that stands between a
+        # long path and a heap overflow. Callers validate first (InvalidAddress).
+        raise ValueError(f"{len(path)} bytes do not fit in sun_path ({platform.SUN_PATH_SIZE} bytes)")
     sa = ffi.new("struct sockaddr_un *")
     sa.sun_family = lib.AF_UNIX
     if abstract:
