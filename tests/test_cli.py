@@ -142,7 +142,14 @@ def test_layout_error_contract() -> None:
         ["parse", "--bogus", ":80"],
         ["layout", "--bogus"],
     ],
-    ids=["no-command", "unknown-command", "parse-missing-address", "parse-two-addresses", "parse-bad-option", "layout-bad-option"],
+    ids=[
+        "no-command",
+        "unknown-command",
+        "parse-missing-address",
+        "parse-two-addresses",
+        "parse-bad-option",
+        "layout-bad-option",
+    ],
 )
 def test_usage_errors_exit_2(args: list[str]) -> None:
     result = janus_net(*args)

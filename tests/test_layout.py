@@ -10,6 +10,7 @@ constants, `ipaddress` packing), sliced at the offsets the compiler gave.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import json
 import shutil
 import socket
@@ -147,7 +148,7 @@ def test_holes_are_exactly_the_bytes_no_field_covers(report: dict[str, Any], ora
         in_holes = {i for h in holes for i in range(h["offset"], h["offset"] + h["size"])}
         assert in_holes == uncovered, name
         assert sum(h["size"] for h in holes) == len(uncovered), f"{name}: holes overlap"
-        for before, after in zip(holes, holes[1:]):
+        for before, after in itertools.pairwise(holes):
             assert before["offset"] + before["size"] < after["offset"], f"{name}: adjacent holes not merged"
 
 
