@@ -21,5 +21,15 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/janus-net demo
 
+# mypy --strict over the package, ruff's lint and format checks over the tree (tools: the lint extra).
+LINT_STAMP := $(VENV)/.lint-installed
+
+$(LINT_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install --quiet -e '.[test,lint]'
+	touch $(LINT_STAMP)
+
+lint: $(LINT_STAMP)
+	$(PY) -m mypy --strict janus_net && $(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
 clean:
-	rm -rf $(VENV) build *.egg-info janus_net/_shim*.so janus_net/_shim.c janus_net/_shim.o .pytest_cache .hypothesis
+	rm -rf $(VENV) build *.egg-info janus_net/_shim*.so janus_net/_shim.c janus_net/_shim.o .pytest_cache .hypothesis .mypy_cache .ruff_cache
