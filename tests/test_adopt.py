@@ -64,9 +64,9 @@ def test_parse_fd_address_rejects(text: str, why: str) -> None:
 def test_fd_address_is_immutable_and_hashable() -> None:
     addr = jn.FdAddress(3)
     with pytest.raises(AttributeError):
-        addr._fd = 4  # type: ignore[misc]
+        addr._fd = 4
     with pytest.raises(AttributeError):
-        del addr._fd  # type: ignore[misc]
+        del addr._fd
     assert {addr, jn.FdAddress(3), jn.FdAddress(4)} == {jn.FdAddress(3), jn.FdAddress(4)}
     assert addr != 3 and addr != "fd://3"
 
