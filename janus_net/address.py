@@ -180,6 +180,17 @@ class Ip6Address(_Value):
     def is_ip4_mapped(self) -> bool:
         return self._ip.ipv4_mapped is not None
 
+    @property
+    def needs_zone(self) -> bool:
+        """True for an address that exists only on one link, so the kernel binds it only with a zone.
+
+        That is link-local unicast (``fe80::/10``) and interface- or link-local
+        multicast (``ff01::``, ``ff02::`` and the other scope 1 and 2 groups): the
+        addresses Linux calls "needs scope id". Without a zone, bind says EINVAL.
+        """
+        scope = self._ip.packed[1] & 0x0F
+        return self._ip.is_link_local or (self._ip.is_multicast and scope in (1, 2))
+
     def _encode(self) -> sockaddr.Encoded:
         return sockaddr.encode_ip6(self._ip.packed, self._port, self._flowinfo, self._scope_id)
 

@@ -110,6 +110,13 @@ def _validate(addr: Address, opts: _Options) -> None:
         raise SocketError.AddressUnavailable(
             None, "an IPv4-mapped address cannot be bound with ip6_only=True", syscall="bind", address=text
         )
+    # Two more EINVALs a user can reach with a well-formed IPv6 address (DESIGN §5 *).
+    if isinstance(addr, Ip6Address) and addr.needs_zone and not addr.scope_id:
+        why = f"{addr.ip} exists only on one link: name the interface, as in [{addr.ip}%eth0]:{addr.port}"
+        raise SocketError.AddressUnavailable(None, why, syscall="bind", address=text)
+    if isinstance(addr, Ip6Address) and addr.ip.is_multicast and opts.mode is Mode.STREAM:
+        why = "an IPv6 multicast address cannot be bound by a stream socket"
+        raise SocketError.AddressUnavailable(None, why, syscall="bind", address=text)
     path_socket = isinstance(addr, UnixAddress) and not addr.abstract
     if opts.file_mode is not None and not path_socket:
         raise SocketError.OptionUnsupported(None, "mode applies to unix socket paths only", address=text)

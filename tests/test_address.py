@@ -12,6 +12,7 @@ or an address that prints and parses back to itself.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 import socket
@@ -681,3 +682,57 @@ def test_anything_the_oracle_rejects_is_invalid_address_as_a_host(host: str) -> 
         parse_address(f"{host}:80")
     with pytest.raises(InvalidAddress):
         Ip4Address(host)
+
+
+# --- Well-formed IPv6 addresses that bind only with a zone (the kernel's EINVAL)
+
+
+def kernel_bind_errno(ip: ipaddress.IPv6Address, kind: int = socket.SOCK_DGRAM) -> int:
+    """What Linux says to a stdlib socket binding ``ip`` with no scope id (0: it bound)."""
+    with socket.socket(socket.AF_INET6, kind) as s:
+        try:
+            s.bind((str(ip), 0, 0, 0))
+        except OSError as err:
+            return err.errno or -1
+    return 0
+
+
+link_scoped = st.one_of(
+    st.ip_addresses(v=6),
+    st.ip_addresses(network="fe80::/10"),
+    st.ip_addresses(network="ff00::/8"),
+    st.tuples(st.integers(0, 15), st.integers(0, 15), st.binary(min_size=14, max_size=14)).map(
+        lambda t: ipaddress.IPv6Address(bytes([0xFF, t[0] << 4 | t[1]]) + t[2])
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(link_scoped)
+def test_needs_zone_agrees_with_the_kernel(ip: ipaddress.IPv6Address) -> None:
+    a = Ip6Address(ip, 0)
+    assert a.needs_zone is (kernel_bind_errno(ip) == errno.EINVAL), ip
+
+
+def test_zoneless_link_local_is_address_unavailable_not_errno_bug() -> None:
+    """Binding fe80::1 without a zone is EINVAL from the kernel: a user's mistake, not our bug."""
+    assert kernel_bind_errno(ipaddress.IPv6Address("fe80::1")) == errno.EINVAL  # the cause is real
+    for text in ("[fe80::1]:0", "[fe80::1%0]:0", "[ff02::1]:0"):
+        for open_ in (jn.listen, jn.bind):
+            with pytest.raises(jn.SocketError.AddressUnavailable) as info:
+                open_(text)
+            err = info.value
+            assert (err.errno, err.syscall) == (None, "bind")  # refused before any syscall
+            assert "%eth0" in str(err)  # and the message shows how to name the interface
+
+
+def test_ipv6_multicast_stream_is_address_unavailable_not_errno_bug() -> None:
+    group = ipaddress.IPv6Address("ff05::1")
+    assert kernel_bind_errno(group, socket.SOCK_STREAM) == errno.EINVAL  # the cause is real
+    assert kernel_bind_errno(group, socket.SOCK_DGRAM) == 0
+    for attempt in (lambda: jn.listen("[ff05::1]:0"), lambda: jn.bind("[ff05::1]:0", mode=jn.Mode.STREAM)):
+        with pytest.raises(jn.SocketError.AddressUnavailable) as info:
+            attempt()
+        assert info.value.errno is None and "multicast" in str(info.value)
+    with jn.bind("[ff05::1]:0") as udp:  # a datagram socket may bind a group
+        assert isinstance(udp.address, Ip6Address) and udp.address.ip == group
