@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import textwrap
+import time
+from pathlib import Path
 
 import pytest
 
@@ -193,6 +196,33 @@ def test_one_bad_descriptor_adopts_none() -> None:
     finally:
         os.close(r)
         os.close(w)
+
+
+@pytest.mark.skipif(shutil.which("systemd-socket-activate") is None, reason="needs systemd-socket-activate")
+def test_under_systemd_socket_activate(tmp_path: Path) -> None:
+    # systemd's own tool for running a socket-activated service by hand: it binds the
+    # socket, and on the first connection execs the service with LISTEN_* set.
+    path = str(tmp_path / "web.sock")
+    tool = ["systemd-socket-activate", "-l", path, "--fdname=web", sys.executable, "-c", _CHILD, "unset"]
+    with subprocess.Popen(tool, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as manager:
+        try:
+            deadline = time.monotonic() + 30
+            while not os.path.exists(path):
+                assert manager.poll() is None and time.monotonic() < deadline, "the socket never appeared"
+                time.sleep(0.01)
+            with socket.socket(socket.AF_UNIX) as client:
+                client.settimeout(30)
+                client.connect(path)  # this connection makes the tool exec the service
+                client.sendall(b"activated")
+                client.shutdown(socket.SHUT_WR)
+                report = _report(manager)
+                assert report["sockets"] == {"web": ["Server", f"unix:{path}", 3]}
+                assert report["environment"] == {"LISTEN_PID": None, "LISTEN_FDS": None, "LISTEN_FDNAMES": None}
+                assert client.recv(100) == b"web:activated"
+            assert manager.wait(timeout=30) == 0
+        finally:
+            if manager.poll() is None:
+                manager.kill()
 
 
 # --- in this process: answered from the environment alone
