@@ -45,6 +45,13 @@ Rules (read these before writing a test with threads or nesting):
   descriptor really stays open: a test that injects into close must close it
   itself (``os.close``) -- which also proves the injection did not touch it.
 * **Cost when unarmed.** Nothing: the loop reads one attribute that is None.
+
+`hold` is the seam's other tool, for races: the call does reach the kernel, but
+the caller is parked right after the kernel returned, before janus_net sees the
+result, until the test lets it go. That is how the tests prove that ``close()``
+from another thread does not release a descriptor number while a call that
+uses it is still in flight. It follows the same rules (counted in every
+thread, no nesting with `fail` or `hold` on the same name).
 """
 
 from __future__ import annotations
@@ -57,7 +64,7 @@ from typing import Any
 from janus_net import syscalls
 from janus_net._shim import ffi
 
-__all__ = ["Injection", "fail", "syscall_names"]
+__all__ = ["Hold", "Injection", "fail", "hold", "syscall_names"]
 
 #: What ``fail`` can inject: an errno, or an exception (class or instance) to raise.
 Error = int | type[BaseException] | BaseException
@@ -113,7 +120,85 @@ class Injection:
         )
 
 
+class Hold:
+    """A held syscall: calls reach the kernel, then wait for `release` before returning.
+
+    Attributes:
+        syscall: the name held.
+        calls: calls that came back from the kernel so far.
+        returned: set once the first held call came back from the kernel.
+    """
+
+    __slots__ = ("syscall", "calls", "returned", "_go", "_lock")
+
+    def __init__(self, syscall: str) -> None:
+        self.syscall = syscall
+        self.calls = 0
+        self.returned = threading.Event()
+        self._go = threading.Event()
+        self._lock = threading.Lock()
+
+    def call(self, fn: Callable[..., int], args: tuple[Any, ...]) -> int:
+        """Called by the retry loop in place of ``fn(*args)`` while held."""
+        rc = fn(*args)
+        err = ffi.errno
+        with self._lock:
+            self.calls += 1
+        self.returned.set()
+        self._go.wait()
+        ffi.errno = err  # waiting may have run code that touched errno on this thread
+        return rc
+
+    def release(self) -> None:
+        """Let every held call (and every later one) return."""
+        self._go.set()
+
+    def __repr__(self) -> str:
+        return f"<Hold {self.syscall} calls={self.calls} released={self._go.is_set()}>"
+
+
 _arming = threading.Lock()
+
+
+@contextmanager
+def _armed(syscall: str, fault: Injection | Hold) -> Iterator[None]:
+    tables = [table for table in syscalls.TABLES if table.name == syscall]
+    with _arming:
+        if any(table.fault is not None for table in tables):
+            raise RuntimeError(f"{syscall} is already armed; the fault seam does not nest one syscall")
+        for table in tables:
+            table.fault = fault
+    try:
+        yield
+    finally:
+        with _arming:
+            for table in tables:
+                table.fault = None
+
+
+def _check_name(syscall: str) -> None:
+    if not any(table.name == syscall for table in syscalls.TABLES):
+        raise ValueError(f"unknown syscall {syscall!r}; valid names: {', '.join(syscall_names())}")
+
+
+@contextmanager
+def hold(syscall: str) -> Iterator[Hold]:
+    """Park every call of ``syscall`` after the kernel returns, until ``.release()``.
+
+    Leaving the block releases any call still parked, so a failing test cannot
+    leave a thread stuck.
+
+    Raises:
+        ValueError: an unknown name.
+        RuntimeError: the syscall is already armed.
+    """
+    _check_name(syscall)
+    held = Hold(syscall)
+    try:
+        with _armed(syscall, held):
+            yield held
+    finally:
+        held.release()
 
 
 @contextmanager
@@ -135,9 +220,7 @@ def fail(syscall: str, error: Error, *, after: int = 0, times: int = 1) -> Itera
         ValueError: an unknown name or a bad ``error``/``after``/``times``.
         RuntimeError: the syscall is already armed (no nesting of one name).
     """
-    tables = [table for table in syscalls.TABLES if table.name == syscall]
-    if not tables:
-        raise ValueError(f"unknown syscall {syscall!r}; valid names: {', '.join(syscall_names())}")
+    _check_name(syscall)
     if isinstance(error, bool) or not (
         (isinstance(error, int) and error > 0)
         or isinstance(error, BaseException)
@@ -149,14 +232,5 @@ def fail(syscall: str, error: Error, *, after: int = 0, times: int = 1) -> Itera
     if type(times) is not int or times < 1:
         raise ValueError(f"times must be an int >= 1, not {times!r}")
     injection = Injection(syscall, error, after, times)
-    with _arming:
-        if any(table.fault is not None for table in tables):
-            raise RuntimeError(f"{syscall} is already armed; the fault seam does not nest one syscall")
-        for table in tables:
-            table.fault = injection
-    try:
+    with _armed(syscall, injection):
         yield injection
-    finally:
-        with _arming:
-            for table in tables:
-                table.fault = None

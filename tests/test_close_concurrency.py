@@ -1,0 +1,295 @@
+"""close() while another thread is blocked in the same socket.
+
+The rule (socket.py `Descriptor`): ``close()`` marks the object closed and shuts
+the socket down, which wakes the blocked call; the descriptor number is released
+only when the last call using it has returned. So a blocked call never hangs, and
+the number is never reused under a syscall that is still using it (a fresh socket
+opened meanwhile gets another number, and cannot receive what was meant for the
+old one).
+
+What the woken call reports:
+  * ``Server.accept`` -> ``SocketError.SocketNotListening`` (the listener is shut down);
+  * ``Stream.read`` -> ``b""`` (end of stream, as after a shutdown);
+  * ``Socket.receive`` / ``receive_many`` -> the EBADF row of receive (`ErrnoBug` in
+    debug mode, ``SocketError.Unexpected`` in release), as any use of a closed object.
+
+The proof of "not reusable while in flight" uses `janus_net.testing.hold`: the woken
+call comes back from the kernel and is parked there, before janus_net sees the
+result; while it is parked the number must still be open, and afterwards closed.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import pytest
+
+import janus_net as jn
+from janus_net.testing import hold
+
+
+@dataclass
+class Blocked:
+    """A thread running one blocking call: what it returned or raised, and when."""
+
+    thread: threading.Thread
+    result: list[object] = field(default_factory=list)
+    error: list[BaseException] = field(default_factory=list)
+    ended: list[float] = field(default_factory=list)
+
+
+@contextmanager
+def blocked_in(call: Callable[[], object], wait: Callable[[int], bool]) -> Iterator[Blocked]:
+    """Run ``call`` in a thread and return once ``wait(native_id)`` says it is blocked."""
+    box = Blocked(threading.Thread())
+
+    def run() -> None:
+        try:
+            box.result.append(call())
+        except BaseException as e:  # noqa: BLE001 - the test inspects it
+            box.error.append(e)
+        finally:
+            box.ended.append(time.monotonic())
+
+    box.thread = threading.Thread(target=run, daemon=True)
+    box.thread.start()
+    deadline = time.monotonic() + 10
+    while box.thread.native_id is None or not wait(box.thread.native_id):
+        assert box.thread.is_alive(), f"the call returned before blocking: {box.result or box.error}"
+        assert time.monotonic() < deadline, "the call never blocked"
+        time.sleep(0.005)
+    try:
+        yield box
+    finally:
+        box.thread.join(10)
+        assert not box.thread.is_alive(), "the blocked call hung"
+
+
+def in_syscall_on(fd: int) -> Callable[[int], bool]:
+    """The thread sleeps in the kernel, in a syscall whose first argument is ``fd``."""
+
+    def check(tid: int) -> bool:
+        try:
+            with open(f"/proc/self/task/{tid}/syscall") as f:
+                fields = f.read().split()
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return False
+        return len(fields) > 1 and fields[0] != "running" and int(fields[1], 16) == fd and state == "S"
+
+    return check
+
+
+def in_poll(tid: int) -> bool:
+    """The thread sleeps in poll (a ctx= wait)."""
+    try:
+        with open(f"/proc/self/task/{tid}/wchan") as f:
+            return "poll" in f.read()
+    except FileNotFoundError:
+        return False
+
+
+def fd_is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+# --- Each blocking call: woken within a second, with the documented outcome.
+
+
+def test_close_wakes_a_blocked_accept() -> None:
+    server = jn.listen("127.0.0.1:0")
+    fd = server.fileno()
+    with blocked_in(server.accept, in_syscall_on(fd)) as call:
+        closed_at = time.monotonic()
+        server.close()
+        call.thread.join(5)
+    assert type(call.error[0]) is jn.SocketError.SocketNotListening
+    assert call.ended[0] - closed_at < 1.0
+    assert server.closed and not fd_is_open(fd)
+
+
+def test_close_wakes_a_blocked_stream_read() -> None:
+    with jn.listen("127.0.0.1:0") as server:
+        with socket.create_connection((server.address.host, server.address.port)) as client:
+            stream = server.accept()
+            fd = stream.fileno()
+            with blocked_in(lambda: stream.read(16), in_syscall_on(fd)) as call:
+                closed_at = time.monotonic()
+                stream.close()
+                call.thread.join(5)
+            assert call.result == [b""] and not call.error
+            assert call.ended[0] - closed_at < 1.0
+            client.settimeout(5)
+            assert client.recv(1) == b""  # the peer sees the connection end
+    assert not fd_is_open(fd)
+
+
+def test_close_wakes_a_blocked_datagram_receive() -> None:
+    sock = jn.bind("127.0.0.1:0")
+    fd = sock.fileno()
+    with blocked_in(sock.receive, in_syscall_on(fd)) as call:
+        closed_at = time.monotonic()
+        sock.close()
+        call.thread.join(5)
+    # Not a fake empty datagram from a fake address: the closed socket's EBADF row.
+    assert not call.result, f"a closed socket returned {call.result}"
+    assert type(call.error[0]) is jn.ErrnoBug and call.error[0].syscall == "receive"
+    assert call.ended[0] - closed_at < 1.0
+    assert not fd_is_open(fd)
+
+
+def test_close_wakes_a_blocked_receive_many() -> None:
+    sock = jn.bind("127.0.0.1:0")
+    fd = sock.fileno()
+    with blocked_in(lambda: sock.receive_many(8), in_syscall_on(fd)) as call:
+        sock.close()
+        call.thread.join(5)
+    assert not call.result and type(call.error[0]) is jn.ErrnoBug
+    assert not fd_is_open(fd)
+
+
+@pytest.mark.parametrize("kind", ["accept", "receive", "read"])
+def test_close_wakes_a_context_wait(kind: str) -> None:
+    """With ctx=, the wait is a poll on the socket and the context: close wakes it too."""
+    server = jn.listen("127.0.0.1:0")
+    sock = jn.bind("127.0.0.1:0")
+    client = socket.create_connection((server.address.host, server.address.port))
+    stream = server.accept()
+    ctx = jn.Context()
+    target: jn.Server | jn.Socket | jn.Stream
+    try:
+        if kind == "accept":
+            target, call_fn = server, (lambda: server.accept(ctx=ctx))
+        elif kind == "receive":
+            target, call_fn = sock, (lambda: sock.receive(ctx=ctx))
+        else:
+            target, call_fn = stream, (lambda: stream.read(4, ctx=ctx))
+        fd = target.fileno()
+        with blocked_in(call_fn, in_poll) as call:
+            target.close()
+            call.thread.join(5)
+        assert not fd_is_open(fd)
+        if kind == "accept":
+            assert type(call.error[0]) is jn.SocketError.SocketNotListening
+        elif kind == "receive":
+            assert type(call.error[0]) is jn.ErrnoBug
+        else:
+            assert call.result == [b""]
+    finally:
+        for owner in (stream, server, sock):
+            owner.close()
+        client.close()
+
+
+# --- The descriptor number stays taken while a woken call is still in flight.
+
+
+@pytest.mark.parametrize("kind", ["accept", "receive", "read"])
+def test_the_fd_number_is_not_released_while_the_call_is_in_flight(kind: str) -> None:
+    server = jn.listen("127.0.0.1:0")
+    sock = jn.bind("127.0.0.1:0")
+    client = socket.create_connection((server.address.host, server.address.port))
+    stream = server.accept()
+    try:
+        target: jn.Server | jn.Socket | jn.Stream
+        if kind == "accept":
+            target, syscall, call_fn = server, "accept", server.accept
+        elif kind == "receive":
+            target, syscall, call_fn = sock, "receive", sock.receive
+        else:
+            target, syscall, call_fn = stream, "receive", (lambda: stream.read(16))
+        fd = target.fileno()
+        with hold(syscall) as held:
+            with blocked_in(call_fn, in_syscall_on(fd)) as call:
+                try:
+                    target.close()
+                    # Woken by the shutdown, back from the kernel, parked before janus_net
+                    # has seen the result: the call is still in flight.
+                    assert held.returned.wait(5)
+                    assert target.closed and target.fileno() == -1
+                    assert fd_is_open(fd), "the fd was closed under a call still using it"
+                    # So a socket opened now cannot be given the same number.
+                    with socket.socket() as fresh:
+                        assert fresh.fileno() != fd
+                    assert call.thread.is_alive()
+                finally:
+                    held.release()  # before blocked_in joins the thread, pass or fail
+                call.thread.join(5)
+            assert not fd_is_open(fd), "the last call out did not close the fd"
+        assert call.error or call.result == [b""]
+    finally:
+        for owner in (stream, server, sock):
+            owner.close()
+        client.close()
+
+
+def test_close_from_many_threads_closes_once() -> None:
+    """Racing closes: exactly one close(2), the others are no-ops (no EBADF ErrnoBug)."""
+    for _ in range(50):
+        server = jn.listen("127.0.0.1:0")
+        fd = server.fileno()
+        errors: list[BaseException] = []
+        start = threading.Barrier(4)
+
+        def closer() -> None:
+            start.wait()
+            try:
+                server.close()
+            except BaseException as e:  # noqa: BLE001
+                errors.append(e)
+
+        threads = [threading.Thread(target=closer) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors and server.closed and not fd_is_open(fd)
+
+
+def test_accepting_threads_and_a_closer_race_without_leaks_or_hangs() -> None:
+    """4 threads accept in a loop while clients connect; another thread closes the server."""
+    for _ in range(10):
+        server = jn.listen("127.0.0.1:0")
+        port = server.address.port
+        outcomes: list[str] = []
+        lock = threading.Lock()
+
+        def acceptor() -> None:
+            while True:
+                try:
+                    server.accept().close()
+                    with lock:
+                        outcomes.append("accepted")
+                except jn.SocketError.SocketNotListening:
+                    with lock:
+                        outcomes.append("woken")
+                    return
+                except jn.ErrnoBug as e:  # accept on an already closed server: EBADF row
+                    assert e.errno == 9
+                    with lock:
+                        outcomes.append("closed")
+                    return
+
+        threads = [threading.Thread(target=acceptor) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for _ in range(5):
+            with socket.create_connection(("127.0.0.1", port)):
+                pass
+        time.sleep(0.01)
+        server.close()
+        for t in threads:
+            t.join(5)
+            assert not t.is_alive()
+        assert outcomes.count("woken") + outcomes.count("closed") == 4
