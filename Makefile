@@ -31,5 +31,19 @@ $(LINT_STAMP): $(STAMP) pyproject.toml
 lint: $(LINT_STAMP)
 	$(PY) -m mypy --strict janus_net && $(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
+# Coverage-guided fuzzing of parse_address (atheris; not part of `make test`). FUZZ_TIME seconds.
+# New inputs go to build/fuzz-corpus (seeded from tests/fuzz/seeds), crashes to build/fuzz-crash-*.
+FUZZ_TIME ?= 60
+FUZZ_STAMP := $(VENV)/.fuzz-installed
+
+$(FUZZ_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet atheris
+	touch $(FUZZ_STAMP)
+
+fuzz: $(FUZZ_STAMP)
+	mkdir -p build/fuzz-corpus
+	$(PY) tests/fuzz/fuzz_parse_address.py -max_total_time=$(FUZZ_TIME) -artifact_prefix=build/fuzz-crash- \
+		build/fuzz-corpus tests/fuzz/seeds
+
 clean:
 	rm -rf $(VENV) build *.egg-info janus_net/_shim*.so janus_net/_shim.c janus_net/_shim.o .pytest_cache .hypothesis .mypy_cache .ruff_cache
