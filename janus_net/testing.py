@@ -87,7 +87,7 @@ class Injection:
         failed: calls failed so far (at most ``times``).
     """
 
-    __slots__ = ("syscall", "error", "after", "times", "calls", "failed", "_lock")
+    __slots__ = ("_lock", "after", "calls", "error", "failed", "syscall", "times")
 
     def __init__(self, syscall: str, error: Error, after: int, times: int) -> None:
         self.syscall = syscall
@@ -129,7 +129,7 @@ class Hold:
         returned: set once the first held call came back from the kernel.
     """
 
-    __slots__ = ("syscall", "calls", "returned", "_go", "_lock")
+    __slots__ = ("_go", "_lock", "calls", "returned", "syscall")
 
     def __init__(self, syscall: str) -> None:
         self.syscall = syscall

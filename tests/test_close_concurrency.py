@@ -20,6 +20,7 @@ result; while it is parked the number must still be open, and afterwards closed.
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import threading
@@ -32,6 +33,13 @@ import pytest
 
 import janus_net as jn
 from janus_net.testing import hold
+
+
+def dial(server: jn.Server) -> socket.socket:
+    """A stdlib client connected to ``server`` (the independent peer)."""
+    address = server.address
+    assert isinstance(address, (jn.Ip4Address, jn.Ip6Address))
+    return socket.create_connection((address.host, address.port))
 
 
 @dataclass
@@ -52,7 +60,7 @@ def blocked_in(call: Callable[[], object], wait: Callable[[int], bool]) -> Itera
     def run() -> None:
         try:
             box.result.append(call())
-        except BaseException as e:  # noqa: BLE001 - the test inspects it
+        except BaseException as e:
             box.error.append(e)
         finally:
             box.ended.append(time.monotonic())
@@ -120,18 +128,17 @@ def test_close_wakes_a_blocked_accept() -> None:
 
 
 def test_close_wakes_a_blocked_stream_read() -> None:
-    with jn.listen("127.0.0.1:0") as server:
-        with socket.create_connection((server.address.host, server.address.port)) as client:
-            stream = server.accept()
-            fd = stream.fileno()
-            with blocked_in(lambda: stream.read(16), in_syscall_on(fd)) as call:
-                closed_at = time.monotonic()
-                stream.close()
-                call.thread.join(5)
-            assert call.result == [b""] and not call.error
-            assert call.ended[0] - closed_at < 1.0
-            client.settimeout(5)
-            assert client.recv(1) == b""  # the peer sees the connection end
+    with jn.listen("127.0.0.1:0") as server, dial(server) as client:
+        stream = server.accept()
+        fd = stream.fileno()
+        with blocked_in(lambda: stream.read(16), in_syscall_on(fd)) as call:
+            closed_at = time.monotonic()
+            stream.close()
+            call.thread.join(5)
+        assert call.result == [b""] and not call.error
+        assert call.ended[0] - closed_at < 1.0
+        client.settimeout(5)
+        assert client.recv(1) == b""  # the peer sees the connection end
     assert not fd_is_open(fd)
 
 
@@ -164,10 +171,11 @@ def test_close_wakes_a_context_wait(kind: str) -> None:
     """With ctx=, the wait is a poll on the socket and the context: close wakes it too."""
     server = jn.listen("127.0.0.1:0")
     sock = jn.bind("127.0.0.1:0")
-    client = socket.create_connection((server.address.host, server.address.port))
+    client = dial(server)
     stream = server.accept()
     ctx = jn.Context()
     target: jn.Server | jn.Socket | jn.Stream
+    call_fn: Callable[[], object]
     try:
         if kind == "accept":
             target, call_fn = server, (lambda: server.accept(ctx=ctx))
@@ -199,10 +207,11 @@ def test_close_wakes_a_context_wait(kind: str) -> None:
 def test_the_fd_number_is_not_released_while_the_call_is_in_flight(kind: str) -> None:
     server = jn.listen("127.0.0.1:0")
     sock = jn.bind("127.0.0.1:0")
-    client = socket.create_connection((server.address.host, server.address.port))
+    client = dial(server)
     stream = server.accept()
     try:
         target: jn.Server | jn.Socket | jn.Stream
+        call_fn: Callable[[], object]
         if kind == "accept":
             target, syscall, call_fn = server, "accept", server.accept
         elif kind == "receive":
@@ -234,62 +243,69 @@ def test_the_fd_number_is_not_released_while_the_call_is_in_flight(kind: str) ->
         client.close()
 
 
+def _race_closes(server: jn.Server, threads: int) -> list[BaseException]:
+    errors: list[BaseException] = []
+    start = threading.Barrier(threads)
+
+    def closer() -> None:
+        start.wait()
+        try:
+            server.close()
+        except BaseException as e:
+            errors.append(e)
+
+    pool = [threading.Thread(target=closer) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return errors
+
+
 def test_close_from_many_threads_closes_once() -> None:
     """Racing closes: exactly one close(2), the others are no-ops (no EBADF ErrnoBug)."""
     for _ in range(50):
         server = jn.listen("127.0.0.1:0")
         fd = server.fileno()
-        errors: list[BaseException] = []
-        start = threading.Barrier(4)
+        assert _race_closes(server, 4) == []
+        assert server.closed and not fd_is_open(fd)
 
-        def closer() -> None:
-            start.wait()
+
+def _race_accepts(server: jn.Server, threads: int, connections: int) -> list[str]:
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def acceptor() -> None:
+        while True:
             try:
-                server.close()
-            except BaseException as e:  # noqa: BLE001
-                errors.append(e)
+                server.accept().close()
+                outcome = "accepted"
+            except jn.SocketError.SocketNotListening:
+                outcome = "woken"
+            except jn.ErrnoBug as e:  # accept began after close: the EBADF row
+                outcome = "closed" if e.errno == errno.EBADF else repr(e)
+            with lock:
+                outcomes.append(outcome)
+            if outcome != "accepted":
+                return
 
-        threads = [threading.Thread(target=closer) for _ in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert not errors and server.closed and not fd_is_open(fd)
+    pool = [threading.Thread(target=acceptor) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for _ in range(connections):
+        with dial(server):
+            pass
+    time.sleep(0.01)
+    server.close()
+    for t in pool:
+        t.join(5)
+        assert not t.is_alive(), "an accepting thread hung after close()"
+    return outcomes
 
 
 def test_accepting_threads_and_a_closer_race_without_leaks_or_hangs() -> None:
-    """4 threads accept in a loop while clients connect; another thread closes the server."""
+    """4 threads accept in a loop while a client connects; then the main thread closes."""
     for _ in range(10):
-        server = jn.listen("127.0.0.1:0")
-        port = server.address.port
-        outcomes: list[str] = []
-        lock = threading.Lock()
-
-        def acceptor() -> None:
-            while True:
-                try:
-                    server.accept().close()
-                    with lock:
-                        outcomes.append("accepted")
-                except jn.SocketError.SocketNotListening:
-                    with lock:
-                        outcomes.append("woken")
-                    return
-                except jn.ErrnoBug as e:  # accept on an already closed server: EBADF row
-                    assert e.errno == 9
-                    with lock:
-                        outcomes.append("closed")
-                    return
-
-        threads = [threading.Thread(target=acceptor) for _ in range(4)]
-        for t in threads:
-            t.start()
-        for _ in range(5):
-            with socket.create_connection(("127.0.0.1", port)):
-                pass
-        time.sleep(0.01)
-        server.close()
-        for t in threads:
-            t.join(5)
-            assert not t.is_alive()
-        assert outcomes.count("woken") + outcomes.count("closed") == 4
+        outcomes = _race_accepts(jn.listen("127.0.0.1:0"), 4, 5)
+        ends = [o for o in outcomes if o != "accepted"]
+        assert len(ends) == 4 and set(ends) <= {"woken", "closed"}, outcomes

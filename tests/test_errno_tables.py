@@ -18,7 +18,7 @@ reports JSON, to stay fast.
 
 from __future__ import annotations
 
-import errno as E
+import errno
 import gc
 import json
 import os
@@ -43,7 +43,20 @@ from janus_net.testing import Injection, fail
 HERE = Path(__file__).resolve().parent
 
 # An errno none of the tables maps or marks as a bug: it must come out Unexpected.
-_UNMAPPED_CANDIDATES = (E.ENOTRECOVERABLE, E.EOWNERDEAD, E.EKEYREVOKED, E.EKEYREJECTED)
+_UNMAPPED_CANDIDATES = (errno.ENOTRECOVERABLE, errno.EOWNERDEAD, errno.EKEYREVOKED, errno.EKEYREJECTED)
+
+
+def dial(server: jn.Server) -> socket.socket:
+    """A stdlib client connected to ``server`` (the independent peer)."""
+    address = server.address
+    assert isinstance(address, (jn.Ip4Address, jn.Ip6Address))
+    return socket.create_connection((address.host, address.port))
+
+
+def ip_port(owner: jn.Socket) -> tuple[str, int]:
+    address = owner.address
+    assert isinstance(address, jn.Ip4Address)
+    return address.host, address.port
 
 
 def unmapped_errno(table: syscalls.Syscall) -> int:
@@ -91,6 +104,11 @@ def _run(op: Callable[[], object]) -> BaseException | None:
     return None
 
 
+def _text(sockname: tuple[str, int]) -> str:
+    """``host:port`` from a stdlib IPv4 sockname."""
+    return f"{sockname[0]}:{sockname[1]}"
+
+
 def _leftovers(tmp: Path, expected: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
     return sorted(p.name for p in tmp.iterdir() if p.name not in expected)
 
@@ -99,7 +117,7 @@ def _leftovers(tmp: Path, expected: set[str] = frozenset()) -> list[str]:  # typ
 def _tcp_pair() -> Iterator[tuple[jn.Server, socket.socket, jn.Stream]]:
     server = jn.listen("127.0.0.1:0")
     try:
-        client = socket.create_connection((server.address.host, server.address.port))
+        client = dial(server)
         try:
             stream = server.accept()
             try:
@@ -190,46 +208,43 @@ def listen_ip6_only(name: str) -> Route:
 
 def accept_tcp(err: Any, tmp: Path) -> Outcome:
     """accept with a real connection pending; afterwards the same connection is accepted."""
-    with jn.listen("127.0.0.1:0") as server:
-        with socket.create_connection((server.address.host, server.address.port)) as client:
-            with fail("accept", err) as inj:
-                error = _run(server.accept)
-            # The injected failure never reached the kernel: the connection is still queued.
-            with server.accept() as stream:
-                client.sendall(b"ok")
-                assert stream.read(2) == b"ok"
+    with jn.listen("127.0.0.1:0") as server, dial(server) as client:
+        with fail("accept", err) as inj:
+            error = _run(server.accept)
+        # The injected failure never reached the kernel: the connection is still queued.
+        with server.accept() as stream:
+            client.sendall(b"ok")
+            assert stream.read(2) == b"ok"
     return Outcome(error, inj, _leftovers(tmp), str(server.address))
 
 
 def accept_unix(err: Any, tmp: Path) -> Outcome:
     """accept on a unix socket file; the file goes when the server closes."""
     path = str(tmp / "a.sock")
-    with jn.listen("unix:" + path) as server:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
-            client.connect(path)
-            with fail("accept", err) as inj:
-                error = _run(server.accept)
-            server.accept().close()
+    with jn.listen("unix:" + path) as server, socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+        client.connect(path)
+        with fail("accept", err) as inj:
+            error = _run(server.accept)
+        server.accept().close()
     return Outcome(error, inj, _leftovers(tmp), "unix:" + path)
 
 
 def accept_fcntl(err: Any, tmp: Path) -> Outcome:
     """Emulated CLOEXEC: accept() then fcntl fails: the accepted fd must be closed."""
-    with jn.listen("127.0.0.1:0") as server:
-        with socket.create_connection((server.address.host, server.address.port)) as client:
-            with fail("fcntl", err) as inj:
-                error = _run(server.accept)
-            if error is not None:
-                # The connection was accepted and then closed by janus_net: the peer sees EOF.
-                client.settimeout(5)
-                assert client.recv(1) == b""
+    with jn.listen("127.0.0.1:0") as server, dial(server) as client:
+        with fail("fcntl", err) as inj:
+            error = _run(server.accept)
+        if error is not None:
+            # The connection was accepted and then closed by janus_net: the peer sees EOF.
+            client.settimeout(5)
+            assert client.recv(1) == b""
     return Outcome(error, inj, _leftovers(tmp))
 
 
 def send_udp(err: Any, tmp: Path) -> Outcome:
     """Socket.send to a real peer; the injected send puts nothing on the wire."""
     with _udp_pair() as (sock, peer):
-        dest = "%s:%d" % peer.getsockname()
+        dest = _text(peer.getsockname())
         with fail("send", err) as inj:
             error = _run(lambda: sock.send(dest, b"x"))
         sock.send(dest, b"y")
@@ -253,11 +268,11 @@ def write_stream(err: Any, tmp: Path) -> Outcome:
 def receive_udp(err: Any, tmp: Path) -> Outcome:
     """Socket.receive with a datagram queued; it is still there after the failure."""
     with _udp_pair() as (sock, peer):
-        peer.sendto(b"x", (sock.address.host, sock.address.port))
+        peer.sendto(b"x", ip_port(sock))
         with fail("receive", err) as inj:
             error = _run(sock.receive)
         data, source = sock.receive()
-        assert (data, source) == (b"x", jn.parse_address("%s:%d" % peer.getsockname()))
+        assert (data, source) == (b"x", jn.parse_address(_text(peer.getsockname())))
     return Outcome(error, inj, _leftovers(tmp))
 
 
@@ -295,24 +310,22 @@ def close_server(err: Any, tmp: Path) -> Outcome:
 
 def shutdown_server(err: Any, tmp: Path) -> Outcome:
     """Server.shutdown (idempotent: it swallows ENOTCONN, an already shut down listener)."""
-    with jn.listen("127.0.0.1:0") as server:
-        with fail("shutdown", err) as inj:
-            error = _run(server.shutdown)
+    with jn.listen("127.0.0.1:0") as server, fail("shutdown", err) as inj:
+        error = _run(server.shutdown)
     return Outcome(error, inj, _leftovers(tmp))
 
 
 def shutdown_fd(err: Any, tmp: Path) -> Outcome:
     """The shutdown wrapper itself, on a real connection: every row as the table says."""
-    with _tcp_pair() as (_server, _client, stream):
-        with fail("shutdown", err) as inj:
-            error = _run(lambda: syscalls.shutdown(stream.fileno(), lib.SHUT_RDWR))
+    with _tcp_pair() as (_server, _client, stream), fail("shutdown", err) as inj:
+        error = _run(lambda: syscalls.shutdown(stream.fileno(), lib.SHUT_RDWR))
     return Outcome(error, inj, _leftovers(tmp))
 
 
 def send_many_udp(err: Any, tmp: Path) -> Outcome:
     """Socket.send_many: sendmmsg (or sendto) failing on the first datagram raises."""
     with _udp_pair() as (sock, peer):
-        dest = "%s:%d" % peer.getsockname()
+        dest = _text(peer.getsockname())
         with fail("send", err) as inj:
             error = _run(lambda: sock.send_many([(dest, b"x"), (dest, b"x")]))
         assert sock.send_many([(dest, b"y")]) == 1
@@ -325,7 +338,7 @@ def receive_many_udp(err: Any, tmp: Path) -> Outcome:
     """Socket.receive_many: recvmmsg (or recvfrom) failing; the datagrams stay queued."""
     with _udp_pair() as (sock, peer):
         for data in (b"a", b"b"):
-            peer.sendto(data, (sock.address.host, sock.address.port))
+            peer.sendto(data, ip_port(sock))
         with fail("receive", err) as inj:
             error = _run(lambda: sock.receive_many(2))
         got: list[bytes] = []
@@ -337,11 +350,10 @@ def receive_many_udp(err: Any, tmp: Path) -> Outcome:
 
 def accept_ctx_fcntl(err: Any, tmp: Path) -> Outcome:
     """accept(ctx=...) makes the listener O_NONBLOCK with fcntl for the wait."""
-    with jn.listen("127.0.0.1:0") as server:
-        with socket.create_connection((server.address.host, server.address.port)):
-            with fail("fcntl", err) as inj:
-                error = _run(lambda: server.accept(ctx=jn.Context.with_timeout(10)))
-            server.accept().close()  # still queued, and the listener still blocking
+    with jn.listen("127.0.0.1:0") as server, dial(server):
+        with fail("fcntl", err) as inj:
+            error = _run(lambda: server.accept(ctx=jn.Context.with_timeout(10)))
+        server.accept().close()  # still queued, and the listener still blocking
     return Outcome(error, inj, _leftovers(tmp))
 
 
@@ -370,33 +382,29 @@ def stale_probe(err: Any, tmp: Path) -> Outcome:
 
 def getsockopt_fd(err: Any, tmp: Path) -> Outcome:
     """Internal step without a public operation yet: the wrapper on a real listener."""
-    with jn.listen("127.0.0.1:0") as server:
-        with fail("getsockopt", err) as inj:
-            error = _run(lambda: syscalls.getsockopt_int(server.fileno(), lib.SOL_SOCKET, lib.SO_TYPE))
+    with jn.listen("127.0.0.1:0") as server, fail("getsockopt", err) as inj:
+        error = _run(lambda: syscalls.getsockopt_int(server.fileno(), lib.SOL_SOCKET, lib.SO_TYPE))
     return Outcome(error, inj, _leftovers(tmp))
 
 
 def getpeername_fd(err: Any, tmp: Path) -> Outcome:
     """Internal step without a public operation yet: the wrapper on a real connection."""
-    with _tcp_pair() as (_server, _client, stream):
-        with fail("getpeername", err) as inj:
-            error = _run(lambda: syscalls.getpeername(stream.fileno()))
+    with _tcp_pair() as (_server, _client, stream), fail("getpeername", err) as inj:
+        error = _run(lambda: syscalls.getpeername(stream.fileno()))
     return Outcome(error, inj, _leftovers(tmp))
 
 
 def accept_with_context(err: Any, tmp: Path) -> Outcome:
     """accept(ctx=...) with nothing pending: it waits in poll, which fails."""
-    with jn.listen("127.0.0.1:0") as server:
-        with fail("poll", err) as inj:
-            error = _run(lambda: server.accept(ctx=jn.Context.with_timeout(10)))
+    with jn.listen("127.0.0.1:0") as server, fail("poll", err) as inj:
+        error = _run(lambda: server.accept(ctx=jn.Context.with_timeout(10)))
     return Outcome(error, inj, _leftovers(tmp))
 
 
 def receive_with_context(err: Any, tmp: Path) -> Outcome:
     """Socket.receive(ctx=...) with nothing queued: it waits in poll, which fails."""
-    with jn.bind("127.0.0.1:0") as sock:
-        with fail("poll", err) as inj:
-            error = _run(lambda: sock.receive(ctx=jn.Context.with_timeout(10)))
+    with jn.bind("127.0.0.1:0") as sock, fail("poll", err) as inj:
+        error = _run(lambda: sock.receive(ctx=jn.Context.with_timeout(10)))
     return Outcome(error, inj, _leftovers(tmp))
 
 
@@ -433,9 +441,9 @@ def expected(label: str, err: int, debug: bool, route: str) -> type[BaseExceptio
         return ErrnoBug if debug else SocketError.Unexpected
     if table is syscalls.CLOSE:
         return None  # close ignores every error but the bug errnos
-    if table is syscalls.CONNECT and err == E.ECONNREFUSED:
+    if table is syscalls.CONNECT and err == errno.ECONNREFUSED:
         return None  # the probe's "stale": the bind takes the path over and succeeds
-    if route == "shutdown_server" and err == E.ENOTCONN:
+    if route == "shutdown_server" and err == errno.ENOTCONN:
         return None  # Server.shutdown() is idempotent: ENOTCONN means "already shut down"
     return table.errors.get(err, SocketError.Unexpected)
 
@@ -451,13 +459,14 @@ def check(label: str, err: int, route: str, outcome: Outcome, debug: bool) -> No
         return
     error = outcome.error
     assert type(error) is want, f"expected {want.__name__}, got {error!r}"
-    assert error.errno == err  # type: ignore[union-attr]
-    assert error.syscall == table.name  # type: ignore[union-attr]
+    assert isinstance(error, (SocketError, ErrnoBug))
+    assert error.errno == err
+    assert error.syscall == table.name
     if want is ErrnoBug:
         assert not isinstance(error, OSError)
         assert str(error).startswith(f"programmer bug caused syscall error: {errors.errno_name(err)}")
     elif outcome.address is not None and table.name in ("bind", "listen", "accept", "send"):
-        assert error.address == outcome.address  # type: ignore[union-attr]
+        assert isinstance(error, SocketError) and error.address == outcome.address
 
 
 # --- The matrices, derived from TABLES.
@@ -621,8 +630,8 @@ def test_public_tables_are_design_section_5(label: str) -> None:
     table = TABLES[label]
     mapped, bugs = DESIGN_5[label]
     # EOPNOTSUPP and ENOTSUP are one number on Linux: compare numbers, not names.
-    assert {e: m.__name__ for e, m in table.errors.items()} == {getattr(E, n): m for n, m in mapped.items()}
-    assert table.bugs == {getattr(E, name) for name in bugs}
+    assert {e: m.__name__ for e, m in table.errors.items()} == {getattr(errno, n): m for n, m in mapped.items()}
+    assert table.bugs == {getattr(errno, name) for name in bugs}
     assert table.retry_eintr is (table is not syscalls.CLOSE)
 
 
@@ -714,14 +723,14 @@ def test_fcntl_rows_under_forced_cloexec_emulation(debug: str) -> None:
 
 
 def test_eintr_is_retried_transparently() -> None:
-    with fail("bind", E.EINTR, times=3) as inj:
-        with jn.listen("127.0.0.1:0") as server:
-            assert server.address.port != 0
+    with fail("bind", errno.EINTR, times=3) as inj, jn.listen("127.0.0.1:0") as server:
+        assert server.address.port != 0
     assert (inj.calls, inj.failed) == (4, 3)
 
 
 def test_eintr_in_bind_runs_the_checkpoint_each_time() -> None:
     """Five checkpoints, plus one per EINTR retry: 5 + 3, and the listen succeeds."""
+
     class Counting(jn.Context):
         checks = 0
 
@@ -730,14 +739,13 @@ def test_eintr_in_bind_runs_the_checkpoint_each_time() -> None:
             super().check()
 
     ctx = Counting()
-    with fail("bind", E.EINTR, times=3) as inj:
-        with jn.listen_with_context("127.0.0.1:0", ctx) as server:
-            assert server.address.port != 0
+    with fail("bind", errno.EINTR, times=3) as inj, jn.listen_with_context("127.0.0.1:0", ctx) as server:
+        assert server.address.port != 0
     assert inj.failed == 3
     assert Counting.checks == 5 + 3
 
 
 def test_close_eintr_is_not_retried_and_leaves_the_server_closed(tmp_path: Path) -> None:
-    outcome = close_server(E.EINTR, tmp_path)
+    outcome = close_server(errno.EINTR, tmp_path)
     assert outcome.error is None and outcome.injection.calls == 1
     assert not outcome.leftover

@@ -7,9 +7,8 @@ signal handler's KeyboardInterrupt through, and the server survives it).
 
 from __future__ import annotations
 
-import errno as E
+import errno
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -28,6 +27,13 @@ from janus_net import syscalls
 from janus_net.testing import fail, syscall_names
 
 
+def dial(server: jn.Server) -> socket.socket:
+    """A stdlib client connected to ``server`` (the independent peer)."""
+    address = server.address
+    assert isinstance(address, (jn.Ip4Address, jn.Ip6Address))
+    return socket.create_connection((address.host, address.port))
+
+
 def run_child(source: str, timeout: float = 60) -> dict[str, object]:
     """Run ``source`` in a fresh interpreter; it prints one JSON object as its last line."""
     proc = subprocess.run(
@@ -41,35 +47,41 @@ def run_child(source: str, timeout: float = 60) -> dict[str, object]:
 
 
 def test_names_are_the_documented_ones() -> None:
-    documented = {"socket", "setsockopt", "fcntl", "bind", "listen", "getsockname", "accept", "send", "receive", "close"}
+    documented = {"socket", "setsockopt", "fcntl", "bind", "listen", "getsockname", "accept", "send", "receive"}
+    documented.add("close")
     assert documented <= set(syscall_names())
     assert set(syscall_names()) == {t.name for t in syscalls.TABLES}
 
 
 def test_unknown_name_is_a_value_error_listing_the_valid_names() -> None:
-    with pytest.raises(ValueError, match="unknown syscall 'bnid'") as info:
-        with fail("bnid", E.EACCES):
-            pass
+    with pytest.raises(ValueError, match="unknown syscall 'bnid'") as info, fail("bnid", errno.EACCES):
+        pass
     for name in ("bind", "accept", "receive"):
         assert name in str(info.value)
 
 
 @pytest.mark.parametrize(
     ("error", "after", "times"),
-    [(0, 0, 1), (-1, 0, 1), (True, 0, 1), ("EACCES", 0, 1), (E.EACCES, -1, 1), (E.EACCES, 0, 0), (E.EACCES, 1.0, 1)],
+    [
+        (0, 0, 1),
+        (-1, 0, 1),
+        (True, 0, 1),
+        ("EACCES", 0, 1),
+        (errno.EACCES, -1, 1),
+        (errno.EACCES, 0, 0),
+        (errno.EACCES, 1.0, 1),
+    ],
 )
 def test_bad_arguments_are_value_errors(error: object, after: object, times: object) -> None:
-    with pytest.raises(ValueError):
-        with fail("bind", error, after=after, times=times):  # type: ignore[arg-type]
-            pass
+    with pytest.raises(ValueError), fail("bind", error, after=after, times=times):  # type: ignore[arg-type]
+        pass
     assert syscalls.BIND_IP.fault is None and syscalls.BIND_UNIX.fault is None
 
 
 def test_arming_one_syscall_twice_raises_and_keeps_the_first_plan() -> None:
-    with fail("bind", E.EACCES) as first:
-        with pytest.raises(RuntimeError, match="already armed"):
-            with fail("bind", E.EADDRINUSE):
-                pass
+    with fail("bind", errno.EACCES) as first:
+        with pytest.raises(RuntimeError, match="already armed"), fail("bind", errno.EADDRINUSE):
+            pass
         assert syscalls.BIND_IP.fault is first and syscalls.BIND_UNIX.fault is first
         with pytest.raises(jn.SocketError.AccessDenied):
             jn.listen("127.0.0.1:0")
@@ -77,7 +89,7 @@ def test_arming_one_syscall_twice_raises_and_keeps_the_first_plan() -> None:
 
 
 def test_different_syscalls_can_be_armed_together() -> None:
-    with fail("listen", E.EADDRINUSE, after=1) as listen_fault, fail("bind", E.EINTR, times=2) as bind_fault:
+    with fail("listen", errno.EADDRINUSE, after=1) as listen_fault, fail("bind", errno.EINTR, times=2) as bind_fault:
         jn.listen("127.0.0.1:0").close()  # bind: EINTR twice, retried; listen: let through
         with pytest.raises(jn.SocketError.AddressInUse):
             jn.listen("127.0.0.1:0")
@@ -87,7 +99,7 @@ def test_different_syscalls_can_be_armed_together() -> None:
 
 def test_after_and_times_select_which_calls_fail() -> None:
     outcomes = []
-    with fail("bind", E.EADDRNOTAVAIL, after=2, times=2) as inj:
+    with fail("bind", errno.EADDRNOTAVAIL, after=2, times=2) as inj:
         for _ in range(6):
             try:
                 jn.bind("127.0.0.1:0").close()
@@ -99,8 +111,8 @@ def test_after_and_times_select_which_calls_fail() -> None:
 
 
 def test_one_name_arms_every_table_with_one_counter(tmp_path: Path) -> None:
-    """"bind" covers the IP and the unix table; the count runs across both."""
-    with fail("bind", E.EACCES, after=1) as inj:
+    """The name "bind" covers the IP and the unix table; the count runs across both."""
+    with fail("bind", errno.EACCES, after=1) as inj:
         jn.listen("127.0.0.1:0").close()  # call 1: IP table, let through
         with pytest.raises(jn.SocketError.AccessDenied):
             jn.listen(f"unix:{tmp_path}/s.sock")  # call 2: unix table, failed
@@ -109,9 +121,8 @@ def test_one_name_arms_every_table_with_one_counter(tmp_path: Path) -> None:
 
 
 def test_the_seam_is_disarmed_after_an_exception() -> None:
-    with pytest.raises(RuntimeError, match="boom"):
-        with fail("socket", E.EMFILE):
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), fail("socket", errno.EMFILE):
+        raise RuntimeError("boom")
     assert all(t.fault is None for t in syscalls.TABLES)
     jn.listen("127.0.0.1:0").close()
 
@@ -129,7 +140,7 @@ def test_calls_from_every_thread_are_counted_and_exactly_times_fail() -> None:
                 with lock:
                     failures.append(e.errno or 0)
 
-    with fail("bind", E.ENOMEM, after=10, times=times) as inj:
+    with fail("bind", errno.ENOMEM, after=10, times=times) as inj:
         pool = [threading.Thread(target=work) for _ in range(threads)]
         for t in pool:
             t.start()
@@ -137,7 +148,7 @@ def test_calls_from_every_thread_are_counted_and_exactly_times_fail() -> None:
             t.join()
     assert inj.calls == threads * per_thread
     assert inj.failed == len(failures) == times
-    assert set(failures) == {E.ENOMEM}
+    assert set(failures) == {errno.ENOMEM}
 
 
 def test_an_injected_failure_never_reaches_the_kernel(tmp_path: Path) -> None:
@@ -167,9 +178,8 @@ def test_an_injected_failure_never_reaches_the_kernel(tmp_path: Path) -> None:
 
 def test_an_exception_instance_is_raised_as_is() -> None:
     marker = KeyboardInterrupt("from the seam")
-    with fail("getsockname", marker) as inj:
-        with pytest.raises(KeyboardInterrupt) as info:
-            jn.listen("127.0.0.1:0")
+    with fail("getsockname", marker) as inj, pytest.raises(KeyboardInterrupt) as info:
+        jn.listen("127.0.0.1:0")
     assert info.value is marker and inj.failed == 1
 
 
@@ -181,41 +191,36 @@ UNIX_STEPS = ["socket", "fchmod", "bind", "listen", "getsockname"]
 
 @pytest.mark.parametrize("step", IP_STEPS)
 def test_keyboard_interrupt_at_each_ip_step_leaves_no_fd(step: str) -> None:
-    with fail(step, KeyboardInterrupt) as inj:
-        with pytest.raises(KeyboardInterrupt):
-            jn.listen("127.0.0.1:0")
+    with fail(step, KeyboardInterrupt) as inj, pytest.raises(KeyboardInterrupt):
+        jn.listen("127.0.0.1:0")
     assert inj.failed == 1
     # The autouse fixture checks the fd count; the port is free again too.
 
 
 @pytest.mark.parametrize("step", UNIX_STEPS)
 def test_keyboard_interrupt_at_each_unix_step_leaves_no_fd_and_no_file(step: str, tmp_path: Path) -> None:
-    with fail(step, KeyboardInterrupt) as inj:
-        with pytest.raises(KeyboardInterrupt):
-            jn.listen(f"unix:{tmp_path}/k.sock", mode=0o600)
+    with fail(step, KeyboardInterrupt) as inj, pytest.raises(KeyboardInterrupt):
+        jn.listen(f"unix:{tmp_path}/k.sock", mode=0o600)
     assert inj.failed == 1
     assert not list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("step", ["socket", "bind", "getsockname"])
 def test_keyboard_interrupt_at_each_datagram_step(step: str, tmp_path: Path) -> None:
-    with fail(step, KeyboardInterrupt):
-        with pytest.raises(KeyboardInterrupt):
-            jn.bind(f"unix:{tmp_path}/d.sock")
+    with fail(step, KeyboardInterrupt), pytest.raises(KeyboardInterrupt):
+        jn.bind(f"unix:{tmp_path}/d.sock")
     assert not list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("step", ["accept", "fcntl"])
 def test_keyboard_interrupt_in_accept_keeps_the_connection_queued(step: str) -> None:
     """KeyboardInterrupt in accept(ctx): fcntl toggles O_NONBLOCK around the wait."""
-    with jn.listen("127.0.0.1:0") as server:
-        with socket.create_connection((server.address.host, server.address.port)) as client:
-            with fail(step, KeyboardInterrupt):
-                with pytest.raises(KeyboardInterrupt):
-                    server.accept(ctx=jn.Context())
-            with server.accept() as stream:
-                client.sendall(b"!")
-                assert stream.read(1) == b"!"
+    with jn.listen("127.0.0.1:0") as server, dial(server) as client:
+        with fail(step, KeyboardInterrupt), pytest.raises(KeyboardInterrupt):
+            server.accept(ctx=jn.Context())
+        with server.accept() as stream:
+            client.sendall(b"!")
+            assert stream.read(1) == b"!"
 
 
 @contextmanager
@@ -245,9 +250,8 @@ def test_real_sigint_between_steps_leaves_nothing(checkpoint: int, tmp_path: Pat
             if type(self).seen == checkpoint:
                 signal.pthread_kill(threading.get_ident(), signal.SIGINT)
 
-    with sigint_raises():
-        with pytest.raises(KeyboardInterrupt):
-            jn.listen_with_context(f"unix:{tmp_path}/sig.sock", SignalAt(), mode=0o600)
+    with sigint_raises(), pytest.raises(KeyboardInterrupt):
+        jn.listen_with_context(f"unix:{tmp_path}/sig.sock", SignalAt(), mode=0o600)
     assert SignalAt.seen == checkpoint
     assert not list(tmp_path.iterdir())
 
@@ -281,7 +285,7 @@ def test_emfile_under_a_low_rlimit_then_recovery() -> None:
                           "final": fds(), "again_port": again_port}))
         """
     )
-    assert result["errno"] == E.EMFILE and result["syscall"] == "socket"
+    assert result["errno"] == errno.EMFILE and result["syscall"] == "socket"
     # Every one of the 48 slots was in use when socket() said EMFILE.
     assert result["opened"] == 48 - result["baseline"]  # type: ignore[operator]
     assert result["after_close"] == result["baseline"] == result["final"]
@@ -301,10 +305,9 @@ def test_sigint_while_blocked_in_accept_then_the_server_still_accepts() -> None:
         finally:
             sender.join()
         assert time.monotonic() - started < 1.5
-        with socket.create_connection((server.address.host, server.address.port)) as client:
-            with server.accept() as stream:
-                client.sendall(b"still")
-                assert stream.read(5) == b"still"
+        with dial(server) as client, server.accept() as stream:
+            client.sendall(b"still")
+            assert stream.read(5) == b"still"
 
 
 def test_sigint_from_another_process_while_blocked_in_accept() -> None:

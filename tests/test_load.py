@@ -19,6 +19,13 @@ import time
 import janus_net as jn
 
 
+def dial(server: jn.Server) -> socket.socket:
+    """A stdlib client connected to ``server`` (the independent peer)."""
+    address = server.address
+    assert isinstance(address, (jn.Ip4Address, jn.Ip6Address))
+    return socket.create_connection((address.host, address.port))
+
+
 def run_child(source: str, timeout: float = 120) -> dict[str, object]:
     """Run ``source`` in a fresh interpreter; it prints one JSON object as its last line."""
     proc = subprocess.run(
@@ -34,8 +41,6 @@ def figures(name: str, result: dict[str, object]) -> None:
 
 def open_fd_count() -> int:
     return len(os.listdir("/proc/self/fd")) - 1  # minus listdir's own
-
-
 
 
 def test_signal_storm_while_accepting_300_connections() -> None:
@@ -178,11 +183,9 @@ def test_six_threads_for_three_seconds() -> None:
 
     def tcp(slot: int) -> None:
         while time.monotonic() < stop:
-            with jn.listen("127.0.0.1:0") as server:
-                with socket.create_connection((server.address.host, server.address.port)) as client:
-                    with server.accept() as stream:
-                        client.sendall(b"x")
-                        assert stream.read(1) == b"x"
+            with jn.listen("127.0.0.1:0") as server, dial(server) as client, server.accept() as stream:
+                client.sendall(b"x")
+                assert stream.read(1) == b"x"
             ops[slot] += 4  # listen, connect, accept, close
 
     def udp(slot: int) -> None:
@@ -194,7 +197,7 @@ def test_six_threads_for_three_seconds() -> None:
     def guarded(work: object, slot: int) -> None:
         try:
             work(slot)  # type: ignore[operator]
-        except BaseException as e:  # noqa: BLE001 - reported below, with its type
+        except BaseException as e:
             errors.append(f"{type(e).__name__}: {e}")
 
     threads = [threading.Thread(target=guarded, args=(tcp if i % 2 == 0 else udp, i)) for i in range(6)]
