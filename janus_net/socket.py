@@ -352,8 +352,12 @@ class Server(_Owner):
         The file is removed only if the path still names the inode bind created, so a
         file someone else put there since is left alone.
         """
-        if self._descriptor.close() and self._unix_file is not None:
-            self._unix_file.remove()
+        first = True  # only the first close makes the syscall, so only it can raise
+        try:
+            first = self._descriptor.close()
+        finally:
+            if first and self._unix_file is not None:
+                self._unix_file.remove()
 
     def to_socket(self) -> _stdsocket.socket:
         """Hand over the descriptor. A unix socket file stays: it is the caller's now."""
@@ -477,6 +481,10 @@ class Socket(_Owner):
                 )
         finally:
             descriptor.release()
+        if descriptor.closing:
+            # close() from another thread woke us by shutting the socket down: what came
+            # back is an end-of-file marker, not a datagram (receive_many says the same).
+            raise syscalls.RECEIVE.error(errno.EBADF, self._address)
         if length[0] == 0:
             # An unbound AF_UNIX sender: recvfrom reports no address at all, not even a family.
             return got, _UNNAMED_UNIX
@@ -665,8 +673,12 @@ class Socket(_Owner):
 
     def close(self) -> None:
         """Close the socket, and remove a unix socket file this bind created (same inode only)."""
-        if self._descriptor.close() and self._unix_file is not None:
-            self._unix_file.remove()
+        first = True  # only the first close makes the syscall, so only it can raise
+        try:
+            first = self._descriptor.close()
+        finally:
+            if first and self._unix_file is not None:
+                self._unix_file.remove()
 
     def to_socket(self) -> _stdsocket.socket:
         """Hand over the descriptor. A unix socket file stays: it is the caller's now."""
