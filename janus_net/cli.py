@@ -114,7 +114,7 @@ def _listen(args: argparse.Namespace) -> int:
 
 def _open_audit_file(path: str) -> TextIO:
     try:
-        return open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by _listen
+        return open(path, "a", encoding="utf-8")  # closed by _listen
     except OSError as e:
         raise SystemExit(f"janus-net: cannot open the audit file: {e}") from None
 

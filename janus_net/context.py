@@ -49,7 +49,7 @@ _HAS_EVENTFD = hasattr(os, "eventfd")
 class _Waker:
     """A readable-when-signalled fd pair (eventfd: one fd for both ends)."""
 
-    __slots__ = ("read_fd", "write_fd", "__weakref__")
+    __slots__ = ("__weakref__", "read_fd", "write_fd")
 
     def __init__(self) -> None:
         if _HAS_EVENTFD:

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from janus_net import layout
+from janus_net.address import Ip4Address
 from janus_net.audit import AuditRecord
 from janus_net.capability import NetBind
 from janus_net.context import Context
@@ -114,8 +115,9 @@ def _sovereign(say: _Say) -> None:
 
 
 def _client(server: Server) -> socket.socket:
-    host, port = str(server.address.host), int(server.address.port)  # type: ignore[union-attr]
-    return socket.create_connection((host, port), timeout=5)
+    addr = server.address
+    assert isinstance(addr, Ip4Address)  # the demo listens on 127.0.0.1 only
+    return socket.create_connection((addr.host, addr.port), timeout=5)
 
 
 __all__ = ["run"]

@@ -260,7 +260,7 @@ class Server(_Owner):
     and accepting again, so they never notice.
     """
 
-    __slots__ = ("_unix_file", "_nonblocking_lock", "_nonblocking_users")
+    __slots__ = ("_nonblocking_lock", "_nonblocking_users", "_unix_file")
 
     def __init__(self, fd: int, address: Address, unix_file: UnixFile | None = None) -> None:
         super().__init__(fd, address)
