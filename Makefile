@@ -21,6 +21,11 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/janus-net demo
 
+# janus_net vs the stdlib and C (builds build/bench/bench from native/bench/bench.c).
+# Pass options through BENCH_ARGS, e.g. make bench BENCH_ARGS="--json build/bench.json".
+bench: $(STAMP)
+	$(PY) scripts/bench $(BENCH_ARGS)
+
 # mypy --strict over the package, ruff's lint and format checks over the tree (tools: the lint extra).
 LINT_STAMP := $(VENV)/.lint-installed
 
