@@ -488,7 +488,7 @@ class Socket(_Owner):
         if length[0] == 0:
             # An unbound AF_UNIX sender: recvfrom reports no address at all, not even a family.
             return got, _UNNAMED_UNIX
-        return got, from_sockaddr(storage, length[0])
+        return got, from_sockaddr_cached(storage, length[0])
 
     def send_many(self, messages: Iterable[tuple[str | Address, Buffer]]) -> int:
         """Send each ``(dest, data)`` datagram, in order; returns how many were sent.
