@@ -381,12 +381,13 @@ _AUDIT_CHILD = textwrap.dedent(
             raise PermissionError("vetoed")
     sys.addaudithook(veto)
     sock = socket.create_server(("127.0.0.1", 0))
+    vetoed = False
     try:
         jn.listen(f"fd://{sock.fileno()}")
     except PermissionError:
-        sock.getsockname()  # still open, still the caller's
-        sock.close()
-    print(json.dumps(events))
+        vetoed = sock.getsockname()[1] > 0  # still open, still the caller's
+    sock.close()
+    print(json.dumps({"events": events, "vetoed": vetoed}))
     """
 )
 
@@ -394,6 +395,8 @@ _AUDIT_CHILD = textwrap.dedent(
 def test_pep578_event_names_the_fd() -> None:
     out = subprocess.run([sys.executable, "-c", _AUDIT_CHILD], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    first, second = json.loads(out.stdout)
+    report = json.loads(out.stdout)
+    assert report["vetoed"] is True
+    first, second = report["events"]
     assert first[0].startswith("fd://") and first[1] is None
     assert second[0].startswith("fd://")
