@@ -35,6 +35,7 @@ class _Value:
     __slots__ = ("_encoded",)
 
     family: ClassVar[int]
+    _encoded: sockaddr.Encoded | None
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable")
@@ -133,15 +134,17 @@ class Ip6Address(_Value):
         flowinfo: int = 0,
         scope_id: int = 0,
     ) -> None:
+        zone: int | None = None
         if not isinstance(host, ipaddress.IPv6Address):
             host, zone = _ip6_literal(host)
-            if zone is not None:
-                if scope_id not in (0, zone):
-                    raise SocketError.InvalidAddress(None, f"zone %{zone} contradicts scope_id={scope_id}")
-                scope_id = zone
         elif host.scope_id is not None:
-            scope_id = _resolve_zone(host.scope_id, str(host))
+            zone = _resolve_zone(host.scope_id, str(host))
             host = ipaddress.IPv6Address(host.packed)
+        if zone is not None:
+            # The zone in the text and the scope_id argument must not disagree, whichever form came.
+            if scope_id not in (0, zone):
+                raise SocketError.InvalidAddress(None, f"zone %{zone} contradicts scope_id={scope_id}")
+            scope_id = zone
         for name, value in (("flowinfo", flowinfo), ("scope_id", scope_id)):
             if type(value) is not int or not 0 <= value <= _MAX_SCOPE_ID:
                 raise SocketError.InvalidAddress(None, f"{name} must be an int in 0..2**32-1, not {value!r}")
@@ -321,7 +324,7 @@ def _invalid(text: str, why: str) -> SocketError:
 
 def _ip4_literal(host: object) -> ipaddress.IPv4Address:
     try:
-        return ipaddress.IPv4Address(host)  # type: ignore[arg-type]
+        return ipaddress.IPv4Address(host)
     except (ValueError, TypeError):
         pass
     text = str(host)

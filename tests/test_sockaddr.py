@@ -37,6 +37,13 @@ LIMIT = platform.SUN_PATH_SIZE - 1
 # --- Helpers
 
 
+def parse(text: str) -> jn.Address:
+    """`parse_address` for text that names a socket address (never fd://)."""
+    address = parse_address(text)
+    assert isinstance(address, (Ip4Address, Ip6Address, UnixAddress))
+    return address
+
+
 def raw(encoded: sockaddr.Encoded) -> bytes:
     """The bytes of an encoded sockaddr, exactly ``length`` of them."""
     return bytes(ffi.buffer(encoded.struct, encoded.length))
@@ -174,7 +181,7 @@ def test_ip6_encoding_binds_and_connects() -> None:
         s.listen()
         port = s.getsockname()[1]
         with socket.socket(socket.AF_INET6) as client:
-            target = parse_address(f"[::1]:{port}").sockaddr
+            target = parse(f"[::1]:{port}").sockaddr
             syscalls.connect(client.fileno(), target.pointer, target.length)
             assert client.getpeername() == ("::1", port, 0, 0)
             s.accept()[0].close()
@@ -199,7 +206,7 @@ def test_scope_id_encoding_binds_a_link_local_address() -> None:
         pytest.skip("this host has no usable link-local IPv6 address")
     host, index, name = found
     for text in (f"[{host}%{name}]:0", f"[{host}%{index}]:0"):
-        with stdlib_bound(socket.AF_INET6, socket.SOCK_DGRAM, parse_address(text)) as s:
+        with stdlib_bound(socket.AF_INET6, socket.SOCK_DGRAM, parse(text)) as s:
             got_host, _port, _flow, scope = s.getsockname()
             assert (got_host.split("%")[0], scope) == (host, index)
 
@@ -207,7 +214,7 @@ def test_scope_id_encoding_binds_a_link_local_address() -> None:
 def test_unix_path_encoding_binds_at_the_limit(short_dir: Path) -> None:
     path = str(short_dir) + "/" + "p" * (LIMIT - len(str(short_dir)) - 1)
     assert len(os.fsencode(path)) == LIMIT
-    with stdlib_bound(socket.AF_UNIX, socket.SOCK_STREAM, parse_address("unix:" + path)) as s:
+    with stdlib_bound(socket.AF_UNIX, socket.SOCK_STREAM, parse("unix:" + path)) as s:
         assert s.getsockname() == path
         s.listen()
         with socket.socket(socket.AF_UNIX) as client:
@@ -217,7 +224,7 @@ def test_unix_path_encoding_binds_at_the_limit(short_dir: Path) -> None:
 
 def test_abstract_encoding_binds_without_a_trailing_nul() -> None:
     name = f"jn-sockaddr-{os.getpid()}"
-    with stdlib_bound(socket.AF_UNIX, socket.SOCK_STREAM, parse_address(f"unix:@{name}")) as s:
+    with stdlib_bound(socket.AF_UNIX, socket.SOCK_STREAM, parse(f"unix:@{name}")) as s:
         # A counted trailing NUL would make the kernel's name b"\0name\0".
         assert s.getsockname() == b"\0" + name.encode()
         s.listen()
@@ -228,7 +235,7 @@ def test_abstract_encoding_binds_without_a_trailing_nul() -> None:
 
 def test_abstract_encoding_at_the_limit() -> None:
     name = (f"jn{os.getpid()}-" + "n" * LIMIT)[:LIMIT]
-    with stdlib_bound(socket.AF_UNIX, socket.SOCK_DGRAM, parse_address(f"unix:@{name}")) as s:
+    with stdlib_bound(socket.AF_UNIX, socket.SOCK_DGRAM, parse(f"unix:@{name}")) as s:
         assert s.getsockname() == b"\0" + name.encode()
 
 
@@ -239,9 +246,10 @@ def test_decode_ip4_listener_and_peer() -> None:
     with jn.listen("127.0.0.1:0") as server, dup_of(server) as view:
         assert server.address == Ip4Address(*view.getsockname())
         assert server.address.port != 0
-        with socket.create_connection(("127.0.0.1", server.address.port)) as client:
-            with server.accept() as stream:
-                assert stream.address == Ip4Address(*client.getsockname())
+        port = server.address.port
+        assert port is not None
+        with socket.create_connection(("127.0.0.1", port)) as client, server.accept() as stream:
+            assert stream.address == Ip4Address(*client.getsockname())
 
 
 def test_decode_ip4_datagram_source() -> None:
@@ -267,7 +275,9 @@ def test_decode_ip6_listener_and_peer() -> None:
 
 def test_decode_ip4_mapped_peer() -> None:
     with jn.listen("[::]:0", ip6_only=False) as server:
-        with socket.create_connection(("127.0.0.1", server.address.port)) as client, server.accept() as stream:
+        port = server.address.port
+        assert port is not None
+        with socket.create_connection(("127.0.0.1", port)) as client, server.accept() as stream:
             address = stream.address
             assert isinstance(address, Ip6Address) and address.is_ip4_mapped
             assert address == Ip6Address.from_ip4(Ip4Address(*client.getsockname()))
@@ -282,7 +292,7 @@ def test_decode_link_local_scope() -> None:
     host, index, name = found
     with jn.bind(f"[{host}%{name}]:0") as udp, dup_of(udp) as view:
         assert isinstance(udp.address, Ip6Address) and udp.address.scope_id == index
-        got_host, port, flowinfo, scope = view.getsockname()
+        _host, port, flowinfo, scope = view.getsockname()
         assert (udp.address.port, udp.address.flowinfo, scope) == (port, flowinfo, index)
         assert str(udp.address) == f"[{host}%{index}]:{port}"
 
@@ -296,7 +306,7 @@ def test_decode_unix_path_and_named_peer(short_dir: Path) -> None:
             client.connect(path)
             with server.accept() as stream:
                 assert stream.address == UnixAddress(peer_path)
-                assert not stream.address.unnamed
+                assert isinstance(stream.address, UnixAddress) and not stream.address.unnamed
 
 
 def test_decode_undecodable_path(short_dir: Path) -> None:
@@ -399,12 +409,12 @@ def test_encode_decode_round_trip(ip: Any, port: int, flowinfo: int, scope_id: i
 
 def test_address_owns_its_encoding() -> None:
     for text in ("127.0.0.1:9", "[::1]:9", "[fe80::1%1]:9", "unix:/tmp/x", "unix:@x"):
-        a = parse_address(text)
+        a = parse(text)
         first = a.sockaddr
         assert a.sockaddr is first  # encoded once, kept
         assert a.sockaddr.struct is first.struct and a.sockaddr.pointer is first.pointer
         # An equal address has its own struct with the same bytes.
-        b = parse_address(text)
+        b = parse(text)
         assert b.sockaddr.struct is not first.struct and raw(b.sockaddr) == raw(first)
 
 
