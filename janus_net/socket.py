@@ -423,7 +423,7 @@ class Stream(_Owner):
 class Socket(_Owner):
     """A bound socket, usually datagram: ``send`` to any address, ``receive`` from any."""
 
-    __slots__ = ("_unix_file", "_send_batches", "_receive_batches")
+    __slots__ = ("_receive_batches", "_send_batches", "_unix_file")
 
     def __init__(self, fd: int, address: Address, unix_file: UnixFile | None = None) -> None:
         super().__init__(fd, address)
@@ -761,8 +761,7 @@ class _SendBatch:
     """
 
     __slots__ = (
-        "capacity", "msgs", "iov", "headers", "vectors", "encodings", "targets", "buffers",
-        "staging", "layout",
+        "buffers", "capacity", "encodings", "headers", "iov", "layout", "msgs", "staging", "targets", "vectors",
     )  # fmt: skip
 
     def __init__(self, capacity: int) -> None:
@@ -788,7 +787,7 @@ class _SendBatch:
         if not items:
             return 0, None
         try:
-            dests, datas = zip(*items)
+            dests, datas = zip(*items, strict=True)
         except (TypeError, ValueError):
             return self._fill_each(items)
         if not _JOINABLE.issuperset(map(type, datas)):
@@ -851,7 +850,7 @@ class _SendBatch:
                 return
             self.layout = lengths
         offset = 0
-        for vector, length in zip(self.vectors, lengths):
+        for vector, length in zip(self.vectors, lengths, strict=False):  # more slots than messages
             vector.iov_base = base + offset
             vector.iov_len = length
             offset += length
@@ -898,8 +897,8 @@ class _ReceiveBatch:
     """
 
     __slots__ = (
-        "capacity", "size", "ip4", "msgs", "iov", "names", "buf", "pristine", "words", "data", "raw_names",
-        "name_words",
+        "buf", "capacity", "data", "iov", "ip4", "msgs", "name_words", "names", "pristine", "raw_names", "size",
+        "words",
     )  # fmt: skip
 
     def __init__(self, capacity: int, size: int, ip4: bool) -> None:
@@ -940,7 +939,7 @@ class _ReceiveBatch:
         size = self.size
         starts = range(0, got * size, size) if size else itertools.repeat(0, got)
         name_starts = range(0, got * _SOCKADDR_STORAGE_SIZE, _SOCKADDR_STORAGE_SIZE)
-        payloads = [data[start : start + length] for start, length in zip(starts, lengths)]
+        payloads = [data[start : start + length] for start, length in zip(starts, lengths, strict=False)]
         keys: list[Any]
         if self.ip4 and name_lengths.count(_SOCKADDR_IN_SIZE) == got:
             # The first 8 bytes of a sockaddr_in hold everything that identifies it
@@ -948,13 +947,13 @@ class _ReceiveBatch:
             # read them for every slot at once as ints, instead of one bytes per slot.
             keys = self.name_words[0 : got * _STORAGE_QWORDS : _STORAGE_QWORDS].tolist()
         else:
-            keys = [raw_names[start : start + length] for start, length in zip(name_starts, name_lengths)]
-        sources = list(map(DECODED_SOURCES.get, keys))
+            keys = [raw_names[start : start + length] for start, length in zip(name_starts, name_lengths, strict=True)]
+        sources: list[Any] = list(map(DECODED_SOURCES.get, keys))
         if not all(sources):  # addresses are always true; None marks a peer not seen yet
             for slot, source in enumerate(sources):
                 if source is None:
                     sources[slot] = self._decode(slot, name_lengths[slot], keys[slot])
-        out.extend(zip(payloads, sources))
+        out.extend(zip(payloads, sources, strict=True))
 
     def _decode(self, slot: int, length: int, key: bytes | int) -> Address:
         if length == 0:

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -80,8 +81,8 @@ def test_three_senders_order_kept_and_nothing_lost(receiver: jn.Socket) -> None:
             received.extend(_receive_exactly(receiver, 150))
         by_sender: dict[jn.Address, list[int]] = {s.address: [] for s in senders}
         for data, source in received:
-            k, _, seq = data.partition(b":")
-            assert source == senders[int(k)].address
+            who, _, seq = data.partition(b":")
+            assert source == senders[int(who)].address
             by_sender[source].append(int(seq))
         for seqs in by_sender.values():
             assert seqs == list(range(200))  # every datagram, in the order it was sent
@@ -95,8 +96,10 @@ def test_stdlib_peer_both_ways(receiver: jn.Socket) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
         peer.bind(("127.0.0.1", 0))
         peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _BIG_RCVBUF)
+        here = receiver.address
+        assert isinstance(here, Ip4Address)
         for i in range(40):
-            peer.sendto(b"std%02d" % i, (receiver.address.host, receiver.address.port))
+            peer.sendto(b"std%02d" % i, (here.host, here.port))
         got = _receive_exactly(receiver, 40)
         assert [d for d, _ in got] == [b"std%02d" % i for i in range(40)]
         assert {src for _, src in got} == {Ip4Address(*peer.getsockname())}
@@ -105,7 +108,7 @@ def test_stdlib_peer_both_ways(receiver: jn.Socket) -> None:
         peer.settimeout(5)
         replies = [peer.recvfrom(100) for _ in range(40)]
         assert [d for d, _ in replies] == [b"re%02d" % i for i in range(40)]
-        assert {a for _, a in replies} == {("127.0.0.1", receiver.address.port)}
+        assert {a for _, a in replies} == {("127.0.0.1", here.port)}
 
 
 def test_partial_result_returns_what_is_queued(receiver: jn.Socket, sender: jn.Socket) -> None:
@@ -136,7 +139,7 @@ def test_size_zero_receives_empty_datagrams(receiver: jn.Socket, sender: jn.Sock
 
 def test_send_many_takes_address_objects_and_text(sender: jn.Socket) -> None:
     with jn.bind("127.0.0.1:0") as r1, jn.bind("127.0.0.1:0") as r2:
-        messages = [
+        messages: list[Any] = [
             (r1.address, b"1a"),
             (str(r2.address), b"2a"),
             (str(r1.address), b"1b"),
@@ -193,6 +196,7 @@ def test_ipv6_destination_on_ipv4_socket_is_typed(receiver: jn.Socket, sender: j
 def test_ipv4_destination_from_dual_stack_ipv6_socket() -> None:
     # The other direction is allowed: a dual-stack IPv6 socket reaches IPv4 as ::ffff:a.b.c.d.
     with jn.bind("[::]:0", ip6_only=False) as s6, jn.bind("127.0.0.1:0") as r4:
+        assert isinstance(r4.address, Ip4Address) and isinstance(s6.address, jn.Ip6Address)
         assert s6.send_many([(r4.address, b"mapped")]) == 1
         [(data, source)] = r4.receive_many(4, ctx=jn.Context.with_timeout(5))
         assert data == b"mapped" and source == Ip4Address("127.0.0.1", s6.address.port)
@@ -210,7 +214,7 @@ def test_invalid_text_address_is_typed_and_placed(receiver: jn.Socket, sender: j
 
 def test_bad_item_raises_type_error_after_the_earlier_ones(receiver: jn.Socket, sender: jn.Socket) -> None:
     with pytest.raises(TypeError):
-        sender.send_many([(receiver.address, b"first"), (receiver.address, "not bytes")])
+        sender.send_many([(receiver.address, b"first"), (receiver.address, "not bytes")])  # type: ignore[list-item]
     assert [d for d, _ in _receive_exactly(receiver, 1)] == [b"first"]
 
 
@@ -271,7 +275,7 @@ def test_close_wakes_a_blocked_receive_many() -> None:
     def wait() -> None:
         try:
             sock.receive_many(4)
-        except BaseException as e:  # noqa: BLE001 - the test inspects it
+        except BaseException as e:  # the test inspects it
             outcome.append(e)
 
     t = threading.Thread(target=wait)
@@ -335,7 +339,8 @@ def test_unix_datagrams_named_and_unnamed_senders() -> None:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as unnamed:
             unnamed.sendto(b"anon", b"\0" + name.encode())
             [(data, source)] = r.receive_many(8, ctx=jn.Context.with_timeout(5))
-        assert data == b"anon" and source == UnixAddress("") and source.unnamed
+        assert data == b"anon" and source == UnixAddress("")
+        assert isinstance(source, UnixAddress) and source.unnamed
 
 
 def test_unix_path_datagrams(tmp_path: Path) -> None:
