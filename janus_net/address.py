@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
 from janus_net import platform, sockaddr
 from janus_net._shim import ffi, lib
@@ -120,7 +120,7 @@ class Ip6Address(_Value):
     but takes no part in equality or in the text form, which has no place for it.
     """
 
-    __slots__ = ("_ip", "_port", "_flowinfo", "_scope_id")
+    __slots__ = ("_flowinfo", "_ip", "_port", "_scope_id")
     family = lib.AF_INET6
     _ip: ipaddress.IPv6Address
     _port: int
@@ -218,7 +218,7 @@ class UnixAddress(_Value):
     what the kernel reports, not something that can be bound, so it does not parse.
     """
 
-    __slots__ = ("_path", "_abstract")
+    __slots__ = ("_abstract", "_path")
     family = lib.AF_UNIX
     port: ClassVar[None] = None
     _path: str
@@ -258,10 +258,10 @@ class UnixAddress(_Value):
         return hash((UnixAddress, self._path, self._abstract))
 
 
-Address = Union[Ip4Address, Ip6Address, UnixAddress]
+Address = Ip4Address | Ip6Address | UnixAddress
 """Any address janus_net can bind or report."""
 
-IpAddress = Union[Ip4Address, Ip6Address]
+IpAddress = Ip4Address | Ip6Address
 
 # The largest descriptor number: fds are C ints.
 _MAX_FD = 2 ** (8 * ffi.sizeof("int") - 1) - 1
@@ -329,7 +329,10 @@ def _ip4_literal(host: object) -> ipaddress.IPv4Address:
         pass
     text = str(host)
     if any(c.isalpha() for c in text):
-        why = f"{text!r} is not an IPv4 literal; host names are not resolved at bind time, use an IP literal such as 127.0.0.1"
+        why = (
+            f"{text!r} is not an IPv4 literal; host names are not resolved at bind time, "
+            "use an IP literal such as 127.0.0.1"
+        )
     else:
         why = f"{text!r} is not a dotted-quad IPv4 literal (four decimal octets, no leading zeros)"
     raise SocketError.InvalidAddress(None, why)

@@ -93,9 +93,7 @@ def decode(storage: Any, length: int) -> Decoded:
     if family == lib.AF_INET6:
         sa6 = ffi.cast("struct sockaddr_in6 *", storage)
         packed = bytes(ffi.buffer(sa6.sin6_addr.s6_addr, 16))
-        return Decoded(
-            family, packed, lib.ntohs(sa6.sin6_port), lib.ntohl(sa6.sin6_flowinfo), sa6.sin6_scope_id, False
-        )
+        return Decoded(family, packed, lib.ntohs(sa6.sin6_port), lib.ntohl(sa6.sin6_flowinfo), sa6.sin6_scope_id, False)
     if family == lib.AF_UNIX:
         sun = ffi.cast("struct sockaddr_un *", storage)
         size = max(0, min(length, ffi.sizeof("struct sockaddr_un")) - platform.SUN_PATH_OFFSET)

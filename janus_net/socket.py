@@ -26,7 +26,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 from janus_net import platform, syscalls
 from janus_net._shim import ffi, lib
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from janus_net.unixfile import UnixFile
 
 #: Anything with the buffer protocol (bytes, bytearray, memoryview, array...).
-Buffer = Union[bytes, bytearray, memoryview]
+Buffer = bytes | bytearray | memoryview
 
 _SOCKADDR_STORAGE_SIZE = ffi.sizeof("struct sockaddr_storage")
 # Receive buffers are filled by the kernel before they are read; clearing them first
@@ -117,7 +117,7 @@ class Descriptor:
     the call; whoever is last out closes the fd, claimed once through ``_close_token``.
     """
 
-    __slots__ = ("fd", "closing", "_inflight", "_close_token")
+    __slots__ = ("_close_token", "_inflight", "closing", "fd")
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
@@ -175,7 +175,7 @@ class Descriptor:
 class _Owner:
     """What Server, Stream and Socket share: one Descriptor and the ways to end it."""
 
-    __slots__ = ("_descriptor", "_address", "__weakref__")
+    __slots__ = ("__weakref__", "_address", "_descriptor")
 
     _address: Address
 
@@ -378,7 +378,7 @@ class Stream(_Owner):
         """Up to ``n`` bytes; ``b""`` at end of stream."""
         buf = _uncleared("char[]", n)
         got = self._receive(buf, n, ctx)
-        return ffi.unpack(buf, got)  # type: ignore[no-any-return]
+        return ffi.unpack(buf, got)
 
     def read_into(self, buffer: Buffer, ctx: Context | None = None) -> int:
         """Read into a writable buffer; returns the byte count (0 at end of stream)."""
@@ -440,9 +440,7 @@ class Socket(_Owner):
         descriptor = self._descriptor
         fd = descriptor.acquire(syscalls.SEND, target)
         try:
-            return syscalls.sendto(
-                fd, view, len(view), platform.MSG_NOSIGNAL, encoded.pointer, encoded.length, target
-            )
+            return syscalls.sendto(fd, view, len(view), platform.MSG_NOSIGNAL, encoded.pointer, encoded.length, target)
         finally:
             descriptor.release()
 
@@ -457,9 +455,7 @@ class Socket(_Owner):
         view = ffi.from_buffer(buffer, require_writable=True)
         return self._receive_from(view, len(view), ctx)
 
-    def _receive_from(
-        self, buf: Any, size: int, ctx: Context | None, nonblocking: bool = False
-    ) -> tuple[int, Address]:
+    def _receive_from(self, buf: Any, size: int, ctx: Context | None, nonblocking: bool = False) -> tuple[int, Address]:
         storage = ffi.new("struct sockaddr_storage *")
         length = ffi.new("socklen_t *", _SOCKADDR_STORAGE_SIZE)
         sa = ffi.cast("struct sockaddr *", storage)
@@ -571,9 +567,7 @@ class Socket(_Owner):
         try:
             while done < filled:
                 try:
-                    went = syscalls.sendmmsg(
-                        fd, batch.msgs + done, filled - done, platform.MSG_NOSIGNAL, targets[done]
-                    )
+                    went = syscalls.sendmmsg(fd, batch.msgs + done, filled - done, platform.MSG_NOSIGNAL, targets[done])
                 except SocketError:
                     if done == 0:
                         raise
@@ -585,9 +579,7 @@ class Socket(_Owner):
             descriptor.release()
         return done
 
-    def receive_many(
-        self, count: int, size: int = 2048, ctx: Context | None = None
-    ) -> list[tuple[bytes, Address]]:
+    def receive_many(self, count: int, size: int = 2048, ctx: Context | None = None) -> list[tuple[bytes, Address]]:
         """Wait for at least one datagram, then take whatever else is queued, up to ``count``.
 
         Returns ``[(data, source), ...]`` in arrival order; each datagram longer than
@@ -710,9 +702,7 @@ _USE_MMSG = (
     and _MMSGHDR_SIZE % _WORD == 0
 )
 _MSG_LEN_WORD = ffi.offsetof("struct mmsghdr", "msg_len") // _WORD
-_MSG_NAMELEN_WORD = (
-    ffi.offsetof("struct mmsghdr", "msg_hdr") + ffi.offsetof("struct msghdr", "msg_namelen")
-) // _WORD
+_MSG_NAMELEN_WORD = (ffi.offsetof("struct mmsghdr", "msg_hdr") + ffi.offsetof("struct msghdr", "msg_namelen")) // _WORD
 _MMSGHDR_WORDS = _MMSGHDR_SIZE // _WORD
 # Data types the send fast path joins directly (len() is their byte count).
 _JOINABLE = frozenset({bytes, bytearray})
@@ -973,9 +963,7 @@ def _poll_interrupted() -> None:
 _MAX_POLL_MS = 2**31 - 1
 
 
-def _wait_for(
-    ctx: Context, fd: int, attempt: Callable[[], int], hangup: Callable[[], int] | None = None
-) -> int:
+def _wait_for(ctx: Context, fd: int, attempt: Callable[[], int], hangup: Callable[[], int] | None = None) -> int:
     """Try a non-blocking call; while it would block, wait for the fd or the context.
 
     The loop is ``check -> attempt -> poll`` and never ``poll -> blocking call``:

@@ -19,7 +19,7 @@ one comparison.
 
 from __future__ import annotations
 
-import errno as E
+import errno as E  # noqa: N812 - E.EBADF keeps the tables' rows short and aligned
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
@@ -52,7 +52,7 @@ class Syscall:
         fault: set only while a test's fault seam is armed.
     """
 
-    __slots__ = ("name", "errors", "bugs", "retry_eintr", "fault")
+    __slots__ = ("bugs", "errors", "fault", "name", "retry_eintr")
 
     def __init__(
         self,
@@ -348,9 +348,7 @@ def _cloexec_or_close(fd: int, checkpoint: Checkpoint | None) -> None:
         raise
 
 
-def setsockopt_int(
-    fd: int, level: int, option: int, value: int, checkpoint: Checkpoint | None = None
-) -> None:
+def setsockopt_int(fd: int, level: int, option: int, value: int, checkpoint: Checkpoint | None = None) -> None:
     """setsockopt with an int value (every option janus_net sets is one)."""
     box = ffi.new("int *", value)
     retry(SETSOCKOPT, lib.setsockopt, (fd, level, option, box, ffi.sizeof("int")), checkpoint)
@@ -434,9 +432,7 @@ def accept(
     """
     sa = ffi.cast("struct sockaddr *", storage)
     if platform.HAS_ACCEPT4:
-        return retry(
-            ACCEPT, lib.jn_accept4, (fd, sa, size, lib.JN_SOCK_CLOEXEC), checkpoint, address, nonblocking
-        )
+        return retry(ACCEPT, lib.jn_accept4, (fd, sa, size, lib.JN_SOCK_CLOEXEC), checkpoint, address, nonblocking)
     conn = retry(ACCEPT, lib.accept, (fd, sa, size), checkpoint, address, nonblocking)
     if conn != WOULD_BLOCK:
         _cloexec_or_close(conn, checkpoint)
@@ -503,9 +499,7 @@ def recvfrom(
     nonblocking: bool = False,
 ) -> int:
     """recvfrom(2) into ``buf``, the source written to ``storage``/``length``."""
-    return retry(
-        RECEIVE, lib.recvfrom, (fd, buf, size, flags, storage, length), checkpoint, None, nonblocking
-    )
+    return retry(RECEIVE, lib.recvfrom, (fd, buf, size, flags, storage, length), checkpoint, None, nonblocking)
 
 
 def sendmmsg(fd: int, msgs: Any, count: int, flags: int, address: object = None) -> int:

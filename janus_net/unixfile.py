@@ -20,7 +20,7 @@ from janus_net.errors import SocketError
 class UnixFile:
     """The socket file one bind created: its absolute path and (st_dev, st_ino)."""
 
-    __slots__ = ("path", "identity")
+    __slots__ = ("identity", "path")
 
     def __init__(self, path: str) -> None:
         # Absolute, so a later chdir cannot make close() look somewhere else.

@@ -365,9 +365,7 @@ a.close(); b.close()
 @pytest.mark.skipif(not platform.HAS_MMSG, reason="sendmmsg/recvmmsg are what this test traces")
 def test_one_syscall_per_batch(tmp_path: Path) -> None:
     program = f"MARK = {MARK!r}\n" + _STRACE_PROGRAM
-    lines, out = syscalls_after_mark(
-        program, tmp_path, trace="write,sendto,sendmsg,sendmmsg,recvfrom,recvmsg,recvmmsg"
-    )
+    lines, out = syscalls_after_mark(program, tmp_path, trace="write,sendto,sendmsg,sendmmsg,recvfrom,recvmsg,recvmmsg")
     assert "sent=32 got=32" in out
     sends = calls_to(lines, "sendmmsg")
     receives = calls_to(lines, "recvmmsg")
@@ -387,4 +385,3 @@ def test_per_call_path_matches(receiver: jn.Socket, sender: jn.Socket) -> None:
     with pytest.raises(jn.SocketError.MessageTooBig):
         sender._send_each(messages[1:])
     assert receiver._receive_each(10, 2048, jn.Context.with_timeout(5)) == [(b"ok", sender.address)]
-

@@ -142,7 +142,7 @@ def test_udp_send_many_and_receive_many_keep_content_and_order() -> None:
     with jn.bind("127.0.0.1:0") as sock, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
         peer.bind(("127.0.0.1", 0))
         peer.settimeout(5)
-        dest = jn.parse_address("%s:%d" % peer.getsockname())
+        dest = jn.parse_address("{}:{}".format(*peer.getsockname()))
         messages = [(dest, b"message %d" % i) for i in range(20)]
         assert sock.send_many(messages) == 20
         assert [peer.recvfrom(100)[0] for _ in range(20)] == [m for _, m in messages]
@@ -215,12 +215,14 @@ def test_ip6_only_none_leaves_the_system_default() -> None:
 
 
 def test_ip6_only_false_on_the_wildcard_is_dual_stack() -> None:
-    with jn.listen("[::]:0", ip6_only=False) as server:
-        with socket.create_connection(("127.0.0.1", server.address.port), timeout=5) as client:
-            with server.accept() as stream:
-                assert stream.address == jn.Ip6Address.from_ip4(jn.Ip4Address(*client.getsockname()))
-                client.sendall(b"v4 into v6")
-                assert stream.read(20) == b"v4 into v6"
+    with (
+        jn.listen("[::]:0", ip6_only=False) as server,
+        socket.create_connection(("127.0.0.1", server.address.port), timeout=5) as client,
+        server.accept() as stream,
+    ):
+        assert stream.address == jn.Ip6Address.from_ip4(jn.Ip4Address(*client.getsockname()))
+        client.sendall(b"v4 into v6")
+        assert stream.read(20) == b"v4 into v6"
 
 
 def test_ip6_only_true_on_the_wildcard_refuses_ipv4() -> None:

@@ -23,14 +23,40 @@ import pytest
 import janus_net as jn
 from janus_net import errors
 
-MEMBERS = """
-InvalidAddress InvalidPort Timeout CapabilityDenied AddressInUse AddressUnavailable
-AddressFamilyUnsupported AccessDenied SystemResources ProcessFdQuotaExceeded SystemFdQuotaExceeded
-NetworkSubsystemDown ProtocolUnsupportedBySystem ProtocolUnsupportedByAddressFamily SocketModeUnsupported
-OptionUnsupported SocketNotListening ConnectionAborted ProtocolFailure BlockedByFirewall MessageTooBig
-NetworkUnreachable HostUnreachable ConnectionRefused ConnectionResetByPeer ConnectionTimedOut
-SocketUnconnected SymLinkLoop FileNotFound NotDir ReadOnlyFileSystem Unexpected
-""".split()
+MEMBERS = [
+    "InvalidAddress",
+    "InvalidPort",
+    "Timeout",
+    "CapabilityDenied",
+    "AddressInUse",
+    "AddressUnavailable",
+    "AddressFamilyUnsupported",
+    "AccessDenied",
+    "SystemResources",
+    "ProcessFdQuotaExceeded",
+    "SystemFdQuotaExceeded",
+    "NetworkSubsystemDown",
+    "ProtocolUnsupportedBySystem",
+    "ProtocolUnsupportedByAddressFamily",
+    "SocketModeUnsupported",
+    "OptionUnsupported",
+    "SocketNotListening",
+    "ConnectionAborted",
+    "ProtocolFailure",
+    "BlockedByFirewall",
+    "MessageTooBig",
+    "NetworkUnreachable",
+    "HostUnreachable",
+    "ConnectionRefused",
+    "ConnectionResetByPeer",
+    "ConnectionTimedOut",
+    "SocketUnconnected",
+    "SymLinkLoop",
+    "FileNotFound",
+    "NotDir",
+    "ReadOnlyFileSystem",
+    "Unexpected",
+]
 
 BUILTIN_MIXINS = {
     "Timeout": TimeoutError,
@@ -133,9 +159,7 @@ def test_access_denied_below_1024_without_cap_net_bind_service() -> None:
         capture_output=True, text=True, timeout=60, cwd=Path(__file__).parent.parent,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == (
-        f"ACCESS_DENIED AccessDenied: bind 127.0.0.1:{port}: [Errno 13] Permission denied"
-    )
+    assert done.stdout.strip() == (f"ACCESS_DENIED AccessDenied: bind 127.0.0.1:{port}: [Errno 13] Permission denied")
 
 
 def _close_behind_the_back(server: jn.Server) -> int:
