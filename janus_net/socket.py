@@ -243,6 +243,19 @@ def _set_nonblocking(fd: int, on: bool) -> None:
         syscalls.retry(syscalls.FCNTL, lib.fcntl, (fd, lib.F_SETFL, ffi.cast("int", wanted)))
 
 
+def _closed_while_waiting(address: Address) -> SocketError:
+    """What a receive woken by another thread's ``close()`` raises.
+
+    Closing from another thread is the documented way to stop a receive loop, not a
+    bug, so it gets a catchable member (SocketUnconnected: the socket can no longer
+    receive), not the EBADF row that a call *started* on a closed socket reports.
+    What the kernel handed back is the shutdown's end-of-file marker, never a datagram.
+    """
+    return SocketError.SocketUnconnected(
+        None, "the socket was closed by another thread while this call waited", syscall="receive", address=str(address)
+    )
+
+
 def _accepted_options(fd: int) -> None:
     if platform.SO_NOSIGPIPE:
         syscalls.setsockopt_int(fd, lib.SOL_SOCKET, platform.SO_NOSIGPIPE, 1)
@@ -478,9 +491,7 @@ class Socket(_Owner):
         finally:
             descriptor.release()
         if descriptor.closing:
-            # close() from another thread woke us by shutting the socket down: what came
-            # back is an end-of-file marker, not a datagram (receive_many says the same).
-            raise syscalls.RECEIVE.error(errno.EBADF, self._address)
+            raise _closed_while_waiting(self._address)
         if length[0] == 0:
             # An unbound AF_UNIX sender: recvfrom reports no address at all, not even a family.
             return got, _UNNAMED_UNIX
@@ -644,9 +655,7 @@ class Socket(_Owner):
                 check = ctx.check
                 got = _wait_for(ctx, fd, lambda: syscalls.recvmmsg(fd, msgs, want, lib.MSG_DONTWAIT, check, True))
             if descriptor.closing:
-                # close() from another thread woke us by shutting the socket down; what
-                # came back are end-of-file markers, not datagrams.
-                raise syscalls.RECEIVE.error(errno.EBADF, self._address)
+                raise _closed_while_waiting(self._address)
             batch.collect(got, received)
             # A full batch may mean more is queued: keep taking it without waiting.
             while got == want and len(received) < count:

@@ -284,8 +284,8 @@ def test_close_wakes_a_blocked_receive_many() -> None:
     sock.close()
     t.join(5)
     assert not t.is_alive()
-    # The closed socket's EBADF row: ErrnoBug in debug mode, Unexpected in release mode.
-    assert len(outcome) == 1 and isinstance(outcome[0], (jn.ErrnoBug, jn.SocketError.Unexpected))
+    # Closing from another thread stops a receive loop: a catchable member, not a bug.
+    assert len(outcome) == 1 and type(outcome[0]) is jn.SocketError.SocketUnconnected
 
 
 def test_two_threads_receiving_on_one_socket(receiver: jn.Socket, sender: jn.Socket) -> None:
