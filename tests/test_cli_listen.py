@@ -240,6 +240,9 @@ def test_make_demo_runs_the_demo_command() -> None:
     # -n: show the recipe without running it (the demo itself is run above), so this
     # test can never set up or rebuild the venv.
     root = Path(__file__).resolve().parent.parent
-    done = subprocess.run(["make", "-n", "demo"], cwd=root, capture_output=True, text=True, timeout=60)
+    # --no-print-directory: under `make test` this make is nested and would print
+    # "Entering/Leaving directory" lines around the recipe.
+    command = ["make", "--no-print-directory", "-n", "demo"]
+    done = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == ".venv/bin/janus-net demo"
