@@ -29,13 +29,23 @@ _ASCII_DIGITS = frozenset("0123456789")
 _MAX_SCOPE_ID = 2**32 - 1
 
 
-class _Value:
-    """Immutable value with a lazily encoded sockaddr."""
+# Immutable values set their slots once, in __init__, past their own __setattr__.
+_set = object.__setattr__
 
-    __slots__ = ("_encoded",)
+
+class _Value:
+    """Immutable value with a lazily encoded sockaddr and a lazily formatted text.
+
+    Both are derived from the fields, so filling them in later does not change the
+    value; each is computed once, on first use (two threads may both compute it and
+    store equal results, which is harmless).
+    """
+
+    __slots__ = ("_encoded", "_text")
 
     family: ClassVar[int]
     _encoded: sockaddr.Encoded | None
+    _text: str | None
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable")
@@ -43,13 +53,18 @@ class _Value:
     def __delattr__(self, name: str) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable")
 
-    def _init(self, **fields: object) -> None:
-        for name, value in fields.items():
-            object.__setattr__(self, name, value)
-        object.__setattr__(self, "_encoded", None)
-
     def _encode(self) -> sockaddr.Encoded:
         raise NotImplementedError  # each concrete address class defines it
+
+    def _format(self) -> str:
+        raise NotImplementedError  # each concrete address class defines it
+
+    def __str__(self) -> str:
+        text = self._text
+        if text is None:
+            text = self._format()
+            _set(self, "_text", text)
+        return text
 
     @property
     def sockaddr(self) -> sockaddr.Encoded:
@@ -57,7 +72,7 @@ class _Value:
         encoded: sockaddr.Encoded | None = self._encoded
         if encoded is None:
             encoded = self._encode()
-            object.__setattr__(self, "_encoded", encoded)
+            _set(self, "_encoded", encoded)
         return encoded
 
     def __repr__(self) -> str:
@@ -81,7 +96,10 @@ class Ip4Address(_Value):
     def __init__(self, host: str | ipaddress.IPv4Address = "0.0.0.0", port: int = 0) -> None:
         if not isinstance(host, ipaddress.IPv4Address):
             host = _ip4_literal(host)
-        self._init(_ip=host, _port=_check_port(port))
+        _set(self, "_ip", host)
+        _set(self, "_port", _check_port(port))
+        _set(self, "_encoded", None)
+        _set(self, "_text", None)
 
     @property
     def host(self) -> str:
@@ -100,7 +118,18 @@ class Ip4Address(_Value):
     def _encode(self) -> sockaddr.Encoded:
         return sockaddr.encode_ip4(self._ip.packed, self._port)
 
-    def __str__(self) -> str:
+    def _with_port(self, port: int) -> Ip4Address:
+        """This address with another port (trusted: a port the kernel reported); shares ``ip``."""
+        if port == self._port:
+            return self
+        copy = Ip4Address.__new__(Ip4Address)
+        _set(copy, "_ip", self._ip)
+        _set(copy, "_port", port)
+        _set(copy, "_encoded", None)
+        _set(copy, "_text", None)
+        return copy
+
+    def _format(self) -> str:
         return f"{self._ip}:{self._port}"
 
     def __eq__(self, other: object) -> bool:
@@ -148,7 +177,12 @@ class Ip6Address(_Value):
         for name, value in (("flowinfo", flowinfo), ("scope_id", scope_id)):
             if type(value) is not int or not 0 <= value <= _MAX_SCOPE_ID:
                 raise SocketError.InvalidAddress(None, f"{name} must be an int in 0..2**32-1, not {value!r}")
-        self._init(_ip=host, _port=_check_port(port), _flowinfo=flowinfo, _scope_id=scope_id)
+        _set(self, "_ip", host)
+        _set(self, "_port", _check_port(port))
+        _set(self, "_flowinfo", flowinfo)
+        _set(self, "_scope_id", scope_id)
+        _set(self, "_encoded", None)
+        _set(self, "_text", None)
 
     @classmethod
     def from_ip4(cls, ip4: Ip4Address) -> Ip6Address:
@@ -197,7 +231,20 @@ class Ip6Address(_Value):
     def _encode(self) -> sockaddr.Encoded:
         return sockaddr.encode_ip6(self._ip.packed, self._port, self._flowinfo, self._scope_id)
 
-    def __str__(self) -> str:
+    def _with_port(self, port: int) -> Ip6Address:
+        """This address with another port (trusted: a port the kernel reported); shares ``ip``."""
+        if port == self._port:
+            return self
+        copy = Ip6Address.__new__(Ip6Address)
+        _set(copy, "_ip", self._ip)
+        _set(copy, "_port", port)
+        _set(copy, "_flowinfo", self._flowinfo)
+        _set(copy, "_scope_id", self._scope_id)
+        _set(copy, "_encoded", None)
+        _set(copy, "_text", None)
+        return copy
+
+    def _format(self) -> str:
         return f"[{self.host}]:{self._port}"
 
     def __eq__(self, other: object) -> bool:
@@ -227,7 +274,10 @@ class UnixAddress(_Value):
     def __init__(self, path: str, abstract: bool = False) -> None:
         if not isinstance(path, str):
             raise SocketError.InvalidAddress(None, f"unix path must be str, not {type(path).__name__}")
-        self._init(_path=path, _abstract=bool(abstract))
+        _set(self, "_path", path)
+        _set(self, "_abstract", bool(abstract))
+        _set(self, "_encoded", None)
+        _set(self, "_text", None)
 
     @property
     def path(self) -> str:
@@ -246,7 +296,7 @@ class UnixAddress(_Value):
     def _encode(self) -> sockaddr.Encoded:
         return sockaddr.encode_unix(_unix_bytes(self._path, self._abstract, str(self)), self._abstract)
 
-    def __str__(self) -> str:
+    def _format(self) -> str:
         return f"unix:@{self._path}" if self._abstract else f"unix:{self._path}"
 
     def __eq__(self, other: object) -> bool:
@@ -410,6 +460,31 @@ def _parse_unix(text: str) -> UnixAddress:
     return UnixAddress(name, abstract=abstract)
 
 
+def _bounded_put(cache: dict[Any, Any], limit: int, key: object, value: object) -> None:
+    """Store ``key: value``, first dropping the oldest entry if ``cache`` holds ``limit``.
+
+    Lock-free: each dict operation is atomic under the GIL. Two threads may both
+    evict, or one may find the entry already gone or the dict resized mid-step;
+    either way the bound still holds, give or take an entry per racing thread.
+    """
+    if len(cache) >= limit:
+        try:
+            del cache[next(iter(cache))]
+        except (KeyError, RuntimeError, StopIteration):
+            pass  # another thread evicted or resized it first
+    cache[key] = value
+
+
+#: Parsed texts: text -> the address value it parses to. Servers and clients name the
+#: same few addresses again and again (a listen cycle, every ``send("host:port")``);
+#: a hit skips the `ipaddress` constructors and hands back a value that already owns
+#: its encoded sockaddr and its text. Addresses are immutable, so one value may be
+#: shared by every caller and thread. Never cached: errors (they propagate) and a zone
+#: given as an interface *name*, whose index can change while the process runs.
+_PARSED: dict[str, BindAddress] = {}
+_PARSED_MAX = 1024
+
+
 def parse_address(text: str) -> BindAddress:
     """Parse a bind address (DESIGN §4). Raises InvalidAddress or InvalidPort, nothing else.
 
@@ -419,7 +494,29 @@ def parse_address(text: str) -> BindAddress:
     1
     >>> str(parse_address("/tmp/app.sock"))
     'unix:/tmp/app.sock'
+
+    Parsing the same text again may return the same (immutable) value.
     """
+    if type(text) is str:  # a str subclass may hash or compare its own way: not cached
+        found = _PARSED.get(text)
+        if found is not None:
+            return found
+        parsed = _parse(text)
+        if not _names_a_zone(text):
+            _bounded_put(_PARSED, _PARSED_MAX, text, parsed)
+        return parsed
+    return _parse(text)
+
+
+def _names_a_zone(text: str) -> bool:
+    """True for a parsed ``[addr%zone]:port`` whose zone is an interface name, not an index."""
+    if not text.startswith("[") or "%" not in text:
+        return False
+    zone = text[text.index("%") + 1 : text.index("]")]
+    return not (zone.isascii() and zone.isdigit())
+
+
+def _parse(text: str) -> BindAddress:
     if not isinstance(text, str):
         raise SocketError.InvalidAddress(None, f"an address is text, not {type(text).__name__}")
     if text.startswith("fd://"):
@@ -498,6 +595,23 @@ def from_sockaddr(storage: Any, length: int) -> Address:
     return UnixAddress(os.fsdecode(fields.packed), abstract=fields.abstract)
 
 
+def reported(requested: Address, storage: Any, length: int) -> Address:
+    """The address the kernel reports (getsockname) for a socket bound to ``requested``.
+
+    Usually it is ``requested`` with, at most, the real port in place of 0: then the
+    answer is built from ``requested`` (same ``ipaddress`` object) instead of being
+    decoded into new objects. Anything else that differs is decoded in full. A unix
+    path comes back as the caller spelled it (the kernel reports it as given).
+    """
+    if isinstance(requested, UnixAddress):
+        bound = from_sockaddr(storage, length)
+        return requested if isinstance(bound, UnixAddress) else bound
+    port = sockaddr.port_if_same_host(storage, length, requested.sockaddr)
+    if port is not None:
+        return requested._with_port(port)
+    return from_sockaddr(storage, length)
+
+
 #: Decoded source addresses, keyed by the raw sockaddr bytes the kernel wrote.
 #: A server hears the same few peers again and again; with this cache a repeated
 #: peer costs one dict lookup instead of a decode (two `ipaddress` objects and an
@@ -523,12 +637,7 @@ def from_sockaddr_cached(storage: Any, length: int, key: bytes | int | None = No
     if found is not None:
         return found
     decoded = from_sockaddr(storage, length)
-    if len(DECODED_SOURCES) >= _DECODED_SOURCES_MAX:
-        try:
-            del DECODED_SOURCES[next(iter(DECODED_SOURCES))]
-        except (KeyError, RuntimeError, StopIteration):
-            pass  # another thread evicted or resized it first; the bound still holds roughly
-    DECODED_SOURCES[key] = decoded
+    _bounded_put(DECODED_SOURCES, _DECODED_SOURCES_MAX, key, decoded)
     return decoded
 
 

@@ -32,7 +32,7 @@ from janus_net.address import (
     Ip6Address,
     UnixAddress,
     as_bind_address,
-    from_sockaddr,
+    reported,
 )
 from janus_net.errors import SocketError
 from janus_net.socket import Mode, Protocol, Server, Socket
@@ -261,11 +261,7 @@ def _exact_mode(path: str, mode: int) -> None:
 
 def _local_address(fd: int, requested: Address) -> Address:
     storage, length = syscalls.getsockname(fd)
-    bound = from_sockaddr(storage, length)
-    if isinstance(bound, UnixAddress) and isinstance(requested, UnixAddress):
-        # The kernel reports the path as given; keep the caller's spelling of it.
-        return requested
-    return bound
+    return reported(requested, storage, length)
 
 
 # --- :core

@@ -68,6 +68,41 @@ def encode_unix(path: bytes, abstract: bool) -> Encoded:
     return _owned(sa, length)
 
 
+_SOCKADDR_IN_P = ffi.typeof("struct sockaddr_in *")
+_SOCKADDR_IN6_P = ffi.typeof("struct sockaddr_in6 *")
+_SOCKADDR_IN_SIZE = ffi.sizeof("struct sockaddr_in")
+_SOCKADDR_IN6_SIZE = ffi.sizeof("struct sockaddr_in6")
+
+
+def port_if_same_host(storage: Any, length: int, encoded: Encoded) -> int | None:
+    """The port in a sockaddr the kernel wrote, if all its other fields equal ``encoded``'s.
+
+    For an IP sockaddr ``encoded`` (ours): the same family and address bytes, and for
+    IPv6 the same flow label and scope id. None when anything but the port differs
+    (or the sockaddr is not IP): the caller then decodes it in full. This lets a
+    caller that knows what it asked for (getsockname after bind) skip a decode.
+    """
+    family = ffi.cast(_SOCKADDR_P, storage).sa_family
+    if family != encoded.pointer.sa_family:
+        return None
+    if family == lib.AF_INET and length >= _SOCKADDR_IN_SIZE:
+        sa = ffi.cast(_SOCKADDR_IN_P, storage)
+        if sa.sin_addr.s_addr != encoded.struct.sin_addr.s_addr:
+            return None
+        return int(lib.ntohs(sa.sin_port))
+    if family == lib.AF_INET6 and length >= _SOCKADDR_IN6_SIZE:
+        sa6 = ffi.cast(_SOCKADDR_IN6_P, storage)
+        want = encoded.struct
+        if (
+            sa6.sin6_scope_id != want.sin6_scope_id
+            or sa6.sin6_flowinfo != want.sin6_flowinfo
+            or ffi.buffer(sa6.sin6_addr.s6_addr, 16)[:] != ffi.buffer(want.sin6_addr.s6_addr, 16)[:]
+        ):
+            return None
+        return int(lib.ntohs(sa6.sin6_port))
+    return None
+
+
 class Decoded(NamedTuple):
     """The fields of a decoded sockaddr, before they become an address object."""
 

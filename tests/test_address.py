@@ -15,8 +15,11 @@ from __future__ import annotations
 import errno
 import ipaddress
 import os
+import shutil
 import socket
 import string
+import subprocess
+import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -25,6 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import janus_net as jn
+from janus_net import address as address_module
 from janus_net import platform
 from janus_net.address import Address, FdAddress, Ip4Address, Ip6Address, UnixAddress, parse_address
 
@@ -450,13 +454,64 @@ def test_immutable() -> None:
 
 
 def test_hashable_and_equal_by_value() -> None:
+    # Two parses of one text may share a value (parse_address caches); what is promised
+    # is equality and hashing by value, checked here also between separately built ones.
     def check(text: str) -> None:
         a, b = parse_address(text), parse_address(text)
-        assert a is not b and a == b and hash(a) == hash(b)
+        assert a == b and hash(a) == hash(b)
         assert len({a, b}) == 1 and {a: 1}[b] == 1
         assert a != text  # never equal to its text
 
     each(SAMPLES, check)
+    pairs = [
+        (Ip4Address("1.2.3.4", 80), Ip4Address("1.2.3.4", 80)),
+        (Ip6Address("fe80::1", 443, scope_id=2), Ip6Address("fe80::1%2", 443)),
+        (UnixAddress("/tmp/a.sock"), UnixAddress("/tmp/a.sock")),
+        (UnixAddress("name", abstract=True), UnixAddress("name", abstract=True)),
+    ]
+    for a, b in pairs:
+        assert a is not b and a == b and hash(a) == hash(b) and len({a, b}) == 1
+
+
+def test_parse_cache_is_bounded_and_keeps_values_right() -> None:
+    limit = address_module._PARSED_MAX
+    texts = [f"10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}:{i % 65536}" for i in range(limit + 300)]
+    for text in texts:
+        parse_address(text)
+    assert len(address_module._PARSED) <= limit
+    # Whatever was evicted or kept, every text still parses to the oracle's value.
+    for text in texts[:5] + texts[-5:]:
+        host, port = text.rsplit(":", 1)
+        assert parse_address(text) == Ip4Address(ipaddress.IPv4Address(host), int(port))
+
+
+def test_parse_errors_are_not_cached() -> None:
+    for text in ("127.0.0.1:99999", "localhost:80", "[::1]:x"):
+        for _ in range(2):
+            fails(text)
+        assert text not in address_module._PARSED
+
+
+def test_named_zone_is_not_cached_but_numeric_zone_may_be() -> None:
+    index = socket.if_nametoindex("lo")
+    named, numeric = "[fe80::1%lo]:443", f"[fe80::1%{index}]:443"
+    a, b = parse_address(named), parse_address(named)
+    assert a == b and a is not b  # resolved afresh each time: the index of a name can change
+    assert named not in address_module._PARSED
+    assert parse_address(numeric) == a and numeric in address_module._PARSED
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace")
+def test_named_zone_is_resolved_by_the_kernel_on_every_parse() -> None:
+    # if_nametoindex asks the kernel (ioctl SIOCGIFINDEX) each time the text is parsed.
+    program = "import janus_net as jn\nfor _ in range(3): jn.parse_address('[fe80::1%lo]:443')"
+    traced = subprocess.run(
+        ["strace", "-f", "-e", "trace=ioctl", sys.executable, "-c", program],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert traced.stderr.count("SIOCGIFINDEX") == 3, traced.stderr[-2000:]
 
 
 def test_inequality() -> None:

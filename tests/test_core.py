@@ -9,6 +9,7 @@ kernel recorded, an exec'd child for close-on-exec.
 from __future__ import annotations
 
 import fcntl
+import ipaddress
 import os
 import secrets
 import socket
@@ -17,6 +18,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -400,6 +402,65 @@ def test_to_socket_hands_over_a_plain_stdlib_socket() -> None:
 def test_port_zero_gets_the_real_port_from_the_kernel() -> None:
     with jn.listen(":0") as server, oracle(server) as dup:
         assert server.address == jn.Ip4Address("0.0.0.0", dup.getsockname()[1])
+
+
+def _link_local() -> str | None:
+    """``fe80::…%index`` of an interface that has a link-local address, from /proc/net/if_inet6."""
+    try:
+        lines = Path("/proc/net/if_inet6").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        hexaddr, index, _, scope, *_ = line.split()
+        if int(scope, 16) == 0x20:  # IPV6_ADDR_LINKLOCAL
+            return f"{ipaddress.IPv6Address(bytes.fromhex(hexaddr))}%{int(index, 16)}"
+    return None
+
+
+def _expected_from_stdlib(dup: socket.socket) -> jn.Ip4Address | jn.Ip6Address:
+    name = dup.getsockname()
+    if dup.family == socket.AF_INET:
+        return jn.Ip4Address(name[0], name[1])
+    host, port, flowinfo, scope_id = name
+    return jn.Ip6Address(ipaddress.IPv6Address(host.split("%")[0]), port, flowinfo, scope_id)
+
+
+REPORTED_CASES: list[str | jn.Ip6Address] = [
+    "127.0.0.1:0",
+    ":0",
+    "[::1]:0",
+    "[::]:0",
+    "[::ffff:127.0.0.1]:0",
+    # A flow label is not something getsockname reports: the kernel's answer (0) wins.
+    jn.Ip6Address("::1", 0, flowinfo=5),
+]
+LINK_LOCAL = _link_local()
+if LINK_LOCAL is not None:
+    REPORTED_CASES.append(f"[{LINK_LOCAL}]:0")
+
+
+@pytest.mark.parametrize("requested", REPORTED_CASES, ids=str)
+@pytest.mark.parametrize("opener", [jn.listen, jn.bind], ids=["listen", "bind"])
+def test_bound_address_is_what_getsockname_says(requested: str | jn.Ip6Address, opener: Any) -> None:
+    with opener(requested) as owner, oracle(owner) as dup:
+        expected = _expected_from_stdlib(dup)
+        got = owner.address
+        assert got == expected and type(got) is type(expected) and str(got) == str(expected)
+        assert got.port != 0
+        if isinstance(got, jn.Ip6Address):
+            assert isinstance(expected, jn.Ip6Address)
+            assert (got.flowinfo, got.scope_id) == (expected.flowinfo, expected.scope_id)
+        assert got.sockaddr.length > 0 and got == jn.parse_address(str(got))
+
+
+def test_bound_address_with_an_explicit_port() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # A UDP port is free again as soon as its socket is closed.
+    with jn.bind(f"127.0.0.1:{port}") as owner, oracle(owner) as dup:
+        assert owner.address == _expected_from_stdlib(dup) == jn.Ip4Address("127.0.0.1", port)
+        assert str(owner.address) == f"127.0.0.1:{port}"
 
 
 # --- Options are validated before any syscall
