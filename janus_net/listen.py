@@ -64,6 +64,16 @@ def _listen_options(
     mode: int | None = None,
     unlink_stale: bool = False,
 ) -> _Options:
+    if (
+        reuse_address is True
+        and reuse_port is False
+        and ip6_only is None
+        and mode is None
+        and unlink_stale is False
+        and backlog == 128
+        and type(backlog) is int
+    ):
+        return _DEFAULT_LISTEN  # the usual call: validated and built once
     if type(backlog) is not int or not 0 <= backlog <= _C_INT_MAX:
         raise ValueError(f"backlog must be an int in 0..{_C_INT_MAX}, not {backlog!r}")
     _check_ip6_only(ip6_only)
@@ -92,6 +102,7 @@ def _bind_options(
 
 # backlog and protocol are C ints: a larger value would fail in cffi after the socket exists.
 _C_INT_MAX = 2**31 - 1
+_DEFAULT_LISTEN = _Options("listen", Mode.STREAM, 0, 128, True, False, None, False, None, False)
 
 
 def _check_ip6_only(ip6_only: object) -> None:

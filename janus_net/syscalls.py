@@ -348,10 +348,18 @@ def _cloexec_or_close(fd: int, checkpoint: Checkpoint | None) -> None:
         raise
 
 
+# setsockopt only reads its value, so the boxes for 0 and 1 (nearly every option) are
+# made once and shared by every call and thread.
+_INT_SIZE = ffi.sizeof("int")
+_INT_BOXES = {0: ffi.new("int *", 0), 1: ffi.new("int *", 1)}
+
+
 def setsockopt_int(fd: int, level: int, option: int, value: int, checkpoint: Checkpoint | None = None) -> None:
     """setsockopt with an int value (every option janus_net sets is one)."""
-    box = ffi.new("int *", value)
-    retry(SETSOCKOPT, lib.setsockopt, (fd, level, option, box, ffi.sizeof("int")), checkpoint)
+    box = _INT_BOXES.get(value)
+    if box is None:
+        box = ffi.new("int *", value)
+    retry(SETSOCKOPT, lib.setsockopt, (fd, level, option, box, _INT_SIZE), checkpoint)
 
 
 def getsockopt_int(fd: int, level: int, option: int) -> int:
@@ -402,11 +410,17 @@ def listen(fd: int, backlog: int, checkpoint: Checkpoint | None = None, address:
     retry(LISTEN, lib.listen, (fd, backlog), checkpoint, address)
 
 
+_STORAGE_P = ffi.typeof("struct sockaddr_storage *")
+_STORAGE_SIZE = ffi.sizeof("struct sockaddr_storage")
+_SOCKADDR_P = ffi.typeof("struct sockaddr *")
+_SOCKLEN_P = ffi.typeof("socklen_t *")
+
+
 def getsockname(fd: int) -> tuple[Any, int]:
     """The socket's local address as (struct sockaddr_storage *, length)."""
-    storage = ffi.new("struct sockaddr_storage *")
-    size = ffi.new("socklen_t *", ffi.sizeof("struct sockaddr_storage"))
-    retry(GETSOCKNAME, lib.getsockname, (fd, ffi.cast("struct sockaddr *", storage), size))
+    storage = ffi.new(_STORAGE_P)
+    size = ffi.new(_SOCKLEN_P, _STORAGE_SIZE)
+    retry(GETSOCKNAME, lib.getsockname, (fd, ffi.cast(_SOCKADDR_P, storage), size))
     return storage, int(size[0])
 
 
