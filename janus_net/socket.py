@@ -48,6 +48,9 @@ if TYPE_CHECKING:
 Buffer = bytes | bytearray | memoryview
 
 _SOCKADDR_STORAGE_SIZE = ffi.sizeof("struct sockaddr_storage")
+_STORAGE_P = ffi.typeof("struct sockaddr_storage *")
+_SOCKADDR_P = ffi.typeof("struct sockaddr *")
+_SOCKLEN_P = ffi.typeof("socklen_t *")
 # Receive buffers are filled by the kernel before they are read; clearing them first
 # would only cost a memset of up to 64 KiB per call.
 _uncleared = ffi.new_allocator(should_clear_after_alloc=False)
@@ -433,10 +436,47 @@ class Stream(_Owner):
         return self
 
 
+class _Scratch:
+    """What one ``receive`` needs besides the caller's data: reused, one caller at a time.
+
+    The source sockaddr_storage and its length (value-result: reset before each
+    call), and a data buffer for ``receive`` that grows to the largest ``size``
+    asked, up to `_SCRATCH_KEEP` bytes (a larger receive gets a one-off buffer).
+    ``words`` reads the storage as 8-byte words: for an IPv4 source the first word
+    identifies it (see `_ReceiveBatch.collect`), a key for `DECODED_SOURCES` that
+    costs no bytes object. A Socket keeps one idle `_Scratch`; a caller takes it out
+    of the pool (atomic ``list.pop``), so concurrent callers never share one.
+    """
+
+    __slots__ = ("buf", "capacity", "length", "sa", "storage", "words")
+
+    def __init__(self) -> None:
+        self.storage = _uncleared(_STORAGE_P)
+        self.sa = ffi.cast(_SOCKADDR_P, self.storage)
+        self.length = ffi.new(_SOCKLEN_P)
+        self.words = memoryview(ffi.buffer(self.storage)).cast("Q") if _IP4_KEY_OK else None
+        self.buf: Any = None
+        self.capacity = -1
+
+    def buffer(self, size: int) -> Any:
+        """A buffer of at least ``size`` bytes: this scratch's own when it may keep one that big."""
+        if type(size) is not int or not 0 <= size <= _SCRATCH_KEEP:
+            return _uncleared("char[]", size)  # and cffi's own error for a bad size
+        if size > self.capacity:
+            self.buf = _uncleared("char[]", size)
+            self.capacity = size
+        return self.buf
+
+
+# A receive buffer up to this size is kept by the Socket for the next receive
+# (65536 is receive()'s default size).
+_SCRATCH_KEEP = 65536
+
+
 class Socket(_Owner):
     """A bound socket, usually datagram: ``send`` to any address, ``receive`` from any."""
 
-    __slots__ = ("_receive_batches", "_send_batches", "_unix_file")
+    __slots__ = ("_ip4_keys", "_receive_batches", "_scratch", "_send_batches", "_unix_file")
 
     def __init__(self, fd: int, address: Address, unix_file: UnixFile | None = None) -> None:
         super().__init__(fd, address)
@@ -444,12 +484,19 @@ class Socket(_Owner):
         # At most one idle batch each, reused by the next send_many / receive_many.
         self._send_batches: list[_SendBatch] = []
         self._receive_batches: list[_ReceiveBatch] = []
+        # At most one idle _Scratch, reused by the next receive / receive_into.
+        self._scratch: list[_Scratch] = []
+        # An AF_INET socket hears only IPv4 peers: their sources can be keyed by an int.
+        self._ip4_keys = _IP4_KEY_OK and address.family == lib.AF_INET
 
     def send(self, dest: str | Address, data: Buffer) -> int:
         """Send one datagram to ``dest``; returns the bytes sent."""
         target = as_address(dest)
         encoded = target.sockaddr
-        view = ffi.from_buffer(data)
+        if type(data) is bytes:
+            view: Any = data  # cffi passes bytes to a const void * as is
+        else:
+            view = ffi.from_buffer(data)
         descriptor = self._descriptor
         fd = descriptor.acquire(syscalls.SEND, target)
         try:
@@ -459,19 +506,39 @@ class Socket(_Owner):
 
     def receive(self, size: int = 65536, ctx: Context | None = None) -> tuple[bytes, Address]:
         """One datagram (at most ``size`` bytes; the rest of a longer one is dropped) and its source."""
-        buf = _uncleared("char[]", size)
-        got, source = self._receive_from(buf, size, ctx)
-        return ffi.unpack(buf, got), source
+        pool = self._scratch
+        try:
+            scratch = pool.pop()  # atomic: concurrent callers never share a scratch
+        except IndexError:
+            scratch = _Scratch()
+        try:
+            buf = scratch.buffer(size)
+            got, source = self._receive_from(buf, size, ctx, scratch)
+            return ffi.unpack(buf, got), source
+        finally:
+            if not pool:
+                pool.append(scratch)
 
     def receive_into(self, buffer: Buffer, ctx: Context | None = None) -> tuple[int, Address]:
         """One datagram into a writable buffer: (byte count, source)."""
         view = ffi.from_buffer(buffer, require_writable=True)
-        return self._receive_from(view, len(view), ctx)
+        pool = self._scratch
+        try:
+            scratch = pool.pop()  # atomic: concurrent callers never share a scratch
+        except IndexError:
+            scratch = _Scratch()
+        try:
+            return self._receive_from(view, len(view), ctx, scratch)
+        finally:
+            if not pool:
+                pool.append(scratch)
 
-    def _receive_from(self, buf: Any, size: int, ctx: Context | None, nonblocking: bool = False) -> tuple[int, Address]:
-        storage = ffi.new("struct sockaddr_storage *")
-        length = ffi.new("socklen_t *", _SOCKADDR_STORAGE_SIZE)
-        sa = ffi.cast("struct sockaddr *", storage)
+    def _receive_from(
+        self, buf: Any, size: int, ctx: Context | None, scratch: _Scratch, nonblocking: bool = False
+    ) -> tuple[int, Address]:
+        length = scratch.length
+        length[0] = _SOCKADDR_STORAGE_SIZE
+        sa = scratch.sa
         descriptor = self._descriptor
         fd = descriptor.acquire(syscalls.RECEIVE, self._address)
         try:
@@ -492,10 +559,17 @@ class Socket(_Owner):
             descriptor.release()
         if descriptor.closing:
             raise _closed_while_waiting(self._address)
-        if length[0] == 0:
+        named = length[0]
+        if named == 0:
             # An unbound AF_UNIX sender: recvfrom reports no address at all, not even a family.
             return got, _UNNAMED_UNIX
-        return got, from_sockaddr_cached(storage, length[0])
+        if self._ip4_keys and named == _SOCKADDR_IN_SIZE:
+            key = scratch.words[0]  # type: ignore[index]  # _ip4_keys implies words
+            source = DECODED_SOURCES.get(key)
+            if source is None:
+                source = from_sockaddr_cached(scratch.storage, named, key)
+            return got, source
+        return got, from_sockaddr_cached(scratch.storage, named)
 
     def send_many(self, messages: Iterable[tuple[str | Address, Buffer]]) -> int:
         """Send each ``(dest, data)`` datagram, in order; returns how many were sent.
@@ -617,8 +691,9 @@ class Socket(_Owner):
         # The per-call path, for platforms without recvmmsg.
         received = [self.receive(size, ctx)]
         buf = _uncleared("char[]", size)
+        scratch = _Scratch()
         while len(received) < count:
-            got, source = self._receive_from(buf, size, None, nonblocking=True)
+            got, source = self._receive_from(buf, size, None, scratch, nonblocking=True)
             if got == syscalls.WOULD_BLOCK:
                 break
             received.append((ffi.unpack(buf, got), source))

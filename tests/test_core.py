@@ -15,6 +15,8 @@ import secrets
 import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -157,6 +159,68 @@ def test_udp_send_many_and_receive_many_keep_content_and_order() -> None:
             assert all(source == dest for _, source in batch)
             received += [data for data, _ in batch]
         assert received == [b"reply %d" % i for i in range(20)]
+
+
+def test_receive_reuses_its_buffer_without_mixing_datagrams() -> None:
+    # receive keeps one buffer and source sockaddr per Socket between calls: sizes that
+    # grow, shrink and exceed what it keeps must each give exactly their datagram.
+    with jn.bind("127.0.0.1:0") as sock, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+        peer.bind(("127.0.0.1", 0))
+        origin = jn.Ip4Address("127.0.0.1", peer.getsockname()[1])
+        dest = ("127.0.0.1", sock.address.port)
+        for size, payload in [(2048, b"a" * 100), (10, b"b" * 100), (0, b"c"), (65536, b"d" * 3000),
+                              (100_000, b"e" * 60_000), (5, b"fgh"), (2048, b"")]:  # fmt: skip
+            peer.sendto(payload, dest)
+            assert sock.receive(size) == (payload[:size], origin)
+        buf = bytearray(4)
+        peer.sendto(b"into", dest)
+        assert sock.receive_into(buf) == (4, origin) and buf == b"into"
+        with pytest.raises(ValueError):
+            sock.receive(-1)
+
+
+def test_concurrent_receives_each_get_whole_datagrams_and_their_sources() -> None:
+    # Two receivers on one Socket at once never share the reused buffer or sockaddr.
+    with jn.bind("127.0.0.1:0") as sock:
+        peers = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)]
+        try:
+            for peer in peers:
+                peer.bind(("127.0.0.1", 0))
+            senders = {jn.Ip4Address("127.0.0.1", p.getsockname()[1]): i for i, p in enumerate(peers)}
+            per_peer = 400
+            got: list[list[tuple[bytes, jn.Address]]] = [[], []]
+
+            def drain(k: int) -> None:
+                while sum(map(len, got)) < 2 * per_peer:
+                    try:
+                        got[k].append(sock.receive(64, ctx=jn.Context.with_timeout(0.2)))
+                    except jn.SocketError.Timeout:
+                        continue
+
+            threads = [threading.Thread(target=drain, args=(k,)) for k in range(2)]
+            for t in threads:
+                t.start()
+            deadline = time.monotonic() + 30
+            for n in range(per_peer):
+                for i, peer in enumerate(peers):
+                    peer.sendto(b"%d:%d:" % (i, n) + b"x" * (n % 50), ("127.0.0.1", sock.address.port))
+                # Loopback drops datagrams only when the receive queue is full: keep it short.
+                while sum(map(len, got)) < 2 * (n + 1) - 40 and time.monotonic() < deadline:
+                    time.sleep(0.001)
+            for t in threads:
+                t.join(timeout=30)
+            received = got[0] + got[1]
+            assert len(received) == 2 * per_peer
+            for data, source in received:
+                i, n, pad = data.split(b":")
+                assert senders[source] == int(i) and pad == b"x" * (int(n) % 50)
+            assert sorted(received, key=lambda r: r[0]) == sorted(
+                ((b"%d:%d:" % (i, n) + b"x" * (n % 50), s) for s, i in senders.items() for n in range(per_peer)),
+                key=lambda r: r[0],
+            )
+        finally:
+            for peer in peers:
+                peer.close()
 
 
 def test_unix_datagram_round_trip(tmp_path: Path) -> None:
