@@ -51,6 +51,9 @@ _SOCKADDR_STORAGE_SIZE = ffi.sizeof("struct sockaddr_storage")
 _STORAGE_P = ffi.typeof("struct sockaddr_storage *")
 _SOCKADDR_P = ffi.typeof("struct sockaddr *")
 _SOCKLEN_P = ffi.typeof("socklen_t *")
+# Where sa_family ends in a sockaddr: a shorter one from accept has no family to read.
+_SA_FAMILY_END = ffi.offsetof("struct sockaddr", "sa_family") + ffi.sizeof("sa_family_t")
+_PEER_FAMILIES = frozenset({lib.AF_INET, lib.AF_INET6, lib.AF_UNIX})
 # Receive buffers are filled by the kernel before they are read; clearing them first
 # would only cost a memset of up to 64 KiB per call.
 _uncleared = ffi.new_allocator(should_clear_after_alloc=False)
@@ -175,20 +178,52 @@ class Descriptor:
         syscalls.close(self.fd)
 
 
+class _PendingPeer:
+    """An accepted peer's sockaddr, as accept wrote it, until someone asks for the address.
+
+    Many servers never look at the peer address, and a peer's port is new for every
+    connection, so no cache would help: decoding it (an `ipaddress` object and an
+    address value) is left to the first use. Errors and ``repr`` print it through
+    ``__str__``, which decodes it the same way.
+    """
+
+    __slots__ = ("length", "raw")
+
+    def __init__(self, raw: bytes, length: int) -> None:
+        self.raw = raw  # the bytes accept wrote (at most a sockaddr_storage)
+        self.length = length  # the length accept reported
+
+    def decode(self) -> Address:
+        # A zeroed storage holding exactly what the kernel wrote: what from_sockaddr
+        # would have seen had it decoded at once.
+        storage = ffi.new(_STORAGE_P)
+        ffi.memmove(storage, self.raw, len(self.raw))
+        return from_sockaddr(storage, self.length)
+
+    def __str__(self) -> str:
+        return str(self.decode())
+
+
 class _Owner:
     """What Server, Stream and Socket share: one Descriptor and the ways to end it."""
 
     __slots__ = ("__weakref__", "_address", "_descriptor")
 
-    _address: Address
+    # Only a Stream's peer is ever a _PendingPeer (decoded by the first ``address``).
+    _address: Address | _PendingPeer
 
-    def __init__(self, fd: int, address: Address) -> None:
+    def __init__(self, fd: int, address: Address | _PendingPeer) -> None:
         self._descriptor = Descriptor(fd)
         self._address = address
 
     @property
     def address(self) -> Address:
-        return self._address
+        address = self._address
+        if isinstance(address, _PendingPeer):
+            # Two threads may both decode; they store equal values.
+            address = address.decode()
+            self._address = address
+        return address
 
     @property
     def closed(self) -> bool:
@@ -246,7 +281,7 @@ def _set_nonblocking(fd: int, on: bool) -> None:
         syscalls.retry(syscalls.FCNTL, lib.fcntl, (fd, lib.F_SETFL, ffi.cast("int", wanted)))
 
 
-def _closed_while_waiting(address: Address) -> SocketError:
+def _closed_while_waiting(address: object) -> SocketError:
     """What a receive woken by another thread's ``close()`` raises.
 
     Closing from another thread is the documented way to stop a receive loop, not a
@@ -276,13 +311,15 @@ class Server(_Owner):
     and accepting again, so they never notice.
     """
 
-    __slots__ = ("_nonblocking_lock", "_nonblocking_users", "_unix_file")
+    __slots__ = ("_nonblocking_lock", "_nonblocking_users", "_scratch", "_unix_file")
 
     def __init__(self, fd: int, address: Address, unix_file: UnixFile | None = None) -> None:
         super().__init__(fd, address)
         self._unix_file = unix_file
         self._nonblocking_lock = threading.Lock()
         self._nonblocking_users = 0
+        # At most one idle _Scratch (the peer's sockaddr and length), reused by the next accept.
+        self._scratch: list[_Scratch] = []
 
     def accept(self, ctx: Context | None = None) -> Stream:
         """Wait for a connection and return it.
@@ -294,20 +331,36 @@ class Server(_Owner):
         """
         descriptor = self._descriptor
         fd = descriptor.acquire(syscalls.ACCEPT, self._address)
-        storage = ffi.new("struct sockaddr_storage *")
-        size = ffi.new("socklen_t *", _SOCKADDR_STORAGE_SIZE)
+        pool = self._scratch
         try:
-            if ctx is None:
-                conn = self._accept_blocking(fd, storage, size)
-            else:
-                conn = self._accept_with_context(ctx, fd, storage, size)
+            scratch = pool.pop()  # atomic: concurrent accepts never share a scratch
+        except IndexError:
+            scratch = _Scratch()
+        try:
+            size = scratch.length
+            size[0] = _SOCKADDR_STORAGE_SIZE
+            try:
+                if ctx is None:
+                    conn = self._accept_blocking(fd, scratch.storage, size)
+                else:
+                    conn = self._accept_with_context(ctx, fd, scratch.storage, size)
+            finally:
+                descriptor.release()
+            # Copied out before the scratch goes back to the pool.
+            length = size[0]
+            family = scratch.sa.sa_family if length >= _SA_FAMILY_END else None
+            peer = _PendingPeer(ffi.buffer(scratch.storage, min(length, _SOCKADDR_STORAGE_SIZE))[:], length)
         finally:
-            descriptor.release()
+            if not pool:
+                pool.append(scratch)
         try:
             if ctx is not None and _ACCEPT_INHERITS_O_NONBLOCK:
                 _set_nonblocking(conn, False)
             _accepted_options(conn)
-            return Stream(conn, from_sockaddr(storage, size[0]))
+            if family not in _PEER_FAMILIES:
+                # Not a family the lazy decode is sure to handle: decode (and fail) now, as before.
+                return Stream(conn, peer.decode())
+            return Stream(conn, peer)
         except BaseException:
             syscalls.close(conn)
             raise
@@ -545,7 +598,7 @@ class Socket(_Owner):
             if nonblocking:
                 got = syscalls.recvfrom(fd, buf, size, lib.MSG_DONTWAIT, sa, length, None, True)
                 if got == syscalls.WOULD_BLOCK:
-                    return got, self._address
+                    return got, self.address
             elif ctx is None:
                 got = syscalls.recvfrom(fd, buf, size, 0, sa, length)
             else:
@@ -705,10 +758,10 @@ class Socket(_Owner):
         try:
             batch = pool.pop()  # atomic: concurrent callers never share a batch
         except IndexError:
-            batch = _ReceiveBatch(wanted, size, self._address.family == lib.AF_INET)
+            batch = _ReceiveBatch(wanted, size, self.address.family == lib.AF_INET)
         else:
             if batch.size != size or batch.capacity < wanted:
-                batch = _ReceiveBatch(wanted, size, self._address.family == lib.AF_INET)
+                batch = _ReceiveBatch(wanted, size, self.address.family == lib.AF_INET)
         try:
             return self._receive_with(batch, count, ctx)
         finally:

@@ -444,7 +444,7 @@ def accept(
 
     Returns `WOULD_BLOCK` when ``nonblocking`` and nothing is pending.
     """
-    sa = ffi.cast("struct sockaddr *", storage)
+    sa = ffi.cast(_SOCKADDR_P, storage)
     if platform.HAS_ACCEPT4:
         return retry(ACCEPT, lib.jn_accept4, (fd, sa, size, lib.JN_SOCK_CLOEXEC), checkpoint, address, nonblocking)
     conn = retry(ACCEPT, lib.accept, (fd, sa, size), checkpoint, address, nonblocking)

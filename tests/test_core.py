@@ -13,6 +13,7 @@ import ipaddress
 import os
 import secrets
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -83,6 +84,51 @@ def test_accepted_stream_address_is_the_stdlib_clients_address() -> None:
     with jn.listen("[::1]:0") as server, connect_stdlib(server) as client, server.accept() as stream:
         host, port = client.getsockname()[:2]
         assert stream.address == jn.Ip6Address(host, port)
+
+
+def test_accepted_peer_addresses_of_every_family(tmp_path: Path) -> None:
+    # The peer is decoded on first use, from the bytes accept wrote: each family, the
+    # repr before any use, and several connections accepted before any is looked at.
+    with jn.listen("127.0.0.1:0") as server:
+        clients = [connect_stdlib(server) for _ in range(3)]
+        try:
+            streams = [server.accept() for _ in clients]
+            for stream in streams:
+                port = int(repr(stream).split()[1].rsplit(":", 1)[1])
+                assert any(c.getsockname()[1] == port for c in clients)
+            for client, stream in zip(clients, streams, strict=True):
+                assert stream.address == jn.Ip4Address(*client.getsockname())
+                assert stream.address is stream.address  # decoded once
+                stream.close()
+        finally:
+            for client in clients:
+                client.close()
+    with jn.listen("[::]:0") as server:
+        client = socket.create_connection(("127.0.0.1", server.address.port))
+        with client, server.accept() as stream:
+            assert stream.address == jn.Ip6Address.from_ip4(jn.Ip4Address(*client.getsockname()))
+    named, unnamed = tmp_path / "l.sock", tmp_path / "client.sock"
+    with jn.listen(f"unix:{named}") as server:
+        with socket.socket(socket.AF_UNIX) as client:
+            client.connect(str(named))
+            with server.accept() as stream:
+                assert stream.address == jn.UnixAddress("") and stream.address.unnamed
+        with socket.socket(socket.AF_UNIX) as client:
+            client.bind(str(unnamed))
+            client.connect(str(named))
+            with server.accept() as stream:
+                assert f"unix:{unnamed}" in repr(stream)
+                assert stream.address == jn.UnixAddress(str(unnamed))
+
+
+def test_an_error_names_the_peer_not_yet_decoded() -> None:
+    with jn.listen("127.0.0.1:0") as server, connect_stdlib(server) as client, server.accept() as stream:
+        peer = "{}:{}".format(*client.getsockname())
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()  # with RST: the write below fails, and its error names the peer
+        with pytest.raises((jn.SocketError.ConnectionResetByPeer, jn.SocketError.SocketUnconnected)) as info:
+            stream.write(b"x")
+        assert info.value.address == peer and info.value.syscall == "send"
 
 
 def test_unix_path_round_trip(tmp_path: Path) -> None:
