@@ -299,7 +299,36 @@ def _accepted_options(fd: int) -> None:
         syscalls.setsockopt_int(fd, lib.SOL_SOCKET, platform.SO_NOSIGPIPE, 1)
 
 
-class Server(_Owner):
+class _Bound(_Owner):
+    """What Server and Socket share: a socket this process bound, maybe to a unix socket file."""
+
+    __slots__ = ("_unix_file",)
+
+    def __init__(self, fd: int, address: Address, unix_file: UnixFile | None = None) -> None:
+        super().__init__(fd, address)
+        self._unix_file = unix_file
+
+    def close(self) -> None:
+        """Close the socket, and remove the unix socket file if this bind created it.
+
+        The file is removed only if the path still names the inode bind created, so a
+        file someone else put there since is left alone.
+        """
+        first = True  # only the first close makes the syscall, so only it can raise
+        try:
+            first = self._descriptor.close()
+        finally:
+            if first and self._unix_file is not None:
+                self._unix_file.remove()
+
+    def to_socket(self) -> _stdsocket.socket:
+        """Hand over the descriptor. A unix socket file stays: it is the caller's now."""
+        sock = super().to_socket()
+        self._unix_file = None
+        return sock
+
+
+class Server(_Bound):
     """A listening stream socket. ``accept()`` returns one `Stream` per connection.
 
     The listening descriptor is blocking, as every janus_net socket is, except while
@@ -311,11 +340,10 @@ class Server(_Owner):
     and accepting again, so they never notice.
     """
 
-    __slots__ = ("_nonblocking_lock", "_nonblocking_users", "_scratch", "_unix_file")
+    __slots__ = ("_nonblocking_lock", "_nonblocking_users", "_scratch")
 
     def __init__(self, fd: int, address: Address, unix_file: UnixFile | None = None) -> None:
-        super().__init__(fd, address)
-        self._unix_file = unix_file
+        super().__init__(fd, address, unix_file)
         self._nonblocking_lock = threading.Lock()
         self._nonblocking_users = 0
         # At most one idle _Scratch (the peer's sockaddr and length), reused by the next accept.
@@ -415,25 +443,6 @@ class Server(_Owner):
         finally:
             self._descriptor.release()
 
-    def close(self) -> None:
-        """Close the socket, and remove the unix socket file if this Server created it.
-
-        The file is removed only if the path still names the inode bind created, so a
-        file someone else put there since is left alone.
-        """
-        first = True  # only the first close makes the syscall, so only it can raise
-        try:
-            first = self._descriptor.close()
-        finally:
-            if first and self._unix_file is not None:
-                self._unix_file.remove()
-
-    def to_socket(self) -> _stdsocket.socket:
-        """Hand over the descriptor. A unix socket file stays: it is the caller's now."""
-        sock = super().to_socket()
-        self._unix_file = None
-        return sock
-
     def __enter__(self) -> Server:
         return self
 
@@ -526,14 +535,13 @@ class _Scratch:
 _SCRATCH_KEEP = 65536
 
 
-class Socket(_Owner):
+class Socket(_Bound):
     """A bound socket, usually datagram: ``send`` to any address, ``receive`` from any."""
 
-    __slots__ = ("_ip4_keys", "_receive_batches", "_scratch", "_send_batches", "_unix_file")
+    __slots__ = ("_ip4_keys", "_receive_batches", "_scratch", "_send_batches")
 
     def __init__(self, fd: int, address: Address, unix_file: UnixFile | None = None) -> None:
-        super().__init__(fd, address)
-        self._unix_file = unix_file
+        super().__init__(fd, address, unix_file)
         # At most one idle batch each, reused by the next send_many / receive_many.
         self._send_batches: list[_SendBatch] = []
         self._receive_batches: list[_ReceiveBatch] = []
@@ -799,21 +807,6 @@ class Socket(_Owner):
         finally:
             descriptor.release()
         return received
-
-    def close(self) -> None:
-        """Close the socket, and remove a unix socket file this bind created (same inode only)."""
-        first = True  # only the first close makes the syscall, so only it can raise
-        try:
-            first = self._descriptor.close()
-        finally:
-            if first and self._unix_file is not None:
-                self._unix_file.remove()
-
-    def to_socket(self) -> _stdsocket.socket:
-        """Hand over the descriptor. A unix socket file stays: it is the caller's now."""
-        sock = super().to_socket()
-        self._unix_file = None
-        return sock
 
     def __enter__(self) -> Socket:
         return self
