@@ -26,7 +26,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from janus_net import platform, syscalls
 from janus_net._shim import ffi, lib
@@ -43,6 +43,8 @@ from janus_net.errors import SocketError
 if TYPE_CHECKING:
     from janus_net.context import Context
     from janus_net.unixfile import UnixFile
+
+_T = TypeVar("_T")
 
 #: Anything with the buffer protocol (bytes, bytearray, memoryview, array...).
 Buffer = bytes | bytearray | memoryview
@@ -347,7 +349,7 @@ class Server(_Bound):
         self._nonblocking_lock = threading.Lock()
         self._nonblocking_users = 0
         # At most one idle _Scratch (the peer's sockaddr and length), reused by the next accept.
-        self._scratch: list[_Scratch] = []
+        self._scratch: _Pool[_Scratch] = _Pool()
 
     def accept(self, ctx: Context | None = None) -> Stream:
         """Wait for a connection and return it.
@@ -359,11 +361,7 @@ class Server(_Bound):
         """
         descriptor = self._descriptor
         fd = descriptor.acquire(syscalls.ACCEPT, self._address)
-        pool = self._scratch
-        try:
-            scratch = pool.pop()  # atomic: concurrent accepts never share a scratch
-        except IndexError:
-            scratch = _Scratch()
+        scratch = self._scratch.take() or _Scratch()
         try:
             size = scratch.length
             size[0] = _SOCKADDR_STORAGE_SIZE
@@ -379,8 +377,7 @@ class Server(_Bound):
             family = scratch.sa.sa_family if length >= _SA_FAMILY_END else None
             peer = _PendingPeer(ffi.buffer(scratch.storage, min(length, _SOCKADDR_STORAGE_SIZE))[:], length)
         finally:
-            if not pool:
-                pool.append(scratch)
+            self._scratch.give(scratch)
         try:
             if ctx is not None and _ACCEPT_INHERITS_O_NONBLOCK:
                 _set_nonblocking(conn, False)
@@ -498,6 +495,32 @@ class Stream(_Owner):
         return self
 
 
+class _Pool(Generic[_T]):
+    """At most one idle object (scratch memory, batch arrays) kept for the next call.
+
+    Lock-free: ``list.pop`` and ``list.append`` are atomic under the GIL, so two
+    threads never share an object: the second finds the pool empty and makes its
+    own, and when both give theirs back only one is kept.
+    """
+
+    __slots__ = ("_idle",)
+
+    def __init__(self) -> None:
+        self._idle: list[_T] = []
+
+    def take(self) -> _T | None:
+        """The idle object, or None: the caller makes a fresh one."""
+        try:
+            return self._idle.pop()
+        except IndexError:
+            return None
+
+    def give(self, item: _T) -> None:
+        """Keep ``item`` for the next call, unless another one is already kept."""
+        if not self._idle:
+            self._idle.append(item)
+
+
 class _Scratch:
     """What one ``receive`` needs besides the caller's data: reused, one caller at a time.
 
@@ -543,10 +566,10 @@ class Socket(_Bound):
     def __init__(self, fd: int, address: Address, unix_file: UnixFile | None = None) -> None:
         super().__init__(fd, address, unix_file)
         # At most one idle batch each, reused by the next send_many / receive_many.
-        self._send_batches: list[_SendBatch] = []
-        self._receive_batches: list[_ReceiveBatch] = []
+        self._send_batches: _Pool[_SendBatch] = _Pool()
+        self._receive_batches: _Pool[_ReceiveBatch] = _Pool()
         # At most one idle _Scratch, reused by the next receive / receive_into.
-        self._scratch: list[_Scratch] = []
+        self._scratch: _Pool[_Scratch] = _Pool()
         # An AF_INET socket hears only IPv4 peers: their sources can be keyed by an int.
         self._ip4_keys = _IP4_KEY_OK and address.family == lib.AF_INET
 
@@ -567,32 +590,22 @@ class Socket(_Bound):
 
     def receive(self, size: int = 65536, ctx: Context | None = None) -> tuple[bytes, Address]:
         """One datagram (at most ``size`` bytes; the rest of a longer one is dropped) and its source."""
-        pool = self._scratch
-        try:
-            scratch = pool.pop()  # atomic: concurrent callers never share a scratch
-        except IndexError:
-            scratch = _Scratch()
+        scratch = self._scratch.take() or _Scratch()
         try:
             buf = scratch.buffer(size)
             got, source = self._receive_from(buf, size, ctx, scratch)
             return ffi.unpack(buf, got), source
         finally:
-            if not pool:
-                pool.append(scratch)
+            self._scratch.give(scratch)
 
     def receive_into(self, buffer: Buffer, ctx: Context | None = None) -> tuple[int, Address]:
         """One datagram into a writable buffer: (byte count, source)."""
         view = ffi.from_buffer(buffer, require_writable=True)
-        pool = self._scratch
-        try:
-            scratch = pool.pop()  # atomic: concurrent callers never share a scratch
-        except IndexError:
-            scratch = _Scratch()
+        scratch = self._scratch.take() or _Scratch()
         try:
             return self._receive_from(view, len(view), ctx, scratch)
         finally:
-            if not pool:
-                pool.append(scratch)
+            self._scratch.give(scratch)
 
     def _receive_from(
         self, buf: Any, size: int, ctx: Context | None, scratch: _Scratch, nonblocking: bool = False
@@ -669,14 +682,9 @@ class Socket(_Bound):
 
     def _send_batched(self, messages: Iterable[tuple[str | Address, Buffer]]) -> int:
         wanted = _batch_capacity(messages)
-        pool = self._send_batches
-        try:
-            batch = pool.pop()  # atomic: concurrent callers never share a batch
-        except IndexError:
+        batch = self._send_batches.take()
+        if batch is None or batch.capacity < wanted:
             batch = _SendBatch(wanted)
-        else:
-            if batch.capacity < wanted:
-                batch = _SendBatch(wanted)
         try:
             sent = 0
             iterator = iter(messages)
@@ -701,8 +709,7 @@ class Socket(_Bound):
                 if filled < batch.capacity:
                     return sent
         finally:
-            if not pool:
-                pool.append(batch)
+            self._send_batches.give(batch)
 
     def _send_filled(self, batch: _SendBatch, filled: int) -> int:
         """sendmmsg the first ``filled`` slots, again from where the kernel stopped."""
@@ -762,19 +769,13 @@ class Socket(_Bound):
 
     def _receive_batched(self, count: int, size: int, ctx: Context | None) -> list[tuple[bytes, Address]]:
         wanted = min(count, _BATCH_MAX)
-        pool = self._receive_batches
-        try:
-            batch = pool.pop()  # atomic: concurrent callers never share a batch
-        except IndexError:
+        batch = self._receive_batches.take()
+        if batch is None or batch.size != size or batch.capacity < wanted:
             batch = _ReceiveBatch(wanted, size, self.address.family == lib.AF_INET)
-        else:
-            if batch.size != size or batch.capacity < wanted:
-                batch = _ReceiveBatch(wanted, size, self.address.family == lib.AF_INET)
         try:
             return self._receive_with(batch, count, ctx)
         finally:
-            if not pool:
-                pool.append(batch)
+            self._receive_batches.give(batch)
 
     def _receive_with(self, batch: _ReceiveBatch, count: int, ctx: Context | None) -> list[tuple[bytes, Address]]:
         received: list[tuple[bytes, Address]] = []
