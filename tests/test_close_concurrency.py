@@ -31,16 +31,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pytest
+from peers import dial
 
 import janus_net as jn
 from janus_net.testing import hold
-
-
-def dial(server: jn.Server) -> socket.socket:
-    """A stdlib client connected to ``server`` (the independent peer)."""
-    address = server.address
-    assert isinstance(address, (jn.Ip4Address, jn.Ip6Address))
-    return socket.create_connection((address.host, address.port))
 
 
 @dataclass

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from peers import dial
 
 import janus_net as jn
 from janus_net import errors, syscalls
@@ -44,13 +45,6 @@ HERE = Path(__file__).resolve().parent
 
 # An errno none of the tables maps or marks as a bug: it must come out Unexpected.
 _UNMAPPED_CANDIDATES = (errno.ENOTRECOVERABLE, errno.EOWNERDEAD, errno.EKEYREVOKED, errno.EKEYREJECTED)
-
-
-def dial(server: jn.Server) -> socket.socket:
-    """A stdlib client connected to ``server`` (the independent peer)."""
-    address = server.address
-    assert isinstance(address, (jn.Ip4Address, jn.Ip6Address))
-    return socket.create_connection((address.host, address.port))
 
 
 def ip_port(owner: jn.Socket) -> tuple[str, int]:

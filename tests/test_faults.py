@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import json
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -21,27 +20,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from peers import dial, run_child
 
 import janus_net as jn
 from janus_net import syscalls
 from janus_net.testing import fail, syscall_names
-
-
-def dial(server: jn.Server) -> socket.socket:
-    """A stdlib client connected to ``server`` (the independent peer)."""
-    address = server.address
-    assert isinstance(address, (jn.Ip4Address, jn.Ip6Address))
-    return socket.create_connection((address.host, address.port))
-
-
-def run_child(source: str, timeout: float = 60) -> dict[str, object]:
-    """Run ``source`` in a fresh interpreter; it prints one JSON object as its last line."""
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(source)], capture_output=True, text=True, timeout=timeout
-    )
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout.splitlines()[-1])  # type: ignore[no-any-return]
-
 
 # --- The seam's own contract.
 

@@ -1,0 +1,30 @@
+"""Independent peers for the tests: stdlib clients, and fresh interpreters for process-wide state."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import textwrap
+
+import janus_net as jn
+
+
+def dial(server: jn.Server) -> socket.socket:
+    """A stdlib client connected to ``server`` (the independent peer)."""
+    address = server.address
+    assert isinstance(address, (jn.Ip4Address, jn.Ip6Address))
+    return socket.create_connection((address.host, address.port))
+
+
+def run_child(source: str, timeout: float = 120) -> dict[str, object]:
+    """Run ``source`` in a fresh interpreter; it prints one JSON object as its last line.
+
+    For what changes the whole process (rlimits, signal handlers, audit hooks).
+    """
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(source)], capture_output=True, text=True, timeout=timeout
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.splitlines()[-1])  # type: ignore[no-any-return]
