@@ -99,16 +99,22 @@ static double run_listen(long n)
  * keeps WINDOW connections in flight, so the server always has one to accept but the
  * backlog never overflows (an overflow drops a SYN and stalls the client for a whole
  * retransmit second). For each connection it waits for the server's close, then
- * closes with an RST (SO_LINGER 0), so no side is left in TIME_WAIT and a long run
- * cannot run out of ephemeral ports. Runs until killed or the server goes away. */
+ * closes with an RST, so no side is left in TIME_WAIT and a long run cannot run out
+ * of ephemeral ports. SO_LINGER {1, 0} is set right after connect, not just before
+ * close: the server closes first (FIN_WAIT_2), and the connections still in flight
+ * when the bench kills this process are then reset by the kernel's exit-time close
+ * too; with a plain close they answered the server's FIN with a FIN and left the
+ * server's side in TIME_WAIT (5-6 per run). Runs until killed or the server goes away. */
 #define WINDOW 8
 
 static int connect_to(const struct sockaddr_in *sa)
 {
+    static const struct linger rst = {1, 0};
     int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (c < 0)
         return -1;
-    if (connect(c, (const struct sockaddr *)sa, sizeof *sa) < 0) {
+    if (setsockopt(c, SOL_SOCKET, SO_LINGER, &rst, sizeof rst) < 0 ||
+        connect(c, (const struct sockaddr *)sa, sizeof *sa) < 0) {
         close(c);
         return -1;
     }
@@ -119,7 +125,6 @@ static int run_client(int port)
 {
     struct sockaddr_in sa = loopback();
     sa.sin_port = htons(port);
-    struct linger rst = {1, 0};
     int ring[WINDOW];
     for (int k = 0; k < WINDOW; k++)
         if ((ring[k] = connect_to(&sa)) < 0)
@@ -127,8 +132,7 @@ static int run_client(int port)
     for (int k = 0;; k = (k + 1) % WINDOW) {
         char byte;
         (void)read(ring[k], &byte, 1); /* 0 (EOF) once the server closed its side */
-        setsockopt(ring[k], SOL_SOCKET, SO_LINGER, &rst, sizeof rst);
-        close(ring[k]);
+        close(ring[k]);                /* RST: SO_LINGER {1, 0} since connect */
         if ((ring[k] = connect_to(&sa)) < 0)
             return 0;
     }
