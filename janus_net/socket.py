@@ -25,7 +25,7 @@ import struct
 import sys
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from janus_net import platform, syscalls
@@ -687,9 +687,24 @@ class Socket(_Bound):
             batch = _SendBatch(wanted)
         try:
             sent = 0
-            iterator = iter(messages)
+            capacity = batch.capacity
+            # A list or tuple is cut into batches by slicing (none at all when it fits
+            # in one), so no iterator is made and no empty read ends the last batch.
+            sequence = type(messages) in _SEQUENCES
+            iterator = None if sequence else iter(messages)
+            start = 0
             while True:
-                filled, failure = batch.fill(iterator)
+                if iterator is None:
+                    count = len(messages)  # type: ignore[arg-type]  # a list or tuple
+                    items: Any = messages
+                    if start or count > capacity:
+                        items = items[start : start + capacity]
+                    start += capacity
+                    last = start >= count
+                else:
+                    items = list(itertools.islice(iterator, capacity))
+                    last = len(items) < capacity
+                filled, failure = batch.fill(items)
                 if filled:
                     try:
                         done = self._send_filled(batch, filled)
@@ -706,7 +721,7 @@ class Socket(_Bound):
                     if sent and isinstance(failure, SocketError):
                         return sent
                     raise failure
-                if filled < batch.capacity:
+                if last:
                     return sent
         finally:
             self._send_batches.give(batch)
@@ -835,6 +850,8 @@ _USE_MMSG = (
 _MSG_LEN_WORD = ffi.offsetof("struct mmsghdr", "msg_len") // _WORD
 _MSG_NAMELEN_WORD = (ffi.offsetof("struct mmsghdr", "msg_hdr") + ffi.offsetof("struct msghdr", "msg_namelen")) // _WORD
 _MMSGHDR_WORDS = _MMSGHDR_SIZE // _WORD
+# Message containers send_many slices into batches instead of iterating.
+_SEQUENCES = frozenset({list, tuple})
 # Data types the send fast path joins directly (len() is their byte count).
 _JOINABLE = frozenset({bytes, bytearray})
 _SOCKADDR_IN_SIZE = ffi.sizeof("struct sockaddr_in")
@@ -882,7 +899,8 @@ class _SendBatch:
     """
 
     __slots__ = (
-        "buffers", "capacity", "encodings", "headers", "iov", "layout", "msgs", "staging", "targets", "vectors",
+        "buffers", "capacity", "encodings", "headers", "iov", "layout", "msgs", "staging", "targets", "uniform",
+        "uniform_count", "vectors",
     )  # fmt: skip
 
     def __init__(self, capacity: int) -> None:
@@ -896,15 +914,18 @@ class _SendBatch:
             header.msg_iovlen = 1
         self.encodings: list[Any] = [None] * capacity
         self.targets: list[Any] = [None] * capacity
+        # The sockaddr that slots [0, uniform_count) all point at, if any: a batch to
+        # one destination that fits there needs no look at the slots at all.
+        self.uniform: Any = None
+        self.uniform_count = 0
         # What pins the data of the current call (caller buffers, a one-off join).
         self.buffers: list[Any] = []
         self.staging: Any = _uncleared("char[]", 0)
         # The lengths the iovecs currently describe, in staging order ([] = unknown).
         self.layout: list[int] = []
 
-    def fill(self, iterator: Iterator[tuple[str | Address, Buffer]]) -> tuple[int, Exception | None]:
-        """Describe up to ``capacity`` messages; returns (slots filled, what stopped it early)."""
-        items = list(itertools.islice(iterator, self.capacity))
+    def fill(self, items: Sequence[tuple[str | Address, Buffer]]) -> tuple[int, Exception | None]:
+        """Describe ``items`` (at most ``capacity``); returns (slots filled, what stopped it early)."""
         if not items:
             return 0, None
         try:
@@ -929,11 +950,14 @@ class _SendBatch:
             except SocketError as failure:
                 return 0, failure
             encoded = target.sockaddr
-            if any(map(operator.is_not, encodings[: len(dests)], itertools.repeat(encoded))):
-                for slot in range(len(dests)):
+            count = len(dests)
+            if encoded is not self.uniform or count > self.uniform_count:
+                for slot in range(count):
                     if encodings[slot] is not encoded:
                         self._set_destination(slot, target, encoded)
-            return len(dests), None
+                self.uniform = encoded
+                self.uniform_count = count
+            return count, None
         last: object = None
         for slot, dest in enumerate(dests):
             if dest is not last:
@@ -953,6 +977,7 @@ class _SendBatch:
         header.msg_namelen = encoded.length
         self.encodings[slot] = encoded
         self.targets[slot] = target
+        self.uniform = None
 
     def _set_data(self, datas: tuple[Buffer, ...]) -> None:
         joined = b"".join(datas)
@@ -967,7 +992,8 @@ class _SendBatch:
                 self.layout = []
             base = self.staging
             ffi.memmove(base, joined, len(joined))
-            if self.layout[: len(lengths)] == lengths:
+            layout = self.layout
+            if layout == lengths or layout[: len(lengths)] == lengths:
                 return
             self.layout = lengths
         offset = 0
@@ -976,7 +1002,7 @@ class _SendBatch:
             vector.iov_len = length
             offset += length
 
-    def _fill_each(self, items: list[Any]) -> tuple[int, Exception | None]:
+    def _fill_each(self, items: Sequence[Any]) -> tuple[int, Exception | None]:
         """The general path: each item unpacked, addressed and pinned on its own."""
         vectors = self.vectors
         self.layout = []
@@ -1018,8 +1044,8 @@ class _ReceiveBatch:
     """
 
     __slots__ = (
-        "buf", "capacity", "data", "iov", "ip4", "msgs", "name_words", "names", "pristine", "raw_names", "size",
-        "words",
+        "buf", "capacity", "cut", "cut_lengths", "cuts", "data", "iov", "ip4", "msgs", "name_words", "names",
+        "pristine", "raw_names", "size", "words",
     )  # fmt: skip
 
     def __init__(self, capacity: int, size: int, ip4: bool) -> None:
@@ -1045,6 +1071,11 @@ class _ReceiveBatch:
         self.data = ffi.buffer(self.buf)
         self.raw_names = ffi.buffer(self.names)
         self.name_words = memoryview(self.raw_names).cast("Q")
+        # ``cut(cuts[i])`` is datagram i as bytes; ``cuts`` are slices of the data
+        # buffer for the lengths in ``cut_lengths``, rebuilt only when those change.
+        self.cut = self.data.__getitem__
+        self.cuts: list[slice] = []
+        self.cut_lengths: list[int] = []
 
     def reset(self, count: int) -> None:
         ffi.memmove(self.msgs, self.pristine, count * _MMSGHDR_SIZE)
@@ -1055,19 +1086,29 @@ class _ReceiveBatch:
         end = got * _MMSGHDR_WORDS
         lengths = words[_MSG_LEN_WORD:end:_MMSGHDR_WORDS].tolist()
         name_lengths = words[_MSG_NAMELEN_WORD:end:_MMSGHDR_WORDS].tolist()
-        data = self.data
-        raw_names = self.raw_names
-        size = self.size
-        starts = range(0, got * size, size) if size else itertools.repeat(0, got)
-        name_starts = range(0, got * _SOCKADDR_STORAGE_SIZE, _SOCKADDR_STORAGE_SIZE)
-        payloads = [data[start : start + length] for start, length in zip(starts, lengths, strict=False)]
+        if lengths != self.cut_lengths:
+            # Datagrams of the same lengths as last time (a steady stream) reuse the
+            # slices; otherwise they are made in C, with no Python step per datagram.
+            size = self.size
+            starts = range(0, got * size, size) if size else [0] * got  # read twice below
+            self.cuts = list(map(slice, starts, map(operator.add, starts, lengths)))
+            self.cut_lengths = lengths
+        payloads = map(self.cut, self.cuts)
         keys: list[Any]
         if self.ip4 and name_lengths.count(_SOCKADDR_IN_SIZE) == got:
             # The first 8 bytes of a sockaddr_in hold everything that identifies it
             # (family, port, address; the rest is sin_zero, which the kernel zeroes):
             # read them for every slot at once as ints, instead of one bytes per slot.
             keys = self.name_words[0 : got * _STORAGE_QWORDS : _STORAGE_QWORDS].tolist()
+            first = keys[0]
+            if keys.count(first) == got:
+                # One peer sent the whole batch (compared in C): one lookup for all.
+                source = DECODED_SOURCES.get(first) or self._decode(0, _SOCKADDR_IN_SIZE, first)
+                out.extend(zip(payloads, itertools.repeat(source, got), strict=True))
+                return
         else:
+            raw_names = self.raw_names
+            name_starts = range(0, got * _SOCKADDR_STORAGE_SIZE, _SOCKADDR_STORAGE_SIZE)
             keys = [raw_names[start : start + length] for start, length in zip(name_starts, name_lengths, strict=True)]
         sources: list[Any] = list(map(DECODED_SOURCES.get, keys))
         if not all(sources):  # addresses are always true; None marks a peer not seen yet

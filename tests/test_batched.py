@@ -385,3 +385,72 @@ def test_per_call_path_matches(receiver: jn.Socket, sender: jn.Socket) -> None:
     with pytest.raises(jn.SocketError.MessageTooBig):
         sender._send_each(messages[1:])
     assert receiver._receive_each(10, 2048, jn.Context.with_timeout(5)) == [(b"ok", sender.address)]
+
+
+# --- The fast paths of the reused arrays: each shortcut against the general path's answer.
+
+
+def test_send_many_list_and_tuple_longer_than_a_batch(receiver: jn.Socket, sender: jn.Socket) -> None:
+    # A list or tuple is cut into kernel batches by slicing: 1024 + 1024 + 452, in order.
+    n = 2500
+    assert sender.send_many([(receiver.address, b"%04d" % i) for i in range(n)]) == n
+    assert [d for d, _ in _receive_exactly(receiver, n, count=3000)] == [b"%04d" % i for i in range(n)]
+    exact = tuple((receiver.address, b"%04d" % i) for i in range(1024))  # exactly one full batch
+    assert sender.send_many(exact) == 1024
+    assert [d for d, _ in _receive_exactly(receiver, 1024, count=2000)] == [d for _, d in exact]
+
+
+def test_send_many_bad_item_in_a_later_slice_of_a_list(receiver: jn.Socket, sender: jn.Socket) -> None:
+    messages: list[Any] = [(receiver.address, b"%04d" % i) for i in range(1030)]
+    messages[1027] = "not a pair"
+    with pytest.raises((TypeError, ValueError)):
+        sender.send_many(messages)
+    # The 1024 of the first batch and the 3 before the bad item of the second went out.
+    assert [d for d, _ in _receive_exactly(receiver, 1027, count=2000)] == [b"%04d" % i for i in range(1027)]
+    assert _nothing_queued(receiver)
+
+
+def test_send_many_switching_between_one_and_many_destinations(sender: jn.Socket) -> None:
+    # The reused headers remember which destination they point at; every switch must be seen.
+    with jn.bind("127.0.0.1:0") as r1, jn.bind("127.0.0.1:0") as r2:
+        _grow_receive_buffer(r1)
+        _grow_receive_buffer(r2)
+        rounds: list[list[tuple[Any, bytes]]] = [
+            [(r1.address, b"1-%d" % i) for i in range(8)],  # all to r1
+            [(r1.address if i % 2 else r2.address, b"m-%d" % i) for i in range(8)],  # alternating
+            [(r1.address, b"1b-%d" % i) for i in range(8)],  # all to r1 again
+            [(r2.address, b"2-%d" % i) for i in range(4)],  # fewer, all to r2
+            [(r2.address, b"2b-%d" % i) for i in range(8)],  # more than last time, all to r2
+        ]
+        to_r1: list[bytes] = []
+        to_r2: list[bytes] = []
+        for messages in rounds:
+            assert sender.send_many(messages) == len(messages)
+            for dest, data in messages:
+                (to_r1 if dest is r1.address else to_r2).append(data)
+        assert [d for d, _ in _receive_exactly(r1, len(to_r1))] == to_r1
+        assert [d for d, _ in _receive_exactly(r2, len(to_r2))] == to_r2
+
+
+def test_receive_many_lengths_changing_between_batches(receiver: jn.Socket, sender: jn.Socket) -> None:
+    # Equal lengths reuse the previous batch's cuts of the buffer; other lengths recut it.
+    for sizes in ([5, 5, 5], [5, 5, 5], [1, 300, 0], [5, 5], [5, 5, 5, 5]):
+        payloads = [bytes([65 + i]) * n for i, n in enumerate(sizes)]
+        sender.send_many([(receiver.address, p) for p in payloads])
+        assert _receive_exactly(receiver, len(payloads)) == [(p, sender.address) for p in payloads]
+
+
+def test_receive_many_one_new_peer_for_the_whole_batch(receiver: jn.Socket) -> None:
+    # A batch from a single peer is looked up once; a peer never seen must still be decoded.
+    with jn.bind("127.0.0.1:0") as fresh:
+        fresh.send_many([(receiver.address, b"%d" % i) for i in range(5)])
+        got = _receive_exactly(receiver, 5)
+        assert [d for d, _ in got] == [b"%d" % i for i in range(5)]
+        assert all(source == fresh.address for _, source in got)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:  # the stdlib's view of the source
+            peer.bind(("127.0.0.1", 0))
+            for i in range(3):
+                peer.sendto(b"s%d" % i, (receiver.address.host, receiver.address.port))
+            got = _receive_exactly(receiver, 3)
+            host, port = peer.getsockname()
+            assert [(str(s.host), s.port) for _, s in got] == [(host, port)] * 3
