@@ -33,6 +33,8 @@ from janus_net._shim import ffi, lib
 from janus_net.address import (
     DECODED_SOURCES,
     Address,
+    Ip4Address,
+    Ip6Address,
     UnixAddress,
     as_address,
     from_sockaddr,
@@ -553,6 +555,12 @@ class _Scratch:
         return self.buf
 
 
+_SEND = syscalls.SEND
+_RECEIVE = syscalls.RECEIVE
+_MSG_NOSIGNAL = platform.MSG_NOSIGNAL
+# The address classes `as_address` passes through unchanged: checked by exact type.
+_ADDRESS_TYPES = frozenset({Ip4Address, Ip6Address, UnixAddress})
+
 # A receive buffer up to this size is kept by the Socket for the next receive
 # (65536 is receive()'s default size).
 _SCRATCH_KEEP = 65536
@@ -575,28 +583,36 @@ class Socket(_Bound):
 
     def send(self, dest: str | Address, data: Buffer) -> int:
         """Send one datagram to ``dest``; returns the bytes sent."""
-        target = as_address(dest)
+        # This and _receive_from are the datagram hot path: they hand their syscall to
+        # the retry loop themselves, without a typed wrapper's frame in between.
+        # An address value passes as is (a type check, not as_address's call); text is parsed.
+        target: Address = dest if type(dest) in _ADDRESS_TYPES else as_address(dest)  # type: ignore[assignment]
         encoded = target.sockaddr
         if type(data) is bytes:
             view: Any = data  # cffi passes bytes to a const void * as is
         else:
             view = ffi.from_buffer(data)
         descriptor = self._descriptor
-        fd = descriptor.acquire(syscalls.SEND, target)
+        fd = descriptor.acquire(_SEND, target)
         try:
-            return syscalls.sendto(fd, view, len(view), platform.MSG_NOSIGNAL, encoded.pointer, encoded.length, target)
+            args = (fd, view, len(view), _MSG_NOSIGNAL, encoded.pointer, encoded.length)
+            return syscalls.retry(_SEND, lib.sendto, args, None, target)
         finally:
             descriptor.release()
 
     def receive(self, size: int = 65536, ctx: Context | None = None) -> tuple[bytes, Address]:
         """One datagram (at most ``size`` bytes; the rest of a longer one is dropped) and its source."""
-        scratch = self._scratch.take() or _Scratch()
+        pool = self._scratch
+        scratch = pool.take() or _Scratch()
         try:
-            buf = scratch.buffer(size)
+            if type(size) is int and 0 <= size <= scratch.capacity:
+                buf = scratch.buf  # the usual case, without scratch.buffer's frame
+            else:
+                buf = scratch.buffer(size)
             got, source = self._receive_from(buf, size, ctx, scratch)
             return ffi.unpack(buf, got), source
         finally:
-            self._scratch.give(scratch)
+            pool.give(scratch)
 
     def receive_into(self, buffer: Buffer, ctx: Context | None = None) -> tuple[int, Address]:
         """One datagram into a writable buffer: (byte count, source)."""
@@ -614,35 +630,36 @@ class Socket(_Bound):
         length[0] = _SOCKADDR_STORAGE_SIZE
         sa = scratch.sa
         descriptor = self._descriptor
-        fd = descriptor.acquire(syscalls.RECEIVE, self._address)
+        fd = descriptor.acquire(_RECEIVE, self._address)
         try:
             if nonblocking:
-                got = syscalls.recvfrom(fd, buf, size, lib.MSG_DONTWAIT, sa, length, None, True)
+                attempt = (fd, buf, size, lib.MSG_DONTWAIT, sa, length)
+                got = syscalls.retry(_RECEIVE, lib.recvfrom, attempt, None, None, True)
                 if got == syscalls.WOULD_BLOCK:
                     return got, self.address
             elif ctx is None:
-                got = syscalls.recvfrom(fd, buf, size, 0, sa, length)
+                got = syscalls.retry(_RECEIVE, lib.recvfrom, (fd, buf, size, 0, sa, length))
             else:
+                check = ctx.check
+                attempt = (fd, buf, size, lib.MSG_DONTWAIT, sa, length)
+                blocking = (fd, buf, size, 0, sa, length)
                 got = _wait_for(
                     ctx,
                     fd,
-                    lambda: syscalls.recvfrom(fd, buf, size, lib.MSG_DONTWAIT, sa, length, ctx.check, True),
-                    lambda: syscalls.recvfrom(fd, buf, size, 0, sa, length, ctx.check),
+                    lambda: syscalls.retry(_RECEIVE, lib.recvfrom, attempt, check, None, True),
+                    lambda: syscalls.retry(_RECEIVE, lib.recvfrom, blocking, check),
                 )
         finally:
             descriptor.release()
         if descriptor.closing:
             raise _closed_while_waiting(self._address)
         named = length[0]
+        if self._ip4_keys and named == _SOCKADDR_IN_SIZE:
+            key = scratch.words[0]  # type: ignore[index]  # _ip4_keys implies words
+            return got, DECODED_SOURCES.get(key) or from_sockaddr_cached(scratch.storage, named, key)
         if named == 0:
             # An unbound AF_UNIX sender: recvfrom reports no address at all, not even a family.
             return got, _UNNAMED_UNIX
-        if self._ip4_keys and named == _SOCKADDR_IN_SIZE:
-            key = scratch.words[0]  # type: ignore[index]  # _ip4_keys implies words
-            source = DECODED_SOURCES.get(key)
-            if source is None:
-                source = from_sockaddr_cached(scratch.storage, named, key)
-            return got, source
         return got, from_sockaddr_cached(scratch.storage, named)
 
     def send_many(self, messages: Iterable[tuple[str | Address, Buffer]]) -> int:

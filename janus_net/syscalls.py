@@ -321,7 +321,8 @@ TABLES: tuple[Syscall, ...] = (
 )
 
 
-# --- Typed wrappers: the only places that call into lib for socket work.
+# --- Typed wrappers: the only places that call into lib for socket work (but sendto and
+# recvfrom: see below).
 
 
 def set_cloexec(fd: int, checkpoint: Checkpoint | None = None) -> None:
@@ -485,9 +486,9 @@ def send(fd: int, data: Any, size: int, flags: int, address: object = None) -> i
     return retry(SEND, lib.send, (fd, data, size, flags), None, address)
 
 
-def sendto(fd: int, data: Any, size: int, flags: int, sockaddr: Any, length: int, address: object) -> int:
-    """sendto(2) to an encoded destination; returns the bytes sent."""
-    return retry(SEND, lib.sendto, (fd, data, size, flags, sockaddr, length), None, address)
+# sendto(2) and recvfrom(2) have no typed wrapper: their one caller each, the
+# datagram hot path (`Socket.send`, `Socket._receive_from`), hands them to `retry`
+# with the SEND / RECEIVE table itself, one Python frame less per datagram.
 
 
 def recv(
@@ -500,20 +501,6 @@ def recv(
 ) -> int:
     """recv(2); 0 means end of stream. `WOULD_BLOCK` when ``nonblocking`` and nothing is there."""
     return retry(RECEIVE, lib.recv, (fd, buf, size, flags), checkpoint, None, nonblocking)
-
-
-def recvfrom(
-    fd: int,
-    buf: Any,
-    size: int,
-    flags: int,
-    storage: Any,
-    length: Any,
-    checkpoint: Checkpoint | None = None,
-    nonblocking: bool = False,
-) -> int:
-    """recvfrom(2) into ``buf``, the source written to ``storage``/``length``."""
-    return retry(RECEIVE, lib.recvfrom, (fd, buf, size, flags, storage, length), checkpoint, None, nonblocking)
 
 
 def sendmmsg(fd: int, msgs: Any, count: int, flags: int, address: object = None) -> int:
