@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import janus_net as jn
 
@@ -16,6 +19,16 @@ def dial(server: jn.Server) -> socket.socket:
     address = server.address
     assert isinstance(address, (jn.Ip4Address, jn.Ip6Address))
     return socket.create_connection((address.host, address.port))
+
+
+@contextmanager
+def stdlib_view(owner: jn.Server | jn.Socket | jn.Stream) -> Iterator[socket.socket]:
+    """A stdlib socket on a dup of ``owner``'s fd: the independent oracle for getsockopt and friends."""
+    dup = socket.socket(fileno=os.dup(owner.fileno()))
+    try:
+        yield dup
+    finally:
+        dup.close()
 
 
 def run_child(source: str, timeout: float = 120) -> dict[str, object]:

@@ -18,25 +18,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from peers import stdlib_view
 
 import janus_net as jn
 from tests.conftest import open_fds
-
-
-@contextmanager
-def oracle(owner: jn.Server | jn.Socket | jn.Stream) -> Iterator[socket.socket]:
-    """A stdlib socket on a dup of ``owner``'s fd, so getsockopt comes from the stdlib."""
-    dup = socket.socket(fileno=os.dup(owner.fileno()))
-    try:
-        yield dup
-    finally:
-        dup.close()
 
 
 def connect_stdlib(server: jn.Server) -> socket.socket:
@@ -74,7 +63,7 @@ def test_tcp_ipv6_round_trip() -> None:
     with jn.listen("[::1]:0") as server:
         assert isinstance(server.address, jn.Ip6Address)
         assert server.address.host == "::1"
-        with oracle(server) as dup:
+        with stdlib_view(server) as dup:
             assert dup.family == socket.AF_INET6
             assert dup.getsockname()[1] == server.address.port
         echo_once(server)
@@ -155,7 +144,7 @@ def test_unix_abstract_round_trip_has_no_trailing_nul() -> None:
         with open("/proc/net/unix") as table:
             paths = [line.split()[-1] for line in table if name in line]
         assert paths == [f"@{name}"]
-        with oracle(server) as dup:
+        with stdlib_view(server) as dup:
             assert dup.getsockname() == b"\0" + name.encode()
         echo_once(server)  # the stdlib connects to "\0name"
         # A name with a trailing NUL is another name: nobody listens there.
@@ -285,7 +274,7 @@ def test_unix_datagram_round_trip(tmp_path: Path) -> None:
 
 
 def test_listen_ip_socket_options_by_default() -> None:
-    with jn.listen("127.0.0.1:0") as server, oracle(server) as dup:
+    with jn.listen("127.0.0.1:0") as server, stdlib_view(server) as dup:
         assert dup.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR) == 1
         assert dup.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) == 0
         assert dup.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 1
@@ -293,19 +282,19 @@ def test_listen_ip_socket_options_by_default() -> None:
 
 
 def test_reuse_address_false_leaves_it_off() -> None:
-    with jn.listen("127.0.0.1:0", reuse_address=False) as server, oracle(server) as dup:
+    with jn.listen("127.0.0.1:0", reuse_address=False) as server, stdlib_view(server) as dup:
         assert dup.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR) == 0
 
 
 def test_reuse_port_true_sets_it_and_two_servers_share_the_port() -> None:
-    with jn.listen("127.0.0.1:0", reuse_port=True) as first, oracle(first) as dup:
+    with jn.listen("127.0.0.1:0", reuse_port=True) as first, stdlib_view(first) as dup:
         assert dup.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) == 1
         with jn.listen(f"127.0.0.1:{first.address.port}", reuse_port=True) as second:
             assert second.address == first.address
 
 
 def test_unix_listen_does_not_set_reuse_address(tmp_path: Path) -> None:
-    with jn.listen(f"unix:{tmp_path / 'r.sock'}") as server, oracle(server) as dup:
+    with jn.listen(f"unix:{tmp_path / 'r.sock'}") as server, stdlib_view(server) as dup:
         assert dup.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR) == 0
         assert dup.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 1
 
@@ -314,15 +303,15 @@ def test_unix_listen_does_not_set_reuse_address(tmp_path: Path) -> None:
 def test_ip6_only_sets_ipv6_v6only(ip6_only: bool, expected: int) -> None:
     # The seed set 0 for True; the stdlib reads back what the kernel really has. The
     # wildcard, because Linux forces V6ONLY to 1 when a specific IPv6 address (::1) is bound.
-    with jn.listen("[::]:0", ip6_only=ip6_only) as server, oracle(server) as dup:
+    with jn.listen("[::]:0", ip6_only=ip6_only) as server, stdlib_view(server) as dup:
         assert dup.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == expected
-    with jn.bind("[::]:0", ip6_only=ip6_only) as sock, oracle(sock) as dup:
+    with jn.bind("[::]:0", ip6_only=ip6_only) as sock, stdlib_view(sock) as dup:
         assert dup.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == expected
 
 
 def test_ip6_only_none_leaves_the_system_default() -> None:
     default = int(Path("/proc/sys/net/ipv6/bindv6only").read_text())
-    with jn.listen("[::]:0") as server, oracle(server) as dup:
+    with jn.listen("[::]:0") as server, stdlib_view(server) as dup:
         assert dup.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == default
 
 
@@ -380,7 +369,7 @@ def test_ip4_mapped_with_ip6_only_true_makes_no_socket_syscall(tmp_path: Path) -
 
 
 def test_ip4_mapped_with_ip6_only_false_listens_dual_stack() -> None:
-    with jn.listen("[::ffff:127.0.0.1]:0", ip6_only=False) as server, oracle(server) as dup:
+    with jn.listen("[::ffff:127.0.0.1]:0", ip6_only=False) as server, stdlib_view(server) as dup:
         assert dup.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 0
         assert server.address.host == "::ffff:127.0.0.1"
         with socket.create_connection(("127.0.0.1", server.address.port), timeout=5), server.accept() as stream:
@@ -389,30 +378,30 @@ def test_ip4_mapped_with_ip6_only_false_listens_dual_stack() -> None:
 
 
 def test_bind_is_not_listening_and_mode_is_its_type() -> None:
-    with jn.bind("127.0.0.1:0") as udp, oracle(udp) as dup:
+    with jn.bind("127.0.0.1:0") as udp, stdlib_view(udp) as dup:
         assert dup.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 0
         assert dup.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE) == socket.SOCK_DGRAM
         assert dup.getsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST) == 0
         assert dup.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR) == 0
-    with jn.bind("127.0.0.1:0", mode=jn.Mode.STREAM) as tcp, oracle(tcp) as dup:
+    with jn.bind("127.0.0.1:0", mode=jn.Mode.STREAM) as tcp, stdlib_view(tcp) as dup:
         assert dup.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 0
         assert dup.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE) == socket.SOCK_STREAM
         assert dup.getsockopt(socket.SOL_SOCKET, socket.SO_PROTOCOL) == socket.IPPROTO_TCP
 
 
 def test_bind_options_broadcast_and_reuse_address() -> None:
-    with jn.bind("127.0.0.1:0", broadcast=True, reuse_address=True) as udp, oracle(udp) as dup:
+    with jn.bind("127.0.0.1:0", broadcast=True, reuse_address=True) as udp, stdlib_view(udp) as dup:
         assert dup.getsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST) == 1
         assert dup.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR) == 1
 
 
 def test_bind_protocol_is_passed_to_socket() -> None:
-    with jn.bind("127.0.0.1:0", protocol=jn.Protocol.UDP) as udp, oracle(udp) as dup:
+    with jn.bind("127.0.0.1:0", protocol=jn.Protocol.UDP) as udp, stdlib_view(udp) as dup:
         assert dup.getsockopt(socket.SOL_SOCKET, socket.SO_PROTOCOL) == socket.IPPROTO_UDP
 
 
 def test_bind_seqpacket_on_unix(tmp_path: Path) -> None:
-    with jn.bind(f"unix:{tmp_path / 'sp.sock'}", mode=jn.Mode.SEQPACKET) as sock, oracle(sock) as dup:
+    with jn.bind(f"unix:{tmp_path / 'sp.sock'}", mode=jn.Mode.SEQPACKET) as sock, stdlib_view(sock) as dup:
         assert dup.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE) == socket.SOCK_SEQPACKET
 
 
@@ -510,7 +499,7 @@ def test_to_socket_hands_over_a_plain_stdlib_socket() -> None:
 
 
 def test_port_zero_gets_the_real_port_from_the_kernel() -> None:
-    with jn.listen(":0") as server, oracle(server) as dup:
+    with jn.listen(":0") as server, stdlib_view(server) as dup:
         assert server.address == jn.Ip4Address("0.0.0.0", dup.getsockname()[1])
 
 
@@ -552,7 +541,7 @@ if LINK_LOCAL is not None:
 @pytest.mark.parametrize("requested", REPORTED_CASES, ids=str)
 @pytest.mark.parametrize("opener", [jn.listen, jn.bind], ids=["listen", "bind"])
 def test_bound_address_is_what_getsockname_says(requested: str | jn.Ip6Address, opener: Any) -> None:
-    with opener(requested) as owner, oracle(owner) as dup:
+    with opener(requested) as owner, stdlib_view(owner) as dup:
         expected = _expected_from_stdlib(dup)
         got = owner.address
         assert got == expected and type(got) is type(expected) and str(got) == str(expected)
@@ -568,7 +557,7 @@ def test_bound_address_with_an_explicit_port() -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     # A UDP port is free again as soon as its socket is closed.
-    with jn.bind(f"127.0.0.1:{port}") as owner, oracle(owner) as dup:
+    with jn.bind(f"127.0.0.1:{port}") as owner, stdlib_view(owner) as dup:
         assert owner.address == _expected_from_stdlib(dup) == jn.Ip4Address("127.0.0.1", port)
         assert str(owner.address) == f"127.0.0.1:{port}"
 

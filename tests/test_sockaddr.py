@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from peers import stdlib_view
 
 import janus_net as jn
 from janus_net import platform, sockaddr, syscalls
@@ -67,16 +68,6 @@ def stdlib_bound(family: int, kind: int, address: jn.Address) -> Iterator[socket
     try:
         encoded = address.sockaddr
         syscalls.bind(s.fileno(), encoded.pointer, encoded.length, unix=family == socket.AF_UNIX)
-        yield s
-    finally:
-        s.close()
-
-
-@contextmanager
-def dup_of(owner: jn.Server | jn.Socket | jn.Stream) -> Iterator[socket.socket]:
-    """The stdlib's view of a janus_net descriptor."""
-    s = socket.socket(fileno=os.dup(owner.fileno()))
-    try:
         yield s
     finally:
         s.close()
@@ -243,7 +234,7 @@ def test_abstract_encoding_at_the_limit() -> None:
 
 
 def test_decode_ip4_listener_and_peer() -> None:
-    with jn.listen("127.0.0.1:0") as server, dup_of(server) as view:
+    with jn.listen("127.0.0.1:0") as server, stdlib_view(server) as view:
         assert server.address == Ip4Address(*view.getsockname())
         assert server.address.port != 0
         port = server.address.port
@@ -253,7 +244,7 @@ def test_decode_ip4_listener_and_peer() -> None:
 
 
 def test_decode_ip4_datagram_source() -> None:
-    with jn.bind("127.0.0.1:0") as udp, dup_of(udp) as view:
+    with jn.bind("127.0.0.1:0") as udp, stdlib_view(udp) as view:
         assert udp.address == Ip4Address(*view.getsockname())
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
             sender.bind(("127.0.0.1", 0))
@@ -263,7 +254,7 @@ def test_decode_ip4_datagram_source() -> None:
 
 
 def test_decode_ip6_listener_and_peer() -> None:
-    with jn.listen("[::1]:0") as server, dup_of(server) as view:
+    with jn.listen("[::1]:0") as server, stdlib_view(server) as view:
         host, port, flowinfo, scope = view.getsockname()
         assert server.address == Ip6Address(host, port, flowinfo, scope)
         assert isinstance(server.address, Ip6Address)
@@ -281,7 +272,7 @@ def test_decode_ip4_mapped_peer() -> None:
             address = stream.address
             assert isinstance(address, Ip6Address) and address.is_ip4_mapped
             assert address == Ip6Address.from_ip4(Ip4Address(*client.getsockname()))
-            with dup_of(stream) as view:
+            with stdlib_view(stream) as view:
                 assert view.getpeername()[:2] == (address.host, address.port)
 
 
@@ -290,7 +281,7 @@ def test_decode_link_local_scope() -> None:
     if found is None:
         pytest.skip("this host has no usable link-local IPv6 address")
     host, index, name = found
-    with jn.bind(f"[{host}%{name}]:0") as udp, dup_of(udp) as view:
+    with jn.bind(f"[{host}%{name}]:0") as udp, stdlib_view(udp) as view:
         assert isinstance(udp.address, Ip6Address) and udp.address.scope_id == index
         _host, port, flowinfo, scope = view.getsockname()
         assert (udp.address.port, udp.address.flowinfo, scope) == (port, flowinfo, index)
@@ -299,7 +290,7 @@ def test_decode_link_local_scope() -> None:
 
 def test_decode_unix_path_and_named_peer(short_dir: Path) -> None:
     path, peer_path = str(short_dir / "s"), str(short_dir / "peer")
-    with jn.listen("unix:" + path) as server, dup_of(server) as view:
+    with jn.listen("unix:" + path) as server, stdlib_view(server) as view:
         assert server.address == UnixAddress(view.getsockname()) == UnixAddress(path)
         with socket.socket(socket.AF_UNIX) as client:
             client.bind(peer_path)
@@ -311,7 +302,7 @@ def test_decode_unix_path_and_named_peer(short_dir: Path) -> None:
 
 def test_decode_undecodable_path(short_dir: Path) -> None:
     path = os.fsdecode(os.fsencode(str(short_dir)) + b"/\xff\xfe")
-    with jn.listen("unix:" + path) as server, dup_of(server) as view:
+    with jn.listen("unix:" + path) as server, stdlib_view(server) as view:
         assert isinstance(server.address, UnixAddress)
         assert os.fsencode(server.address.path) == os.fsencode(view.getsockname())
         assert parse_address(str(server.address)) == server.address
@@ -319,7 +310,7 @@ def test_decode_undecodable_path(short_dir: Path) -> None:
 
 def test_decode_unnamed_peer() -> None:
     name = f"jn-unnamed-{os.getpid()}"
-    with jn.listen(f"unix:@{name}") as server, dup_of(server) as view:
+    with jn.listen(f"unix:@{name}") as server, stdlib_view(server) as view:
         assert server.address == UnixAddress(name, abstract=True)
         assert view.getsockname() == b"\0" + name.encode()
         with socket.socket(socket.AF_UNIX) as client:  # never bound
@@ -328,7 +319,7 @@ def test_decode_unnamed_peer() -> None:
                 assert stream.address == UnixAddress("")
                 assert isinstance(stream.address, UnixAddress) and stream.address.unnamed
                 assert (stream.address.path, stream.address.abstract) == ("", False)
-                with dup_of(stream) as stream_view:
+                with stdlib_view(stream) as stream_view:
                     assert stream_view.getpeername() in ("", b"")  # the stdlib agrees: no name
 
 
@@ -431,5 +422,5 @@ def test_decoded_address_owns_its_encoding() -> None:
     with jn.listen("127.0.0.1:0") as server:
         address = server.address
         assert address.sockaddr is address.sockaddr
-        with dup_of(server) as view:
+        with stdlib_view(server) as view:
             assert field(address.sockaddr, "sockaddr_in", "sin_port") == struct.pack("!H", view.getsockname()[1])
