@@ -31,6 +31,23 @@ struct msghdr {
     ...;
 };
 
+/* Ancillary data (SCM_RIGHTS, SO_PEERCRED, UDP_SEGMENT, IP_PKTINFO...): the layout and
+   the CMSG_* macros are the compiler's, reached through the jn_cmsg_* functions below,
+   so no offset or alignment is computed in Python. */
+struct cmsghdr {
+    size_t cmsg_len;
+    int cmsg_level;
+    int cmsg_type;
+    ...;
+};
+
+struct ucred {
+    int pid;
+    int uid;
+    int gid;
+    ...;
+};
+
 struct mmsghdr {
     struct msghdr msg_hdr;
     unsigned int msg_len;
@@ -67,6 +84,9 @@ static const int MSG_DONTWAIT;
 static const int MSG_PEEK;
 static const int MSG_TRUNC;
 static const int MSG_WAITFORONE;
+static const int MSG_CTRUNC;
+static const int SCM_RIGHTS;
+static const int SO_PASSCRED;
 
 /* Feature flags and portable stand-ins, defined in CUSTOMIZATIONS from what the
    compiler sees. A 0 constant means "this platform has no such thing". */
@@ -78,6 +98,14 @@ static const int JN_HAS_MMSG;
 static const int JN_MSG_NOSIGNAL;
 static const int JN_SO_NOSIGPIPE;
 static const int JN_SO_REUSEPORT;
+/* MSG_CMSG_CLOEXEC (received descriptors close-on-exec from the first instant), 0 without. */
+static const int JN_MSG_CMSG_CLOEXEC;
+/* SO_PEERCRED and SCM_CREDENTIALS (Linux's struct ucred), 0 without. */
+static const int JN_HAS_UCRED;
+static const int JN_SO_PEERCRED;
+static const int JN_SCM_CREDENTIALS;
+/* The kernel's limit of descriptors per SCM_RIGHTS message (SCM_MAX_FD, 253 on Linux). */
+static const int JN_SCM_MAX_FD;
 """
 
 FUNCTIONS = """
@@ -100,6 +128,13 @@ ssize_t sendmsg(int, const struct msghdr *, int);
 ssize_t recvmsg(int, struct msghdr *, int);
 int jn_sendmmsg(int, struct mmsghdr *, unsigned int, int);
 int jn_recvmmsg(int, struct mmsghdr *, unsigned int, int);
+
+/* The CMSG_* macros as functions: pure arithmetic on the caller's buffer, no syscall. */
+size_t jn_cmsg_space(size_t);
+size_t jn_cmsg_len(size_t);
+struct cmsghdr *jn_cmsg_firsthdr(struct msghdr *);
+struct cmsghdr *jn_cmsg_nxthdr(struct msghdr *, struct cmsghdr *);
+unsigned char *jn_cmsg_data(struct cmsghdr *);
 """
 
 CUSTOMIZATIONS = """
@@ -168,6 +203,23 @@ static int jn_recvmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags)
 }
 #else
 static const int JN_HAS_MMSG = 0;
+/* Ancillary data (SCM_RIGHTS, SO_PEERCRED, UDP_SEGMENT, IP_PKTINFO...): the layout and
+   the CMSG_* macros are the compiler's, reached through the jn_cmsg_* functions below,
+   so no offset or alignment is computed in Python. */
+struct cmsghdr {
+    size_t cmsg_len;
+    int cmsg_level;
+    int cmsg_type;
+    ...;
+};
+
+struct ucred {
+    int pid;
+    int uid;
+    int gid;
+    ...;
+};
+
 struct mmsghdr { struct msghdr msg_hdr; unsigned int msg_len; };
 static int jn_sendmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags)
 {
@@ -182,6 +234,38 @@ static int jn_recvmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags)
     return -1;
 }
 #endif
+
+#ifdef MSG_CMSG_CLOEXEC
+static const int JN_MSG_CMSG_CLOEXEC = MSG_CMSG_CLOEXEC;
+#else
+static const int JN_MSG_CMSG_CLOEXEC = 0;
+#endif
+
+#if defined(SO_PEERCRED) && defined(SCM_CREDENTIALS)
+static const int JN_HAS_UCRED = 1;
+static const int JN_SO_PEERCRED = SO_PEERCRED;
+static const int JN_SCM_CREDENTIALS = SCM_CREDENTIALS;
+#else
+static const int JN_HAS_UCRED = 0;
+static const int JN_SO_PEERCRED = 0;
+static const int JN_SCM_CREDENTIALS = 0;
+struct ucred { int pid; int uid; int gid; };
+#endif
+
+/* SCM_MAX_FD lives in a kernel header (include/net/scm.h), not in libc's: Linux has
+   refused more than 253 descriptors per message since 2.6.38; the BSDs take more, so
+   253 is a safe chunk everywhere. */
+#ifdef SCM_MAX_FD
+static const int JN_SCM_MAX_FD = SCM_MAX_FD;
+#else
+static const int JN_SCM_MAX_FD = 253;
+#endif
+
+static size_t jn_cmsg_space(size_t n) { return CMSG_SPACE(n); }
+static size_t jn_cmsg_len(size_t n) { return CMSG_LEN(n); }
+static struct cmsghdr *jn_cmsg_firsthdr(struct msghdr *m) { return CMSG_FIRSTHDR(m); }
+static struct cmsghdr *jn_cmsg_nxthdr(struct msghdr *m, struct cmsghdr *c) { return CMSG_NXTHDR(m, c); }
+static unsigned char *jn_cmsg_data(struct cmsghdr *c) { return CMSG_DATA(c); }
 
 #ifndef SOCK_RDM
 #define SOCK_RDM (-1)
