@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from typing import TYPE_CHECKING
 
 from janus_net import adopt, platform, syscalls
 from janus_net._shim import lib
@@ -29,12 +29,12 @@ from janus_net.address import (
     Address,
     BindAddress,
     FdAddress,
-    Ip6Address,
     UnixAddress,
     as_bind_address,
     reported,
 )
 from janus_net.errors import SocketError
+from janus_net.options import Options, bind_options, listen_options, validate
 from janus_net.socket import Mode, Protocol, Server, Socket
 from janus_net.unixfile import UnixFile, refuses_connections
 
@@ -43,101 +43,7 @@ if TYPE_CHECKING:
     from janus_net.context import Context
 
 
-class _Options(NamedTuple):
-    kind: Literal["listen", "bind"]
-    mode: Mode
-    protocol: int
-    backlog: int
-    reuse_address: bool
-    reuse_port: bool
-    ip6_only: bool | None
-    broadcast: bool
-    file_mode: int | None
-    unlink_stale: bool
-
-
-def _listen_options(
-    backlog: int = 128,
-    reuse_address: bool = True,
-    reuse_port: bool = False,
-    ip6_only: bool | None = None,
-    mode: int | None = None,
-    unlink_stale: bool = False,
-) -> _Options:
-    if (
-        reuse_address is True
-        and reuse_port is False
-        and ip6_only is None
-        and mode is None
-        and unlink_stale is False
-        and backlog == 128
-        and type(backlog) is int
-    ):
-        return _DEFAULT_LISTEN  # the usual call: validated and built once
-    if type(backlog) is not int or not 0 <= backlog <= _C_INT_MAX:
-        raise ValueError(f"backlog must be an int in 0..{_C_INT_MAX}, not {backlog!r}")
-    _check_ip6_only(ip6_only)
-    if mode is not None and (type(mode) is not int or not 0 <= mode <= 0o7777):
-        raise ValueError(f"mode must be file permission bits (0..0o7777), not {mode!r}")
-    return _Options(
-        "listen", Mode.STREAM, 0, backlog, bool(reuse_address), bool(reuse_port), ip6_only, False, mode,
-        bool(unlink_stale),
-    )  # fmt: skip
-
-
-def _bind_options(
-    mode: Mode = Mode.DGRAM,
-    protocol: Protocol | int | None = None,
-    ip6_only: bool | None = None,
-    reuse_address: bool = False,
-    broadcast: bool = False,
-) -> _Options:
-    mode = Mode(mode)
-    proto = 0 if protocol is None else int(protocol)
-    if not 0 <= proto <= _C_INT_MAX:
-        raise ValueError(f"protocol must be an IANA protocol number, not {protocol!r}")
-    _check_ip6_only(ip6_only)
-    return _Options("bind", mode, proto, 0, bool(reuse_address), False, ip6_only, bool(broadcast), None, False)
-
-
-# backlog and protocol are C ints: a larger value would fail in cffi after the socket exists.
-_C_INT_MAX = 2**31 - 1
-_DEFAULT_LISTEN = _Options("listen", Mode.STREAM, 0, 128, True, False, None, False, None, False)
-
-
-def _check_ip6_only(ip6_only: object) -> None:
-    # A truthy string such as "false" must not quietly set IPV6_V6ONLY to 1.
-    if ip6_only is not None and type(ip6_only) is not bool:
-        raise ValueError(f"ip6_only must be None, True or False, not {ip6_only!r}")
-
-
-def _validate(addr: Address, opts: _Options) -> None:
-    """Reject, before any syscall, every option that cannot apply to this address."""
-    text = str(addr)
-    if opts.ip6_only is not None and not isinstance(addr, Ip6Address):
-        raise SocketError.OptionUnsupported(None, "ip6_only applies to IPv6 addresses only", address=text)
-    if opts.ip6_only and isinstance(addr, Ip6Address) and addr.is_ip4_mapped:
-        # The kernel would say EINVAL, which the bind table treats as our bug.
-        raise SocketError.AddressUnavailable(
-            None, "an IPv4-mapped address cannot be bound with ip6_only=True", syscall="bind", address=text
-        )
-    # Two more EINVALs a user can reach with a well-formed IPv6 address (DESIGN §5 *).
-    if isinstance(addr, Ip6Address) and addr.needs_zone and not addr.scope_id:
-        why = f"{addr.ip} exists only on one link: name the interface, as in [{addr.ip}%eth0]:{addr.port}"
-        raise SocketError.AddressUnavailable(None, why, syscall="bind", address=text)
-    if isinstance(addr, Ip6Address) and addr.ip.is_multicast and opts.mode is Mode.STREAM:
-        why = "an IPv6 multicast address cannot be bound by a stream socket"
-        raise SocketError.AddressUnavailable(None, why, syscall="bind", address=text)
-    path_socket = isinstance(addr, UnixAddress) and not addr.abstract
-    if opts.file_mode is not None and not path_socket:
-        raise SocketError.OptionUnsupported(None, "mode applies to unix socket paths only", address=text)
-    if opts.unlink_stale and not path_socket:
-        raise SocketError.OptionUnsupported(None, "unlink_stale applies to unix socket paths only", address=text)
-    if opts.reuse_port and not platform.SO_REUSEPORT:
-        raise SocketError.OptionUnsupported(None, "this platform has no SO_REUSEPORT", address=text)
-
-
-def _set_options(fd: int, addr: Address, opts: _Options, check: syscalls.Checkpoint | None) -> None:
+def _set_options(fd: int, addr: Address, opts: Options, check: syscalls.Checkpoint | None) -> None:
     ip = not isinstance(addr, UnixAddress)
     if opts.reuse_address and ip:
         syscalls.setsockopt_int(fd, lib.SOL_SOCKET, lib.SO_REUSEADDR, 1, check)
@@ -158,7 +64,7 @@ def _set_options(fd: int, addr: Address, opts: _Options, check: syscalls.Checkpo
 def _bind(
     fd: int,
     addr: Address,
-    opts: _Options,
+    opts: Options,
     check: syscalls.Checkpoint | None,
     unix_file: UnixFile | None,
 ) -> None:
@@ -181,11 +87,11 @@ def _bind(
 
 # --- fd://N: adopt an inherited socket instead of making one (janus_net.adopt)
 
-# Options whose parameter name differs from their _Options field.
+# Options whose parameter name differs from their Options field.
 _OPTION_NAMES = {"file_mode": "mode"}
 
 
-def _adopt(target: FdAddress, opts: _Options, ctx: Context | None, capability: NetBind | None) -> Server | Socket:
+def _adopt(target: FdAddress, opts: Options, ctx: Context | None, capability: NetBind | None) -> Server | Socket:
     """Adopt the socket ``target`` names; see `janus_net.adopt` for the steps.
 
     The options describe how to make a socket, and an adopted one is already made:
@@ -193,8 +99,8 @@ def _adopt(target: FdAddress, opts: _Options, ctx: Context | None, capability: N
     (raised before the descriptor is looked at). For ``bind``, ``mode`` and
     ``protocol`` are not settings but what the socket must be: they are checked.
     """
-    default = _listen_options() if opts.kind == "listen" else _bind_options(mode=opts.mode, protocol=opts.protocol)
-    changed = [_OPTION_NAMES.get(f, f) for f in _Options._fields if getattr(opts, f) != getattr(default, f)]
+    default = listen_options() if opts.kind == "listen" else bind_options(mode=opts.mode, protocol=opts.protocol)
+    changed = [_OPTION_NAMES.get(f, f) for f in Options._fields if getattr(opts, f) != getattr(default, f)]
     if changed:
         raise SocketError.OptionUnsupported(
             None,
@@ -207,14 +113,14 @@ def _adopt(target: FdAddress, opts: _Options, ctx: Context | None, capability: N
 
 def _open(
     address: str | BindAddress,
-    opts: _Options,
+    opts: Options,
     ctx: Context | None = None,
     capability: NetBind | None = None,
 ) -> Server | Socket:
     addr = as_bind_address(address)
     if isinstance(addr, FdAddress):
         return _adopt(addr, opts, ctx, capability)  # its capability gate needs the socket's real address
-    _validate(addr, opts)
+    validate(addr, opts)
     if capability is not None:
         capability.authorize(addr)  # audits check_bind_address; raises CapabilityDenied
     sys.audit("janus_net.bind", str(addr), None if capability is None else capability.id)
@@ -294,7 +200,7 @@ def listen(
     ...     server.address.port > 0
     True
     """
-    opts = _listen_options(backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale)
+    opts = listen_options(backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale)
     return _open(address, opts)  # type: ignore[return-value]
 
 
@@ -308,7 +214,7 @@ def bind(
     broadcast: bool = False,
 ) -> Socket:
     """Create a bound socket (datagram by default) on ``address`` (:core profile)."""
-    opts = _bind_options(mode, protocol, ip6_only, reuse_address, broadcast)
+    opts = bind_options(mode, protocol, ip6_only, reuse_address, broadcast)
     return _open(address, opts)  # type: ignore[return-value]
 
 
@@ -332,7 +238,7 @@ def listen_with_context(
     checkpoint, and nothing is left behind: no fd, no unix socket file, no bound port.
     """
     _require_context(ctx)
-    opts = _listen_options(backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale)
+    opts = listen_options(backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale)
     return _open(address, opts, ctx)  # type: ignore[return-value]
 
 
@@ -348,7 +254,7 @@ def bind_with_context(
 ) -> Socket:
     """`bind`, with ``ctx.check()`` at the first four checkpoints (a bound socket has no listen step)."""
     _require_context(ctx)
-    opts = _bind_options(mode, protocol, ip6_only, reuse_address, broadcast)
+    opts = bind_options(mode, protocol, ip6_only, reuse_address, broadcast)
     return _open(address, opts, ctx)  # type: ignore[return-value]
 
 
@@ -375,7 +281,7 @@ def listen_with_capability(
     with the port actually bound once the OS bind has succeeded.
     """
     _require_capability(cap)
-    opts = _listen_options(backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale)
+    opts = listen_options(backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale)
     return _open(address, opts, ctx, cap)  # type: ignore[return-value]
 
 
@@ -392,7 +298,7 @@ def bind_with_capability(
 ) -> Socket:
     """`bind`, gated and audited by the capability as `listen_with_capability` is."""
     _require_capability(cap)
-    opts = _bind_options(mode, protocol, ip6_only, reuse_address, broadcast)
+    opts = bind_options(mode, protocol, ip6_only, reuse_address, broadcast)
     return _open(address, opts, ctx, cap)  # type: ignore[return-value]
 
 
