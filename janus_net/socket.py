@@ -18,15 +18,13 @@ from __future__ import annotations
 import enum
 import errno
 import itertools
-import math
 import operator
 import socket as _stdsocket
-import struct
 import sys
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from janus_net import platform, syscalls
 from janus_net._shim import ffi, lib
@@ -40,29 +38,36 @@ from janus_net.address import (
     from_sockaddr,
     from_sockaddr_cached,
 )
+from janus_net.batch import (
+    _BATCH_MAX,
+    _SEQUENCES,
+    _SOCKADDR_IN_SIZE,
+    _USE_MMSG,
+    _batch_capacity,
+    _ReceiveBatch,
+    _SendBatch,
+)
+from janus_net.descriptor import Descriptor
 from janus_net.errors import SocketError
+from janus_net.scratch import (
+    _IP4_KEY_OK,
+    _PEER_FAMILIES,
+    _SA_FAMILY_END,
+    _SOCKADDR_STORAGE_SIZE,
+    _STORAGE_P,
+    _UNNAMED_UNIX,
+    Buffer,
+    _Pool,
+    _Scratch,
+    _uncleared,
+)
+from janus_net.waiting import _wait_for
 
 if TYPE_CHECKING:
     from janus_net.context import Context
     from janus_net.unixfile import UnixFile
 
 _T = TypeVar("_T")
-
-#: Anything with the buffer protocol (bytes, bytearray, memoryview, array...).
-Buffer = bytes | bytearray | memoryview
-
-_SOCKADDR_STORAGE_SIZE = ffi.sizeof("struct sockaddr_storage")
-_STORAGE_P = ffi.typeof("struct sockaddr_storage *")
-_SOCKADDR_P = ffi.typeof("struct sockaddr *")
-_SOCKLEN_P = ffi.typeof("socklen_t *")
-# Where sa_family ends in a sockaddr: a shorter one from accept has no family to read.
-_SA_FAMILY_END = ffi.offsetof("struct sockaddr", "sa_family") + ffi.sizeof("sa_family_t")
-_PEER_FAMILIES = frozenset({lib.AF_INET, lib.AF_INET6, lib.AF_UNIX})
-# Receive buffers are filled by the kernel before they are read; clearing them first
-# would only cost a memset of up to 64 KiB per call.
-_uncleared = ffi.new_allocator(should_clear_after_alloc=False)
-#: The source of a datagram from an unbound unix socket (the kernel gives length 0).
-_UNNAMED_UNIX = UnixAddress("")
 
 
 class Mode(enum.IntEnum):
@@ -116,70 +121,6 @@ class Protocol(enum.IntEnum):
     ETHERNET = 143
     RAW = 255
     MPTCP = 262
-
-
-class Descriptor:
-    """Owns one fd: hands it out to calls, and closes it once no call is using it.
-
-    Lock-free on the hot path: ``list.append``/``list.pop`` are atomic under the GIL.
-    A call registers itself *before* checking for closure and ``close`` marks closure
-    *before* counting calls, so either the call sees the closure or ``close`` sees
-    the call; whoever is last out closes the fd, claimed once through ``_close_token``.
-    """
-
-    __slots__ = ("_close_token", "_inflight", "closing", "fd")
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self.closing = False
-        self._inflight: list[None] = []
-        self._close_token: list[None] = [None]
-
-    def acquire(self, syscall: syscalls.Syscall, address: object = None) -> int:
-        """The fd for one call; a closed descriptor gives that syscall's EBADF error."""
-        self._inflight.append(None)
-        if self.closing:
-            self.release()
-            raise syscall.error(errno.EBADF, address)
-        return self.fd
-
-    def release(self) -> None:
-        self._inflight.pop()
-        if self.closing and not self._inflight:
-            self._close_now()
-
-    def close(self) -> bool:
-        """Close now, or (a call is in flight) shut down now and close when it returns.
-
-        Returns False if the descriptor was already closed.
-        """
-        if self.closing:
-            return False
-        self.closing = True
-        if self._inflight:
-            try:
-                syscalls.shutdown(self.fd, lib.SHUT_RDWR)
-            except SocketError:
-                pass  # unconnected sockets say ENOTCONN but are woken all the same
-            if self._inflight:
-                return True
-        self._close_now()
-        return True
-
-    def detach(self) -> int:
-        """Give the fd away without closing it."""
-        if self._inflight:
-            raise SocketError.Unexpected(None, "cannot hand over a socket while a call is using it")
-        self.closing = True
-        self._close_token.clear()
-        return self.fd
-
-    def _close_now(self) -> None:
-        try:
-            self._close_token.pop()
-        except IndexError:
-            return  # someone else closed it
-        syscalls.close(self.fd)
 
 
 class _PendingPeer:
@@ -497,73 +438,11 @@ class Stream(_Owner):
         return self
 
 
-class _Pool(Generic[_T]):
-    """At most one idle object (scratch memory, batch arrays) kept for the next call.
-
-    Lock-free: ``list.pop`` and ``list.append`` are atomic under the GIL, so two
-    threads never share an object: the second finds the pool empty and makes its
-    own, and when both give theirs back only one is kept.
-    """
-
-    __slots__ = ("_idle",)
-
-    def __init__(self) -> None:
-        self._idle: list[_T] = []
-
-    def take(self) -> _T | None:
-        """The idle object, or None: the caller makes a fresh one."""
-        try:
-            return self._idle.pop()
-        except IndexError:
-            return None
-
-    def give(self, item: _T) -> None:
-        """Keep ``item`` for the next call, unless another one is already kept."""
-        if not self._idle:
-            self._idle.append(item)
-
-
-class _Scratch:
-    """What one ``receive`` needs besides the caller's data: reused, one caller at a time.
-
-    The source sockaddr_storage and its length (value-result: reset before each
-    call), and a data buffer for ``receive`` that grows to the largest ``size``
-    asked, up to `_SCRATCH_KEEP` bytes (a larger receive gets a one-off buffer).
-    ``words`` reads the storage as 8-byte words: for an IPv4 source the first word
-    identifies it (see `_ReceiveBatch.collect`), a key for `DECODED_SOURCES` that
-    costs no bytes object. A Socket keeps one idle `_Scratch`; a caller takes it out
-    of the pool (atomic ``list.pop``), so concurrent callers never share one.
-    """
-
-    __slots__ = ("buf", "capacity", "length", "sa", "storage", "words")
-
-    def __init__(self) -> None:
-        self.storage = _uncleared(_STORAGE_P)
-        self.sa = ffi.cast(_SOCKADDR_P, self.storage)
-        self.length = ffi.new(_SOCKLEN_P)
-        self.words = memoryview(ffi.buffer(self.storage)).cast("Q") if _IP4_KEY_OK else None
-        self.buf: Any = None
-        self.capacity = -1
-
-    def buffer(self, size: int) -> Any:
-        """A buffer of at least ``size`` bytes: this scratch's own when it may keep one that big."""
-        if type(size) is not int or not 0 <= size <= _SCRATCH_KEEP:
-            return _uncleared("char[]", size)  # and cffi's own error for a bad size
-        if size > self.capacity:
-            self.buf = _uncleared("char[]", size)
-            self.capacity = size
-        return self.buf
-
-
 _SEND = syscalls.SEND
 _RECEIVE = syscalls.RECEIVE
 _MSG_NOSIGNAL = platform.MSG_NOSIGNAL
 # The address classes `as_address` passes through unchanged: checked by exact type.
 _ADDRESS_TYPES = frozenset({Ip4Address, Ip6Address, UnixAddress})
-
-# A receive buffer up to this size is kept by the Socket for the next receive
-# (65536 is receive()'s default size).
-_SCRATCH_KEEP = 65536
 
 
 class Socket(_Bound):
@@ -843,361 +722,6 @@ class Socket(_Bound):
 
     def __enter__(self) -> Socket:
         return self
-
-
-# --- Batched datagram I/O (sendmmsg / recvmmsg)
-
-#: Datagrams per sendmmsg/recvmmsg call: Linux caps a call at UIO_MAXIOV (1024)
-#: messages; larger requests are served by several calls.
-_BATCH_MAX = 1024
-# A send batch for an iterator of unknown length starts this big and grows on demand.
-_BATCH_DEFAULT = 64
-_MMSGHDR_SIZE = ffi.sizeof("struct mmsghdr")
-# recvmmsg's results (each message's length and source length) are read in one go
-# through a view of the header array as unsigned ints; that needs these C types to
-# be 4 bytes, as they are on every platform with recvmmsg. Otherwise: the loop path.
-_WORD = struct.calcsize("I")
-_USE_MMSG = (
-    platform.HAS_MMSG
-    and _WORD == 4
-    and ffi.sizeof("socklen_t") == _WORD
-    and ffi.sizeof("unsigned int") == _WORD
-    and _MMSGHDR_SIZE % _WORD == 0
-)
-_MSG_LEN_WORD = ffi.offsetof("struct mmsghdr", "msg_len") // _WORD
-_MSG_NAMELEN_WORD = (ffi.offsetof("struct mmsghdr", "msg_hdr") + ffi.offsetof("struct msghdr", "msg_namelen")) // _WORD
-_MMSGHDR_WORDS = _MMSGHDR_SIZE // _WORD
-# Message containers send_many slices into batches instead of iterating.
-_SEQUENCES = frozenset({list, tuple})
-# Data types the send fast path joins directly (len() is their byte count).
-_JOINABLE = frozenset({bytes, bytearray})
-_SOCKADDR_IN_SIZE = ffi.sizeof("struct sockaddr_in")
-_STORAGE_QWORDS = _SOCKADDR_STORAGE_SIZE // 8
-# An IPv4 source can be keyed by its first 8 bytes when they cover the address.
-_IP4_KEY_OK = (
-    struct.calcsize("Q") == 8
-    and _SOCKADDR_STORAGE_SIZE % 8 == 0
-    and ffi.offsetof("struct sockaddr_in", "sin_addr") + 4 <= 8
-)
-# A batch's payloads are copied into a staging buffer the batch keeps, up to this
-# many bytes; a bigger batch is sent from a one-off buffer instead.
-_STAGING_KEEP = 256 * 1024
-
-
-def _batch_capacity(messages: object) -> int:
-    """Slots for a send: the message count when it is known, capped at `_BATCH_MAX`."""
-    try:
-        known = len(messages)  # type: ignore[arg-type]
-    except TypeError:
-        return _BATCH_DEFAULT
-    return max(1, min(known, _BATCH_MAX))
-
-
-class _SendBatch:
-    """Reused ``struct mmsghdr[]`` + ``struct iovec[]`` for sendmmsg, and a staging buffer.
-
-    Each header's msg_iov points at its own iovec once and for all. What changes
-    per call is written only where it changed since the last call, because each
-    field write from Python costs about as much as the kernel's per-datagram work
-    we are trying to save:
-
-    * destinations: msg_name/msg_namelen point at the address's own encoded
-      sockaddr (``encodings`` keeps it alive); a slot is rewritten only when its
-      destination differs from last time, so a stream of batches to one peer
-      writes no header at all after the first;
-    * data: the payloads are joined (one C-level copy) into a staging buffer this
-      batch keeps, and the iovecs point into it; they are rewritten only when the
-      sequence of lengths changes. Batches too big to keep a copy of
-      (`_STAGING_KEEP`) point at a one-off joined buffer instead.
-
-    Anything the fast path does not cover (an item that is not a 2-tuple, data that
-    is not bytes/bytearray) goes through `_fill_each`, one item at a time, which
-    also places an error exactly after the items before it.
-    """
-
-    __slots__ = (
-        "buffers", "capacity", "encodings", "headers", "iov", "layout", "msgs", "staging", "targets", "uniform",
-        "uniform_count", "vectors",
-    )  # fmt: skip
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.msgs = ffi.new("struct mmsghdr[]", capacity)
-        self.iov = ffi.new("struct iovec[]", capacity)
-        self.headers = [self.msgs[i].msg_hdr for i in range(capacity)]
-        self.vectors = [self.iov[i] for i in range(capacity)]
-        for i, header in enumerate(self.headers):
-            header.msg_iov = self.iov + i
-            header.msg_iovlen = 1
-        self.encodings: list[Any] = [None] * capacity
-        self.targets: list[Any] = [None] * capacity
-        # The sockaddr that slots [0, uniform_count) all point at, if any: a batch to
-        # one destination that fits there needs no look at the slots at all.
-        self.uniform: Any = None
-        self.uniform_count = 0
-        # What pins the data of the current call (caller buffers, a one-off join).
-        self.buffers: list[Any] = []
-        self.staging: Any = _uncleared("char[]", 0)
-        # The lengths the iovecs currently describe, in staging order ([] = unknown).
-        self.layout: list[int] = []
-
-    def fill(self, items: Sequence[tuple[str | Address, Buffer]]) -> tuple[int, Exception | None]:
-        """Describe ``items`` (at most ``capacity``); returns (slots filled, what stopped it early)."""
-        if not items:
-            return 0, None
-        try:
-            dests, datas = zip(*items, strict=True)
-        except (TypeError, ValueError):
-            return self._fill_each(items)
-        if not _JOINABLE.issuperset(map(type, datas)):
-            return self._fill_each(items)
-        filled, failure = self._set_destinations(dests)
-        if filled < len(datas):
-            datas = datas[:filled]
-        self._set_data(datas)
-        return filled, failure
-
-    def _set_destinations(self, dests: tuple[str | Address, ...]) -> tuple[int, Exception | None]:
-        encodings = self.encodings
-        first = dests[0]
-        if all(map(operator.is_, dests, itertools.repeat(first))):
-            # One destination for the whole batch: the usual case, checked in C.
-            try:
-                target = as_address(first)
-            except SocketError as failure:
-                return 0, failure
-            encoded = target.sockaddr
-            count = len(dests)
-            if encoded is not self.uniform or count > self.uniform_count:
-                for slot in range(count):
-                    if encodings[slot] is not encoded:
-                        self._set_destination(slot, target, encoded)
-                self.uniform = encoded
-                self.uniform_count = count
-            return count, None
-        last: object = None
-        for slot, dest in enumerate(dests):
-            if dest is not last:
-                try:
-                    target = as_address(dest)
-                except SocketError as failure:
-                    return slot, failure
-                encoded = target.sockaddr
-                last = dest
-            if encodings[slot] is not encoded:
-                self._set_destination(slot, target, encoded)
-        return len(dests), None
-
-    def _set_destination(self, slot: int, target: Address, encoded: Any) -> None:
-        header = self.headers[slot]
-        header.msg_name = encoded.pointer
-        header.msg_namelen = encoded.length
-        self.encodings[slot] = encoded
-        self.targets[slot] = target
-        self.uniform = None
-
-    def _set_data(self, datas: tuple[Buffer, ...]) -> None:
-        joined = b"".join(datas)
-        lengths = list(map(len, datas))  # bytes and bytearray: len is the byte count
-        if len(joined) > _STAGING_KEEP:
-            base = ffi.from_buffer(joined)
-            self.buffers.append(base)
-            self.layout = []  # the iovecs now point at memory that will not be there next time
-        else:
-            if len(joined) > len(self.staging):
-                self.staging = _uncleared("char[]", max(len(joined), 2 * len(self.staging)))
-                self.layout = []
-            base = self.staging
-            ffi.memmove(base, joined, len(joined))
-            layout = self.layout
-            if layout == lengths or layout[: len(lengths)] == lengths:
-                return
-            self.layout = lengths
-        offset = 0
-        for vector, length in zip(self.vectors, lengths, strict=False):  # more slots than messages
-            vector.iov_base = base + offset
-            vector.iov_len = length
-            offset += length
-
-    def _fill_each(self, items: Sequence[Any]) -> tuple[int, Exception | None]:
-        """The general path: each item unpacked, addressed and pinned on its own."""
-        vectors = self.vectors
-        self.layout = []
-        filled = 0
-        last: object = None
-        try:
-            for dest, data in items:
-                if dest is not last:
-                    target = as_address(dest)
-                    encoded = target.sockaddr
-                    last = dest
-                if self.encodings[filled] is not encoded:
-                    self._set_destination(filled, target, encoded)
-                view = ffi.from_buffer(data)
-                self.buffers.append(view)
-                vector = vectors[filled]
-                vector.iov_base = view
-                vector.iov_len = len(view)
-                filled += 1
-        except Exception as failure:  # a bad address or item; the ones before it still go
-            return filled, failure
-        return filled, None
-
-    def drop_buffers(self) -> None:
-        """Unpin the call's buffers (a pinned bytearray could not be resized)."""
-        self.buffers.clear()
-
-
-class _ReceiveBatch:
-    """Reused ``struct mmsghdr[]``, iovecs, source sockaddrs and one data buffer for recvmmsg.
-
-    Slot ``i`` receives into bytes ``[i*size, (i+1)*size)`` of the buffer and its
-    source into sockaddr_storage ``i``. The kernel overwrites msg_namelen, msg_flags
-    and msg_len, so before each call the headers are restored from a pristine copy
-    with one memmove instead of one field write per slot; after it, every length is
-    read at once through an unsigned-int view of the headers. The per-datagram work
-    left is what the result is made of: a bytes object, and the source looked up by
-    its raw sockaddr bytes in `DECODED_SOURCES`.
-    """
-
-    __slots__ = (
-        "buf", "capacity", "cut", "cut_lengths", "cuts", "data", "iov", "ip4", "msgs", "name_words", "names",
-        "pristine", "raw_names", "size", "words",
-    )  # fmt: skip
-
-    def __init__(self, capacity: int, size: int, ip4: bool) -> None:
-        self.capacity = capacity
-        self.size = size
-        # Sources of an IPv4 socket are keyed by an int, not by bytes (see collect).
-        self.ip4 = ip4 and _IP4_KEY_OK
-        self.msgs = ffi.new("struct mmsghdr[]", capacity)
-        self.iov = ffi.new("struct iovec[]", capacity)
-        self.names = _uncleared("struct sockaddr_storage[]", capacity)
-        self.buf = _uncleared("char[]", capacity * size)
-        for i in range(capacity):
-            header = self.msgs[i].msg_hdr
-            header.msg_name = self.names + i
-            header.msg_namelen = _SOCKADDR_STORAGE_SIZE
-            header.msg_iov = self.iov + i
-            header.msg_iovlen = 1
-            vector = self.iov[i]
-            vector.iov_base = self.buf + i * size
-            vector.iov_len = size
-        self.pristine = ffi.buffer(self.msgs)[:]
-        self.words = memoryview(ffi.buffer(self.msgs)).cast("I")
-        self.data = ffi.buffer(self.buf)
-        self.raw_names = ffi.buffer(self.names)
-        self.name_words = memoryview(self.raw_names).cast("Q")
-        # ``cut(cuts[i])`` is datagram i as bytes; ``cuts`` are slices of the data
-        # buffer for the lengths in ``cut_lengths``, rebuilt only when those change.
-        self.cut = self.data.__getitem__
-        self.cuts: list[slice] = []
-        self.cut_lengths: list[int] = []
-
-    def reset(self, count: int) -> None:
-        ffi.memmove(self.msgs, self.pristine, count * _MMSGHDR_SIZE)
-
-    def collect(self, got: int, out: list[tuple[bytes, Address]]) -> None:
-        """Append the first ``got`` datagrams and their sources to ``out``."""
-        words = self.words
-        end = got * _MMSGHDR_WORDS
-        lengths = words[_MSG_LEN_WORD:end:_MMSGHDR_WORDS].tolist()
-        name_lengths = words[_MSG_NAMELEN_WORD:end:_MMSGHDR_WORDS].tolist()
-        if lengths != self.cut_lengths:
-            # Datagrams of the same lengths as last time (a steady stream) reuse the
-            # slices; otherwise they are made in C, with no Python step per datagram.
-            size = self.size
-            starts = range(0, got * size, size) if size else [0] * got  # read twice below
-            self.cuts = list(map(slice, starts, map(operator.add, starts, lengths)))
-            self.cut_lengths = lengths
-        payloads = map(self.cut, self.cuts)
-        keys: list[Any]
-        if self.ip4 and name_lengths.count(_SOCKADDR_IN_SIZE) == got:
-            # The first 8 bytes of a sockaddr_in hold everything that identifies it
-            # (family, port, address; the rest is sin_zero, which the kernel zeroes):
-            # read them for every slot at once as ints, instead of one bytes per slot.
-            keys = self.name_words[0 : got * _STORAGE_QWORDS : _STORAGE_QWORDS].tolist()
-            first = keys[0]
-            if keys.count(first) == got:
-                # One peer sent the whole batch (compared in C): one lookup for all.
-                source = DECODED_SOURCES.get(first) or self._decode(0, _SOCKADDR_IN_SIZE, first)
-                out.extend(zip(payloads, itertools.repeat(source, got), strict=True))
-                return
-        else:
-            raw_names = self.raw_names
-            name_starts = range(0, got * _SOCKADDR_STORAGE_SIZE, _SOCKADDR_STORAGE_SIZE)
-            keys = [raw_names[start : start + length] for start, length in zip(name_starts, name_lengths, strict=True)]
-        sources: list[Any] = list(map(DECODED_SOURCES.get, keys))
-        if not all(sources):  # addresses are always true; None marks a peer not seen yet
-            for slot, source in enumerate(sources):
-                if source is None:
-                    sources[slot] = self._decode(slot, name_lengths[slot], keys[slot])
-        out.extend(zip(payloads, sources, strict=True))
-
-    def _decode(self, slot: int, length: int, key: bytes | int) -> Address:
-        if length == 0:
-            return _UNNAMED_UNIX  # an unbound unix sender: the kernel writes no address
-        return from_sockaddr_cached(self.names + slot, length, key)
-
-
-class _PollInterrupted(Exception):
-    """Raised by `_wait_for`'s EINTR checkpoint so that the loop recomputes its timeout."""
-
-
-def _poll_interrupted() -> None:
-    raise _PollInterrupted
-
-
-# poll takes an int of milliseconds; a longer wait is cut into pieces by the loop.
-_MAX_POLL_MS = 2**31 - 1
-
-
-def _wait_for(ctx: Context, fd: int, attempt: Callable[[], int], hangup: Callable[[], int] | None = None) -> int:
-    """Try a non-blocking call; while it would block, wait for the fd or the context.
-
-    The loop is ``check -> attempt -> poll`` and never ``poll -> blocking call``:
-    poll saying "readable" is only a hint when other threads read the same socket
-    (one of them may take the connection or datagram first), so every wakeup is
-    followed by another *non-blocking* attempt, and a thread that loses the race
-    simply waits again. The poll watches the socket and the context's wake fd, with
-    the time left until the deadline (rounded up, so an early wakeup cannot spin);
-    ``ctx.check()`` at the top of each turn turns a cancel or an expired deadline
-    into `SocketError.Timeout`. A signal (EINTR) also goes back to the top, so the
-    timeout is recomputed and a deadline is never overshot by a retry.
-
-    A socket that was shut down (``close()`` or ``shutdown()`` from another thread)
-    polls as POLLHUP forever, yet some non-blocking calls still say EAGAIN there
-    (recv on a datagram socket, accept on a unix listener), where the blocking call
-    would return at once. Waiting again would spin, so after a POLLHUP the call is
-    answered by ``hangup()`` -- the blocking call's answer -- or, without one, by 0
-    (end of stream, the answer of every receive flavour).
-    """
-    pollfds: Any = None
-    hung_up = False
-    while True:
-        ctx.check()
-        rc = attempt()
-        if rc != syscalls.WOULD_BLOCK:
-            return rc
-        if hung_up:
-            return 0 if hangup is None else hangup()
-        if pollfds is None:
-            # Made only now: a call that never waits never creates the wake fd.
-            pollfds = ffi.new("struct pollfd[2]")
-            pollfds[0].fd = fd
-            pollfds[0].events = lib.POLLIN
-            pollfds[1].fd = ctx._wake_fd()
-            pollfds[1].events = lib.POLLIN
-        remaining = ctx.remaining()
-        if remaining is None or remaining >= _MAX_POLL_MS / 1000:
-            timeout_ms = -1 if remaining is None or math.isinf(remaining) else _MAX_POLL_MS
-        else:
-            timeout_ms = math.ceil(remaining * 1000)
-        try:
-            syscalls.poll(pollfds, 2, timeout_ms, _poll_interrupted)
-        except _PollInterrupted:
-            continue
-        hung_up = bool(pollfds[0].revents & lib.POLLHUP)
 
 
 __all__ = ["Mode", "Protocol", "Server", "Socket", "Stream", "UnixAddress"]

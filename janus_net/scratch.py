@@ -1,0 +1,99 @@
+"""Reused per-call memory: the sockaddr, length and buffer a receive or accept fills, kept for the next call."""
+
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from janus_net._shim import ffi, lib
+from janus_net.address import (
+    UnixAddress,
+)
+
+if TYPE_CHECKING:
+    pass
+
+_T = TypeVar("_T")
+
+#: Anything with the buffer protocol (bytes, bytearray, memoryview, array...).
+Buffer = bytes | bytearray | memoryview
+
+_SOCKADDR_STORAGE_SIZE = ffi.sizeof("struct sockaddr_storage")
+_STORAGE_P = ffi.typeof("struct sockaddr_storage *")
+_SOCKADDR_P = ffi.typeof("struct sockaddr *")
+_SOCKLEN_P = ffi.typeof("socklen_t *")
+# Where sa_family ends in a sockaddr: a shorter one from accept has no family to read.
+_SA_FAMILY_END = ffi.offsetof("struct sockaddr", "sa_family") + ffi.sizeof("sa_family_t")
+_PEER_FAMILIES = frozenset({lib.AF_INET, lib.AF_INET6, lib.AF_UNIX})
+# Receive buffers are filled by the kernel before they are read; clearing them first
+# would only cost a memset of up to 64 KiB per call.
+_uncleared = ffi.new_allocator(should_clear_after_alloc=False)
+#: The source of a datagram from an unbound unix socket (the kernel gives length 0).
+_UNNAMED_UNIX = UnixAddress("")
+# An IPv4 source can be keyed by its first 8 bytes when they cover the address.
+_IP4_KEY_OK = (
+    struct.calcsize("Q") == 8
+    and _SOCKADDR_STORAGE_SIZE % 8 == 0
+    and ffi.offsetof("struct sockaddr_in", "sin_addr") + 4 <= 8
+)
+# A receive buffer up to this size is kept by the Socket for the next receive
+# (65536 is receive()'s default size).
+_SCRATCH_KEEP = 65536
+
+
+class _Pool(Generic[_T]):
+    """At most one idle object (scratch memory, batch arrays) kept for the next call.
+
+    Lock-free: ``list.pop`` and ``list.append`` are atomic under the GIL, so two
+    threads never share an object: the second finds the pool empty and makes its
+    own, and when both give theirs back only one is kept.
+    """
+
+    __slots__ = ("_idle",)
+
+    def __init__(self) -> None:
+        self._idle: list[_T] = []
+
+    def take(self) -> _T | None:
+        """The idle object, or None: the caller makes a fresh one."""
+        try:
+            return self._idle.pop()
+        except IndexError:
+            return None
+
+    def give(self, item: _T) -> None:
+        """Keep ``item`` for the next call, unless another one is already kept."""
+        if not self._idle:
+            self._idle.append(item)
+
+
+class _Scratch:
+    """What one ``receive`` needs besides the caller's data: reused, one caller at a time.
+
+    The source sockaddr_storage and its length (value-result: reset before each
+    call), and a data buffer for ``receive`` that grows to the largest ``size``
+    asked, up to `_SCRATCH_KEEP` bytes (a larger receive gets a one-off buffer).
+    ``words`` reads the storage as 8-byte words: for an IPv4 source the first word
+    identifies it (see `_ReceiveBatch.collect`), a key for `DECODED_SOURCES` that
+    costs no bytes object. A Socket keeps one idle `_Scratch`; a caller takes it out
+    of the pool (atomic ``list.pop``), so concurrent callers never share one.
+    """
+
+    __slots__ = ("buf", "capacity", "length", "sa", "storage", "words")
+
+    def __init__(self) -> None:
+        self.storage = _uncleared(_STORAGE_P)
+        self.sa = ffi.cast(_SOCKADDR_P, self.storage)
+        self.length = ffi.new(_SOCKLEN_P)
+        self.words = memoryview(ffi.buffer(self.storage)).cast("Q") if _IP4_KEY_OK else None
+        self.buf: Any = None
+        self.capacity = -1
+
+    def buffer(self, size: int) -> Any:
+        """A buffer of at least ``size`` bytes: this scratch's own when it may keep one that big."""
+        if type(size) is not int or not 0 <= size <= _SCRATCH_KEEP:
+            return _uncleared("char[]", size)  # and cffi's own error for a bad size
+        if size > self.capacity:
+            self.buf = _uncleared("char[]", size)
+            self.capacity = size
+        return self.buf
