@@ -30,9 +30,13 @@ def _debug_from_environment() -> bool:
 DEBUG: bool = _debug_from_environment()
 
 
+# Where two names share a number, the one the syscall man pages use (Linux: ENOTSUP is EOPNOTSUPP).
+_PREFERRED_NAMES = {_errno.EOPNOTSUPP: "EOPNOTSUPP", _errno.EAGAIN: "EAGAIN"}
+
+
 def errno_name(number: int) -> str:
     """The symbolic name of an errno (``EBADF``), or ``errno 1234`` if it has none."""
-    return _errno.errorcode.get(number, f"errno {number}")
+    return _PREFERRED_NAMES.get(number) or _errno.errorcode.get(number, f"errno {number}")
 
 
 class SocketError(OSError):
