@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 from janus_net import platform, sockaddr
 from janus_net._shim import ffi, lib
 from janus_net.errors import SocketError
-from janus_net.escaping import for_people
+from janus_net.escaping import for_people as for_people  # re-exported: the one escape for text for people
 
 _ASCII_DIGITS = frozenset("0123456789")
 _MAX_SCOPE_ID = 2**32 - 1
@@ -398,6 +398,7 @@ def _other_family(target: Address, family: int) -> SocketError:
         None, f"{sender} socket cannot send to {_FAMILY_NAMES[target.family]} address", syscall="send",
         address=str(target),
     )  # fmt: skip
+
 
 IpAddress = Ip4Address | Ip6Address
 

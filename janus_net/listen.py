@@ -304,7 +304,7 @@ def bind_with_capability(
 
 def _require_context(ctx: object) -> None:
     """A `Context` (or subclass) is required: anything else is a TypeError before any syscall."""
-    from janus_net.context import Context  # noqa: PLC0415 - at call time keeps listen's imports as they are
+    from janus_net.context import Context  # here, not at the top: listen.py imports these for types only
 
     # Without this, None would silently turn the :service profile into :core, and any
     # other object would fail with an AttributeError halfway through.
@@ -316,7 +316,7 @@ def _require_context(ctx: object) -> None:
 
 def _require_capability(cap: object) -> None:
     """A `NetBind` (or subclass) is required: anything else is a TypeError before any syscall."""
-    from janus_net.capability import NetBind  # noqa: PLC0415 - at call time keeps listen's imports as they are
+    from janus_net.capability import NetBind  # here, not at the top: listen.py imports these for types only
 
     if cap is None:
         raise TypeError("a capability is required here; use listen()/bind() to run without one")

@@ -118,7 +118,7 @@ def bind_options(
         if number not in _MODES:
             raise ValueError(f"mode must be a janus_net.Mode ({', '.join(m.name for m in Mode)}), not {mode!r}")
         mode = Mode(number)
-    proto = 0 if protocol is None else _integer("protocol", protocol, 0, _C_INT_MAX, f"protocol number in 0..{_C_INT_MAX}")
+    proto = 0 if protocol is None else _integer("protocol", protocol, 0, _C_INT_MAX, f"in 0..{_C_INT_MAX}")
     _check_ip6_only(ip6_only)
     return Options(
         "bind", mode, proto, 0, _flag("reuse_address", reuse_address), False, ip6_only,

@@ -466,7 +466,7 @@ class Socket(_Bound):
         # the retry loop themselves, without a typed wrapper's frame in between.
         # An address value passes as is (a type check, not as_address's call); text is parsed.
         target: Address = dest if type(dest) in _ADDRESS_TYPES else as_address(dest)  # type: ignore[assignment]
-        encoded = target.destination(self._address.family)  # port 0, another family: refused before the syscall
+        encoded = target.destination(self._address.family)  # type: ignore[union-attr]  # refuses port 0 first
         if type(data) is bytes:
             view: Any = data  # cffi passes bytes to a const void * as is
         else:
