@@ -49,6 +49,7 @@ from janus_net.batch import (
 )
 from janus_net.descriptor import Descriptor
 from janus_net.errors import SocketError
+from janus_net.escaping import for_people
 from janus_net.scratch import (
     _IP4_KEY_OK,
     _PEER_FAMILIES,
@@ -211,7 +212,7 @@ class _Owner:
 
     def __repr__(self) -> str:
         state = "closed" if self._descriptor.closing else f"fd={self._descriptor.fd}"
-        return f"<janus_net.{type(self).__name__} {self._address} {state}>"
+        return f"<janus_net.{type(self).__name__} {for_people(str(self._address))} {state}>"
 
 
 # BSD-derived kernels give an accepted socket the listener's O_NONBLOCK; Linux does not.

@@ -115,3 +115,8 @@ def test_cli_error_line_escapes(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
     assert len(done.stderr.splitlines()) == 1
+
+
+def test_socket_repr_escapes_its_address() -> None:
+    with jn.bind("unix:@janus-tables\nrepr\x1b[2K") as sock:
+        assert _one_safe_line(repr(sock)) and "janus-tables\\nrepr\\x1b[2K" in repr(sock)
