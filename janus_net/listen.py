@@ -280,7 +280,7 @@ def listen_with_capability(
     An allowed bind writes ``check_bind_address/allowed``, and ``bind_socket/allowed``
     with the port actually bound once the OS bind has succeeded.
     """
-    _require_capability(cap)
+    _require_capability(cap, ctx)
     opts = listen_options(backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale)
     return _open(address, opts, ctx, cap)  # type: ignore[return-value]
 
@@ -297,7 +297,7 @@ def bind_with_capability(
     broadcast: bool = False,
 ) -> Socket:
     """`bind`, gated and audited by the capability as `listen_with_capability` is."""
-    _require_capability(cap)
+    _require_capability(cap, ctx)
     opts = bind_options(mode, protocol, ip6_only, reuse_address, broadcast)
     return _open(address, opts, ctx, cap)  # type: ignore[return-value]
 
@@ -314,11 +314,13 @@ def _require_context(ctx: object) -> None:
         raise TypeError(f"ctx must be a janus_net.Context, not {type(ctx).__name__}")
 
 
-def _require_capability(cap: object) -> None:
-    """A `NetBind` (or subclass) is required: anything else is a TypeError before any syscall."""
+def _require_capability(cap: object, ctx: object = None) -> None:
+    """A `NetBind` (or subclass), and a `Context` or None, are required: else TypeError before any syscall."""
     from janus_net.capability import NetBind  # here, not at the top: listen.py imports these for types only
 
     if cap is None:
         raise TypeError("a capability is required here; use listen()/bind() to run without one")
     if not isinstance(cap, NetBind):
         raise TypeError(f"cap must be a janus_net.NetBind, not {type(cap).__name__}")
+    if ctx is not None:
+        _require_context(ctx)

@@ -174,3 +174,12 @@ def test_a_capability_must_be_a_net_bind(bad: object, nothing_opened: None) -> N
         jn.listen_with_capability("127.0.0.1:0", bad)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="NetBind"):
         jn.bind_with_capability("127.0.0.1:0", bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", [object(), "ctx", 5])
+def test_the_ctx_of_the_sovereign_profile_must_be_a_context_or_none(bad: object, nothing_opened: None) -> None:
+    cap = jn.NetBind("c", ports=(0,))
+    with pytest.raises(TypeError, match="Context"):
+        jn.listen_with_capability("127.0.0.1:0", cap, ctx=bad)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="Context"):
+        jn.bind_with_capability("127.0.0.1:0", cap, ctx=bad)  # type: ignore[arg-type]
