@@ -20,7 +20,7 @@ one comparison.
 from __future__ import annotations
 
 import errno as E  # noqa: N812 - E.EBADF keeps the tables' rows short and aligned
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, Protocol
 
@@ -62,7 +62,7 @@ class Syscall:
         self,
         name: str,
         errors: Mapping[int, type[SocketError]],
-        bugs: Mapping[int, str] = MappingProxyType({}),
+        bugs: Mapping[int, str] | Iterable[int] = MappingProxyType({}),
         *,
         retry_eintr: bool = True,
         label: str | None = None,
@@ -70,7 +70,10 @@ class Syscall:
         self.name = name
         self.label = name if label is None else label
         self.errors: Mapping[int, type[SocketError]] = MappingProxyType(dict(errors))
-        self.bugs: Mapping[int, str] = MappingProxyType(dict(bugs))
+        # A bare errno (a table written before reasons were data) gets no reason, and
+        # tests/test_errno_doc.py names the row until it has one.
+        rows = bugs.items() if isinstance(bugs, Mapping) else ((err, "") for err in bugs)
+        self.bugs: Mapping[int, str] = MappingProxyType(dict(rows))
         self.retry_eintr = retry_eintr
         self.fault: Fault | None = None
 
