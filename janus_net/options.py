@@ -26,6 +26,10 @@ class Options(NamedTuple):
     broadcast: bool
     file_mode: int | None
     unlink_stale: bool
+    # DESIGN §15 (bind only): UDP_GRO, IP_PKTINFO / IPV6_RECVPKTINFO, SO_TIMESTAMPNS.
+    gro: bool = False
+    pktinfo: bool = False
+    timestamps: bool = False
 
 
 def listen_options(
@@ -63,13 +67,22 @@ def bind_options(
     ip6_only: bool | None = None,
     reuse_address: bool = False,
     broadcast: bool = False,
+    gro: bool = False,
+    pktinfo: bool = False,
+    timestamps: bool = False,
 ) -> Options:
     mode = Mode(mode)
     proto = 0 if protocol is None else int(protocol)
     if not 0 <= proto <= _C_INT_MAX:
         raise ValueError(f"protocol must be an IANA protocol number, not {protocol!r}")
     _check_ip6_only(ip6_only)
-    return Options("bind", mode, proto, 0, bool(reuse_address), False, ip6_only, bool(broadcast), None, False)
+    for name, value in (("gro", gro), ("pktinfo", pktinfo), ("timestamps", timestamps)):
+        if type(value) is not bool:
+            raise ValueError(f"{name} must be True or False, not {value!r}")
+    return Options(
+        "bind", mode, proto, 0, bool(reuse_address), False, ip6_only, bool(broadcast), None, False, gro, pktinfo,
+        timestamps,
+    )  # fmt: skip
 
 
 # backlog and protocol are C ints: a larger value would fail in cffi after the socket exists.
@@ -107,3 +120,24 @@ def validate(addr: Address, opts: Options) -> None:
         raise SocketError.OptionUnsupported(None, "unlink_stale applies to unix socket paths only", address=text)
     if opts.reuse_port and not platform.SO_REUSEPORT:
         raise SocketError.OptionUnsupported(None, "this platform has no SO_REUSEPORT", address=text)
+    _validate_datagram_options(addr, opts, text)
+
+
+def _validate_datagram_options(addr: Address, opts: Options, text: str) -> None:
+    """gro, pktinfo, timestamps (DESIGN §15): only where they can apply, checked before the socket exists."""
+    ip = not isinstance(addr, UnixAddress)
+    udp = ip and opts.mode is Mode.DGRAM and opts.protocol in (0, Protocol.UDP)
+    if opts.gro and not (udp and platform.HAS_UDP_GRO):
+        why = "gro applies to UDP sockets only" if not udp else "this platform has no UDP_GRO"
+        raise SocketError.OptionUnsupported(None, why, address=text)
+    if opts.pktinfo:
+        if not ip or opts.mode is Mode.STREAM:
+            raise SocketError.OptionUnsupported(None, "pktinfo applies to IP datagram sockets only", address=text)
+        has = platform.HAS_IPV6_PKTINFO if isinstance(addr, Ip6Address) else platform.HAS_IP_PKTINFO
+        if not has:
+            raise SocketError.OptionUnsupported(None, "this platform has no pktinfo for this family", address=text)
+    if opts.timestamps:
+        if opts.mode is Mode.STREAM:
+            raise SocketError.OptionUnsupported(None, "timestamps apply to datagram sockets only", address=text)
+        if not platform.HAS_TIMESTAMPNS:
+            raise SocketError.OptionUnsupported(None, "this platform has no SO_TIMESTAMPNS", address=text)
