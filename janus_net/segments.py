@@ -13,7 +13,6 @@ message; ``split`` cuts the buffer back into datagrams without copying.
 
 from __future__ import annotations
 
-import errno
 import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -32,10 +31,6 @@ MAX_SEGMENT_SIZE: int = lib.JN_UDP_MAX_PAYLOAD_IP4
 #: Segments per UDP_SEGMENT sendmsg; a send of more goes in several calls.
 MAX_SEGMENTS: int = lib.JN_UDP_MAX_SEGMENTS
 
-# Set once a UDP_SEGMENT send said ENOPROTOOPT: the kernel has no GSO at all, so later
-# sends go straight to sendmmsg instead of asking again each time.
-_kernel_cannot_segment = False
-_ENOPROTOOPT = errno.ENOPROTOOPT
 
 # Whether each Socket is a UDP socket (SO_PROTOCOL), asked once per socket.
 _IS_UDP: weakref.WeakKeyDictionary[Socket, bool] = weakref.WeakKeyDictionary()
@@ -100,7 +95,7 @@ def send_segments(sock: Socket, dest: str | Address, data: Buffer, segment_size:
     fd = descriptor.acquire(syscalls.SEND, target)
     try:
         sent = 0
-        if platform.HAS_UDP_SEGMENT and not _kernel_cannot_segment:
+        if platform.HAS_UDP_SEGMENT:
             sent = _send_gso(fd, target, view, size, segment_size)
         if sent < count:
             sent += _send_mmsg(fd, target, view, size, segment_size, sent, sent > 0)
@@ -116,7 +111,6 @@ def _send_gso(fd: int, target: Address, view: Any, size: int, segment_size: int)
     caller sends the rest with sendmmsg. An error on a later call returns the count
     so far; on the first call it raises.
     """
-    global _kernel_cannot_segment
     out = _GSO_MESSAGES.pop() if _GSO_MESSAGES else ancillary.Outgoing(lib.JN_SOL_UDP, lib.JN_UDP_SEGMENT, _GSO_PAYLOAD)
     try:
         ffi.cast(_UINT16_P, out.payload)[0] = segment_size
@@ -128,9 +122,9 @@ def _send_gso(fd: int, target: Address, view: Any, size: int, segment_size: int)
             out.point(target, view + offset, length)
             try:
                 syscalls.sendmsg(fd, out.msg, platform.MSG_NOSIGNAL, syscalls.SEND_SEGMENTS, target)
-            except SocketError.OptionUnsupported as cannot:
-                if cannot.errno == _ENOPROTOOPT:
-                    _kernel_cannot_segment = True
+            except SocketError.OptionUnsupported:
+                # Not remembered: the next send may take another route. A kernel without
+                # GSO at all (before 4.18) pays one failed sendmsg per send.
                 return sent
             except SocketError:
                 if sent == 0:

@@ -313,9 +313,14 @@ SEND_SEGMENTS = Syscall(
         # EIO: the route cannot segment: an IPsec (xfrm) route, or (kernels before 6.11)
         # a device without checksum offload.
         E.EIO: SocketError.OptionUnsupported,
-        # EINVAL: a segment larger than the route's MTU, SO_NO_CHECK on the socket, or
-        # more segments than the kernel's UDP_MAX_SEGMENTS.
+        # EINVAL: SO_NO_CHECK on the socket, more segments than the kernel's
+        # UDP_MAX_SEGMENTS, or (older kernels) a segment larger than the route's MTU.
         E.EINVAL: SocketError.OptionUnsupported,
+        # EMSGSIZE: a segment larger than the route's MTU (newer kernels). The total was
+        # checked against the UDP limit before the call, so this is the route, not the
+        # data: sent one by one, such datagrams are fragmented (or refused, with
+        # IP_PMTUDISC_DO, as MessageTooBig by the fallback's own SEND table).
+        E.EMSGSIZE: SocketError.OptionUnsupported,
         # ENOPROTOOPT / EOPNOTSUPP: a kernel or socket type without UDP_SEGMENT.
         E.ENOPROTOOPT: SocketError.OptionUnsupported,
         E.EOPNOTSUPP: SocketError.OptionUnsupported,
