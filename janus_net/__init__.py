@@ -12,7 +12,6 @@ One typed error per cause, nothing leaked on any path, cancellable with a
 from __future__ import annotations
 
 from janus_net.activation import listen_fds
-from janus_net.ancillary import Datagram
 from janus_net.address import (
     Address,
     BindAddress,
@@ -22,6 +21,7 @@ from janus_net.address import (
     UnixAddress,
     parse_address,
 )
+from janus_net.ancillary import Datagram
 from janus_net.audit import AuditRecord
 from janus_net.capability import NetBind
 from janus_net.context import Context

@@ -337,7 +337,10 @@ def source_control(local: Address, source: str | Address) -> tuple[int, int, byt
         )
     if address.port not in (0, local.port):
         raise SocketError.AddressUnavailable(
-            None, f"a reply leaves from this socket's port {local.port}, not {address.port}", syscall="send", address=text
+            None,
+            f"a reply leaves from this socket's port {local.port}, not {address.port}",
+            syscall="send",
+            address=text,
         )
     if isinstance(address, Ip4Address):
         if _IP_PKTINFO is None:

@@ -468,7 +468,7 @@ class Socket(_Bound):
         to the wildcard replies from the address the client used (``Datagram.destination``).
         """
         if source is not None:
-            return ancillary.send_from(self._descriptor, self._address, dest, data, source)
+            return ancillary.send_from(self._descriptor, self.address, dest, data, source)
         # This and _receive_from are the datagram hot path: they hand their syscall to
         # the retry loop themselves, without a typed wrapper's frame in between.
         # An address value passes as is (a type check, not as_address's call); text is parsed.
@@ -759,7 +759,7 @@ class Socket(_Bound):
             SocketError.MessageTooBig: the message was longer than ``size`` (MSG_TRUNC;
                 it is dropped), or its control data did not fit (MSG_CTRUNC).
         """
-        got = ancillary.receive(self._descriptor, self._address, size, ctx, _closed_while_waiting)
+        got = ancillary.receive(self._descriptor, self.address, size, ctx, _closed_while_waiting)
         return got.data, got.segment_size, got.source
 
     def receive_message(self, size: int = 65536, ctx: Context | None = None) -> ancillary.Datagram:
@@ -772,7 +772,7 @@ class Socket(_Bound):
             SocketError.MessageTooBig: the datagram was longer than ``size`` (it is
                 dropped), or the control data did not fit.
         """
-        return ancillary.receive(self._descriptor, self._address, size, ctx, _closed_while_waiting)
+        return ancillary.receive(self._descriptor, self.address, size, ctx, _closed_while_waiting)
 
 
 __all__ = ["Mode", "Protocol", "Server", "Socket", "Stream", "UnixAddress"]

@@ -71,17 +71,22 @@ def test_pktinfo_on_a_specific_address_reports_it(address: str) -> None:
 
 
 def test_pktinfo_on_a_dual_stack_socket_reports_ip4_mapped() -> None:
-    with jn.bind("[::]:0", ip6_only=False, pktinfo=True) as b, socket.socket() as _unused:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
-            client.sendto(b"x", ("127.0.0.1", b.address.port))  # type: ignore[arg-type]
-            d = b.receive_message(ctx=ctx())
+    with (
+        jn.bind("[::]:0", ip6_only=False, pktinfo=True) as b,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client,
+    ):
+        client.sendto(b"x", ("127.0.0.1", b.address.port))
+        d = b.receive_message(ctx=ctx())
     assert d.destination == jn.parse_address(f"[::ffff:127.0.0.1]:{b.address.port}")
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1:0", "[::1]:0", "unix"])
 def test_timestamps_are_close_to_time_time(address: str, tmp_path: Path) -> None:
     where = f"unix:{tmp_path}/ts.sock" if address == "unix" else address
-    with jn.bind(where, timestamps=True) as b, jn.bind(f"unix:{tmp_path}/a.sock" if address == "unix" else address) as a:
+    with (
+        jn.bind(where, timestamps=True) as b,
+        jn.bind(f"unix:{tmp_path}/a.sock" if address == "unix" else address) as a,
+    ):
         before = time.time()
         a.send(b.address, b"tick")
         d = b.receive_message(ctx=ctx())
@@ -135,9 +140,8 @@ def test_options_where_they_cannot_apply_are_option_unsupported(
 
 
 def test_options_cannot_apply_to_an_adopted_socket() -> None:
-    with jn.bind("127.0.0.1:0") as original:
-        with pytest.raises(jn.SocketError.OptionUnsupported, match="gro"):
-            jn.bind(f"fd://{original.fileno()}", gro=True)
+    with jn.bind("127.0.0.1:0") as original, pytest.raises(jn.SocketError.OptionUnsupported, match="gro"):
+        jn.bind(f"fd://{original.fileno()}", gro=True)
 
 
 # --- Truncation is reported
@@ -247,7 +251,9 @@ def test_parse_of_no_control_data_is_nothing() -> None:
     ],
     ids=["gro-short", "pktinfo-short", "timestamp-short", "past-the-end", "below-header", "gro-zero", "gro-negative"],
 )
-def test_parse_reports_malformed_messages(entries: list[tuple[int, int, bytes, int | None]], controllen: int | None) -> None:
+def test_parse_reports_malformed_messages(
+    entries: list[tuple[int, int, bytes, int | None]], controllen: int | None
+) -> None:
     with pytest.raises(jn.SocketError.ProtocolFailure, match="malformed control message"):
         ancillary.parse(crafted(entries, controllen), LOCAL)
 
@@ -278,9 +284,8 @@ def test_source_checks() -> None:
 
 
 def test_source_on_a_unix_socket_is_option_unsupported(tmp_path: Path) -> None:
-    with jn.bind(f"unix:{tmp_path}/a.sock") as a:
-        with pytest.raises(jn.SocketError.OptionUnsupported):
-            a.send(f"unix:{tmp_path}/a.sock", b"x", source="127.0.0.1:0")
+    with jn.bind(f"unix:{tmp_path}/a.sock") as a, pytest.raises(jn.SocketError.OptionUnsupported):
+        a.send(f"unix:{tmp_path}/a.sock", b"x", source="127.0.0.1:0")
 
 
 def test_a_source_that_is_not_local_is_refused() -> None:
@@ -290,9 +295,9 @@ def test_a_source_that_is_not_local_is_refused() -> None:
         with pytest.raises(jn.SocketError.AddressUnavailable) as raised:
             a.send(b.address, b"x", source="[2001:db8::1]:0")  # documentation prefix: never local
         assert raised.value.errno == errno.EINVAL
-    with jn.bind("0.0.0.0:0") as a, jn.bind("127.0.0.1:0") as b:
-        with pytest.raises((jn.SocketError.AddressUnavailable, jn.SocketError.NetworkUnreachable)):
-            a.send(b.address, b"x", source="192.0.2.1:0")  # TEST-NET-1: never an address of this host
+    refused = (jn.SocketError.AddressUnavailable, jn.SocketError.NetworkUnreachable)
+    with jn.bind("0.0.0.0:0") as a, jn.bind("127.0.0.1:0") as b, pytest.raises(refused):
+        a.send(b.address, b"x", source="192.0.2.1:0")  # TEST-NET-1: never an address of this host
 
 
 def test_close_from_another_thread_wakes_receive_message() -> None:
@@ -380,21 +385,24 @@ for wildcard, family, hosts, fmt in (
                     d = server.receive_message(ctx=ctx())
                     server.send(d.source, b"answer", source=jn.parse_address(fmt.format(reply_from, 0)))
                     data, seen = client.recvfrom(100)
-                    result[f"{{used}} -> {{reply_from}}"] = [str(d.destination), seen[0], seen[1] == port, data.decode()]
+                    key = f"{{used}} -> {{reply_from}}"
+                    result[key] = [str(d.destination), seen[0], seen[1] == port, data.decode()]
 print(json.dumps(result))
 """
 
 
 def test_pktinfo_destination_and_reply_source_on_the_wildcard(two_address_namespace: str) -> None:
+    program = textwrap.dedent(CHILD.format(repo=str(REPO)))
     done = subprocess.run(
-        ["ip", "netns", "exec", two_address_namespace, sys.executable, "-c", textwrap.dedent(CHILD.format(repo=str(REPO)))],
+        ["ip", "netns", "exec", two_address_namespace, sys.executable, "-c", program],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.splitlines()[-1])
     for used, reply_from, fmt in [
-        (u, r, "{}:" if "." in u else "[{}]:") for u in ("10.88.0.1", "10.88.0.2", "fd88::1", "fd88::2")
-        for r in ((("10.88.0.1", "10.88.0.2") if "." in u else ("fd88::1", "fd88::2")))
+        (u, r, "{}:" if "." in u else "[{}]:")
+        for u in ("10.88.0.1", "10.88.0.2", "fd88::1", "fd88::2")
+        for r in (("10.88.0.1", "10.88.0.2") if "." in u else ("fd88::1", "fd88::2"))
     ]:
         destination, seen_host, same_port, data = result[f"{used} -> {reply_from}"]
         assert destination.startswith(fmt.format(used)), (used, destination)  # the address the client used

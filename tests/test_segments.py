@@ -98,7 +98,9 @@ def test_a_stdlib_receiver_sees_each_datagram_with_its_source(family: str) -> No
     with jn.bind(address) as sender, socket.socket(af, socket.SOCK_DGRAM) as peer:
         peer.bind((host, 0))
         peer.settimeout(CTX)
-        dest = jn.parse_address(f"[{host}]:{peer.getsockname()[1]}" if family == "ip6" else f"{host}:{peer.getsockname()[1]}")
+        dest = jn.parse_address(
+            f"[{host}]:{peer.getsockname()[1]}" if family == "ip6" else f"{host}:{peer.getsockname()[1]}"
+        )
         assert sender.send_segments(dest, data, 999) == 11
         for want in expected_datagrams(data, 999):
             got, source = peer.recvfrom(2048)
@@ -164,9 +166,8 @@ def test_empty_data_is_one_empty_datagram() -> None:
 
 
 def test_send_segments_needs_a_udp_socket(tmp_path: Path) -> None:
-    with jn.bind(f"unix:{tmp_path}/a.sock") as sock:
-        with pytest.raises(jn.SocketError.OptionUnsupported):
-            sock.send_segments(f"unix:{tmp_path}/a.sock", b"abcd", 2)
+    with jn.bind(f"unix:{tmp_path}/a.sock") as sock, pytest.raises(jn.SocketError.OptionUnsupported):
+        sock.send_segments(f"unix:{tmp_path}/a.sock", b"abcd", 2)
 
 
 def test_data_may_be_any_buffer() -> None:
