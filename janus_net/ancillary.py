@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from janus_net import platform, syscalls
 from janus_net._shim import ffi, lib
 from janus_net.address import (
+    DECODED_SOURCES,
     Address,
     Ip4Address,
     Ip6Address,
@@ -35,7 +36,7 @@ from janus_net.address import (
     from_sockaddr_cached,
 )
 from janus_net.errors import SocketError
-from janus_net.scratch import _SOCKADDR_STORAGE_SIZE, _STORAGE_P, _UNNAMED_UNIX, Buffer, _Pool, _uncleared
+from janus_net.scratch import _IP4_KEY_OK, _SOCKADDR_STORAGE_SIZE, _STORAGE_P, _UNNAMED_UNIX, Buffer, _uncleared
 from janus_net.waiting import _wait_for
 
 if TYPE_CHECKING:
@@ -89,7 +90,9 @@ CONTROL_SPACE: int = (
 _IP_PKTINFO = (lib.IPPROTO_IP, lib.JN_IP_PKTINFO) if platform.HAS_IP_PKTINFO else None
 _IPV6_PKTINFO = (lib.IPPROTO_IPV6, lib.JN_IPV6_PKTINFO) if platform.HAS_IPV6_PKTINFO else None
 _TIMESTAMPNS = (lib.SOL_SOCKET, lib.JN_SCM_TIMESTAMPNS) if platform.HAS_TIMESTAMPNS else None
-_UDP_GRO = (lib.JN_SOL_UDP, lib.JN_UDP_GRO) if platform.HAS_UDP_GRO else None
+# UDP_GRO is compared field by field (the hot case); -1 never matches a level.
+_SOL_UDP = lib.JN_SOL_UDP if platform.HAS_UDP_GRO else -1
+_UDP_GRO_TYPE = lib.JN_UDP_GRO
 
 _IN_PKTINFO_P = ffi.typeof("struct in_pktinfo *")
 _IN6_PKTINFO_P = ffi.typeof("struct in6_pktinfo *")
@@ -105,54 +108,55 @@ _KEEP = 65536
 class Message:
     """A reusable ``struct msghdr`` with one iovec, a source sockaddr and a control buffer.
 
-    One caller at a time (taken from and given back to a `_Pool`). ``reset`` restores
-    what the kernel overwrites (name length, control length, flags) before each call.
+    One caller at a time (taken from and given back to `_MESSAGES`). Before each call
+    one memmove from ``pristine`` restores what the kernel overwrites (the name and
+    control lengths, the flags); the iovec is rewritten only when the size changes.
+    ``words`` reads the source as 8-byte words: for an IPv4 source the first word
+    identifies it (the key `DECODED_SOURCES` uses for IPv4, as `_ReceiveBatch` does).
     """
 
-    __slots__ = ("buf", "capacity", "control", "control_space", "iov", "msg", "name")
+    __slots__ = ("buf", "capacity", "control", "iov", "msg", "name", "pristine", "size", "words")
 
-    def __init__(self, control_space: int = CONTROL_SPACE) -> None:
+    def __init__(self) -> None:
         self.name = _uncleared(_STORAGE_P)
+        self.words = memoryview(ffi.buffer(self.name)).cast("Q") if _IP4_KEY_OK else None
         self.iov = ffi.new("struct iovec *")
         # Cleared: CMSG_NXTHDR reads the next header's length before deciding it is past the end.
-        self.control = ffi.new("char[]", control_space)
-        self.control_space = control_space
+        self.control = ffi.new("char[]", CONTROL_SPACE)
         msg = ffi.new("struct msghdr *")
         msg.msg_name = self.name
+        msg.msg_namelen = _SOCKADDR_STORAGE_SIZE
         msg.msg_iov = self.iov
         msg.msg_iovlen = 1
         msg.msg_control = self.control
+        msg.msg_controllen = CONTROL_SPACE
         self.msg = msg
+        self.pristine = ffi.buffer(msg)[:]
         self.buf: Any = None
         self.capacity = -1
+        self.size = -1
 
     def receive_buffer(self, size: int) -> Any:
         """Point the iovec at a buffer of ``size`` bytes (this message's own, up to `_KEEP`)."""
         if size > _KEEP:
             buf = _uncleared("char[]", size)
+            self.size = -1  # the iovec points at a one-off buffer: rewrite it next time
         else:
             if size > self.capacity:
                 self.buf = _uncleared("char[]", max(size, 1))
                 self.capacity = size
             buf = self.buf
+            self.size = size
         self.iov.iov_base = buf
         self.iov.iov_len = size
         return buf
 
-    def reset(self) -> None:
-        msg = self.msg
-        msg.msg_namelen = _SOCKADDR_STORAGE_SIZE
-        msg.msg_controllen = self.control_space
-        msg.msg_flags = 0
 
-
-_MESSAGES: _Pool[Message] = _Pool()
-
-
-def _check_size(size: object) -> int:
-    if type(size) is not int or size < 0:
-        raise ValueError(f"size must be an int >= 0, not {size!r}")
-    return size
+# At most one idle Message, shared by every socket of the process (a list: atomic pop/append).
+_MESSAGES: list[Message] = []
+_MSGHDR_SIZE = ffi.sizeof("struct msghdr")
+_SOCKADDR_IN_SIZE = ffi.sizeof("struct sockaddr_in")
+_CUT = lib.MSG_TRUNC | lib.MSG_CTRUNC
 
 
 # --- Receiving
@@ -164,22 +168,28 @@ def receive(
     size: int,
     ctx: Context | None,
     closed: Callable[[object], BaseException],
-) -> Datagram:
-    """One recvmsg on ``descriptor``: the datagram, its source and its control messages.
+) -> tuple[bytes, Address, int | None, Address | None, float | None]:
+    """One recvmsg on ``descriptor``: (data, source, GRO segment size, destination, timestamp).
 
-    ``local`` is the socket's address (its port completes the destination address);
-    ``closed(local)`` is raised when another thread closed the socket meanwhile.
+    The last three are None when their control message did not come. ``local`` is the
+    socket's address (its port completes the destination address); ``closed(local)``
+    is raised when another thread closed the socket meanwhile.
     """
-    size = _check_size(size)
-    message = _MESSAGES.take() or Message()
+    if type(size) is not int or size < 0:
+        raise ValueError(f"size must be an int >= 0, not {size!r}")
     try:
-        buf = message.receive_buffer(size)
-        message.reset()
+        message = _MESSAGES.pop()
+    except IndexError:  # none idle (first call, or another thread has it): a fresh one
+        message = Message()
+    try:
+        buf = message.buf if size == message.size else message.receive_buffer(size)
         msg = message.msg
+        ffi.memmove(msg, message.pristine, _MSGHDR_SIZE)
         fd = descriptor.acquire(syscalls.RECEIVE, local)
         try:
             if ctx is None:
-                got = syscalls.recvmsg(fd, msg, 0)
+                # The hot path hands recvmsg to the retry loop itself, as Socket.receive does.
+                got = syscalls.retry(syscalls.RECEIVE, lib.recvmsg, (fd, msg, 0))
             else:
                 check = ctx.check
                 got = _wait_for(
@@ -193,13 +203,24 @@ def receive(
         if descriptor.closing:
             raise closed(local)
         named = msg.msg_namelen
-        source = _UNNAMED_UNIX if named == 0 else from_sockaddr_cached(message.name, min(named, _SOCKADDR_STORAGE_SIZE))
-        check_truncation(msg.msg_flags, size, source)
-        segment, destination, timestamp = parse(msg, local)
-        data = ffi.unpack(buf, got)
-        return Datagram(data, source, destination, timestamp, got if segment is None else segment)
+        words = message.words
+        if named == _SOCKADDR_IN_SIZE and words is not None:
+            key = words[0]
+            source = DECODED_SOURCES.get(key) or from_sockaddr_cached(message.name, named, key)
+        elif named == 0:
+            source = _UNNAMED_UNIX  # an unbound unix sender
+        else:
+            source = from_sockaddr_cached(message.name, min(named, _SOCKADDR_STORAGE_SIZE))
+        if msg.msg_flags & _CUT:
+            check_truncation(msg.msg_flags, size, source)
+        if msg.msg_controllen:
+            segment, destination, timestamp = parse(msg, local)
+        else:
+            segment = destination = timestamp = None
+        return ffi.unpack(buf, got), source, segment, destination, timestamp
     finally:
-        _MESSAGES.give(message)
+        if not _MESSAGES:
+            _MESSAGES.append(message)
 
 
 def check_truncation(flags: int, size: int, source: object) -> None:
@@ -240,35 +261,39 @@ def parse(msg: Any, local: Address) -> tuple[int | None, Address | None, float |
     controllen = msg.msg_controllen
     if not controllen:
         return segment, destination, timestamp
-    start = ffi.cast(_CHAR_P, msg.msg_control)
+    start: Any = None
+    offset = 0  # CMSG_FIRSTHDR is the start of the control buffer (or NULL)
     cmsg = lib.jn_cmsg_firsthdr(msg)
-    while cmsg != ffi.NULL:
+    while cmsg:  # a NULL pointer is false
         length = cmsg.cmsg_len
-        offset = ffi.cast(_CHAR_P, cmsg) - start
         if length < _CMSG_HEADER or offset + length > controllen:
             raise _malformed(f"length {length} at offset {offset} of a {controllen}-byte control buffer")
-        kind = (cmsg.cmsg_level, cmsg.cmsg_type)
+        level = cmsg.cmsg_level
+        kind = cmsg.cmsg_type
         payload = length - _CMSG_HEADER
-        data = lib.jn_cmsg_data(cmsg)
-        if kind == _UDP_GRO:
+        if level == _SOL_UDP and kind == _UDP_GRO_TYPE:
             _need(payload, _INT_SIZE, "UDP_GRO")
-            segment = int(ffi.cast(_INT_P, data)[0])
+            segment = ffi.cast(_INT_P, lib.jn_cmsg_data(cmsg))[0]
             if segment <= 0:
                 raise _malformed(f"UDP_GRO segment size {segment}")
-        elif kind == _IP_PKTINFO:
+        elif (level, kind) == _IP_PKTINFO:
             _need(payload, _IN_PKTINFO_SIZE, "IP_PKTINFO")
-            info = ffi.cast(_IN_PKTINFO_P, data)
+            info = ffi.cast(_IN_PKTINFO_P, lib.jn_cmsg_data(cmsg))
             destination = _ip4_destination(lib.ntohl(info.ipi_addr.s_addr), local.port or 0)
-        elif kind == _IPV6_PKTINFO:
+        elif (level, kind) == _IPV6_PKTINFO:
             _need(payload, _IN6_PKTINFO_SIZE, "IPV6_PKTINFO")
-            info6 = ffi.cast(_IN6_PKTINFO_P, data)
+            info6 = ffi.cast(_IN6_PKTINFO_P, lib.jn_cmsg_data(cmsg))
             packed = ffi.buffer(info6.ipi6_addr.s6_addr, 16)[:]
             destination = _ip6_destination(packed, int(info6.ipi6_ifindex), local.port or 0)
-        elif kind == _TIMESTAMPNS:
+        elif (level, kind) == _TIMESTAMPNS:
             _need(payload, _TIMESPEC_SIZE, "SCM_TIMESTAMPNS")
-            ts = ffi.cast(_TIMESPEC_P, data)
+            ts = ffi.cast(_TIMESPEC_P, lib.jn_cmsg_data(cmsg))
             timestamp = ts.tv_sec + ts.tv_nsec / 1e9
         cmsg = lib.jn_cmsg_nxthdr(msg, cmsg)
+        if cmsg:
+            if start is None:
+                start = ffi.cast(_CHAR_P, msg.msg_control)
+            offset = ffi.cast(_CHAR_P, cmsg) - start
     return segment, destination, timestamp
 
 
@@ -360,7 +385,7 @@ def source_control(local: Address, source: str | Address) -> tuple[int, int, byt
 class Outgoing:
     """A ``struct msghdr`` for one send: destination, one iovec, and one control message."""
 
-    __slots__ = ("control", "iov", "msg", "payload")
+    __slots__ = ("control", "iov", "msg", "payload", "target", "value")
 
     def __init__(self, level: int, type_: int, payload_size: int) -> None:
         space = lib.jn_cmsg_space(payload_size)
@@ -379,11 +404,21 @@ class Outgoing:
         cmsg.cmsg_len = lib.jn_cmsg_len(payload_size)
         self.payload = lib.jn_cmsg_data(cmsg)
         self.msg = msg
+        self.target: Address | None = None
+        self.value = -1
+
+    def segment(self, size: int) -> None:
+        """Write a UDP_SEGMENT payload (a u16, udp(7)), unless it already holds ``size``."""
+        if size != self.value:
+            ffi.cast(_UINT16_P, self.payload)[0] = size
+            self.value = size
 
     def point(self, target: Address, data: Any, size: int) -> None:
-        encoded = target.sockaddr
-        self.msg.msg_name = encoded.pointer
-        self.msg.msg_namelen = encoded.length
+        if target is not self.target:  # the sockaddr is the address's own: rewritten only on a change
+            encoded = target.sockaddr
+            self.msg.msg_name = encoded.pointer
+            self.msg.msg_namelen = encoded.length
+            self.target = target
         self.iov.iov_base = data
         self.iov.iov_len = size
 

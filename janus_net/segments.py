@@ -13,49 +13,49 @@ message; ``split`` cuts the buffer back into datagrams without copying.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from janus_net import ancillary, platform, syscalls
 from janus_net._shim import ffi, lib
-from janus_net.address import Address, Ip4Address, Ip6Address, as_address
+from janus_net.address import Address, Ip4Address, Ip6Address, UnixAddress, as_address
 from janus_net.errors import SocketError
 from janus_net.scratch import Buffer
 
 if TYPE_CHECKING:
+    from janus_net.descriptor import Descriptor
     from janus_net.socket import Socket
 
 #: The largest segment (and the largest datagram) an IPv4 UDP send can carry (DESIGN §15).
 MAX_SEGMENT_SIZE: int = lib.JN_UDP_MAX_PAYLOAD_IP4
 #: Segments per UDP_SEGMENT sendmsg; a send of more goes in several calls.
 MAX_SEGMENTS: int = lib.JN_UDP_MAX_SEGMENTS
+_MAX_PAYLOAD_IP4: int = lib.JN_UDP_MAX_PAYLOAD_IP4
+_MAX_PAYLOAD_IP6: int = lib.JN_UDP_MAX_PAYLOAD_IP6
+_SEND_SEGMENTS = syscalls.SEND_SEGMENTS
+_MSG_NOSIGNAL = platform.MSG_NOSIGNAL
+# The address classes `as_address` passes through unchanged: checked by exact type.
+_ADDRESS_TYPES = frozenset({Ip4Address, Ip6Address, UnixAddress})
 
 
-# Whether each Socket is a UDP socket (SO_PROTOCOL), asked once per socket.
-_IS_UDP: weakref.WeakKeyDictionary[Socket, bool] = weakref.WeakKeyDictionary()
+# Whether each socket is a UDP socket (SO_PROTOCOL), asked once per socket and keyed by
+# its Descriptor (identity: an entry keeps its key alive, so no other socket can take it
+# over). Bounded: when full it starts over, and sockets are asked again.
+_IS_UDP: dict[Descriptor, bool] = {}
+_IS_UDP_MAX = 1024
 
 # One reusable UDP_SEGMENT message (one caller at a time).
 _GSO_MESSAGES: list[ancillary.Outgoing] = []
 _GSO_PAYLOAD = ffi.sizeof("uint16_t")
-_UINT16_P = ffi.typeof("uint16_t *")
-
-
-def _check_segment_size(segment_size: object) -> int:
-    if type(segment_size) is not int or not 1 <= segment_size <= MAX_SEGMENT_SIZE:
-        raise ValueError(f"segment_size must be an int in 1..{MAX_SEGMENT_SIZE}, not {segment_size!r}")
-    return segment_size
-
-
-def _payload_limit(target: Address) -> int:
-    if isinstance(target, Ip6Address) and not target.is_ip4_mapped:
-        return int(lib.JN_UDP_MAX_PAYLOAD_IP6)
-    return int(lib.JN_UDP_MAX_PAYLOAD_IP4)
 
 
 def _require_udp(sock: Socket, syscall: str) -> None:
-    """OptionUnsupported unless ``sock`` is a UDP socket (asked of the kernel once per socket)."""
-    known = _IS_UDP.get(sock)
+    """OptionUnsupported unless ``sock`` is a UDP socket (asked of the kernel once per socket).
+
+    A raw IP socket would ignore the UDP_SEGMENT message and send all the data as one
+    packet, so this is checked rather than left to the kernel.
+    """
+    known = _IS_UDP.get(sock._descriptor)
     if known is None:
         local = sock._address
         known = False
@@ -65,7 +65,9 @@ def _require_udp(sock: Socket, syscall: str) -> None:
                 known = syscalls.getsockopt_int(fd, lib.SOL_SOCKET, lib.SO_PROTOCOL) == lib.IPPROTO_UDP
             finally:
                 sock._descriptor.release()
-        _IS_UDP[sock] = known
+        if len(_IS_UDP) >= _IS_UDP_MAX:
+            _IS_UDP.clear()
+        _IS_UDP[sock._descriptor] = known
     if not known:
         raise SocketError.OptionUnsupported(
             None, "segmented sends need a UDP socket (bind an IP address in Mode.DGRAM)", syscall=syscall,
@@ -75,28 +77,32 @@ def _require_udp(sock: Socket, syscall: str) -> None:
 
 def send_segments(sock: Socket, dest: str | Address, data: Buffer, segment_size: int) -> int:
     """Send ``data`` to ``dest`` as datagrams of ``segment_size`` bytes; see `Socket.send_segments`."""
-    segment_size = _check_segment_size(segment_size)
-    target = as_address(dest)
+    if type(segment_size) is not int or not 1 <= segment_size <= MAX_SEGMENT_SIZE:
+        raise ValueError(f"segment_size must be an int in 1..{MAX_SEGMENT_SIZE}, not {segment_size!r}")
+    # An address value passes as is (a type check, not as_address's call); text is parsed.
+    target: Address = dest if type(dest) in _ADDRESS_TYPES else as_address(dest)  # type: ignore[assignment]
     view = ffi.from_buffer(data)
     size = len(view)
-    _require_udp(sock, "send")
-    limit = _payload_limit(target)
+    descriptor = sock._descriptor
+    if _IS_UDP.get(descriptor) is not True:
+        _require_udp(sock, "send")
+    if type(target) is Ip4Address or (type(target) is Ip6Address and target.is_ip4_mapped):
+        limit = _MAX_PAYLOAD_IP4
+    else:
+        limit = _MAX_PAYLOAD_IP6
     if size > limit:
         raise SocketError.MessageTooBig(
             None, f"{size} bytes is more than one UDP send can carry ({limit})", syscall="send", address=str(target)
         )
-    if isinstance(target, Ip4Address | Ip6Address) and target.port == 0:
+    if target.port == 0:
         raise SocketError.AddressUnavailable(None, "cannot send to port 0", syscall="send", address=str(target))
     if size <= segment_size:
         sock.send(target, data)  # one datagram: nothing to segment
         return 1
     count = -(-size // segment_size)
-    descriptor = sock._descriptor
     fd = descriptor.acquire(syscalls.SEND, target)
     try:
-        sent = 0
-        if platform.HAS_UDP_SEGMENT:
-            sent = _send_gso(fd, target, view, size, segment_size)
+        sent = _send_gso(fd, target, view, size, segment_size) if platform.HAS_UDP_SEGMENT else 0
         if sent < count:
             sent += _send_mmsg(fd, target, view, size, segment_size, sent, sent > 0)
         return sent
@@ -111,17 +117,22 @@ def _send_gso(fd: int, target: Address, view: Any, size: int, segment_size: int)
     caller sends the rest with sendmmsg. An error on a later call returns the count
     so far; on the first call it raises.
     """
-    out = _GSO_MESSAGES.pop() if _GSO_MESSAGES else ancillary.Outgoing(lib.JN_SOL_UDP, lib.JN_UDP_SEGMENT, _GSO_PAYLOAD)
     try:
-        ffi.cast(_UINT16_P, out.payload)[0] = segment_size
+        out = _GSO_MESSAGES.pop()
+    except IndexError:  # none idle (first call, or another thread has it): a fresh one
+        out = ancillary.Outgoing(lib.JN_SOL_UDP, lib.JN_UDP_SEGMENT, _GSO_PAYLOAD)
+    try:
+        out.segment(segment_size)
         chunk = segment_size * MAX_SEGMENTS
         sent = 0
         offset = 0
+        msg = out.msg
         while offset < size:
             length = min(chunk, size - offset)
-            out.point(target, view + offset, length)
+            out.point(target, view + offset if offset else view, length)
             try:
-                syscalls.sendmsg(fd, out.msg, platform.MSG_NOSIGNAL, syscalls.SEND_SEGMENTS, target)
+                # The hot path hands sendmsg to the retry loop itself, as Socket.send does.
+                syscalls.retry(_SEND_SEGMENTS, lib.sendmsg, (fd, msg, _MSG_NOSIGNAL), None, target)
             except SocketError.OptionUnsupported:
                 # Not remembered: the next send may take another route. A kernel without
                 # GSO at all (before 4.18) pays one failed sendmsg per send.
@@ -134,7 +145,7 @@ def _send_gso(fd: int, target: Address, view: Any, size: int, segment_size: int)
             offset += length
         return sent
     finally:
-        out.iov.iov_base = ffi.NULL  # do not pin the caller's buffer
+        # (iov_base keeps no reference to the caller's buffer: nothing to unpin.)
         if not _GSO_MESSAGES:
             _GSO_MESSAGES.append(out)
 
@@ -202,13 +213,29 @@ def split(buffer: Buffer, segment_size: int) -> Iterator[memoryview]:
         ValueError: a segment size that is not such an int (at the call, not at the
             first iteration).
     """
-    view = memoryview(buffer).cast("B")
+    view = memoryview(buffer)
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")
     total = len(view)
     if type(segment_size) is not int or segment_size < (0 if total == 0 else 1):
         raise ValueError(f"segment_size must be an int >= 1, not {segment_size!r}")
     if total == 0:
         return iter((view,))
-    return (view[start : start + segment_size] for start in range(0, total, segment_size))
+    # The slices for a (length, segment size) are made once: a steady stream of full
+    # buffers then costs one memoryview per datagram and no Python step.
+    key = (total, segment_size)
+    cuts = _CUTS.get(key)
+    if cuts is None:
+        starts = range(0, total, segment_size)
+        cuts = list(map(slice, starts, range(segment_size, total + segment_size, segment_size)))
+        if len(_CUTS) >= _CUTS_MAX:
+            _CUTS.clear()
+        _CUTS[key] = cuts
+    return map(view.__getitem__, cuts)
+
+
+_CUTS: dict[tuple[int, int], list[slice]] = {}
+_CUTS_MAX = 64
 
 
 __all__ = ["MAX_SEGMENTS", "MAX_SEGMENT_SIZE", "send_segments", "split"]

@@ -759,8 +759,10 @@ class Socket(_Bound):
             SocketError.MessageTooBig: the message was longer than ``size`` (MSG_TRUNC;
                 it is dropped), or its control data did not fit (MSG_CTRUNC).
         """
-        got = ancillary.receive(self._descriptor, self.address, size, ctx, _closed_while_waiting)
-        return got.data, got.segment_size, got.source
+        # A Socket's _address is always an Address (only a Stream's peer is pending).
+        local: Address = self._address  # type: ignore[assignment]
+        data, source, segment, _, _ = ancillary.receive(self._descriptor, local, size, ctx, _closed_while_waiting)
+        return data, len(data) if segment is None else segment, source
 
     def receive_message(self, size: int = 65536, ctx: Context | None = None) -> ancillary.Datagram:
         """One datagram with its destination address and kernel timestamp, as a `Datagram`.
@@ -772,7 +774,10 @@ class Socket(_Bound):
             SocketError.MessageTooBig: the datagram was longer than ``size`` (it is
                 dropped), or the control data did not fit.
         """
-        return ancillary.receive(self._descriptor, self.address, size, ctx, _closed_while_waiting)
+        data, source, segment, destination, timestamp = ancillary.receive(
+            self._descriptor, self.address, size, ctx, _closed_while_waiting
+        )
+        return ancillary.Datagram(data, source, destination, timestamp, len(data) if segment is None else segment)
 
 
 __all__ = ["Mode", "Protocol", "Server", "Socket", "Stream", "UnixAddress"]
