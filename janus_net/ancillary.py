@@ -423,23 +423,49 @@ class Outgoing:
         self.iov.iov_len = size
 
 
+# Replies from a chosen source: the control message for each (local, source) pair is
+# built once, and one Outgoing per message kind is kept for the next call.
+_SOURCES: dict[tuple[Address, Address], tuple[int, int, bytes]] = {}
+_SOURCES_MAX = 256
+_OUTGOING: dict[tuple[int, int, int], list[Outgoing]] = {}
+
+
 def send_from(descriptor: Descriptor, local: Address, dest: str | Address, data: Buffer, source: str | Address) -> int:
     """One datagram to ``dest`` that leaves from the local address ``source`` (sendmsg + pktinfo).
 
     Raises:
-        SocketError.AddressUnavailable: ``source`` is not an address of this host.
+        SocketError.AddressUnavailable: ``source`` is not an address of this host (IPv6),
+            or its port is not the socket's.
+        SocketError.NetworkUnreachable: an IPv4 ``source`` that is not local (no route from it).
     """
-    level, type_, payload = source_control(local, source)
+    chosen = as_address(source)  # text is parsed (and cached) here; anything else unhashable fails here
+    key = (local, chosen)
+    control = _SOURCES.get(key)
+    if control is None:
+        control = source_control(local, chosen)
+        if len(_SOURCES) >= _SOURCES_MAX:
+            _SOURCES.clear()
+        _SOURCES[key] = control
+    level, type_, payload = control
     target = as_address(dest)
     view = ffi.from_buffer(data)
-    out = Outgoing(level, type_, len(payload))
-    ffi.memmove(out.payload, payload, len(payload))
-    out.point(target, view, len(view))
-    fd = descriptor.acquire(syscalls.SEND_FROM, target)
+    kind = (level, type_, len(payload))
+    idle = _OUTGOING.setdefault(kind, [])
     try:
-        return syscalls.sendmsg(fd, out.msg, platform.MSG_NOSIGNAL, syscalls.SEND_FROM, target)
+        out = idle.pop()
+    except IndexError:
+        out = Outgoing(level, type_, len(payload))
+    try:
+        ffi.memmove(out.payload, payload, len(payload))
+        out.point(target, view, len(view))
+        fd = descriptor.acquire(syscalls.SEND_FROM, target)
+        try:
+            return syscalls.sendmsg(fd, out.msg, platform.MSG_NOSIGNAL, syscalls.SEND_FROM, target)
+        finally:
+            descriptor.release()
     finally:
-        descriptor.release()
+        if not idle:
+            idle.append(out)
 
 
 __all__ = ["CONTROL_SPACE", "Datagram", "Message", "Outgoing", "parse", "receive", "send_from"]
