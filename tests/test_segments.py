@@ -320,8 +320,13 @@ def two_namespaces() -> Iterator[tuple[str, str]]:
         _ip("netns", "del", a)
 
 
-def test_fallback_on_a_route_whose_mtu_is_below_the_segment(two_namespaces: tuple[str, str], tmp_path: Path) -> None:
-    a, b = two_namespaces
+def _send_across(a: str, b: str, segment_size: int, tmp_path: Path) -> tuple[list[str], list[str]]:
+    """From namespace ``a``, send_segments 7,680 bytes to a stdlib receiver in ``b``, under strace.
+
+    Returns (the sender's trace lines after the mark, what the receiver printed: each
+    datagram's length, then whether the bytes are the ones sent, in order).
+    """
+    count = -(-7680 // segment_size)
     receiver = subprocess.Popen(
         ["ip", "netns", "exec", b, sys.executable, "-c", textwrap.dedent(
             """
@@ -333,7 +338,7 @@ def test_fallback_on_a_route_whose_mtu_is_below_the_segment(two_namespaces: tupl
             got = [s.recv(4096) for _ in range(int(sys.argv[1]))]
             print(" ".join(str(len(d)) for d in got), b"".join(got) == bytes(range(256)) * 30, flush=True)
             """
-        ), "6"],
+        ), str(count)],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -346,7 +351,7 @@ def test_fallback_on_a_route_whose_mtu_is_below_the_segment(two_namespaces: tupl
             import janus_net as jn
             sender = jn.bind("10.77.0.1:0")
             os.write(1, {MARK!r})
-            print(sender.send_segments("10.77.0.2:4777", bytes(range(256)) * 30, 1400))
+            print(sender.send_segments("10.77.0.2:4777", bytes(range(256)) * 30, {segment_size}))
             """
         )
         out_file = tmp_path / "strace.out"
@@ -356,19 +361,44 @@ def test_fallback_on_a_route_whose_mtu_is_below_the_segment(two_namespaces: tupl
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
-        assert done.stdout.split()[-1:] == ["6"]
+        assert done.stdout.split()[-1:] == [str(count)]
         lines = out_file.read_text().splitlines()
         lines = lines[next(i for i, line in enumerate(lines) if "JANUS-MARK" in line) + 1 :]
-        sendmsg = calls_to(lines, "sendmsg")
-        # gso_size + headers > MTU: EMSGSIZE on newer kernels, EINVAL on older ones.
-        assert len(sendmsg) == 1 and ("EMSGSIZE" in sendmsg[0] or "EINVAL" in sendmsg[0]), sendmsg
-        assert len(calls_to(lines, "sendmmsg")) == 1
         out, _ = receiver.communicate(timeout=30)
-        assert out.split() == ["1400", "1400", "1400", "1400", "1400", "680", "True"]
+        return lines, out.split()
     finally:
         if receiver.poll() is None:
             receiver.kill()
             receiver.communicate()
+
+
+def test_fallback_on_a_route_whose_mtu_is_below_the_segment(two_namespaces: tuple[str, str], tmp_path: Path) -> None:
+    lines, received = _send_across(*two_namespaces, 1400, tmp_path)
+    sendmsg = calls_to(lines, "sendmsg")
+    # gso_size + headers > MTU: EMSGSIZE on newer kernels, EINVAL on older ones.
+    assert len(sendmsg) == 1 and ("EMSGSIZE" in sendmsg[0] or "EINVAL" in sendmsg[0]), sendmsg
+    assert len(calls_to(lines, "sendmmsg")) == 1
+    # Sent one by one, each 1400-byte datagram is fragmented on the 1280 link and reassembled.
+    assert received == ["1400", "1400", "1400", "1400", "1400", "680", "True"]
+
+
+def test_a_device_without_checksum_offload_gets_the_same_datagrams(
+    two_namespaces: tuple[str, str], tmp_path: Path
+) -> None:
+    # Older kernels refuse GSO through such a device (EIO) and janus_net falls back;
+    # newer ones checksum in software and segment anyway. Either way the same datagrams arrive.
+    if shutil.which("ethtool") is None:
+        pytest.skip("ethtool is not installed: it is the only way to turn checksum offload off (ethtool -K)")
+    a, b = two_namespaces
+    subprocess.run(["ip", "netns", "exec", a, "ethtool", "-K", "va", "tx", "off"], check=True, capture_output=True)
+    lines, received = _send_across(a, b, 1200, tmp_path)
+    assert received == ["1200"] * 6 + ["480", "True"]
+    sendmsg = calls_to(lines, "sendmsg")
+    assert len(sendmsg) == 1 and carries_udp_segment(sendmsg[0]), sendmsg
+    if "EIO" in sendmsg[0]:
+        assert len(calls_to(lines, "sendmmsg")) == 1  # the fallback ran
+    else:
+        assert sendmsg[0].rstrip().endswith("= 7680") and not calls_to(lines, "sendmmsg")
 
 
 def test_module_constants_come_from_the_compiler() -> None:
