@@ -60,7 +60,7 @@ def _require_udp(sock: Socket, syscall: str) -> None:
         local = sock._address
         known = False
         if isinstance(local, Ip4Address | Ip6Address):
-            fd = sock._descriptor.acquire(syscalls.GETSOCKOPT, local)
+            fd = sock._descriptor.acquire(syscalls.SEND, local)  # a closed socket: the EBADF of send
             try:
                 known = syscalls.getsockopt_int(fd, lib.SOL_SOCKET, lib.SO_PROTOCOL) == lib.IPPROTO_UDP
             finally:

@@ -405,3 +405,37 @@ def test_module_constants_come_from_the_compiler() -> None:
     assert segments.MAX_SEGMENT_SIZE == lib.JN_UDP_MAX_PAYLOAD_IP4 == 65507
     assert lib.JN_UDP_MAX_PAYLOAD_IP6 == 65527
     assert segments.MAX_SEGMENTS == lib.JN_UDP_MAX_SEGMENTS
+
+
+# --- Interrupted and cancelled calls leave the socket usable
+
+
+@pytest.mark.parametrize("syscall", ["send", "receive"])
+def test_keyboard_interrupt_in_the_syscall_leaves_the_socket_usable(syscall: str) -> None:
+    data = pattern(6000)
+    with jn.bind("127.0.0.1:0") as sender, jn.bind("127.0.0.1:0", gro=True) as receiver:
+        if syscall == "receive":
+            sender.send_segments(receiver.address, data, 1000)
+        with fail(syscall, KeyboardInterrupt) as injected, pytest.raises(KeyboardInterrupt):
+            if syscall == "send":
+                sender.send_segments(receiver.address, data, 1000)
+            else:
+                receiver.receive_segments()
+        assert injected.failed == 1
+        if syscall == "send":
+            sender.send_segments(receiver.address, data, 1000)
+        assert receive_all(receiver, 6) == expected_datagrams(data, 1000)
+        assert nothing_queued(receiver)
+
+
+def test_receive_segments_with_a_deadline_times_out() -> None:
+    with jn.bind("127.0.0.1:0", gro=True) as receiver, pytest.raises(jn.SocketError.Timeout):
+        receiver.receive_segments(ctx=jn.Context.with_timeout(0.05))
+
+
+def test_send_segments_on_a_closed_socket_names_send() -> None:
+    sender = jn.bind("127.0.0.1:0")
+    sender.close()
+    with pytest.raises((jn.ErrnoBug, jn.SocketError)) as raised:
+        sender.send_segments("127.0.0.1:9", b"abcd", 2)
+    assert raised.value.syscall == "send"  # type: ignore[union-attr]
