@@ -88,6 +88,12 @@ def send_segments(sock: Socket, dest: str | Address, data: Buffer, segment_size:
         _require_udp(sock, "send")
     if type(target) is Ip4Address or (type(target) is Ip6Address and target.is_ip4_mapped):
         limit = _MAX_PAYLOAD_IP4
+    elif isinstance(target, UnixAddress):
+        # The kernel would say EINVAL for a short unix sockaddr (shorter than a sockaddr_in),
+        # a row that means a bug; a unix destination on a UDP socket is the caller's mistake.
+        raise SocketError.AddressFamilyUnsupported(
+            None, "a UDP socket cannot send to a unix address", syscall="send", address=str(target)
+        )
     else:
         limit = _MAX_PAYLOAD_IP6
     if size > limit:

@@ -157,6 +157,14 @@ def test_port_zero_destination_is_address_unavailable() -> None:
         sender.send_segments("127.0.0.1:0", b"x" * 100, 10)
 
 
+@pytest.mark.parametrize("dest", ["unix:/tmp/x", "unix:@abstract-name-longer-than-a-sockaddr-in"])
+def test_a_unix_destination_is_address_family_unsupported(dest: str) -> None:
+    refused = pytest.raises(jn.SocketError.AddressFamilyUnsupported)
+    with jn.bind("127.0.0.1:0") as sender, fail("send", errno.EBADF) as injected, refused:
+        sender.send_segments(dest, b"abcd", 2)
+    assert injected.failed == 0
+
+
 def test_empty_data_is_one_empty_datagram() -> None:
     with jn.bind("127.0.0.1:0") as sender, jn.bind("127.0.0.1:0", gro=True) as receiver:
         assert sender.send_segments(receiver.address, b"", 1200) == 1
