@@ -448,6 +448,10 @@ def send_from(descriptor: Descriptor, local: Address, dest: str | Address, data:
         _SOURCES[key] = control
     level, type_, payload = control
     target = as_address(dest)
+    if isinstance(target, UnixAddress):  # the kernel's EINVAL would read as a bad source
+        raise SocketError.AddressFamilyUnsupported(
+            None, "an IP socket cannot send to a unix address", syscall="send", address=str(target)
+        )
     view = ffi.from_buffer(data)
     kind = (level, type_, len(payload))
     idle = _OUTGOING.setdefault(kind, [])

@@ -278,6 +278,8 @@ def test_source_checks() -> None:
                 a.send(b.address, b"x", source="[::1]:0")
             with pytest.raises(jn.SocketError.InvalidAddress):
                 a.send(b.address, b"x", source="nonsense")
+            with pytest.raises(jn.SocketError.AddressFamilyUnsupported):
+                a.send("unix:/tmp/x", b"x", source="127.0.0.1:0")
         assert injected.failed == 0
         assert a.send(b.address, b"ok", source=f"127.0.0.1:{a.address.port}") == 2
         assert b.receive(ctx=ctx()) == (b"ok", a.address)
