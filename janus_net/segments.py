@@ -138,7 +138,7 @@ def _send_gso(fd: int, target: Address, view: Any, size: int, segment_size: int)
             out.point(target, view + offset if offset else view, length)
             try:
                 # The hot path hands sendmsg to the retry loop itself, as Socket.send does.
-                syscalls.retry(_SEND_SEGMENTS, lib.sendmsg, (fd, msg, _MSG_NOSIGNAL), None, target)
+                went = syscalls.retry(_SEND_SEGMENTS, lib.sendmsg, (fd, msg, _MSG_NOSIGNAL), None, target)
             except SocketError.OptionUnsupported:
                 # Not remembered: the next send may take another route. A kernel without
                 # GSO at all (before 4.18) pays one failed sendmsg per send.
@@ -147,6 +147,10 @@ def _send_gso(fd: int, target: Address, view: Any, size: int, segment_size: int)
                 if sent == 0:
                     raise
                 return sent
+            if went != length:
+                # UDP sends all or nothing; should a kernel ever report less, count only
+                # the whole segments it took and let the caller send the rest one by one.
+                return sent + went // segment_size
             sent += -(-length // segment_size)
             offset += length
         return sent
