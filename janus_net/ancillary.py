@@ -137,18 +137,26 @@ class Message:
         self.size = -1
 
     def receive_buffer(self, size: int) -> Any:
-        """Point the iovec at a buffer of ``size`` bytes (this message's own, up to `_KEEP`)."""
+        """Point the iovec at a buffer of ``size`` bytes (this message's own, up to `_KEEP`).
+
+        ``size`` is recorded last: ``self.size == n`` always means "the iovec points at
+        ``self.buf`` with length n", even if an exception (KeyboardInterrupt) stops this
+        half-way -- a stale record would have the kernel write into a freed buffer.
+        """
+        self.size = -1
         if size > _KEEP:
             buf = _uncleared("char[]", size)
-            self.size = -1  # the iovec points at a one-off buffer: rewrite it next time
+        elif size > self.capacity:
+            buf = _uncleared("char[]", max(size, 1))
         else:
-            if size > self.capacity:
-                self.buf = _uncleared("char[]", max(size, 1))
-                self.capacity = size
             buf = self.buf
-            self.size = size
         self.iov.iov_base = buf
         self.iov.iov_len = size
+        if size <= _KEEP:
+            if buf is not self.buf:
+                self.buf = buf
+                self.capacity = size
+            self.size = size
         return buf
 
 
@@ -185,8 +193,11 @@ def receive(
         buf = message.buf if size == message.size else message.receive_buffer(size)
         msg = message.msg
         ffi.memmove(msg, message.pristine, _MSGHDR_SIZE)
-        fd = descriptor.acquire(syscalls.RECEIVE, local)
+        # fd stays -1 until acquire has returned, so the finally releases exactly what was
+        # acquired even when an exception (KeyboardInterrupt) lands between the two.
+        fd = -1
         try:
+            fd = descriptor.acquire(syscalls.RECEIVE, local)
             if ctx is None:
                 # The hot path hands recvmsg to the retry loop itself, as Socket.receive does.
                 got = syscalls.retry(syscalls.RECEIVE, lib.recvmsg, (fd, msg, 0))
@@ -199,7 +210,8 @@ def receive(
                     lambda: syscalls.recvmsg(fd, msg, 0, check),
                 )
         finally:
-            descriptor.release()
+            if fd != -1:
+                descriptor.release()
         if descriptor.closing:
             raise closed(local)
         named = msg.msg_namelen
@@ -410,11 +422,13 @@ class Outgoing:
     def segment(self, size: int) -> None:
         """Write a UDP_SEGMENT payload (a u16, udp(7)), unless it already holds ``size``."""
         if size != self.value:
+            self.value = -1  # recorded only once written (an exception may stop us in between)
             ffi.cast(_UINT16_P, self.payload)[0] = size
             self.value = size
 
     def point(self, target: Address, data: Any, size: int) -> None:
         if target is not self.target:  # the sockaddr is the address's own: rewritten only on a change
+            self.target = None  # recorded only once written (an exception may stop us in between)
             encoded = target.sockaddr
             self.msg.msg_name = encoded.pointer
             self.msg.msg_namelen = encoded.length
@@ -462,11 +476,13 @@ def send_from(descriptor: Descriptor, local: Address, dest: str | Address, data:
     try:
         ffi.memmove(out.payload, payload, len(payload))
         out.point(target, view, len(view))
-        fd = descriptor.acquire(syscalls.SEND_FROM, target)
+        fd = -1  # see receive: released only once acquired
         try:
+            fd = descriptor.acquire(syscalls.SEND_FROM, target)
             return syscalls.sendmsg(fd, out.msg, platform.MSG_NOSIGNAL, syscalls.SEND_FROM, target)
         finally:
-            descriptor.release()
+            if fd != -1:
+                descriptor.release()
     finally:
         if not idle:
             idle.append(out)

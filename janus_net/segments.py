@@ -60,11 +60,13 @@ def _require_udp(sock: Socket, syscall: str) -> None:
         local = sock._address
         known = False
         if isinstance(local, Ip4Address | Ip6Address):
-            fd = sock._descriptor.acquire(syscalls.SEND, local)  # a closed socket: the EBADF of send
+            fd = -1  # released only once acquired, whatever exception lands in between
             try:
+                fd = sock._descriptor.acquire(syscalls.SEND, local)  # a closed socket: the EBADF of send
                 known = syscalls.getsockopt_int(fd, lib.SOL_SOCKET, lib.SO_PROTOCOL) == lib.IPPROTO_UDP
             finally:
-                sock._descriptor.release()
+                if fd != -1:
+                    sock._descriptor.release()
         if len(_IS_UDP) >= _IS_UDP_MAX:
             _IS_UDP.clear()
         _IS_UDP[sock._descriptor] = known
@@ -106,14 +108,16 @@ def send_segments(sock: Socket, dest: str | Address, data: Buffer, segment_size:
         sock.send(target, data)  # one datagram: nothing to segment
         return 1
     count = -(-size // segment_size)
-    fd = descriptor.acquire(syscalls.SEND, target)
+    fd = -1  # released only once acquired, whatever exception lands in between
     try:
+        fd = descriptor.acquire(syscalls.SEND, target)
         sent = _send_gso(fd, target, view, size, segment_size) if platform.HAS_UDP_SEGMENT else 0
         if sent < count:
             sent += _send_mmsg(fd, target, view, size, segment_size, sent, sent > 0)
         return sent
     finally:
-        descriptor.release()
+        if fd != -1:
+            descriptor.release()
 
 
 def _send_gso(fd: int, target: Address, view: Any, size: int, segment_size: int) -> int:

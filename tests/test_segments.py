@@ -10,6 +10,8 @@ namespaces this test creates).
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import errno
 import os
 import shutil
@@ -18,13 +20,14 @@ import subprocess
 import sys
 import textwrap
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import janus_net as jn
-from janus_net import segments
+from janus_net import ancillary, segments
 from janus_net._shim import lib
 from janus_net.testing import fail
 from tests.peers import stdlib_view
@@ -447,3 +450,110 @@ def test_send_segments_on_a_closed_socket_names_send() -> None:
     with pytest.raises((jn.ErrnoBug, jn.SocketError)) as raised:
         sender.send_segments("127.0.0.1:9", b"abcd", 2)
     assert raised.value.syscall == "send"  # type: ignore[union-attr]
+
+
+# --- KeyboardInterrupt at every line of the datagram modules
+
+
+def _cleanup_lines(path: Path) -> set[int]:
+    """Lines inside ``finally:`` blocks of a module.
+
+    A trace function raises *before* a line runs, so a KeyboardInterrupt injected at a
+    line of a ``finally`` block would skip that cleanup, whatever the code does: no
+    Python cleanup survives that, and no test can ask it to. Every other line is fair game.
+    """
+    lines: set[int] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Try):
+            for statement in node.finalbody:
+                lines.update(range(statement.lineno, (statement.end_lineno or statement.lineno) + 1))
+    return lines
+
+
+class _InterruptAt:
+    """A trace function that raises KeyboardInterrupt at the n-th line run in the given files."""
+
+    def __init__(self, n: int, files: dict[str, set[int]]) -> None:
+        self.n = n
+        self.files = files
+        self.seen = 0
+
+    def __call__(self, frame: Any, event: str, arg: object) -> object:
+        skip = self.files.get(frame.f_code.co_filename)
+        if skip is None:
+            return None
+
+        def line(frame: Any, event: str, arg: object) -> object:
+            if event == "line" and frame.f_lineno not in skip:
+                self.seen += 1
+                if self.seen == self.n:
+                    raise KeyboardInterrupt
+            return line
+
+        return line
+
+
+MODULE_FILES = {str(path): _cleanup_lines(path) for path in (Path(segments.__file__), Path(ancillary.__file__))}
+
+
+def _interrupt_every_line(operation: Callable[[], object], check: Callable[[], None]) -> int:
+    """Run ``operation`` with a KeyboardInterrupt at its 1st, 2nd, ... line; ``check`` after each."""
+    n = 1
+    while True:
+        tracer = _InterruptAt(n, MODULE_FILES)
+        sys.settrace(tracer)
+        try:
+            operation()
+            interrupted = False
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            sys.settrace(None)
+        check()
+        if not interrupted:
+            return n
+        n += 1
+
+
+@pytest.mark.parametrize(
+    "operation", ["send_segments", "send_segments_fallback", "receive_segments", "receive_message", "send_from"]
+)
+def test_keyboard_interrupt_at_every_line_leaves_the_sockets_whole(operation: str) -> None:
+    data = pattern(3000)
+    sender = jn.bind("127.0.0.1:0")
+    receiver = jn.bind("127.0.0.1:0", gro=True, pktinfo=True, timestamps=True)
+    try:
+        roomy(receiver)
+
+        def run() -> None:
+            if operation == "send_segments":
+                sender.send_segments(receiver.address, data, 1000)
+            elif operation == "send_segments_fallback":
+                with fail("send", errno.EIO):  # the UDP_SEGMENT sendmsg fails: the sendmmsg path runs
+                    sender.send_segments(receiver.address, data, 1000)
+            elif operation == "send_from":
+                sender.send(receiver.address, data[:1000], source="127.0.0.1:0")
+            else:
+                sender.send_segments(receiver.address, data, 1000)
+                if operation == "receive_segments":
+                    receiver.receive_segments()
+                else:
+                    receiver.receive_message()
+
+        def check() -> None:
+            # Drain what this attempt left, then prove a full round trip still works.
+            with stdlib_view(receiver) as view:
+                view.setblocking(False)
+                with contextlib.suppress(BlockingIOError):
+                    while True:
+                        view.recv(65536)
+            assert sender.send_segments(receiver.address, data, 1000) == 3
+            assert receive_all(receiver, 3) == expected_datagrams(data, 1000)
+
+        lines = _interrupt_every_line(run, check)
+        assert lines > 3
+    finally:
+        sender.close()
+        receiver.close()
+    # Both closed for real: no call is left registered on either descriptor.
+    assert sender.fileno() == -1 and receiver.fileno() == -1
