@@ -389,6 +389,19 @@ for wildcard, family, hosts, fmt in (
                     data, seen = client.recvfrom(100)
                     key = f"{{used}} -> {{reply_from}}"
                     result[key] = [str(d.destination), seen[0], seen[1] == port, data.decode()]
+# A dual-stack socket: IPv4 clients, destinations and sources in their IPv4-mapped form.
+with jn.bind("[::]:0", ip6_only=False, pktinfo=True) as server:
+    port = server.address.port
+    for used in ("10.88.0.1", "10.88.0.2"):
+        for reply_from in ("10.88.0.1", "10.88.0.2"):
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+                client.settimeout(10)
+                client.sendto(b"ask", (used, port))
+                d = server.receive_message(ctx=ctx())
+                server.send(d.source, b"answer", source=jn.Ip6Address.from_ip4(jn.Ip4Address(reply_from, 0)))
+                data, seen = client.recvfrom(100)
+                key = f"mapped {{used}} -> {{reply_from}}"
+                result[key] = [str(d.destination), seen[0], seen[1] == port, data.decode()]
 print(json.dumps(result))
 """
 
@@ -410,3 +423,8 @@ def test_pktinfo_destination_and_reply_source_on_the_wildcard(two_address_namesp
         assert destination.startswith(fmt.format(used)), (used, destination)  # the address the client used
         assert seen_host == reply_from  # the client sees the reply come from the chosen source
         assert same_port and data == "answer"
+    for used in ("10.88.0.1", "10.88.0.2"):
+        for reply_from in ("10.88.0.1", "10.88.0.2"):
+            destination, seen_host, same_port, data = result[f"mapped {used} -> {reply_from}"]
+            assert destination.startswith(f"[::ffff:{used}]:")
+            assert seen_host == reply_from and same_port and data == "answer"
