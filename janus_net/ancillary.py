@@ -100,6 +100,7 @@ _TIMESPEC_P = ffi.typeof("struct timespec *")
 _INT_P = ffi.typeof("int *")
 _UINT16_P = ffi.typeof("uint16_t *")
 _CHAR_P = ffi.typeof("char *")
+_IN6_ADDR_SIZE = ffi.sizeof("struct in6_addr")
 
 # A receive buffer up to this size is kept for the next call (65536 is receive_message's default).
 _KEEP = 65536
@@ -295,7 +296,7 @@ def parse(msg: Any, local: Address) -> tuple[int | None, Address | None, float |
         elif (level, kind) == _IPV6_PKTINFO:
             _need(payload, _IN6_PKTINFO_SIZE, "IPV6_PKTINFO")
             info6 = ffi.cast(_IN6_PKTINFO_P, lib.jn_cmsg_data(cmsg))
-            packed = ffi.buffer(info6.ipi6_addr.s6_addr, 16)[:]
+            packed = ffi.buffer(info6.ipi6_addr.s6_addr, _IN6_ADDR_SIZE)[:]
             destination = _ip6_destination(packed, int(info6.ipi6_ifindex), local.port or 0)
         elif (level, kind) == _TIMESTAMPNS:
             _need(payload, _TIMESPEC_SIZE, "SCM_TIMESTAMPNS")
@@ -350,10 +351,6 @@ def _remember(key: tuple[int, int, int], address: Address) -> None:
 # --- Sending
 
 
-def _packed(address: Ip4Address | Ip6Address) -> bytes:
-    return address.ip.packed
-
-
 def source_control(local: Address, source: str | Address) -> tuple[int, int, bytes]:
     """The (level, type, payload) of the control message that sends from ``source``.
 
@@ -389,7 +386,7 @@ def source_control(local: Address, source: str | Address) -> tuple[int, int, byt
     if _IPV6_PKTINFO is None:
         raise SocketError.OptionUnsupported(None, "this platform has no IPV6_PKTINFO", syscall="send", address=text)
     info6 = ffi.new("struct in6_pktinfo *")
-    ffi.memmove(info6.ipi6_addr.s6_addr, _packed(address), 16)
+    ffi.memmove(info6.ipi6_addr.s6_addr, address.ip.packed, _IN6_ADDR_SIZE)
     info6.ipi6_ifindex = address.scope_id
     return lib.IPPROTO_IPV6, lib.JN_IPV6_PKTINFO, ffi.buffer(info6)[:]
 
