@@ -21,6 +21,7 @@ from janus_net.address import (
     UnixAddress,
     parse_address,
 )
+from janus_net.ancillary import Datagram
 from janus_net.audit import AuditRecord
 from janus_net.capability import NetBind
 from janus_net.context import Context
@@ -33,6 +34,7 @@ from janus_net.listen import (
     listen_with_capability,
     listen_with_context,
 )
+from janus_net.segments import split
 from janus_net.socket import Mode, Protocol, Server, Socket, Stream
 
 __version__ = "0.1.0"
@@ -42,6 +44,7 @@ __all__ = [
     "AuditRecord",
     "BindAddress",
     "Context",
+    "Datagram",
     "ErrnoBug",
     "FdAddress",
     "Ip4Address",
@@ -62,4 +65,5 @@ __all__ = [
     "listen_with_capability",
     "listen_with_context",
     "parse_address",
+    "split",
 ]

@@ -148,6 +148,8 @@ class _Lib:
     JN_SO_PEERCRED: int
     JN_SCM_CREDENTIALS: int
     JN_SCM_MAX_FD: int
+    JN_SO_TIMESTAMPNS: int
+    JN_SCM_TIMESTAMPNS: int
     def socket(self, domain: int, type: int, protocol: int, /) -> int: ...
     def setsockopt(self, fd: int, level: int, option: int, value: CData, length: int, /) -> int: ...
     def getsockopt(self, fd: int, level: int, option: int, value: CData, length: CData, /) -> int: ...
@@ -178,6 +180,20 @@ class _Lib:
     IPPROTO_TCP: int
     IPPROTO_UDP: int
     IPV6_V6ONLY: int
+    JN_HAS_IP_PKTINFO: Literal[0, 1]
+    JN_IP_PKTINFO: int
+    JN_HAS_IPV6_PKTINFO: Literal[0, 1]
+    JN_IPV6_RECVPKTINFO: int
+    JN_IPV6_PKTINFO: int
+    # <netinet/udp.h>
+    JN_SOL_UDP: int
+    JN_HAS_UDP_SEGMENT: Literal[0, 1]
+    JN_UDP_SEGMENT: int
+    JN_HAS_UDP_GRO: Literal[0, 1]
+    JN_UDP_GRO: int
+    JN_UDP_MAX_SEGMENTS: int
+    JN_UDP_MAX_PAYLOAD_IP4: int
+    JN_UDP_MAX_PAYLOAD_IP6: int
     # <arpa/inet.h>
     def htons(self, value: int, /) -> int: ...
     def ntohs(self, value: int, /) -> int: ...

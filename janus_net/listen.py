@@ -29,6 +29,7 @@ from janus_net.address import (
     Address,
     BindAddress,
     FdAddress,
+    Ip6Address,
     UnixAddress,
     as_bind_address,
     reported,
@@ -55,6 +56,15 @@ def _set_options(fd: int, addr: Address, opts: Options, check: syscalls.Checkpoi
         syscalls.setsockopt_int(fd, lib.SOL_SOCKET, lib.SO_BROADCAST, 1, check)
     if platform.SO_NOSIGPIPE:
         syscalls.setsockopt_int(fd, lib.SOL_SOCKET, platform.SO_NOSIGPIPE, 1, check)
+    if opts.gro:
+        syscalls.setsockopt_int(fd, lib.JN_SOL_UDP, lib.JN_UDP_GRO, 1, check)
+    if opts.pktinfo:
+        if isinstance(addr, Ip6Address):
+            syscalls.setsockopt_int(fd, lib.IPPROTO_IPV6, lib.JN_IPV6_RECVPKTINFO, 1, check)
+        else:
+            syscalls.setsockopt_int(fd, lib.IPPROTO_IP, lib.JN_IP_PKTINFO, 1, check)
+    if opts.timestamps:
+        syscalls.setsockopt_int(fd, lib.SOL_SOCKET, lib.JN_SO_TIMESTAMPNS, 1, check)
     if opts.file_mode is not None:
         # Linux gives the file that bind creates the mode of the unbound socket's inode
         # (less the umask), so the file never exists with wider permissions.
@@ -212,9 +222,17 @@ def bind(
     ip6_only: bool | None = None,
     reuse_address: bool = False,
     broadcast: bool = False,
+    gro: bool = False,
+    pktinfo: bool = False,
+    timestamps: bool = False,
 ) -> Socket:
-    """Create a bound socket (datagram by default) on ``address`` (:core profile)."""
-    opts = bind_options(mode, protocol, ip6_only, reuse_address, broadcast)
+    """Create a bound socket (datagram by default) on ``address`` (:core profile).
+
+    ``gro=True`` (UDP only) lets ``receive_segments`` take many coalesced datagrams
+    at once; ``pktinfo=True`` (IP datagram sockets) and ``timestamps=True`` fill in
+    ``receive_message``'s ``Datagram.destination`` and ``.timestamp`` (docs/datagrams.md).
+    """
+    opts = bind_options(mode, protocol, ip6_only, reuse_address, broadcast, gro, pktinfo, timestamps)
     return _open(address, opts)  # type: ignore[return-value]
 
 
@@ -251,10 +269,13 @@ def bind_with_context(
     ip6_only: bool | None = None,
     reuse_address: bool = False,
     broadcast: bool = False,
+    gro: bool = False,
+    pktinfo: bool = False,
+    timestamps: bool = False,
 ) -> Socket:
     """`bind`, with ``ctx.check()`` at the first four checkpoints (a bound socket has no listen step)."""
     _require_context(ctx)
-    opts = bind_options(mode, protocol, ip6_only, reuse_address, broadcast)
+    opts = bind_options(mode, protocol, ip6_only, reuse_address, broadcast, gro, pktinfo, timestamps)
     return _open(address, opts, ctx)  # type: ignore[return-value]
 
 
@@ -295,10 +316,13 @@ def bind_with_capability(
     ip6_only: bool | None = None,
     reuse_address: bool = False,
     broadcast: bool = False,
+    gro: bool = False,
+    pktinfo: bool = False,
+    timestamps: bool = False,
 ) -> Socket:
     """`bind`, gated and audited by the capability as `listen_with_capability` is."""
     _require_capability(cap, ctx)
-    opts = bind_options(mode, protocol, ip6_only, reuse_address, broadcast)
+    opts = bind_options(mode, protocol, ip6_only, reuse_address, broadcast, gro, pktinfo, timestamps)
     return _open(address, opts, ctx, cap)  # type: ignore[return-value]
 
 

@@ -26,6 +26,10 @@ class Options(NamedTuple):
     broadcast: bool
     file_mode: int | None
     unlink_stale: bool
+    # DESIGN §15 (bind only): UDP_GRO, IP_PKTINFO / IPV6_RECVPKTINFO, SO_TIMESTAMPNS.
+    gro: bool = False
+    pktinfo: bool = False
+    timestamps: bool = False
 
 
 class BadOptionType(TypeError, ValueError):
@@ -103,6 +107,9 @@ def bind_options(
     ip6_only: bool | None = None,
     reuse_address: bool = False,
     broadcast: bool = False,
+    gro: bool = False,
+    pktinfo: bool = False,
+    timestamps: bool = False,
 ) -> Options:
     """The options of ``bind*``, each checked for type and range (DESIGN §3 "Strict values").
 
@@ -122,7 +129,8 @@ def bind_options(
     _check_ip6_only(ip6_only)
     return Options(
         "bind", mode, proto, 0, _flag("reuse_address", reuse_address), False, ip6_only,
-        _flag("broadcast", broadcast), None, False,
+        _flag("broadcast", broadcast), None, False, _flag("gro", gro), _flag("pktinfo", pktinfo),
+        _flag("timestamps", timestamps),
     )  # fmt: skip
 
 
@@ -159,3 +167,24 @@ def validate(addr: Address, opts: Options) -> None:
         # Linux answers setsockopt with EOPNOTSUPP (older kernels took it and did nothing):
         # refused here, before the socket exists, the same on every kernel.
         raise SocketError.OptionUnsupported(None, "reuse_port applies to IP addresses only", address=text)
+    _validate_datagram_options(addr, opts, text)
+
+
+def _validate_datagram_options(addr: Address, opts: Options, text: str) -> None:
+    """gro, pktinfo, timestamps (DESIGN §15): only where they can apply, checked before the socket exists."""
+    ip = not isinstance(addr, UnixAddress)
+    udp = ip and opts.mode is Mode.DGRAM and opts.protocol in (0, Protocol.UDP)
+    if opts.gro and not (udp and platform.HAS_UDP_GRO):
+        why = "gro applies to UDP sockets only" if not udp else "this platform has no UDP_GRO"
+        raise SocketError.OptionUnsupported(None, why, address=text)
+    if opts.pktinfo:
+        if not ip or opts.mode is Mode.STREAM:
+            raise SocketError.OptionUnsupported(None, "pktinfo applies to IP datagram sockets only", address=text)
+        has = platform.HAS_IPV6_PKTINFO if isinstance(addr, Ip6Address) else platform.HAS_IP_PKTINFO
+        if not has:
+            raise SocketError.OptionUnsupported(None, "this platform has no pktinfo for this family", address=text)
+    if opts.timestamps:
+        if opts.mode is Mode.STREAM:
+            raise SocketError.OptionUnsupported(None, "timestamps apply to datagram sockets only", address=text)
+        if not platform.HAS_TIMESTAMPNS:
+            raise SocketError.OptionUnsupported(None, "this platform has no SO_TIMESTAMPNS", address=text)

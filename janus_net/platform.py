@@ -35,3 +35,20 @@ SUN_PATH_OFFSET: int = ffi.offsetof("struct sockaddr_un", "sun_path")
 
 #: Flags every socket() call adds to the type.
 SOCKET_TYPE_FLAGS: int = lib.JN_SOCK_CLOEXEC if HAS_SOCK_CLOEXEC else 0
+
+# --- UDP segmentation offload and ancillary data (DESIGN §15)
+
+#: `JANUS_NET_FORCE_GSO_FALLBACK=1` (read once, at import) makes ``send_segments`` take
+#: the path of a platform without UDP_SEGMENT (one sendmmsg of the datagrams), so that
+#: path is tested where CI runs.
+FORCE_GSO_FALLBACK: bool = os.environ.get("JANUS_NET_FORCE_GSO_FALLBACK") == "1"
+#: UDP_SEGMENT control messages can be sent (Linux 4.18+ headers).
+HAS_UDP_SEGMENT: bool = bool(lib.JN_HAS_UDP_SEGMENT) and not FORCE_GSO_FALLBACK
+#: UDP_GRO can be turned on (Linux 5.0+ headers).
+HAS_UDP_GRO: bool = bool(lib.JN_HAS_UDP_GRO)
+#: IP_PKTINFO (IPv4 destination address and source selection).
+HAS_IP_PKTINFO: bool = bool(lib.JN_HAS_IP_PKTINFO)
+#: IPV6_RECVPKTINFO / IPV6_PKTINFO.
+HAS_IPV6_PKTINFO: bool = bool(lib.JN_HAS_IPV6_PKTINFO)
+#: SO_TIMESTAMPNS (receive timestamps as struct timespec).
+HAS_TIMESTAMPNS: bool = bool(lib.JN_SO_TIMESTAMPNS)

@@ -26,7 +26,7 @@ import warnings
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from janus_net import platform, syscalls
+from janus_net import ancillary, platform, segments, syscalls
 from janus_net._shim import ffi, lib
 from janus_net.address import (
     DECODED_SOURCES,
@@ -461,8 +461,15 @@ class Socket(_Bound):
         # An AF_INET socket hears only IPv4 peers: their sources can be keyed by an int.
         self._ip4_keys = _IP4_KEY_OK and address.family == lib.AF_INET
 
-    def send(self, dest: str | Address, data: Buffer) -> int:
-        """Send one datagram to ``dest``; returns the bytes sent."""
+    def send(self, dest: str | Address, data: Buffer, source: str | Address | None = None) -> int:
+        """Send one datagram to ``dest``; returns the bytes sent.
+
+        ``source`` (an address of this host, with this socket's port or 0) makes the
+        datagram leave from that address (IP_PKTINFO / IPV6_PKTINFO): a server bound
+        to the wildcard replies from the address the client used (``Datagram.destination``).
+        """
+        if source is not None:
+            return ancillary.send_from(self._descriptor, self.address, dest, data, source)
         # This and _receive_from are the datagram hot path: they hand their syscall to
         # the retry loop themselves, without a typed wrapper's frame in between.
         # An address value passes as is (a type check, not as_address's call); text is parsed.
@@ -723,6 +730,55 @@ class Socket(_Bound):
 
     def __enter__(self) -> Socket:
         return self
+
+    # --- UDP segmentation offload and ancillary data (DESIGN §15): janus_net.segments, janus_net.ancillary
+
+    def send_segments(self, dest: str | Address, data: Buffer, segment_size: int) -> int:
+        """Send ``data`` to ``dest`` as datagrams of ``segment_size`` bytes (the last may be shorter).
+
+        One sendmsg with a UDP_SEGMENT control message (GSO) carries them all; where
+        the platform, the socket or the route cannot segment, one sendmmsg does,
+        with the same datagrams on the wire. Returns the number of datagrams sent
+        (an error after some went returns that count, as `send_many` does).
+
+        Raises:
+            ValueError: ``segment_size`` not an int in 1..65507 (before any syscall).
+            SocketError.MessageTooBig: more data than one UDP send can carry (65,507
+                bytes over IPv4, 65,527 over IPv6).
+            SocketError.OptionUnsupported: not a UDP socket.
+        """
+        return segments.send_segments(self, dest, data, segment_size)
+
+    def receive_segments(self, size: int = 65535, ctx: Context | None = None) -> tuple[bytes, int, Address]:
+        """Coalesced datagrams of one source: ``(buffer, segment_size, source)``.
+
+        With ``bind(..., gro=True)`` the kernel may hand over many datagrams at once;
+        ``jn.split(buffer, segment_size)`` yields them. A datagram that was not
+        coalesced comes alone, with ``segment_size == len(buffer)``.
+
+        Raises:
+            SocketError.MessageTooBig: the message was longer than ``size`` (MSG_TRUNC;
+                it is dropped), or its control data did not fit (MSG_CTRUNC).
+        """
+        # A Socket's _address is always an Address (only a Stream's peer is pending).
+        local: Address = self._address  # type: ignore[assignment]
+        data, source, segment, _, _ = ancillary.receive(self._descriptor, local, size, ctx, _closed_while_waiting)
+        return data, len(data) if segment is None else segment, source
+
+    def receive_message(self, size: int = 65536, ctx: Context | None = None) -> ancillary.Datagram:
+        """One datagram with its destination address and kernel timestamp, as a `Datagram`.
+
+        ``.destination`` needs ``bind(..., pktinfo=True)`` and ``.timestamp``
+        ``bind(..., timestamps=True)``; each is None otherwise.
+
+        Raises:
+            SocketError.MessageTooBig: the datagram was longer than ``size`` (it is
+                dropped), or the control data did not fit.
+        """
+        data, source, segment, destination, timestamp = ancillary.receive(
+            self._descriptor, self.address, size, ctx, _closed_while_waiting
+        )
+        return ancillary.Datagram(data, source, destination, timestamp, len(data) if segment is None else segment)
 
 
 __all__ = ["Mode", "Protocol", "Server", "Socket", "Stream", "UnixAddress"]

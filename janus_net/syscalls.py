@@ -397,6 +397,49 @@ POLL = Syscall(
     },
 )
 
+# sendmsg for UDP segmentation offload and for a reply from a chosen source address
+# (DESIGN §15). Both are named "send", so the fault seam's "send" reaches them too; each
+# is SEND with the rows its control message adds.
+
+#: sendmsg with a UDP_SEGMENT control message. The added rows mean "this socket or
+#: route cannot segment": `janus_net.segments` catches OptionUnsupported from this table
+#: and sends the same datagrams with sendmmsg instead, so a user never sees these rows.
+SEND_SEGMENTS = Syscall(
+    "send",
+    {
+        **SEND.errors,
+        # EIO: the route cannot segment: an IPsec (xfrm) route, or (kernels before 6.11)
+        # a device without checksum offload.
+        E.EIO: SocketError.OptionUnsupported,
+        # EINVAL: SO_NO_CHECK on the socket, more segments than the kernel's
+        # UDP_MAX_SEGMENTS, or (older kernels) a segment larger than the route's MTU.
+        E.EINVAL: SocketError.OptionUnsupported,
+        # EMSGSIZE: a segment larger than the route's MTU (newer kernels). The total was
+        # checked against the UDP limit before the call, so this is the route, not the
+        # data: sent one by one, such datagrams are fragmented (or refused, with
+        # IP_PMTUDISC_DO, as MessageTooBig by the fallback's own SEND table).
+        E.EMSGSIZE: SocketError.OptionUnsupported,
+        # ENOPROTOOPT / EOPNOTSUPP: a kernel or socket type without UDP_SEGMENT.
+        E.ENOPROTOOPT: SocketError.OptionUnsupported,
+        E.EOPNOTSUPP: SocketError.OptionUnsupported,
+    },
+    bugs={err: why for err, why in SEND.bugs.items() if err not in (E.EINVAL, E.EOPNOTSUPP)},
+    label="send (segments)",
+)
+
+#: sendmsg with an IP_PKTINFO / IPV6_PKTINFO control message naming the source address.
+SEND_FROM = Syscall(
+    "send",
+    {
+        **SEND.errors,
+        # EINVAL: the source address is not an address of this host (or not of the
+        # interface a link-local one names): the caller chose it.
+        E.EINVAL: SocketError.AddressUnavailable,
+    },
+    bugs={err: why for err, why in SEND.bugs.items() if err != E.EINVAL},
+    label="send (from source)",
+)
+
 #: Every table, for tests and the fault seam to iterate.
 TABLES: tuple[Syscall, ...] = (
     SOCKET,
@@ -416,6 +459,8 @@ TABLES: tuple[Syscall, ...] = (
     CONNECT,
     FCHMOD,
     POLL,
+    SEND_SEGMENTS,
+    SEND_FROM,
 )
 
 
@@ -637,3 +682,25 @@ def recvmmsg(
     `WOULD_BLOCK` when ``nonblocking`` and nothing is queued.
     """
     return retry(RECEIVE, lib.jn_recvmmsg, (fd, msgs, count, flags), checkpoint, None, nonblocking)
+
+
+def sendmsg(fd: int, msg: Any, flags: int, table: Syscall = SEND, address: object = None) -> int:
+    """sendmsg(2) of a prepared ``struct msghdr``; returns the bytes sent.
+
+    ``table`` is SEND, or SEND_SEGMENTS / SEND_FROM for the control message it carries.
+    """
+    return retry(table, lib.sendmsg, (fd, msg, flags), None, address)
+
+
+def recvmsg(
+    fd: int,
+    msg: Any,
+    flags: int,
+    checkpoint: Checkpoint | None = None,
+    nonblocking: bool = False,
+) -> int:
+    """recvmsg(2) into a prepared ``struct msghdr``; the kernel sets its lengths and msg_flags.
+
+    `WOULD_BLOCK` when ``nonblocking`` and nothing is queued.
+    """
+    return retry(RECEIVE, lib.recvmsg, (fd, msg, flags), checkpoint, None, nonblocking)

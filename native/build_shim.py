@@ -21,6 +21,8 @@ HEADERS = (
     "sys_uio_h",
     "sys_socket_h",
     "netinet_in_h",
+    "netinet_udp_h",
+    "time_h",
     "arpa_inet_h",
     "sys_un_h",
     "fcntl_h",

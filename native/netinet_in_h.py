@@ -39,8 +39,50 @@ static const int IPPROTO_IPV6;
 static const int IPPROTO_TCP;
 static const int IPPROTO_UDP;
 static const int IPV6_V6ONLY;
+
+/* The destination address of a received datagram, and the source of a sent one
+   (IP_PKTINFO / IPV6_RECVPKTINFO, IPV6_PKTINFO). Where the platform has no such
+   thing the flags are 0 and the structs are stand-ins that are never used. */
+struct in_pktinfo {
+    int ipi_ifindex;
+    struct in_addr ipi_spec_dst;
+    struct in_addr ipi_addr;
+    ...;
+};
+
+struct in6_pktinfo {
+    struct in6_addr ipi6_addr;
+    unsigned int ipi6_ifindex;
+    ...;
+};
+
+static const int JN_HAS_IP_PKTINFO;
+static const int JN_IP_PKTINFO;
+static const int JN_HAS_IPV6_PKTINFO;
+static const int JN_IPV6_RECVPKTINFO;
+static const int JN_IPV6_PKTINFO;
 """
 
 FUNCTIONS = ""
 
-CUSTOMIZATIONS = ""
+CUSTOMIZATIONS = """
+#ifdef IP_PKTINFO
+static const int JN_HAS_IP_PKTINFO = 1;
+static const int JN_IP_PKTINFO = IP_PKTINFO;
+#else
+static const int JN_HAS_IP_PKTINFO = 0;
+static const int JN_IP_PKTINFO = 0;
+struct in_pktinfo { int ipi_ifindex; struct in_addr ipi_spec_dst; struct in_addr ipi_addr; };
+#endif
+
+#if defined(IPV6_RECVPKTINFO) && defined(IPV6_PKTINFO)
+static const int JN_HAS_IPV6_PKTINFO = 1;
+static const int JN_IPV6_RECVPKTINFO = IPV6_RECVPKTINFO;
+static const int JN_IPV6_PKTINFO = IPV6_PKTINFO;
+#else
+static const int JN_HAS_IPV6_PKTINFO = 0;
+static const int JN_IPV6_RECVPKTINFO = 0;
+static const int JN_IPV6_PKTINFO = 0;
+struct in6_pktinfo { struct in6_addr ipi6_addr; unsigned int ipi6_ifindex; };
+#endif
+"""

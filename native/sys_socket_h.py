@@ -106,6 +106,10 @@ static const int JN_SO_PEERCRED;
 static const int JN_SCM_CREDENTIALS;
 /* The kernel's limit of descriptors per SCM_RIGHTS message (SCM_MAX_FD, 253 on Linux). */
 static const int JN_SCM_MAX_FD;
+/* Kernel receive timestamps as a struct timespec (SO_TIMESTAMPNS, delivered as
+   SCM_TIMESTAMPNS), 0 without. */
+static const int JN_SO_TIMESTAMPNS;
+static const int JN_SCM_TIMESTAMPNS;
 """
 
 FUNCTIONS = """
@@ -266,6 +270,14 @@ static size_t jn_cmsg_len(size_t n) { return CMSG_LEN(n); }
 static struct cmsghdr *jn_cmsg_firsthdr(struct msghdr *m) { return CMSG_FIRSTHDR(m); }
 static struct cmsghdr *jn_cmsg_nxthdr(struct msghdr *m, struct cmsghdr *c) { return CMSG_NXTHDR(m, c); }
 static unsigned char *jn_cmsg_data(struct cmsghdr *c) { return CMSG_DATA(c); }
+
+#if defined(SO_TIMESTAMPNS) && defined(SCM_TIMESTAMPNS)
+static const int JN_SO_TIMESTAMPNS = SO_TIMESTAMPNS;
+static const int JN_SCM_TIMESTAMPNS = SCM_TIMESTAMPNS;
+#else
+static const int JN_SO_TIMESTAMPNS = 0;
+static const int JN_SCM_TIMESTAMPNS = 0;
+#endif
 
 #ifndef SOCK_RDM
 #define SOCK_RDM (-1)

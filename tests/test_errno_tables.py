@@ -247,6 +247,27 @@ def send_udp(err: Any, tmp: Path) -> Outcome:
     return Outcome(error, inj, _leftovers(tmp), dest)
 
 
+def send_segments_udp(err: Any, tmp: Path) -> Outcome:
+    """Socket.send_segments: the UDP_SEGMENT sendmsg fails; the fallback rows resend with sendmmsg."""
+    with _udp_pair() as (sock, peer):
+        dest = _text(peer.getsockname())
+        with fail("send", err) as inj:
+            error = _run(lambda: sock.send_segments(dest, b"ab", 1))
+        peer.settimeout(5)
+        if error is None:  # a fallback row: both datagrams went by sendmmsg
+            assert [peer.recv(8), peer.recv(8)] == [b"a", b"b"]
+    return Outcome(error, inj, _leftovers(tmp), dest)
+
+
+def send_from_udp(err: Any, tmp: Path) -> Outcome:
+    """Socket.send(source=...): sendmsg with IP_PKTINFO."""
+    with _udp_pair() as (sock, peer):
+        dest = _text(peer.getsockname())
+        with fail("send", err) as inj:
+            error = _run(lambda: sock.send(dest, b"x", source="127.0.0.1:0"))
+    return Outcome(error, inj, _leftovers(tmp), dest)
+
+
 def write_stream(err: Any, tmp: Path) -> Outcome:
     """Stream.write on an accepted connection."""
     with _tcp_pair() as (_server, client, stream):
@@ -415,6 +436,8 @@ ROUTES: dict[str, tuple[Route, ...]] = {
     "GETPEERNAME": (getpeername_fd,),
     "ACCEPT": (accept_tcp, accept_unix),
     "SEND": (send_udp, write_stream, send_many_udp),
+    "SEND_SEGMENTS": (send_segments_udp,),
+    "SEND_FROM": (send_from_udp,),
     "RECEIVE": (receive_udp, read_stream, receive_many_udp),
     "CLOSE": (close_server,),
     "SHUTDOWN": (shutdown_server, shutdown_fd),
@@ -437,6 +460,8 @@ def expected(label: str, err: int, debug: bool, route: str) -> type[BaseExceptio
         return None  # close ignores every error but the bug errnos
     if table is syscalls.CONNECT and err == errno.ECONNREFUSED:
         return None  # the probe's "stale": the bind takes the path over and succeeds
+    if table is syscalls.SEND_SEGMENTS and table.errors.get(err) is SocketError.OptionUnsupported:
+        return None  # the route cannot segment: send_segments falls back to sendmmsg
     if route == "shutdown_server" and err == errno.ENOTCONN:
         return None  # Server.shutdown() is idempotent: ENOTCONN means "already shut down"
     return table.errors.get(err, SocketError.Unexpected)

@@ -6,6 +6,8 @@
  *   bench client PORT     that client alone, for the Python servers (runs until killed)
  *   bench udp N           N bursts of 32: 32 sendto then 32 recvfrom, 64-byte datagrams
  *   bench udp_mmsg N      N bursts of 32: one sendmmsg then recvmmsg until 32 arrived
+ *   bench segmented N     N bursts of 54 1200-byte datagrams: one sendmsg with UDP_SEGMENT
+ *                         (64,800 bytes), then recvmsg on a UDP_GRO socket until 54 arrived
  *
  * Prints one line: "<operations> <wall seconds> <cpu seconds>" (operations: cycles,
  * connections, or datagrams), timed around the measured loop only: wall time with
@@ -15,6 +17,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -262,10 +265,84 @@ static double run_udp_mmsg(long n)
     return elapsed;
 }
 
+#define SEGMENT 1200
+#define SEGMENTS 54
+
+#if defined(UDP_SEGMENT) && defined(UDP_GRO)
+static double run_segmented(long n)
+{
+    int a, b;
+    struct sockaddr_in dest;
+    udp_pair(&a, &b, &dest);
+    int on = 1;
+    if (setsockopt(b, SOL_UDP, UDP_GRO, &on, sizeof on) < 0)
+        die("setsockopt UDP_GRO");
+    static char out[SEGMENT * SEGMENTS], in[65535];
+    memset(out, 'x', sizeof out);
+    union {
+        char buf[CMSG_SPACE(sizeof(uint16_t))];
+        struct cmsghdr align;
+    } sctl;
+    union {
+        char buf[CMSG_SPACE(sizeof(int)) * 4];
+        struct cmsghdr align;
+    } rctl;
+    struct iovec siov = {out, sizeof out}, riov = {in, sizeof in};
+    struct msghdr smsg, rmsg;
+    memset(&smsg, 0, sizeof smsg);
+    smsg.msg_name = &dest;
+    smsg.msg_namelen = sizeof dest;
+    smsg.msg_iov = &siov;
+    smsg.msg_iovlen = 1;
+    smsg.msg_control = sctl.buf;
+    smsg.msg_controllen = sizeof sctl.buf;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&smsg);
+    c->cmsg_level = SOL_UDP;
+    c->cmsg_type = UDP_SEGMENT;
+    c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    *(uint16_t *)CMSG_DATA(c) = SEGMENT;
+    double t0 = now();
+    for (long i = 0; i < n; i++) {
+        if (sendmsg(a, &smsg, MSG_NOSIGNAL) < 0)
+            die("sendmsg UDP_SEGMENT");
+        int got = 0;
+        while (got < SEGMENTS) {
+            struct sockaddr_storage src;
+            memset(&rmsg, 0, sizeof rmsg);
+            rmsg.msg_name = &src;
+            rmsg.msg_namelen = sizeof src;
+            rmsg.msg_iov = &riov;
+            rmsg.msg_iovlen = 1;
+            rmsg.msg_control = rctl.buf;
+            rmsg.msg_controllen = sizeof rctl.buf;
+            ssize_t r = recvmsg(b, &rmsg, 0);
+            if (r < 0)
+                die("recvmsg");
+            int size = (int)r;
+            for (struct cmsghdr *h = CMSG_FIRSTHDR(&rmsg); h; h = CMSG_NXTHDR(&rmsg, h))
+                if (h->cmsg_level == SOL_UDP && h->cmsg_type == UDP_GRO)
+                    memcpy(&size, CMSG_DATA(h), sizeof size);
+            got += size > 0 ? (int)((r + size - 1) / size) : 1;
+        }
+    }
+    double elapsed = now() - t0;
+    close(a);
+    close(b);
+    return elapsed;
+}
+#else
+static double run_segmented(long n)
+{
+    (void)n;
+    fprintf(stderr, "no UDP_SEGMENT/UDP_GRO in these headers\n");
+    exit(3);
+}
+#endif
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
-        fprintf(stderr, "usage: %s listen|accept|udp|udp_mmsg N | client PORT\n", argv[0]);
+        fprintf(stderr, "usage: %s listen|accept|udp|udp_mmsg|segmented N | client PORT\n", argv[0]);
         return 2;
     }
     if (strcmp(argv[1], "client") == 0)
@@ -288,6 +365,9 @@ int main(int argc, char **argv)
     } else if (strcmp(w, "udp_mmsg") == 0) {
         elapsed = run_udp_mmsg(n);
         ops = n * BURST;
+    } else if (strcmp(w, "segmented") == 0) {
+        elapsed = run_segmented(n);
+        ops = n * SEGMENTS;
     } else {
         fprintf(stderr, "unknown workload %s\n", w);
         return 2;

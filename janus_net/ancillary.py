@@ -1,0 +1,488 @@
+"""Ancillary data (control messages) of datagrams: destination address, kernel timestamp, GRO segment size.
+
+Control messages are laid out by the C compiler's CMSG_* macros (reached through the
+shim's ``jn_cmsg_*`` functions), never by offsets computed here. Every message the
+kernel hands back is bounds-checked before its payload is read, and a truncation is
+never silent (DESIGN §15):
+
+* MSG_TRUNC (the datagram was longer than the buffer; the rest is gone) and
+  MSG_CTRUNC (the control messages did not fit: someone enabled more of them on
+  this socket than janus_net reserves room for) raise `SocketError.MessageTooBig`.
+  The datagram has left the queue by then: the next receive gets the next one.
+* A control message whose length cannot hold its payload, or that runs past the
+  control buffer, raises `SocketError.ProtocolFailure`: the kernel never writes one,
+  so a reader must not guess.
+
+Messages of a level/type janus_net does not know are skipped (another holder of a
+shared socket may have enabled, say, IP_RECVTTL).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from janus_net import platform, syscalls
+from janus_net._shim import ffi, lib
+from janus_net.address import (
+    DECODED_SOURCES,
+    Address,
+    Ip4Address,
+    Ip6Address,
+    UnixAddress,
+    as_address,
+    from_sockaddr_cached,
+)
+from janus_net.errors import SocketError
+from janus_net.scratch import _IP4_KEY_OK, _SOCKADDR_STORAGE_SIZE, _STORAGE_P, _UNNAMED_UNIX, Buffer, _uncleared
+from janus_net.waiting import _wait_for
+
+if TYPE_CHECKING:
+    from janus_net.context import Context
+    from janus_net.descriptor import Descriptor
+
+
+@dataclass(frozen=True, slots=True)
+class Datagram:
+    """One received datagram and what the kernel said about it (`Socket.receive_message`).
+
+    Attributes:
+        data: the payload. With ``gro=True`` it may hold several datagrams of one
+            source, coalesced: ``jn.split(data, segment_size)`` cuts them apart.
+        source: who sent it.
+        destination: the local address it was sent to (the socket's port, and the
+            IP the client used even when the socket is bound to the wildcard), or
+            None when the socket was bound without ``pktinfo=True``.
+        timestamp: when the kernel received it, in Unix seconds, or None when the
+            socket was bound without ``timestamps=True``.
+        segment_size: the size of each coalesced datagram (the last may be shorter);
+            ``len(data)`` when the message is one datagram.
+    """
+
+    data: bytes
+    source: Address
+    destination: Address | None
+    timestamp: float | None
+    segment_size: int
+
+
+# --- Layout, from the compiler.
+
+_INT_SIZE = ffi.sizeof("int")
+_IN_PKTINFO_SIZE = ffi.sizeof("struct in_pktinfo")
+_IN6_PKTINFO_SIZE = ffi.sizeof("struct in6_pktinfo")
+_TIMESPEC_SIZE = ffi.sizeof("struct timespec")
+# UDP_SEGMENT's payload is a u16 (udp(7)); the kernel rejects any other length.
+_GSO_SIZE = ffi.sizeof("uint16_t")
+_CMSG_HEADER = lib.jn_cmsg_len(0)
+
+#: Room for every control message janus_net can ask for at once (GRO, either pktinfo,
+#: the timestamp), so enabling them together never truncates.
+CONTROL_SPACE: int = (
+    lib.jn_cmsg_space(_INT_SIZE)
+    + lib.jn_cmsg_space(_IN_PKTINFO_SIZE)
+    + lib.jn_cmsg_space(_IN6_PKTINFO_SIZE)
+    + lib.jn_cmsg_space(_TIMESPEC_SIZE)
+)
+
+_IP_PKTINFO = (lib.IPPROTO_IP, lib.JN_IP_PKTINFO) if platform.HAS_IP_PKTINFO else None
+_IPV6_PKTINFO = (lib.IPPROTO_IPV6, lib.JN_IPV6_PKTINFO) if platform.HAS_IPV6_PKTINFO else None
+_TIMESTAMPNS = (lib.SOL_SOCKET, lib.JN_SCM_TIMESTAMPNS) if platform.HAS_TIMESTAMPNS else None
+# UDP_GRO is compared field by field (the hot case); -1 never matches a level.
+_SOL_UDP = lib.JN_SOL_UDP if platform.HAS_UDP_GRO else -1
+_UDP_GRO_TYPE = lib.JN_UDP_GRO
+
+_IN_PKTINFO_P = ffi.typeof("struct in_pktinfo *")
+_IN6_PKTINFO_P = ffi.typeof("struct in6_pktinfo *")
+_TIMESPEC_P = ffi.typeof("struct timespec *")
+_INT_P = ffi.typeof("int *")
+_UINT16_P = ffi.typeof("uint16_t *")
+_CHAR_P = ffi.typeof("char *")
+_IN6_ADDR_SIZE = ffi.sizeof("struct in6_addr")
+
+# A receive buffer up to this size is kept for the next call (65536 is receive_message's default).
+_KEEP = 65536
+
+
+class Message:
+    """A reusable ``struct msghdr`` with one iovec, a source sockaddr and a control buffer.
+
+    One caller at a time (taken from and given back to `_MESSAGES`). Before each call
+    one memmove from ``pristine`` restores what the kernel overwrites (the name and
+    control lengths, the flags); the iovec is rewritten only when the size changes.
+    ``words`` reads the source as 8-byte words: for an IPv4 source the first word
+    identifies it (the key `DECODED_SOURCES` uses for IPv4, as `_ReceiveBatch` does).
+    """
+
+    __slots__ = ("buf", "capacity", "control", "iov", "msg", "name", "pristine", "size", "words")
+
+    def __init__(self) -> None:
+        self.name = _uncleared(_STORAGE_P)
+        self.words = memoryview(ffi.buffer(self.name)).cast("Q") if _IP4_KEY_OK else None
+        self.iov = ffi.new("struct iovec *")
+        # Cleared: CMSG_NXTHDR reads the next header's length before deciding it is past the end.
+        self.control = ffi.new("char[]", CONTROL_SPACE)
+        msg = ffi.new("struct msghdr *")
+        msg.msg_name = self.name
+        msg.msg_namelen = _SOCKADDR_STORAGE_SIZE
+        msg.msg_iov = self.iov
+        msg.msg_iovlen = 1
+        msg.msg_control = self.control
+        msg.msg_controllen = CONTROL_SPACE
+        self.msg = msg
+        self.pristine = ffi.buffer(msg)[:]
+        self.buf: Any = None
+        self.capacity = -1
+        self.size = -1
+
+    def receive_buffer(self, size: int) -> Any:
+        """Point the iovec at a buffer of ``size`` bytes (this message's own, up to `_KEEP`).
+
+        ``size`` is recorded last: ``self.size == n`` always means "the iovec points at
+        ``self.buf`` with length n", even if an exception (KeyboardInterrupt) stops this
+        half-way -- a stale record would have the kernel write into a freed buffer.
+        """
+        self.size = -1
+        if size > _KEEP:
+            buf = _uncleared("char[]", size)
+        elif size > self.capacity:
+            buf = _uncleared("char[]", max(size, 1))
+        else:
+            buf = self.buf
+        self.iov.iov_base = buf
+        self.iov.iov_len = size
+        if size <= _KEEP:
+            if buf is not self.buf:
+                self.buf = buf
+                self.capacity = size
+            self.size = size
+        return buf
+
+
+# At most one idle Message, shared by every socket of the process (a list: atomic pop/append).
+_MESSAGES: list[Message] = []
+_MSGHDR_SIZE = ffi.sizeof("struct msghdr")
+_SOCKADDR_IN_SIZE = ffi.sizeof("struct sockaddr_in")
+_CUT = lib.MSG_TRUNC | lib.MSG_CTRUNC
+
+
+# --- Receiving
+
+
+def receive(
+    descriptor: Descriptor,
+    local: Address,
+    size: int,
+    ctx: Context | None,
+    closed: Callable[[object], BaseException],
+) -> tuple[bytes, Address, int | None, Address | None, float | None]:
+    """One recvmsg on ``descriptor``: (data, source, GRO segment size, destination, timestamp).
+
+    The last three are None when their control message did not come. ``local`` is the
+    socket's address (its port completes the destination address); ``closed(local)``
+    is raised when another thread closed the socket meanwhile.
+    """
+    if type(size) is not int or size < 0:
+        raise ValueError(f"size must be an int >= 0, not {size!r}")
+    try:
+        message = _MESSAGES.pop()
+    except IndexError:  # none idle (first call, or another thread has it): a fresh one
+        message = Message()
+    try:
+        buf = message.buf if size == message.size else message.receive_buffer(size)
+        msg = message.msg
+        ffi.memmove(msg, message.pristine, _MSGHDR_SIZE)
+        # fd stays -1 until acquire has returned, so the finally releases exactly what was
+        # acquired even when an exception (KeyboardInterrupt) lands between the two.
+        fd = -1
+        try:
+            fd = descriptor.acquire(syscalls.RECEIVE, local)
+            if ctx is None:
+                # The hot path hands recvmsg to the retry loop itself, as Socket.receive does.
+                got = syscalls.retry(syscalls.RECEIVE, lib.recvmsg, (fd, msg, 0))
+            else:
+                check = ctx.check
+                got = _wait_for(
+                    ctx,
+                    fd,
+                    lambda: syscalls.recvmsg(fd, msg, lib.MSG_DONTWAIT, check, True),
+                    lambda: syscalls.recvmsg(fd, msg, 0, check),
+                )
+        finally:
+            if fd != -1:
+                descriptor.release()
+        if descriptor.closing:
+            raise closed(local)
+        named = msg.msg_namelen
+        words = message.words
+        if named == _SOCKADDR_IN_SIZE and words is not None:
+            key = words[0]
+            source = DECODED_SOURCES.get(key) or from_sockaddr_cached(message.name, named, key)
+        elif named == 0:
+            source = _UNNAMED_UNIX  # an unbound unix sender
+        else:
+            source = from_sockaddr_cached(message.name, min(named, _SOCKADDR_STORAGE_SIZE))
+        if msg.msg_flags & _CUT:
+            check_truncation(msg.msg_flags, size, source)
+        if msg.msg_controllen:
+            segment, destination, timestamp = parse(msg, local)
+        else:
+            segment = destination = timestamp = None
+        return ffi.unpack(buf, got), source, segment, destination, timestamp
+    finally:
+        if not _MESSAGES:
+            _MESSAGES.append(message)
+
+
+def check_truncation(flags: int, size: int, source: object) -> None:
+    """Raise `SocketError.MessageTooBig` if recvmsg's ``flags`` say anything was cut."""
+    if flags & lib.MSG_TRUNC:
+        raise SocketError.MessageTooBig(
+            None,
+            f"the datagram was longer than size={size} bytes and was dropped (MSG_TRUNC); receive with a larger size",
+            syscall="receive",
+            address=str(source),
+        )
+    if flags & lib.MSG_CTRUNC:
+        raise SocketError.MessageTooBig(
+            None,
+            "the control messages did not fit (MSG_CTRUNC): options other than gro, pktinfo and timestamps "
+            "are enabled on this socket; the datagram was dropped",
+            syscall="receive",
+            address=str(source),
+        )
+
+
+def _malformed(why: str) -> SocketError:
+    return SocketError.ProtocolFailure(None, f"malformed control message: {why}", syscall="receive")
+
+
+def parse(msg: Any, local: Address) -> tuple[int | None, Address | None, float | None]:
+    """(GRO segment size, destination address, timestamp) from ``msg``'s control messages.
+
+    Each is None when its message is absent. ``local`` gives the destination its port.
+
+    Raises:
+        SocketError.ProtocolFailure: a control message too short for its payload, or
+            one reaching past ``msg_controllen``.
+    """
+    segment: int | None = None
+    destination: Address | None = None
+    timestamp: float | None = None
+    controllen = msg.msg_controllen
+    if not controllen:
+        return segment, destination, timestamp
+    start: Any = None
+    offset = 0  # CMSG_FIRSTHDR is the start of the control buffer (or NULL)
+    cmsg = lib.jn_cmsg_firsthdr(msg)
+    while cmsg:  # a NULL pointer is false
+        length = cmsg.cmsg_len
+        if length < _CMSG_HEADER or offset + length > controllen:
+            raise _malformed(f"length {length} at offset {offset} of a {controllen}-byte control buffer")
+        level = cmsg.cmsg_level
+        kind = cmsg.cmsg_type
+        payload = length - _CMSG_HEADER
+        if level == _SOL_UDP and kind == _UDP_GRO_TYPE:
+            _need(payload, _INT_SIZE, "UDP_GRO")
+            segment = ffi.cast(_INT_P, lib.jn_cmsg_data(cmsg))[0]
+            if segment <= 0:
+                raise _malformed(f"UDP_GRO segment size {segment}")
+        elif (level, kind) == _IP_PKTINFO:
+            _need(payload, _IN_PKTINFO_SIZE, "IP_PKTINFO")
+            info = ffi.cast(_IN_PKTINFO_P, lib.jn_cmsg_data(cmsg))
+            destination = _ip4_destination(lib.ntohl(info.ipi_addr.s_addr), local.port or 0)
+        elif (level, kind) == _IPV6_PKTINFO:
+            _need(payload, _IN6_PKTINFO_SIZE, "IPV6_PKTINFO")
+            info6 = ffi.cast(_IN6_PKTINFO_P, lib.jn_cmsg_data(cmsg))
+            packed = ffi.buffer(info6.ipi6_addr.s6_addr, _IN6_ADDR_SIZE)[:]
+            destination = _ip6_destination(packed, int(info6.ipi6_ifindex), local.port or 0)
+        elif (level, kind) == _TIMESTAMPNS:
+            _need(payload, _TIMESPEC_SIZE, "SCM_TIMESTAMPNS")
+            ts = ffi.cast(_TIMESPEC_P, lib.jn_cmsg_data(cmsg))
+            timestamp = ts.tv_sec + ts.tv_nsec / 1e9
+        cmsg = lib.jn_cmsg_nxthdr(msg, cmsg)
+        if cmsg:
+            if start is None:
+                start = ffi.cast(_CHAR_P, msg.msg_control)
+            offset = ffi.cast(_CHAR_P, cmsg) - start
+    return segment, destination, timestamp
+
+
+def _need(payload: int, size: int, what: str) -> None:
+    if payload < size:
+        raise _malformed(f"{what} carries {payload} bytes, needs {size}")
+
+
+# Destination addresses are few (the host's own); each is built once.
+_DESTINATIONS: dict[tuple[int, int, int], Address] = {}
+_DESTINATIONS_MAX = 256
+
+
+def _ip4_destination(host: int, port: int) -> Address:
+    key = (host, 0, port)
+    found = _DESTINATIONS.get(key)
+    if found is None:
+        found = Ip4Address(ipaddress.IPv4Address(host), port)
+        _remember(key, found)
+    return found
+
+
+def _ip6_destination(packed: bytes, ifindex: int, port: int) -> Address:
+    ip = ipaddress.IPv6Address(packed)
+    key = (int(ip), ifindex, port | 1 << 16)
+    found = _DESTINATIONS.get(key)
+    if found is None:
+        # Only a link-local address needs the interface to name it; elsewhere the index
+        # is where the datagram came in, not part of the address.
+        scope = ifindex if ip.is_link_local else 0
+        found = Ip6Address(ip, port, scope_id=scope)
+        _remember(key, found)
+    return found
+
+
+def _remember(key: tuple[int, int, int], address: Address) -> None:
+    if len(_DESTINATIONS) >= _DESTINATIONS_MAX:
+        _DESTINATIONS.clear()
+    _DESTINATIONS[key] = address
+
+
+# --- Sending
+
+
+def source_control(local: Address, source: str | Address) -> tuple[int, int, bytes]:
+    """The (level, type, payload) of the control message that sends from ``source``.
+
+    Raises (before any syscall):
+        SocketError.OptionUnsupported: the socket is not IP, or the platform has no pktinfo.
+        SocketError.AddressFamilyUnsupported: an IPv6 source on an IPv4 socket.
+        SocketError.AddressUnavailable: a source port other than the socket's own (or 0).
+    """
+    address = as_address(source)
+    text = str(address)
+    if isinstance(local, UnixAddress) or isinstance(address, UnixAddress):
+        raise SocketError.OptionUnsupported(None, "source= applies to IP sockets only", syscall="send", address=text)
+    if isinstance(local, Ip6Address) and isinstance(address, Ip4Address):
+        address = Ip6Address.from_ip4(address)
+    if type(address) is not type(local):
+        raise SocketError.AddressFamilyUnsupported(
+            None, f"an IPv6 source cannot be used on the IPv4 socket {local}", syscall="send", address=text
+        )
+    if address.port not in (0, local.port):
+        raise SocketError.AddressUnavailable(
+            None,
+            f"a reply leaves from this socket's port {local.port}, not {address.port}",
+            syscall="send",
+            address=text,
+        )
+    if isinstance(address, Ip4Address):
+        if _IP_PKTINFO is None:
+            raise SocketError.OptionUnsupported(None, "this platform has no IP_PKTINFO", syscall="send", address=text)
+        info = ffi.new("struct in_pktinfo *")
+        info.ipi_spec_dst.s_addr = lib.htonl(int(address.ip))
+        return lib.IPPROTO_IP, lib.JN_IP_PKTINFO, ffi.buffer(info)[:]
+    assert isinstance(address, Ip6Address)
+    if _IPV6_PKTINFO is None:
+        raise SocketError.OptionUnsupported(None, "this platform has no IPV6_PKTINFO", syscall="send", address=text)
+    info6 = ffi.new("struct in6_pktinfo *")
+    ffi.memmove(info6.ipi6_addr.s6_addr, address.ip.packed, _IN6_ADDR_SIZE)
+    info6.ipi6_ifindex = address.scope_id
+    return lib.IPPROTO_IPV6, lib.JN_IPV6_PKTINFO, ffi.buffer(info6)[:]
+
+
+class Outgoing:
+    """A ``struct msghdr`` for one send: destination, one iovec, and one control message."""
+
+    __slots__ = ("control", "iov", "msg", "payload", "target", "value")
+
+    def __init__(self, level: int, type_: int, payload_size: int) -> None:
+        space = lib.jn_cmsg_space(payload_size)
+        self.control = ffi.new("char[]", space)
+        self.iov = ffi.new("struct iovec *")
+        msg = ffi.new("struct msghdr *")
+        msg.msg_iov = self.iov
+        msg.msg_iovlen = 1
+        msg.msg_control = self.control
+        msg.msg_controllen = space
+        cmsg = lib.jn_cmsg_firsthdr(msg)
+        if cmsg == ffi.NULL:  # the macros disagree with the space they computed: never on a sane libc
+            raise SocketError.Unexpected(None, "CMSG_FIRSTHDR found no room for a control message")
+        cmsg.cmsg_level = level
+        cmsg.cmsg_type = type_
+        cmsg.cmsg_len = lib.jn_cmsg_len(payload_size)
+        self.payload = lib.jn_cmsg_data(cmsg)
+        self.msg = msg
+        self.target: Address | None = None
+        self.value = -1
+
+    def segment(self, size: int) -> None:
+        """Write a UDP_SEGMENT payload (a u16, udp(7)), unless it already holds ``size``."""
+        if size != self.value:
+            self.value = -1  # recorded only once written (an exception may stop us in between)
+            ffi.cast(_UINT16_P, self.payload)[0] = size
+            self.value = size
+
+    def point(self, target: Address, data: Any, size: int) -> None:
+        if target is not self.target:  # the sockaddr is the address's own: rewritten only on a change
+            self.target = None  # recorded only once written (an exception may stop us in between)
+            encoded = target.sockaddr
+            self.msg.msg_name = encoded.pointer
+            self.msg.msg_namelen = encoded.length
+            self.target = target
+        self.iov.iov_base = data
+        self.iov.iov_len = size
+
+
+# Replies from a chosen source: the control message for each (local, source) pair is
+# built once, and one Outgoing per message kind is kept for the next call.
+_SOURCES: dict[tuple[Address, Address], tuple[int, int, bytes]] = {}
+_SOURCES_MAX = 256
+_OUTGOING: dict[tuple[int, int, int], list[Outgoing]] = {}
+
+
+def send_from(descriptor: Descriptor, local: Address, dest: str | Address, data: Buffer, source: str | Address) -> int:
+    """One datagram to ``dest`` that leaves from the local address ``source`` (sendmsg + pktinfo).
+
+    Raises:
+        SocketError.AddressUnavailable: ``source`` is not an address of this host (IPv6),
+            or its port is not the socket's.
+        SocketError.NetworkUnreachable: an IPv4 ``source`` that is not local (no route from it).
+    """
+    chosen = as_address(source)  # text is parsed (and cached) here; anything else unhashable fails here
+    key = (local, chosen)
+    control = _SOURCES.get(key)
+    if control is None:
+        control = source_control(local, chosen)
+        if len(_SOURCES) >= _SOURCES_MAX:
+            _SOURCES.clear()
+        _SOURCES[key] = control
+    level, type_, payload = control
+    target = as_address(dest)
+    if isinstance(target, UnixAddress):  # the kernel's EINVAL would read as a bad source
+        raise SocketError.AddressFamilyUnsupported(
+            None, "an IP socket cannot send to a unix address", syscall="send", address=str(target)
+        )
+    view = ffi.from_buffer(data)
+    kind = (level, type_, len(payload))
+    idle = _OUTGOING.setdefault(kind, [])
+    try:
+        out = idle.pop()
+    except IndexError:
+        out = Outgoing(level, type_, len(payload))
+    try:
+        ffi.memmove(out.payload, payload, len(payload))
+        out.point(target, view, len(view))
+        fd = -1  # see receive: released only once acquired
+        try:
+            fd = descriptor.acquire(syscalls.SEND_FROM, target)
+            return syscalls.sendmsg(fd, out.msg, platform.MSG_NOSIGNAL, syscalls.SEND_FROM, target)
+        finally:
+            if fd != -1:
+                descriptor.release()
+    finally:
+        if not idle:
+            idle.append(out)
+
+
+__all__ = ["CONTROL_SPACE", "Datagram", "Message", "Outgoing", "parse", "receive", "send_from"]
