@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NATIVE := $(wildcard native/*.py)
 
-.PHONY: test demo bench lint fuzz clean setup
+.PHONY: test demo bench lint fuzz clean setup tools
 
 setup: $(STAMP)
 
@@ -15,7 +15,11 @@ $(STAMP): pyproject.toml setup.py $(NATIVE)
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-test: $(STAMP)
+# strace, ip, ethtool, capsh, systemd-socket-activate: installed from Debian's packages when missing.
+tools:
+	@scripts/install-test-tools
+
+test: $(STAMP) tools
 	$(PY) -m pytest -q
 
 demo: $(STAMP)
