@@ -23,7 +23,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from janus_net import adopt, platform, syscalls
+from janus_net import adopt, landlock, platform, syscalls
 from janus_net._shim import lib
 from janus_net.address import (
     Address,
@@ -72,6 +72,11 @@ def _bind(
     unix = isinstance(addr, UnixAddress)
     try:
         syscalls.bind(fd, encoded.pointer, encoded.length, unix=unix, checkpoint=check, address=addr)
+    except SocketError.AccessDenied as exc:
+        denial = landlock.kernel_denial(exc, addr, opts.mode, opts.protocol)  # CapabilityDenied after enforce()
+        if denial is exc:
+            raise
+        raise denial from None
     except SocketError.AddressInUse:
         if unix_file is None or not opts.unlink_stale:
             raise

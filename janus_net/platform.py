@@ -35,3 +35,14 @@ SUN_PATH_OFFSET: int = ffi.offsetof("struct sockaddr_un", "sun_path")
 
 #: Flags every socket() call adds to the type.
 SOCKET_TYPE_FLAGS: int = lib.JN_SOCK_CLOEXEC if HAS_SOCK_CLOEXEC else 0
+
+
+def landlock_abi() -> int:
+    """The Landlock ABI version the running kernel offers: an int, 0 without Landlock.
+
+    Network rules (what `NetBind.enforce` needs) start at ABI 4. Asked of the kernel
+    on each call (LANDLOCK_CREATE_RULESET_VERSION), since a boot option can turn it off.
+    """
+    from janus_net import syscalls  # syscalls imports this module: ask it at call time
+
+    return syscalls.landlock_abi()

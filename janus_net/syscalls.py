@@ -527,3 +527,176 @@ def recvmmsg(
     `WOULD_BLOCK` when ``nonblocking`` and nothing is queued.
     """
     return retry(RECEIVE, lib.jn_recvmmsg, (fd, msgs, count, flags), checkpoint, None, nonblocking)
+
+
+# --- Landlock, network namespaces and the server options of DESIGN §14/§16 (janus_net.landlock,
+# janus_net.netns, janus_net.sockopts call these wrappers).
+
+LANDLOCK_CREATE_RULESET = Syscall(
+    "landlock_create_ruleset",
+    {
+        # EOPNOTSUPP: built in but disabled at boot (lsm=); ENOSYS: not built in at all.
+        E.EOPNOTSUPP: SocketError.OptionUnsupported,
+        E.ENOSYS: SocketError.OptionUnsupported,
+        E.ENOMEM: SocketError.SystemResources,
+        E.EMFILE: SocketError.ProcessFdQuotaExceeded,
+        E.ENFILE: SocketError.SystemFdQuotaExceeded,
+    },
+    # EINVAL/E2BIG: a flag or an access bit the kernel lacks, or a bad size; the ABI is
+    # asked first, so only a bug sends one.
+    bugs=(E.EINVAL, E.E2BIG, E.EFAULT, E.ENOMSG),
+)
+
+LANDLOCK_ADD_RULE = Syscall(
+    "landlock_add_rule",
+    {E.ENOMEM: SocketError.SystemResources},
+    # EINVAL: a port above 65535 or an access bit the ruleset does not handle; ENOMSG:
+    # an empty access mask; EBADF/EBADFD: not our ruleset fd. All checked before the call.
+    bugs=(E.EINVAL, E.ENOMSG, E.EBADF, E.EBADFD, E.EFAULT, E.EPERM, E.EAFNOSUPPORT),
+)
+
+LANDLOCK_RESTRICT_SELF = Syscall(
+    "landlock_restrict_self",
+    {
+        # EPERM: neither no_new_privs nor CAP_SYS_ADMIN (a seccomp filter may also refuse prctl).
+        E.EPERM: SocketError.AccessDenied,
+        # E2BIG: the thread already has the maximum of stacked Landlock domains (16).
+        E.E2BIG: SocketError.SystemResources,
+        E.ENOMEM: SocketError.SystemResources,
+    },
+    bugs=(E.EINVAL, E.EBADF, E.EBADFD),
+)
+
+PRCTL = Syscall("prctl", {E.EPERM: SocketError.AccessDenied}, bugs=(E.EINVAL, E.EFAULT))
+
+NS_OPEN = Syscall(
+    "open",
+    {
+        E.ENOENT: SocketError.FileNotFound,
+        E.EACCES: SocketError.AccessDenied,
+        E.EPERM: SocketError.AccessDenied,
+        E.ELOOP: SocketError.SymLinkLoop,
+        E.ENOTDIR: SocketError.NotDir,
+        # ENAMETOOLONG: the path names no namespace file; ENXIO: a unix socket file or a
+        # device without a driver; EISDIR cannot happen read-only but is the same story.
+        E.ENAMETOOLONG: SocketError.InvalidAddress,
+        E.ENXIO: SocketError.InvalidAddress,
+        E.ENODEV: SocketError.InvalidAddress,
+        E.EISDIR: SocketError.InvalidAddress,
+        E.EMFILE: SocketError.ProcessFdQuotaExceeded,
+        E.ENFILE: SocketError.SystemFdQuotaExceeded,
+        E.ENOMEM: SocketError.SystemResources,
+    },
+    bugs=(E.EFAULT,),
+)
+
+NS_GET_NSTYPE = Syscall(
+    "ioctl",
+    # ENOTTY/EINVAL: the file is not a namespace file at all.
+    {E.ENOTTY: SocketError.InvalidAddress, E.EINVAL: SocketError.InvalidAddress},
+    bugs=(E.EBADF, E.EFAULT),
+)
+
+SETNS = Syscall(
+    "setns",
+    {
+        # EINVAL: not a namespace, or a namespace of another kind than CLONE_NEWNET.
+        E.EINVAL: SocketError.InvalidAddress,
+        # EPERM: no CAP_SYS_ADMIN over the namespace's owning user namespace.
+        E.EPERM: SocketError.AccessDenied,
+        E.ENOMEM: SocketError.SystemResources,
+    },
+    bugs=(E.EBADF,),
+)
+
+SETSOCKOPT_SERVER = Syscall(
+    "setsockopt",
+    {
+        E.ENOPROTOOPT: SocketError.OptionUnsupported,
+        E.EOPNOTSUPP: SocketError.OptionUnsupported,
+        # EPERM: transparent without CAP_NET_ADMIN/CAP_NET_RAW, device without CAP_NET_RAW.
+        E.EPERM: SocketError.AccessDenied,
+        # ENODEV: SO_BINDTODEVICE names no interface in the socket's namespace.
+        E.ENODEV: SocketError.AddressUnavailable,
+        E.ENOMEM: SocketError.SystemResources,
+        E.ENOBUFS: SocketError.SystemResources,
+    },
+    # EINVAL: a bad length or a filter the kernel rejects; we build both.
+    bugs=(E.EBADF, E.ENOTSOCK, E.EINVAL, E.EFAULT),
+)
+
+TABLES = (
+    *TABLES,
+    LANDLOCK_CREATE_RULESET,
+    LANDLOCK_ADD_RULE,
+    LANDLOCK_RESTRICT_SELF,
+    PRCTL,
+    NS_OPEN,
+    NS_GET_NSTYPE,
+    SETNS,
+    SETSOCKOPT_SERVER,
+)
+
+
+def landlock_abi() -> int:
+    """The Landlock ABI version the running kernel offers; 0 without Landlock (ENOSYS, EOPNOTSUPP)."""
+    if not lib.JN_HAS_LANDLOCK:
+        return 0
+    try:
+        return retry(
+            LANDLOCK_CREATE_RULESET,
+            lib.jn_landlock_create_ruleset,
+            (ffi.NULL, 0, lib.JN_LANDLOCK_CREATE_RULESET_VERSION),
+        )
+    except SocketError.OptionUnsupported:
+        return 0
+
+
+def landlock_create_ruleset(attr: Any, size: int) -> int:
+    """landlock_create_ruleset(attr, size, 0): a new ruleset fd (close-on-exec)."""
+    return retry(LANDLOCK_CREATE_RULESET, lib.jn_landlock_create_ruleset, (attr, size, 0))
+
+
+def landlock_add_net_port_rule(ruleset: int, attr: Any) -> None:
+    """landlock_add_rule(ruleset, LANDLOCK_RULE_NET_PORT, attr, 0)."""
+    retry(LANDLOCK_ADD_RULE, lib.jn_landlock_add_net_port_rule, (ruleset, attr))
+
+
+def landlock_restrict_self(ruleset: int, flags: int) -> None:
+    """landlock_restrict_self(ruleset, flags): irreversible for this thread and what it starts."""
+    retry(LANDLOCK_RESTRICT_SELF, lib.jn_landlock_restrict_self, (ruleset, flags))
+
+
+def set_no_new_privs() -> None:
+    """prctl(PR_SET_NO_NEW_PRIVS, 1): execve can never grant privileges again (irreversible)."""
+    retry(PRCTL, lib.jn_set_no_new_privs, ())
+
+
+def open_namespace(path: bytes, address: object = None) -> int:
+    """open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY) of a namespace file."""
+    return retry(NS_OPEN, lib.jn_open_namespace, (path,), None, address)
+
+
+def namespace_type(fd: int, address: object = None) -> int:
+    """ioctl(fd, NS_GET_NSTYPE): the CLONE_NEW* kind of the namespace ``fd`` refers to."""
+    return retry(NS_GET_NSTYPE, lib.jn_ns_get_nstype, (fd,), None, address)
+
+
+def setns(fd: int, nstype: int, address: object = None) -> None:
+    """setns(fd, nstype): the calling thread enters the namespace."""
+    retry(SETNS, lib.jn_setns, (fd, nstype), None, address)
+
+
+def setsockopt_server(
+    fd: int, level: int, option: int, value: Any, size: int, checkpoint: Checkpoint | None = None
+) -> None:
+    """setsockopt of a DESIGN §16 option (its own errno table: EPERM, ENODEV are the caller's)."""
+    retry(SETSOCKOPT_SERVER, lib.setsockopt, (fd, level, option, value, size), checkpoint)
+
+
+def getsockopt_buffer(fd: int, level: int, option: int, size: int) -> bytes:
+    """getsockopt into a ``size``-byte buffer; returns the bytes the kernel wrote."""
+    buf = ffi.new("char[]", size)
+    length = ffi.new("socklen_t *", size)
+    retry(GETSOCKOPT, lib.getsockopt, (fd, level, option, buf, length))
+    return ffi.buffer(buf, int(length[0]))[:]
