@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal, NamedTuple
 
-from janus_net import platform
+from janus_net import platform, sockopts
 from janus_net.address import Address, Ip6Address, UnixAddress
 from janus_net.errors import SocketError
 from janus_net.socket import Mode, Protocol
@@ -26,6 +26,7 @@ class Options(NamedTuple):
     broadcast: bool
     file_mode: int | None
     unlink_stale: bool
+    extra: sockopts.Extra = sockopts.NO_EXTRA  # DESIGN §14/§16: netns, freebind, device...
 
 
 def listen_options(
@@ -35,6 +36,7 @@ def listen_options(
     ip6_only: bool | None = None,
     mode: int | None = None,
     unlink_stale: bool = False,
+    extra: sockopts.Extra = sockopts.NO_EXTRA,
 ) -> Options:
     if (
         reuse_address is True
@@ -44,6 +46,7 @@ def listen_options(
         and unlink_stale is False
         and backlog == 128
         and type(backlog) is int
+        and extra is sockopts.NO_EXTRA
     ):
         return _DEFAULT_LISTEN  # the usual call: validated and built once
     if type(backlog) is not int or not 0 <= backlog <= _C_INT_MAX:
@@ -53,7 +56,7 @@ def listen_options(
         raise ValueError(f"mode must be file permission bits (0..0o7777), not {mode!r}")
     return Options(
         "listen", Mode.STREAM, 0, backlog, bool(reuse_address), bool(reuse_port), ip6_only, False, mode,
-        bool(unlink_stale),
+        bool(unlink_stale), extra,
     )  # fmt: skip
 
 
@@ -63,13 +66,14 @@ def bind_options(
     ip6_only: bool | None = None,
     reuse_address: bool = False,
     broadcast: bool = False,
+    extra: sockopts.Extra = sockopts.NO_EXTRA,
 ) -> Options:
     mode = Mode(mode)
     proto = 0 if protocol is None else int(protocol)
     if not 0 <= proto <= _C_INT_MAX:
         raise ValueError(f"protocol must be an IANA protocol number, not {protocol!r}")
     _check_ip6_only(ip6_only)
-    return Options("bind", mode, proto, 0, bool(reuse_address), False, ip6_only, bool(broadcast), None, False)
+    return Options("bind", mode, proto, 0, bool(reuse_address), False, ip6_only, bool(broadcast), None, False, extra)
 
 
 # backlog and protocol are C ints: a larger value would fail in cffi after the socket exists.
@@ -107,3 +111,4 @@ def validate(addr: Address, opts: Options) -> None:
         raise SocketError.OptionUnsupported(None, "unlink_stale applies to unix socket paths only", address=text)
     if opts.reuse_port and not platform.SO_REUSEPORT:
         raise SocketError.OptionUnsupported(None, "this platform has no SO_REUSEPORT", address=text)
+    sockopts.validate(addr, opts.extra, opts.mode is Mode.STREAM)
