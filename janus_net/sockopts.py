@@ -171,35 +171,55 @@ def apply(fd: int, addr: Address, extra: Extra, check: syscalls.Checkpoint | Non
     """Set the options on a socket that is not bound yet (after SO_REUSEPORT, which steer needs)."""
     if extra is NO_EXTRA:
         return
+    text = str(addr)
     ip6 = isinstance(addr, Ip6Address)
     if extra.freebind:
         level, option = (lib.IPPROTO_IPV6, lib.JN_IPV6_FREEBIND) if ip6 else (lib.IPPROTO_IP, lib.JN_IP_FREEBIND)
-        _set_int(fd, level, option, 1, check)
+        _set_int("freebind", fd, level, option, 1, check, text)
     if extra.transparent:
         level, option = (lib.IPPROTO_IPV6, lib.JN_IPV6_TRANSPARENT) if ip6 else (lib.IPPROTO_IP, lib.JN_IP_TRANSPARENT)
-        _set_int(fd, level, option, 1, check)
+        _set_int("transparent", fd, level, option, 1, check, text)
     if extra.device is not None:
         name = os.fsencode(extra.device)
         buf = ffi.new("char[]", name)  # NUL-terminated
-        syscalls.setsockopt_server(fd, lib.SOL_SOCKET, lib.JN_SO_BINDTODEVICE, buf, len(name) + 1, check)
+        _set("device", fd, lib.SOL_SOCKET, lib.JN_SO_BINDTODEVICE, buf, len(name) + 1, check, text)
     if extra.fastopen is not None:
-        _set_int(fd, lib.IPPROTO_TCP, lib.JN_TCP_FASTOPEN, extra.fastopen, check)
+        _set_int("fastopen", fd, lib.IPPROTO_TCP, lib.JN_TCP_FASTOPEN, extra.fastopen, check, text)
     if extra.defer_accept is not None:
-        _set_int(fd, lib.IPPROTO_TCP, lib.JN_TCP_DEFER_ACCEPT, extra.defer_accept, check)
+        _set_int("defer_accept", fd, lib.IPPROTO_TCP, lib.JN_TCP_DEFER_ACCEPT, extra.defer_accept, check, text)
     if extra.incoming_cpu is not None:
-        _set_int(fd, lib.SOL_SOCKET, lib.JN_SO_INCOMING_CPU, extra.incoming_cpu, check)
+        _set_int("incoming_cpu", fd, lib.SOL_SOCKET, lib.JN_SO_INCOMING_CPU, extra.incoming_cpu, check, text)
     if extra.steer == "cpu":
         code = _cpu_program()
         fprog = ffi.new("struct sock_fprog *")
         fprog.len = len(code)
         fprog.filter = code  # ``code`` stays referenced here until the call returns
-        syscalls.setsockopt_server(
-            fd, lib.SOL_SOCKET, lib.JN_SO_ATTACH_REUSEPORT_CBPF, fprog, ffi.sizeof("struct sock_fprog"), check
-        )
+        size = ffi.sizeof("struct sock_fprog")
+        _set("steer", fd, lib.SOL_SOCKET, lib.JN_SO_ATTACH_REUSEPORT_CBPF, fprog, size, check, text)
 
 
-def _set_int(fd: int, level: int, option: int, value: int, check: syscalls.Checkpoint | None) -> None:
-    syscalls.setsockopt_server(fd, level, option, ffi.new("int *", value), ffi.sizeof("int"), check)
+def _set_int(
+    name: str, fd: int, level: int, option: int, value: int, check: syscalls.Checkpoint | None, text: str
+) -> None:
+    _set(name, fd, level, option, ffi.new("int *", value), ffi.sizeof("int"), check, text)
+
+
+def _set(
+    name: str,
+    fd: int,
+    level: int,
+    option: int,
+    value: CData,
+    size: int,
+    check: syscalls.Checkpoint | None,
+    text: str,
+) -> None:
+    try:
+        syscalls.setsockopt_server(fd, level, option, value, size, check)
+    except SocketError as exc:
+        # The same member and errno; the message names the keyword that failed and the address.
+        detail = f"{name}: {exc.strerror if exc.errno is not None else exc}"
+        raise type(exc)(exc.errno, detail, syscall=exc.syscall, address=text) from None
 
 
 def _cpu_program() -> CData:
