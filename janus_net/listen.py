@@ -160,6 +160,7 @@ def _open(
             if check is not None:
                 check()  # (5) between bind and listen
             syscalls.listen(fd, opts.backlog, check, addr)
+            sockopts.after_listen(fd, addr, opts.extra, check)  # steer="cpu" joins the group at listen
         bound_address = _local_address(fd, addr)
         result: Server | Socket
         if opts.kind == "listen":

@@ -168,7 +168,7 @@ def validate(addr: Address, extra: Extra, stream: bool) -> None:
 
 
 def apply(fd: int, addr: Address, extra: Extra, check: syscalls.Checkpoint | None) -> None:
-    """Set the options on a socket that is not bound yet (after SO_REUSEPORT, which steer needs)."""
+    """Set the options on a socket that is not bound yet (``steer`` waits for `after_listen`)."""
     if extra is NO_EXTRA:
         return
     text = str(addr)
@@ -189,7 +189,18 @@ def apply(fd: int, addr: Address, extra: Extra, check: syscalls.Checkpoint | Non
         _set_int("defer_accept", fd, lib.IPPROTO_TCP, lib.JN_TCP_DEFER_ACCEPT, extra.defer_accept, check, text)
     if extra.incoming_cpu is not None:
         _set_int("incoming_cpu", fd, lib.SOL_SOCKET, lib.JN_SO_INCOMING_CPU, extra.incoming_cpu, check, text)
+
+
+def after_listen(fd: int, addr: Address, extra: Extra, check: syscalls.Checkpoint | None) -> None:
+    """Attach the ``steer`` program once the socket listens.
+
+    A TCP socket joins its SO_REUSEPORT group when it starts listening; a program
+    attached before that gives the socket a group of its own, and listen then fails
+    with EADDRINUSE. Every member attaches the same program, so whichever the kernel
+    keeps for the group steers the same way.
+    """
     if extra.steer == "cpu":
+        text = str(addr)
         code = _cpu_program()
         fprog = ffi.new("struct sock_fprog *")
         fprog.len = len(code)
@@ -278,4 +289,4 @@ def read(fd: int) -> dict[str, object]:
     return result
 
 
-__all__ = ["NO_EXTRA", "Extra", "apply", "extra", "read", "validate"]
+__all__ = ["NO_EXTRA", "Extra", "after_listen", "apply", "extra", "read", "validate"]

@@ -222,12 +222,12 @@ def test_keyboard_interrupt_at_every_line_of_run_in_leaks_nothing() -> None:
     while True:
         count = 0
 
-        def tracer(frame, event, arg):  # type: ignore[no-untyped-def]
+        def tracer(frame, event, arg, at=n):  # type: ignore[no-untyped-def]
             nonlocal count
             if frame.f_code is code:
                 if event == "line":
                     count += 1
-                    if count == n:
+                    if count == at:
                         raise KeyboardInterrupt
                 return tracer
             return None
