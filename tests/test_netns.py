@@ -210,9 +210,9 @@ def test_interrupted_while_waiting_the_helpers_descriptor_is_closed() -> None:
         release.set()
         _helpers_done()
     assert len(made) == 1
-    assert not os.path.exists(f"/proc/self/fd/{made[0]}") or os.readlink(f"/proc/self/fd/{made[0]}").find(
-        "socket:"
-    ) == -1  # closed (the number may have been reused by something else, never by this socket)
+    assert (
+        not os.path.exists(f"/proc/self/fd/{made[0]}") or os.readlink(f"/proc/self/fd/{made[0]}").find("socket:") == -1
+    )  # closed (the number may have been reused by something else, never by this socket)
 
 
 def test_keyboard_interrupt_at_every_line_of_run_in_leaks_nothing() -> None:
