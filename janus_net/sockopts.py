@@ -149,6 +149,8 @@ _NEEDS = {
     "steer": ("JN_SO_ATTACH_REUSEPORT_CBPF", "JN_HAS_CBPF"),
     "netns": ("JN_HAS_SETNS",),
 }
+# IPv6 has its own option numbers for these two.
+_NEEDS_IP6 = {"freebind": ("JN_IPV6_FREEBIND",), "transparent": ("JN_IPV6_TRANSPARENT",)}
 # Options that mean nothing on a unix socket (IP or TCP level, or a reuseport group).
 _IP_ONLY = ("freebind", "transparent", "device", "fastopen", "defer_accept", "steer")
 
@@ -163,6 +165,8 @@ def validate(addr: Address, extra: Extra, stream: bool) -> None:
             raise SocketError.OptionUnsupported(None, f"this platform has no {name} option", address=text)
         if name in _IP_ONLY and isinstance(addr, UnixAddress):
             raise SocketError.OptionUnsupported(None, f"{name} applies to IP sockets only", address=text)
+        if isinstance(addr, Ip6Address) and any(not getattr(lib, flag) for flag in _NEEDS_IP6.get(name, ())):
+            raise SocketError.OptionUnsupported(None, f"this platform has no IPv6 {name} option", address=text)
         if name in ("fastopen", "defer_accept") and not stream:
             raise SocketError.OptionUnsupported(None, f"{name} applies to TCP (stream) sockets only", address=text)
 
@@ -266,10 +270,10 @@ def read(fd: int) -> dict[str, object]:
         result["broadcast"] = bool(syscalls.getsockopt_int(fd, lib.SOL_SOCKET, lib.SO_BROADCAST))
     if ip:
         v6 = family == lib.AF_INET6
-        if lib.JN_IP_FREEBIND:
+        if lib.JN_IPV6_FREEBIND if v6 else lib.JN_IP_FREEBIND:
             level, option = (lib.IPPROTO_IPV6, lib.JN_IPV6_FREEBIND) if v6 else (lib.IPPROTO_IP, lib.JN_IP_FREEBIND)
             result["freebind"] = bool(syscalls.getsockopt_int(fd, level, option))
-        if lib.JN_IP_TRANSPARENT:
+        if lib.JN_IPV6_TRANSPARENT if v6 else lib.JN_IP_TRANSPARENT:
             level, option = (
                 (lib.IPPROTO_IPV6, lib.JN_IPV6_TRANSPARENT) if v6 else (lib.IPPROTO_IP, lib.JN_IP_TRANSPARENT)
             )

@@ -248,3 +248,17 @@ def test_keyboard_interrupt_at_every_line_of_run_in_leaks_nothing() -> None:
             break  # the call ran to the end without reaching line n
         n += 1
     assert n > 3
+
+
+def test_an_abstract_unix_name_lives_in_the_namespace(namespace: str) -> None:
+    name = f"jn-netns-{uuid.uuid4().hex[:8]}"
+    with jn.listen(f"unix:@{name}", netns=f"/run/netns/{namespace}") as server:
+        here = socket.socket(socket.AF_UNIX)
+        try:
+            with pytest.raises(ConnectionRefusedError):
+                here.connect("\0" + name)  # abstract names are per network namespace
+        finally:
+            here.close()
+        source = f"import socket; s = socket.socket(socket.AF_UNIX); s.connect('\\0{name}'); print('ok')"
+        assert _inside(namespace, source) == "ok"
+        server.accept().close()
