@@ -19,12 +19,17 @@ pytestmark = pytest.mark.skipif(jn.platform.landlock_abi() < 4, reason="the kern
 # A free TCP port, found before enforcing (binding port 0 afterwards is what is denied).
 _FREE_PORT = """
 import socket
+def free_ports(n):
+    # All held open until all are chosen, so the kernel cannot hand out one port twice.
+    held = [socket.socket() for _ in range(n)]
+    for s in held:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in held]
+    for s in held:
+        s.close()
+    return ports
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    return free_ports(1)[0]
 def no_new_privs():
     with open("/proc/self/status") as f:
         return int(next(line for line in f if line.startswith("NoNewPrivs:")).split()[1])
@@ -80,7 +85,7 @@ def test_janus_net_reports_capability_denied_with_reason_kernel_in_every_profile
 import json
 import janus_net as jn
 from janus_net.audit import ListSink
-port, other = free_port(), free_port()
+port, other = free_ports(2)
 jn.NetBind("svc", ports=(port,)).enforce()
 seen = {}
 def attempt(name, fn):
@@ -249,7 +254,7 @@ def test_enforcing_again_narrows_and_a_revoked_capability_allows_nothing() -> No
 import json, socket
 import janus_net as jn
 from janus_net import landlock
-a, b = free_port(), free_port()
+a, b = free_ports(2)
 jn.NetBind("wide", ports=(a, b)).enforce()
 jn.NetBind("narrow", ports=(a,)).enforce()                # rulesets stack: both must allow
 def binds(port):
