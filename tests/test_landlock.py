@@ -8,9 +8,11 @@ that never goes through janus_net must be bound by the rule too.
 from __future__ import annotations
 
 import platform as host_platform
+from pathlib import Path
 
 import pytest
 from peers import run_child
+from tracing import MARK, syscalls_after_mark
 
 import janus_net as jn
 
@@ -277,3 +279,41 @@ print(json.dumps({"first": first, "after_revoked": binds(a), "enforced": sorted(
     assert out["first"] == [True, False, [out["a"]]]
     assert out["after_revoked"] is False
     assert out["enforced"] == []
+
+
+_TRACE = "write,landlock_create_ruleset,landlock_add_rule,landlock_restrict_self,prctl"
+
+
+def test_strace_shows_the_ruleset_the_rules_and_the_restriction_in_order(tmp_path: Path) -> None:
+    program = (
+        f"import os, janus_net as jn\ncap = jn.NetBind('x', ports=(8080, 3000))\nos.write(1, {MARK!r})\ncap.enforce()\n"
+    )
+    lines, _ = syscalls_after_mark(program, tmp_path, trace=_TRACE)
+    lines = [line for line in lines if " write(" not in f" {line}"]
+    names = [line.split("(", 1)[0].split()[-1] for line in lines if "(" in line]
+    assert names == [
+        "landlock_create_ruleset",  # the ABI query
+        "landlock_create_ruleset",  # the ruleset
+        "landlock_add_rule",
+        "landlock_add_rule",
+        "prctl",
+        "landlock_restrict_self",
+    ]
+    assert "LANDLOCK_CREATE_RULESET_VERSION" in lines[0]
+    assert "PR_SET_NO_NEW_PRIVS" in lines[4]
+
+
+def test_strace_shows_nothing_changed_without_the_rules(tmp_path: Path) -> None:
+    program = (
+        "import os, janus_net as jn\n"
+        "from janus_net import landlock\n"
+        "landlock.MINIMUM_ABI = 99\n"
+        f"os.write(1, {MARK!r})\n"
+        "try:\n"
+        "    jn.NetBind('x').enforce()\n"
+        "except jn.SocketError.OptionUnsupported:\n"
+        "    pass\n"
+    )
+    lines, _ = syscalls_after_mark(program, tmp_path, trace=_TRACE)
+    lines = [line for line in lines if " write(" not in f" {line}"]
+    assert len(lines) == 1 and "LANDLOCK_CREATE_RULESET_VERSION" in lines[0]  # only the question

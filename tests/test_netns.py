@@ -262,3 +262,27 @@ def test_an_abstract_unix_name_lives_in_the_namespace(namespace: str) -> None:
         source = f"import socket; s = socket.socket(socket.AF_UNIX); s.connect('\\0{name}'); print('ok')"
         assert _inside(namespace, source) == "ok"
         server.accept().close()
+
+
+def test_strace_shows_setns_and_socket_on_a_helper_thread_only(tmp_path: Path) -> None:
+    from tracing import MARK, syscalls_after_mark
+
+    program = (
+        "import os, janus_net as jn\n"
+        f"os.write(1, {MARK!r})\n"
+        "jn.listen('127.0.0.1:0', netns='/proc/self/ns/net').close()\n"
+        "print(os.getpid())\n"
+    )
+    lines, out = syscalls_after_mark(program, tmp_path, trace="write,setns,socket,bind")
+    main = out.strip().splitlines()[-1]
+
+    def tid(line: str) -> str:
+        return line.split()[0]
+
+    setns = [line for line in lines if "setns(" in line]
+    sockets = [line for line in lines if "socket(AF_INET" in line]
+    binds = [line for line in lines if "bind(" in line]
+    assert len(setns) == 1 and "CLONE_NEWNET" in setns[0]
+    assert len(sockets) == 1 and len(binds) == 1
+    assert tid(setns[0]) == tid(sockets[0]) != main  # made by the helper, inside the namespace
+    assert tid(binds[0]) == main  # bound by the caller's thread, which never entered it
