@@ -7,7 +7,10 @@ that never goes through janus_net must be bound by the rule too.
 
 from __future__ import annotations
 
+import json
 import platform as host_platform
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -177,8 +180,6 @@ print(json.dumps({"lines": buf.getvalue().splitlines(), "events": events}))
 """
     )
     (line,) = out["lines"]
-    import json
-
     record = json.loads(line)
     assert set(record) == {"capability_id", "operation", "port", "result", "address", "time"}
     assert record["capability_id"] == "api"
@@ -317,3 +318,32 @@ def test_strace_shows_nothing_changed_without_the_rules(tmp_path: Path) -> None:
     lines, _ = syscalls_after_mark(program, tmp_path, trace=_TRACE)
     lines = [line for line in lines if " write(" not in f" {line}"]
     assert len(lines) == 1 and "LANDLOCK_CREATE_RULESET_VERSION" in lines[0]  # only the question
+
+
+def test_a_low_port_the_ruleset_allows_stays_access_denied_without_cap_net_bind_service() -> None:
+    """EACCES the ruleset did not cause (no CAP_NET_BIND_SERVICE) is AccessDenied, not CapabilityDenied."""
+    if int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text()) <= 81:
+        pytest.skip("port 81 needs no privilege here")
+    source = (
+        "import json, janus_net as jn\n"
+        "jn.NetBind('low', ports=(81,)).enforce()\n"
+        "seen = {}\n"
+        "for port in (81, 82):\n"
+        "    try:\n"
+        "        jn.listen(f'127.0.0.1:{port}').close()\n"
+        "        seen[port] = 'bound'\n"
+        "    except jn.SocketError as e:\n"
+        "        seen[port] = [e.member, getattr(e, 'reason', None), e.errno]\n"
+        "print(json.dumps(seen))\n"
+    )
+    proc = subprocess.run(
+        ["setpriv", "--bounding-set", "-net_bind_service", sys.executable, "-c", source],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert proc.returncode == 0, proc.stderr
+    seen = json.loads(proc.stdout.splitlines()[-1])
+    assert seen["81"] == ["AccessDenied", None, 13]  # allowed by the ruleset; refused for the privilege
+    assert seen["82"] == ["CapabilityDenied", "kernel", 13]
