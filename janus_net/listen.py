@@ -215,6 +215,10 @@ def listen(
 ) -> Server:
     """Create a listening stream socket on ``address`` (:core profile).
 
+    ``netns`` makes the socket inside that network namespace (`janus_net.netns`);
+    ``freebind``, ``transparent``, ``device``, ``fastopen``, ``defer_accept``,
+    ``incoming_cpu`` and ``steer`` are the DESIGN §16 options (`janus_net.sockopts`).
+
     >>> with listen("127.0.0.1:0") as server:
     ...     server.address.port > 0
     True
@@ -241,7 +245,10 @@ def bind(
     incoming_cpu: int | None = None,
     netns: NamespacePath | None = None,
 ) -> Socket:
-    """Create a bound socket (datagram by default) on ``address`` (:core profile)."""
+    """Create a bound socket (datagram by default) on ``address`` (:core profile).
+
+    ``netns``, ``freebind``, ``transparent``, ``device`` and ``incoming_cpu`` are as for `listen`.
+    """
     extra = sockopts.extra(
         freebind=freebind, transparent=transparent, device=device, incoming_cpu=incoming_cpu, netns=netns
     )
