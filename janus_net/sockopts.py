@@ -115,21 +115,26 @@ def _netns_path(path: object) -> bytes:
     return netns.check_path(path)
 
 
+def _type_error(name: str, expected: str, value: object) -> TypeError:
+    # One place to build it, so it can become the project's own option type error.
+    return TypeError(f"{name} must be {expected}, not {value!r}")
+
+
 def _check_bool(name: str, value: object) -> None:
     if type(value) is not bool:
-        raise TypeError(f"{name} must be True or False, not {value!r}")
+        raise _type_error(name, "True or False", value)
 
 
 def _check_count(name: str, value: object) -> None:
     if type(value) is not int:
-        raise TypeError(f"{name} must be an int, not {value!r}")
+        raise _type_error(name, "an int", value)
     if not 0 <= value <= _C_INT_MAX:
         raise ValueError(f"{name} must be an int in 0..{_C_INT_MAX}, not {value!r}")
 
 
 def _check_device(device: object) -> None:
     if not isinstance(device, str):
-        raise TypeError(f"device must be an interface name (str), not {device!r}")
+        raise _type_error("device", "an interface name (str)", device)
     encoded = os.fsencode(device)
     # The kernel copies at most IF_NAMESIZE - 1 bytes and would silently cut a longer name.
     if not encoded or b"\0" in encoded or len(encoded) >= lib.IF_NAMESIZE or encoded in (b".", b".."):

@@ -542,17 +542,26 @@ LANDLOCK_CREATE_RULESET = Syscall(
         E.EMFILE: SocketError.ProcessFdQuotaExceeded,
         E.ENFILE: SocketError.SystemFdQuotaExceeded,
     },
-    # EINVAL/E2BIG: a flag or an access bit the kernel lacks, or a bad size; the ABI is
-    # asked first, so only a bug sends one.
-    bugs=(E.EINVAL, E.E2BIG, E.EFAULT, E.ENOMSG),
+    bugs={
+        E.EINVAL: "an unknown flag or access bit: the ABI is asked first, so only a bug sends one",
+        E.E2BIG: "the attribute size is ours, taken from the compiler's struct layout",
+        E.EFAULT: "the attribute pointer is a struct janus_net allocated",
+        E.ENOMSG: "an empty access mask: we always handle LANDLOCK_ACCESS_NET_BIND_TCP",
+    },
 )
 
 LANDLOCK_ADD_RULE = Syscall(
     "landlock_add_rule",
     {E.ENOMEM: SocketError.SystemResources},
-    # EINVAL: a port above 65535 or an access bit the ruleset does not handle; ENOMSG:
-    # an empty access mask; EBADF/EBADFD: not our ruleset fd. All checked before the call.
-    bugs=(E.EINVAL, E.ENOMSG, E.EBADF, E.EBADFD, E.EFAULT, E.EPERM, E.EAFNOSUPPORT),
+    bugs={
+        E.EINVAL: "a port above 65535 or an unhandled access bit: NetBind checks ports first",
+        E.ENOMSG: "an empty access mask: every rule allows LANDLOCK_ACCESS_NET_BIND_TCP",
+        E.EBADF: "the ruleset descriptor was made by the same call just before",
+        E.EBADFD: "the descriptor is the Landlock ruleset the same call created",
+        E.EFAULT: "the rule pointer is a struct janus_net allocated",
+        E.EPERM: "the ruleset handles the access right the rule names, always",
+        E.EAFNOSUPPORT: "network rules are only added after the ABI said they exist",
+    },
 )
 
 LANDLOCK_RESTRICT_SELF = Syscall(
@@ -564,10 +573,21 @@ LANDLOCK_RESTRICT_SELF = Syscall(
         E.E2BIG: SocketError.SystemResources,
         E.ENOMEM: SocketError.SystemResources,
     },
-    bugs=(E.EINVAL, E.EBADF, E.EBADFD),
+    bugs={
+        E.EINVAL: "flags are 0 or LANDLOCK_RESTRICT_SELF_TSYNC, the latter only on ABI 8",
+        E.EBADF: "the ruleset descriptor was made by the same call just before",
+        E.EBADFD: "the descriptor is the Landlock ruleset the same call created",
+    },
 )
 
-PRCTL = Syscall("prctl", {E.EPERM: SocketError.AccessDenied}, bugs=(E.EINVAL, E.EFAULT))
+PRCTL = Syscall(
+    "prctl",
+    {E.EPERM: SocketError.AccessDenied},
+    bugs={
+        E.EINVAL: "PR_SET_NO_NEW_PRIVS with 1 and zero arguments is valid since Linux 3.5",
+        E.EFAULT: "PR_SET_NO_NEW_PRIVS takes no pointer at all",
+    },
+)
 
 NS_OPEN = Syscall(
     "open",
@@ -587,14 +607,17 @@ NS_OPEN = Syscall(
         E.ENFILE: SocketError.SystemFdQuotaExceeded,
         E.ENOMEM: SocketError.SystemResources,
     },
-    bugs=(E.EFAULT,),
+    bugs={E.EFAULT: "the path is a bytes object cffi passes as a valid pointer"},
 )
 
 NS_GET_NSTYPE = Syscall(
     "ioctl",
     # ENOTTY/EINVAL: the file is not a namespace file at all.
     {E.ENOTTY: SocketError.InvalidAddress, E.EINVAL: SocketError.InvalidAddress},
-    bugs=(E.EBADF, E.EFAULT),
+    bugs={
+        E.EBADF: "the descriptor was opened by the same helper just before",
+        E.EFAULT: "NS_GET_NSTYPE takes no pointer argument at all",
+    },
 )
 
 SETNS = Syscall(
@@ -606,7 +629,7 @@ SETNS = Syscall(
         E.EPERM: SocketError.AccessDenied,
         E.ENOMEM: SocketError.SystemResources,
     },
-    bugs=(E.EBADF,),
+    bugs={E.EBADF: "the namespace descriptor was opened by the same helper just before"},
 )
 
 SETSOCKOPT_SERVER = Syscall(
@@ -621,8 +644,12 @@ SETSOCKOPT_SERVER = Syscall(
         E.ENOMEM: SocketError.SystemResources,
         E.ENOBUFS: SocketError.SystemResources,
     },
-    # EINVAL: a bad length or a filter the kernel rejects; we build both.
-    bugs=(E.EBADF, E.ENOTSOCK, E.EINVAL, E.EFAULT),
+    bugs={
+        E.EBADF: "the options are set on the socket the same call just made",
+        E.ENOTSOCK: "the descriptor is the socket the same call just made",
+        E.EINVAL: "the lengths and the two-instruction BPF program are built by janus_net",
+        E.EFAULT: "every value points to memory janus_net allocated for the call",
+    },
 )
 
 TABLES = (
