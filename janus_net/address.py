@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 from janus_net import platform, sockaddr
 from janus_net._shim import ffi, lib
 from janus_net.errors import SocketError
+from janus_net.escaping import for_people as for_people  # re-exported: the one escape for text for people
 
 _ASCII_DIGITS = frozenset("0123456789")
 _MAX_SCOPE_ID = 2**32 - 1
@@ -53,6 +54,11 @@ class _Value:
 
     def __delattr__(self, name: str) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def _no_caches(self) -> None:
+        """Start with nothing derived yet: the one place the two caches are reset."""
+        _set(self, "_encoded", None)
+        _set(self, "_text", None)
 
     # Each concrete class defines these two. (abstractmethod without ABCMeta: it states
     # the rule for readers and mypy, and keeps isinstance() on the hot paths cheap.)
@@ -97,12 +103,14 @@ class Ip4Address(_Value):
     _port: int
 
     def __init__(self, host: str | ipaddress.IPv4Address = "0.0.0.0", port: int = 0) -> None:
-        if not isinstance(host, ipaddress.IPv4Address):
+        if isinstance(host, ipaddress.IPv4Address):
+            if type(host) is not ipaddress.IPv4Address:
+                host = _exact_ip4(host)
+        else:
             host = _ip4_literal(host)
         _set(self, "_ip", host)
         _set(self, "_port", _check_port(port))
-        _set(self, "_encoded", None)
-        _set(self, "_text", None)
+        self._no_caches()
 
     @property
     def host(self) -> str:
@@ -128,12 +136,36 @@ class Ip4Address(_Value):
         copy = Ip4Address.__new__(Ip4Address)
         _set(copy, "_ip", self._ip)
         _set(copy, "_port", port)
-        _set(copy, "_encoded", None)
-        _set(copy, "_text", None)
+        copy._no_caches()
         return copy
 
     def _format(self) -> str:
         return f"{self._ip}:{self._port}"
+
+    def destination(self, family: int = 0) -> sockaddr.Encoded:
+        """The encoded sockaddr to send a datagram to, once the kernel would take it as one.
+
+        Checked here, before any syscall, because the kernel answers both with an errno
+        that could also mean a bug: port 0 is no destination (sendto says EINVAL), and
+        a socket of another family cannot send to it.
+
+        Args:
+            family: the sending socket's family (0: do not check).
+
+        Raises:
+            SocketError.AddressUnavailable: the port is 0 (a peer whose source port is 0,
+                which is legal on the wire, cannot be answered).
+            SocketError.AddressFamilyUnsupported: ``family`` cannot send to an IPv4 address.
+        """
+        if self._port == 0:
+            raise _port_zero(self)
+        if family and family != _AF_INET and family != _AF_INET6:
+            raise _other_family(self, family)
+        encoded = self._encoded
+        return encoded if encoded is not None else self.sockaddr
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (Ip4Address, (self._ip, self._port))
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not Ip4Address:
@@ -167,6 +199,8 @@ class Ip6Address(_Value):
         scope_id: int = 0,
     ) -> None:
         zone: int | None = None
+        if isinstance(host, ipaddress.IPv6Address) and type(host) is not ipaddress.IPv6Address:
+            host = _exact_ip6(host)
         if not isinstance(host, ipaddress.IPv6Address):
             host, zone = _ip6_literal(host)
         elif host.scope_id is not None:
@@ -184,8 +218,7 @@ class Ip6Address(_Value):
         _set(self, "_port", _check_port(port))
         _set(self, "_flowinfo", flowinfo)
         _set(self, "_scope_id", scope_id)
-        _set(self, "_encoded", None)
-        _set(self, "_text", None)
+        self._no_caches()
 
     @classmethod
     def from_ip4(cls, ip4: Ip4Address) -> Ip6Address:
@@ -243,12 +276,29 @@ class Ip6Address(_Value):
         _set(copy, "_port", port)
         _set(copy, "_flowinfo", self._flowinfo)
         _set(copy, "_scope_id", self._scope_id)
-        _set(copy, "_encoded", None)
-        _set(copy, "_text", None)
+        copy._no_caches()
         return copy
 
     def _format(self) -> str:
         return f"[{self.host}]:{self._port}"
+
+    def destination(self, family: int = 0) -> sockaddr.Encoded:
+        """The encoded sockaddr to send a datagram to (see `Ip4Address.destination`).
+
+        Raises:
+            SocketError.AddressUnavailable: the port is 0.
+            SocketError.AddressFamilyUnsupported: ``family`` (an IPv4 or unix socket)
+                cannot send to an IPv6 address.
+        """
+        if self._port == 0:
+            raise _port_zero(self)
+        if family and family != _AF_INET6:
+            raise _other_family(self, family)
+        encoded = self._encoded
+        return encoded if encoded is not None else self.sockaddr
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (Ip6Address, (self._ip, self._port, self._flowinfo, self._scope_id))
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not Ip6Address:
@@ -277,10 +327,9 @@ class UnixAddress(_Value):
     def __init__(self, path: str, abstract: bool = False) -> None:
         if not isinstance(path, str):
             raise SocketError.InvalidAddress(None, f"unix path must be str, not {type(path).__name__}")
-        _set(self, "_path", path)
+        _set(self, "_path", path if type(path) is str else str.__str__(path))
         _set(self, "_abstract", bool(abstract))
-        _set(self, "_encoded", None)
-        _set(self, "_text", None)
+        self._no_caches()
 
     @property
     def path(self) -> str:
@@ -302,6 +351,23 @@ class UnixAddress(_Value):
     def _format(self) -> str:
         return f"unix:@{self._path}" if self._abstract else f"unix:{self._path}"
 
+    def destination(self, family: int = 0) -> sockaddr.Encoded:
+        """The encoded sockaddr to send a datagram to (see `Ip4Address.destination`).
+
+        Raises:
+            SocketError.InvalidAddress: the address cannot be encoded (an unnamed peer,
+                a NUL byte, too long).
+            SocketError.AddressFamilyUnsupported: ``family`` (an IP socket) cannot send
+                to a unix address.
+        """
+        if family and family != _AF_UNIX:
+            raise _other_family(self, family)
+        encoded = self._encoded
+        return encoded if encoded is not None else self.sockaddr
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (UnixAddress, (self._path, self._abstract))
+
     def __eq__(self, other: object) -> bool:
         if type(other) is not UnixAddress:
             return NotImplemented
@@ -313,6 +379,26 @@ class UnixAddress(_Value):
 
 Address = Ip4Address | Ip6Address | UnixAddress
 """Any address janus_net can bind or report."""
+
+_AF_INET = lib.AF_INET
+_AF_INET6 = lib.AF_INET6
+_AF_UNIX = lib.AF_UNIX
+_FAMILY_NAMES = {_AF_INET: "an IPv4", _AF_INET6: "an IPv6", _AF_UNIX: "a unix"}
+
+
+def _port_zero(target: Address) -> SocketError:
+    return SocketError.AddressUnavailable(
+        None, "port 0 is not a destination: the kernel sends nothing to it", syscall="send", address=str(target)
+    )
+
+
+def _other_family(target: Address, family: int) -> SocketError:
+    sender = _FAMILY_NAMES.get(family, f"a family {family}")
+    return SocketError.AddressFamilyUnsupported(
+        None, f"{sender} socket cannot send to {_FAMILY_NAMES[target.family]} address", syscall="send",
+        address=str(target),
+    )  # fmt: skip
+
 
 IpAddress = Ip4Address | Ip6Address
 
@@ -358,6 +444,9 @@ class FdAddress:
     def __repr__(self) -> str:
         return f"FdAddress({str(self)!r})"
 
+    def __reduce__(self) -> tuple[object, ...]:
+        return (FdAddress, (self._fd,))
+
     def __eq__(self, other: object) -> bool:
         if type(other) is not FdAddress:
             return NotImplemented
@@ -369,6 +458,24 @@ class FdAddress:
 
 BindAddress = Ip4Address | Ip6Address | UnixAddress | FdAddress
 """Anything ``listen*``/``bind*`` take: an address to bind, or an inherited socket to adopt."""
+
+
+# The slots `ipaddress` stores an address in, read past any property a subclass defines.
+_IP4_SLOT: Any = ipaddress.IPv4Address.__dict__["_ip"]
+_IP6_SLOT: Any = ipaddress.IPv6Address.__dict__["_ip"]
+_IP6_SCOPE_SLOT: Any = ipaddress.IPv6Address.__dict__["_scope_id"]
+
+
+def _exact_ip4(host: ipaddress.IPv4Address) -> ipaddress.IPv4Address:
+    """An `ipaddress.IPv4Address` (exactly) with the value a subclass instance stored."""
+    return ipaddress.IPv4Address(int(_IP4_SLOT.__get__(host, ipaddress.IPv4Address)))
+
+
+def _exact_ip6(host: ipaddress.IPv6Address) -> ipaddress.IPv6Address:
+    """An `ipaddress.IPv6Address` (exactly) with the value and zone a subclass instance stored."""
+    ip = ipaddress.IPv6Address(int(_IP6_SLOT.__get__(host, ipaddress.IPv6Address)))
+    scope = _IP6_SCOPE_SLOT.__get__(host, ipaddress.IPv6Address)
+    return ip if scope is None else ipaddress.IPv6Address(f"{ip}%{str.__str__(scope)}")
 
 
 def _invalid(text: str, why: str) -> SocketError:
@@ -500,7 +607,9 @@ def parse_address(text: str) -> BindAddress:
 
     Parsing the same text again may return the same (immutable) value.
     """
-    if type(text) is str:  # a str subclass may hash or compare its own way: not cached
+    if isinstance(text, str) and type(text) is not str:
+        text = str.__str__(text)  # a str subclass may override what parsing relies on: use its value
+    if type(text) is str:
         found = _PARSED.get(text)
         if found is not None:
             return found
@@ -552,14 +661,57 @@ def _parse(text: str) -> BindAddress:
     return Ip4Address(ip4, _parse_port(text, text[colon + 1 :]))
 
 
+# The slots of the address types, read past any property a subclass defines.
+_SLOTS: dict[type, tuple[Any, ...]] = {
+    cls: tuple(cls.__dict__[name] for name in names)
+    for cls, names in (
+        (Ip4Address, ("_ip", "_port")),
+        (Ip6Address, ("_ip", "_port", "_flowinfo", "_scope_id")),
+        (UnixAddress, ("_path", "_abstract")),
+        (FdAddress, ("_fd",)),
+    )
+}
+_EXACT_TYPES = frozenset(_SLOTS)
+
+
+def exact(address: BindAddress) -> BindAddress:
+    """``address`` as its exact base type: an instance of a subclass is rebuilt.
+
+    A subclass can make ``.port`` or ``str()`` say one thing while the sockaddr says
+    another. `listen*`, `bind*`, `send*` and the capability gate act on the value
+    this returns (DESIGN §3 "Strict values"): it is built by the base type's own
+    constructor from the fields the base type stored, so the gate, the audit record
+    and the kernel all see the same address.
+
+    Raises:
+        SocketError.InvalidAddress: the instance was never initialised by its base type,
+            or what it stored does not make a valid address.
+    """
+    cls = type(address)
+    if cls in _EXACT_TYPES:
+        return address
+    for base, slots in _SLOTS.items():
+        if isinstance(address, base):
+            try:
+                fields = [slot.__get__(address, base) for slot in slots]
+            except AttributeError:
+                raise SocketError.InvalidAddress(
+                    None, f"{cls.__name__} was not initialised as a {base.__name__}"
+                ) from None
+            rebuilt: BindAddress = base(*fields)
+            return rebuilt
+    raise TypeError(f"not an address: {cls.__name__}")
+
+
 def as_address(address: str | Address) -> Address:
     """Accept either text or an address value wherever a socket address is taken.
 
     ``fd://N`` is rejected here: it names an inherited socket, not an address a
-    datagram can be sent to (`as_bind_address` takes it).
+    datagram can be sent to (`as_bind_address` takes it). An instance of a subclass
+    of an address type is rebuilt as its base type (`exact`).
     """
     if isinstance(address, (Ip4Address, Ip6Address, UnixAddress)):
-        return address
+        return address if type(address) in _EXACT_TYPES else exact(address)  # type: ignore[return-value]
     parsed = parse_address(address)
     if isinstance(parsed, FdAddress):
         raise _invalid(address, "fd://N names an inherited socket to adopt, not a socket address")
@@ -567,8 +719,21 @@ def as_address(address: str | Address) -> Address:
 
 
 def as_bind_address(address: str | BindAddress) -> BindAddress:
-    """Accept text or an address value where ``listen*``/``bind*`` take one (``fd://N`` too)."""
+    """Accept text or an address value where ``listen*``/``bind*`` take one (``fd://N`` too).
+
+    The value returned is exactly what will be gated, audited and bound: a subclass
+    instance is rebuilt as its base type (`exact`), and a `UnixAddress` built directly
+    is checked as the parser checks text (no NUL byte, not empty, fits in sun_path),
+    so an address that cannot be bound never reaches the gate or a syscall.
+
+    Raises:
+        SocketError.InvalidAddress, SocketError.InvalidPort: as `parse_address`.
+    """
     if isinstance(address, (Ip4Address, Ip6Address, UnixAddress, FdAddress)):
+        address = exact(address)
+        if type(address) is UnixAddress:
+            text = str(address)
+            _unix_bytes(address.path, address.abstract, text)
         return address
     return parse_address(address)
 

@@ -192,7 +192,7 @@ def adopt(
     inherited = inspect(target, check)
     as_ = require(inherited, want, protocol)
     if capability is not None:
-        capability.authorize(inherited.address)  # audits check_bind_address; raises CapabilityDenied
+        capability.authorize(inherited.address, inherited.mode, protocol)  # audits; raises CapabilityDenied
     announce(target, capability)
     if check is not None:
         check()

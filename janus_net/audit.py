@@ -23,6 +23,8 @@ import threading
 from collections.abc import Callable
 from typing import IO, Literal
 
+from janus_net.escaping import for_people
+
 Operation = Literal["check_bind_address", "bind_socket", "enforce"]
 Result = Literal["allowed", "denied"]
 
@@ -94,8 +96,10 @@ class JsonLinesSink:
 class LoggingSink:
     """Logs each record: INFO when allowed, WARNING when denied.
 
-    The record itself rides along as ``extra={"audit": record}``, so a handler or
-    filter can get at the fields without parsing the message.
+    The message is text for people: the address is escaped (`for_people`), so a unix
+    path holding a newline or a terminal escape cannot forge a log line. The record
+    itself, exact, rides along as ``extra={"audit": record}``, so a handler or filter
+    can get at the fields without parsing the message.
     """
 
     def __init__(self, logger: logging.Logger | str = "janus_net.audit") -> None:
@@ -109,7 +113,7 @@ class LoggingSink:
             record.operation,
             record.result,
             record.capability_id,
-            record.address,
+            for_people(record.address),
             record.port,
             extra={"audit": record},
         )

@@ -133,9 +133,9 @@ class _SendBatch:
             # One destination for the whole batch: the usual case, checked in C.
             try:
                 target = as_address(first)
+                encoded = target.destination()  # port 0 is refused before the syscall
             except SocketError as failure:
                 return 0, failure
-            encoded = target.sockaddr
             count = len(dests)
             if encoded is not self.uniform or count > self.uniform_count:
                 for slot in range(count):
@@ -149,9 +149,9 @@ class _SendBatch:
             if dest is not last:
                 try:
                     target = as_address(dest)
+                    encoded = target.destination()  # port 0 is refused before the syscall
                 except SocketError as failure:
                     return slot, failure
-                encoded = target.sockaddr
                 last = dest
             if encodings[slot] is not encoded:
                 self._set_destination(slot, target, encoded)
@@ -198,7 +198,7 @@ class _SendBatch:
             for dest, data in items:
                 if dest is not last:
                     target = as_address(dest)
-                    encoded = target.sockaddr
+                    encoded = target.destination()  # port 0 is refused before the syscall
                     last = dest
                 if self.encodings[filled] is not encoded:
                     self._set_destination(filled, target, encoded)

@@ -16,8 +16,16 @@ Rules:
 - An IP address is allowed when its port is one of ``.ports``. Port 0 (let the
   kernel choose) is a port like any other: allowed only if it was added, since it
   lets the holder bind a port nobody chose.
+- A capability speaks of ports, so on IP addresses it allows only sockets whose
+  port field is a port: STREAM, DGRAM and SEQPACKET sockets of TCP, UDP, SCTP or the
+  default protocol. A RAW socket (its "port" is a protocol number, and it reads
+  every service's traffic of that protocol), an RDM socket or another protocol is
+  denied unless the capability was built with ``raw=True``; its records carry
+  ``port: null``.
 - A unix socket (path or abstract name) has no port: it is allowed while the
   capability grants ``net.bind``.
+- The gate sees the exact value that is bound: `listen*`/`bind*` rebuild an
+  instance of a subclass of an address type as its base type first.
 - After ``revoke()`` nothing is allowed and ``.grants`` is empty.
 
 The capability is shared safely between threads; ``.ports`` and ``.grants`` are
@@ -31,6 +39,7 @@ import time
 from collections.abc import Iterable
 
 from janus_net import landlock
+from janus_net._shim import lib
 from janus_net.address import Address, UnixAddress, as_address
 from janus_net.audit import AuditRecord, Operation, Result, Sink
 from janus_net.errors import SocketError
@@ -38,6 +47,16 @@ from janus_net.errors import SocketError
 NET_BIND = "net.bind"
 
 _DEFAULT_PORTS = (8080, 3000, 8000)
+
+# The socket kinds whose port field is a port (DESIGN §6): anything else on IP needs raw=True.
+_PORT_MODES = frozenset({lib.SOCK_STREAM, lib.SOCK_DGRAM, lib.SOCK_SEQPACKET})
+_PORT_PROTOCOLS = frozenset({0, 6, 17, 132})  # default, TCP, UDP, SCTP (IANA numbers)
+_STREAM = lib.SOCK_STREAM
+
+
+def _has_ports(address: Address, mode: int, protocol: int) -> bool:
+    """Whether ``address``'s port field is a port for a socket of this mode and protocol."""
+    return isinstance(address, UnixAddress) or (mode in _PORT_MODES and protocol in _PORT_PROTOCOLS)
 
 
 class NetBind:
@@ -47,12 +66,24 @@ class NetBind:
         id: names the capability in audit records and errors.
         ports: the ports IP binds may use (0..65535 each).
         audit: a sink (any callable taking an `AuditRecord`), or None for no trail.
+        raw: also allow, on any IP address, sockets whose port field is not a port
+            (RAW, RDM, protocols other than TCP, UDP, SCTP). Off by default: a RAW
+            socket reads other services' traffic.
+
+    Raises:
+        ValueError: an empty id, a port outside 0..65535.
+        TypeError: ``raw`` is not a bool.
     """
 
-    def __init__(self, id: str, *, ports: Iterable[int] = _DEFAULT_PORTS, audit: Sink | None = None) -> None:
+    def __init__(
+        self, id: str, *, ports: Iterable[int] = _DEFAULT_PORTS, audit: Sink | None = None, raw: bool = False
+    ) -> None:
         if not isinstance(id, str) or not id:
             raise ValueError(f"a capability id must be a non-empty str, not {id!r}")
-        self._id = id
+        if type(raw) is not bool:
+            raise TypeError(f"raw must be True or False, not {raw!r}")
+        self._raw = raw
+        self._id = str.__str__(id)
         self._ports = {_check_port(port) for port in ports}
         self._revoked = False
         self._audit = audit
@@ -76,6 +107,11 @@ class NetBind:
     @property
     def revoked(self) -> bool:
         return self._revoked
+
+    @property
+    def raw(self) -> bool:
+        """Whether sockets whose port field is not a port (RAW, RDM...) are allowed too."""
+        return self._raw
 
     @property
     def audit(self) -> Sink | None:
@@ -115,50 +151,73 @@ class NetBind:
         """
         landlock.enforce(self._id, self.ports if not self._revoked else (), self._audit)
 
-    def allows(self, address: str | Address) -> bool:
-        """Whether a bind to ``address`` would be allowed. Writes no audit record."""
-        return self._decide(as_address(address))
+    def allows(self, address: str | Address, *, mode: int = _STREAM, protocol: int = 0) -> bool:
+        """Whether a bind to ``address`` would be allowed. Writes no audit record.
+
+        Args:
+            address: text or an address value (a subclass instance is judged as its base type).
+            mode: the socket type (`janus_net.Mode`); STREAM by default, as `listen` makes.
+            protocol: the protocol number; 0, the family's default, by default.
+        """
+        return self._decide(as_address(address), mode, protocol)
 
     # --- the hooks janus_net.listen calls
 
-    def authorize(self, address: Address) -> None:
+    def authorize(self, address: Address, mode: int = _STREAM, protocol: int = 0) -> None:
         """Gate a bind: audit ``check_bind_address``, and raise CapabilityDenied if denied.
 
-        Called before any syscall. A sink that raises propagates its exception
-        whatever the decision was, so the bind does not happen.
+        Called before any syscall, with the exact address value that will be bound
+        (`janus_net.address.exact`) and the socket's mode and protocol. A sink that
+        raises propagates its exception whatever the decision was, so the bind does
+        not happen.
         """
-        allowed = self._decide(address)
-        self._record("check_bind_address", address, "allowed" if allowed else "denied")
+        address = as_address(address)  # an exact value already; a subclass instance is rebuilt
+        allowed = self._decide(address, mode, protocol)
+        self._record("check_bind_address", address, "allowed" if allowed else "denied", mode, protocol)
         if not allowed:
-            raise SocketError.CapabilityDenied(None, self._denial(address), address=str(address))
+            raise SocketError.CapabilityDenied(None, self._denial(address, mode, protocol), address=str(address))
 
-    def record_bound(self, address: Address) -> None:
+    def record_bound(self, address: Address, mode: int = _STREAM, protocol: int = 0) -> None:
         """Audit ``bind_socket``: the OS bind succeeded, on ``address`` (the real port)."""
-        self._record("bind_socket", address, "allowed")
+        self._record("bind_socket", address, "allowed", mode, protocol)
 
     # --- internals
 
-    def _decide(self, address: Address) -> bool:
+    def _decide(self, address: Address, mode: int, protocol: int) -> bool:
         with self._lock:
             if self._revoked:
                 return False
             if isinstance(address, UnixAddress):
                 return True
+            if not _has_ports(address, mode, protocol):
+                return self._raw
             return address.port in self._ports
 
-    def _denial(self, address: Address) -> str:
+    def _denial(self, address: Address, mode: int, protocol: int) -> str:
         if self._revoked:
             return f"capability {self._id!r} was revoked: it grants no {NET_BIND}"
+        if not _has_ports(address, mode, protocol):
+            return (
+                f"capability {self._id!r} allows only sockets with ports (STREAM, DGRAM, SEQPACKET of TCP, UDP, "
+                f"SCTP); mode {_mode_name(mode)} protocol {protocol} needs NetBind(..., raw=True)"
+            )
         return f"capability {self._id!r} does not allow {NET_BIND} on port {address.port}"
 
-    def _record(self, operation: Operation, address: Address, result: Result) -> None:
+    def _record(self, operation: Operation, address: Address, result: Result, mode: int, protocol: int) -> None:
         sink = self._audit
         if sink is not None:
-            sink(AuditRecord(self._id, operation, address.port, result, str(address), time.time()))
+            port = address.port if _has_ports(address, mode, protocol) else None
+            sink(AuditRecord(self._id, operation, port, result, str(address), time.time()))
 
     def __repr__(self) -> str:
         state = "revoked" if self._revoked else f"ports={sorted(self.ports)}"
         return f"<janus_net.NetBind {self._id!r} {state}>"
+
+
+def _mode_name(mode: int) -> str:
+    names = {lib.SOCK_STREAM: "STREAM", lib.SOCK_DGRAM: "DGRAM", lib.SOCK_SEQPACKET: "SEQPACKET",
+             lib.SOCK_RAW: "RAW", lib.SOCK_RDM: "RDM"}  # fmt: skip
+    return names.get(mode, str(mode))
 
 
 def _check_port(port: object) -> int:

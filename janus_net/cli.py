@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from janus_net import sockopts
-from janus_net.address import FdAddress, Ip6Address, UnixAddress, parse_address
+from janus_net.address import FdAddress, Ip6Address, UnixAddress, for_people, parse_address
 from janus_net.audit import AuditRecord, JsonLinesSink, Sink
 from janus_net.capability import NetBind
 from janus_net.context import Context
@@ -38,10 +38,10 @@ def _parse(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(fields))
     else:
-        print(str(addr))
+        print(for_people(str(addr)))
         for key, value in fields.items():
             if key != "canonical":
-                print(f"  {key:<9} {value}")
+                print(f"  {key:<9} {for_people(str(value))}")
     return 0
 
 
@@ -107,7 +107,7 @@ def _listen(args: argparse.Namespace) -> int:
                     held.release()  # the denied record still gets printed
                 raise
         with server:
-            _emit(args, f"listening on {server.address}", listening=str(server.address))
+            _emit(args, f"listening on {for_people(str(server.address))}", listening=str(server.address))
             if held is not None:
                 held.release()
             for _ in range(args.accept):
@@ -128,7 +128,7 @@ def _open_audit_file(path: str) -> TextIO:
 def _serve_one(args: argparse.Namespace, server: Server, ctx: Context | None) -> None:
     with server.accept(ctx) as stream:
         peer = str(stream.address)
-        _emit(args, f"accepted {peer}", accepted=peer)
+        _emit(args, f"accepted {for_people(peer)}", accepted=peer)
         if args.echo:
             echoed = 0
             while data := stream.read(65536, ctx):

@@ -17,6 +17,8 @@ import os
 import sys
 from typing import ClassVar
 
+from janus_net.escaping import for_people
+
 
 def _debug_from_environment() -> bool:
     override = os.environ.get("JANUS_NET_DEBUG")
@@ -30,9 +32,13 @@ def _debug_from_environment() -> bool:
 DEBUG: bool = _debug_from_environment()
 
 
+# Where two names share a number, the one the syscall man pages use (Linux: ENOTSUP is EOPNOTSUPP).
+_PREFERRED_NAMES = {_errno.EOPNOTSUPP: "EOPNOTSUPP", _errno.EAGAIN: "EAGAIN"}
+
+
 def errno_name(number: int) -> str:
     """The symbolic name of an errno (``EBADF``), or ``errno 1234`` if it has none."""
-    return _errno.errorcode.get(number, f"errno {number}")
+    return _PREFERRED_NAMES.get(number) or _errno.errorcode.get(number, f"errno {number}")
 
 
 class SocketError(OSError):
@@ -104,11 +110,15 @@ class SocketError(OSError):
 
     def __str__(self) -> str:
         # AddressInUse: bind 127.0.0.1:8080: [Errno 98] Address already in use
-        where = " ".join(part for part in (self.syscall, self.address) if part)
+        # Text for people: the address and the detail (which may quote one) are escaped,
+        # so a crafted unix path cannot forge a line (`for_people`). ``.address`` and
+        # ``.args`` keep the exact text.
+        address = None if self.address is None else for_people(self.address)
+        where = " ".join(part for part in (self.syscall, address) if part)
         if self.errno is not None:
             what = f"[Errno {self.errno}] {self.strerror}"
         else:
-            what = str(self.args[0]) if self.args else ""
+            what = for_people(str(self.args[0])) if self.args else ""
         parts = [p for p in (where, what) if p]
         return f"{self.member}: " + ": ".join(parts) if parts else self.member
 

@@ -132,7 +132,7 @@ def _open(
         return _adopt(addr, opts, ctx, capability)  # its capability gate needs the socket's real address
     validate(addr, opts)
     if capability is not None:
-        capability.authorize(addr)  # audits check_bind_address; raises CapabilityDenied
+        capability.authorize(addr, opts.mode, opts.protocol)  # audits check_bind_address; raises CapabilityDenied
     sys.audit("janus_net.bind", str(addr), None if capability is None else capability.id)
 
     check = None if ctx is None else ctx.check
@@ -174,7 +174,7 @@ def _open(
         raise
     if capability is not None:
         try:
-            capability.record_bound(bound_address)  # audits bind_socket with the real port
+            capability.record_bound(bound_address, opts.mode, opts.protocol)  # audits bind_socket, the real port
         except BaseException:
             result.close()
             raise
@@ -346,7 +346,7 @@ def listen_with_capability(
     An allowed bind writes ``check_bind_address/allowed``, and ``bind_socket/allowed``
     with the port actually bound once the OS bind has succeeded.
     """
-    _require_capability(cap)
+    _require_capability(cap, ctx)
     extra = sockopts.extra(
         freebind=freebind, transparent=transparent, device=device, fastopen=fastopen, defer_accept=defer_accept,
         incoming_cpu=incoming_cpu, steer=steer, netns=netns, reuse_port=reuse_port,
@@ -372,7 +372,7 @@ def bind_with_capability(
     netns: NamespacePath | None = None,
 ) -> Socket:
     """`bind`, gated and audited by the capability as `listen_with_capability` is."""
-    _require_capability(cap)
+    _require_capability(cap, ctx)
     extra = sockopts.extra(
         freebind=freebind, transparent=transparent, device=device, incoming_cpu=incoming_cpu, netns=netns
     )
@@ -381,11 +381,24 @@ def bind_with_capability(
 
 
 def _require_context(ctx: object) -> None:
-    # Without this, None would silently turn the :service profile into :core.
+    """A `Context` (or subclass) is required: anything else is a TypeError before any syscall."""
+    from janus_net.context import Context  # here, not at the top: listen.py imports these for types only
+
+    # Without this, None would silently turn the :service profile into :core, and any
+    # other object would fail with an AttributeError halfway through.
     if ctx is None:
         raise TypeError("a context is required here; use listen()/bind() to run without one")
+    if not isinstance(ctx, Context):
+        raise TypeError(f"ctx must be a janus_net.Context, not {type(ctx).__name__}")
 
 
-def _require_capability(cap: object) -> None:
+def _require_capability(cap: object, ctx: object = None) -> None:
+    """A `NetBind` (or subclass), and a `Context` or None, are required: else TypeError before any syscall."""
+    from janus_net.capability import NetBind  # here, not at the top: listen.py imports these for types only
+
     if cap is None:
         raise TypeError("a capability is required here; use listen()/bind() to run without one")
+    if not isinstance(cap, NetBind):
+        raise TypeError(f"cap must be a janus_net.NetBind, not {type(cap).__name__}")
+    if ctx is not None:
+        _require_context(ctx)

@@ -29,6 +29,38 @@ class Options(NamedTuple):
     extra: sockopts.Extra = sockopts.NO_EXTRA  # DESIGN §14/§16: netns, freebind, device...
 
 
+class BadOptionType(TypeError, ValueError):
+    """An option of the wrong type (``reuse_port="false"``, ``mode=1.0``, ``protocol="6"``).
+
+    A `TypeError`, as Python raises for a wrong type; also a `ValueError`, which is what
+    janus_net raised for every bad option value before types were checked strictly, so
+    handlers written then keep working.
+    """
+
+
+def _flag(name: str, value: object) -> bool:
+    # A truthy string such as "false" or "no" must not quietly mean True.
+    if type(value) is not bool:
+        raise BadOptionType(f"{name} must be True or False, not {value!r}")
+    return value
+
+
+def _integer(name: str, value: object, low: int, high: int, what: str) -> int:
+    # bool is an int, and 1.0 or "6" would be coerced by int(): none of them is a number here.
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise BadOptionType(f"{name} must be an int {what}, not {type(value).__name__} {value!r}")
+    number = int.__int__(value)  # the value itself, whatever an int subclass says __int__ is
+    if not low <= number <= high:
+        raise ValueError(f"{name} must be an int {what}, not {value!r}")
+    return number
+
+
+def _check_ip6_only(ip6_only: object) -> None:
+    # None leaves the system default; a truthy string must not quietly set IPV6_V6ONLY to 1.
+    if ip6_only is not None and type(ip6_only) is not bool:
+        raise BadOptionType(f"ip6_only must be None, True or False, not {ip6_only!r}")
+
+
 def listen_options(
     backlog: int = 128,
     reuse_address: bool = True,
@@ -38,6 +70,12 @@ def listen_options(
     unlink_stale: bool = False,
     extra: sockopts.Extra = sockopts.NO_EXTRA,
 ) -> Options:
+    """The options of ``listen*``, each checked for type and range (DESIGN §3 "Strict values").
+
+    Raises:
+        TypeError: an option of the wrong type (`BadOptionType`, also a ValueError).
+        ValueError: a value out of range (a negative backlog, mode bits beyond 0o7777).
+    """
     if (
         reuse_address is True
         and reuse_port is False
@@ -49,15 +87,17 @@ def listen_options(
         and extra is sockopts.NO_EXTRA
     ):
         return _DEFAULT_LISTEN  # the usual call: validated and built once
-    if type(backlog) is not int or not 0 <= backlog <= _C_INT_MAX:
-        raise ValueError(f"backlog must be an int in 0..{_C_INT_MAX}, not {backlog!r}")
+    backlog = _integer("backlog", backlog, 0, _C_INT_MAX, f"in 0..{_C_INT_MAX}")
     _check_ip6_only(ip6_only)
-    if mode is not None and (type(mode) is not int or not 0 <= mode <= 0o7777):
-        raise ValueError(f"mode must be file permission bits (0..0o7777), not {mode!r}")
+    if mode is not None:
+        mode = _integer("mode", mode, 0, 0o7777, "of file permission bits (0..0o7777)")
     return Options(
-        "listen", Mode.STREAM, 0, backlog, bool(reuse_address), bool(reuse_port), ip6_only, False, mode,
-        bool(unlink_stale), extra,
+        "listen", Mode.STREAM, 0, backlog, _flag("reuse_address", reuse_address), _flag("reuse_port", reuse_port),
+        ip6_only, False, mode, _flag("unlink_stale", unlink_stale), extra,
     )  # fmt: skip
+
+
+_MODES = frozenset(int(m) for m in Mode)
 
 
 def bind_options(
@@ -68,23 +108,31 @@ def bind_options(
     broadcast: bool = False,
     extra: sockopts.Extra = sockopts.NO_EXTRA,
 ) -> Options:
-    mode = Mode(mode)
-    proto = 0 if protocol is None else int(protocol)
-    if not 0 <= proto <= _C_INT_MAX:
-        raise ValueError(f"protocol must be an IANA protocol number, not {protocol!r}")
+    """The options of ``bind*``, each checked for type and range (DESIGN §3 "Strict values").
+
+    ``mode`` is a `Mode` or the int of one; ``protocol`` None (the family's default),
+    a `Protocol` or any protocol number as an int.
+
+    Raises:
+        TypeError: an option of the wrong type (`BadOptionType`, also a ValueError).
+        ValueError: a mode that is no `Mode`, a protocol number out of range.
+    """
+    if type(mode) is not Mode:
+        number = _integer("mode", mode, 0, _C_INT_MAX, "naming a janus_net.Mode")
+        if number not in _MODES:
+            raise ValueError(f"mode must be a janus_net.Mode ({', '.join(m.name for m in Mode)}), not {mode!r}")
+        mode = Mode(number)
+    proto = 0 if protocol is None else _integer("protocol", protocol, 0, _C_INT_MAX, f"in 0..{_C_INT_MAX}")
     _check_ip6_only(ip6_only)
-    return Options("bind", mode, proto, 0, bool(reuse_address), False, ip6_only, bool(broadcast), None, False, extra)
+    return Options(
+        "bind", mode, proto, 0, _flag("reuse_address", reuse_address), False, ip6_only,
+        _flag("broadcast", broadcast), None, False, extra,
+    )  # fmt: skip
 
 
 # backlog and protocol are C ints: a larger value would fail in cffi after the socket exists.
 _C_INT_MAX = 2**31 - 1
 _DEFAULT_LISTEN = Options("listen", Mode.STREAM, 0, 128, True, False, None, False, None, False)
-
-
-def _check_ip6_only(ip6_only: object) -> None:
-    # A truthy string such as "false" must not quietly set IPV6_V6ONLY to 1.
-    if ip6_only is not None and type(ip6_only) is not bool:
-        raise ValueError(f"ip6_only must be None, True or False, not {ip6_only!r}")
 
 
 def validate(addr: Address, opts: Options) -> None:
@@ -111,4 +159,8 @@ def validate(addr: Address, opts: Options) -> None:
         raise SocketError.OptionUnsupported(None, "unlink_stale applies to unix socket paths only", address=text)
     if opts.reuse_port and not platform.SO_REUSEPORT:
         raise SocketError.OptionUnsupported(None, "this platform has no SO_REUSEPORT", address=text)
+    if opts.reuse_port and isinstance(addr, UnixAddress):
+        # Linux answers setsockopt with EOPNOTSUPP (older kernels took it and did nothing):
+        # refused here, before the socket exists, the same on every kernel.
+        raise SocketError.OptionUnsupported(None, "reuse_port applies to IP addresses only", address=text)
     sockopts.validate(addr, opts.extra, opts.mode is Mode.STREAM)

@@ -49,6 +49,7 @@ from janus_net.batch import (
 )
 from janus_net.descriptor import Descriptor
 from janus_net.errors import SocketError
+from janus_net.escaping import for_people
 from janus_net.scratch import (
     _IP4_KEY_OK,
     _PEER_FAMILIES,
@@ -211,7 +212,7 @@ class _Owner:
 
     def __repr__(self) -> str:
         state = "closed" if self._descriptor.closing else f"fd={self._descriptor.fd}"
-        return f"<janus_net.{type(self).__name__} {self._address} {state}>"
+        return f"<janus_net.{type(self).__name__} {for_people(str(self._address))} {state}>"
 
 
 # BSD-derived kernels give an accepted socket the listener's O_NONBLOCK; Linux does not.
@@ -478,7 +479,7 @@ class Socket(_Bound):
         # the retry loop themselves, without a typed wrapper's frame in between.
         # An address value passes as is (a type check, not as_address's call); text is parsed.
         target: Address = dest if type(dest) in _ADDRESS_TYPES else as_address(dest)  # type: ignore[assignment]
-        encoded = target.sockaddr
+        encoded = target.destination(self._address.family)  # type: ignore[union-attr]  # refuses port 0 first
         if type(data) is bytes:
             view: Any = data  # cffi passes bytes to a const void * as is
         else:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import errno as E  # noqa: N812 - E.EBADF keeps the tables' rows short and aligned
 from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from janus_net import errors, platform
@@ -46,25 +47,33 @@ class Syscall:
 
     Attributes:
         name: the syscall's name as users see it in errors and in the fault seam.
+        label: how the docs name the table (``"bind (unix)"``); ``name`` unless two share it.
         errors: errno -> member, for causes a caller can handle.
-        bugs: errnos that only a bug in janus_net or its caller can produce.
+        bugs: errno -> why only a bug of janus_net can produce it. A row belongs here
+            only if no input of a caller, no peer on the network and no other process
+            can cause it; the reason says why (the docs print it, tests read it).
         retry_eintr: False only for close, whose fd is gone after EINTR on Linux.
         fault: set only while a test's fault seam is armed.
     """
 
-    __slots__ = ("bugs", "errors", "fault", "name", "retry_eintr")
+    __slots__ = ("bugs", "errors", "fault", "label", "name", "retry_eintr")
 
     def __init__(
         self,
         name: str,
         errors: Mapping[int, type[SocketError]],
-        bugs: Iterable[int] = (),
+        bugs: Mapping[int, str] | Iterable[int] = MappingProxyType({}),
         *,
         retry_eintr: bool = True,
+        label: str | None = None,
     ) -> None:
         self.name = name
-        self.errors: Mapping[int, type[SocketError]] = dict(errors)
-        self.bugs: frozenset[int] = frozenset(bugs)
+        self.label = name if label is None else label
+        self.errors: Mapping[int, type[SocketError]] = MappingProxyType(dict(errors))
+        # A bare errno (a table written before reasons were data) gets no reason, and
+        # tests/test_errno_doc.py names the row until it has one.
+        rows = bugs.items() if isinstance(bugs, Mapping) else ((err, "") for err in bugs)
+        self.bugs: Mapping[int, str] = MappingProxyType(dict(rows))
         self.retry_eintr = retry_eintr
         self.fault: Fault | None = None
 
@@ -79,7 +88,7 @@ class Syscall:
         return SocketError.Unexpected(err, syscall=self.name, address=where)
 
     def __repr__(self) -> str:
-        return f"Syscall({self.name!r})"
+        return f"Syscall({self.label!r})"
 
 
 def retry(
@@ -111,6 +120,12 @@ def retry(
 
 
 # --- The tables (DESIGN §5). One row per errno; a comment where the reason is not obvious.
+# Bug rows carry their reason as data: `bug_rows_markdown` prints them for the docs.
+
+# Reasons shared by many tables.
+_OUR_FD = "the descriptor is one janus_net owns and keeps open while the call runs; only a double close frees it"
+_OUR_SOCKET = "the descriptor is a socket janus_net made, or one it checked is a socket (fstat) before adopting it"
+_OUR_POINTER = "every pointer passed is memory janus_net allocated for this call"
 
 SOCKET = Syscall(
     "socket",
@@ -124,6 +139,8 @@ SOCKET = Syscall(
         E.ENOMEM: SocketError.SystemResources,
         E.EPROTONOSUPPORT: SocketError.ProtocolUnsupportedByAddressFamily,
         E.EPROTOTYPE: SocketError.SocketModeUnsupported,
+        # ESOCKTNOSUPPORT: a mode the family lacks, such as SEQPACKET or RDM on IP.
+        E.ESOCKTNOSUPPORT: SocketError.SocketModeUnsupported,
         # EACCES: e.g. SOCK_RAW without CAP_NET_RAW, or an LSM policy.
         E.EACCES: SocketError.AccessDenied,
     },
@@ -133,20 +150,33 @@ SETSOCKOPT = Syscall(
     "setsockopt",
     {
         E.ENOPROTOOPT: SocketError.OptionUnsupported,
+        # EOPNOTSUPP: the family has no such option (SO_REUSEPORT on a unix socket);
+        # options.validate rejects the known cases before the socket exists.
+        E.EOPNOTSUPP: SocketError.OptionUnsupported,
         E.ENOMEM: SocketError.SystemResources,
         E.ENOBUFS: SocketError.SystemResources,
     },
-    # EINVAL: we passed a bad optlen; only a bug does that.
-    bugs=(E.EBADF, E.ENOTSOCK, E.EINVAL, E.EFAULT),
+    {
+        E.EBADF: _OUR_FD,
+        E.ENOTSOCK: _OUR_SOCKET,
+        E.EINVAL: "optlen is sizeof(int), computed here; options are set on sockets janus_net just made, before "
+        "bind, where each is valid (SO_NOSIGPIPE, valid at any time, aside); values are checked before any syscall",
+        E.EFAULT: _OUR_POINTER,
+    },
 )
 
 GETSOCKOPT = Syscall(
     "getsockopt",
     {E.ENOPROTOOPT: SocketError.OptionUnsupported},
-    bugs=(E.EBADF, E.ENOTSOCK, E.EINVAL, E.EFAULT),
+    {
+        E.EBADF: _OUR_FD,
+        E.ENOTSOCK: _OUR_SOCKET,
+        E.EINVAL: "optlen is sizeof(int), computed here, for options every socket has",
+        E.EFAULT: _OUR_POINTER,
+    },
 )
 
-FCNTL = Syscall("fcntl", {}, bugs=(E.EBADF,))
+FCNTL = Syscall("fcntl", {}, {E.EBADF: _OUR_FD})
 
 _BIND_IP_ERRORS: dict[int, type[SocketError]] = {
     # EACCES: a port below 1024 without CAP_NET_BIND_SERVICE.
@@ -156,14 +186,22 @@ _BIND_IP_ERRORS: dict[int, type[SocketError]] = {
     E.EAFNOSUPPORT: SocketError.AddressFamilyUnsupported,
     # EADDRNOTAVAIL: the address is not on any local interface.
     E.EADDRNOTAVAIL: SocketError.AddressUnavailable,
+    # ENODEV: the zone (scope id) names no interface, or one that went away: [fe80::1%9999]:0.
+    E.ENODEV: SocketError.AddressUnavailable,
     E.ENOMEM: SocketError.SystemResources,
 }
-# EINVAL: the socket is already bound or the length is wrong. We bind only sockets we
-# just made, with lengths we computed, so it is a bug; the one user-reachable EINVAL
-# (IPv4-mapped address with ip6_only=True) is caught before the syscall.
-_BIND_IP_BUGS = (E.EBADF, E.ENOTSOCK, E.EFAULT, E.EINVAL)
+_BIND_IP_BUGS: dict[int, str] = {
+    E.EBADF: _OUR_FD,
+    E.ENOTSOCK: "bind runs only on a socket janus_net just made",
+    E.EFAULT: _OUR_POINTER,
+    # The user-reachable EINVALs are caught before the syscall (options.validate): an
+    # IPv4-mapped address with ip6_only=True, a link-local address without a zone, an
+    # IPv6 multicast address on a stream socket.
+    E.EINVAL: "the socket was made a moment ago (so not yet bound) and the length is the one its sockaddr "
+    "was encoded with; the inputs the kernel rejects with EINVAL are refused before the syscall",
+}
 
-BIND_IP = Syscall("bind", _BIND_IP_ERRORS, bugs=_BIND_IP_BUGS)
+BIND_IP = Syscall("bind", _BIND_IP_ERRORS, _BIND_IP_BUGS, label="bind (IP)")
 
 BIND_UNIX = Syscall(
     "bind",
@@ -176,8 +214,12 @@ BIND_UNIX = Syscall(
         # EPERM: e.g. a sticky or immutable directory refusing the new inode.
         E.EPERM: SocketError.AccessDenied,
     },
-    # ENAMETOOLONG: the parser already rejected paths longer than sun_path.
-    bugs=(*_BIND_IP_BUGS, E.ENAMETOOLONG),
+    {
+        **_BIND_IP_BUGS,
+        E.ENAMETOOLONG: "every UnixAddress is checked to fit in sun_path (parsed or built directly) before "
+        "it is encoded, and the kernel checks nothing longer",
+    },
+    label="bind (unix)",
 )
 
 LISTEN = Syscall(
@@ -188,19 +230,29 @@ LISTEN = Syscall(
         # EOPNOTSUPP: listen on a datagram socket.
         E.EOPNOTSUPP: SocketError.SocketModeUnsupported,
     },
-    bugs=(E.EBADF, E.ENOTSOCK),
+    {E.EBADF: _OUR_FD, E.ENOTSOCK: "listen runs only on a socket janus_net just made"},
 )
 
 GETSOCKNAME = Syscall(
     "getsockname",
     {E.ENOBUFS: SocketError.SystemResources},
-    bugs=(E.EBADF, E.EFAULT, E.EINVAL, E.ENOTSOCK),
+    {
+        E.EBADF: _OUR_FD,
+        E.EFAULT: _OUR_POINTER,
+        E.EINVAL: "the length passed is sizeof(struct sockaddr_storage), never negative",
+        E.ENOTSOCK: _OUR_SOCKET,
+    },
 )
 
 GETPEERNAME = Syscall(
     "getpeername",
     {E.ENOBUFS: SocketError.SystemResources, E.ENOTCONN: SocketError.SocketUnconnected},
-    bugs=(E.EBADF, E.EFAULT, E.EINVAL, E.ENOTSOCK),
+    {
+        E.EBADF: _OUR_FD,
+        E.EFAULT: _OUR_POINTER,
+        E.EINVAL: "the length passed is sizeof(struct sockaddr_storage), never negative",
+        E.ENOTSOCK: _OUR_SOCKET,
+    },
 )
 
 ACCEPT = Syscall(
@@ -217,15 +269,21 @@ ACCEPT = Syscall(
         # EPERM: Linux firewall rules forbid the connection.
         E.EPERM: SocketError.BlockedByFirewall,
     },
-    # EOPNOTSUPP: accept on a non-stream socket; our Server is always a stream.
-    bugs=(E.EBADF, E.EFAULT, E.ENOTSOCK, E.EOPNOTSUPP),
+    {
+        E.EBADF: _OUR_FD,
+        E.EFAULT: _OUR_POINTER,
+        E.ENOTSOCK: _OUR_SOCKET,
+        E.EOPNOTSUPP: "a Server is always a stream socket (made by listen, or adopted only after SO_TYPE and "
+        "SO_ACCEPTCONN said so), and no process can change a socket's type",
+    },
 )
 
 SEND = Syscall(
     "send",
     {
         E.EACCES: SocketError.AccessDenied,
-        # ECONNREFUSED: an earlier datagram drew an ICMP port unreachable.
+        # ECONNREFUSED: an earlier datagram drew an ICMP port unreachable, or a unix
+        # destination has no socket bound to it.
         E.ECONNREFUSED: SocketError.ConnectionRefused,
         E.ECONNRESET: SocketError.ConnectionResetByPeer,
         E.EMSGSIZE: SocketError.MessageTooBig,
@@ -235,11 +293,30 @@ SEND = Syscall(
         E.ENETUNREACH: SocketError.NetworkUnreachable,
         E.ENETDOWN: SocketError.NetworkSubsystemDown,
         E.EAFNOSUPPORT: SocketError.AddressFamilyUnsupported,
+        # EINVAL: a destination the kernel rejects. The known ones (port 0, another
+        # family) are refused before the syscall by address.check_destination.
+        E.EINVAL: SocketError.AddressUnavailable,
+        # EISCONN: a destination given to a connected connection-mode socket (an adopted,
+        # connected unix stream); EOPNOTSUPP: to one that is not connected.
+        E.EISCONN: SocketError.SocketModeUnsupported,
+        E.EOPNOTSUPP: SocketError.SocketModeUnsupported,
         # EPIPE: the peer is gone (SIGPIPE is suppressed, so we see the errno).
         E.EPIPE: SocketError.SocketUnconnected,
         E.ENOTCONN: SocketError.SocketUnconnected,
+        # A unix destination path: the file system's answers, as for bind.
+        E.ENOENT: SocketError.FileNotFound,
+        E.ENOTDIR: SocketError.NotDir,
+        E.ELOOP: SocketError.SymLinkLoop,
+        # EPROTOTYPE: the unix destination is a socket of another type (a stream).
+        E.EPROTOTYPE: SocketError.SocketModeUnsupported,
     },
-    bugs=(E.EBADF, E.EDESTADDRREQ, E.EFAULT, E.EINVAL, E.EISCONN, E.ENOTSOCK, E.EOPNOTSUPP),
+    {
+        E.EBADF: _OUR_FD,
+        E.EDESTADDRREQ: "Socket.send and send_many always pass a destination, and Stream.write runs only on "
+        "a connected stream",
+        E.EFAULT: _OUR_POINTER,
+        E.ENOTSOCK: _OUR_SOCKET,
+    },
 )
 
 RECEIVE = Syscall(
@@ -250,15 +327,24 @@ RECEIVE = Syscall(
         E.ENOBUFS: SocketError.SystemResources,
         E.ENOMEM: SocketError.SystemResources,
         E.ENOTCONN: SocketError.SocketUnconnected,
+        # EINVAL: Linux's answer to a read on a unix stream socket that is not connected
+        # (bind("unix:...", mode=Mode.STREAM) then receive), where TCP says ENOTCONN.
+        E.EINVAL: SocketError.SocketUnconnected,
         E.ETIMEDOUT: SocketError.ConnectionTimedOut,
         E.ENETDOWN: SocketError.NetworkSubsystemDown,
     },
-    bugs=(E.EBADF, E.EFAULT, E.EINVAL, E.ENOTSOCK, E.EOPNOTSUPP),
+    {
+        E.EBADF: _OUR_FD,
+        E.EFAULT: _OUR_POINTER,
+        E.ENOTSOCK: _OUR_SOCKET,
+        E.EOPNOTSUPP: "the only flags passed are MSG_DONTWAIT and MSG_WAITFORONE, which every IP and unix "
+        "socket takes; only MSG_OOB and the like draw EOPNOTSUPP",
+    },
 )
 
 # close: EINTR is not retried (on Linux the fd is already released, and a retry could
 # close a descriptor another thread just opened); every other error is ignored.
-CLOSE = Syscall("close", {}, bugs=(E.EBADF,), retry_eintr=False)
+CLOSE = Syscall("close", {}, {E.EBADF: "a double close: the descriptor was closed already"}, retry_eintr=False)
 
 # The calls below are internal steps, not rows of DESIGN §5, but they get tables too so
 # that nothing escapes the one loop.
@@ -266,7 +352,11 @@ SHUTDOWN = Syscall(
     "shutdown",
     # ENOTCONN: shutting down a socket that never connected; harmless for our uses.
     {E.ENOTCONN: SocketError.SocketUnconnected},
-    bugs=(E.EBADF, E.EINVAL, E.ENOTSOCK),
+    {
+        E.EBADF: _OUR_FD,
+        E.EINVAL: "how is SHUT_RD, SHUT_WR or SHUT_RDWR, a constant from the compiler",
+        E.ENOTSOCK: _OUR_SOCKET,
+    },
 )
 
 CONNECT = Syscall(
@@ -284,19 +374,27 @@ CONNECT = Syscall(
         E.EHOSTUNREACH: SocketError.HostUnreachable,
         E.EADDRNOTAVAIL: SocketError.AddressUnavailable,
     },
-    bugs=(E.EBADF, E.EFAULT, E.ENOTSOCK, E.EISCONN),
+    {
+        E.EBADF: _OUR_FD,
+        E.EFAULT: _OUR_POINTER,
+        E.ENOTSOCK: "connect runs only on a probe socket janus_net just made",
+        E.EISCONN: "the probe socket was made a moment ago and never connected before",
+    },
 )
 
 FCHMOD = Syscall(
     "fchmod",
     {E.EPERM: SocketError.AccessDenied, E.EROFS: SocketError.ReadOnlyFileSystem},
-    bugs=(E.EBADF, E.EINVAL),
+    {E.EBADF: _OUR_FD, E.EINVAL: "the mode was checked to be permission bits (0..0o7777) before any syscall"},
 )
 
 POLL = Syscall(
     "poll",
     {E.ENOMEM: SocketError.SystemResources},
-    bugs=(E.EFAULT, E.EINVAL),
+    {
+        E.EFAULT: _OUR_POINTER,
+        E.EINVAL: "nfds is at most 2 (the socket and a wake fd), far below RLIMIT_NOFILE",
+    },
 )
 
 #: Every table, for tests and the fault seam to iterate.
@@ -319,6 +417,20 @@ TABLES: tuple[Syscall, ...] = (
     FCHMOD,
     POLL,
 )
+
+
+def bug_rows_markdown(tables: tuple[Syscall, ...] | None = None) -> str:
+    """The bug rows of ``tables`` (default: every table) as a Markdown table: syscall, errno, why.
+
+    docs/errno-tables.md holds its output; a test keeps the two in step.
+    """
+    if tables is None:
+        tables = TABLES  # read at call time: tables appended later in this module count too
+    lines = ["| syscall | errno | why only a bug of janus_net can produce it |", "| --- | --- | --- |"]
+    for table in tables:
+        for err, reason in sorted(table.bugs.items(), key=lambda row: errors.errno_name(row[0])):
+            lines.append(f"| {table.label} | {errors.errno_name(err)} | {reason} |")
+    return "\n".join(lines) + "\n"
 
 
 # --- Typed wrappers: the only places that call into lib for socket work (but sendto and
@@ -650,6 +762,7 @@ SETSOCKOPT_SERVER = Syscall(
         E.EINVAL: "the lengths and the two-instruction BPF program are built by janus_net",
         E.EFAULT: "every value points to memory janus_net allocated for the call",
     },
+    label="setsockopt (§16 options)",
 )
 
 TABLES = (
