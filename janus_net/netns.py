@@ -94,6 +94,7 @@ def run_in(path: NamespacePath, make: Callable[[], int]) -> int:
     try:
         helper.start()
         handoff.done.wait()
+        helper.join()  # it has nothing left to do; a thread left behind would make enforce() refuse
         if handoff.error is not None:
             raise handoff.error
         return handoff.take()
