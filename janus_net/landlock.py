@@ -118,10 +118,17 @@ def _restrict(ports: frozenset[int], flags: int) -> None:
 
 def _thread_count() -> int:
     # Every kernel thread counts, not only Python's: a C library's worker would escape.
-    try:
-        return len(os.listdir("/proc/self/task"))
-    except OSError:
-        return threading.active_count()
+    # A thread that has just been joined may still be listed for a moment while it
+    # exits, so an extra thread gets a short grace period before it counts.
+    for _ in range(50):
+        try:
+            count = len(os.listdir("/proc/self/task"))
+        except OSError:
+            return threading.active_count()
+        if count == 1:
+            return 1
+        time.sleep(0.002)
+    return count
 
 
 def kernel_denial(error: SocketError, address: Address, mode: int, protocol: int) -> SocketError:

@@ -94,6 +94,7 @@ def run_in(path: NamespacePath, make: Callable[[], int]) -> int:
     try:
         helper.start()
         handoff.done.wait()
+        helper.join()  # it has nothing left to do; a thread left behind would make enforce() refuse
         if handoff.error is not None:
             raise handoff.error
         return handoff.take()
@@ -115,14 +116,16 @@ def _helper(path: bytes, make: Callable[[], int], handoff: _Handoff) -> None:
         fd = make()
     except BaseException as exc:  # handed to the caller, raised there
         error = exc
-    with handoff.lock:
-        if handoff.abandoned:
-            if fd >= 0:
-                syscalls.close(fd)
-            return
-        handoff.fd = fd
-        handoff.error = error
-    handoff.done.set()
+    try:
+        with handoff.lock:
+            if handoff.abandoned:
+                if fd >= 0:
+                    syscalls.close(fd)
+                return
+            handoff.fd = fd
+            handoff.error = error
+    finally:
+        handoff.done.set()  # whatever happened here, the caller must never wait forever
 
 
 def _enter(path: bytes) -> None:

@@ -347,3 +347,17 @@ def test_a_low_port_the_ruleset_allows_stays_access_denied_without_cap_net_bind_
     seen = json.loads(proc.stdout.splitlines()[-1])
     assert seen["81"] == ["AccessDenied", None, 13]  # allowed by the ruleset; refused for the privilege
     assert seen["82"] == ["CapabilityDenied", "kernel", 13]
+
+
+def test_enforce_right_after_a_netns_socket_is_not_refused() -> None:
+    """The helper thread of netns= is gone once the call returns: enforce() sees one thread."""
+    out = run_child(
+        """
+import json
+import janus_net as jn
+jn.listen("127.0.0.1:0", netns="/proc/self/ns/net").close()
+jn.NetBind("svc", ports=(8080,)).enforce()
+print(json.dumps({"ok": True}))
+"""
+    )
+    assert out == {"ok": True}
