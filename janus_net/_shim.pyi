@@ -225,4 +225,42 @@ class _Lib:
     POLLNVAL: int
     def poll(self, fds: CData, count: int, timeout_ms: int, /) -> int: ...
 
+    # Landlock (native/linux_landlock_h.py)
+    JN_HAS_LANDLOCK: Literal[0, 1]
+    JN_LANDLOCK_NET_FROM_HEADER: Literal[0, 1]
+    JN_LANDLOCK_CREATE_RULESET_VERSION: int
+    JN_LANDLOCK_RULE_NET_PORT: int
+    JN_LANDLOCK_ACCESS_NET_BIND_TCP: int
+    JN_LANDLOCK_RESTRICT_SELF_TSYNC: int
+    JN_PR_SET_NO_NEW_PRIVS: int
+    def jn_landlock_create_ruleset(self, attr: CData, size: int, flags: int, /) -> int: ...
+    def jn_landlock_add_net_port_rule(self, ruleset: int, attr: CData, /) -> int: ...
+    def jn_landlock_restrict_self(self, ruleset: int, flags: int, /) -> int: ...
+    def jn_set_no_new_privs(self) -> int: ...
+    # network namespaces (native/sched_h.py)
+    JN_HAS_SETNS: Literal[0, 1]
+    JN_CLONE_NEWNET: int
+    JN_HAS_NS_GET_NSTYPE: Literal[0, 1]
+    def jn_open_namespace(self, path: bytes, /) -> int: ...
+    def jn_ns_get_nstype(self, fd: int, /) -> int: ...
+    def jn_setns(self, fd: int, nstype: int, /) -> int: ...
+    # server socket options (native/linux_sockopts_h.py); 0 where the platform lacks one
+    JN_IP_FREEBIND: int
+    JN_IPV6_FREEBIND: int
+    JN_IP_TRANSPARENT: int
+    JN_IPV6_TRANSPARENT: int
+    JN_SO_BINDTODEVICE: int
+    JN_TCP_FASTOPEN: int
+    JN_TCP_DEFER_ACCEPT: int
+    JN_SO_INCOMING_CPU: int
+    JN_SO_ATTACH_REUSEPORT_CBPF: int
+    JN_HAS_CBPF: Literal[0, 1]
+    JN_BPF_LD: int
+    JN_BPF_W: int
+    JN_BPF_ABS: int
+    JN_BPF_RET: int
+    JN_BPF_A: int
+    JN_SKF_AD_OFF: int
+    JN_SKF_AD_CPU: int
+
 lib: _Lib

@@ -25,7 +25,7 @@ from typing import IO, Literal
 
 from janus_net.escaping import for_people
 
-Operation = Literal["check_bind_address", "bind_socket"]
+Operation = Literal["check_bind_address", "bind_socket", "enforce"]
 Result = Literal["allowed", "denied"]
 
 
@@ -35,8 +35,10 @@ class AuditRecord:
 
     Attributes:
         capability_id: the ``id`` of the `NetBind` that made it.
-        operation: ``"check_bind_address"`` (the gate, before any syscall) or
-            ``"bind_socket"`` (after the OS bind succeeded).
+        operation: ``"check_bind_address"`` (the gate, before any syscall),
+            ``"bind_socket"`` (after the OS bind succeeded), or ``"enforce"`` (the
+            kernel now enforces the capability: `NetBind.enforce`; port None, address
+            ``"landlock tcp-bind 8000,8080"``, the ports the kernel allows).
         port: the port asked for (check) or actually bound (bind_socket); None for
             unix sockets, which have none.
         result: ``"allowed"`` or ``"denied"``.

@@ -38,6 +38,7 @@ import threading
 import time
 from collections.abc import Iterable
 
+from janus_net import landlock
 from janus_net._shim import lib
 from janus_net.address import Address, UnixAddress, as_address
 from janus_net.audit import AuditRecord, Operation, Result, Sink
@@ -132,6 +133,23 @@ class NetBind:
         """Deny everything from now on (binds already made are not touched)."""
         with self._lock:
             self._revoked = True
+
+    def enforce(self) -> None:
+        """Make the kernel enforce this capability's TCP ports for the whole process, for good (Landlock).
+
+        From then on no code in the process or its later children can bind a TCP port
+        outside ``.ports`` (port 0 only if allowed explicitly); a janus_net bind the
+        kernel refuses raises ``CapabilityDenied`` with ``.reason == "kernel"``. UDP,
+        unix sockets and outgoing connections are not restricted by the kernel.
+        Audited as one ``enforce`` record. See `janus_net.landlock` and
+        docs/kernel-capability.md.
+
+        Raises:
+            SocketError.OptionUnsupported: no Landlock network rules (ABI < 4), or other
+                threads run on a kernel that restricts only the calling thread; nothing
+                was changed.
+        """
+        landlock.enforce(self._id, self.ports if not self._revoked else (), self._audit)
 
     def allows(self, address: str | Address, *, mode: int = _STREAM, protocol: int = 0) -> bool:
         """Whether a bind to ``address`` would be allowed. Writes no audit record.

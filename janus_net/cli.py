@@ -10,8 +10,9 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
+from janus_net import sockopts
 from janus_net.address import FdAddress, Ip6Address, UnixAddress, for_people, parse_address
 from janus_net.audit import AuditRecord, JsonLinesSink, Sink
 from janus_net.capability import NetBind
@@ -82,8 +83,11 @@ def _listen(args: argparse.Namespace) -> int:
     audit_file = None
     held = None
     try:
+        options = _kernel_options(args)
         if args.capability is None:
-            server = listen(args.address) if ctx is None else listen_with_context(args.address, ctx)
+            server = (
+                listen(args.address, **options) if ctx is None else listen_with_context(args.address, ctx, **options)
+            )
         else:
             sink: Sink | None = None
             if args.audit == "-":
@@ -95,7 +99,9 @@ def _listen(args: argparse.Namespace) -> int:
             for port in args.allow_port:
                 cap.allow_port(port)
             try:
-                server = listen_with_capability(args.address, cap, ctx=ctx)
+                if args.enforce:
+                    cap.enforce()  # the kernel enforces the ports from here on (Landlock)
+                server = listen_with_capability(args.address, cap, ctx=ctx, **options)
             except SocketError:
                 if held is not None:
                     held.release()  # the denied record still gets printed
@@ -165,7 +171,51 @@ def _capability_id(text: str) -> str:
     return text
 
 
+# --- DESIGN §14/§16 flags of `listen` (docs/kernel-capability.md)
+
+
+def _kernel_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The listen keyword options given by the --netns/--freebind/... flags (only those given)."""
+    given = {
+        "netns": args.netns,
+        "freebind": args.freebind or None,
+        "transparent": args.transparent or None,
+        "device": args.device,
+        "fastopen": args.fastopen,
+        "defer_accept": args.defer_accept,
+        "incoming_cpu": args.incoming_cpu,
+        "reuse_port": args.reuse_port or None,
+        "steer": args.steer,
+    }
+    return {name: value for name, value in given.items() if value is not None}
+
+
+def _check_kernel_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.enforce and args.capability is None:
+        parser.error("--enforce needs --capability")
+    options = _kernel_options(args)
+    reuse_port = options.pop("reuse_port", False)
+    try:
+        sockopts.extra(reuse_port=reuse_port, **options)  # the library's own checks, as usage errors
+    except (ValueError, TypeError) as e:
+        parser.error(str(e))
+
+
+def _add_kernel_flags(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--enforce", action="store_true", help="make the kernel enforce the capability (Landlock)")
+    cmd.add_argument("--netns", metavar="PATH", help="make the socket inside this network namespace file")
+    cmd.add_argument("--freebind", action="store_true", help="IP_FREEBIND: bind an address no interface has")
+    cmd.add_argument("--transparent", action="store_true", help="IP_TRANSPARENT (needs CAP_NET_ADMIN)")
+    cmd.add_argument("--device", metavar="IFNAME", help="SO_BINDTODEVICE: only this interface")
+    cmd.add_argument("--fastopen", type=_count, metavar="N", help="TCP_FASTOPEN queue length")
+    cmd.add_argument("--defer-accept", type=_count, metavar="S", help="TCP_DEFER_ACCEPT seconds")
+    cmd.add_argument("--incoming-cpu", type=_count, metavar="CPU", help="SO_INCOMING_CPU")
+    cmd.add_argument("--reuse-port", action="store_true", help="SO_REUSEPORT: join a group of listeners")
+    cmd.add_argument("--steer", choices=["cpu"], help="steer the reuse-port group by receiving CPU")
+
+
 def _check_listen_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    _check_kernel_args(parser, args)
     # Options that could not apply are usage errors, not silent no-ops.
     if args.capability is None and (args.allow_port or args.audit is not None):
         parser.error("--allow-port and --audit need --capability")
@@ -208,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     listen_cmd.add_argument("--accept", type=_count, default=0, metavar="N", help="accept N connections, then exit")
     listen_cmd.add_argument("--echo", action="store_true", help="echo each accepted connection until end of stream")
     listen_cmd.add_argument("--json", action="store_true", help="print the status lines as JSON objects")
+    _add_kernel_flags(listen_cmd)
     listen_cmd.set_defaults(run=_listen, check=lambda args: _check_listen_args(listen_cmd, args))
 
     demo = commands.add_parser("demo", help="run the three profiles against themselves on loopback")

@@ -162,7 +162,13 @@ class Timeout(SocketError, TimeoutError):
 
 
 class CapabilityDenied(SocketError):
-    """The NetBind capability does not allow this address; no syscall was made."""
+    """The NetBind capability does not allow this address; no syscall was made.
+
+    ``.reason`` is ``"kernel"`` when the kernel refused the bind because of an enforced
+    capability (`NetBind.enforce`, Landlock; ``.errno`` is EACCES), None otherwise.
+    """
+
+    reason: str | None = None
 
 
 class AddressInUse(SocketError):

@@ -23,7 +23,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from janus_net import adopt, platform, syscalls
+from janus_net import adopt, landlock, netns, platform, sockopts, syscalls
 from janus_net._shim import lib
 from janus_net.address import (
     Address,
@@ -35,6 +35,7 @@ from janus_net.address import (
     reported,
 )
 from janus_net.errors import SocketError
+from janus_net.netns import NamespacePath
 from janus_net.options import Options, bind_options, listen_options, validate
 from janus_net.socket import Mode, Protocol, Server, Socket
 from janus_net.unixfile import UnixFile, refuses_connections
@@ -69,6 +70,7 @@ def _set_options(fd: int, addr: Address, opts: Options, check: syscalls.Checkpoi
         # Linux gives the file that bind creates the mode of the unbound socket's inode
         # (less the umask), so the file never exists with wider permissions.
         syscalls.fchmod(fd, opts.file_mode, check)
+    sockopts.apply(fd, addr, opts.extra, check)  # DESIGN §16: freebind, device, steer...
 
 
 def _bind(
@@ -82,6 +84,11 @@ def _bind(
     unix = isinstance(addr, UnixAddress)
     try:
         syscalls.bind(fd, encoded.pointer, encoded.length, unix=unix, checkpoint=check, address=addr)
+    except SocketError.AccessDenied as exc:
+        denial = landlock.kernel_denial(exc, addr, opts.mode, opts.protocol)  # CapabilityDenied after enforce()
+        if denial is exc:
+            raise
+        raise denial from None
     except SocketError.AddressInUse:
         if unix_file is None or not opts.unlink_stale:
             raise
@@ -110,7 +117,10 @@ def _adopt(target: FdAddress, opts: Options, ctx: Context | None, capability: Ne
     ``protocol`` are not settings but what the socket must be: they are checked.
     """
     default = listen_options() if opts.kind == "listen" else bind_options(mode=opts.mode, protocol=opts.protocol)
-    changed = [_OPTION_NAMES.get(f, f) for f in Options._fields if getattr(opts, f) != getattr(default, f)]
+    changed = [
+        _OPTION_NAMES.get(f, f) for f in Options._fields if f != "extra" and getattr(opts, f) != getattr(default, f)
+    ]
+    changed += opts.extra.changed()
     if changed:
         raise SocketError.OptionUnsupported(
             None,
@@ -138,7 +148,7 @@ def _open(
     check = None if ctx is None else ctx.check
     if check is not None:
         check()  # (1) before socket
-    fd = syscalls.socket(addr.family, opts.mode, opts.protocol, check)
+    fd = netns.socket(opts.extra.netns, addr.family, opts.mode, opts.protocol, check)
     unix_file = UnixFile(addr.path) if isinstance(addr, UnixAddress) and not addr.abstract else None
     bound = False
     try:
@@ -160,6 +170,7 @@ def _open(
             if check is not None:
                 check()  # (5) between bind and listen
             syscalls.listen(fd, opts.backlog, check, addr)
+            sockopts.after_listen(fd, addr, opts.extra, check)  # steer="cpu" joins the group at listen
         bound_address = _local_address(fd, addr)
         result: Server | Socket
         if opts.kind == "listen":
@@ -203,14 +214,30 @@ def listen(
     ip6_only: bool | None = None,
     mode: int | None = None,
     unlink_stale: bool = False,
+    freebind: bool = False,
+    transparent: bool = False,
+    device: str | None = None,
+    fastopen: int | None = None,
+    defer_accept: int | None = None,
+    incoming_cpu: int | None = None,
+    steer: str | None = None,
+    netns: NamespacePath | None = None,
 ) -> Server:
     """Create a listening stream socket on ``address`` (:core profile).
+
+    ``netns`` makes the socket inside that network namespace (`janus_net.netns`);
+    ``freebind``, ``transparent``, ``device``, ``fastopen``, ``defer_accept``,
+    ``incoming_cpu`` and ``steer`` are the DESIGN §16 options (`janus_net.sockopts`).
 
     >>> with listen("127.0.0.1:0") as server:
     ...     server.address.port > 0
     True
     """
-    opts = listen_options(backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale)
+    extra = sockopts.extra(
+        freebind=freebind, transparent=transparent, device=device, fastopen=fastopen, defer_accept=defer_accept,
+        incoming_cpu=incoming_cpu, steer=steer, netns=netns, reuse_port=reuse_port,
+    )  # fmt: skip
+    opts = listen_options(backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale, extra)
     return _open(address, opts)  # type: ignore[return-value]
 
 
@@ -225,14 +252,23 @@ def bind(
     gro: bool = False,
     pktinfo: bool = False,
     timestamps: bool = False,
+    freebind: bool = False,
+    transparent: bool = False,
+    device: str | None = None,
+    incoming_cpu: int | None = None,
+    netns: NamespacePath | None = None,
 ) -> Socket:
     """Create a bound socket (datagram by default) on ``address`` (:core profile).
 
     ``gro=True`` (UDP only) lets ``receive_segments`` take many coalesced datagrams
     at once; ``pktinfo=True`` (IP datagram sockets) and ``timestamps=True`` fill in
     ``receive_message``'s ``Datagram.destination`` and ``.timestamp`` (docs/datagrams.md).
+    ``netns``, ``freebind``, ``transparent``, ``device`` and ``incoming_cpu`` are as for `listen`.
     """
-    opts = bind_options(mode, protocol, ip6_only, reuse_address, broadcast, gro, pktinfo, timestamps)
+    extra = sockopts.extra(
+        freebind=freebind, transparent=transparent, device=device, incoming_cpu=incoming_cpu, netns=netns
+    )
+    opts = bind_options(mode, protocol, ip6_only, reuse_address, broadcast, gro, pktinfo, timestamps, extra=extra)
     return _open(address, opts)  # type: ignore[return-value]
 
 
@@ -249,6 +285,14 @@ def listen_with_context(
     ip6_only: bool | None = None,
     mode: int | None = None,
     unlink_stale: bool = False,
+    freebind: bool = False,
+    transparent: bool = False,
+    device: str | None = None,
+    fastopen: int | None = None,
+    defer_accept: int | None = None,
+    incoming_cpu: int | None = None,
+    steer: str | None = None,
+    netns: NamespacePath | None = None,
 ) -> Server:
     """`listen`, with ``ctx.check()`` at the five checkpoints and on every EINTR retry.
 
@@ -256,7 +300,11 @@ def listen_with_context(
     checkpoint, and nothing is left behind: no fd, no unix socket file, no bound port.
     """
     _require_context(ctx)
-    opts = listen_options(backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale)
+    extra = sockopts.extra(
+        freebind=freebind, transparent=transparent, device=device, fastopen=fastopen, defer_accept=defer_accept,
+        incoming_cpu=incoming_cpu, steer=steer, netns=netns, reuse_port=reuse_port,
+    )  # fmt: skip
+    opts = listen_options(backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale, extra)
     return _open(address, opts, ctx)  # type: ignore[return-value]
 
 
@@ -272,10 +320,18 @@ def bind_with_context(
     gro: bool = False,
     pktinfo: bool = False,
     timestamps: bool = False,
+    freebind: bool = False,
+    transparent: bool = False,
+    device: str | None = None,
+    incoming_cpu: int | None = None,
+    netns: NamespacePath | None = None,
 ) -> Socket:
     """`bind`, with ``ctx.check()`` at the first four checkpoints (a bound socket has no listen step)."""
     _require_context(ctx)
-    opts = bind_options(mode, protocol, ip6_only, reuse_address, broadcast, gro, pktinfo, timestamps)
+    extra = sockopts.extra(
+        freebind=freebind, transparent=transparent, device=device, incoming_cpu=incoming_cpu, netns=netns
+    )
+    opts = bind_options(mode, protocol, ip6_only, reuse_address, broadcast, gro, pktinfo, timestamps, extra=extra)
     return _open(address, opts, ctx)  # type: ignore[return-value]
 
 
@@ -293,6 +349,14 @@ def listen_with_capability(
     ip6_only: bool | None = None,
     mode: int | None = None,
     unlink_stale: bool = False,
+    freebind: bool = False,
+    transparent: bool = False,
+    device: str | None = None,
+    fastopen: int | None = None,
+    defer_accept: int | None = None,
+    incoming_cpu: int | None = None,
+    steer: str | None = None,
+    netns: NamespacePath | None = None,
 ) -> Server:
     """`listen`, if the capability allows the address; audited (and with ``ctx``, cancellable).
 
@@ -302,7 +366,11 @@ def listen_with_capability(
     with the port actually bound once the OS bind has succeeded.
     """
     _require_capability(cap, ctx)
-    opts = listen_options(backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale)
+    extra = sockopts.extra(
+        freebind=freebind, transparent=transparent, device=device, fastopen=fastopen, defer_accept=defer_accept,
+        incoming_cpu=incoming_cpu, steer=steer, netns=netns, reuse_port=reuse_port,
+    )  # fmt: skip
+    opts = listen_options(backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale, extra)
     return _open(address, opts, ctx, cap)  # type: ignore[return-value]
 
 
@@ -319,10 +387,18 @@ def bind_with_capability(
     gro: bool = False,
     pktinfo: bool = False,
     timestamps: bool = False,
+    freebind: bool = False,
+    transparent: bool = False,
+    device: str | None = None,
+    incoming_cpu: int | None = None,
+    netns: NamespacePath | None = None,
 ) -> Socket:
     """`bind`, gated and audited by the capability as `listen_with_capability` is."""
     _require_capability(cap, ctx)
-    opts = bind_options(mode, protocol, ip6_only, reuse_address, broadcast, gro, pktinfo, timestamps)
+    extra = sockopts.extra(
+        freebind=freebind, transparent=transparent, device=device, incoming_cpu=incoming_cpu, netns=netns
+    )
+    opts = bind_options(mode, protocol, ip6_only, reuse_address, broadcast, gro, pktinfo, timestamps, extra=extra)
     return _open(address, opts, ctx, cap)  # type: ignore[return-value]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal, NamedTuple
 
-from janus_net import platform
+from janus_net import platform, sockopts
 from janus_net.address import Address, Ip6Address, UnixAddress
 from janus_net.errors import SocketError
 from janus_net.socket import Mode, Protocol
@@ -30,6 +30,7 @@ class Options(NamedTuple):
     gro: bool = False
     pktinfo: bool = False
     timestamps: bool = False
+    extra: sockopts.Extra = sockopts.NO_EXTRA  # DESIGN §14/§16: netns, freebind, device...
 
 
 class BadOptionType(TypeError, ValueError):
@@ -71,6 +72,7 @@ def listen_options(
     ip6_only: bool | None = None,
     mode: int | None = None,
     unlink_stale: bool = False,
+    extra: sockopts.Extra = sockopts.NO_EXTRA,
 ) -> Options:
     """The options of ``listen*``, each checked for type and range (DESIGN §3 "Strict values").
 
@@ -86,6 +88,7 @@ def listen_options(
         and unlink_stale is False
         and backlog == 128
         and type(backlog) is int
+        and extra is sockopts.NO_EXTRA
     ):
         return _DEFAULT_LISTEN  # the usual call: validated and built once
     backlog = _integer("backlog", backlog, 0, _C_INT_MAX, f"in 0..{_C_INT_MAX}")
@@ -94,7 +97,7 @@ def listen_options(
         mode = _integer("mode", mode, 0, 0o7777, "of file permission bits (0..0o7777)")
     return Options(
         "listen", Mode.STREAM, 0, backlog, _flag("reuse_address", reuse_address), _flag("reuse_port", reuse_port),
-        ip6_only, False, mode, _flag("unlink_stale", unlink_stale),
+        ip6_only, False, mode, _flag("unlink_stale", unlink_stale), extra=extra,
     )  # fmt: skip
 
 
@@ -110,6 +113,7 @@ def bind_options(
     gro: bool = False,
     pktinfo: bool = False,
     timestamps: bool = False,
+    extra: sockopts.Extra = sockopts.NO_EXTRA,
 ) -> Options:
     """The options of ``bind*``, each checked for type and range (DESIGN §3 "Strict values").
 
@@ -130,7 +134,7 @@ def bind_options(
     return Options(
         "bind", mode, proto, 0, _flag("reuse_address", reuse_address), False, ip6_only,
         _flag("broadcast", broadcast), None, False, _flag("gro", gro), _flag("pktinfo", pktinfo),
-        _flag("timestamps", timestamps),
+        _flag("timestamps", timestamps), extra=extra,
     )  # fmt: skip
 
 
@@ -168,6 +172,7 @@ def validate(addr: Address, opts: Options) -> None:
         # refused here, before the socket exists, the same on every kernel.
         raise SocketError.OptionUnsupported(None, "reuse_port applies to IP addresses only", address=text)
     _validate_datagram_options(addr, opts, text)
+    sockopts.validate(addr, opts.extra, opts.mode is Mode.STREAM)
 
 
 def _validate_datagram_options(addr: Address, opts: Options, text: str) -> None:

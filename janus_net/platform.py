@@ -52,3 +52,14 @@ HAS_IP_PKTINFO: bool = bool(lib.JN_HAS_IP_PKTINFO)
 HAS_IPV6_PKTINFO: bool = bool(lib.JN_HAS_IPV6_PKTINFO)
 #: SO_TIMESTAMPNS (receive timestamps as struct timespec).
 HAS_TIMESTAMPNS: bool = bool(lib.JN_SO_TIMESTAMPNS)
+
+
+def landlock_abi() -> int:
+    """The Landlock ABI version the running kernel offers: an int, 0 without Landlock.
+
+    Network rules (what `NetBind.enforce` needs) start at ABI 4. Asked of the kernel
+    on each call (LANDLOCK_CREATE_RULESET_VERSION), since a boot option can turn it off.
+    """
+    from janus_net import syscalls  # syscalls imports this module: ask it at call time
+
+    return syscalls.landlock_abi()

@@ -26,7 +26,7 @@ import warnings
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from janus_net import ancillary, platform, segments, syscalls
+from janus_net import ancillary, platform, segments, sockopts, syscalls
 from janus_net._shim import ffi, lib
 from janus_net.address import (
     DECODED_SOURCES,
@@ -266,6 +266,18 @@ class _Bound(_Owner):
         finally:
             if first and self._unix_file is not None:
                 self._unix_file.remove()
+
+    def options(self) -> dict[str, object]:
+        """The options the kernel holds on this socket, keyed by the listen/bind keyword names.
+
+        Read with getsockopt each time (see `janus_net.sockopts.read` for the keys), so
+        it shows what is in force, not what was asked.
+        """
+        fd = self._descriptor.acquire(syscalls.GETSOCKOPT, self._address)
+        try:
+            return sockopts.read(fd)
+        finally:
+            self._descriptor.release()
 
     def to_socket(self) -> _stdsocket.socket:
         """Hand over the descriptor. A unix socket file stays: it is the caller's now."""

@@ -464,11 +464,13 @@ TABLES: tuple[Syscall, ...] = (
 )
 
 
-def bug_rows_markdown(tables: tuple[Syscall, ...] = TABLES) -> str:
-    """The bug rows of ``tables`` as a Markdown table: syscall, errno, why only a bug can produce it.
+def bug_rows_markdown(tables: tuple[Syscall, ...] | None = None) -> str:
+    """The bug rows of ``tables`` (default: every table) as a Markdown table: syscall, errno, why.
 
     docs/errno-tables.md holds its output; a test keeps the two in step.
     """
+    if tables is None:
+        tables = TABLES  # read at call time: tables appended later in this module count too
     lines = ["| syscall | errno | why only a bug of janus_net can produce it |", "| --- | --- | --- |"]
     for table in tables:
         for err, reason in sorted(table.bugs.items(), key=lambda row: errors.errno_name(row[0])):
@@ -704,3 +706,204 @@ def recvmsg(
     `WOULD_BLOCK` when ``nonblocking`` and nothing is queued.
     """
     return retry(RECEIVE, lib.recvmsg, (fd, msg, flags), checkpoint, None, nonblocking)
+
+
+# --- Landlock, network namespaces and the server options of DESIGN §14/§16 (janus_net.landlock,
+# janus_net.netns, janus_net.sockopts call these wrappers).
+
+LANDLOCK_CREATE_RULESET = Syscall(
+    "landlock_create_ruleset",
+    {
+        # EOPNOTSUPP: built in but disabled at boot (lsm=); ENOSYS: not built in at all.
+        E.EOPNOTSUPP: SocketError.OptionUnsupported,
+        E.ENOSYS: SocketError.OptionUnsupported,
+        E.ENOMEM: SocketError.SystemResources,
+        E.EMFILE: SocketError.ProcessFdQuotaExceeded,
+        E.ENFILE: SocketError.SystemFdQuotaExceeded,
+    },
+    bugs={
+        E.EINVAL: "an unknown flag or access bit: the ABI is asked first, so only a bug sends one",
+        E.E2BIG: "the attribute size is ours, taken from the compiler's struct layout",
+        E.EFAULT: "the attribute pointer is a struct janus_net allocated",
+        E.ENOMSG: "an empty access mask: we always handle LANDLOCK_ACCESS_NET_BIND_TCP",
+    },
+)
+
+LANDLOCK_ADD_RULE = Syscall(
+    "landlock_add_rule",
+    {E.ENOMEM: SocketError.SystemResources},
+    bugs={
+        E.EINVAL: "a port above 65535 or an unhandled access bit: NetBind checks ports first",
+        E.ENOMSG: "an empty access mask: every rule allows LANDLOCK_ACCESS_NET_BIND_TCP",
+        E.EBADF: "the ruleset descriptor was made by the same call just before",
+        E.EBADFD: "the descriptor is the Landlock ruleset the same call created",
+        E.EFAULT: "the rule pointer is a struct janus_net allocated",
+        E.EPERM: "the ruleset handles the access right the rule names, always",
+        E.EAFNOSUPPORT: "network rules are only added after the ABI said they exist",
+    },
+)
+
+LANDLOCK_RESTRICT_SELF = Syscall(
+    "landlock_restrict_self",
+    {
+        # EPERM: neither no_new_privs nor CAP_SYS_ADMIN (a seccomp filter may also refuse prctl).
+        E.EPERM: SocketError.AccessDenied,
+        # E2BIG: the thread already has the maximum of stacked Landlock domains (16).
+        E.E2BIG: SocketError.SystemResources,
+        E.ENOMEM: SocketError.SystemResources,
+    },
+    bugs={
+        E.EINVAL: "flags are 0 or LANDLOCK_RESTRICT_SELF_TSYNC, the latter only on ABI 8",
+        E.EBADF: "the ruleset descriptor was made by the same call just before",
+        E.EBADFD: "the descriptor is the Landlock ruleset the same call created",
+    },
+)
+
+PRCTL = Syscall(
+    "prctl",
+    {E.EPERM: SocketError.AccessDenied},
+    bugs={
+        E.EINVAL: "PR_SET_NO_NEW_PRIVS with 1 and zero arguments is valid since Linux 3.5",
+        E.EFAULT: "PR_SET_NO_NEW_PRIVS takes no pointer at all",
+    },
+)
+
+NS_OPEN = Syscall(
+    "open",
+    {
+        E.ENOENT: SocketError.FileNotFound,
+        E.EACCES: SocketError.AccessDenied,
+        E.EPERM: SocketError.AccessDenied,
+        E.ELOOP: SocketError.SymLinkLoop,
+        E.ENOTDIR: SocketError.NotDir,
+        # ENAMETOOLONG: the path names no namespace file; ENXIO: a unix socket file or a
+        # device without a driver; EISDIR cannot happen read-only but is the same story.
+        E.ENAMETOOLONG: SocketError.InvalidAddress,
+        E.ENXIO: SocketError.InvalidAddress,
+        E.ENODEV: SocketError.InvalidAddress,
+        E.EISDIR: SocketError.InvalidAddress,
+        E.EMFILE: SocketError.ProcessFdQuotaExceeded,
+        E.ENFILE: SocketError.SystemFdQuotaExceeded,
+        E.ENOMEM: SocketError.SystemResources,
+    },
+    bugs={E.EFAULT: "the path is a bytes object cffi passes as a valid pointer"},
+)
+
+NS_GET_NSTYPE = Syscall(
+    "ioctl",
+    # ENOTTY/EINVAL: the file is not a namespace file at all.
+    {E.ENOTTY: SocketError.InvalidAddress, E.EINVAL: SocketError.InvalidAddress},
+    bugs={
+        E.EBADF: "the descriptor was opened by the same helper just before",
+        E.EFAULT: "NS_GET_NSTYPE takes no pointer argument at all",
+    },
+)
+
+SETNS = Syscall(
+    "setns",
+    {
+        # EINVAL: not a namespace, or a namespace of another kind than CLONE_NEWNET.
+        E.EINVAL: SocketError.InvalidAddress,
+        # EPERM: no CAP_SYS_ADMIN over the namespace's owning user namespace.
+        E.EPERM: SocketError.AccessDenied,
+        E.ENOMEM: SocketError.SystemResources,
+    },
+    bugs={E.EBADF: "the namespace descriptor was opened by the same helper just before"},
+)
+
+SETSOCKOPT_SERVER = Syscall(
+    "setsockopt",
+    {
+        E.ENOPROTOOPT: SocketError.OptionUnsupported,
+        E.EOPNOTSUPP: SocketError.OptionUnsupported,
+        # EPERM: transparent without CAP_NET_ADMIN/CAP_NET_RAW, device without CAP_NET_RAW.
+        E.EPERM: SocketError.AccessDenied,
+        # ENODEV: SO_BINDTODEVICE names no interface in the socket's namespace.
+        E.ENODEV: SocketError.AddressUnavailable,
+        E.ENOMEM: SocketError.SystemResources,
+        E.ENOBUFS: SocketError.SystemResources,
+    },
+    bugs={
+        E.EBADF: "the options are set on the socket the same call just made",
+        E.ENOTSOCK: "the descriptor is the socket the same call just made",
+        E.EINVAL: "the lengths and the two-instruction BPF program are built by janus_net",
+        E.EFAULT: "every value points to memory janus_net allocated for the call",
+    },
+    label="setsockopt (§16 options)",
+)
+
+TABLES = (
+    *TABLES,
+    LANDLOCK_CREATE_RULESET,
+    LANDLOCK_ADD_RULE,
+    LANDLOCK_RESTRICT_SELF,
+    PRCTL,
+    NS_OPEN,
+    NS_GET_NSTYPE,
+    SETNS,
+    SETSOCKOPT_SERVER,
+)
+
+
+def landlock_abi() -> int:
+    """The Landlock ABI version the running kernel offers; 0 without Landlock (ENOSYS, EOPNOTSUPP)."""
+    if not lib.JN_HAS_LANDLOCK:
+        return 0
+    try:
+        return retry(
+            LANDLOCK_CREATE_RULESET,
+            lib.jn_landlock_create_ruleset,
+            (ffi.NULL, 0, lib.JN_LANDLOCK_CREATE_RULESET_VERSION),
+        )
+    except SocketError.OptionUnsupported:
+        return 0
+
+
+def landlock_create_ruleset(attr: Any, size: int) -> int:
+    """landlock_create_ruleset(attr, size, 0): a new ruleset fd (close-on-exec)."""
+    return retry(LANDLOCK_CREATE_RULESET, lib.jn_landlock_create_ruleset, (attr, size, 0))
+
+
+def landlock_add_net_port_rule(ruleset: int, attr: Any) -> None:
+    """landlock_add_rule(ruleset, LANDLOCK_RULE_NET_PORT, attr, 0)."""
+    retry(LANDLOCK_ADD_RULE, lib.jn_landlock_add_net_port_rule, (ruleset, attr))
+
+
+def landlock_restrict_self(ruleset: int, flags: int) -> None:
+    """landlock_restrict_self(ruleset, flags): irreversible for this thread and what it starts."""
+    retry(LANDLOCK_RESTRICT_SELF, lib.jn_landlock_restrict_self, (ruleset, flags))
+
+
+def set_no_new_privs() -> None:
+    """prctl(PR_SET_NO_NEW_PRIVS, 1): execve can never grant privileges again (irreversible)."""
+    retry(PRCTL, lib.jn_set_no_new_privs, ())
+
+
+def open_namespace(path: bytes, address: object = None) -> int:
+    """open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY) of a namespace file."""
+    return retry(NS_OPEN, lib.jn_open_namespace, (path,), None, address)
+
+
+def namespace_type(fd: int, address: object = None) -> int:
+    """ioctl(fd, NS_GET_NSTYPE): the CLONE_NEW* kind of the namespace ``fd`` refers to."""
+    return retry(NS_GET_NSTYPE, lib.jn_ns_get_nstype, (fd,), None, address)
+
+
+def setns(fd: int, nstype: int, address: object = None) -> None:
+    """setns(fd, nstype): the calling thread enters the namespace."""
+    retry(SETNS, lib.jn_setns, (fd, nstype), None, address)
+
+
+def setsockopt_server(
+    fd: int, level: int, option: int, value: Any, size: int, checkpoint: Checkpoint | None = None
+) -> None:
+    """setsockopt of a DESIGN §16 option (its own errno table: EPERM, ENODEV are the caller's)."""
+    retry(SETSOCKOPT_SERVER, lib.setsockopt, (fd, level, option, value, size), checkpoint)
+
+
+def getsockopt_buffer(fd: int, level: int, option: int, size: int) -> bytes:
+    """getsockopt into a ``size``-byte buffer; returns the bytes the kernel wrote."""
+    buf = ffi.new("char[]", size)
+    length = ffi.new("socklen_t *", size)
+    retry(GETSOCKOPT, lib.getsockopt, (fd, level, option, buf, length))
+    return ffi.buffer(buf, int(length[0]))[:]

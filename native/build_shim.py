@@ -30,6 +30,9 @@ HEADERS = (
     "sys_stat_h",
     "net_if_h",
     "poll_h",
+    "linux_landlock_h",
+    "sched_h",
+    "linux_sockopts_h",
 )
 
 # accept4, mmsghdr and friends are GNU extensions on glibc.

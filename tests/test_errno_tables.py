@@ -446,6 +446,77 @@ ROUTES: dict[str, tuple[Route, ...]] = {
     "POLL": (accept_with_context, receive_with_context),
 }
 
+# --- DESIGN §14/§16 (janus_net.netns, janus_net.sockopts, janus_net.landlock)
+
+
+def listen_netns(name: str) -> Route:
+    """listen(..., netns="/proc/self/ns/net"): the helper thread opens, checks and enters the namespace."""
+
+    def route(err: Any, tmp: Path) -> Outcome:
+        with fail(name, err) as inj:
+            error = _run(lambda: jn.listen("127.0.0.1:0", netns="/proc/self/ns/net"))
+        return Outcome(error, inj, _leftovers(tmp))
+
+    route.__name__ = "listen_netns"
+    return route
+
+
+@dataclass
+class _ChildInjection:
+    failed: int
+
+
+# Landlock's last steps (no_new_privs, restrict_self) cannot be undone, so enforce()
+# runs with the fault armed in a fresh interpreter, which sends back what it raised.
+_ENFORCE_CHILD = """
+import base64, pickle, sys
+import janus_net as jn
+from janus_net.testing import fail
+name, err, after = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+with fail(name, err, after=after) as inj:
+    try:
+        jn.NetBind("errno-tables", ports=(8080,)).enforce()
+        error = None
+    except BaseException as exc:
+        error = exc
+print(base64.b64encode(pickle.dumps((error, inj.failed))).decode())
+"""
+
+
+def enforce_in_child(name: str, after: int = 0) -> Route:
+    """NetBind.enforce() in a subprocess with ``name`` armed (``after`` skips the ABI query)."""
+
+    def route(err: Any, tmp: Path) -> Outcome:
+        import base64
+        import pickle
+
+        proc = subprocess.run(
+            [sys.executable, "-c", _ENFORCE_CHILD, name, str(int(err)), str(after)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+        error, failed = pickle.loads(base64.b64decode(proc.stdout.splitlines()[-1]))
+        return Outcome(error, _ChildInjection(failed), _leftovers(tmp))  # type: ignore[arg-type]
+
+    route.__name__ = "enforce_in_child"
+    return route
+
+
+ROUTES.update(
+    {
+        "NS_OPEN": (listen_netns("open"),),
+        "NS_GET_NSTYPE": (listen_netns("ioctl"),),
+        "SETNS": (listen_netns("setns"),),
+        "SETSOCKOPT_SERVER": (bind_udp("setsockopt", freebind=True),),
+        "LANDLOCK_CREATE_RULESET": (enforce_in_child("landlock_create_ruleset", after=1),),
+        "LANDLOCK_ADD_RULE": (enforce_in_child("landlock_add_rule"),),
+        "PRCTL": (enforce_in_child("prctl"),),
+        "LANDLOCK_RESTRICT_SELF": (enforce_in_child("landlock_restrict_self"),),
+    }
+)
+
 #: Routes this process never reaches, because CLOEXEC is native here: they run in a
 #: subprocess with JANUS_NET_FORCE_CLOEXEC_EMULATION=1 (socket()+fcntl, accept()+fcntl).
 EMULATED = {("FCNTL", "listen_ip"), ("FCNTL", "accept_fcntl")}

@@ -1,0 +1,161 @@
+"""Landlock: a `NetBind` the kernel enforces for the whole process (`NetBind.enforce`).
+
+janus_net's own gate (`NetBind.authorize`) binds only code that goes through
+janus_net. Landlock (Linux 5.13; network rules since ABI 4, Linux 6.7) moves the
+rule into the kernel: after `enforce`, no code in the process -- the stdlib
+``socket`` module, a C extension, a child process started later -- can bind a TCP
+port the capability does not allow. The steps:
+
+1. ask the kernel's Landlock ABI (LANDLOCK_CREATE_RULESET_VERSION); below
+   `MINIMUM_ABI` raise `SocketError.OptionUnsupported`, having changed nothing;
+2. refuse (OptionUnsupported, nothing changed) while other threads run, unless the
+   kernel can restrict every thread at once (LANDLOCK_RESTRICT_SELF_TSYNC, ABI 8):
+   ``landlock_restrict_self`` otherwise restricts only the calling thread;
+3. create a ruleset that handles LANDLOCK_ACCESS_NET_BIND_TCP, add one
+   LANDLOCK_RULE_NET_PORT rule per allowed port (port 0, an ephemeral port, only if
+   the capability allows 0 explicitly);
+4. PR_SET_NO_NEW_PRIVS, then ``landlock_restrict_self`` -- irreversible;
+5. remember the enforced ports, so that an EACCES from a later TCP bind on a port
+   they do not allow is reported as ``CapabilityDenied`` with ``.reason == "kernel"``;
+6. write one `AuditRecord` (operation ``"enforce"``) to the capability's sink.
+
+Not enforced by the kernel (and not claimed): UDP and other non-TCP binds, unix
+socket paths and abstract names, outgoing connections (LANDLOCK_ACCESS_NET_CONNECT_TCP
+is deliberately not handled).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterable
+
+from janus_net import syscalls
+from janus_net._shim import ffi, lib
+from janus_net.address import Address, Ip4Address, Ip6Address
+from janus_net.audit import AuditRecord, Sink
+from janus_net.errors import SocketError
+
+#: The lowest Landlock ABI `enforce` accepts: 4, the first with network rules. Tests
+#: raise it above what the kernel offers to see the "kernel without the rules" path.
+MINIMUM_ABI = 4
+
+#: The ABI that brought LANDLOCK_RESTRICT_SELF_TSYNC (restrict every thread at once).
+_TSYNC_ABI = 8
+
+_lock = threading.Lock()
+# The TCP ports every enforced ruleset allows (stacked rulesets intersect); None: none enforced.
+_allowed: frozenset[int] | None = None
+
+
+def abi() -> int:
+    """The Landlock ABI the running kernel offers (an int; 0 without Landlock)."""
+    return syscalls.landlock_abi()
+
+
+def enforced_ports() -> frozenset[int] | None:
+    """The TCP ports the kernel still lets this process bind, or None if `enforce` never ran here."""
+    return _allowed
+
+
+def enforce(capability_id: str, ports: Iterable[int], audit: Sink | None) -> None:
+    """Restrict every TCP bind of this process to ``ports``, in the kernel, for good.
+
+    `NetBind.enforce` is the public door; see the module docstring for the steps.
+
+    Raises:
+        SocketError.OptionUnsupported: the kernel has no Landlock network rules (ABI
+            below `MINIMUM_ABI`), or other threads run and the kernel cannot restrict
+            them all; nothing was changed.
+        SocketError.AccessDenied: the kernel refused no_new_privs or the restriction.
+        SocketError.SystemResources: no memory, or too many stacked Landlock domains.
+        Any exception of the audit sink, after the restriction is in force.
+    """
+    global _allowed
+    allowed = frozenset(ports)
+    offered = abi()
+    if offered < MINIMUM_ABI:
+        raise SocketError.OptionUnsupported(
+            None,
+            f"the kernel cannot enforce TCP bind rules: Landlock ABI {offered}, network rules need {MINIMUM_ABI}",
+        )
+    flags = lib.JN_LANDLOCK_RESTRICT_SELF_TSYNC if offered >= _TSYNC_ABI else 0
+    if not flags:
+        threads = _thread_count()
+        if threads != 1:
+            raise SocketError.OptionUnsupported(
+                None,
+                f"{threads} threads run, and this kernel (Landlock ABI {offered}) can restrict only the "
+                "calling thread: call enforce() before starting threads",
+            )
+    sys.audit("janus_net.enforce", capability_id, tuple(sorted(allowed)))
+    with _lock:
+        _restrict(allowed, flags)
+        _allowed = allowed if _allowed is None else _allowed & allowed
+    if audit is not None:
+        text = "landlock tcp-bind " + (",".join(str(p) for p in sorted(allowed)) or "none")
+        audit(AuditRecord(capability_id, "enforce", None, "allowed", text, time.time()))
+
+
+def _restrict(ports: frozenset[int], flags: int) -> None:
+    attr = ffi.new("struct jn_landlock_ruleset_attr *")
+    attr.handled_access_net = lib.JN_LANDLOCK_ACCESS_NET_BIND_TCP
+    ruleset = syscalls.landlock_create_ruleset(attr, ffi.sizeof("struct jn_landlock_ruleset_attr"))
+    try:
+        rule = ffi.new("struct jn_landlock_net_port_attr *")
+        rule.allowed_access = lib.JN_LANDLOCK_ACCESS_NET_BIND_TCP
+        for port in sorted(ports):
+            rule.port = port
+            syscalls.landlock_add_net_port_rule(ruleset, rule)
+        syscalls.set_no_new_privs()
+        syscalls.landlock_restrict_self(ruleset, flags)
+    finally:
+        syscalls.close(ruleset)
+
+
+def _thread_count() -> int:
+    # Every kernel thread counts, not only Python's: a C library's worker would escape.
+    # A thread that has just been joined may still be listed for a moment while it
+    # exits, so an extra thread gets a short grace period before it counts.
+    for _ in range(50):
+        try:
+            count = len(os.listdir("/proc/self/task"))
+        except OSError:
+            return threading.active_count()
+        if count == 1:
+            return 1
+        time.sleep(0.002)
+    return count
+
+
+def kernel_denial(error: SocketError, address: Address, mode: int, protocol: int) -> SocketError:
+    """What an EACCES from bind means once `enforce` ran: ``CapabilityDenied`` if the ruleset caused it.
+
+    A TCP bind to a port the enforced ruleset does not allow becomes
+    ``CapabilityDenied`` (``.reason == "kernel"``); anything else (a port below 1024
+    the ruleset allows but the process may not bind, a UDP bind) is returned as is.
+    """
+    allowed = _allowed
+    if (
+        allowed is None
+        or error.errno != errno.EACCES
+        or not isinstance(address, (Ip4Address, Ip6Address))
+        or mode != lib.SOCK_STREAM
+        or protocol not in (0, lib.IPPROTO_TCP)
+        or address.port in allowed
+    ):
+        return error
+    denied = SocketError.CapabilityDenied(
+        errno.EACCES,
+        f"the kernel (Landlock, enforced capability) does not allow binding TCP port {address.port}",
+        syscall=error.syscall,
+        address=error.address,
+    )
+    denied.reason = "kernel"
+    return denied
+
+
+__all__ = ["MINIMUM_ABI", "abi", "enforce", "enforced_ports", "kernel_denial"]

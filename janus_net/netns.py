@@ -1,0 +1,165 @@
+"""Sockets made inside another network namespace, without the caller's thread ever leaving its own.
+
+``listen*(..., netns=PATH)``, ``bind*(..., netns=PATH)`` and ``connect(..., netns=PATH)``
+make their socket with `run_in`: a short-lived helper thread opens the namespace file
+(``/run/netns/NAME``, ``/proc/PID/ns/net``), checks that it is a *network*
+namespace, enters it with ``setns(fd, CLONE_NEWNET)``, makes the socket and hands
+its descriptor back; then the thread ends, and its namespace with it. A socket
+belongs for good to the namespace it was created in: binding, listening, accepting
+and connecting it from the caller's thread all happen there.
+
+Errors entering the namespace are typed: `SocketError.FileNotFound` (no such file),
+`SocketError.AccessDenied` (the file cannot be opened, or no CAP_SYS_ADMIN over the
+namespace), `SocketError.InvalidAddress` (the file is not a namespace, or is another
+kind of namespace: mount, user, pid...).
+
+Nothing leaks: if the caller is interrupted (KeyboardInterrupt, a signal handler's
+exception) while it waits, the descriptor the helper makes is closed -- by the caller
+if it was already handed over, else by the helper when it sees nobody is waiting.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+
+from janus_net import syscalls
+from janus_net._shim import lib
+from janus_net.errors import SocketError
+
+#: What ``netns=`` accepts: a path as str, bytes or an os.PathLike.
+NamespacePath = str | bytes | os.PathLike[str] | os.PathLike[bytes]
+
+
+def check_path(path: object) -> bytes:
+    """The namespace file's path as bytes; ValueError/TypeError before any syscall for a bad one."""
+    if isinstance(path, bool) or not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"netns must be a path (str, bytes or os.PathLike), not {type(path).__name__}")
+    encoded = os.fsencode(path)
+    if not encoded:
+        raise ValueError("netns must name a namespace file, not an empty path")
+    if b"\0" in encoded:
+        raise ValueError("netns must not contain a NUL byte")
+    return encoded
+
+
+def shown(path: bytes) -> str:
+    """The path as people read it: control characters escaped, so a crafted name forges no line."""
+    text = os.fsdecode(path)
+    return "netns:" + "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+class _Handoff:
+    """The one place a descriptor made by the helper passes to the caller (or back to the helper)."""
+
+    __slots__ = ("abandoned", "done", "error", "fd", "lock")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.fd = -1
+        self.error: BaseException | None = None
+        self.abandoned = False
+
+    def take(self) -> int:
+        with self.lock:
+            fd, self.fd = self.fd, -1
+            return fd
+
+
+def run_in(path: NamespacePath, make: Callable[[], int]) -> int:
+    """Call ``make()`` on a helper thread inside the network namespace ``path``; return its descriptor.
+
+    The caller's thread never changes namespace. ``make`` must return a new
+    descriptor that the caller then owns (for example ``lambda: syscalls.socket(...)``);
+    an exception it raises is raised here.
+
+    Args:
+        path: a network namespace file, such as ``/run/netns/NAME`` or ``/proc/PID/ns/net``.
+        make: creates the descriptor; runs on the helper thread, inside the namespace.
+
+    Raises:
+        ValueError, TypeError: a bad path (empty, NUL byte, not a path), before any syscall.
+        SocketError.FileNotFound, NotDir, SymLinkLoop: the path leads to no file.
+        SocketError.AccessDenied: the file cannot be opened, or the process may not enter it.
+        SocketError.InvalidAddress: the file is not a network namespace.
+        SocketError.OptionUnsupported: the platform has no setns (not Linux).
+    """
+    encoded = check_path(path)
+    if not lib.JN_HAS_SETNS:
+        raise SocketError.OptionUnsupported(None, "this platform has no network namespaces", address=shown(encoded))
+    handoff = _Handoff()
+    helper = threading.Thread(target=_helper, args=(encoded, make, handoff), name="janus_net-netns", daemon=True)
+    try:
+        helper.start()
+        handoff.done.wait()
+        helper.join()  # it has nothing left to do; a thread left behind would make enforce() refuse
+        if handoff.error is not None:
+            raise handoff.error
+        return handoff.take()
+    except BaseException:
+        # Interrupted while waiting (or the helper failed): whatever was made, nobody owns it.
+        with handoff.lock:
+            handoff.abandoned = True
+            orphan, handoff.fd = handoff.fd, -1
+        if orphan >= 0:
+            syscalls.close(orphan)
+        raise
+
+
+def _helper(path: bytes, make: Callable[[], int], handoff: _Handoff) -> None:
+    fd = -1
+    error: BaseException | None = None
+    try:
+        _enter(path)
+        fd = make()
+    except BaseException as exc:  # handed to the caller, raised there
+        error = exc
+    try:
+        with handoff.lock:
+            if handoff.abandoned:
+                if fd >= 0:
+                    syscalls.close(fd)
+                return
+            handoff.fd = fd
+            handoff.error = error
+    finally:
+        handoff.done.set()  # whatever happened here, the caller must never wait forever
+
+
+def _enter(path: bytes) -> None:
+    where = shown(path)
+    ns = syscalls.open_namespace(path, where)
+    try:
+        if lib.JN_HAS_NS_GET_NSTYPE:
+            try:
+                kind = syscalls.namespace_type(ns, where)
+            except SocketError.InvalidAddress as exc:
+                raise SocketError.InvalidAddress(
+                    exc.errno, "the file is not a namespace file", syscall=exc.syscall, address=where
+                ) from None
+            if kind != lib.JN_CLONE_NEWNET:
+                why = "the file is a namespace, but not a network namespace"
+                raise SocketError.InvalidAddress(None, why, address=where)
+        # setns checks the kind again (EINVAL), so a kernel without NS_GET_NSTYPE is still right.
+        syscalls.setns(ns, lib.JN_CLONE_NEWNET, where)
+    finally:
+        syscalls.close(ns)
+
+
+def socket(
+    path: NamespacePath | None,
+    family: int,
+    type_: int,
+    proto: int,
+    checkpoint: syscalls.Checkpoint | None = None,
+) -> int:
+    """`syscalls.socket`, inside the network namespace ``path`` when one is given."""
+    if path is None:
+        return syscalls.socket(family, type_, proto, checkpoint)
+    # The checkpoint stays on the caller's thread: a context is not the helper's to raise from.
+    return run_in(path, lambda: syscalls.socket(family, type_, proto))
+
+
+__all__ = ["NamespacePath", "check_path", "run_in", "shown", "socket"]
