@@ -19,11 +19,10 @@ before it propagates.
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import TYPE_CHECKING
 
-from janus_net import adopt, platform, syscalls
+from janus_net import adopt, platform, syscalls, unixfile
 from janus_net._shim import lib
 from janus_net.address import (
     Address,
@@ -36,7 +35,7 @@ from janus_net.address import (
 from janus_net.errors import SocketError
 from janus_net.options import Options, bind_options, listen_options, validate
 from janus_net.socket import Mode, Protocol, Server, Socket
-from janus_net.unixfile import UnixFile, refuses_connections
+from janus_net.unixfile import UnixFile
 
 if TYPE_CHECKING:
     from janus_net.capability import NetBind
@@ -55,10 +54,8 @@ def _set_options(fd: int, addr: Address, opts: Options, check: syscalls.Checkpoi
         syscalls.setsockopt_int(fd, lib.SOL_SOCKET, lib.SO_BROADCAST, 1, check)
     if platform.SO_NOSIGPIPE:
         syscalls.setsockopt_int(fd, lib.SOL_SOCKET, platform.SO_NOSIGPIPE, 1, check)
-    if opts.file_mode is not None:
-        # Linux gives the file that bind creates the mode of the unbound socket's inode
-        # (less the umask), so the file never exists with wider permissions.
-        syscalls.fchmod(fd, opts.file_mode, check)
+    if isinstance(addr, UnixAddress) and not addr.abstract:
+        unixfile.before_bind(fd, opts.file_mode, opts.owner, opts.group, check)  # unix file: permissions before bind
 
 
 def _bind(
@@ -68,21 +65,13 @@ def _bind(
     check: syscalls.Checkpoint | None,
     unix_file: UnixFile | None,
 ) -> None:
+    if unix_file is not None:
+        assert isinstance(addr, UnixAddress)
+        unixfile.bind(fd, addr, unix_file, opts.unlink_stale, opts.mode, check)  # unix file: stale handling, lock
+        return
     encoded = addr.sockaddr
     unix = isinstance(addr, UnixAddress)
-    try:
-        syscalls.bind(fd, encoded.pointer, encoded.length, unix=unix, checkpoint=check, address=addr)
-    except SocketError.AddressInUse:
-        if unix_file is None or not opts.unlink_stale:
-            raise
-        assert isinstance(addr, UnixAddress)
-        if not refuses_connections(addr, opts.mode):
-            raise
-        try:
-            os.unlink(addr.path)
-        except FileNotFoundError:
-            pass
-        syscalls.bind(fd, encoded.pointer, encoded.length, unix=True, checkpoint=check, address=addr)
+    syscalls.bind(fd, encoded.pointer, encoded.length, unix=unix, checkpoint=check, address=addr)
 
 
 # --- fd://N: adopt an inherited socket instead of making one (janus_net.adopt)
@@ -143,9 +132,7 @@ def _open(
         _bind(fd, addr, opts, check, unix_file)
         bound = True
         if unix_file is not None:
-            unix_file.record()
-            if opts.file_mode is not None:
-                _exact_mode(unix_file.path, opts.file_mode)
+            unixfile.after_bind(fd, unix_file, opts.file_mode, opts.owner, opts.group, check)  # unix file: identity
         if opts.kind == "listen":
             if check is not None:
                 check()  # (5) between bind and listen
@@ -157,9 +144,9 @@ def _open(
         else:
             result = Socket(fd, bound_address, unix_file)
     except BaseException:
-        syscalls.close(fd)
         if bound and unix_file is not None:
-            unix_file.remove()
+            unix_file.remove()  # unix file: while the socket is open, so it is live to everyone
+        syscalls.close(fd)
         raise
     if capability is not None:
         try:
@@ -168,12 +155,6 @@ def _open(
             result.close()
             raise
     return result
-
-
-def _exact_mode(path: str, mode: int) -> None:
-    """Set exactly ``mode`` where the umask narrowed it: this only ever widens to what was asked."""
-    if os.lstat(path).st_mode & 0o7777 != mode:
-        os.chmod(path, mode)
 
 
 def _local_address(fd: int, requested: Address) -> Address:
@@ -193,6 +174,8 @@ def listen(
     ip6_only: bool | None = None,
     mode: int | None = None,
     unlink_stale: bool = False,
+    owner: int | str | None = None,
+    group: int | str | None = None,
 ) -> Server:
     """Create a listening stream socket on ``address`` (:core profile).
 
@@ -200,7 +183,7 @@ def listen(
     ...     server.address.port > 0
     True
     """
-    opts = listen_options(backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale)
+    opts = listen_options(backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale, owner, group)
     return _open(address, opts)  # type: ignore[return-value]
 
 
@@ -231,6 +214,8 @@ def listen_with_context(
     ip6_only: bool | None = None,
     mode: int | None = None,
     unlink_stale: bool = False,
+    owner: int | str | None = None,
+    group: int | str | None = None,
 ) -> Server:
     """`listen`, with ``ctx.check()`` at the five checkpoints and on every EINTR retry.
 
@@ -238,7 +223,7 @@ def listen_with_context(
     checkpoint, and nothing is left behind: no fd, no unix socket file, no bound port.
     """
     _require_context(ctx)
-    opts = listen_options(backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale)
+    opts = listen_options(backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale, owner, group)
     return _open(address, opts, ctx)  # type: ignore[return-value]
 
 
@@ -272,6 +257,8 @@ def listen_with_capability(
     ip6_only: bool | None = None,
     mode: int | None = None,
     unlink_stale: bool = False,
+    owner: int | str | None = None,
+    group: int | str | None = None,
 ) -> Server:
     """`listen`, if the capability allows the address; audited (and with ``ctx``, cancellable).
 
@@ -281,7 +268,7 @@ def listen_with_capability(
     with the port actually bound once the OS bind has succeeded.
     """
     _require_capability(cap)
-    opts = listen_options(backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale)
+    opts = listen_options(backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale, owner, group)
     return _open(address, opts, ctx, cap)  # type: ignore[return-value]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal, NamedTuple
 
-from janus_net import platform
+from janus_net import platform, unixfile
 from janus_net.address import Address, Ip6Address, UnixAddress
 from janus_net.errors import SocketError
 from janus_net.socket import Mode, Protocol
@@ -26,6 +26,8 @@ class Options(NamedTuple):
     broadcast: bool
     file_mode: int | None
     unlink_stale: bool
+    owner: int | None = None  # uid for the unix socket file (janus_net.unixfile)
+    group: int | None = None  # gid for the unix socket file
 
 
 def listen_options(
@@ -35,6 +37,8 @@ def listen_options(
     ip6_only: bool | None = None,
     mode: int | None = None,
     unlink_stale: bool = False,
+    owner: int | str | None = None,
+    group: int | str | None = None,
 ) -> Options:
     if (
         reuse_address is True
@@ -42,6 +46,8 @@ def listen_options(
         and ip6_only is None
         and mode is None
         and unlink_stale is False
+        and owner is None
+        and group is None
         and backlog == 128
         and type(backlog) is int
     ):
@@ -53,7 +59,7 @@ def listen_options(
         raise ValueError(f"mode must be file permission bits (0..0o7777), not {mode!r}")
     return Options(
         "listen", Mode.STREAM, 0, backlog, bool(reuse_address), bool(reuse_port), ip6_only, False, mode,
-        bool(unlink_stale),
+        bool(unlink_stale), unixfile.resolve_owner(owner), unixfile.resolve_group(group),
     )  # fmt: skip
 
 
@@ -103,6 +109,8 @@ def validate(addr: Address, opts: Options) -> None:
     path_socket = isinstance(addr, UnixAddress) and not addr.abstract
     if opts.file_mode is not None and not path_socket:
         raise SocketError.OptionUnsupported(None, "mode applies to unix socket paths only", address=text)
+    if (opts.owner is not None or opts.group is not None) and not path_socket:
+        raise SocketError.OptionUnsupported(None, "owner and group apply to unix socket paths only", address=text)
     if opts.unlink_stale and not path_socket:
         raise SocketError.OptionUnsupported(None, "unlink_stale applies to unix socket paths only", address=text)
     if opts.reuse_port and not platform.SO_REUSEPORT:

@@ -28,6 +28,8 @@ HEADERS = (
     "sys_stat_h",
     "net_if_h",
     "poll_h",
+    "sys_file_h",
+    "linux_unix_diag_h",
 )
 
 # accept4, mmsghdr and friends are GNU extensions on glibc.
