@@ -73,16 +73,25 @@ class UnixFile:
         """
         text = f"unix:{self.path}"
         try:
-            bound = syscalls.unix_diag(syscalls.fstat(fd, text).ino & _VFS_INO_MASK, None, checkpoint)
-        except (SocketError.ProtocolUnsupportedBySystem, SocketError.AccessDenied):
-            bound = None  # no sock_diag here: the path, looked up now, is all there is (docs/unix-files.md)
-        try:
             st = os.lstat(self.path)
         except OSError as e:
             raise SocketError.AddressInUse(
                 e.errno, f"the socket file vanished right after bind: {e.strerror}", syscall="bind", address=text
             ) from e
-        if not stat.S_ISSOCK(st.st_mode) or (bound is not None and not _same_file(st.st_dev, st.st_ino, bound)):
+        if not stat.S_ISSOCK(st.st_mode):
+            raise SocketError.AddressInUse(
+                None, "another file replaced the socket file right after bind; it was left alone", address=text
+            )
+        try:
+            bound = syscalls.unix_diag(syscalls.fstat(fd, text).ino & _VFS_INO_MASK, None, checkpoint)
+        except (SocketError.ProtocolUnsupportedBySystem, SocketError.AccessDenied):
+            bound = None  # no sock_diag here: the path, looked up right after bind, is all there is
+        except BaseException:
+            # The listen fails; what it made at the path must go (docs/unix-files.md: the one
+            # case where an identity not confirmed by the socket is used).
+            self.identity = (st.st_dev, st.st_ino)
+            raise
+        if bound is not None and not _same_file(st.st_dev, st.st_ino, bound):
             raise SocketError.AddressInUse(
                 None, "another file replaced the socket file right after bind; it was left alone", address=text
             )
