@@ -10,6 +10,7 @@ clients, ``strace`` and separate processes.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -299,6 +300,49 @@ def test_something_planted_at_the_lock_name_is_a_clear_error(tmp_path: Path, pla
     assert victim.read_text() == "keep"
 
 
+@pytest.mark.parametrize(
+    ("syscall", "after"),
+    [("open", 0), ("fstat", 0), ("flock", 0), ("sock_diag", 0), ("sock_diag", 2), ("connect", 0), ("bind", 1)],
+)
+def test_interrupt_at_each_step_of_a_takeover_leaves_no_fd_no_lock_and_the_stale_file(
+    tmp_path: Path, syscall: str, after: int
+) -> None:
+    path = tmp_path / "ki.sock"
+    stale = make_stale(path)
+    with fail(syscall, KeyboardInterrupt, after=after) as injected, pytest.raises(KeyboardInterrupt):
+        jn.listen(f"unix:{path}", unlink_stale=True)
+    assert injected.failed == 1
+    if syscall != "bind":
+        assert path.lstat().st_ino == stale  # interrupted before the judgement was complete
+    # The lock was released: a cancellable takeover gets it at once and succeeds.
+    with jn.listen_with_context(f"unix:{path}", jn.Context.with_timeout(10), unlink_stale=True) as server:
+        assert path.lstat().st_ino != stale
+        assert_serves(path, server)
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("error", [errno.EPROTONOSUPPORT, errno.ENOENT, errno.EACCES])
+def test_without_sock_diag_a_file_is_never_taken_for_stale(tmp_path: Path, error: int) -> None:
+    # Without the kernel's list, "bound but not listening" cannot be told from stale: leave it.
+    path = tmp_path / "nd.sock"
+    stale = make_stale(path)
+    with fail("sock_diag", error), pytest.raises(jn.SocketError.AddressInUse) as info:
+        jn.listen(f"unix:{path}", unlink_stale=True)
+    assert "cannot tell" in str(info.value)
+    assert path.lstat().st_ino == stale
+
+
+@pytest.mark.parametrize("error", [errno.EPROTONOSUPPORT, errno.EACCES])
+def test_without_sock_diag_the_identity_falls_back_to_the_path(tmp_path: Path, error: int) -> None:
+    path = tmp_path / "fb.sock"
+    with fail("sock_diag", error) as injected:
+        server = jn.listen(f"unix:{path}")
+    assert injected.failed == 1
+    with server:
+        assert_serves(path, server)
+    assert not path.exists()
+
+
 # --- Identity from the socket itself
 
 
@@ -314,6 +358,8 @@ def test_file_swapped_between_bind_and_record_is_never_claimed(tmp_path: Path) -
             other.listen()
             parked.release()
         error = out.get("error")
+        if isinstance(out.get("result"), jn.Server):
+            out["result"].close()  # type: ignore[union-attr]
         assert isinstance(error, jn.SocketError.AddressInUse), out
         assert "replaced" in str(error)
         assert path.lstat().st_ino == os.fstat(other.fileno()).st_ino or path.is_socket()
@@ -411,6 +457,8 @@ def test_mode_widening_never_follows_a_symlink_swapped_in(tmp_path: Path, park_a
             parked.release()
     finally:
         os.umask(old)
+    if isinstance(out.get("result"), jn.Server):
+        out["result"].close()  # type: ignore[union-attr]
     assert isinstance(out.get("error"), jn.SocketError.AddressInUse), out
     assert stat.S_IMODE(victim.stat().st_mode) == 0o600
     assert victim.read_text() == "secret"
