@@ -35,3 +35,6 @@ SUN_PATH_OFFSET: int = ffi.offsetof("struct sockaddr_un", "sun_path")
 
 #: Flags every socket() call adds to the type.
 SOCKET_TYPE_FLAGS: int = lib.JN_SOCK_CLOEXEC if HAS_SOCK_CLOEXEC else 0
+
+#: The kernel lists bound unix sockets with their file's inode (Linux sock_diag, unix_diag).
+HAS_UNIX_DIAG: bool = bool(lib.JN_HAS_UNIX_DIAG)

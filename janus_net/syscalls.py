@@ -701,6 +701,10 @@ def unix_diag(
         SocketError.AccessDenied: netlink is forbidden to this process.
         SocketError: ProcessFdQuotaExceeded, SystemResources... for the netlink socket.
     """
+    if not platform.HAS_UNIX_DIAG:
+        raise SocketError.ProtocolUnsupportedBySystem(
+            None, "this platform has no sock_diag to list bound unix sockets", syscall=SOCK_DIAG.name
+        )
     fd = retry(SOCK_DIAG, lib.socket, (lib.JN_AF_NETLINK, lib.SOCK_DGRAM | platform.SOCKET_TYPE_FLAGS,
                                        lib.JN_NETLINK_SOCK_DIAG), checkpoint)  # fmt: skip
     try:
