@@ -627,3 +627,65 @@ def test_close_racing_a_takeover_never_removes_the_new_file(tmp_path: Path) -> N
         finally:
             stop(taker)
         assert not path.exists()
+
+
+# --- A full descriptor table
+
+
+@pytest.mark.parametrize("stale", [True, False])
+def test_full_fd_table_at_every_step_leaves_no_fd_and_no_file(tmp_path: Path, stale: bool) -> None:
+    # With k descriptors free, the listen runs out at a different step each time (the
+    # socket, the lock, sock_diag, the O_PATH descriptor): each attempt either works or
+    # raises a SocketError member, and leaves no descriptor and no file of its own.
+    from peers import run_child
+
+    report = run_child(f"""
+        import json, os, socket
+        import janus_net as jn
+        base = {str(tmp_path)!r}
+        os.umask(0o077)
+        def fds():
+            return set(os.listdir("/proc/self/fd"))
+        outcomes = []
+        for free in range(0, 7):
+            path = os.path.join(base, f"f{{free}}.sock")
+            if {stale!r}:
+                old = socket.socket(socket.AF_UNIX)
+                old.bind(path)
+                old.close()
+            before = fds()  # listed while a descriptor is free to list them
+            filler = []
+            try:
+                while True:
+                    filler.append(os.dup(0))
+            except OSError:
+                pass
+            for fd in filler[len(filler) - free:]:
+                os.close(fd)
+            del filler[len(filler) - free:]
+            try:
+                server = jn.listen("unix:" + path, unlink_stale=True, mode=0o666)
+            except jn.SocketError as e:
+                what, detail = type(e).__name__, os.path.exists(path)
+            else:
+                what, detail = "ok", oct(os.stat(path).st_mode & 0o777)
+                server.close()
+            for fd in filler:
+                os.close(fd)
+            outcomes.append([free, what, sorted(fds() - before), detail])
+            if os.path.exists(path):
+                os.unlink(path)
+        print(json.dumps(outcomes))
+    """)
+    outcomes = report if isinstance(report, list) else []
+    assert len(outcomes) == 7, report
+    for free, what, leaked, detail in outcomes:
+        assert leaked == [], (free, what, leaked)
+        if what == "ok":
+            assert detail == "0o666", (free, detail)
+        else:
+            assert what in ("ProcessFdQuotaExceeded", "AddressInUse"), (free, what)
+            # The stale file is still there; a file this listen made is gone.
+            assert detail is stale, (free, what)
+    assert outcomes[0][1] == "ProcessFdQuotaExceeded"
+    assert outcomes[-1][1] == "ok"
