@@ -110,7 +110,9 @@ def test_bound_but_not_listening_socket_is_never_taken_for_stale(tmp_path: Path,
             live.listen()  # the owner goes on to listen, at its own file
         if type_ == socket.SOCK_STREAM:
             assert_serves(path, live)
-    assert not (tmp_path / "live.sock.lock").is_symlink()
+    # Judged under the lock, which stays behind as an empty regular file.
+    lock = (tmp_path / "live.sock.lock").lstat()
+    assert stat.S_ISREG(lock.st_mode) and lock.st_size == 0
 
 
 def test_bound_socket_in_another_process_is_never_taken_for_stale(tmp_path: Path) -> None:
@@ -567,6 +569,12 @@ def test_owner_and_group_apply_to_unix_paths_only() -> None:
         jn.listen("127.0.0.1:0", owner=0)
     with pytest.raises(jn.SocketError.OptionUnsupported):
         jn.listen("unix:@janus-no-owner", group=0)
+    with socket.socket(socket.AF_UNIX) as inherited:
+        inherited.bind("")  # autobind: an abstract name
+        inherited.listen()
+        with pytest.raises(jn.SocketError.OptionUnsupported) as info:
+            jn.listen(f"fd://{inherited.fileno()}", owner=0)
+        assert "owner" in str(info.value)
 
 
 # --- close() from two threads, and close against a concurrent takeover
