@@ -208,11 +208,26 @@ class _Lib:
     F_SETFL: int
     FD_CLOEXEC: int
     O_NONBLOCK: int
+    O_RDONLY: int
+    O_CREAT: int
+    O_NOFOLLOW: int
+    O_CLOEXEC: int
+    O_NOCTTY: int
+    AT_FDCWD: int
+    JN_O_PATH: int
+    JN_AT_EMPTY_PATH: int
     def fcntl(self, fd: int, cmd: int, /, *arg: CData) -> int: ...
+    def openat(self, dirfd: int, path: bytes, flags: int, /, *mode: CData) -> int: ...
     # <unistd.h>
     def close(self, fd: int, /) -> int: ...
+    def fchownat(self, dirfd: int, path: bytes, uid: int, gid: int, flags: int, /) -> int: ...
     # <sys/stat.h>
+    S_IFMT: int
+    S_IFSOCK: int
+    S_IFREG: int
     def fchmod(self, fd: int, mode: int, /) -> int: ...
+    def fstat(self, fd: int, buf: CData, /) -> int: ...
+    def chmod(self, path: bytes, mode: int, /) -> int: ...
     # <net/if.h>
     IF_NAMESIZE: int
     def if_nametoindex(self, name: bytes | CData, /) -> int: ...
@@ -224,6 +239,33 @@ class _Lib:
     POLLHUP: int
     POLLNVAL: int
     def poll(self, fds: CData, count: int, timeout_ms: int, /) -> int: ...
+    # <sys/file.h>
+    LOCK_EX: int
+    LOCK_NB: int
+    LOCK_UN: int
+    def flock(self, fd: int, operation: int, /) -> int: ...
+    # <linux/sock_diag.h>, <linux/unix_diag.h>
+    JN_HAS_UNIX_DIAG: Literal[0, 1]
+    JN_AF_NETLINK: int
+    JN_NETLINK_SOCK_DIAG: int
+    JN_UDIAG_REQUEST_SIZE: int
+    JN_UDIAG_MORE: int
+    JN_UDIAG_FOUND: int
+    JN_UDIAG_DONE: int
+    JN_UDIAG_ERROR: int
+    def jn_udiag_request(self, buf: CData, socket_ino: int, dump: int, /) -> int: ...
+    def jn_udiag_scan(
+        self,
+        buf: CData,
+        length: int,
+        want_ino: int,
+        want_dev: int,
+        any: int,
+        vfs_ino: CData,
+        vfs_dev: CData,
+        error: CData,
+        /,
+    ) -> int: ...
 
     # Landlock (native/linux_landlock_h.py)
     JN_HAS_LANDLOCK: Literal[0, 1]

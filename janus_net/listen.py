@@ -19,11 +19,10 @@ before it propagates.
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import TYPE_CHECKING
 
-from janus_net import adopt, landlock, netns, platform, sockopts, syscalls
+from janus_net import adopt, landlock, netns, platform, sockopts, syscalls, unixfile
 from janus_net._shim import lib
 from janus_net.address import (
     Address,
@@ -38,7 +37,7 @@ from janus_net.errors import SocketError
 from janus_net.netns import NamespacePath
 from janus_net.options import Options, bind_options, listen_options, validate
 from janus_net.socket import Mode, Protocol, Server, Socket
-from janus_net.unixfile import UnixFile, refuses_connections
+from janus_net.unixfile import UnixFile
 
 if TYPE_CHECKING:
     from janus_net.capability import NetBind
@@ -66,10 +65,8 @@ def _set_options(fd: int, addr: Address, opts: Options, check: syscalls.Checkpoi
             syscalls.setsockopt_int(fd, lib.IPPROTO_IP, lib.JN_IP_PKTINFO, 1, check)
     if opts.timestamps:
         syscalls.setsockopt_int(fd, lib.SOL_SOCKET, lib.JN_SO_TIMESTAMPNS, 1, check)
-    if opts.file_mode is not None:
-        # Linux gives the file that bind creates the mode of the unbound socket's inode
-        # (less the umask), so the file never exists with wider permissions.
-        syscalls.fchmod(fd, opts.file_mode, check)
+    if isinstance(addr, UnixAddress) and not addr.abstract:
+        unixfile.before_bind(fd, opts.file_mode, opts.owner, opts.group, check)  # unix file: permissions before bind
     sockopts.apply(fd, addr, opts.extra, check)  # DESIGN §16: freebind, device, steer...
 
 
@@ -80,6 +77,10 @@ def _bind(
     check: syscalls.Checkpoint | None,
     unix_file: UnixFile | None,
 ) -> None:
+    if unix_file is not None:
+        assert isinstance(addr, UnixAddress)
+        unixfile.bind(fd, addr, unix_file, opts.unlink_stale, opts.mode, check)  # unix file: stale handling, lock
+        return
     encoded = addr.sockaddr
     unix = isinstance(addr, UnixAddress)
     try:
@@ -89,17 +90,6 @@ def _bind(
         if denial is exc:
             raise
         raise denial from None
-    except SocketError.AddressInUse:
-        if unix_file is None or not opts.unlink_stale:
-            raise
-        assert isinstance(addr, UnixAddress)
-        if not refuses_connections(addr, opts.mode):
-            raise
-        try:
-            os.unlink(addr.path)
-        except FileNotFoundError:
-            pass
-        syscalls.bind(fd, encoded.pointer, encoded.length, unix=True, checkpoint=check, address=addr)
 
 
 # --- fd://N: adopt an inherited socket instead of making one (janus_net.adopt)
@@ -163,9 +153,7 @@ def _open(
         _bind(fd, addr, opts, check, unix_file)
         bound = True
         if unix_file is not None:
-            unix_file.record()
-            if opts.file_mode is not None:
-                _exact_mode(unix_file.path, opts.file_mode)
+            unixfile.after_bind(fd, unix_file, opts.file_mode, opts.owner, opts.group, check)  # unix file: identity
         if opts.kind == "listen":
             if check is not None:
                 check()  # (5) between bind and listen
@@ -178,9 +166,9 @@ def _open(
         else:
             result = Socket(fd, bound_address, unix_file)
     except BaseException:
-        syscalls.close(fd)
         if bound and unix_file is not None:
-            unix_file.remove()
+            unix_file.remove()  # unix file: while the socket is open, so it is live to everyone
+        syscalls.close(fd)
         raise
     if capability is not None:
         try:
@@ -189,12 +177,6 @@ def _open(
             result.close()
             raise
     return result
-
-
-def _exact_mode(path: str, mode: int) -> None:
-    """Set exactly ``mode`` where the umask narrowed it: this only ever widens to what was asked."""
-    if os.lstat(path).st_mode & 0o7777 != mode:
-        os.chmod(path, mode)
 
 
 def _local_address(fd: int, requested: Address) -> Address:
@@ -222,6 +204,8 @@ def listen(
     incoming_cpu: int | None = None,
     steer: str | None = None,
     netns: NamespacePath | None = None,
+    owner: int | str | None = None,
+    group: int | str | None = None,
 ) -> Server:
     """Create a listening stream socket on ``address`` (:core profile).
 
@@ -237,7 +221,7 @@ def listen(
         freebind=freebind, transparent=transparent, device=device, fastopen=fastopen, defer_accept=defer_accept,
         incoming_cpu=incoming_cpu, steer=steer, netns=netns, reuse_port=reuse_port,
     )  # fmt: skip
-    opts = listen_options(backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale, extra)
+    opts = listen_options(backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale, owner, group, extra=extra)
     return _open(address, opts)  # type: ignore[return-value]
 
 
@@ -293,6 +277,8 @@ def listen_with_context(
     incoming_cpu: int | None = None,
     steer: str | None = None,
     netns: NamespacePath | None = None,
+    owner: int | str | None = None,
+    group: int | str | None = None,
 ) -> Server:
     """`listen`, with ``ctx.check()`` at the five checkpoints and on every EINTR retry.
 
@@ -304,7 +290,7 @@ def listen_with_context(
         freebind=freebind, transparent=transparent, device=device, fastopen=fastopen, defer_accept=defer_accept,
         incoming_cpu=incoming_cpu, steer=steer, netns=netns, reuse_port=reuse_port,
     )  # fmt: skip
-    opts = listen_options(backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale, extra)
+    opts = listen_options(backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale, owner, group, extra=extra)
     return _open(address, opts, ctx)  # type: ignore[return-value]
 
 
@@ -357,6 +343,8 @@ def listen_with_capability(
     incoming_cpu: int | None = None,
     steer: str | None = None,
     netns: NamespacePath | None = None,
+    owner: int | str | None = None,
+    group: int | str | None = None,
 ) -> Server:
     """`listen`, if the capability allows the address; audited (and with ``ctx``, cancellable).
 
@@ -370,7 +358,7 @@ def listen_with_capability(
         freebind=freebind, transparent=transparent, device=device, fastopen=fastopen, defer_accept=defer_accept,
         incoming_cpu=incoming_cpu, steer=steer, netns=netns, reuse_port=reuse_port,
     )  # fmt: skip
-    opts = listen_options(backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale, extra)
+    opts = listen_options(backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale, owner, group, extra=extra)
     return _open(address, opts, ctx, cap)  # type: ignore[return-value]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal, NamedTuple
 
-from janus_net import platform, sockopts
+from janus_net import platform, sockopts, unixfile
 from janus_net.address import Address, Ip6Address, UnixAddress
 from janus_net.errors import SocketError
 from janus_net.socket import Mode, Protocol
@@ -31,6 +31,8 @@ class Options(NamedTuple):
     pktinfo: bool = False
     timestamps: bool = False
     extra: sockopts.Extra = sockopts.NO_EXTRA  # DESIGN §14/§16: netns, freebind, device...
+    owner: int | None = None  # uid for the unix socket file (janus_net.unixfile)
+    group: int | None = None  # gid for the unix socket file
 
 
 class BadOptionType(TypeError, ValueError):
@@ -72,6 +74,8 @@ def listen_options(
     ip6_only: bool | None = None,
     mode: int | None = None,
     unlink_stale: bool = False,
+    owner: int | str | None = None,
+    group: int | str | None = None,
     extra: sockopts.Extra = sockopts.NO_EXTRA,
 ) -> Options:
     """The options of ``listen*``, each checked for type and range (DESIGN §3 "Strict values").
@@ -86,6 +90,8 @@ def listen_options(
         and ip6_only is None
         and mode is None
         and unlink_stale is False
+        and owner is None
+        and group is None
         and backlog == 128
         and type(backlog) is int
         and extra is sockopts.NO_EXTRA
@@ -98,6 +104,7 @@ def listen_options(
     return Options(
         "listen", Mode.STREAM, 0, backlog, _flag("reuse_address", reuse_address), _flag("reuse_port", reuse_port),
         ip6_only, False, mode, _flag("unlink_stale", unlink_stale), extra=extra,
+        owner=unixfile.resolve_owner(owner), group=unixfile.resolve_group(group),
     )  # fmt: skip
 
 
@@ -163,6 +170,8 @@ def validate(addr: Address, opts: Options) -> None:
     path_socket = isinstance(addr, UnixAddress) and not addr.abstract
     if opts.file_mode is not None and not path_socket:
         raise SocketError.OptionUnsupported(None, "mode applies to unix socket paths only", address=text)
+    if (opts.owner is not None or opts.group is not None) and not path_socket:
+        raise SocketError.OptionUnsupported(None, "owner and group apply to unix socket paths only", address=text)
     if opts.unlink_stale and not path_socket:
         raise SocketError.OptionUnsupported(None, "unlink_stale applies to unix socket paths only", address=text)
     if opts.reuse_port and not platform.SO_REUSEPORT:

@@ -63,3 +63,7 @@ def landlock_abi() -> int:
     from janus_net import syscalls  # syscalls imports this module: ask it at call time
 
     return syscalls.landlock_abi()
+
+
+#: The kernel lists bound unix sockets with their file's inode (Linux sock_diag, unix_diag).
+HAS_UNIX_DIAG: bool = bool(lib.JN_HAS_UNIX_DIAG)

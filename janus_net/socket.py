@@ -260,12 +260,14 @@ class _Bound(_Owner):
         The file is removed only if the path still names the inode bind created, so a
         file someone else put there since is left alone.
         """
-        first = True  # only the first close makes the syscall, so only it can raise
+        unix_file = self._unix_file
         try:
-            first = self._descriptor.close()
+            if unix_file is not None and not self._descriptor.closing:
+                # Before the socket closes: while it is bound, no janus_net process takes
+                # the file for stale, so nothing can replace it under this unlink.
+                unix_file.remove()
         finally:
-            if first and self._unix_file is not None:
-                self._unix_file.remove()
+            self._descriptor.close()
 
     def options(self) -> dict[str, object]:
         """The options the kernel holds on this socket, keyed by the listen/bind keyword names.

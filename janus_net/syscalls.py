@@ -787,6 +787,7 @@ NS_OPEN = Syscall(
         E.ENOMEM: SocketError.SystemResources,
     },
     bugs={E.EFAULT: "the path is a bytes object cffi passes as a valid pointer"},
+    label="open (namespace file)",
 )
 
 NS_GET_NSTYPE = Syscall(
@@ -907,3 +908,222 @@ def getsockopt_buffer(fd: int, level: int, option: int, size: int) -> bytes:
     length = ffi.new("socklen_t *", size)
     retry(GETSOCKOPT, lib.getsockopt, (fd, level, option, buf, length))
     return ffi.buffer(buf, int(length[0]))[:]
+
+
+# --- Unix socket files (DESIGN §7): the lock beside the path, the file's identity and
+# mode, and the kernel's list of bound unix sockets. Tables and wrappers kept together
+# here, apart from the rows above.
+
+OPEN = Syscall(
+    "open",
+    {
+        E.EACCES: SocketError.AccessDenied,
+        E.EPERM: SocketError.AccessDenied,
+        # ELOOP: O_NOFOLLOW met a symlink where the lock file or the socket file should be.
+        E.ELOOP: SocketError.SymLinkLoop,
+        E.ENOENT: SocketError.FileNotFound,
+        E.ENOTDIR: SocketError.NotDir,
+        E.EROFS: SocketError.ReadOnlyFileSystem,
+        E.EMFILE: SocketError.ProcessFdQuotaExceeded,
+        E.ENFILE: SocketError.SystemFdQuotaExceeded,
+        E.ENOMEM: SocketError.SystemResources,
+        E.ENOSPC: SocketError.SystemResources,
+        E.EDQUOT: SocketError.SystemResources,
+        # EISDIR / ENXIO: a directory or a socket sits where the lock file goes; the name is taken.
+        E.EISDIR: SocketError.AddressInUse,
+        E.ENXIO: SocketError.AddressInUse,
+    },
+    bugs={
+        E.EBADF: "openat is given AT_FDCWD or a directory descriptor janus_net holds open",
+        E.EFAULT: "the path is a buffer janus_net encoded for the call",
+        E.EINVAL: "the open flags are constants janus_net chose, valid on every kernel it builds for",
+    },
+    label="open (unix file)",
+)
+
+FSTAT = Syscall(
+    "fstat",
+    {E.ENOMEM: SocketError.SystemResources},
+    bugs={E.EBADF: _OUR_FD, E.EFAULT: "the stat buffer is a struct janus_net allocated for the call"},
+)
+
+CHMOD = Syscall(
+    "chmod",
+    {
+        E.EPERM: SocketError.AccessDenied,
+        E.EACCES: SocketError.AccessDenied,
+        E.EROFS: SocketError.ReadOnlyFileSystem,
+        # ENOENT: no /proc mounted, so /proc/self/fd/N does not exist.
+        E.ENOENT: SocketError.FileNotFound,
+        E.ENOTDIR: SocketError.NotDir,
+        E.ELOOP: SocketError.SymLinkLoop,
+        E.ENOMEM: SocketError.SystemResources,
+    },
+    bugs={E.EFAULT: "the /proc/self/fd path is text janus_net built for the call"},
+)
+
+FCHOWN = Syscall(
+    "fchown",
+    {
+        E.EPERM: SocketError.AccessDenied,
+        E.EACCES: SocketError.AccessDenied,
+        E.EROFS: SocketError.ReadOnlyFileSystem,
+        # EINVAL: the uid or gid has no mapping in this process's user namespace.
+        E.EINVAL: SocketError.AccessDenied,
+        E.ENOMEM: SocketError.SystemResources,
+        E.EDQUOT: SocketError.SystemResources,
+    },
+    bugs={
+        E.EBADF: _OUR_FD,
+        E.EFAULT: "the empty path of AT_EMPTY_PATH is a constant janus_net passes",
+    },
+)
+
+FLOCK = Syscall(
+    "flock",
+    # ENOLCK: the kernel's lock table is full.
+    {E.ENOLCK: SocketError.SystemResources},
+    bugs={E.EBADF: _OUR_FD, E.EINVAL: "the lock operation is LOCK_EX (with LOCK_NB), a constant janus_net chose"},
+)
+
+SOCK_DIAG = Syscall(
+    "sock_diag",
+    {
+        # No sock_diag in this kernel (EAFNOSUPPORT, EPROTONOSUPPORT), or no unix_diag
+        # handler loaded (the kernel answers ENOENT): janus_net cannot ask.
+        E.EAFNOSUPPORT: SocketError.ProtocolUnsupportedBySystem,
+        E.EPROTONOSUPPORT: SocketError.ProtocolUnsupportedBySystem,
+        E.ENOENT: SocketError.ProtocolUnsupportedBySystem,
+        # EACCES / EPERM: a seccomp filter or an LSM forbids netlink.
+        E.EACCES: SocketError.AccessDenied,
+        E.EPERM: SocketError.AccessDenied,
+        E.EMFILE: SocketError.ProcessFdQuotaExceeded,
+        E.ENFILE: SocketError.SystemFdQuotaExceeded,
+        E.ENOBUFS: SocketError.SystemResources,
+        E.ENOMEM: SocketError.SystemResources,
+    },
+    bugs={
+        E.EBADF: _OUR_FD,
+        E.EFAULT: "the request and reply buffers are memory janus_net allocated for the call",
+        E.ENOTSOCK: "the descriptor is the netlink socket the same call just made",
+        E.EINVAL: "a malformed request, which only jn_udiag_request could lay out",
+    },
+)
+
+#: The kernel reports a bound file's inode number in 32 bits (struct unix_diag_vfs).
+VFS_INO_MASK = (1 << (8 * ffi.sizeof("unsigned int"))) - 1
+#: One past the largest uid/gid: the all-ones value means "unchanged" to chown.
+ID_LIMIT = (1 << (8 * ffi.sizeof("uid_t"))) - 1
+
+TABLES = (*TABLES, OPEN, FSTAT, CHMOD, FCHOWN, FLOCK, SOCK_DIAG)
+
+
+def open_path(
+    path: bytes, flags: int, mode: int = 0, checkpoint: Checkpoint | None = None, address: object = None
+) -> int:
+    """openat(AT_FDCWD, path, flags | O_CLOEXEC, mode): a close-on-exec descriptor of a file."""
+    return retry(
+        OPEN, lib.openat, (lib.AT_FDCWD, path, flags | lib.O_CLOEXEC, ffi.cast("int", mode)), checkpoint, address
+    )
+
+
+class Stat:
+    """What janus_net reads of fstat(2): identity, type and permission bits, owner."""
+
+    __slots__ = ("dev", "gid", "ino", "mode", "uid")
+
+    def __init__(self, dev: int, ino: int, mode: int, uid: int, gid: int) -> None:
+        self.dev = dev
+        self.ino = ino
+        self.mode = mode
+        self.uid = uid
+        self.gid = gid
+
+    @property
+    def is_socket(self) -> bool:
+        return self.mode & lib.S_IFMT == lib.S_IFSOCK
+
+    @property
+    def is_regular(self) -> bool:
+        return self.mode & lib.S_IFMT == lib.S_IFREG
+
+
+def fstat(fd: int, address: object = None) -> Stat:
+    """fstat(2)."""
+    st = ffi.new("struct stat *")
+    retry(FSTAT, lib.fstat, (fd, st), None, address)
+    return Stat(int(st.st_dev), int(st.st_ino), int(st.st_mode), int(st.st_uid), int(st.st_gid))
+
+
+def chmod_inode(path_fd: int, mode: int, address: object = None) -> None:
+    """Set the mode of exactly the inode ``path_fd`` (an O_PATH descriptor) holds.
+
+    chmod of the /proc/self/fd magic link reaches the inode itself, never a name that
+    could have been swapped since the descriptor was opened.
+    """
+    retry(CHMOD, lib.chmod, (b"/proc/self/fd/%d" % path_fd, mode), None, address)
+
+
+def fchown_inode(path_fd: int, uid: int | None, gid: int | None, address: object = None) -> None:
+    """fchownat(path_fd, "", uid, gid, AT_EMPTY_PATH); None leaves that id unchanged."""
+    keep_uid = ffi.cast("uid_t", -1 if uid is None else uid)
+    keep_gid = ffi.cast("gid_t", -1 if gid is None else gid)
+    retry(FCHOWN, lib.fchownat, (path_fd, b"", keep_uid, keep_gid, lib.JN_AT_EMPTY_PATH), None, address)
+
+
+def flock(fd: int, operation: int, checkpoint: Checkpoint | None = None, nonblocking: bool = False) -> int:
+    """flock(2). With ``nonblocking`` (LOCK_NB in ``operation``), `WOULD_BLOCK` while another holds it."""
+    return retry(FLOCK, lib.flock, (fd, operation), checkpoint, None, nonblocking)
+
+
+# A dump arrives in buffers the kernel sizes up to 32 KiB; a larger one never truncates.
+_DIAG_BUFFER = 65536
+
+
+def unix_diag(
+    socket_ino: int, want: tuple[int, int] | None, checkpoint: Checkpoint | None = None
+) -> tuple[int, int] | None:
+    """Ask the kernel (NETLINK_SOCK_DIAG, UDIAG_SHOW_VFS) about bound unix sockets.
+
+    ``socket_ino`` != 0: the file the socket with that inode number (fstat of the
+    socket) is bound to, as ``(st_dev, st_ino & 0xffffffff)``, or None if it is bound
+    to no file. ``socket_ino`` == 0 with ``want=(st_dev, st_ino)``: whether any
+    socket of this network namespace is bound to that file (the match, or None).
+    The kernel reports only the low 32 bits of the file's inode number.
+
+    Raises:
+        SocketError.ProtocolUnsupportedBySystem: the kernel cannot answer (no unix_diag).
+        SocketError.AccessDenied: netlink is forbidden to this process.
+        SocketError: ProcessFdQuotaExceeded, SystemResources... for the netlink socket.
+    """
+    if not platform.HAS_UNIX_DIAG:
+        raise SocketError.ProtocolUnsupportedBySystem(
+            None, "this platform has no sock_diag to list bound unix sockets", syscall=SOCK_DIAG.name
+        )
+    fd = retry(SOCK_DIAG, lib.socket, (lib.JN_AF_NETLINK, lib.SOCK_DGRAM | platform.SOCKET_TYPE_FLAGS,
+                                       lib.JN_NETLINK_SOCK_DIAG), checkpoint)  # fmt: skip
+    try:
+        if not platform.HAS_SOCK_CLOEXEC:
+            retry(SOCK_DIAG, lib.fcntl, (fd, lib.F_SETFD, ffi.cast("int", lib.FD_CLOEXEC)), checkpoint)
+        dump = socket_ino == 0
+        request = ffi.new("char[]", lib.JN_UDIAG_REQUEST_SIZE)
+        length = lib.jn_udiag_request(request, socket_ino, 1 if dump else 0)
+        retry(SOCK_DIAG, lib.send, (fd, request, length, 0), checkpoint)
+        want_dev, want_ino = want if want is not None else (0, 0)
+        buf = ffi.new("char[]", _DIAG_BUFFER)
+        vfs_ino = ffi.new("unsigned int *")
+        vfs_dev = ffi.new("unsigned long long *")
+        error = ffi.new("int *")
+        while True:
+            got = retry(SOCK_DIAG, lib.recv, (fd, buf, _DIAG_BUFFER, 0), checkpoint)
+            found = lib.jn_udiag_scan(
+                buf, got, want_ino & VFS_INO_MASK, want_dev, 0 if dump else 1, vfs_ino, vfs_dev, error
+            )
+            if found == lib.JN_UDIAG_FOUND:
+                return int(vfs_dev[0]), int(vfs_ino[0])
+            if found == lib.JN_UDIAG_ERROR:
+                raise SOCK_DIAG.error(int(error[0]))
+            if found == lib.JN_UDIAG_DONE or not dump or got == 0:
+                return None
+    finally:
+        close(fd)

@@ -1,67 +1,325 @@
 """The unix socket file rules (DESIGN §7): never delete a live socket, remove only our own inode.
 
-bind() on a path creates a socket file. janus_net removes that file again in exactly
-two cases: the Server/Socket that created it closes (and the path still names the
-inode bind created), or setup fails after bind. A file already at the path is an
-AddressInUse; with ``unlink_stale=True`` it is removed only if it is a socket
-nobody listens on (connect says ECONNREFUSED).
+bind() on a path creates a socket file. janus_net removes a file at that path in
+exactly three cases:
+
+* the Server/Socket that created it closes -- in the process that created it --
+  and the path still names the inode bind created (identity read from the socket
+  itself through sock_diag, not from a later lookup of the path);
+* setup fails after bind (the same checks);
+* ``unlink_stale=True`` and the file is a socket that no socket is bound to
+  (the kernel's list of bound unix sockets says so) and that refuses connect().
+
+Stale files are judged and replaced under an exclusive flock on ``PATH.lock``, so
+two janus_net processes never do it at once (see `_PathLock` for the lock file's
+life); a file is removed by its creator while its socket is still open, when no
+janus_net process can take it for stale. `listen._open` calls this module at three marked points:
+`before_bind` (permissions on the unbound socket), `bind` (the bind, with stale
+handling under the lock) and `after_bind` (identity, owner, exact mode).
+docs/unix-files.md says what this guarantees and what it cannot.
 """
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 import stat
+import time
+from collections.abc import Callable
 
 from janus_net import syscalls
+from janus_net._shim import lib
 from janus_net.address import UnixAddress
 from janus_net.errors import SocketError
 
+# The kernel reports a bound file's inode number in 32 bits (struct unix_diag_vfs).
+_VFS_INO_MASK = syscalls.VFS_INO_MASK
+
+
+def _same_file(dev: int, ino: int, identity: tuple[int, int]) -> bool:
+    return dev == identity[0] and ino & _VFS_INO_MASK == identity[1] & _VFS_INO_MASK
+
 
 class UnixFile:
-    """The socket file one bind created: its absolute path and (st_dev, st_ino)."""
+    """The socket file one bind created: its absolute path, (st_dev, st_ino), and its creator.
 
-    __slots__ = ("identity", "path")
+    Attributes:
+        path: absolute, so a later chdir cannot make close() look somewhere else.
+        identity: (st_dev, st_ino) of the file bind created, read from the socket;
+            None until recorded (and then nothing is ever removed).
+        pid: the process that created it; no other process (a forked child) removes it.
+    """
+
+    __slots__ = ("_claim", "identity", "path", "pid")
 
     def __init__(self, path: str) -> None:
-        # Absolute, so a later chdir cannot make close() look somewhere else.
         self.path = os.path.abspath(path)
         self.identity: tuple[int, int] | None = None
+        self.pid = os.getpid()
+        # One removal at most, even with close() racing in two threads (list.pop is atomic).
+        self._claim: list[None] = [None]
 
-    def record(self) -> None:
-        """Remember which inode bind created (called right after bind)."""
-        st = os.lstat(self.path)
+    @property
+    def lock_path(self) -> bytes:
+        return os.fsencode(self.path) + b".lock"
+
+    def record(self, fd: int, checkpoint: syscalls.Checkpoint | None = None) -> None:
+        """Remember which inode bind created, asking the kernel about the socket ``fd`` itself.
+
+        Raises:
+            SocketError.AddressInUse: the path no longer names the file this socket is
+                bound to (another process replaced it right after bind).
+        """
+        text = f"unix:{self.path}"
+        try:
+            st = os.lstat(self.path)
+        except OSError as e:
+            raise SocketError.AddressInUse(
+                e.errno, f"the socket file vanished right after bind: {e.strerror}", syscall="bind", address=text
+            ) from e
+        if not stat.S_ISSOCK(st.st_mode):
+            raise SocketError.AddressInUse(
+                None, "another file replaced the socket file right after bind; it was left alone", address=text
+            )
+        try:
+            bound = syscalls.unix_diag(syscalls.fstat(fd, text).ino & _VFS_INO_MASK, None, checkpoint)
+        except (SocketError.ProtocolUnsupportedBySystem, SocketError.AccessDenied):
+            bound = None  # no sock_diag here: the path, looked up right after bind, is all there is
+        except BaseException:
+            # The listen fails; what it made at the path must go (docs/unix-files.md: the one
+            # case where an identity not confirmed by the socket is used).
+            self.identity = (st.st_dev, st.st_ino)
+            raise
+        if bound is not None and not _same_file(st.st_dev, st.st_ino, bound):
+            raise SocketError.AddressInUse(
+                None, "another file replaced the socket file right after bind; it was left alone", address=text
+            )
         self.identity = (st.st_dev, st.st_ino)
 
-    def remove(self) -> None:
-        """Unlink the path if it still names our socket inode; otherwise leave it alone."""
+    def names_our_file(self) -> bool:
+        """Whether the path still names the recorded socket inode (a look, for tests and close)."""
+        if self.identity is None:
+            return False
         try:
             st = os.lstat(self.path)
         except OSError:
-            return
-        if self.identity is not None and (st.st_dev, st.st_ino) != self.identity:
-            return
-        if not stat.S_ISSOCK(st.st_mode):
-            return
+            return False
+        return stat.S_ISSOCK(st.st_mode) and (st.st_dev, st.st_ino) == self.identity
+
+    def remove(self) -> None:
+        """Unlink the path if this process created it and it still names our socket inode.
+
+        Runs at most once. Call it while the socket is still open: a file whose socket
+        is bound is live to every janus_net process (none judges it stale), so nothing
+        can replace it between the look and the unlink here.
+        """
+        if os.getpid() != self.pid:
+            return  # a forked child: the parent's file is not ours to remove
         try:
-            os.unlink(self.path)
-        except OSError:
-            pass
+            self._claim.pop()
+        except IndexError:
+            return
+        if self.names_our_file():
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
 
 
-def refuses_connections(address: UnixAddress, type_: int) -> bool:
-    """Whether the socket file at ``address`` is stale: a socket that refuses connect().
+# --- The lock beside the path
 
-    Raises AddressInUse, naming what is there, when the path holds anything else.
+
+class _PathLock:
+    """An exclusive flock on ``PATH.lock``, the lock every janus_net process takes
+    before judging and replacing a file at PATH.
+
+    The lock file is created on first use and left in place, as flock-based schemes
+    do: deleting it would let a process that opened the old file and one that
+    creates a new one both "hold the lock". It is only ever opened, never written.
+    """
+
+    __slots__ = ("fd",)
+
+    # Back-off while a cancellable caller waits for the lock (seconds).
+    _WAIT_FIRST = 0.001
+    _WAIT_MOST = 0.05
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    @classmethod
+    def acquire(cls, path: bytes, checkpoint: syscalls.Checkpoint | None, address: str) -> _PathLock:
+        """Take the lock (waiting for another holder), or raise a `SocketError`.
+
+        With a checkpoint, waits by polling flock(LOCK_NB), so a context can cancel it.
+        """
+        # O_NONBLOCK: a FIFO planted at the name must not block the open.
+        flags = lib.O_RDONLY | lib.O_CREAT | lib.O_NOFOLLOW | lib.O_NOCTTY | lib.O_NONBLOCK
+        fd = syscalls.open_path(path, flags, 0o644, checkpoint, address)
+        try:
+            if not syscalls.fstat(fd, address).is_regular:
+                raise SocketError.AddressInUse(
+                    None, f"{os.fsdecode(path)!r} is not a regular file, so it cannot be the lock", address=address
+                )
+            _lock(fd, checkpoint)
+        except BaseException:
+            syscalls.close(fd)
+            raise
+        return cls(fd)
+
+    def release(self) -> None:
+        syscalls.close(self.fd)  # closing the last descriptor of the description drops the flock
+
+
+def _lock(fd: int, checkpoint: syscalls.Checkpoint | None) -> None:
+    if checkpoint is None:
+        syscalls.flock(fd, lib.LOCK_EX)
+        return
+    wait = _PathLock._WAIT_FIRST
+    while syscalls.flock(fd, lib.LOCK_EX | lib.LOCK_NB, checkpoint, nonblocking=True) == syscalls.WOULD_BLOCK:
+        checkpoint()
+        time.sleep(wait)
+        wait = min(wait * 2, _PathLock._WAIT_MOST)
+
+
+# --- The three steps `listen._open` calls
+
+
+def before_bind(
+    fd: int, mode: int | None, owner: int | None, group: int | None, checkpoint: syscalls.Checkpoint | None
+) -> None:
+    """Give the unbound socket the permissions the file must be born with.
+
+    Linux creates the file with the unbound socket's mode (less the umask), so the file
+    never exists with wider permissions. It does not take the socket's owner, so when
+    ``owner``/``group`` will change after bind, the file is born with its owner's bits
+    only (nobody else can connect) and gets its group/other bits after the chown.
+    """
+    if owner is not None or group is not None:
+        syscalls.fchmod(fd, (0o777 if mode is None else mode) & stat.S_IRWXU, checkpoint)
+    elif mode is not None:
+        syscalls.fchmod(fd, mode, checkpoint)
+
+
+def bind(
+    fd: int, address: UnixAddress, unix_file: UnixFile, unlink_stale: bool, probe_type: int,
+    checkpoint: syscalls.Checkpoint | None,
+) -> None:  # fmt: skip
+    """bind(2) to the path; with ``unlink_stale``, take over a stale file under the lock.
+
+    Raises:
+        SocketError.AddressInUse: something is at the path and was left alone (a live
+            socket, listening or merely bound; a file that is not a socket; a socket
+            janus_net cannot prove stale). The message says which.
+    """
+    encoded = address.sockaddr
+    try:
+        syscalls.bind(fd, encoded.pointer, encoded.length, unix=True, checkpoint=checkpoint, address=address)
+        return
+    except SocketError.AddressInUse:
+        if not unlink_stale:
+            raise
+    lock = _PathLock.acquire(unix_file.lock_path, checkpoint, str(address))
+    try:
+        _remove_if_stale(address, probe_type, checkpoint)
+        syscalls.bind(fd, encoded.pointer, encoded.length, unix=True, checkpoint=checkpoint, address=address)
+    finally:
+        lock.release()
+
+
+def after_bind(
+    fd: int, unix_file: UnixFile, mode: int | None, owner: int | None, group: int | None,
+    checkpoint: syscalls.Checkpoint | None,
+) -> None:  # fmt: skip
+    """Record the file's identity, then set its owner and exactly ``mode`` through that inode only.
+
+    The umask may have narrowed ``mode``; widening it goes through an O_PATH descriptor
+    of the path that is checked to be our inode (a symlink or another file swapped in
+    is never followed or touched).
+    """
+    unix_file.record(fd, checkpoint)
+    if owner is None and group is None:
+        if mode is None:
+            return
+        st = os.lstat(unix_file.path)
+        if stat.S_IMODE(st.st_mode) == mode and unix_file.names_our_file():
+            return
+    else:
+        mode = _default_mode() if mode is None else mode
+    text = f"unix:{unix_file.path}"
+    path_fd = syscalls.open_path(os.fsencode(unix_file.path), lib.JN_O_PATH | lib.O_NOFOLLOW, 0, None, text)
+    try:
+        st2 = syscalls.fstat(path_fd, text)
+        if not st2.is_socket or unix_file.identity != (st2.dev, st2.ino):
+            raise SocketError.AddressInUse(
+                None, "another file replaced the socket file before its mode was set; it was left alone", address=text
+            )
+        if owner is not None or group is not None:
+            syscalls.fchown_inode(path_fd, owner, group, text)
+        if stat.S_IMODE(st2.mode) != mode or owner is not None or group is not None:
+            syscalls.chmod_inode(path_fd, mode, text)
+    finally:
+        syscalls.close(path_fd)
+
+
+def _default_mode() -> int:
+    """The mode bind gives a file without ``mode=``: 0o777 less the umask (read, not set)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return 0o777 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o700  # cannot tell: the narrowest that still lets the owner in
+
+
+# --- Stale files
+
+
+def _remove_if_stale(address: UnixAddress, probe_type: int, checkpoint: syscalls.Checkpoint | None) -> None:
+    """Unlink the file at ``address`` if it is stale (called with the lock held).
+
+    Stale means all of: it is a socket file; no unix socket in this network namespace
+    is bound to its inode (the kernel's list, sock_diag); and connect() to it is
+    refused (which also covers sockets bound in other network namespaces that listen).
+    A file that vanished meanwhile needs nothing.
+
+    Raises:
+        SocketError.AddressInUse: the file is not stale, or cannot be proven stale.
     """
     text = str(address)
     try:
         st = os.lstat(address.path)
     except FileNotFoundError:
-        return False  # gone meanwhile: the retried bind will tell
+        return
     except OSError as e:
         raise SocketError.AddressInUse(e.errno, f"cannot inspect {address.path!r}: {e.strerror}", address=text) from e
     if not stat.S_ISSOCK(st.st_mode):
         raise SocketError.AddressInUse(None, "the path exists and is not a socket; it was left alone", address=text)
+    try:
+        holder = syscalls.unix_diag(0, (st.st_dev, st.st_ino), checkpoint)
+    except SocketError as e:
+        raise SocketError.AddressInUse(
+            None, f"cannot tell whether a socket is bound to the file ({e.member}); it was left alone", address=text
+        ) from e
+    if holder is not None:
+        raise SocketError.AddressInUse(
+            None, "a live socket is bound to the file (listening or not); it was left alone", address=text
+        )
+    _probe_refuses(address, probe_type)
+    again = os.lstat(address.path)  # with the lock held, only a process outside janus_net changes it
+    if (again.st_dev, again.st_ino) == (st.st_dev, st.st_ino):
+        try:
+            os.unlink(address.path)
+        except FileNotFoundError:
+            pass
+
+
+def _probe_refuses(address: UnixAddress, type_: int) -> None:
+    """Return if connect() to ``address`` is refused (nobody listens); raise AddressInUse otherwise."""
+    text = str(address)
     probe = syscalls.socket(address.family, type_, 0)
     try:
         # Non-blocking: a blocking connect to a live server whose backlog is full waits
@@ -70,7 +328,7 @@ def refuses_connections(address: UnixAddress, type_: int) -> bool:
         encoded = address.sockaddr
         rc = syscalls.connect(probe, encoded.pointer, encoded.length, address, nonblocking=True)
     except SocketError.ConnectionRefused:
-        return True
+        return
     except SocketError as e:
         raise SocketError.AddressInUse(
             None, f"the socket file is not stale ({e.member} on probe); it was left alone", address=text
@@ -82,3 +340,46 @@ def refuses_connections(address: UnixAddress, type_: int) -> bool:
             None, "a live socket with a full backlog is listening there; it was left alone", address=text
         )
     raise SocketError.AddressInUse(None, "a live socket is listening there; it was left alone", address=text)
+
+
+# --- owner= and group=, resolved before any syscall
+
+# uid_t/gid_t (unsigned 32-bit on every platform janus_net builds on); the all-ones
+# value means "unchanged" to chown, so it is not a valid id to ask for.
+_ID_LIMIT = syscalls.ID_LIMIT
+
+
+def resolve_owner(owner: object) -> int | None:
+    """``owner=`` as a uid: None, a user id (int, not bool), or a user name (str).
+
+    Raises:
+        TypeError: neither None, int nor str.
+        ValueError: an id out of range, or a name no user has.
+    """
+    return _resolve("owner", "user", owner, lambda name: pwd.getpwnam(name).pw_uid)
+
+
+def resolve_group(group: object) -> int | None:
+    """``group=`` as a gid: None, a group id (int, not bool), or a group name (str).
+
+    Raises:
+        TypeError: neither None, int nor str.
+        ValueError: an id out of range, or a name no group has.
+    """
+    return _resolve("group", "group", group, lambda name: grp.getgrnam(name).gr_gid)
+
+
+def _resolve(option: str, kind: str, value: object, lookup: Callable[[str], int]) -> int | None:
+    if value is None:
+        return None
+    if type(value) is int:
+        if not 0 <= value < _ID_LIMIT:
+            raise ValueError(f"{option} must be a {kind} id in 0..{_ID_LIMIT - 1} or a {kind} name, not {value!r}")
+        return value
+    if type(value) is not str:
+        raise TypeError(f"{option} must be a {kind} name (str) or id (int), not {type(value).__name__}")
+    try:
+        return lookup(value)
+    except (KeyError, ValueError):
+        hint = f" (pass {int(value)} as an int for a numeric id)" if value.isascii() and value.isdigit() else ""
+        raise ValueError(f"{option}={value!r}: no {kind} of that name on this system{hint}") from None

@@ -33,6 +33,8 @@ HEADERS = (
     "linux_landlock_h",
     "sched_h",
     "linux_sockopts_h",
+    "sys_file_h",
+    "linux_unix_diag_h",
 )
 
 # accept4, mmsghdr and friends are GNU extensions on glibc.

@@ -392,7 +392,65 @@ def stale_probe(err: Any, tmp: Path) -> Outcome:
         assert not path.exists()  # taken over, then removed by close
     else:
         path.unlink()
-    return Outcome(error, inj, _leftovers(tmp))
+    return Outcome(error, inj, _leftovers(tmp, {"stale.sock.lock"}))
+
+
+def stale_takeover(name: str) -> Route:
+    """listen(unix, unlink_stale=True) over a stale file, ``name`` armed (janus_net.unixfile).
+
+    Reaches the lock (open, fstat, flock) and the kernel's list of bound sockets
+    (sock_diag). A failure leaves the stale file as it was; an error while judging the
+    file is reported as AddressInUse caused by it (unwrapped here, as for the probe).
+    """
+
+    def route(err: Any, tmp: Path) -> Outcome:
+        path = tmp / "stale.sock"
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as old:
+            old.bind(str(path))
+        stale_inode = path.stat().st_ino
+        with fail(name, err) as inj:
+            error = _run(lambda: jn.listen(f"unix:{path}", unlink_stale=True))
+        if isinstance(error, SocketError.AddressInUse) and error.__cause__ is not None:
+            error = error.__cause__
+        if error is None:
+            assert not path.exists()  # taken over, then removed by close
+        else:
+            assert path.stat().st_ino == stale_inode, "a file that was not proven stale was replaced"
+            path.unlink()
+        return Outcome(error, inj, _leftovers(tmp, {"stale.sock.lock"}), f"unix:{path}")
+
+    route.__name__ = "stale_takeover"
+    return route
+
+
+def listen_unix_widen(name: str) -> Route:
+    """listen(unix, mode=0o666) under umask 0o077: the mode is widened after bind, through the inode."""
+
+    def route(err: Any, tmp: Path) -> Outcome:
+        path = str(tmp / "w.sock")
+        old = os.umask(0o077)
+        try:
+            with fail(name, err) as inj:
+                error = _run(lambda: jn.listen("unix:" + path, mode=0o666))
+        finally:
+            os.umask(old)
+        return Outcome(error, inj, _leftovers(tmp), "unix:" + path)
+
+    route.__name__ = "listen_unix_widen"
+    return route
+
+
+def listen_unix_owner(name: str) -> Route:
+    """listen(unix, owner=, group=): fchownat on the verified inode after bind."""
+
+    def route(err: Any, tmp: Path) -> Outcome:
+        path = str(tmp / "o.sock")
+        with fail(name, err) as inj:
+            error = _run(lambda: jn.listen("unix:" + path, owner=os.getuid(), group=os.getgid()))
+        return Outcome(error, inj, _leftovers(tmp), "unix:" + path)
+
+    route.__name__ = "listen_unix_owner"
+    return route
 
 
 def getsockopt_fd(err: Any, tmp: Path) -> Outcome:
@@ -444,6 +502,12 @@ ROUTES: dict[str, tuple[Route, ...]] = {
     "CONNECT": (stale_probe,),
     "FCHMOD": (listen_unix("fchmod", mode=0o600),),
     "POLL": (accept_with_context, receive_with_context),
+    "OPEN": (stale_takeover("open"), listen_unix_widen("open")),
+    "FSTAT": (stale_takeover("fstat"), listen_unix("fstat")),
+    "CHMOD": (listen_unix_widen("chmod"),),
+    "FCHOWN": (listen_unix_owner("fchown"),),
+    "FLOCK": (stale_takeover("flock"),),
+    "SOCK_DIAG": (stale_takeover("sock_diag"), listen_unix("sock_diag")),
 }
 
 # --- DESIGN §14/§16 (janus_net.netns, janus_net.sockopts, janus_net.landlock)
@@ -535,6 +599,12 @@ def expected(label: str, err: int, debug: bool, route: str) -> type[BaseExceptio
         return None  # the route cannot segment: send_segments falls back to sendmmsg
     if route == "shutdown_server" and err == errno.ENOTCONN:
         return None  # Server.shutdown() is idempotent: ENOTCONN means "already shut down"
+    if (
+        table is syscalls.SOCK_DIAG
+        and route == "listen_unix"
+        and table.errors.get(err) in (SocketError.ProtocolUnsupportedBySystem, SocketError.AccessDenied)
+    ):
+        return None  # no sock_diag: the identity falls back to the path (docs/unix-files.md)
     return table.errors.get(err, SocketError.Unexpected)
 
 
