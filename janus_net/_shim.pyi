@@ -208,5 +208,8 @@ class _Lib:
     POLLHUP: int
     POLLNVAL: int
     def poll(self, fds: CData, count: int, timeout_ms: int, /) -> int: ...
+    # native/jn_steps.py: the listen/bind step sequence (a native fast path, DESIGN §2)
+    JN_STEPS_MAX_OPTS: int
+    def jn_steps(self, plan: CData, io: CData, sa: CData, salen: int, start: int, stop: int, /) -> int: ...
 
 lib: _Lib
