@@ -11,12 +11,20 @@ the first failure. Everything else stays in Python, under `syscalls`' rules:
   tables, each step runs alone through `syscalls.retry` with its own table, so the
   seam sees the same names, counts and rows as on the plain path (the single step is
   still the C function, so the native calls are what the seam wraps).
-* **Checkpoints.** Without a checkpoint (:core) the whole sequence is one C call.
-  With one (:service), the sequence is cut at the five checkpoints of DESIGN §6 and
-  ``check()`` is called from Python at each, so a `Context` subclass that overrides
-  ``check()`` gets exactly its five calls (plus one per EINTR), in order:
-  (1) before socket, (2) between socket and options, (3) between options and
-  sockaddr, (4) between sockaddr and bind, (5) between bind and listen.
+* **Checkpoints.** Without a context (:core) the whole sequence is one C call.
+  With a `Context` whose class overrides ``check()``, the sequence is cut at the
+  five checkpoints of DESIGN §6 and ``check()`` is called from Python at each, so
+  it gets exactly its five calls (plus one per EINTR), in order: (1) before socket,
+  (2) between socket and options, (3) between options and sockaddr, (4) between
+  sockaddr and bind, (5) between bind and listen. A stock `Context` (its class
+  keeps `Context.check`) has its state read natively at checkpoints 2-5, as DESIGN
+  §2 allows: ``check()`` runs at (1), then the sequence is one C call that compares
+  the clock with the context's deadline at each later checkpoint and stops there
+  once it has passed (then ``check()`` raises the Timeout). Its cancelled flag can
+  change during that call only by another thread's ``cancel()`` (a signal handler
+  runs between bytecodes, not inside C), which is then ordered after the sequence,
+  exactly as if it had come after checkpoint 5: the call succeeds and the next
+  blocking call sees it.
 * **The fd.** C stores it in ``io.fd`` as soon as socket() returns, before anything
   else can happen, so an exception at any later point (a kernel error, a
   checkpoint's Timeout, a KeyboardInterrupt) finds it there. `run` closes it and
@@ -37,6 +45,7 @@ from typing import Any
 from janus_net import platform, syscalls
 from janus_net._shim import ffi, lib
 from janus_net.address import Address, UnixAddress, reported
+from janus_net.context import Context
 from janus_net.options import Options
 
 _PLAN_P = ffi.typeof("struct jn_steps_plan *")
@@ -138,7 +147,7 @@ def discard(io: Any) -> None:
         syscalls.close(fd)
 
 
-def run(plan: Plan, io: Any, addr: Address, check: syscalls.Checkpoint | None = None) -> None:
+def run(plan: Plan, io: Any, addr: Address, ctx: Context | None = None) -> None:
     """Make, configure, bind (and listen on) a socket for ``addr``; its fd ends in ``io.fd``.
 
     On return ``io.fd`` is the new socket and ``io.name``/``io.namelen`` hold what
@@ -148,18 +157,33 @@ def run(plan: Plan, io: Any, addr: Address, check: syscalls.Checkpoint | None = 
         plan: from `plan_for` (never None here).
         io: from `new_io`, its cell empty.
         addr: the address to bind; its sockaddr is encoded (once, it keeps it).
-        check: a context's ``check``: called at the five checkpoints and on EINTR.
+        ctx: the :service profile's context: ``ctx.check()`` at the five
+            checkpoints and on every EINTR (see the module's docstring).
 
     Raises:
         SocketError: the member the failed step's table gives, after the socket (if
-            made) was closed. Whatever ``check`` raises, likewise after closing.
+            made) was closed. Whatever ``ctx.check()`` raises, likewise after closing.
     """
     tables, struct = plan.tables, plan.struct
-    if check is None:
+    if ctx is None:
         # :core, one C call. The sockaddr is encoded first: no checkpoint can tell.
         try:
             encoded = addr.sockaddr
             syscalls.steps(tables, struct, io, encoded.pointer, encoded.length, 0, plan.end, None, addr)
+        except BaseException:
+            discard(io)
+            raise
+        return
+    check = ctx.check
+    if type(ctx).check is _STOCK_CHECK and not syscalls.steps_armed():
+        try:
+            check()  # (1) before socket; (2)-(5) natively, against the deadline
+            encoded = addr.sockaddr
+            deadline = ctx.deadline
+            if deadline is not None:
+                io.deadline = deadline
+                io.has_deadline = 1
+            syscalls.steps(tables, struct, io, encoded.pointer, encoded.length, 0, plan.end, check, addr)
         except BaseException:
             discard(io)
             raise
@@ -182,6 +206,9 @@ def run(plan: Plan, io: Any, addr: Address, check: syscalls.Checkpoint | None = 
     except BaseException:
         discard(io)
         raise
+
+
+_STOCK_CHECK = Context.check
 
 
 def bound_address(io: Any, requested: Address) -> Address:

@@ -593,24 +593,37 @@ def steps(
     Raises:
         SocketError: the failed step's member (or ErrnoBug), from that step's table.
     """
-    if (
+    if not steps_armed():
+        io.at = start
+        while True:
+            try:
+                retry(_SEQUENCE, lib.jn_steps, (plan, io, sa, salen, -1, stop), checkpoint, address)
+                return
+            except _StepFailed as failed:
+                if io.expired:
+                    # C stopped at a checkpoint past a stock context's deadline: the
+                    # context's check() raises its Timeout (or, if not, C resumes there).
+                    io.expired = 0
+                    if checkpoint is not None:
+                        checkpoint()
+                    continue
+                table = tables[io.at]
+                assert table is not None  # a skipped step makes no call, so cannot fail
+                raise table.error(failed.err, address if table in _NAMES_ADDRESS else None) from None
+    for k in range(start, stop):  # the fault seam is armed: one step per pass of the loop
+        table = tables[k]
+        if table is not None:
+            named = address if table in _NAMES_ADDRESS else None
+            retry(table, lib.jn_steps, (plan, io, sa, salen, k, k + 1), checkpoint, named)
+
+
+def steps_armed() -> bool:
+    """Whether the fault seam is armed on any table a native step can have."""
+    return not (
         SOCKET.fault is None
         and SETSOCKOPT.fault is None
         and BIND_IP.fault is None
         and BIND_UNIX.fault is None
         and LISTEN.fault is None
         and GETSOCKNAME.fault is None
-    ):
-        io.at = start
-        try:
-            retry(_SEQUENCE, lib.jn_steps, (plan, io, sa, salen, -1, stop), checkpoint, address)
-        except _StepFailed as failed:
-            table = tables[io.at]
-            assert table is not None  # a skipped step makes no call, so cannot fail
-            raise table.error(failed.err, address if table in _NAMES_ADDRESS else None) from None
-        return
-    for k in range(start, stop):  # the fault seam is armed: one step per pass of the loop
-        table = tables[k]
-        if table is not None:
-            named = address if table in _NAMES_ADDRESS else None
-            retry(table, lib.jn_steps, (plan, io, sa, salen, k, k + 1), checkpoint, named)
+    )

@@ -19,6 +19,15 @@ kernel left it (EINTR included). A negative start means "from io->at": calling
 again with the same arguments after a failure resumes at the failed step, which
 is what the one retry loop does on EINTR.
 
+A stock Context's deadline may be read natively at the checkpoints (DESIGN §2):
+when io->has_deadline is set, before a step that follows a checkpoint of DESIGN §6
+-- step 1 (checkpoint 2), step n+1 (checkpoints 3 and 4: the sockaddr is encoded
+before the call) and step n+2 when there is a listen (checkpoint 5) -- and is not
+the first step of this call, C compares CLOCK_MONOTONIC (Python's time.monotonic)
+with io->deadline; once it has passed, C stops there without calling anything:
+-1, io->at = that step, io->expired = 1. Python then runs the context's check(),
+which raises its Timeout.
+
 io->port saves Python a decode: after getsockname it is the port the kernel
 reported if the family and every other field (IPv4 address; IPv6 address, flow
 label, scope id) equal those of the sockaddr that was bound, else -1 (then Python
@@ -30,6 +39,7 @@ and errno rules, is janus_net/syscalls.py (`steps`).
 
 INCLUDES = """
 #include <string.h>
+#include <time.h>
 """
 
 TYPES = """
@@ -57,6 +67,9 @@ struct jn_steps_io {
     int fd;
     int at;
     int port;
+    int has_deadline;
+    int expired;
+    double deadline;
     socklen_t namelen;
     struct sockaddr_storage name;
     ...;
@@ -93,9 +106,21 @@ struct jn_steps_io {
     int fd;
     int at;
     int port;
+    int has_deadline;
+    int expired;
+    double deadline;
     socklen_t namelen;
     struct sockaddr_storage name;
 };
+
+/* Whether a stock Context's deadline has passed (time.monotonic's clock). */
+static int jn_steps_expired(const struct jn_steps_io *io)
+{
+    struct timespec now;
+    if (clock_gettime(CLOCK_MONOTONIC, &now) != 0)
+        return 0; /* cannot tell: the next checkpoint in Python will */
+    return (double)now.tv_sec + now.tv_nsec / 1e9 >= io->deadline;
+}
 
 /* The port in io->name when all else equals the bound sockaddr, else -1. */
 static int jn_steps_same_port(const struct jn_steps_io *io, const struct sockaddr *sa, socklen_t salen)
@@ -135,6 +160,12 @@ static int jn_steps(const struct jn_steps_plan *plan, struct jn_steps_io *io,
     for (int k = start; k < stop; k++) {
         int rc;
         io->at = k;
+        if (io->has_deadline && k > start && (k == 1 || k == n + 1 || (k == n + 2 && plan->backlog >= 0))
+            && jn_steps_expired(io)) {
+            io->expired = 1;
+            errno = 0; /* never a stale EINTR: that would resume past the checkpoint */
+            return -1; /* a checkpoint past the deadline: Python's check() decides */
+        }
         if (k == 0) {
             rc = socket(plan->family, plan->type, plan->protocol);
             if (rc >= 0)

@@ -18,6 +18,7 @@ import errno
 import fcntl
 import os
 import socket
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -49,14 +50,14 @@ def has_ipv6() -> bool:
 needs_ipv6 = pytest.mark.skipif(not has_ipv6(), reason="no IPv6 loopback")
 
 
-def native(address: str, opts: Options | None = None, check: Callable[[], None] | None = None) -> tuple[int, Address]:
+def native(address: str, opts: Options | None = None, ctx: jn.Context | None = None) -> tuple[int, Address]:
     """Run the driver as `_open` will: returns (fd, bound address); the caller closes the fd."""
     addr = parse_address(address)
     opts = listen_options() if opts is None else opts
     plan = steps.plan_for(addr, opts)
     assert plan is not None
     io = steps.new_io()
-    steps.run(plan, io, addr, check)
+    steps.run(plan, io, addr, ctx)
     try:
         return io.fd, steps.bound_address(io, addr)
     except BaseException:
@@ -313,26 +314,27 @@ def test_eintr_natively_runs_the_checkpoint_and_resumes_at_that_step(step: int) 
     assert closes.calls == 0  # nothing made twice, nothing closed
     assert isinstance(bound, jn.Ip4Address) and bound.port > 0
     with native_failure(step, errno.EINTR, times=2):
-        fd, _ = native(IP4, check=Counting().check)
+        fd, _ = native(IP4, ctx=Counting())
     os.close(fd)
     assert len(calls) == 5 + 2  # the five checkpoints, and one per EINTR
 
 
 def test_eintr_then_a_checkpoint_timeout_closes_the_fd_once() -> None:
-    ctx = jn.Context()
+    class CancelAtFifth(jn.Context):
+        calls = 0
 
-    with native_failure(2, errno.EINTR) as starts, closes_counted() as closes:
-        original = ctx.check
-        seen = []
+        def check(self) -> None:
+            self.calls += 1
+            if self.calls == 5:  # the checkpoint the EINTR at bind runs (after four)
+                self.cancel()
+            super().check()
 
-        def check() -> None:
-            seen.append(1)
-            if len(seen) == 5:  # the checkpoint the EINTR at bind runs (after four)
-                ctx.cancel()
-            original()
-
-        with pytest.raises(jn.SocketError.Timeout):
-            native(IP4, check=check)
+    with (
+        native_failure(2, errno.EINTR) as starts,
+        closes_counted() as closes,
+        pytest.raises(jn.SocketError.Timeout),
+    ):
+        native(IP4, ctx=CancelAtFifth())
     assert starts[-1] == 2
     assert closes.calls == 1
 
@@ -417,7 +419,7 @@ class Recording(jn.Context):
 @pytest.mark.parametrize(("opts", "expected"), [(listen_options(), 5), (bind_options(), 4)])
 def test_a_subclass_gets_exactly_its_checkpoints(opts: Options, expected: int) -> None:
     ctx = Recording()
-    fd, _ = native(IP4, opts, ctx.check)
+    fd, _ = native(IP4, opts, ctx)
     os.close(fd)
     assert ctx.calls == expected
 
@@ -433,7 +435,7 @@ def test_a_timeout_at_each_checkpoint_leaves_nothing(at: int) -> None:
                 raise jn.SocketError.Timeout("cancelled", "stop here")
 
     with closes_counted() as closes, pytest.raises(jn.SocketError.Timeout):
-        native(IP4, check=StopAt().check)
+        native(IP4, ctx=StopAt())
     assert closes.calls == (0 if at == 1 else 1)  # checkpoint 1 is before socket
 
 
@@ -454,7 +456,7 @@ def test_checkpoints_fall_between_the_right_syscalls() -> None:
         fail("listen", errno.EIO, after=10**9) as counters["listen"],
         fail("getsockname", errno.EIO, after=10**9) as counters["getsockname"],
     ):
-        fd, _ = native(IP4, check=Marking().check)
+        fd, _ = native(IP4, ctx=Marking())
     os.close(fd)
     assert marks == [
         (0, 0, 0, 0, 0),  # (1) before socket
@@ -465,23 +467,63 @@ def test_checkpoints_fall_between_the_right_syscalls() -> None:
     ]
 
 
-def test_the_native_path_with_a_context_makes_one_c_call_per_segment() -> None:
+def test_a_subclass_overriding_check_gets_one_c_call_per_segment() -> None:
     with native_failure(99, errno.EIO, times=0) as starts:
-        fd, _ = native(IP4, check=jn.Context().check)
+        fd, _ = native(IP4, ctx=Recording())
     os.close(fd)
     assert starts == [0, 1, 2, 3]  # socket | options | bind | listen + getsockname
 
 
+def test_a_stock_context_runs_the_sequence_in_one_c_call() -> None:
+    class Plain(jn.Context):  # a subclass that keeps Context.check counts as stock
+        pass
+
+    for ctx in (jn.Context(), jn.Context.with_timeout(60), Plain()):
+        with native_failure(99, errno.EIO, times=0) as starts:
+            fd, bound = native(IP4, ctx=ctx)
+        os.close(fd)
+        assert starts == [0]
+        assert isinstance(bound, jn.Ip4Address) and bound.port > 0
+
+
 def test_a_cancelled_context_makes_no_socket() -> None:
-    ctx = jn.Context()
-    ctx.cancel()
-    with (
-        closes_counted() as closes,
-        fail("socket", errno.EIO, after=10**9) as sockets,
-        pytest.raises(jn.SocketError.Timeout),
-    ):
-        native(IP4, check=ctx.check)
-    assert sockets.calls == 0 and closes.calls == 0
+    for ctx in (jn.Context(), Recording()):
+        ctx.cancel()
+        with (
+            closes_counted() as closes,
+            fail("socket", errno.EIO, after=10**9) as sockets,
+            pytest.raises(jn.SocketError.Timeout) as got,
+        ):
+            native(IP4, ctx=ctx)
+        assert sockets.calls == 0 and closes.calls == 0
+        assert got.value.reason == "cancelled"
+
+
+def test_a_stock_deadline_passing_mid_sequence_stops_natively_at_the_next_checkpoint() -> None:
+    """The deadline passes after socket; C stops before bind (checkpoints 3/4) without calling it."""
+    addr = parse_address(IP4)
+    plan = steps.plan_for(addr, listen_options())
+    assert plan is not None
+    ctx = jn.Context.with_timeout(0.2)
+
+    class SlowSocket:
+        def call(self, fn: Callable[..., int], args: tuple[Any, ...]) -> int:
+            p, io, sa, salen, start, _stop = args
+            if start == -1 and io.at == 0:
+                if fn(p, io, sa, salen, -1, 1) < 0:  # socket, for real
+                    return -1
+                time.sleep(0.3)  # the deadline passes here
+            return fn(*args)  # resumes at step 1: the options, then the checkpoint before bind
+
+    io = steps.new_io()
+    syscalls._SEQUENCE.fault = SlowSocket()
+    try:
+        with closes_counted() as closes, pytest.raises(jn.SocketError.Timeout) as got:
+            steps.run(plan, io, addr, ctx)
+    finally:
+        syscalls._SEQUENCE.fault = None
+    assert got.value.reason == "deadline"
+    assert io.at == plan.bind_step and io.fd == -1 and closes.calls == 1
 
 
 def test_discard_closes_once_and_empties_the_cell() -> None:
