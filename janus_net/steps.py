@@ -40,13 +40,15 @@ every pair of native ones, so there is nothing to gain.
 
 from __future__ import annotations
 
-from typing import Any
-
 from janus_net import platform, syscalls
 from janus_net._shim import ffi, lib
 from janus_net.address import Address, UnixAddress, reported
 from janus_net.context import Context
 from janus_net.options import Options
+
+TYPE_CHECKING = False  # `typing` only for the checker (import time, docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Any
 
 _PLAN_P = ffi.typeof("struct jn_steps_plan *")
 _IO_P = ffi.typeof("struct jn_steps_io *")
