@@ -113,24 +113,32 @@ def _sockopts(family: int, opts: Options) -> list[tuple[int, int, int]]:
 
 
 # Plans by (family, options). Options values are few (the defaults are one shared
-# object), so the cache stays small; it is bounded all the same.
+# object), so the cache stays small; it is bounded all the same. The last plan per
+# family is also kept by the identity of its Options, so the usual call (the shared
+# default options) skips hashing the ten-field tuple.
 _PLANS: dict[tuple[int, Options], Plan] = {}
 _PLANS_MAX = 64
+_LAST: dict[int, tuple[Options, Plan]] = {}
 
 
 def plan_for(addr: Address, opts: Options) -> Plan | None:
     """The native plan for this request, or None when it must take the plain path."""
+    family = addr.family
+    last = _LAST.get(family)
+    if last is not None and last[0] is opts and type(addr) is not UnixAddress and platform.HAS_SOCK_CLOEXEC:
+        return last[1]
     if not platform.HAS_SOCK_CLOEXEC or opts.file_mode is not None or opts.unlink_stale:
         return None
     if isinstance(addr, UnixAddress) and not addr.abstract:
         return None
-    key = (addr.family, opts)
+    key = (family, opts)
     plan = _PLANS.get(key)
     if plan is None:
-        plan = Plan(addr.family, opts)
+        plan = Plan(family, opts)
         if len(_PLANS) >= _PLANS_MAX:
             _PLANS.clear()
         _PLANS[key] = plan
+    _LAST[family] = (opts, plan)
     return plan
 
 
