@@ -161,7 +161,9 @@ def run(plan: Plan, io: Any, addr: Address, ctx: Context | None = None) -> None:
     """Make, configure, bind (and listen on) a socket for ``addr``; its fd ends in ``io.fd``.
 
     On return ``io.fd`` is the new socket and ``io.name``/``io.namelen`` hold what
-    getsockname said (see `bound_address`).
+    getsockname said (see `bound_address`). Call it inside the ``try`` whose
+    ``except`` calls `discard`: an interrupt between this function's ``return`` and
+    the caller's next line finds the fd in ``io`` and nowhere else.
 
     Args:
         plan: from `plan_for` (never None here).
@@ -180,10 +182,10 @@ def run(plan: Plan, io: Any, addr: Address, ctx: Context | None = None) -> None:
         try:
             encoded = addr.sockaddr
             syscalls.steps(tables, struct, io, encoded.pointer, encoded.length, 0, plan.end, None, addr)
+            return
         except BaseException:
             discard(io)
             raise
-        return
     check = ctx.check
     if type(ctx).check is _STOCK_CHECK and not syscalls.steps_armed():
         try:
@@ -194,10 +196,10 @@ def run(plan: Plan, io: Any, addr: Address, ctx: Context | None = None) -> None:
                 io.deadline = deadline
                 io.has_deadline = 1
             syscalls.steps(tables, struct, io, encoded.pointer, encoded.length, 0, plan.end, check, addr)
+            return
         except BaseException:
             discard(io)
             raise
-        return
     bind_step = plan.bind_step
     try:  # from the start: the fd is in the cell the moment socket() returns
         check()  # (1) before socket
@@ -213,6 +215,7 @@ def run(plan: Plan, io: Any, addr: Address, ctx: Context | None = None) -> None:
             check()  # (5) between bind and listen
         # The sockaddr again: getsockname's answer is compared with it (io.port).
         syscalls.steps(tables, struct, io, encoded.pointer, encoded.length, bind_step + 1, plan.end, check, addr)
+        return
     except BaseException:
         discard(io)
         raise
