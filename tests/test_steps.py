@@ -583,6 +583,22 @@ _DRIVER = {(steps.__file__, name) for name in ("run", "plan_for", "new_io", "bou
 }
 
 
+def interrupt_at(at: int) -> Callable[..., Any]:
+    """A sys.settrace function raising KeyboardInterrupt at the ``at``-th line event of the driver."""
+    count = [0]
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        if (frame.f_code.co_filename, frame.f_code.co_name) not in _DRIVER:
+            return None
+        if event == "line":
+            count[0] += 1
+            if count[0] == at:
+                raise KeyboardInterrupt
+        return tracer
+
+    return tracer
+
+
 @pytest.mark.parametrize("kind", ["core", "stock context", "subclass context"])
 def test_keyboard_interrupt_at_every_line_of_the_driver_leaves_nothing(kind: str) -> None:
     def make_ctx() -> jn.Context | None:
@@ -590,17 +606,7 @@ def test_keyboard_interrupt_at_every_line_of_the_driver_leaves_nothing(kind: str
 
     lines_hit = 0
     for at in range(1, 500):
-        count = [0]
-
-        def tracer(frame: Any, event: str, arg: Any) -> Any:
-            if (frame.f_code.co_filename, frame.f_code.co_name) not in _DRIVER:
-                return None
-            if event == "line":
-                count[0] += 1
-                if count[0] == at:
-                    raise KeyboardInterrupt
-            return tracer
-
+        tracer = interrupt_at(at)
         ctx = make_ctx()
         before = set(os.listdir("/proc/self/fd"))
         with closes_counted() as closes:
