@@ -650,3 +650,18 @@ os.write(1, MARK)
                                                                         "getsockname", "close")]  # fmt: skip
     assert calls[:6] == ["socket", "setsockopt", "bind", "listen", "getsockname", "close"], lines
     assert "SOCK_CLOEXEC" in calls_to(lines, "socket")[0]
+
+
+def test_a_check_patched_on_the_instance_is_honoured_like_a_subclass() -> None:
+    ctx = jn.Context()
+    calls: list[int] = []
+    stock = ctx.check
+
+    def counting() -> None:
+        calls.append(1)
+        stock()
+
+    ctx.check = counting  # type: ignore[method-assign]
+    fd, _ = native(IP4, ctx=ctx)
+    os.close(fd)
+    assert len(calls) == 5
