@@ -25,8 +25,9 @@ test: $(STAMP) tools
 demo: $(STAMP)
 	$(VENV)/bin/janus-net demo
 
-# janus_net vs the stdlib and C (builds build/bench/bench from native/bench/bench.c).
-# Pass options through BENCH_ARGS, e.g. make bench BENCH_ARGS="--json build/bench.json".
+# janus_net vs the stdlib and C (builds build/bench/bench from native/bench/bench.c; about a
+# minute). Pass options through BENCH_ARGS, e.g. make bench BENCH_ARGS="--json build/bench.json";
+# BENCH_ARGS=--quick is a few-second smoke run (docs/performance.md).
 bench: $(STAMP)
 	$(PY) scripts/bench $(BENCH_ARGS)
 

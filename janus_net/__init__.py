@@ -22,8 +22,6 @@ from janus_net.address import (
     parse_address,
 )
 from janus_net.ancillary import Datagram
-from janus_net.audit import AuditRecord
-from janus_net.capability import NetBind
 from janus_net.context import Context
 from janus_net.errors import ErrnoBug, SocketError
 from janus_net.listen import (
@@ -38,6 +36,32 @@ from janus_net.segments import split
 from janus_net.socket import Mode, Protocol, Server, Socket, Stream
 
 __version__ = "0.1.0"
+
+# The :sovereign names load on first use: the audit module brings dataclasses, json
+# and logging (about a third of `import janus_net`), which :core and :service never
+# need. `jn.NetBind` / `from janus_net import NetBind` work as before (PEP 562).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from janus_net.audit import AuditRecord
+    from janus_net.capability import NetBind
+
+_LAZY = {"AuditRecord": "janus_net.audit", "NetBind": "janus_net.capability"}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'janus_net' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups find it without coming here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "Address",

@@ -304,5 +304,8 @@ class _Lib:
     JN_BPF_A: int
     JN_SKF_AD_OFF: int
     JN_SKF_AD_CPU: int
+    # native/jn_steps.py: the listen/bind step sequence (a native fast path, DESIGN §2)
+    JN_STEPS_MAX_OPTS: int
+    def jn_steps(self, plan: CData, io: CData, sa: CData, salen: int, start: int, stop: int, /) -> int: ...
 
 lib: _Lib

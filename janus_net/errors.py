@@ -15,9 +15,12 @@ from __future__ import annotations
 import errno as _errno
 import os
 import sys
-from typing import ClassVar
 
 from janus_net.escaping import for_people
+
+TYPE_CHECKING = False  # `typing` only for the checker: it costs an import (docs/performance.md)
+if TYPE_CHECKING:
+    from typing import ClassVar
 
 
 def _debug_from_environment() -> bool:

@@ -16,7 +16,8 @@ import cffi
 _HERE = pathlib.Path(__file__).resolve().parent
 
 # One module per header, named `<header>_h` so none shadows a stdlib module (fcntl).
-# Order matters: a header's TYPES may use types declared by an earlier one.
+# Order matters: a header's TYPES may use types declared by an earlier one. After the
+# headers, the native fast paths (DESIGN §2), which use their types: `jn_*` modules.
 HEADERS = (
     "sys_uio_h",
     "sys_socket_h",
@@ -35,6 +36,7 @@ HEADERS = (
     "linux_sockopts_h",
     "sys_file_h",
     "linux_unix_diag_h",
+    "jn_steps",
 )
 
 # accept4, mmsghdr and friends are GNU extensions on glibc.
