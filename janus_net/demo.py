@@ -59,7 +59,7 @@ def _core(say: _Say) -> None:
     with listen("127.0.0.1:0") as server:
         say(f"  listen('127.0.0.1:0') -> listening on {server.address} (the kernel chose the port)")
         say("  the listening address as bind() was given it:")
-        for line in layout._render_address(layout.encoded_address(server.address)):
+        for line in layout.render_address(layout.encoded_address(server.address)):
             say(f"    {line}")
         with _client(server) as client, server.accept() as stream:
             say(f"  stdlib client connected; accept() -> stream from {stream.address}")

@@ -19,16 +19,18 @@ The structs are declared to cffi with ``...;``, so members janus_net never touch
 (Linux's ``sin_zero``, glibc's ``__ss_padding``) are not declared and cannot be told
 apart from compiler padding. Such ranges are reported as holes labelled
 ``padding/undeclared``: honest about what the tool can and cannot know.
+
+This package is a library (`describe`, `render`, `render_address`, `struct_layouts`,
+`encoded_address`); the command line -- argument parsing, printing, the one-line error
+contract -- lives in `janus_net.cli`, and ``python -m janus_net.layout`` is the small
+``__main__`` module beside this one that hands its arguments to it.
 """
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
-import json
-import sys
 import sysconfig
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -266,7 +268,8 @@ def _render_struct(layout: StructLayout) -> list[str]:
     return lines
 
 
-def _render_address(enc: EncodedAddress) -> list[str]:
+def render_address(enc: EncodedAddress) -> list[str]:
+    """One encoded address as lines of text: a title line, then offset, field, bytes (hex) and value per part."""
     lines = [f"{enc.text}  struct {enc.struct}, {enc.length} bytes"]
     name_width = max(len("field"), *(len(p.name or "(hole)") for p in enc.parts))
     hex_width = max(len("bytes"), *(len(line) for p in enc.parts for line in _hex_lines(p.data)))
@@ -286,28 +289,6 @@ def render(addresses: Iterable[str | Address] = ()) -> str:
     """
     encodings = [encoded_address(a) for a in addresses]  # parse everything before printing anything
     blocks = [_render_struct(layout) for layout in struct_layouts().values()]
-    blocks += [_render_address(enc) for enc in encodings]
+    blocks += [render_address(enc) for enc in encodings]
     header = f"sockaddr layouts on {platform_name()} (from the compiled shim)"
     return "\n\n".join([header] + ["\n".join(block) for block in blocks])
-
-
-def run(args: argparse.Namespace) -> int:
-    """The ``layout`` command, given parsed ``addresses`` and ``json``."""
-    if args.json:
-        print(json.dumps(describe(args.addresses)))
-    else:
-        print(render(args.addresses))
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m janus_net.layout``: the ``janus-net layout`` command, with its error handling."""
-    # Imported here: cli imports this module to offer `layout`, and the command's
-    # error contract (one line on stderr, exit 1) lives in cli.main alone.
-    from janus_net.cli import main as cli_main
-
-    return cli_main(["layout", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())
