@@ -27,7 +27,10 @@ they are the service manager's, and janus_net owns none of them yet.
 
 from __future__ import annotations
 
+import itertools
 import os
+import resource
+from collections.abc import Iterable
 
 from janus_net import adopt
 from janus_net.address import _MAX_FD, FdAddress
@@ -78,28 +81,34 @@ def _listen_fds() -> dict[str, Server | Socket]:
     count = _number("LISTEN_FDS", count_text)
     if count == 0:
         return {}
-    if count > _MAX_FD - LISTEN_FDS_START + 1:
-        raise _invalid("LISTEN_FDS", count_text, "is more descriptors than a process can have")
-    fds = range(LISTEN_FDS_START, LISTEN_FDS_START + count)
+    # Checked before anything is allocated: LISTEN_FDS=30000000 must not build 30 million
+    # names. A descriptor at or above the process's fd limit cannot have been passed (the
+    # manager's dup2 onto it would have failed), so a count beyond it is malformed.
+    limit = _fd_limit()
+    if count > limit - LISTEN_FDS_START:
+        raise _invalid("LISTEN_FDS", count_text, f"is more descriptors than this process can have ({limit})")
     names_text = os.environ.get("LISTEN_FDNAMES")
+    names: Iterable[str]
     if names_text is None:
-        names = [str(fd) for fd in fds]
+        names = map(str, itertools.count(LISTEN_FDS_START))  # made one by one, as the descriptors are looked at
     else:
+        # Bounded by the size of the environment, not by LISTEN_FDS.
         names = names_text.split(":")
         if len(names) != count:
             raise _invalid("LISTEN_FDNAMES", names_text, f"has {len(names)} names for LISTEN_FDS={count} descriptors")
 
     # Look at every descriptor, and let audit hooks veto each, before adopting any:
-    # a failure up to here leaves all of them as they were.
+    # a failure up to here leaves all of them as they were. The work grows with the
+    # descriptors really open: the first one that is not stops it.
     found = []
-    for fd in fds:
+    for fd in range(LISTEN_FDS_START, LISTEN_FDS_START + count):
         inherited = adopt.inspect(FdAddress(fd))
         found.append((inherited, adopt.require(inherited, "any")))
     for inherited, _ in found:
         adopt.announce(inherited.target)
     sockets: dict[str, Server | Socket] = {}
     try:
-        for name, (inherited, as_) in zip(names, found, strict=True):
+        for name, (inherited, as_) in zip(names, found, strict=False):  # names may be an endless count
             key = name if name not in sockets else f"{name}:{inherited.target.fd}"
             sockets[key] = adopt.take(inherited, as_)
     except BaseException:
@@ -108,6 +117,13 @@ def _listen_fds() -> dict[str, Server | Socket]:
             sock.to_socket().detach()
         raise
     return sockets
+
+
+def _fd_limit() -> int:
+    """The highest descriptor number this process could hold, plus one (RLIMIT_NOFILE, the larger of soft and hard)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    finite = [n for n in (soft, hard) if n != resource.RLIM_INFINITY and n > 0]
+    return min(max(finite), _MAX_FD) if finite else _MAX_FD
 
 
 def _number(variable: str, text: str) -> int:
