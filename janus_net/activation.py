@@ -122,8 +122,9 @@ def _listen_fds() -> dict[str, Server | Socket]:
 def _fd_limit() -> int:
     """The highest descriptor number this process could hold, plus one (RLIMIT_NOFILE, the larger of soft and hard)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    largest: int = _MAX_FD
     finite = [n for n in (soft, hard) if n != resource.RLIM_INFINITY and n > 0]
-    return min(max(finite), _MAX_FD) if finite else _MAX_FD
+    return min(max(finite), largest) if finite else largest
 
 
 def _number(variable: str, text: str) -> int:
