@@ -46,22 +46,29 @@ _VARIABLES = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")
 def listen_fds(unset_environment: bool = True) -> dict[str, Server | Socket]:
     """The sockets passed by socket activation, by name: listening streams as `Server`, datagrams as `Socket`.
 
-    Returns ``{}`` when nothing was passed to this process: LISTEN_PID or LISTEN_FDS
-    unset, LISTEN_PID naming another process (a parent's variables that leaked into
-    the environment of a child), or LISTEN_FDS=0.
+    Names are the LISTEN_FDNAMES entries, or the descriptor numbers as text ("3", "4")
+    without them; a repeated name keys each later descriptor as ``NAME:FD``. Every
+    descriptor is looked at (and announced to audit hooks as ``janus_net.bind`` with
+    ``"fd://N"``) before any is adopted, so an error adopts none and leaves all of them
+    open. The adopted sockets are close-on-exec like every janus_net socket.
 
-    Raises InvalidAddress when the variables are malformed (LISTEN_PID or LISTEN_FDS
-    not a decimal number, LISTEN_FDNAMES with a different count of names than
-    LISTEN_FDS) or when a descriptor is not a socket janus_net can adopt; nothing is
-    adopted then.
+    Args:
+        unset_environment: remove LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES from
+            `os.environ` in every case -- also when the result is empty or an error is
+            raised, as sd_listen_fds does -- so child processes do not see them.
 
-    With ``unset_environment`` (the default) LISTEN_PID, LISTEN_FDS and
-    LISTEN_FDNAMES are removed from `os.environ` in every case -- also when the result
-    is empty or an error is raised, as sd_listen_fds does -- so child processes do
-    not see them.
+    Returns:
+        The sockets by name; ``{}`` when nothing was passed to this process: LISTEN_PID or
+        LISTEN_FDS unset, LISTEN_PID naming another process (a parent's variables that
+        leaked into the environment of a child), or LISTEN_FDS=0.
 
-    The adopted sockets are close-on-exec and blocking like every janus_net socket.
-    Each raises the ``janus_net.bind`` audit event with ``"fd://N"``.
+    Raises:
+        SocketError.InvalidAddress: LISTEN_PID or LISTEN_FDS is not a decimal number;
+            LISTEN_FDS is more descriptors than the process's RLIMIT_NOFILE allows
+            (checked before anything is allocated); LISTEN_FDNAMES has a different count
+            of names; or a descriptor is not open, not a socket, or not a listening
+            stream or bound datagram socket (the message names it).
+        SocketError.SystemResources: the kernel could not describe a descriptor.
     """
     try:
         return _listen_fds()

@@ -498,7 +498,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(args)
     except SocketError as e:
         return _error_line(str(e))
-    except OSError as e:  # an output the command could not write, not already typed
+    except OSError as e:  # an output the command could not write, not already typed (the demo's)
+        _discard_stdout()
         return _error_line(str(_output_error(e, "write", "stdout")))
     except _Stopped as stop:
         _error_line(f"stopped by {signal.Signals(stop.signum).name}")

@@ -39,7 +39,18 @@ _Say = Callable[..., None]
 
 
 def run(out: TextIO) -> int:
-    """Run the tour, printing to ``out``. Returns the exit status (0)."""
+    """Run the tour on loopback, printing each step to ``out``.
+
+    Args:
+        out: a text file; each line is flushed as it is written.
+
+    Returns:
+        The exit status: 0 when every step behaved as described.
+
+    Raises:
+        SocketError: a step failed in a way the demo does not expect (say, no loopback).
+        OSError: ``out`` cannot be written (``janus-net demo`` reports it as one line).
+    """
 
     def say(line: str = "") -> None:
         print(line, file=out, flush=True)
