@@ -46,7 +46,7 @@ Command = Callable[[argparse.Namespace], int]
 STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-def escape(text: str) -> str:
+def _escape(text: str) -> str:
     """``text`` safe for one line of output: control characters, lone surrogates and ``\\`` backslash-escaped.
 
     A byte that was not UTF-8 in a path (decoded with surrogateescape) is shown as
@@ -126,7 +126,7 @@ class _Output:
 
     def line(self, text: str, **fields: object) -> None:
         """Print ``text`` (escaped) or, with --json, ``fields`` as one JSON object (exact)."""
-        self.write(json.dumps(fields) + "\n" if self.json else escape(text) + "\n")
+        self.write(json.dumps(fields) + "\n" if self.json else _escape(text) + "\n")
 
     def write(self, text: str) -> None:
         try:
@@ -211,8 +211,8 @@ def _parse(args: argparse.Namespace) -> int:
     if args.json:
         out.write(json.dumps(fields) + "\n")
     else:
-        lines = [escape(str(addr))]
-        lines += [f"  {key:<9} {escape(str(value))}" for key, value in fields.items() if key != "canonical"]
+        lines = [_escape(str(addr))]
+        lines += [f"  {key:<9} {_escape(str(value))}" for key, value in fields.items() if key != "canonical"]
         out.write("\n".join(lines) + "\n")
     return 0
 
@@ -222,13 +222,13 @@ def _layout(args: argparse.Namespace) -> int:
     if args.json:
         out.write(json.dumps(layout.describe(args.addresses)) + "\n")
     else:
-        out.write(escape_lines(layout.render(args.addresses)) + "\n")
+        out.write(_escape_lines(layout.render(args.addresses)) + "\n")
     return 0
 
 
-def escape_lines(text: str) -> str:
+def _escape_lines(text: str) -> str:
     """Escape each line of a multi-line report, keeping its line breaks."""
-    return "\n".join(escape(line) for line in text.split("\n"))
+    return "\n".join(_escape(line) for line in text.split("\n"))
 
 
 def _listen(args: argparse.Namespace) -> int:
@@ -476,7 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _error_line(text: str) -> int:
     try:
         if sys.stderr is not None:
-            sys.stderr.write(escape(f"janus-net: {text}") + "\n")
+            sys.stderr.write(_escape(f"janus-net: {text}") + "\n")
             sys.stderr.flush()
     except (OSError, ValueError):
         pass  # nowhere left to say it; the exit status still does
