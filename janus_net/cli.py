@@ -26,8 +26,7 @@ import signal
 import sys
 import threading
 import unicodedata
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import TextIO
 
@@ -72,22 +71,42 @@ class _Stopped(BaseException):
         self.signum = signum
 
 
-@contextmanager
-def _stop_on_signals() -> Iterator[None]:
-    """Turn SIGINT/SIGTERM/SIGHUP into `_Stopped` for the duration; the first one wins, later ones are ignored."""
-    fired: list[int] = []
+class _StopSignals:
+    """SIGINT/SIGTERM/SIGHUP become `_Stopped` while installed; the first one wins, later ones are ignored.
 
-    def handler(signum: int, frame: FrameType | None) -> None:
-        if not fired:
-            fired.append(signum)
+    While ``held`` (from installation until `deliver`), a stop signal is only recorded:
+    the bind runs to its end and the server enters its ``with`` block, whose exit closes
+    it (removing its unix socket file), before `deliver` raises the recorded stop. So no
+    signal can land between "the server exists" and "someone will close it".
+    """
+
+    def __init__(self) -> None:
+        self._fired: list[int] = []
+        self._held = True
+        self._previous: dict[signal.Signals, object] = {}
+
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
+        if self._fired:
+            return
+        self._fired.append(signum)
+        if not self._held:
             raise _Stopped(signum)
 
-    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+    def deliver(self) -> None:
+        """From now on a stop signal raises at once; one that arrived while held raises here."""
+        self._held = False
+        if self._fired:
+            raise _Stopped(self._fired[0])
+
+    def __enter__(self) -> _StopSignals:
+        for sig in STOP_SIGNALS:
+            self._previous[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._held = True  # a signal during the restore is recorded, not raised into the caller
+        for sig, old in self._previous.items():
+            signal.signal(sig, old)  # type: ignore[arg-type]
 
 
 # An output error is reported as the member a socket write with that errno would raise,
@@ -233,12 +252,13 @@ def _escape_lines(text: str) -> str:
 
 def _listen(args: argparse.Namespace) -> int:
     out = _Output(args.json)  # before anything is bound: a closed stdout is reported, not discovered later
-    with _stop_on_signals():
+    with _StopSignals() as stops:
         ctx = None if args.timeout is None else Context.with_timeout(args.timeout)
         audit_file: TextIO | None = None
         try:
             server, held, audit_file = _bind(args, out, ctx)
             with server:
+                stops.deliver()
                 out.line(f"listening on {server.address}", listening=str(server.address))
                 if held is not None:
                     held.release()

@@ -303,3 +303,30 @@ def test_port_zero_allows_only_port_zero() -> None:
     assert done.returncode == 1
     one_error_line(done.stderr, "CapabilityDenied")
     assert jn.NetBind("c").allow_port(0).allows(jn.parse_address("127.0.0.1:0"))
+
+
+_STOP_DURING_BIND = """
+import json, os, signal, sys, threading, time
+from janus_net import cli, testing
+
+path = sys.argv[1]
+with testing.hold("listen") as parked:
+    def stop_while_parked() -> None:
+        parked.returned.wait(30)               # the socket exists, bound, listen() has returned
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.2)                        # not a measurement: lets the handler run first
+        parked.release()
+    threading.Thread(target=stop_while_parked, daemon=True).start()
+    rc = cli.main(["listen", f"unix:{path}", "--accept", "1"])
+print(json.dumps({"rc": rc, "exists": os.path.lexists(path)}))
+"""
+
+
+def test_a_stop_signal_during_the_bind_still_closes_and_removes(tmp_path: Path) -> None:
+    path = tmp_path / "early.sock"
+    done = subprocess.run(
+        [sys.executable, "-c", _STOP_DURING_BIND, str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == {"rc": 128 + signal.SIGTERM, "exists": False}
+    assert done.stderr == "janus-net: stopped by SIGTERM\n"
