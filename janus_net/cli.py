@@ -45,8 +45,13 @@ Command = Callable[[argparse.Namespace], int]
 STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
+# Control characters (C0, DEL, C1), format characters (bidi overrides that reorder what a
+# terminal shows, zero-width characters), line/paragraph separators and lone surrogates.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
 def _escape(text: str) -> str:
-    """``text`` safe for one line of output: control characters, lone surrogates and ``\\`` backslash-escaped.
+    """``text`` safe for one line of output: control and format characters, lone surrogates, ``\\`` escaped.
 
     A byte that was not UTF-8 in a path (decoded with surrogateescape) is shown as
     ``\\xNN``; a newline as ``\\n``. Printable text, non-ASCII letters included, is kept.
@@ -56,7 +61,7 @@ def _escape(text: str) -> str:
         code = ord(ch)
         if 0xDC80 <= code <= 0xDCFF:  # surrogateescape: the undecodable byte
             out.append(f"\\x{code - 0xDC00:02x}")
-        elif ch == "\\" or unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp"):
+        elif ch == "\\" or unicodedata.category(ch) in _UNSAFE_CATEGORIES:
             out.append(repr(ch)[1:-1] if ch != "\\" else "\\\\")
         else:
             out.append(ch)

@@ -330,3 +330,23 @@ def test_a_stop_signal_during_the_bind_still_closes_and_removes(tmp_path: Path) 
     assert "Traceback" not in done.stderr, done.stderr
     assert json.loads(done.stdout.splitlines()[-1]) == {"rc": 128 + signal.SIGTERM, "exists": False}
     assert done.stderr == "janus-net: stopped by SIGTERM\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("unix:/run/app.sock", "unix:/run/app.sock"),
+        ("unix:/tmp/é/ü.sock", "unix:/tmp/é/ü.sock"),  # printable non-ASCII stays readable
+        ("a\nb\rc\td", "a\\nb\\rc\\td"),
+        ("\x00\x1b[2J\x7f\x85", "\\x00\\x1b[2J\\x7f\\x85"),  # C0, DEL, C1 (NEL)
+        ("x\u2028y\u2029z", "x\\u2028y\\u2029z"),  # line and paragraph separators
+        ("evil\u202etxt.sock", "evil\\u202etxt.sock"),  # a bidi override
+        ("back\\slash", "back\\\\slash"),  # so an escape in the output always means one
+        (os.fsdecode(b"bad\xff\xfe"), "bad\\xff\\xfe"),  # undecodable path bytes
+    ],
+)
+def test_escape_keeps_one_line_and_shows_what_is_there(text: str, shown: str) -> None:
+    from janus_net.cli import _escape
+
+    assert _escape(text) == shown
+    assert "\n" not in _escape(text) and _escape(text).isprintable()
