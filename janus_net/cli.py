@@ -354,6 +354,8 @@ def _serve_one(args: argparse.Namespace, out: _Output, server: Server, ctx: Cont
                     echoed=echoed,
                 )
                 return
+            if deadline.fired:  # the timer's close() can end a read as end-of-stream: that was the deadline
+                raise SocketError.Timeout("deadline", "the --timeout passed while echoing", address=peer)
         out.line(f"echoed {echoed} bytes to {peer}", echoed=echoed, peer=peer)
 
 
