@@ -27,7 +27,10 @@ they are the service manager's, and janus_net owns none of them yet.
 
 from __future__ import annotations
 
+import itertools
 import os
+import resource
+from collections.abc import Iterable
 
 from janus_net import adopt
 from janus_net.address import _MAX_FD, FdAddress
@@ -43,22 +46,29 @@ _VARIABLES = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")
 def listen_fds(unset_environment: bool = True) -> dict[str, Server | Socket]:
     """The sockets passed by socket activation, by name: listening streams as `Server`, datagrams as `Socket`.
 
-    Returns ``{}`` when nothing was passed to this process: LISTEN_PID or LISTEN_FDS
-    unset, LISTEN_PID naming another process (a parent's variables that leaked into
-    the environment of a child), or LISTEN_FDS=0.
+    Names are the LISTEN_FDNAMES entries, or the descriptor numbers as text ("3", "4")
+    without them; a repeated name keys each later descriptor as ``NAME:FD``. Every
+    descriptor is looked at (and announced to audit hooks as ``janus_net.bind`` with
+    ``"fd://N"``) before any is adopted, so an error adopts none and leaves all of them
+    open. The adopted sockets are close-on-exec like every janus_net socket.
 
-    Raises InvalidAddress when the variables are malformed (LISTEN_PID or LISTEN_FDS
-    not a decimal number, LISTEN_FDNAMES with a different count of names than
-    LISTEN_FDS) or when a descriptor is not a socket janus_net can adopt; nothing is
-    adopted then.
+    Args:
+        unset_environment: remove LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES from
+            `os.environ` in every case -- also when the result is empty or an error is
+            raised, as sd_listen_fds does -- so child processes do not see them.
 
-    With ``unset_environment`` (the default) LISTEN_PID, LISTEN_FDS and
-    LISTEN_FDNAMES are removed from `os.environ` in every case -- also when the result
-    is empty or an error is raised, as sd_listen_fds does -- so child processes do
-    not see them.
+    Returns:
+        The sockets by name; ``{}`` when nothing was passed to this process: LISTEN_PID or
+        LISTEN_FDS unset, LISTEN_PID naming another process (a parent's variables that
+        leaked into the environment of a child), or LISTEN_FDS=0.
 
-    The adopted sockets are close-on-exec and blocking like every janus_net socket.
-    Each raises the ``janus_net.bind`` audit event with ``"fd://N"``.
+    Raises:
+        SocketError.InvalidAddress: LISTEN_PID or LISTEN_FDS is not a decimal number;
+            LISTEN_FDS is more descriptors than the process's RLIMIT_NOFILE allows
+            (checked before anything is allocated); LISTEN_FDNAMES has a different count
+            of names; or a descriptor is not open, not a socket, or not a listening
+            stream or bound datagram socket (the message names it).
+        SocketError.SystemResources: the kernel could not describe a descriptor.
     """
     try:
         return _listen_fds()
@@ -78,28 +88,34 @@ def _listen_fds() -> dict[str, Server | Socket]:
     count = _number("LISTEN_FDS", count_text)
     if count == 0:
         return {}
-    if count > _MAX_FD - LISTEN_FDS_START + 1:
-        raise _invalid("LISTEN_FDS", count_text, "is more descriptors than a process can have")
-    fds = range(LISTEN_FDS_START, LISTEN_FDS_START + count)
+    # Checked before anything is allocated: LISTEN_FDS=30000000 must not build 30 million
+    # names. A descriptor at or above the process's fd limit cannot have been passed (the
+    # manager's dup2 onto it would have failed), so a count beyond it is malformed.
+    limit = _fd_limit()
+    if count > limit - LISTEN_FDS_START:
+        raise _invalid("LISTEN_FDS", count_text, f"is more descriptors than this process can have ({limit})")
     names_text = os.environ.get("LISTEN_FDNAMES")
+    names: Iterable[str]
     if names_text is None:
-        names = [str(fd) for fd in fds]
+        names = map(str, itertools.count(LISTEN_FDS_START))  # made one by one, as the descriptors are looked at
     else:
+        # Bounded by the size of the environment, not by LISTEN_FDS.
         names = names_text.split(":")
         if len(names) != count:
             raise _invalid("LISTEN_FDNAMES", names_text, f"has {len(names)} names for LISTEN_FDS={count} descriptors")
 
     # Look at every descriptor, and let audit hooks veto each, before adopting any:
-    # a failure up to here leaves all of them as they were.
+    # a failure up to here leaves all of them as they were. The work grows with the
+    # descriptors really open: the first one that is not stops it.
     found = []
-    for fd in fds:
+    for fd in range(LISTEN_FDS_START, LISTEN_FDS_START + count):
         inherited = adopt.inspect(FdAddress(fd))
         found.append((inherited, adopt.require(inherited, "any")))
     for inherited, _ in found:
         adopt.announce(inherited.target)
     sockets: dict[str, Server | Socket] = {}
     try:
-        for name, (inherited, as_) in zip(names, found, strict=True):
+        for name, (inherited, as_) in zip(names, found, strict=False):  # names may be an endless count
             key = name if name not in sockets else f"{name}:{inherited.target.fd}"
             sockets[key] = adopt.take(inherited, as_)
     except BaseException:
@@ -108,6 +124,14 @@ def _listen_fds() -> dict[str, Server | Socket]:
             sock.to_socket().detach()
         raise
     return sockets
+
+
+def _fd_limit() -> int:
+    """The highest descriptor number this process could hold, plus one (RLIMIT_NOFILE, the larger of soft and hard)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    largest: int = _MAX_FD
+    finite = [n for n in (soft, hard) if n != resource.RLIM_INFINITY and n > 0]
+    return min(max(finite), largest) if finite else largest
 
 
 def _number(variable: str, text: str) -> int:

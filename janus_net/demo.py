@@ -39,7 +39,18 @@ _Say = Callable[..., None]
 
 
 def run(out: TextIO) -> int:
-    """Run the tour, printing to ``out``. Returns the exit status (0)."""
+    """Run the tour on loopback, printing each step to ``out``.
+
+    Args:
+        out: a text file; each line is flushed as it is written.
+
+    Returns:
+        The exit status: 0 when every step behaved as described.
+
+    Raises:
+        SocketError: a step failed in a way the demo does not expect (say, no loopback).
+        OSError: ``out`` cannot be written (``janus-net demo`` reports it as one line).
+    """
 
     def say(line: str = "") -> None:
         print(line, file=out, flush=True)
@@ -59,7 +70,7 @@ def _core(say: _Say) -> None:
     with listen("127.0.0.1:0") as server:
         say(f"  listen('127.0.0.1:0') -> listening on {server.address} (the kernel chose the port)")
         say("  the listening address as bind() was given it:")
-        for line in layout._render_address(layout.encoded_address(server.address)):
+        for line in layout.render_address(layout.encoded_address(server.address)):
             say(f"    {line}")
         with _client(server) as client, server.accept() as stream:
             say(f"  stdlib client connected; accept() -> stream from {stream.address}")

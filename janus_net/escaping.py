@@ -8,7 +8,7 @@ CLI's output) passes addresses through `for_people`; machine output (JSON lines,
 ``--json``, the `AuditRecord` fields themselves) keeps the exact text.
 
 The rule: a control character (Unicode categories Cc, Cf, Zl, Zp) and a lone
-surrogate (an undecodable byte of a path, Cs) become ``\\n``, ``\\r``, ``\\t``,
+surrogate (an undecodable byte of a path, Cs; shown as that byte, ``\\xff``) become ``\\n``, ``\\r``, ``\\t``,
 ``\\xHH``, ``\\uHHHH`` or ``\\UHHHHHHHH``, as Python writes them in a string literal.
 Everything else, non-ASCII letters and backslashes included, is left as it is. The
 result never holds a character that ends a line or drives a terminal, and escaping
@@ -33,6 +33,8 @@ def _escape(char: str) -> str:
     if unicodedata.category(char) not in _ESCAPED_CATEGORIES:
         return char
     code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:
+        return f"\\x{code - 0xDC00:02x}"  # surrogateescape: the undecodable byte of a path, as that byte
     if code <= 0xFF:
         return f"\\x{code:02x}"
     if code <= 0xFFFF:

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 import janus_net as jn
+from tests.peers import run_child
 
 # The child: listen_fds(), then a report of what it got and of the environment after.
 _CHILD = textwrap.dedent(
@@ -212,7 +213,13 @@ def test_under_systemd_socket_activate(tmp_path: Path) -> None:
                 time.sleep(0.01)
             with socket.socket(socket.AF_UNIX) as client:
                 client.settimeout(30)
-                client.connect(path)  # this connection makes the tool exec the service
+                while True:  # the path appears at bind(), a moment before the tool's listen()
+                    try:
+                        client.connect(path)  # this connection makes the tool exec the service
+                        break
+                    except ConnectionRefusedError:
+                        assert time.monotonic() < deadline, "the socket never listened"
+                        time.sleep(0.01)
                 client.sendall(b"activated")
                 client.shutdown(socket.SHUT_WR)
                 report = _report(manager)
@@ -279,3 +286,64 @@ def test_malformed_variables(environ: pytest.MonkeyPatch, variable: str, value: 
     with pytest.raises(jn.SocketError.InvalidAddress, match=f"{variable}=.* is not a decimal number"):
         jn.listen_fds(unset_environment=False)
     assert variable in _listen_variables()
+
+
+# --- a huge LISTEN_FDS: the work is bounded by what is really open (issue 9 item 7)
+
+_HUGE_COUNT_CHILD = """
+import json, os, resource, socket, tracemalloc
+import janus_net as jn
+from tests.peers import run_child
+
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 4096), min(hard, 4096)))
+report = {}
+for name, count, fd3 in [
+    ("beyond the limit", "30000000", "socket"),
+    ("at the limit, fd 3 a pipe", str(4096 - 3), "pipe"),
+    ("at the limit, fd 4 closed", str(4096 - 3), "socket"),
+]:
+    if fd3 == "socket":
+        fd = socket.create_server(("127.0.0.1", 0)).detach()
+        if fd != 3:
+            os.dup2(fd, 3)
+            os.close(fd)
+    else:
+        r, w = os.pipe()
+        if r != 3:
+            os.dup2(r, 3)
+            os.close(r)
+        os.close(w)
+    try:
+        os.close(4)
+    except OSError:
+        pass
+    os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS=count)
+    tracemalloc.start()
+    try:
+        jn.listen_fds()
+        outcome = "no error"
+    except jn.SocketError.InvalidAddress as e:
+        outcome = str(e)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    report[name] = {"error": outcome, "peak": peak, "fd3_open": os.path.exists("/proc/self/fd/3")}
+    os.close(3)
+print(json.dumps(report))
+"""
+
+
+def test_a_huge_listen_fds_is_refused_before_any_allocation() -> None:
+    report = run_child(_HUGE_COUNT_CHILD)
+    beyond = report["beyond the limit"]
+    assert isinstance(beyond, dict)
+    assert "LISTEN_FDS='30000000' is more descriptors than this process can have (4096)" in beyond["error"]
+    pipe = report["at the limit, fd 3 a pipe"]
+    closed = report["at the limit, fd 4 closed"]
+    assert isinstance(pipe, dict) and isinstance(closed, dict)
+    assert "fd 3 is not a socket (it is a pipe" in pipe["error"]
+    assert "fd 4 is not open" in closed["error"]
+    for case in (beyond, pipe, closed):
+        # Not a list of 4,093 (or 30 million) names: a few KiB at most.
+        assert case["peak"] < 64 * 1024, case
+        assert case["fd3_open"], "the passed descriptors are the manager's: left open"

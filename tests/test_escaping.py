@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -44,7 +45,9 @@ def test_for_people_gives_one_safe_line_and_is_idempotent(text: str) -> None:
 
 
 def test_for_people_spells_escapes_as_python_does() -> None:
-    assert for_people("a\nb\rc\td\x1be\u202ef\udcff") == "a\\nb\\rc\\td\\x1be\\u202ef\\udcff"
+    assert for_people("a\nb\rc\td\x1be\u202ef\ud800") == "a\\nb\\rc\\td\\x1be\\u202ef\\ud800"
+    # A path's undecodable byte (surrogateescape) is shown as the byte it was.
+    assert for_people(os.fsdecode(b"bad\xff")) == "bad\\xff"
     assert for_people("café/ü.sock") == "café/ü.sock"
 
 

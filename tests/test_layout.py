@@ -282,3 +282,38 @@ def test_bad_address_is_one_line_and_exit_1() -> None:
     assert result.stdout == ""  # nothing printed before every address parsed
     assert result.stderr.startswith("janus-net: InvalidAddress: ")
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_layout_is_a_library_without_a_cycle() -> None:
+    # cli -> layout, never back: `python -m janus_net.layout` runs layout/__main__.py, which
+    # hands over to cli, so the library module is executed exactly once (issue 10 item 5).
+    import ast
+
+    package = Path(layout.__file__).parent
+    tree = ast.parse((package / "__init__.py").read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert not {"janus_net.cli", "janus_net", "argparse", "janus_net.demo"} & imported, imported
+    # Nobody reaches into layout's private names (demo once used _render_address).
+    for user in ("cli.py", "demo.py"):
+        source = (package.parent / user).read_text()
+        assert "layout._" not in source, user
+
+
+def test_python_m_layout_loads_the_library_once() -> None:
+    # runpy._run_module_as_main is what `python -m` calls; at exit, count the module
+    # objects that were executed from the library's file (the old layout.py: two).
+    probe = """
+import atexit, os, runpy, sys
+def report():
+    import janus_net.layout as lib
+    same = sorted(k for k, m in list(sys.modules.items()) if getattr(m, "__file__", None) == lib.__file__)
+    os.write(2, repr(same).encode() + b"\\n")
+atexit.register(report)
+sys.argv = ["layout", "--json"]
+runpy._run_module_as_main("janus_net.layout")
+"""
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["structs"]
+    assert done.stderr.strip().splitlines()[-1] == "['janus_net.layout']"

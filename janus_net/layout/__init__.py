@@ -19,16 +19,18 @@ The structs are declared to cffi with ``...;``, so members janus_net never touch
 (Linux's ``sin_zero``, glibc's ``__ss_padding``) are not declared and cannot be told
 apart from compiler padding. Such ranges are reported as holes labelled
 ``padding/undeclared``: honest about what the tool can and cannot know.
+
+This package is a library (`describe`, `render`, `render_address`, `struct_layouts`,
+`encoded_address`); the command line -- argument parsing, printing, the one-line error
+contract -- lives in `janus_net.cli`, and ``python -m janus_net.layout`` is the small
+``__main__`` module beside this one that hands its arguments to it.
 """
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
-import json
-import sys
 import sysconfig
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,7 +128,18 @@ def _holes(size: int, fields: Iterable[Field]) -> tuple[Hole, ...]:
 
 
 def struct_layout(name: str) -> StructLayout:
-    """The layout of ``struct <name>`` as compiled into the shim."""
+    """The layout of ``struct <name>`` as compiled into the shim.
+
+    Args:
+        name: a struct name without ``struct``, e.g. ``"sockaddr_in6"``; any struct the
+            shim declares works, `STRUCTS` lists the ones the tool prints.
+
+    Returns:
+        Its size, alignment, declared fields (offset, size, C type) and holes.
+
+    Raises:
+        ffi.error: if the shim declares no such struct.
+    """
     ctype = ffi.typeof(f"struct {name}")
     fields = tuple(
         Field(field_name, ffi.offsetof(ctype, field_name), ffi.sizeof(f.type), _type_name(field_name, f.type))
@@ -203,6 +216,18 @@ def encoded_address(address: str | Address) -> EncodedAddress:
 
     Only the first ``length`` bytes are shown: that is what bind() is given, so for a
     unix path the unused tail of ``sun_path`` is not part of the address.
+
+    Args:
+        address: address text in any form `parse_address` takes (not ``fd://``), or an
+            address value.
+
+    Returns:
+        The struct's name, the encoded length and bytes, and one part per field or hole
+        with its decoded value (``= 443``).
+
+    Raises:
+        SocketError.InvalidAddress, SocketError.InvalidPort: ``address`` does not parse
+            (or is ``fd://N``, which has no sockaddr of its own).
     """
     addr = as_address(address)
     encoded = addr.sockaddr
@@ -228,7 +253,19 @@ def platform_name() -> str:
 
 
 def describe(addresses: Iterable[str | Address] = ()) -> dict[str, object]:
-    """The ``--json`` object: platform, every struct's layout, each address's encoding."""
+    """The ``--json`` object: platform, every struct's layout, each address's encoding.
+
+    Args:
+        addresses: addresses whose encoding to include (text or values); all are parsed
+            before anything is built, so one bad address leaves no partial result.
+
+    Returns:
+        ``{"platform": str, "structs": {NAME: {...}}, "addresses": [{...}]}`` as DESIGN
+        in docs/design.md ("The layout tool").
+
+    Raises:
+        SocketError.InvalidAddress, SocketError.InvalidPort: an address does not parse.
+    """
     return {
         "platform": platform_name(),
         "structs": {name: layout.to_json() for name, layout in struct_layouts().items()},
@@ -266,7 +303,15 @@ def _render_struct(layout: StructLayout) -> list[str]:
     return lines
 
 
-def _render_address(enc: EncodedAddress) -> list[str]:
+def render_address(enc: EncodedAddress) -> list[str]:
+    """One encoded address as lines of text: a title line, then offset, field, bytes (hex) and value per part.
+
+    Args:
+        enc: what `encoded_address` returned.
+
+    Returns:
+        The lines, without newlines; long byte runs continue on extra lines.
+    """
     lines = [f"{enc.text}  struct {enc.struct}, {enc.length} bytes"]
     name_width = max(len("field"), *(len(p.name or "(hole)") for p in enc.parts))
     hex_width = max(len("bytes"), *(len(line) for p in enc.parts for line in _hex_lines(p.data)))
@@ -282,32 +327,19 @@ def _render_address(enc: EncodedAddress) -> list[str]:
 def render(addresses: Iterable[str | Address] = ()) -> str:
     """The human report: every struct's table, then each address's bytes, field by field.
 
-    Raises `SocketError.InvalidAddress` / `InvalidPort` for an address that does not parse.
+    Args:
+        addresses: addresses whose encoding to show after the structs.
+
+    Returns:
+        The report as one string without a final newline (``janus-net layout`` prints it
+        with control characters escaped).
+
+    Raises:
+        SocketError.InvalidAddress, SocketError.InvalidPort: an address does not parse;
+            nothing is rendered then.
     """
     encodings = [encoded_address(a) for a in addresses]  # parse everything before printing anything
     blocks = [_render_struct(layout) for layout in struct_layouts().values()]
-    blocks += [_render_address(enc) for enc in encodings]
+    blocks += [render_address(enc) for enc in encodings]
     header = f"sockaddr layouts on {platform_name()} (from the compiled shim)"
     return "\n\n".join([header] + ["\n".join(block) for block in blocks])
-
-
-def run(args: argparse.Namespace) -> int:
-    """The ``layout`` command, given parsed ``addresses`` and ``json``."""
-    if args.json:
-        print(json.dumps(describe(args.addresses)))
-    else:
-        print(render(args.addresses))
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m janus_net.layout``: the ``janus-net layout`` command, with its error handling."""
-    # Imported here: cli imports this module to offer `layout`, and the command's
-    # error contract (one line on stderr, exit 1) lives in cli.main alone.
-    from janus_net.cli import main as cli_main
-
-    return cli_main(["layout", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,7 @@
+"""``python -m janus_net.layout``: the ``janus-net layout`` command (same output, same error contract)."""
+
+import sys
+
+from janus_net.cli import main
+
+sys.exit(main(["layout", *sys.argv[1:]]))

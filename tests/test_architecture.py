@@ -1,0 +1,82 @@
+"""docs/architecture.md's drawing of the layers is what the imports say (issue 10 item 8).
+
+Each row of the drawing may import modules on rows below it, and the one module a ``─▶`` on its
+own row points at. A module the drawing does not show is not checked here (add it to the drawing).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "janus_net"
+DOC = ROOT / "docs" / "architecture.md"
+MODULE = re.compile(r"(?<![\w/.])((?:layout/)?[a-z_]+(?:/__init__|/__main__)?\.py|_shim)(?![\w.])")
+
+
+def drawing() -> list[tuple[list[str], set[tuple[str, str]]]]:
+    """Rows of the drawing, top first: (modules, arrows within the row)."""
+    text = DOC.read_text()
+    block = text.split("## The layers", 1)[1].split("```", 2)[1]
+    rows = []
+    for line in block.splitlines()[3:]:  # after the fence line and the two header lines
+        cells = line[17:]  # past the row's name
+        found = [m.group(1) for m in MODULE.finditer(cells)]
+        arrows = set(re.findall(r"([\w/]+\.py) ─▶ (?=([\w/]+\.py))", cells))
+        if found:
+            rows.append((found, arrows))
+    return rows
+
+
+def module_name(drawn: str) -> str:
+    return drawn.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
+
+
+def imports_of(path: Path) -> set[str]:
+    """The janus_net modules ``path`` imports, as drawn names' module names (``layout``, ``socket``...)."""
+    tree = ast.parse(path.read_text())
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("janus_net"):
+            if node.module == "janus_net":
+                found |= {alias.name for alias in node.names}
+            else:
+                found.add(node.module.split(".", 1)[1].split(".")[0])
+        elif isinstance(node, ast.Import):
+            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("janus_net.")}
+    return found
+
+
+def test_the_drawing_names_the_real_modules() -> None:
+    drawn = [m for modules, _ in drawing() for m in modules]
+    assert len(drawn) == len(set(drawn)), "a module drawn twice"
+    for name in drawn:
+        assert name == "_shim" or (PACKAGE / name).exists(), f"{name} is drawn but does not exist"
+    for must in ("syscalls.py", "socket.py", "descriptor.py", "waiting.py", "batch.py", "scratch.py", "options.py"):
+        assert must in drawn
+
+
+# The one upward reference, made at call time inside a function (so there is no import
+# cycle at load): DESIGN names the question `janus_net.platform.landlock_abi()`, and asking
+# the kernel is a syscall, which only syscalls.py makes.
+CALL_TIME_UPWARD = {("platform", "syscalls")}
+
+
+def test_every_drawn_module_imports_only_downwards() -> None:
+    rows = drawing()
+    row_of = {module_name(m): i for i, (modules, _) in enumerate(rows) for m in modules}
+    arrows = {(module_name(a), module_name(b)) for _, pairs in rows for a, b in pairs}
+    for modules, _ in rows:
+        for drawn in modules:
+            if drawn == "_shim":
+                continue
+            name = module_name(drawn)
+            for target in imports_of(PACKAGE / drawn):
+                if target not in row_of or target == name:
+                    continue
+                below = row_of[target] > row_of[name]
+                assert below or (name, target) in arrows or (name, target) in CALL_TIME_UPWARD, (
+                    f"{drawn} imports {target}, which the drawing shows above it or beside it without an arrow"
+                )
