@@ -238,6 +238,8 @@ SEND = Syscall(
         # EPIPE: the peer is gone (SIGPIPE is suppressed, so we see the errno).
         E.EPIPE: SocketError.SocketUnconnected,
         E.ENOTCONN: SocketError.SocketUnconnected,
+        # ETOOMANYREFS: sendmsg with SCM_RIGHTS past the sender's limit of descriptors in flight.
+        E.ETOOMANYREFS: SocketError.SystemResources,
     },
     bugs=(E.EBADF, E.EDESTADDRREQ, E.EFAULT, E.EINVAL, E.EISCONN, E.ENOTSOCK, E.EOPNOTSUPP),
 )
@@ -283,6 +285,12 @@ CONNECT = Syscall(
         E.ENETUNREACH: SocketError.NetworkUnreachable,
         E.EHOSTUNREACH: SocketError.HostUnreachable,
         E.EADDRNOTAVAIL: SocketError.AddressUnavailable,
+        # Rows added for jn.connect (issue 12): a client's causes, from connect or SO_ERROR.
+        E.ECONNRESET: SocketError.ConnectionResetByPeer,
+        E.ENETDOWN: SocketError.NetworkSubsystemDown,
+        E.EAFNOSUPPORT: SocketError.AddressFamilyUnsupported,
+        E.ENOBUFS: SocketError.SystemResources,
+        E.ENOMEM: SocketError.SystemResources,
     },
     bugs=(E.EBADF, E.EFAULT, E.ENOTSOCK, E.EISCONN),
 )
@@ -527,3 +535,66 @@ def recvmmsg(
     `WOULD_BLOCK` when ``nonblocking`` and nothing is queued.
     """
     return retry(RECEIVE, lib.jn_recvmmsg, (fd, msgs, count, flags), checkpoint, None, nonblocking)
+
+
+# --- Client connections and passing descriptors (issue 12: connect, send_sockets,
+# receive_sockets, notify). sendmsg/recvmsg use the SEND/RECEIVE tables: their causes
+# are the same, and the fault seam reaches them under the same names.
+
+#: `connect_start`'s answer when a TCP connect is under way (EINPROGRESS): wait for POLLOUT.
+IN_PROGRESS = -2
+_IN_PROGRESS_ERRNOS = frozenset({E.EINPROGRESS, E.EALREADY})
+
+
+def connect_start(fd: int, sockaddr: Any, length: int, checkpoint: Checkpoint | None, address: object) -> int:
+    """A non-blocking connect(2): 0 when connected, `IN_PROGRESS`, or `WOULD_BLOCK`.
+
+    `WOULD_BLOCK` (EAGAIN) is what a unix socket says when the listener's backlog is
+    full: no connection was started, so the caller waits a little and calls again.
+    """
+    try:
+        return retry(CONNECT, lib.connect, (fd, sockaddr, length), checkpoint, address, True)
+    except SocketError.Unexpected as e:
+        if e.errno in _IN_PROGRESS_ERRNOS:
+            return IN_PROGRESS
+        raise
+
+
+def connect_result(fd: int, address: object) -> None:
+    """After POLLOUT on a connecting socket: raise the CONNECT member for SO_ERROR, if any."""
+    err = getsockopt_int(fd, lib.SOL_SOCKET, lib.SO_ERROR)
+    if err:
+        raise CONNECT.error(err, address)
+
+
+def peer_credentials(fd: int) -> tuple[int, int, int]:
+    """SO_PEERCRED on a connected unix socket: the peer's (pid, uid, gid) at connect time."""
+    if not lib.JN_HAS_UCRED:
+        raise SocketError.OptionUnsupported(None, "this platform has no SO_PEERCRED", syscall="getsockopt")
+    cred = ffi.new("struct ucred *")
+    size = ffi.new("socklen_t *", ffi.sizeof("struct ucred"))
+    retry(GETSOCKOPT, lib.getsockopt, (fd, lib.SOL_SOCKET, lib.JN_SO_PEERCRED, cred, size))
+    return int(cred.pid), int(cred.uid), int(cred.gid)
+
+
+def sendmsg(
+    fd: int,
+    msg: Any,
+    flags: int,
+    checkpoint: Checkpoint | None = None,
+    address: object = None,
+    nonblocking: bool = False,
+) -> int:
+    """sendmsg(2) of a prepared ``struct msghdr *``; returns the bytes sent (SEND table).
+
+    `WOULD_BLOCK` when ``nonblocking`` and the socket's send buffer is full.
+    """
+    return retry(SEND, lib.sendmsg, (fd, msg, flags), checkpoint, address, nonblocking)
+
+
+def recvmsg(fd: int, msg: Any, flags: int, checkpoint: Checkpoint | None = None, nonblocking: bool = False) -> int:
+    """recvmsg(2) into a prepared ``struct msghdr *`` (RECEIVE table); 0 means end of stream.
+
+    `WOULD_BLOCK` when ``nonblocking`` and nothing is there.
+    """
+    return retry(RECEIVE, lib.recvmsg, (fd, msg, flags), checkpoint, None, nonblocking)
