@@ -11,6 +11,8 @@ One typed error per cause, nothing leaked on any path, cancellable with a
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from janus_net.activation import listen_fds
 from janus_net.address import (
     Address,
@@ -23,8 +25,10 @@ from janus_net.address import (
 )
 from janus_net.audit import AuditRecord
 from janus_net.capability import NetBind
+from janus_net.connect import connect
 from janus_net.context import Context
 from janus_net.errors import ErrnoBug, SocketError
+from janus_net.fdpass import receive_sockets, send_sockets
 from janus_net.listen import (
     bind,
     bind_with_capability,
@@ -33,9 +37,24 @@ from janus_net.listen import (
     listen_with_capability,
     listen_with_context,
 )
+from janus_net.notify import notify, watchdog_interval
 from janus_net.socket import Mode, Protocol, Server, Socket, Stream
 
+if TYPE_CHECKING:
+    from janus_net import handoff as handoff
+
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    # jn.handoff is imported on first use: most programs never upgrade themselves,
+    # and `import janus_net` stays as cheap as it was.
+    if name == "handoff":
+        import importlib
+
+        return importlib.import_module("janus_net.handoff")
+    raise AttributeError(f"module 'janus_net' has no attribute {name!r}")
+
 
 __all__ = [
     "Address",
@@ -57,9 +76,15 @@ __all__ = [
     "bind",
     "bind_with_capability",
     "bind_with_context",
+    "connect",
+    "handoff",
     "listen",
     "listen_fds",
     "listen_with_capability",
     "listen_with_context",
+    "notify",
     "parse_address",
+    "receive_sockets",
+    "send_sockets",
+    "watchdog_interval",
 ]

@@ -210,12 +210,20 @@ def build_parser() -> argparse.ArgumentParser:
     listen_cmd.add_argument("--json", action="store_true", help="print the status lines as JSON objects")
     listen_cmd.set_defaults(run=_listen, check=lambda args: _check_listen_args(listen_cmd, args))
 
+    # `run` parses its own arguments (janus_net.supervisor), COMMAND and its options included.
+    commands.add_parser("run", help="run COMMAND on sockets passed as systemd does; SIGHUP reloads without downtime")
+
     demo = commands.add_parser("demo", help="run the three profiles against themselves on loopback")
     demo.set_defaults(run=_demo)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["run"]:
+        from janus_net import supervisor  # loaded only for this command
+
+        return supervisor.main(words[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     check = getattr(args, "check", None)
