@@ -12,7 +12,9 @@ address*, not one of the service's own sockets)::
                                               ... the new one starts serving ...
       <-------------------------------------- frame {"ready": true}      (handoff.ready())
       stop removing the files on close
-      frame {"given": true} ----------------> now the new one removes them on close
+      stop listening at the hand-over address
+      frame {"given": true} ----------------> now the new one removes them on close,
+                                              and may offer at the address in turn
       offer returns: stop accepting, drain,
       close (the sockets live on in the new one)
 
@@ -42,9 +44,10 @@ import json
 import os
 import stat
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from janus_net import readiness
 from janus_net.address import UnixAddress, as_address
 from janus_net.connect import connect
 from janus_net.errors import SocketError
@@ -128,16 +131,12 @@ def offer(address: str | UnixAddress, sockets: Mapping[str, AnySocket], *, ctx: 
         raise SocketError.InvalidAddress(None, "a hand-over address is a unix path or @name", address=str(addr))
     items = dict(sockets)
     _items(items)  # the checks send_sockets makes, before anything waits
-    mode = None if addr.abstract else 0o600
-    if ctx is None:
-        server = listen(addr, unlink_stale=True, mode=mode)
-    else:
-        server = listen_with_context(addr, ctx, unlink_stale=True, mode=mode)
+    server = _listen_for_successor(addr, ctx)
     with server:
         while True:
             with server.accept(ctx) as channel:
                 try:
-                    _offer_to(channel, items, ctx)
+                    _offer_to(channel, items, ctx, server.close)
                 except SocketError.Timeout:
                     raise
                 except SocketError:
@@ -145,7 +144,25 @@ def offer(address: str | UnixAddress, sockets: Mapping[str, AnySocket], *, ctx: 
                 return
 
 
-def _offer_to(channel: Stream, items: dict[str, AnySocket], ctx: Context | None) -> None:
+#: How long `offer` pauses before trying again while another process still listens at its address.
+_BUSY_PAUSE_MS = 20
+
+
+def _listen_for_successor(addr: UnixAddress, ctx: Context | None) -> Server:
+    """Listen at the hand-over address; while a predecessor still holds it, wait (its hand-over is ending)."""
+    mode = None if addr.abstract else 0o600
+    while True:
+        try:
+            if ctx is None:
+                return listen(addr, unlink_stale=True, mode=mode)
+            return listen_with_context(addr, ctx, unlink_stale=True, mode=mode)
+        except SocketError.AddressInUse:
+            readiness.wait(readiness.pollfds(-1, 0, ctx) + 1, 1, ctx, _BUSY_PAUSE_MS)
+
+
+def _offer_to(
+    channel: Stream, items: dict[str, AnySocket], ctx: Context | None, stop_listening: Callable[[], None]
+) -> None:
     check_peer(channel.fileno(), frozenset(), channel.address)
     send_sockets(channel, items, ctx=ctx)
     files = {}
@@ -162,6 +179,8 @@ def _offer_to(channel: Stream, items: dict[str, AnySocket], ctx: Context | None)
         sock = items[name]
         assert isinstance(sock, (Server, Socket))
         give_unix_file(sock, None)
+    # ...stops listening at the hand-over address, so the successor can offer there in turn...
+    stop_listening()
     # ...and tells the successor so. If it is gone meanwhile, it had said it was ready:
     # the hand-over happened either way.
     try:

@@ -329,8 +329,9 @@ class _Supervisor:
                 return None
             code = os.waitstatus_to_exitcode(status)
             code = 128 - code if code < 0 else code
-            self.stopping.pop(pid, None)
-            if pid == self.pending:
+            if self.stopping.pop(pid, None) is not None:
+                _log(f"pid {pid} stopped ({code})")
+            elif pid == self.pending:
                 _log(f"pid {pid} exited ({code}) before it was ready; pid {self.current} keeps serving")
                 self.pending = None
             elif pid == self.current:

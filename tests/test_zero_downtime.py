@@ -117,6 +117,10 @@ def test_twenty_sighup_reloads_of_janus_net_run_under_load(tmp_path: Path) -> No
             os.kill(first_pid, 0)
         sup.send_signal(signal.SIGTERM)
         assert sup.wait(timeout=30) == 128 + signal.SIGTERM
+        log += sup.stderr.readlines()
+        # Every replaced command drained and exited by itself on SIGTERM (never SIGKILLed).
+        stopped = [entry for entry in log if " stopped (" in entry]
+        assert len(stopped) == UPGRADES and all(entry.endswith(" stopped (0)\n") for entry in stopped), stopped
         assert not path.exists(), "janus-net run created the file: it removes it when it stops"
     finally:
         if sup.poll() is None:

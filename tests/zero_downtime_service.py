@@ -69,6 +69,13 @@ def echo(conn: socket.socket) -> None:
         conn.sendall(data)
 
 
+def join(thread: threading.Thread) -> None:
+    # A signal may be delivered to any thread; Python runs its handler in the main thread
+    # only when that thread runs bytecode, and a plain join() would sleep through it.
+    while thread.is_alive():
+        thread.join(0.1)
+
+
 def announce(servers: dict[str, jn.Server]) -> None:
     fields = " ".join(f"{name}={server.address}" for name, server in servers.items())
     print(f"serving {os.getpid()} {fields}", flush=True)
@@ -105,15 +112,15 @@ def main() -> None:
 
         offering = threading.Thread(target=hand_over)
         offering.start()
-        serving.join()
-        offering.join()
+        join(serving)
+        join(offering)
     else:
         servers = {name: s for name, s in jn.listen_fds().items() if isinstance(s, jn.Server)}
         serving = threading.Thread(target=serve, args=(servers, stop_r))
         serving.start()
         announce(servers)
         jn.notify(ready=True, status="serving")
-        serving.join()
+        join(serving)
     for server in servers.values():
         server.close()
 
