@@ -399,12 +399,12 @@ def receive_sockets(
             ctx.check()
         for (name, kind, address, _), (slots, i) in zip(inspected, refs, strict=True):
             result[name] = _claim(slots, i, kind, address)
+        return result  # inside the try: an interrupt at this very line still closes everything
     except BaseException:
         for sock in result.values():
             sock.close()
         receiver.close_all()
         raise
-    return result
 
 
 def _receive_entries(receiver: _Receiver) -> list[tuple[str, Kind]]:
