@@ -109,10 +109,10 @@ def test_300_sockets_in_one_call_with_names_order_kinds_and_cloexec() -> None:
                     sock.close()
                 web = got["web-7"]
                 assert isinstance(web, jn.Server)
-                with socket.create_connection((web.address.host, web.address.port)) as dialer:  # type: ignore[union-attr]
-                    with web.accept() as conn:
-                        dialer.sendall(b"ping")
-                        assert conn.read(4) == b"ping"
+                host, port = web.address.host, web.address.port  # type: ignore[union-attr]
+                with socket.create_connection((host, port)) as dialer, web.accept() as conn:
+                    dialer.sendall(b"ping")
+                    assert conn.read(4) == b"ping"
                 stream = got["conn"]
                 assert isinstance(stream, jn.Stream)
                 stream.write_all(b"over the passed stream")
@@ -180,9 +180,12 @@ def test_sender_checks_everything_before_any_syscall() -> None:
             with pytest.raises(TypeError):
                 jn.send_sockets(web, {"a": web})  # type: ignore[arg-type]
         assert injection.failed == 0
-    with jn.listen("127.0.0.1:0") as tcp, jn.connect(str(tcp.address)) as client:
-        with pytest.raises(jn.SocketError.AddressFamilyUnsupported):
-            jn.send_sockets(client, {"a": tcp})
+    with (
+        jn.listen("127.0.0.1:0") as tcp,
+        jn.connect(str(tcp.address)) as client,
+        pytest.raises(jn.SocketError.AddressFamilyUnsupported),
+    ):
+        jn.send_sockets(client, {"a": tcp})
 
 
 def test_receiver_gone_is_a_typed_error_for_the_sender() -> None:
@@ -392,9 +395,8 @@ def test_a_peer_of_another_uid_is_refused_unless_allowed() -> None:
         finally:
             _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
-    with channel() as (_, rx):
-        with pytest.raises(TypeError):
-            jn.receive_sockets(rx, allow_uids=["nobody"])  # type: ignore[list-item]
+    with channel() as (_, rx), pytest.raises(TypeError):
+        jn.receive_sockets(rx, allow_uids=["nobody"])  # type: ignore[list-item]
 
 
 def test_capability_checks_and_audits_each_received_address() -> None:
@@ -442,13 +444,13 @@ def test_keyboard_interrupt_at_every_line_of_the_receiver() -> None:
                 before = open_fds()
                 seen = 0
 
-                def tracer(frame: FrameType, event: str, arg: Any) -> Any:
+                def tracer(frame: FrameType, event: str, arg: Any, at: int = n) -> Any:
                     nonlocal seen
                     if frame.f_code.co_filename != FDPASS_FILE:
                         return None
                     if event == "line":
                         seen += 1
-                        if seen == n:
+                        if seen == at:
                             raise KeyboardInterrupt
                     return tracer
 
