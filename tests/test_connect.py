@@ -90,7 +90,8 @@ def full_tcp_backlog() -> Iterator[str]:
                 filler.connect_ex(server.getsockname())
                 fillers.append(filler)
             time.sleep(0.1)
-            yield "%s:%d" % server.getsockname()
+            host, port = server.getsockname()
+            yield f"{host}:{port}"
         finally:
             for filler in fillers:
                 filler.close()
