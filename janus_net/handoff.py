@@ -150,12 +150,14 @@ _BUSY_PAUSE_MS = 20
 
 def _listen_for_successor(addr: UnixAddress, ctx: Context | None) -> Server:
     """Listen at the hand-over address; while a predecessor still holds it, wait (its hand-over is ending)."""
-    mode = None if addr.abstract else 0o600
+    # A path gets mode 0600 (only our user may connect) and replaces a stale file left
+    # by a crashed predecessor; an abstract name has neither file nor permissions.
+    options: dict[str, Any] = {} if addr.abstract else {"mode": 0o600, "unlink_stale": True}
     while True:
         try:
             if ctx is None:
-                return listen(addr, unlink_stale=True, mode=mode)
-            return listen_with_context(addr, ctx, unlink_stale=True, mode=mode)
+                return listen(addr, **options)
+            return listen_with_context(addr, ctx, **options)
         except SocketError.AddressInUse:
             readiness.wait(readiness.pollfds(-1, 0, ctx) + 1, 1, ctx, _BUSY_PAUSE_MS)
 
