@@ -25,7 +25,7 @@ def _offer_in_thread(
     def run() -> None:
         try:
             jn.handoff.offer(address, sockets, ctx=ctx)
-        except BaseException as e:  # noqa: BLE001 - reported to the test
+        except BaseException as e:  # reported to the test
             errors.append(e)
 
     thread = threading.Thread(target=run)
