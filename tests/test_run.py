@@ -71,7 +71,10 @@ def test_the_command_exit_status_is_the_supervisors(tmp_path: Path) -> None:
 
 
 def test_listen_fds_adopts_what_run_passes() -> None:
-    script = "import janus_net as jn, json; s = jn.listen_fds(); print(json.dumps({k: str(v.address) for k, v in s.items()}))"
+    script = (
+        "import janus_net as jn, json; s = jn.listen_fds(); "
+        "print(json.dumps({k: str(v.address) for k, v in s.items()}))"
+    )
     proc = run("--listen", "a=127.0.0.1:0", "--bind", "b=127.0.0.1:0", "--", sys.executable, "-c", script)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
