@@ -238,8 +238,6 @@ SEND = Syscall(
         # EPIPE: the peer is gone (SIGPIPE is suppressed, so we see the errno).
         E.EPIPE: SocketError.SocketUnconnected,
         E.ENOTCONN: SocketError.SocketUnconnected,
-        # ETOOMANYREFS: sendmsg with SCM_RIGHTS past the sender's limit of descriptors in flight.
-        E.ETOOMANYREFS: SocketError.SystemResources,
     },
     bugs=(E.EBADF, E.EDESTADDRREQ, E.EFAULT, E.EINVAL, E.EISCONN, E.ENOTSOCK, E.EOPNOTSUPP),
 )
@@ -307,6 +305,17 @@ POLL = Syscall(
     bugs=(E.EFAULT, E.EINVAL),
 )
 
+# sendmsg with SCM_RIGHTS (send_sockets, notify): send's causes, plus one of its own.
+SENDMSG = Syscall(
+    "sendmsg",
+    {
+        **SEND.errors,
+        # ETOOMANYREFS: more descriptors in flight than the sender's RLIMIT_NOFILE allows.
+        E.ETOOMANYREFS: SocketError.SystemResources,
+    },
+    bugs=SEND.bugs,
+)
+
 #: Every table, for tests and the fault seam to iterate.
 TABLES: tuple[Syscall, ...] = (
     SOCKET,
@@ -326,6 +335,7 @@ TABLES: tuple[Syscall, ...] = (
     CONNECT,
     FCHMOD,
     POLL,
+    SENDMSG,
 )
 
 
@@ -538,8 +548,8 @@ def recvmmsg(
 
 
 # --- Client connections and passing descriptors (issue 12: connect, send_sockets,
-# receive_sockets, notify). sendmsg/recvmsg use the SEND/RECEIVE tables: their causes
-# are the same, and the fault seam reaches them under the same names.
+# receive_sockets, notify). sendmsg has its own table (SENDMSG); recvmsg uses RECEIVE,
+# whose causes are the same, and the fault seam reaches it as "receive".
 
 #: `connect_start`'s answer when a TCP connect is under way (EINPROGRESS): wait for POLLOUT.
 IN_PROGRESS = -2
@@ -585,11 +595,11 @@ def sendmsg(
     address: object = None,
     nonblocking: bool = False,
 ) -> int:
-    """sendmsg(2) of a prepared ``struct msghdr *``; returns the bytes sent (SEND table).
+    """sendmsg(2) of a prepared ``struct msghdr *``; returns the bytes sent (SENDMSG table).
 
     `WOULD_BLOCK` when ``nonblocking`` and the socket's send buffer is full.
     """
-    return retry(SEND, lib.sendmsg, (fd, msg, flags), checkpoint, address, nonblocking)
+    return retry(SENDMSG, lib.sendmsg, (fd, msg, flags), checkpoint, address, nonblocking)
 
 
 def recvmsg(fd: int, msg: Any, flags: int, checkpoint: Checkpoint | None = None, nonblocking: bool = False) -> int:

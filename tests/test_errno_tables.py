@@ -402,6 +402,15 @@ def receive_with_context(err: Any, tmp: Path) -> Outcome:
     return Outcome(error, inj, _leftovers(tmp))
 
 
+def send_sockets_unix(err: Any, tmp: Path) -> Outcome:
+    """jn.send_sockets over a unix stream: the sendmsg carrying the descriptor fails."""
+    name = f"unix:@jn-errno-sendmsg-{os.getpid()}"
+    with jn.listen(name) as server, jn.connect(name) as tx, server.accept(), jn.listen("127.0.0.1:0") as web:
+        with fail("sendmsg", err) as inj:
+            error = _run(lambda: jn.send_sockets(tx, {"web": web}))
+    return Outcome(error, inj, _leftovers(tmp))
+
+
 #: How each table is reached. A new table without an entry fails the suite.
 ROUTES: dict[str, tuple[Route, ...]] = {
     "SOCKET": (listen_ip("socket"), bind_unix_dgram("socket")),
@@ -421,6 +430,7 @@ ROUTES: dict[str, tuple[Route, ...]] = {
     "CONNECT": (stale_probe,),
     "FCHMOD": (listen_unix("fchmod", mode=0o600),),
     "POLL": (accept_with_context, receive_with_context),
+    "SENDMSG": (send_sockets_unix,),
 }
 
 #: Routes this process never reaches, because CLOEXEC is native here: they run in a

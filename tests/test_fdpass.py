@@ -165,7 +165,7 @@ def test_sender_checks_everything_before_any_syscall() -> None:
     with channel() as (tx, _), jn.listen("127.0.0.1:0") as web:
         closed = jn.listen("127.0.0.1:0")
         closed.close()
-        with fail("send", errno.EIO) as injection:
+        with fail("sendmsg", errno.EIO) as injection:
             with pytest.raises(ValueError, match="closed"):
                 jn.send_sockets(tx, {"a": closed})
             for bad in ("", "a:b", "new\nline", "é", "x" * 256):
