@@ -405,7 +405,7 @@ def receive_with_context(err: Any, tmp: Path) -> Outcome:
 def send_sockets_unix(err: Any, tmp: Path) -> Outcome:
     """jn.send_sockets over a unix stream: the sendmsg carrying the descriptor fails."""
     name = f"unix:@jn-errno-sendmsg-{os.getpid()}"
-    with jn.listen(name) as server, jn.connect(name) as tx, server.accept(), jn.listen("127.0.0.1:0") as web:
+    with jn.listen(name) as server, jn.connect(name) as tx, server.accept(), jn.listen("127.0.0.1:0") as web:  # noqa: SIM117
         with fail("sendmsg", err) as inj:
             error = _run(lambda: jn.send_sockets(tx, {"web": web}))
     return Outcome(error, inj, _leftovers(tmp))
