@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import janus_net as jn  # noqa: E402 - after the path set-up, for running from a checkout
+import janus_net as jn
 
 
 def bench_handover(n: int, rounds: int = 11) -> float:
