@@ -148,7 +148,7 @@ def _send_all(fd: int, payload: bytes, fds: list[int], ctx: Context | None, addr
         check = None if ctx is None else ctx.check
         if ctx is not None:
             ctx.check()
-        got = syscalls.sendmsg(fd, msg, _SEND_FLAGS, check, address, nonblocking=True)
+        got = syscalls.sendmsg(fd, msg, _SEND_FLAGS, syscalls.SENDMSG, address, check, nonblocking=True)
         if got == syscalls.WOULD_BLOCK:
             if fds_poll is None:
                 fds_poll = readiness.pollfds(fd, lib.POLLOUT, ctx)

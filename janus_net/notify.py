@@ -135,7 +135,7 @@ def notify(
         for message_lines, message_fds in messages:
             payload = ("\n".join(message_lines) + "\n").encode()
             msg, keep = rights_message(payload, message_fds)
-            syscalls.sendmsg(fd, msg, platform.MSG_NOSIGNAL, None, address)
+            syscalls.sendmsg(fd, msg, platform.MSG_NOSIGNAL, syscalls.SENDMSG, address)
             del keep
     finally:
         syscalls.close(fd)

@@ -591,15 +591,17 @@ def sendmsg(
     fd: int,
     msg: Any,
     flags: int,
-    checkpoint: Checkpoint | None = None,
+    table: Syscall = SEND,
     address: object = None,
+    checkpoint: Checkpoint | None = None,
     nonblocking: bool = False,
 ) -> int:
-    """sendmsg(2) of a prepared ``struct msghdr *``; returns the bytes sent (SENDMSG table).
+    """sendmsg(2) of a prepared ``struct msghdr *``; returns the bytes sent.
 
+    ``table`` is SEND, or SENDMSG for a message carrying descriptors (SCM_RIGHTS).
     `WOULD_BLOCK` when ``nonblocking`` and the socket's send buffer is full.
     """
-    return retry(SENDMSG, lib.sendmsg, (fd, msg, flags), checkpoint, address, nonblocking)
+    return retry(table, lib.sendmsg, (fd, msg, flags), checkpoint, address, nonblocking)
 
 
 def recvmsg(fd: int, msg: Any, flags: int, checkpoint: Checkpoint | None = None, nonblocking: bool = False) -> int:
