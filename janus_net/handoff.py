@@ -275,21 +275,18 @@ def take(address: str | UnixAddress, *, ctx: Context | None = None, capability: 
         channel = connect(addr, ctx=ctx)
     except (SocketError.ConnectionRefused, SocketError.FileNotFound):
         return HandOff({}, None)
+    sockets: dict[str, AnySocket] = {}
     try:
         _check_channel(channel)
         check_peer(channel.fileno(), frozenset(), addr)
         sockets = receive_sockets(channel, ctx=ctx, capability=capability)
-        try:
-            files = _files(_read_frame(channel, ctx), sockets)
-            result = HandOff(sockets, channel, files)
-        except BaseException:
-            for sock in sockets.values():
-                sock.close()
-            raise
+        files = _files(_read_frame(channel, ctx), sockets)
+        return HandOff(sockets, channel, files)  # inside the try: an interrupt here still cleans up
     except BaseException:
+        for sock in sockets.values():
+            sock.close()
         channel.close()
         raise
-    return result
 
 
 def _files(frame: dict[str, Any], sockets: Mapping[str, AnySocket]) -> dict[str, UnixFile]:
