@@ -62,7 +62,7 @@ _CONTROL_SIZE: int = lib.jn_cmsg_space(CHUNK_MAX * _INT_SIZE)
 _CMSG_HEADER_LEN: int = lib.jn_cmsg_len(0)
 _KIND_CODES: dict[Kind, int] = {kind: code for code, kind in enumerate(KINDS, start=1)}
 _SEND_FLAGS = platform.MSG_NOSIGNAL | lib.MSG_DONTWAIT
-_RECEIVE_FLAGS = lib.JN_MSG_CMSG_CLOEXEC | lib.MSG_DONTWAIT
+_RECEIVE_FLAGS = platform.MSG_CMSG_CLOEXEC | lib.MSG_DONTWAIT
 
 
 def check_name(name: object) -> str:
@@ -280,7 +280,7 @@ class _Receiver:
             self.deliveries.append(delivery)  # owned before the kernel can put anything in it
             got = self._recvmsg(delivery)
             found, other = delivery.rights()
-            if not lib.JN_MSG_CMSG_CLOEXEC:
+            if not platform.MSG_CMSG_CLOEXEC:
                 for slots, count in found:
                     for i in range(count):
                         syscalls.set_cloexec(slots[i])

@@ -35,3 +35,6 @@ SUN_PATH_OFFSET: int = ffi.offsetof("struct sockaddr_un", "sun_path")
 
 #: Flags every socket() call adds to the type.
 SOCKET_TYPE_FLAGS: int = lib.JN_SOCK_CLOEXEC if HAS_SOCK_CLOEXEC else 0
+#: recvmsg flag making received descriptors close-on-exec at once (0: set FD_CLOEXEC with
+#: fcntl right after recvmsg; forced by JANUS_NET_FORCE_CLOEXEC_EMULATION like the others).
+MSG_CMSG_CLOEXEC: int = 0 if FORCE_CLOEXEC_EMULATION else lib.JN_MSG_CMSG_CLOEXEC

@@ -37,7 +37,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from janus_net import syscalls
+from janus_net import platform, syscalls
 from janus_net._shim import ffi, lib
 from janus_net.address import parse_address
 from janus_net.audit import JsonLinesSink
@@ -399,7 +399,7 @@ def _receive_notification(fd: int) -> tuple[int | None, str] | None:
     msg.msg_iovlen = 1
     msg.msg_control = control
     msg.msg_controllen = _CONTROL_SIZE
-    got = syscalls.recvmsg(fd, msg, lib.MSG_DONTWAIT | lib.JN_MSG_CMSG_CLOEXEC, None, nonblocking=True)
+    got = syscalls.recvmsg(fd, msg, lib.MSG_DONTWAIT | platform.MSG_CMSG_CLOEXEC, None, nonblocking=True)
     if got == syscalls.WOULD_BLOCK:
         return None
     pid = None

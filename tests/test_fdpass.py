@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import os
 import signal
 import socket
@@ -134,31 +135,47 @@ def test_empty_mapping_is_a_valid_transfer() -> None:
         assert jn.receive_sockets(rx) == {}
 
 
-def test_between_processes_and_strace_shows_msg_cmsg_cloexec(tmp_path: Path) -> None:
-    """A real second process receives; strace proves the flag on the recvmsg itself."""
-    address = f"unix:@jn-fdpass-strace-{os.getpid()}"
+@pytest.mark.parametrize("emulated", [False, True])
+def test_between_processes_and_strace_shows_msg_cmsg_cloexec(tmp_path: Path, emulated: bool) -> None:
+    """A real second process receives; strace proves the flag on the recvmsg itself.
+
+    With JANUS_NET_FORCE_CLOEXEC_EMULATION=1 (the path of platforms without the flag)
+    the recvmsg has no MSG_CMSG_CLOEXEC and fcntl(F_SETFD, FD_CLOEXEC) follows it.
+    """
+    address = f"unix:@jn-fdpass-strace-{os.getpid()}-{int(emulated)}"
     receiver = f"""
 import fcntl, json, janus_net as jn
 with jn.connect({address!r}) as ch:
     got = jn.receive_sockets(ch)
 web = got["web"]
-print(json.dumps({{"address": str(web.address), "cloexec": bool(fcntl.fcntl(web.fileno(), fcntl.F_GETFD) & 1)}}))
+flags = fcntl.fcntl(web.fileno(), fcntl.F_GETFD)
+print(json.dumps({{"address": str(web.address), "fd": web.fileno(), "cloexec": bool(flags & 1)}}))
 web.close()
 """
     trace = tmp_path / "trace"
+    env = dict(os.environ, JANUS_NET_FORCE_CLOEXEC_EMULATION="1" if emulated else "0")
     with jn.listen(address) as channel_server, jn.listen("127.0.0.1:0") as web:
         proc = subprocess.Popen(
-            ["strace", "-f", "-e", "trace=recvmsg", "-o", str(trace), sys.executable, "-c", receiver],
+            ["strace", "-f", "-e", "trace=recvmsg,fcntl", "-o", str(trace), sys.executable, "-c", receiver],
             stdout=subprocess.PIPE,
             text=True,
+            env=env,
         )
         with channel_server.accept(jn.Context.with_timeout(60)) as ch:
             jn.send_sockets(ch, {"web": web})
             out, _ = proc.communicate(timeout=60)
         assert proc.returncode == 0
-        assert f'"address": "{web.address}"' in out and '"cloexec": true' in out
-    recvmsgs = [line for line in trace.read_text().splitlines() if "recvmsg(" in line and "SCM_RIGHTS" in line]
-    assert recvmsgs and all("MSG_CMSG_CLOEXEC" in line for line in recvmsgs), recvmsgs
+    report = json.loads(out.splitlines()[-1])
+    assert report["address"] == str(web.address) and report["cloexec"] is True
+    lines = trace.read_text().splitlines()
+    recvmsgs = [line for line in lines if "recvmsg(" in line and "SCM_RIGHTS" in line]
+    assert len(recvmsgs) == 1, recvmsgs
+    if emulated:
+        assert "MSG_CMSG_CLOEXEC" not in recvmsgs[0]
+        after = lines[lines.index(recvmsgs[0]) + 1 :]
+        assert any(f"fcntl({report['fd']}, F_SETFD, FD_CLOEXEC)" in line for line in after), after[:5]
+    else:
+        assert "MSG_CMSG_CLOEXEC" in recvmsgs[0]
 
 
 def test_sender_checks_everything_before_any_syscall() -> None:
