@@ -56,6 +56,7 @@ def test_twenty_handoff_upgrades_under_load(tmp_path: Path) -> None:
     path = tmp_path / "echo.sock"
     argv = [sys.executable, SERVICE, "handoff", handoff, "web=127.0.0.1:0", f"u=unix:{path}"]
     procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)]
+    hammer = None
     try:
         hammer = Hammer(_targets(_serving_line(procs[0]))).start()
         inode = path.stat().st_ino
@@ -75,6 +76,8 @@ def test_twenty_handoff_upgrades_under_load(tmp_path: Path) -> None:
         assert not path.exists()
         assert list(tmp_path.iterdir()) == []
     finally:
+        if hammer is not None:
+            hammer.stop()
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
@@ -90,6 +93,7 @@ def test_twenty_sighup_reloads_of_janus_net_run_under_load(tmp_path: Path) -> No
     argv += ["--", sys.executable, SERVICE, "activation"]
     sup = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert sup.stdout is not None and sup.stderr is not None
+    hammer = None
     try:
         assert sup.stdout.readline().startswith("listening on 127.0.0.1:")
         assert sup.stdout.readline() == f"listening on unix:{path} as u\n"
@@ -123,6 +127,8 @@ def test_twenty_sighup_reloads_of_janus_net_run_under_load(tmp_path: Path) -> No
         assert len(stopped) == UPGRADES and all(entry.endswith(" stopped (0)\n") for entry in stopped), stopped
         assert not path.exists(), "janus-net run created the file: it removes it when it stops"
     finally:
+        if hammer is not None:
+            hammer.stop()
         if sup.poll() is None:
             sup.kill()
             sup.wait()
