@@ -296,6 +296,8 @@ class _Supervisor:
                     self._stop(old)
             elif pid is not None and pid == self.current and "READY=1" in lines:
                 _log(f"pid {pid} is ready")
+            elif "READY=1" in lines:
+                _log(f"ignored READY=1 from pid {pid}, which is not the command being started")
 
     def _stop(self, pid: int) -> None:
         try:

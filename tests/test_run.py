@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -113,14 +114,18 @@ def test_bind_errors_are_one_line_and_exit_1(tmp_path: Path) -> None:
 
 
 def test_a_reload_that_never_gets_ready_leaves_the_old_command_serving(tmp_path: Path) -> None:
-    """The new command never sends READY=1: it is stopped after --ready-timeout; the old one goes on."""
+    """The new command never sends READY=1: it is stopped after --ready-timeout; the old one goes on.
+
+    A READY=1 forged by another process (this test, naming the new pid in MAINPID=)
+    does not count: the supervisor believes only the kernel's SCM_CREDENTIALS.
+    """
     marker = tmp_path / "generation"
     script = (
         "import os, signal, sys, time, janus_net as jn\n"
         f"path = {str(marker)!r}\n"
         "first = not os.path.exists(path)\n"
         "open(path, 'a').write('x')\n"
-        "print('started', os.getpid(), flush=True)\n"
+        "print('started', os.getpid(), os.environ['NOTIFY_SOCKET'], flush=True)\n"
         "if first: jn.notify(ready=True)\n"
         "signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\n"
         "while True: time.sleep(1)\n"
@@ -134,13 +139,18 @@ def test_a_reload_that_never_gets_ready_leaves_the_old_command_serving(tmp_path:
         sup.stdout.readline()
         old = int(sup.stdout.readline().split()[1])
         sup.send_signal(signal.SIGHUP)
-        new = int(sup.stdout.readline().split()[1])
+        _, new_text, notify_socket = sup.stdout.readline().split()
+        new = int(new_text)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as forger:
+            forger.sendto(f"READY=1\nMAINPID={new}\n".encode(), "\0" + notify_socket[1:])
         deadline = time.monotonic() + 30
         log = []
         while not any(f"pid {new} stopped (0)" in entry for entry in log):
             assert time.monotonic() < deadline, log
             log.append(sup.stderr.readline())
         assert any(f"pid {new} was not ready in time" in entry for entry in log)
+        assert not any("is ready; stopping" in entry for entry in log), log
+        assert any(f"ignored READY=1 from pid {os.getpid()}" in entry for entry in log), log
         os.kill(old, 0)  # the old command still runs
         sup.send_signal(signal.SIGTERM)
         assert sup.wait(timeout=30) == 128 + signal.SIGTERM
