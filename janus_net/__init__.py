@@ -25,8 +25,10 @@ from janus_net.address import (
 )
 from janus_net.audit import AuditRecord
 from janus_net.capability import NetBind
+from janus_net.connect import connect
 from janus_net.context import Context
 from janus_net.errors import ErrnoBug, SocketError
+from janus_net.fdpass import receive_sockets, send_sockets
 from janus_net.listen import (
     bind,
     bind_with_capability,
@@ -35,41 +37,24 @@ from janus_net.listen import (
     listen_with_capability,
     listen_with_context,
 )
+from janus_net.notify import notify, watchdog_interval
 from janus_net.socket import Mode, Protocol, Server, Socket, Stream
 
 if TYPE_CHECKING:
     from janus_net import handoff as handoff
-    from janus_net.connect import connect as connect
-    from janus_net.fdpass import receive_sockets as receive_sockets
-    from janus_net.fdpass import send_sockets as send_sockets
-    from janus_net.notify import notify as notify
-    from janus_net.notify import watchdog_interval as watchdog_interval
 
 __version__ = "0.1.0"
 
 
-# The hand-over API (issue 12) is imported on first use: most programs never pass
-# sockets between processes, and `import janus_net` stays as cheap as it was.
-_LAZY = {
-    "connect": "janus_net.connect",
-    "send_sockets": "janus_net.fdpass",
-    "receive_sockets": "janus_net.fdpass",
-    "notify": "janus_net.notify",
-    "watchdog_interval": "janus_net.notify",
-}
-
-
 def __getattr__(name: str) -> object:
-    import importlib
-
+    # jn.handoff is imported on first use: most programs never upgrade themselves.
+    # (connect and notify are imported eagerly: they name both a function and its
+    # module, and a lazy function would lose to the submodule the import system binds.)
     if name == "handoff":
+        import importlib
+
         return importlib.import_module("janus_net.handoff")
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'janus_net' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # found directly from now on
-    return value
+    raise AttributeError(f"module 'janus_net' has no attribute {name!r}")
 
 
 __all__ = [

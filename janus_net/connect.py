@@ -18,7 +18,7 @@ Timeout, a KeyboardInterrupt -- closes the socket before it propagates.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from janus_net import platform, readiness, syscalls
 from janus_net._shim import lib
@@ -68,8 +68,12 @@ def connect(address: str | Address, *, ctx: Context | None = None) -> Stream:
     check = None if ctx is None else ctx.check
     if check is not None:
         check()
-    fd = syscalls.socket(addr.family, lib.SOCK_STREAM | lib.JN_SOCK_NONBLOCK, 0, check)
+    fd = -1
+    stream: Stream | None = None
+    # One try from before the socket exists to the return, so an interrupt at any line
+    # (even the return) finds the socket owned either by `fd` or by `stream`, never lost.
     try:
+        fd = syscalls.socket(addr.family, lib.SOCK_STREAM | lib.JN_SOCK_NONBLOCK, 0, check)
         if not lib.JN_SOCK_NONBLOCK:
             syscalls.set_nonblocking(fd, True, check)
         if check is not None:
@@ -78,12 +82,14 @@ def connect(address: str | Address, *, ctx: Context | None = None) -> Stream:
         syscalls.set_nonblocking(fd, False, check)
         if platform.SO_NOSIGPIPE:
             syscalls.setsockopt_int(fd, lib.SOL_SOCKET, platform.SO_NOSIGPIPE, 1, check)
-        stream = wrap(fd, "stream", addr)
+        stream = cast(Stream, wrap(fd, "stream", addr))
+        return stream
     except BaseException:
-        syscalls.close(fd)
+        if stream is not None:
+            stream.close()
+        elif fd >= 0:
+            syscalls.close(fd)
         raise
-    assert isinstance(stream, Stream)
-    return stream
 
 
 def _connect(fd: int, addr: Address, ctx: Context | None) -> None:

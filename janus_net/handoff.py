@@ -131,8 +131,7 @@ def offer(address: str | UnixAddress, sockets: Mapping[str, AnySocket], *, ctx: 
         raise SocketError.InvalidAddress(None, "a hand-over address is a unix path or @name", address=str(addr))
     items = dict(sockets)
     _items(items)  # the checks send_sockets makes, before anything waits
-    server = _listen_for_successor(addr, ctx)
-    with server:
+    with _listen_for_successor(addr, ctx) as server:
         while True:
             with server.accept(ctx) as channel:
                 try:
@@ -271,21 +270,25 @@ def take(address: str | UnixAddress, *, ctx: Context | None = None, capability: 
     addr = as_address(address)
     if not isinstance(addr, UnixAddress):
         raise SocketError.InvalidAddress(None, "a hand-over address is a unix path or @name", address=str(addr))
-    try:
-        channel = connect(addr, ctx=ctx)
-    except (SocketError.ConnectionRefused, SocketError.FileNotFound):
-        return HandOff({}, None)
+    channel: Stream | None = None
     sockets: dict[str, AnySocket] = {}
+    # One try around everything that owns something, the return included, so an
+    # interrupt at any line leaves nothing open.
     try:
+        try:
+            channel = connect(addr, ctx=ctx)
+        except (SocketError.ConnectionRefused, SocketError.FileNotFound):
+            return HandOff({}, None)
         _check_channel(channel)
         check_peer(channel.fileno(), frozenset(), addr)
         sockets = receive_sockets(channel, ctx=ctx, capability=capability)
         files = _files(_read_frame(channel, ctx), sockets)
-        return HandOff(sockets, channel, files)  # inside the try: an interrupt here still cleans up
+        return HandOff(sockets, channel, files)
     except BaseException:
         for sock in sockets.values():
             sock.close()
-        channel.close()
+        if channel is not None:
+            channel.close()
         raise
 
 

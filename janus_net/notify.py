@@ -128,8 +128,9 @@ def notify(
     address = notify_address()
     if address is None:
         return False
-    fd = syscalls.socket(lib.AF_UNIX, lib.SOCK_DGRAM, 0)
+    fd = -1
     try:
+        fd = syscalls.socket(lib.AF_UNIX, lib.SOCK_DGRAM, 0)
         encoded = address.sockaddr
         syscalls.connect(fd, encoded.pointer, encoded.length, address)
         for message_lines, message_fds in messages:
@@ -138,7 +139,8 @@ def notify(
             syscalls.sendmsg(fd, msg, platform.MSG_NOSIGNAL, syscalls.SENDMSG, address)
             del keep
     finally:
-        syscalls.close(fd)
+        if fd >= 0:
+            syscalls.close(fd)
     return True
 
 

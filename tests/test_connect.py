@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from interrupts import interrupt_at, live_fds
 
 import janus_net as jn
 from janus_net.testing import fail
@@ -164,3 +165,27 @@ def test_audit_event_names_the_address() -> None:
     with jn.listen("127.0.0.1:0") as server, jn.connect(str(server.address)):
         pass
     assert (str(server.address),) in seen
+
+
+def test_keyboard_interrupt_at_every_line_closes_the_socket() -> None:
+    """A KeyboardInterrupt raised at each line of connect.py/readiness.py in turn: no descriptor stays open."""
+    files = {str(sys.modules[name].__file__) for name in ("janus_net.connect", "janus_net.readiness")}
+    with jn.listen("127.0.0.1:0") as server:
+        ctx = jn.Context.with_timeout(60)
+        ctx._wake_fd()  # made once, before the baseline
+        n = 0
+        while True:
+            n += 1
+            before = live_fds()
+            sys.settrace(interrupt_at(n, files))
+            try:
+                client = jn.connect(str(server.address), ctx=ctx)
+            except KeyboardInterrupt:
+                sys.settrace(None)
+                assert live_fds() == before, f"leak after an interrupt at line event {n}"
+                continue
+            finally:
+                sys.settrace(None)
+            client.close()
+            break
+        assert n > 10

@@ -11,11 +11,13 @@ import array
 import errno
 import os
 import socket
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from interrupts import interrupt_at, live_fds
 
 import janus_net as jn
 from janus_net.testing import fail
@@ -174,3 +176,24 @@ def test_watchdog_interval(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("WATCHDOG_USEC", bad)
         with pytest.raises(ValueError):
             jn.watchdog_interval()
+
+
+def test_keyboard_interrupt_at_every_line_leaves_no_descriptor(manager: Manager) -> None:
+    """A KeyboardInterrupt raised at each line of notify.py in turn: its socket is always closed."""
+    files = {str(sys.modules["janus_net.notify"].__file__)}
+    with jn.listen("127.0.0.1:0") as web:
+        n = 0
+        while True:
+            n += 1
+            before = live_fds()
+            sys.settrace(interrupt_at(n, files))
+            try:
+                jn.notify(ready=True, fds={"web": web})
+            except KeyboardInterrupt:
+                sys.settrace(None)
+                assert live_fds() == before, f"leak after an interrupt at line event {n}"
+                continue
+            finally:
+                sys.settrace(None)
+            break
+        assert n > 10
