@@ -22,8 +22,10 @@ from janus_net.address import (
     parse_address,
 )
 from janus_net.ancillary import Datagram
+from janus_net.connect import connect
 from janus_net.context import Context
 from janus_net.errors import ErrnoBug, SocketError
+from janus_net.fdpass import receive_sockets, send_sockets
 from janus_net.listen import (
     bind,
     bind_with_capability,
@@ -32,6 +34,7 @@ from janus_net.listen import (
     listen_with_capability,
     listen_with_context,
 )
+from janus_net.notify import notify, watchdog_interval
 from janus_net.segments import split
 from janus_net.socket import Mode, Protocol, Server, Socket, Stream
 
@@ -42,6 +45,7 @@ __version__ = "0.1.0"
 # need. `jn.NetBind` / `from janus_net import NetBind` work as before (PEP 562).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from janus_net import handoff as handoff
     from janus_net.audit import AuditRecord
     from janus_net.capability import NetBind
 
@@ -49,6 +53,13 @@ _LAZY = {"AuditRecord": "janus_net.audit", "NetBind": "janus_net.capability"}
 
 
 def __getattr__(name: str) -> object:
+    if name == "handoff":
+        # jn.handoff is imported on first use: most programs never upgrade themselves.
+        # (connect and notify are imported eagerly: they name both a function and its
+        # module, and a lazy function would lose to the submodule the import system binds.)
+        import importlib
+
+        return importlib.import_module("janus_net.handoff")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'janus_net' has no attribute {name!r}")
@@ -84,10 +95,16 @@ __all__ = [
     "bind",
     "bind_with_capability",
     "bind_with_context",
+    "connect",
+    "handoff",
     "listen",
     "listen_fds",
     "listen_with_capability",
     "listen_with_context",
+    "notify",
     "parse_address",
+    "receive_sockets",
+    "send_sockets",
     "split",
+    "watchdog_interval",
 ]

@@ -515,6 +515,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_kernel_flags(listen_cmd)
     listen_cmd.set_defaults(run=_listen, check=lambda args: _check_listen_args(listen_cmd, args))
 
+    # `run` parses its own arguments (janus_net.supervisor), COMMAND and its options included.
+    commands.add_parser("run", help="run COMMAND on sockets passed as systemd does; SIGHUP reloads without downtime")
+
     demo = commands.add_parser("demo", help="run the three profiles against themselves on loopback")
     demo.set_defaults(run=_demo)
     return parser
@@ -532,6 +535,11 @@ def _error_line(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``janus-net`` command with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["run"]:
+        from janus_net import supervisor  # loaded only for this command
+
+        return supervisor.main(words[1:])
     if isinstance(sys.stdout, io.TextIOWrapper):
         # A character stdout cannot encode is shown as an escape, never a UnicodeEncodeError.
         sys.stdout.reconfigure(errors="backslashreplace")

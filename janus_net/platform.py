@@ -67,3 +67,7 @@ def landlock_abi() -> int:
 
 #: The kernel lists bound unix sockets with their file's inode (Linux sock_diag, unix_diag).
 HAS_UNIX_DIAG: bool = bool(lib.JN_HAS_UNIX_DIAG)
+
+#: recvmsg flag making received descriptors close-on-exec at once (0: set FD_CLOEXEC with
+#: fcntl right after recvmsg; forced by JANUS_NET_FORCE_CLOEXEC_EMULATION like the others).
+MSG_CMSG_CLOEXEC: int = 0 if FORCE_CLOEXEC_EMULATION else lib.JN_MSG_CMSG_CLOEXEC

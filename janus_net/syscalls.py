@@ -373,12 +373,18 @@ CONNECT = Syscall(
         E.ENETUNREACH: SocketError.NetworkUnreachable,
         E.EHOSTUNREACH: SocketError.HostUnreachable,
         E.EADDRNOTAVAIL: SocketError.AddressUnavailable,
+        # Rows added for jn.connect (issue 12): a client's causes, from connect or SO_ERROR.
+        E.ECONNRESET: SocketError.ConnectionResetByPeer,
+        E.ENETDOWN: SocketError.NetworkSubsystemDown,
+        E.EAFNOSUPPORT: SocketError.AddressFamilyUnsupported,
+        E.ENOBUFS: SocketError.SystemResources,
+        E.ENOMEM: SocketError.SystemResources,
     },
     {
         E.EBADF: _OUR_FD,
         E.EFAULT: _OUR_POINTER,
-        E.ENOTSOCK: "connect runs only on a probe socket janus_net just made",
-        E.EISCONN: "the probe socket was made a moment ago and never connected before",
+        E.ENOTSOCK: "connect runs only on a socket janus_net just made (a stale-file probe or jn.connect)",
+        E.EISCONN: "the socket was made a moment ago and connect is retried only while no connection started",
     },
 )
 
@@ -440,6 +446,18 @@ SEND_FROM = Syscall(
     label="send (from source)",
 )
 
+# sendmsg with SCM_RIGHTS (send_sockets, notify): send's causes, plus one of its own.
+SENDMSG = Syscall(
+    "sendmsg",
+    {
+        **SEND.errors,
+        # ETOOMANYREFS: more descriptors in flight than the sender's RLIMIT_NOFILE allows.
+        E.ETOOMANYREFS: SocketError.SystemResources,
+    },
+    bugs=SEND.bugs,
+    label="sendmsg (descriptors)",
+)
+
 #: Every table, for tests and the fault seam to iterate.
 TABLES: tuple[Syscall, ...] = (
     SOCKET,
@@ -461,6 +479,7 @@ TABLES: tuple[Syscall, ...] = (
     POLL,
     SEND_SEGMENTS,
     SEND_FROM,
+    SENDMSG,
 )
 
 
@@ -547,7 +566,7 @@ def bind(
 
 
 def connect(fd: int, sockaddr: Any, length: int, address: object = None, nonblocking: bool = False) -> int:
-    """connect(2): used only to probe whether a unix socket file is stale.
+    """connect(2) of a probe socket: whether a unix socket file is stale (jn.connect uses connect_start).
 
     Returns `WOULD_BLOCK` when ``nonblocking`` and the connection cannot complete at
     once (for a unix socket: the listener's backlog is full).
@@ -686,24 +705,67 @@ def recvmmsg(
     return retry(RECEIVE, lib.jn_recvmmsg, (fd, msgs, count, flags), checkpoint, None, nonblocking)
 
 
-def sendmsg(fd: int, msg: Any, flags: int, table: Syscall = SEND, address: object = None) -> int:
-    """sendmsg(2) of a prepared ``struct msghdr``; returns the bytes sent.
+# --- Client connections and passing descriptors (issue 12: connect, send_sockets,
+# receive_sockets, notify). sendmsg has its own table (SENDMSG); recvmsg uses RECEIVE,
+# whose causes are the same, and the fault seam reaches it as "receive".
 
-    ``table`` is SEND, or SEND_SEGMENTS / SEND_FROM for the control message it carries.
+#: `connect_start`'s answer when a TCP connect is under way (EINPROGRESS): wait for POLLOUT.
+IN_PROGRESS = -2
+_IN_PROGRESS_ERRNOS = frozenset({E.EINPROGRESS, E.EALREADY})
+
+
+def connect_start(fd: int, sockaddr: Any, length: int, checkpoint: Checkpoint | None, address: object) -> int:
+    """A non-blocking connect(2): 0 when connected, `IN_PROGRESS`, or `WOULD_BLOCK`.
+
+    `WOULD_BLOCK` (EAGAIN) is what a unix socket says when the listener's backlog is
+    full: no connection was started, so the caller waits a little and calls again.
     """
-    return retry(table, lib.sendmsg, (fd, msg, flags), None, address)
+    try:
+        return retry(CONNECT, lib.connect, (fd, sockaddr, length), checkpoint, address, True)
+    except SocketError.Unexpected as e:
+        if e.errno in _IN_PROGRESS_ERRNOS:
+            return IN_PROGRESS
+        raise
 
 
-def recvmsg(
+def connect_result(fd: int, address: object) -> None:
+    """After POLLOUT on a connecting socket: raise the CONNECT member for SO_ERROR, if any."""
+    err = getsockopt_int(fd, lib.SOL_SOCKET, lib.SO_ERROR)
+    if err:
+        raise CONNECT.error(err, address)
+
+
+def peer_credentials(fd: int) -> tuple[int, int, int]:
+    """SO_PEERCRED on a connected unix socket: the peer's (pid, uid, gid) at connect time."""
+    if not lib.JN_HAS_UCRED:
+        raise SocketError.OptionUnsupported(None, "this platform has no SO_PEERCRED", syscall="getsockopt")
+    cred = ffi.new("struct ucred *")
+    size = ffi.new("socklen_t *", ffi.sizeof("struct ucred"))
+    retry(GETSOCKOPT, lib.getsockopt, (fd, lib.SOL_SOCKET, lib.JN_SO_PEERCRED, cred, size))
+    return int(cred.pid), int(cred.uid), int(cred.gid)
+
+
+def sendmsg(
     fd: int,
     msg: Any,
     flags: int,
+    table: Syscall = SEND,
+    address: object = None,
     checkpoint: Checkpoint | None = None,
     nonblocking: bool = False,
 ) -> int:
-    """recvmsg(2) into a prepared ``struct msghdr``; the kernel sets its lengths and msg_flags.
+    """sendmsg(2) of a prepared ``struct msghdr *``; returns the bytes sent.
 
-    `WOULD_BLOCK` when ``nonblocking`` and nothing is queued.
+    ``table`` is SEND, or SENDMSG for a message carrying descriptors (SCM_RIGHTS).
+    `WOULD_BLOCK` when ``nonblocking`` and the socket's send buffer is full.
+    """
+    return retry(table, lib.sendmsg, (fd, msg, flags), checkpoint, address, nonblocking)
+
+
+def recvmsg(fd: int, msg: Any, flags: int, checkpoint: Checkpoint | None = None, nonblocking: bool = False) -> int:
+    """recvmsg(2) into a prepared ``struct msghdr *`` (RECEIVE table); 0 means end of stream.
+
+    `WOULD_BLOCK` when ``nonblocking`` and nothing is there.
     """
     return retry(RECEIVE, lib.recvmsg, (fd, msg, flags), checkpoint, None, nonblocking)
 

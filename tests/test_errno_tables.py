@@ -481,6 +481,15 @@ def receive_with_context(err: Any, tmp: Path) -> Outcome:
     return Outcome(error, inj, _leftovers(tmp))
 
 
+def send_sockets_unix(err: Any, tmp: Path) -> Outcome:
+    """jn.send_sockets over a unix stream: the sendmsg carrying the descriptor fails."""
+    name = f"unix:@jn-errno-sendmsg-{os.getpid()}"
+    with jn.listen(name) as server, jn.connect(name) as tx, server.accept(), jn.listen("127.0.0.1:0") as web:  # noqa: SIM117
+        with fail("sendmsg", err) as inj:
+            error = _run(lambda: jn.send_sockets(tx, {"web": web}))
+    return Outcome(error, inj, _leftovers(tmp))
+
+
 #: How each table is reached. A new table without an entry fails the suite.
 ROUTES: dict[str, tuple[Route, ...]] = {
     "SOCKET": (listen_ip("socket"), bind_unix_dgram("socket")),
@@ -508,6 +517,7 @@ ROUTES: dict[str, tuple[Route, ...]] = {
     "FCHOWN": (listen_unix_owner("fchown"),),
     "FLOCK": (stale_takeover("flock"),),
     "SOCK_DIAG": (stale_takeover("sock_diag"), listen_unix("sock_diag")),
+    "SENDMSG": (send_sockets_unix,),
 }
 
 # --- DESIGN §14/§16 (janus_net.netns, janus_net.sockopts, janus_net.landlock)

@@ -1,0 +1,113 @@
+"""`connect`: a client stream to a TCP or unix address, with listen's discipline.
+
+The steps::
+
+    parse -> audit event -> [check] -> socket (close-on-exec, non-blocking) -> [check]
+          -> connect -> wait (poll: the socket, the context's wake fd) -> SO_ERROR
+          -> blocking again -> Stream
+
+The socket is non-blocking only while it connects: janus_net made it and nobody else
+holds it yet, so the flag is nobody else's business, and every janus_net socket is
+blocking once handed out. Waiting with poll is what makes the connect cancellable
+(another thread's ``ctx.cancel()`` wakes it at once) and keeps EINTR simple (a
+blocking connect interrupted by a signal goes on in the background, and calling it
+again would report EALREADY/EISCONN). Any failure -- a kernel error, a checkpoint's
+Timeout, a KeyboardInterrupt -- closes the socket before it propagates.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, cast
+
+from janus_net import platform, readiness, syscalls
+from janus_net._shim import lib
+from janus_net.address import Address, UnixAddress, as_address
+from janus_net.errors import SocketError
+from janus_net.socket import Stream
+from janus_net.wrap import wrap
+
+if TYPE_CHECKING:
+    from janus_net.context import Context
+
+# A unix listener with a full backlog makes a non-blocking connect fail with EAGAIN
+# without starting anything, and a unconnected unix socket polls writable: so the
+# connect is retried after this pause (cancellable: the pause polls the wake fd).
+_BACKLOG_PAUSE_MS = 10
+
+
+def connect(address: str | Address, *, ctx: Context | None = None) -> Stream:
+    """Connect a stream socket to ``address`` (TCP over IPv4/IPv6, or a unix path or ``@name``).
+
+    The result is a blocking, close-on-exec `Stream` whose ``.address`` is the peer.
+
+    Args:
+        address: ``"127.0.0.1:8080"``, ``"[::1]:443"``, ``"unix:/run/app.sock"``,
+            ``"unix:@name"`` or an address value. ``fd://N`` is refused (it names a
+            socket to adopt, not a peer).
+        ctx: a `Context`; its ``check()`` runs before the socket is made, before the
+            connect and on every wakeup, so a cancel or an expired deadline ends the
+            connect at once with `SocketError.Timeout`.
+
+    Raises:
+        SocketError.InvalidAddress / InvalidPort: bad address text.
+        SocketError.ConnectionRefused: nothing listens there (TCP RST, or a unix
+            socket file nobody listens on).
+        SocketError.FileNotFound / AccessDenied / NotDir: the unix path's lookup failed.
+        SocketError.NetworkUnreachable / HostUnreachable / ConnectionTimedOut /
+            AddressUnavailable: the route or the peer failed.
+        SocketError.Timeout: the context was cancelled or its deadline passed.
+
+    The PEP 578 audit event ``janus_net.connect`` (address text) is raised before the
+    socket is made, so an audit hook can veto it.
+    """
+    addr = as_address(address)
+    if isinstance(addr, UnixAddress) and addr.unnamed:
+        raise SocketError.InvalidAddress(None, "cannot connect to an unnamed unix address", address=str(addr))
+    sys.audit("janus_net.connect", str(addr))
+    check = None if ctx is None else ctx.check
+    if check is not None:
+        check()
+    fd = -1
+    stream: Stream | None = None
+    # One try from before the socket exists to the return, so an interrupt at any line
+    # (even the return) finds the socket owned either by `fd` or by `stream`, never lost.
+    try:
+        fd = syscalls.socket(addr.family, lib.SOCK_STREAM | lib.JN_SOCK_NONBLOCK, 0, check)
+        if not lib.JN_SOCK_NONBLOCK:
+            syscalls.set_nonblocking(fd, True, check)
+        if check is not None:
+            check()
+        _connect(fd, addr, ctx)
+        syscalls.set_nonblocking(fd, False, check)
+        if platform.SO_NOSIGPIPE:
+            syscalls.setsockopt_int(fd, lib.SOL_SOCKET, platform.SO_NOSIGPIPE, 1, check)
+        stream = cast(Stream, wrap(fd, "stream", addr))
+        return stream
+    except BaseException:
+        if stream is not None:
+            stream.close()
+        elif fd >= 0:
+            syscalls.close(fd)
+        raise
+
+
+def _connect(fd: int, addr: Address, ctx: Context | None) -> None:
+    encoded = addr.sockaddr
+    check = None if ctx is None else ctx.check
+    fds = readiness.pollfds(fd, lib.POLLOUT, ctx)
+    while True:
+        rc = syscalls.connect_start(fd, encoded.pointer, encoded.length, check, addr)
+        if rc == 0:
+            return
+        if rc == syscalls.IN_PROGRESS:
+            readiness.wait(fds, 2, ctx)
+            if fds[0].revents:
+                syscalls.connect_result(fd, addr)
+                return
+            continue  # the context's wake fd: the next wait's check raises
+        # WOULD_BLOCK: a unix listener's full backlog. Pause (watching only the wake fd), then retry.
+        readiness.wait(fds + 1, 1, ctx, _BACKLOG_PAUSE_MS)
+
+
+__all__ = ["connect"]

@@ -1,0 +1,505 @@
+"""Passing open sockets to another process: `send_sockets` and `receive_sockets` (SCM_RIGHTS).
+
+The channel is a connected unix stream (a `Stream` from `jn.connect("unix:...")`
+or from a unix `Server.accept()`). Each call moves a mapping ``name -> socket`` as
+one or more *chunks*; a chunk is one sendmsg carrying at most ``SCM_MAX_FD``
+descriptors, with a payload that announces what they are::
+
+    header  "!4sBBHII": magic b"JNfd", version 1, flags (bit 0: last chunk),
+            descriptors in this chunk, descriptors in the whole transfer,
+            length of the entries that follow
+    entries one per descriptor, in order: kind (1 Server, 2 Socket, 3 Stream),
+            name length (1..255), the name (printable ASCII without ':', as
+            systemd's FDNAMES)
+
+The receiver checks everything before it hands anything out: the magic, the
+version, every count against the others and against the descriptors that really
+arrived, every length against the bytes that really arrived, every name, and each
+descriptor's real kind (`janus_net.adopt.inspect`, as for ``fd://``) against the
+announced one. Received descriptors are close-on-exec from the first instant
+(MSG_CMSG_CLOEXEC; fcntl right after recvmsg where the platform lacks it). Until
+the last check has passed, they are owned by the control buffers the kernel wrote
+them into, and any failure -- a truncated control message (MSG_CTRUNC), a
+malformed payload, more or fewer descriptors than announced, a pipe instead of a
+socket, a peer that dies or closes mid-transfer, a cancelled context, a
+KeyboardInterrupt -- closes every one of them before the error propagates.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from janus_net import adopt, platform, readiness, syscalls
+from janus_net._shim import ffi, lib
+from janus_net.address import Address, FdAddress, UnixAddress, from_sockaddr
+from janus_net.errors import SocketError
+from janus_net.socket import Server, Socket, Stream
+from janus_net.wrap import KINDS, Kind, kind_of, wrap
+
+if TYPE_CHECKING:
+    from janus_net.capability import NetBind
+    from janus_net.context import Context
+
+AnySocket = Server | Socket | Stream
+
+MAGIC = b"JNfd"
+VERSION = 1
+LAST = 0x01
+HEADER = struct.Struct("!4sBBHII")
+#: The longest name (systemd's FDNAME_MAX).
+NAME_MAX = 255
+#: The most descriptors one transfer may announce: far above any real use, low enough
+#: that a hostile header cannot make the receiver allocate without bound.
+TRANSFER_MAX = 1 << 16
+#: Descriptors per chunk: the kernel's limit per SCM_RIGHTS message.
+CHUNK_MAX: int = lib.JN_SCM_MAX_FD
+
+_INT_SIZE = ffi.sizeof("int")
+_CONTROL_SIZE: int = lib.jn_cmsg_space(CHUNK_MAX * _INT_SIZE)
+_CMSG_HEADER_LEN: int = lib.jn_cmsg_len(0)
+_KIND_CODES: dict[Kind, int] = {kind: code for code, kind in enumerate(KINDS, start=1)}
+_SEND_FLAGS = platform.MSG_NOSIGNAL | lib.MSG_DONTWAIT
+_RECEIVE_FLAGS = platform.MSG_CMSG_CLOEXEC | lib.MSG_DONTWAIT
+
+
+def check_name(name: object) -> str:
+    """A descriptor name as systemd accepts it: 1..255 printable ASCII characters, no ':'.
+
+    Raises TypeError for a non-str and ValueError for anything else, before any syscall.
+    The same rule holds for LISTEN_FDNAMES (``janus-net run``) and FDSTORE names, so a
+    name that travels here can travel there too.
+    """
+    if type(name) is not str:
+        raise TypeError(f"a socket name must be a str, not {type(name).__name__}")
+    if not 1 <= len(name) <= NAME_MAX:
+        raise ValueError(f"a socket name must be 1 to {NAME_MAX} characters long, not {len(name)}: {name!r}")
+    if not all(" " <= c <= "~" and c != ":" for c in name):
+        raise ValueError(f"a socket name must be printable ASCII without ':': {name!r}")
+    return name
+
+
+def _items(sockets: Mapping[str, AnySocket]) -> list[tuple[str, Kind, int]]:
+    """(name, kind, fd) for each socket, checked before anything is sent."""
+    if not isinstance(sockets, Mapping):
+        raise TypeError(f"sockets must be a mapping of name -> socket, not {type(sockets).__name__}")
+    items = []
+    for name, sock in sockets.items():
+        kind = kind_of(sock)
+        fd = sock.fileno()
+        if fd < 0:
+            raise ValueError(f"socket {check_name(name)!r} is closed")
+        items.append((check_name(name), kind, fd))
+    if len(items) > TRANSFER_MAX:
+        raise ValueError(f"at most {TRANSFER_MAX} sockets per transfer, not {len(items)}")
+    return items
+
+
+def _check_channel(channel: object) -> Stream:
+    if not isinstance(channel, Stream):
+        raise TypeError(f"the channel must be a connected unix janus_net Stream, not {type(channel).__name__}")
+    if not isinstance(channel.address, UnixAddress):
+        raise SocketError.AddressFamilyUnsupported(
+            None, "descriptors travel only over a unix socket", address=str(channel.address)
+        )
+    return channel
+
+
+# --- Control messages (the compiler's CMSG_* macros; no offset is computed here)
+
+
+def rights_message(payload: bytes, fds: list[int]) -> tuple[Any, list[Any]]:
+    """A ``struct msghdr *`` sending ``payload`` with ``fds`` as one SCM_RIGHTS message.
+
+    Returns the msghdr and the cffi objects it points into (keep them alive while it is used).
+    """
+    msg = ffi.new("struct msghdr *")
+    data = ffi.new("char[]", payload)
+    iov = ffi.new("struct iovec *")
+    iov.iov_base = data
+    iov.iov_len = len(payload)
+    msg.msg_iov = iov
+    msg.msg_iovlen = 1
+    keep: list[Any] = [data, iov]
+    if fds:
+        space = lib.jn_cmsg_space(len(fds) * _INT_SIZE)
+        control = ffi.new("char[]", space)
+        msg.msg_control = control
+        msg.msg_controllen = space
+        cmsg = lib.jn_cmsg_firsthdr(msg)
+        cmsg.cmsg_level = lib.SOL_SOCKET
+        cmsg.cmsg_type = lib.SCM_RIGHTS
+        cmsg.cmsg_len = lib.jn_cmsg_len(len(fds) * _INT_SIZE)
+        slots = ffi.cast("int *", lib.jn_cmsg_data(cmsg))
+        for i, fd in enumerate(fds):
+            slots[i] = fd
+        keep.append(control)
+    return msg, keep
+
+
+def _send_all(fd: int, payload: bytes, fds: list[int], ctx: Context | None, address: object) -> None:
+    """One chunk: the descriptors go with the first byte sent; the rest of a short send follows."""
+    msg, keep = rights_message(payload, fds)
+    fds_poll = None
+    sent = 0
+    while sent < len(payload):
+        check = None if ctx is None else ctx.check
+        if ctx is not None:
+            ctx.check()
+        got = syscalls.sendmsg(fd, msg, _SEND_FLAGS, syscalls.SENDMSG, address, check, nonblocking=True)
+        if got == syscalls.WOULD_BLOCK:
+            if fds_poll is None:
+                fds_poll = readiness.pollfds(fd, lib.POLLOUT, ctx)
+            readiness.wait(fds_poll, 2, ctx)
+            continue
+        sent += got
+        if sent < len(payload):
+            # The descriptors went with the part already sent: the rest goes without them.
+            msg, keep = rights_message(payload[sent:], [])
+    del keep
+
+
+def send_sockets(channel: Stream, sockets: Mapping[str, AnySocket], *, ctx: Context | None = None) -> None:
+    """Send copies of ``sockets`` (name -> `Server` | `Socket` | `Stream`) over a unix stream.
+
+    The receiving process gets its own descriptors for the same sockets (as after
+    fork): the sender's objects stay open and its own until it closes them, and
+    closing them never affects the receiver. Names and order travel with the
+    descriptors; any number of sockets goes in chunks of at most ``SCM_MAX_FD``.
+
+    Args:
+        channel: a connected unix `Stream` (``jn.connect("unix:...")`` or an accepted one).
+        sockets: the sockets by name; names are 1..255 printable ASCII characters
+            without ':' (systemd's FDNAME rule).
+        ctx: a `Context`; a cancel or deadline ends a send that waits for buffer space
+            with `SocketError.Timeout` (the receiver then sees a truncated transfer and
+            refuses it, closing what it got).
+
+    Raises:
+        TypeError / ValueError: a bad channel, mapping, socket or name (before any syscall).
+        SocketError.SocketUnconnected: the receiver is gone (EPIPE).
+        SocketError.ConnectionResetByPeer: the receiver closed with data unread.
+        SocketError.SystemResources: too many descriptors in flight (ETOOMANYREFS).
+        SocketError.Timeout: the context ended.
+    """
+    chan = _check_channel(channel)
+    items = _items(sockets)
+    total = len(items)
+    fd = chan.fileno()
+    if fd < 0:
+        raise ValueError("the channel is closed")
+    start = 0
+    while True:
+        chunk = items[start : start + CHUNK_MAX]
+        start += len(chunk)
+        last = start >= total
+        entries = b"".join(
+            struct.pack("!BB", _KIND_CODES[kind], len(name)) + name.encode("ascii") for name, kind, _ in chunk
+        )
+        header = HEADER.pack(MAGIC, VERSION, LAST if last else 0, len(chunk), total, len(entries))
+        _send_all(fd, header + entries, [sfd for _, _, sfd in chunk], ctx, chan.address)
+        if last:
+            return
+
+
+# --- Receiving
+
+
+class _Delivery:
+    """One recvmsg's buffers. Until claimed, the descriptors in its control buffer are owned here."""
+
+    __slots__ = ("control", "data", "iov", "msg")
+
+    def __init__(self, size: int) -> None:
+        self.data = ffi.new("char[]", max(size, 1))
+        self.iov = ffi.new("struct iovec *")
+        self.iov.iov_base = self.data
+        self.iov.iov_len = size
+        # Zeroed: a control buffer the kernel never wrote holds no descriptor (cmsg_len 0).
+        self.control = ffi.new("char[]", _CONTROL_SIZE)
+        self.msg = ffi.new("struct msghdr *")
+        self.msg.msg_iov = self.iov
+        self.msg.msg_iovlen = 1
+        self.msg.msg_control = self.control
+        self.msg.msg_controllen = _CONTROL_SIZE
+
+    def rights(self) -> tuple[list[tuple[Any, int]], bool]:
+        """The SCM_RIGHTS slots (int array, count) in the control buffer, and whether anything else was there.
+
+        Every header's length is checked against the buffer before its data is read.
+        """
+        found: list[tuple[Any, int]] = []
+        other = False
+        limit = int(self.msg.msg_controllen)
+        if limit > _CONTROL_SIZE:
+            return found, True
+        base = int(ffi.cast("uintptr_t", self.control))
+        cmsg = lib.jn_cmsg_firsthdr(self.msg)
+        while cmsg != ffi.NULL:
+            offset = int(ffi.cast("uintptr_t", cmsg)) - base
+            length = int(cmsg.cmsg_len)
+            if length == 0 and offset == 0 and limit == _CONTROL_SIZE:
+                break  # never written (interrupted before the kernel filled it)
+            if length < _CMSG_HEADER_LEN or offset < 0 or offset + length > limit:
+                other = True
+                break
+            if cmsg.cmsg_level == lib.SOL_SOCKET and cmsg.cmsg_type == lib.SCM_RIGHTS:
+                count = (length - _CMSG_HEADER_LEN) // _INT_SIZE
+                found.append((ffi.cast("int *", lib.jn_cmsg_data(cmsg)), count))
+            else:
+                other = True
+            cmsg = lib.jn_cmsg_nxthdr(self.msg, cmsg)
+        return found, other
+
+    def close_all(self) -> None:
+        """Close every descriptor still held here (each exactly once: its slot becomes -1)."""
+        found, _ = self.rights()
+        for slots, count in found:
+            for i in range(count):
+                fd = slots[i]
+                if fd >= 0:
+                    slots[i] = -1
+                    syscalls.close(fd)
+
+
+class _Receiver:
+    """Reads exact byte counts from the channel, keeping every descriptor that arrives on the way."""
+
+    def __init__(self, fd: int, ctx: Context | None) -> None:
+        self.fd = fd
+        self.ctx = ctx
+        self.deliveries: list[_Delivery] = []
+        self._poll: Any = None
+
+    def read(self, size: int) -> bytes:
+        out = bytearray()
+        while len(out) < size:
+            delivery = _Delivery(size - len(out))
+            self.deliveries.append(delivery)  # owned before the kernel can put anything in it
+            got = self._recvmsg(delivery)
+            found, other = delivery.rights()
+            if not platform.MSG_CMSG_CLOEXEC:
+                for slots, count in found:
+                    for i in range(count):
+                        syscalls.set_cloexec(slots[i])
+            if delivery.msg.msg_flags & lib.MSG_CTRUNC:
+                raise _protocol("the control message was truncated (MSG_CTRUNC): more descriptors than a chunk holds")
+            if other:
+                raise _protocol("the peer sent a control message that is not SCM_RIGHTS, or a malformed one")
+            if got == 0:
+                raise SocketError.ConnectionResetByPeer(
+                    None, "the peer closed the channel before the transfer was complete", syscall="recvmsg"
+                )
+            out += ffi.buffer(delivery.data, got)
+        return bytes(out)
+
+    def _recvmsg(self, delivery: _Delivery) -> int:
+        check = None if self.ctx is None else self.ctx.check
+        while True:
+            if self.ctx is not None:
+                self.ctx.check()
+            delivery.msg.msg_controllen = _CONTROL_SIZE
+            got = syscalls.recvmsg(self.fd, delivery.msg, _RECEIVE_FLAGS, check, nonblocking=True)
+            if got != syscalls.WOULD_BLOCK:
+                return got
+            if self._poll is None:
+                self._poll = readiness.pollfds(self.fd, lib.POLLIN, self.ctx)
+            readiness.wait(self._poll, 2, self.ctx)
+
+    def slots(self, first: int = 0) -> list[tuple[Any, int]]:
+        """Every (slot array, index) of the descriptors that arrived since delivery ``first``, in order."""
+        refs: list[tuple[Any, int]] = []
+        for delivery in self.deliveries[first:]:
+            for slots, count in delivery.rights()[0]:
+                refs.extend((slots, i) for i in range(count))
+        return refs
+
+    def close_all(self) -> None:
+        for delivery in self.deliveries:
+            delivery.close_all()
+
+
+def _protocol(why: str) -> SocketError:
+    return SocketError.ProtocolFailure(None, f"receive_sockets: {why}", syscall="recvmsg")
+
+
+def _check_uids(allow_uids: Iterable[int] | None) -> frozenset[int]:
+    if allow_uids is None:
+        return frozenset()
+    if isinstance(allow_uids, (str, bytes)) or not isinstance(allow_uids, Iterable):
+        raise TypeError("allow_uids must be an iterable of user ids")
+    uids = frozenset(allow_uids)
+    for uid in uids:
+        if type(uid) is not int or uid < 0:
+            raise TypeError(f"allow_uids must hold user ids (int >= 0), not {uid!r}")
+    return uids
+
+
+def check_peer(fd: int, allow_uids: frozenset[int], address: object = None) -> tuple[int, int, int]:
+    """The peer's (pid, uid, gid) by SO_PEERCRED; AccessDenied unless the uid is ours or allowed."""
+    pid, uid, gid = syscalls.peer_credentials(fd)
+    if uid != os.getuid() and uid not in allow_uids:
+        raise SocketError.AccessDenied(
+            None,
+            f"the peer (pid {pid}) runs as uid {uid}, not {os.getuid()}; pass allow_uids= to accept it",
+            address=None if address is None else str(address),
+        )
+    return pid, uid, gid
+
+
+def receive_sockets(
+    channel: Stream,
+    *,
+    ctx: Context | None = None,
+    capability: NetBind | None = None,
+    allow_uids: Iterable[int] | None = None,
+) -> dict[str, AnySocket]:
+    """Receive the sockets one `send_sockets` call sent: ``{name: Server | Socket | Stream}``, in order.
+
+    Nothing is half-given: either every socket is checked and returned, or every
+    descriptor received is closed and an error is raised.
+
+    Args:
+        channel: a connected unix `Stream`.
+        ctx: a `Context`; a cancel or deadline ends the wait with `SocketError.Timeout`.
+        capability: a `NetBind`; each received `Server` and `Socket` has its real
+            address checked and audited (``check_bind_address``), as ``fd://`` adoption
+            does, and raises the ``janus_net.bind`` audit event with ``fd://N``. A
+            connected `Stream` binds nothing and is not gated.
+        allow_uids: user ids accepted besides this process's own (SO_PEERCRED).
+
+    Raises:
+        SocketError.AccessDenied: the peer runs as another user (nothing was read).
+        SocketError.ProtocolFailure: a malformed or truncated message, more or fewer
+            descriptors than announced, or a descriptor that is not the announced kind
+            of socket (a pipe, an unbound datagram socket...).
+        SocketError.ConnectionResetByPeer: the peer closed or died mid-transfer.
+        SocketError.CapabilityDenied: the capability refuses a socket's address.
+        SocketError.Timeout: the context ended.
+    """
+    chan = _check_channel(channel)
+    uids = _check_uids(allow_uids)
+    fd = chan.fileno()
+    if fd < 0:
+        raise ValueError("the channel is closed")
+    check_peer(fd, uids, chan.address)
+    receiver = _Receiver(fd, ctx)
+    result: dict[str, AnySocket] = {}
+    try:
+        entries = _receive_entries(receiver)
+        refs = receiver.slots()
+        inspected = [_inspect(slots[i], kind, name) for (name, kind), (slots, i) in zip(entries, refs, strict=True)]
+        for _name, kind, address, target in inspected:
+            if capability is not None and kind != "stream":
+                capability.authorize(address)  # audits check_bind_address; raises CapabilityDenied
+            adopt.announce(target, capability)
+        if ctx is not None:
+            ctx.check()
+        for (name, kind, address, _), (slots, i) in zip(inspected, refs, strict=True):
+            result[name] = _claim(slots, i, kind, address)
+        return result  # inside the try: an interrupt at this very line still closes everything
+    except BaseException:
+        for sock in result.values():
+            sock.close()
+        receiver.close_all()
+        raise
+
+
+def _receive_entries(receiver: _Receiver) -> list[tuple[str, Kind]]:
+    """Read every chunk; check each against the descriptors that really came with it."""
+    entries: list[tuple[str, Kind]] = []
+    names: set[str] = set()
+    total: int | None = None
+    while True:
+        first = len(receiver.deliveries)
+        magic, version, flags, count, announced, length = HEADER.unpack(receiver.read(HEADER.size))
+        if magic != MAGIC:
+            raise _protocol(f"not a janus_net socket transfer (magic {magic!r})")
+        if version != VERSION:
+            raise _protocol(f"unknown protocol version {version}")
+        if flags & ~LAST:
+            raise _protocol(f"unknown flags {flags:#x}")
+        if total is None:
+            if announced > TRANSFER_MAX:
+                raise _protocol(f"{announced} sockets announced, more than {TRANSFER_MAX}")
+            total = announced
+        elif announced != total:
+            raise _protocol("the announced total changed between chunks")
+        if count > CHUNK_MAX or len(entries) + count > total or (count == 0 and not flags & LAST):
+            raise _protocol(f"a chunk of {count} descriptors does not fit a transfer of {total}")
+        if flags & LAST and len(entries) + count != total:
+            raise _protocol(f"the last chunk ends the transfer at {len(entries) + count} of {total} sockets")
+        if not 3 * count <= length <= (2 + NAME_MAX) * count:
+            raise _protocol(f"{length} bytes of entries cannot describe {count} sockets")
+        body = receiver.read(length)
+        arrived = len(receiver.slots(first))
+        if arrived != count:
+            raise _protocol(f"{arrived} descriptors arrived where {count} were announced")
+        entries.extend(_parse_entries(body, count, names))
+        if flags & LAST:
+            return entries
+
+
+def _parse_entries(body: bytes, count: int, names: set[str]) -> list[tuple[str, Kind]]:
+    entries: list[tuple[str, Kind]] = []
+    pos = 0
+    for _ in range(count):
+        if pos + 2 > len(body):
+            raise _protocol("an entry runs past the announced length")
+        code, size = body[pos], body[pos + 1]
+        pos += 2
+        if not 1 <= code <= len(KINDS):
+            raise _protocol(f"unknown socket kind {code}")
+        raw = body[pos : pos + size]
+        pos += size
+        if len(raw) != size:
+            raise _protocol("a name runs past the announced length")
+        try:
+            name = check_name(raw.decode("ascii"))
+        except (UnicodeDecodeError, ValueError):
+            raise _protocol(f"invalid socket name {raw!r}") from None
+        if name in names:
+            raise _protocol(f"the name {name!r} is sent twice")
+        names.add(name)
+        entries.append((name, KINDS[code - 1]))
+    if pos != len(body):
+        raise _protocol("bytes left over after the announced entries")
+    return entries
+
+
+def _inspect(fd: int, kind: Kind, name: str) -> tuple[str, Kind, Address, FdAddress]:
+    """What the descriptor really is, as ``fd://`` adoption looks at it; ProtocolFailure unless it is ``kind``."""
+    target = FdAddress(fd)
+    try:
+        inherited = adopt.inspect(target)
+        if kind == "stream":
+            if inherited.mode != lib.SOCK_STREAM or inherited.listening:
+                raise _protocol(f"{name!r} was announced as a connected stream but is a {inherited.kind}")
+            try:
+                storage, length = syscalls.getpeername(fd)
+            except SocketError.SocketUnconnected:
+                raise _protocol(f"{name!r} was announced as a connected stream but is not connected") from None
+            return name, kind, from_sockaddr(storage, length), target
+        as_ = adopt.require(inherited, "any")
+    except SocketError.InvalidAddress as e:
+        raise _protocol(f"{name!r}: {e.args[0] if e.args else e}") from e
+    if (as_ == "listen") != (kind == "server"):
+        raise _protocol(f"{name!r} was announced as a {kind} but is a {inherited.kind}")
+    return name, kind, inherited.address, target
+
+
+def _claim(slots: Any, i: int, kind: Kind, address: Address) -> AnySocket:
+    """Move one descriptor from its control buffer to its new owning object."""
+    fd = int(slots[i])
+    try:
+        slots[i] = -1
+        return wrap(fd, kind, address)
+    except BaseException:
+        if slots[i] == -1:  # the buffer no longer owns it, and no object does
+            syscalls.close(fd)
+        raise
+
+
+__all__ = ["check_name", "receive_sockets", "send_sockets"]

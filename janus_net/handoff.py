@@ -1,0 +1,323 @@
+"""Zero-downtime upgrades: the running process `offer`s its sockets, its successor `take`s them.
+
+The protocol, over a unix stream at an address both agree on (the *hand-over
+address*, not one of the service's own sockets)::
+
+    old: offer(address, sockets)             new: take(address)
+      listen at address (mode 0600)
+      accept <------------------------------  connect (no one there -> {})
+      SO_PEERCRED: same uid, else drop him    SO_PEERCRED: same uid, else AccessDenied
+      send_sockets(sockets) ----------------> receive_sockets (checked, close-on-exec)
+      frame {"files": {...}} ---------------> which unix socket files the old one owned
+                                              ... the new one starts serving ...
+      <-------------------------------------- frame {"ready": true}      (handoff.ready())
+      stop removing the files on close
+      stop listening at the hand-over address
+      frame {"given": true} ----------------> now the new one removes them on close,
+                                              and may offer at the address in turn
+      offer returns: stop accepting, drain,
+      close (the sockets live on in the new one)
+
+Both processes hold the *same* listening sockets (one file description, not two
+SO_REUSEPORT listeners), so connections queued while the old one stops accepting
+are accepted by the new one: none is refused or reset. The old process must stop
+accepting without ``Server.shutdown()`` (which stops the socket for every holder):
+cancel the context of its ``accept(ctx)`` and close.
+
+Unix socket files: exactly one process removes a service's socket file, the last
+owner. Before the hand-over that is the old process (it created the file); from
+the moment it receives the successor's ready message it no longer removes it, and
+the successor does, once told so (``{"given": true}``) -- or once the old process
+is gone without saying anything, since a process that stopped before giving up the
+file never removes it again either. A successor that fails before ``ready()``
+never removes the file: the old one goes on serving and still owns it.
+
+`offer` returns only after a successful hand-over. A successor that is not of our
+user id, or that fails or disappears before its ready message, is dropped and
+`offer` waits for the next one; only the context (cancel, deadline) or an error of
+the hand-over address itself ends `offer` with an exception.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import struct
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from janus_net import readiness
+from janus_net.address import UnixAddress, as_address
+from janus_net.connect import connect
+from janus_net.errors import SocketError
+from janus_net.fdpass import AnySocket, _check_channel, _items, check_peer, receive_sockets, send_sockets
+from janus_net.listen import listen, listen_with_context
+from janus_net.socket import Server, Socket, Stream
+from janus_net.unixfile import UnixFile
+from janus_net.wrap import give_unix_file, unix_file_of
+
+if TYPE_CHECKING:
+    from janus_net.capability import NetBind
+    from janus_net.context import Context
+
+_FRAME = struct.Struct("!I")
+#: A control frame is a few hundred bytes of JSON; anything longer is a protocol failure.
+_FRAME_MAX = 1 << 20
+
+
+def _send_frame(channel: Stream, value: Mapping[str, Any]) -> None:
+    data = json.dumps(value, separators=(",", ":")).encode()
+    channel.write_all(_FRAME.pack(len(data)) + data)
+
+
+def _read_exact(channel: Stream, size: int, ctx: Context | None) -> bytes:
+    out = bytearray()
+    while len(out) < size:
+        chunk = channel.read(size - len(out), ctx)
+        if not chunk:
+            raise SocketError.ConnectionResetByPeer(
+                None, "the other side of the hand-over closed the channel", syscall="recv"
+            )
+        out += chunk
+    return bytes(out)
+
+
+def _read_frame(channel: Stream, ctx: Context | None) -> dict[str, Any]:
+    (size,) = _FRAME.unpack(_read_exact(channel, _FRAME.size, ctx))
+    if size > _FRAME_MAX:
+        raise _protocol(f"a control frame of {size} bytes")
+    try:
+        value = json.loads(_read_exact(channel, size, ctx))
+    except (UnicodeDecodeError, ValueError):
+        raise _protocol("a control frame that is not JSON") from None
+    if not isinstance(value, dict):
+        raise _protocol("a control frame that is not a JSON object")
+    return value
+
+
+def _protocol(why: str) -> SocketError:
+    return SocketError.ProtocolFailure(None, f"hand-over: {why}")
+
+
+# --- The old process
+
+
+def offer(address: str | UnixAddress, sockets: Mapping[str, AnySocket], *, ctx: Context | None = None) -> None:
+    """Wait at ``address`` for a successor, give it ``sockets``, return once it serves.
+
+    Call it (often on a thread of its own) while serving; when it returns, stop
+    accepting (cancel the context of your ``accept(ctx)`` calls -- never
+    ``Server.shutdown()``, which would stop the sockets for the successor too),
+    finish the connections in progress and close. The successor holds the same
+    sockets, so no connection is refused or reset meanwhile.
+
+    Args:
+        address: the hand-over address, a unix path (``"unix:/run/app/handoff"``,
+            created with mode 0600, a stale file replaced, removed on return) or an
+            abstract name (``"unix:@app-handoff"``).
+        sockets: ``name -> Server | Socket | Stream``; names as for `send_sockets`.
+            The unix socket files these sockets created are removed by the successor
+            from then on, never by this process.
+        ctx: a `Context` ending the wait (`SocketError.Timeout`).
+
+    Raises:
+        SocketError.AddressInUse: another process offers at the same address.
+        SocketError.Timeout: the context ended before a successor was ready.
+        TypeError / ValueError: a bad mapping or name (before any syscall).
+    """
+    addr = as_address(address)
+    if not isinstance(addr, UnixAddress):
+        raise SocketError.InvalidAddress(None, "a hand-over address is a unix path or @name", address=str(addr))
+    items = dict(sockets)
+    _items(items)  # the checks send_sockets makes, before anything waits
+    with _listen_for_successor(addr, ctx) as server:
+        while True:
+            with server.accept(ctx) as channel:
+                try:
+                    _offer_to(channel, items, ctx, server.close)
+                except SocketError.Timeout:
+                    raise
+                except SocketError:
+                    continue  # a failed or foreign successor: wait for the next one
+                return
+
+
+#: How long `offer` pauses before trying again while another process still listens at its address.
+_BUSY_PAUSE_MS = 20
+
+
+def _listen_for_successor(addr: UnixAddress, ctx: Context | None) -> Server:
+    """Listen at the hand-over address; while a predecessor still holds it, wait (its hand-over is ending)."""
+    # A path gets mode 0600 (only our user may connect) and replaces a stale file left
+    # by a crashed predecessor; an abstract name has neither file nor permissions.
+    options: dict[str, Any] = {} if addr.abstract else {"mode": 0o600, "unlink_stale": True}
+    while True:
+        try:
+            if ctx is None:
+                return listen(addr, **options)
+            return listen_with_context(addr, ctx, **options)
+        except SocketError.AddressInUse:
+            readiness.wait(readiness.pollfds(-1, 0, ctx) + 1, 1, ctx, _BUSY_PAUSE_MS)
+
+
+def _offer_to(
+    channel: Stream, items: dict[str, AnySocket], ctx: Context | None, stop_listening: Callable[[], None]
+) -> None:
+    check_peer(channel.fileno(), frozenset(), channel.address)
+    send_sockets(channel, items, ctx=ctx)
+    files = {}
+    for name, sock in items.items():
+        unix_file = unix_file_of(sock)
+        if unix_file is not None and unix_file.identity is not None:
+            dev, ino = unix_file.identity
+            files[name] = {"path": unix_file.path, "dev": dev, "ino": ino}
+    _send_frame(channel, {"files": files})
+    if _read_frame(channel, ctx).get("ready") is not True:
+        raise _protocol("the successor sent something other than its ready message")
+    # From here the successor serves: this process stops removing the files...
+    for name in files:
+        sock = items[name]
+        assert isinstance(sock, (Server, Socket))
+        give_unix_file(sock, None)
+    # ...stops listening at the hand-over address, so the successor can offer there in turn...
+    stop_listening()
+    # ...and tells the successor so. If it is gone meanwhile, it had said it was ready:
+    # the hand-over happened either way.
+    try:
+        _send_frame(channel, {"given": True})
+    except SocketError:
+        pass
+
+
+# --- The successor
+
+
+class HandOff(dict[str, AnySocket]):
+    """The sockets `take` received, by name, plus `ready`.
+
+    An empty HandOff (no predecessor) has a ``ready()`` that does nothing, so a
+    service's start-up code is the same on a first start and on an upgrade.
+    """
+
+    def __init__(
+        self, sockets: Mapping[str, AnySocket], channel: Stream | None, files: dict[str, UnixFile] | None = None
+    ) -> None:
+        super().__init__(sockets)
+        self._channel = channel
+        self._files = files or {}
+
+    @property
+    def pending(self) -> bool:
+        """True until `ready` (or `abandon`) was called on a hand-over that happened."""
+        return self._channel is not None
+
+    def ready(self, ctx: Context | None = None) -> None:
+        """Tell the predecessor this process serves now: it stops accepting and drains.
+
+        Call it once the sockets are in use (the accept loops run). From then on the
+        unix socket files among them are this process's to remove on close.
+        Idempotent. A predecessor that vanished meanwhile is not an error.
+        """
+        channel, self._channel = self._channel, None
+        if channel is None:
+            return
+        with channel:
+            try:
+                _send_frame(channel, {"ready": True})
+                _read_frame(channel, ctx)  # {"given": true}; end of stream also means the old one is gone
+            except SocketError.Timeout:
+                raise
+            except SocketError:
+                pass
+            for name, unix_file in self._files.items():
+                sock = self.get(name)
+                if isinstance(sock, (Server, Socket)) and not sock.closed:
+                    give_unix_file(sock, unix_file)
+
+    def abandon(self) -> None:
+        """Give up the hand-over without serving: the predecessor keeps serving and keeps its files.
+
+        The received sockets stay open (close them yourself); none removes a file.
+        """
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            channel.close()
+
+
+def take(address: str | UnixAddress, *, ctx: Context | None = None, capability: NetBind | None = None) -> HandOff:
+    """Receive the sockets a predecessor `offer`s at ``address``; an empty `HandOff` when none does.
+
+    Typical start-up::
+
+        sockets = jn.handoff.take("unix:/run/app/handoff")
+        web = sockets.get("web") or jn.listen(":8080")
+        ... start serving on web ...
+        sockets.ready()
+
+    Args:
+        address: the hand-over address (a unix path or ``@name``).
+        ctx: a `Context` ending the connect and the transfer (`SocketError.Timeout`).
+        capability: checks and audits each received Server/Socket's real address, as
+            ``fd://`` adoption does (see `receive_sockets`).
+
+    Raises:
+        SocketError.AccessDenied: the process at ``address`` runs as another user.
+        SocketError.ProtocolFailure / ConnectionResetByPeer: the transfer failed;
+            nothing received is left open.
+        SocketError.Timeout: the context ended.
+    """
+    addr = as_address(address)
+    if not isinstance(addr, UnixAddress):
+        raise SocketError.InvalidAddress(None, "a hand-over address is a unix path or @name", address=str(addr))
+    channel: Stream | None = None
+    sockets: dict[str, AnySocket] = {}
+    # One try around everything that owns something, the return included, so an
+    # interrupt at any line leaves nothing open.
+    try:
+        try:
+            channel = connect(addr, ctx=ctx)
+        except (SocketError.ConnectionRefused, SocketError.FileNotFound):
+            return HandOff({}, None)
+        _check_channel(channel)
+        check_peer(channel.fileno(), frozenset(), addr)
+        sockets = receive_sockets(channel, ctx=ctx, capability=capability)
+        files = _files(_read_frame(channel, ctx), sockets)
+        return HandOff(sockets, channel, files)
+    except BaseException:
+        for sock in sockets.values():
+            sock.close()
+        if channel is not None:
+            channel.close()
+        raise
+
+
+def _files(frame: dict[str, Any], sockets: Mapping[str, AnySocket]) -> dict[str, UnixFile]:
+    """The socket files to own after ready(): each must still be the inode the predecessor created."""
+    files = frame.get("files")
+    if not isinstance(files, dict):
+        raise _protocol("no file list")
+    owned: dict[str, UnixFile] = {}
+    for name, entry in files.items():
+        sock = sockets.get(name)
+        if not isinstance(sock, (Server, Socket)) or not isinstance(entry, dict):
+            raise _protocol(f"a socket file for {name!r}, which is not a received Server or Socket")
+        path, dev, ino = entry.get("path"), entry.get("dev"), entry.get("ino")
+        if not isinstance(path, str) or type(dev) is not int or type(ino) is not int or not os.path.isabs(path):
+            raise _protocol(f"a malformed socket file entry for {name!r}")
+        address = sock.address
+        if not isinstance(address, UnixAddress) or address.abstract:
+            raise _protocol(f"a socket file for {name!r}, which is not bound to a unix path")
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue  # gone already: nothing to remove later
+        if not stat.S_ISSOCK(st.st_mode) or (st.st_dev, st.st_ino) != (dev, ino):
+            continue  # replaced since: not ours to remove
+        unix_file = UnixFile(path)
+        unix_file.identity = (dev, ino)
+        owned[name] = unix_file
+    return owned
+
+
+__all__ = ["HandOff", "offer", "take"]

@@ -1,0 +1,191 @@
+"""jn.connect: TCP (v4, v6) and unix (path, abstract) client streams, typed errors, cancellation, no leaks."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from interrupts import interrupt_at, live_fds
+
+import janus_net as jn
+from janus_net.testing import fail
+
+
+def _round_trip(server: jn.Server, client: jn.Stream) -> None:
+    with server.accept() as conn:
+        client.write_all(b"hello")
+        assert conn.read(5) == b"hello"
+        conn.write_all(b"back")
+        assert client.read(4) == b"back"
+
+
+def _blocking_and_cloexec(fd: int) -> None:
+    assert fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC
+    assert not fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK
+
+
+@pytest.mark.parametrize("where", ["127.0.0.1:0", "[::1]:0", "unix-path", "unix:@jn-connect-test"])
+@pytest.mark.parametrize("with_context", [False, True])
+def test_connects_and_talks(where: str, with_context: bool, tmp_path: Path) -> None:
+    address = f"unix:{tmp_path}/s.sock" if where == "unix-path" else where
+    with jn.listen(address) as server:
+        ctx = jn.Context.with_timeout(30) if with_context else None
+        with jn.connect(str(server.address), ctx=ctx) as client:
+            assert client.address == server.address
+            _blocking_and_cloexec(client.fileno())
+            _round_trip(server, client)
+        with jn.connect(server.address) as client:  # an address value works too
+            _round_trip(server, client)
+
+
+def test_refused_and_missing_are_typed(tmp_path: Path) -> None:
+    with socket.socket() as reserved:  # bound, not listening: connects to it are refused
+        reserved.bind(("127.0.0.1", 0))
+        port = reserved.getsockname()[1]
+        with pytest.raises(jn.SocketError.ConnectionRefused) as info:
+            jn.connect(f"127.0.0.1:{port}")
+        assert info.value.syscall == "connect" and info.value.address == f"127.0.0.1:{port}"
+    with pytest.raises(jn.SocketError.FileNotFound):
+        jn.connect(f"unix:{tmp_path}/nothing.sock")
+    stale = tmp_path / "stale.sock"
+    with socket.socket(socket.AF_UNIX) as old:
+        old.bind(str(stale))
+    with pytest.raises(jn.SocketError.ConnectionRefused):
+        jn.connect(f"unix:{stale}")
+    with pytest.raises(jn.SocketError.ConnectionRefused):
+        jn.connect("unix:@jn-connect-nobody-listens-here")
+    with pytest.raises(jn.SocketError.NotDir):
+        jn.connect(f"unix:{stale}/below")
+
+
+def test_bad_addresses_before_any_syscall() -> None:
+    with fail("socket", errno.EIO) as injection:
+        for bad in ("fd://3", "localhost:80", "127.0.0.1:99999", "unix:"):
+            with pytest.raises((jn.SocketError.InvalidAddress, jn.SocketError.InvalidPort)):
+                jn.connect(bad)
+        with pytest.raises(jn.SocketError.InvalidAddress):
+            jn.connect(jn.UnixAddress(""))
+    assert injection.failed == 0
+
+
+@contextmanager
+def full_tcp_backlog() -> Iterator[str]:
+    """A TCP listener whose accept queue is full: the kernel drops new SYNs, so a connect waits."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+        fillers = []
+        try:
+            for _ in range(4):
+                filler = socket.socket()
+                filler.setblocking(False)
+                filler.connect_ex(server.getsockname())
+                fillers.append(filler)
+            time.sleep(0.1)
+            host, port = server.getsockname()
+            yield f"{host}:{port}"
+        finally:
+            for filler in fillers:
+                filler.close()
+
+
+@contextmanager
+def full_unix_backlog(name: str) -> Iterator[socket.socket]:
+    """A unix listener with backlog 0 and one pending connection: a non-blocking connect says EAGAIN."""
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind("\0" + name)
+        server.listen(0)
+        with socket.socket(socket.AF_UNIX) as first, socket.socket(socket.AF_UNIX) as second:
+            first.connect("\0" + name)
+            second.setblocking(False)
+            try:
+                second.connect("\0" + name)
+            except BlockingIOError:
+                pass
+            yield server
+
+
+def test_cancel_from_another_thread_ends_a_pending_tcp_connect() -> None:
+    with full_tcp_backlog() as address:
+        ctx = jn.Context()
+        timer = threading.Timer(0.2, ctx.cancel)
+        timer.start()
+        started = time.monotonic()
+        with pytest.raises(jn.SocketError.Timeout) as info:
+            jn.connect(address, ctx=ctx)
+        timer.join()
+        assert info.value.reason == "cancelled"  # type: ignore[attr-defined]
+        assert time.monotonic() - started < 10
+
+
+def test_deadline_ends_a_pending_tcp_connect() -> None:
+    with full_tcp_backlog() as address, pytest.raises(jn.SocketError.Timeout) as info:
+        jn.connect(address, ctx=jn.Context.with_timeout(0.2))
+    assert info.value.reason == "deadline"  # type: ignore[attr-defined]
+
+
+def test_unix_backlog_full_waits_cancellably_then_connects_when_room_is_made() -> None:
+    name = f"jn-connect-backlog-{os.getpid()}"
+    with full_unix_backlog(name) as server:
+        with pytest.raises(jn.SocketError.Timeout):
+            jn.connect(f"unix:@{name}", ctx=jn.Context.with_timeout(0.2))
+        # Room is made while connect waits: it retries and gets in.
+        threading.Timer(0.2, lambda: server.accept()[0].close()).start()
+        with jn.connect(f"unix:@{name}", ctx=jn.Context.with_timeout(30)) as client:
+            _blocking_and_cloexec(client.fileno())
+
+
+@pytest.mark.parametrize("step", ["socket", "fcntl", "connect", "poll", "getsockopt"])
+def test_interrupt_at_each_step_closes_the_socket(step: str) -> None:
+    """KeyboardInterrupt at each syscall (the fault seam raises it there): nothing stays open."""
+    with full_tcp_backlog() if step == "poll" else jn.listen("127.0.0.1:0") as server:
+        address = server if isinstance(server, str) else str(server.address)
+        with fail(step, KeyboardInterrupt) as injection, pytest.raises(KeyboardInterrupt):
+            jn.connect(address, ctx=jn.Context.with_timeout(30))
+        assert injection.failed == 1
+
+
+def test_audit_event_names_the_address() -> None:
+    seen: list[tuple[object, ...]] = []
+
+    def hook(event: str, args: tuple[object, ...]) -> None:
+        if event == "janus_net.connect":
+            seen.append(args)
+
+    sys.addaudithook(hook)  # stays for the process: it only records this event
+    with jn.listen("127.0.0.1:0") as server, jn.connect(str(server.address)):
+        pass
+    assert (str(server.address),) in seen
+
+
+def test_keyboard_interrupt_at_every_line_closes_the_socket() -> None:
+    """A KeyboardInterrupt raised at each line of connect.py/readiness.py in turn: no descriptor stays open."""
+    files = {str(sys.modules[name].__file__) for name in ("janus_net.connect", "janus_net.readiness")}
+    with jn.listen("127.0.0.1:0") as server:
+        ctx = jn.Context.with_timeout(60)
+        ctx._wake_fd()  # made once, before the baseline
+        n = 0
+        while True:
+            n += 1
+            before = live_fds()
+            sys.settrace(interrupt_at(n, files))
+            try:
+                client = jn.connect(str(server.address), ctx=ctx)
+            except KeyboardInterrupt:
+                sys.settrace(None)
+                assert live_fds() == before, f"leak after an interrupt at line event {n}"
+                continue
+            finally:
+                sys.settrace(None)
+            client.close()
+            break
+        assert n > 10
