@@ -63,8 +63,7 @@ def hand_over(sockets: dict[str, AnySocket]) -> tuple[float, float]:
             offered.join()
             elapsed = time.perf_counter() - wall, time.process_time() - cpu
         finally:
-            for sock in taken.values():
-                sock.close()
+            _close_all(taken)
     finally:
         ctx.cancel()  # an offer still waiting (take failed) ends now
         offered.join()
@@ -74,7 +73,19 @@ def hand_over(sockets: dict[str, AnySocket]) -> tuple[float, float]:
 
 
 def _listeners(n: int) -> dict[str, AnySocket]:
-    return {f"s{i}": jn.listen("127.0.0.1:0") for i in range(n)}
+    sockets: dict[str, AnySocket] = {}
+    try:
+        for i in range(n):
+            sockets[f"s{i}"] = jn.listen("127.0.0.1:0")
+    except BaseException:
+        _close_all(sockets)
+        raise
+    return sockets
+
+
+def _close_all(sockets: dict[str, AnySocket]) -> None:
+    for sock in sockets.values():
+        sock.close()
 
 
 def _measure(sockets: dict[str, AnySocket]) -> Measure:
@@ -94,16 +105,21 @@ def workloads(c_binary: Path | None) -> tuple[dict[str, tuple[Measure, int]], Ca
     ``c_binary`` (the compiled native/bench/bench.c) is not used: C has no hand-over protocol to compare.
     """
     del c_binary
-    held = {n: _listeners(n) for n in SIZES}
-    # About 40-70 ms of hand-overs per row and round on this machine.
-    per_round = {1: 50, 10: 40, 300: 8}
-    rows = {f"{n} socket{'s' * (n > 1)}": (_measure(held[n]), per_round[n]) for n in SIZES}
+    held: dict[int, dict[str, AnySocket]] = {}
 
     def close() -> None:
         for sockets in held.values():
-            for sock in sockets.values():
-                sock.close()
+            _close_all(sockets)
 
+    try:
+        for n in SIZES:
+            held[n] = _listeners(n)
+    except BaseException:
+        close()
+        raise
+    # About 40-70 ms of hand-overs per row and round on this machine.
+    per_round = {1: 50, 10: 40, 300: 8}
+    rows = {f"{n} socket{'s' * (n > 1)}": (_measure(held[n]), per_round[n]) for n in SIZES}
     return rows, close
 
 
@@ -113,8 +129,7 @@ def bench_handover(n: int, rounds: int = 11) -> float:
     try:
         return statistics.median(hand_over(sockets)[0] for _ in range(rounds))
     finally:
-        for sock in sockets.values():
-            sock.close()
+        _close_all(sockets)
 
 
 def main() -> None:

@@ -62,7 +62,11 @@ class JanusSegmented:
 
     def __init__(self) -> None:
         self.sender = jn.bind("127.0.0.1:0")
-        self.receiver = jn.bind("127.0.0.1:0", gro=True)
+        try:
+            self.receiver = jn.bind("127.0.0.1:0", gro=True)
+        except BaseException:
+            self.sender.close()
+            raise
 
     def run(self, n: int) -> int:
         send, receive, dest = self.sender.send_segments, self.receiver.receive_segments, self.receiver.address
@@ -101,8 +105,12 @@ class StdlibPerPacket:
     def __init__(self) -> None:
         self.a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.a.bind(("127.0.0.1", 0))
-        self.b.bind(("127.0.0.1", 0))
+        try:
+            self.a.bind(("127.0.0.1", 0))
+            self.b.bind(("127.0.0.1", 0))
+        except BaseException:
+            self.close()
+            raise
 
     def run(self, n: int) -> int:
         sendto, recvfrom, dest = self.a.sendto, self.b.recvfrom, self.b.getsockname()
@@ -134,7 +142,12 @@ def workloads(c_binary: Path | None) -> tuple[dict[str, tuple[Measure, int]], Ca
 
     ``c_binary`` is the compiled native/bench/bench.c, or None when there is no C today.
     """
-    janus, stdlib = JanusSegmented(), StdlibPerPacket()
+    janus = JanusSegmented()
+    try:
+        stdlib = StdlibPerPacket()
+    except BaseException:
+        janus.close()
+        raise
     # Bursts per round: about 50 ms of each row on this machine (a shorter sample is mostly noise).
     rows: dict[str, tuple[Measure, int]] = {
         "janus segmented": (_timed(janus.run), 3000),
