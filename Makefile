@@ -26,7 +26,8 @@ demo: $(STAMP)
 	$(VENV)/bin/janus-net demo
 
 # janus_net vs the stdlib and C (builds build/bench/bench from native/bench/bench.c; about a
-# minute). Pass options through BENCH_ARGS, e.g. make bench BENCH_ARGS="--json build/bench.json";
+# minute), every DESIGN §11 workload, the udp segmented and hand-over rows from the hooks
+# scripts/bench_segments.py and scripts/bench_handover.py. Pass options through BENCH_ARGS, e.g. make bench BENCH_ARGS="--json build/bench.json";
 # BENCH_ARGS=--quick is a few-second smoke run (docs/performance.md).
 bench: $(STAMP)
 	$(PY) scripts/bench $(BENCH_ARGS)

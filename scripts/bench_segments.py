@@ -15,9 +15,10 @@ bytes per burst (64,800 bytes: one send of at most 64 KiB):
 * C segmented: ``native/bench/bench.c segmented N``, the same syscalls with no
   interpreter in the way.
 
-The target (§11) is janus segmented / stdlib per-packet >= 10x. ``scripts/bench``
-calls `workloads` and puts the rows in its table; run alone, this file prints its
-own medians of alternating rounds::
+The target (§11) is janus segmented / stdlib per-packet (both rows of this file:
+the same 1200-byte datagrams) >= 10x. ``scripts/bench`` calls `workloads` (the
+hook protocol it shares with scripts/bench_handover.py) and puts the rows in its
+table; run alone, this file prints its own medians of alternating rounds::
 
     .venv/bin/python scripts/bench_segments.py [--rounds 11] [--c build/bench/bench]
 """
@@ -61,7 +62,11 @@ class JanusSegmented:
 
     def __init__(self) -> None:
         self.sender = jn.bind("127.0.0.1:0")
-        self.receiver = jn.bind("127.0.0.1:0", gro=True)
+        try:
+            self.receiver = jn.bind("127.0.0.1:0", gro=True)
+        except BaseException:
+            self.sender.close()
+            raise
 
     def run(self, n: int) -> int:
         send, receive, dest = self.sender.send_segments, self.receiver.receive_segments, self.receiver.address
@@ -100,8 +105,12 @@ class StdlibPerPacket:
     def __init__(self) -> None:
         self.a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.a.bind(("127.0.0.1", 0))
-        self.b.bind(("127.0.0.1", 0))
+        try:
+            self.a.bind(("127.0.0.1", 0))
+            self.b.bind(("127.0.0.1", 0))
+        except BaseException:
+            self.close()
+            raise
 
     def run(self, n: int) -> int:
         sendto, recvfrom, dest = self.a.sendto, self.b.recvfrom, self.b.getsockname()
@@ -133,14 +142,20 @@ def workloads(c_binary: Path | None) -> tuple[dict[str, tuple[Measure, int]], Ca
 
     ``c_binary`` is the compiled native/bench/bench.c, or None when there is no C today.
     """
-    janus, stdlib = JanusSegmented(), StdlibPerPacket()
+    janus = JanusSegmented()
+    try:
+        stdlib = StdlibPerPacket()
+    except BaseException:
+        janus.close()
+        raise
+    # Bursts per round: about 50 ms of each row on this machine (a shorter sample is mostly noise).
     rows: dict[str, tuple[Measure, int]] = {
-        "janus segmented": (_timed(janus.run), 400),
-        "janus segmented + split": (_timed(janus.run_split), 400),
-        "stdlib per-packet": (_timed(stdlib.run), 40),
+        "janus segmented": (_timed(janus.run), 3000),
+        "janus segmented + split": (_timed(janus.run_split), 2000),
+        "stdlib per-packet": (_timed(stdlib.run), 300),
     }
     if c_binary is not None:
-        rows["C segmented"] = (c_segmented(c_binary), 2000)
+        rows["C segmented"] = (c_segmented(c_binary), 8000)
 
     def close() -> None:
         janus.close()

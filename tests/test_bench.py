@@ -1,8 +1,8 @@
 """`make bench` works: scripts/bench in --quick mode runs every workload and reports every target.
 
-A smoke test only: it checks that the script runs to the end and that its JSON names
-every DESIGN §11 target with a ratio (or "not available" for a workload another
-module provides), never how fast anything is.
+A smoke test only: it checks that the script runs to the end, that its JSON names
+every DESIGN §11 target with a ratio, and that both hooks (scripts/bench_segments.py,
+scripts/bench_handover.py) load and report their rows; never how fast anything is.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ TARGETS = {
     "listen cycle :sovereign / :core",
     "UDP per-packet / stdlib per-packet",
     "UDP batched / C sendmmsg+recvmmsg",
-    "UDP segmented / stdlib per-packet (datagrams/s)",
+    "UDP segmented (counted as C counts) / stdlib per-packet 1200 B",
     "accept rate / stdlib",
     "import janus_net / import socket (installed, fresh interpreter)",
     "memory per open listener / stdlib socket (tracemalloc)",
@@ -48,6 +48,23 @@ def test_quick_bench_reports_every_target(tmp_path: Path) -> None:
             assert entry["met"] in (True, False)
     for workload in ("listen cycle", "udp", "parse_address"):
         assert result["ops_per_second"][workload], workload
+    broken = ("failed to load", "not available", "stopped in round")
+    assert not [note for note in result["notes"] if any(b in note for b in broken)], result["notes"]
+    # The hooks' rows, measured in the same rounds as the rest.
+    segmented = result["ops_per_second"]["udp segmented"]
+    expected = {"janus segmented", "janus segmented + split", "stdlib per-packet"}
+    if not [note for note in result["notes"] if note.startswith("C baseline skipped")]:
+        expected.add("C segmented")
+    assert expected <= set(segmented), segmented
+    assert all(rate["wall"] > 0 and rate["cpu"] > 0 for rate in segmented.values()), segmented
+    assert ratios["UDP segmented (counted as C counts) / stdlib per-packet 1200 B"]["value"] is not None
+    assert ratios["UDP segmented + jn.split (a memoryview each) / stdlib per-packet 1200 B"]["value"] is not None
+    handover = result["seconds_per_operation"]["hand-over"]
+    assert set(handover) == {"1 socket", "10 sockets", "300 sockets"}
+    for clocks in handover.values():
+        assert 0 < clocks["wall"]["q1"] <= clocks["wall"]["median"] <= clocks["wall"]["q3"], clocks
+    assert "hand-over (ms each, median [quartiles])" in done.stdout
+    assert "the target row is 'janus segmented'" in done.stdout
     assert result["import_seconds"]["janus_net"]["median"] > 0
     assert result["tracemalloc_bytes_per_listener"]["janus"]["median"] > 0
     assert "ratios (decided on the wall clock)" in done.stdout
