@@ -91,6 +91,7 @@ class NetBind:
 
     @property
     def id(self) -> str:
+        """The name this capability carries in audit records and error messages."""
         return self._id
 
     @property
@@ -106,6 +107,7 @@ class NetBind:
 
     @property
     def revoked(self) -> bool:
+        """True once `revoke` was called: nothing is allowed any more."""
         return self._revoked
 
     @property
@@ -121,8 +123,18 @@ class NetBind:
     def allow_port(self, port: int) -> NetBind:
         """Allow binding ``port`` too; returns the capability so calls can be chained.
 
-        Raises ValueError unless ``port`` is an int in 0..65535. Allowing a port on a
-        revoked capability changes nothing: revocation is final.
+        Allowing a port on a revoked capability changes nothing: revocation is final.
+        A port allowed after `enforce` is allowed by janus_net's gate only; the kernel
+        keeps the ports it was given.
+
+        Args:
+            port: an int in 0..65535. 0 lets the holder bind a port the kernel picks.
+
+        Returns:
+            This capability: ``NetBind("web").allow_port(0).allow_port(9000)``.
+
+        Raises:
+            ValueError: ``port`` is not an int in 0..65535 (a bool is refused).
         """
         port = _check_port(port)
         with self._lock:
@@ -130,7 +142,14 @@ class NetBind:
         return self
 
     def revoke(self) -> None:
-        """Deny everything from now on (binds already made are not touched)."""
+        """Deny everything from now on (binds already made are not touched).
+
+        Final and idempotent: there is no way back. A later `enforce` allows no port
+        at all in the kernel.
+
+        Raises:
+            Nothing: revoking cannot fail.
+        """
         with self._lock:
             self._revoked = True
 
@@ -141,13 +160,24 @@ class NetBind:
         outside ``.ports`` (port 0 only if allowed explicitly); a janus_net bind the
         kernel refuses raises ``CapabilityDenied`` with ``.reason == "kernel"``. UDP,
         unix sockets and outgoing connections are not restricted by the kernel.
-        Audited as one ``enforce`` record. See `janus_net.landlock` and
-        docs/kernel-capability.md.
+        Audited as one ``enforce`` record (``port`` None, ``address`` the text
+        ``"landlock tcp-bind 3000,8000,8080"``), written once the restriction holds; the
+        PEP 578 event ``janus_net.enforce`` (id, ports) is raised before anything changes,
+        so an audit hook can veto it. Enforcing again stacks: the kernel then allows
+        only ports every enforcement allowed. It also sets ``no_new_privs``. See
+        `janus_net.landlock` and docs/kernel-capability.md.
 
         Raises:
-            SocketError.OptionUnsupported: no Landlock network rules (ABI < 4), or other
-                threads run on a kernel that restricts only the calling thread; nothing
-                was changed.
+            SocketError.OptionUnsupported: no Landlock network rules (ABI < 4, Landlock
+                disabled or not built), or other threads run on a kernel that restricts
+                only the calling thread (call ``enforce()`` before starting threads);
+                nothing was changed.
+            SocketError.AccessDenied: the kernel refused ``no_new_privs`` or the
+                restriction (a seccomp filter, say).
+            SocketError.SystemResources: no memory, or the process already has the
+                maximum of stacked Landlock domains.
+            Any exception of an audit hook (before anything changed) or of the audit
+            sink (after the restriction is in force: it stays).
         """
         landlock.enforce(self._id, self.ports if not self._revoked else (), self._audit)
 
@@ -158,6 +188,14 @@ class NetBind:
             address: text or an address value (a subclass instance is judged as its base type).
             mode: the socket type (`janus_net.Mode`); STREAM by default, as `listen` makes.
             protocol: the protocol number; 0, the family's default, by default.
+
+        Returns:
+            True when `listen_with_capability`/`bind_with_capability` would let the bind
+            through this capability's gate (the kernel may still refuse it).
+
+        Raises:
+            SocketError.InvalidAddress / InvalidPort: ``address`` is text that does not
+                parse, or ``fd://N`` (an inherited socket is judged when adopted).
         """
         return self._decide(as_address(address), mode, protocol)
 
@@ -170,6 +208,18 @@ class NetBind:
         (`janus_net.address.exact`) and the socket's mode and protocol. A sink that
         raises propagates its exception whatever the decision was, so the bind does
         not happen.
+
+        Args:
+            address: the address to be bound (text is parsed; a subclass instance is
+                rebuilt as its base type).
+            mode: the socket type; STREAM by default.
+            protocol: the protocol number; 0 by default.
+
+        Raises:
+            SocketError.CapabilityDenied: the capability does not allow this bind
+                (``.reason`` None: janus_net's own gate refused).
+            SocketError.InvalidAddress / InvalidPort: ``address`` is text that does not parse.
+            Any exception of the audit sink.
         """
         address = as_address(address)  # an exact value already; a subclass instance is rebuilt
         allowed = self._decide(address, mode, protocol)
@@ -178,7 +228,16 @@ class NetBind:
             raise SocketError.CapabilityDenied(None, self._denial(address, mode, protocol), address=str(address))
 
     def record_bound(self, address: Address, mode: int = _STREAM, protocol: int = 0) -> None:
-        """Audit ``bind_socket``: the OS bind succeeded, on ``address`` (the real port)."""
+        """Audit ``bind_socket``: the OS bind succeeded, on ``address`` (the real port).
+
+        Args:
+            address: the bound address as the kernel reports it.
+            mode: the socket type; STREAM by default.
+            protocol: the protocol number; 0 by default.
+
+        Raises:
+            Any exception of the audit sink.
+        """
         self._record("bind_socket", address, "allowed", mode, protocol)
 
     # --- internals

@@ -98,12 +98,30 @@ class Context:
 
     @classmethod
     def with_timeout(cls: type[_C], seconds: float) -> _C:
-        """A context that expires ``seconds`` from now (0 or less: already expired)."""
+        """A context that expires ``seconds`` from now (0 or less: already expired).
+
+        Args:
+            seconds: an int or float number of seconds, measured on the
+                `time.monotonic` clock (wall-clock changes do not move it).
+
+        Raises:
+            TypeError: ``seconds`` is not an int or float (a bool is refused).
+            ValueError: ``seconds`` is NaN.
+        """
         return cls.with_deadline(time.monotonic() + _seconds(seconds, "timeout"))
 
     @classmethod
     def with_deadline(cls: type[_C], monotonic_seconds: float) -> _C:
-        """A context that expires when `time.monotonic()` reaches ``monotonic_seconds``."""
+        """A context that expires when `time.monotonic()` reaches ``monotonic_seconds``.
+
+        Args:
+            monotonic_seconds: an absolute point on the `time.monotonic` clock; one
+                already passed gives an expired context.
+
+        Raises:
+            TypeError: ``monotonic_seconds`` is not an int or float (a bool is refused).
+            ValueError: ``monotonic_seconds`` is NaN.
+        """
         ctx = cls()
         ctx._deadline = _seconds(monotonic_seconds, "deadline")
         return ctx
@@ -112,7 +130,16 @@ class Context:
         """A context that ends when this one does, or after ``timeout`` seconds if sooner.
 
         Cancelling the child does not touch this context. The child is a plain
-        `Context`, whatever the type of its parent.
+        `Context`, whatever the type of its parent. A child of a context already
+        cancelled starts cancelled.
+
+        Args:
+            timeout: seconds from now for the child's own deadline, or None to keep
+                only the parent's. The earlier of the two deadlines applies.
+
+        Raises:
+            TypeError: ``timeout`` is not None, an int or a float (a bool is refused).
+            ValueError: ``timeout`` is NaN.
         """
         child = Context()
         deadline = self._deadline
@@ -136,7 +163,12 @@ class Context:
         """End this context and all its descendants now; wakes every thread waiting on them.
 
         Idempotent, callable from any thread (and from a signal handler: it never
-        blocks on anything but this context's lock).
+        blocks on anything but this context's lock). A blocked janus_net call waiting
+        on this context (or a descendant) raises `SocketError.Timeout` with
+        ``.reason == "cancelled"``.
+
+        Raises:
+            Nothing: cancelling cannot fail.
         """
         with self._lock:
             if self._cancelled:
@@ -176,6 +208,9 @@ class Context:
         """Seconds left until the deadline (never negative), or None without a deadline.
 
         This is about time only: a cancelled context with no deadline still says None.
+
+        Returns:
+            A float >= 0.0, or None when neither this context nor an ancestor has a deadline.
         """
         deadline = self._deadline
         if deadline is None:
@@ -185,8 +220,12 @@ class Context:
     def check(self) -> None:
         """Return if the operation may go on; raise `SocketError.Timeout` if it must stop.
 
-        ``.reason`` is ``"cancelled"`` if the context was cancelled (cancellation wins
-        when both hold), else ``"deadline"``.
+        janus_net calls it at every checkpoint of a :service call; your own code may
+        call it between steps of its own work.
+
+        Raises:
+            SocketError.Timeout: the context is done. ``.reason`` is ``"cancelled"`` if
+                it was cancelled (cancellation wins when both hold), else ``"deadline"``.
         """
         if self._cancelled:
             raise SocketError.Timeout("cancelled", "context cancelled")
