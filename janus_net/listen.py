@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from janus_net import adopt, platform, syscalls
+from janus_net import adopt, descriptor, platform, syscalls
 from janus_net._shim import lib
 from janus_net.address import (
     Address,
@@ -64,11 +65,11 @@ def _set_options(fd: int, addr: Address, opts: Options, check: syscalls.Checkpoi
 def _bind(
     fd: int,
     addr: Address,
+    encoded: Any,
     opts: Options,
     check: syscalls.Checkpoint | None,
     unix_file: UnixFile | None,
 ) -> None:
-    encoded = addr.sockaddr
     unix = isinstance(addr, UnixAddress)
     try:
         syscalls.bind(fd, encoded.pointer, encoded.length, unix=unix, checkpoint=check, address=addr)
@@ -91,13 +92,12 @@ def _bind(
 _OPTION_NAMES = {"file_mode": "mode"}
 
 
-def _adopt(target: FdAddress, opts: Options, ctx: Context | None, capability: NetBind | None) -> Server | Socket:
-    """Adopt the socket ``target`` names; see `janus_net.adopt` for the steps.
+def _refuse_options(target: FdAddress, opts: Options) -> None:
+    """OptionUnsupported unless every option is at its default (raised before the fd is looked at).
 
-    The options describe how to make a socket, and an adopted one is already made:
-    options left at their defaults are fine, any other value is OptionUnsupported
-    (raised before the descriptor is looked at). For ``bind``, ``mode`` and
-    ``protocol`` are not settings but what the socket must be: they are checked.
+    The options describe how to make a socket, and an adopted one is already made.
+    For ``bind``, ``mode`` and ``protocol`` are not settings but what the socket
+    must be: they are checked by `janus_net.adopt`.
     """
     default = listen_options() if opts.kind == "listen" else bind_options(mode=opts.mode, protocol=opts.protocol)
     changed = [_OPTION_NAMES.get(f, f) for f in Options._fields if getattr(opts, f) != getattr(default, f)]
@@ -107,42 +107,85 @@ def _adopt(target: FdAddress, opts: Options, ctx: Context | None, capability: Ne
             f"{', '.join(changed)} cannot apply to an adopted socket: set it where the socket is made",
             address=str(target),
         )
-    want: adopt.Want = "listen" if opts.kind == "listen" else opts.mode
-    return adopt.adopt(target, want, opts.protocol, None if ctx is None else ctx.check, capability)
 
 
-def _open(
-    address: str | BindAddress,
-    opts: Options,
-    ctx: Context | None = None,
-    capability: NetBind | None = None,
-) -> Server | Socket:
+class _ErrDefer:
+    """Cleanups that run only if the block raises, newest first (Zig's ``errdefer``).
+
+    Each cleanup is registered *before* the step whose result it undoes, where the
+    undo is harmless on nothing (closing an empty descriptor cell does nothing), so
+    an exception landing between a syscall and its registration cannot skip it.
+    """
+
+    __slots__ = ("_steps",)
+
+    def __init__(self) -> None:
+        self._steps: list[Callable[[], object]] = []
+
+    def __call__(self, cleanup: Callable[[], object]) -> None:
+        self._steps.append(cleanup)
+
+    def __enter__(self) -> _ErrDefer:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        if kind is not None:
+            while self._steps:
+                self._steps.pop()()
+
+
+_B = TypeVar("_B", Server, Socket)
+
+
+def _listener(
+    address: str | BindAddress, opts: Options, ctx: Context | None = None, capability: NetBind | None = None
+) -> Server:
     addr = as_bind_address(address)
     if isinstance(addr, FdAddress):
-        return _adopt(addr, opts, ctx, capability)  # its capability gate needs the socket's real address
+        _refuse_options(addr, opts)
+        # The capability gate needs the socket's real address: adopt asks it.
+        return adopt.adopt_listener(addr, None if ctx is None else ctx.check, capability)
+    return _open(addr, opts, ctx, capability, Server)
+
+
+def _bound(
+    address: str | BindAddress, opts: Options, ctx: Context | None = None, capability: NetBind | None = None
+) -> Socket:
+    addr = as_bind_address(address)
+    if isinstance(addr, FdAddress):
+        _refuse_options(addr, opts)
+        return adopt.adopt_bound(addr, opts.mode, opts.protocol, None if ctx is None else ctx.check, capability)
+    return _open(addr, opts, ctx, capability, Socket)
+
+
+def _open(addr: Address, opts: Options, ctx: Context | None, capability: NetBind | None, owner: type[_B]) -> _B:
+    """The step sequence (module docstring); ``owner`` is what the descriptor becomes."""
     validate(addr, opts)
     if capability is not None:
         capability.authorize(addr)  # audits check_bind_address; raises CapabilityDenied
     sys.audit("janus_net.bind", str(addr), None if capability is None else capability.id)
 
     check = None if ctx is None else ctx.check
-    if check is not None:
-        check()  # (1) before socket
-    fd = syscalls.socket(addr.family, opts.mode, opts.protocol, check)
     unix_file = UnixFile(addr.path) if isinstance(addr, UnixAddress) and not addr.abstract else None
-    bound = False
-    try:
+    with _ErrDefer() as errdefer:
+        # The cell exists before the socket: socket() writes the fd into it, so from
+        # the syscall's return on, this cleanup (or the cell's collection) closes it.
+        desc = descriptor.new()
+        errdefer(lambda: descriptor.close(desc))
+        if check is not None:
+            check()  # (1) before socket
+        fd = syscalls.open_socket(desc, addr.family, opts.mode, opts.protocol, check)
         if check is not None:
             check()  # (2) between socket and options
         _set_options(fd, addr, opts, check)
         if check is not None:
             check()  # (3) between options and sockaddr
-        addr.sockaddr  # noqa: B018 - encodes once; the address keeps it
+        encoded = addr.sockaddr  # encoded once; the address keeps it
         if check is not None:
             check()  # (4) between sockaddr and bind
-        _bind(fd, addr, opts, check, unix_file)
-        bound = True
+        _bind(fd, addr, encoded, opts, check, unix_file)
         if unix_file is not None:
+            errdefer(unix_file.remove)
             unix_file.record()
             if opts.file_mode is not None:
                 _exact_mode(unix_file.path, opts.file_mode)
@@ -150,23 +193,9 @@ def _open(
             if check is not None:
                 check()  # (5) between bind and listen
             syscalls.listen(fd, opts.backlog, check, addr)
-        bound_address = _local_address(fd, addr)
-        result: Server | Socket
-        if opts.kind == "listen":
-            result = Server(fd, bound_address, unix_file)
-        else:
-            result = Socket(fd, bound_address, unix_file)
-    except BaseException:
-        syscalls.close(fd)
-        if bound and unix_file is not None:
-            unix_file.remove()
-        raise
-    if capability is not None:
-        try:
-            capability.record_bound(bound_address)  # audits bind_socket with the real port
-        except BaseException:
-            result.close()
-            raise
+        result = owner(desc, _local_address(fd, addr), unix_file)
+        if capability is not None:
+            capability.record_bound(result.address)  # audits bind_socket with the real port
     return result
 
 
@@ -200,8 +229,7 @@ def listen(
     ...     server.address.port > 0
     True
     """
-    opts = listen_options(backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale)
-    return _open(address, opts)  # type: ignore[return-value]
+    return _listener(address, _listen_opts(backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale))
 
 
 def bind(
@@ -214,8 +242,7 @@ def bind(
     broadcast: bool = False,
 ) -> Socket:
     """Create a bound socket (datagram by default) on ``address`` (:core profile)."""
-    opts = bind_options(mode, protocol, ip6_only, reuse_address, broadcast)
-    return _open(address, opts)  # type: ignore[return-value]
+    return _bound(address, _bind_opts(mode, protocol, ip6_only, reuse_address, broadcast))
 
 
 # --- :service
@@ -238,8 +265,7 @@ def listen_with_context(
     checkpoint, and nothing is left behind: no fd, no unix socket file, no bound port.
     """
     _require_context(ctx)
-    opts = listen_options(backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale)
-    return _open(address, opts, ctx)  # type: ignore[return-value]
+    return _listener(address, _listen_opts(backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale), ctx)
 
 
 def bind_with_context(
@@ -254,8 +280,7 @@ def bind_with_context(
 ) -> Socket:
     """`bind`, with ``ctx.check()`` at the first four checkpoints (a bound socket has no listen step)."""
     _require_context(ctx)
-    opts = bind_options(mode, protocol, ip6_only, reuse_address, broadcast)
-    return _open(address, opts, ctx)  # type: ignore[return-value]
+    return _bound(address, _bind_opts(mode, protocol, ip6_only, reuse_address, broadcast), ctx)
 
 
 # --- :sovereign
@@ -281,8 +306,8 @@ def listen_with_capability(
     with the port actually bound once the OS bind has succeeded.
     """
     _require_capability(cap)
-    opts = listen_options(backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale)
-    return _open(address, opts, ctx, cap)  # type: ignore[return-value]
+    opts = _listen_opts(backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale)
+    return _listener(address, opts, ctx, cap)
 
 
 def bind_with_capability(
@@ -298,8 +323,28 @@ def bind_with_capability(
 ) -> Socket:
     """`bind`, gated and audited by the capability as `listen_with_capability` is."""
     _require_capability(cap)
-    opts = bind_options(mode, protocol, ip6_only, reuse_address, broadcast)
-    return _open(address, opts, ctx, cap)  # type: ignore[return-value]
+    return _bound(address, _bind_opts(mode, protocol, ip6_only, reuse_address, broadcast), ctx, cap)
+
+
+def _listen_opts(
+    backlog: int, reuse_address: bool, reuse_port: bool, ip6_only: bool | None, mode: int | None, unlink_stale: bool
+) -> Options:
+    return listen_options(
+        backlog=backlog,
+        reuse_address=reuse_address,
+        reuse_port=reuse_port,
+        ip6_only=ip6_only,
+        mode=mode,
+        unlink_stale=unlink_stale,
+    )
+
+
+def _bind_opts(
+    mode: Mode, protocol: Protocol | int | None, ip6_only: bool | None, reuse_address: bool, broadcast: bool
+) -> Options:
+    return bind_options(
+        mode=mode, protocol=protocol, ip6_only=ip6_only, reuse_address=reuse_address, broadcast=broadcast
+    )
 
 
 def _require_context(ctx: object) -> None:

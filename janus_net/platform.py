@@ -35,3 +35,10 @@ SUN_PATH_OFFSET: int = ffi.offsetof("struct sockaddr_un", "sun_path")
 
 #: Flags every socket() call adds to the type.
 SOCKET_TYPE_FLAGS: int = lib.JN_SOCK_CLOEXEC if HAS_SOCK_CLOEXEC else 0
+
+#: An accepted socket inherits the listener's O_NONBLOCK (BSD-derived kernels; not Linux).
+ACCEPT_INHERITS_O_NONBLOCK: bool = bool(lib.JN_ACCEPT_INHERITS_O_NONBLOCK)
+#: eventfd(2) exists: a wake fd is one descriptor (else a pipe, two).
+HAS_EVENTFD: bool = bool(lib.JN_HAS_EVENTFD)
+#: SO_PROTOCOL exists: an adopted socket's protocol can be read.
+HAS_SO_PROTOCOL: bool = bool(lib.JN_HAS_SO_PROTOCOL)

@@ -527,3 +527,195 @@ def recvmmsg(
     `WOULD_BLOCK` when ``nonblocking`` and nothing is queued.
     """
     return retry(RECEIVE, lib.jn_recvmmsg, (fd, msgs, count, flags), checkpoint, None, nonblocking)
+
+
+# --- Owned descriptors (`struct jn_desc`, native/unistd_h.py): the calls on a socket
+# janus_net owns. Each native call takes the in-flight count, makes its one syscall and
+# gives the count back before it returns, so no Python bytecode runs while a count is
+# held; a new fd (socket, accept) is written into its cell before the call returns.
+# Every one still goes through `retry` with its table, so the fault seam reaches it by
+# the same name and rows as the plain call.
+
+EVENTFD = Syscall(
+    "eventfd",
+    {
+        E.EMFILE: SocketError.ProcessFdQuotaExceeded,
+        E.ENFILE: SocketError.SystemFdQuotaExceeded,
+        E.ENOMEM: SocketError.SystemResources,
+        # ENODEV: the kernel could not mount its anonymous-inode file system.
+        E.ENODEV: SocketError.SystemResources,
+    },
+    # EINVAL: flags we passed; only a bug (of the shim) does that.
+    bugs=(E.EINVAL,),
+)
+
+TABLES = (*TABLES, EVENTFD)
+
+#: The native owned-descriptor calls with their tables, for the hot paths that hand
+#: them to `retry` themselves (one Python frame less per datagram than a wrapper).
+SENDTO_CALL = (SEND, lib.jn_desc_sendto)
+RECVFROM_CALL = (RECEIVE, lib.jn_desc_recvfrom)
+
+#: Added to a `wait` result when the object is being closed.
+WAIT_CLOSED: int = lib.JN_WAIT_CLOSED
+_DESC_P = ffi.typeof("struct jn_desc *")
+
+
+def new_desc() -> Any:
+    """An empty owned-descriptor cell; when it is collected, whatever it still holds is closed.
+
+    The collection is the backstop of "exactly once": a descriptor whose owner never
+    came to exist (an exception between the syscall and the owner) or never closed it
+    is closed with its cell, and the cell's claim-once close makes any other close of
+    the same cell a no-op.
+    """
+    raw = lib.jn_desc_new()
+    if raw == ffi.NULL:
+        raise MemoryError("no memory for a descriptor cell")
+    return ffi.gc(raw, lib.jn_desc_free)
+
+
+def open_socket(desc: Any, family: int, type_: int, proto: int, checkpoint: Checkpoint | None = None) -> int:
+    """socket(2) into ``desc``: close-on-exec (SOCK_CLOEXEC, or socket()+fcntl, closed again on failure)."""
+    fd = retry(SOCKET, lib.jn_desc_socket, (desc, family, type_ | platform.SOCKET_TYPE_FLAGS, proto), checkpoint)
+    if not platform.HAS_SOCK_CLOEXEC:
+        try:
+            set_cloexec(fd, checkpoint)
+        except BaseException:
+            close_desc(desc)
+            raise
+    return fd
+
+
+def adopt_into(desc: Any, fd: int) -> None:
+    """Put an inherited fd into ``desc``: from here on janus_net owns (and will close) it."""
+    lib.jn_desc_adopt(desc, fd)
+
+
+def accept_into(
+    desc: Any, storage: Any, size: Any, into: Any, checkpoint: Checkpoint | None = None, address: object = None
+) -> int:
+    """One accept on ``desc``'s listener, the new fd written into the cell ``into``.
+
+    Never blocks for a connection another thread of this process took: the attempt
+    runs only when poll says one is queued, one thread at a time. Returns the fd, or
+    `WOULD_BLOCK` when none is queued (or another thread is taking it right now).
+    """
+    sa = ffi.cast(_SOCKADDR_P, storage)
+    flags = lib.JN_SOCK_CLOEXEC if platform.HAS_ACCEPT4 else -1
+    conn = retry(ACCEPT, lib.jn_desc_accept, (desc, sa, size, flags, into), checkpoint, address, True)
+    if conn >= 0 and not platform.HAS_ACCEPT4:
+        try:
+            set_cloexec(conn, checkpoint)
+        except BaseException:
+            close_desc(into)
+            raise
+    return conn
+
+
+def make_wake(desc: Any) -> None:
+    """Give ``desc`` its wake fd (made once, on the first wait; closed with the descriptor)."""
+    retry(EVENTFD, lib.jn_desc_make_wake, (desc,))
+
+
+def wait(desc: Any, events: int, ctx_fd: int, timeout_ms: int, checkpoint: Checkpoint | None = None) -> int:
+    """poll(2) on ``desc``'s socket, its wake fd and a context's (-1: none).
+
+    Returns the socket's revents, plus `WAIT_CLOSED` once the object is being closed.
+    """
+    return retry(POLL, lib.jn_desc_wait, (desc, events, ctx_fd, timeout_ms), checkpoint)
+
+
+#: `begin_close` result bits: this call marked the object closed; the caller must `finish_close`.
+CLOSE_FIRST: int = lib.JN_CLOSE_FIRST
+CLOSE_FINISH: int = lib.JN_CLOSE_FINISH
+
+
+def begin_close(desc: Any) -> int:
+    """Mark ``desc`` closing and wake its waiters (never shutdown()); no syscall but the wake.
+
+    Returns `CLOSE_FIRST` for the call that marked it, plus `CLOSE_FINISH` when no call
+    is in flight and the fd is still held: then `finish_close` closes it. Otherwise the
+    last call in flight closes it on its way out.
+    """
+    return int(lib.jn_desc_close(desc))
+
+
+def finish_close(desc: Any) -> None:
+    """close(2) of what ``desc`` holds: never retried, errors ignored but the bug row.
+
+    The number is released either way (Linux), so the cell forgets it even when close
+    failed -- or when the fault seam stood in for close(2), leaving the fd to the test.
+    EBADF still means a double close somewhere: a bug worth surfacing.
+    """
+    try:
+        retry(CLOSE, lib.jn_desc_finish, (desc,))
+    except SocketError as e:
+        lib.jn_desc_forget(desc)
+        if e.errno in CLOSE.bugs:
+            raise
+    except BaseException:
+        lib.jn_desc_forget(desc)
+        raise
+
+
+def close_desc(desc: Any) -> bool:
+    """close() of an owned descriptor: `begin_close`, then `finish_close` if it falls to us.
+
+    Returns True for the call that marked it closed (the first).
+    """
+    state = begin_close(desc)
+    if state & CLOSE_FINISH:
+        finish_close(desc)
+    return bool(state & CLOSE_FIRST)
+
+
+def detach(desc: Any) -> int:
+    """Take the fd out of ``desc`` (which then counts as closed), for a hand-over.
+
+    EBUSY (a call is using it) is `SocketError.Unexpected` with a message that says so.
+    """
+    fd = lib.jn_desc_detach(desc)
+    if fd < 0:
+        err = ffi.errno
+        if err == E.EBUSY:
+            raise SocketError.Unexpected(err, "cannot hand over a socket while a call is using it")
+        raise GETSOCKNAME.error(err)
+    return fd
+
+
+def send_on(desc: Any, data: Any, size: int, flags: int, address: object = None) -> int:
+    """send(2) on a connected owned socket; `WOULD_BLOCK` when ``flags`` say MSG_DONTWAIT and it would."""
+    return retry(SEND, lib.jn_desc_send, (desc, data, size, flags), None, address, True)
+
+
+def recv_on(desc: Any, buf: Any, size: int, flags: int, checkpoint: Checkpoint | None = None) -> int:
+    """recv(2) on an owned socket; 0 at end of stream, `WOULD_BLOCK` when it would block."""
+    return retry(RECEIVE, lib.jn_desc_recv, (desc, buf, size, flags), checkpoint, None, True)
+
+
+def sendmmsg_on(desc: Any, msgs: Any, count: int, flags: int, address: object = None) -> int:
+    """sendmmsg(2) on an owned socket (see `sendmmsg`); `WOULD_BLOCK` when it would block."""
+    return retry(SEND, lib.jn_desc_sendmmsg, (desc, msgs, count, flags), None, address, True)
+
+
+def recvmmsg_on(desc: Any, msgs: Any, count: int, flags: int, checkpoint: Checkpoint | None = None) -> int:
+    """recvmmsg(2) on an owned socket (see `recvmmsg`); `WOULD_BLOCK` when nothing is queued."""
+    return retry(RECEIVE, lib.jn_desc_recvmmsg, (desc, msgs, count, flags), checkpoint, None, True)
+
+
+def shutdown_on(desc: Any, how: int, address: object = None) -> None:
+    """shutdown(2) of an owned socket: stops it for every holder of its description."""
+    retry(SHUTDOWN, lib.jn_desc_shutdown, (desc, how), None, address)
+
+
+def new_waker() -> Any:
+    """A context's wake pair (eventfd, or a pipe), in a cell closed when the cell is collected."""
+    cell = ffi.gc(ffi.new("int[2]", [-1, -1]), lib.jn_waker_close)
+    retry(EVENTFD, lib.jn_waker_new, (cell,))
+    return cell
+
+
+def signal_waker(fd: int) -> None:
+    """Make a wake fd readable (safe from a signal handler: one write, never blocks)."""
+    lib.jn_waker_signal(fd)

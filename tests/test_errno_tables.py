@@ -342,12 +342,10 @@ def receive_many_udp(err: Any, tmp: Path) -> Outcome:
     return Outcome(error, inj, _leftovers(tmp))
 
 
-def accept_ctx_fcntl(err: Any, tmp: Path) -> Outcome:
-    """accept(ctx=...) makes the listener O_NONBLOCK with fcntl for the wait."""
-    with jn.listen("127.0.0.1:0") as server, dial(server):
-        with fail("fcntl", err) as inj:
-            error = _run(lambda: server.accept(ctx=jn.Context.with_timeout(10)))
-        server.accept().close()  # still queued, and the listener still blocking
+def receive_wake_fd(err: Any, tmp: Path) -> Outcome:
+    """Socket.receive(ctx=...) with nothing queued: the first wait makes the socket's wake fd."""
+    with jn.bind("127.0.0.1:0") as sock, fail("eventfd", err) as inj:
+        error = _run(lambda: sock.receive(ctx=jn.Context.with_timeout(10)))
     return Outcome(error, inj, _leftovers(tmp))
 
 
@@ -407,7 +405,7 @@ ROUTES: dict[str, tuple[Route, ...]] = {
     "SOCKET": (listen_ip("socket"), bind_unix_dgram("socket")),
     "SETSOCKOPT": (listen_ip("setsockopt"), listen_ip6_only("setsockopt"), bind_udp("setsockopt", broadcast=True)),
     "GETSOCKOPT": (getsockopt_fd,),
-    "FCNTL": (accept_ctx_fcntl, listen_ip("fcntl"), accept_fcntl),
+    "FCNTL": (listen_ip("fcntl"), accept_fcntl),
     "BIND_IP": (listen_ip("bind"), bind_udp("bind")),
     "BIND_UNIX": (listen_unix("bind"), bind_unix_dgram("bind")),
     "LISTEN": (listen_ip("listen"), listen_unix("listen")),
@@ -421,6 +419,7 @@ ROUTES: dict[str, tuple[Route, ...]] = {
     "CONNECT": (stale_probe,),
     "FCHMOD": (listen_unix("fchmod", mode=0o600),),
     "POLL": (accept_with_context, receive_with_context),
+    "EVENTFD": (receive_wake_fd,),
 }
 
 #: Routes this process never reaches, because CLOEXEC is native here: they run in a
