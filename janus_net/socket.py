@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import enum
 import errno
+import functools
 import itertools
 import operator
 import socket as _stdsocket
@@ -617,7 +618,7 @@ class Socket(_Bound):
             except StopIteration:
                 return sent
             except Exception as e:
-                e.add_note(f"send_many: {sent} datagrams taken before this error were sent")
+                _note(e, f"send_many: {sent} datagrams taken before this error were sent")
                 raise
             dest, data = item
             try:
@@ -676,7 +677,7 @@ class Socket(_Bound):
                         return sent
                     raise failure
                 if taking is not None:
-                    taking.add_note(f"send_many: {sent} datagrams taken before this error were sent")
+                    _note(taking, f"send_many: {sent} datagrams taken before this error were sent")
                     raise taking
                 if last:
                     return sent
@@ -689,13 +690,13 @@ class Socket(_Bound):
         desc = self._desc
         done = 0
         while done < filled:
-            msgs, left, target = batch.msgs + done, filled - done, targets[done]
+            args = (desc, batch.msgs + done, filled - done, _SEND_FLAGS, targets[done])
             try:
                 went = waiting.wait_for(
                     desc,
                     waiting.POLLOUT,
                     None,
-                    lambda: syscalls.sendmmsg_on(desc, msgs, left, _SEND_FLAGS, target),
+                    functools.partial(syscalls.sendmmsg_on, *args),
                     lambda: self._closed_error("send"),
                 )
             except (SocketError, ErrnoBug):
@@ -786,6 +787,13 @@ class Socket(_Bound):
 
     def __enter__(self) -> Socket:
         return self
+
+
+def _note(error: BaseException, text: str) -> None:
+    # BaseException.add_note is Python 3.11+; without it the error goes as it is.
+    add_note = getattr(error, "add_note", None)
+    if add_note is not None:
+        add_note(text)
 
 
 def _take(iterator: Iterator[_T], count: int) -> tuple[list[_T], Exception | None]:

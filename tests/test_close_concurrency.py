@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import errno
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -213,19 +212,18 @@ def test_the_woken_call_has_given_its_count_back_before_python_sees_the_result(k
         else:
             target, call_fn = stream, (lambda: stream.read(16))
         fd = target.fileno()
-        with hold("poll") as held:
-            with blocked_in(call_fn, in_poll) as call:
-                try:
-                    target.close()
-                    # Woken by the wake fd, back from the kernel, parked before janus_net
-                    # has seen the result: the native call already left, the last one out.
-                    assert held.returned.wait(5)
-                    assert target.closed and target.fileno() == -1
-                    assert not fd_is_open(fd), "the last native call out did not close the fd"
-                    assert call.thread.is_alive()
-                finally:
-                    held.release()  # before blocked_in joins the thread, pass or fail
-                call.thread.join(5)
+        with hold("poll") as held, blocked_in(call_fn, in_poll) as call:
+            try:
+                target.close()
+                # Woken by the wake fd, back from the kernel, parked before janus_net
+                # has seen the result: the native call already left, the last one out.
+                assert held.returned.wait(5)
+                assert target.closed and target.fileno() == -1
+                assert not fd_is_open(fd), "the last native call out did not close the fd"
+                assert call.thread.is_alive()
+            finally:
+                held.release()  # before blocked_in joins the thread, pass or fail
+            call.thread.join(5)
         assert isinstance(call.error[0], jn.SocketError)
     finally:
         for owner in (stream, server, sock):
