@@ -35,7 +35,6 @@ readable, which is right, because a cancelled context never comes back.
 from __future__ import annotations
 
 import math
-import threading
 import time
 import weakref
 from typing import Any, TypeVar
@@ -44,10 +43,6 @@ from janus_net import syscalls
 from janus_net.errors import SocketError
 
 _C = TypeVar("_C", bound="Context")
-
-# Makes a context's wake fd at most once; never taken by cancel(), so a signal
-# handler that cancels can never wait on it.
-_MAKING = threading.Lock()
 
 
 class Context:
@@ -67,9 +62,9 @@ class Context:
         # A strong reference upwards: a child keeps its ancestors (and so the chain
         # that carries a cancel down to it) alive for as long as it lives.
         self._parent: Context | None = None
-        # [read fd, write fd (-1 for an eventfd)] in a native cell closed when the
-        # cell is collected: made by the first wait, never by creating a context.
-        self._waker: Any = None
+        # [read fd, write fd (-1 for an eventfd)]: a native cell, filled by the first
+        # wait (creating a context makes no fd) and closed when it is collected.
+        self._waker: Any = syscalls.new_waker_cell()
 
     # --- making contexts
 
@@ -118,9 +113,7 @@ class Context:
         if self._cancelled:
             return
         self._cancelled = True
-        waker = self._waker
-        if waker is not None:
-            _signal(waker)
+        syscalls.signal_waker(self._waker)
         while True:
             try:
                 children = list(self._children)
@@ -183,17 +176,16 @@ class Context:
             SocketError.ProcessFdQuotaExceeded, SystemFdQuotaExceeded: no fd for it.
         """
         waker = self._waker
-        if waker is None:
-            with _MAKING:
-                waker = self._waker
-                if waker is None:
-                    waker = syscalls.new_waker()
-                    self._waker = waker
-            # Published before the flag is read: a cancel() that ran before saw no
-            # waker, so the flag it set is seen here, and the fd signalled now.
-            if self._cancelled:
-                _signal(waker)
-        return int(waker[0])
+        if waker[0] >= 0:
+            return int(waker[0])
+        # No lock: racing threads share the one pair the native call publishes, and
+        # cancel() never waits on anything.
+        fd = syscalls.make_waker(waker)
+        # Published before the flag is read: a cancel() that ran before found no fd to
+        # signal, so the flag it set is seen here, and the fd signalled now.
+        if self._cancelled:
+            syscalls.signal_waker(waker)
+        return fd
 
     def __repr__(self) -> str:
         if self._cancelled:
@@ -204,11 +196,6 @@ class Context:
             left = self.remaining()
             state = "expired" if not left else f"{left:.3f}s left"
         return f"<janus_net.{type(self).__name__} {state}>"
-
-
-def _signal(waker: Any) -> None:
-    write_fd = int(waker[1])
-    syscalls.signal_waker(write_fd if write_fd >= 0 else int(waker[0]))
 
 
 def _seconds(value: float, what: str) -> float:

@@ -64,4 +64,3 @@ def fileno(desc: Any) -> int:
 
 new = syscalls.new_desc
 close = syscalls.close_desc
-detach = syscalls.detach

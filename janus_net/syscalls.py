@@ -650,13 +650,15 @@ def finish_close(desc: Any) -> None:
     """
     try:
         retry(CLOSE, lib.jn_desc_finish, (desc,))
-    except SocketError as e:
+    except SocketError as e:  # close(2) said -1 (in release mode, EBADF too)
         lib.jn_desc_forget(desc)
         if e.errno in CLOSE.bugs:
             raise
-    except BaseException:
+    except ErrnoBug:  # close(2) said EBADF
         lib.jn_desc_forget(desc)
         raise
+    # Anything else (a KeyboardInterrupt before close(2) ran) leaves the fd in the
+    # cell: the next close() finishes it, or the cell's collection does.
 
 
 def close_desc(desc: Any) -> bool:
@@ -670,18 +672,27 @@ def close_desc(desc: Any) -> bool:
     return bool(state & CLOSE_FIRST)
 
 
-def detach(desc: Any) -> int:
-    """Take the fd out of ``desc`` (which then counts as closed), for a hand-over.
+def check_detachable(desc: Any, address: object = None) -> None:
+    """Raise unless ``desc`` can be handed over now: not closed, and no call using it.
 
-    EBUSY (a call is using it) is `SocketError.Unexpected` with a message that says so.
+    Raises:
+        SocketError.Unexpected: closed already (or handed over), or a call is in flight.
     """
-    fd = lib.jn_desc_detach(desc)
-    if fd < 0:
-        err = ffi.errno
-        if err == E.EBUSY:
-            raise SocketError.Unexpected(err, "cannot hand over a socket while a call is using it")
-        raise GETSOCKNAME.error(err)
-    return fd
+    if desc.closing:
+        raise SocketError.Unexpected(
+            E.EBADF, "this socket is closed (or was handed over already)", syscall="to_socket", address=address
+        )
+    if desc.inflight:
+        raise SocketError.Unexpected(
+            E.EBUSY, "cannot hand over a socket while a call is using it", syscall="to_socket", address=address
+        )
+
+
+#: The native hand-over: takes the fd out of a cell (which then counts as closed) and
+#: returns it, or -1. Called by `janus_net.socket` directly inside the expression that
+#: gives the fd to its new owner, so that no janus_net bytecode runs while only a
+#: Python int holds it.
+DETACH = lib.jn_desc_detach
 
 
 def send_on(desc: Any, data: Any, size: int, flags: int, address: object = None) -> int:
@@ -709,13 +720,21 @@ def shutdown_on(desc: Any, how: int, address: object = None) -> None:
     retry(SHUTDOWN, lib.jn_desc_shutdown, (desc, how), None, address)
 
 
-def new_waker() -> Any:
-    """A context's wake pair (eventfd, or a pipe), in a cell closed when the cell is collected."""
-    cell = ffi.gc(ffi.new("int[2]", [-1, -1]), lib.jn_waker_close)
-    retry(EVENTFD, lib.jn_waker_new, (cell,))
-    return cell
+def new_waker_cell() -> Any:
+    """An empty wake-pair cell (no fd yet): closed, with whatever it holds, when collected."""
+    return ffi.gc(ffi.new("int[2]", [-1, -1]), lib.jn_waker_close)
 
 
-def signal_waker(fd: int) -> None:
-    """Make a wake fd readable (safe from a signal handler: one write, never blocks)."""
-    lib.jn_waker_signal(fd)
+def make_waker(cell: Any) -> int:
+    """Fill ``cell`` with a wake pair (eventfd, or a pipe) unless it has one; returns its read fd.
+
+    Racing callers share one pair: the native call publishes the first and closes the others.
+    """
+    if cell[0] < 0:
+        retry(EVENTFD, lib.jn_waker_new, (cell,))
+    return int(cell[0])
+
+
+def signal_waker(cell: Any) -> None:
+    """Make the cell's wake fd readable, if it has one (safe from a signal handler: one write)."""
+    lib.jn_waker_signal_cell(cell)

@@ -87,7 +87,7 @@ def wait_for(
         rc = attempt()
         if rc >= 0:
             return rc
-    if desc.wake_r < 0:
+    if desc.wake[0] < 0:
         syscalls.make_wake(desc)
     ctx_fd = -1 if ctx is None else ctx._wake_fd()
     interrupted = None if ctx is None else _poll_interrupted

@@ -24,13 +24,12 @@ INCLUDES = """
 """
 
 TYPES = """
-/* One owned descriptor. fd and the wake pair are -1 when there is none; closing
+/* One owned descriptor. fd and the wake pair (read end, write end or -1) are -1 when there is none; closing
    is set once, by close() or a hand-over; inflight counts the native calls using
    fd right now; accepting serialises accept attempts of this process's threads. */
 struct jn_desc {
     int fd;
-    int wake_r;
-    int wake_w;
+    int wake[2];
     int inflight;
     int closing;
     int accepting;
@@ -70,14 +69,14 @@ int jn_desc_shutdown(struct jn_desc *, int);
 
 int jn_waker_new(int *);
 int jn_waker_signal(int);
+int jn_waker_signal_cell(int *);
 void jn_waker_close(int *);
 """
 
 CUSTOMIZATIONS = """
 struct jn_desc {
     int fd;
-    int wake_r;
-    int wake_w;
+    int wake[2];
     int inflight;
     int closing;
     int accepting;
@@ -103,27 +102,35 @@ static int jn_claim_close(int *cell)
 }
 
 /* A readable-when-signalled pair: an eventfd (one fd for both ends) or a pipe,
-   close-on-exec and non-blocking, written into cell[0] (read) and cell[1] (write). */
+   close-on-exec and non-blocking, into cell[0] (read) and cell[1] (write, -1 for an
+   eventfd) -- unless the cell already holds one: then the new pair is closed again,
+   so racing callers end up sharing exactly one pair. */
 static int jn_waker_new(int *cell)
 {
+    int p[2] = {-1, -1};
 #if defined(__linux__)
-    int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (fd < 0)
+    p[0] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (p[0] < 0)
         return -1;
-    __atomic_store_n(&cell[0], fd, __ATOMIC_SEQ_CST);
-    return 0;
 #else
-    int p[2];
     if (pipe(p) < 0)
         return -1;
-    __atomic_store_n(&cell[0], p[0], __ATOMIC_SEQ_CST);
-    __atomic_store_n(&cell[1], p[1], __ATOMIC_SEQ_CST);
     for (int i = 0; i < 2; i++) {
         fcntl(p[i], F_SETFD, FD_CLOEXEC);
         fcntl(p[i], F_SETFL, fcntl(p[i], F_GETFL) | O_NONBLOCK);
     }
-    return 0;
 #endif
+    int expected = -1;
+    if (__atomic_compare_exchange_n(&cell[0], &expected, p[0], 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+        /* A pipe's write end follows the read end: a signal in between finds no
+           write end and is lost (pipe platforms only; eventfd has one fd). */
+        __atomic_store_n(&cell[1], p[1], __ATOMIC_SEQ_CST);
+    } else {
+        close(p[0]);
+        if (p[1] >= 0)
+            close(p[1]);
+    }
+    return 0;
 }
 
 /* Make the pair readable; once readable it stays so (never drained). */
@@ -140,6 +147,16 @@ static int jn_waker_signal(int fd)
 #endif
 }
 
+/* Signal whatever pair the cell holds (nothing if none yet). */
+static int jn_waker_signal_cell(int *cell)
+{
+    int r = __atomic_load_n(&cell[0], __ATOMIC_SEQ_CST);
+    int w = __atomic_load_n(&cell[1], __ATOMIC_SEQ_CST);
+    if (r < 0 || (!JN_HAS_EVENTFD && w < 0))
+        return 0;
+    return jn_waker_signal(w >= 0 ? w : r);
+}
+
 static void jn_waker_close(int *cell)
 {
     int saved = errno;
@@ -152,7 +169,7 @@ static struct jn_desc *jn_desc_new(void)
 {
     struct jn_desc *d = calloc(1, sizeof *d);
     if (d != NULL)
-        d->fd = d->wake_r = d->wake_w = -1;
+        d->fd = d->wake[0] = d->wake[1] = -1;
     return d;
 }
 
@@ -161,7 +178,7 @@ static int jn_desc_finish(struct jn_desc *d)
 {
     int rc = jn_claim_close(&d->fd);
     int saved = errno;
-    jn_waker_close(&d->wake_r);
+    jn_waker_close(d->wake);
     errno = saved;
     return rc;
 }
@@ -210,8 +227,7 @@ static int jn_desc_close(struct jn_desc *d)
     int result = 0;
     if (!__atomic_exchange_n(&d->closing, 1, __ATOMIC_SEQ_CST)) {
         result |= JN_CLOSE_FIRST;
-        int wake = __atomic_load_n(&d->wake_w, __ATOMIC_SEQ_CST);
-        jn_waker_signal(wake >= 0 ? wake : __atomic_load_n(&d->wake_r, __ATOMIC_SEQ_CST));
+        jn_waker_signal_cell(d->wake);
     }
     if (__atomic_load_n(&d->inflight, __ATOMIC_SEQ_CST) == 0 && __atomic_load_n(&d->fd, __ATOMIC_SEQ_CST) >= 0)
         result |= JN_CLOSE_FINISH;
@@ -237,33 +253,21 @@ static int jn_desc_detach(struct jn_desc *d)
         errno = EBADF;
         return -1;
     }
-    jn_waker_close(&d->wake_r);
+    jn_waker_close(d->wake);
     return __atomic_exchange_n(&d->fd, -1, __ATOMIC_SEQ_CST);
 }
 
 /* The object's own wake fd, made on the first wait (a second thread's is closed). */
 static int jn_desc_make_wake(struct jn_desc *d)
 {
-    int pair[2] = {-1, -1};
     __atomic_add_fetch(&d->inflight, 1, __ATOMIC_SEQ_CST);
-    if (__atomic_load_n(&d->wake_r, __ATOMIC_SEQ_CST) >= 0) {
-        jn_desc_leave(d);
-        return 0;
-    }
-    if (jn_waker_new(pair) < 0) {
-        int saved = errno;
-        jn_desc_leave(d);
-        errno = saved;
-        return -1;
-    }
-    int expected = -1;
-    if (__atomic_compare_exchange_n(&d->wake_r, &expected, pair[0], 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
-        __atomic_store_n(&d->wake_w, pair[1], __ATOMIC_SEQ_CST);
-    } else {
-        jn_waker_close(pair);
-    }
-    jn_desc_leave(d);
-    return 0;
+    int rc = 0;
+    if (__atomic_load_n(d->wake, __ATOMIC_SEQ_CST) < 0)
+        rc = jn_waker_new(d->wake);
+    int saved = errno;
+    jn_desc_leave(d);  /* a close meanwhile: the last one out closes the pair too */
+    errno = saved;
+    return rc;
 }
 
 /* Wait for `events` on the socket, the object's wake fd and a context's wake fd
@@ -278,7 +282,7 @@ static int jn_desc_wait(struct jn_desc *d, int events, int ctx_fd, int timeout_m
     p[0].fd = fd;
     p[0].events = (short)events;
     p[0].revents = 0;
-    p[1].fd = __atomic_load_n(&d->wake_r, __ATOMIC_SEQ_CST);
+    p[1].fd = __atomic_load_n(d->wake, __ATOMIC_SEQ_CST);
     p[1].events = POLLIN;
     p[1].revents = 0;
     p[2].fd = ctx_fd;
