@@ -35,18 +35,22 @@ class _HasFileno(Protocol):
 
 
 # Listening and bound sockets janus_net owns, by fd: adopting one of them through
-# fd://N again would give the descriptor two owners (and two closes).
-_OWNERS: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+# fd://N again would give the descriptor two owners (and two closes). A plain dict of
+# weak references (a WeakValueDictionary costs a microsecond per listen): an entry
+# outlives its owner until the number is reused, and `owner_of` checks it is current.
+# At most one entry per fd number, so it stays as small as the fd table.
+_OWNERS: dict[int, weakref.ref[Any]] = {}
 
 
 def register(fd: int, owner: _HasFileno) -> None:
     """Remember that ``owner`` owns ``fd`` (for `owner_of`)."""
-    _OWNERS[fd] = owner
+    _OWNERS[fd] = weakref.ref(owner)
 
 
 def owner_of(fd: int) -> _HasFileno | None:
     """The live janus_net Server or Socket that owns ``fd`` now, if any."""
-    owner = _OWNERS.get(fd)
+    ref = _OWNERS.get(fd)
+    owner = None if ref is None else ref()
     if owner is not None and owner.fileno() == fd:
         return owner  # type: ignore[no-any-return]
     return None

@@ -270,6 +270,9 @@ class _Bound(_Owner):
         The file is removed only if the path still names the inode bind created, so a
         file someone else put there since is left alone.
         """
+        if self._unix_file is None:
+            descriptor.close(self._desc)
+            return
         state = syscalls.begin_close(self._desc)
         try:
             if state & syscalls.CLOSE_FINISH:

@@ -37,6 +37,9 @@ def _poll_interrupted() -> None:
 # poll takes an int of milliseconds; a longer wait is cut into pieces by the loop.
 _MAX_POLL_MS = 2**31 - 1
 _POLLHUP = lib.POLLHUP
+# The backoff after a readiness the call did not honour (see wait_for).
+_BACKOFF_FIRST_MS = 1
+_BACKOFF_MAX_MS = 50
 _WAIT_CLOSED = syscalls.WAIT_CLOSED
 _WOULD_BLOCK = syscalls.WOULD_BLOCK
 
@@ -91,9 +94,17 @@ def wait_for(
         syscalls.make_wake(desc)
     ctx_fd = -1 if ctx is None else ctx._wake_fd()
     interrupted = None if ctx is None else _poll_interrupted
+    backoff = 0  # ms; > 0 after poll said ready but the attempt still would block
     while True:
+        timeout = _timeout_ms(ctx)
+        if backoff:
+            # Readiness that the call does not honour: an unconnected unix datagram
+            # socket polls writable while its peer's queue is full (the kernel waits
+            # for the peer only inside a blocking send). Waiting for the socket again
+            # would spin, so wait for close()/the context only, a growing while.
+            timeout = backoff if timeout < 0 else min(timeout, backoff)
         try:
-            revents = syscalls.wait(desc, events, ctx_fd, _timeout_ms(ctx), interrupted)
+            revents = syscalls.wait(desc, 0 if backoff else events, ctx_fd, timeout, interrupted)
         except _PollInterrupted:
             revents = 0
         if revents & _WAIT_CLOSED:
@@ -105,3 +116,9 @@ def wait_for(
             return rc
         if revents & _POLLHUP:
             return 0 if hangup is None else hangup()
+        if revents & events:
+            backoff = min(max(backoff * 2, _BACKOFF_FIRST_MS), _BACKOFF_MAX_MS)
+        elif not backoff:
+            pass
+        else:
+            backoff = min(backoff * 2, _BACKOFF_MAX_MS)

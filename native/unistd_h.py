@@ -52,6 +52,7 @@ struct jn_desc *jn_desc_new(void);
 void jn_desc_free(struct jn_desc *);
 int jn_desc_close(struct jn_desc *);
 int jn_desc_finish(struct jn_desc *);
+int jn_desc_close_now(struct jn_desc *);
 void jn_desc_forget(struct jn_desc *);
 int jn_desc_detach(struct jn_desc *);
 int jn_desc_make_wake(struct jn_desc *);
@@ -232,6 +233,19 @@ static int jn_desc_close(struct jn_desc *d)
     if (__atomic_load_n(&d->inflight, __ATOMIC_SEQ_CST) == 0 && __atomic_load_n(&d->fd, __ATOMIC_SEQ_CST) >= 0)
         result |= JN_CLOSE_FINISH;
     return result;
+}
+
+/* jn_desc_close, and when the fd falls to the caller, its close(2) right away
+   (JN_CLOSE_FINISH then means "closed here"); for when no fault seam is armed.
+   -1 with errno if close(2) failed (the cell has forgotten the fd either way). */
+static int jn_desc_close_now(struct jn_desc *d)
+{
+    int state = jn_desc_close(d);
+    if (state & JN_CLOSE_FINISH) {
+        if (jn_desc_finish(d) < 0)
+            return -1;
+    }
+    return state;
 }
 
 /* The cell forgets its fd without closing it: after close(2) failed (the number

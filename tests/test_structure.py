@@ -45,9 +45,9 @@ def _lib_functions_used(tree: ast.AST) -> set[str]:
     """Every ``lib.<name>`` that names a function (called or passed around as a value)."""
     used = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "lib":
-            if callable(getattr(lib, node.attr, None)):
-                used.add(node.attr)
+        is_lib = isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "lib"
+        if is_lib and callable(getattr(lib, node.attr, None)):  # type: ignore[attr-defined]
+            used.add(node.attr)  # type: ignore[attr-defined]
     return used
 
 
