@@ -7,7 +7,7 @@ caller asked for, learn its real address, and only then take ownership. The step
 
     [check] -> look: fstat, SO_TYPE, SO_ACCEPTCONN -> [check] -> getsockname
             -> require the wanted kind -> [capability gate] -> audit event
-            -> [check] -> take: FD_CLOEXEC, blocking, (SO_NOSIGPIPE) -> Server | Socket
+            -> [check] -> take: FD_CLOEXEC, (SO_NOSIGPIPE) -> Server | Socket
 
 Until the last step succeeds the descriptor is not janus_net's: every failure
 (a wrong kind of socket, a denied capability, a cancelled context, a
@@ -23,13 +23,13 @@ import errno
 import os
 import stat
 import sys
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple, TypeVar
 
-from janus_net import platform, syscalls
+from janus_net import descriptor, platform, syscalls
 from janus_net._shim import lib
 from janus_net.address import Address, FdAddress, UnixAddress, from_sockaddr
 from janus_net.errors import SocketError
-from janus_net.socket import Mode, Server, Socket, _set_nonblocking
+from janus_net.socket import Mode, Server, Socket
 
 if TYPE_CHECKING:
     from janus_net.capability import NetBind
@@ -138,11 +138,11 @@ def require(inherited: Inherited, want: Want, protocol: int = 0) -> Literal["lis
     if not _is_bound(inherited.address):
         raise _invalid(target, f"fd {fd} is a {kind} that is not bound to an address; bind adopts bound sockets")
     if protocol:
-        if lib.SO_PROTOCOL == -1:
+        if not platform.HAS_SO_PROTOCOL:
             raise SocketError.OptionUnsupported(
                 None, "this platform cannot read a socket's protocol (no SO_PROTOCOL)", address=str(target)
             )
-        actual = syscalls.getsockopt_int(fd, lib.SOL_SOCKET, lib.SO_PROTOCOL)
+        actual = syscalls.getsockopt_int(fd, lib.SOL_SOCKET, lib.JN_SO_PROTOCOL)
         if actual != protocol:
             raise _invalid(target, f"fd {fd} is a socket of protocol {actual}, not {protocol}")
     return "bind"
@@ -160,20 +160,61 @@ def announce(target: FdAddress, capability: NetBind | None = None) -> None:
     sys.audit("janus_net.bind", str(target), None if capability is None else capability.id)
 
 
-def take(inherited: Inherited, as_: Literal["listen", "bind"]) -> Server | Socket:
-    """Make the descriptor what every janus_net socket is, and own it.
+_O = TypeVar("_O", Server, Socket)
 
-    Close-on-exec (so it is not leaked to the next program this one starts),
-    blocking (as every janus_net socket is; a supervisor may have handed it over
-    non-blocking), and SIGPIPE-free where that takes a socket option.
+
+def take(inherited: Inherited, as_: Literal["listen", "bind"]) -> Server | Socket:
+    """Own the descriptor as a Server ("listen") or a Socket ("bind"); see `_own`."""
+    return _own(inherited, Server) if as_ == "listen" else _own(inherited, Socket)
+
+
+def _own(inherited: Inherited, owner: type[_O]) -> _O:
+    """Make the descriptor close-on-exec (and SIGPIPE-free where that takes an option), and own it.
+
+    Close-on-exec, so it is not leaked to the next program this one starts. Its
+    O_NONBLOCK flag is left as the supervisor set it: it belongs to the file
+    description, which other processes may share, and janus_net's calls work
+    either way. Ownership passes in one native call that stores the fd in the new
+    object's cell; from there on every path closes it exactly once.
     """
     fd = inherited.target.fd
     syscalls.set_cloexec(fd)
-    _set_nonblocking(fd, False)
     if platform.SO_NOSIGPIPE:
         syscalls.setsockopt_int(fd, lib.SOL_SOCKET, platform.SO_NOSIGPIPE, 1)
+    desc = descriptor.new()
+    syscalls.adopt_into(desc, fd)  # the fd is ours from here on
     # No unix file handle: janus_net did not create the file, so close() leaves it.
-    return Server(fd, inherited.address) if as_ == "listen" else Socket(fd, inherited.address)
+    return owner(desc, inherited.address)
+
+
+def refuse_second_owner(target: FdAddress) -> None:
+    """InvalidAddress if a live janus_net Server or Socket already owns ``target``'s fd.
+
+    Adopting it again would make two owners, and the second close would hit a
+    number that may belong to someone else by then.
+    """
+    owner = descriptor.owner_of(target.fd)
+    if owner is not None:
+        raise _invalid(target, f"fd {target.fd} is already owned by {owner!r}; a descriptor is adopted once")
+
+
+def _checked(
+    target: FdAddress,
+    want: Want,
+    protocol: int,
+    check: syscalls.Checkpoint | None,
+    capability: NetBind | None,
+) -> tuple[Inherited, Literal["listen", "bind"]]:
+    """Every step before ``take``: nothing is owned yet, and every failure leaves the fd as it was."""
+    refuse_second_owner(target)
+    inherited = inspect(target, check)
+    as_ = require(inherited, want, protocol)
+    if capability is not None:
+        capability.authorize(inherited.address, inherited.mode, protocol)  # audits; raises CapabilityDenied
+    announce(target, capability)
+    if check is not None:
+        check()
+    return inherited, as_
 
 
 def adopt(
@@ -188,12 +229,30 @@ def adopt(
     Under a capability the socket's real address is checked and audited
     (``check_bind_address``; there is no ``bind_socket`` record since nothing is
     bound here). The PEP 578 event ``janus_net.bind`` carries ``"fd://N"``.
+
+    Raises:
+        SocketError.InvalidAddress: the fd is not open, not a socket, not the kind
+            ``want`` asks for, or already owned by a live janus_net Server or Socket.
     """
-    inherited = inspect(target, check)
-    as_ = require(inherited, want, protocol)
-    if capability is not None:
-        capability.authorize(inherited.address, inherited.mode, protocol)  # audits; raises CapabilityDenied
-    announce(target, capability)
-    if check is not None:
-        check()
+    inherited, as_ = _checked(target, want, protocol, check, capability)
     return take(inherited, as_)
+
+
+def adopt_listener(
+    target: FdAddress, check: syscalls.Checkpoint | None = None, capability: NetBind | None = None
+) -> Server:
+    """`adopt` for ``listen``: a listening stream socket, as a `Server`."""
+    inherited, _ = _checked(target, "listen", 0, check, capability)
+    return _own(inherited, Server)
+
+
+def adopt_bound(
+    target: FdAddress,
+    mode: Mode,
+    protocol: int = 0,
+    check: syscalls.Checkpoint | None = None,
+    capability: NetBind | None = None,
+) -> Socket:
+    """`adopt` for ``bind``: a bound socket of ``mode`` (and ``protocol``), as a `Socket`."""
+    inherited, _ = _checked(target, mode, protocol, check, capability)
+    return _own(inherited, Socket)

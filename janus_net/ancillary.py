@@ -20,11 +20,10 @@ shared socket may have enabled, say, IP_RECVTTL).
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from janus_net import platform, syscalls
+from janus_net import platform, syscalls, waiting
 from janus_net._shim import ffi, lib
 from janus_net.address import (
     DECODED_SOURCES,
@@ -36,12 +35,11 @@ from janus_net.address import (
     from_sockaddr_cached,
 )
 from janus_net.errors import SocketError
-from janus_net.scratch import _IP4_KEY_OK, _SOCKADDR_STORAGE_SIZE, _STORAGE_P, _UNNAMED_UNIX, Buffer, _uncleared
-from janus_net.waiting import _wait_for
+from janus_net.scratch import _SOCKADDR_STORAGE_SIZE, _STORAGE_P, _UNNAMED_UNIX, Buffer, _uncleared
 
 if TYPE_CHECKING:
     from janus_net.context import Context
-    from janus_net.descriptor import Descriptor
+    from janus_net.socket import Socket
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +118,7 @@ class Message:
 
     def __init__(self) -> None:
         self.name = _uncleared(_STORAGE_P)
-        self.words = memoryview(ffi.buffer(self.name)).cast("Q") if _IP4_KEY_OK else None
+        self.words = memoryview(ffi.buffer(self.name)).cast("Q") if platform.IP4_KEY_OK else None
         self.iov = ffi.new("struct iovec *")
         # Cleared: CMSG_NXTHDR reads the next header's length before deciding it is past the end.
         self.control = ffi.new("char[]", CONTROL_SPACE)
@@ -172,17 +170,17 @@ _CUT = lib.MSG_TRUNC | lib.MSG_CTRUNC
 
 
 def receive(
-    descriptor: Descriptor,
+    sock: Socket,
     local: Address,
     size: int,
     ctx: Context | None,
-    closed: Callable[[object], BaseException],
 ) -> tuple[bytes, Address, int | None, Address | None, float | None]:
-    """One recvmsg on ``descriptor``: (data, source, GRO segment size, destination, timestamp).
+    """One recvmsg on ``sock``: (data, source, GRO segment size, destination, timestamp).
 
     The last three are None when their control message did not come. ``local`` is the
-    socket's address (its port completes the destination address); ``closed(local)``
-    is raised when another thread closed the socket meanwhile.
+    socket's address (its port completes the destination address). Waits as
+    `Socket.receive` does: a non-blocking attempt first, then poll on the socket, its
+    wake fd (``close()`` from another thread) and the context.
     """
     if type(size) is not int or size < 0:
         raise ValueError(f"size must be an int >= 0, not {size!r}")
@@ -193,28 +191,25 @@ def receive(
     try:
         buf = message.buf if size == message.size else message.receive_buffer(size)
         msg = message.msg
-        ffi.memmove(msg, message.pristine, _MSGHDR_SIZE)
-        # fd stays -1 until acquire has returned, so the finally releases exactly what was
-        # acquired even when an exception (KeyboardInterrupt) lands between the two.
-        fd = -1
-        try:
-            fd = descriptor.acquire(syscalls.RECEIVE, local)
-            if ctx is None:
-                # The hot path hands recvmsg to the retry loop itself, as Socket.receive does.
-                got = syscalls.retry(syscalls.RECEIVE, lib.recvmsg, (fd, msg, 0))
-            else:
-                check = ctx.check
-                got = _wait_for(
-                    ctx,
-                    fd,
-                    lambda: syscalls.recvmsg(fd, msg, lib.MSG_DONTWAIT, check, True),
-                    lambda: syscalls.recvmsg(fd, msg, 0, check),
-                )
-        finally:
-            if fd != -1:
-                descriptor.release()
-        if descriptor.closing:
-            raise closed(local)
+        args = (sock._desc, msg, lib.MSG_DONTWAIT)
+        check = None if ctx is None else ctx.check
+
+        def attempt() -> int:
+            # The kernel rewrites the lengths and flags of the header it fills.
+            ffi.memmove(msg, message.pristine, _MSGHDR_SIZE)
+            return syscalls.recvmsg_on(*args, check)
+
+        got = attempt() if ctx is None else syscalls.WOULD_BLOCK
+        if got < 0:
+            got = waiting.wait_for(
+                sock._desc,
+                waiting.POLLIN,
+                ctx,
+                attempt,
+                lambda: sock._closed_error("receive"),
+                sock._hung_up,
+                tried=ctx is None,
+            )
         named = msg.msg_namelen
         words = message.words
         if named == _SOCKADDR_IN_SIZE and words is not None:
@@ -441,7 +436,7 @@ _SOURCES_MAX = 256
 _OUTGOING: dict[tuple[int, int, int], list[Outgoing]] = {}
 
 
-def send_from(descriptor: Descriptor, local: Address, dest: str | Address, data: Buffer, source: str | Address) -> int:
+def send_from(desc: Any, local: Address, dest: str | Address, data: Buffer, source: str | Address) -> int:
     """One datagram to ``dest`` that leaves from the local address ``source`` (sendmsg + pktinfo).
 
     Raises:
@@ -473,13 +468,7 @@ def send_from(descriptor: Descriptor, local: Address, dest: str | Address, data:
     try:
         ffi.memmove(out.payload, payload, len(payload))
         out.point(target, view, len(view))
-        fd = -1  # see receive: released only once acquired
-        try:
-            fd = descriptor.acquire(syscalls.SEND_FROM, target)
-            return syscalls.sendmsg(fd, out.msg, platform.MSG_NOSIGNAL, syscalls.SEND_FROM, target)
-        finally:
-            if fd != -1:
-                descriptor.release()
+        return syscalls.sendmsg_on(desc, out.msg, platform.MSG_NOSIGNAL, syscalls.SEND_FROM, target)
     finally:
         if not idle:
             idle.append(out)

@@ -28,17 +28,10 @@ _BATCH_MAX = 1024
 # A send batch for an iterator of unknown length starts this big and grows on demand.
 _BATCH_DEFAULT = 64
 _MMSGHDR_SIZE = ffi.sizeof("struct mmsghdr")
-# recvmmsg's results (each message's length and source length) are read in one go
-# through a view of the header array as unsigned ints; that needs these C types to
-# be 4 bytes, as they are on every platform with recvmmsg. Otherwise: the loop path.
+# recvmmsg's results are read through a view of the header array as 4-byte unsigned
+# ints (platform.USE_MMSG says whether that holds; otherwise: the loop path).
 _WORD = struct.calcsize("I")
-_USE_MMSG = (
-    platform.HAS_MMSG
-    and _WORD == 4
-    and ffi.sizeof("socklen_t") == _WORD
-    and ffi.sizeof("unsigned int") == _WORD
-    and _MMSGHDR_SIZE % _WORD == 0
-)
+_USE_MMSG = platform.USE_MMSG
 _MSG_LEN_WORD = ffi.offsetof("struct mmsghdr", "msg_len") // _WORD
 _MSG_NAMELEN_WORD = (ffi.offsetof("struct mmsghdr", "msg_hdr") + ffi.offsetof("struct msghdr", "msg_namelen")) // _WORD
 _MMSGHDR_WORDS = _MMSGHDR_SIZE // _WORD

@@ -20,7 +20,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, cast
 
-from janus_net import platform, readiness, syscalls
+from janus_net import descriptor, platform, readiness, syscalls
 from janus_net._shim import lib
 from janus_net.address import Address, UnixAddress, as_address
 from janus_net.errors import SocketError
@@ -68,27 +68,23 @@ def connect(address: str | Address, *, ctx: Context | None = None) -> Stream:
     check = None if ctx is None else ctx.check
     if check is not None:
         check()
-    fd = -1
-    stream: Stream | None = None
-    # One try from before the socket exists to the return, so an interrupt at any line
-    # (even the return) finds the socket owned either by `fd` or by `stream`, never lost.
+    # The cell exists before the socket: socket() writes the fd into it, so from the
+    # syscall's return on, the except below (or the cell's collection) closes it.
+    desc = descriptor.new()
     try:
-        fd = syscalls.socket(addr.family, lib.SOCK_STREAM | lib.JN_SOCK_NONBLOCK, 0, check)
+        fd = syscalls.open_socket(desc, addr.family, lib.SOCK_STREAM | lib.JN_SOCK_NONBLOCK, 0, check)
         if not lib.JN_SOCK_NONBLOCK:
             syscalls.set_nonblocking(fd, True, check)
         if check is not None:
             check()
         _connect(fd, addr, ctx)
+        # Blocking from here on, as every janus_net socket: nobody else holds it yet.
         syscalls.set_nonblocking(fd, False, check)
         if platform.SO_NOSIGPIPE:
             syscalls.setsockopt_int(fd, lib.SOL_SOCKET, platform.SO_NOSIGPIPE, 1, check)
-        stream = cast(Stream, wrap(fd, "stream", addr))
-        return stream
+        return cast(Stream, wrap(desc, "stream", addr))
     except BaseException:
-        if stream is not None:
-            stream.close()
-        elif fd >= 0:
-            syscalls.close(fd)
+        descriptor.close(desc)  # claim-once: a Stream made just before is lost with the exception anyway
         raise
 
 

@@ -21,7 +21,9 @@ everywhere.
 
 How a cancel wakes a blocked call: a thread that has to wait polls the socket
 *and* the context's wake fd (an eventfd, or a pipe where there is none). The fd
-is made only when someone first waits, and closed when the context is collected.
+is made only when someone first waits (failing to make it is
+ProcessFdQuotaExceeded/SystemFdQuotaExceeded), and closed when the context is
+collected.
 ``cancel()`` marks the context and every live descendant cancelled and signals each
 one's wake fd, so a waiter needs to watch just one fd: its own context's. (Parents
 keep weak references to their children, so a child that is no longer used is
@@ -33,47 +35,14 @@ readable, which is right, because a cancelled context never comes back.
 from __future__ import annotations
 
 import math
-import os
-import threading
 import time
 import weakref
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from janus_net import syscalls
 from janus_net.errors import SocketError
 
 _C = TypeVar("_C", bound="Context")
-
-_HAS_EVENTFD = hasattr(os, "eventfd")
-
-
-class _Waker:
-    """A readable-when-signalled fd pair (eventfd: one fd for both ends)."""
-
-    __slots__ = ("__weakref__", "read_fd", "write_fd")
-
-    def __init__(self) -> None:
-        if _HAS_EVENTFD:
-            fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
-            self.read_fd = self.write_fd = fd
-        else:
-            # os.pipe() fds are already non-inheritable (PEP 446): close-on-exec.
-            self.read_fd, self.write_fd = os.pipe()
-            os.set_blocking(self.write_fd, False)
-
-    def signal(self) -> None:
-        try:
-            if _HAS_EVENTFD:
-                os.eventfd_write(self.write_fd, 1)
-            else:
-                os.write(self.write_fd, b"\0")
-        except BlockingIOError:
-            pass  # already signalled to the brim: still readable, which is all we need
-
-
-def _close_waker(read_fd: int, write_fd: int) -> None:
-    os.close(read_fd)
-    if write_fd != read_fd:
-        os.close(write_fd)
 
 
 class Context:
@@ -84,15 +53,18 @@ class Context:
     that ends with its parent.
     """
 
+    __slots__ = ("__weakref__", "_cancelled", "_children", "_deadline", "_parent", "_waker")
+
     def __init__(self) -> None:
-        self._lock = threading.Lock()
         self._cancelled = False
         self._deadline: float | None = None
         self._children: weakref.WeakSet[Context] = weakref.WeakSet()
         # A strong reference upwards: a child keeps its ancestors (and so the chain
         # that carries a cancel down to it) alive for as long as it lives.
         self._parent: Context | None = None
-        self._waker: _Waker | None = None
+        # [read fd, write fd (-1 for an eventfd)]: a native cell, filled by the first
+        # wait (creating a context makes no fd) and closed when it is collected.
+        self._waker: Any = syscalls.new_waker_cell()
 
     # --- making contexts
 
@@ -148,13 +120,12 @@ class Context:
             deadline = own if deadline is None else min(deadline, own)
         child._deadline = deadline
         child._parent = self
-        with self._lock:
-            # Under the lock, so a concurrent cancel() either sees this child in
-            # its snapshot or we see its flag here.
-            if self._cancelled:
-                child._cancelled = True
-            else:
-                self._children.add(child)
+        # Added first, then the flag read: a concurrent cancel() sets the flag
+        # first, then takes its snapshot, so either it sees this child or we see
+        # its flag (both orders are single bytecodes under the GIL).
+        self._children.add(child)
+        if self._cancelled:
+            child._cancelled = True
         return child
 
     # --- ending contexts
@@ -162,22 +133,25 @@ class Context:
     def cancel(self) -> None:
         """End this context and all its descendants now; wakes every thread waiting on them.
 
-        Idempotent, callable from any thread (and from a signal handler: it never
-        blocks on anything but this context's lock). A blocked janus_net call waiting
-        on this context (or a descendant) raises `SocketError.Timeout` with
-        ``.reason == "cancelled"``.
+        Idempotent, callable from any thread and from a signal handler: it takes no
+        lock at all (the flag is set first, then the wake fd, if one was made, is
+        written), so it can never wait on a lock the interrupted thread holds.
+        A blocked janus_net call waiting on this context (or a descendant) raises
+        `SocketError.Timeout` with ``.reason == "cancelled"``.
 
         Raises:
             Nothing: cancelling cannot fail.
         """
-        with self._lock:
-            if self._cancelled:
-                return
-            self._cancelled = True
-            waker = self._waker
-            children = list(self._children)
-        if waker is not None:
-            waker.signal()
+        if self._cancelled:
+            return
+        self._cancelled = True
+        syscalls.signal_waker(self._waker)
+        while True:
+            try:
+                children = list(self._children)
+            except RuntimeError:  # the set changed size while being copied: copy again
+                continue
+            break
         for child in children:
             child.cancel()
 
@@ -235,17 +209,22 @@ class Context:
     # --- for the blocking calls in janus_net.socket
 
     def _wake_fd(self) -> int:
-        """The fd that becomes readable when this context is cancelled; made on first use."""
-        with self._lock:
-            waker = self._waker
-            if waker is None:
-                waker = self._waker = _Waker()
-                # The finalizer holds the fd numbers, not the context, so it does not
-                # keep the context alive; it closes them when the context is collected.
-                weakref.finalize(self, _close_waker, waker.read_fd, waker.write_fd)
-                if self._cancelled:
-                    waker.signal()
-            return waker.read_fd
+        """The fd that becomes readable when this context is cancelled; made on first use.
+
+        Raises:
+            SocketError.ProcessFdQuotaExceeded, SystemFdQuotaExceeded: no fd for it.
+        """
+        waker = self._waker
+        if waker[0] >= 0:
+            return int(waker[0])
+        # No lock: racing threads share the one pair the native call publishes, and
+        # cancel() never waits on anything.
+        fd = syscalls.make_waker(waker)
+        # Published before the flag is read: a cancel() that ran before found no fd to
+        # signal, so the flag it set is seen here, and the fd signalled now.
+        if self._cancelled:
+            syscalls.signal_waker(waker)
+        return fd
 
     def __repr__(self) -> str:
         if self._cancelled:

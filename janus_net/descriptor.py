@@ -1,77 +1,70 @@
-"""`Descriptor`: one owned fd, handed out to calls and closed exactly once when none uses it."""
+"""Ownership of one descriptor: where the fd lives, who closes it, and when.
+
+Every descriptor janus_net owns lives in a native cell (`struct jn_desc`, see
+native/unistd_h.py) from the instant the kernel hands it over: socket() and
+accept() write the new fd into the cell before they return, and an inherited fd
+(``fd://N``) is stored there in one native call. The cell, not a Python variable,
+is what is owned, and it is handed to the owning object (Server, Stream, Socket)
+as it is. So at every bytecode the fd is reachable by exactly one cleanup path:
+
+* before an owner exists, the function that made it closes the cell on failure;
+* once an owner exists, the owner's ``close()`` does;
+* if an exception lands where neither got to run (inside a cleanup handler, say),
+  the cell is closed when it is garbage-collected.
+
+All three close through a claim (an atomic exchange of the fd with -1), so the
+first one closes and the others find nothing: exactly once.
+
+Calls on the socket count themselves in flight inside the native call that makes
+the syscall, so no Python bytecode runs while a count is held; ``close()`` while a
+call is in flight marks the cell closing and wakes the call through the object's
+wake fd, and the last call out closes the fd (so its number is never reused under
+a syscall still using it).
+"""
 
 from __future__ import annotations
 
-import errno
-from typing import TYPE_CHECKING
+import weakref
+from typing import Any, Protocol
 
 from janus_net import syscalls
-from janus_net._shim import lib
-from janus_net.errors import SocketError
-
-if TYPE_CHECKING:
-    pass
 
 
-class Descriptor:
-    """Owns one fd: hands it out to calls, and closes it once no call is using it.
+class _HasFileno(Protocol):
+    def fileno(self) -> int: ...
 
-    Lock-free on the hot path: ``list.append``/``list.pop`` are atomic under the GIL.
-    A call registers itself *before* checking for closure and ``close`` marks closure
-    *before* counting calls, so either the call sees the closure or ``close`` sees
-    the call; whoever is last out closes the fd, claimed once through ``_close_token``.
-    """
 
-    __slots__ = ("_close_token", "_inflight", "closing", "fd")
+# Listening and bound sockets janus_net owns, by fd: adopting one of them through
+# fd://N again would give the descriptor two owners (and two closes). A plain dict of
+# weak references (a WeakValueDictionary costs a microsecond per listen): an entry
+# outlives its owner until the number is reused, and `owner_of` checks it is current.
+# At most one entry per fd number, so it stays as small as the fd table.
+_OWNERS: dict[int, weakref.ref[Any]] = {}
 
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self.closing = False
-        self._inflight: list[None] = []
-        self._close_token: list[None] = [None]
 
-    def acquire(self, syscall: syscalls.Syscall, address: object = None) -> int:
-        """The fd for one call; a closed descriptor gives that syscall's EBADF error."""
-        self._inflight.append(None)
-        if self.closing:
-            self.release()
-            raise syscall.error(errno.EBADF, address)
-        return self.fd
+def register(fd: int, owner: _HasFileno) -> None:
+    """Remember that ``owner`` owns ``fd`` (for `owner_of`)."""
+    _OWNERS[fd] = weakref.ref(owner)
 
-    def release(self) -> None:
-        self._inflight.pop()
-        if self.closing and not self._inflight:
-            self._close_now()
 
-    def close(self) -> bool:
-        """Close now, or (a call is in flight) shut down now and close when it returns.
+def owner_of(fd: int) -> _HasFileno | None:
+    """The live janus_net Server or Socket that owns ``fd`` now, if any."""
+    ref = _OWNERS.get(fd)
+    owner = None if ref is None else ref()
+    if owner is not None and owner.fileno() == fd:
+        return owner  # type: ignore[no-any-return]
+    return None
 
-        Returns False if the descriptor was already closed.
-        """
-        if self.closing:
-            return False
-        self.closing = True
-        if self._inflight:
-            try:
-                syscalls.shutdown(self.fd, lib.SHUT_RDWR)
-            except SocketError:
-                pass  # unconnected sockets say ENOTCONN but are woken all the same
-            if self._inflight:
-                return True
-        self._close_now()
-        return True
 
-    def detach(self) -> int:
-        """Give the fd away without closing it."""
-        if self._inflight:
-            raise SocketError.Unexpected(None, "cannot hand over a socket while a call is using it")
-        self.closing = True
-        self._close_token.clear()
-        return self.fd
+def is_closing(desc: Any) -> bool:
+    """True once ``close()`` (or a hand-over) has begun on the cell."""
+    return bool(desc.closing)
 
-    def _close_now(self) -> None:
-        try:
-            self._close_token.pop()
-        except IndexError:
-            return  # someone else closed it
-        syscalls.close(self.fd)
+
+def fileno(desc: Any) -> int:
+    """The fd, or -1 once closing (as stdlib sockets report)."""
+    return -1 if desc.closing else int(desc.fd)
+
+
+new = syscalls.new_desc
+close = syscalls.close_desc

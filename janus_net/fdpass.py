@@ -27,12 +27,13 @@ KeyboardInterrupt -- closes every one of them before the error propagates.
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from janus_net import adopt, platform, readiness, syscalls
+from janus_net import adopt, descriptor, platform, syscalls, waiting
 from janus_net._shim import ffi, lib
 from janus_net.address import Address, FdAddress, UnixAddress, from_sockaddr
 from janus_net.errors import SocketError
@@ -139,22 +140,20 @@ def rights_message(payload: bytes, fds: list[int]) -> tuple[Any, list[Any]]:
     return msg, keep
 
 
-def _send_all(fd: int, payload: bytes, fds: list[int], ctx: Context | None, address: object) -> None:
-    """One chunk: the descriptors go with the first byte sent; the rest of a short send follows."""
+def _send_all(chan: Stream, payload: bytes, fds: list[int], ctx: Context | None, address: object) -> None:
+    """One chunk: the descriptors go with the first byte sent; the rest of a short send follows.
+
+    Each attempt is non-blocking (on the channel's owned cell, counted in flight); while
+    it would block, the wait polls the channel, its wake fd (``close()`` from another
+    thread) and the context.
+    """
+    desc = chan._desc
+    check = None if ctx is None else ctx.check
     msg, keep = rights_message(payload, fds)
-    fds_poll = None
     sent = 0
     while sent < len(payload):
-        check = None if ctx is None else ctx.check
-        if ctx is not None:
-            ctx.check()
-        got = syscalls.sendmsg(fd, msg, _SEND_FLAGS, syscalls.SENDMSG, address, check, nonblocking=True)
-        if got == syscalls.WOULD_BLOCK:
-            if fds_poll is None:
-                fds_poll = readiness.pollfds(fd, lib.POLLOUT, ctx)
-            readiness.wait(fds_poll, 2, ctx)
-            continue
-        sent += got
+        attempt = functools.partial(syscalls.sendmsg_on, desc, msg, _SEND_FLAGS, syscalls.SENDMSG, address, check)
+        sent += waiting.wait_for(desc, waiting.POLLOUT, ctx, attempt, functools.partial(chan._closed_error, "send"))
         if sent < len(payload):
             # The descriptors went with the part already sent: the rest goes without them.
             msg, keep = rights_message(payload[sent:], [])
@@ -187,8 +186,7 @@ def send_sockets(channel: Stream, sockets: Mapping[str, AnySocket], *, ctx: Cont
     chan = _check_channel(channel)
     items = _items(sockets)
     total = len(items)
-    fd = chan.fileno()
-    if fd < 0:
+    if chan.closed:
         raise ValueError("the channel is closed")
     start = 0
     while True:
@@ -199,7 +197,7 @@ def send_sockets(channel: Stream, sockets: Mapping[str, AnySocket], *, ctx: Cont
             struct.pack("!BB", _KIND_CODES[kind], len(name)) + name.encode("ascii") for name, kind, _ in chunk
         )
         header = HEADER.pack(MAGIC, VERSION, LAST if last else 0, len(chunk), total, len(entries))
-        _send_all(fd, header + entries, [sfd for _, _, sfd in chunk], ctx, chan.address)
+        _send_all(chan, header + entries, [sfd for _, _, sfd in chunk], ctx, chan.address)
         if last:
             return
 
@@ -258,20 +256,20 @@ class _Delivery:
         found, _ = self.rights()
         for slots, count in found:
             for i in range(count):
-                fd = slots[i]
-                if fd >= 0:
-                    slots[i] = -1
-                    syscalls.close(fd)
+                # Through a cell: the slot is emptied as the cell takes the fd (one native
+                # call), and the cell's claim-once close (or its collection) ends it.
+                desc = descriptor.new()
+                if syscalls.take_into(desc, slots + i) >= 0:
+                    descriptor.close(desc)
 
 
 class _Receiver:
     """Reads exact byte counts from the channel, keeping every descriptor that arrives on the way."""
 
-    def __init__(self, fd: int, ctx: Context | None) -> None:
-        self.fd = fd
+    def __init__(self, chan: Stream, ctx: Context | None) -> None:
+        self.chan = chan
         self.ctx = ctx
         self.deliveries: list[_Delivery] = []
-        self._poll: Any = None
 
     def read(self, size: int) -> bytes:
         out = bytearray()
@@ -296,17 +294,16 @@ class _Receiver:
         return bytes(out)
 
     def _recvmsg(self, delivery: _Delivery) -> int:
+        desc = self.chan._desc
+        msg = delivery.msg
         check = None if self.ctx is None else self.ctx.check
-        while True:
-            if self.ctx is not None:
-                self.ctx.check()
-            delivery.msg.msg_controllen = _CONTROL_SIZE
-            got = syscalls.recvmsg(self.fd, delivery.msg, _RECEIVE_FLAGS, check, nonblocking=True)
-            if got != syscalls.WOULD_BLOCK:
-                return got
-            if self._poll is None:
-                self._poll = readiness.pollfds(self.fd, lib.POLLIN, self.ctx)
-            readiness.wait(self._poll, 2, self.ctx)
+
+        def attempt() -> int:
+            msg.msg_controllen = _CONTROL_SIZE  # the kernel shortens it to what it wrote
+            return syscalls.recvmsg_on(desc, msg, _RECEIVE_FLAGS, check)
+
+        # End of stream (0) after a hang-up is what the caller reads as "the peer is gone".
+        return waiting.wait_for(desc, waiting.POLLIN, self.ctx, attempt, lambda: self.chan._closed_error("receive"))
 
     def slots(self, first: int = 0) -> list[tuple[Any, int]]:
         """Every (slot array, index) of the descriptors that arrived since delivery ``first``, in order."""
@@ -337,7 +334,7 @@ def _check_uids(allow_uids: Iterable[int] | None) -> frozenset[int]:
     return uids
 
 
-def check_peer(fd: int, allow_uids: frozenset[int], address: object = None) -> tuple[int, int, int]:
+def check_peer(fd: int | Any, allow_uids: frozenset[int], address: object = None) -> tuple[int, int, int]:
     """The peer's (pid, uid, gid) by SO_PEERCRED; AccessDenied unless the uid is ours or allowed."""
     pid, uid, gid = syscalls.peer_credentials(fd)
     if uid != os.getuid() and uid not in allow_uids:
@@ -381,11 +378,10 @@ def receive_sockets(
     """
     chan = _check_channel(channel)
     uids = _check_uids(allow_uids)
-    fd = chan.fileno()
-    if fd < 0:
+    if chan.closed:
         raise ValueError("the channel is closed")
-    check_peer(fd, uids, chan.address)
-    receiver = _Receiver(fd, ctx)
+    check_peer(chan._desc, uids, chan.address)
+    receiver = _Receiver(chan, ctx)
     result: dict[str, AnySocket] = {}
     try:
         entries = _receive_entries(receiver)
@@ -491,14 +487,17 @@ def _inspect(fd: int, kind: Kind, name: str) -> tuple[str, Kind, Address, FdAddr
 
 
 def _claim(slots: Any, i: int, kind: Kind, address: Address) -> AnySocket:
-    """Move one descriptor from its control buffer to its new owning object."""
-    fd = int(slots[i])
+    """Move one descriptor from its control buffer into the cell of its new owning object.
+
+    The move is one native call (the slot is emptied as the cell is filled), so the fd
+    is always in exactly one place that closes it on failure.
+    """
+    desc = descriptor.new()
     try:
-        slots[i] = -1
-        return wrap(fd, kind, address)
+        syscalls.take_into(desc, slots + i)
+        return wrap(desc, kind, address)
     except BaseException:
-        if slots[i] == -1:  # the buffer no longer owns it, and no object does
-            syscalls.close(fd)
+        descriptor.close(desc)  # claim-once: an object made just before is lost with the exception anyway
         raise
 
 

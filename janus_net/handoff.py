@@ -164,7 +164,7 @@ def _listen_for_successor(addr: UnixAddress, ctx: Context | None) -> Server:
 def _offer_to(
     channel: Stream, items: dict[str, AnySocket], ctx: Context | None, stop_listening: Callable[[], None]
 ) -> None:
-    check_peer(channel.fileno(), frozenset(), channel.address)
+    check_peer(channel._desc, frozenset(), channel.address)
     send_sockets(channel, items, ctx=ctx)
     files = {}
     for name, sock in items.items():
@@ -280,7 +280,7 @@ def take(address: str | UnixAddress, *, ctx: Context | None = None, capability: 
         except (SocketError.ConnectionRefused, SocketError.FileNotFound):
             return HandOff({}, None)
         _check_channel(channel)
-        check_peer(channel.fileno(), frozenset(), addr)
+        check_peer(channel._desc, frozenset(), addr)
         sockets = receive_sockets(channel, ctx=ctx, capability=capability)
         files = _files(_read_frame(channel, ctx), sockets)
         return HandOff(sockets, channel, files)

@@ -20,9 +20,10 @@ before it propagates.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from janus_net import adopt, landlock, netns, platform, sockopts, syscalls, unixfile
+from janus_net import adopt, descriptor, landlock, netns, platform, sockopts, steps, syscalls, unixfile
 from janus_net._shim import lib
 from janus_net.address import (
     Address,
@@ -73,6 +74,7 @@ def _set_options(fd: int, addr: Address, opts: Options, check: syscalls.Checkpoi
 def _bind(
     fd: int,
     addr: Address,
+    encoded: Any,
     opts: Options,
     check: syscalls.Checkpoint | None,
     unix_file: UnixFile | None,
@@ -81,15 +83,8 @@ def _bind(
         assert isinstance(addr, UnixAddress)
         unixfile.bind(fd, addr, unix_file, opts.unlink_stale, opts.mode, check)  # unix file: stale handling, lock
         return
-    encoded = addr.sockaddr
     unix = isinstance(addr, UnixAddress)
-    try:
-        syscalls.bind(fd, encoded.pointer, encoded.length, unix=unix, checkpoint=check, address=addr)
-    except SocketError.AccessDenied as exc:
-        denial = landlock.kernel_denial(exc, addr, opts.mode, opts.protocol)  # CapabilityDenied after enforce()
-        if denial is exc:
-            raise
-        raise denial from None
+    syscalls.bind(fd, encoded.pointer, encoded.length, unix=unix, checkpoint=check, address=addr)
 
 
 # --- fd://N: adopt an inherited socket instead of making one (janus_net.adopt)
@@ -98,13 +93,12 @@ def _bind(
 _OPTION_NAMES = {"file_mode": "mode"}
 
 
-def _adopt(target: FdAddress, opts: Options, ctx: Context | None, capability: NetBind | None) -> Server | Socket:
-    """Adopt the socket ``target`` names; see `janus_net.adopt` for the steps.
+def _refuse_options(target: FdAddress, opts: Options) -> None:
+    """OptionUnsupported unless every option is at its default (raised before the fd is looked at).
 
-    The options describe how to make a socket, and an adopted one is already made:
-    options left at their defaults are fine, any other value is OptionUnsupported
-    (raised before the descriptor is looked at). For ``bind``, ``mode`` and
-    ``protocol`` are not settings but what the socket must be: they are checked.
+    The options describe how to make a socket, and an adopted one is already made.
+    For ``bind``, ``mode`` and ``protocol`` are not settings but what the socket
+    must be: they are checked by `janus_net.adopt`.
     """
     default = listen_options() if opts.kind == "listen" else bind_options(mode=opts.mode, protocol=opts.protocol)
     changed = [
@@ -117,66 +111,130 @@ def _adopt(target: FdAddress, opts: Options, ctx: Context | None, capability: Ne
             f"{', '.join(changed)} cannot apply to an adopted socket: set it where the socket is made",
             address=str(target),
         )
-    want: adopt.Want = "listen" if opts.kind == "listen" else opts.mode
-    return adopt.adopt(target, want, opts.protocol, None if ctx is None else ctx.check, capability)
 
 
-def _open(
-    address: str | BindAddress,
-    opts: Options,
-    ctx: Context | None = None,
-    capability: NetBind | None = None,
-) -> Server | Socket:
+class _ErrDefer:
+    """Cleanups that run only if the block raises, newest first (Zig's ``errdefer``).
+
+    Each cleanup is registered *before* the step whose result it undoes, where the
+    undo is harmless on nothing (closing an empty descriptor cell does nothing), so
+    an exception landing between a syscall and its registration cannot skip it.
+    """
+
+    __slots__ = ("_steps",)
+
+    def __init__(self) -> None:
+        self._steps: list[Callable[[], object]] = []
+
+    def __call__(self, cleanup: Callable[[], object]) -> None:
+        self._steps.append(cleanup)
+
+    def __enter__(self) -> _ErrDefer:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        if kind is not None:
+            while self._steps:
+                self._steps.pop()()
+
+
+_B = TypeVar("_B", Server, Socket)
+
+
+def _listener(
+    address: str | BindAddress, opts: Options, ctx: Context | None = None, capability: NetBind | None = None
+) -> Server:
     addr = as_bind_address(address)
     if isinstance(addr, FdAddress):
-        return _adopt(addr, opts, ctx, capability)  # its capability gate needs the socket's real address
+        _refuse_options(addr, opts)
+        # The capability gate needs the socket's real address: adopt asks it.
+        return adopt.adopt_listener(addr, None if ctx is None else ctx.check, capability)
+    return _open(addr, opts, ctx, capability, Server)
+
+
+def _bound(
+    address: str | BindAddress, opts: Options, ctx: Context | None = None, capability: NetBind | None = None
+) -> Socket:
+    addr = as_bind_address(address)
+    if isinstance(addr, FdAddress):
+        _refuse_options(addr, opts)
+        return adopt.adopt_bound(addr, opts.mode, opts.protocol, None if ctx is None else ctx.check, capability)
+    return _open(addr, opts, ctx, capability, Socket)
+
+
+def _open(addr: Address, opts: Options, ctx: Context | None, capability: NetBind | None, owner: type[_B]) -> _B:
+    """The step sequence (module docstring); ``owner`` is what the descriptor becomes."""
     validate(addr, opts)
     if capability is not None:
         capability.authorize(addr, opts.mode, opts.protocol)  # audits check_bind_address; raises CapabilityDenied
     sys.audit("janus_net.bind", str(addr), None if capability is None else capability.id)
 
     check = None if ctx is None else ctx.check
+    unix_file = UnixFile(addr.path) if isinstance(addr, UnixAddress) and not addr.abstract else None
+    with _ErrDefer() as errdefer:
+        # The cell exists before the socket: socket() writes the fd into it, so from
+        # the syscall's return on, this cleanup (or the cell's collection) closes it.
+        desc = descriptor.new()
+        errdefer(lambda: descriptor.close(desc))
+        plan = steps.plan_for(addr, opts)
+        try:
+            if plan is not None:
+                # The native fast path (DESIGN §2): the same steps, checkpoints and tables.
+                io = steps.new_io(desc)
+                steps.run(plan, io, addr, ctx)
+                result = owner(desc, steps.bound_address(io, addr), None)
+            else:
+                result = owner(desc, _steps_one_by_one(desc, addr, opts, check, unix_file, errdefer), unix_file)
+        except SocketError.AccessDenied as exc:
+            # After enforce(), a bind the kernel's ruleset refused is CapabilityDenied("kernel").
+            denial = landlock.kernel_denial(exc, addr, opts.mode, opts.protocol) if exc.syscall == "bind" else exc
+            if denial is exc:
+                raise
+            raise denial from None
+        if capability is not None:
+            capability.record_bound(result.address, opts.mode, opts.protocol)  # audits bind_socket, the real port
+    return result
+
+
+def _steps_one_by_one(
+    desc: Any,
+    addr: Address,
+    opts: Options,
+    check: syscalls.Checkpoint | None,
+    unix_file: UnixFile | None,
+    errdefer: _ErrDefer,
+) -> Address:
+    """The step sequence one syscall at a time, for what the native one leaves to Python.
+
+    A unix socket file (permissions before bind, the stale-file lock, the identity
+    after bind), a network namespace, the DESIGN §15/§16 options and the SOCK_CLOEXEC
+    emulation. Returns the bound address; the fd stays in ``desc``.
+    """
     if check is not None:
         check()  # (1) before socket
-    fd = netns.socket(opts.extra.netns, addr.family, opts.mode, opts.protocol, check)
-    unix_file = UnixFile(addr.path) if isinstance(addr, UnixAddress) and not addr.abstract else None
-    bound = False
-    try:
+    fd = netns.socket(opts.extra.netns, desc, addr.family, opts.mode, opts.protocol, check)
+    if check is not None:
+        check()  # (2) between socket and options
+    _set_options(fd, addr, opts, check)
+    if check is not None:
+        check()  # (3) between options and sockaddr
+    encoded = addr.sockaddr  # encoded once; the address keeps it
+    if check is not None:
+        check()  # (4) between sockaddr and bind
+    if unix_file is not None:
+        # Registered before bind, harmless on nothing (it removes only the inode recorded
+        # after bind), and run before the fd is closed: the file names a live socket for
+        # as long as it exists.
+        errdefer(unix_file.remove)
+    _bind(fd, addr, encoded, opts, check, unix_file)
+    if unix_file is not None:
+        unixfile.after_bind(fd, unix_file, opts.file_mode, opts.owner, opts.group, check)  # unix file: identity
+    if opts.kind == "listen":
         if check is not None:
-            check()  # (2) between socket and options
-        _set_options(fd, addr, opts, check)
-        if check is not None:
-            check()  # (3) between options and sockaddr
-        addr.sockaddr  # noqa: B018 - encodes once; the address keeps it
-        if check is not None:
-            check()  # (4) between sockaddr and bind
-        _bind(fd, addr, opts, check, unix_file)
-        bound = True
-        if unix_file is not None:
-            unixfile.after_bind(fd, unix_file, opts.file_mode, opts.owner, opts.group, check)  # unix file: identity
-        if opts.kind == "listen":
-            if check is not None:
-                check()  # (5) between bind and listen
-            syscalls.listen(fd, opts.backlog, check, addr)
-            sockopts.after_listen(fd, addr, opts.extra, check)  # steer="cpu" joins the group at listen
-        bound_address = _local_address(fd, addr)
-        result: Server | Socket
-        if opts.kind == "listen":
-            result = Server(fd, bound_address, unix_file)
-        else:
-            result = Socket(fd, bound_address, unix_file)
-    except BaseException:
-        if bound and unix_file is not None:
-            unix_file.remove()  # unix file: while the socket is open, so it is live to everyone
-        syscalls.close(fd)
-        raise
-    if capability is not None:
-        try:
-            capability.record_bound(bound_address, opts.mode, opts.protocol)  # audits bind_socket, the real port
-        except BaseException:
-            result.close()
-            raise
-    return result
+            check()  # (5) between bind and listen
+        syscalls.listen(fd, opts.backlog, check, addr)
+        sockopts.after_listen(fd, addr, opts.extra, check)  # steer="cpu" joins the group at listen
+    return _local_address(fd, addr)
 
 
 def _local_address(fd: int, requested: Address) -> Address:
@@ -217,12 +275,11 @@ def listen(
     ...     server.address.port > 0
     True
     """
-    extra = sockopts.extra(
-        freebind=freebind, transparent=transparent, device=device, fastopen=fastopen, defer_accept=defer_accept,
-        incoming_cpu=incoming_cpu, steer=steer, netns=netns, reuse_port=reuse_port,
+    opts = _listen_opts(
+        backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale, owner, group,
+        freebind, transparent, device, fastopen, defer_accept, incoming_cpu, steer, netns,
     )  # fmt: skip
-    opts = listen_options(backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale, owner, group, extra=extra)
-    return _open(address, opts)  # type: ignore[return-value]
+    return _listener(address, opts)
 
 
 def bind(
@@ -249,11 +306,11 @@ def bind(
     ``receive_message``'s ``Datagram.destination`` and ``.timestamp`` (docs/datagrams.md).
     ``netns``, ``freebind``, ``transparent``, ``device`` and ``incoming_cpu`` are as for `listen`.
     """
-    extra = sockopts.extra(
-        freebind=freebind, transparent=transparent, device=device, incoming_cpu=incoming_cpu, netns=netns
-    )
-    opts = bind_options(mode, protocol, ip6_only, reuse_address, broadcast, gro, pktinfo, timestamps, extra=extra)
-    return _open(address, opts)  # type: ignore[return-value]
+    opts = _bind_opts(
+        mode, protocol, ip6_only, reuse_address, broadcast, gro, pktinfo, timestamps,
+        freebind, transparent, device, incoming_cpu, netns,
+    )  # fmt: skip
+    return _bound(address, opts)
 
 
 # --- :service
@@ -286,12 +343,11 @@ def listen_with_context(
     checkpoint, and nothing is left behind: no fd, no unix socket file, no bound port.
     """
     _require_context(ctx)
-    extra = sockopts.extra(
-        freebind=freebind, transparent=transparent, device=device, fastopen=fastopen, defer_accept=defer_accept,
-        incoming_cpu=incoming_cpu, steer=steer, netns=netns, reuse_port=reuse_port,
+    opts = _listen_opts(
+        backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale, owner, group,
+        freebind, transparent, device, fastopen, defer_accept, incoming_cpu, steer, netns,
     )  # fmt: skip
-    opts = listen_options(backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale, owner, group, extra=extra)
-    return _open(address, opts, ctx)  # type: ignore[return-value]
+    return _listener(address, opts, ctx)
 
 
 def bind_with_context(
@@ -314,11 +370,11 @@ def bind_with_context(
 ) -> Socket:
     """`bind`, with ``ctx.check()`` at the first four checkpoints (a bound socket has no listen step)."""
     _require_context(ctx)
-    extra = sockopts.extra(
-        freebind=freebind, transparent=transparent, device=device, incoming_cpu=incoming_cpu, netns=netns
-    )
-    opts = bind_options(mode, protocol, ip6_only, reuse_address, broadcast, gro, pktinfo, timestamps, extra=extra)
-    return _open(address, opts, ctx)  # type: ignore[return-value]
+    opts = _bind_opts(
+        mode, protocol, ip6_only, reuse_address, broadcast, gro, pktinfo, timestamps,
+        freebind, transparent, device, incoming_cpu, netns,
+    )  # fmt: skip
+    return _bound(address, opts, ctx)
 
 
 # --- :sovereign
@@ -354,12 +410,11 @@ def listen_with_capability(
     with the port actually bound once the OS bind has succeeded.
     """
     _require_capability(cap, ctx)
-    extra = sockopts.extra(
-        freebind=freebind, transparent=transparent, device=device, fastopen=fastopen, defer_accept=defer_accept,
-        incoming_cpu=incoming_cpu, steer=steer, netns=netns, reuse_port=reuse_port,
+    opts = _listen_opts(
+        backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale, owner, group,
+        freebind, transparent, device, fastopen, defer_accept, incoming_cpu, steer, netns,
     )  # fmt: skip
-    opts = listen_options(backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale, owner, group, extra=extra)
-    return _open(address, opts, ctx, cap)  # type: ignore[return-value]
+    return _listener(address, opts, ctx, cap)
 
 
 def bind_with_capability(
@@ -383,11 +438,11 @@ def bind_with_capability(
 ) -> Socket:
     """`bind`, gated and audited by the capability as `listen_with_capability` is."""
     _require_capability(cap, ctx)
-    extra = sockopts.extra(
-        freebind=freebind, transparent=transparent, device=device, incoming_cpu=incoming_cpu, netns=netns
-    )
-    opts = bind_options(mode, protocol, ip6_only, reuse_address, broadcast, gro, pktinfo, timestamps, extra=extra)
-    return _open(address, opts, ctx, cap)  # type: ignore[return-value]
+    opts = _bind_opts(
+        mode, protocol, ip6_only, reuse_address, broadcast, gro, pktinfo, timestamps,
+        freebind, transparent, device, incoming_cpu, netns,
+    )  # fmt: skip
+    return _bound(address, opts, ctx, cap)
 
 
 def _require_context(ctx: object) -> None:
@@ -412,3 +467,78 @@ def _require_capability(cap: object, ctx: object = None) -> None:
         raise TypeError(f"cap must be a janus_net.NetBind, not {type(cap).__name__}")
     if ctx is not None:
         _require_context(ctx)
+
+
+def _listen_opts(
+    backlog: int,
+    reuse_address: bool,
+    reuse_port: bool,
+    ip6_only: bool | None,
+    mode: int | None,
+    unlink_stale: bool,
+    owner: int | str | None,
+    group: int | str | None,
+    freebind: bool,
+    transparent: bool,
+    device: str | None,
+    fastopen: int | None,
+    defer_accept: int | None,
+    incoming_cpu: int | None,
+    steer: str | None,
+    netns: NamespacePath | None,
+) -> Options:
+    """The three listen* profiles' keywords as one validated `Options` (built by keyword)."""
+    extra = sockopts.extra(
+        freebind=freebind,
+        transparent=transparent,
+        device=device,
+        fastopen=fastopen,
+        defer_accept=defer_accept,
+        incoming_cpu=incoming_cpu,
+        steer=steer,
+        netns=netns,
+        reuse_port=reuse_port,
+    )
+    return listen_options(
+        backlog=backlog,
+        reuse_address=reuse_address,
+        reuse_port=reuse_port,
+        ip6_only=ip6_only,
+        mode=mode,
+        unlink_stale=unlink_stale,
+        owner=owner,
+        group=group,
+        extra=extra,
+    )
+
+
+def _bind_opts(
+    mode: Mode,
+    protocol: Protocol | int | None,
+    ip6_only: bool | None,
+    reuse_address: bool,
+    broadcast: bool,
+    gro: bool,
+    pktinfo: bool,
+    timestamps: bool,
+    freebind: bool,
+    transparent: bool,
+    device: str | None,
+    incoming_cpu: int | None,
+    netns: NamespacePath | None,
+) -> Options:
+    """The three bind* profiles' keywords as one validated `Options` (built by keyword)."""
+    extra = sockopts.extra(
+        freebind=freebind, transparent=transparent, device=device, incoming_cpu=incoming_cpu, netns=netns
+    )
+    return bind_options(
+        mode=mode,
+        protocol=protocol,
+        ip6_only=ip6_only,
+        reuse_address=reuse_address,
+        broadcast=broadcast,
+        gro=gro,
+        pktinfo=pktinfo,
+        timestamps=timestamps,
+        extra=extra,
+    )

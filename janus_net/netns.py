@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from janus_net import syscalls
 from janus_net._shim import lib
@@ -53,7 +54,7 @@ def shown(path: bytes) -> str:
 class _Handoff:
     """The one place a descriptor made by the helper passes to the caller (or back to the helper)."""
 
-    __slots__ = ("abandoned", "done", "error", "fd", "lock")
+    __slots__ = ("abandoned", "done", "error", "fd", "into_cell", "lock")
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -61,6 +62,7 @@ class _Handoff:
         self.fd = -1
         self.error: BaseException | None = None
         self.abandoned = False
+        self.into_cell = False
 
     def take(self) -> int:
         with self.lock:
@@ -68,7 +70,7 @@ class _Handoff:
             return fd
 
 
-def run_in(path: NamespacePath, make: Callable[[], int]) -> int:
+def run_in(path: NamespacePath, make: Callable[[], int], *, into_cell: bool = False) -> int:
     """Call ``make()`` on a helper thread inside the network namespace ``path``; return its descriptor.
 
     The caller's thread never changes namespace. ``make`` must return a new
@@ -78,6 +80,8 @@ def run_in(path: NamespacePath, make: Callable[[], int]) -> int:
     Args:
         path: a network namespace file, such as ``/run/netns/NAME`` or ``/proc/PID/ns/net``.
         make: creates the descriptor; runs on the helper thread, inside the namespace.
+        into_cell: ``make`` writes the descriptor into an owned cell (`janus_net.descriptor`)
+            that closes it: then neither thread ever closes it here.
 
     Raises:
         ValueError, TypeError: a bad path (empty, NUL byte, not a path), before any syscall.
@@ -90,6 +94,7 @@ def run_in(path: NamespacePath, make: Callable[[], int]) -> int:
     if not lib.JN_HAS_SETNS:
         raise SocketError.OptionUnsupported(None, "this platform has no network namespaces", address=shown(encoded))
     handoff = _Handoff()
+    handoff.into_cell = into_cell
     helper = threading.Thread(target=_helper, args=(encoded, make, handoff), name="janus_net-netns", daemon=True)
     try:
         helper.start()
@@ -103,7 +108,7 @@ def run_in(path: NamespacePath, make: Callable[[], int]) -> int:
         with handoff.lock:
             handoff.abandoned = True
             orphan, handoff.fd = handoff.fd, -1
-        if orphan >= 0:
+        if orphan >= 0 and not into_cell:
             syscalls.close(orphan)
         raise
 
@@ -119,7 +124,7 @@ def _helper(path: bytes, make: Callable[[], int], handoff: _Handoff) -> None:
     try:
         with handoff.lock:
             if handoff.abandoned:
-                if fd >= 0:
+                if fd >= 0 and not handoff.into_cell:
                     syscalls.close(fd)
                 return
             handoff.fd = fd
@@ -150,16 +155,23 @@ def _enter(path: bytes) -> None:
 
 def socket(
     path: NamespacePath | None,
+    desc: Any,
     family: int,
     type_: int,
     proto: int,
     checkpoint: syscalls.Checkpoint | None = None,
 ) -> int:
-    """`syscalls.socket`, inside the network namespace ``path`` when one is given."""
+    """`syscalls.open_socket` into the cell ``desc``, inside the network namespace ``path`` when one is given.
+
+    The helper thread writes the new fd straight into the caller's cell, so it is the
+    cell's from the syscall's return on, whichever thread is interrupted when: the
+    caller's cleanup (or the cell's collection, once the helper has let go of it)
+    closes it exactly once.
+    """
     if path is None:
-        return syscalls.socket(family, type_, proto, checkpoint)
+        return syscalls.open_socket(desc, family, type_, proto, checkpoint)
     # The checkpoint stays on the caller's thread: a context is not the helper's to raise from.
-    return run_in(path, lambda: syscalls.socket(family, type_, proto))
+    return run_in(path, lambda: syscalls.open_socket(desc, family, type_, proto), into_cell=True)
 
 
 __all__ = ["NamespacePath", "check_path", "run_in", "shown", "socket"]

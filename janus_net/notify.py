@@ -18,7 +18,7 @@ import os
 import time
 from collections.abc import Mapping
 
-from janus_net import platform, syscalls
+from janus_net import descriptor, platform, syscalls
 from janus_net._shim import lib
 from janus_net.address import UnixAddress, parse_address
 from janus_net.errors import SocketError
@@ -128,19 +128,18 @@ def notify(
     address = notify_address()
     if address is None:
         return False
-    fd = -1
+    desc = descriptor.new()  # socket() writes the fd into the cell: no bytecode holds it alone
     try:
-        fd = syscalls.socket(lib.AF_UNIX, lib.SOCK_DGRAM, 0)
+        fd = syscalls.open_socket(desc, lib.AF_UNIX, lib.SOCK_DGRAM, 0)
         encoded = address.sockaddr
         syscalls.connect(fd, encoded.pointer, encoded.length, address)
         for message_lines, message_fds in messages:
             payload = ("\n".join(message_lines) + "\n").encode()
             msg, keep = rights_message(payload, message_fds)
-            syscalls.sendmsg(fd, msg, platform.MSG_NOSIGNAL, syscalls.SENDMSG, address)
+            syscalls.sendmsg_on(desc, msg, platform.MSG_NOSIGNAL, syscalls.SENDMSG, address)
             del keep
     finally:
-        if fd >= 0:
-            syscalls.close(fd)
+        descriptor.close(desc)
     return True
 
 

@@ -9,6 +9,7 @@ and accept() rather than accept4(), so that path is tested where CI runs.
 from __future__ import annotations
 
 import os
+import struct
 
 from janus_net._shim import ffi, lib
 
@@ -35,6 +36,31 @@ SUN_PATH_OFFSET: int = ffi.offsetof("struct sockaddr_un", "sun_path")
 
 #: Flags every socket() call adds to the type.
 SOCKET_TYPE_FLAGS: int = lib.JN_SOCK_CLOEXEC if HAS_SOCK_CLOEXEC else 0
+
+#: An accepted socket inherits the listener's O_NONBLOCK (BSD-derived kernels; not Linux).
+ACCEPT_INHERITS_O_NONBLOCK: bool = bool(lib.JN_ACCEPT_INHERITS_O_NONBLOCK)
+#: eventfd(2) exists: a wake fd is one descriptor (else a pipe, two).
+HAS_EVENTFD: bool = bool(lib.JN_HAS_EVENTFD)
+#: SO_PROTOCOL exists: an adopted socket's protocol can be read.
+HAS_SO_PROTOCOL: bool = bool(lib.JN_HAS_SO_PROTOCOL)
+
+#: sendmmsg/recvmmsg are used: the platform has them, and their results (each message's
+#: length and source length) can be read in one go through a view of the header array
+#: as 4-byte unsigned ints (socklen_t, unsigned int and the header size agree).
+USE_MMSG: bool = (
+    HAS_MMSG
+    and struct.calcsize("I") == 4
+    and ffi.sizeof("socklen_t") == 4
+    and ffi.sizeof("unsigned int") == 4
+    and ffi.sizeof("struct mmsghdr") % 4 == 0
+)
+#: An IPv4 source in a sockaddr_storage is identified by its first 8 bytes (family,
+#: port, address), so a receive can key its decode cache by one int.
+IP4_KEY_OK: bool = (
+    struct.calcsize("Q") == 8
+    and ffi.sizeof("struct sockaddr_storage") % 8 == 0
+    and ffi.offsetof("struct sockaddr_in", "sin_addr") + 4 <= 8
+)
 
 # --- UDP segmentation offload and ancillary data (DESIGN §15)
 

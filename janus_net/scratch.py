@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import struct
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from janus_net import platform
 from janus_net._shim import ffi, lib
 from janus_net.address import (
     UnixAddress,
@@ -31,11 +31,7 @@ _uncleared = ffi.new_allocator(should_clear_after_alloc=False)
 #: The source of a datagram from an unbound unix socket (the kernel gives length 0).
 _UNNAMED_UNIX = UnixAddress("")
 # An IPv4 source can be keyed by its first 8 bytes when they cover the address.
-_IP4_KEY_OK = (
-    struct.calcsize("Q") == 8
-    and _SOCKADDR_STORAGE_SIZE % 8 == 0
-    and ffi.offsetof("struct sockaddr_in", "sin_addr") + 4 <= 8
-)
+_IP4_KEY_OK = platform.IP4_KEY_OK
 # A receive buffer up to this size is kept by the Socket for the next receive
 # (65536 is receive()'s default size).
 _SCRATCH_KEEP = 65536

@@ -23,7 +23,6 @@ from janus_net.errors import SocketError
 from janus_net.scratch import Buffer
 
 if TYPE_CHECKING:
-    from janus_net.descriptor import Descriptor
     from janus_net.socket import Socket
 
 #: The largest segment (and the largest datagram) an IPv4 UDP send can carry (DESIGN §15).
@@ -39,14 +38,16 @@ _ADDRESS_TYPES = frozenset({Ip4Address, Ip6Address, UnixAddress})
 
 
 # Whether each socket is a UDP socket (SO_PROTOCOL), asked once per socket and keyed by
-# its Descriptor (identity: an entry keeps its key alive, so no other socket can take it
+# its descriptor cell (identity: an entry keeps its key alive, so no other socket can take it
 # over). Bounded: when full it starts over, and sockets are asked again.
-_IS_UDP: dict[Descriptor, bool] = {}
+_IS_UDP: dict[Any, bool] = {}
 _IS_UDP_MAX = 1024
 
 # One reusable UDP_SEGMENT message (one caller at a time).
 _GSO_MESSAGES: list[ancillary.Outgoing] = []
 _GSO_PAYLOAD = ffi.sizeof("uint16_t")
+# sendto on an owned socket, with its table, as the datagram hot path calls it.
+_SENDTO_CALL = syscalls.SENDTO_CALL
 
 
 def _require_udp(sock: Socket, syscall: str) -> None:
@@ -55,21 +56,21 @@ def _require_udp(sock: Socket, syscall: str) -> None:
     A raw IP socket would ignore the UDP_SEGMENT message and send all the data as one
     packet, so this is checked rather than left to the kernel.
     """
-    known = _IS_UDP.get(sock._descriptor)
+    desc = sock._desc
+    known = _IS_UDP.get(desc)
     if known is None:
         local = sock._address
         known = False
         if isinstance(local, Ip4Address | Ip6Address):
-            fd = -1  # released only once acquired, whatever exception lands in between
-            try:
-                fd = sock._descriptor.acquire(syscalls.SEND, local)  # a closed socket: the EBADF of send
-                known = syscalls.getsockopt_int(fd, lib.SOL_SOCKET, lib.SO_PROTOCOL) == lib.IPPROTO_UDP
-            finally:
-                if fd != -1:
-                    sock._descriptor.release()
+            if desc.closing:
+                raise sock._closed_error(syscall)
+            known = (
+                platform.HAS_SO_PROTOCOL
+                and syscalls.getsockopt_int(desc, lib.SOL_SOCKET, lib.JN_SO_PROTOCOL) == lib.IPPROTO_UDP
+            )
         if len(_IS_UDP) >= _IS_UDP_MAX:
             _IS_UDP.clear()
-        _IS_UDP[sock._descriptor] = known
+        _IS_UDP[desc] = known
     if not known:
         raise SocketError.OptionUnsupported(
             None, "segmented sends need a UDP socket (bind an IP address in Mode.DGRAM)", syscall=syscall,
@@ -85,8 +86,8 @@ def send_segments(sock: Socket, dest: str | Address, data: Buffer, segment_size:
     target: Address = dest if type(dest) in _ADDRESS_TYPES else as_address(dest)  # type: ignore[assignment]
     view = ffi.from_buffer(data)
     size = len(view)
-    descriptor = sock._descriptor
-    if _IS_UDP.get(descriptor) is not True:
+    desc = sock._desc
+    if _IS_UDP.get(desc) is not True:
         _require_udp(sock, "send")
     if type(target) is Ip4Address or (type(target) is Ip6Address and target.is_ip4_mapped):
         limit = _MAX_PAYLOAD_IP4
@@ -108,19 +109,14 @@ def send_segments(sock: Socket, dest: str | Address, data: Buffer, segment_size:
         sock.send(target, data)  # one datagram: nothing to segment
         return 1
     count = -(-size // segment_size)
-    fd = -1  # released only once acquired, whatever exception lands in between
-    try:
-        fd = descriptor.acquire(syscalls.SEND, target)
-        sent = _send_gso(fd, target, view, size, segment_size) if platform.HAS_UDP_SEGMENT else 0
-        if sent < count:
-            sent += _send_mmsg(fd, target, view, size, segment_size, sent, sent > 0)
-        return sent
-    finally:
-        if fd != -1:
-            descriptor.release()
+    # Each native call counts itself in flight on the socket's cell (janus_net.descriptor).
+    sent = _send_gso(desc, target, view, size, segment_size) if platform.HAS_UDP_SEGMENT else 0
+    if sent < count:
+        sent += _send_mmsg(desc, target, view, size, segment_size, sent, sent > 0)
+    return sent
 
 
-def _send_gso(fd: int, target: Address, view: Any, size: int, segment_size: int) -> int:
+def _send_gso(desc: Any, target: Address, view: Any, size: int, segment_size: int) -> int:
     """UDP_SEGMENT sendmsg calls of up to `MAX_SEGMENTS` segments; returns the datagrams sent.
 
     Stops early (returning what went) when the route cannot segment, so that the
@@ -142,7 +138,7 @@ def _send_gso(fd: int, target: Address, view: Any, size: int, segment_size: int)
             out.point(target, view + offset if offset else view, length)
             try:
                 # The hot path hands sendmsg to the retry loop itself, as Socket.send does.
-                went = syscalls.retry(_SEND_SEGMENTS, lib.sendmsg, (fd, msg, _MSG_NOSIGNAL), None, target)
+                went = syscalls.sendmsg_on(desc, msg, _MSG_NOSIGNAL, _SEND_SEGMENTS, target)
             except SocketError.OptionUnsupported:
                 # Not remembered: the next send may take another route. A kernel without
                 # GSO at all (before 4.18) pays one failed sendmsg per send.
@@ -151,6 +147,8 @@ def _send_gso(fd: int, target: Address, view: Any, size: int, segment_size: int)
                 if sent == 0:
                     raise
                 return sent
+            if went < 0:
+                return sent  # would block (a non-blocking shared description): the rest goes by sendmmsg
             if went != length:
                 # UDP sends all or nothing; should a kernel ever report less, count only
                 # the whole segments it took and let the caller send the rest one by one.
@@ -164,7 +162,7 @@ def _send_gso(fd: int, target: Address, view: Any, size: int, segment_size: int)
             _GSO_MESSAGES.append(out)
 
 
-def _send_mmsg(fd: int, target: Address, view: Any, size: int, segment_size: int, first: int, started: bool) -> int:
+def _send_mmsg(desc: Any, target: Address, view: Any, size: int, segment_size: int, first: int, started: bool) -> int:
     """Datagrams ``first``.. of ``view`` in sendmmsg calls (or sendto where there is none)."""
     count = -(-size // segment_size) - first
     encoded = target.sockaddr
@@ -174,10 +172,8 @@ def _send_mmsg(fd: int, target: Address, view: Any, size: int, segment_size: int
             start = index * segment_size
             length = min(segment_size, size - start)
             try:
-                syscalls.retry(
-                    syscalls.SEND, lib.sendto, (fd, view + start, length, platform.MSG_NOSIGNAL, encoded.pointer,
-                    encoded.length), None, target,
-                )  # fmt: skip
+                args = (desc, view + start, length, platform.MSG_NOSIGNAL, encoded.pointer, encoded.length)
+                syscalls.retry(*_SENDTO_CALL, args, None, target)
             except SocketError:
                 if done == 0 and not started:
                     raise
@@ -199,13 +195,13 @@ def _send_mmsg(fd: int, target: Address, view: Any, size: int, segment_size: int
     done = 0
     while done < count:
         try:
-            went = syscalls.sendmmsg(fd, msgs + done, count - done, platform.MSG_NOSIGNAL, target)
+            went = syscalls.sendmmsg_on(desc, msgs + done, count - done, platform.MSG_NOSIGNAL, target)
         except SocketError:
             if done == 0 and not started:
                 raise
             break
-        if went == 0:
-            break  # not expected from a blocking socket; never spin on it
+        if went <= 0:
+            break  # 0, or would-block on a non-blocking shared description: never spin on it
         done += went
     return done
 

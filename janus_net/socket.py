@@ -7,26 +7,27 @@ as stdlib sockets do. ``to_socket()`` hands the descriptor to a plain
 `socket.socket` for asyncio, trio and friends, and leaves the janus_net object
 closed and detached.
 
-Closing while another thread is blocked in ``accept``/``read``/``receive`` on the
-same object is safe: ``close()`` shuts the socket down, which wakes the blocked
-call, and the descriptor is released only once that call has returned, so its
-number cannot be reused under a syscall that is still using it.
+Closing while another thread is blocked in any call on the same object is safe:
+``close()`` signals the object's wake fd, which the blocked call polls, so it wakes
+and raises a `SocketError` member; the descriptor is released only once no call is
+using it, so its number cannot be reused under a syscall (see `janus_net.descriptor`
+and `janus_net.waiting`). ``close()`` never calls shutdown(), so a socket shared
+with other processes keeps working for them.
 """
 
 from __future__ import annotations
 
 import enum
 import errno
+import functools
 import itertools
 import operator
 import socket as _stdsocket
-import sys
-import threading
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from janus_net import ancillary, platform, segments, sockopts, syscalls
+from janus_net import ancillary, descriptor, platform, segments, sockopts, syscalls, waiting
 from janus_net._shim import ffi, lib
 from janus_net.address import (
     DECODED_SOURCES,
@@ -47,8 +48,7 @@ from janus_net.batch import (
     _ReceiveBatch,
     _SendBatch,
 )
-from janus_net.descriptor import Descriptor
-from janus_net.errors import SocketError
+from janus_net.errors import ErrnoBug, SocketError
 from janus_net.escaping import for_people
 from janus_net.scratch import (
     _IP4_KEY_OK,
@@ -62,7 +62,6 @@ from janus_net.scratch import (
     _Scratch,
     _uncleared,
 )
-from janus_net.waiting import _wait_for
 
 if TYPE_CHECKING:
     from janus_net.context import Context
@@ -151,15 +150,20 @@ class _PendingPeer:
 
 
 class _Owner:
-    """What Server, Stream and Socket share: one Descriptor and the ways to end it."""
+    """What Server, Stream and Socket share: one owned descriptor cell and the ways to end it.
 
-    __slots__ = ("__weakref__", "_address", "_descriptor")
+    The cell (`janus_net.descriptor`) is the ownership: it is made before the
+    syscall that fills it and handed to this object as is, so there is no moment
+    when the fd is held by neither.
+    """
+
+    __slots__ = ("__weakref__", "_address", "_desc")
 
     # Only a Stream's peer is ever a _PendingPeer (decoded by the first ``address``).
     _address: Address | _PendingPeer
 
-    def __init__(self, fd: int, address: Address | _PendingPeer) -> None:
-        self._descriptor = Descriptor(fd)
+    def __init__(self, desc: Any, address: Address | _PendingPeer) -> None:
+        self._desc = desc
         self._address = address
 
     @property
@@ -173,30 +177,50 @@ class _Owner:
 
     @property
     def closed(self) -> bool:
-        return self._descriptor.closing
+        return bool(self._desc.closing)
 
     def fileno(self) -> int:
         """The descriptor, or -1 once closed (as stdlib sockets report)."""
-        return -1 if self._descriptor.closing else self._descriptor.fd
+        desc = self._desc
+        return -1 if desc.closing else int(desc.fd)
 
     def close(self) -> None:
-        """Close the socket. Idempotent; safe while another thread is blocked in it."""
-        self._descriptor.close()
+        """Close the socket. Idempotent; safe while another thread is blocked in it.
+
+        A call blocked in this object wakes and raises (see each call); the fd is
+        closed at once, or by that call on its way out. Never shutdown(): a socket
+        shared with other processes goes on working for them.
+        """
+        descriptor.close(self._desc)
 
     def to_socket(self) -> _stdsocket.socket:
         """Hand the descriptor to a plain `socket.socket` and leave this object closed.
 
         ``type(result) is socket.socket``, so trio's ``from_stdlib_socket`` and
         asyncio's ``sock=`` parameters take it.
+
+        Raises:
+            SocketError.Unexpected: the object is closed already, or a call is using it.
         """
-        if self._descriptor.closing:
-            raise syscalls.GETSOCKNAME.error(errno.EBADF, self._address)
-        fd = self._descriptor.detach()
-        try:
-            return _stdsocket.socket(fileno=fd)
-        except BaseException:
-            syscalls.close(fd)
-            raise
+        desc = self._desc
+        syscalls.check_detachable(desc, str(self._address))
+        # The fd leaves the cell inside this expression: no janus_net bytecode runs
+        # between the native hand-over and the stdlib socket that owns it next.
+        return _stdsocket.socket(fileno=_DETACH(desc))
+
+    def _closed_error(self, syscall: str) -> SocketError:
+        """What a call woken by another thread's ``close()`` raises: SocketUnconnected.
+
+        Closing from another thread is the documented way to stop a loop, not a bug,
+        so it gets a catchable member (the socket can no longer send or receive), not
+        the EBADF row that a call *started* on a closed socket reports.
+        """
+        return SocketError.SocketUnconnected(
+            None,
+            "the socket was closed by another thread while this call waited",
+            syscall=syscall,
+            address=str(self._address),
+        )
 
     def __enter__(self) -> Any:
         return self
@@ -205,54 +229,43 @@ class _Owner:
         self.close()
 
     def __del__(self) -> None:
-        descriptor = getattr(self, "_descriptor", None)
-        if descriptor is not None and not descriptor.closing:
+        desc = getattr(self, "_desc", None)
+        if desc is not None and not desc.closing and desc.fd >= 0:
             warnings.warn(f"unclosed {self!r}", ResourceWarning, source=self, stacklevel=2)
             self.close()
 
     def __repr__(self) -> str:
-        state = "closed" if self._descriptor.closing else f"fd={self._descriptor.fd}"
-        return f"<janus_net.{type(self).__name__} {for_people(str(self._address))} {state}>"
-
-
-# BSD-derived kernels give an accepted socket the listener's O_NONBLOCK; Linux does not.
-_ACCEPT_INHERITS_O_NONBLOCK = not sys.platform.startswith("linux")
-
-
-def _set_nonblocking(fd: int, on: bool) -> None:
-    """Set or clear O_NONBLOCK on the file description behind ``fd``."""
-    flags = syscalls.retry(syscalls.FCNTL, lib.fcntl, (fd, lib.F_GETFL, ffi.cast("int", 0)))
-    wanted = flags | lib.O_NONBLOCK if on else flags & ~lib.O_NONBLOCK
-    if wanted != flags:
-        syscalls.retry(syscalls.FCNTL, lib.fcntl, (fd, lib.F_SETFL, ffi.cast("int", wanted)))
-
-
-def _closed_while_waiting(address: object) -> SocketError:
-    """What a receive woken by another thread's ``close()`` raises.
-
-    Closing from another thread is the documented way to stop a receive loop, not a
-    bug, so it gets a catchable member (SocketUnconnected: the socket can no longer
-    receive), not the EBADF row that a call *started* on a closed socket reports.
-    What the kernel handed back is the shutdown's end-of-file marker, never a datagram.
-    """
-    return SocketError.SocketUnconnected(
-        None, "the socket was closed by another thread while this call waited", syscall="receive", address=str(address)
-    )
+        # getattr: __del__ may print an object whose __init__ an exception cut short.
+        desc = getattr(self, "_desc", None)
+        state = "closed" if desc is None or desc.closing else f"fd={desc.fd}"
+        return f"<janus_net.{type(self).__name__} {for_people(str(getattr(self, '_address', '?')))} {state}>"
 
 
 def _accepted_options(fd: int) -> None:
+    if platform.ACCEPT_INHERITS_O_NONBLOCK:
+        # Our own new description: BSD kernels copy the listener's O_NONBLOCK into it.
+        syscalls.set_nonblocking(fd, False)
     if platform.SO_NOSIGPIPE:
         syscalls.setsockopt_int(fd, lib.SOL_SOCKET, platform.SO_NOSIGPIPE, 1)
 
 
+def _later_call_error(owner: _Owner, error: BaseException, syscall: str) -> BaseException:
+    """A call after the first of a loop (write_all, send_many...) found the object closed:
+    that is another thread's ``close()``, not the caller's bug, so it is `_closed_error`."""
+    if getattr(error, "errno", None) == errno.EBADF and owner._desc.closing:
+        return owner._closed_error(syscall)
+    return error
+
+
 class _Bound(_Owner):
-    """What Server and Socket share: a socket this process bound, maybe to a unix socket file."""
+    """What Server and Socket share: a socket this process bound (or adopted), maybe to a unix socket file."""
 
     __slots__ = ("_unix_file",)
 
-    def __init__(self, fd: int, address: Address, unix_file: UnixFile | None = None) -> None:
-        super().__init__(fd, address)
+    def __init__(self, desc: Any, address: Address, unix_file: UnixFile | None = None) -> None:
+        super().__init__(desc, address)
         self._unix_file = unix_file
+        descriptor.register(int(desc.fd), self)
 
     def close(self) -> None:
         """Close the socket, and remove the unix socket file if this bind created it.
@@ -260,26 +273,37 @@ class _Bound(_Owner):
         The file is removed only if the path still names the inode bind created, so a
         file someone else put there since is left alone.
         """
-        unix_file = self._unix_file
+        # getattr: an exception may have cut __init__ short before the unix file was
+        # set (then the step sequence that made the socket removes the file).
+        unix_file = getattr(self, "_unix_file", None)
+        if unix_file is None:
+            descriptor.close(self._desc)
+            return
+        state = syscalls.begin_close(self._desc)
         try:
-            if unix_file is not None and not self._descriptor.closing:
+            if state & syscalls.CLOSE_FIRST:
                 # Before the socket closes: while it is bound, no janus_net process takes
                 # the file for stale, so nothing can replace it under this unlink.
                 unix_file.remove()
         finally:
-            self._descriptor.close()
+            if state & syscalls.CLOSE_FINISH:
+                syscalls.finish_close(self._desc)
 
     def options(self) -> dict[str, object]:
         """The options the kernel holds on this socket, keyed by the listen/bind keyword names.
 
         Read with getsockopt each time (see `janus_net.sockopts.read` for the keys), so
         it shows what is in force, not what was asked.
+
+        Raises:
+            SocketError.SocketUnconnected: the object was closed (by this or another thread).
         """
-        fd = self._descriptor.acquire(syscalls.GETSOCKOPT, self._address)
+        if self._desc.closing:
+            raise self._closed_error("getsockopt")
         try:
-            return sockopts.read(fd)
-        finally:
-            self._descriptor.release()
+            return sockopts.read(self._desc)
+        except (SocketError, ErrnoBug) as e:
+            raise _later_call_error(self, e, "getsockopt") from None
 
     def to_socket(self) -> _stdsocket.socket:
         """Hand over the descriptor. A unix socket file stays: it is the caller's now."""
@@ -291,112 +315,86 @@ class _Bound(_Owner):
 class Server(_Bound):
     """A listening stream socket. ``accept()`` returns one `Stream` per connection.
 
-    The listening descriptor is blocking, as every janus_net socket is, except while
-    at least one ``accept(ctx)`` is in flight: accept has no per-call "don't wait"
-    flag (recv has MSG_DONTWAIT), so for a context-aware accept to try without
-    blocking, the file description is switched to O_NONBLOCK for as long as any
-    such call is waiting (a count under a lock decides who switches it on and off).
-    Plain ``accept()`` calls running meanwhile treat "nothing pending" by polling
-    and accepting again, so they never notice.
+    ``accept`` never switches the listening description to O_NONBLOCK (another
+    process may share it): it polls the socket and this object's wake fd, then
+    accepts, one thread of this process at a time, only when poll says a connection
+    is queued. So ``close()`` from another thread always reaches a waiting accept.
+    The one case it cannot reach: another *process* sharing a *blocking* description
+    takes the connection between the poll and the accept; the accept then waits in
+    the kernel for the next connection (see docs/mechanism.md).
     """
 
-    __slots__ = ("_nonblocking_lock", "_nonblocking_users", "_scratch")
+    __slots__ = ("_scratch",)
 
-    def __init__(self, fd: int, address: Address, unix_file: UnixFile | None = None) -> None:
-        super().__init__(fd, address, unix_file)
-        self._nonblocking_lock = threading.Lock()
-        self._nonblocking_users = 0
+    def __init__(self, desc: Any, address: Address, unix_file: UnixFile | None = None) -> None:
+        super().__init__(desc, address, unix_file)
         # At most one idle _Scratch (the peer's sockaddr and length), reused by the next accept.
-        self._scratch: _Pool[_Scratch] = _Pool()
+        self._scratch: _Pool[_Scratch] | None = None
 
     def accept(self, ctx: Context | None = None) -> Stream:
         """Wait for a connection and return it.
 
-        Without ``ctx`` this is one blocking accept (signals still interrupt it, and a
-        KeyboardInterrupt propagates). With ``ctx`` it waits with poll on the socket and
-        on the context, so a cancel from another thread or the deadline ends it with
-        `SocketError.Timeout`. After ``shutdown()`` it raises SocketNotListening.
+        Args:
+            ctx: a context whose cancel or deadline ends the wait with
+                `SocketError.Timeout`; None waits until a connection or close().
+
+        Raises:
+            SocketError.SocketNotListening: after ``shutdown()``, or when ``close()``
+                from another thread ended the wait.
+            SocketError.Timeout: ``ctx`` was cancelled or its deadline passed.
+            SocketError.ProcessFdQuotaExceeded, SystemFdQuotaExceeded,
+                ConnectionAborted...: the accept table of DESIGN §5.
         """
-        descriptor = self._descriptor
-        fd = descriptor.acquire(syscalls.ACCEPT, self._address)
-        scratch = self._scratch.take() or _Scratch()
+        pool = self._scratch
+        if pool is None:
+            pool = self._scratch = _Pool()
+        scratch = pool.take() or _Scratch()
+        conn_desc = descriptor.new()  # the accepted fd lands here, inside the accept call
         try:
             size = scratch.length
             size[0] = _SOCKADDR_STORAGE_SIZE
-            try:
-                if ctx is None:
-                    conn = self._accept_blocking(fd, scratch.storage, size)
-                else:
-                    conn = self._accept_with_context(ctx, fd, scratch.storage, size)
-            finally:
-                descriptor.release()
+            desc = self._desc
+            storage = scratch.storage
+            check = None if ctx is None else ctx.check
+            address = self._address
+            conn = waiting.wait_for(
+                desc,
+                waiting.POLLIN,
+                ctx,
+                lambda: syscalls.accept_into(desc, storage, size, conn_desc, check, address),
+                self._not_listening,
+            )
             # Copied out before the scratch goes back to the pool.
             length = size[0]
             family = scratch.sa.sa_family if length >= _SA_FAMILY_END else None
-            peer = _PendingPeer(ffi.buffer(scratch.storage, min(length, _SOCKADDR_STORAGE_SIZE))[:], length)
-        finally:
-            self._scratch.give(scratch)
-        try:
-            if ctx is not None and _ACCEPT_INHERITS_O_NONBLOCK:
-                _set_nonblocking(conn, False)
+            peer = _PendingPeer(ffi.buffer(storage, min(length, _SOCKADDR_STORAGE_SIZE))[:], length)
+            pool.give(scratch)
             _accepted_options(conn)
-            if family not in _PEER_FAMILIES:
-                # Not a family the lazy decode is sure to handle: decode (and fail) now, as before.
-                return Stream(conn, peer.decode())
-            return Stream(conn, peer)
+            # Not a family the lazy decode is sure to handle: decode (and fail) now.
+            return Stream(conn_desc, peer if family in _PEER_FAMILIES else peer.decode())
         except BaseException:
-            syscalls.close(conn)
+            descriptor.close(conn_desc)
             raise
 
-    def _accept_blocking(self, fd: int, storage: Any, size: Any) -> int:
-        # The fd is blocking unless an accept(ctx) has made it O_NONBLOCK for a while;
-        # then "nothing pending" comes back as WOULD_BLOCK and we wait like a blocking
-        # accept would. Without a checkpoint, a signal handler's exception (SIGINT's
-        # KeyboardInterrupt) still propagates from the retry loop.
-        while True:
-            conn = syscalls.accept(fd, storage, size, None, self._address, True)
-            if conn != syscalls.WOULD_BLOCK:
-                return conn
-            pollfd = ffi.new("struct pollfd *")
-            pollfd.fd = fd
-            pollfd.events = lib.POLLIN
-            syscalls.poll(pollfd, 1, -1)
-
-    def _accept_with_context(self, ctx: Context, fd: int, storage: Any, size: Any) -> int:
-        with self._nonblocking_lock:
-            if self._nonblocking_users == 0:
-                _set_nonblocking(fd, True)
-            self._nonblocking_users += 1
-        try:
-            return _wait_for(
-                ctx,
-                fd,
-                lambda: syscalls.accept(fd, storage, size, ctx.check, self._address, True),
-                self._not_listening,
-            )
-        finally:
-            with self._nonblocking_lock:
-                self._nonblocking_users -= 1
-                if self._nonblocking_users == 0:
-                    _set_nonblocking(fd, False)
-
-    def _not_listening(self) -> int:
-        # POLLHUP on a listener means it was shut down; the blocking accept says EINVAL.
-        raise syscalls.ACCEPT.error(errno.EINVAL, self._address)
+    def _not_listening(self) -> SocketError:
+        return SocketError.SocketNotListening(
+            None,
+            "the server was closed by another thread while accept waited",
+            syscall="accept",
+            address=str(self._address),
+        )
 
     def shutdown(self) -> None:
-        """Stop listening: threads blocked in ``accept`` wake with SocketNotListening.
+        """Stop listening, for every process that shares this socket.
 
-        So do later ``accept`` calls. The Server stays open until ``close()``, and
-        calling ``shutdown()`` again does nothing.
+        Threads blocked in ``accept`` (here and in every process sharing the
+        description) wake with SocketNotListening, and so do later ``accept`` calls.
+        The Server stays open until ``close()``; calling ``shutdown()`` again does nothing.
         """
-        fd = self._descriptor.acquire(syscalls.SHUTDOWN, self._address)
         try:
-            syscalls.shutdown(fd, lib.SHUT_RDWR)
+            syscalls.shutdown_on(self._desc, lib.SHUT_RDWR, self._address)
         except SocketError.SocketUnconnected:
             pass  # already shut down: the listener is in the CLOSE state, which is the goal
-        finally:
-            self._descriptor.release()
 
     def __enter__(self) -> Server:
         return self
@@ -408,54 +406,85 @@ class Stream(_Owner):
     __slots__ = ()
 
     def read(self, n: int, ctx: Context | None = None) -> bytes:
-        """Up to ``n`` bytes; ``b""`` at end of stream."""
+        """Up to ``n`` bytes; ``b""`` at end of stream.
+
+        Raises:
+            SocketError.SocketUnconnected: ``close()`` from another thread ended the wait.
+            SocketError.Timeout: ``ctx`` was cancelled or its deadline passed.
+            SocketError.ConnectionResetByPeer...: the receive table of DESIGN §5.
+        """
         buf = _uncleared("char[]", n)
         got = self._receive(buf, n, ctx)
         return ffi.unpack(buf, got)
 
     def read_into(self, buffer: Buffer, ctx: Context | None = None) -> int:
-        """Read into a writable buffer; returns the byte count (0 at end of stream)."""
+        """Read into a writable buffer; returns the byte count (0 at end of stream). Raises as `read`."""
         view = ffi.from_buffer(buffer, require_writable=True)
         return self._receive(view, len(view), ctx)
 
     def _receive(self, buf: Any, size: int, ctx: Context | None) -> int:
-        descriptor = self._descriptor
-        fd = descriptor.acquire(syscalls.RECEIVE, self._address)
-        try:
-            if ctx is None:
-                return syscalls.recv(fd, buf, size, 0)
-            return _wait_for(
-                ctx,
-                fd,
-                lambda: syscalls.recv(fd, buf, size, lib.MSG_DONTWAIT, ctx.check, True),
-                lambda: syscalls.recv(fd, buf, size, 0, ctx.check),
-            )
-        finally:
-            descriptor.release()
+        desc = self._desc
+        check = None if ctx is None else ctx.check
+        return waiting.wait_for(
+            desc,
+            waiting.POLLIN,
+            ctx,
+            lambda: syscalls.recv_on(desc, buf, size, _MSG_DONTWAIT, check),
+            lambda: self._closed_error("receive"),
+        )
 
     def write(self, data: Buffer) -> int:
-        """Send some of ``data``; returns how many bytes went (a short write is possible)."""
+        """Send some of ``data``; returns how many bytes went (a short write is possible).
+
+        Waits (with poll, woken by ``close()``) while the send buffer is full.
+
+        Raises:
+            SocketError.SocketUnconnected: the peer is gone, or ``close()`` from another
+                thread ended the wait.
+            SocketError.ConnectionResetByPeer...: the send table of DESIGN §5.
+        """
         view = ffi.from_buffer(data)
-        descriptor = self._descriptor
-        fd = descriptor.acquire(syscalls.SEND, self._address)
-        try:
-            return syscalls.send(fd, view, len(view), platform.MSG_NOSIGNAL, self._address)
-        finally:
-            descriptor.release()
+        desc = self._desc
+        size = len(view)
+        address = self._address
+        return waiting.wait_for(
+            desc,
+            waiting.POLLOUT,
+            None,
+            lambda: syscalls.send_on(desc, view, size, _SEND_FLAGS, address),
+            lambda: self._closed_error("send"),
+        )
 
     def write_all(self, data: Buffer) -> None:
-        """Send all of ``data``, looping over short writes."""
+        """Send all of ``data``, looping over short writes. Raises as `write`.
+
+        A ``close()`` from another thread between two writes ends it with
+        SocketUnconnected too (how much went before is unknown to the caller).
+        """
         view = memoryview(data).cast("B")
+        first = True
         while view:
-            view = view[self.write(view) :]
+            try:
+                went = self.write(view)
+            except (SocketError, ErrnoBug) as e:
+                if first:
+                    raise
+                raise _later_call_error(self, e, "send") from None
+            first = False
+            view = view[went:]
 
     def __enter__(self) -> Stream:
         return self
 
 
-_SEND = syscalls.SEND
-_RECEIVE = syscalls.RECEIVE
-_MSG_NOSIGNAL = platform.MSG_NOSIGNAL
+_SEND, _SENDTO = syscalls.SENDTO_CALL
+_RECEIVE, _RECVFROM = syscalls.RECVFROM_CALL
+_MSG_DONTWAIT = lib.MSG_DONTWAIT
+# Every send is a per-call non-blocking attempt that never raises SIGPIPE.
+_SEND_FLAGS = platform.MSG_NOSIGNAL | lib.MSG_DONTWAIT
+_WOULD_BLOCK = syscalls.WOULD_BLOCK
+_retry = syscalls.retry
+_DETACH = syscalls.DETACH
 # The address classes `as_address` passes through unchanged: checked by exact type.
 _ADDRESS_TYPES = frozenset({Ip4Address, Ip6Address, UnixAddress})
 
@@ -465,11 +494,12 @@ class Socket(_Bound):
 
     __slots__ = ("_ip4_keys", "_receive_batches", "_scratch", "_send_batches")
 
-    def __init__(self, fd: int, address: Address, unix_file: UnixFile | None = None) -> None:
-        super().__init__(fd, address, unix_file)
-        # At most one idle batch each, reused by the next send_many / receive_many.
-        self._send_batches: _Pool[_SendBatch] = _Pool()
-        self._receive_batches: _Pool[_ReceiveBatch] = _Pool()
+    def __init__(self, desc: Any, address: Address, unix_file: UnixFile | None = None) -> None:
+        super().__init__(desc, address, unix_file)
+        # At most one idle batch each, reused by the next send_many / receive_many:
+        # made by the first call that needs one.
+        self._send_batches: _Pool[_SendBatch] | None = None
+        self._receive_batches: _Pool[_ReceiveBatch] | None = None
         # At most one idle _Scratch, reused by the next receive / receive_into.
         self._scratch: _Pool[_Scratch] = _Pool()
         # An AF_INET socket hears only IPv4 peers: their sources can be keyed by an int.
@@ -478,14 +508,21 @@ class Socket(_Bound):
     def send(self, dest: str | Address, data: Buffer, source: str | Address | None = None) -> int:
         """Send one datagram to ``dest``; returns the bytes sent.
 
-        ``source`` (an address of this host, with this socket's port or 0) makes the
-        datagram leave from that address (IP_PKTINFO / IPV6_PKTINFO): a server bound
-        to the wildcard replies from the address the client used (``Datagram.destination``).
+        Waits (with poll, woken by ``close()``) while the socket cannot take it, e.g.
+        a unix datagram peer whose queue is full. ``source`` (an address of this host,
+        with this socket's port or 0) makes the datagram leave from that address
+        (IP_PKTINFO / IPV6_PKTINFO): a server bound to the wildcard replies from the
+        address the client used (``Datagram.destination``).
+
+        Raises:
+            SocketError.SocketUnconnected: ``close()`` from another thread ended the wait.
+            SocketError.MessageTooBig, ConnectionRefused...: the send table of DESIGN §5.
+            SocketError.InvalidAddress: ``dest`` is text that does not parse.
         """
         if source is not None:
-            return ancillary.send_from(self._descriptor, self.address, dest, data, source)
-        # This and _receive_from are the datagram hot path: they hand their syscall to
-        # the retry loop themselves, without a typed wrapper's frame in between.
+            return ancillary.send_from(self._desc, self.address, dest, data, source)
+        # This and _receive_from are the datagram hot path: the first attempt is made
+        # inline (one retry frame); the wait loop is entered only after EAGAIN.
         # An address value passes as is (a type check, not as_address's call); text is parsed.
         target: Address = dest if type(dest) in _ADDRESS_TYPES else as_address(dest)  # type: ignore[assignment]
         encoded = target.destination(self._address.family)  # type: ignore[union-attr]  # refuses port 0 first
@@ -493,16 +530,27 @@ class Socket(_Bound):
             view: Any = data  # cffi passes bytes to a const void * as is
         else:
             view = ffi.from_buffer(data)
-        descriptor = self._descriptor
-        fd = descriptor.acquire(_SEND, target)
-        try:
-            args = (fd, view, len(view), _MSG_NOSIGNAL, encoded.pointer, encoded.length)
-            return syscalls.retry(_SEND, lib.sendto, args, None, target)
-        finally:
-            descriptor.release()
+        args = (self._desc, view, len(view), _SEND_FLAGS, encoded.pointer, encoded.length)
+        sent = _retry(_SEND, _SENDTO, args, None, target, True)
+        if sent >= 0:
+            return sent
+        return waiting.wait_for(
+            self._desc,
+            waiting.POLLOUT,
+            None,
+            lambda: _retry(_SEND, _SENDTO, args, None, target, True),
+            lambda: self._closed_error("send"),
+            tried=True,
+        )
 
     def receive(self, size: int = 65536, ctx: Context | None = None) -> tuple[bytes, Address]:
-        """One datagram (at most ``size`` bytes; the rest of a longer one is dropped) and its source."""
+        """One datagram (at most ``size`` bytes; the rest of a longer one is dropped) and its source.
+
+        Raises:
+            SocketError.SocketUnconnected: ``close()`` from another thread ended the wait.
+            SocketError.Timeout: ``ctx`` was cancelled or its deadline passed.
+            SocketError.ConnectionRefused...: the receive table of DESIGN §5.
+        """
         pool = self._scratch
         scratch = pool.take() or _Scratch()
         try:
@@ -516,7 +564,7 @@ class Socket(_Bound):
             pool.give(scratch)
 
     def receive_into(self, buffer: Buffer, ctx: Context | None = None) -> tuple[int, Address]:
-        """One datagram into a writable buffer: (byte count, source)."""
+        """One datagram into a writable buffer: (byte count, source). Raises as `receive`."""
         view = ffi.from_buffer(buffer, require_writable=True)
         scratch = self._scratch.take() or _Scratch()
         try:
@@ -529,31 +577,15 @@ class Socket(_Bound):
     ) -> tuple[int, Address]:
         length = scratch.length
         length[0] = _SOCKADDR_STORAGE_SIZE
-        sa = scratch.sa
-        descriptor = self._descriptor
-        fd = descriptor.acquire(_RECEIVE, self._address)
-        try:
-            if nonblocking:
-                attempt = (fd, buf, size, lib.MSG_DONTWAIT, sa, length)
-                got = syscalls.retry(_RECEIVE, lib.recvfrom, attempt, None, None, True)
-                if got == syscalls.WOULD_BLOCK:
-                    return got, self.address
-            elif ctx is None:
-                got = syscalls.retry(_RECEIVE, lib.recvfrom, (fd, buf, size, 0, sa, length))
-            else:
-                check = ctx.check
-                attempt = (fd, buf, size, lib.MSG_DONTWAIT, sa, length)
-                blocking = (fd, buf, size, 0, sa, length)
-                got = _wait_for(
-                    ctx,
-                    fd,
-                    lambda: syscalls.retry(_RECEIVE, lib.recvfrom, attempt, check, None, True),
-                    lambda: syscalls.retry(_RECEIVE, lib.recvfrom, blocking, check),
-                )
-        finally:
-            descriptor.release()
-        if descriptor.closing:
-            raise _closed_while_waiting(self._address)
+        args = (self._desc, buf, size, _MSG_DONTWAIT, scratch.sa, length)
+        if ctx is None:
+            got = _retry(_RECEIVE, _RECVFROM, args, None, None, True)
+            if got < 0 and not nonblocking:
+                got = self._wait_receive(args, None, True)
+        else:
+            got = self._wait_receive(args, ctx, False)
+        if got < 0:
+            return got, self.address  # nonblocking and nothing queued
         named = length[0]
         if self._ip4_keys and named == _SOCKADDR_IN_SIZE:
             key = scratch.words[0]  # type: ignore[index]  # _ip4_keys implies words
@@ -562,6 +594,24 @@ class Socket(_Bound):
             # An unbound AF_UNIX sender: recvfrom reports no address at all, not even a family.
             return got, _UNNAMED_UNIX
         return got, from_sockaddr_cached(scratch.storage, named)
+
+    def _wait_receive(self, args: tuple[Any, ...], ctx: Context | None, tried: bool) -> int:
+        check = None if ctx is None else ctx.check
+        length = args[5]
+
+        def attempt() -> int:
+            length[0] = _SOCKADDR_STORAGE_SIZE
+            return _retry(_RECEIVE, _RECVFROM, args, check, None, True)
+
+        return waiting.wait_for(
+            self._desc, waiting.POLLIN, ctx, attempt, lambda: self._closed_error("receive"), self._hung_up, tried
+        )
+
+    def _hung_up(self) -> int:
+        # Some holder of the description shut it down: no datagram will come again.
+        raise SocketError.SocketUnconnected(
+            None, "the socket was shut down; no datagram can arrive", syscall="receive", address=str(self._address)
+        )
 
     def send_many(self, messages: Iterable[tuple[str | Address, Buffer]]) -> int:
         """Send each ``(dest, data)`` datagram, in order; returns how many were sent.
@@ -580,6 +630,12 @@ class Socket(_Bound):
         resume. (From an iterator, items after the failed one may have been taken.)
         An item that is not ``(address, bytes-like)`` raises TypeError once the
         datagrams before it have been sent.
+
+        If iterating ``messages`` raises (a generator that fails after some items),
+        every datagram taken from it before the failure is sent first, in order, and
+        then the iterator's exception propagates, with a note saying how many were
+        sent. So nothing taken is ever silently dropped: a datagram is either sent or
+        reported by the count.
         """
         if _USE_MMSG:
             return self._send_batched(messages)
@@ -588,19 +644,32 @@ class Socket(_Bound):
     def _send_each(self, messages: Iterable[tuple[str | Address, Buffer]]) -> int:
         # The per-call path, for platforms without sendmmsg.
         sent = 0
-        for dest, data in messages:
+        iterator = iter(messages)
+        while True:
+            try:
+                item = next(iterator)
+            except StopIteration:
+                return sent
+            except Exception as e:
+                _note(e, f"send_many: {sent} datagrams taken before this error were sent")
+                raise
+            dest, data = item
             try:
                 self.send(dest, data)
-            except SocketError:
+            except (SocketError, ErrnoBug) as e:
                 if sent == 0:
+                    raise
+                if isinstance(_later_call_error(self, e, "send"), ErrnoBug):
                     raise
                 return sent
             sent += 1
-        return sent
 
     def _send_batched(self, messages: Iterable[tuple[str | Address, Buffer]]) -> int:
         wanted = _batch_capacity(messages)
-        batch = self._send_batches.take()
+        pool = self._send_batches
+        if pool is None:
+            pool = self._send_batches = _Pool()
+        batch = pool.take()
         if batch is None or batch.capacity < wanted:
             batch = _SendBatch(wanted)
         try:
@@ -611,6 +680,7 @@ class Socket(_Bound):
             sequence = type(messages) in _SEQUENCES
             iterator = None if sequence else iter(messages)
             start = 0
+            taking: Exception | None = None  # what the caller's iterator raised
             while True:
                 if iterator is None:
                     count = len(messages)  # type: ignore[arg-type]  # a list or tuple
@@ -620,14 +690,14 @@ class Socket(_Bound):
                     start += capacity
                     last = start >= count
                 else:
-                    items = list(itertools.islice(iterator, capacity))
-                    last = len(items) < capacity
+                    items, taking = _take(iterator, capacity)
+                    last = taking is not None or len(items) < capacity
                 filled, failure = batch.fill(items)
                 if filled:
                     try:
                         done = self._send_filled(batch, filled)
-                    except SocketError:
-                        if sent == 0:
+                    except (SocketError, ErrnoBug) as e:
+                        if sent == 0 or isinstance(_later_call_error(self, e, "send"), ErrnoBug):
                             raise
                         return sent
                     finally:
@@ -639,30 +709,36 @@ class Socket(_Bound):
                     if sent and isinstance(failure, SocketError):
                         return sent
                     raise failure
+                if taking is not None:
+                    _note(taking, f"send_many: {sent} datagrams taken before this error were sent")
+                    raise taking
                 if last:
                     return sent
         finally:
-            self._send_batches.give(batch)
+            pool.give(batch)
 
     def _send_filled(self, batch: _SendBatch, filled: int) -> int:
         """sendmmsg the first ``filled`` slots, again from where the kernel stopped."""
         targets = batch.targets
-        descriptor = self._descriptor
-        fd = descriptor.acquire(syscalls.SEND, targets[0])
+        desc = self._desc
         done = 0
-        try:
-            while done < filled:
-                try:
-                    went = syscalls.sendmmsg(fd, batch.msgs + done, filled - done, platform.MSG_NOSIGNAL, targets[done])
-                except SocketError:
-                    if done == 0:
-                        raise
-                    break
-                if went == 0:
-                    break  # not expected from a blocking socket; never spin on it
-                done += went
-        finally:
-            descriptor.release()
+        while done < filled:
+            args = (desc, batch.msgs + done, filled - done, _SEND_FLAGS, targets[done])
+            try:
+                went = waiting.wait_for(
+                    desc,
+                    waiting.POLLOUT,
+                    None,
+                    functools.partial(syscalls.sendmmsg_on, *args),
+                    lambda: self._closed_error("send"),
+                )
+            except (SocketError, ErrnoBug):
+                if done == 0:
+                    raise
+                break
+            if went == 0:
+                break  # not expected after poll said writable; never spin on it
+            done += went
         return done
 
     def receive_many(self, count: int, size: int = 2048, ctx: Context | None = None) -> list[tuple[bytes, Address]]:
@@ -702,50 +778,45 @@ class Socket(_Bound):
 
     def _receive_batched(self, count: int, size: int, ctx: Context | None) -> list[tuple[bytes, Address]]:
         wanted = min(count, _BATCH_MAX)
-        batch = self._receive_batches.take()
+        pool = self._receive_batches
+        if pool is None:
+            pool = self._receive_batches = _Pool()
+        batch = pool.take()
         if batch is None or batch.size != size or batch.capacity < wanted:
             batch = _ReceiveBatch(wanted, size, self.address.family == lib.AF_INET)
         try:
             return self._receive_with(batch, count, ctx)
         finally:
-            self._receive_batches.give(batch)
+            pool.give(batch)
 
     def _receive_with(self, batch: _ReceiveBatch, count: int, ctx: Context | None) -> list[tuple[bytes, Address]]:
         received: list[tuple[bytes, Address]] = []
         msgs = batch.msgs
         want = min(count, batch.capacity)
-        descriptor = self._descriptor
-        fd = descriptor.acquire(syscalls.RECEIVE, self._address)
-        try:
+        desc = self._desc
+        check = None if ctx is None else ctx.check
+        batch.reset(want)
+        got = waiting.wait_for(
+            desc,
+            waiting.POLLIN,
+            ctx,
+            lambda: syscalls.recvmmsg_on(desc, msgs, want, _MSG_DONTWAIT, check),
+            lambda: self._closed_error("receive"),
+            self._hung_up,
+        )
+        batch.collect(got, received)
+        # A full batch may mean more is queued: keep taking it without waiting.
+        while got == want and len(received) < count:
+            want = min(count - len(received), batch.capacity)
             batch.reset(want)
-            if ctx is None:
-                got = syscalls.recvmmsg(fd, msgs, want, lib.MSG_WAITFORONE)
-                check = None
-            else:
-                check = ctx.check
-                got = _wait_for(ctx, fd, lambda: syscalls.recvmmsg(fd, msgs, want, lib.MSG_DONTWAIT, check, True))
-            if descriptor.closing:
-                raise _closed_while_waiting(self._address)
+            try:
+                got = syscalls.recvmmsg_on(desc, msgs, want, _MSG_DONTWAIT, check)
+            except (SocketError, ErrnoBug):
+                break  # keep what was already taken off the queue; the next call reports
+            if got == _WOULD_BLOCK:
+                break
             batch.collect(got, received)
-            # A full batch may mean more is queued: keep taking it without waiting.
-            while got == want and len(received) < count:
-                want = min(count - len(received), batch.capacity)
-                batch.reset(want)
-                try:
-                    got = syscalls.recvmmsg(fd, msgs, want, lib.MSG_DONTWAIT, check, True)
-                except SocketError:
-                    break  # keep what was already taken off the queue; the next call reports
-                if got == syscalls.WOULD_BLOCK or descriptor.closing:
-                    break
-                batch.collect(got, received)
-        finally:
-            descriptor.release()
         return received
-
-    def __enter__(self) -> Socket:
-        return self
-
-    # --- UDP segmentation offload and ancillary data (DESIGN §15): janus_net.segments, janus_net.ancillary
 
     def send_segments(self, dest: str | Address, data: Buffer, segment_size: int) -> int:
         """Send ``data`` to ``dest`` as datagrams of ``segment_size`` bytes (the last may be shorter).
@@ -776,7 +847,7 @@ class Socket(_Bound):
         """
         # A Socket's _address is always an Address (only a Stream's peer is pending).
         local: Address = self._address  # type: ignore[assignment]
-        data, source, segment, _, _ = ancillary.receive(self._descriptor, local, size, ctx, _closed_while_waiting)
+        data, source, segment, _, _ = ancillary.receive(self, local, size, ctx)
         return data, len(data) if segment is None else segment, source
 
     def receive_message(self, size: int = 65536, ctx: Context | None = None) -> ancillary.Datagram:
@@ -789,10 +860,29 @@ class Socket(_Bound):
             SocketError.MessageTooBig: the datagram was longer than ``size`` (it is
                 dropped), or the control data did not fit.
         """
-        data, source, segment, destination, timestamp = ancillary.receive(
-            self._descriptor, self.address, size, ctx, _closed_while_waiting
-        )
+        data, source, segment, destination, timestamp = ancillary.receive(self, self.address, size, ctx)
         return ancillary.Datagram(data, source, destination, timestamp, len(data) if segment is None else segment)
+
+    def __enter__(self) -> Socket:
+        return self
+
+
+def _note(error: BaseException, text: str) -> None:
+    # BaseException.add_note is Python 3.11+; without it the error goes as it is.
+    add_note = getattr(error, "add_note", None)
+    if add_note is not None:
+        add_note(text)
+
+
+def _take(iterator: Iterator[_T], count: int) -> tuple[list[_T], Exception | None]:
+    """Up to ``count`` items, and what the iterator raised (None if it did not)."""
+    items: list[_T] = []
+    try:
+        for item in itertools.islice(iterator, count):
+            items.append(item)
+    except Exception as e:
+        return items, e
+    return items, None
 
 
 __all__ = ["Mode", "Protocol", "Server", "Socket", "Stream", "UnixAddress"]

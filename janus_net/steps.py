@@ -25,11 +25,11 @@ the first failure. Everything else stays in Python, under `syscalls`' rules:
   runs between bytecodes, not inside C), which is then ordered after the sequence,
   exactly as if it had come after checkpoint 5: the call succeeds and the next
   blocking call sees it.
-* **The fd.** C stores it in ``io.fd`` as soon as socket() returns, before anything
-  else can happen, so an exception at any later point (a kernel error, a
-  checkpoint's Timeout, a KeyboardInterrupt) finds it there. `run` closes it and
-  sets ``io.fd`` to -1 before propagating; after `run` returns, the fd in ``io.fd``
-  is the caller's to hand to its owner (or to close with `discard`).
+* **The fd.** C stores it in the owned cell ``io.desc`` (`janus_net.descriptor`) as
+  soon as socket() returns, before anything else can happen, so an exception at any
+  later point (a kernel error, a checkpoint's Timeout, a KeyboardInterrupt) finds it
+  there. `run` closes the cell before propagating; after `run` returns, the cell is
+  the caller's to hand to its owner (or to close with `discard`).
 
 Which requests take this path is decided by `plan_for`: IP and abstract unix
 addresses on platforms with SOCK_CLOEXEC. A unix socket *file* (fchmod before bind,
@@ -40,7 +40,7 @@ every pair of native ones, so there is nothing to gain.
 
 from __future__ import annotations
 
-from janus_net import platform, syscalls
+from janus_net import descriptor, platform, sockopts, syscalls
 from janus_net._shim import ffi, lib
 from janus_net.address import Address, UnixAddress, reported
 from janus_net.context import Context
@@ -129,6 +129,8 @@ def plan_for(addr: Address, opts: Options) -> Plan | None:
         return last[1]
     if not platform.HAS_SOCK_CLOEXEC or opts.file_mode is not None or opts.unlink_stale:
         return None
+    if opts.gro or opts.pktinfo or opts.timestamps or opts.extra is not sockopts.NO_EXTRA:
+        return None  # DESIGN §14-§16 options (netns, device, steering...) keep the plain path
     if isinstance(addr, UnixAddress) and not addr.abstract:
         return None
     key = (family, opts)
@@ -142,25 +144,26 @@ def plan_for(addr: Address, opts: Options) -> Plan | None:
     return plan
 
 
-def new_io() -> Any:
-    """A fresh ``struct jn_steps_io *`` whose fd cell holds -1 (no socket yet)."""
+def new_io(desc: Any) -> Any:
+    """A fresh ``struct jn_steps_io *`` whose new fd goes into the owned cell ``desc``.
+
+    The caller keeps ``desc`` (and with it the only reference that keeps the cell
+    alive): ``io.desc`` is a plain pointer.
+    """
     io = ffi.new(_IO_P)
-    io.fd = -1
+    io.desc = desc
     return io
 
 
 def discard(io: Any) -> None:
-    """Close the fd in ``io``'s cell, if any, and empty the cell: at most one close per fd."""
-    fd = io.fd
-    if fd >= 0:
-        io.fd = -1  # emptied first: an interrupt between the two lines leaks, never double-closes
-        syscalls.close(fd)
+    """Close the fd in ``io``'s cell, if any: the cell's claim-once close (at most one per fd)."""
+    descriptor.close(io.desc)
 
 
 def run(plan: Plan, io: Any, addr: Address, ctx: Context | None = None) -> None:
-    """Make, configure, bind (and listen on) a socket for ``addr``; its fd ends in ``io.fd``.
+    """Make, configure, bind (and listen on) a socket for ``addr``; its fd ends in the cell ``io.desc``.
 
-    On return ``io.fd`` is the new socket and ``io.name``/``io.namelen`` hold what
+    On return ``io.desc.fd`` is the new socket and ``io.name``/``io.namelen`` hold what
     getsockname said (see `bound_address`). Call it inside the ``try`` whose
     ``except`` calls `discard`: an interrupt between this function's ``return`` and
     the caller's next line finds the fd in ``io`` and nowhere else.

@@ -539,12 +539,17 @@ def setsockopt_int(fd: int, level: int, option: int, value: int, checkpoint: Che
     retry(SETSOCKOPT, lib.setsockopt, (fd, level, option, box, _INT_SIZE), checkpoint)
 
 
-def getsockopt_int(fd: int, level: int, option: int) -> int:
-    """getsockopt of an int-valued option."""
+def getsockopt_int(fd: int | Any, level: int, option: int) -> int:
+    """getsockopt of an int-valued option, on an fd or on an owned cell (counted in flight)."""
     box = ffi.new("int *")
     size = ffi.new("socklen_t *", ffi.sizeof("int"))
-    retry(GETSOCKOPT, lib.getsockopt, (fd, level, option, box, size))
+    retry(GETSOCKOPT, _getsockopt_of(fd), (fd, level, option, box, size))
     return int(box[0])
+
+
+def _getsockopt_of(fd: int | Any) -> Any:
+    # An int is a descriptor janus_net holds for the moment; a cell is an owned socket.
+    return lib.getsockopt if type(fd) is int else lib.jn_desc_getsockopt
 
 
 def fchmod(fd: int, mode: int, checkpoint: Checkpoint | None = None) -> None:
@@ -735,31 +740,14 @@ def connect_result(fd: int, address: object) -> None:
         raise CONNECT.error(err, address)
 
 
-def peer_credentials(fd: int) -> tuple[int, int, int]:
-    """SO_PEERCRED on a connected unix socket: the peer's (pid, uid, gid) at connect time."""
+def peer_credentials(fd: int | Any) -> tuple[int, int, int]:
+    """SO_PEERCRED on a connected unix socket (an fd or an owned cell): the peer's (pid, uid, gid) at connect time."""
     if not lib.JN_HAS_UCRED:
         raise SocketError.OptionUnsupported(None, "this platform has no SO_PEERCRED", syscall="getsockopt")
     cred = ffi.new("struct ucred *")
     size = ffi.new("socklen_t *", ffi.sizeof("struct ucred"))
-    retry(GETSOCKOPT, lib.getsockopt, (fd, lib.SOL_SOCKET, lib.JN_SO_PEERCRED, cred, size))
+    retry(GETSOCKOPT, _getsockopt_of(fd), (fd, lib.SOL_SOCKET, lib.JN_SO_PEERCRED, cred, size))
     return int(cred.pid), int(cred.uid), int(cred.gid)
-
-
-def sendmsg(
-    fd: int,
-    msg: Any,
-    flags: int,
-    table: Syscall = SEND,
-    address: object = None,
-    checkpoint: Checkpoint | None = None,
-    nonblocking: bool = False,
-) -> int:
-    """sendmsg(2) of a prepared ``struct msghdr *``; returns the bytes sent.
-
-    ``table`` is SEND, or SENDMSG for a message carrying descriptors (SCM_RIGHTS).
-    `WOULD_BLOCK` when ``nonblocking`` and the socket's send buffer is full.
-    """
-    return retry(table, lib.sendmsg, (fd, msg, flags), checkpoint, address, nonblocking)
 
 
 def recvmsg(fd: int, msg: Any, flags: int, checkpoint: Checkpoint | None = None, nonblocking: bool = False) -> int:
@@ -964,11 +952,11 @@ def setsockopt_server(
     retry(SETSOCKOPT_SERVER, lib.setsockopt, (fd, level, option, value, size), checkpoint)
 
 
-def getsockopt_buffer(fd: int, level: int, option: int, size: int) -> bytes:
+def getsockopt_buffer(fd: int | Any, level: int, option: int, size: int) -> bytes:
     """getsockopt into a ``size``-byte buffer; returns the bytes the kernel wrote."""
     buf = ffi.new("char[]", size)
     length = ffi.new("socklen_t *", size)
-    retry(GETSOCKOPT, lib.getsockopt, (fd, level, option, buf, length))
+    retry(GETSOCKOPT, _getsockopt_of(fd), (fd, level, option, buf, length))
     return ffi.buffer(buf, int(length[0]))[:]
 
 
@@ -1162,22 +1150,25 @@ def unix_diag(
         raise SocketError.ProtocolUnsupportedBySystem(
             None, "this platform has no sock_diag to list bound unix sockets", syscall=SOCK_DIAG.name
         )
-    fd = retry(SOCK_DIAG, lib.socket, (lib.JN_AF_NETLINK, lib.SOCK_DGRAM | platform.SOCKET_TYPE_FLAGS,
-                                       lib.JN_NETLINK_SOCK_DIAG), checkpoint)  # fmt: skip
+    # The netlink socket lives in an owned cell from socket()'s return to the one close,
+    # like every socket janus_net makes (janus_net.descriptor).
+    desc = new_desc()
     try:
+        family, type_ = lib.JN_AF_NETLINK, lib.SOCK_DGRAM | platform.SOCKET_TYPE_FLAGS
+        fd = retry(SOCK_DIAG, lib.jn_desc_socket, (desc, family, type_, lib.JN_NETLINK_SOCK_DIAG), checkpoint)
         if not platform.HAS_SOCK_CLOEXEC:
             retry(SOCK_DIAG, lib.fcntl, (fd, lib.F_SETFD, ffi.cast("int", lib.FD_CLOEXEC)), checkpoint)
         dump = socket_ino == 0
         request = ffi.new("char[]", lib.JN_UDIAG_REQUEST_SIZE)
         length = lib.jn_udiag_request(request, socket_ino, 1 if dump else 0)
-        retry(SOCK_DIAG, lib.send, (fd, request, length, 0), checkpoint)
+        retry(SOCK_DIAG, lib.jn_desc_send, (desc, request, length, 0), checkpoint)
         want_dev, want_ino = want if want is not None else (0, 0)
         buf = ffi.new("char[]", _DIAG_BUFFER)
         vfs_ino = ffi.new("unsigned int *")
         vfs_dev = ffi.new("unsigned long long *")
         error = ffi.new("int *")
         while True:
-            got = retry(SOCK_DIAG, lib.recv, (fd, buf, _DIAG_BUFFER, 0), checkpoint)
+            got = retry(SOCK_DIAG, lib.jn_desc_recv, (desc, buf, _DIAG_BUFFER, 0), checkpoint)
             found = lib.jn_udiag_scan(
                 buf, got, want_ino & VFS_INO_MASK, want_dev, 0 if dump else 1, vfs_ino, vfs_dev, error
             )
@@ -1188,7 +1179,7 @@ def unix_diag(
             if found == lib.JN_UDIAG_DONE or not dump or got == 0:
                 return None
     finally:
-        close(fd)
+        close_desc(desc)
 
 
 # --- The native step sequence (native/jn_steps.py; DESIGN §2 "Native fast paths")
@@ -1248,7 +1239,7 @@ def steps(
     Args:
         tables: the errno table of each step by index (None: a step this plan skips).
         plan, io: the ``struct jn_steps_plan *`` and ``struct jn_steps_io *``; the fd
-            is in ``io.fd`` from the moment socket() returned.
+            is in the cell ``io.desc`` from the moment socket() returned.
         sa, salen: the sockaddr to bind.
         checkpoint: run on every EINTR before the failed step is tried again.
 
@@ -1289,3 +1280,248 @@ def steps_armed() -> bool:
         and LISTEN.fault is None
         and GETSOCKNAME.fault is None
     )
+
+
+# --- Owned descriptors (`struct jn_desc`, native/unistd_h.py): the calls on a socket
+# janus_net owns. Each native call takes the in-flight count, makes its one syscall and
+# gives the count back before it returns, so no Python bytecode runs while a count is
+# held; a new fd (socket, accept) is written into its cell before the call returns.
+# Every one still goes through `retry` with its table, so the fault seam reaches it by
+# the same name and rows as the plain call.
+
+EVENTFD = Syscall(
+    "eventfd",
+    {
+        E.EMFILE: SocketError.ProcessFdQuotaExceeded,
+        E.ENFILE: SocketError.SystemFdQuotaExceeded,
+        E.ENOMEM: SocketError.SystemResources,
+        # ENODEV: the kernel could not mount its anonymous-inode file system.
+        E.ENODEV: SocketError.SystemResources,
+    },
+    bugs={E.EINVAL: "the flags, EFD_CLOEXEC and EFD_NONBLOCK, are constants the shim passes"},
+)
+
+TABLES = (*TABLES, EVENTFD)
+
+#: The native owned-descriptor calls with their tables, for the hot paths that hand
+#: them to `retry` themselves (one Python frame less per datagram than a wrapper).
+SENDTO_CALL = (SEND, lib.jn_desc_sendto)
+RECVFROM_CALL = (RECEIVE, lib.jn_desc_recvfrom)
+
+#: Added to a `wait` result when the object is being closed.
+WAIT_CLOSED: int = lib.JN_WAIT_CLOSED
+_DESC_P = ffi.typeof("struct jn_desc *")
+
+
+def new_desc() -> Any:
+    """An empty owned-descriptor cell; when it is collected, whatever it still holds is closed.
+
+    The collection is the backstop of "exactly once": a descriptor whose owner never
+    came to exist (an exception between the syscall and the owner) or never closed it
+    is closed with its cell, and the cell's claim-once close makes any other close of
+    the same cell a no-op.
+    """
+    raw = lib.jn_desc_new()
+    if raw == ffi.NULL:
+        raise MemoryError("no memory for a descriptor cell")
+    return ffi.gc(raw, lib.jn_desc_free)
+
+
+def open_socket(desc: Any, family: int, type_: int, proto: int, checkpoint: Checkpoint | None = None) -> int:
+    """socket(2) into ``desc``: close-on-exec (SOCK_CLOEXEC, or socket()+fcntl, closed again on failure)."""
+    fd = retry(SOCKET, lib.jn_desc_socket, (desc, family, type_ | platform.SOCKET_TYPE_FLAGS, proto), checkpoint)
+    if not platform.HAS_SOCK_CLOEXEC:
+        try:
+            set_cloexec(fd, checkpoint)
+        except BaseException:
+            close_desc(desc)
+            raise
+    return fd
+
+
+def take_into(desc: Any, slot: Any) -> int:
+    """Move the fd in ``slot`` (an ``int *``, e.g. a received SCM_RIGHTS entry) into ``desc``.
+
+    One native call empties the slot and fills the cell, so at no bytecode is the fd
+    held by neither (or by both). Returns the fd, or -1 when the slot was empty.
+    """
+    return int(lib.jn_desc_take(desc, slot))
+
+
+def adopt_into(desc: Any, fd: int) -> None:
+    """Put an inherited fd into ``desc``: from here on janus_net owns (and will close) it."""
+    lib.jn_desc_adopt(desc, fd)
+
+
+def accept_into(
+    desc: Any, storage: Any, size: Any, into: Any, checkpoint: Checkpoint | None = None, address: object = None
+) -> int:
+    """One accept on ``desc``'s listener, the new fd written into the cell ``into``.
+
+    Never blocks for a connection another thread of this process took: the attempt
+    runs only when poll says one is queued, one thread at a time. Returns the fd, or
+    `WOULD_BLOCK` when none is queued (or another thread is taking it right now).
+    """
+    sa = ffi.cast(_SOCKADDR_P, storage)
+    flags = lib.JN_SOCK_CLOEXEC if platform.HAS_ACCEPT4 else -1
+    conn = retry(ACCEPT, lib.jn_desc_accept, (desc, sa, size, flags, into), checkpoint, address, True)
+    if conn >= 0 and not platform.HAS_ACCEPT4:
+        try:
+            set_cloexec(conn, checkpoint)
+        except BaseException:
+            close_desc(into)
+            raise
+    return conn
+
+
+def make_wake(desc: Any) -> None:
+    """Give ``desc`` its wake fd (made once, on the first wait; closed with the descriptor)."""
+    retry(EVENTFD, lib.jn_desc_make_wake, (desc,))
+
+
+def wait(desc: Any, events: int, ctx_fd: int, timeout_ms: int, checkpoint: Checkpoint | None = None) -> int:
+    """poll(2) on ``desc``'s socket, its wake fd and a context's (-1: none).
+
+    Returns the socket's revents, plus `WAIT_CLOSED` once the object is being closed.
+    """
+    return retry(POLL, lib.jn_desc_wait, (desc, events, ctx_fd, timeout_ms), checkpoint)
+
+
+#: `begin_close` result bits: this call marked the object closed; the caller must `finish_close`.
+CLOSE_FIRST: int = lib.JN_CLOSE_FIRST
+CLOSE_FINISH: int = lib.JN_CLOSE_FINISH
+
+
+def begin_close(desc: Any) -> int:
+    """Mark ``desc`` closing and wake its waiters (never shutdown()); no syscall but the wake.
+
+    Returns `CLOSE_FIRST` for the call that marked it, plus `CLOSE_FINISH` when no call
+    is in flight and the fd is still held: then `finish_close` closes it. Otherwise the
+    last call in flight closes it on its way out.
+    """
+    return int(lib.jn_desc_close(desc))
+
+
+def finish_close(desc: Any) -> None:
+    """close(2) of what ``desc`` holds: never retried, errors ignored but the bug row.
+
+    The number is released either way (Linux), so the cell forgets it even when close
+    failed -- or when the fault seam stood in for close(2), leaving the fd to the test.
+    EBADF still means a double close somewhere: a bug worth surfacing.
+    """
+    try:
+        retry(CLOSE, lib.jn_desc_finish, (desc,))
+    except SocketError as e:  # close(2) said -1 (in release mode, EBADF too)
+        lib.jn_desc_forget(desc)
+        if e.errno in CLOSE.bugs:
+            raise
+    except ErrnoBug:  # close(2) said EBADF
+        lib.jn_desc_forget(desc)
+        raise
+    # Anything else (a KeyboardInterrupt before close(2) ran) leaves the fd in the
+    # cell: the next close() finishes it, or the cell's collection does.
+
+
+def close_desc(desc: Any) -> int:
+    """close() of an owned descriptor: `begin_close`, then `finish_close` if it falls to us.
+
+    Returns the `begin_close` bits (`CLOSE_FIRST`: this call marked it closed). With
+    the fault seam unarmed both steps are one native call; armed, close(2) goes
+    through the retry loop as the seam's "close" step.
+    """
+    if CLOSE.fault is None:
+        state = lib.jn_desc_close_now(desc)
+        if state >= 0:
+            return state
+        err = ffi.errno  # close(2) failed: ignored, but for the bug row
+        if err in CLOSE.bugs:
+            raise CLOSE.error(err)
+        return CLOSE_FIRST | CLOSE_FINISH
+    state = begin_close(desc)
+    if state & CLOSE_FINISH:
+        finish_close(desc)
+    return state
+
+
+def check_detachable(desc: Any, address: str | None = None) -> None:
+    """Raise unless ``desc`` can be handed over now: not closed, and no call using it.
+
+    Raises:
+        SocketError.Unexpected: closed already (or handed over), or a call is in flight.
+    """
+    if desc.closing:
+        raise SocketError.Unexpected(
+            E.EBADF, "this socket is closed (or was handed over already)", syscall="to_socket", address=address
+        )
+    if desc.inflight:
+        raise SocketError.Unexpected(
+            E.EBUSY, "cannot hand over a socket while a call is using it", syscall="to_socket", address=address
+        )
+
+
+#: The native hand-over: takes the fd out of a cell (which then counts as closed) and
+#: returns it, or -1. Called by `janus_net.socket` directly inside the expression that
+#: gives the fd to its new owner, so that no janus_net bytecode runs while only a
+#: Python int holds it.
+DETACH = lib.jn_desc_detach
+
+
+def send_on(desc: Any, data: Any, size: int, flags: int, address: object = None) -> int:
+    """send(2) on a connected owned socket; `WOULD_BLOCK` when ``flags`` say MSG_DONTWAIT and it would."""
+    return retry(SEND, lib.jn_desc_send, (desc, data, size, flags), None, address, True)
+
+
+def recv_on(desc: Any, buf: Any, size: int, flags: int, checkpoint: Checkpoint | None = None) -> int:
+    """recv(2) on an owned socket; 0 at end of stream, `WOULD_BLOCK` when it would block."""
+    return retry(RECEIVE, lib.jn_desc_recv, (desc, buf, size, flags), checkpoint, None, True)
+
+
+def sendmmsg_on(desc: Any, msgs: Any, count: int, flags: int, address: object = None) -> int:
+    """sendmmsg(2) on an owned socket (see `sendmmsg`); `WOULD_BLOCK` when it would block."""
+    return retry(SEND, lib.jn_desc_sendmmsg, (desc, msgs, count, flags), None, address, True)
+
+
+def recvmmsg_on(desc: Any, msgs: Any, count: int, flags: int, checkpoint: Checkpoint | None = None) -> int:
+    """recvmmsg(2) on an owned socket (see `recvmmsg`); `WOULD_BLOCK` when nothing is queued."""
+    return retry(RECEIVE, lib.jn_desc_recvmmsg, (desc, msgs, count, flags), checkpoint, None, True)
+
+
+def sendmsg_on(
+    desc: Any, msg: Any, flags: int, table: Syscall = SEND, address: object = None, checkpoint: Checkpoint | None = None
+) -> int:
+    """sendmsg(2) of a prepared ``struct msghdr *`` on an owned socket; `WOULD_BLOCK` when it would block.
+
+    ``table`` is SEND, or the table of the control message it carries (SEND_SEGMENTS,
+    SEND_FROM, SENDMSG for descriptors).
+    """
+    return retry(table, lib.jn_desc_sendmsg, (desc, msg, flags), checkpoint, address, True)
+
+
+def recvmsg_on(desc: Any, msg: Any, flags: int, checkpoint: Checkpoint | None = None) -> int:
+    """recvmsg(2) into a prepared ``struct msghdr *`` on an owned socket; `WOULD_BLOCK` when nothing is there."""
+    return retry(RECEIVE, lib.jn_desc_recvmsg, (desc, msg, flags), checkpoint, None, True)
+
+
+def shutdown_on(desc: Any, how: int, address: object = None) -> None:
+    """shutdown(2) of an owned socket: stops it for every holder of its description."""
+    retry(SHUTDOWN, lib.jn_desc_shutdown, (desc, how), None, address)
+
+
+def new_waker_cell() -> Any:
+    """An empty wake-pair cell (no fd yet): closed, with whatever it holds, when collected."""
+    return ffi.gc(ffi.new("int[2]", [-1, -1]), lib.jn_waker_close)
+
+
+def make_waker(cell: Any) -> int:
+    """Fill ``cell`` with a wake pair (eventfd, or a pipe) unless it has one; returns its read fd.
+
+    Racing callers share one pair: the native call publishes the first and closes the others.
+    """
+    if cell[0] < 0:
+        retry(EVENTFD, lib.jn_waker_new, (cell,))
+    return int(cell[0])
+
+
+def signal_waker(cell: Any) -> None:
+    """Make the cell's wake fd readable, if it has one (safe from a signal handler: one write)."""
+    lib.jn_waker_signal_cell(cell)

@@ -28,7 +28,7 @@ import stat
 import time
 from collections.abc import Callable
 
-from janus_net import syscalls
+from janus_net import descriptor, syscalls
 from janus_net._shim import lib
 from janus_net.address import UnixAddress
 from janus_net.errors import SocketError
@@ -320,21 +320,23 @@ def _remove_if_stale(address: UnixAddress, probe_type: int, checkpoint: syscalls
 def _probe_refuses(address: UnixAddress, type_: int) -> None:
     """Return if connect() to ``address`` is refused (nobody listens); raise AddressInUse otherwise."""
     text = str(address)
-    probe = syscalls.socket(address.family, type_, 0)
+    cell = descriptor.new()  # socket() writes the probe's fd into the cell: no bytecode holds it alone
     try:
-        # Non-blocking: a blocking connect to a live server whose backlog is full waits
-        # until that server accepts -- forever, if it is stuck.
-        syscalls.set_nonblocking(probe, True)
-        encoded = address.sockaddr
-        rc = syscalls.connect(probe, encoded.pointer, encoded.length, address, nonblocking=True)
-    except SocketError.ConnectionRefused:
-        return
-    except SocketError as e:
-        raise SocketError.AddressInUse(
-            None, f"the socket file is not stale ({e.member} on probe); it was left alone", address=text
-        ) from e
+        probe = syscalls.open_socket(cell, address.family, type_, 0)
+        try:
+            # Non-blocking: a blocking connect to a live server whose backlog is full waits
+            # until that server accepts -- forever, if it is stuck.
+            syscalls.set_nonblocking(probe, True)
+            encoded = address.sockaddr
+            rc = syscalls.connect(probe, encoded.pointer, encoded.length, address, nonblocking=True)
+        except SocketError.ConnectionRefused:
+            return
+        except SocketError as e:
+            raise SocketError.AddressInUse(
+                None, f"the socket file is not stale ({e.member} on probe); it was left alone", address=text
+            ) from e
     finally:
-        syscalls.close(probe)
+        descriptor.close(cell)
     if rc == syscalls.WOULD_BLOCK:
         raise SocketError.AddressInUse(
             None, "a live socket with a full backlog is listening there; it was left alone", address=text

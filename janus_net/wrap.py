@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from janus_net.address import Address
 from janus_net.socket import Server, Socket, Stream
@@ -20,17 +20,19 @@ Kind = Literal["server", "socket", "stream"]
 KINDS: tuple[Kind, ...] = ("server", "socket", "stream")
 
 
-def wrap(fd: int, kind: Kind, address: Address) -> Server | Socket | Stream:
-    """Own ``fd`` as the object of ``kind``; ``address`` is the local one (the peer's for a stream).
+def wrap(desc: Any, kind: Kind, address: Address) -> Server | Socket | Stream:
+    """Own the descriptor cell ``desc`` (`janus_net.descriptor`) as the object of ``kind``.
+
+    ``address`` is the local one (the peer's for a stream).
 
     No unix socket file handle is passed: a wrapped descriptor never removes a file on
     close, since this process did not create it.
     """
     if kind == "server":
-        return Server(fd, address)
+        return Server(desc, address)
     if kind == "socket":
-        return Socket(fd, address)
-    return Stream(fd, address)
+        return Socket(desc, address)
+    return Stream(desc, address)
 
 
 def kind_of(sock: object) -> Kind:

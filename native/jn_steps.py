@@ -61,10 +61,10 @@ struct jn_steps_plan {
     struct jn_sockopt opts[8];
 };
 
-/* Per call: the fd cell (-1 until socket() returned), where the sequence stopped,
-   and getsockname's answer. */
+/* Per call: the owned-descriptor cell the new fd goes into (struct jn_desc,
+   native/unistd_h.py), where the sequence stopped, and getsockname's answer. */
 struct jn_steps_io {
-    int fd;
+    struct jn_desc *desc;
     int at;
     int port;
     int has_deadline;
@@ -103,7 +103,7 @@ struct jn_steps_plan {
 };
 
 struct jn_steps_io {
-    int fd;
+    struct jn_desc *desc;
     int at;
     int port;
     int has_deadline;
@@ -157,6 +157,7 @@ static int jn_steps(const struct jn_steps_plan *plan, struct jn_steps_io *io,
         start = 0;
     if (stop > n + 4)
         stop = n + 4;
+    int fd = __atomic_load_n(&io->desc->fd, __ATOMIC_SEQ_CST);
     for (int k = start; k < stop; k++) {
         int rc;
         io->at = k;
@@ -168,18 +169,21 @@ static int jn_steps(const struct jn_steps_plan *plan, struct jn_steps_io *io,
         }
         if (k == 0) {
             rc = socket(plan->family, plan->type, plan->protocol);
-            if (rc >= 0)
-                io->fd = rc; /* owned by the caller's cell from here: nothing can lose it */
+            if (rc >= 0) {
+                /* Owned by the caller's cell from here: nothing can lose it. */
+                __atomic_store_n(&io->desc->fd, rc, __ATOMIC_SEQ_CST);
+                fd = rc;
+            }
         } else if (k <= n) {
             const struct jn_sockopt *o = &plan->opts[k - 1];
-            rc = setsockopt(io->fd, o->level, o->name, &o->value, sizeof o->value);
+            rc = setsockopt(fd, o->level, o->name, &o->value, sizeof o->value);
         } else if (k == n + 1) {
-            rc = bind(io->fd, sa, salen);
+            rc = bind(fd, sa, salen);
         } else if (k == n + 2) {
-            rc = plan->backlog < 0 ? 0 : listen(io->fd, plan->backlog);
+            rc = plan->backlog < 0 ? 0 : listen(fd, plan->backlog);
         } else {
             io->namelen = sizeof io->name;
-            rc = getsockname(io->fd, (struct sockaddr *)&io->name, &io->namelen);
+            rc = getsockname(fd, (struct sockaddr *)&io->name, &io->namelen);
             io->port = rc < 0 ? -1 : jn_steps_same_port(io, sa, salen);
         }
         if (rc < 0)

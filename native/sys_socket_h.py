@@ -72,7 +72,6 @@ static const int SO_TYPE;
 static const int SO_ERROR;
 static const int SO_ACCEPTCONN;
 static const int SO_DOMAIN;
-static const int SO_PROTOCOL;
 static const int SO_RCVBUF;
 static const int SO_SNDBUF;
 
@@ -110,6 +109,11 @@ static const int JN_SCM_MAX_FD;
    SCM_TIMESTAMPNS), 0 without. */
 static const int JN_SO_TIMESTAMPNS;
 static const int JN_SCM_TIMESTAMPNS;
+/* An accepted socket inherits the listener's O_NONBLOCK (BSD-derived kernels). */
+static const int JN_ACCEPT_INHERITS_O_NONBLOCK;
+/* SO_PROTOCOL exists (JN_SO_PROTOCOL is 0 without). */
+static const int JN_HAS_SO_PROTOCOL;
+static const int JN_SO_PROTOCOL;
 """
 
 FUNCTIONS = """
@@ -288,7 +292,17 @@ static const int JN_SCM_TIMESTAMPNS = 0;
 #ifndef SO_DOMAIN
 #define SO_DOMAIN (-1)
 #endif
-#ifndef SO_PROTOCOL
-#define SO_PROTOCOL (-1)
+#ifdef SO_PROTOCOL
+static const int JN_HAS_SO_PROTOCOL = 1;
+static const int JN_SO_PROTOCOL = SO_PROTOCOL;
+#else
+static const int JN_HAS_SO_PROTOCOL = 0;
+static const int JN_SO_PROTOCOL = 0;
+#endif
+
+#if defined(__linux__)
+static const int JN_ACCEPT_INHERITS_O_NONBLOCK = 0;
+#else
+static const int JN_ACCEPT_INHERITS_O_NONBLOCK = 1;
 #endif
 """

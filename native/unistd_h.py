@@ -1,18 +1,448 @@
-"""Declarations from <unistd.h>: closing descriptors, changing an inode's owner."""
+"""Declarations from <unistd.h>: closing descriptors, changing an inode's owner, and the owned-descriptor cell.
+
+`struct jn_desc` is where every descriptor janus_net owns lives, from the instant
+the kernel hands it over until the one close: the native calls below write a new
+fd into it before they return (so no Python bytecode ever holds a number that no
+cleanup path can see), count the calls using it, and close it exactly once, by
+whichever side -- ``close()``, the last call in flight, or the cell's own garbage
+collection -- claims it first (an atomic exchange with -1).
+
+They are raw calls in the sense of DESIGN §2: they never retry and never map an
+errno; on failure they return -1 with errno set, and Python's one retry loop
+decides. The in-flight count is taken and given back inside each call, so no
+Python bytecode runs while it is held and an exception can never lose one.
+"""
 
 INCLUDES = """
 #include <unistd.h>
+#include <stdlib.h>
+#include <poll.h>
+#include <fcntl.h>
+#if defined(__linux__)
+#include <sys/eventfd.h>
+#endif
 """
 
 TYPES = """
 typedef int... uid_t;
 typedef int... gid_t;
+/* One owned descriptor. fd and the wake pair (read end, write end or -1) are -1 when there is none; closing
+   is set once, by close() or a hand-over; inflight counts the native calls using
+   fd right now; accepting serialises accept attempts of this process's threads. */
+struct jn_desc {
+    int fd;
+    int wake[2];
+    int inflight;
+    int closing;
+    int accepting;
+    ...;
+};
+
+/* jn_desc_wait's result: the socket's revents, plus this bit when the wait ended
+   because the object is being closed (its wake fd fired, or it was closed already). */
+static const int JN_WAIT_CLOSED;
+/* jn_desc_close's result bits. */
+static const int JN_CLOSE_FIRST;
+static const int JN_CLOSE_FINISH;
+static const int JN_HAS_EVENTFD;
 """
 
 FUNCTIONS = """
 int close(int);
 /* fchownat(fd, "", uid, gid, AT_EMPTY_PATH): the owner of the inode an O_PATH fd names. */
 int fchownat(int, const char *, uid_t, gid_t, int);
+
+struct jn_desc *jn_desc_new(void);
+void jn_desc_free(struct jn_desc *);
+int jn_desc_close(struct jn_desc *);
+int jn_desc_finish(struct jn_desc *);
+int jn_desc_close_now(struct jn_desc *);
+void jn_desc_forget(struct jn_desc *);
+int jn_desc_detach(struct jn_desc *);
+int jn_desc_make_wake(struct jn_desc *);
+int jn_desc_wait(struct jn_desc *, int, int, int);
+int jn_desc_socket(struct jn_desc *, int, int, int);
+int jn_desc_accept(struct jn_desc *, struct sockaddr *, socklen_t *, int, struct jn_desc *);
+int jn_desc_adopt(struct jn_desc *, int);
+int jn_desc_take(struct jn_desc *, int *);
+ssize_t jn_desc_sendto(struct jn_desc *, const void *, size_t, int, const struct sockaddr *, socklen_t);
+ssize_t jn_desc_recvfrom(struct jn_desc *, void *, size_t, int, struct sockaddr *, socklen_t *);
+ssize_t jn_desc_send(struct jn_desc *, const void *, size_t, int);
+ssize_t jn_desc_recv(struct jn_desc *, void *, size_t, int);
+int jn_desc_sendmmsg(struct jn_desc *, struct mmsghdr *, unsigned int, int);
+int jn_desc_recvmmsg(struct jn_desc *, struct mmsghdr *, unsigned int, int);
+ssize_t jn_desc_sendmsg(struct jn_desc *, const struct msghdr *, int);
+ssize_t jn_desc_recvmsg(struct jn_desc *, struct msghdr *, int);
+int jn_desc_getsockopt(struct jn_desc *, int, int, void *, socklen_t *);
+int jn_desc_shutdown(struct jn_desc *, int);
+
+int jn_waker_new(int *);
+int jn_waker_signal(int);
+int jn_waker_signal_cell(int *);
+void jn_waker_close(int *);
 """
 
-CUSTOMIZATIONS = ""
+CUSTOMIZATIONS = """
+struct jn_desc {
+    int fd;
+    int wake[2];
+    int inflight;
+    int closing;
+    int accepting;
+};
+
+static const int JN_WAIT_CLOSED = 0x10000;
+static const int JN_CLOSE_FIRST = 1;
+static const int JN_CLOSE_FINISH = 2;
+#if defined(__linux__)
+static const int JN_HAS_EVENTFD = 1;
+#else
+static const int JN_HAS_EVENTFD = 0;
+#endif
+
+/* Claim a cell (exchange with -1) and close what it held: only one caller ever
+   gets a number out of a cell, so only one closes it. */
+static int jn_claim_close(int *cell)
+{
+    int fd = __atomic_exchange_n(cell, -1, __ATOMIC_SEQ_CST);
+    if (fd < 0)
+        return 0;
+    return close(fd);
+}
+
+/* A readable-when-signalled pair: an eventfd (one fd for both ends) or a pipe,
+   close-on-exec and non-blocking, into cell[0] (read) and cell[1] (write, -1 for an
+   eventfd) -- unless the cell already holds one: then the new pair is closed again,
+   so racing callers end up sharing exactly one pair. */
+static int jn_waker_new(int *cell)
+{
+    int p[2] = {-1, -1};
+#if defined(__linux__)
+    p[0] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (p[0] < 0)
+        return -1;
+#else
+    if (pipe(p) < 0)
+        return -1;
+    for (int i = 0; i < 2; i++) {
+        fcntl(p[i], F_SETFD, FD_CLOEXEC);
+        fcntl(p[i], F_SETFL, fcntl(p[i], F_GETFL) | O_NONBLOCK);
+    }
+#endif
+    int expected = -1;
+    if (__atomic_compare_exchange_n(&cell[0], &expected, p[0], 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+        /* A pipe's write end follows the read end: a signal in between finds no
+           write end and is lost (pipe platforms only; eventfd has one fd). */
+        __atomic_store_n(&cell[1], p[1], __ATOMIC_SEQ_CST);
+    } else {
+        close(p[0]);
+        if (p[1] >= 0)
+            close(p[1]);
+    }
+    return 0;
+}
+
+/* Make the pair readable; once readable it stays so (never drained). */
+static int jn_waker_signal(int fd)
+{
+    if (fd < 0)
+        return 0;
+#if defined(__linux__)
+    uint64_t one = 1;
+    return write(fd, &one, sizeof one) < 0 ? -1 : 0;
+#else
+    char one = 0;
+    return write(fd, &one, 1) < 0 ? -1 : 0;
+#endif
+}
+
+/* Signal whatever pair the cell holds (nothing if none yet). */
+static int jn_waker_signal_cell(int *cell)
+{
+    int r = __atomic_load_n(&cell[0], __ATOMIC_SEQ_CST);
+    int w = __atomic_load_n(&cell[1], __ATOMIC_SEQ_CST);
+    if (r < 0 || (!JN_HAS_EVENTFD && w < 0))
+        return 0;
+    return jn_waker_signal(w >= 0 ? w : r);
+}
+
+static void jn_waker_close(int *cell)
+{
+    int saved = errno;
+    jn_claim_close(&cell[1]);
+    jn_claim_close(&cell[0]);
+    errno = saved;
+}
+
+static struct jn_desc *jn_desc_new(void)
+{
+    struct jn_desc *d = calloc(1, sizeof *d);
+    if (d != NULL)
+        d->fd = d->wake[0] = d->wake[1] = -1;
+    return d;
+}
+
+/* Close everything the cell still holds; returns close(fd)'s result (0 if it held none). */
+static int jn_desc_finish(struct jn_desc *d)
+{
+    int rc = jn_claim_close(&d->fd);
+    int saved = errno;
+    jn_waker_close(d->wake);
+    errno = saved;
+    return rc;
+}
+
+/* The cell's garbage collection (cffi's ffi.gc): the backstop that closes a
+   descriptor whose owner never came to exist or never got to close it. */
+static void jn_desc_free(struct jn_desc *d)
+{
+    int saved = errno;
+    jn_desc_finish(d);
+    free(d);
+    errno = saved;
+}
+
+/* A call begins using d->fd: -1 (EBADF) once the object is closing. */
+static int jn_desc_enter(struct jn_desc *d)
+{
+    __atomic_add_fetch(&d->inflight, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&d->closing, __ATOMIC_SEQ_CST)) {
+        if (__atomic_sub_fetch(&d->inflight, 1, __ATOMIC_SEQ_CST) == 0)
+            jn_desc_finish(d);
+        errno = EBADF;
+        return -1;
+    }
+    return __atomic_load_n(&d->fd, __ATOMIC_SEQ_CST);
+}
+
+/* The call is done with d->fd; the last one out of a closing object closes it. */
+static void jn_desc_leave(struct jn_desc *d)
+{
+    if (__atomic_sub_fetch(&d->inflight, 1, __ATOMIC_SEQ_CST) == 0
+        && __atomic_load_n(&d->closing, __ATOMIC_SEQ_CST)) {
+        int saved = errno;
+        jn_desc_finish(d);
+        errno = saved;
+    }
+}
+
+/* close(): mark closing and wake every waiter; never shutdown(), so other
+   holders of a shared description notice nothing. Returns JN_CLOSE_FIRST if this
+   call marked it, plus JN_CLOSE_FINISH if no call is in flight and the fd is still
+   held: the caller then closes it with jn_desc_finish (the fault seam's close
+   step). Otherwise the last call in flight closes it on its way out. */
+static int jn_desc_close(struct jn_desc *d)
+{
+    int result = 0;
+    if (!__atomic_exchange_n(&d->closing, 1, __ATOMIC_SEQ_CST)) {
+        result |= JN_CLOSE_FIRST;
+        jn_waker_signal_cell(d->wake);
+    }
+    if (__atomic_load_n(&d->inflight, __ATOMIC_SEQ_CST) == 0 && __atomic_load_n(&d->fd, __ATOMIC_SEQ_CST) >= 0)
+        result |= JN_CLOSE_FINISH;
+    return result;
+}
+
+/* jn_desc_close, and when the fd falls to the caller, its close(2) right away
+   (JN_CLOSE_FINISH then means "closed here"); for when no fault seam is armed.
+   -1 with errno if close(2) failed (the cell has forgotten the fd either way). */
+static int jn_desc_close_now(struct jn_desc *d)
+{
+    int state = jn_desc_close(d);
+    if (state & JN_CLOSE_FINISH) {
+        if (jn_desc_finish(d) < 0)
+            return -1;
+    }
+    return state;
+}
+
+/* The cell forgets its fd without closing it: after close(2) failed (the number
+   is released either way on Linux) or a test's fault seam stood in for it. */
+static void jn_desc_forget(struct jn_desc *d)
+{
+    __atomic_store_n(&d->fd, -1, __ATOMIC_SEQ_CST);
+}
+
+/* Hand the descriptor over (to_socket): returns the fd, which the cell forgets,
+   and marks the object closed. EBUSY while a call is in flight. */
+static int jn_desc_detach(struct jn_desc *d)
+{
+    if (__atomic_load_n(&d->inflight, __ATOMIC_SEQ_CST) != 0) {
+        errno = EBUSY;
+        return -1;
+    }
+    if (__atomic_exchange_n(&d->closing, 1, __ATOMIC_SEQ_CST)) {
+        errno = EBADF;
+        return -1;
+    }
+    jn_waker_close(d->wake);
+    return __atomic_exchange_n(&d->fd, -1, __ATOMIC_SEQ_CST);
+}
+
+/* The object's own wake fd, made on the first wait (a second thread's is closed). */
+static int jn_desc_make_wake(struct jn_desc *d)
+{
+    __atomic_add_fetch(&d->inflight, 1, __ATOMIC_SEQ_CST);
+    int rc = 0;
+    if (__atomic_load_n(d->wake, __ATOMIC_SEQ_CST) < 0)
+        rc = jn_waker_new(d->wake);
+    int saved = errno;
+    jn_desc_leave(d);  /* a close meanwhile: the last one out closes the pair too */
+    errno = saved;
+    return rc;
+}
+
+/* Wait for `events` on the socket, the object's wake fd and a context's wake fd
+   (or -1). Returns the socket's revents, with JN_WAIT_CLOSED added when the object
+   is closing; -1 with errno on failure (EINTR included). */
+static int jn_desc_wait(struct jn_desc *d, int events, int ctx_fd, int timeout_ms)
+{
+    struct pollfd p[3];
+    int fd = jn_desc_enter(d);
+    if (fd < 0)
+        return JN_WAIT_CLOSED;
+    p[0].fd = fd;
+    p[0].events = (short)events;
+    p[0].revents = 0;
+    p[1].fd = __atomic_load_n(d->wake, __ATOMIC_SEQ_CST);
+    p[1].events = POLLIN;
+    p[1].revents = 0;
+    p[2].fd = ctx_fd;
+    p[2].events = POLLIN;
+    p[2].revents = 0;
+    int rc = poll(p, 3, timeout_ms);
+    int saved = errno;
+    int closing = __atomic_load_n(&d->closing, __ATOMIC_SEQ_CST);
+    jn_desc_leave(d);
+    errno = saved;
+    if (closing)
+        return JN_WAIT_CLOSED;
+    if (rc < 0)
+        return -1;
+    return p[0].revents;
+}
+
+static int jn_desc_socket(struct jn_desc *d, int family, int type, int proto)
+{
+    int fd = socket(family, type, proto);
+    if (fd >= 0)
+        __atomic_store_n(&d->fd, fd, __ATOMIC_SEQ_CST);
+    return fd;
+}
+
+/* Take an inherited descriptor into the cell: the moment ownership passes. */
+static int jn_desc_adopt(struct jn_desc *d, int fd)
+{
+    __atomic_store_n(&d->fd, fd, __ATOMIC_SEQ_CST);
+    return fd;
+}
+
+/* Move a descriptor from a slot (a received SCM_RIGHTS entry) into the cell: the slot
+   is emptied and the cell filled in one call, so the fd always has exactly one holder. */
+static int jn_desc_take(struct jn_desc *d, int *slot)
+{
+    int fd = __atomic_exchange_n(slot, -1, __ATOMIC_SEQ_CST);
+    if (fd >= 0)
+        __atomic_store_n(&d->fd, fd, __ATOMIC_SEQ_CST);
+    return fd;
+}
+
+/* One accept, never a blocking one this process's other threads could lose to:
+   attempts are serialised per object (EAGAIN while another thread is accepting:
+   its accept is about to take the queued connection, so the caller polls again),
+   and accept runs only when poll says a connection is there (else EAGAIN). A listener
+   that was shut down (POLLHUP, nothing queued) answers EINVAL, as accept would.
+   The new fd is written into `out` before returning. flags < 0: plain accept(). */
+static int jn_desc_accept(struct jn_desc *d, struct sockaddr *sa, socklen_t *len, int flags, struct jn_desc *out)
+{
+    int fd = jn_desc_enter(d);
+    if (fd < 0)
+        return -1;
+    int idle = 0;
+    if (!__atomic_compare_exchange_n(&d->accepting, &idle, 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+        jn_desc_leave(d);
+        errno = EAGAIN;
+        return -1;
+    }
+    struct pollfd p = {fd, POLLIN, 0};
+    int rc = poll(&p, 1, 0);
+    if (rc == 0) {
+        errno = EAGAIN;
+        rc = -1;
+    } else if (rc > 0 && !(p.revents & POLLIN) && (p.revents & POLLHUP)) {
+        errno = EINVAL;
+        rc = -1;
+    } else if (rc > 0) {
+        rc = flags < 0 ? accept(fd, sa, len) : jn_accept4(fd, sa, len, flags);
+        if (rc >= 0)
+            __atomic_store_n(&out->fd, rc, __ATOMIC_SEQ_CST);
+    }
+    int saved = errno;
+    __atomic_store_n(&d->accepting, 0, __ATOMIC_SEQ_CST);
+    jn_desc_leave(d);
+    errno = saved;
+    return rc;
+}
+
+#define JN_DESC_CALL(type, expr) \\
+    int fd = jn_desc_enter(d); \\
+    if (fd < 0) \\
+        return -1; \\
+    type rc = (expr); \\
+    int saved = errno; \\
+    jn_desc_leave(d); \\
+    errno = saved; \\
+    return rc;
+
+static ssize_t jn_desc_sendto(struct jn_desc *d, const void *b, size_t n, int f, const struct sockaddr *sa, socklen_t l)
+{
+    JN_DESC_CALL(ssize_t, sendto(fd, b, n, f, sa, l))
+}
+
+static ssize_t jn_desc_recvfrom(struct jn_desc *d, void *b, size_t n, int f, struct sockaddr *sa, socklen_t *l)
+{
+    JN_DESC_CALL(ssize_t, recvfrom(fd, b, n, f, sa, l))
+}
+
+static ssize_t jn_desc_send(struct jn_desc *d, const void *b, size_t n, int f)
+{
+    JN_DESC_CALL(ssize_t, send(fd, b, n, f))
+}
+
+static ssize_t jn_desc_recv(struct jn_desc *d, void *b, size_t n, int f)
+{
+    JN_DESC_CALL(ssize_t, recv(fd, b, n, f))
+}
+
+static int jn_desc_sendmmsg(struct jn_desc *d, struct mmsghdr *v, unsigned int n, int f)
+{
+    JN_DESC_CALL(int, jn_sendmmsg(fd, v, n, f))
+}
+
+static int jn_desc_recvmmsg(struct jn_desc *d, struct mmsghdr *v, unsigned int n, int f)
+{
+    JN_DESC_CALL(int, jn_recvmmsg(fd, v, n, f))
+}
+
+/* sendmsg/recvmsg with control messages (GSO, pktinfo, SCM_RIGHTS) and getsockopt on
+   an owned descriptor: counted in flight like the calls above. */
+static ssize_t jn_desc_sendmsg(struct jn_desc *d, const struct msghdr *m, int f)
+{
+    JN_DESC_CALL(ssize_t, sendmsg(fd, m, f))
+}
+
+static ssize_t jn_desc_recvmsg(struct jn_desc *d, struct msghdr *m, int f)
+{
+    JN_DESC_CALL(ssize_t, recvmsg(fd, m, f))
+}
+
+static int jn_desc_getsockopt(struct jn_desc *d, int level, int name, void *v, socklen_t *l)
+{
+    JN_DESC_CALL(int, getsockopt(fd, level, name, v, l))
+}
+
+static int jn_desc_shutdown(struct jn_desc *d, int how)
+{
+    JN_DESC_CALL(int, shutdown(fd, how))
+}
+"""

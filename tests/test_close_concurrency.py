@@ -1,29 +1,29 @@
 """close() while another thread is blocked in the same socket.
 
-The rule (socket.py `Descriptor`): ``close()`` marks the object closed and shuts
-the socket down, which wakes the blocked call; the descriptor number is released
-only when the last call using it has returned. So a blocked call never hangs, and
-the number is never reused under a syscall that is still using it (a fresh socket
-opened meanwhile gets another number, and cannot receive what was meant for the
-old one).
+The rule (janus_net.descriptor): ``close()`` marks the object closed and signals
+its wake fd, which every waiting call polls (never shutdown(): a shared socket keeps
+working for its other holders); the descriptor number is released only when the
+last native call using it has returned. So a blocked call never hangs, and the
+number is never reused under a syscall that is still using it.
 
 What the woken call reports:
-  * ``Server.accept`` -> ``SocketError.SocketNotListening`` (the listener is shut down);
-  * ``Stream.read`` -> ``b""`` (end of stream, as after a shutdown);
+  * ``Server.accept`` -> ``SocketError.SocketNotListening``;
+  * ``Stream.read`` -> ``SocketError.SocketUnconnected`` (it used to return ``b""``,
+    the end-of-stream that the old shutdown() produced; the peer did not end the
+    stream, so saying so would be a lie);
   * ``Socket.receive`` / ``receive_many`` -> ``SocketError.SocketUnconnected`` (a
     catchable member: closing from another thread is how a receive loop is stopped;
     a call *started* on a closed object still gets the EBADF row).
 
-The proof of "not reusable while in flight" uses `janus_net.testing.hold`: the woken
-call comes back from the kernel and is parked there, before janus_net sees the
-result; while it is parked the number must still be open, and afterwards closed.
+The in-flight count is taken and given back inside each native call, so no Python
+code ever holds it: `janus_net.testing.hold` parks a woken call after its poll
+returned, and by then the number is already closed.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -113,7 +113,7 @@ def fd_is_open(fd: int) -> bool:
 def test_close_wakes_a_blocked_accept() -> None:
     server = jn.listen("127.0.0.1:0")
     fd = server.fileno()
-    with blocked_in(server.accept, in_syscall_on(fd)) as call:
+    with blocked_in(server.accept, in_poll) as call:
         closed_at = time.monotonic()
         server.close()
         call.thread.join(5)
@@ -126,11 +126,11 @@ def test_close_wakes_a_blocked_stream_read() -> None:
     with jn.listen("127.0.0.1:0") as server, dial(server) as client:
         stream = server.accept()
         fd = stream.fileno()
-        with blocked_in(lambda: stream.read(16), in_syscall_on(fd)) as call:
+        with blocked_in(lambda: stream.read(16), in_poll) as call:
             closed_at = time.monotonic()
             stream.close()
             call.thread.join(5)
-        assert call.result == [b""] and not call.error
+        assert not call.result and type(call.error[0]) is jn.SocketError.SocketUnconnected
         assert call.ended[0] - closed_at < 1.0
         client.settimeout(5)
         assert client.recv(1) == b""  # the peer sees the connection end
@@ -140,7 +140,7 @@ def test_close_wakes_a_blocked_stream_read() -> None:
 def test_close_wakes_a_blocked_datagram_receive() -> None:
     sock = jn.bind("127.0.0.1:0")
     fd = sock.fileno()
-    with blocked_in(sock.receive, in_syscall_on(fd)) as call:
+    with blocked_in(sock.receive, in_poll) as call:
         closed_at = time.monotonic()
         sock.close()
         call.thread.join(5)
@@ -154,7 +154,7 @@ def test_close_wakes_a_blocked_datagram_receive() -> None:
 def test_close_wakes_a_blocked_receive_many() -> None:
     sock = jn.bind("127.0.0.1:0")
     fd = sock.fileno()
-    with blocked_in(lambda: sock.receive_many(8), in_syscall_on(fd)) as call:
+    with blocked_in(lambda: sock.receive_many(8), in_poll) as call:
         sock.close()
         call.thread.join(5)
     assert not call.result and type(call.error[0]) is jn.SocketError.SocketUnconnected
@@ -185,21 +185,19 @@ def test_close_wakes_a_context_wait(kind: str) -> None:
         assert not fd_is_open(fd)
         if kind == "accept":
             assert type(call.error[0]) is jn.SocketError.SocketNotListening
-        elif kind == "receive":
-            assert type(call.error[0]) is jn.SocketError.SocketUnconnected
         else:
-            assert call.result == [b""]
+            assert type(call.error[0]) is jn.SocketError.SocketUnconnected
     finally:
         for owner in (stream, server, sock):
             owner.close()
         client.close()
 
 
-# --- The descriptor number stays taken while a woken call is still in flight.
+# --- The in-flight count lives inside the native call: none is held by Python code.
 
 
 @pytest.mark.parametrize("kind", ["accept", "receive", "read"])
-def test_the_fd_number_is_not_released_while_the_call_is_in_flight(kind: str) -> None:
+def test_the_woken_call_has_given_its_count_back_before_python_sees_the_result(kind: str) -> None:
     server = jn.listen("127.0.0.1:0")
     sock = jn.bind("127.0.0.1:0")
     client = dial(server)
@@ -208,30 +206,25 @@ def test_the_fd_number_is_not_released_while_the_call_is_in_flight(kind: str) ->
         target: jn.Server | jn.Socket | jn.Stream
         call_fn: Callable[[], object]
         if kind == "accept":
-            target, syscall, call_fn = server, "accept", server.accept
+            target, call_fn = server, server.accept
         elif kind == "receive":
-            target, syscall, call_fn = sock, "receive", sock.receive
+            target, call_fn = sock, sock.receive
         else:
-            target, syscall, call_fn = stream, "receive", (lambda: stream.read(16))
+            target, call_fn = stream, (lambda: stream.read(16))
         fd = target.fileno()
-        with hold(syscall) as held:
-            with blocked_in(call_fn, in_syscall_on(fd)) as call:
-                try:
-                    target.close()
-                    # Woken by the shutdown, back from the kernel, parked before janus_net
-                    # has seen the result: the call is still in flight.
-                    assert held.returned.wait(5)
-                    assert target.closed and target.fileno() == -1
-                    assert fd_is_open(fd), "the fd was closed under a call still using it"
-                    # So a socket opened now cannot be given the same number.
-                    with socket.socket() as fresh:
-                        assert fresh.fileno() != fd
-                    assert call.thread.is_alive()
-                finally:
-                    held.release()  # before blocked_in joins the thread, pass or fail
-                call.thread.join(5)
-            assert not fd_is_open(fd), "the last call out did not close the fd"
-        assert call.error or call.result == [b""]
+        with hold("poll") as held, blocked_in(call_fn, in_poll) as call:
+            try:
+                target.close()
+                # Woken by the wake fd, back from the kernel, parked before janus_net
+                # has seen the result: the native call already left, the last one out.
+                assert held.returned.wait(5)
+                assert target.closed and target.fileno() == -1
+                assert not fd_is_open(fd), "the last native call out did not close the fd"
+                assert call.thread.is_alive()
+            finally:
+                held.release()  # before blocked_in joins the thread, pass or fail
+            call.thread.join(5)
+        assert isinstance(call.error[0], jn.SocketError)
     finally:
         for owner in (stream, server, sock):
             owner.close()

@@ -363,12 +363,10 @@ def receive_many_udp(err: Any, tmp: Path) -> Outcome:
     return Outcome(error, inj, _leftovers(tmp))
 
 
-def accept_ctx_fcntl(err: Any, tmp: Path) -> Outcome:
-    """accept(ctx=...) makes the listener O_NONBLOCK with fcntl for the wait."""
-    with jn.listen("127.0.0.1:0") as server, dial(server):
-        with fail("fcntl", err) as inj:
-            error = _run(lambda: server.accept(ctx=jn.Context.with_timeout(10)))
-        server.accept().close()  # still queued, and the listener still blocking
+def receive_wake_fd(err: Any, tmp: Path) -> Outcome:
+    """Socket.receive(ctx=...) with nothing queued: the first wait makes the socket's wake fd."""
+    with jn.bind("127.0.0.1:0") as sock, fail("eventfd", err) as inj:
+        error = _run(lambda: sock.receive(ctx=jn.Context.with_timeout(10)))
     return Outcome(error, inj, _leftovers(tmp))
 
 
@@ -495,7 +493,7 @@ ROUTES: dict[str, tuple[Route, ...]] = {
     "SOCKET": (listen_ip("socket"), bind_unix_dgram("socket")),
     "SETSOCKOPT": (listen_ip("setsockopt"), listen_ip6_only("setsockopt"), bind_udp("setsockopt", broadcast=True)),
     "GETSOCKOPT": (getsockopt_fd,),
-    "FCNTL": (accept_ctx_fcntl, listen_ip("fcntl"), accept_fcntl),
+    "FCNTL": (listen_ip("fcntl"), accept_fcntl),
     "BIND_IP": (listen_ip("bind"), bind_udp("bind")),
     "BIND_UNIX": (listen_unix("bind"), bind_unix_dgram("bind")),
     "LISTEN": (listen_ip("listen"), listen_unix("listen")),
@@ -518,6 +516,7 @@ ROUTES: dict[str, tuple[Route, ...]] = {
     "FLOCK": (stale_takeover("flock"),),
     "SOCK_DIAG": (stale_takeover("sock_diag"), listen_unix("sock_diag")),
     "SENDMSG": (send_sockets_unix,),
+    "EVENTFD": (receive_wake_fd,),
 }
 
 # --- DESIGN §14/§16 (janus_net.netns, janus_net.sockopts, janus_net.landlock)

@@ -1,0 +1,423 @@
+"""Waking without breaking shared sockets (DESIGN §3 "Shared sockets"), and the ownership edges.
+
+``close()`` wakes a call blocked on the object through the object's wake fd, never
+by shutdown(): a description shared with another process (fork, fd://, systemd)
+keeps working for it. janus_net never toggles O_NONBLOCK on a description. Every
+woken call raises a `SocketError` member, never ErrnoBug.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from peers import dial, run_child
+
+import janus_net as jn
+
+
+def in_poll(tid: int) -> bool:
+    try:
+        with open(f"/proc/self/task/{tid}/wchan") as f:
+            return "poll" in f.read()
+    except FileNotFoundError:
+        return False
+
+
+def run_blocked(call: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
+    """Start ``call`` in a thread and return once it waits in poll; the list gets its outcome."""
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except BaseException as e:
+            outcome.append(e)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while thread.native_id is None or not in_poll(thread.native_id):
+        assert thread.is_alive(), f"returned before waiting: {outcome}"
+        assert time.monotonic() < deadline, "never waited"
+        time.sleep(0.005)
+    return thread, outcome
+
+
+def nonblocking(fd: int) -> bool:
+    return not os.get_blocking(fd)
+
+
+# --- A shared listener goes on working for its other holders.
+
+
+def test_closing_an_adopter_of_a_shared_listener_wakes_its_accept_and_leaves_the_listener_working() -> None:
+    with jn.listen("127.0.0.1:0") as server:
+        lent = os.dup(server.fileno())  # the same description, as fd:// or systemd hands it over
+        adopter = jn.listen(f"fd://{lent}")
+        thread, outcome = run_blocked(adopter.accept)
+        adopter.close()
+        thread.join(5)
+        assert not thread.is_alive()
+        assert type(outcome[0]) is jn.SocketError.SocketNotListening, outcome
+        # The old close() shut the description down: this accept would then fail.
+        with dial(server) as client, server.accept(jn.Context.with_timeout(5)) as stream:
+            client.sendall(b"still listening")
+            assert stream.read(64) == b"still listening"
+
+
+_CHILD_CLOSES = textwrap.dedent(
+    """
+    import sys, threading, time
+    import janus_net as jn
+    srv = jn.listen(f"fd://{sys.argv[1]}")
+    box = []
+    t = threading.Thread(target=lambda: box.append(_try(srv)))
+    def _try(s):
+        try:
+            s.accept()
+        except jn.SocketError as e:
+            return type(e).__name__
+        return "accepted"
+    t.start()
+    time.sleep(0.3)
+    srv.close()
+    t.join(5)
+    print(box[0] if box else "hung", flush=True)
+    """
+)
+
+
+def test_a_child_process_closing_its_copy_does_not_stop_the_parents_listener() -> None:
+    with jn.listen("127.0.0.1:0") as server:
+        fd = server.fileno()
+        os.set_inheritable(fd, True)
+        try:
+            out = subprocess.run(
+                [sys.executable, "-c", _CHILD_CLOSES, str(fd)],
+                pass_fds=(fd,),
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+        finally:
+            os.set_inheritable(fd, False)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split() == ["SocketNotListening"]
+        with dial(server) as client, server.accept(jn.Context.with_timeout(5)) as stream:
+            client.sendall(b"x")
+            assert stream.read(1) == b"x"
+
+
+def test_shutdown_is_still_the_way_to_stop_every_holder() -> None:
+    with jn.listen("127.0.0.1:0") as server:
+        lent = os.dup(server.fileno())
+        with jn.listen(f"fd://{lent}") as adopter:
+            adopter.shutdown()
+            with pytest.raises(jn.SocketError.SocketNotListening):
+                server.accept(jn.Context.with_timeout(5))
+
+
+# --- O_NONBLOCK belongs to the description: never touched.
+
+
+@pytest.mark.parametrize("blocking", [True, False])
+def test_accept_with_a_context_never_changes_o_nonblock(blocking: bool) -> None:
+    with jn.listen("127.0.0.1:0") as server:
+        os.set_blocking(server.fileno(), blocking)
+        with pytest.raises(jn.SocketError.Timeout):
+            server.accept(jn.Context.with_timeout(0.1))
+        assert nonblocking(server.fileno()) is not blocking
+        with dial(server):
+            server.accept(jn.Context.with_timeout(5)).close()
+        with dial(server):
+            server.accept().close()  # a plain accept works on a non-blocking description too
+        assert nonblocking(server.fileno()) is not blocking
+
+
+def test_a_sigkilled_child_waiting_in_accept_leaves_the_description_as_it_was() -> None:
+    with jn.listen("127.0.0.1:0") as server:
+        fd = server.fileno()
+        os.set_inheritable(fd, True)
+        try:
+            child = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    "import sys, janus_net as jn\n"
+                    "s = jn.listen(f'fd://{sys.argv[1]}')\n"
+                    "print('ready', flush=True)\n"
+                    "s.accept(jn.Context.with_timeout(60))\n",
+                    str(fd),
+                ],
+                pass_fds=(fd,),
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+        finally:
+            os.set_inheritable(fd, False)
+        try:
+            assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+            time.sleep(0.2)  # waiting in poll now
+            assert not nonblocking(fd)
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.wait(30)
+            if child.stdout is not None:
+                child.stdout.close()
+        assert not nonblocking(fd)  # the old accept(ctx) left it O_NONBLOCK for every holder
+        with dial(server):
+            server.accept().close()
+
+
+def test_adoption_leaves_a_non_blocking_description_non_blocking_and_works() -> None:
+    lender = socket.create_server(("127.0.0.1", 0))
+    lender.setblocking(False)
+    with jn.listen(f"fd://{lender.detach()}") as server:
+        assert nonblocking(server.fileno())
+        thread, outcome = run_blocked(server.accept)  # a blocking call still waits
+        with dial(server):
+            thread.join(5)
+            assert isinstance(outcome[0], jn.Stream)
+            outcome[0].close()
+        assert nonblocking(server.fileno())
+
+
+# --- close() wakes every blocking call, with a SocketError member.
+
+
+@pytest.fixture
+def full_unix_peer(tmp_path: Path) -> Iterator[tuple[socket.socket, str]]:
+    """A unix datagram receiver that never reads, with a small queue."""
+    path = str(tmp_path / "peer.sock")
+    peer = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    peer.bind(path)
+    try:
+        yield peer, "unix:" + path
+    finally:
+        peer.close()
+
+
+def _flood(sender: jn.Socket, dest: str) -> Callable[[], object]:
+    def flood() -> object:
+        while True:
+            sender.send(dest, b"x" * 512)
+
+    return flood
+
+
+def test_close_wakes_send_on_a_full_unix_datagram_peer(
+    full_unix_peer: tuple[socket.socket, str], tmp_path: Path
+) -> None:
+    _, dest = full_unix_peer
+    sender = jn.bind(f"unix:{tmp_path}/sender.sock")
+    thread, outcome = run_blocked(_flood(sender, dest))
+    sender.close()
+    thread.join(5)
+    assert not thread.is_alive()
+    error = outcome[0]
+    assert type(error) is jn.SocketError.SocketUnconnected and error.syscall == "send", error
+
+
+def test_close_wakes_send_many_on_a_full_unix_datagram_peer(
+    full_unix_peer: tuple[socket.socket, str], tmp_path: Path
+) -> None:
+    _, dest = full_unix_peer
+    sender = jn.bind(f"unix:{tmp_path}/sender.sock")
+    target = jn.parse_address(dest)
+
+    def flood() -> object:
+        while True:
+            sent = sender.send_many([(target, b"x" * 512)] * 8)
+            if sent < 8:
+                return sent  # woken after some of the batch went: the count says how many
+
+    thread, outcome = run_blocked(flood)
+    sender.close()
+    thread.join(5)
+    assert not thread.is_alive()
+    # Woken with nothing sent: the closed member (never ErrnoBug); after some: the count.
+    assert type(outcome[0]) is jn.SocketError.SocketUnconnected or outcome[0] in range(1, 8), outcome
+
+
+def test_close_wakes_write_all_on_a_full_stream() -> None:
+    with jn.listen("127.0.0.1:0") as server, dial(server) as client:
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stream = server.accept()
+        thread, outcome = run_blocked(lambda: stream.write_all(b"x" * (64 << 20)))
+        stream.close()
+        thread.join(5)
+        assert not thread.is_alive()
+        error = outcome[0]
+        # The old close() made this ErrnoBug (EBADF from the next write).
+        assert type(error) is jn.SocketError.SocketUnconnected and error.syscall == "send", error
+
+
+@pytest.mark.parametrize("call", ["accept", "read", "receive", "receive_into", "receive_many"])
+def test_close_wakes_every_receiving_call(call: str) -> None:
+    with jn.listen("127.0.0.1:0") as server, dial(server):
+        stream = server.accept()
+        sock = jn.bind("127.0.0.1:0")
+        target: jn.Server | jn.Stream | jn.Socket
+        fn: Callable[[], object]
+        if call == "accept":
+            target, fn = server, server.accept
+        elif call == "read":
+            target, fn = stream, (lambda: stream.read(8))
+        elif call == "receive":
+            target, fn = sock, sock.receive
+        elif call == "receive_into":
+            target, fn = sock, (lambda: sock.receive_into(bytearray(8)))
+        else:
+            target, fn = sock, (lambda: sock.receive_many(4))
+        try:
+            thread, outcome = run_blocked(fn)
+            target.close()
+            thread.join(5)
+            assert not thread.is_alive()
+            want = jn.SocketError.SocketNotListening if call == "accept" else jn.SocketError.SocketUnconnected
+            assert type(outcome[0]) is want, outcome
+        finally:
+            stream.close()
+            sock.close()
+
+
+def open_fds() -> set[int]:
+    """Open descriptors, without the one os.listdir used to list them."""
+    return {int(n) for n in os.listdir("/proc/self/fd") if _is_open(int(n))}
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+def test_the_wake_fd_is_made_only_when_a_call_waits_and_closed_with_the_object() -> None:
+    before = open_fds()
+    sock = jn.bind("127.0.0.1:0")
+    assert open_fds() - before == {sock.fileno()}  # no wake fd for an object nobody waited on
+    thread, _ = run_blocked(sock.receive)
+    assert len(open_fds() - before) == 2  # the socket and its one wake fd
+    sock.close()
+    thread.join(5)
+    assert open_fds() - before == set()
+
+
+# --- Context: cancel() from a signal handler, and the wake fd at the fd limit.
+
+
+def test_cancel_from_a_signal_handler_never_deadlocks() -> None:
+    """A handler that cancels lands while the main thread is inside Context's own code."""
+    contexts: list[jn.Context] = []
+    fired = [0]
+
+    def handler(signum: int, frame: object) -> None:
+        fired[0] += 1
+        for ctx in contexts[-3:]:
+            ctx.cancel()
+
+    previous = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, 0.0005, 0.0005)
+    try:
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            parent = jn.Context()
+            contexts.append(parent)
+            child = parent.child(timeout=10)
+            contexts.append(child)
+            child._wake_fd()
+            parent.cancel()
+            assert child.cancelled
+            del contexts[:-6]
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert fired[0] > 10
+
+
+def test_receive_with_a_context_at_the_fd_limit_is_a_typed_error() -> None:
+    result = run_child(
+        """
+        import json, os, resource
+        import janus_net as jn
+        sock = jn.bind("127.0.0.1:0")
+        ctx = jn.Context.with_timeout(5)
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+        held = []
+        try:
+            while True:
+                held.append(os.open(os.devnull, os.O_RDONLY))
+        except OSError:
+            pass
+        outcomes = []
+        for call in (lambda: sock.receive(ctx=ctx), lambda: sock.receive_many(4, ctx=ctx), lambda: ctx._wake_fd()):
+            try:
+                call()
+                outcomes.append("returned")
+            except jn.SocketError as e:
+                outcomes.append(f"{type(e).__name__} {e.syscall}")
+            except BaseException as e:
+                outcomes.append(f"untyped {e!r}")
+        for fd in held:
+            os.close(fd)
+        print(json.dumps(outcomes))
+        """
+    )
+    assert result == [  # type: ignore[comparison-overlap]
+        "ProcessFdQuotaExceeded eventfd",
+        "ProcessFdQuotaExceeded eventfd",
+        "ProcessFdQuotaExceeded eventfd",
+    ]
+
+
+# --- Ownership edges: fd:// twice, send_many from a failing generator.
+
+
+def test_adopting_a_descriptor_janus_net_already_owns_is_invalid_address() -> None:
+    with jn.listen("127.0.0.1:0") as server:
+        with pytest.raises(jn.SocketError.InvalidAddress, match="already owned"):
+            jn.listen(f"fd://{server.fileno()}")
+        assert not server.closed
+        lent = socket.create_server(("127.0.0.1", 0)).detach()
+        first = jn.listen(f"fd://{lent}")
+        with pytest.raises(jn.SocketError.InvalidAddress, match="already owned"):
+            jn.listen(f"fd://{lent}")
+        first.close()
+    with jn.bind("127.0.0.1:0") as udp, pytest.raises(jn.SocketError.InvalidAddress, match="already owned"):
+        jn.bind(f"fd://{udp.fileno()}")
+
+
+def test_send_many_from_a_generator_that_fails_sends_what_it_took_then_raises() -> None:
+    with jn.bind("127.0.0.1:0") as sock, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+        peer.bind(("127.0.0.1", 0))
+        peer.settimeout(5)
+        host, port = peer.getsockname()
+        dest = jn.parse_address(f"{host}:{port}")
+
+        def messages() -> Iterator[tuple[jn.Ip4Address, bytes]]:
+            for i in range(3):
+                yield dest, b"m%d" % i  # type: ignore[misc]
+            raise ValueError("the source failed")
+
+        with pytest.raises(ValueError, match="the source failed") as caught:
+            sock.send_many(messages())
+        assert "3 datagrams taken before this error were sent" in "".join(getattr(caught.value, "__notes__", []))
+        assert [peer.recv(16) for _ in range(3)] == [b"m0", b"m1", b"m2"]
+        assert sock._send_each(messages_list := [(dest, b"a")]) == 1 and messages_list
+        with pytest.raises(ValueError):
+            sock._send_each(messages())
+        assert [peer.recv(16) for _ in range(4)] == [b"a", b"m0", b"m1", b"m2"]
