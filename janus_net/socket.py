@@ -234,8 +234,10 @@ class _Owner:
             self.close()
 
     def __repr__(self) -> str:
-        state = "closed" if self._desc.closing else f"fd={self._desc.fd}"
-        return f"<janus_net.{type(self).__name__} {self._address} {state}>"
+        # getattr: __del__ may print an object whose __init__ an exception cut short.
+        desc = getattr(self, "_desc", None)
+        state = "closed" if desc is None or desc.closing else f"fd={desc.fd}"
+        return f"<janus_net.{type(self).__name__} {getattr(self, '_address', '?')} {state}>"
 
 
 def _accepted_options(fd: int) -> None:
@@ -270,7 +272,10 @@ class _Bound(_Owner):
         The file is removed only if the path still names the inode bind created, so a
         file someone else put there since is left alone.
         """
-        if self._unix_file is None:
+        # getattr: an exception may have cut __init__ short before the unix file was
+        # set (then the step sequence that made the socket removes the file).
+        unix_file = getattr(self, "_unix_file", None)
+        if unix_file is None:
             descriptor.close(self._desc)
             return
         state = syscalls.begin_close(self._desc)
@@ -278,8 +283,8 @@ class _Bound(_Owner):
             if state & syscalls.CLOSE_FINISH:
                 syscalls.finish_close(self._desc)
         finally:
-            if state & syscalls.CLOSE_FIRST and self._unix_file is not None:
-                self._unix_file.remove()
+            if state & syscalls.CLOSE_FIRST:
+                unix_file.remove()
 
     def to_socket(self) -> _stdsocket.socket:
         """Hand over the descriptor. A unix socket file stays: it is the caller's now."""
