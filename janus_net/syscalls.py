@@ -460,16 +460,16 @@ def shutdown(fd: int, how: int) -> None:
 
 
 def close(fd: int) -> None:
-    """close(2): never retried, errors ignored (the fd is released either way).
+    """close(2) of a raw fd (a probe socket): never retried, errors ignored but EBADF.
 
-    EBADF still means a double close somewhere, which is a bug worth surfacing.
+    The fd is released either way; EBADF still means a double close somewhere, which
+    is a bug worth surfacing. Owned sockets close through `close_desc` instead.
     """
-    fault = CLOSE.fault
-    rc = lib.close(fd) if fault is None else fault.call(lib.close, (fd,))
-    if rc == -1:
-        err = ffi.errno
-        if err in CLOSE.bugs:
-            raise CLOSE.error(err)
+    try:
+        retry(CLOSE, lib.close, (fd,))
+    except SocketError as e:
+        if e.errno in CLOSE.bugs:
+            raise
 
 
 def poll(fds: Any, count: int, timeout_ms: int, checkpoint: Checkpoint | None = None) -> int:
