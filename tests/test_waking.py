@@ -421,3 +421,42 @@ def test_send_many_from_a_generator_that_fails_sends_what_it_took_then_raises() 
         with pytest.raises(ValueError):
             sock._send_each(messages())
         assert [peer.recv(16) for _ in range(4)] == [b"a", b"m0", b"m1", b"m2"]
+
+
+# --- strace as the witness: no shutdown() from close, no F_SETFL anywhere.
+
+_STRACE_WAKE = """
+import os, threading, time, janus_net as jn
+server = jn.listen("127.0.0.1:0")
+lent = os.dup(server.fileno())
+os.write(1, MARK)
+adopter = jn.listen(f"fd://{lent}")
+try:
+    adopter.accept(jn.Context.with_timeout(0.05))
+except jn.SocketError.Timeout:
+    pass
+box = []
+t = threading.Thread(target=lambda: box.append(_try()))
+def _try():
+    try:
+        adopter.accept()
+    except jn.SocketError as e:
+        return type(e).__name__
+t.start()
+time.sleep(0.2)
+adopter.close()
+t.join(5)
+server.close()
+os.write(1, (repr(box) + "\\n").encode())
+"""
+
+
+def test_strace_close_wakes_without_shutdown_and_nothing_touches_o_nonblock(tmp_path: Path) -> None:
+    from tracing import MARK, calls_to, syscalls_after_mark
+
+    program = f"MARK = {MARK!r}\n" + _STRACE_WAKE
+    lines, out = syscalls_after_mark(program, tmp_path, trace="write,shutdown,fcntl,poll,accept4,eventfd2,close")
+    assert "['SocketNotListening']" in out
+    assert not calls_to(lines, "shutdown"), calls_to(lines, "shutdown")
+    assert not [line for line in calls_to(lines, "fcntl") if "F_SETFL" in line]
+    assert calls_to(lines, "eventfd2"), "the waiting accept made its wake fd"
