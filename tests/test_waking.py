@@ -460,3 +460,38 @@ def test_strace_close_wakes_without_shutdown_and_nothing_touches_o_nonblock(tmp_
     assert not calls_to(lines, "shutdown"), calls_to(lines, "shutdown")
     assert not [line for line in calls_to(lines, "fcntl") if "F_SETFL" in line]
     assert calls_to(lines, "eventfd2"), "the waiting accept made its wake fd"
+
+
+def test_a_send_waiting_on_a_full_unix_peer_goes_on_once_the_peer_reads(
+    full_unix_peer: tuple[socket.socket, str], tmp_path: Path
+) -> None:
+    """Liveness of the wait's naps: once the peer drains its queue, the blocked send goes on."""
+    peer, dest = full_unix_peer
+    sender = jn.bind(f"unix:{tmp_path}/sender.sock")
+    sent = [0]
+
+    def flood() -> object:
+        while sent[0] < 10_000:
+            sender.send(dest, b"x" * 512)
+            sent[0] += 1
+        return sent[0]
+
+    try:
+        thread, outcome = run_blocked(flood)
+        stuck_at = sent[0]
+        time.sleep(0.3)
+        assert sent[0] == stuck_at  # really blocked
+        peer.setblocking(False)
+        deadline = time.monotonic() + 10
+        while sent[0] <= stuck_at + 20 and time.monotonic() < deadline:
+            try:
+                while True:
+                    peer.recv(1024)
+            except BlockingIOError:
+                time.sleep(0.01)
+        assert sent[0] > stuck_at + 20, "the send did not go on after the peer read"
+    finally:
+        sender.close()
+        thread.join(5)
+    assert not thread.is_alive()
+    assert outcome and (outcome[0] == 10_000 or type(outcome[0]) is jn.SocketError.SocketUnconnected), outcome
