@@ -21,8 +21,7 @@ static const short POLLHUP;
 static const short POLLNVAL;
 """
 
-FUNCTIONS = """
-int poll(struct pollfd *, nfds_t, int);
-"""
+# poll itself is called by the owned-descriptor calls (jn_desc_wait, jn_desc_accept).
+FUNCTIONS = ""
 
 CUSTOMIZATIONS = ""

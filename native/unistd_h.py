@@ -69,7 +69,6 @@ int jn_desc_recvmmsg(struct jn_desc *, struct mmsghdr *, unsigned int, int);
 int jn_desc_shutdown(struct jn_desc *, int);
 
 int jn_waker_new(int *);
-int jn_waker_signal(int);
 int jn_waker_signal_cell(int *);
 void jn_waker_close(int *);
 """
