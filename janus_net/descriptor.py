@@ -56,15 +56,5 @@ def owner_of(fd: int) -> _HasFileno | None:
     return None
 
 
-def is_closing(desc: Any) -> bool:
-    """True once ``close()`` (or a hand-over) has begun on the cell."""
-    return bool(desc.closing)
-
-
-def fileno(desc: Any) -> int:
-    """The fd, or -1 once closing (as stdlib sockets report)."""
-    return -1 if desc.closing else int(desc.fd)
-
-
 new = syscalls.new_desc
 close = syscalls.close_desc

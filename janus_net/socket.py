@@ -424,6 +424,11 @@ class Stream(_Owner):
 
     def _receive(self, buf: Any, size: int, ctx: Context | None) -> int:
         desc = self._desc
+        if ctx is None:
+            # First attempt inline; the wait loop only after EAGAIN.
+            got = syscalls.recv_on(desc, buf, size, _MSG_DONTWAIT)
+            if got >= 0:
+                return got
         check = None if ctx is None else ctx.check
         return waiting.wait_for(
             desc,
@@ -431,6 +436,7 @@ class Stream(_Owner):
             ctx,
             lambda: syscalls.recv_on(desc, buf, size, _MSG_DONTWAIT, check),
             lambda: self._closed_error("receive"),
+            tried=ctx is None,
         )
 
     def write(self, data: Buffer) -> int:
@@ -447,12 +453,16 @@ class Stream(_Owner):
         desc = self._desc
         size = len(view)
         address = self._address
+        sent = syscalls.send_on(desc, view, size, _SEND_FLAGS, address)
+        if sent >= 0:
+            return sent
         return waiting.wait_for(
             desc,
             waiting.POLLOUT,
             None,
             lambda: syscalls.send_on(desc, view, size, _SEND_FLAGS, address),
             lambda: self._closed_error("send"),
+            tried=True,
         )
 
     def write_all(self, data: Buffer) -> None:
@@ -725,13 +735,16 @@ class Socket(_Bound):
         while done < filled:
             args = (desc, batch.msgs + done, filled - done, _SEND_FLAGS, targets[done])
             try:
-                went = waiting.wait_for(
-                    desc,
-                    waiting.POLLOUT,
-                    None,
-                    functools.partial(syscalls.sendmmsg_on, *args),
-                    lambda: self._closed_error("send"),
-                )
+                went = syscalls.sendmmsg_on(*args)  # first attempt inline; wait only after EAGAIN
+                if went < 0:
+                    went = waiting.wait_for(
+                        desc,
+                        waiting.POLLOUT,
+                        None,
+                        functools.partial(syscalls.sendmmsg_on, *args),
+                        lambda: self._closed_error("send"),
+                        tried=True,
+                    )
             except (SocketError, ErrnoBug):
                 if done == 0:
                     raise
@@ -796,14 +809,18 @@ class Socket(_Bound):
         desc = self._desc
         check = None if ctx is None else ctx.check
         batch.reset(want)
-        got = waiting.wait_for(
-            desc,
-            waiting.POLLIN,
-            ctx,
-            lambda: syscalls.recvmmsg_on(desc, msgs, want, _MSG_DONTWAIT, check),
-            lambda: self._closed_error("receive"),
-            self._hung_up,
-        )
+        # Without a context the first attempt is inline; the wait loop only after EAGAIN.
+        got = _WOULD_BLOCK if ctx is not None else syscalls.recvmmsg_on(desc, msgs, want, _MSG_DONTWAIT, None)
+        if got < 0:
+            got = waiting.wait_for(
+                desc,
+                waiting.POLLIN,
+                ctx,
+                lambda: syscalls.recvmmsg_on(desc, msgs, want, _MSG_DONTWAIT, check),
+                lambda: self._closed_error("receive"),
+                self._hung_up,
+                tried=ctx is None,
+            )
         batch.collect(got, received)
         # A full batch may mean more is queued: keep taking it without waiting.
         while got == want and len(received) < count:

@@ -497,8 +497,8 @@ def bug_rows_markdown(tables: tuple[Syscall, ...] | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-# --- Typed wrappers: the only places that call into lib for socket work (but sendto and
-# recvfrom: see below).
+# --- Typed wrappers on raw fds: the steps of listen/bind before an owner exists, and
+# probes. Calls on owned sockets are in the section after these.
 
 
 def set_cloexec(fd: int, checkpoint: Checkpoint | None = None) -> None:
@@ -614,100 +614,22 @@ def getpeername(fd: int) -> tuple[Any, int]:
     return storage, int(size[0])
 
 
-def accept(
-    fd: int,
-    storage: Any,
-    size: Any,
-    checkpoint: Checkpoint | None = None,
-    address: object = None,
-    nonblocking: bool = False,
-) -> int:
-    """A close-on-exec connection: accept4(SOCK_CLOEXEC) where it exists, else accept+fcntl.
-
-    Returns `WOULD_BLOCK` when ``nonblocking`` and nothing is pending.
-    """
-    sa = ffi.cast(_SOCKADDR_P, storage)
-    if platform.HAS_ACCEPT4:
-        return retry(ACCEPT, lib.jn_accept4, (fd, sa, size, lib.JN_SOCK_CLOEXEC), checkpoint, address, nonblocking)
-    conn = retry(ACCEPT, lib.accept, (fd, sa, size), checkpoint, address, nonblocking)
-    if conn != WOULD_BLOCK:
-        _cloexec_or_close(conn, checkpoint)
-    return conn
-
-
 def shutdown(fd: int, how: int) -> None:
     """shutdown(2); wakes threads blocked in accept or recv on this socket."""
     retry(SHUTDOWN, lib.shutdown, (fd, how))
 
 
 def close(fd: int) -> None:
-    """close(2): never retried, errors ignored (the fd is released either way).
+    """close(2) of a raw fd (a probe socket): never retried, errors ignored but EBADF.
 
-    EBADF still means a double close somewhere, which is a bug worth surfacing.
+    The fd is released either way; EBADF still means a double close somewhere, which
+    is a bug worth surfacing. Owned sockets close through `close_desc` instead.
     """
-    fault = CLOSE.fault
-    rc = lib.close(fd) if fault is None else fault.call(lib.close, (fd,))
-    if rc == -1:
-        err = ffi.errno
-        if err in CLOSE.bugs:
-            raise CLOSE.error(err)
-
-
-def poll(fds: Any, count: int, timeout_ms: int, checkpoint: Checkpoint | None = None) -> int:
-    """poll(2) on a ``struct pollfd[]``; EINTR runs the checkpoint and polls again.
-
-    A retry reuses the same timeout; callers that care about a deadline pass a
-    checkpoint that raises once it has passed.
-    """
-    return retry(POLL, lib.poll, (fds, count, timeout_ms), checkpoint)
-
-
-def send(fd: int, data: Any, size: int, flags: int, address: object = None) -> int:
-    """send(2) on a connected socket; returns the bytes sent."""
-    return retry(SEND, lib.send, (fd, data, size, flags), None, address)
-
-
-# sendto(2) and recvfrom(2) have no typed wrapper: their one caller each, the
-# datagram hot path (`Socket.send`, `Socket._receive_from`), hands them to `retry`
-# with the SEND / RECEIVE table itself, one Python frame less per datagram.
-
-
-def recv(
-    fd: int,
-    buf: Any,
-    size: int,
-    flags: int,
-    checkpoint: Checkpoint | None = None,
-    nonblocking: bool = False,
-) -> int:
-    """recv(2); 0 means end of stream. `WOULD_BLOCK` when ``nonblocking`` and nothing is there."""
-    return retry(RECEIVE, lib.recv, (fd, buf, size, flags), checkpoint, None, nonblocking)
-
-
-def sendmmsg(fd: int, msgs: Any, count: int, flags: int, address: object = None) -> int:
-    """sendmmsg(2): send ``count`` prepared ``struct mmsghdr``; returns how many went.
-
-    The SEND table applies: the kernel reports an error only when the first message
-    fails (a later failure ends the batch early and shows as a smaller count).
-    """
-    return retry(SEND, lib.jn_sendmmsg, (fd, msgs, count, flags), None, address)
-
-
-def recvmmsg(
-    fd: int,
-    msgs: Any,
-    count: int,
-    flags: int,
-    checkpoint: Checkpoint | None = None,
-    nonblocking: bool = False,
-) -> int:
-    """recvmmsg(2) into ``count`` prepared ``struct mmsghdr``; returns how many arrived.
-
-    No timeout is ever passed (the shim passes NULL): recvmmsg checks its timeout only
-    after a datagram arrives (BUGS in recvmmsg(2)), so callers wait with poll instead.
-    `WOULD_BLOCK` when ``nonblocking`` and nothing is queued.
-    """
-    return retry(RECEIVE, lib.jn_recvmmsg, (fd, msgs, count, flags), checkpoint, None, nonblocking)
+    try:
+        retry(CLOSE, lib.close, (fd,))
+    except SocketError as e:
+        if e.errno in CLOSE.bugs:
+            raise
 
 
 # --- Client connections and passing descriptors (issue 12: connect, send_sockets,
@@ -1477,13 +1399,32 @@ def recv_on(desc: Any, buf: Any, size: int, flags: int, checkpoint: Checkpoint |
 
 
 def sendmmsg_on(desc: Any, msgs: Any, count: int, flags: int, address: object = None) -> int:
-    """sendmmsg(2) on an owned socket (see `sendmmsg`); `WOULD_BLOCK` when it would block."""
+    """sendmmsg(2) of ``count`` prepared ``struct mmsghdr``; returns how many went.
+
+    The SEND table applies: the kernel reports an error only when the first message
+    fails (a later failure ends the batch early and shows as a smaller count).
+    `WOULD_BLOCK` when ``flags`` say MSG_DONTWAIT and nothing could go.
+    """
     return retry(SEND, lib.jn_desc_sendmmsg, (desc, msgs, count, flags), None, address, True)
 
 
 def recvmmsg_on(desc: Any, msgs: Any, count: int, flags: int, checkpoint: Checkpoint | None = None) -> int:
-    """recvmmsg(2) on an owned socket (see `recvmmsg`); `WOULD_BLOCK` when nothing is queued."""
+    """recvmmsg(2) into ``count`` prepared ``struct mmsghdr``; returns how many arrived.
+
+    No timeout is ever passed (the shim passes NULL): recvmmsg checks its timeout only
+    after a datagram arrives (BUGS in recvmmsg(2)), so callers wait with poll instead.
+    `WOULD_BLOCK` when nothing is queued.
+    """
     return retry(RECEIVE, lib.jn_desc_recvmmsg, (desc, msgs, count, flags), checkpoint, None, True)
+
+
+def poll(fds: Any, count: int, timeout_ms: int, checkpoint: Checkpoint | None = None) -> int:
+    """poll(2) on a ``struct pollfd[]`` of descriptors no socket object owns; EINTR runs the checkpoint.
+
+    A retry reuses the same timeout; callers that care about a deadline pass a
+    checkpoint that raises once it has passed.
+    """
+    return retry(POLL, lib.poll, (fds, count, timeout_ms), checkpoint)
 
 
 def sendmsg_on(

@@ -20,7 +20,11 @@ that runs in production::
 Names are the ``name`` of the tables in `janus_net.syscalls.TABLES`: socket,
 setsockopt, fcntl, bind, listen, getsockname, accept (accept4 or accept), send
 (send and sendto), receive (recv and recvfrom), close, and the internal steps
-getsockopt, getpeername, shutdown, connect, fchmod, poll. A name arms every
+getsockopt, getpeername, shutdown, connect, fchmod, poll (every wait: poll on the
+socket and the wake fds), eventfd (making a socket's or a context's wake fd). On an
+owned socket each name still reaches its one syscall: the native call that takes
+the in-flight count, makes the syscall and gives the count back stands in for the
+plain libc function, with the same table. A name arms every
 table that carries it: ``"bind"`` arms both the IP and the unix bind table, and
 the two share one counter.
 
@@ -48,10 +52,10 @@ Rules (read these before writing a test with threads or nesting):
 
 `hold` is the seam's other tool, for races: the call does reach the kernel, but
 the caller is parked right after the kernel returned, before janus_net sees the
-result, until the test lets it go. That is how the tests prove that ``close()``
-from another thread does not release a descriptor number while a call that
-uses it is still in flight. It follows the same rules (counted in every
-thread, no nesting with `fail` or `hold` on the same name).
+result, until the test lets it go. (On an owned socket the native call has given
+its in-flight count back by then: no Python code ever holds one, see
+`janus_net.descriptor`.) It follows the same rules (counted in every thread, no
+nesting with `fail` or `hold` on the same name).
 """
 
 from __future__ import annotations

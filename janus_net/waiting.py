@@ -94,17 +94,18 @@ def wait_for(
         syscalls.make_wake(desc)
     ctx_fd = -1 if ctx is None else ctx._wake_fd()
     interrupted = None if ctx is None else _poll_interrupted
-    backoff = 0  # ms; > 0 after poll said ready but the attempt still would block
+    backoff = 0  # ms: the last nap; grows while readiness keeps not being honoured
+    nap = False  # poll said ready but the attempt still would block: nap before polling again
     while True:
         timeout = _timeout_ms(ctx)
-        if backoff:
+        if nap:
             # Readiness that the call does not honour: an unconnected unix datagram
             # socket polls writable while its peer's queue is full (the kernel waits
             # for the peer only inside a blocking send). Waiting for the socket again
             # would spin, so wait for close()/the context only, a growing while.
             timeout = backoff if timeout < 0 else min(timeout, backoff)
         try:
-            revents = syscalls.wait(desc, 0 if backoff else events, ctx_fd, timeout, interrupted)
+            revents = syscalls.wait(desc, 0 if nap else events, ctx_fd, timeout, interrupted)
         except _PollInterrupted:
             revents = 0
         if revents & _WAIT_CLOSED:
@@ -116,9 +117,12 @@ def wait_for(
             return rc
         if revents & _POLLHUP:
             return 0 if hangup is None else hangup()
-        if revents & events:
+        if nap:
+            nap = False  # after a nap, wait for the socket again
+        elif revents & events:
+            # Another thread took what poll announced (then this is one short nap), or
+            # the socket keeps saying ready without meaning it (then the naps grow).
             backoff = min(max(backoff * 2, _BACKOFF_FIRST_MS), _BACKOFF_MAX_MS)
-        elif not backoff:
-            pass
+            nap = True
         else:
-            backoff = min(backoff * 2, _BACKOFF_MAX_MS)
+            backoff = 0

@@ -21,6 +21,9 @@ static const short POLLHUP;
 static const short POLLNVAL;
 """
 
+# The owned-descriptor calls (jn_desc_wait, jn_desc_accept) poll in C; poll itself is
+# for descriptors that are no socket object's (the supervisor's notify socket and signal
+# pipe, a connect in progress).
 FUNCTIONS = """
 int poll(struct pollfd *, nfds_t, int);
 """

@@ -117,25 +117,19 @@ static const int JN_SO_PROTOCOL;
 """
 
 FUNCTIONS = """
+/* accept, send, recv, sendto, recvfrom and the mmsg calls are made by the owned-
+   descriptor calls of native/unistd_h.py (jn_desc_*), which Python calls instead. */
 int socket(int, int, int);
 int setsockopt(int, int, int, const void *, socklen_t);
 int getsockopt(int, int, int, void *, socklen_t *);
 int bind(int, const struct sockaddr *, socklen_t);
 int connect(int, const struct sockaddr *, socklen_t);
 int listen(int, int);
-int accept(int, struct sockaddr *, socklen_t *);
-int jn_accept4(int, struct sockaddr *, socklen_t *, int);
 int getsockname(int, struct sockaddr *, socklen_t *);
 int getpeername(int, struct sockaddr *, socklen_t *);
 int shutdown(int, int);
-ssize_t send(int, const void *, size_t, int);
-ssize_t recv(int, void *, size_t, int);
-ssize_t sendto(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
-ssize_t recvfrom(int, void *, size_t, int, struct sockaddr *, socklen_t *);
 ssize_t sendmsg(int, const struct msghdr *, int);
 ssize_t recvmsg(int, struct msghdr *, int);
-int jn_sendmmsg(int, struct mmsghdr *, unsigned int, int);
-int jn_recvmmsg(int, struct mmsghdr *, unsigned int, int);
 
 /* The CMSG_* macros as functions: pure arithmetic on the caller's buffer, no syscall. */
 size_t jn_cmsg_space(size_t);

@@ -77,7 +77,6 @@ int jn_desc_getsockopt(struct jn_desc *, int, int, void *, socklen_t *);
 int jn_desc_shutdown(struct jn_desc *, int);
 
 int jn_waker_new(int *);
-int jn_waker_signal(int);
 int jn_waker_signal_cell(int *);
 void jn_waker_close(int *);
 """

@@ -275,6 +275,20 @@ def _fd_open(fd: int) -> bool:
 def _run(name: str, at: int | None, tmp: Path) -> tuple[int, str, list[str]]:
     """One run; returns (events seen, where the injection fired, problems found)."""
     problems: list[str] = []
+    # A close in __del__ that fails is "Exception ignored": catch those too (EBADF
+    # from close there is a double close that would otherwise go unseen).
+    unraisable: list[BaseException] = []
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = lambda info: unraisable.append(info.exc_value)  # type: ignore[arg-type,assignment]
+    try:
+        return _run_hooked(name, at, tmp, problems, unraisable)
+    finally:
+        sys.unraisablehook = previous_hook
+
+
+def _run_hooked(
+    name: str, at: int | None, tmp: Path, problems: list[str], unraisable: list[BaseException]
+) -> tuple[int, str, list[str]]:
     peers = Peers(tmp)
     setup = SETUPS.get(name)
     if setup is not None:
@@ -326,6 +340,9 @@ def _run(name: str, at: int | None, tmp: Path) -> tuple[int, str, list[str]]:
         for fd in sentinels:
             if _fd_open(fd):
                 os.close(fd)
+    for error in unraisable:
+        if isinstance(error, jn.ErrnoBug) or not isinstance(error, Injected):
+            problems.append(f"closed a second time or failed unseen (in __del__): {error!r}")
     unix = tmp / "s.sock"
     if unix.exists():
         unix.unlink()  # unix socket files are checked by the unix-file tests

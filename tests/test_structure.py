@@ -64,8 +64,8 @@ def test_only_syscalls_calls_libc_functions_that_enter_the_kernel() -> None:
 
 def test_the_checker_sees_a_lib_call_and_a_lib_function_passed_as_a_value() -> None:
     # The rule would pass vacuously if the walk found nothing: prove it finds both forms.
-    tree = ast.parse("retry(SEND, lib.sendto, args)\nlib.close(fd)\nx = lib.AF_INET\n")
-    assert _lib_functions_used(tree) == {"sendto", "close"}
+    tree = ast.parse("retry(SOCKET, lib.socket, args)\nlib.close(fd)\nx = lib.AF_INET\n")
+    assert _lib_functions_used(tree) == {"socket", "close"}
 
 
 def _runtime_imports(path: Path) -> set[str]:

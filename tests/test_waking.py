@@ -421,3 +421,77 @@ def test_send_many_from_a_generator_that_fails_sends_what_it_took_then_raises() 
         with pytest.raises(ValueError):
             sock._send_each(messages())
         assert [peer.recv(16) for _ in range(4)] == [b"a", b"m0", b"m1", b"m2"]
+
+
+# --- strace as the witness: no shutdown() from close, no F_SETFL anywhere.
+
+_STRACE_WAKE = """
+import os, threading, time, janus_net as jn
+server = jn.listen("127.0.0.1:0")
+lent = os.dup(server.fileno())
+os.write(1, MARK)
+adopter = jn.listen(f"fd://{lent}")
+try:
+    adopter.accept(jn.Context.with_timeout(0.05))
+except jn.SocketError.Timeout:
+    pass
+box = []
+t = threading.Thread(target=lambda: box.append(_try()))
+def _try():
+    try:
+        adopter.accept()
+    except jn.SocketError as e:
+        return type(e).__name__
+t.start()
+time.sleep(0.2)
+adopter.close()
+t.join(5)
+server.close()
+os.write(1, (repr(box) + "\\n").encode())
+"""
+
+
+def test_strace_close_wakes_without_shutdown_and_nothing_touches_o_nonblock(tmp_path: Path) -> None:
+    from tracing import MARK, calls_to, syscalls_after_mark
+
+    program = f"MARK = {MARK!r}\n" + _STRACE_WAKE
+    lines, out = syscalls_after_mark(program, tmp_path, trace="write,shutdown,fcntl,poll,accept4,eventfd2,close")
+    assert "['SocketNotListening']" in out
+    assert not calls_to(lines, "shutdown"), calls_to(lines, "shutdown")
+    assert not [line for line in calls_to(lines, "fcntl") if "F_SETFL" in line]
+    assert calls_to(lines, "eventfd2"), "the waiting accept made its wake fd"
+
+
+def test_a_send_waiting_on_a_full_unix_peer_goes_on_once_the_peer_reads(
+    full_unix_peer: tuple[socket.socket, str], tmp_path: Path
+) -> None:
+    """Liveness of the wait's naps: once the peer drains its queue, the blocked send goes on."""
+    peer, dest = full_unix_peer
+    sender = jn.bind(f"unix:{tmp_path}/sender.sock")
+    sent = [0]
+
+    def flood() -> object:
+        while sent[0] < 10_000:
+            sender.send(dest, b"x" * 512)
+            sent[0] += 1
+        return sent[0]
+
+    try:
+        thread, outcome = run_blocked(flood)
+        stuck_at = sent[0]
+        time.sleep(0.3)
+        assert sent[0] == stuck_at  # really blocked
+        peer.setblocking(False)
+        deadline = time.monotonic() + 10
+        while sent[0] <= stuck_at + 20 and time.monotonic() < deadline:
+            try:
+                while True:
+                    peer.recv(1024)
+            except BlockingIOError:
+                time.sleep(0.01)
+        assert sent[0] > stuck_at + 20, "the send did not go on after the peer read"
+    finally:
+        sender.close()
+        thread.join(5)
+    assert not thread.is_alive()
+    assert outcome and (outcome[0] == 10_000 or type(outcome[0]) is jn.SocketError.SocketUnconnected), outcome
