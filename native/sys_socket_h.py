@@ -205,23 +205,6 @@ static int jn_recvmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags)
 }
 #else
 static const int JN_HAS_MMSG = 0;
-/* Ancillary data (SCM_RIGHTS, SO_PEERCRED, UDP_SEGMENT, IP_PKTINFO...): the layout and
-   the CMSG_* macros are the compiler's, reached through the jn_cmsg_* functions below,
-   so no offset or alignment is computed in Python. */
-struct cmsghdr {
-    size_t cmsg_len;
-    int cmsg_level;
-    int cmsg_type;
-    ...;
-};
-
-struct ucred {
-    int pid;
-    int uid;
-    int gid;
-    ...;
-};
-
 struct mmsghdr { struct msghdr msg_hdr; unsigned int msg_len; };
 static int jn_sendmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags)
 {
