@@ -168,6 +168,7 @@ class _Owner:
 
     @property
     def address(self) -> Address:
+        """The address: a Server's or Socket's bound address, a Stream's peer (decoded on first read)."""
         address = self._address
         if isinstance(address, _PendingPeer):
             # Two threads may both decode; they store equal values.
@@ -177,6 +178,7 @@ class _Owner:
 
     @property
     def closed(self) -> bool:
+        """Whether ``close()`` (or ``to_socket()``) has ended this object."""
         return bool(self._desc.closing)
 
     def fileno(self) -> int:
@@ -187,9 +189,16 @@ class _Owner:
     def close(self) -> None:
         """Close the socket. Idempotent; safe while another thread is blocked in it.
 
-        A call blocked in this object wakes and raises (see each call); the fd is
-        closed at once, or by that call on its way out. Never shutdown(): a socket
-        shared with other processes goes on working for them.
+        A call blocked in this object wakes and raises its `SocketError` member
+        (``SocketNotListening`` for ``accept``, ``SocketUnconnected`` for the others);
+        the fd is closed at once, or by that call on its way out. Never shutdown(): a
+        socket shared with other processes goes on working for them. A call *started*
+        after ``close()`` is the caller's bug: its table's EBADF row (``ErrnoBug`` in
+        debug mode, ``SocketError.Unexpected`` in release mode).
+
+        Raises:
+            SocketError.Unexpected: close(2) reported an errno (EIO on some file systems);
+                the descriptor is released all the same and the object is closed.
         """
         descriptor.close(self._desc)
 
@@ -197,10 +206,16 @@ class _Owner:
         """Hand the descriptor to a plain `socket.socket` and leave this object closed.
 
         ``type(result) is socket.socket``, so trio's ``from_stdlib_socket`` and
-        asyncio's ``sock=`` parameters take it.
+        asyncio's ``sock=`` parameters take it. The stdlib socket owns the descriptor
+        from then on: this object never closes it.
+
+        Returns:
+            A blocking `socket.socket` on the same descriptor.
 
         Raises:
-            SocketError.Unexpected: the object is closed already, or a call is using it.
+            SocketError.Unexpected: the object is closed or was handed over already
+                (errno EBADF), or a call in another thread is using it (EBUSY);
+                ``.syscall`` is ``"to_socket"``.
         """
         desc = self._desc
         syscalls.check_detachable(desc, str(self._address))
@@ -270,8 +285,10 @@ class _Bound(_Owner):
     def close(self) -> None:
         """Close the socket, and remove the unix socket file if this bind created it.
 
-        The file is removed only if the path still names the inode bind created, so a
-        file someone else put there since is left alone.
+        Idempotent, and safe while another thread is blocked in it (see `Stream.close`'s
+        rules, which are the same). The file is removed only if this object created it, in
+        this process (a forked child never removes its parent's file), and the path still
+        names the inode bind created: a file someone else put there since is left alone.
         """
         # getattr: an exception may have cut __init__ short before the unix file was
         # set (then the step sequence that made the socket removes the file).
@@ -293,7 +310,13 @@ class _Bound(_Owner):
         """The options the kernel holds on this socket, keyed by the listen/bind keyword names.
 
         Read with getsockopt each time (see `janus_net.sockopts.read` for the keys), so
-        it shows what is in force, not what was asked.
+        it shows what is in force, not what was asked: always ``reuse_address`` and
+        ``incoming_cpu``, ``reuse_port`` where the platform has it, ``ip6_only`` for
+        IPv6, ``broadcast`` for datagram sockets, ``freebind``, ``transparent`` and
+        ``device`` for IP, ``fastopen`` and ``defer_accept`` for TCP.
+
+        Returns:
+            A new dict, keyword name → value.
 
         Raises:
             SocketError.SocketUnconnected: the object was closed (by this or another thread).
@@ -306,14 +329,24 @@ class _Bound(_Owner):
             raise _later_call_error(self, e, "getsockopt") from None
 
     def to_socket(self) -> _stdsocket.socket:
-        """Hand over the descriptor. A unix socket file stays: it is the caller's now."""
+        """Hand over the descriptor, as `Stream.to_socket` does.
+
+        A unix socket file stays where it is: it is the new owner's now, and this
+        object will never remove it.
+
+        Raises:
+            SocketError.Unexpected: closed or handed over already, or a call is using it.
+        """
         sock = super().to_socket()
         self._unix_file = None
         return sock
 
 
 class Server(_Bound):
-    """A listening stream socket. ``accept()`` returns one `Stream` per connection.
+    """A listening stream socket (from `janus_net.listen`): ``accept()`` returns one `Stream` per connection.
+
+    Use it as a context manager, or call ``close()``; ``.address`` is the bound address (with the
+    real port when port 0 was asked), ``.fileno()`` the descriptor.
 
     ``accept`` never switches the listening description to O_NONBLOCK (another
     process may share it): it polls the socket and this object's wake fd, then
@@ -334,16 +367,23 @@ class Server(_Bound):
     def accept(self, ctx: Context | None = None) -> Stream:
         """Wait for a connection and return it.
 
+        The new `Stream` is close-on-exec and blocking; its ``.address`` is the peer's.
+
         Args:
-            ctx: a context whose cancel or deadline ends the wait with
-                `SocketError.Timeout`; None waits until a connection or close().
+            ctx: a `Context` whose cancel or deadline ends the wait with
+                `SocketError.Timeout`; None waits until a connection arrives or
+                ``close()``/``shutdown()`` ends the wait.
 
         Raises:
             SocketError.SocketNotListening: after ``shutdown()``, or when ``close()``
                 from another thread ended the wait.
             SocketError.Timeout: ``ctx`` was cancelled or its deadline passed.
-            SocketError.ProcessFdQuotaExceeded, SystemFdQuotaExceeded,
-                ConnectionAborted...: the accept table of DESIGN §5.
+            SocketError.ConnectionAborted: the client reset the connection while it was
+                queued (accept again).
+            SocketError.ProcessFdQuotaExceeded, SocketError.SystemFdQuotaExceeded,
+                SocketError.SystemResources: no descriptor or memory for the connection.
+            SocketError.ProtocolFailure: a protocol error on the queued connection.
+            SocketError.BlockedByFirewall: a firewall rule forbade the connection.
         """
         pool = self._scratch
         if pool is None:
@@ -390,6 +430,7 @@ class Server(_Bound):
         Threads blocked in ``accept`` (here and in every process sharing the
         description) wake with SocketNotListening, and so do later ``accept`` calls.
         The Server stays open until ``close()``; calling ``shutdown()`` again does nothing.
+        Use it on purpose only: ``close()`` never does this.
         """
         try:
             syscalls.shutdown_on(self._desc, lib.SHUT_RDWR, self._address)
@@ -401,24 +442,48 @@ class Server(_Bound):
 
 
 class Stream(_Owner):
-    """An accepted, connected stream. ``.address`` is the peer's address."""
+    """An accepted, connected stream (from `Server.accept`). ``.address`` is the peer's address.
+
+    ``read``/``read_into`` and ``write``/``write_all`` are blocking; ``read`` takes a `Context`
+    for a deadline or a cancel, and ``close()`` from another thread wakes any of them.
+    """
 
     __slots__ = ()
 
     def read(self, n: int, ctx: Context | None = None) -> bytes:
-        """Up to ``n`` bytes; ``b""`` at end of stream.
+        """Read up to ``n`` bytes; ``b""`` at end of stream (the peer closed its side).
+
+        Args:
+            n: the most bytes to return, an int >= 0.
+            ctx: a `Context` whose cancel or deadline ends the wait; None waits until
+                data, the end of the stream or ``close()``.
 
         Raises:
+            ValueError, TypeError: ``n`` negative or not an int.
             SocketError.SocketUnconnected: ``close()`` from another thread ended the wait.
             SocketError.Timeout: ``ctx`` was cancelled or its deadline passed.
-            SocketError.ConnectionResetByPeer...: the receive table of DESIGN §5.
+            SocketError.ConnectionResetByPeer: the peer reset the connection.
+            SocketError.ConnectionTimedOut: the connection timed out (keepalive, retransmissions).
+            SocketError.ProcessFdQuotaExceeded, SocketError.SystemFdQuotaExceeded: no
+                descriptor left for the wake fd a wait needs (as in `Socket.receive`).
+            SocketError.NetworkSubsystemDown, SocketError.SystemResources: the network or memory.
         """
         buf = _uncleared("char[]", n)
         got = self._receive(buf, n, ctx)
         return ffi.unpack(buf, got)
 
     def read_into(self, buffer: Buffer, ctx: Context | None = None) -> int:
-        """Read into a writable buffer; returns the byte count (0 at end of stream). Raises as `read`."""
+        """Read into a writable buffer; returns the byte count (0 at end of stream).
+
+        Args:
+            buffer: a writable bytes-like object (``bytearray``, ``memoryview``...);
+                at most ``len(buffer)`` bytes are read.
+            ctx: as for `read`.
+
+        Raises:
+            TypeError: ``buffer`` is not a writable buffer.
+            The members `read` raises.
+        """
         view = ffi.from_buffer(buffer, require_writable=True)
         return self._receive(view, len(view), ctx)
 
@@ -442,12 +507,19 @@ class Stream(_Owner):
     def write(self, data: Buffer) -> int:
         """Send some of ``data``; returns how many bytes went (a short write is possible).
 
-        Waits (with poll, woken by ``close()``) while the send buffer is full.
+        Waits (with poll, woken by ``close()``) while the send buffer is full. Never
+        raises SIGPIPE.
+
+        Args:
+            data: a bytes-like object.
 
         Raises:
-            SocketError.SocketUnconnected: the peer is gone, or ``close()`` from another
-                thread ended the wait.
-            SocketError.ConnectionResetByPeer...: the send table of DESIGN §5.
+            TypeError: ``data`` is not a bytes-like object (a ``str`` included).
+            SocketError.SocketUnconnected: the peer is gone (EPIPE), or ``close()`` from
+                another thread ended the wait.
+            SocketError.ConnectionResetByPeer: the peer reset the connection.
+            SocketError.NetworkSubsystemDown, SocketError.NetworkUnreachable,
+                SocketError.HostUnreachable, SocketError.SystemResources: the network or memory.
         """
         view = ffi.from_buffer(data)
         desc = self._desc
@@ -466,10 +538,16 @@ class Stream(_Owner):
         )
 
     def write_all(self, data: Buffer) -> None:
-        """Send all of ``data``, looping over short writes. Raises as `write`.
+        """Send all of ``data``, looping over short writes.
 
         A ``close()`` from another thread between two writes ends it with
         SocketUnconnected too (how much went before is unknown to the caller).
+
+        Args:
+            data: a bytes-like object.
+
+        Raises:
+            The errors of `write`.
         """
         view = memoryview(data).cast("B")
         first = True
@@ -500,7 +578,13 @@ _ADDRESS_TYPES = frozenset({Ip4Address, Ip6Address, UnixAddress})
 
 
 class Socket(_Bound):
-    """A bound socket, usually datagram: ``send`` to any address, ``receive`` from any."""
+    """A bound socket (from `janus_net.bind`), usually datagram: ``send`` to any address, ``receive`` from any.
+
+    Besides one datagram at a time, it sends and receives in batches (``send_many``,
+    ``receive_many``), with segmentation offload (``send_segments``, ``receive_segments``) and
+    with control data (``receive_message``). ``close()`` from another thread wakes any call
+    blocked in it.
+    """
 
     __slots__ = ("_ip4_keys", "_receive_batches", "_scratch", "_send_batches")
 
@@ -519,15 +603,31 @@ class Socket(_Bound):
         """Send one datagram to ``dest``; returns the bytes sent.
 
         Waits (with poll, woken by ``close()``) while the socket cannot take it, e.g.
-        a unix datagram peer whose queue is full. ``source`` (an address of this host,
-        with this socket's port or 0) makes the datagram leave from that address
-        (IP_PKTINFO / IPV6_PKTINFO): a server bound to the wildcard replies from the
-        address the client used (``Datagram.destination``).
+        a unix datagram peer whose queue is full.
+
+        Args:
+            dest: the destination, an address or its text (parsed as `parse_address`
+                does); port 0 is refused before the syscall (a peer can forge it).
+            data: a bytes-like object: the datagram.
+            source: None, or an address of this host with this socket's port or 0: the
+                datagram leaves from that address (IP_PKTINFO / IPV6_PKTINFO), so a
+                server bound to the wildcard replies from the address the client used
+                (``Datagram.destination``). IP only.
 
         Raises:
-            SocketError.SocketUnconnected: ``close()`` from another thread ended the wait.
-            SocketError.MessageTooBig, ConnectionRefused...: the send table of DESIGN §5.
+            TypeError: ``data`` is not a bytes-like object.
             SocketError.InvalidAddress: ``dest`` is text that does not parse.
+            SocketError.AddressUnavailable: port 0, or a source that is not this host's.
+            SocketError.AddressFamilyUnsupported: ``dest`` is of another family than the socket.
+            SocketError.MessageTooBig: more than one datagram can carry.
+            SocketError.AccessDenied: a broadcast address without ``broadcast=True``, or a
+                unix socket file you may not write.
+            SocketError.ConnectionRefused: an earlier datagram was refused (ICMP).
+            SocketError.NetworkUnreachable, SocketError.HostUnreachable,
+                SocketError.NetworkSubsystemDown, SocketError.SystemResources: the network or memory.
+            SocketError.FileNotFound, SocketError.NotDir, SocketError.SymLinkLoop: a unix path.
+            SocketError.SocketModeUnsupported: a destination on a connected or stream socket.
+            SocketError.SocketUnconnected: ``close()`` from another thread ended the wait.
         """
         if source is not None:
             return ancillary.send_from(self._desc, self.address, dest, data, source)
@@ -554,12 +654,24 @@ class Socket(_Bound):
         )
 
     def receive(self, size: int = 65536, ctx: Context | None = None) -> tuple[bytes, Address]:
-        """One datagram (at most ``size`` bytes; the rest of a longer one is dropped) and its source.
+        """Wait for one datagram; returns ``(data, source)``.
+
+        Args:
+            size: the most bytes to take, an int >= 0; the rest of a longer datagram
+                is dropped.
+            ctx: a `Context` whose cancel or deadline ends the wait; None waits until a
+                datagram or ``close()``.
 
         Raises:
-            SocketError.SocketUnconnected: ``close()`` from another thread ended the wait.
+            ValueError, TypeError: ``size`` negative or not an int.
+            SocketError.SocketUnconnected: ``close()`` from another thread ended the wait,
+                or the socket was shut down.
             SocketError.Timeout: ``ctx`` was cancelled or its deadline passed.
-            SocketError.ConnectionRefused...: the receive table of DESIGN §5.
+            SocketError.ConnectionRefused: an earlier send was refused (ICMP).
+            SocketError.ProcessFdQuotaExceeded, SocketError.SystemFdQuotaExceeded: no
+                descriptor left for the wake fd a wait needs (made once per object, by the
+                first call that has to wait; with ``ctx``, the context's too).
+            SocketError.NetworkSubsystemDown, SocketError.SystemResources: the network or memory.
         """
         pool = self._scratch
         scratch = pool.take() or _Scratch()
@@ -574,7 +686,16 @@ class Socket(_Bound):
             pool.give(scratch)
 
     def receive_into(self, buffer: Buffer, ctx: Context | None = None) -> tuple[int, Address]:
-        """One datagram into a writable buffer: (byte count, source). Raises as `receive`."""
+        """Wait for one datagram and write it into ``buffer``; returns ``(byte count, source)``.
+
+        Args:
+            buffer: a writable bytes-like object; the rest of a longer datagram is dropped.
+            ctx: as for `receive`.
+
+        Raises:
+            TypeError: ``buffer`` is not a writable buffer.
+            The members `receive` raises.
+        """
         view = ffi.from_buffer(buffer, require_writable=True)
         scratch = self._scratch.take() or _Scratch()
         try:
@@ -646,6 +767,15 @@ class Socket(_Bound):
         then the iterator's exception propagates, with a note saying how many were
         sent. So nothing taken is ever silently dropped: a datagram is either sent or
         reported by the count.
+
+        Args:
+            messages: an iterable (a list, a generator...) of ``(dest, data)`` pairs:
+                ``dest`` an address or its text, ``data`` a bytes-like object.
+
+        Raises:
+            TypeError: an item is not ``(address, bytes-like)`` (after the datagrams before it
+                were sent).
+            The members `send` raises, for the first datagram.
         """
         if _USE_MMSG:
             return self._send_batched(messages)
@@ -766,6 +896,15 @@ class Socket(_Bound):
         the socket and the context, as `receive` does -- never with recvmmsg's own
         timeout, which is checked only after a datagram arrives (see BUGS in
         recvmmsg(2)). Sources are decoded once per peer (`from_sockaddr_cached`).
+
+        Args:
+            count: the most datagrams to return, an int >= 1.
+            size: the most bytes kept of each datagram, an int >= 0.
+            ctx: as for `receive`.
+
+        Raises:
+            ValueError, TypeError: ``count`` or ``size`` out of range or not an int.
+            The members `receive` raises.
         """
         count = operator.index(count)
         size = operator.index(size)
@@ -843,11 +982,18 @@ class Socket(_Bound):
         with the same datagrams on the wire. Returns the number of datagrams sent
         (an error after some went returns that count, as `send_many` does).
 
+        Args:
+            dest: the destination, an address or its text (not port 0).
+            data: a bytes-like object: the datagrams' bytes, back to back.
+            segment_size: the size of each datagram but the last, an int in 1..65507.
+
         Raises:
             ValueError: ``segment_size`` not an int in 1..65507 (before any syscall).
             SocketError.MessageTooBig: more data than one UDP send can carry (65,507
                 bytes over IPv4, 65,527 over IPv6).
             SocketError.OptionUnsupported: not a UDP socket.
+            SocketError.AddressUnavailable: port 0 as the destination.
+            The other members `send` raises.
         """
         return segments.send_segments(self, dest, data, segment_size)
 
@@ -858,9 +1004,15 @@ class Socket(_Bound):
         ``jn.split(buffer, segment_size)`` yields them. A datagram that was not
         coalesced comes alone, with ``segment_size == len(buffer)``.
 
+        Args:
+            size: the most bytes to take in one call, an int >= 0 (65535 holds the
+                largest coalesced message).
+            ctx: as for `receive`.
+
         Raises:
             SocketError.MessageTooBig: the message was longer than ``size`` (MSG_TRUNC;
                 it is dropped), or its control data did not fit (MSG_CTRUNC).
+            The members `receive` raises.
         """
         # A Socket's _address is always an Address (only a Stream's peer is pending).
         local: Address = self._address  # type: ignore[assignment]
@@ -873,9 +1025,15 @@ class Socket(_Bound):
         ``.destination`` needs ``bind(..., pktinfo=True)`` and ``.timestamp``
         ``bind(..., timestamps=True)``; each is None otherwise.
 
+        Args:
+            size: the most bytes to take, an int >= 0.
+            ctx: as for `receive`.
+
         Raises:
             SocketError.MessageTooBig: the datagram was longer than ``size`` (it is
                 dropped), or the control data did not fit.
+            SocketError.ProtocolFailure: the kernel's control data was malformed.
+            The members `receive` raises.
         """
         data, source, segment, destination, timestamp = ancillary.receive(self, self.address, size, ctx)
         return ancillary.Datagram(data, source, destination, timestamp, len(data) if segment is None else segment)

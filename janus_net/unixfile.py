@@ -202,6 +202,12 @@ def before_bind(
         syscalls.fchmod(fd, mode, checkpoint)
 
 
+_STALE_HINT = (
+    "a file exists at the path; if it is a stale socket file, unlink_stale=True removes it"
+    " (a live socket is never removed)"
+)
+
+
 def bind(
     fd: int, address: UnixAddress, unix_file: UnixFile, unlink_stale: bool, probe_type: int,
     checkpoint: syscalls.Checkpoint | None,
@@ -217,9 +223,12 @@ def bind(
     try:
         syscalls.bind(fd, encoded.pointer, encoded.length, unix=True, checkpoint=checkpoint, address=address)
         return
-    except SocketError.AddressInUse:
+    except SocketError.AddressInUse as e:
         if not unlink_stale:
-            raise
+            # The caller may not know the option exists (issue 10): name it, and its limit.
+            raise SocketError.AddressInUse(
+                e.errno, f"{e.strerror}: {_STALE_HINT}", syscall=e.syscall, address=e.address
+            ) from None
     lock = _PathLock.acquire(unix_file.lock_path, checkpoint, str(address))
     try:
         _remove_if_stale(address, probe_type, checkpoint)

@@ -9,6 +9,7 @@ with a stdlib client or the framework's own as the peer.
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 from typing import cast
 
@@ -165,3 +166,23 @@ def test_asyncio_datagram_endpoint() -> None:
             return data
 
     assert asyncio.run(asyncio.wait_for(main(), 30)) == b"THROUGH A DATAGRAM ENDPOINT"
+
+
+def test_to_socket_twice_names_to_socket_not_a_syscall_the_caller_never_made() -> None:
+    # Issue 10 item 9: the second call used to say "EBADF (in getsockname)".
+    with jn.listen("127.0.0.1:0") as srv, socket.create_connection(("127.0.0.1", srv.address.port), 30) as client:
+        stream = srv.accept()
+        udp = jn.bind("127.0.0.1:0")
+        for owner in (stream, udp, srv):
+            first = owner.to_socket()
+            try:
+                try:
+                    owner.to_socket()
+                except jn.SocketError.Unexpected as e:
+                    assert e.syscall == "to_socket" and e.errno == errno.EBADF
+                    assert "getsockname" not in str(e) and "handed over" in str(e)
+                else:
+                    raise AssertionError("a second to_socket() handed over a descriptor again")
+            finally:
+                first.close()
+        client.close()

@@ -380,3 +380,23 @@ def test_datagram_from_an_unbound_unix_sender_has_the_unnamed_address(tmp_path: 
         buf = bytearray(16)
         n, source = sock.receive_into(buf)
         assert (bytes(buf[:n]), source) == (b"again", jn.UnixAddress(""))
+
+
+@pytest.mark.parametrize("make", ["stale_socket", "regular_file"])
+def test_address_in_use_on_an_existing_file_names_unlink_stale(sock_path: Path, make: str) -> None:
+    # Issue 10 item 9: the error tells the caller the option exists, and what it never does.
+    if make == "stale_socket":
+        with socket.socket(socket.AF_UNIX) as old:
+            old.bind(str(sock_path))
+    else:
+        sock_path.write_text("not a socket")
+    for call in (jn.listen, jn.bind):
+        with pytest.raises(jn.SocketError.AddressInUse) as info:
+            call(f"unix:{sock_path}")
+        error = info.value
+        assert error.errno == errno.EADDRINUSE and error.syscall == "bind" and error.address == f"unix:{sock_path}"
+        assert "unlink_stale=True removes it" in str(error) and "a live socket is never removed" in str(error)
+    assert sock_path.exists()
+    if make == "stale_socket":
+        jn.listen(f"unix:{sock_path}", unlink_stale=True).close()  # and the hint is true
+        assert not sock_path.exists()
