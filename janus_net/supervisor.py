@@ -37,7 +37,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from janus_net import platform, syscalls
+from janus_net import platform, syscalls, waiting
 from janus_net._shim import ffi, lib
 from janus_net.address import parse_address
 from janus_net.audit import JsonLinesSink
@@ -245,23 +245,16 @@ class _Supervisor:
             raise SocketError.Unexpected(e.errno, f"cannot start {self.command[0]!r}: {e.strerror}") from None
 
     def _loop(self, notify_fd: int, wake_r: int) -> int:
-        fds: Any = ffi.new("struct pollfd[2]")
-        fds[0].fd = notify_fd
-        fds[0].events = lib.POLLIN
-        fds[1].fd = wake_r
-        fds[1].events = lib.POLLIN
         while True:
             now = time.monotonic()
             deadlines = list(self.stopping.values())
             if self.pending is not None:
                 deadlines.append(self.pending_deadline)
             timeout_ms = -1 if not deadlines else max(0, int((min(deadlines) - now) * 1000) + 1)
-            try:
-                syscalls.poll(fds, 2, timeout_ms, _raise_interrupted)
-            except _Interrupted:
-                pass
+            # A signal ends the poll early (all zeros): the handlers' records are read below.
+            notify_events, _ = waiting.poll_fds([notify_fd, wake_r], lib.POLLIN, timeout_ms)
             _drain(wake_r)
-            if fds[0].revents & lib.POLLIN:
+            if notify_events & lib.POLLIN:
                 self._read_notifications(notify_fd)
             status = self._reap()
             if status is not None:
@@ -367,14 +360,6 @@ def _exit_code(status: int) -> int:
     """A child's wait status as a shell reports it: the exit code, or 128 + the signal that killed it."""
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code
-
-
-class _Interrupted(Exception):
-    pass
-
-
-def _raise_interrupted() -> None:
-    raise _Interrupted
 
 
 def _dup_above(fd: int, low: int) -> int:
