@@ -35,7 +35,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import TextIO
 
 from janus_net import platform, syscalls, waiting
 from janus_net._shim import ffi, lib
