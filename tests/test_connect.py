@@ -268,3 +268,26 @@ def test_netns_access_denied_without_the_right_to_enter(namespace: str) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "AccessDenied"
+
+
+def test_keyboard_interrupt_at_every_line_of_a_netns_connect_closes_the_socket(namespace: str) -> None:
+    """connect(netns=): an interrupt at each line of connect.py/waiting.py/netns.py (the caller's thread)."""
+    path = f"/run/netns/{namespace}"
+    files = {str(sys.modules[name].__file__) for name in ("janus_net.connect", "janus_net.waiting", "janus_net.netns")}
+    with jn.listen("127.0.0.1:0", netns=path) as server:
+        n = 0
+        while True:
+            n += 1
+            before = live_fds()
+            sys.settrace(interrupt_at(n, files))
+            try:
+                client = jn.connect(str(server.address), netns=path)
+            except KeyboardInterrupt:
+                sys.settrace(None)
+                assert live_fds() == before, f"leak after an interrupt at line event {n}"
+                continue
+            finally:
+                sys.settrace(None)
+            client.close()
+            break
+        assert n > 10
