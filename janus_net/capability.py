@@ -29,12 +29,17 @@ Rules:
 - After ``revoke()`` nothing is allowed and ``.grants`` is empty.
 
 The capability is shared safely between threads; ``.ports`` and ``.grants`` are
-snapshots.
+snapshots. It takes no lock: every change is one operation the interpreter makes
+atomically (``set.add`` of an int, the assignment of ``True``), and every decision
+reads each field once. So an exception landing anywhere in its methods -- a
+KeyboardInterrupt, a signal handler's exception -- can leave nothing held, and a
+later call from any thread goes through (tests/test_capability.py injects one at
+every line). Revocation is one-way, so a decision that read "not revoked" was made
+before the revoke.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterable
 
@@ -87,7 +92,6 @@ class NetBind:
         self._ports = {_check_port(port) for port in ports}
         self._revoked = False
         self._audit = audit
-        self._lock = threading.Lock()
 
     @property
     def id(self) -> str:
@@ -102,8 +106,7 @@ class NetBind:
     @property
     def ports(self) -> frozenset[int]:
         """The allowed ports, as of now."""
-        with self._lock:
-            return frozenset(self._ports)
+        return frozenset(self._ports)  # one C-level copy: atomic under the GIL
 
     @property
     def revoked(self) -> bool:
@@ -137,8 +140,7 @@ class NetBind:
             ValueError: ``port`` is not an int in 0..65535 (a bool is refused).
         """
         port = _check_port(port)
-        with self._lock:
-            self._ports.add(port)
+        self._ports.add(port)  # one atomic operation: an exception cannot land half-way
         return self
 
     def revoke(self) -> None:
@@ -150,8 +152,7 @@ class NetBind:
         Raises:
             Nothing: revoking cannot fail.
         """
-        with self._lock:
-            self._revoked = True
+        self._revoked = True
 
     def enforce(self) -> None:
         """Make the kernel enforce this capability's TCP ports for the whole process, for good (Landlock).
@@ -243,14 +244,13 @@ class NetBind:
     # --- internals
 
     def _decide(self, address: Address, mode: int, protocol: int) -> bool:
-        with self._lock:
-            if self._revoked:
-                return False
-            if isinstance(address, UnixAddress):
-                return True
-            if not _has_ports(address, mode, protocol):
-                return self._raw
-            return address.port in self._ports
+        if self._revoked:
+            return False
+        if isinstance(address, UnixAddress):
+            return True
+        if not _has_ports(address, mode, protocol):
+            return self._raw
+        return address.port in self._ports
 
     def _denial(self, address: Address, mode: int, protocol: int) -> str:
         if self._revoked:

@@ -27,9 +27,9 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import Any, TextIO
+from typing import TextIO
 
-from janus_net import layout, sockopts
+from janus_net import cliopts, layout
 from janus_net.address import FdAddress, Ip6Address, UnixAddress, for_people, parse_address
 from janus_net.audit import AuditRecord, JsonLinesSink, Sink
 from janus_net.capability import NetBind
@@ -254,7 +254,12 @@ def _listen(args: argparse.Namespace) -> int:
 def _bind(
     args: argparse.Namespace, out: _Output, ctx: Context | None
 ) -> tuple[Server, _HeldSink | None, TextIO | None]:
-    options = {"backlog": args.backlog, "mode": args.mode, "unlink_stale": args.unlink_stale, **_kernel_options(args)}
+    options = {
+        "backlog": args.backlog,
+        "mode": args.mode,
+        "unlink_stale": args.unlink_stale,
+        **cliopts.kernel_options(args),
+    }
     if args.capability is None:
         if ctx is None:
             return listen(args.address, **options), None, None
@@ -384,80 +389,14 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _port(text: str) -> int:
-    if not (text.isascii() and text.isdigit()) or int(text) > 65535:
-        raise argparse.ArgumentTypeError(f"not a port (0..65535): {text!r}")
-    return int(text)
-
-
-def _count(text: str) -> int:
-    if not (text.isascii() and text.isdigit()):
-        raise argparse.ArgumentTypeError(f"not a count (0 or more): {text!r}")
-    return int(text)
-
-
-def _backlog(text: str) -> int:
-    if not (text.isascii() and text.isdigit()) or len(text) > 10 or int(text) > 2**31 - 1:
-        raise argparse.ArgumentTypeError(f"not a backlog (0..2147483647): {text!r}")
-    return int(text)
-
-
-def _file_mode(text: str) -> int:
-    # Octal, as chmod takes it: 600, 0600 and 0o600 all mean rw-------.
-    digits = text.removeprefix("0o")
-    if not digits or not (digits.isascii() and all(c in "01234567" for c in digits)) or int(digits, 8) > 0o7777:
-        raise argparse.ArgumentTypeError(f"not octal permission bits (0..7777): {text!r}")
-    return int(digits, 8)
-
-
 def _capability_id(text: str) -> str:
     if not text:
         raise argparse.ArgumentTypeError("a capability id must not be empty")
     return text
 
 
-def _kernel_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The listen keyword options given by the --netns/--freebind/... flags (only those given)."""
-    given = {
-        "netns": args.netns,
-        "freebind": args.freebind or None,
-        "transparent": args.transparent or None,
-        "device": args.device,
-        "fastopen": args.fastopen,
-        "defer_accept": args.defer_accept,
-        "incoming_cpu": args.incoming_cpu,
-        "reuse_port": args.reuse_port or None,
-        "steer": args.steer,
-    }
-    return {name: value for name, value in given.items() if value is not None}
-
-
-def _check_kernel_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    if args.enforce and args.capability is None:
-        parser.error("--enforce needs --capability")
-    options = _kernel_options(args)
-    reuse_port = options.pop("reuse_port", False)
-    try:
-        sockopts.extra(reuse_port=reuse_port, **options)  # the library's own checks, as usage errors
-    except (ValueError, TypeError) as e:
-        parser.error(str(e))
-
-
-def _add_kernel_flags(cmd: argparse.ArgumentParser) -> None:
-    cmd.add_argument("--enforce", action="store_true", help="make the kernel enforce the capability (Landlock)")
-    cmd.add_argument("--netns", metavar="PATH", help="make the socket inside this network namespace file")
-    cmd.add_argument("--freebind", action="store_true", help="IP_FREEBIND: bind an address no interface has")
-    cmd.add_argument("--transparent", action="store_true", help="IP_TRANSPARENT (needs CAP_NET_ADMIN)")
-    cmd.add_argument("--device", metavar="IFNAME", help="SO_BINDTODEVICE: only this interface")
-    cmd.add_argument("--fastopen", type=_count, metavar="N", help="TCP_FASTOPEN queue length")
-    cmd.add_argument("--defer-accept", type=_count, metavar="S", help="TCP_DEFER_ACCEPT seconds")
-    cmd.add_argument("--incoming-cpu", type=_count, metavar="CPU", help="SO_INCOMING_CPU")
-    cmd.add_argument("--reuse-port", action="store_true", help="SO_REUSEPORT: join a group of listeners")
-    cmd.add_argument("--steer", choices=["cpu"], help="steer the reuse-port group by receiving CPU")
-
-
 def _check_listen_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    _check_kernel_args(parser, args)
+    cliopts.check_kernel_args(parser, args)
     # Options that could not apply are usage errors, not silent no-ops.
     if args.capability is None and (args.allow_port or args.audit is not None):
         parser.error("--allow-port and --audit need --capability")
@@ -497,22 +436,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--capability", type=_capability_id, metavar="ID", help="bind through a NetBind capability with this id"
     )
     listen_cmd.add_argument(
-        "--allow-port", type=_port, action="append", default=[], metavar="P",
+        "--allow-port", type=cliopts.port, action="append", default=[], metavar="P",
         help="a port the capability allows, besides 8080, 3000 and 8000 (repeatable; 0 allows an ephemeral "
         "port, chosen by the kernel)",
     )  # fmt: skip
     listen_cmd.add_argument("--audit", metavar="FILE", help="append audit records as JSON lines to FILE ('-': stdout)")
-    listen_cmd.add_argument("--accept", type=_count, default=0, metavar="N", help="accept N connections, then exit")
+    listen_cmd.add_argument(
+        "--accept", type=cliopts.count, default=0, metavar="N", help="accept N connections, then exit"
+    )
     listen_cmd.add_argument("--echo", action="store_true", help="echo each accepted connection until end of stream")
     listen_cmd.add_argument("--json", action="store_true", help="print the status lines as JSON objects")
-    listen_cmd.add_argument("--backlog", type=_backlog, default=128, metavar="N", help="listen() backlog (128)")
-    listen_cmd.add_argument(
-        "--mode", type=_file_mode, metavar="OCTAL", help="unix socket file permissions, set before bind (e.g. 600)"
-    )
-    listen_cmd.add_argument(
-        "--unlink-stale", action="store_true", help="remove a dead unix socket file at the path (never a live one)"
-    )
-    _add_kernel_flags(listen_cmd)
+    cliopts.add_socket_flags(listen_cmd)
+    cliopts.add_kernel_flags(listen_cmd)
     listen_cmd.set_defaults(run=_listen, check=lambda args: _check_listen_args(listen_cmd, args))
 
     # `run` parses its own arguments (janus_net.supervisor), COMMAND and its options included.

@@ -6,6 +6,11 @@ The steps::
           -> connect -> wait (poll: the socket, the context's wake fd) -> SO_ERROR
           -> blocking again -> Stream
 
+With ``netns=PATH`` the socket is made inside that network namespace by
+`janus_net.netns` (a helper thread writes the fd straight into this call's cell) and
+connected from the caller's thread, which never changes namespace: a socket belongs
+to the namespace it was made in, so the connect, its route and its peer are there.
+
 The socket is non-blocking only while it connects: janus_net made it and nobody else
 holds it yet, so the flag is nobody else's business, and every janus_net socket is
 blocking once handed out. Waiting with poll is what makes the connect cancellable
@@ -18,12 +23,14 @@ Timeout, a KeyboardInterrupt -- closes the socket before it propagates.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from janus_net import descriptor, platform, readiness, syscalls
+from janus_net import descriptor, platform, syscalls, waiting
+from janus_net import netns as namespaces
 from janus_net._shim import lib
 from janus_net.address import Address, UnixAddress, as_address
 from janus_net.errors import SocketError
+from janus_net.netns import NamespacePath
 from janus_net.socket import Stream
 from janus_net.wrap import wrap
 
@@ -36,7 +43,7 @@ if TYPE_CHECKING:
 _BACKLOG_PAUSE_MS = 10
 
 
-def connect(address: str | Address, *, ctx: Context | None = None) -> Stream:
+def connect(address: str | Address, *, ctx: Context | None = None, netns: NamespacePath | None = None) -> Stream:
     """Connect a stream socket to ``address`` (TCP over IPv4/IPv6, or a unix path or ``@name``).
 
     The result is a blocking, close-on-exec `Stream` whose ``.address`` is the peer.
@@ -48,8 +55,15 @@ def connect(address: str | Address, *, ctx: Context | None = None) -> Stream:
         ctx: a `Context`; its ``check()`` runs before the socket is made, before the
             connect and on every wakeup, so a cancel or an expired deadline ends the
             connect at once with `SocketError.Timeout`.
+        netns: a network namespace file (``/run/netns/NAME``, ``/proc/PID/ns/net``):
+            the socket is made inside it (`janus_net.netns`) and connects to
+            ``address`` as seen from there. The caller's thread never changes namespace.
 
     Raises:
+        ValueError / TypeError: a bad ``netns`` (empty, NUL byte, not a path), before any syscall.
+        SocketError.FileNotFound / AccessDenied: the namespace file is missing, or
+            cannot be opened or entered.
+        SocketError.InvalidAddress: the ``netns`` file is not a network namespace.
         SocketError.InvalidAddress / InvalidPort: bad address text.
         SocketError.ConnectionRefused: nothing listens there (TCP RST, or a unix
             socket file nobody listens on).
@@ -64,6 +78,8 @@ def connect(address: str | Address, *, ctx: Context | None = None) -> Stream:
     addr = as_address(address)
     if isinstance(addr, UnixAddress) and addr.unnamed:
         raise SocketError.InvalidAddress(None, "cannot connect to an unnamed unix address", address=str(addr))
+    if netns is not None:
+        namespaces.check_path(netns)  # ValueError/TypeError before any syscall or audit event
     sys.audit("janus_net.connect", str(addr))
     check = None if ctx is None else ctx.check
     if check is not None:
@@ -72,12 +88,12 @@ def connect(address: str | Address, *, ctx: Context | None = None) -> Stream:
     # syscall's return on, the except below (or the cell's collection) closes it.
     desc = descriptor.new()
     try:
-        fd = syscalls.open_socket(desc, addr.family, lib.SOCK_STREAM | lib.JN_SOCK_NONBLOCK, 0, check)
+        fd = namespaces.socket(netns, desc, addr.family, lib.SOCK_STREAM | lib.JN_SOCK_NONBLOCK, 0, check)
         if not lib.JN_SOCK_NONBLOCK:
             syscalls.set_nonblocking(fd, True, check)
         if check is not None:
             check()
-        _connect(fd, addr, ctx)
+        _connect(desc, fd, addr, ctx)
         # Blocking from here on, as every janus_net socket: nobody else holds it yet.
         syscalls.set_nonblocking(fd, False, check)
         if platform.SO_NOSIGPIPE:
@@ -88,22 +104,20 @@ def connect(address: str | Address, *, ctx: Context | None = None) -> Stream:
         raise
 
 
-def _connect(fd: int, addr: Address, ctx: Context | None) -> None:
+def _connect(desc: Any, fd: int, addr: Address, ctx: Context | None) -> None:
     encoded = addr.sockaddr
     check = None if ctx is None else ctx.check
-    fds = readiness.pollfds(fd, lib.POLLOUT, ctx)
     while True:
         rc = syscalls.connect_start(fd, encoded.pointer, encoded.length, check, addr)
         if rc == 0:
             return
         if rc == syscalls.IN_PROGRESS:
-            readiness.wait(fds, 2, ctx)
-            if fds[0].revents:
-                syscalls.connect_result(fd, addr)
-                return
-            continue  # the context's wake fd: the next wait's check raises
-        # WOULD_BLOCK: a unix listener's full backlog. Pause (watching only the wake fd), then retry.
-        readiness.wait(fds + 1, 1, ctx, _BACKLOG_PAUSE_MS)
+            # POLLOUT, or POLLERR/POLLHUP on failure: SO_ERROR says which.
+            waiting.wait_ready(desc, waiting.POLLOUT, ctx)
+            syscalls.connect_result(fd, addr)
+            return
+        # WOULD_BLOCK: a unix listener's full backlog. Pause (watching only the context), then retry.
+        waiting.pause(ctx, _BACKLOG_PAUSE_MS)
 
 
 __all__ = ["connect"]

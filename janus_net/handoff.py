@@ -47,7 +47,7 @@ import struct
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from janus_net import readiness
+from janus_net import waiting
 from janus_net.address import UnixAddress, as_address
 from janus_net.connect import connect
 from janus_net.errors import SocketError
@@ -158,7 +158,7 @@ def _listen_for_successor(addr: UnixAddress, ctx: Context | None) -> Server:
                 return listen(addr, **options)
             return listen_with_context(addr, ctx, **options)
         except SocketError.AddressInUse:
-            readiness.wait(readiness.pollfds(-1, 0, ctx) + 1, 1, ctx, _BUSY_PAUSE_MS)
+            waiting.pause(ctx, _BUSY_PAUSE_MS)
 
 
 def _offer_to(

@@ -74,7 +74,6 @@ def enforce(capability_id: str, ports: Iterable[int], audit: Sink | None) -> Non
         SocketError.SystemResources: no memory, or too many stacked Landlock domains.
         Any exception of the audit sink, after the restriction is in force.
     """
-    global _allowed
     allowed = frozenset(ports)
     offered = abi()
     if offered < MINIMUM_ABI:
@@ -92,12 +91,18 @@ def enforce(capability_id: str, ports: Iterable[int], audit: Sink | None) -> Non
                 "calling thread: call enforce() before starting threads",
             )
     sys.audit("janus_net.enforce", capability_id, tuple(sorted(allowed)))
-    with _lock:
-        _restrict(allowed, flags)
-        _allowed = allowed if _allowed is None else _allowed & allowed
+    # One line: no line event between the lock's acquire and release, so an exception
+    # landing here (a KeyboardInterrupt) cannot leave it held (docs/kernel-capability.md).
+    with _lock: _restrict_and_remember(allowed, flags)  # noqa: E701 - one line on purpose  # fmt: skip
     if audit is not None:
         text = "landlock tcp-bind " + (",".join(str(p) for p in sorted(allowed)) or "none")
         audit(AuditRecord(capability_id, "enforce", None, "allowed", text, time.time()))
+
+
+def _restrict_and_remember(allowed: frozenset[int], flags: int) -> None:
+    global _allowed
+    _restrict(allowed, flags)
+    _allowed = allowed if _allowed is None else _allowed & allowed
 
 
 def _restrict(ports: frozenset[int], flags: int) -> None:

@@ -64,10 +64,22 @@ class _Handoff:
         self.abandoned = False
         self.into_cell = False
 
+    # The caller's two uses of the lock are each one ``with`` statement on one line: an
+    # exception landing on the caller's thread (KeyboardInterrupt, a signal handler's)
+    # then finds no line event between the acquire and the release. (At a with block's
+    # exit line it would leave the lock held, and the except path of `run_in` would wait
+    # on it for ever.)
     def take(self) -> int:
-        with self.lock:
-            fd, self.fd = self.fd, -1
-            return fd
+        with self.lock: return self._swap_out()  # noqa: E701 - one line on purpose (above)  # fmt: skip
+
+    def abandon(self) -> int:
+        with self.lock: return self._swap_out(abandon=True)  # noqa: E701 - one line on purpose  # fmt: skip
+
+    def _swap_out(self, abandon: bool = False) -> int:
+        if abandon:
+            self.abandoned = True
+        fd, self.fd = self.fd, -1
+        return fd
 
 
 def run_in(path: NamespacePath, make: Callable[[], int], *, into_cell: bool = False) -> int:
@@ -105,11 +117,16 @@ def run_in(path: NamespacePath, make: Callable[[], int], *, into_cell: bool = Fa
         return handoff.take()
     except BaseException:
         # Interrupted while waiting (or the helper failed): whatever was made, nobody owns it.
-        with handoff.lock:
-            handoff.abandoned = True
-            orphan, handoff.fd = handoff.fd, -1
+        orphan = handoff.abandon()
         if orphan >= 0 and not into_cell:
             syscalls.close(orphan)
+        # Wait for the helper (a few syscalls): a cell it fills after this point is then
+        # filled before the caller's cleanup closes the cell, so the descriptor is closed
+        # before the exception reaches the caller, not when the helper's thread ends.
+        try:
+            helper.join()
+        except RuntimeError:
+            pass  # interrupted before the thread started: there is nothing to wait for
         raise
 
 

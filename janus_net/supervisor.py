@@ -5,7 +5,15 @@
     janus-net run --listen web=127.0.0.1:8080 --listen admin=unix:/run/app.sock -- ./server --flag
 
 1. Each ``--listen NAME=ADDRESS`` is bound through the matching profile (:core, or
-   :sovereign with ``--capability ID [--allow-port P ...] [--audit FILE]``).
+   :sovereign with ``--capability ID [--allow-port P ...] [--audit FILE]``), with the
+   options ``janus-net listen`` takes (`janus_net.cliopts`): ``--backlog``, ``--mode``,
+   ``--unlink-stale``, ``--netns``, ``--freebind``, ``--transparent``, ``--device``,
+   ``--fastopen``, ``--defer-accept``, ``--incoming-cpu``, ``--reuse-port``, ``--steer``.
+   A ``--bind`` socket takes those a bound socket has (``--netns``, ``--freebind``,
+   ``--transparent``, ``--device``, ``--incoming-cpu``). ``--enforce`` makes the kernel
+   enforce the capability (Landlock) before anything is bound and before any thread
+   starts: the sockets, this supervisor and every COMMAND it starts are held to its
+   TCP ports.
 2. COMMAND runs with the sockets as systemd passes them: descriptors 3, 4, ... in
    ``--listen`` order, ``LISTEN_FDS``, ``LISTEN_FDNAMES`` and ``LISTEN_PID`` (the
    command's own pid: a ``/bin/sh -c 'LISTEN_PID=$$ exec "$@"'`` step sets it between
@@ -34,17 +42,17 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from janus_net import platform, syscalls
+from janus_net import cliopts, platform, syscalls, waiting
 from janus_net._shim import ffi, lib
 from janus_net.address import parse_address
 from janus_net.audit import JsonLinesSink
 from janus_net.capability import NetBind
 from janus_net.errors import SocketError
 from janus_net.fdpass import check_name
-from janus_net.listen import bind, listen, listen_with_capability
+from janus_net.listen import bind, bind_with_capability, listen, listen_with_capability
 from janus_net.socket import Mode, Server, Socket
 
 #: The first passed descriptor (SD_LISTEN_FDS_START).
@@ -84,19 +92,13 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _port(text: str) -> int:
-    if not (text.isascii() and text.isdigit()) or int(text) > 65535:
-        raise argparse.ArgumentTypeError(f"not a port (0..65535): {text!r}")
-    return int(text)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="janus-net run",
         description="Bind sockets, run COMMAND with them (LISTEN_FDS, LISTEN_FDNAMES, LISTEN_PID, NOTIFY_SOCKET); "
         "SIGHUP starts a new COMMAND and stops the old one once the new one sends READY=1.",
-        usage="janus-net run [--listen NAME=ADDRESS ...] [--capability ID [--allow-port P ...] [--audit FILE]] "
-        "-- COMMAND [ARGS ...]",
+        usage="janus-net run [--listen NAME=ADDRESS ...] [--bind NAME=ADDRESS ...] "
+        "[--capability ID [--allow-port P ...] [--audit FILE] [--enforce]] [socket options] -- COMMAND [ARGS ...]",
     )
     parser.add_argument(
         "--listen", type=_listen_spec, action="append", default=[], metavar="NAME=ADDRESS",
@@ -108,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     parser.add_argument("--capability", metavar="ID", help="bind through a NetBind capability with this id")
     parser.add_argument(
-        "--allow-port", type=_port, action="append", default=[], metavar="P", help="a port the capability allows"
+        "--allow-port", type=cliopts.port, action="append", default=[], metavar="P", help="a port the capability allows"
     )
     parser.add_argument("--audit", metavar="FILE", help="append the capability's audit records to FILE (JSON lines)")
     parser.add_argument(
@@ -119,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--stop-timeout", type=_seconds, default=10.0, metavar="S",
         help="how long a stopped COMMAND may take to exit after SIGTERM before SIGKILL (default 10)",
     )  # fmt: skip
+    cliopts.add_socket_flags(parser)
+    cliopts.add_kernel_flags(parser)
     parser.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS ...]")
     return parser
 
@@ -139,6 +143,12 @@ def main(argv: Sequence[str]) -> int:
     names = [name for name, _ in args.listen + args.bind]
     if len(set(names)) != len(names):
         parser.error("each NAME may be given once")
+    cliopts.check_kernel_args(parser, args)
+    listen_options, bind_options = _socket_options(args)
+    if not args.listen:
+        only = [flag for flag, given in _LISTEN_ONLY_FLAGS.items() if given(args)]
+        if only:
+            parser.error(f"{only[0]} applies to --listen sockets, and none is given")
     audit_file: TextIO | None = None
     sockets: list[tuple[str, Server | Socket]] = []
     try:
@@ -153,10 +163,16 @@ def main(argv: Sequence[str]) -> int:
             cap = NetBind(args.capability, audit=None if audit_file is None else JsonLinesSink(audit_file))
             for port in args.allow_port:
                 cap.allow_port(port)
+            if args.enforce:
+                # Before anything is bound (so the kernel checks those binds too) and before
+                # any thread starts: on kernels without LANDLOCK_RESTRICT_SELF_TSYNC enforce()
+                # refuses while other threads run. A --netns helper thread starts only later,
+                # inside the restricted process, and inherits the restriction.
+                cap.enforce()
         for name, address in args.listen:
-            sockets.append((name, _open(address, cap, "listen")))
+            sockets.append((name, _open(address, cap, "listen", listen_options)))
         for name, address in args.bind:
-            sockets.append((name, _open(address, cap, "bind")))
+            sockets.append((name, _open(address, cap, "bind", bind_options)))
         for name, sock in sockets:
             print(f"listening on {sock.address} as {name}", flush=True)
         return _Supervisor(sockets, command, args.ready_timeout, args.stop_timeout).run()
@@ -170,15 +186,34 @@ def main(argv: Sequence[str]) -> int:
             audit_file.close()
 
 
-def _open(address: str, cap: NetBind | None, kind: str) -> Server | Socket:
+# The listen options a bound (datagram) socket does not have: with no --listen socket they could not apply.
+_LISTEN_ONLY_FLAGS: dict[str, Callable[[argparse.Namespace], bool]] = {
+    "--backlog": lambda args: args.backlog != 128,
+    "--mode": lambda args: args.mode is not None,
+    "--unlink-stale": lambda args: bool(args.unlink_stale),
+    "--fastopen": lambda args: args.fastopen is not None,
+    "--defer-accept": lambda args: args.defer_accept is not None,
+    "--reuse-port": lambda args: bool(args.reuse_port),
+    "--steer": lambda args: args.steer is not None,
+}
+_BIND_OPTIONS = frozenset({"netns", "freebind", "transparent", "device", "incoming_cpu"})
+
+
+def _socket_options(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The keyword options for each --listen socket, and those for each --bind socket."""
+    kernel = cliopts.kernel_options(args)
+    listen_options = {"backlog": args.backlog, "mode": args.mode, "unlink_stale": args.unlink_stale, **kernel}
+    bind_options = {name: value for name, value in kernel.items() if name in _BIND_OPTIONS}
+    return listen_options, bind_options
+
+
+def _open(address: str, cap: NetBind | None, kind: str, options: dict[str, Any]) -> Server | Socket:
     parse_address(address)  # InvalidAddress / InvalidPort before anything is bound
     if kind == "listen":
-        return listen(address) if cap is None else listen_with_capability(address, cap)
+        return listen(address, **options) if cap is None else listen_with_capability(address, cap, **options)
     if cap is None:
-        return bind(address, mode=Mode.DGRAM)
-    from janus_net.listen import bind_with_capability
-
-    return bind_with_capability(address, cap, mode=Mode.DGRAM)
+        return bind(address, mode=Mode.DGRAM, **options)
+    return bind_with_capability(address, cap, mode=Mode.DGRAM, **options)
 
 
 class _Supervisor:
@@ -245,23 +280,16 @@ class _Supervisor:
             raise SocketError.Unexpected(e.errno, f"cannot start {self.command[0]!r}: {e.strerror}") from None
 
     def _loop(self, notify_fd: int, wake_r: int) -> int:
-        fds: Any = ffi.new("struct pollfd[2]")
-        fds[0].fd = notify_fd
-        fds[0].events = lib.POLLIN
-        fds[1].fd = wake_r
-        fds[1].events = lib.POLLIN
         while True:
             now = time.monotonic()
             deadlines = list(self.stopping.values())
             if self.pending is not None:
                 deadlines.append(self.pending_deadline)
             timeout_ms = -1 if not deadlines else max(0, int((min(deadlines) - now) * 1000) + 1)
-            try:
-                syscalls.poll(fds, 2, timeout_ms, _raise_interrupted)
-            except _Interrupted:
-                pass
+            # A signal ends the poll early (all zeros): the handlers' records are read below.
+            notify_events, _ = waiting.poll_fds([notify_fd, wake_r], lib.POLLIN, timeout_ms)
             _drain(wake_r)
-            if fds[0].revents & lib.POLLIN:
+            if notify_events & lib.POLLIN:
                 self._read_notifications(notify_fd)
             status = self._reap()
             if status is not None:
@@ -367,14 +395,6 @@ def _exit_code(status: int) -> int:
     """A child's wait status as a shell reports it: the exit code, or 128 + the signal that killed it."""
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code
-
-
-class _Interrupted(Exception):
-    pass
-
-
-def _raise_interrupted() -> None:
-    raise _Interrupted
 
 
 def _dup_above(fd: int, low: int) -> int:

@@ -10,16 +10,22 @@ whether the description is blocking or not.
 polls: the waiting call wakes and raises the per-call `SocketError` member its
 caller gives (never ErrnoBug). A context's ``cancel()`` signals the context's wake
 fd, polled too; its deadline is the poll's timeout.
+
+Three smaller waits live here too, so that every wait of janus_net has one home:
+`wait_ready` (a socket in a cell that has no other user yet: connect in progress),
+`pause` (a cancellable nap: a full unix backlog, a hand-over address still taken)
+and `poll_fds` (descriptors no socket object owns: the supervisor's notify socket
+and signal pipe).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from janus_net import syscalls
-from janus_net._shim import lib
+from janus_net._shim import ffi, lib
 from janus_net.errors import SocketError
 
 if TYPE_CHECKING:
@@ -126,3 +132,66 @@ def wait_for(
             nap = True
         else:
             backoff = 0
+
+
+def wait_ready(desc: Any, events: int, ctx: Context | None) -> int:
+    """Wait until the socket in ``desc`` reports ``events`` (or an error or hang-up); return its revents.
+
+    For a socket nobody else holds yet (a connect in progress): no object wake fd is
+    made, only the context's is polled. ``ctx.check()`` runs before every poll, so a
+    cancel or an expired deadline raises `SocketError.Timeout`; a signal (EINTR)
+    recomputes the timeout.
+
+    Raises:
+        SocketError.Timeout: the context was cancelled or its deadline passed.
+        SocketError.Unexpected: the cell was closed under the wait (a bug of the caller).
+    """
+    ctx_fd = -1 if ctx is None else ctx._wake_fd()
+    interrupted = None if ctx is None else _poll_interrupted
+    while True:
+        if ctx is not None:
+            ctx.check()
+        try:
+            revents = syscalls.wait(desc, events, ctx_fd, _timeout_ms(ctx), interrupted)
+        except _PollInterrupted:
+            continue
+        if revents & _WAIT_CLOSED:
+            raise SocketError.Unexpected(None, "the socket was closed while it was waited for", syscall="poll")
+        if revents:
+            return revents
+
+
+def poll_fds(fds: Sequence[int], events: int, timeout_ms: int) -> list[int]:
+    """One poll(2) of ``fds`` (descriptors no socket object owns) for ``events``; each one's revents.
+
+    A negative entry is skipped (revents 0). A signal (EINTR) ends the poll early with
+    all zeros, so the caller's loop can look at what its handlers recorded.
+    ``timeout_ms`` -1 waits without end.
+    """
+    count = len(fds)
+    table: Any = ffi.new("struct pollfd[]", max(count, 1))
+    for i, fd in enumerate(fds):
+        table[i].fd = fd
+        table[i].events = events
+    try:
+        syscalls.poll(table, count, timeout_ms, _poll_interrupted)
+    except _PollInterrupted:
+        return [0] * count
+    return [int(table[i].revents) for i in range(count)]
+
+
+def pause(ctx: Context | None, milliseconds: int) -> None:
+    """Wait ``milliseconds`` (less if the deadline comes first), ended at once by the context's cancel.
+
+    Raises:
+        SocketError.Timeout: the context was cancelled or its deadline passed
+            (checked before and after the nap).
+    """
+    ctx_fd = -1
+    if ctx is not None:
+        ctx.check()
+        ctx_fd = ctx._wake_fd()
+    timeout = _timeout_ms(ctx)
+    poll_fds([ctx_fd], POLLIN, milliseconds if timeout < 0 else min(timeout, milliseconds))
+    if ctx is not None:
+        ctx.check()

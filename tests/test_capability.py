@@ -8,6 +8,7 @@ vetoed bind made no socket()/bind() syscall.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import json
 import logging
@@ -17,11 +18,15 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 
 import pytest
 
 import janus_net as jn
+from janus_net import audit as audit_module
+from janus_net import capability as capability_module
 from janus_net.audit import AuditRecord, JsonLinesSink, ListSink, LoggingSink
 from tests.test_context import CountingContext, free_port, open_fds, port_is_free
 from tests.tracing import MARK, calls_to, syscalls_after_mark
@@ -421,3 +426,110 @@ def test_pep578_event_comes_after_the_capability_check(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "0"
+
+
+# --- An exception landing at any line leaves nothing held (issue: a `with lock:` block's
+# exit line event raised before __exit__ ran, and the lock stayed held for ever).
+
+_GATE_FILES = {str(capability_module.__file__), str(audit_module.__file__)}
+
+
+class _Inject:
+    """A sys.settrace function counting line events in capability.py/audit.py; raises at the ``at``-th."""
+
+    def __init__(self, at: int = 0) -> None:
+        self.at = at
+        self.seen = 0
+
+    def __call__(self, frame: FrameType, event: str, arg: object) -> object:
+        if frame.f_code.co_filename not in _GATE_FILES:
+            return None
+        if event == "line":
+            self.seen += 1
+            if self.seen == self.at:
+                raise KeyboardInterrupt
+        return self
+
+
+def _finishes(call: Callable[[], object]) -> bool:
+    """Run ``call`` on another thread; whether it ended within a generous time (a held lock never would).
+
+    An exception it raises is raised here.
+    """
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as e:
+            errors.append(e)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    finished = done.wait(30)
+    if errors:
+        raise errors[0]
+    return finished
+
+
+_SCENARIOS = {
+    "allow_port": lambda cap: cap.allow_port(9000),
+    "revoke": lambda cap: cap.revoke(),
+    "authorize": lambda cap: cap.authorize(jn.parse_address("127.0.0.1:8080")),
+    "authorize_denied": lambda cap: cap.authorize(jn.parse_address("127.0.0.1:9")),
+    "record_bound": lambda cap: cap.record_bound(jn.parse_address("127.0.0.1:8080")),
+    "ports": lambda cap: cap.ports,
+}
+
+
+def _sinks() -> dict[str, Callable[[AuditRecord], object]]:
+    logger = logging.getLogger("janus_net.test.interrupts")
+    logger.propagate = False
+    return {"list": ListSink(), "json": JsonLinesSink(io.StringIO()), "logging": LoggingSink(logger)}
+
+
+def _following(cap: jn.NetBind, sink: Callable[[AuditRecord], object]) -> None:
+    """Every entry point, on the same capability and sink (run from another thread)."""
+    cap.allow_port(9001)
+    assert 9001 in cap.ports
+    cap.authorize(jn.parse_address("127.0.0.1:9001"))
+    cap.record_bound(jn.parse_address("127.0.0.1:9001"))
+    sink(AuditRecord("direct", "bind_socket", 1, "allowed", "127.0.0.1:1", 0.0))
+
+
+@pytest.mark.parametrize("scenario", sorted(_SCENARIOS))
+@pytest.mark.parametrize("sink_kind", ["list", "json", "logging"])
+def test_keyboard_interrupt_at_every_line_leaves_no_lock_held(scenario: str, sink_kind: str) -> None:
+    sink = _sinks()[sink_kind]
+    action = _SCENARIOS[scenario]
+    count = _Inject()
+    sys.settrace(count)
+    try:
+        action(jn.NetBind("probe", audit=sink))
+    except Denied:
+        pass
+    finally:
+        sys.settrace(None)
+    assert count.seen > 0
+    cap = jn.NetBind("shared", audit=sink)
+    for at in range(1, count.seen + 1):
+        sys.settrace(_Inject(at))
+        try:
+            action(cap)
+        except (KeyboardInterrupt, Denied):
+            pass
+        finally:
+            sys.settrace(None)
+        if scenario == "revoke":
+            cap = jn.NetBind("shared", audit=sink)
+
+        assert _finishes(functools.partial(_following, cap, sink)), (
+            f"{scenario}/{sink_kind}: a call after an interrupt at line event {at} hung"
+        )
+    if isinstance(sink, JsonLinesSink):
+        text = sink.file.getvalue()  # type: ignore[attr-defined]
+        assert text.endswith("\n")
+        for line in text.splitlines():
+            json.loads(line)  # every line whole, whatever was interrupted

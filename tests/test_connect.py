@@ -5,10 +5,13 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import select
 import socket
+import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -168,8 +171,8 @@ def test_audit_event_names_the_address() -> None:
 
 
 def test_keyboard_interrupt_at_every_line_closes_the_socket() -> None:
-    """A KeyboardInterrupt raised at each line of connect.py/readiness.py in turn: no descriptor stays open."""
-    files = {str(sys.modules[name].__file__) for name in ("janus_net.connect", "janus_net.readiness")}
+    """A KeyboardInterrupt raised at each line of connect.py/waiting.py in turn: no descriptor stays open."""
+    files = {str(sys.modules[name].__file__) for name in ("janus_net.connect", "janus_net.waiting")}
     with jn.listen("127.0.0.1:0") as server:
         ctx = jn.Context.with_timeout(60)
         ctx._wake_fd()  # made once, before the baseline
@@ -180,6 +183,105 @@ def test_keyboard_interrupt_at_every_line_closes_the_socket() -> None:
             sys.settrace(interrupt_at(n, files))
             try:
                 client = jn.connect(str(server.address), ctx=ctx)
+            except KeyboardInterrupt:
+                sys.settrace(None)
+                assert live_fds() == before, f"leak after an interrupt at line event {n}"
+                continue
+            finally:
+                sys.settrace(None)
+            client.close()
+            break
+        assert n > 10
+
+
+@pytest.fixture
+def namespace() -> Iterator[str]:
+    """A fresh network namespace with loopback up, deleted afterwards; its name."""
+    name = f"jn-conn-{uuid.uuid4().hex[:10]}"
+    subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True, timeout=60)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True, capture_output=True, timeout=60)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=True, capture_output=True, timeout=60)
+
+
+def test_netns_connects_inside_the_namespace_and_not_here(namespace: str) -> None:
+    path = f"/run/netns/{namespace}"
+    before = os.readlink("/proc/thread-self/ns/net")
+    with jn.listen("127.0.0.1:0", netns=path) as server:
+        address = str(server.address)
+        with jn.connect(address, netns=path, ctx=jn.Context.with_timeout(30)) as client:
+            assert os.readlink("/proc/thread-self/ns/net") == before  # the caller's thread never moved
+            _blocking_and_cloexec(client.fileno())
+            assert client.address == server.address
+            _round_trip(server, client)
+        # The same text from the caller's namespace names another host's loopback: the
+        # server inside never sees it (refused, or some other listener of this namespace).
+        try:
+            jn.connect(address).close()
+        except jn.SocketError.ConnectionRefused:
+            pass
+        readable, _, _ = select.select([server.fileno()], [], [], 0.2)
+        assert not readable, "a connect from the caller's namespace reached the server inside"
+    # An abstract unix name is per namespace too.
+    name = f"unix:@jn-conn-{namespace}"
+    with jn.listen(name, netns=path) as server:
+        with jn.connect(name, netns=path) as client:
+            _round_trip(server, client)
+        with pytest.raises(jn.SocketError.ConnectionRefused):
+            jn.connect(name)
+
+
+def test_netns_errors_are_typed(tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    plain.write_text("not a namespace")
+    with fail("connect", errno.EIO) as injection:
+        with pytest.raises(jn.SocketError.FileNotFound):
+            jn.connect("127.0.0.1:1", netns=tmp_path / "missing")
+        with pytest.raises(jn.SocketError.InvalidAddress):
+            jn.connect("127.0.0.1:1", netns=plain)
+        with pytest.raises(jn.SocketError.InvalidAddress):
+            jn.connect("127.0.0.1:1", netns="/proc/self/ns/uts")  # a namespace, not a network one
+        for bad, kind in (("", ValueError), ("a\0b", ValueError), (3, TypeError), (True, TypeError)):
+            with pytest.raises(kind):
+                jn.connect("127.0.0.1:1", netns=bad)  # type: ignore[arg-type]
+    assert injection.failed == 0  # none of them got as far as connect(2)
+
+
+def test_netns_access_denied_without_the_right_to_enter(namespace: str) -> None:
+    # A child that dropped every capability (capset: version 3 header, empty sets) may
+    # open the file but not setns into it.
+    source = (
+        "import ctypes, sys, janus_net as jn\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "hdr = (ctypes.c_uint32 * 2)(0x20080522, 0)\n"
+        "data = (ctypes.c_uint32 * 6)()\n"
+        "assert libc.capset(hdr, data) == 0\n"
+        "try:\n"
+        "    jn.connect('127.0.0.1:1', netns=sys.argv[1])\n"
+        "except jn.SocketError.AccessDenied:\n"
+        "    print('AccessDenied')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", source, f"/run/netns/{namespace}"], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "AccessDenied"
+
+
+def test_keyboard_interrupt_at_every_line_of_a_netns_connect_closes_the_socket(namespace: str) -> None:
+    """connect(netns=): an interrupt at each line of connect.py/waiting.py/netns.py (the caller's thread)."""
+    path = f"/run/netns/{namespace}"
+    files = {str(sys.modules[name].__file__) for name in ("janus_net.connect", "janus_net.waiting", "janus_net.netns")}
+    with jn.listen("127.0.0.1:0", netns=path) as server:
+        n = 0
+        while True:
+            n += 1
+            before = live_fds()
+            sys.settrace(interrupt_at(n, files))
+            try:
+                client = jn.connect(str(server.address), netns=path)
             except KeyboardInterrupt:
                 sys.settrace(None)
                 assert live_fds() == before, f"leak after an interrupt at line event {n}"

@@ -12,7 +12,11 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 JANUS_NET = [sys.executable, "-m", "janus_net"]
 
@@ -160,3 +164,188 @@ def test_a_reload_that_never_gets_ready_leaves_the_old_command_serving(tmp_path:
             sup.wait()
         sup.stdout.close()
         sup.stderr.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+# The command started under --enforce: a stdlib bind to a port the capability does not
+# allow fails in the kernel; one it allows works; what it inherited on fd 3 is there.
+ENFORCED_CHILD = r"""
+import socket, sys
+denied, allowed = int(sys.argv[1]), int(sys.argv[2])
+result = {}
+with socket.socket() as s:
+    try:
+        s.bind(("127.0.0.1", denied))
+        result["denied"] = "bound"
+    except PermissionError:
+        result["denied"] = "PermissionError"
+with socket.socket() as s:
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", allowed))
+    result["allowed"] = "bound"
+with socket.socket(fileno=3) as inherited:
+    result["inherited"] = inherited.getsockname()[1]
+    inherited.detach()
+print(result["denied"], result["allowed"], result["inherited"], flush=True)
+"""
+
+
+def test_enforce_holds_the_command_to_the_capabilitys_tcp_ports(tmp_path: Path) -> None:
+    """Landlock is irreversible: it is applied in the `janus-net run` child process only."""
+    web, spare, denied = _free_port(), _free_port(), _free_port()
+    audit = tmp_path / "audit.jsonl"
+    proc = run(
+        "--capability", "svc", "--allow-port", str(web), "--allow-port", str(spare), "--audit", str(audit),
+        "--enforce", "--listen", f"web=127.0.0.1:{web}",
+        "--", sys.executable, "-c", ENFORCED_CHILD, str(denied), str(spare),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == f"PermissionError bound {web}"
+    operations = [json.loads(line)["operation"] for line in audit.read_text().splitlines()]
+    # The kernel enforces the ports before anything is bound.
+    assert operations == ["enforce", "check_bind_address", "bind_socket"]
+
+
+def test_enforce_needs_a_capability_and_other_flags_are_checked_before_binding() -> None:
+    for args, message in (
+        (["--enforce", "--listen", "web=127.0.0.1:0"], "--enforce needs --capability"),
+        (["--listen", "web=127.0.0.1:0", "--steer", "cpu"], "reuse_port"),
+        (["--listen", "web=127.0.0.1:0", "--device", "x" * 16], "device must be"),
+        (["--bind", "u=127.0.0.1:0", "--defer-accept", "3"], "--defer-accept applies to --listen sockets"),
+        (["--listen", "web=127.0.0.1:0", "--mode", "9"], "not octal"),
+    ):
+        proc = run(*args, "--", "true")
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+# Reads back, through a stdlib socket on a dup of each passed fd, what the kernel holds.
+OPTIONS_CHILD = r"""
+import json, os, socket
+from janus_net._shim import lib  # IP_FREEBIND as the C headers define it (the stdlib lacks it)
+with socket.socket(fileno=os.dup(3)) as web:
+    got = {
+        "defer_accept": web.getsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT),
+        "reuse_port": web.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT),
+        "freebind": web.getsockopt(socket.IPPROTO_IP, lib.JN_IP_FREEBIND),
+    }
+    port = web.getsockname()[1]
+# ss shows a listener's backlog in its Send-Q column.
+import subprocess
+row = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, check=True).stdout
+got["backlog"] = int(row.split()[2])
+with socket.socket(socket.AF_INET, socket.SOCK_DGRAM, fileno=os.dup(4)) as udp:
+    got["udp_freebind"] = udp.getsockopt(socket.IPPROTO_IP, lib.JN_IP_FREEBIND)
+print(json.dumps(got), flush=True)
+"""
+
+MODE_CHILD = r"""
+import os, socket, stat
+with socket.socket(socket.AF_UNIX, fileno=os.dup(3)) as admin:
+    print(oct(stat.S_IMODE(os.stat(admin.getsockname()).st_mode)), flush=True)
+"""
+
+
+def test_listen_option_flags_reach_the_commands_sockets(tmp_path: Path) -> None:
+    with socket.socket() as oracle:  # the kernel rounds TCP_DEFER_ACCEPT to retransmissions
+        oracle.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 5)
+        expected_defer = oracle.getsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT)
+    proc = run(
+        "--listen", "web=127.0.0.1:0", "--bind", "udp=127.0.0.1:0",
+        "--defer-accept", "5", "--reuse-port", "--freebind", "--backlog", "7",
+        "--", sys.executable, "-c", OPTIONS_CHILD,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout.splitlines()[-1])
+    assert got == {"defer_accept": expected_defer, "reuse_port": 1, "freebind": 1, "backlog": 7, "udp_freebind": 1}
+    path = tmp_path / "admin.sock"
+    proc = run("--listen", f"admin=unix:{path}", "--mode", "600", "--", sys.executable, "-c", MODE_CHILD)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "0o600"
+
+
+def test_an_option_that_cannot_apply_to_a_socket_is_the_librarys_error(tmp_path: Path) -> None:
+    """Each flag applies to every socket of its kind; one that cannot is refused before COMMAND starts."""
+    for args, message in (
+        (["--listen", "web=127.0.0.1:0", "--mode", "600"], "OptionUnsupported"),
+        (["--listen", f"admin=unix:{tmp_path}/a.sock", "--defer-accept", "5"], "OptionUnsupported"),
+    ):
+        proc = run(*args, "--", "touch", str(tmp_path / "started"))
+        assert proc.returncode == 1, (args, proc.stderr)
+        assert proc.stderr.startswith(f"janus-net: {message}") and "Traceback" not in proc.stderr
+    assert not (tmp_path / "started").exists()
+
+
+@pytest.fixture
+def namespace() -> Iterator[str]:
+    """A fresh network namespace with loopback up, deleted afterwards; its name."""
+    name = f"jn-run-{uuid.uuid4().hex[:10]}"
+    subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True, timeout=60)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True, capture_output=True, timeout=60)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=True, capture_output=True, timeout=60)
+
+
+# Accepts one connection on the passed listener and prints what the peer sent.
+ACCEPT_ONE = r"""
+import socket
+with socket.socket(fileno=3) as web:
+    web.settimeout(60)
+    conn, _ = web.accept()
+    with conn:
+        conn.settimeout(60)
+        print("got", conn.recv(100).decode(), flush=True)
+"""
+
+CLIENT = r"""
+import socket, sys
+with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30) as c:
+    c.sendall(b"inside")
+"""
+
+
+def test_netns_makes_the_commands_sockets_inside_the_namespace(namespace: str) -> None:
+    argv = [*JANUS_NET, "run", "--netns", f"/run/netns/{namespace}", "--listen", "web=127.0.0.1:0", "--"]
+    sup = subprocess.Popen(
+        [*argv, sys.executable, "-c", ACCEPT_ONE], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert sup.stdout is not None
+    try:
+        port = int(sup.stdout.readline().split()[2].rsplit(":", 1)[1])
+        # From the caller's namespace the port is not the command's: nothing reaches it here.
+        with socket.socket() as outside:
+            assert outside.connect_ex(("127.0.0.1", port)) != 0 or port_is_someone_elses(port)
+        subprocess.run(
+            ["ip", "netns", "exec", namespace, sys.executable, "-c", CLIENT, str(port)], check=True, timeout=60
+        )
+        out, err = sup.communicate(timeout=60)
+        assert sup.returncode == 0, err
+        assert out.strip() == "got inside"
+    finally:
+        if sup.poll() is None:
+            sup.kill()
+            sup.communicate(timeout=10)
+
+
+def port_is_someone_elses(port: int) -> bool:
+    """A listener of the caller's namespace (another test's) happens to hold the same port number."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def test_netns_errors_are_one_line(tmp_path: Path) -> None:
+    proc = run("--netns", "/proc/self/ns/uts", "--listen", "web=127.0.0.1:0", "--", "true")
+    assert proc.returncode == 1 and proc.stderr.startswith("janus-net: InvalidAddress"), proc.stderr
+    proc = run("--netns", str(tmp_path / "missing"), "--listen", "web=127.0.0.1:0", "--", "true")
+    assert proc.returncode == 1 and proc.stderr.startswith("janus-net: FileNotFound"), proc.stderr
