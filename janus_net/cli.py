@@ -34,7 +34,7 @@ from janus_net.address import FdAddress, Ip6Address, UnixAddress, for_people, pa
 from janus_net.audit import AuditRecord, JsonLinesSink, Sink
 from janus_net.capability import NetBind
 from janus_net.context import Context
-from janus_net.errors import ErrnoBug, SocketError
+from janus_net.errors import SocketError
 from janus_net.listen import listen, listen_with_capability, listen_with_context
 from janus_net.socket import Server, Stream
 
@@ -323,10 +323,10 @@ def _serve_one(args: argparse.Namespace, out: _Output, server: Server, ctx: Cont
                 while data := stream.read(65536, ctx):
                     stream.write_all(data)
                     echoed += len(data)
-            except (SocketError, ErrnoBug) as e:
+            except SocketError as e:
                 if deadline.fired:
-                    # Our own timer closed the stream under a blocked write. (ErrnoBug: a
-                    # write_all woken by close() still reports EBADF in this version.)
+                    # Our own timer closed the stream under a blocked write (the woken
+                    # write_all says SocketUnconnected): that was the deadline.
                     raise SocketError.Timeout("deadline", "the --timeout passed while writing", address=peer) from None
                 if not isinstance(e, _PEER_GONE):
                     raise
