@@ -20,12 +20,16 @@ from __future__ import annotations
 import ipaddress
 import os
 from abc import abstractmethod
-from typing import Any, ClassVar
 
 from janus_net import platform, sockaddr
 from janus_net._shim import ffi, lib
 from janus_net.errors import SocketError
 from janus_net.escaping import for_people as for_people  # re-exported: the one escape for text for people
+
+TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Any, ClassVar
+
 
 _ASCII_DIGITS = frozenset("0123456789")
 _MAX_SCOPE_ID = 2**32 - 1

@@ -18,7 +18,6 @@ Timeout, a KeyboardInterrupt -- closes the socket before it propagates.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, cast
 
 from janus_net import descriptor, platform, readiness, syscalls
 from janus_net._shim import lib
@@ -26,6 +25,13 @@ from janus_net.address import Address, UnixAddress, as_address
 from janus_net.errors import SocketError
 from janus_net.socket import Stream
 from janus_net.wrap import wrap
+
+TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
+if TYPE_CHECKING:
+    from typing import cast
+else:
+    from janus_net.typing_runtime import cast
+
 
 if TYPE_CHECKING:
     from janus_net.context import Context

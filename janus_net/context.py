@@ -37,12 +37,17 @@ from __future__ import annotations
 import math
 import time
 import weakref
-from typing import Any, TypeVar
 
 from janus_net import syscalls
 from janus_net.errors import SocketError
 
-_C = TypeVar("_C", bound="Context")
+TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+
+if TYPE_CHECKING:
+    _C = TypeVar("_C", bound="Context")
 
 
 class Context:

@@ -25,13 +25,18 @@ a syscall still using it).
 from __future__ import annotations
 
 import weakref
-from typing import Any, Protocol
 
 from janus_net import syscalls
 
+TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Any, Protocol
 
-class _HasFileno(Protocol):
-    def fileno(self) -> int: ...
+
+if TYPE_CHECKING:
+
+    class _HasFileno(Protocol):
+        def fileno(self) -> int: ...
 
 
 # Listening and bound sockets janus_net owns, by fd: adopting one of them through

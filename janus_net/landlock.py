@@ -36,8 +36,13 @@ from collections.abc import Iterable
 from janus_net import syscalls
 from janus_net._shim import ffi, lib
 from janus_net.address import Address, Ip4Address, Ip6Address
-from janus_net.audit import AuditRecord, Sink
 from janus_net.errors import SocketError
+
+TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
+
+
+if TYPE_CHECKING:
+    from janus_net.audit import Sink
 
 #: The lowest Landlock ABI `enforce` accepts: 4, the first with network rules. Tests
 #: raise it above what the kernel offers to see the "kernel without the rules" path.
@@ -97,6 +102,8 @@ def enforce(capability_id: str, ports: Iterable[int], audit: Sink | None) -> Non
         _allowed = allowed if _allowed is None else _allowed & allowed
     if audit is not None:
         text = "landlock tcp-bind " + (",".join(str(p) for p in sorted(allowed)) or "none")
+        from janus_net.audit import AuditRecord  # only a capability enforces; audit brings json, logging
+
         audit(AuditRecord(capability_id, "enforce", None, "allowed", text, time.time()))
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
 
 from janus_net import adopt, descriptor, landlock, netns, platform, sockopts, steps, syscalls, unixfile
 from janus_net._shim import lib
@@ -39,6 +38,11 @@ from janus_net.netns import NamespacePath
 from janus_net.options import Options, bind_options, listen_options, validate
 from janus_net.socket import Mode, Protocol, Server, Socket
 from janus_net.unixfile import UnixFile
+
+TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
 
 if TYPE_CHECKING:
     from janus_net.capability import NetBind
@@ -138,7 +142,8 @@ class _ErrDefer:
                 self._steps.pop()()
 
 
-_B = TypeVar("_B", Server, Socket)
+if TYPE_CHECKING:
+    _B = TypeVar("_B", Server, Socket)
 
 
 def _listener(

@@ -23,11 +23,15 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from typing import Any
 
 from janus_net import syscalls
 from janus_net._shim import lib
 from janus_net.errors import SocketError
+
+TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Any
+
 
 #: What ``netns=`` accepts: a path as str, bytes or an os.PathLike.
 NamespacePath = str | bytes | os.PathLike[str] | os.PathLike[bytes]

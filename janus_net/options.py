@@ -7,12 +7,16 @@ address raises before anything exists, so nothing has to be undone.
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
-
 from janus_net import platform, sockopts, unixfile
 from janus_net.address import Address, Ip6Address, UnixAddress
 from janus_net.errors import SocketError
 from janus_net.socket import Mode, Protocol
+
+TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Literal, NamedTuple
+else:
+    from janus_net.typing_runtime import NamedTuple
 
 
 class Options(NamedTuple):

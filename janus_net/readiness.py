@@ -11,10 +11,14 @@ timeout instead of polling again for the full one.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
 
 from janus_net import syscalls
 from janus_net._shim import ffi, lib
+
+TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Any
+
 
 if TYPE_CHECKING:
     from janus_net.context import Context

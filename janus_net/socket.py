@@ -22,10 +22,8 @@ import errno
 import functools
 import itertools
 import operator
-import socket as _stdsocket
 import warnings
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
 
 from janus_net import ancillary, descriptor, platform, segments, sockopts, syscalls, waiting
 from janus_net._shim import ffi, lib
@@ -63,11 +61,18 @@ from janus_net.scratch import (
     _uncleared,
 )
 
+TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
+if TYPE_CHECKING:
+    import socket as _stdsocket
+    from typing import Any, TypeVar
+
+
 if TYPE_CHECKING:
     from janus_net.context import Context
     from janus_net.unixfile import UnixFile
 
-_T = TypeVar("_T")
+if TYPE_CHECKING:
+    _T = TypeVar("_T")
 
 
 class Mode(enum.IntEnum):
@@ -202,6 +207,8 @@ class _Owner:
         Raises:
             SocketError.Unexpected: the object is closed already, or a call is using it.
         """
+        import socket as _stdsocket  # here: most programs never hand over (import time)
+
         desc = self._desc
         syscalls.check_detachable(desc, str(self._address))
         # The fd leaves the cell inside this expression: no janus_net bytecode runs
