@@ -24,7 +24,7 @@ a syscall still using it).
 
 from __future__ import annotations
 
-import weakref
+from _weakref import ref as _ref  # weakref.ref itself, without the weakref module (import time)
 
 from janus_net import syscalls
 
@@ -44,12 +44,12 @@ if TYPE_CHECKING:
 # weak references (a WeakValueDictionary costs a microsecond per listen): an entry
 # outlives its owner until the number is reused, and `owner_of` checks it is current.
 # At most one entry per fd number, so it stays as small as the fd table.
-_OWNERS: dict[int, weakref.ref[Any]] = {}
+_OWNERS: dict[int, _ref[Any]] = {}
 
 
 def register(fd: int, owner: _HasFileno) -> None:
     """Remember that ``owner`` owns ``fd`` (for `owner_of`)."""
-    _OWNERS[fd] = weakref.ref(owner)
+    _OWNERS[fd] = _ref(owner)
 
 
 def owner_of(fd: int) -> _HasFileno | None:

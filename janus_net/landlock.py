@@ -26,10 +26,10 @@ is deliberately not handled).
 
 from __future__ import annotations
 
+import _thread  # the lock without the threading module (import time)
 import errno
 import os
 import sys
-import threading
 import time
 from collections.abc import Iterable
 
@@ -51,7 +51,7 @@ MINIMUM_ABI = 4
 #: The ABI that brought LANDLOCK_RESTRICT_SELF_TSYNC (restrict every thread at once).
 _TSYNC_ABI = 8
 
-_lock = threading.Lock()
+_lock = _thread.allocate_lock()
 # The TCP ports every enforced ruleset allows (stacked rulesets intersect); None: none enforced.
 _allowed: frozenset[int] | None = None
 
@@ -131,6 +131,8 @@ def _thread_count() -> int:
         try:
             count = len(os.listdir("/proc/self/task"))
         except OSError:
+            import threading  # here: only this fallback needs it (import time)
+
             return threading.active_count()
         if count == 1:
             return 1

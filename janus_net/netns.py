@@ -21,7 +21,6 @@ if it was already handed over, else by the helper when it sees nobody is waiting
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable
 
 from janus_net import syscalls
@@ -61,6 +60,8 @@ class _Handoff:
     __slots__ = ("abandoned", "done", "error", "fd", "into_cell", "lock")
 
     def __init__(self) -> None:
+        import threading  # here: only a netns= call needs threads (import time)
+
         self.lock = threading.Lock()
         self.done = threading.Event()
         self.fd = -1
@@ -99,6 +100,8 @@ def run_in(path: NamespacePath, make: Callable[[], int], *, into_cell: bool = Fa
         raise SocketError.OptionUnsupported(None, "this platform has no network namespaces", address=shown(encoded))
     handoff = _Handoff()
     handoff.into_cell = into_cell
+    import threading
+
     helper = threading.Thread(target=_helper, args=(encoded, make, handoff), name="janus_net-netns", daemon=True)
     try:
         helper.start()
