@@ -44,7 +44,24 @@ if TYPE_CHECKING:
 # weak references (a WeakValueDictionary costs a microsecond per listen): an entry
 # outlives its owner until the number is reused, and `owner_of` checks it is current.
 # At most one entry per fd number, so it stays as small as the fd table.
+#
+# The registry is only read by an adoption (fd://N), which most processes never do, and
+# an entry costs a listener a third of its memory (the weak reference, the dict slot, the
+# fd as an int): so nothing is registered until the first `owner_of` call. That call
+# first finds every live owner made before it (one walk over the objects the garbage
+# collector tracks, once per process), then registration is on for good. The flag is
+# set before the walk: an owner made during the walk either registers itself (it saw
+# the flag) or existed, with its cell, when the walk began (it is found).
 _OWNERS: dict[int, _ref[Any]] = {}
+_registering = False
+# The classes whose objects register (set by socket.py: this module is below it).
+_OWNER_TYPES: tuple[type, ...] = ()
+
+
+def owners_are(*types: type) -> None:
+    """Name the classes whose objects `register` (the walk in `owner_of` looks for them)."""
+    global _OWNER_TYPES
+    _OWNER_TYPES = types
 
 
 def register(fd: int, owner: _HasFileno) -> None:
@@ -52,8 +69,24 @@ def register(fd: int, owner: _HasFileno) -> None:
     _OWNERS[fd] = _ref(owner)
 
 
+def _start_registering() -> None:
+    global _registering
+    if _registering:
+        return
+    _registering = True
+    import gc
+
+    for obj in gc.get_objects():
+        if isinstance(obj, _OWNER_TYPES):
+            fd = obj.fileno()  # type: ignore[attr-defined]  # an owner type: it has fileno()
+            if fd >= 0 and fd not in _OWNERS:
+                _OWNERS[fd] = _ref(obj)
+
+
 def owner_of(fd: int) -> _HasFileno | None:
     """The live janus_net Server or Socket that owns ``fd`` now, if any."""
+    if not _registering:
+        _start_registering()
     ref = _OWNERS.get(fd)
     owner = None if ref is None else ref()
     if owner is not None and owner.fileno() == fd:

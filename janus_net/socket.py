@@ -272,7 +272,8 @@ class _Bound(_Owner):
     def __init__(self, desc: Any, address: Address, unix_file: UnixFile | None = None) -> None:
         super().__init__(desc, address)
         self._unix_file = unix_file
-        descriptor.register(int(desc.fd), self)
+        if descriptor._registering:  # only once the process has adopted an fd (descriptor.py)
+            descriptor.register(int(desc.fd), self)
 
     def close(self) -> None:
         """Close the socket, and remove the unix socket file if this bind created it.
@@ -317,6 +318,9 @@ class _Bound(_Owner):
         sock = super().to_socket()
         self._unix_file = None
         return sock
+
+
+descriptor.owners_are(_Bound)
 
 
 class Server(_Bound):
