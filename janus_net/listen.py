@@ -187,7 +187,11 @@ def _open(addr: Address, opts: Options, ctx: Context | None, capability: NetBind
                 # The native fast path (DESIGN §2): the same steps, checkpoints and tables.
                 io = steps.new_io(desc)
                 steps.run(plan, io, addr, ctx)
-                result = owner(desc, steps.bound_address(io, addr), None)
+                port = io.port
+                if owner is Server and port >= 0 and not isinstance(addr, UnixAddress):
+                    result = Server(desc, addr, None, port)  # the address copy is made on first use
+                else:
+                    result = owner(desc, steps.bound_address(io, addr), None)
             else:
                 result = owner(desc, _steps_one_by_one(desc, addr, opts, check, unix_file, errdefer), unix_file)
         except SocketError.AccessDenied as exc:

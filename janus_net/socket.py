@@ -210,7 +210,7 @@ class _Owner:
         import socket as _stdsocket  # here: most programs never hand over (import time)
 
         desc = self._desc
-        syscalls.check_detachable(desc, str(self._address))
+        syscalls.check_detachable(desc, str(self.address))
         # The fd leaves the cell inside this expression: no janus_net bytecode runs
         # between the native hand-over and the stdlib socket that owns it next.
         return _stdsocket.socket(fileno=_DETACH(desc))
@@ -226,7 +226,7 @@ class _Owner:
             None,
             "the socket was closed by another thread while this call waited",
             syscall=syscall,
-            address=str(self._address),
+            address=str(self.address),
         )
 
     def __enter__(self) -> Any:
@@ -245,7 +245,11 @@ class _Owner:
         # getattr: __del__ may print an object whose __init__ an exception cut short.
         desc = getattr(self, "_desc", None)
         state = "closed" if desc is None or desc.closing else f"fd={desc.fd}"
-        return f"<janus_net.{type(self).__name__} {for_people(str(getattr(self, '_address', '?')))} {state}>"
+        try:
+            text = str(self.address)
+        except AttributeError:
+            text = "?"
+        return f"<janus_net.{type(self).__name__} {for_people(text)} {state}>"
 
 
 def _accepted_options(fd: int) -> None:
@@ -335,12 +339,29 @@ class Server(_Bound):
     the kernel for the next connection (see docs/mechanism.md).
     """
 
-    __slots__ = ("_scratch",)
+    __slots__ = ("_port", "_scratch")
 
-    def __init__(self, desc: Any, address: Address, unix_file: UnixFile | None = None) -> None:
+    def __init__(self, desc: Any, address: Address, unix_file: UnixFile | None = None, port: int = -1) -> None:
+        # The address is built on first use: ``port`` >= 0 is the port the kernel chose
+        # for ``address`` (asked with port 0), and the copy with it is made by the first
+        # ``address`` read (an Ip4Address is a fifth of what a listener would keep).
+        self._port = port
         super().__init__(desc, address, unix_file)
         # At most one idle _Scratch (the peer's sockaddr and length), reused by the next accept.
         self._scratch: _Pool[_Scratch] | None = None
+
+    @property
+    def address(self) -> Address:
+        """The address the socket is bound to (with the port the kernel chose for port 0)."""
+        port = self._port
+        address: Address = self._address  # type: ignore[assignment]  # a Server's is never pending
+        if port >= 0:
+            # Two threads may both build it; they store equal values (and _with_port of
+            # the stored copy gives the copy back).
+            address = address._with_port(port)  # type: ignore[union-attr]  # IP only (listen.py)
+            self._address = address
+            self._port = -1
+        return address
 
     def accept(self, ctx: Context | None = None) -> Stream:
         """Wait for a connection and return it.
@@ -367,7 +388,7 @@ class Server(_Bound):
             desc = self._desc
             storage = scratch.storage
             check = None if ctx is None else ctx.check
-            address = self._address
+            address = self.address
             conn = waiting.wait_for(
                 desc,
                 waiting.POLLIN,
