@@ -733,6 +733,10 @@ def as_bind_address(address: str | BindAddress) -> BindAddress:
     Raises:
         SocketError.InvalidAddress, SocketError.InvalidPort: as `parse_address`.
     """
+    if type(address) is str:
+        found = _PARSED.get(address)  # parse_address's cache, read here first: the usual call
+        if found is not None:
+            return found
     if isinstance(address, (Ip4Address, Ip6Address, UnixAddress, FdAddress)):
         address = exact(address)
         if type(address) is UnixAddress:

@@ -35,7 +35,7 @@ from janus_net.address import (
 )
 from janus_net.errors import SocketError
 from janus_net.netns import NamespacePath
-from janus_net.options import Options, bind_options, listen_options, validate
+from janus_net.options import DEFAULT_LISTEN, Options, bind_options, listen_options, validate
 from janus_net.socket import Mode, Protocol, Server, Socket
 from janus_net.unixfile import UnixFile
 
@@ -173,7 +173,9 @@ def _open(addr: Address, opts: Options, ctx: Context | None, capability: NetBind
     if capability is not None:
         capability.authorize(addr, opts.mode, opts.protocol)  # audits check_bind_address; raises CapabilityDenied
     sys.audit("janus_net.bind", str(addr), None if capability is None else capability.id)
-
+    plan = steps.plan_for(addr, opts)
+    if plan is not None:
+        return _open_native(plan, addr, opts, ctx, capability, owner)
     check = None if ctx is None else ctx.check
     unix_file = UnixFile(addr.path) if isinstance(addr, UnixAddress) and not addr.abstract else None
     with _ErrDefer() as errdefer:
@@ -181,28 +183,53 @@ def _open(addr: Address, opts: Options, ctx: Context | None, capability: NetBind
         # the syscall's return on, this cleanup (or the cell's collection) closes it.
         desc = descriptor.new()
         errdefer(lambda: descriptor.close(desc))
-        plan = steps.plan_for(addr, opts)
         try:
-            if plan is not None:
-                # The native fast path (DESIGN §2): the same steps, checkpoints and tables.
-                io = steps.new_io(desc)
-                steps.run(plan, io, addr, ctx)
-                port = io.port
-                if owner is Server and port >= 0 and not isinstance(addr, UnixAddress):
-                    result = Server(desc, addr, None, port)  # the address copy is made on first use
-                else:
-                    result = owner(desc, steps.bound_address(io, addr), None)
-            else:
-                result = owner(desc, _steps_one_by_one(desc, addr, opts, check, unix_file, errdefer), unix_file)
+            result = owner(desc, _steps_one_by_one(desc, addr, opts, check, unix_file, errdefer), unix_file)
         except SocketError.AccessDenied as exc:
-            # After enforce(), a bind the kernel's ruleset refused is CapabilityDenied("kernel").
-            denial = landlock.kernel_denial(exc, addr, opts.mode, opts.protocol) if exc.syscall == "bind" else exc
+            denial = _denial(exc, addr, opts)
             if denial is exc:
                 raise
             raise denial from None
         if capability is not None:
             capability.record_bound(result.address, opts.mode, opts.protocol)  # audits bind_socket, the real port
     return result
+
+
+def _open_native(
+    plan: steps.Plan, addr: Address, opts: Options, ctx: Context | None, capability: NetBind | None, owner: type[_B]
+) -> _B:
+    """`_open` for what the native step sequence covers (DESIGN §2): the same steps, checkpoints and tables.
+
+    One cleanup, so no `_ErrDefer`: the cell is closed if anything below raises. Before
+    the ``try`` the cell is empty (an interrupt there leaves it to its collection, which
+    closes nothing); inside it, the fd is in the cell from socket()'s return on.
+    """
+    desc = descriptor.new()
+    try:
+        io = steps.new_io(desc)
+        try:
+            steps.run(plan, io, addr, ctx)
+        except SocketError.AccessDenied as exc:
+            denial = _denial(exc, addr, opts)
+            if denial is exc:
+                raise
+            raise denial from None
+        port = io.port
+        if owner is Server and port >= 0 and type(addr) is not UnixAddress:
+            result: _B = Server(desc, addr, None, port)  # the address is made on first use
+        else:
+            result = owner(desc, steps.bound_address(io, addr), None)
+        if capability is not None:
+            capability.record_bound(result.address, opts.mode, opts.protocol)  # audits bind_socket, the real port
+    except BaseException:
+        descriptor.close(desc)
+        raise
+    return result
+
+
+def _denial(exc: SocketError, addr: Address, opts: Options) -> SocketError:
+    """After enforce(), a bind the kernel's ruleset refused is CapabilityDenied("kernel")."""
+    return landlock.kernel_denial(exc, addr, opts.mode, opts.protocol) if exc.syscall == "bind" else exc
 
 
 def _steps_one_by_one(
@@ -284,10 +311,31 @@ def listen(
     ...     server.address.port > 0
     True
     """
-    opts = _listen_opts(
-        backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale, owner, group,
-        freebind, transparent, device, fastopen, defer_accept, incoming_cpu, steer, netns,
-    )  # fmt: skip
+    if (
+        backlog == 128
+        and type(backlog) is int
+        and reuse_address is True
+        and reuse_port is False
+        and ip6_only is None
+        and mode is None
+        and unlink_stale is False
+        and owner is None
+        and group is None
+        and freebind is False
+        and transparent is False
+        and device is None
+        and fastopen is None
+        and defer_accept is None
+        and incoming_cpu is None
+        and steer is None
+        and netns is None
+    ):
+        opts = DEFAULT_LISTEN  # every keyword at its default: the options checked once
+    else:
+        opts = _listen_opts(
+            backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale, owner, group,
+            freebind, transparent, device, fastopen, defer_accept, incoming_cpu, steer, netns,
+        )  # fmt: skip
     return _listener(address, opts)
 
 

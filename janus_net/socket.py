@@ -346,9 +346,14 @@ class Server(_Bound):
         # for ``address`` (asked with port 0), and the copy with it is made by the first
         # ``address`` read (an Ip4Address is a fifth of what a listener would keep).
         self._port = port
-        super().__init__(desc, address, unix_file)
+        # _Owner's and _Bound's __init__, written out: two frames less per listen.
+        self._desc = desc
+        self._address = address
+        self._unix_file = unix_file
         # At most one idle _Scratch (the peer's sockaddr and length), reused by the next accept.
         self._scratch: _Pool[_Scratch] | None = None
+        if descriptor._registering:  # only once the process has adopted an fd (descriptor.py)
+            descriptor.register(int(desc.fd), self)
 
     @property
     def address(self) -> Address:

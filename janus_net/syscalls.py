@@ -1250,7 +1250,7 @@ def new_desc() -> Any:
     the same cell a no-op.
     """
     raw = lib.jn_desc_new()
-    if raw == ffi.NULL:
+    if not raw:  # NULL
         raise MemoryError("no memory for a descriptor cell")
     return ffi.gc(raw, lib.jn_desc_free)
 
