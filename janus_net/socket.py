@@ -598,8 +598,13 @@ class Socket(_Bound):
             SocketError.Timeout: ``ctx`` was cancelled or its deadline passed.
             SocketError.ConnectionRefused...: the receive table of DESIGN §5.
         """
-        pool = self._scratch
-        scratch = pool.take() or _Scratch()
+        # The pool's take and give written out (the per-packet path): list.pop and
+        # append are atomic, so two threads never share a scratch (see _Pool).
+        idle = self._scratch._idle
+        try:
+            scratch = idle.pop()
+        except IndexError:
+            scratch = _Scratch()
         try:
             if type(size) is int and 0 <= size <= scratch.capacity:
                 buf = scratch.buf  # the usual case, without scratch.buffer's frame
@@ -608,7 +613,8 @@ class Socket(_Bound):
             got, source = self._receive_from(buf, size, ctx, scratch)
             return ffi.unpack(buf, got), source
         finally:
-            pool.give(scratch)
+            if not idle:
+                idle.append(scratch)
 
     def receive_into(self, buffer: Buffer, ctx: Context | None = None) -> tuple[int, Address]:
         """One datagram into a writable buffer: (byte count, source). Raises as `receive`."""
