@@ -311,31 +311,10 @@ def listen(
     ...     server.address.port > 0
     True
     """
-    if (
-        backlog == 128
-        and type(backlog) is int
-        and reuse_address is True
-        and reuse_port is False
-        and ip6_only is None
-        and mode is None
-        and unlink_stale is False
-        and owner is None
-        and group is None
-        and freebind is False
-        and transparent is False
-        and device is None
-        and fastopen is None
-        and defer_accept is None
-        and incoming_cpu is None
-        and steer is None
-        and netns is None
-    ):
-        opts = DEFAULT_LISTEN  # every keyword at its default: the options checked once
-    else:
-        opts = _listen_opts(
-            backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale, owner, group,
-            freebind, transparent, device, fastopen, defer_accept, incoming_cpu, steer, netns,
-        )  # fmt: skip
+    opts = _listen_opts(
+        backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale, owner, group,
+        freebind, transparent, device, fastopen, defer_accept, incoming_cpu, steer, netns,
+    )  # fmt: skip
     return _listener(address, opts)
 
 
@@ -545,6 +524,26 @@ def _listen_opts(
     netns: NamespacePath | None,
 ) -> Options:
     """The three listen* profiles' keywords as one validated `Options` (built by keyword)."""
+    if (
+        backlog == 128
+        and type(backlog) is int
+        and reuse_address is True
+        and reuse_port is False
+        and ip6_only is None
+        and mode is None
+        and unlink_stale is False
+        and owner is None
+        and group is None
+        and freebind is False
+        and transparent is False
+        and device is None
+        and fastopen is None
+        and defer_accept is None
+        and incoming_cpu is None
+        and steer is None
+        and netns is None
+    ):
+        return DEFAULT_LISTEN  # every keyword at its default: the options checked once (no extra/listen_options)
     extra = sockopts.extra(
         freebind=freebind,
         transparent=transparent,
