@@ -33,6 +33,7 @@ from janus_net.address import (
     as_bind_address,
     reported,
 )
+from janus_net.context import Context  # for _require_context's check (below listen, as in steps.py)
 from janus_net.errors import SocketError
 from janus_net.netns import NamespacePath
 from janus_net.options import DEFAULT_LISTEN, Options, bind_options, listen_options, validate
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
 
 if TYPE_CHECKING:
     from janus_net.capability import NetBind
-    from janus_net.context import Context
 
 
 def _set_options(fd: int, addr: Address, opts: Options, check: syscalls.Checkpoint | None) -> None:
@@ -483,8 +483,6 @@ def bind_with_capability(
 
 def _require_context(ctx: object) -> None:
     """A `Context` (or subclass) is required: anything else is a TypeError before any syscall."""
-    from janus_net.context import Context  # here, not at the top: listen.py imports these for types only
-
     # Without this, None would silently turn the :service profile into :core, and any
     # other object would fail with an AttributeError halfway through.
     if ctx is None:
