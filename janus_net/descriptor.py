@@ -24,6 +24,8 @@ a syscall still using it).
 
 from __future__ import annotations
 
+import _thread
+import os
 from _weakref import ref as _ref  # weakref.ref itself, without the weakref module (import time)
 
 from janus_net import syscalls
@@ -51,9 +53,13 @@ if TYPE_CHECKING:
 # first finds every live owner made before it (one walk over the objects the garbage
 # collector tracks, once per process), then registration is on for good. The flag is
 # set before the walk: an owner made during the walk either registers itself (it saw
-# the flag) or existed, with its cell, when the walk began (it is found).
+# the flag) or existed, with its cell, when the walk began (it is found). Lookups wait
+# for the walk to finish (a lock, taken only until it has run once), so two first
+# adoptions on two threads both see the complete registry.
 _OWNERS: dict[int, _ref[Any]] = {}
 _registering = False
+_walked = False
+_walk_lock = _thread.allocate_lock()
 # The classes whose objects register (set by socket.py: this module is below it).
 _OWNER_TYPES: tuple[type, ...] = ()
 
@@ -69,29 +75,47 @@ def register(fd: int, owner: _HasFileno) -> None:
     _OWNERS[fd] = _ref(owner)
 
 
-def _start_registering() -> None:
-    global _registering
-    if _registering:
-        return
-    _registering = True
-    import gc
-
-    for obj in gc.get_objects():
-        if isinstance(obj, _OWNER_TYPES):
-            fd = obj.fileno()  # type: ignore[attr-defined]  # an owner type: it has fileno()
-            if fd >= 0 and fd not in _OWNERS:
-                _OWNERS[fd] = _ref(obj)
-
-
-def owner_of(fd: int) -> _HasFileno | None:
-    """The live janus_net Server or Socket that owns ``fd`` now, if any."""
-    if not _registering:
-        _start_registering()
+def _current(fd: int) -> _HasFileno | None:
     ref = _OWNERS.get(fd)
     owner = None if ref is None else ref()
     if owner is not None and owner.fileno() == fd:
         return owner  # type: ignore[no-any-return]
     return None
+
+
+def _walk() -> None:
+    global _registering, _walked
+    with _walk_lock:
+        if _walked:
+            return
+        _registering = True
+        import gc
+
+        for obj in gc.get_objects():
+            if isinstance(obj, _OWNER_TYPES):
+                fd = obj.fileno()  # type: ignore[attr-defined]  # an owner type: it has fileno()
+                # An entry that is current was registered by its owner since the flag
+                # was set: it wins over what the walk read (that owner may have closed).
+                if fd >= 0 and _current(fd) is None:
+                    _OWNERS[fd] = _ref(obj)
+        _walked = True
+
+
+def _new_walk_lock() -> None:
+    # A fork while another thread walks: the child's copy of the lock would stay held.
+    # The child walks again on its first lookup (the walk is idempotent).
+    global _walk_lock
+    _walk_lock = _thread.allocate_lock()
+
+
+os.register_at_fork(after_in_child=_new_walk_lock)
+
+
+def owner_of(fd: int) -> _HasFileno | None:
+    """The live janus_net Server or Socket that owns ``fd`` now, if any."""
+    if not _walked:
+        _walk()
+    return _current(fd)
 
 
 new = syscalls.new_desc

@@ -84,6 +84,32 @@ def test_owners_made_before_the_first_adoption_are_found() -> None:
     assert got == [False, [True, True, True], [False, False, False]]
 
 
+def test_two_first_adoptions_on_two_threads_both_see_every_owner() -> None:
+    # The first lookup walks for the owners made before it; a second thread's lookup
+    # during that walk must wait for it, not read a half-filled registry.
+    got = run_child(
+        """
+        import json, threading, janus_net as jn
+        servers = [jn.listen("127.0.0.1:0") for _ in range(200)]
+        start = threading.Barrier(2)
+        results = []
+        def adopt(fd):
+            start.wait()
+            try:
+                jn.listen(f"fd://{fd}").close()
+                results.append("adopted")
+            except jn.SocketError.InvalidAddress as e:
+                results.append("already owned" in str(e))
+        threads = [threading.Thread(target=adopt, args=(servers[k].fileno(),)) for k in (0, -1)]
+        for t in threads: t.start()
+        for t in threads: t.join()
+        for s in servers: s.close()
+        print(json.dumps(results))
+        """
+    )
+    assert got == [True, True]
+
+
 def test_a_closed_owner_does_not_block_adopting_its_number_later() -> None:
     server = jn.listen("127.0.0.1:0")
     fd = server.fileno()
