@@ -20,12 +20,16 @@ from __future__ import annotations
 import ipaddress
 import os
 from abc import abstractmethod
-from typing import Any, ClassVar
 
 from janus_net import platform, sockaddr
 from janus_net._shim import ffi, lib
 from janus_net.errors import SocketError
 from janus_net.escaping import for_people as for_people  # re-exported: the one escape for text for people
+
+TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Any, ClassVar
+
 
 _ASCII_DIGITS = frozenset("0123456789")
 _MAX_SCOPE_ID = 2**32 - 1
@@ -729,6 +733,10 @@ def as_bind_address(address: str | BindAddress) -> BindAddress:
     Raises:
         SocketError.InvalidAddress, SocketError.InvalidPort: as `parse_address`.
     """
+    if type(address) is str:
+        found = _PARSED.get(address)  # parse_address's cache, read here first: the usual call
+        if found is not None:
+            return found
     if isinstance(address, (Ip4Address, Ip6Address, UnixAddress, FdAddress)):
         address = exact(address)
         if type(address) is UnixAddress:

@@ -23,13 +23,19 @@ import errno
 import os
 import stat
 import sys
-from typing import TYPE_CHECKING, Literal, NamedTuple, TypeVar
 
 from janus_net import descriptor, platform, syscalls
 from janus_net._shim import lib
 from janus_net.address import Address, FdAddress, UnixAddress, from_sockaddr
 from janus_net.errors import SocketError
 from janus_net.socket import Mode, Server, Socket
+
+TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Literal, NamedTuple, TypeVar
+else:
+    from janus_net.typing_runtime import NamedTuple
+
 
 if TYPE_CHECKING:
     from janus_net.capability import NetBind
@@ -38,7 +44,8 @@ if TYPE_CHECKING:
 #: (``"listen"``), a bound, not listening socket of one `Mode` (``bind``), or
 #: whichever of a listening stream or a bound datagram socket it is (``"any"``,
 #: for `janus_net.listen_fds`).
-Want = Literal["listen", "any"] | Mode
+if TYPE_CHECKING:
+    Want = Literal["listen", "any"] | Mode
 
 _FILE_KINDS = (
     (stat.S_ISFIFO, "a pipe or FIFO"),
@@ -160,7 +167,8 @@ def announce(target: FdAddress, capability: NetBind | None = None) -> None:
     sys.audit("janus_net.bind", str(target), None if capability is None else capability.id)
 
 
-_O = TypeVar("_O", Server, Socket)
+if TYPE_CHECKING:
+    _O = TypeVar("_O", Server, Socket)
 
 
 def take(inherited: Inherited, as_: Literal["listen", "bind"]) -> Server | Socket:

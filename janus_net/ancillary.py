@@ -20,8 +20,6 @@ shared socket may have enabled, say, IP_RECVTTL).
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 from janus_net import platform, syscalls, waiting
 from janus_net._shim import ffi, lib
@@ -37,12 +35,16 @@ from janus_net.address import (
 from janus_net.errors import SocketError
 from janus_net.scratch import _SOCKADDR_STORAGE_SIZE, _STORAGE_P, _UNNAMED_UNIX, Buffer, _uncleared
 
+TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Any
+
+
 if TYPE_CHECKING:
     from janus_net.context import Context
     from janus_net.socket import Socket
 
 
-@dataclass(frozen=True, slots=True)
 class Datagram:
     """One received datagram and what the kernel said about it (`Socket.receive_message`).
 
@@ -59,11 +61,62 @@ class Datagram:
             ``len(data)`` when the message is one datagram.
     """
 
+    # A frozen dataclass's behaviour (fields, ==, hash, repr, pickling, match), written out:
+    # `dataclasses` (with `inspect`, `ast`, `dis`) cost a sixth of `import janus_net`.
+    __slots__ = ("data", "destination", "segment_size", "source", "timestamp")
+    __match_args__ = ("data", "source", "destination", "timestamp", "segment_size")
+
     data: bytes
     source: Address
     destination: Address | None
     timestamp: float | None
     segment_size: int
+
+    def __init__(
+        self,
+        data: bytes,
+        source: Address,
+        destination: Address | None,
+        timestamp: float | None,
+        segment_size: int,
+    ) -> None:
+        _set = object.__setattr__
+        _set(self, "data", data)
+        _set(self, "source", source)
+        _set(self, "destination", destination)
+        _set(self, "timestamp", timestamp)
+        _set(self, "segment_size", segment_size)
+
+    def _fields(self) -> tuple[bytes, Address, Address | None, float | None, int]:
+        return (self.data, self.source, self.destination, self.timestamp, self.segment_size)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        from dataclasses import FrozenInstanceError  # the exception a frozen dataclass raises
+
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        from dataclasses import FrozenInstanceError
+
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, Datagram)
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return (
+            f"Datagram(data={self.data!r}, source={self.source!r}, destination={self.destination!r}, "
+            f"timestamp={self.timestamp!r}, segment_size={self.segment_size!r})"
+        )
+
+    def __reduce__(self) -> tuple[type[Datagram], tuple[bytes, Address, Address | None, float | None, int]]:
+        return (Datagram, self._fields())
 
 
 # --- Layout, from the compiler.

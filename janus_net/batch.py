@@ -6,7 +6,6 @@ import itertools
 import operator
 import struct
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 from janus_net import platform
 from janus_net._shim import ffi
@@ -17,10 +16,12 @@ from janus_net.address import (
     from_sockaddr_cached,
 )
 from janus_net.errors import SocketError
-
-if TYPE_CHECKING:
-    pass
 from janus_net.scratch import _IP4_KEY_OK, _SOCKADDR_STORAGE_SIZE, _UNNAMED_UNIX, Buffer, _uncleared
+
+TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Any
+
 
 #: Datagrams per sendmmsg/recvmmsg call: Linux caps a call at UIO_MAXIOV (1024)
 #: messages; larger requests are served by several calls.

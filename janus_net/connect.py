@@ -23,7 +23,6 @@ Timeout, a KeyboardInterrupt -- closes the socket before it propagates.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any, cast
 
 from janus_net import descriptor, platform, syscalls, waiting
 from janus_net import netns as namespaces
@@ -33,6 +32,13 @@ from janus_net.errors import SocketError
 from janus_net.netns import NamespacePath
 from janus_net.socket import Stream
 from janus_net.wrap import wrap
+
+TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Any, cast
+else:
+    from janus_net.typing_runtime import cast
+
 
 if TYPE_CHECKING:
     from janus_net.context import Context

@@ -36,13 +36,18 @@ from __future__ import annotations
 
 import math
 import time
-import weakref
-from typing import Any, TypeVar
+from _weakrefset import WeakSet  # weakref.WeakSet itself, without the weakref module (import time)
 
 from janus_net import syscalls
 from janus_net.errors import SocketError
 
-_C = TypeVar("_C", bound="Context")
+TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+
+if TYPE_CHECKING:
+    _C = TypeVar("_C", bound="Context")
 
 
 class Context:
@@ -58,7 +63,7 @@ class Context:
     def __init__(self) -> None:
         self._cancelled = False
         self._deadline: float | None = None
-        self._children: weakref.WeakSet[Context] = weakref.WeakSet()
+        self._children: WeakSet[Context] = WeakSet()
         # A strong reference upwards: a child keeps its ancestors (and so the chain
         # that carries a cancel down to it) alive for as long as it lives.
         self._parent: Context | None = None

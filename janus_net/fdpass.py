@@ -31,7 +31,6 @@ import functools
 import os
 import struct
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
 
 from janus_net import adopt, descriptor, platform, syscalls, waiting
 from janus_net._shim import ffi, lib
@@ -39,6 +38,11 @@ from janus_net.address import Address, FdAddress, UnixAddress, from_sockaddr
 from janus_net.errors import SocketError
 from janus_net.socket import Server, Socket, Stream
 from janus_net.wrap import KINDS, Kind, kind_of, wrap
+
+TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Any
+
 
 if TYPE_CHECKING:
     from janus_net.capability import NetBind

@@ -26,18 +26,23 @@ is deliberately not handled).
 
 from __future__ import annotations
 
+import _thread  # the lock without the threading module (import time)
 import errno
 import os
 import sys
-import threading
 import time
 from collections.abc import Iterable
 
 from janus_net import syscalls
 from janus_net._shim import ffi, lib
 from janus_net.address import Address, Ip4Address, Ip6Address
-from janus_net.audit import AuditRecord, Sink
 from janus_net.errors import SocketError
+
+TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
+
+
+if TYPE_CHECKING:
+    from janus_net.audit import Sink
 
 #: The lowest Landlock ABI `enforce` accepts: 4, the first with network rules. Tests
 #: raise it above what the kernel offers to see the "kernel without the rules" path.
@@ -46,7 +51,7 @@ MINIMUM_ABI = 4
 #: The ABI that brought LANDLOCK_RESTRICT_SELF_TSYNC (restrict every thread at once).
 _TSYNC_ABI = 8
 
-_lock = threading.Lock()
+_lock = _thread.allocate_lock()
 # The TCP ports every enforced ruleset allows (stacked rulesets intersect); None: none enforced.
 _allowed: frozenset[int] | None = None
 
@@ -96,6 +101,8 @@ def enforce(capability_id: str, ports: Iterable[int], audit: Sink | None) -> Non
     with _lock: _restrict_and_remember(allowed, flags)  # noqa: E701 - one line on purpose  # fmt: skip
     if audit is not None:
         text = "landlock tcp-bind " + (",".join(str(p) for p in sorted(allowed)) or "none")
+        from janus_net.audit import AuditRecord  # only a capability enforces; audit brings json, logging
+
         audit(AuditRecord(capability_id, "enforce", None, "allowed", text, time.time()))
 
 
@@ -129,6 +136,8 @@ def _thread_count() -> int:
         try:
             count = len(os.listdir("/proc/self/task"))
         except OSError:
+            import threading  # here: only this fallback needs it (import time)
+
             return threading.active_count()
         if count == 1:
             return 1

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
 
 from janus_net import adopt, descriptor, landlock, netns, platform, sockopts, steps, syscalls, unixfile
 from janus_net._shim import lib
@@ -34,15 +33,20 @@ from janus_net.address import (
     as_bind_address,
     reported,
 )
+from janus_net.context import Context  # for _require_context's check (below listen, as in steps.py)
 from janus_net.errors import SocketError
 from janus_net.netns import NamespacePath
-from janus_net.options import Options, bind_options, listen_options, validate
+from janus_net.options import DEFAULT_LISTEN, Options, bind_options, listen_options, validate
 from janus_net.socket import Mode, Protocol, Server, Socket
 from janus_net.unixfile import UnixFile
 
+TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+
 if TYPE_CHECKING:
     from janus_net.capability import NetBind
-    from janus_net.context import Context
 
 
 def _set_options(fd: int, addr: Address, opts: Options, check: syscalls.Checkpoint | None) -> None:
@@ -138,7 +142,8 @@ class _ErrDefer:
                 self._steps.pop()()
 
 
-_B = TypeVar("_B", Server, Socket)
+if TYPE_CHECKING:
+    _B = TypeVar("_B", Server, Socket)
 
 
 def _listener(
@@ -168,7 +173,9 @@ def _open(addr: Address, opts: Options, ctx: Context | None, capability: NetBind
     if capability is not None:
         capability.authorize(addr, opts.mode, opts.protocol)  # audits check_bind_address; raises CapabilityDenied
     sys.audit("janus_net.bind", str(addr), None if capability is None else capability.id)
-
+    plan = steps.plan_for(addr, opts)
+    if plan is not None:
+        return _open_native(plan, addr, opts, ctx, capability, owner)
     check = None if ctx is None else ctx.check
     unix_file = UnixFile(addr.path) if isinstance(addr, UnixAddress) and not addr.abstract else None
     with _ErrDefer() as errdefer:
@@ -176,24 +183,53 @@ def _open(addr: Address, opts: Options, ctx: Context | None, capability: NetBind
         # the syscall's return on, this cleanup (or the cell's collection) closes it.
         desc = descriptor.new()
         errdefer(lambda: descriptor.close(desc))
-        plan = steps.plan_for(addr, opts)
         try:
-            if plan is not None:
-                # The native fast path (DESIGN §2): the same steps, checkpoints and tables.
-                io = steps.new_io(desc)
-                steps.run(plan, io, addr, ctx)
-                result = owner(desc, steps.bound_address(io, addr), None)
-            else:
-                result = owner(desc, _steps_one_by_one(desc, addr, opts, check, unix_file, errdefer), unix_file)
+            result = owner(desc, _steps_one_by_one(desc, addr, opts, check, unix_file, errdefer), unix_file)
         except SocketError.AccessDenied as exc:
-            # After enforce(), a bind the kernel's ruleset refused is CapabilityDenied("kernel").
-            denial = landlock.kernel_denial(exc, addr, opts.mode, opts.protocol) if exc.syscall == "bind" else exc
+            denial = _denial(exc, addr, opts)
             if denial is exc:
                 raise
             raise denial from None
         if capability is not None:
             capability.record_bound(result.address, opts.mode, opts.protocol)  # audits bind_socket, the real port
     return result
+
+
+def _open_native(
+    plan: steps.Plan, addr: Address, opts: Options, ctx: Context | None, capability: NetBind | None, owner: type[_B]
+) -> _B:
+    """`_open` for what the native step sequence covers (DESIGN §2): the same steps, checkpoints and tables.
+
+    One cleanup, so no `_ErrDefer`: the cell is closed if anything below raises. Before
+    the ``try`` the cell is empty (an interrupt there leaves it to its collection, which
+    closes nothing); inside it, the fd is in the cell from socket()'s return on.
+    """
+    desc = descriptor.new()
+    try:
+        io = steps.new_io(desc)
+        try:
+            steps.run(plan, io, addr, ctx)
+        except SocketError.AccessDenied as exc:
+            denial = _denial(exc, addr, opts)
+            if denial is exc:
+                raise
+            raise denial from None
+        port = io.port
+        if owner is Server and port >= 0 and type(addr) is not UnixAddress:
+            result: _B = Server(desc, addr, None, port)  # the address is made on first use
+        else:
+            result = owner(desc, steps.bound_address(io, addr), None)
+        if capability is not None:
+            capability.record_bound(result.address, opts.mode, opts.protocol)  # audits bind_socket, the real port
+    except BaseException:
+        descriptor.close(desc)
+        raise
+    return result
+
+
+def _denial(exc: SocketError, addr: Address, opts: Options) -> SocketError:
+    """After enforce(), a bind the kernel's ruleset refused is CapabilityDenied("kernel")."""
+    return landlock.kernel_denial(exc, addr, opts.mode, opts.protocol) if exc.syscall == "bind" else exc
 
 
 def _steps_one_by_one(
@@ -583,8 +619,6 @@ def bind_with_capability(
 
 def _require_context(ctx: object) -> None:
     """A `Context` (or subclass) is required: anything else is a TypeError before any syscall."""
-    from janus_net.context import Context  # here, not at the top: listen.py imports these for types only
-
     # Without this, None would silently turn the :service profile into :core, and any
     # other object would fail with an AttributeError halfway through.
     if ctx is None:
@@ -624,6 +658,26 @@ def _listen_opts(
     netns: NamespacePath | None,
 ) -> Options:
     """The three listen* profiles' keywords as one validated `Options` (built by keyword)."""
+    if (
+        backlog == 128
+        and type(backlog) is int
+        and reuse_address is True
+        and reuse_port is False
+        and ip6_only is None
+        and mode is None
+        and unlink_stale is False
+        and owner is None
+        and group is None
+        and freebind is False
+        and transparent is False
+        and device is None
+        and fastopen is None
+        and defer_accept is None
+        and incoming_cpu is None
+        and steer is None
+        and netns is None
+    ):
+        return DEFAULT_LISTEN  # every keyword at its default: the options checked once (no extra/listen_options)
     extra = sockopts.extra(
         freebind=freebind,
         transparent=transparent,

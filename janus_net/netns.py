@@ -21,13 +21,16 @@ if it was already handed over, else by the helper when it sees nobody is waiting
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable
-from typing import Any
 
 from janus_net import syscalls
 from janus_net._shim import lib
 from janus_net.errors import SocketError
+
+TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Any
+
 
 #: What ``netns=`` accepts: a path as str, bytes or an os.PathLike.
 NamespacePath = str | bytes | os.PathLike[str] | os.PathLike[bytes]
@@ -57,6 +60,8 @@ class _Handoff:
     __slots__ = ("abandoned", "done", "error", "fd", "into_cell", "lock")
 
     def __init__(self) -> None:
+        import threading  # here: only a netns= call needs threads (import time)
+
         self.lock = threading.Lock()
         self.done = threading.Event()
         self.fd = -1
@@ -107,6 +112,8 @@ def run_in(path: NamespacePath, make: Callable[[], int], *, into_cell: bool = Fa
         raise SocketError.OptionUnsupported(None, "this platform has no network namespaces", address=shown(encoded))
     handoff = _Handoff()
     handoff.into_cell = into_cell
+    import threading
+
     helper = threading.Thread(target=_helper, args=(encoded, make, handoff), name="janus_net-netns", daemon=True)
     try:
         helper.start()

@@ -7,12 +7,16 @@ address raises before anything exists, so nothing has to be undone.
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
-
 from janus_net import platform, sockopts, unixfile
-from janus_net.address import Address, Ip6Address, UnixAddress
+from janus_net.address import Address, Ip4Address, Ip6Address, UnixAddress
 from janus_net.errors import SocketError
 from janus_net.socket import Mode, Protocol
+
+TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Literal, NamedTuple
+else:
+    from janus_net.typing_runtime import NamedTuple
 
 
 class Options(NamedTuple):
@@ -148,10 +152,14 @@ def bind_options(
 # backlog and protocol are C ints: a larger value would fail in cffi after the socket exists.
 _C_INT_MAX = 2**31 - 1
 _DEFAULT_LISTEN = Options("listen", Mode.STREAM, 0, 128, True, False, None, False, None, False)
+#: `listen_options()` with every argument at its default (the same object it returns).
+DEFAULT_LISTEN = _DEFAULT_LISTEN
 
 
 def validate(addr: Address, opts: Options) -> None:
     """Reject, before any syscall, every option that cannot apply to this address."""
+    if opts is _DEFAULT_LISTEN and type(addr) is Ip4Address:
+        return  # the usual call: no check below applies to an IPv4 address with listen's defaults
     text = str(addr)
     if opts.ip6_only is not None and not isinstance(addr, Ip6Address):
         raise SocketError.OptionUnsupported(None, "ip6_only applies to IPv6 addresses only", address=text)

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
-
 from janus_net import platform
 from janus_net._shim import ffi, lib
 from janus_net.address import (
     UnixAddress,
 )
 
+TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
-    pass
+    from typing import Any, Generic, TypeVar
+else:
+    from janus_net.typing_runtime import Generic
 
-_T = TypeVar("_T")
+
+if TYPE_CHECKING:
+    _T = TypeVar("_T")
+else:
+    _T = None
 
 #: Anything with the buffer protocol (bytes, bytearray, memoryview, array...).
 Buffer = bytes | bytearray | memoryview

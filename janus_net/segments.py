@@ -14,13 +14,17 @@ message; ``split`` cuts the buffer back into datagrams without copying.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
 
 from janus_net import ancillary, platform, syscalls
 from janus_net._shim import ffi, lib
 from janus_net.address import Address, Ip4Address, Ip6Address, UnixAddress, as_address
 from janus_net.errors import SocketError
 from janus_net.scratch import Buffer
+
+TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Any
+
 
 if TYPE_CHECKING:
     from janus_net.socket import Socket

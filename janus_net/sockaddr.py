@@ -7,10 +7,15 @@ by hand. An `Encoded` owns its memory; keep it alive as long as the pointer is u
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
-
 from janus_net import platform
 from janus_net._shim import ffi, lib
+
+TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
+else:
+    from janus_net.typing_runtime import NamedTuple
+
 
 _SOCKADDR_P = ffi.typeof("struct sockaddr *")
 

@@ -22,10 +22,8 @@ import errno
 import functools
 import itertools
 import operator
-import socket as _stdsocket
 import warnings
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
 
 from janus_net import ancillary, descriptor, platform, segments, sockopts, syscalls, waiting
 from janus_net._shim import ffi, lib
@@ -63,11 +61,18 @@ from janus_net.scratch import (
     _uncleared,
 )
 
+TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
+if TYPE_CHECKING:
+    import socket as _stdsocket
+    from typing import Any, TypeVar
+
+
 if TYPE_CHECKING:
     from janus_net.context import Context
     from janus_net.unixfile import UnixFile
 
-_T = TypeVar("_T")
+if TYPE_CHECKING:
+    _T = TypeVar("_T")
 
 
 class Mode(enum.IntEnum):
@@ -217,8 +222,10 @@ class _Owner:
                 (errno EBADF), or a call in another thread is using it (EBUSY);
                 ``.syscall`` is ``"to_socket"``.
         """
+        import socket as _stdsocket  # here: most programs never hand over (import time)
+
         desc = self._desc
-        syscalls.check_detachable(desc, str(self._address))
+        syscalls.check_detachable(desc, str(self.address))
         # The fd leaves the cell inside this expression: no janus_net bytecode runs
         # between the native hand-over and the stdlib socket that owns it next.
         return _stdsocket.socket(fileno=_DETACH(desc))
@@ -234,7 +241,7 @@ class _Owner:
             None,
             "the socket was closed by another thread while this call waited",
             syscall=syscall,
-            address=str(self._address),
+            address=str(self.address),
         )
 
     def __enter__(self) -> Any:
@@ -253,7 +260,11 @@ class _Owner:
         # getattr: __del__ may print an object whose __init__ an exception cut short.
         desc = getattr(self, "_desc", None)
         state = "closed" if desc is None or desc.closing else f"fd={desc.fd}"
-        return f"<janus_net.{type(self).__name__} {for_people(str(getattr(self, '_address', '?')))} {state}>"
+        try:
+            text = str(self.address)
+        except AttributeError:
+            text = "?"
+        return f"<janus_net.{type(self).__name__} {for_people(text)} {state}>"
 
 
 def _accepted_options(fd: int) -> None:
@@ -280,7 +291,8 @@ class _Bound(_Owner):
     def __init__(self, desc: Any, address: Address, unix_file: UnixFile | None = None) -> None:
         super().__init__(desc, address)
         self._unix_file = unix_file
-        descriptor.register(int(desc.fd), self)
+        if descriptor._registering:  # only once the process has adopted an fd (descriptor.py)
+            descriptor.register(int(desc.fd), self)
 
     def close(self) -> None:
         """Close the socket, and remove the unix socket file if this bind created it.
@@ -342,6 +354,9 @@ class _Bound(_Owner):
         return sock
 
 
+descriptor.owners_are(_Bound)
+
+
 class Server(_Bound):
     """A listening stream socket (from `janus_net.listen`): ``accept()`` returns one `Stream` per connection.
 
@@ -357,12 +372,34 @@ class Server(_Bound):
     the kernel for the next connection (see docs/mechanism.md).
     """
 
-    __slots__ = ("_scratch",)
+    __slots__ = ("_port", "_scratch")
 
-    def __init__(self, desc: Any, address: Address, unix_file: UnixFile | None = None) -> None:
-        super().__init__(desc, address, unix_file)
+    def __init__(self, desc: Any, address: Address, unix_file: UnixFile | None = None, port: int = -1) -> None:
+        # The address is built on first use: ``port`` >= 0 is the port the kernel chose
+        # for ``address`` (asked with port 0), and the copy with it is made by the first
+        # ``address`` read (an Ip4Address is a fifth of what a listener would keep).
+        self._port = port
+        # _Owner's and _Bound's __init__, written out: two frames less per listen.
+        self._desc = desc
+        self._address = address
+        self._unix_file = unix_file
         # At most one idle _Scratch (the peer's sockaddr and length), reused by the next accept.
         self._scratch: _Pool[_Scratch] | None = None
+        if descriptor._registering:  # only once the process has adopted an fd (descriptor.py)
+            descriptor.register(int(desc.fd), self)
+
+    @property
+    def address(self) -> Address:
+        """The address the socket is bound to (with the port the kernel chose for port 0)."""
+        port = self._port
+        address: Address = self._address  # type: ignore[assignment]  # a Server's is never pending
+        if port >= 0:
+            # Two threads may both build it; they store equal values (and _with_port of
+            # the stored copy gives the copy back).
+            address = address._with_port(port)  # type: ignore[union-attr]  # IP only (listen.py)
+            self._address = address
+            self._port = -1
+        return address
 
     def accept(self, ctx: Context | None = None) -> Stream:
         """Wait for a connection and return it.
@@ -396,7 +433,7 @@ class Server(_Bound):
             desc = self._desc
             storage = scratch.storage
             check = None if ctx is None else ctx.check
-            address = self._address
+            address = self.address
             conn = waiting.wait_for(
                 desc,
                 waiting.POLLIN,
@@ -673,8 +710,13 @@ class Socket(_Bound):
                 first call that has to wait; with ``ctx``, the context's too).
             SocketError.NetworkSubsystemDown, SocketError.SystemResources: the network or memory.
         """
-        pool = self._scratch
-        scratch = pool.take() or _Scratch()
+        # The pool's take and give written out (the per-packet path): list.pop and
+        # append are atomic, so two threads never share a scratch (see _Pool).
+        idle = self._scratch._idle
+        try:
+            scratch = idle.pop()
+        except IndexError:
+            scratch = _Scratch()
         try:
             if type(size) is int and 0 <= size <= scratch.capacity:
                 buf = scratch.buf  # the usual case, without scratch.buffer's frame
@@ -683,7 +725,8 @@ class Socket(_Bound):
             got, source = self._receive_from(buf, size, ctx, scratch)
             return ffi.unpack(buf, got), source
         finally:
-            pool.give(scratch)
+            if not idle:
+                idle.append(scratch)
 
     def receive_into(self, buffer: Buffer, ctx: Context | None = None) -> tuple[int, Address]:
         """Wait for one datagram and write it into ``buffer``; returns ``(byte count, source)``.

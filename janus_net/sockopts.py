@@ -32,12 +32,18 @@ ENODEV (``device`` names no interface in the socket's namespace) is
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, NamedTuple
 
 from janus_net import netns, platform, syscalls
 from janus_net._shim import ffi, lib
 from janus_net.address import Address, Ip6Address, UnixAddress
 from janus_net.errors import SocketError
+
+TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
+if TYPE_CHECKING:
+    from typing import NamedTuple
+else:
+    from janus_net.typing_runtime import NamedTuple
+
 
 if TYPE_CHECKING:
     from janus_net._shim import CData

@@ -22,11 +22,15 @@ from __future__ import annotations
 import errno as E  # noqa: N812 - E.EBADF keeps the tables' rows short and aligned
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
-from typing import Any, Protocol
 
 from janus_net import errors, platform
 from janus_net._shim import ffi, lib
 from janus_net.errors import ErrnoBug, SocketError
+
+TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Any, Protocol
+
 
 Checkpoint = Callable[[], None]
 
@@ -35,11 +39,13 @@ WOULD_BLOCK = -1
 _WOULD_BLOCK_ERRNOS = frozenset({E.EAGAIN, E.EWOULDBLOCK})
 
 
-class Fault(Protocol):
-    """What the fault seam (`janus_net.testing.fail`) arms on a syscall."""
+if TYPE_CHECKING:
 
-    def call(self, fn: Callable[..., int], args: tuple[Any, ...]) -> int:
-        """Either call ``fn(*args)`` or set ``ffi.errno`` and return -1."""
+    class Fault(Protocol):
+        """What the fault seam (`janus_net.testing.fail`) arms on a syscall."""
+
+        def call(self, fn: Callable[..., int], args: tuple[Any, ...]) -> int:
+            """Either call ``fn(*args)`` or set ``ffi.errno`` and return -1."""
 
 
 class Syscall:
@@ -1244,7 +1250,7 @@ def new_desc() -> Any:
     the same cell a no-op.
     """
     raw = lib.jn_desc_new()
-    if raw == ffi.NULL:
+    if not raw:  # NULL
         raise MemoryError("no memory for a descriptor cell")
     return ffi.gc(raw, lib.jn_desc_free)
 

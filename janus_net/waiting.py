@@ -22,11 +22,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
 
 from janus_net import syscalls
 from janus_net._shim import ffi, lib
 from janus_net.errors import SocketError
+
+TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Any
+
 
 if TYPE_CHECKING:
     from janus_net.context import Context

@@ -6,16 +6,22 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
-
 from janus_net.address import Address
 from janus_net.socket import Server, Socket, Stream
+
+TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Any, Literal
+
 
 if TYPE_CHECKING:
     from janus_net.unixfile import UnixFile
 
 #: What a descriptor is: a listening stream, a bound (datagram) socket, a connected stream.
-Kind = Literal["server", "socket", "stream"]
+if TYPE_CHECKING:
+    Kind = Literal["server", "socket", "stream"]
+else:
+    Kind = str
 
 KINDS: tuple[Kind, ...] = ("server", "socket", "stream")
 

@@ -72,7 +72,8 @@ def test_offer_and_take_move_the_sockets_and_the_unix_file(tmp_path: Path) -> No
     try:
         _wait_for_listener(handoff)
         assert stat.S_IMODE(handoff.stat().st_mode) == 0o600  # only our user may connect
-        taken = jn.handoff.take(f"unix:{handoff}")
+        # The file appears at bind, a moment before listen: take() until the offer listens.
+        taken = _take_when_offered(f"unix:{handoff}")
         assert list(taken) == ["unix", "tcp"] and taken.pending
         assert taken["tcp"].address == old_tcp.address
         assert thread.is_alive()  # offer waits for ready()

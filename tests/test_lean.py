@@ -1,0 +1,170 @@
+"""Lean imports and lean objects (issue 11 items 2 and 5): what `import janus_net` loads, what a
+listener keeps, and that the leaner forms behave exactly as the ones they replace.
+
+No timing here (docs/performance.md measures it): these tests pin the *structure* that makes it
+cheap — which modules a fresh interpreter has loaded after `import janus_net`, that the owner
+registry is filled only once a process adopts a descriptor (and then finds the owners made before),
+and the `Datagram` value's dataclass-like behaviour.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+import socket
+
+import pytest
+
+import janus_net as jn
+from janus_net import descriptor
+from tests.peers import run_child
+
+# Each of these is a measurable share of `import janus_net` and needed only by some calls.
+NOT_AT_IMPORT = ("typing", "dataclasses", "json", "logging", "socket", "threading", "weakref", "inspect", "re")
+
+
+def test_import_janus_net_loads_none_of_the_heavy_stdlib_modules() -> None:
+    got = run_child(
+        """
+        import json as _j, sys
+        before = set(sys.modules)
+        import janus_net
+        print(_j.dumps(sorted(set(sys.modules) - before)))
+        """
+    )
+    loaded = set(got)  # type: ignore[call-overload]
+    assert "janus_net.listen" in loaded  # the walk sees what the import did
+    assert not loaded & set(NOT_AT_IMPORT), sorted(loaded & set(NOT_AT_IMPORT))
+    assert "janus_net.audit" not in loaded and "janus_net.handoff" not in loaded
+
+
+def test_lazy_names_still_work_in_a_fresh_interpreter() -> None:
+    got = run_child(
+        """
+        import json, janus_net as jn
+        s = jn.listen("127.0.0.1:0")
+        plain = s.to_socket()
+        names = [jn.NetBind.__name__, jn.AuditRecord.__name__, jn.handoff.__name__, type(plain).__module__]
+        plain.close()
+        print(json.dumps(names))
+        """
+    )
+    assert got == ["NetBind", "AuditRecord", "janus_net.handoff", "socket"]
+
+
+def test_owners_made_before_the_first_adoption_are_found() -> None:
+    # In a fresh process nothing is registered until the first fd:// adoption: that call
+    # must still find the listener and the bound socket made before it.
+    got = run_child(
+        """
+        import json, socket, janus_net as jn
+        from janus_net import descriptor
+        server = jn.listen("127.0.0.1:0")
+        udp = jn.bind("127.0.0.1:0")
+        registered_before = descriptor._registering
+        errors = []
+        for fd in (server.fileno(), udp.fileno()):
+            try:
+                (jn.listen if fd == server.fileno() else jn.bind)(f"fd://{fd}")
+            except jn.SocketError.InvalidAddress as e:
+                errors.append("already owned" in str(e))
+        later = jn.listen("127.0.0.1:0")  # made after: registers itself
+        try:
+            jn.listen(f"fd://{later.fileno()}")
+        except jn.SocketError.InvalidAddress as e:
+            errors.append("already owned" in str(e))
+        lent = socket.create_server(("127.0.0.1", 0)).detach()
+        adopted = jn.listen(f"fd://{lent}")  # a number nobody owns is still adopted
+        closed = [s.closed for s in (server, udp, later)]
+        for s in (server, udp, later, adopted):
+            s.close()
+        print(json.dumps([registered_before, errors, closed]))
+        """
+    )
+    assert got == [False, [True, True, True], [False, False, False]]
+
+
+def test_two_first_adoptions_on_two_threads_both_see_every_owner() -> None:
+    # The first lookup walks for the owners made before it; a second thread's lookup
+    # during that walk must wait for it, not read a half-filled registry.
+    got = run_child(
+        """
+        import json, threading, janus_net as jn
+        servers = [jn.listen("127.0.0.1:0") for _ in range(200)]
+        start = threading.Barrier(2)
+        results = []
+        def adopt(fd):
+            start.wait()
+            try:
+                jn.listen(f"fd://{fd}").close()
+                results.append("adopted")
+            except jn.SocketError.InvalidAddress as e:
+                results.append("already owned" in str(e))
+        threads = [threading.Thread(target=adopt, args=(servers[k].fileno(),)) for k in (0, -1)]
+        for t in threads: t.start()
+        for t in threads: t.join()
+        for s in servers: s.close()
+        print(json.dumps(results))
+        """
+    )
+    assert got == [True, True]
+
+
+def test_a_closed_owner_does_not_block_adopting_its_number_later() -> None:
+    server = jn.listen("127.0.0.1:0")
+    fd = server.fileno()
+    assert descriptor.owner_of(fd) is server
+    server.close()
+    assert descriptor.owner_of(fd) is None
+    lent = socket.create_server(("127.0.0.1", 0))
+    try:
+        number = lent.fileno()
+        assert descriptor.owner_of(number) is None
+    finally:
+        lent.close()
+
+
+# --- Datagram: a slotted immutable value with a frozen dataclass's behaviour
+
+
+def _datagram(**change: object) -> jn.Datagram:
+    fields: dict[str, object] = {
+        "data": b"hi",
+        "source": jn.Ip4Address("127.0.0.1", 5000),
+        "destination": jn.Ip6Address("::1", 53),
+        "timestamp": 1.5,
+        "segment_size": 2,
+    }
+    fields.update(change)
+    return jn.Datagram(**fields)  # type: ignore[arg-type]
+
+
+def test_datagram_equality_hash_repr_pickle_and_match() -> None:
+    d = _datagram()
+    assert d == _datagram() and hash(d) == hash(_datagram())
+    for field, other in (("data", b"ho"), ("source", jn.Ip4Address("127.0.0.1", 5001)), ("destination", None),
+                         ("timestamp", None), ("segment_size", 1)):  # fmt: skip
+        assert d != _datagram(**{field: other}), field
+    assert d != (b"hi", d.source, d.destination, 1.5, 2)  # not equal to a tuple of its fields
+    assert repr(d) == (
+        "Datagram(data=b'hi', source=Ip4Address('127.0.0.1:5000'), destination=Ip6Address('[::1]:53'), "
+        "timestamp=1.5, segment_size=2)"
+    )
+    assert pickle.loads(pickle.dumps(d)) == d
+    match d:
+        case jn.Datagram(data, source, destination, timestamp, size):
+            assert (data, source, destination, timestamp, size) == (b"hi", d.source, d.destination, 1.5, 2)
+        case _:
+            pytest.fail("positional match failed")
+
+
+def test_datagram_is_immutable_and_has_no_dict() -> None:
+    d = _datagram()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        d.data = b"x"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        d.extra = 1  # type: ignore[attr-defined]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del d.source  # type: ignore[misc]
+    assert not hasattr(d, "__dict__")
+    assert d.data == b"hi"
