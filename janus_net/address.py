@@ -23,6 +23,7 @@ from abc import abstractmethod
 
 from janus_net import platform, sockaddr
 from janus_net._shim import ffi, lib
+from janus_net.caches import bounded_put
 from janus_net.errors import SocketError
 from janus_net.escaping import for_people as for_people  # re-exported: the one escape for text for people
 
@@ -574,21 +575,6 @@ def _parse_unix(text: str) -> UnixAddress:
     return UnixAddress(name, abstract=abstract)
 
 
-def _bounded_put(cache: dict[Any, Any], limit: int, key: object, value: object) -> None:
-    """Store ``key: value``, first dropping the oldest entry if ``cache`` holds ``limit``.
-
-    Lock-free: each dict operation is atomic under the GIL. Two threads may both
-    evict, or one may find the entry already gone or the dict resized mid-step;
-    either way the bound still holds, give or take an entry per racing thread.
-    """
-    if len(cache) >= limit:
-        try:
-            del cache[next(iter(cache))]
-        except (KeyError, RuntimeError, StopIteration):
-            pass  # another thread evicted or resized it first
-    cache[key] = value
-
-
 #: Parsed texts: text -> the address value it parses to. Servers and clients name the
 #: same few addresses again and again (a listen cycle, every ``send("host:port")``);
 #: a hit skips the `ipaddress` constructors and hands back a value that already owns
@@ -619,7 +605,7 @@ def parse_address(text: str) -> BindAddress:
             return found
         parsed = _parse(text)
         if not _names_a_zone(text):
-            _bounded_put(_PARSED, _PARSED_MAX, text, parsed)
+            bounded_put(_PARSED, _PARSED_MAX, text, parsed)
         return parsed
     return _parse(text)
 
@@ -813,7 +799,7 @@ def from_sockaddr_cached(storage: Any, length: int, key: bytes | int | None = No
     if found is not None:
         return found
     decoded = from_sockaddr(storage, length)
-    _bounded_put(DECODED_SOURCES, _DECODED_SOURCES_MAX, key, decoded)
+    bounded_put(DECODED_SOURCES, _DECODED_SOURCES_MAX, key, decoded)
     return decoded
 
 

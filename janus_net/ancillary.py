@@ -32,6 +32,7 @@ from janus_net.address import (
     as_address,
     from_sockaddr_cached,
 )
+from janus_net.caches import bounded_put
 from janus_net.errors import SocketError
 from janus_net.scratch import _SOCKADDR_STORAGE_SIZE, _STORAGE_P, _UNNAMED_UNIX, Buffer, _uncleared
 
@@ -373,7 +374,7 @@ def _ip4_destination(host: int, port: int) -> Address:
     found = _DESTINATIONS.get(key)
     if found is None:
         found = Ip4Address(ipaddress.IPv4Address(host), port)
-        _remember(key, found)
+        bounded_put(_DESTINATIONS, _DESTINATIONS_MAX, key, found)
     return found
 
 
@@ -386,14 +387,8 @@ def _ip6_destination(packed: bytes, ifindex: int, port: int) -> Address:
         # is where the datagram came in, not part of the address.
         scope = ifindex if ip.is_link_local else 0
         found = Ip6Address(ip, port, scope_id=scope)
-        _remember(key, found)
+        bounded_put(_DESTINATIONS, _DESTINATIONS_MAX, key, found)
     return found
-
-
-def _remember(key: tuple[int, int, int], address: Address) -> None:
-    if len(_DESTINATIONS) >= _DESTINATIONS_MAX:
-        _DESTINATIONS.clear()
-    _DESTINATIONS[key] = address
 
 
 # --- Sending
@@ -502,9 +497,7 @@ def send_from(desc: Any, local: Address, dest: str | Address, data: Buffer, sour
     control = _SOURCES.get(key)
     if control is None:
         control = source_control(local, chosen)
-        if len(_SOURCES) >= _SOURCES_MAX:
-            _SOURCES.clear()
-        _SOURCES[key] = control
+        bounded_put(_SOURCES, _SOURCES_MAX, key, control)
     level, type_, payload = control
     target = as_address(dest)
     if isinstance(target, UnixAddress):  # the kernel's EINVAL would read as a bad source

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from janus_net import ancillary, platform, syscalls
 from janus_net._shim import ffi, lib
 from janus_net.address import Address, Ip4Address, Ip6Address, UnixAddress, as_address
+from janus_net.caches import bounded_put
 from janus_net.errors import SocketError
 from janus_net.scratch import Buffer
 
@@ -72,9 +73,7 @@ def _require_udp(sock: Socket, syscall: str) -> None:
                 platform.HAS_SO_PROTOCOL
                 and syscalls.getsockopt_int(desc, lib.SOL_SOCKET, lib.JN_SO_PROTOCOL) == lib.IPPROTO_UDP
             )
-        if len(_IS_UDP) >= _IS_UDP_MAX:
-            _IS_UDP.clear()
-        _IS_UDP[desc] = known
+        bounded_put(_IS_UDP, _IS_UDP_MAX, desc, known)
     if not known:
         raise SocketError.OptionUnsupported(
             None, "segmented sends need a UDP socket (bind an IP address in Mode.DGRAM)", syscall=syscall,
@@ -242,9 +241,7 @@ def split(buffer: Buffer, segment_size: int) -> Iterator[memoryview]:
     if cuts is None:
         starts = range(0, total, segment_size)
         cuts = list(map(slice, starts, range(segment_size, total + segment_size, segment_size)))
-        if len(_CUTS) >= _CUTS_MAX:
-            _CUTS.clear()
-        _CUTS[key] = cuts
+        bounded_put(_CUTS, _CUTS_MAX, key, cuts)
     return map(view.__getitem__, cuts)
 
 

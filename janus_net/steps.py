@@ -43,6 +43,7 @@ from __future__ import annotations
 from janus_net import descriptor, platform, sockopts, syscalls
 from janus_net._shim import ffi, lib
 from janus_net.address import Address, UnixAddress, reported
+from janus_net.caches import bounded_put
 from janus_net.context import Context
 from janus_net.options import Options
 
@@ -137,9 +138,7 @@ def plan_for(addr: Address, opts: Options) -> Plan | None:
     plan = _PLANS.get(key)
     if plan is None:
         plan = Plan(family, opts)
-        if len(_PLANS) >= _PLANS_MAX:
-            _PLANS.clear()
-        _PLANS[key] = plan
+        bounded_put(_PLANS, _PLANS_MAX, key, plan)
     _LAST[family] = (opts, plan)
     return plan
 
@@ -179,50 +178,45 @@ def run(plan: Plan, io: Any, addr: Address, ctx: Context | None = None) -> None:
         SocketError: the member the failed step's table gives, after the socket (if
             made) was closed. Whatever ``ctx.check()`` raises, likewise after closing.
     """
-    tables, struct = plan.tables, plan.struct
-    if ctx is None:
-        # :core, one C call. The sockaddr is encoded first: no checkpoint can tell.
-        try:
-            encoded = addr.sockaddr
-            syscalls.steps(tables, struct, io, encoded.pointer, encoded.length, 0, plan.end, None, addr)
-            return
-        except BaseException:
-            discard(io)
-            raise
-    check = ctx.check
-    # Stock: the bound method is Context.check itself (no subclass override, no instance patch).
-    if getattr(check, "__func__", None) is _STOCK_CHECK and not syscalls.steps_armed():
-        try:
-            check()  # (1) before socket; (2)-(5) natively, against the deadline
-            encoded = addr.sockaddr
-            deadline = ctx.deadline
-            if deadline is not None:
-                io.deadline = deadline
-                io.has_deadline = 1
-            syscalls.steps(tables, struct, io, encoded.pointer, encoded.length, 0, plan.end, check, addr)
-            return
-        except BaseException:
-            discard(io)
-            raise
-    bind_step = plan.bind_step
     try:  # from the start: the fd is in the cell the moment socket() returns
-        check()  # (1) before socket
-        syscalls.steps(tables, struct, io, ffi.NULL, 0, 0, 1, check, addr)
-        check()  # (2) between socket and options
-        if plan.options:
-            syscalls.steps(tables, struct, io, ffi.NULL, 0, 1, bind_step, check, addr)
-        check()  # (3) between options and sockaddr
-        encoded = addr.sockaddr
-        check()  # (4) between sockaddr and bind
-        syscalls.steps(tables, struct, io, encoded.pointer, encoded.length, bind_step, bind_step + 1, check, addr)
-        if plan.listens:
-            check()  # (5) between bind and listen
-        # The sockaddr again: getsockname's answer is compared with it (io.port).
-        syscalls.steps(tables, struct, io, encoded.pointer, encoded.length, bind_step + 1, plan.end, check, addr)
-        return
+        _run(plan, io, addr, ctx)
     except BaseException:
         discard(io)
         raise
+
+
+def _run(plan: Plan, io: Any, addr: Address, ctx: Context | None) -> None:
+    tables, struct = plan.tables, plan.struct
+    if ctx is None:
+        # :core, one C call. The sockaddr is encoded first: no checkpoint can tell.
+        encoded = addr.sockaddr
+        syscalls.steps(tables, struct, io, encoded.pointer, encoded.length, 0, plan.end, None, addr)
+        return
+    check = ctx.check
+    # Stock: the bound method is Context.check itself (no subclass override, no instance patch).
+    if getattr(check, "__func__", None) is _STOCK_CHECK and not syscalls.steps_armed():
+        check()  # (1) before socket; (2)-(5) natively, against the deadline
+        encoded = addr.sockaddr
+        deadline = ctx.deadline
+        if deadline is not None:
+            io.deadline = deadline
+            io.has_deadline = 1
+        syscalls.steps(tables, struct, io, encoded.pointer, encoded.length, 0, plan.end, check, addr)
+        return
+    bind_step = plan.bind_step
+    check()  # (1) before socket
+    syscalls.steps(tables, struct, io, ffi.NULL, 0, 0, 1, check, addr)
+    check()  # (2) between socket and options
+    if plan.options:
+        syscalls.steps(tables, struct, io, ffi.NULL, 0, 1, bind_step, check, addr)
+    check()  # (3) between options and sockaddr
+    encoded = addr.sockaddr
+    check()  # (4) between sockaddr and bind
+    syscalls.steps(tables, struct, io, encoded.pointer, encoded.length, bind_step, bind_step + 1, check, addr)
+    if plan.listens:
+        check()  # (5) between bind and listen
+    # The sockaddr again: getsockname's answer is compared with it (io.port).
+    syscalls.steps(tables, struct, io, encoded.pointer, encoded.length, bind_step + 1, plan.end, check, addr)
 
 
 _STOCK_CHECK = Context.check
