@@ -629,11 +629,12 @@ def _require_context(ctx: object) -> None:
 
 def _require_capability(cap: object, ctx: object = None) -> None:
     """A `NetBind` (or subclass), and a `Context` or None, are required: else TypeError before any syscall."""
-    from janus_net.capability import NetBind  # here, not at the top: listen.py imports these for types only
-
     if cap is None:
         raise TypeError("a capability is required here; use listen()/bind() to run without one")
-    if not isinstance(cap, NetBind):
+    # The capability module loads with the first NetBind (import time): until it is in
+    # sys.modules nothing can be a NetBind. A dict lookup, not an import statement per call.
+    capability = sys.modules.get("janus_net.capability")
+    if capability is None or not isinstance(cap, capability.NetBind):
         raise TypeError(f"cap must be a janus_net.NetBind, not {type(cap).__name__}")
     if ctx is not None:
         _require_context(ctx)
