@@ -1,4 +1,4 @@
-"""``janus-net demo``: the three profiles, run against themselves on loopback.
+"""``janus-net demo``: the three profiles and the new capabilities, run against themselves on loopback.
 
 Each step prints what it did and what came back, so the output doubles as a tour:
 
@@ -9,7 +9,12 @@ Each step prints what it did and what came back, so the output doubles as a tour
    ended first by a 0.3 s deadline and then by ``cancel()`` from another thread;
 3. :sovereign -- a `NetBind` that allows port 0, with its audit records printed as
    they are written (``check_bind_address``, then ``bind_socket`` with the real
-   port), and a denied bind of port 9 with its record and the error.
+   port), and a denied bind of port 9 with its record and the error;
+4. hand-over -- a listening socket given to a successor with ``handoff.offer`` /
+   ``handoff.take`` over a unix socket: the successor accepts on the same port, and the
+   predecessor's ``close()`` does not stop it;
+5. datagrams at line rate -- 54 datagrams of 1200 bytes in one ``send_segments``
+   (UDP GSO) and received with ``receive_segments`` (GRO), cut apart with ``split``.
 
 Everything it opens it closes; it exits 0 when every step behaved as described.
 """
@@ -17,19 +22,22 @@ Everything it opens it closes; it exits 0 when every step behaved as described.
 from __future__ import annotations
 
 import json
+import os
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from typing import TextIO
 
-from janus_net import layout
+from janus_net import handoff, layout
 from janus_net.address import Ip4Address
 from janus_net.audit import AuditRecord
 from janus_net.capability import NetBind
 from janus_net.context import Context
 from janus_net.errors import SocketError
-from janus_net.listen import listen, listen_with_capability, listen_with_context
+from janus_net.listen import bind, listen, listen_with_capability, listen_with_context
+from janus_net.segments import split
 from janus_net.socket import Server
 
 _DEADLINE = 0.3
@@ -59,6 +67,8 @@ def run(out: TextIO) -> int:
     _core(say)
     _service(say)
     _sovereign(say)
+    _handover(say)
+    _segments(say)
     say()
     say("done: every socket the demo opened is closed")
     return 0
@@ -123,6 +133,64 @@ def _sovereign(say: _Say) -> None:
     except SocketError.CapabilityDenied as e:
         say(f"  -> janus-net: {e}")
         say("     (denied before any syscall: no socket was made)")
+
+
+def _handover(say: _Say) -> None:
+    say()
+    say("hand-over  a listening socket moves to a successor, no connection lost")
+    with tempfile.TemporaryDirectory() as directory:
+        address = f"unix:{os.path.join(directory, 'handoff')}"
+        server = listen("127.0.0.1:0")
+        errors: list[BaseException] = []
+
+        def offer() -> None:
+            try:
+                handoff.offer(address, {"web": server}, ctx=Context.with_timeout(10))
+            except BaseException as e:  # shown below
+                errors.append(e)
+
+        thread = threading.Thread(target=offer)
+        thread.start()
+        try:
+            say(f"  predecessor: listening on {server.address}; handoff.offer({address!r}, {{'web': server}})")
+            deadline = time.monotonic() + 10
+            while True:  # the offer listens a moment after the thread starts
+                taken = handoff.take(address, ctx=Context.with_timeout(10))
+                if taken.pending or time.monotonic() > deadline:
+                    break
+                time.sleep(0.01)
+            web = taken["web"]
+            assert isinstance(web, Server)  # what was offered: a listening stream socket
+            say(f"  successor: handoff.take(...) -> {sorted(taken)}, 'web' listening on {web.address}")
+            taken.ready()
+            thread.join(10)
+            server.close()
+            say(
+                f"  successor ready(); offer returned{' with ' + repr(errors[0]) if errors else ''}; predecessor closed"
+            )
+            with web, _client(web) as client, web.accept() as stream:
+                client.sendall(b"still here")
+                say(f"  the successor accepts on the same port: read {stream.read(16)!r} from {stream.address}")
+        finally:
+            thread.join(10)
+            server.close()
+
+
+def _segments(say: _Say) -> None:
+    say()
+    say("datagrams at line rate  UDP segmentation offload (GSO) and receive coalescing (GRO)")
+    data = bytes(range(256)) * 253  # 64,768 bytes: 54 datagrams of 1200 bytes, the last one 1168
+    with bind("127.0.0.1:0", gro=True) as receiver, bind("127.0.0.1:0") as sender:
+        count = sender.send_segments(receiver.address, data, 1200)
+        say(f"  send_segments(dest, {len(data)} bytes, 1200) -> {count} datagrams in one call")
+        got: list[bytes] = []
+        buffers = 0
+        while len(got) < count:
+            buffer, segment_size, source = receiver.receive_segments(ctx=Context.with_timeout(5))
+            got.extend(bytes(view) for view in split(buffer, segment_size))
+            buffers += 1
+        same = b"".join(got) == data
+        say(f"  receive_segments() x {buffers} -> {len(got)} datagrams from {source}, every byte in order: {same}")
 
 
 def _client(server: Server) -> socket.socket:

@@ -237,6 +237,11 @@ def test_demo_exits_0_and_shows_the_three_profiles() -> None:
         ("check_bind_address", "denied"),
     ]
     assert records[0]["port"] == 0 and records[1]["port"] not in (0, None)
+    # The new capabilities: a listener handed to a successor that then accepts on it, and
+    # 54 datagrams in one segmented send, received whole.
+    assert "the successor accepts on the same port: read b'still here'" in out
+    assert "-> 54 datagrams in one call" in out
+    assert "54 datagrams from 127.0.0.1:" in out and "every byte in order: True" in out
 
 
 def test_make_demo_runs_the_demo_command() -> None:
