@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -176,22 +176,7 @@ def test_keyboard_interrupt_at_every_line_closes_the_socket() -> None:
     with jn.listen("127.0.0.1:0") as server:
         ctx = jn.Context.with_timeout(60)
         ctx._wake_fd()  # made once, before the baseline
-        n = 0
-        while True:
-            n += 1
-            before = live_fds()
-            sys.settrace(interrupt_at(n, files))
-            try:
-                client = jn.connect(str(server.address), ctx=ctx)
-            except KeyboardInterrupt:
-                sys.settrace(None)
-                assert live_fds() == before, f"leak after an interrupt at line event {n}"
-                continue
-            finally:
-                sys.settrace(None)
-            client.close()
-            break
-        assert n > 10
+        assert _connect_interrupted_at_every_line(lambda: jn.connect(str(server.address), ctx=ctx), files) > 10
 
 
 @pytest.fixture
@@ -275,19 +260,24 @@ def test_keyboard_interrupt_at_every_line_of_a_netns_connect_closes_the_socket(n
     path = f"/run/netns/{namespace}"
     files = {str(sys.modules[name].__file__) for name in ("janus_net.connect", "janus_net.waiting", "janus_net.netns")}
     with jn.listen("127.0.0.1:0", netns=path) as server:
-        n = 0
-        while True:
-            n += 1
-            before = live_fds()
-            sys.settrace(interrupt_at(n, files))
-            try:
-                client = jn.connect(str(server.address), netns=path)
-            except KeyboardInterrupt:
-                sys.settrace(None)
-                assert live_fds() == before, f"leak after an interrupt at line event {n}"
-                continue
-            finally:
-                sys.settrace(None)
-            client.close()
-            break
-        assert n > 10
+        assert _connect_interrupted_at_every_line(lambda: jn.connect(str(server.address), netns=path), files) > 10
+
+
+def _connect_interrupted_at_every_line(connect: Callable[[], jn.Stream], files: set[str]) -> int:
+    """Run ``connect`` with a KeyboardInterrupt at line event 1, 2, ... of ``files`` until one
+    run completes; after each interrupted run no fd may be left. Returns the runs made."""
+    n = 0
+    while True:
+        n += 1
+        before = live_fds()
+        sys.settrace(interrupt_at(n, files))
+        try:
+            client = connect()
+        except KeyboardInterrupt:
+            sys.settrace(None)
+            assert live_fds() == before, f"leak after an interrupt at line event {n}"
+            continue
+        finally:
+            sys.settrace(None)
+        client.close()
+        return n
