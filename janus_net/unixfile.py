@@ -208,6 +208,11 @@ _STALE_HINT = (
 )
 
 
+# How many times `bind` judges a file that reappears between unlink and bind before
+# giving up: each round needs another process to bind the path and die in between.
+_JUDGEMENTS = 3
+
+
 def bind(
     fd: int, address: UnixAddress, unix_file: UnixFile, unlink_stale: bool, probe_type: int,
     checkpoint: syscalls.Checkpoint | None,
@@ -231,8 +236,24 @@ def bind(
             ) from None
     lock = _PathLock.acquire(unix_file.lock_path, checkpoint, str(address))
     try:
-        _remove_if_stale(address, probe_type, checkpoint)
-        syscalls.bind(fd, encoded.pointer, encoded.length, unix=True, checkpoint=checkpoint, address=address)
+        # The lock orders janus_net processes that judge the file, but any process may
+        # bind the path between our unlink and our bind (another janus_net process's
+        # first, lock-free bind among them). Then the file at the path is a new one:
+        # judge it as we judged the first, so a live socket is named as such, and a
+        # socket that already died is taken over like any stale file.
+        for attempt in range(_JUDGEMENTS):
+            _remove_if_stale(address, probe_type, checkpoint)
+            try:
+                syscalls.bind(fd, encoded.pointer, encoded.length, unix=True, checkpoint=checkpoint, address=address)
+                return
+            except SocketError.AddressInUse as e:
+                if attempt == _JUDGEMENTS - 1:
+                    raise SocketError.AddressInUse(
+                        e.errno,
+                        f"{e.strerror}: the path was taken again each time the stale file was removed; it was left alone",
+                        syscall=e.syscall,
+                        address=e.address,
+                    ) from None
     finally:
         lock.release()
 

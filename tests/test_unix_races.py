@@ -263,6 +263,63 @@ def test_two_processes_taking_over_one_stale_file_end_with_one_listener(tmp_path
             stop(racer)
 
 
+# --- A path taken between our unlink and our bind (by a process outside the lock)
+
+
+def test_socket_bound_between_unlink_and_bind_is_judged_live_and_kept(tmp_path: Path) -> None:
+    # The lock orders janus_net processes only while they judge; any process may bind the
+    # path in the moment after the stale file is unlinked. That new socket is live.
+    path = tmp_path / "taken.sock"
+    make_stale(path)
+    other = socket.socket(socket.AF_UNIX)
+    try:
+        with hold("connect") as parked, in_thread(lambda: jn.listen(f"unix:{path}", unlink_stale=True)) as out:
+            assert parked.returned.wait(10)  # the stale probe was refused; unlink comes next
+            os.unlink(path)
+            other.bind(str(path))  # bound, not listening: still live
+            parked.release()
+        if isinstance(out.get("result"), jn.Server):
+            out["result"].close()  # type: ignore[union-attr]
+        error = out.get("error")
+        assert isinstance(error, jn.SocketError.AddressInUse), out
+        assert "live socket is bound" in str(error)
+        assert path.lstat().st_ino == os.fstat(other.fileno()).st_ino or path.is_socket()
+        other.listen()
+        assert_serves(path, other)
+    finally:
+        other.close()
+
+
+def test_socket_that_took_the_path_and_died_is_taken_over_on_the_next_judgement(tmp_path: Path) -> None:
+    path = tmp_path / "died.sock"
+    make_stale(path)
+    with hold("connect") as parked, in_thread(lambda: jn.listen(f"unix:{path}", unlink_stale=True)) as out:
+        assert parked.returned.wait(10)
+        os.unlink(path)
+        with socket.socket(socket.AF_UNIX) as brief:
+            brief.bind(str(path))  # bound and closed: a stale file again, with a new inode
+        os.link(path, tmp_path / "died.second")  # keeps that inode number from being reused
+        second = path.lstat().st_ino
+        parked.release()
+    server = out.get("result")
+    assert isinstance(server, jn.Server), out
+    with server:
+        assert path.lstat().st_ino != second
+        assert_serves(path, server)
+    assert not path.exists()
+
+
+def test_a_path_retaken_every_time_ends_in_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "retaken.sock"
+    make_stale(path)
+    # Every bind after the first (lock-free) one finds the path taken again.
+    with fail("bind", errno.EADDRINUSE, after=1, times=10) as injected:
+        with pytest.raises(jn.SocketError.AddressInUse) as info:
+            jn.listen(f"unix:{path}", unlink_stale=True)
+    assert injected.failed == 3
+    assert "taken again each time" in str(info.value)
+
+
 def test_lock_holder_makes_a_cancellable_listen_wait_and_time_out(tmp_path: Path) -> None:
     import fcntl
 
