@@ -154,6 +154,11 @@ class _PendingPeer:
         return str(self.decode())
 
 
+_HOLD = syscalls.HOLD_DESC
+_UNHOLD = syscalls.UNHOLD_DESC
+_DEAD = syscalls.DEAD_DESC
+
+
 class _Owner:
     """What Server, Stream and Socket share: one owned descriptor cell and the ways to end it.
 
@@ -168,6 +173,9 @@ class _Owner:
     _address: Address | _PendingPeer
 
     def __init__(self, desc: Any, address: Address | _PendingPeer) -> None:
+        # The hold comes first: an interrupt between the two lines costs the cell's
+        # memory, never a read of freed memory in __del__ (which releases only a cell it holds).
+        _HOLD(desc)
         self._desc = desc
         self._address = address
 
@@ -252,9 +260,17 @@ class _Owner:
 
     def __del__(self) -> None:
         desc = getattr(self, "_desc", None)
-        if desc is not None and not desc.closing and desc.fd >= 0:
-            warnings.warn(f"unclosed {self!r}", ResourceWarning, source=self, stacklevel=2)
-            self.close()
+        if desc is None or desc is _DEAD:
+            return  # __init__ cut short before the cell was ours, or a second __del__
+        try:
+            if not desc.closing and desc.fd >= 0:
+                warnings.warn(f"unclosed {self!r}", ResourceWarning, source=self, stacklevel=2)
+                self.close()
+        finally:
+            # Done with the cell: later reads (another __del__ in the same cycle) see a
+            # closed one, and the memory goes once the cell's own collection has run too.
+            self._desc = _DEAD
+            _UNHOLD(desc)
 
     def __repr__(self) -> str:
         # getattr: __del__ may print an object whose __init__ an exception cut short.
@@ -380,6 +396,7 @@ class Server(_Bound):
         # ``address`` read (an Ip4Address is a fifth of what a listener would keep).
         self._port = port
         # _Owner's and _Bound's __init__, written out: two frames less per listen.
+        _HOLD(desc)
         self._desc = desc
         self._address = address
         self._unix_file = unix_file

@@ -1255,6 +1255,23 @@ def new_desc() -> Any:
     return ffi.gc(raw, lib.jn_desc_free)
 
 
+# An owner keeps its cell's memory from its __init__ to the end of its __del__
+# (jn_desc_hold/unhold: a count in the cell, no syscall). cffi's collection of the
+# cell runs from a tp_finalize, and in a reference cycle the garbage collector
+# finalizes in no particular order: without the hold, the cell could be freed
+# before the owner's __del__ reads it.
+HOLD_DESC = lib.jn_desc_hold
+UNHOLD_DESC = lib.jn_desc_unhold
+
+# What an owner holds after its __del__: a cell that is closed and holds nothing, and
+# is never freed, so anything that still reaches the owner (another object's __del__
+# in the same cycle) finds it closed instead of reading freed memory.
+DEAD_DESC = lib.jn_desc_new()
+if not DEAD_DESC:
+    raise MemoryError("no memory for a descriptor cell")
+lib.jn_desc_close(DEAD_DESC)
+
+
 def open_socket(desc: Any, family: int, type_: int, proto: int, checkpoint: Checkpoint | None = None) -> int:
     """socket(2) into ``desc``: close-on-exec (SOCK_CLOEXEC, or socket()+fcntl, closed again on failure)."""
     fd = retry(SOCKET, lib.jn_desc_socket, (desc, family, type_ | platform.SOCKET_TYPE_FLAGS, proto), checkpoint)

@@ -211,6 +211,7 @@ _STALE_HINT = (
 # How many times `bind` judges a file that reappears between unlink and bind before
 # giving up: each round needs another process to bind the path and die in between.
 _JUDGEMENTS = 3
+_RETAKEN = "the path was taken again each time the stale file was removed; it was left alone"
 
 
 def bind(
@@ -249,10 +250,7 @@ def bind(
             except SocketError.AddressInUse as e:
                 if attempt == _JUDGEMENTS - 1:
                     raise SocketError.AddressInUse(
-                        e.errno,
-                        f"{e.strerror}: the path was taken again each time the stale file was removed; it was left alone",
-                        syscall=e.syscall,
-                        address=e.address,
+                        e.errno, f"{e.strerror}: {_RETAKEN}", syscall=e.syscall, address=e.address
                     ) from None
     finally:
         lock.release()

@@ -28,13 +28,15 @@ typedef int... uid_t;
 typedef int... gid_t;
 /* One owned descriptor. fd and the wake pair (read end, write end or -1) are -1 when there is none; closing
    is set once, by close() or a hand-over; inflight counts the native calls using
-   fd right now; accepting serialises accept attempts of this process's threads. */
+   fd right now; accepting serialises accept attempts of this process's threads;
+   refs counts who keeps the cell's memory (see jn_desc_hold). */
 struct jn_desc {
     int fd;
     int wake[2];
     int inflight;
     int closing;
     int accepting;
+    int refs;
     ...;
 };
 
@@ -54,6 +56,8 @@ int fchownat(int, const char *, uid_t, gid_t, int);
 
 struct jn_desc *jn_desc_new(void);
 void jn_desc_free(struct jn_desc *);
+void jn_desc_hold(struct jn_desc *);
+void jn_desc_unhold(struct jn_desc *);
 int jn_desc_close(struct jn_desc *);
 int jn_desc_finish(struct jn_desc *);
 int jn_desc_close_now(struct jn_desc *);
@@ -88,6 +92,7 @@ struct jn_desc {
     int inflight;
     int closing;
     int accepting;
+    int refs;
 };
 
 static const int JN_WAIT_CLOSED = 0x10000;
@@ -176,8 +181,10 @@ static void jn_waker_close(int *cell)
 static struct jn_desc *jn_desc_new(void)
 {
     struct jn_desc *d = calloc(1, sizeof *d);
-    if (d != NULL)
+    if (d != NULL) {
         d->fd = d->wake[0] = d->wake[1] = -1;
+        d->refs = 1;  /* the ffi.gc wrapper's, given back by jn_desc_free */
+    }
     return d;
 }
 
@@ -192,13 +199,31 @@ static int jn_desc_finish(struct jn_desc *d)
 }
 
 /* The cell's garbage collection (cffi's ffi.gc): the backstop that closes a
-   descriptor whose owner never came to exist or never got to close it. */
+   descriptor whose owner never came to exist or never got to close it. The memory
+   goes only with the last reference: cffi runs this from the wrapper's tp_finalize,
+   and in a reference cycle the garbage collector may run it before the owner's
+   __del__, which still reads the cell. */
 static void jn_desc_free(struct jn_desc *d)
 {
     int saved = errno;
     jn_desc_finish(d);
-    free(d);
+    if (__atomic_sub_fetch(&d->refs, 1, __ATOMIC_SEQ_CST) == 0)
+        free(d);
     errno = saved;
+}
+
+/* An owner keeps the cell's memory until its __del__ is done with it (jn_desc_unhold),
+   whichever of the two the garbage collector finalizes first. */
+static void jn_desc_hold(struct jn_desc *d)
+{
+    __atomic_add_fetch(&d->refs, 1, __ATOMIC_SEQ_CST);
+}
+
+/* Never closes anything: the memory goes last, after jn_desc_free closed the cell. */
+static void jn_desc_unhold(struct jn_desc *d)
+{
+    if (__atomic_sub_fetch(&d->refs, 1, __ATOMIC_SEQ_CST) == 0)
+        free(d);
 }
 
 /* A call begins using d->fd: -1 (EBADF) once the object is closing. */

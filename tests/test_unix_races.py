@@ -313,9 +313,11 @@ def test_a_path_retaken_every_time_ends_in_a_clear_error(tmp_path: Path) -> None
     path = tmp_path / "retaken.sock"
     make_stale(path)
     # Every bind after the first (lock-free) one finds the path taken again.
-    with fail("bind", errno.EADDRINUSE, after=1, times=10) as injected:
-        with pytest.raises(jn.SocketError.AddressInUse) as info:
-            jn.listen(f"unix:{path}", unlink_stale=True)
+    with (
+        fail("bind", errno.EADDRINUSE, after=1, times=10) as injected,
+        pytest.raises(jn.SocketError.AddressInUse) as info,
+    ):
+        jn.listen(f"unix:{path}", unlink_stale=True)
     assert injected.failed == 3
     assert "taken again each time" in str(info.value)
 

@@ -1,0 +1,136 @@
+"""Unclosed owners collected in reference cycles and at interpreter exit.
+
+cffi runs an ``ffi.gc`` destructor from the wrapper's tp_finalize, and the garbage
+collector finalizes the members of a reference cycle in no particular order: the
+cell's own collection can run before the owner's ``__del__``, which still reads the
+cell. Each case runs in a fresh interpreter with glibc's allocator checks on
+(MALLOC_CHECK_), so a read of freed memory shows as a crash, an
+``Exception ignored`` (a close of a garbage fd number) or a closed bystander.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+_ENV = {**os.environ, "MALLOC_CHECK_": "3", "PYTHONWARNINGS": "ignore::ResourceWarning"}
+
+# Owners of every kind, each in a cycle, beside bystander descriptors janus_net does not own.
+_SETUP = """
+import gc, json, os, socket, sys
+import janus_net as jn
+
+bystanders = [fd for pair in (os.pipe() for _ in range(8)) for fd in pair]
+
+def kernel_objects():
+    # What each open descriptor names (socket:[inode], pipe:[inode]): numbers are reused, these are not.
+    names = {}
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            names[int(name)] = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:
+            pass
+    return names
+
+bystander_objects = {fd: kernel_objects()[fd] for fd in bystanders}
+
+def owners(tmp, round_=0):
+    server = jn.listen("127.0.0.1:0")
+    client = socket.create_connection((server.address.host, server.address.port))
+    stream = server.accept()
+    unix = jn.listen("unix:" + os.path.join(tmp, f"cycle{round_}.sock"))
+    return [server, stream, unix, jn.bind("127.0.0.1:0"), jn.bind("[::1]:0")], client
+
+class Toucher:
+    # Another object of the same cycle whose __del__ uses the owner after the
+    # collector may have finalized the owner and its cell.
+    def __init__(self, owner):
+        self.owner = owner
+    def __del__(self):
+        self.owner.close()
+        self.owner.fileno()
+        repr(self.owner)
+
+def report(owned):
+    # owned: what the owners' descriptors named when they were made.
+    now = kernel_objects()
+    still_open = set(owned) & set(now.values())
+    closed = [fd for fd, name in bystander_objects.items() if now.get(fd) != name]
+    print(json.dumps({"owned_still_open": len(still_open), "bystanders_closed": closed}), flush=True)
+"""
+
+
+def _run(source: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_SETUP) + textwrap.dedent(source), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_ENV,
+    )
+
+
+@pytest.mark.parametrize("toucher", [False, True])
+def test_owners_in_reference_cycles_are_collected_without_touching_freed_memory(tmp_path: Path, toucher: bool) -> None:
+    result = _run(
+        f"""
+        fds, clients = [], []
+        for round_ in range(20):
+            made, client = owners(sys.argv[1], round_)
+            clients.append(client)
+            for owner in made:
+                fds.append(os.readlink("/proc/self/fd/%d" % owner.fileno()))
+                cycle = {{"owner": owner}}
+                cycle["self"] = cycle
+                if {toucher}:
+                    cycle["toucher"] = Toucher(owner)
+                    cycle["toucher"].cycle = cycle
+            del made, owner, cycle
+        gc.collect()
+        report(fds)
+        """,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert json.loads(result.stdout) == {"owned_still_open": 0, "bystanders_closed": []}
+
+
+def test_owners_left_in_module_globals_are_collected_at_exit(tmp_path: Path) -> None:
+    # A function refers to the module's globals: at exit they are collected as a cycle,
+    # in the final collection of interpreter shutdown.
+    result = _run(
+        """
+        made, client = owners(sys.argv[1])
+        def keeps_globals_in_a_cycle():
+            return made, client, bystanders
+        print("ok", flush=True)
+        """,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "ok\n"
+    assert result.stderr == ""
+
+
+def test_an_owner_finalized_first_leaves_a_closed_object(tmp_path: Path) -> None:
+    # After its __del__, an owner reached from elsewhere behaves as closed.
+    result = _run(
+        """
+        server = jn.listen("127.0.0.1:0")
+        fd = server.fileno()
+        server.__del__()
+        print(json.dumps([server.closed, server.fileno(), os.path.exists(f"/proc/self/fd/{fd}")]), flush=True)
+        server.close()
+        """,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [True, -1, False]
+    assert result.stderr == ""
