@@ -43,7 +43,7 @@ from janus_net.errors import SocketError
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
-    from typing import Any, TypeVar
+    from typing import TypeVar
 
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ class Context:
     that ends with its parent.
     """
 
-    __slots__ = ("__weakref__", "_cancelled", "_children", "_deadline", "_parent", "_waker")
+    __slots__ = ("__weakref__", "_cancelled", "_children", "_deadline", "_parent", "_waker", "_waker_closer")
 
     def __init__(self) -> None:
         self._cancelled = False
@@ -68,8 +68,8 @@ class Context:
         # that carries a cancel down to it) alive for as long as it lives.
         self._parent: Context | None = None
         # [read fd, write fd (-1 for an eventfd)]: a native cell, filled by the first
-        # wait (creating a context makes no fd) and closed when it is collected.
-        self._waker: Any = syscalls.new_waker_cell()
+        # wait (creating a context makes no fd) and closed when the closer is collected.
+        self._waker, self._waker_closer = syscalls.new_waker_cell()
 
     # --- making contexts
 

@@ -1471,9 +1471,17 @@ def shutdown_on(desc: Any, how: int, address: object = None) -> None:
     retry(SHUTDOWN, lib.jn_desc_shutdown, (desc, how), None, address)
 
 
-def new_waker_cell() -> Any:
-    """An empty wake-pair cell (no fd yet): closed, with whatever it holds, when collected."""
-    return ffi.gc(ffi.new("int[2]", [-1, -1]), lib.jn_waker_close)
+def new_waker_cell() -> tuple[Any, Any]:
+    """An empty wake-pair cell (no fd yet), and the object whose collection closes what it holds.
+
+    Keep both: the cell is the memory (freed only when the cell object is), the closer
+    closes the pair when it is collected. They are two objects because cffi runs an
+    ``ffi.gc`` destructor from ``tp_finalize`` and then drops the memory it wraps: in a
+    reference cycle that can come before another ``__del__`` of the cycle still uses
+    the holder (a ``cancel()``), which would then write to a freed cell.
+    """
+    cell = ffi.new("int[2]", [-1, -1])
+    return cell, ffi.gc(cell, lib.jn_waker_close)
 
 
 def make_waker(cell: Any) -> int:

@@ -5,13 +5,16 @@ collector finalizes the members of a reference cycle in no particular order: the
 cell's own collection can run before the owner's ``__del__``, which still reads the
 cell. Each case runs in a fresh interpreter with glibc's allocator checks on
 (MALLOC_CHECK_), so a read of freed memory shows as a crash, an
-``Exception ignored`` (a close of a garbage fd number) or a closed bystander.
+``Exception ignored`` (a close of a garbage fd number) or a closed bystander; and
+once under valgrind, which sees a read of freed memory even when nothing visible
+follows from it (a context's freed wake cell usually still reads -1).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -134,3 +137,87 @@ def test_an_owner_finalized_first_leaves_a_closed_object(tmp_path: Path) -> None
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == [True, -1, False]
     assert result.stderr == ""
+
+
+@pytest.mark.parametrize("toucher", [False, True])
+def test_contexts_in_reference_cycles_are_collected_without_touching_freed_memory(
+    tmp_path: Path, toucher: bool
+) -> None:
+    # A context's wake pair lives in a native cell too: a cancel() from another __del__
+    # of the cycle, after the pair's collection, must find it closed, not freed.
+    result = _run(
+        f"""
+        class Canceller:
+            def __init__(self, ctx):
+                self.ctx = ctx
+            def __del__(self):
+                self.ctx.cancel()
+
+        made = []
+        for _ in range(50):
+            parent = jn.Context.with_timeout(60)
+            child = parent.child()
+            for ctx in (parent, child):
+                ctx._wake_fd()  # the pair exists: its fds are what the collection closes
+                made.append(os.readlink("/proc/self/fd/%d" % ctx._waker[0]))
+                cycle = {{"ctx": ctx}}
+                cycle["self"] = cycle
+                if {toucher}:
+                    cycle["canceller"] = Canceller(ctx)
+                    cycle["canceller"].cycle = cycle
+        del parent, child, ctx, cycle
+        gc.collect()
+        report(made)
+        """,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert json.loads(result.stdout) == {"owned_still_open": 0, "bystanders_closed": []}
+
+
+_VALGRIND_SCRIPT = """
+import gc, os, socket, sys
+import janus_net as jn
+
+class Toucher:
+    def __init__(self, thing):
+        self.thing = thing
+    def __del__(self):
+        (self.thing.cancel if isinstance(self.thing, jn.Context) else self.thing.close)()
+
+for _ in range(3):
+    server = jn.listen("127.0.0.1:0")
+    client = socket.create_connection((server.address.host, server.address.port))
+    ctx = jn.Context.with_timeout(60)
+    ctx._wake_fd()
+    for thing in (server, server.accept(), jn.bind("127.0.0.1:0"), ctx):
+        cycle = {"thing": thing, "toucher": Toucher(thing)}
+        cycle["self"] = cycle
+        cycle["toucher"].cycle = cycle
+    client.close()
+del server, ctx, thing, cycle
+gc.collect()
+"""
+
+
+def test_valgrind_finds_no_read_of_freed_memory_when_cycles_are_collected() -> None:
+    # The glibc checks see a freed cell only when its memory is reused; valgrind sees
+    # every read of freed memory (PYTHONMALLOC=malloc: each object is its own block).
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        pytest.skip("needs valgrind (scripts/install-test-tools installs it)")
+    result = subprocess.run(
+        [valgrind, "--error-exitcode=0", sys.executable, "-c", _VALGRIND_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**_ENV, "PYTHONMALLOC": "malloc"},
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    invalid = [
+        line
+        for line in result.stderr.splitlines()
+        if "Invalid read" in line or "Invalid write" in line or "Invalid free" in line
+    ]
+    assert not invalid, result.stderr[-4000:]
