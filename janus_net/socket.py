@@ -626,6 +626,7 @@ _MSG_DONTWAIT = lib.MSG_DONTWAIT
 _SEND_FLAGS = platform.MSG_NOSIGNAL | lib.MSG_DONTWAIT
 _WOULD_BLOCK = syscalls.WOULD_BLOCK
 _retry = syscalls.retry
+_after_failure = syscalls.after_failure
 _DETACH = syscalls.DETACH
 # The address classes `as_address` passes through unchanged: checked by exact type.
 _ADDRESS_TYPES = frozenset({Ip4Address, Ip6Address, UnixAddress})
@@ -695,7 +696,13 @@ class Socket(_Bound):
         else:
             view = ffi.from_buffer(data)
         args = (self._desc, view, len(view), _SEND_FLAGS, encoded.pointer, encoded.length)
-        sent = _retry(_SEND, _SENDTO, args, None, target, True)
+        if _SEND.fault is None:
+            sent = _SENDTO(*args)
+            if sent >= 0:
+                return sent
+            sent = _after_failure(_SEND, _SENDTO, args, None, target, True)
+        else:
+            sent = _retry(_SEND, _SENDTO, args, None, target, True)
         if sent >= 0:
             return sent
         return waiting.wait_for(
@@ -739,6 +746,22 @@ class Socket(_Bound):
                 buf = scratch.buf  # the usual case, without scratch.buffer's frame
             else:
                 buf = scratch.buffer(size)
+            length = scratch.length
+            if ctx is None and _RECEIVE.fault is None and self._ip4_keys:
+                # _receive_from written out for the usual case (one frame less): the
+                # first attempt inline, the loop and the wait only after it failed.
+                length[0] = _SOCKADDR_STORAGE_SIZE
+                args = (self._desc, buf, size, _MSG_DONTWAIT, scratch.sa, length)
+                got = _RECVFROM(*args)
+                if got < 0:
+                    got = _after_failure(_RECEIVE, _RECVFROM, args, None, None, True)
+                    if got < 0:
+                        got = self._wait_receive(args, None, True)
+                if length[0] == _SOCKADDR_IN_SIZE:
+                    key = scratch.words[0]  # type: ignore[index]  # _ip4_keys implies words
+                    source = DECODED_SOURCES.get(key) or from_sockaddr_cached(scratch.storage, _SOCKADDR_IN_SIZE, key)
+                    return ffi.unpack(buf, got), source
+                return ffi.unpack(buf, got), self._source(scratch, length[0])
             got, source = self._receive_from(buf, size, ctx, scratch)
             return ffi.unpack(buf, got), source
         finally:
@@ -781,10 +804,15 @@ class Socket(_Bound):
         if self._ip4_keys and named == _SOCKADDR_IN_SIZE:
             key = scratch.words[0]  # type: ignore[index]  # _ip4_keys implies words
             return got, DECODED_SOURCES.get(key) or from_sockaddr_cached(scratch.storage, named, key)
+        return got, self._source(scratch, named)
+
+    @staticmethod
+    def _source(scratch: _Scratch, named: int) -> Address:
+        """The sender's address, from the sockaddr recvfrom wrote into ``scratch`` (``named`` bytes)."""
         if named == 0:
             # An unbound AF_UNIX sender: recvfrom reports no address at all, not even a family.
-            return got, _UNNAMED_UNIX
-        return got, from_sockaddr_cached(scratch.storage, named)
+            return _UNNAMED_UNIX
+        return from_sockaddr_cached(scratch.storage, named)
 
     def _wait_receive(self, args: tuple[Any, ...], ctx: Context | None, tried: bool) -> int:
         check = None if ctx is None else ctx.check

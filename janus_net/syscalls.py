@@ -110,15 +110,36 @@ def retry(
     With ``nonblocking=True``, EAGAIN/EWOULDBLOCK return `WOULD_BLOCK` instead of
     raising, for callers that wait with poll and try again.
     """
+    fault = syscall.fault
+    rc = fn(*args) if fault is None else fault.call(fn, args)
+    if rc >= 0:
+        return rc
+    return after_failure(syscall, fn, args, checkpoint, address, nonblocking)
+
+
+def after_failure(
+    syscall: Syscall,
+    fn: Callable[..., int],
+    args: tuple[Any, ...],
+    checkpoint: Checkpoint | None = None,
+    address: object = None,
+    nonblocking: bool = False,
+) -> int:
+    """The loop of `retry`, entered after ``fn(*args)`` has just failed (errno is its errno).
+
+    A hot path makes its first attempt inline, where the fault seam is unarmed, and
+    comes here only when that attempt failed: the attempt is never made twice (a
+    second sendto would consume the next pending error, or send twice).
+    """
     while True:
-        fault = syscall.fault
-        rc = fn(*args) if fault is None else fault.call(fn, args)
-        if rc >= 0:
-            return rc
         err = ffi.errno
         if err == E.EINTR and syscall.retry_eintr:
             if checkpoint is not None:
                 checkpoint()
+            fault = syscall.fault
+            rc = fn(*args) if fault is None else fault.call(fn, args)
+            if rc >= 0:
+                return rc
             continue
         if nonblocking and err in _WOULD_BLOCK_ERRNOS:
             return WOULD_BLOCK
