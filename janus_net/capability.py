@@ -231,6 +231,9 @@ class NetBind:
     def record_bound(self, address: Address, mode: int = _STREAM, protocol: int = 0) -> None:
         """Audit ``bind_socket``: the OS bind succeeded, on ``address`` (the real port).
 
+        janus_net calls it only when the capability has an `audit` sink (without one
+        there is nothing to record, and the bound address need not be built).
+
         Args:
             address: the bound address as the kernel reports it.
             mode: the socket type; STREAM by default.

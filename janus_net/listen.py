@@ -190,8 +190,10 @@ def _open(addr: Address, opts: Options, ctx: Context | None, capability: NetBind
             if denial is exc:
                 raise
             raise denial from None
-        if capability is not None:
-            capability.record_bound(result.address, opts.mode, opts.protocol)  # audits bind_socket, the real port
+        if capability is not None and capability.audit is not None:
+            # Audits bind_socket with the real port; only with a sink, since reading
+            # ``.address`` builds the bound address a listener otherwise makes on first use.
+            capability.record_bound(result.address, opts.mode, opts.protocol)
     return result
 
 
@@ -219,8 +221,8 @@ def _open_native(
             result: _B = Server(desc, addr, None, port)  # the address is made on first use
         else:
             result = owner(desc, steps.bound_address(io, addr), None)
-        if capability is not None:
-            capability.record_bound(result.address, opts.mode, opts.protocol)  # audits bind_socket, the real port
+        if capability is not None and capability.audit is not None:
+            capability.record_bound(result.address, opts.mode, opts.protocol)  # as in _open
     except BaseException:
         descriptor.close(desc)
         raise
