@@ -179,19 +179,20 @@ def run(plan: Plan, io: Any, addr: Address, ctx: Context | None = None) -> None:
             made) was closed. Whatever ``ctx.check()`` raises, likewise after closing.
     """
     try:  # from the start: the fd is in the cell the moment socket() returns
-        _run(plan, io, addr, ctx)
+        if ctx is None:
+            # :core, one C call (here, not in _run: one frame less per listen). The
+            # sockaddr is encoded first: no checkpoint can tell.
+            encoded = addr.sockaddr
+            syscalls.steps(plan.tables, plan.struct, io, encoded.pointer, encoded.length, 0, plan.end, None, addr)
+        else:
+            _run(plan, io, addr, ctx)
     except BaseException:
         discard(io)
         raise
 
 
-def _run(plan: Plan, io: Any, addr: Address, ctx: Context | None) -> None:
+def _run(plan: Plan, io: Any, addr: Address, ctx: Context) -> None:
     tables, struct = plan.tables, plan.struct
-    if ctx is None:
-        # :core, one C call. The sockaddr is encoded first: no checkpoint can tell.
-        encoded = addr.sockaddr
-        syscalls.steps(tables, struct, io, encoded.pointer, encoded.length, 0, plan.end, None, addr)
-        return
     check = ctx.check
     # Stock: the bound method is Context.check itself (no subclass override, no instance patch).
     if getattr(check, "__func__", None) is _STOCK_CHECK and not syscalls.steps_armed():

@@ -1197,9 +1197,16 @@ def steps(
     """
     if not steps_armed():
         io.at = start
+        args = (plan, io, sa, salen, -1, stop)
+        if _SEQUENCE.fault is None:
+            if lib.jn_steps(*args) >= 0:
+                return  # the usual case: the loop is entered only after a failure
+            loop = after_failure  # the attempt just made failed; later passes make their own
+        else:
+            loop = retry  # a test stands in for C (tests/test_steps.py)
         while True:
             try:
-                retry(_SEQUENCE, lib.jn_steps, (plan, io, sa, salen, -1, stop), checkpoint, address)
+                loop(_SEQUENCE, lib.jn_steps, args, checkpoint, address)
                 return
             except _StepFailed as failed:
                 if io.expired:
@@ -1208,6 +1215,7 @@ def steps(
                     io.expired = 0
                     if checkpoint is not None:
                         checkpoint()
+                    loop = retry
                     continue
                 table = tables[io.at]
                 assert table is not None  # a skipped step makes no call, so cannot fail
