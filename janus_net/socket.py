@@ -263,7 +263,9 @@ class _Owner:
         if desc is None or desc is _DEAD:
             return  # __init__ cut short before the cell was ours, or a second __del__
         try:
-            if not desc.closing and desc.fd >= 0:
+            # fd < 0 with ``collected``: in a reference cycle the cell's own collection
+            # ran first and closed it; the owner was still never closed.
+            if not desc.closing and (desc.fd >= 0 or desc.collected):
                 warnings.warn(f"unclosed {self!r}", ResourceWarning, source=self, stacklevel=2)
                 self.close()
         finally:

@@ -29,7 +29,8 @@ typedef int... gid_t;
 /* One owned descriptor. fd and the wake pair (read end, write end or -1) are -1 when there is none; closing
    is set once, by close() or a hand-over; inflight counts the native calls using
    fd right now; accepting serialises accept attempts of this process's threads;
-   refs counts who keeps the cell's memory (see jn_desc_hold). */
+   refs counts who keeps the cell's memory (see jn_desc_hold); collected says the
+   cell's collection closed an fd its owner had not (the owner's __del__ warns). */
 struct jn_desc {
     int fd;
     int wake[2];
@@ -37,6 +38,7 @@ struct jn_desc {
     int closing;
     int accepting;
     int refs;
+    int collected;
     ...;
 };
 
@@ -93,6 +95,7 @@ struct jn_desc {
     int closing;
     int accepting;
     int refs;
+    int collected;
 };
 
 static const int JN_WAIT_CLOSED = 0x10000;
@@ -206,6 +209,9 @@ static int jn_desc_finish(struct jn_desc *d)
 static void jn_desc_free(struct jn_desc *d)
 {
     int saved = errno;
+    if (__atomic_load_n(&d->refs, __ATOMIC_SEQ_CST) > 1 && !__atomic_load_n(&d->closing, __ATOMIC_SEQ_CST)
+        && __atomic_load_n(&d->fd, __ATOMIC_SEQ_CST) >= 0)
+        d->collected = 1;  /* an owner still to be finalized never closed it */
     jn_desc_finish(d);
     if (__atomic_sub_fetch(&d->refs, 1, __ATOMIC_SEQ_CST) == 0)
         free(d);
