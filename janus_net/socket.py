@@ -691,8 +691,16 @@ class Socket(_Bound):
         # This and _receive_from are the datagram hot path: the first attempt is made
         # inline (one retry frame); the wait loop is entered only after EAGAIN.
         # An address value passes as is (a type check, not as_address's call); text is parsed.
-        target: Address = dest if type(dest) in _ADDRESS_TYPES else as_address(dest)  # type: ignore[assignment]
-        encoded = target.destination(self._address.family)  # type: ignore[union-attr]  # refuses port 0 first
+        if type(dest) is Ip4Address and self._ip4_keys:
+            # An IPv4 value to an IPv4 socket, the usual case: of destination()'s checks
+            # only the port's applies, and the value keeps its encoding once made.
+            target: Address = dest
+            encoded = dest._encoded
+            if encoded is None or not dest._port:
+                encoded = dest.destination()  # encodes it, or refuses port 0
+        else:
+            target = dest if type(dest) in _ADDRESS_TYPES else as_address(dest)  # type: ignore[assignment]
+            encoded = target.destination(self._address.family)  # type: ignore[union-attr]  # refuses port 0 first
         if type(data) is bytes:
             view: Any = data  # cffi passes bytes to a const void * as is
         else:

@@ -176,30 +176,53 @@ def send_many_receive_many(kept: Kept, peers: Peers) -> None:
     sock.close()
 
 
+class _WhenWaiting:
+    """Run ``action`` on another (untraced) thread once this thread sleeps in poll.
+
+    So the call always waits first and the wait loop's events are injected too, however
+    slowly the traced code runs (a timer fired before the call reached poll on a loaded
+    machine, and the run had fewer events than the count). If the call ends first (an
+    interrupt landed before its wait), the action is skipped.
+    """
+
+    def __init__(self, action: Callable[[], object]) -> None:
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(threading.get_native_id(), action))
+
+    def _run(self, tid: int, action: Callable[[], object]) -> None:
+        while not self.done.wait(0.0005):
+            try:
+                with open(f"/proc/self/task/{tid}/wchan") as f:
+                    if "poll" in f.read():
+                        action()
+                        return
+            except FileNotFoundError:
+                return
+
+    def __enter__(self) -> _WhenWaiting:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join()
+
+
 def receive_waits(kept: Kept, peers: Peers) -> None:
-    # The datagram comes from another (untraced) thread a moment later: the receive
-    # waits in poll first, so the wait loop's events are injected too.
+    # The datagram comes once the receive waits in poll, from an untraced thread.
     sock = kept(jn.bind("127.0.0.1:0"))
     assert peers.udp is not None
     udp, port = peers.udp, sock.address.port
-    timer = threading.Timer(0.002, lambda: udp.sendto(b"late", ("127.0.0.1", port)))
-    timer.start()
-    try:
+    with _WhenWaiting(lambda: udp.sendto(b"late", ("127.0.0.1", port))):
         sock.receive(ctx=jn.Context.with_timeout(30))
-    finally:
-        timer.join()
     sock.close()
 
 
 def accept_waits(kept: Kept, peers: Peers) -> None:
     server = kept(jn.listen("127.0.0.1:0"))
     port = server.address.port
-    timer = threading.Timer(0.002, lambda: peers.extra.append(socket.create_connection(("127.0.0.1", port))))
-    timer.start()
-    try:
+    with _WhenWaiting(lambda: peers.extra.append(socket.create_connection(("127.0.0.1", port)))):
         kept(server.accept()).close()
-    finally:
-        timer.join()
     server.close()
 
 
