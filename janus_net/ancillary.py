@@ -34,7 +34,15 @@ from janus_net.address import (
 )
 from janus_net.caches import bounded_put
 from janus_net.errors import SocketError
-from janus_net.scratch import _SOCKADDR_STORAGE_SIZE, _STORAGE_P, _UNNAMED_UNIX, Buffer, _uncleared
+from janus_net.scratch import (
+    _SOCKADDR_STORAGE_SIZE,
+    _STORAGE_P,
+    _UNNAMED_UNIX,
+    SIZE_MAX,
+    Buffer,
+    _uncleared,
+    size_argument,
+)
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
@@ -236,8 +244,8 @@ def receive(
     `Socket.receive` does: a non-blocking attempt first, then poll on the socket, its
     wake fd (``close()`` from another thread) and the context.
     """
-    if type(size) is not int or size < 0:
-        raise ValueError(f"size must be an int >= 0, not {size!r}")
+    if type(size) is not int or not 0 <= size <= SIZE_MAX:
+        size = size_argument("size", size)
     try:
         message = _MESSAGES.pop()
     except IndexError:  # none idle (first call, or another thread has it): a fresh one

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from janus_net import platform, sockopts, unixfile
 from janus_net.address import Address, Ip4Address, Ip6Address, UnixAddress
-from janus_net.errors import SocketError
+from janus_net.errors import BadOptionType, SocketError
 from janus_net.socket import Mode, Protocol
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
@@ -37,15 +37,6 @@ class Options(NamedTuple):
     extra: sockopts.Extra = sockopts.NO_EXTRA  # DESIGN §14/§16: netns, freebind, device...
     owner: int | None = None  # uid for the unix socket file (janus_net.unixfile)
     group: int | None = None  # gid for the unix socket file
-
-
-class BadOptionType(TypeError, ValueError):
-    """An option of the wrong type (``reuse_port="false"``, ``mode=1.0``, ``protocol="6"``).
-
-    A `TypeError`, as Python raises for a wrong type; also a `ValueError`, which is what
-    janus_net raised for every bad option value before types were checked strictly, so
-    handlers written then keep working.
-    """
 
 
 def _flag(name: str, value: object) -> bool:

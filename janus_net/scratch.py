@@ -7,6 +7,7 @@ from janus_net._shim import ffi, lib
 from janus_net.address import (
     UnixAddress,
 )
+from janus_net.errors import BadOptionType
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
@@ -40,6 +41,28 @@ _IP4_KEY_OK = platform.IP4_KEY_OK
 # A receive buffer up to this size is kept by the Socket for the next receive
 # (65536 is receive()'s default size).
 _SCRATCH_KEEP = 65536
+
+#: The most bytes (or datagrams) one receive asks for: a C int, and more than one
+#: recv(2) returns on Linux (it caps a transfer just below 2 GiB).
+SIZE_MAX = 2**31 - 1
+
+
+def size_argument(name: str, value: object, low: int = 0) -> int:
+    """``value``, checked as the size or count a receive or read asks for.
+
+    Strict as options are (DESIGN §3): an int, never a bool (``receive(True)`` would
+    mean 1 byte), a float or a str, in ``low``..`SIZE_MAX`.
+
+    Raises:
+        BadOptionType: not an int, or a bool (a TypeError and a ValueError, as for options).
+        ValueError: outside ``low``..`SIZE_MAX`.
+    """
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise BadOptionType(f"{name} must be an int in {low}..{SIZE_MAX}, not {type(value).__name__} {value!r}")
+    number = int.__int__(value)  # the value itself, whatever an int subclass says __int__ is
+    if not low <= number <= SIZE_MAX:
+        raise ValueError(f"{name} must be an int in {low}..{SIZE_MAX}, not {value!r}")
+    return number
 
 
 class _Pool(Generic[_T]):
@@ -91,9 +114,13 @@ class _Scratch:
         self.capacity = -1
 
     def buffer(self, size: int) -> Any:
-        """A buffer of at least ``size`` bytes: this scratch's own when it may keep one that big."""
+        """A buffer of at least ``size`` bytes: this scratch's own when it may keep one that big.
+
+        Raises:
+            TypeError, ValueError: ``size`` is not an int in 0..`SIZE_MAX` (`size_argument`).
+        """
         if type(size) is not int or not 0 <= size <= _SCRATCH_KEEP:
-            return _uncleared("char[]", size)  # and cffi's own error for a bad size
+            return _uncleared("char[]", size_argument("size", size))
         if size > self.capacity:
             self.buf = _uncleared("char[]", size)
             self.capacity = size

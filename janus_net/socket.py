@@ -21,7 +21,6 @@ import enum
 import errno
 import functools
 import itertools
-import operator
 import warnings
 from collections.abc import Iterable, Iterator
 
@@ -55,10 +54,12 @@ from janus_net.scratch import (
     _SOCKADDR_STORAGE_SIZE,
     _STORAGE_P,
     _UNNAMED_UNIX,
+    SIZE_MAX,
     Buffer,
     _Pool,
     _Scratch,
     _uncleared,
+    size_argument,
 )
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
@@ -524,6 +525,8 @@ class Stream(_Owner):
                 descriptor left for the wake fd a wait needs (as in `Socket.receive`).
             SocketError.NetworkSubsystemDown, SocketError.SystemResources: the network or memory.
         """
+        if type(n) is not int or not 0 <= n <= SIZE_MAX:
+            n = size_argument("n", n)
         buf = _uncleared("char[]", n)
         got = self._receive(buf, n, ctx)
         return ffi.unpack(buf, got)
@@ -1004,12 +1007,8 @@ class Socket(_Bound):
             ValueError, TypeError: ``count`` or ``size`` out of range or not an int.
             The members `receive` raises.
         """
-        count = operator.index(count)
-        size = operator.index(size)
-        if count < 1:
-            raise ValueError(f"count must be at least 1, not {count}")
-        if size < 0:
-            raise ValueError(f"size must not be negative, not {size}")
+        count = size_argument("count", count, 1)
+        size = size_argument("size", size)
         if _USE_MMSG:
             return self._receive_batched(count, size, ctx)
         return self._receive_each(count, size, ctx)

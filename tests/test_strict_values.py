@@ -183,3 +183,35 @@ def test_the_ctx_of_the_sovereign_profile_must_be_a_context_or_none(bad: object,
         jn.listen_with_capability("127.0.0.1:0", cap, ctx=bad)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="Context"):
         jn.bind_with_capability("127.0.0.1:0", cap, ctx=bad)  # type: ignore[arg-type]
+
+
+# --- Sizes and counts of receives and reads: the same rule for arguments
+
+
+def _sized_calls(sock: jn.Socket, stream: jn.Stream, value: object) -> dict[str, Any]:
+    ctx = jn.Context.with_timeout(5)  # a missing check would wait here, and time out
+    return {
+        "Socket.receive": lambda: sock.receive(value, ctx),  # type: ignore[arg-type]
+        "Socket.receive_many count": lambda: sock.receive_many(value, ctx=ctx),  # type: ignore[arg-type]
+        "Socket.receive_many size": lambda: sock.receive_many(1, value, ctx=ctx),  # type: ignore[arg-type]
+        "Socket.receive_segments": lambda: sock.receive_segments(value, ctx),  # type: ignore[arg-type]
+        "Socket.receive_message": lambda: sock.receive_message(value, ctx),  # type: ignore[arg-type]
+        "Stream.read": lambda: stream.read(value, ctx),  # type: ignore[arg-type]
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [(True, BadOptionType), (False, BadOptionType), (1.5, BadOptionType), ("10", BadOptionType), (b"1", BadOptionType),
+     (None, BadOptionType), (-1, ValueError), (2**31, ValueError), (2**64, ValueError)],
+)  # fmt: skip
+def test_sizes_and_counts_are_ints_in_range_before_any_wait(value: object, error: type[Exception]) -> None:
+    # receive(True) once meant a 1-byte receive; 2**62 asked for the memory of a buffer that size.
+    with jn.bind("127.0.0.1:0") as sock, jn.listen("127.0.0.1:0") as server:
+        client = socket.create_connection((server.address.host, server.address.port))  # type: ignore[union-attr]
+        with client, server.accept() as stream:
+            for name, call in _sized_calls(sock, stream, value).items():
+                with pytest.raises(error) as caught:
+                    call()
+                assert isinstance(caught.value, (TypeError, ValueError)), name
+                assert "must be an int in" in str(caught.value), (name, caught.value)
