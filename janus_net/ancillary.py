@@ -42,6 +42,7 @@ from janus_net.scratch import (
     Buffer,
     _uncleared,
     size_argument,
+    view_of,
 )
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
@@ -512,7 +513,7 @@ def send_from(desc: Any, local: Address, dest: str | Address, data: Buffer, sour
         raise SocketError.AddressFamilyUnsupported(
             None, "an IP socket cannot send to a unix address", syscall="send", address=str(target)
         )
-    view = ffi.from_buffer(data)
+    view = view_of(data)
     kind = (level, type_, len(payload))
     idle = _OUTGOING.setdefault(kind, [])
     try:

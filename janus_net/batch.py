@@ -16,7 +16,7 @@ from janus_net.address import (
     from_sockaddr_cached,
 )
 from janus_net.errors import SocketError
-from janus_net.scratch import _IP4_KEY_OK, _SOCKADDR_STORAGE_SIZE, _UNNAMED_UNIX, Buffer, _uncleared
+from janus_net.scratch import _IP4_KEY_OK, _SOCKADDR_STORAGE_SIZE, _UNNAMED_UNIX, Buffer, _uncleared, view_of
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
@@ -196,7 +196,7 @@ class _SendBatch:
                     last = dest
                 if self.encodings[filled] is not encoded:
                     self._set_destination(filled, target, encoded)
-                view = ffi.from_buffer(data)
+                view = view_of(data)
                 self.buffers.append(view)
                 vector = vectors[filled]
                 vector.iov_base = view

@@ -47,6 +47,19 @@ _SCRATCH_KEEP = 65536
 SIZE_MAX = 2**31 - 1
 
 
+def view_of(data: object, name: str = "data", writable: bool = False) -> Any:
+    """A cffi view of a caller's bytes-like object, or a TypeError that says what was expected.
+
+    (cffi's own message for a str is "from_buffer() cannot return the address of a
+    unicode object".)
+    """
+    try:
+        return ffi.from_buffer(data, require_writable=writable)  # type: ignore[arg-type]  # checked by cffi
+    except (TypeError, BufferError):  # BufferError: a read-only buffer (bytes) where one is written
+        kind = "a writable bytes-like object (bytearray, memoryview...)" if writable else "a bytes-like object"
+        raise TypeError(f"{name} must be {kind}, not {type(data).__name__}") from None
+
+
 def size_argument(name: str, value: object, low: int = 0) -> int:
     """``value``, checked as the size or count a receive or read asks for.
 

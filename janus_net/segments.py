@@ -20,7 +20,7 @@ from janus_net._shim import ffi, lib
 from janus_net.address import Address, Ip4Address, Ip6Address, UnixAddress, as_address
 from janus_net.caches import bounded_put
 from janus_net.errors import SocketError
-from janus_net.scratch import Buffer
+from janus_net.scratch import Buffer, view_of
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ def send_segments(sock: Socket, dest: str | Address, data: Buffer, segment_size:
         raise ValueError(f"segment_size must be an int in 1..{MAX_SEGMENT_SIZE}, not {segment_size!r}")
     # An address value passes as is (a type check, not as_address's call); text is parsed.
     target: Address = dest if type(dest) in _ADDRESS_TYPES else as_address(dest)  # type: ignore[assignment]
-    view = ffi.from_buffer(data)
+    view = view_of(data)
     size = len(view)
     desc = sock._desc
     if _IS_UDP.get(desc) is not True:

@@ -60,6 +60,7 @@ from janus_net.scratch import (
     _Scratch,
     _uncleared,
     size_argument,
+    view_of,
 )
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
@@ -543,7 +544,7 @@ class Stream(_Owner):
             TypeError: ``buffer`` is not a writable buffer.
             The members `read` raises.
         """
-        view = ffi.from_buffer(buffer, require_writable=True)
+        view = view_of(buffer, "buffer", writable=True)
         return self._receive(view, len(view), ctx)
 
     def _receive(self, buf: Any, size: int, ctx: Context | None) -> int:
@@ -580,7 +581,7 @@ class Stream(_Owner):
             SocketError.NetworkSubsystemDown, SocketError.NetworkUnreachable,
                 SocketError.HostUnreachable, SocketError.SystemResources: the network or memory.
         """
-        view = ffi.from_buffer(data)
+        view = view_of(data)
         desc = self._desc
         size = len(view)
         address = self._address
@@ -707,7 +708,7 @@ class Socket(_Bound):
         if type(data) is bytes:
             view: Any = data  # cffi passes bytes to a const void * as is
         else:
-            view = ffi.from_buffer(data)
+            view = view_of(data)
         args = (self._desc, view, len(view), _SEND_FLAGS, encoded.pointer, encoded.length)
         if _SEND.fault is None:
             sent = _SENDTO(*args)
@@ -792,7 +793,7 @@ class Socket(_Bound):
             TypeError: ``buffer`` is not a writable buffer.
             The members `receive` raises.
         """
-        view = ffi.from_buffer(buffer, require_writable=True)
+        view = view_of(buffer, "buffer", writable=True)
         scratch = self._scratch.take() or _Scratch()
         try:
             return self._receive_from(view, len(view), ctx, scratch)

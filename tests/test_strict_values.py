@@ -215,3 +215,18 @@ def test_sizes_and_counts_are_ints_in_range_before_any_wait(value: object, error
                     call()
                 assert isinstance(caught.value, (TypeError, ValueError)), name
                 assert "must be an int in" in str(caught.value), (name, caught.value)
+
+
+def test_data_and_buffers_of_the_wrong_kind_are_type_errors_that_say_so() -> None:
+    with jn.bind("127.0.0.1:0") as sock, jn.bind("127.0.0.1:0") as peer:
+        for call in (
+            lambda: sock.send(peer.address, "text"),  # type: ignore[arg-type]
+            lambda: sock.send_many([(peer.address, "text")]),  # type: ignore[list-item]
+            lambda: sock.send_segments(peer.address, "text", 1),  # type: ignore[arg-type]
+            lambda: sock.send(peer.address, None),  # type: ignore[arg-type]
+        ):
+            with pytest.raises(TypeError, match="data must be a bytes-like object, not"):
+                call()
+        for call in (lambda: peer.receive_into(b"read-only"), lambda: peer.receive_into("text")):  # type: ignore[arg-type]
+            with pytest.raises(TypeError, match="buffer must be a writable bytes-like object"):
+                call()
