@@ -5,7 +5,8 @@ address*, not one of the service's own sockets)::
 
     old: offer(address, sockets)             new: take(address)
       listen at address (mode 0600)
-      accept <------------------------------  connect (no one there -> {})
+      accept <------------------------------  connect (no one there -> {};
+                                              bound, not yet listening -> again)
       SO_PEERCRED: same uid, else drop him    SO_PEERCRED: same uid, else AccessDenied
       send_sockets(sockets) ----------------> receive_sockets (checked, close-on-exec)
       frame {"files": {...}} ---------------> which unix socket files the old one owned
@@ -54,7 +55,7 @@ from janus_net.errors import SocketError
 from janus_net.fdpass import AnySocket, _check_channel, _items, check_peer, receive_sockets, send_sockets
 from janus_net.listen import listen, listen_with_context
 from janus_net.socket import Server, Socket, Stream
-from janus_net.unixfile import UnixFile
+from janus_net.unixfile import UnixFile, bound_but_refusing
 from janus_net.wrap import give_unix_file, unix_file_of
 
 if TYPE_CHECKING:
@@ -275,9 +276,8 @@ def take(address: str | UnixAddress, *, ctx: Context | None = None, capability: 
     # One try around everything that owns something, the return included, so an
     # interrupt at any line leaves nothing open.
     try:
-        try:
-            channel = connect(addr, ctx=ctx)
-        except (SocketError.ConnectionRefused, SocketError.FileNotFound):
+        channel = _connect_to_offer(addr, ctx)
+        if channel is None:
             return HandOff({}, None)
         _check_channel(channel)
         check_peer(channel._desc, frozenset(), addr)
@@ -290,6 +290,34 @@ def take(address: str | UnixAddress, *, ctx: Context | None = None, capability: 
         if channel is not None:
             channel.close()
         raise
+
+
+#: How long `take` waits for a predecessor that has bound the hand-over path but does not listen yet.
+_BOUND_WAIT_S = 2.0
+_BOUND_PAUSE_MS = 2
+
+
+def _connect_to_offer(addr: UnixAddress, ctx: Context | None) -> Stream | None:
+    """The channel to the process offering at ``addr``, or None if none does.
+
+    `offer` binds the path a moment before it listens (its mode and identity are set
+    in between): a connect in that moment is refused although an offer is coming. So
+    a refused connect to a path that a live socket is bound to is tried again, every
+    2 ms for up to 2 s (or until ``ctx`` ends); a stale file, no file, or a socket
+    bound for longer than that means no offer. An abstract name has no file to ask
+    about: refused there is no offer.
+    """
+    waited = 0.0
+    while True:
+        try:
+            return connect(addr, ctx=ctx)
+        except SocketError.FileNotFound:
+            return None
+        except SocketError.ConnectionRefused:
+            if addr.abstract or waited >= _BOUND_WAIT_S or not bound_but_refusing(addr.path):
+                return None
+        waiting.pause(ctx, _BOUND_PAUSE_MS)
+        waited += _BOUND_PAUSE_MS / 1000
 
 
 def _files(frame: dict[str, Any], sockets: Mapping[str, AnySocket]) -> dict[str, UnixFile]:

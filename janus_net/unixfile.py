@@ -345,6 +345,25 @@ def _remove_if_stale(address: UnixAddress, probe_type: int, checkpoint: syscalls
             pass
 
 
+def bound_but_refusing(path: str) -> bool:
+    """Whether a socket of this network namespace is bound to the socket file at ``path``.
+
+    For a connect() that was refused: True means someone holds the file and may be
+    about to listen (between its bind and its listen); False means a stale file, no
+    file, or a kernel that cannot tell (no sock_diag).
+    """
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    if not stat.S_ISSOCK(st.st_mode):
+        return False
+    try:
+        return syscalls.unix_diag(0, (st.st_dev, st.st_ino)) is not None
+    except SocketError:
+        return False
+
+
 def _probe_refuses(address: UnixAddress, type_: int) -> None:
     """Return if connect() to ``address`` is refused (nobody listens); raise AddressInUse otherwise."""
     text = str(address)

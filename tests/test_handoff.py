@@ -174,3 +174,50 @@ def test_a_successor_of_another_user_is_refused_and_the_offer_goes_on() -> None:
         thread.join(10)
         assert not errors
         taken["web"].close()
+
+
+def test_take_while_the_offer_is_between_bind_and_listen_waits_for_it(tmp_path: Path) -> None:
+    # The hand-over path exists from bind; a take in the moment before listen used to
+    # be refused and return {} although an offer was coming (the "known window").
+    from janus_net.testing import hold
+
+    handoff = tmp_path / "handoff"
+    old_tcp = jn.listen("127.0.0.1:0")
+    taken: list[jn.handoff.HandOff] = []
+    with hold("bind") as parked:  # the offer's bind returns, then parks before listen
+        thread, errors = _offer_in_thread(f"unix:{handoff}", {"tcp": old_tcp})
+        assert parked.returned.wait(10)
+        assert handoff.is_socket()  # bound, not listening: a connect now is refused
+        taker = threading.Thread(target=lambda: taken.append(jn.handoff.take(f"unix:{handoff}")))
+        taker.start()
+        time.sleep(0.2)  # the take is refused meanwhile, and waits
+        assert not taken
+        parked.release()
+        taker.join(10)
+    try:
+        assert not taker.is_alive() and len(taken) == 1
+        assert list(taken[0]) == ["tcp"] and taken[0]["tcp"].address == old_tcp.address
+        taken[0].ready()
+        thread.join(10)
+        assert not thread.is_alive() and not errors
+    finally:
+        for sock in taken[0].values() if taken else ():
+            sock.close()
+        old_tcp.close()
+        thread.join(10)
+
+
+def test_take_gives_up_on_a_path_bound_but_never_listening(tmp_path: Path) -> None:
+    path = tmp_path / "handoff"
+    with socket.socket(socket.AF_UNIX) as squatter:
+        squatter.bind(str(path))  # bound and live, never listening: no offer is coming
+        started = time.monotonic()
+        taken = jn.handoff.take(f"unix:{path}")
+        waited = time.monotonic() - started
+    assert taken == {} and not taken.pending
+    assert 1.5 <= waited < 30  # the documented bound (2 s of pauses), not forever
+    with socket.socket(socket.AF_UNIX) as squatter2:
+        path.unlink()
+        squatter2.bind(str(path))
+        with pytest.raises(jn.SocketError.Timeout):
+            jn.handoff.take(f"unix:{path}", ctx=jn.Context.with_timeout(0.1))  # a context ends it sooner
