@@ -327,15 +327,6 @@ for _member in MEMBERS:
 del _member
 
 
-class BadOptionType(TypeError, ValueError):
-    """An option or argument of the wrong type (``reuse_port="false"``, ``mode=1.0``, ``receive(True)``).
-
-    A `TypeError`, as Python raises for a wrong type; also a `ValueError`, which is what
-    janus_net raised for every bad option value before types were checked strictly, so
-    handlers written then keep working. (Also importable as ``janus_net.options.BadOptionType``.)
-    """
-
-
 class ErrnoBug(AssertionError):
     """A syscall failed with an errno that only a bug can cause (debug mode only).
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from janus_net import platform, sockopts, unixfile
 from janus_net.address import Address, Ip4Address, Ip6Address, UnixAddress
-from janus_net.errors import BadOptionType, SocketError
+from janus_net.errors import SocketError
 from janus_net.socket import Mode, Protocol
+from janus_net.values import BadOptionType, flag, integer
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
@@ -37,23 +38,6 @@ class Options(NamedTuple):
     extra: sockopts.Extra = sockopts.NO_EXTRA  # DESIGN §14/§16: netns, freebind, device...
     owner: int | None = None  # uid for the unix socket file (janus_net.unixfile)
     group: int | None = None  # gid for the unix socket file
-
-
-def _flag(name: str, value: object) -> bool:
-    # A truthy string such as "false" or "no" must not quietly mean True.
-    if type(value) is not bool:
-        raise BadOptionType(f"{name} must be True or False, not {value!r}")
-    return value
-
-
-def _integer(name: str, value: object, low: int, high: int, what: str) -> int:
-    # bool is an int, and 1.0 or "6" would be coerced by int(): none of them is a number here.
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise BadOptionType(f"{name} must be an int {what}, not {type(value).__name__} {value!r}")
-    number = int.__int__(value)  # the value itself, whatever an int subclass says __int__ is
-    if not low <= number <= high:
-        raise ValueError(f"{name} must be an int {what}, not {value!r}")
-    return number
 
 
 def _check_ip6_only(ip6_only: object) -> None:
@@ -92,13 +76,13 @@ def listen_options(
         and extra is sockopts.NO_EXTRA
     ):
         return _DEFAULT_LISTEN  # the usual call: validated and built once
-    backlog = _integer("backlog", backlog, 0, _C_INT_MAX, f"in 0..{_C_INT_MAX}")
+    backlog = integer("backlog", backlog)
     _check_ip6_only(ip6_only)
     if mode is not None:
-        mode = _integer("mode", mode, 0, 0o7777, "of file permission bits (0..0o7777)")
+        mode = integer("mode", mode, 0, 0o7777, "of file permission bits (0..0o7777)")
     return Options(
-        "listen", Mode.STREAM, 0, backlog, _flag("reuse_address", reuse_address), _flag("reuse_port", reuse_port),
-        ip6_only, False, mode, _flag("unlink_stale", unlink_stale), extra=extra,
+        "listen", Mode.STREAM, 0, backlog, flag("reuse_address", reuse_address), flag("reuse_port", reuse_port),
+        ip6_only, False, mode, flag("unlink_stale", unlink_stale), extra=extra,
         owner=unixfile.resolve_owner(owner), group=unixfile.resolve_group(group),
     )  # fmt: skip
 
@@ -127,21 +111,20 @@ def bind_options(
         ValueError: a mode that is no `Mode`, a protocol number out of range.
     """
     if type(mode) is not Mode:
-        number = _integer("mode", mode, 0, _C_INT_MAX, "naming a janus_net.Mode")
+        number = integer("mode", mode, what="naming a janus_net.Mode")
         if number not in _MODES:
             raise ValueError(f"mode must be a janus_net.Mode ({', '.join(m.name for m in Mode)}), not {mode!r}")
         mode = Mode(number)
-    proto = 0 if protocol is None else _integer("protocol", protocol, 0, _C_INT_MAX, f"in 0..{_C_INT_MAX}")
+    proto = 0 if protocol is None else integer("protocol", protocol)
     _check_ip6_only(ip6_only)
     return Options(
-        "bind", mode, proto, 0, _flag("reuse_address", reuse_address), False, ip6_only,
-        _flag("broadcast", broadcast), None, False, _flag("gro", gro), _flag("pktinfo", pktinfo),
-        _flag("timestamps", timestamps), extra=extra,
+        "bind", mode, proto, 0, flag("reuse_address", reuse_address), False, ip6_only,
+        flag("broadcast", broadcast), None, False, flag("gro", gro), flag("pktinfo", pktinfo),
+        flag("timestamps", timestamps), extra=extra,
     )  # fmt: skip
 
 
 # backlog and protocol are C ints: a larger value would fail in cffi after the socket exists.
-_C_INT_MAX = 2**31 - 1
 _DEFAULT_LISTEN = Options("listen", Mode.STREAM, 0, 128, True, False, None, False, None, False)
 #: `listen_options()` with every argument at its default (the same object it returns).
 DEFAULT_LISTEN = _DEFAULT_LISTEN

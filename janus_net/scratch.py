@@ -7,7 +7,7 @@ from janus_net._shim import ffi, lib
 from janus_net.address import (
     UnixAddress,
 )
-from janus_net.errors import BadOptionType
+from janus_net.values import INT_MAX, integer
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
@@ -44,38 +44,30 @@ _SCRATCH_KEEP = 65536
 
 #: The most bytes (or datagrams) one receive asks for: a C int, and more than one
 #: recv(2) returns on Linux (it caps a transfer just below 2 GiB).
-SIZE_MAX = 2**31 - 1
+SIZE_MAX = INT_MAX
 
 
 def view_of(data: object, name: str = "data", writable: bool = False) -> Any:
     """A cffi view of a caller's bytes-like object, or a TypeError that says what was expected.
 
     (cffi's own message for a str is "from_buffer() cannot return the address of a
-    unicode object".)
+    unicode object", and a read-only buffer where one is written is its BufferError.)
     """
     try:
         return ffi.from_buffer(data, require_writable=writable)  # type: ignore[arg-type]  # checked by cffi
-    except (TypeError, BufferError):  # BufferError: a read-only buffer (bytes) where one is written
+    except (TypeError, BufferError):
         kind = "a writable bytes-like object (bytearray, memoryview...)" if writable else "a bytes-like object"
         raise TypeError(f"{name} must be {kind}, not {type(data).__name__}") from None
 
 
 def size_argument(name: str, value: object, low: int = 0) -> int:
-    """``value``, checked as the size or count a receive or read asks for.
-
-    Strict as options are (DESIGN §3): an int, never a bool (``receive(True)`` would
-    mean 1 byte), a float or a str, in ``low``..`SIZE_MAX`.
+    """``value``, checked as the size or count a receive or read asks for (`janus_net.values.integer`).
 
     Raises:
-        BadOptionType: not an int, or a bool (a TypeError and a ValueError, as for options).
+        BadOptionType: not an int, or a bool (``receive(True)`` would mean one byte).
         ValueError: outside ``low``..`SIZE_MAX`.
     """
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise BadOptionType(f"{name} must be an int in {low}..{SIZE_MAX}, not {type(value).__name__} {value!r}")
-    number = int.__int__(value)  # the value itself, whatever an int subclass says __int__ is
-    if not low <= number <= SIZE_MAX:
-        raise ValueError(f"{name} must be an int in {low}..{SIZE_MAX}, not {value!r}")
-    return number
+    return integer(name, value, low, SIZE_MAX)
 
 
 class _Pool(Generic[_T]):

@@ -37,6 +37,7 @@ from janus_net import netns, platform, syscalls
 from janus_net._shim import ffi, lib
 from janus_net.address import Address, Ip6Address, UnixAddress
 from janus_net.errors import SocketError
+from janus_net.values import BadOptionType, flag, integer
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
@@ -47,8 +48,6 @@ else:
 
 if TYPE_CHECKING:
     from janus_net._shim import CData
-
-_C_INT_MAX = 2**31 - 1
 
 
 class Extra(NamedTuple):
@@ -101,13 +100,13 @@ def extra(
         and netns is None
     ):
         return NO_EXTRA
-    _check_bool("freebind", freebind)
-    _check_bool("transparent", transparent)
+    flag("freebind", freebind)
+    flag("transparent", transparent)
     if device is not None:
         _check_device(device)
     for name, value in (("fastopen", fastopen), ("defer_accept", defer_accept), ("incoming_cpu", incoming_cpu)):
         if value is not None:
-            _check_count(name, value)
+            integer(name, value)
     if steer is not None:
         if not isinstance(steer, str) or steer != "cpu":
             raise ValueError(f'steer must be None or "cpu", not {steer!r}')
@@ -122,20 +121,7 @@ def _netns_path(path: object) -> bytes:
 
 
 def _type_error(name: str, expected: str, value: object) -> TypeError:
-    # One place to build it, so it can become the project's own option type error.
-    return TypeError(f"{name} must be {expected}, not {value!r}")
-
-
-def _check_bool(name: str, value: object) -> None:
-    if type(value) is not bool:
-        raise _type_error(name, "True or False", value)
-
-
-def _check_count(name: str, value: object) -> None:
-    if type(value) is not int:
-        raise _type_error(name, "an int", value)
-    if not 0 <= value <= _C_INT_MAX:
-        raise ValueError(f"{name} must be an int in 0..{_C_INT_MAX}, not {value!r}")
+    return BadOptionType(f"{name} must be {expected}, not {value!r}")
 
 
 def _check_device(device: object) -> None:
