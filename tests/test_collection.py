@@ -51,14 +51,25 @@ def owners(tmp, round_=0):
     return [server, stream, unix, jn.bind("127.0.0.1:0"), jn.bind("[::1]:0")], client
 
 class Toucher:
-    # Another object of the same cycle whose __del__ uses the owner after the
-    # collector may have finalized the owner and its cell.
-    def __init__(self, owner):
-        self.owner = owner
+    # Another object of the same cycle whose __del__ uses the owner (or context) after
+    # the collector may have finalized it and its native cell.
+    def __init__(self, thing):
+        self.thing = thing
     def __del__(self):
-        self.owner.close()
-        self.owner.fileno()
-        repr(self.owner)
+        if isinstance(self.thing, jn.Context):
+            self.thing.cancel()
+        else:
+            self.thing.close()
+            self.thing.fileno()
+        repr(self.thing)
+
+def in_cycle(thing, touched):
+    # A dict that refers to itself and to thing; with touched, a Toucher of thing in it too.
+    cycle = {"thing": thing}
+    cycle["self"] = cycle
+    if touched:
+        cycle["toucher"] = Toucher(thing)
+        cycle["toucher"].cycle = cycle
 
 def report(owned):
     # owned: what the owners' descriptors named when they were made.
@@ -89,17 +100,17 @@ def test_owners_in_reference_cycles_are_collected_without_touching_freed_memory(
             clients.append(client)
             for owner in made:
                 fds.append(os.readlink("/proc/self/fd/%d" % owner.fileno()))
-                cycle = {{"owner": owner}}
-                cycle["self"] = cycle
-                if {toucher}:
-                    cycle["toucher"] = Toucher(owner)
-                    cycle["toucher"].cycle = cycle
-            del made, owner, cycle
+                in_cycle(owner, {toucher})
+            del made, owner
         gc.collect()
         report(fds)
         """,
         tmp_path,
     )
+    _assert_all_closed_and_nothing_else(result)
+
+
+def _assert_all_closed_and_nothing_else(result: subprocess.CompletedProcess[str]) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert json.loads(result.stdout) == {"owned_still_open": 0, "bystanders_closed": []}
@@ -147,12 +158,6 @@ def test_contexts_in_reference_cycles_are_collected_without_touching_freed_memor
     # of the cycle, after the pair's collection, must find it closed, not freed.
     result = _run(
         f"""
-        class Canceller:
-            def __init__(self, ctx):
-                self.ctx = ctx
-            def __del__(self):
-                self.ctx.cancel()
-
         made = []
         for _ in range(50):
             parent = jn.Context.with_timeout(60)
@@ -160,20 +165,14 @@ def test_contexts_in_reference_cycles_are_collected_without_touching_freed_memor
             for ctx in (parent, child):
                 ctx._wake_fd()  # the pair exists: its fds are what the collection closes
                 made.append(os.readlink("/proc/self/fd/%d" % ctx._waker[0]))
-                cycle = {{"ctx": ctx}}
-                cycle["self"] = cycle
-                if {toucher}:
-                    cycle["canceller"] = Canceller(ctx)
-                    cycle["canceller"].cycle = cycle
-        del parent, child, ctx, cycle
+                in_cycle(ctx, {toucher})
+        del parent, child, ctx
         gc.collect()
         report(made)
         """,
         tmp_path,
     )
-    assert result.returncode == 0, result.stderr
-    assert result.stderr == ""
-    assert json.loads(result.stdout) == {"owned_still_open": 0, "bystanders_closed": []}
+    _assert_all_closed_and_nothing_else(result)
 
 
 _VALGRIND_SCRIPT = """
@@ -236,10 +235,9 @@ def test_every_unclosed_owner_in_a_cycle_warns_whichever_is_finalized_first(tmp_
                 made, client = owners(sys.argv[1], round_)
                 client.close()
                 for owner in made:
-                    cycle = {"owner": owner}
-                    cycle["self"] = cycle
+                    in_cycle(owner, False)
                     count += 1
-                del made, owner, cycle
+                del made, owner
             gc.collect()
         unclosed = [w for w in caught if "unclosed <janus_net" in str(w.message)]
         print(json.dumps([count, len(unclosed)]), flush=True)
