@@ -386,10 +386,11 @@ class Server(_Bound):
     ``accept`` never switches the listening description to O_NONBLOCK (another
     process may share it): it polls the socket and this object's wake fd, then
     accepts, one thread of this process at a time, only when poll says a connection
-    is queued. So ``close()`` from another thread always reaches a waiting accept.
-    The one case it cannot reach: another *process* sharing a *blocking* description
-    takes the connection between the poll and the accept; the accept then waits in
-    the kernel for the next connection (see docs/mechanism.md).
+    is queued. So ``close()`` from another thread reaches a waiting accept. When
+    another *process* sharing a *blocking* description takes the connection between
+    the poll and the accept (the prefork race), the accept sleeps in the kernel:
+    ``close()`` then wakes it with SIGURG (see docs/mechanism.md); a context's cancel
+    or deadline reaches it only at the next connection.
     """
 
     __slots__ = ("_port", "_scratch")

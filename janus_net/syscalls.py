@@ -1327,6 +1327,11 @@ def adopt_into(desc: Any, fd: int) -> None:
     lib.jn_desc_adopt(desc, fd)
 
 
+def set_accept_gap(microseconds: int) -> None:
+    """Test hook: sleep this long between the native accept's readiness check and accept(2)."""
+    lib.jn_accept_gap_us = microseconds
+
+
 def accept_into(
     desc: Any, storage: Any, size: Any, into: Any, checkpoint: Checkpoint | None = None, address: object = None
 ) -> int:

@@ -68,7 +68,7 @@ from typing import Any
 from janus_net import syscalls
 from janus_net._shim import ffi
 
-__all__ = ["Hold", "Injection", "fail", "hold", "syscall_names"]
+__all__ = ["Hold", "Injection", "accept_gap", "fail", "hold", "syscall_names"]
 
 #: What ``fail`` can inject: an errno, or an exception (class or instance) to raise.
 Error = int | type[BaseException] | BaseException
@@ -238,3 +238,25 @@ def fail(syscall: str, error: Error, *, after: int = 0, times: int = 1) -> Itera
     injection = Injection(syscall, error, after, times)
     with _armed(syscall, injection):
         yield injection
+
+
+@contextmanager
+def accept_gap(seconds: float) -> Iterator[None]:
+    """Widen the window between the native accept's readiness check and accept(2).
+
+    For the length of the block, every accept of a janus_net Server sleeps ``seconds``
+    after poll said a connection is queued and before it calls accept(2), so a test
+    can have another holder of the listener (a child process, a stdlib socket on a
+    dup) take the connection there -- the race every prefork server has -- and see
+    that the accept that then sleeps in the kernel is still woken by ``close()``.
+
+    Raises:
+        ValueError: ``seconds`` is not a number in 0..60.
+    """
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= 60:
+        raise ValueError(f"seconds must be a number in 0..60, not {seconds!r}")
+    syscalls.set_accept_gap(int(seconds * 1_000_000))
+    try:
+        yield
+    finally:
+        syscalls.set_accept_gap(0)

@@ -16,8 +16,13 @@ Python bytecode runs while it is held and an exception can never lose one.
 INCLUDES = """
 #include <unistd.h>
 #include <stdlib.h>
+#include <string.h>
 #include <poll.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sched.h>
+#include <time.h>
 #if defined(__linux__)
 #include <sys/eventfd.h>
 #endif
@@ -30,7 +35,8 @@ typedef int... gid_t;
    is set once, by close() or a hand-over; inflight counts the native calls using
    fd right now; accepting serialises accept attempts of this process's threads;
    refs counts who keeps the cell's memory (see jn_desc_hold); collected says the
-   cell's collection closed an fd its owner had not (the owner's __del__ warns). */
+   cell's collection closed an fd its owner had not (the owner's __del__ warns);
+   acceptor_state says a thread is inside accept(2) on fd (see jn_desc_kick). */
 struct jn_desc {
     int fd;
     int wake[2];
@@ -69,6 +75,9 @@ int jn_desc_make_wake(struct jn_desc *);
 int jn_desc_wait(struct jn_desc *, int, int, int);
 int jn_desc_socket(struct jn_desc *, int, int, int);
 int jn_desc_accept(struct jn_desc *, struct sockaddr *, socklen_t *, int, struct jn_desc *);
+/* Test hook (janus_net.testing.accept_gap): microseconds slept between the readiness
+   check and accept(2), so another holder of the listener can take the connection there. */
+extern int jn_accept_gap_us;
 int jn_desc_adopt(struct jn_desc *, int);
 int jn_desc_take(struct jn_desc *, int *);
 ssize_t jn_desc_sendto(struct jn_desc *, const void *, size_t, int, const struct sockaddr *, socklen_t);
@@ -96,6 +105,8 @@ struct jn_desc {
     int accepting;
     int refs;
     int collected;
+    int acceptor_state;
+    pthread_t acceptor;
 };
 
 static const int JN_WAIT_CLOSED = 0x10000;
@@ -256,6 +267,65 @@ static void jn_desc_leave(struct jn_desc *d)
     }
 }
 
+/* A thread can sleep inside accept(2) itself, out of reach of the wake fd: the
+   description is blocking (shared with other processes, janus_net never changes its
+   flags) and another holder took the connection between our readiness check and our
+   accept -- the losers of every prefork thundering herd. Linux has no per-call
+   non-blocking accept, so close() reaches such a thread with a signal: SIGURG (its
+   default action is to ignore it, so a stray one harms nothing; Go's runtime uses it
+   the same way), whose handler janus_net installs only where nobody else has one,
+   without SA_RESTART, so accept(2) returns EINTR. acceptor_state: 0 no thread in
+   accept, 1 one is (its id in acceptor), 2 a close() is signalling it (the thread
+   waits to leave, so its id stays valid for pthread_kill). */
+int jn_accept_gap_us = 0;
+static int jn_kick_ready = 0;
+static pthread_once_t jn_kick_once = PTHREAD_ONCE_INIT;
+
+static void jn_kick_handler(int sig)
+{
+    (void)sig;  /* only there to make accept(2) return EINTR */
+}
+
+static void jn_kick_install(void)
+{
+    struct sigaction old, sa;
+    if (sigaction(SIGURG, NULL, &old) != 0 || (old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL)
+        return;  /* someone else's handler (or SIG_IGN): leave it, and never signal */
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = jn_kick_handler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;  /* no SA_RESTART */
+    if (sigaction(SIGURG, &sa, NULL) == 0)
+        __atomic_store_n(&jn_kick_ready, 1, __ATOMIC_SEQ_CST);
+}
+
+static int jn_kick_ours(void)
+{
+    struct sigaction cur;
+    return __atomic_load_n(&jn_kick_ready, __ATOMIC_SEQ_CST) && sigaction(SIGURG, NULL, &cur) == 0
+        && !(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == jn_kick_handler;
+}
+
+/* Signal the thread inside accept(2) on d, if any, until it has left it (a signal
+   that lands just before it enters the kernel is lost, so again every millisecond,
+   for at most 200 ms). */
+static void jn_desc_kick(struct jn_desc *d)
+{
+    if (__atomic_load_n(&d->acceptor_state, __ATOMIC_SEQ_CST) == 0 || !jn_kick_ours())
+        return;
+    int saved = errno;
+    for (int i = 0; i < 200; i++) {
+        int in_accept = 1;
+        if (!__atomic_compare_exchange_n(&d->acceptor_state, &in_accept, 2, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+            break;  /* it left (0), or another close() is at it (2) */
+        pthread_kill(d->acceptor, SIGURG);
+        __atomic_store_n(&d->acceptor_state, 1, __ATOMIC_SEQ_CST);
+        struct timespec pause = {0, 1000000};
+        nanosleep(&pause, NULL);
+    }
+    errno = saved;
+}
+
 /* close(): mark closing and wake every waiter; never shutdown(), so other
    holders of a shared description notice nothing. Returns JN_CLOSE_FIRST if this
    call marked it, plus JN_CLOSE_FINISH if no call is in flight and the fd is still
@@ -267,6 +337,7 @@ static int jn_desc_close(struct jn_desc *d)
     if (!__atomic_exchange_n(&d->closing, 1, __ATOMIC_SEQ_CST)) {
         result |= JN_CLOSE_FIRST;
         jn_waker_signal_cell(d->wake);
+        jn_desc_kick(d);
     }
     if (__atomic_load_n(&d->inflight, __ATOMIC_SEQ_CST) == 0 && __atomic_load_n(&d->fd, __ATOMIC_SEQ_CST) >= 0)
         result |= JN_CLOSE_FINISH;
@@ -403,9 +474,29 @@ static int jn_desc_accept(struct jn_desc *d, struct sockaddr *sa, socklen_t *len
         errno = EINVAL;
         rc = -1;
     } else if (rc > 0) {
-        rc = flags < 0 ? accept(fd, sa, len) : jn_accept4(fd, sa, len, flags);
-        if (rc >= 0)
-            __atomic_store_n(&out->fd, rc, __ATOMIC_SEQ_CST);
+        pthread_once(&jn_kick_once, jn_kick_install);
+        if (jn_accept_gap_us > 0) {
+            struct timespec gap = {jn_accept_gap_us / 1000000, (jn_accept_gap_us % 1000000) * 1000L};
+            nanosleep(&gap, NULL);
+        }
+        d->acceptor = pthread_self();
+        __atomic_store_n(&d->acceptor_state, 1, __ATOMIC_SEQ_CST);
+        if (__atomic_load_n(&d->closing, __ATOMIC_SEQ_CST)) {
+            errno = EAGAIN;  /* closed meanwhile: the wait reports it */
+            rc = -1;
+        } else {
+            rc = flags < 0 ? accept(fd, sa, len) : jn_accept4(fd, sa, len, flags);
+            if (rc >= 0)
+                __atomic_store_n(&out->fd, rc, __ATOMIC_SEQ_CST);
+        }
+        int err = errno;
+        int in_accept = 1;
+        while (!__atomic_compare_exchange_n(&d->acceptor_state, &in_accept, 0, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+            in_accept = 1;  /* a close() is signalling this thread: wait until it is done */
+            sched_yield();
+        }
+        /* Woken by close(): "would block", and the wait loop finds the object closed. */
+        errno = rc < 0 && err == EINTR && __atomic_load_n(&d->closing, __ATOMIC_SEQ_CST) ? EAGAIN : err;
     }
     int saved = errno;
     __atomic_store_n(&d->accepting, 0, __ATOMIC_SEQ_CST);

@@ -75,6 +75,69 @@ def test_closing_an_adopter_of_a_shared_listener_wakes_its_accept_and_leaves_the
             assert stream.read(64) == b"still listening"
 
 
+def in_gap(tid: int) -> bool:
+    """The thread sleeps in the accept gap `testing.accept_gap` widens (nanosleep, clock_nanosleep)."""
+    try:
+        with open(f"/proc/self/task/{tid}/syscall") as f:
+            return f.read().split()[0] in ("35", "230")  # x86-64 numbers; elsewhere the test skips
+    except FileNotFoundError:
+        return False
+
+
+def in_accept(tid: int) -> bool:
+    """The thread sleeps inside accept(2) itself (not in poll): its wchan is the accept wait."""
+    try:
+        with open(f"/proc/self/task/{tid}/wchan") as f:
+            return "accept" in f.read()
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("blocking_ctx", [False, True])
+def test_close_wakes_an_accept_that_lost_the_connection_to_another_holder(blocking_ctx: bool) -> None:
+    # The prefork race: poll says a connection is queued, another holder of the same
+    # (blocking) description takes it first, and our accept(2) sleeps in the kernel,
+    # where the wake fd does not reach. close() must still wake it, without changing
+    # the description for the other holder.
+    from janus_net.testing import accept_gap
+
+    if os.uname().machine != "x86_64":
+        pytest.skip("reads x86-64 syscall numbers from /proc/self/task/*/syscall")
+    with jn.listen("127.0.0.1:0") as server:
+        other = socket.socket(fileno=os.dup(server.fileno()))  # the other holder
+        try:
+            with accept_gap(0.5):
+                call = (lambda: server.accept(jn.Context())) if blocking_ctx else server.accept
+                thread, outcome = run_blocked(call)
+                client = socket.create_connection((server.address.host, server.address.port))  # type: ignore[union-attr]
+                deadline = time.monotonic() + 10
+                while not in_gap(thread.native_id or 0):  # poll said "queued"; ours sleeps before accept(2)
+                    assert thread.is_alive() and time.monotonic() < deadline, outcome
+                    time.sleep(0.005)
+                stolen, _ = other.accept()  # inside our accept's gap: ours then blocks in accept(2)
+                while not in_accept(thread.native_id or 0):
+                    assert thread.is_alive() and time.monotonic() < deadline, outcome
+                    time.sleep(0.005)
+            server.close()
+            thread.join(5)
+            if thread.is_alive():  # not woken: let it go (a connection) so the test can end
+                rescue = socket.create_connection(other.getsockname())
+                thread.join(5)
+                rescue.close()
+                pytest.fail("close() did not wake the accept sleeping in accept(2)")
+            assert type(outcome[0]) is jn.SocketError.SocketNotListening, outcome
+            assert os.get_blocking(other.fileno())  # the description is as it was
+            with socket.create_connection(other.getsockname()) as late:  # and still listens
+                conn, _ = other.accept()
+                late.sendall(b"x")
+                assert conn.recv(1) == b"x"
+                conn.close()
+            stolen.close()
+            client.close()
+        finally:
+            other.close()
+
+
 _CHILD_CLOSES = textwrap.dedent(
     """
     import sys, threading, time
@@ -495,3 +558,50 @@ def test_a_send_waiting_on_a_full_unix_peer_goes_on_once_the_peer_reads(
         thread.join(5)
     assert not thread.is_alive()
     assert outcome and (outcome[0] == 10_000 or type(outcome[0]) is jn.SocketError.SocketUnconnected), outcome
+
+
+_SIGURG_DISPOSITION = textwrap.dedent(
+    """
+    import json, os, signal, socket, sys
+    import janus_net as jn
+
+    def masks():
+        status = dict(line.split(":\\t", 1) for line in open("/proc/self/status").read().splitlines() if ":\\t" in line)
+        bit = 1 << (signal.SIGURG - 1)
+        return {"caught": bool(int(status["SigCgt"], 16) & bit), "ignored": bool(int(status["SigIgn"], 16) & bit)}
+
+    seen = []
+    if sys.argv[1] == "python-handler":
+        signal.signal(signal.SIGURG, lambda *_: seen.append("user"))
+    elif sys.argv[1] == "ignored":
+        signal.signal(signal.SIGURG, signal.SIG_IGN)
+    before = masks()
+    with jn.listen("127.0.0.1:0") as server:
+        client = socket.create_connection((server.address.host, server.address.port))
+        server.accept().close()  # a queued connection: the native accept ran
+        client.close()
+    after = masks()
+    if sys.argv[1] == "python-handler":
+        os.kill(os.getpid(), signal.SIGURG)
+    print(json.dumps({"before": before, "after": after, "seen": seen}), flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize("setting", ["default", "python-handler", "ignored"])
+def test_the_sigurg_handler_is_installed_only_where_sigurg_has_its_default(setting: str) -> None:
+    import json
+
+    done = subprocess.run(
+        [sys.executable, "-c", _SIGURG_DISPOSITION, setting], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout)
+    if setting == "default":
+        assert got["before"] == {"caught": False, "ignored": False}
+        assert got["after"] == {"caught": True, "ignored": False}  # janus_net's no-op handler
+    elif setting == "python-handler":
+        assert got["after"] == got["before"] == {"caught": True, "ignored": False}
+        assert got["seen"] == ["user"]  # still the program's own handler
+    else:
+        assert got["after"] == got["before"] == {"caught": False, "ignored": True}
