@@ -115,8 +115,9 @@ def _restrict_and_remember(allowed: frozenset[int], flags: int) -> None:
 def _restrict(ports: frozenset[int], flags: int) -> None:
     attr = ffi.new("struct jn_landlock_ruleset_attr *")
     attr.handled_access_net = lib.JN_LANDLOCK_ACCESS_NET_BIND_TCP
-    ruleset = syscalls.landlock_create_ruleset(attr, ffi.sizeof("struct jn_landlock_ruleset_attr"))
+    cell = syscalls.new_desc()  # the ruleset fd lives in a cell, as every fd janus_net opens
     try:
+        ruleset = syscalls.landlock_create_ruleset(cell, attr, ffi.sizeof("struct jn_landlock_ruleset_attr"))
         rule = ffi.new("struct jn_landlock_net_port_attr *")
         rule.allowed_access = lib.JN_LANDLOCK_ACCESS_NET_BIND_TCP
         for port in sorted(ports):
@@ -125,7 +126,7 @@ def _restrict(ports: frozenset[int], flags: int) -> None:
         syscalls.set_no_new_privs()
         syscalls.landlock_restrict_self(ruleset, flags)
     finally:
-        syscalls.close(ruleset)
+        syscalls.close_desc(cell)
 
 
 def _thread_count() -> int:

@@ -853,15 +853,15 @@ def landlock_abi() -> int:
         return retry(
             LANDLOCK_CREATE_RULESET,
             lib.jn_landlock_create_ruleset,
-            (ffi.NULL, 0, lib.JN_LANDLOCK_CREATE_RULESET_VERSION),
+            (ffi.NULL, ffi.NULL, 0, lib.JN_LANDLOCK_CREATE_RULESET_VERSION),  # no cell: no fd is made
         )
     except SocketError.OptionUnsupported:
         return 0
 
 
-def landlock_create_ruleset(attr: Any, size: int) -> int:
-    """landlock_create_ruleset(attr, size, 0): a new ruleset fd (close-on-exec)."""
-    return retry(LANDLOCK_CREATE_RULESET, lib.jn_landlock_create_ruleset, (attr, size, 0))
+def landlock_create_ruleset(desc: Any, attr: Any, size: int) -> int:
+    """landlock_create_ruleset(attr, size, 0) into the cell ``desc``: a new ruleset fd (close-on-exec)."""
+    return retry(LANDLOCK_CREATE_RULESET, lib.jn_landlock_create_ruleset, (desc, attr, size, 0))
 
 
 def landlock_add_net_port_rule(ruleset: int, attr: Any) -> None:
@@ -1018,12 +1018,14 @@ TABLES = (*TABLES, OPEN, FSTAT, CHMOD, FCHOWN, FLOCK, SOCK_DIAG)
 
 
 def open_path(
-    path: bytes, flags: int, mode: int = 0, checkpoint: Checkpoint | None = None, address: object = None
+    desc: Any, path: bytes, flags: int, mode: int = 0, checkpoint: Checkpoint | None = None, address: object = None
 ) -> int:
-    """openat(AT_FDCWD, path, flags | O_CLOEXEC, mode): a close-on-exec descriptor of a file."""
-    return retry(
-        OPEN, lib.openat, (lib.AT_FDCWD, path, flags | lib.O_CLOEXEC, ffi.cast("int", mode)), checkpoint, address
-    )
+    """openat(AT_FDCWD, path, flags | O_CLOEXEC, mode) into the cell ``desc``: a close-on-exec descriptor of a file.
+
+    The fd is in the cell when the call returns, so it is closed (with `close_desc`,
+    or by the cell's collection) whatever exception comes after.
+    """
+    return retry(OPEN, lib.jn_desc_openat, (desc, lib.AT_FDCWD, path, flags | lib.O_CLOEXEC, mode), checkpoint, address)
 
 
 class Stat:

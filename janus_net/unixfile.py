@@ -33,6 +33,10 @@ from janus_net._shim import lib
 from janus_net.address import UnixAddress
 from janus_net.errors import SocketError
 
+TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Any
+
 # The kernel reports a bound file's inode number in 32 bits (struct unix_diag_vfs).
 _VFS_INO_MASK = syscalls.VFS_INO_MASK
 
@@ -139,37 +143,41 @@ class _PathLock:
     creates a new one both "hold the lock". It is only ever opened, never written.
     """
 
-    __slots__ = ("fd",)
+    __slots__ = ("cell",)
 
     # Back-off while a cancellable caller waits for the lock (seconds).
     _WAIT_FIRST = 0.001
     _WAIT_MOST = 0.05
 
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
+    def __init__(self, cell: Any) -> None:
+        self.cell = cell
 
     @classmethod
     def acquire(cls, path: bytes, checkpoint: syscalls.Checkpoint | None, address: str) -> _PathLock:
         """Take the lock (waiting for another holder), or raise a `SocketError`.
 
         With a checkpoint, waits by polling flock(LOCK_NB), so a context can cancel it.
+        The lock file's fd lives in a descriptor cell from openat's return on: an
+        exception anywhere (a signal handler's, say) closes it with the cell, and so
+        drops the flock, instead of leaking a lock held for the life of the process.
         """
         # O_NONBLOCK: a FIFO planted at the name must not block the open.
         flags = lib.O_RDONLY | lib.O_CREAT | lib.O_NOFOLLOW | lib.O_NOCTTY | lib.O_NONBLOCK
-        fd = syscalls.open_path(path, flags, 0o644, checkpoint, address)
+        cell = descriptor.new()
         try:
+            fd = syscalls.open_path(cell, path, flags, 0o644, checkpoint, address)
             if not syscalls.fstat(fd, address).is_regular:
                 raise SocketError.AddressInUse(
                     None, f"{os.fsdecode(path)!r} is not a regular file, so it cannot be the lock", address=address
                 )
             _lock(fd, checkpoint)
         except BaseException:
-            syscalls.close(fd)
+            descriptor.close(cell)
             raise
-        return cls(fd)
+        return cls(cell)
 
     def release(self) -> None:
-        syscalls.close(self.fd)  # closing the last descriptor of the description drops the flock
+        descriptor.close(self.cell)  # closing the last descriptor of the description drops the flock
 
 
 def _lock(fd: int, checkpoint: syscalls.Checkpoint | None) -> None:
@@ -276,8 +284,9 @@ def after_bind(
     else:
         mode = _default_mode() if mode is None else mode
     text = f"unix:{unix_file.path}"
-    path_fd = syscalls.open_path(os.fsencode(unix_file.path), lib.JN_O_PATH | lib.O_NOFOLLOW, 0, None, text)
+    cell = descriptor.new()  # the O_PATH fd lives in a cell, as every fd janus_net opens
     try:
+        path_fd = syscalls.open_path(cell, os.fsencode(unix_file.path), lib.JN_O_PATH | lib.O_NOFOLLOW, 0, None, text)
         st2 = syscalls.fstat(path_fd, text)
         if not st2.is_socket or unix_file.identity != (st2.dev, st2.ino):
             raise SocketError.AddressInUse(
@@ -288,7 +297,7 @@ def after_bind(
         if stat.S_IMODE(st2.mode) != mode or owner is not None or group is not None:
             syscalls.chmod_inode(path_fd, mode, text)
     finally:
-        syscalls.close(path_fd)
+        descriptor.close(cell)
 
 
 def _default_mode() -> int:

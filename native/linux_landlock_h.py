@@ -48,7 +48,7 @@ static const int JN_PR_SET_NO_NEW_PRIVS;
 """
 
 FUNCTIONS = """
-int jn_landlock_create_ruleset(const struct jn_landlock_ruleset_attr *, size_t, uint32_t);
+int jn_landlock_create_ruleset(struct jn_desc *, const struct jn_landlock_ruleset_attr *, size_t, uint32_t);
 int jn_landlock_add_net_port_rule(int, const struct jn_landlock_net_port_attr *);
 int jn_landlock_restrict_self(int, uint32_t);
 int jn_set_no_new_privs(void);
@@ -112,9 +112,14 @@ static int jn_set_no_new_privs(void) { errno = ENOSYS; return -1; }
 
 #if defined(__linux__) && defined(SYS_landlock_create_ruleset) && defined(SYS_landlock_add_rule) \\
     && defined(SYS_landlock_restrict_self)
-static int jn_landlock_create_ruleset(const struct jn_landlock_ruleset_attr *attr, size_t size, uint32_t flags)
+/* The ruleset fd goes into a descriptor cell, as every fd janus_net opens. */
+static int jn_landlock_create_ruleset(struct jn_desc *d, const struct jn_landlock_ruleset_attr *attr, size_t size,
+                                      uint32_t flags)
 {
-    return (int)syscall(SYS_landlock_create_ruleset, attr, size, flags);
+    int fd = (int)syscall(SYS_landlock_create_ruleset, attr, size, flags);
+    if (fd >= 0 && attr != NULL)  /* attr NULL asks for the ABI version, not a ruleset */
+        __atomic_store_n(&d->fd, fd, __ATOMIC_SEQ_CST);
+    return fd;
 }
 static int jn_landlock_add_net_port_rule(int ruleset, const struct jn_landlock_net_port_attr *attr)
 {
@@ -125,9 +130,10 @@ static int jn_landlock_restrict_self(int ruleset, uint32_t flags)
     return (int)syscall(SYS_landlock_restrict_self, ruleset, flags);
 }
 #else
-static int jn_landlock_create_ruleset(const struct jn_landlock_ruleset_attr *attr, size_t size, uint32_t flags)
+static int jn_landlock_create_ruleset(struct jn_desc *d, const struct jn_landlock_ruleset_attr *attr, size_t size,
+                                      uint32_t flags)
 {
-    (void)attr; (void)size; (void)flags; errno = ENOSYS; return -1;
+    (void)d; (void)attr; (void)size; (void)flags; errno = ENOSYS; return -1;
 }
 static int jn_landlock_add_net_port_rule(int ruleset, const struct jn_landlock_net_port_attr *attr)
 {

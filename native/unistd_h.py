@@ -79,6 +79,7 @@ int jn_desc_accept(struct jn_desc *, struct sockaddr *, socklen_t *, int, struct
    check and accept(2), so another holder of the listener can take the connection there. */
 extern int jn_accept_gap_us;
 int jn_desc_adopt(struct jn_desc *, int);
+int jn_desc_openat(struct jn_desc *, int, const char *, int, int);
 int jn_desc_take(struct jn_desc *, int *);
 ssize_t jn_desc_sendto(struct jn_desc *, const void *, size_t, int, const struct sockaddr *, socklen_t);
 ssize_t jn_desc_recvfrom(struct jn_desc *, void *, size_t, int, struct sockaddr *, socklen_t *);
@@ -426,6 +427,17 @@ static int jn_desc_wait(struct jn_desc *d, int events, int ctx_fd, int timeout_m
 static int jn_desc_socket(struct jn_desc *d, int family, int type, int proto)
 {
     int fd = socket(family, type, proto);
+    if (fd >= 0)
+        __atomic_store_n(&d->fd, fd, __ATOMIC_SEQ_CST);
+    return fd;
+}
+
+/* openat(2) into the cell (a lock file, an O_PATH handle, a namespace): the same
+   rule as a socket's, so an exception anywhere after it cannot leak the fd (nor the
+   flock a lock file's fd holds). */
+static int jn_desc_openat(struct jn_desc *d, int dirfd, const char *path, int flags, int mode)
+{
+    int fd = openat(dirfd, path, flags, (mode_t)mode);
     if (fd >= 0)
         __atomic_store_n(&d->fd, fd, __ATOMIC_SEQ_CST);
     return fd;
