@@ -63,7 +63,7 @@ TRANSFER_MAX = 1 << 16
 CHUNK_MAX: int = lib.JN_SCM_MAX_FD
 
 _INT_SIZE = ffi.sizeof("int")
-_CONTROL_SIZE: int = lib.jn_cmsg_space(CHUNK_MAX * _INT_SIZE)
+_CONTROL_SIZE: int = syscalls.RIGHTS_CONTROL_SIZE  # CMSG_SPACE(CHUNK_MAX * sizeof(int))
 _CMSG_HEADER_LEN: int = lib.jn_cmsg_len(0)
 _KIND_CODES: dict[Kind, int] = {kind: code for code, kind in enumerate(KINDS, start=1)}
 _SEND_FLAGS = platform.MSG_NOSIGNAL | lib.MSG_DONTWAIT
@@ -220,7 +220,8 @@ class _Delivery:
         self.iov.iov_base = self.data
         self.iov.iov_len = size
         # Zeroed: a control buffer the kernel never wrote holds no descriptor (cmsg_len 0).
-        self.control = ffi.new("char[]", _CONTROL_SIZE)
+        # Its collection closes what nobody claimed (the backstop, as a cell's is).
+        self.control = syscalls.new_rights_buffer()
         self.msg = ffi.new("struct msghdr *")
         self.msg.msg_iov = self.iov
         self.msg.msg_iovlen = 1

@@ -1315,6 +1315,20 @@ def open_socket(desc: Any, family: int, type_: int, proto: int, checkpoint: Chec
     return fd
 
 
+#: The size of `new_rights_buffer`: one SCM_RIGHTS message of SCM_MAX_FD descriptors.
+RIGHTS_CONTROL_SIZE: int = lib.JN_RIGHTS_CONTROL_SIZE
+
+
+def new_rights_buffer() -> Any:
+    """A zeroed recvmsg control buffer that closes, when collected, every descriptor still in it.
+
+    The received descriptors sit in the buffer's SCM_RIGHTS slots until `take_into`
+    moves each into a cell (the slot becomes -1); whatever is left when the buffer
+    goes is closed natively, so no exception can make a received fd outlive it.
+    """
+    return ffi.gc(ffi.new("char[]", RIGHTS_CONTROL_SIZE), lib.jn_rights_close)
+
+
 def take_into(desc: Any, slot: Any) -> int:
     """Move the fd in ``slot`` (an ``int *``, e.g. a received SCM_RIGHTS entry) into ``desc``.
 
