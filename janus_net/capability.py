@@ -48,6 +48,7 @@ from janus_net._shim import lib
 from janus_net.address import Address, UnixAddress, as_address
 from janus_net.audit import AuditRecord, Operation, Result, Sink
 from janus_net.errors import SocketError
+from janus_net.values import flag, integer
 
 NET_BIND = "net.bind"
 
@@ -85,9 +86,7 @@ class NetBind:
     ) -> None:
         if not isinstance(id, str) or not id:
             raise ValueError(f"a capability id must be a non-empty str, not {id!r}")
-        if type(raw) is not bool:
-            raise TypeError(f"raw must be True or False, not {raw!r}")
-        self._raw = raw
+        self._raw = flag("raw", raw)
         self._id = str.__str__(id)
         self._ports = {_check_port(port) for port in ports}
         self._revoked = False
@@ -283,9 +282,7 @@ def _mode_name(mode: int) -> str:
 
 
 def _check_port(port: object) -> int:
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-        raise ValueError(f"a port must be an int in 0..65535, not {port!r}")
-    return int(port)
+    return integer("port", port, 0, 65535)
 
 
 __all__ = ["NET_BIND", "NetBind"]

@@ -30,12 +30,12 @@ from __future__ import annotations
 import functools
 import os
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from janus_net import adopt, descriptor, platform, syscalls, waiting
 from janus_net._shim import ffi, lib
 from janus_net.address import Address, FdAddress, UnixAddress, from_sockaddr
-from janus_net.errors import SocketError
+from janus_net.errors import ErrnoBug, SocketError
 from janus_net.socket import Server, Socket, Stream
 from janus_net.wrap import KINDS, Kind, kind_of, wrap
 
@@ -86,17 +86,16 @@ def check_name(name: object) -> str:
     return name
 
 
-def _items(sockets: Mapping[str, AnySocket]) -> list[tuple[str, Kind, int]]:
-    """(name, kind, fd) for each socket, checked before anything is sent."""
+def _items(sockets: Mapping[str, AnySocket]) -> list[tuple[str, Kind, Any]]:
+    """(name, kind, descriptor cell) for each socket, checked before anything is sent."""
     if not isinstance(sockets, Mapping):
         raise TypeError(f"sockets must be a mapping of name -> socket, not {type(sockets).__name__}")
     items = []
     for name, sock in sockets.items():
         kind = kind_of(sock)
-        fd = sock.fileno()
-        if fd < 0:
+        if sock.fileno() < 0:
             raise ValueError(f"socket {check_name(name)!r} is closed")
-        items.append((check_name(name), kind, fd))
+        items.append((check_name(name), kind, sock._desc))
     if len(items) > TRANSFER_MAX:
         raise ValueError(f"at most {TRANSFER_MAX} sockets per transfer, not {len(items)}")
     return items
@@ -144,24 +143,65 @@ def rights_message(payload: bytes, fds: list[int]) -> tuple[Any, list[Any]]:
     return msg, keep
 
 
-def _send_all(chan: Stream, payload: bytes, fds: list[int], ctx: Context | None, address: object) -> None:
+def _send_all(
+    chan: Stream, payload: bytes, chunk: list[tuple[str, Kind, Any]], ctx: Context | None, address: object
+) -> None:
     """One chunk: the descriptors go with the first byte sent; the rest of a short send follows.
 
     Each attempt is non-blocking (on the channel's owned cell, counted in flight); while
     it would block, the wait polls the channel, its wake fd (``close()`` from another
-    thread) and the context.
+    thread) and the context. The sockets sent are held in flight too, inside the one
+    native call, and their fds are read there: a socket another thread closes meanwhile
+    is never sent as a number that may already name something else.
     """
     desc = chan._desc
     check = None if ctx is None else ctx.check
-    msg, keep = rights_message(payload, fds)
-    sent = 0
+    attempt = rights_sender(desc, payload, chunk, _SEND_FLAGS, address, check)
+    sent = waiting.wait_for(desc, waiting.POLLOUT, ctx, attempt, functools.partial(chan._closed_error, "send"))
     while sent < len(payload):
-        attempt = functools.partial(syscalls.sendmsg_on, desc, msg, _SEND_FLAGS, syscalls.SENDMSG, address, check)
-        sent += waiting.wait_for(desc, waiting.POLLOUT, ctx, attempt, functools.partial(chan._closed_error, "send"))
-        if sent < len(payload):
-            # The descriptors went with the part already sent: the rest goes without them.
-            msg, keep = rights_message(payload[sent:], [])
-    del keep
+        # The descriptors went with the part already sent: the rest goes without them.
+        msg, keep = rights_message(payload[sent:], [])
+        rest = functools.partial(syscalls.sendmsg_on, desc, msg, _SEND_FLAGS, syscalls.SENDMSG, address, check)
+        sent += waiting.wait_for(desc, waiting.POLLOUT, ctx, rest, functools.partial(chan._closed_error, "send"))
+        del keep
+
+
+def rights_sender(
+    desc: Any,
+    payload: bytes,
+    chunk: list[tuple[str, Kind, Any]],
+    flags: int,
+    address: object = None,
+    check: syscalls.Checkpoint | None = None,
+) -> Callable[[], int]:
+    """One sendmsg of ``payload`` with the sockets of ``chunk`` (name, kind, cell) as SCM_RIGHTS.
+
+    Returns the attempt: each call is one native call that holds every sent socket in
+    flight and writes its fd into the message itself, so a socket another thread
+    closes meanwhile is never sent as a number that may already name something else
+    (the close waits for the call; a socket already closing stops it with ValueError).
+    `WOULD_BLOCK` as `syscalls.sendmsg_rights_on` says it.
+    """
+    cells = [cell for _, _, cell in chunk]
+    msg, keep = rights_message(payload, [-1] * len(cells))  # the slots the native call fills
+    native_cells = ffi.new("struct jn_desc *[]", cells)
+    slots = ffi.cast("int *", lib.jn_cmsg_data(lib.jn_cmsg_firsthdr(msg))) if cells else ffi.NULL
+    closed_at = ffi.new("int *", -1)
+
+    def attempt() -> int:
+        try:
+            return syscalls.sendmsg_rights_on(
+                desc, msg, flags, native_cells, slots, len(cells), closed_at, address, check
+            )
+        except (SocketError, ErrnoBug):
+            if closed_at[0] >= 0:
+                name = chunk[closed_at[0]][0]
+                raise ValueError(f"socket {name!r} was closed by another thread while it was being sent") from None
+            raise
+        finally:
+            _ = (keep, cells)  # the memory the message points into, and the cells, live as long as attempts run
+
+    return attempt
 
 
 def send_sockets(channel: Stream, sockets: Mapping[str, AnySocket], *, ctx: Context | None = None) -> None:
@@ -201,7 +241,7 @@ def send_sockets(channel: Stream, sockets: Mapping[str, AnySocket], *, ctx: Cont
             struct.pack("!BB", _KIND_CODES[kind], len(name)) + name.encode("ascii") for name, kind, _ in chunk
         )
         header = HEADER.pack(MAGIC, VERSION, LAST if last else 0, len(chunk), total, len(entries))
-        _send_all(chan, header + entries, [sfd for _, _, sfd in chunk], ctx, chan.address)
+        _send_all(chan, header + entries, chunk, ctx, chan.address)
         if last:
             return
 

@@ -22,13 +22,12 @@ from janus_net import descriptor, platform, syscalls
 from janus_net._shim import lib
 from janus_net.address import UnixAddress, parse_address
 from janus_net.errors import SocketError
-from janus_net.fdpass import AnySocket, _items, rights_message
+from janus_net.fdpass import AnySocket, _items, rights_sender
+from janus_net.values import flag
 
-
-def _flag(name: str, value: object) -> bool:
-    if type(value) is not bool:
-        raise TypeError(f"{name} must be a bool, not {type(value).__name__}")
-    return value
+TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _text(name: str, value: str) -> str:
@@ -99,12 +98,12 @@ def notify(
         SocketError.MessageTooBig / SystemResources: the kernel refused the datagram.
     """
     lines = []
-    if _flag("ready", ready):
+    if flag("ready", ready):
         lines.append("READY=1")
-    if _flag("reloading", reloading):
+    if flag("reloading", reloading):
         lines.append("RELOADING=1")
         lines.append(f"MONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}")
-    if _flag("stopping", stopping):
+    if flag("stopping", stopping):
         lines.append("STOPPING=1")
     if status is not None:
         lines.append(f"STATUS={_text('status', status)}")
@@ -114,12 +113,14 @@ def notify(
         if mainpid <= 0:
             raise ValueError(f"mainpid must be a process id (> 0), not {mainpid}")
         lines.append(f"MAINPID={mainpid}")
-    if _flag("watchdog", watchdog):
+    if flag("watchdog", watchdog):
         lines.append("WATCHDOG=1")
     stored = [] if fds is None else _items(fds)
     if not lines and not stored:
         raise ValueError("notify() needs at least one thing to say")
-    messages: list[tuple[list[str], list[int]]] = [(["FDSTORE=1", f"FDNAME={name}"], [fd]) for name, _, fd in stored]
+    messages: list[tuple[list[str], list[Any]]] = [
+        (["FDSTORE=1", f"FDNAME={name}"], [(name, kind, cell)]) for name, kind, cell in stored
+    ]
     if messages:
         messages[-1][0].extend(lines)
     else:
@@ -133,11 +134,9 @@ def notify(
         fd = syscalls.open_socket(desc, lib.AF_UNIX, lib.SOCK_DGRAM, 0)
         encoded = address.sockaddr
         syscalls.connect(fd, encoded.pointer, encoded.length, address)
-        for message_lines, message_fds in messages:
+        for message_lines, message_sockets in messages:
             payload = ("\n".join(message_lines) + "\n").encode()
-            msg, keep = rights_message(payload, message_fds)
-            syscalls.sendmsg_on(desc, msg, platform.MSG_NOSIGNAL, syscalls.SENDMSG, address)
-            del keep
+            rights_sender(desc, payload, message_sockets, platform.MSG_NOSIGNAL, address)()
     finally:
         descriptor.close(desc)
     return True

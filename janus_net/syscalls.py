@@ -1511,6 +1511,26 @@ def sendmsg_on(
     return retry(table, lib.jn_desc_sendmsg, (desc, msg, flags), checkpoint, address, True)
 
 
+def sendmsg_rights_on(
+    desc: Any, msg: Any, flags: int, cells: Any, slots: Any, count: int, closed_at: Any,
+    address: object = None, checkpoint: Checkpoint | None = None,
+) -> int:  # fmt: skip
+    """`sendmsg_on` with SCM_RIGHTS for the sockets in ``cells``, each held in flight during the call.
+
+    Their fds are written into ``slots`` (the message's SCM_RIGHTS data) by the native
+    call itself. If one of them is closing already, nothing is sent: the SENDMSG
+    table's EBADF row is raised and ``closed_at[0]`` is its index.
+    """
+    return retry(
+        SENDMSG,
+        lib.jn_desc_sendmsg_rights,
+        (desc, msg, flags, cells, slots, count, closed_at),
+        checkpoint,
+        address,
+        True,
+    )
+
+
 def recvmsg_on(desc: Any, msg: Any, flags: int, checkpoint: Checkpoint | None = None) -> int:
     """recvmsg(2) into a prepared ``struct msghdr *`` on an owned socket; `WOULD_BLOCK` when nothing is there."""
     return retry(RECEIVE, lib.jn_desc_recvmsg, (desc, msg, flags), checkpoint, None, True)

@@ -88,6 +88,7 @@ ssize_t jn_desc_recv(struct jn_desc *, void *, size_t, int);
 int jn_desc_sendmmsg(struct jn_desc *, struct mmsghdr *, unsigned int, int);
 int jn_desc_recvmmsg(struct jn_desc *, struct mmsghdr *, unsigned int, int);
 ssize_t jn_desc_sendmsg(struct jn_desc *, const struct msghdr *, int);
+ssize_t jn_desc_sendmsg_rights(struct jn_desc *, const struct msghdr *, int, struct jn_desc **, int *, int, int *);
 ssize_t jn_desc_recvmsg(struct jn_desc *, struct msghdr *, int);
 int jn_desc_getsockopt(struct jn_desc *, int, int, void *, socklen_t *);
 int jn_desc_shutdown(struct jn_desc *, int);
@@ -562,6 +563,34 @@ static int jn_desc_recvmmsg(struct jn_desc *d, struct mmsghdr *v, unsigned int n
 static ssize_t jn_desc_sendmsg(struct jn_desc *d, const struct msghdr *m, int f)
 {
     JN_DESC_CALL(ssize_t, sendmsg(fd, m, f))
+}
+
+/* sendmsg with SCM_RIGHTS for the sockets in cells[0..n-1]: each is counted in flight
+   (and its fd written into slots[i]) for the length of the call, so a close() of one
+   by another thread cannot free its number -- which could be reused by then -- while
+   the kernel copies it to the receiver. A cell that is closing already stops the call
+   before the syscall: -1 with EBADF and *closed_at = its index (else -1). */
+static ssize_t jn_desc_sendmsg_rights(struct jn_desc *d, const struct msghdr *m, int f, struct jn_desc **cells,
+                                      int *slots, int n, int *closed_at)
+{
+    ssize_t rc = -1;
+    int pinned = 0;
+    *closed_at = -1;
+    for (; pinned < n; pinned++) {
+        int fd = jn_desc_enter(cells[pinned]);
+        if (fd < 0) {
+            *closed_at = pinned;
+            goto out;
+        }
+        slots[pinned] = fd;
+    }
+    rc = jn_desc_sendmsg(d, m, f);
+out:;
+    int saved = errno;
+    for (int i = 0; i < pinned; i++)
+        jn_desc_leave(cells[i]);
+    errno = saved;
+    return rc;
 }
 
 static ssize_t jn_desc_recvmsg(struct jn_desc *d, struct msghdr *m, int f)

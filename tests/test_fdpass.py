@@ -510,3 +510,55 @@ def _drain(rx: jn.Stream) -> None:
                         os.close(fd)
     finally:
         s.close()
+
+
+def test_a_socket_closed_while_it_waits_to_be_sent_is_never_sent_as_its_old_number(tmp_path: Path) -> None:
+    # send_sockets waits for room on the channel; meanwhile another thread closes the
+    # socket being sent and the number is reused for a file. Read as a number up front,
+    # the wrong descriptor -- the file -- would travel to the other process.
+    secret = tmp_path / "secret"
+    secret.write_text("not for the receiver")
+    with channel() as (client, accepted):
+        filler = raw(client)
+        filler.setblocking(False)
+        filled = 0
+        with pytest.raises(BlockingIOError):
+            while True:
+                filled += filler.send(b"x" * 65536)
+        victim = jn.listen("127.0.0.1:0")
+        number = victim.fileno()
+        outcome: list[BaseException | None] = []
+
+        def send() -> None:
+            try:
+                jn.send_sockets(client, {"victim": victim}, ctx=jn.Context.with_timeout(30))
+                outcome.append(None)
+            except BaseException as e:
+                outcome.append(e)
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        deadline = time.monotonic() + 10
+        while "poll" not in Path(f"/proc/self/task/{sender.native_id}/wchan").read_text():
+            assert sender.is_alive() and time.monotonic() < deadline, outcome
+            time.sleep(0.005)
+        victim.close()
+        reused = os.open(secret, os.O_RDONLY | os.O_CLOEXEC)  # the lowest free number: likely the old one
+        try:
+            drain = raw(accepted)
+            drain.settimeout(10)
+            got = 0
+            while got < filled:  # room on the channel: the waiting send tries again
+                got += len(drain.recv(1 << 20))
+            sender.join(10)
+            assert not sender.is_alive()
+            assert isinstance(outcome[0], ValueError), outcome
+            assert "closed by another thread while it was being sent" in str(outcome[0])
+            drain.setblocking(False)
+            with pytest.raises(BlockingIOError):  # nothing at all was sent: no header, no descriptor
+                drain.recvmsg(4096, socket.CMSG_SPACE(16))
+            assert os.read(reused, 64) == b"not for the receiver"
+        finally:
+            os.close(reused)
+            drain.close()
+            filler.close()
