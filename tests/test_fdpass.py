@@ -526,7 +526,6 @@ def test_a_socket_closed_while_it_waits_to_be_sent_is_never_sent_as_its_old_numb
             while True:
                 filled += filler.send(b"x" * 65536)
         victim = jn.listen("127.0.0.1:0")
-        number = victim.fileno()
         outcome: list[BaseException | None] = []
 
         def send() -> None:
