@@ -41,3 +41,20 @@ def run_child(source: str, timeout: float = 120) -> dict[str, object]:
     )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def wchan(tid: int) -> str:
+    """Where thread ``tid`` of this process sleeps in the kernel (its wchan; "" once it is gone).
+
+    "poll" in it: a wait in poll (janus_net's waits); "accept": inside accept(2) itself.
+    """
+    try:
+        with open(f"/proc/self/task/{tid}/wchan") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+def in_poll(tid: int) -> bool:
+    """The thread sleeps in poll (a janus_net wait)."""
+    return "poll" in wchan(tid)

@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pytest
-from peers import dial
+from peers import dial, in_poll
 
 import janus_net as jn
 from janus_net.testing import hold
@@ -88,15 +88,6 @@ def in_syscall_on(fd: int) -> Callable[[int], bool]:
         return len(fields) > 1 and fields[0] != "running" and int(fields[1], 16) == fd and state == "S"
 
     return check
-
-
-def in_poll(tid: int) -> bool:
-    """The thread sleeps in poll (a ctx= wait)."""
-    try:
-        with open(f"/proc/self/task/{tid}/wchan") as f:
-            return "poll" in f.read()
-    except FileNotFoundError:
-        return False
 
 
 def fd_is_open(fd: int) -> bool:

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 from conftest import open_fds as listed_fds
-from peers import run_child
+from peers import in_poll, run_child
 
 import janus_net as jn
 from janus_net import fdpass
@@ -538,7 +538,7 @@ def test_a_socket_closed_while_it_waits_to_be_sent_is_never_sent_as_its_old_numb
         sender = threading.Thread(target=send)
         sender.start()
         deadline = time.monotonic() + 10
-        while "poll" not in Path(f"/proc/self/task/{sender.native_id}/wchan").read_text():
+        while not in_poll(sender.native_id or 0):
             assert sender.is_alive() and time.monotonic() < deadline, outcome
             time.sleep(0.005)
         victim.close()

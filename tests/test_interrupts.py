@@ -39,6 +39,7 @@ from types import FrameType
 from typing import Any
 
 import pytest
+from peers import in_poll
 
 import janus_net as jn
 from janus_net import descriptor
@@ -191,12 +192,8 @@ class _WhenWaiting:
 
     def _run(self, tid: int, action: Callable[[], object]) -> None:
         while not self.done.wait(0.0005):
-            try:
-                with open(f"/proc/self/task/{tid}/wchan") as f:
-                    if "poll" in f.read():
-                        action()
-                        return
-            except FileNotFoundError:
+            if in_poll(tid):
+                action()
                 return
 
     def __enter__(self) -> _WhenWaiting:

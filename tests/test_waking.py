@@ -20,17 +20,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from peers import dial, run_child
+from peers import dial, in_poll, run_child, wchan
 
 import janus_net as jn
-
-
-def in_poll(tid: int) -> bool:
-    try:
-        with open(f"/proc/self/task/{tid}/wchan") as f:
-            return "poll" in f.read()
-    except FileNotFoundError:
-        return False
 
 
 def run_blocked(call: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
@@ -86,11 +78,7 @@ def in_gap(tid: int) -> bool:
 
 def in_accept(tid: int) -> bool:
     """The thread sleeps inside accept(2) itself (not in poll): its wchan is the accept wait."""
-    try:
-        with open(f"/proc/self/task/{tid}/wchan") as f:
-            return "accept" in f.read()
-    except FileNotFoundError:
-        return False
+    return "accept" in wchan(tid)
 
 
 @pytest.mark.parametrize("blocking_ctx", [False, True])
