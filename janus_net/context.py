@@ -43,7 +43,7 @@ from janus_net.errors import SocketError
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
-    from typing import TypeVar
+    from typing import Any, TypeVar
 
 
 if TYPE_CHECKING:
@@ -58,7 +58,9 @@ class Context:
     that ends with its parent.
     """
 
-    __slots__ = ("__weakref__", "_cancelled", "_children", "_deadline", "_parent", "_waker", "_waker_closer")
+    __slots__ = (
+        "__weakref__", "_accepting", "_cancelled", "_children", "_deadline", "_parent", "_waker", "_waker_closer",
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self._cancelled = False
@@ -70,6 +72,10 @@ class Context:
         # [read fd, write fd (-1 for an eventfd)]: a native cell, filled by the first
         # wait (creating a context makes no fd) and closed when the closer is collected.
         self._waker, self._waker_closer = syscalls.new_waker_cell()
+        # The listeners an accept(ctx) is using right now (their cells): a thread can
+        # sleep inside accept(2) itself, where the wake fd does not reach it, and
+        # cancel() then signals it (janus_net.socket.Server.accept).
+        self._accepting: list[Any] = []
 
     # --- making contexts
 
@@ -150,7 +156,12 @@ class Context:
         if self._cancelled:
             return
         self._cancelled = True
+        # Marked in the native cell too, before the kick: an accept reads the mark once
+        # it has said it is inside accept(2), so it either sees the mark or is kicked.
+        syscalls.mark_cancelled(self._waker)
         syscalls.signal_waker(self._waker)
+        for cell in tuple(self._accepting):
+            syscalls.kick_acceptor(cell)
         while True:
             try:
                 children = list(self._children)

@@ -156,6 +156,7 @@ class _PendingPeer:
         return str(self.decode())
 
 
+_NULL = ffi.NULL
 _HOLD = syscalls.HOLD_DESC
 _UNHOLD = syscalls.UNHOLD_DESC
 _DEAD = syscalls.DEAD_DESC
@@ -394,8 +395,8 @@ class Server(_Bound):
     is queued. So ``close()`` from another thread reaches a waiting accept. When
     another *process* sharing a *blocking* description takes the connection between
     the poll and the accept (the prefork race), the accept sleeps in the kernel:
-    ``close()`` then wakes it with SIGURG (see docs/mechanism.md); a context's cancel
-    or deadline reaches it only at the next connection.
+    ``close()``, or a cancel of the accept's context, then wakes it with SIGURG (see
+    docs/mechanism.md); a context's deadline reaches it only at the next connection.
     """
 
     __slots__ = ("_port", "_scratch")
@@ -459,15 +460,17 @@ class Server(_Bound):
             size[0] = _SOCKADDR_STORAGE_SIZE
             desc = self._desc
             storage = scratch.storage
-            check = None if ctx is None else ctx.check
             address = self.address
-            conn = waiting.wait_for(
-                desc,
-                waiting.POLLIN,
-                ctx,
-                lambda: syscalls.accept_into(desc, storage, size, conn_desc, check, address),
-                self._not_listening,
-            )
+            if ctx is None:
+                conn = waiting.wait_for(
+                    desc,
+                    waiting.POLLIN,
+                    None,
+                    lambda: syscalls.accept_into(desc, storage, size, conn_desc, None, address),
+                    self._not_listening,
+                )
+            else:
+                conn = self._accept_with(ctx, desc, storage, size, conn_desc, address)
             # Copied out before the scratch goes back to the pool.
             length = size[0]
             family = scratch.sa.sa_family if length >= _SA_FAMILY_END else None
@@ -479,6 +482,33 @@ class Server(_Bound):
         except BaseException:
             descriptor.close(conn_desc)
             raise
+
+    def _accept_with(self, ctx: Context, desc: Any, storage: Any, size: Any, conn_desc: Any, address: Address) -> int:
+        """`accept`'s wait with a context: one whose cancel also reaches an accept(2) in the kernel.
+
+        The native accept is given the context's native cell and reads its cancel mark
+        once it has said it is inside accept(2); the context knows this listener while
+        the wait lasts, and its ``cancel()`` signals the thread in accept(2) (see
+        docs/mechanism.md). A deadline is checked at each wakeup, as for every wait.
+        """
+        ctx_cell = getattr(ctx, "_waker", _NULL)
+        check = ctx.check
+        # A subclass whose __init__ skipped Context's has no list: its cancel reaches the
+        # waits only (the rare accept(2) sleep waits for the next connection or close()).
+        accepting: list[Any] | None = getattr(ctx, "_accepting", None)
+        if accepting is not None:
+            accepting.append(desc)  # list.append: atomic under the GIL, as the removal
+        try:
+            return waiting.wait_for(
+                desc,
+                waiting.POLLIN,
+                ctx,
+                lambda: syscalls.accept_into(desc, storage, size, conn_desc, check, address, ctx_cell),
+                self._not_listening,
+            )
+        finally:
+            if accepting is not None:
+                accepting.remove(desc)
 
     def _not_listening(self) -> SocketError:
         return SocketError.SocketNotListening(

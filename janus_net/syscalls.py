@@ -1343,23 +1343,35 @@ def adopt_into(desc: Any, fd: int) -> None:
     lib.jn_desc_adopt(desc, fd)
 
 
+def kick_acceptor(desc: Any) -> None:
+    """Signal (SIGURG) the thread sleeping inside accept(2) on ``desc``, if one is (see jn_desc_kick)."""
+    lib.jn_desc_kick(desc)
+
+
 def set_accept_gap(microseconds: int) -> None:
     """Test hook: sleep this long between the native accept's readiness check and accept(2)."""
     lib.jn_accept_gap_us = microseconds
 
 
 def accept_into(
-    desc: Any, storage: Any, size: Any, into: Any, checkpoint: Checkpoint | None = None, address: object = None
+    desc: Any,
+    storage: Any,
+    size: Any,
+    into: Any,
+    checkpoint: Checkpoint | None = None,
+    address: object = None,
+    ctx_cell: Any = ffi.NULL,
 ) -> int:
     """One accept on ``desc``'s listener, the new fd written into the cell ``into``.
 
     Never blocks for a connection another thread of this process took: the attempt
     runs only when poll says one is queued, one thread at a time. Returns the fd, or
-    `WOULD_BLOCK` when none is queued (or another thread is taking it right now).
+    `WOULD_BLOCK` when none is queued (or another thread is taking it right now, or
+    ``ctx_cell`` -- a context's `new_waker_cell` -- says the context was cancelled).
     """
     sa = ffi.cast(_SOCKADDR_P, storage)
     flags = lib.JN_SOCK_CLOEXEC if platform.HAS_ACCEPT4 else -1
-    conn = retry(ACCEPT, lib.jn_desc_accept, (desc, sa, size, flags, into), checkpoint, address, True)
+    conn = retry(ACCEPT, lib.jn_desc_accept, (desc, sa, size, flags, into, ctx_cell), checkpoint, address, True)
     if conn >= 0 and not platform.HAS_ACCEPT4:
         try:
             set_cloexec(conn, checkpoint)
@@ -1550,8 +1562,13 @@ def new_waker_cell() -> tuple[Any, Any]:
     reference cycle that can come before another ``__del__`` of the cycle still uses
     the holder (a ``cancel()``), which would then write to a freed cell.
     """
-    cell = ffi.new("int[2]", [-1, -1])
+    cell = ffi.new("int[3]", [-1, -1, 0])  # read fd, write fd, cancelled (set by `mark_cancelled`)
     return cell, ffi.gc(cell, lib.jn_waker_close)
+
+
+def mark_cancelled(cell: Any) -> None:
+    """Record a cancel in a context's waker cell, where native calls can read it (no syscall)."""
+    lib.jn_waker_cancel(cell)
 
 
 def make_waker(cell: Any) -> int:

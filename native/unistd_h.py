@@ -74,7 +74,8 @@ int jn_desc_detach(struct jn_desc *);
 int jn_desc_make_wake(struct jn_desc *);
 int jn_desc_wait(struct jn_desc *, int, int, int);
 int jn_desc_socket(struct jn_desc *, int, int, int);
-int jn_desc_accept(struct jn_desc *, struct sockaddr *, socklen_t *, int, struct jn_desc *);
+int jn_desc_accept(struct jn_desc *, struct sockaddr *, socklen_t *, int, struct jn_desc *, int *);
+void jn_desc_kick(struct jn_desc *);
 /* Test hook (janus_net.testing.accept_gap): microseconds slept between the readiness
    check and accept(2), so another holder of the listener can take the connection there. */
 extern int jn_accept_gap_us;
@@ -96,6 +97,7 @@ int jn_desc_shutdown(struct jn_desc *, int);
 int jn_waker_new(int *);
 int jn_waker_signal_cell(int *);
 void jn_waker_close(int *);
+void jn_waker_cancel(int *);
 """
 
 CUSTOMIZATIONS = """
@@ -184,6 +186,14 @@ static int jn_waker_signal_cell(int *cell)
     if (r < 0 || (!JN_HAS_EVENTFD && w < 0))
         return 0;
     return jn_waker_signal(w >= 0 ? w : r);
+}
+
+/* A context's cell is [read fd, write fd, cancelled]: cancel() sets the third before it
+   signals, so native code can see a cancel without a wake fd (none is made until a
+   call has to wait). */
+static void jn_waker_cancel(int *cell)
+{
+    __atomic_store_n(&cell[2], 1, __ATOMIC_SEQ_CST);
 }
 
 static void jn_waker_close(int *cell)
@@ -467,7 +477,8 @@ static int jn_desc_take(struct jn_desc *d, int *slot)
    and accept runs only when poll says a connection is there (else EAGAIN). A listener
    that was shut down (POLLHUP, nothing queued) answers EINVAL, as accept would.
    The new fd is written into `out` before returning. flags < 0: plain accept(). */
-static int jn_desc_accept(struct jn_desc *d, struct sockaddr *sa, socklen_t *len, int flags, struct jn_desc *out)
+static int jn_desc_accept(struct jn_desc *d, struct sockaddr *sa, socklen_t *len, int flags, struct jn_desc *out,
+                          int *ctx_cell)
 {
     int fd = jn_desc_enter(d);
     if (fd < 0)
@@ -494,8 +505,12 @@ static int jn_desc_accept(struct jn_desc *d, struct sockaddr *sa, socklen_t *len
         }
         d->acceptor = pthread_self();
         __atomic_store_n(&d->acceptor_state, 1, __ATOMIC_SEQ_CST);
-        if (__atomic_load_n(&d->closing, __ATOMIC_SEQ_CST)) {
-            errno = EAGAIN;  /* closed meanwhile: the wait reports it */
+        if (__atomic_load_n(&d->closing, __ATOMIC_SEQ_CST)
+            || (ctx_cell != NULL && __atomic_load_n(&ctx_cell[2], __ATOMIC_SEQ_CST))) {
+            /* Closed, or the context cancelled, meanwhile: the wait reports it. Checked
+               after acceptor_state is set, and close()/cancel() mark before they kick,
+               so either this sees the mark or the kick sees this thread. */
+            errno = EAGAIN;
             rc = -1;
         } else {
             rc = flags < 0 ? accept(fd, sa, len) : jn_accept4(fd, sa, len, flags);

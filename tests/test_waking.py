@@ -81,21 +81,24 @@ def in_accept(tid: int) -> bool:
     return "accept" in wchan(tid)
 
 
-@pytest.mark.parametrize("blocking_ctx", [False, True])
-def test_close_wakes_an_accept_that_lost_the_connection_to_another_holder(blocking_ctx: bool) -> None:
+@pytest.mark.parametrize("how", ["close", "close with ctx", "cancel", "cancel the parent"])
+def test_an_accept_that_lost_the_connection_to_another_holder_is_woken(how: str) -> None:
     # The prefork race: poll says a connection is queued, another holder of the same
     # (blocking) description takes it first, and our accept(2) sleeps in the kernel,
-    # where the wake fd does not reach. close() must still wake it, without changing
-    # the description for the other holder.
+    # where the wake fd does not reach. close(), and a cancel of the accept's context
+    # (or of its parent), must still wake it, without changing the description for
+    # the other holder.
     from janus_net.testing import accept_gap
 
     if os.uname().machine != "x86_64":
         pytest.skip("reads x86-64 syscall numbers from /proc/self/task/*/syscall")
+    parent = jn.Context()
+    ctx = parent.child()
     with jn.listen("127.0.0.1:0") as server:
         other = socket.socket(fileno=os.dup(server.fileno()))  # the other holder
         try:
             with accept_gap(0.5):
-                call = (lambda: server.accept(jn.Context())) if blocking_ctx else server.accept
+                call = server.accept if how == "close" else (lambda: server.accept(ctx))
                 thread, outcome = run_blocked(call)
                 client = socket.create_connection((server.address.host, server.address.port))  # type: ignore[union-attr]
                 deadline = time.monotonic() + 10
@@ -106,14 +109,23 @@ def test_close_wakes_an_accept_that_lost_the_connection_to_another_holder(blocki
                 while not in_accept(thread.native_id or 0):
                     assert thread.is_alive() and time.monotonic() < deadline, outcome
                     time.sleep(0.005)
-            server.close()
+            {"close": server.close, "close with ctx": server.close, "cancel": ctx.cancel,
+             "cancel the parent": parent.cancel}[how]()  # fmt: skip
             thread.join(5)
             if thread.is_alive():  # not woken: let it go (a connection) so the test can end
                 rescue = socket.create_connection(other.getsockname())
                 thread.join(5)
                 rescue.close()
-                pytest.fail("close() did not wake the accept sleeping in accept(2)")
-            assert type(outcome[0]) is jn.SocketError.SocketNotListening, outcome
+                pytest.fail(f"{how} did not wake the accept sleeping in accept(2)")
+            if how.startswith("close"):
+                assert type(outcome[0]) is jn.SocketError.SocketNotListening, outcome
+            else:
+                assert type(outcome[0]) is jn.SocketError.Timeout, outcome
+                assert outcome[0].reason == "cancelled"  # type: ignore[union-attr]
+                assert not server.closed  # the listener goes on: another accept works
+                with socket.create_connection(other.getsockname()) as again, server.accept() as stream:
+                    again.sendall(b"y")
+                    assert stream.read(1) == b"y"
             assert os.get_blocking(other.fileno())  # the description is as it was
             with socket.create_connection(other.getsockname()) as late:  # and still listens
                 conn, _ = other.accept()
