@@ -30,7 +30,7 @@ from __future__ import annotations
 import functools
 import os
 import struct
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from janus_net import adopt, descriptor, platform, syscalls, waiting
 from janus_net._shim import ffi, lib
@@ -156,7 +156,7 @@ def _send_all(
     """
     desc = chan._desc
     check = None if ctx is None else ctx.check
-    attempt = rights_sender(desc, payload, chunk, _SEND_FLAGS, address, check)
+    attempt = RightsSend(desc, payload, chunk, _SEND_FLAGS, address, check)
     sent = waiting.wait_for(desc, waiting.POLLOUT, ctx, attempt, functools.partial(chan._closed_error, "send"))
     while sent < len(payload):
         # The descriptors went with the part already sent: the rest goes without them.
@@ -166,42 +166,49 @@ def _send_all(
         del keep
 
 
-def rights_sender(
-    desc: Any,
-    payload: bytes,
-    chunk: list[tuple[str, Kind, Any]],
-    flags: int,
-    address: object = None,
-    check: syscalls.Checkpoint | None = None,
-) -> Callable[[], int]:
+class RightsSend:
     """One sendmsg of ``payload`` with the sockets of ``chunk`` (name, kind, cell) as SCM_RIGHTS.
 
-    Returns the attempt: each call is one native call that holds every sent socket in
-    flight and writes its fd into the message itself, so a socket another thread
-    closes meanwhile is never sent as a number that may already name something else
-    (the close waits for the call; a socket already closing stops it with ValueError).
-    `WOULD_BLOCK` as `syscalls.sendmsg_rights_on` says it.
+    The object is the attempt (call it; `WOULD_BLOCK` as `syscalls.sendmsg_rights_on`
+    says): each call is one native call that holds every sent socket in flight and
+    writes its fd into the message itself, so a socket another thread closes meanwhile
+    is never sent as a number that may already name something else (the close waits
+    for the call; a socket already closing stops it with ValueError). It keeps alive
+    the memory the message points into and the cells it sends.
     """
-    cells = [cell for _, _, cell in chunk]
-    msg, keep = rights_message(payload, [-1] * len(cells))  # the slots the native call fills
-    native_cells = ffi.new("struct jn_desc *[]", cells)
-    slots = ffi.cast("int *", lib.jn_cmsg_data(lib.jn_cmsg_firsthdr(msg))) if cells else ffi.NULL
-    closed_at = ffi.new("int *", -1)
 
-    def attempt() -> int:
+    __slots__ = ("address", "cells", "check", "closed_at", "desc", "flags", "keep", "msg", "names", "native", "slots")
+
+    def __init__(
+        self,
+        desc: Any,
+        payload: bytes,
+        chunk: list[tuple[str, Kind, Any]],
+        flags: int,
+        address: object = None,
+        check: syscalls.Checkpoint | None = None,
+    ) -> None:
+        self.desc, self.flags, self.address, self.check = desc, flags, address, check
+        self.names = [name for name, _, _ in chunk]
+        self.cells = [cell for _, _, cell in chunk]
+        self.msg, self.keep = rights_message(payload, [-1] * len(self.cells))  # slots the native call fills
+        self.native = ffi.new("struct jn_desc *[]", self.cells)
+        self.slots = ffi.cast("int *", lib.jn_cmsg_data(lib.jn_cmsg_firsthdr(self.msg))) if self.cells else ffi.NULL
+        self.closed_at = ffi.new("int *", -1)
+
+    def __call__(self) -> int:
         try:
             return syscalls.sendmsg_rights_on(
-                desc, msg, flags, native_cells, slots, len(cells), closed_at, address, check
-            )
+                self.desc, self.msg, self.flags, self.native, self.slots, len(self.cells), self.closed_at,
+                self.address, self.check,
+            )  # fmt: skip
         except (SocketError, ErrnoBug):
-            if closed_at[0] >= 0:
-                name = chunk[closed_at[0]][0]
-                raise ValueError(f"socket {name!r} was closed by another thread while it was being sent") from None
+            at = self.closed_at[0]
+            if at >= 0:
+                raise ValueError(
+                    f"socket {self.names[at]!r} was closed by another thread while it was being sent"
+                ) from None
             raise
-        finally:
-            _ = (keep, cells)  # the memory the message points into, and the cells, live as long as attempts run
-
-    return attempt
 
 
 def send_sockets(channel: Stream, sockets: Mapping[str, AnySocket], *, ctx: Context | None = None) -> None:

@@ -22,7 +22,7 @@ from janus_net import descriptor, platform, syscalls
 from janus_net._shim import lib
 from janus_net.address import UnixAddress, parse_address
 from janus_net.errors import SocketError
-from janus_net.fdpass import AnySocket, _items, rights_sender
+from janus_net.fdpass import AnySocket, RightsSend, _items
 from janus_net.values import flag
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
@@ -136,7 +136,7 @@ def notify(
         syscalls.connect(fd, encoded.pointer, encoded.length, address)
         for message_lines, message_sockets in messages:
             payload = ("\n".join(message_lines) + "\n").encode()
-            rights_sender(desc, payload, message_sockets, platform.MSG_NOSIGNAL, address)()
+            RightsSend(desc, payload, message_sockets, platform.MSG_NOSIGNAL, address)()
     finally:
         descriptor.close(desc)
     return True

@@ -460,17 +460,7 @@ class Server(_Bound):
             size[0] = _SOCKADDR_STORAGE_SIZE
             desc = self._desc
             storage = scratch.storage
-            address = self.address
-            if ctx is None:
-                conn = waiting.wait_for(
-                    desc,
-                    waiting.POLLIN,
-                    None,
-                    lambda: syscalls.accept_into(desc, storage, size, conn_desc, None, address),
-                    self._not_listening,
-                )
-            else:
-                conn = self._accept_with(ctx, desc, storage, size, conn_desc, address)
+            conn = self._accept_wait(ctx, desc, storage, size, conn_desc)
             # Copied out before the scratch goes back to the pool.
             length = size[0]
             family = scratch.sa.sa_family if length >= _SA_FAMILY_END else None
@@ -483,19 +473,20 @@ class Server(_Bound):
             descriptor.close(conn_desc)
             raise
 
-    def _accept_with(self, ctx: Context, desc: Any, storage: Any, size: Any, conn_desc: Any, address: Address) -> int:
-        """`accept`'s wait with a context: one whose cancel also reaches an accept(2) in the kernel.
+    def _accept_wait(self, ctx: Context | None, desc: Any, storage: Any, size: Any, conn_desc: Any) -> int:
+        """`accept`'s wait; with a context, one whose cancel also reaches an accept(2) in the kernel.
 
         The native accept is given the context's native cell and reads its cancel mark
         once it has said it is inside accept(2); the context knows this listener while
         the wait lasts, and its ``cancel()`` signals the thread in accept(2) (see
         docs/mechanism.md). A deadline is checked at each wakeup, as for every wait.
         """
-        ctx_cell = getattr(ctx, "_waker", _NULL)
-        check = ctx.check
+        address = self.address
+        check = None if ctx is None else ctx.check
+        ctx_cell = _NULL if ctx is None else getattr(ctx, "_waker", _NULL)
         # A subclass whose __init__ skipped Context's has no list: its cancel reaches the
         # waits only (the rare accept(2) sleep waits for the next connection or close()).
-        accepting: list[Any] | None = getattr(ctx, "_accepting", None)
+        accepting: list[Any] | None = None if ctx is None else getattr(ctx, "_accepting", None)
         if accepting is not None:
             accepting.append(desc)  # list.append: atomic under the GIL, as the removal
         try:
