@@ -43,12 +43,11 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import struct
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from janus_net import waiting
+from janus_net import syscalls, waiting
 from janus_net.address import UnixAddress, as_address
 from janus_net.connect import connect
 from janus_net.errors import SocketError
@@ -337,10 +336,10 @@ def _files(frame: dict[str, Any], sockets: Mapping[str, AnySocket]) -> dict[str,
         if not isinstance(address, UnixAddress) or address.abstract:
             raise _protocol(f"a socket file for {name!r}, which is not bound to a unix path")
         try:
-            st = os.lstat(path)
-        except OSError:
-            continue  # gone already: nothing to remove later
-        if not stat.S_ISSOCK(st.st_mode) or (st.st_dev, st.st_ino) != (dev, ino):
+            st = syscalls.lstat(path)
+        except (SocketError, ValueError):
+            continue  # gone already (or no file can have that name): nothing to remove later
+        if not st.is_socket or st.identity != (dev, ino):
             continue  # replaced since: not ours to remove
         unix_file = UnixFile(path)
         unix_file.identity = (dev, ino)

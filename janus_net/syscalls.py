@@ -23,6 +23,8 @@ import errno as E  # noqa: N812 - E.EBADF keeps the tables' rows short and align
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 
+import sys
+
 from janus_net import errors, platform
 from janus_net._shim import ffi, lib
 from janus_net.errors import ErrnoBug, SocketError
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
 
 
 Checkpoint = Callable[[], None]
+
+_FS_ENCODING = sys.getfilesystemencoding()
 
 #: Returned instead of raising when a ``nonblocking=True`` call would block.
 WOULD_BLOCK = -1
@@ -1014,7 +1018,38 @@ VFS_INO_MASK = (1 << (8 * ffi.sizeof("unsigned int"))) - 1
 #: One past the largest uid/gid: the all-ones value means "unchanged" to chown.
 ID_LIMIT = (1 << (8 * ffi.sizeof("uid_t"))) - 1
 
-TABLES = (*TABLES, OPEN, FSTAT, CHMOD, FCHOWN, FLOCK, SOCK_DIAG)
+# lstat and unlink look at and remove a path another process may change at any moment:
+# every errno a racing process or a hostile directory can cause is a member, not a bug.
+_PATH_ERRORS: Mapping[int, type[SocketError]] = {
+    E.ENOENT: SocketError.FileNotFound,
+    E.EACCES: SocketError.AccessDenied,
+    E.EPERM: SocketError.AccessDenied,
+    E.ENOTDIR: SocketError.NotDir,
+    E.ELOOP: SocketError.SymLinkLoop,
+    # ENAMETOOLONG: a path longer than PATH_MAX; a caller or a peer can hand one over.
+    E.ENAMETOOLONG: SocketError.InvalidAddress,
+    E.ENOMEM: SocketError.SystemResources,
+    # EOVERFLOW: a 32-bit stat cannot hold the file's size or inode; janus_net builds 64-bit stat.
+    E.EOVERFLOW: SocketError.SystemResources,
+}
+
+LSTAT = Syscall(
+    "lstat", _PATH_ERRORS, bugs={E.EFAULT: "the path and the stat buffer are memory janus_net allocated for the call"}
+)
+
+UNLINK = Syscall(
+    "unlink",
+    {
+        **_PATH_ERRORS,
+        E.EROFS: SocketError.ReadOnlyFileSystem,
+        # EBUSY: the path is a mount point; EISDIR: a directory took the socket's name.
+        E.EBUSY: SocketError.AddressInUse,
+        E.EISDIR: SocketError.AddressInUse,
+    },
+    bugs={E.EFAULT: "the path is a buffer janus_net encoded for the call"},
+)
+
+TABLES = (*TABLES, OPEN, FSTAT, LSTAT, UNLINK, CHMOD, FCHOWN, FLOCK, SOCK_DIAG)
 
 
 def open_path(
@@ -1029,7 +1064,7 @@ def open_path(
 
 
 class Stat:
-    """What janus_net reads of fstat(2): identity, type and permission bits, owner."""
+    """What janus_net reads of fstat(2) and lstat(2): identity, type and permission bits, owner."""
 
     __slots__ = ("dev", "gid", "ino", "mode", "uid")
 
@@ -1048,12 +1083,57 @@ class Stat:
     def is_regular(self) -> bool:
         return self.mode & lib.S_IFMT == lib.S_IFREG
 
+    @property
+    def kind(self) -> str:
+        """What the file is, for messages: ``"a socket"``, ``"a regular file"``..."""
+        return _FILE_KINDS.get(self.mode & lib.S_IFMT, "some other kind of file")
+
+    @property
+    def identity(self) -> tuple[int, int]:
+        """(st_dev, st_ino): which file this is, whatever its name."""
+        return (self.dev, self.ino)
+
+
+_FILE_KINDS = {
+    lib.S_IFSOCK: "a socket",
+    lib.S_IFREG: "a regular file",
+    lib.S_IFDIR: "a directory",
+    lib.S_IFIFO: "a pipe or FIFO",
+    lib.S_IFCHR: "a character device",
+    lib.S_IFBLK: "a block device",
+    lib.S_IFLNK: "a symbolic link",
+}
+
 
 def fstat(fd: int, address: object = None) -> Stat:
     """fstat(2)."""
     st = ffi.new("struct stat *")
     retry(FSTAT, lib.fstat, (fd, st), None, address)
     return Stat(int(st.st_dev), int(st.st_ino), int(st.st_mode), int(st.st_uid), int(st.st_gid))
+
+
+def lstat(path: str | bytes, address: object = None) -> Stat:
+    """lstat(2) of ``path``: what the name points at now (a final symlink is not followed).
+
+    Raises `SocketError.FileNotFound` when nothing is there, as every other cause, typed.
+    """
+    st = ffi.new("struct stat *")
+    retry(LSTAT, lib.lstat, (_path_bytes(path), st), None, address)
+    return Stat(int(st.st_dev), int(st.st_ino), int(st.st_mode), int(st.st_uid), int(st.st_gid))
+
+
+def unlink(path: str | bytes, address: object = None) -> None:
+    """unlink(2) of ``path``; `SocketError.FileNotFound` when it is gone already."""
+    retry(UNLINK, lib.unlink, (_path_bytes(path),), None, address)
+
+
+def _path_bytes(path: str | bytes) -> bytes:
+    # The filesystem encoding with surrogateescape, as os.fsencode: a name read from the
+    # file system comes back as the same bytes. A NUL cannot be passed to the kernel.
+    raw = path if isinstance(path, bytes) else path.encode(_FS_ENCODING, "surrogateescape")
+    if b"\0" in raw:
+        raise ValueError(f"a path with a NUL byte cannot name a file: {path!r}")
+    return raw
 
 
 def chmod_inode(path_fd: int, mode: int, address: object = None) -> None:

@@ -77,12 +77,12 @@ class UnixFile:
         """
         text = f"unix:{self.path}"
         try:
-            st = os.lstat(self.path)
-        except OSError as e:
+            st = syscalls.lstat(self.path, text)
+        except SocketError as e:
             raise SocketError.AddressInUse(
-                e.errno, f"the socket file vanished right after bind: {e.strerror}", syscall="bind", address=text
+                e.errno, f"the socket file vanished right after bind: {e.member}", syscall="bind", address=text
             ) from e
-        if not stat.S_ISSOCK(st.st_mode):
+        if not st.is_socket:
             raise SocketError.AddressInUse(
                 None, "another file replaced the socket file right after bind; it was left alone", address=text
             )
@@ -93,23 +93,23 @@ class UnixFile:
         except BaseException:
             # The listen fails; what it made at the path must go (docs/unix-files.md: the one
             # case where an identity not confirmed by the socket is used).
-            self.identity = (st.st_dev, st.st_ino)
+            self.identity = (st.dev, st.ino)
             raise
-        if bound is not None and not _same_file(st.st_dev, st.st_ino, bound):
+        if bound is not None and not _same_file(st.dev, st.ino, bound):
             raise SocketError.AddressInUse(
                 None, "another file replaced the socket file right after bind; it was left alone", address=text
             )
-        self.identity = (st.st_dev, st.st_ino)
+        self.identity = (st.dev, st.ino)
 
     def names_our_file(self) -> bool:
         """Whether the path still names the recorded socket inode (a look, for tests and close)."""
         if self.identity is None:
             return False
         try:
-            st = os.lstat(self.path)
-        except OSError:
+            st = syscalls.lstat(self.path)
+        except SocketError:
             return False
-        return stat.S_ISSOCK(st.st_mode) and (st.st_dev, st.st_ino) == self.identity
+        return st.is_socket and st.identity == self.identity
 
     def remove(self) -> None:
         """Unlink the path if this process created it and it still names our socket inode.
@@ -126,9 +126,9 @@ class UnixFile:
             return
         if self.names_our_file():
             try:
-                os.unlink(self.path)
-            except OSError:
-                pass
+                syscalls.unlink(self.path)
+            except SocketError:
+                pass  # gone, or the directory turned read-only: nothing of ours is left to remove
 
 
 # --- The lock beside the path
@@ -278,8 +278,8 @@ def after_bind(
     if owner is None and group is None:
         if mode is None:
             return
-        st = os.lstat(unix_file.path)
-        if stat.S_IMODE(st.st_mode) == mode and unix_file.names_our_file():
+        st = syscalls.lstat(unix_file.path, f"unix:{unix_file.path}")
+        if stat.S_IMODE(st.mode) == mode and unix_file.names_our_file():
             return
     else:
         mode = _default_mode() if mode is None else mode
@@ -328,15 +328,17 @@ def _remove_if_stale(address: UnixAddress, probe_type: int, checkpoint: syscalls
     """
     text = str(address)
     try:
-        st = os.lstat(address.path)
-    except FileNotFoundError:
+        st = syscalls.lstat(address.path, text)
+    except SocketError.FileNotFound:
         return
-    except OSError as e:
-        raise SocketError.AddressInUse(e.errno, f"cannot inspect {address.path!r}: {e.strerror}", address=text) from e
-    if not stat.S_ISSOCK(st.st_mode):
-        raise SocketError.AddressInUse(None, "the path exists and is not a socket; it was left alone", address=text)
+    except SocketError as e:
+        raise SocketError.AddressInUse(e.errno, f"cannot inspect {address.path!r}: {e.member}", address=text) from e
+    if not st.is_socket:
+        raise SocketError.AddressInUse(
+            None, f"the path exists and is not a socket (it is {st.kind}); it was left alone", address=text
+        )
     try:
-        holder = syscalls.unix_diag(0, (st.st_dev, st.st_ino), checkpoint)
+        holder = syscalls.unix_diag(0, st.identity, checkpoint)
     except SocketError as e:
         raise SocketError.AddressInUse(
             None, f"cannot tell whether a socket is bound to the file ({e.member}); it was left alone", address=text
@@ -346,11 +348,15 @@ def _remove_if_stale(address: UnixAddress, probe_type: int, checkpoint: syscalls
             None, "a live socket is bound to the file (listening or not); it was left alone", address=text
         )
     _probe_refuses(address, probe_type)
-    again = os.lstat(address.path)  # with the lock held, only a process outside janus_net changes it
-    if (again.st_dev, again.st_ino) == (st.st_dev, st.st_ino):
+    # With the lock held, only a process outside janus_net changes the path.
+    try:
+        again = syscalls.lstat(address.path, text)
+    except SocketError.FileNotFound:
+        return
+    if again.identity == st.identity:
         try:
-            os.unlink(address.path)
-        except FileNotFoundError:
+            syscalls.unlink(address.path, text)
+        except SocketError.FileNotFound:
             pass
 
 
@@ -362,13 +368,13 @@ def bound_but_refusing(path: str) -> bool:
     file, or a kernel that cannot tell (no sock_diag).
     """
     try:
-        st = os.lstat(path)
-    except OSError:
+        st = syscalls.lstat(path)
+    except SocketError:
         return False
-    if not stat.S_ISSOCK(st.st_mode):
+    if not st.is_socket:
         return False
     try:
-        return syscalls.unix_diag(0, (st.st_dev, st.st_ino)) is not None
+        return syscalls.unix_diag(0, st.identity) is not None
     except SocketError:
         return False
 

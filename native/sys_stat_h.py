@@ -20,11 +20,18 @@ struct stat {
 static const int S_IFMT;
 static const int S_IFSOCK;
 static const int S_IFREG;
+static const int S_IFDIR;
+static const int S_IFIFO;
+static const int S_IFCHR;
+static const int S_IFBLK;
+static const int S_IFLNK;
 """
 
 FUNCTIONS = """
 int fchmod(int, mode_t);
 int fstat(int, struct stat *);
+/* lstat: what a path names now, without following a final symlink (stale socket files). */
+int lstat(const char *, struct stat *);
 /* chmod("/proc/self/fd/N"): the mode of exactly the inode an O_PATH fd holds. */
 int chmod(const char *, mode_t);
 """

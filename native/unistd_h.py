@@ -59,6 +59,8 @@ static const int JN_HAS_EVENTFD;
 
 FUNCTIONS = """
 int close(int);
+/* unlink: removes a stale socket file (DESIGN §7), only after its identity was checked. */
+int unlink(const char *);
 /* fchownat(fd, "", uid, gid, AT_EMPTY_PATH): the owner of the inode an O_PATH fd names. */
 int fchownat(int, const char *, uid_t, gid_t, int);
 

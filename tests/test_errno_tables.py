@@ -511,6 +511,8 @@ ROUTES: dict[str, tuple[Route, ...]] = {
     "POLL": (accept_with_context, receive_with_context),
     "OPEN": (stale_takeover("open"), listen_unix_widen("open")),
     "FSTAT": (stale_takeover("fstat"), listen_unix("fstat")),
+    "LSTAT": (stale_takeover("lstat"), listen_unix("lstat")),
+    "UNLINK": (stale_takeover("unlink"),),
     "CHMOD": (listen_unix_widen("chmod"),),
     "FCHOWN": (listen_unix_owner("fchown"),),
     "FLOCK": (stale_takeover("flock"),),
