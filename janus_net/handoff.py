@@ -226,8 +226,8 @@ class HandOff(dict[str, AnySocket]):
             try:
                 _send_frame(channel, frames.READY)
                 body = _read_frame(channel, ctx)
-            except SocketError.Timeout:
-                raise
+            except (SocketError.Timeout, SocketError.ProtocolFailure):
+                raise  # a truncated frame is not "gone": the files stay unowned
             except SocketError:
                 body = None  # the old one is gone: it never removes the files again
             if body is not None:
