@@ -31,12 +31,20 @@ the moment it receives the successor's ready message it no longer removes it, an
 the successor does, once told so (``{"given": true}``) -- or once the old process
 is gone without saying anything, since a process that stopped before giving up the
 file never removes it again either. A successor that fails before ``ready()``
-never removes the file: the old one goes on serving and still owns it.
+never removes the file: the old one goes on serving and still owns it. The
+successor trusts nothing the old process says about files: the ``files`` frame only
+says which files are given up, and a file is removed only if the received socket
+itself is bound to that path and the file is that socket's inode (`_files`).
+
+Every frame either side reads is parsed with bounds by `janus_net.frames` (size,
+nesting, shapes, types, names, paths, entries); anything else is
+`SocketError.ProtocolFailure`.
 
 `offer` returns only after a successful hand-over. A successor that is not of our
-user id, or that fails or disappears before its ready message, is dropped and
-`offer` waits for the next one; only the context (cancel, deadline) or an error of
-the hand-over address itself ends `offer` with an exception.
+user id, or that fails, misbehaves (any frame but its ready message) or disappears
+before its ready message, is dropped and `offer` waits for the next one; only the
+context (cancel, deadline) or an error of the hand-over address itself ends `offer`
+with an exception.
 """
 
 from __future__ import annotations
@@ -112,9 +120,12 @@ def offer(address: str | UnixAddress, sockets: Mapping[str, AnySocket], *, ctx: 
         ctx: a `Context` ending the wait (`SocketError.Timeout`).
 
     Raises:
-        SocketError.AddressInUse: another process offers at the same address.
+        SocketError.AddressInUse: at once, when the path holds anything but a stale
+            socket (another offer's live socket, a regular file, a directory, a FIFO,
+            a symlink), left alone; or when another process holds the abstract name.
         SocketError.Timeout: the context ended before a successor was ready.
-        TypeError / ValueError: a bad mapping or name (before any syscall).
+        TypeError / ValueError: a bad mapping or name, or more unix socket files
+            than a frame may name (`frames.FILES_MAX`), before any syscall.
     """
     addr = as_address(address)
     if not isinstance(addr, UnixAddress):
@@ -217,6 +228,11 @@ class HandOff(dict[str, AnySocket]):
         Call it once the sockets are in use (the accept loops run). From then on the
         unix socket files among them are this process's to remove on close.
         Idempotent. A predecessor that vanished meanwhile is not an error.
+
+        Raises:
+            SocketError.ProtocolFailure: the predecessor answered with anything but
+                ``{"given": true}`` (or cut it short); its files stay unowned.
+            SocketError.Timeout: ``ctx`` ended first; the files stay unowned.
         """
         channel, self._channel = self._channel, None
         if channel is None:
@@ -265,8 +281,9 @@ def take(address: str | UnixAddress, *, ctx: Context | None = None, capability: 
 
     Raises:
         SocketError.AccessDenied: the process at ``address`` runs as another user.
-        SocketError.ProtocolFailure / ConnectionResetByPeer: the transfer failed;
-            nothing received is left open.
+        SocketError.ProtocolFailure / ConnectionResetByPeer: the transfer failed,
+            or a frame broke a bound of `janus_net.frames`, or named a file its socket
+            is not bound to; nothing received is left open, none held by the exception.
         SocketError.Timeout: the context ended.
     """
     addr = as_address(address)

@@ -546,3 +546,41 @@ def test_offer_replaces_a_stale_socket(tmp_path: Path) -> None:
         ctx.cancel()
         thread.join(HANG)
         web.close()
+
+
+# --- Honest frames at the edges of the bounds still pass
+
+
+def test_an_honest_hand_over_of_a_file_whose_path_looks_like_json(tmp_path: Path) -> None:
+    # Braces, brackets, quotes and backslashes inside a string are no nesting; an
+    # undecodable byte travels as surrogateescape; the successor owns and removes the file.
+    service = os.fsdecode(os.fsencode(str(tmp_path)) + b'/{["\\\xff\xe9]}"\\')
+    handoff = tmp_path / "handoff"
+    web = jn.listen(jn.UnixAddress(service))
+    ctx = jn.Context.with_timeout(120)
+    thread, errors = _offer_thread(f"unix:{handoff}", {"web": web}, ctx)
+    try:
+        _wait_until(lambda: handoff.is_socket() and _accepts(handoff))
+        taken = jn.handoff.take(f"unix:{handoff}", ctx=jn.Context.with_timeout(HANG))
+        taken.ready(jn.Context.with_timeout(HANG))
+        thread.join(HANG)
+        assert not thread.is_alive() and not errors
+        web.close()
+        assert os.path.exists(os.fsencode(service))
+        taken["web"].close()
+        assert not os.path.lexists(os.fsencode(service))  # the successor owned it
+    finally:
+        ctx.cancel()
+        thread.join(HANG)
+        web.close()
+
+
+def test_offer_refuses_more_unix_files_than_a_frame_may_name_before_it_listens(tmp_path: Path) -> None:
+    servers = {f"s{i}": jn.listen(f"unix:{tmp_path}/{i}") for i in range(frames.FILES_MAX + 1)}
+    try:
+        with pytest.raises(ValueError, match=str(frames.FILES_MAX)):
+            jn.handoff.offer(f"unix:{tmp_path}/handoff", servers)
+        assert not (tmp_path / "handoff").exists()
+    finally:
+        for server in servers.values():
+            server.close()
