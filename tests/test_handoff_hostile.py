@@ -214,6 +214,25 @@ def test_a_hostile_files_frame_is_a_protocol_failure_and_take_holds_nothing(tmp_
         assert "hand-over" in str(info.value)
 
 
+def test_a_frame_of_exactly_the_size_limit_is_read(tmp_path: Path) -> None:
+    body = b'{"files":{}}'
+    body += b" " * (frames.FRAME_MAX - len(body))  # JSON whitespace up to the limit
+    handoff = tmp_path / "handoff"
+    with _listener(tmp_path / "web.sock") as web:
+        peer = Predecessor(handoff, {"web": web}, frame(body), answer=frame({"given": True}))
+        try:
+            taken = jn.handoff.take(f"unix:{handoff}", ctx=jn.Context.with_timeout(HANG))
+            try:
+                assert list(taken) == ["web"]
+                taken.ready(jn.Context.with_timeout(HANG))
+            finally:
+                for sock in taken.values():
+                    sock.close()
+        finally:
+            peer.join()
+        assert not peer.errors
+
+
 def test_the_limits_are_what_the_documentation_says() -> None:
     assert frames.FRAME_MAX == 1 << 20 and frames.DEPTH_MAX == 3 and frames.FILES_MAX == 512
     # PATH_MAX is what sun_path holds besides its NUL: the stdlib binds that and refuses one more.
@@ -423,12 +442,17 @@ def test_offer_survives_every_hostile_successor_then_hands_over_to_an_honest_one
         # The file appears at bind, a moment before listen; bound_but_refusing -> wait.
         _wait_until(lambda: handoff.is_socket() and _accepts(handoff))
         rounds = 0
-        for _ in range(2):
+        baseline: set[int] = set()
+        for lap in range(3):
             for wire in _hostile_ready_frames().values():
-                _hostile_successor(handoff, wire)
+                _hostile_successor(handoff, wire)  # returns once offer closed the channel
                 rounds += 1
                 assert thread.is_alive() and not errors
-        assert rounds == 2 * len(_hostile_ready_frames())
+            if lap == 0:
+                baseline = open_fds()  # after one lap every lazily made fd exists
+            else:
+                assert open_fds() == baseline  # no descriptor kept per dropped successor
+        assert rounds == 3 * len(_hostile_ready_frames())
         taken = jn.handoff.take(f"unix:{handoff}", ctx=jn.Context.with_timeout(HANG))
         new_web = taken["web"]
         assert isinstance(new_web, jn.Server)
@@ -525,6 +549,21 @@ def test_offer_at_a_path_that_holds_anything_but_a_stale_socket_is_address_in_us
     finally:
         for s in keep:
             s.close()
+
+
+def test_offer_at_an_abstract_name_another_socket_holds_is_address_in_use_at_once() -> None:
+    name = f"jn-hostile-offer-{os.getpid()}"
+    with socket.socket(socket.AF_UNIX) as holder, jn.listen("127.0.0.1:0") as web:
+        holder.bind("\0" + name)
+        holder.listen()
+        ctx = jn.Context()
+        thread, errors = _offer_thread(f"unix:@{name}", {"web": web}, ctx)
+        thread.join(HANG)
+        hung = thread.is_alive()
+        ctx.cancel()
+        thread.join(HANG)
+        assert not hung, "offer did not raise at once"
+        assert len(errors) == 1 and isinstance(errors[0], jn.SocketError.AddressInUse), errors
 
 
 def test_offer_replaces_a_stale_socket(tmp_path: Path) -> None:
