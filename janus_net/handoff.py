@@ -132,8 +132,8 @@ def offer(address: str | UnixAddress, sockets: Mapping[str, AnySocket], *, ctx: 
         raise SocketError.InvalidAddress(None, "a hand-over address is a unix path or @name", address=str(addr))
     items = dict(sockets)
     _items(items)  # the checks send_sockets makes, before anything waits
-    files = _owned_files(items)
-    files_frame = frames.files_frame(files)  # as the successor will check it, before anything waits
+    files, listed = _owned_files(items)
+    files_frame = frames.files_frame(listed)  # as the successor will check it, before anything waits
     with _listen_for_successor(addr, ctx) as server:
         while True:
             with server.accept(ctx) as channel:
@@ -163,20 +163,31 @@ def _listen_for_successor(addr: UnixAddress, ctx: Context | None) -> Server:
     return listen_with_context(addr, ctx, **options)
 
 
-def _owned_files(items: Mapping[str, AnySocket]) -> dict[str, tuple[str, tuple[int, int]]]:
-    """name -> (path, (dev, ino)) of each unix socket file this process would remove on close."""
-    files = {}
+def _owned_files(items: Mapping[str, AnySocket]) -> tuple[list[str], dict[str, tuple[str, tuple[int, int]]]]:
+    """The names whose unix socket files this process would remove on close, and the ``files`` frame's entries.
+
+    Every such file is given up once the successor is ready. The frame lists only those
+    the successor can prove are its sockets' (bound to an absolute path, `_files`): a
+    socket bound to a relative path names its file relative to a directory the
+    successor does not know, so neither process removes that file after the hand-over.
+    """
+    names: list[str] = []
+    listed: dict[str, tuple[str, tuple[int, int]]] = {}
     for name, sock in items.items():
         unix_file = unix_file_of(sock)
-        if unix_file is not None and unix_file.identity is not None:
-            files[name] = (unix_file.path, unix_file.identity)
-    return files
+        if unix_file is None or unix_file.identity is None:
+            continue
+        names.append(name)
+        address = sock.address
+        if isinstance(address, UnixAddress) and os.fsencode(address.path).startswith(b"/"):
+            listed[name] = (unix_file.path, unix_file.identity)
+    return names, listed
 
 
 def _offer_to(
     channel: Stream,
     items: dict[str, AnySocket],
-    files: Mapping[str, object],
+    files: list[str],
     files_frame: bytes,
     ctx: Context | None,
     stop_listening: Callable[[], None],

@@ -623,3 +623,35 @@ def test_offer_refuses_more_unix_files_than_a_frame_may_name_before_it_listens(t
     finally:
         for server in servers.values():
             server.close()
+
+
+def test_a_file_bound_by_a_relative_path_is_removed_by_neither_side(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The successor cannot prove where "rel.sock" is; the predecessor gave it up. The
+    # file a live socket is bound to is never removed under it (a later unlink_stale
+    # listen replaces it once it is stale).
+    monkeypatch.chdir(tmp_path)
+    handoff = tmp_path / "handoff"
+    web = jn.listen("unix:rel.sock")
+    ctx = jn.Context.with_timeout(120)
+    thread, errors = _offer_thread(f"unix:{handoff}", {"web": web}, ctx)
+    try:
+        _wait_until(lambda: handoff.is_socket() and _accepts(handoff))
+        taken = jn.handoff.take(f"unix:{handoff}", ctx=jn.Context.with_timeout(HANG))
+        taken.ready(jn.Context.with_timeout(HANG))
+        thread.join(HANG)
+        assert not thread.is_alive() and not errors
+        web.close()
+        assert (tmp_path / "rel.sock").is_socket()  # the old one gave it up
+        with socket.socket(socket.AF_UNIX) as client:
+            client.connect(str(tmp_path / "rel.sock"))
+            new_web = taken["web"]
+            assert isinstance(new_web, jn.Server)
+            new_web.accept(jn.Context.with_timeout(HANG)).close()
+        new_web.close()
+        assert (tmp_path / "rel.sock").is_socket()
+    finally:
+        ctx.cancel()
+        thread.join(HANG)
+        web.close()
