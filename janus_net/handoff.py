@@ -31,23 +31,29 @@ the moment it receives the successor's ready message it no longer removes it, an
 the successor does, once told so (``{"given": true}``) -- or once the old process
 is gone without saying anything, since a process that stopped before giving up the
 file never removes it again either. A successor that fails before ``ready()``
-never removes the file: the old one goes on serving and still owns it.
+never removes the file: the old one goes on serving and still owns it. The
+successor trusts nothing the old process says about files: the ``files`` frame only
+says which files are given up, and a file is removed only if the received socket
+itself is bound to that path and the file is that socket's inode (`_files`).
+
+Every frame either side reads is parsed with bounds by `janus_net.frames` (size,
+nesting, shapes, types, names, paths, entries); anything else is
+`SocketError.ProtocolFailure`.
 
 `offer` returns only after a successful hand-over. A successor that is not of our
-user id, or that fails or disappears before its ready message, is dropped and
-`offer` waits for the next one; only the context (cancel, deadline) or an error of
-the hand-over address itself ends `offer` with an exception.
+user id, or that fails, misbehaves (any frame but its ready message) or disappears
+before its ready message, is dropped and `offer` waits for the next one; only the
+context (cancel, deadline) or an error of the hand-over address itself ends `offer`
+with an exception.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import struct
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from janus_net import syscalls, waiting
+from janus_net import frames, syscalls, waiting
 from janus_net.address import UnixAddress, as_address
 from janus_net.connect import connect
 from janus_net.errors import SocketError
@@ -61,43 +67,35 @@ if TYPE_CHECKING:
     from janus_net.capability import NetBind
     from janus_net.context import Context
 
-_FRAME = struct.Struct("!I")
-#: A control frame is a few hundred bytes of JSON; anything longer is a protocol failure.
-_FRAME_MAX = 1 << 20
+
+def _send_frame(channel: Stream, frame: bytes) -> None:
+    channel.write_all(frame)
 
 
-def _send_frame(channel: Stream, value: Mapping[str, Any]) -> None:
-    data = json.dumps(value, separators=(",", ":")).encode()
-    channel.write_all(_FRAME.pack(len(data)) + data)
+def _read_frame(channel: Stream, ctx: Context | None) -> bytes:
+    """One frame's body; `frames` parses it.
+
+    The length is bounded (`frames.body_size`) before the body is read. The other side
+    closing before a frame begins is `ConnectionResetByPeer` (it is gone); closing in
+    the middle of one is `ProtocolFailure` (a truncated frame).
+    """
+    header = _read_exact(channel, frames.HEADER.size, ctx, None)
+    return _read_exact(channel, frames.body_size(header), ctx, header)
 
 
-def _read_exact(channel: Stream, size: int, ctx: Context | None) -> bytes:
+def _read_exact(channel: Stream, size: int, ctx: Context | None, header: bytes | None) -> bytes:
     out = bytearray()
     while len(out) < size:
         chunk = channel.read(size - len(out), ctx)
         if not chunk:
-            raise SocketError.ConnectionResetByPeer(
-                None, "the other side of the hand-over closed the channel", syscall="recv"
-            )
+            if header is None and not out:
+                raise SocketError.ConnectionResetByPeer(
+                    None, "the other side of the hand-over closed the channel", syscall="recv"
+                )
+            where = f"{len(out)} of its {size} bytes" if header is not None else f"{len(out)} bytes of its length"
+            raise frames.protocol(f"the channel closed in the middle of a frame, after {where}")
         out += chunk
     return bytes(out)
-
-
-def _read_frame(channel: Stream, ctx: Context | None) -> dict[str, Any]:
-    (size,) = _FRAME.unpack(_read_exact(channel, _FRAME.size, ctx))
-    if size > _FRAME_MAX:
-        raise _protocol(f"a control frame of {size} bytes")
-    try:
-        value = json.loads(_read_exact(channel, size, ctx))
-    except (UnicodeDecodeError, ValueError):
-        raise _protocol("a control frame that is not JSON") from None
-    if not isinstance(value, dict):
-        raise _protocol("a control frame that is not a JSON object")
-    return value
-
-
-def _protocol(why: str) -> SocketError:
-    return SocketError.ProtocolFailure(None, f"hand-over: {why}")
 
 
 # --- The old process
@@ -122,59 +120,82 @@ def offer(address: str | UnixAddress, sockets: Mapping[str, AnySocket], *, ctx: 
         ctx: a `Context` ending the wait (`SocketError.Timeout`).
 
     Raises:
-        SocketError.AddressInUse: another process offers at the same address.
+        SocketError.AddressInUse: at once, when the path holds anything but a stale
+            socket (another offer's live socket, a regular file, a directory, a FIFO,
+            a symlink), left alone; or when another process holds the abstract name.
         SocketError.Timeout: the context ended before a successor was ready.
-        TypeError / ValueError: a bad mapping or name (before any syscall).
+        TypeError / ValueError: a bad mapping or name, or more unix socket files
+            than a frame may name (`frames.FILES_MAX`), before any syscall.
     """
     addr = as_address(address)
     if not isinstance(addr, UnixAddress):
         raise SocketError.InvalidAddress(None, "a hand-over address is a unix path or @name", address=str(addr))
     items = dict(sockets)
     _items(items)  # the checks send_sockets makes, before anything waits
+    files, listed = _owned_files(items)
+    files_frame = frames.files_frame(listed)  # as the successor will check it, before anything waits
     with _listen_for_successor(addr, ctx) as server:
         while True:
             with server.accept(ctx) as channel:
                 try:
-                    _offer_to(channel, items, ctx, server.close)
+                    _offer_to(channel, items, files, files_frame, ctx, server.close)
                 except SocketError.Timeout:
                     raise
                 except SocketError:
-                    continue  # a failed or foreign successor: wait for the next one
+                    continue  # a failed, foreign or misbehaving successor: wait for the next one
                 return
 
 
-#: How long `offer` pauses before trying again while another process still listens at its address.
-_BUSY_PAUSE_MS = 20
-
-
 def _listen_for_successor(addr: UnixAddress, ctx: Context | None) -> Server:
-    """Listen at the hand-over address; while a predecessor still holds it, wait (its hand-over is ending)."""
-    # A path gets mode 0600 (only our user may connect) and replaces a stale file left
-    # by a crashed predecessor; an abstract name has neither file nor permissions.
+    """Listen at the hand-over address, or raise AddressInUse at once.
+
+    A path gets mode 0600 (only our user may connect) and replaces a stale socket file
+    left by a crashed predecessor (`unixfile`'s stale rule, under its lock); anything
+    else at the path -- a live socket (another offer), a regular file, a directory, a
+    FIFO, a symlink -- is left alone and reported at once. There is nothing to wait
+    for: a predecessor stops listening at the address before it sends
+    ``{"given": true}``, so a successor's own offer finds the address free. An
+    abstract name has neither file nor permissions.
+    """
     options: dict[str, Any] = {} if addr.abstract else {"mode": 0o600, "unlink_stale": True}
-    while True:
-        try:
-            if ctx is None:
-                return listen(addr, **options)
-            return listen_with_context(addr, ctx, **options)
-        except SocketError.AddressInUse:
-            waiting.pause(ctx, _BUSY_PAUSE_MS)
+    if ctx is None:
+        return listen(addr, **options)
+    return listen_with_context(addr, ctx, **options)
+
+
+def _owned_files(items: Mapping[str, AnySocket]) -> tuple[list[str], dict[str, tuple[str, tuple[int, int]]]]:
+    """The names whose unix socket files this process would remove on close, and the ``files`` frame's entries.
+
+    Every such file is given up once the successor is ready. The frame lists only those
+    the successor can prove are its sockets' (bound to an absolute path, `_files`): a
+    socket bound to a relative path names its file relative to a directory the
+    successor does not know, so neither process removes that file after the hand-over.
+    """
+    names: list[str] = []
+    listed: dict[str, tuple[str, tuple[int, int]]] = {}
+    for name, sock in items.items():
+        unix_file = unix_file_of(sock)
+        if unix_file is None or unix_file.identity is None:
+            continue
+        names.append(name)
+        address = sock.address
+        if isinstance(address, UnixAddress) and os.fsencode(address.path).startswith(b"/"):
+            listed[name] = (unix_file.path, unix_file.identity)
+    return names, listed
 
 
 def _offer_to(
-    channel: Stream, items: dict[str, AnySocket], ctx: Context | None, stop_listening: Callable[[], None]
+    channel: Stream,
+    items: dict[str, AnySocket],
+    files: list[str],
+    files_frame: bytes,
+    ctx: Context | None,
+    stop_listening: Callable[[], None],
 ) -> None:
     check_peer(channel._desc, frozenset(), channel.address)
     send_sockets(channel, items, ctx=ctx)
-    files = {}
-    for name, sock in items.items():
-        unix_file = unix_file_of(sock)
-        if unix_file is not None and unix_file.identity is not None:
-            dev, ino = unix_file.identity
-            files[name] = {"path": unix_file.path, "dev": dev, "ino": ino}
-    _send_frame(channel, {"files": files})
-    if _read_frame(channel, ctx).get("ready") is not True:
-        raise _protocol("the successor sent something other than its ready message")
+    _send_frame(channel, files_frame)
+    frames.ready(_read_frame(channel, ctx))
     # From here the successor serves: this process stops removing the files...
     for name in files:
         sock = items[name]
@@ -185,7 +206,7 @@ def _offer_to(
     # ...and tells the successor so. If it is gone meanwhile, it had said it was ready:
     # the hand-over happened either way.
     try:
-        _send_frame(channel, {"given": True})
+        _send_frame(channel, frames.GIVEN)
     except SocketError:
         pass
 
@@ -218,19 +239,27 @@ class HandOff(dict[str, AnySocket]):
         Call it once the sockets are in use (the accept loops run). From then on the
         unix socket files among them are this process's to remove on close.
         Idempotent. A predecessor that vanished meanwhile is not an error.
+
+        Raises:
+            SocketError.ProtocolFailure: the predecessor answered with anything but
+                ``{"given": true}`` (or cut it short); its files stay unowned.
+            SocketError.Timeout: ``ctx`` ended first; the files stay unowned.
         """
         channel, self._channel = self._channel, None
         if channel is None:
             return
+        files, self._files = self._files, {}
         with channel:
             try:
-                _send_frame(channel, {"ready": True})
-                _read_frame(channel, ctx)  # {"given": true}; end of stream also means the old one is gone
-            except SocketError.Timeout:
-                raise
+                _send_frame(channel, frames.READY)
+                body = _read_frame(channel, ctx)
+            except (SocketError.Timeout, SocketError.ProtocolFailure):
+                raise  # a truncated frame is not "gone": the files stay unowned
             except SocketError:
-                pass
-            for name, unix_file in self._files.items():
+                body = None  # the old one is gone: it never removes the files again
+            if body is not None:
+                frames.given(body)  # anything but {"given": true}: ProtocolFailure, and the files stay unowned
+            for name, unix_file in files.items():
                 sock = self.get(name)
                 if isinstance(sock, (Server, Socket)) and not sock.closed:
                     give_unix_file(sock, unix_file)
@@ -263,8 +292,9 @@ def take(address: str | UnixAddress, *, ctx: Context | None = None, capability: 
 
     Raises:
         SocketError.AccessDenied: the process at ``address`` runs as another user.
-        SocketError.ProtocolFailure / ConnectionResetByPeer: the transfer failed;
-            nothing received is left open.
+        SocketError.ProtocolFailure / ConnectionResetByPeer: the transfer failed,
+            or a frame broke a bound of `janus_net.frames`, or named a file its socket
+            is not bound to; nothing received is left open, none held by the exception.
         SocketError.Timeout: the context ended.
     """
     addr = as_address(address)
@@ -319,32 +349,54 @@ def _connect_to_offer(addr: UnixAddress, ctx: Context | None) -> Stream | None:
         waited += _BOUND_PAUSE_MS / 1000
 
 
-def _files(frame: dict[str, Any], sockets: Mapping[str, AnySocket]) -> dict[str, UnixFile]:
-    """The socket files to own after ready(): each must still be the inode the predecessor created."""
-    files = frame.get("files")
-    if not isinstance(files, dict):
-        raise _protocol("no file list")
+def _files(body: bytes, sockets: Mapping[str, AnySocket]) -> dict[str, UnixFile]:
+    """The socket files to own after ready(): only those the kernel says are the received sockets' own.
+
+    The frame (`frames.files`, bounded) only says which files the predecessor gives
+    up; it never says which file to remove. A file is owned only if the received
+    socket itself is bound to that path (its getsockname, the kernel's word) and the
+    file there now is the inode that socket is bound to (sock_diag about the socket,
+    as `UnixFile.record` asks). A dev/ino sent along is a hint that must agree. A
+    socket bound to a relative path cannot say where its file is, and a kernel without
+    sock_diag cannot say which inode is the socket's: those files are never removed.
+    """
     owned: dict[str, UnixFile] = {}
-    for name, entry in files.items():
+    for name, entry in frames.files(body).items():
         sock = sockets.get(name)
-        if not isinstance(sock, (Server, Socket)) or not isinstance(entry, dict):
-            raise _protocol(f"a socket file for {name!r}, which is not a received Server or Socket")
-        path, dev, ino = entry.get("path"), entry.get("dev"), entry.get("ino")
-        if not isinstance(path, str) or type(dev) is not int or type(ino) is not int or not os.path.isabs(path):
-            raise _protocol(f"a malformed socket file entry for {name!r}")
+        if not isinstance(sock, (Server, Socket)):
+            raise frames.protocol(f"a socket file for {name!r}, which is not a received Server or Socket")
         address = sock.address
         if not isinstance(address, UnixAddress) or address.abstract:
-            raise _protocol(f"a socket file for {name!r}, which is not bound to a unix path")
-        try:
-            st = syscalls.lstat(path)
-        except (SocketError, ValueError):
-            continue  # gone already (or no file can have that name): nothing to remove later
-        if not st.is_socket or st.identity != (dev, ino):
-            continue  # replaced since: not ours to remove
-        unix_file = UnixFile(path)
-        unix_file.identity = (dev, ino)
-        owned[name] = unix_file
+            raise frames.protocol(f"a socket file for {name!r}, which is not bound to a unix path")
+        bound = os.fsencode(address.path)
+        if not bound.startswith(b"/"):
+            continue  # bound to a relative path: which file that is cannot be proven here
+        if os.fsencode(os.path.abspath(bound)) != os.fsencode(entry.path):
+            raise frames.protocol(f"the file named for {name!r} is not the path its socket is bound to")
+        identity = _bound_file(sock, entry.path)
+        if identity is not None and entry.hint in (None, identity):
+            unix_file = UnixFile(entry.path)
+            unix_file.identity = identity
+            owned[name] = unix_file
     return owned
+
+
+def _bound_file(sock: Server | Socket, path: str) -> tuple[int, int] | None:
+    """(st_dev, st_ino) of the socket file at ``path`` if it is the inode ``sock`` is bound to, else None."""
+    try:
+        st = syscalls.lstat(path)
+    except SocketError:
+        return None  # gone already (or unreadable): nothing to remove later
+    if not st.is_socket:
+        return None
+    try:
+        socket_ino = syscalls.fstat(sock.fileno()).ino & syscalls.VFS_INO_MASK
+        bound = syscalls.unix_diag(socket_ino, None)
+    except (SocketError.ProtocolUnsupportedBySystem, SocketError.AccessDenied):
+        return None  # the kernel cannot say which file is the socket's: trust nothing
+    if bound is None or bound != (st.dev, st.ino & syscalls.VFS_INO_MASK):
+        return None  # replaced since, or another file altogether: not ours to remove
+    return st.identity
 
 
 __all__ = ["HandOff", "offer", "take"]
