@@ -340,6 +340,19 @@ SEND = Syscall(
         E.ELOOP: SocketError.SymLinkLoop,
         # EPROTOTYPE: the unix destination is a socket of another type (a stream).
         E.EPROTOTYPE: SocketError.SocketModeUnsupported,
+        # EPERM: the destination does not let this socket send to it. A unix datagram
+        # socket connected to another socket takes datagrams from that peer only
+        # (unix_may_send in unix_dgram_sendmsg): its owner, not the caller, decides. A
+        # netfilter rule that drops the datagram on output, an LSM and Landlock's
+        # abstract-unix scope answer EPERM too. AccessDenied, not ConnectionRefused:
+        # the destination exists and listens; this sender is what it refuses.
+        E.EPERM: SocketError.AccessDenied,
+        # ECONNABORTED: another process destroyed the connection (ss -K, SOCK_DESTROY),
+        # reported to the next write.
+        E.ECONNABORTED: SocketError.ConnectionAborted,
+        # ETIMEDOUT: the peer stopped acknowledging (retransmissions or TCP_USER_TIMEOUT ran
+        # out, a keepalive went unanswered); the next write reports it.
+        E.ETIMEDOUT: SocketError.ConnectionTimedOut,
     },
     {
         E.EBADF: _OUR_FD,

@@ -792,6 +792,11 @@ DESIGN_5: dict[str, tuple[dict[str, str], set[str]]] = {
             "ENOTDIR": "NotDir",
             "ELOOP": "SymLinkLoop",
             "EPROTOTYPE": "SocketModeUnsupported",
+            # Added rows a peer or another process causes: a unix destination connected
+            # to someone else, a connection destroyed from outside, a peer gone silent.
+            "EPERM": "AccessDenied",
+            "ECONNABORTED": "ConnectionAborted",
+            "ETIMEDOUT": "ConnectionTimedOut",
         },
         {"EBADF", "EDESTADDRREQ", "EFAULT", "ENOTSOCK"},
     ),

@@ -14,6 +14,7 @@ import errno
 import os
 import socket
 import struct
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -219,13 +220,65 @@ def test_unix_destinations_give_file_system_members(tmp_path: Path) -> None:
                 sock.send(dest, b"x")
 
 
+def test_a_unix_destination_connected_to_another_socket_is_access_denied() -> None:
+    """A unix datagram socket connected to a partner takes datagrams from it only: EPERM, a peer's choice."""
+    with (
+        socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as target,
+        socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as partner,
+        socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as oracle,
+        jn.bind("unix:@janus-eperm-me") as me,
+    ):
+        target.bind("\0janus-eperm-target")
+        partner.bind("\0janus-eperm-partner")
+        target.connect("\0janus-eperm-partner")
+        with pytest.raises(PermissionError) as stdlib:
+            oracle.sendto(b"x", "\0janus-eperm-target")
+        assert stdlib.value.errno == errno.EPERM  # what the kernel says to anyone but the partner
+        with pytest.raises(E.AccessDenied) as one:
+            me.send("unix:@janus-eperm-target", b"x")
+        assert (one.value.errno, one.value.syscall) == (errno.EPERM, "send")
+        with pytest.raises(E.AccessDenied) as many:
+            me.send_many([("unix:@janus-eperm-target", b"x"), ("unix:@janus-eperm-target", b"y")])
+        assert many.value.errno == errno.EPERM
+        # A later datagram refused this way ends the batch with the count, as any error does.
+        assert me.send_many([("unix:@janus-eperm-partner", b"a"), ("unix:@janus-eperm-target", b"b")]) == 1
+        assert partner.recv(10) == b"a"
+
+
+def test_a_connection_another_process_destroys_is_connection_aborted() -> None:
+    """``ss -K`` (SOCK_DESTROY) kills the connection from outside: the next write says ECONNABORTED."""
+    with jn.listen("127.0.0.1:0") as server:
+        port = server.address.port
+        with jn.connect(f"127.0.0.1:{port}") as client, server.accept() as accepted:
+            killed = subprocess.run(
+                ["ss", "-K", "dst", "127.0.0.1", "dport", "=", str(port)], capture_output=True, text=True, timeout=30
+            )
+            if killed.returncode != 0 or f":{port}" not in killed.stdout:
+                pytest.skip(f"ss -K cannot destroy sockets here: {killed.stderr.strip()}")
+            with pytest.raises(E.ConnectionAborted) as aborted:
+                client.write(b"x")
+            assert (aborted.value.errno, aborted.value.syscall) == (errno.ECONNABORTED, "send")
+            with pytest.raises(E.ConnectionResetByPeer):
+                accepted.read(10)  # the destroyed socket sent its peer a reset
+
+
 def test_no_errno_a_peer_can_cause_is_a_bug_row() -> None:
     # The rows this module produces from real causes are members, never bug rows.
     reachable = {
         "socket": {errno.ESOCKTNOSUPPORT},
         "setsockopt": {errno.EOPNOTSUPP},
         "bind": {errno.ENODEV},
-        "send": {errno.EINVAL, errno.EISCONN, errno.EOPNOTSUPP, errno.ENOENT, errno.ENOTDIR, errno.ELOOP},
+        "send": {
+            errno.EINVAL,
+            errno.EISCONN,
+            errno.EOPNOTSUPP,
+            errno.ENOENT,
+            errno.ENOTDIR,
+            errno.ELOOP,
+            errno.EPERM,
+            errno.ECONNABORTED,
+            errno.ETIMEDOUT,
+        },
         "receive": {errno.EINVAL},
     }
     for table in syscalls.TABLES:
