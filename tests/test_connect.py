@@ -80,6 +80,52 @@ def test_bad_addresses_before_any_syscall() -> None:
     assert injection.failed == 0
 
 
+# Addresses that exist only on one link, without a zone: never dialled (no traffic to link-local).
+_NEEDS_ZONE = ("[fe80::1]:9", "[fe80::abcd]:443", "[ff02::1]:9")
+
+
+@pytest.mark.parametrize("where", _NEEDS_ZONE)
+def test_link_local_without_a_zone_is_refused_before_any_syscall_as_listen_does(where: str) -> None:
+    events: list[str] = []
+
+    def hook(name: str, args: tuple[object, ...]) -> None:
+        if name == "janus_net.connect":
+            events.append(str(args[0]))
+
+    sys.addaudithook(hook)  # hooks cannot be removed; it records only this test's addresses
+    # Armed for any number of calls: a socket() or connect() reaching the seam would be counted
+    # (and fail there, so nothing could leave even if the check were missing).
+    with fail("socket", errno.EIO, times=100) as made, fail("connect", errno.EIO, times=100) as dialled:
+        with pytest.raises(jn.SocketError.AddressUnavailable) as refused:
+            jn.connect(where)
+        with pytest.raises(jn.SocketError.AddressUnavailable) as bound:
+            jn.listen(where)
+    assert made.calls == 0 and dialled.calls == 0
+    assert where not in events  # refused before the audit event, too
+    error = refused.value
+    assert (error.errno, error.syscall, error.address) == (None, "connect", where)
+    assert "exists only on one link" in str(error)
+    # One check serves both: the same words, only the syscall differs.
+    assert bound.value.syscall == "bind" and str(bound.value.args[-1]) == str(error.args[-1])
+
+
+def test_link_local_without_a_zone_makes_no_socket_and_no_connect_under_strace(tmp_path: Path) -> None:
+    from tracing import MARK, calls_to, syscalls_after_mark
+
+    program = (
+        "import os, janus_net as jn\n"
+        f"os.write(1, {MARK!r})\n"
+        f"for where in {_NEEDS_ZONE!r}:\n"
+        "    try:\n"
+        "        jn.connect(where)\n"
+        "    except jn.SocketError.AddressUnavailable:\n"
+        "        print('refused')\n"
+    )
+    lines, out = syscalls_after_mark(program, tmp_path, trace="write,socket,connect")
+    assert out.split().count("refused") == len(_NEEDS_ZONE)
+    assert calls_to(lines, "socket", "connect") == []
+
+
 @contextmanager
 def full_tcp_backlog() -> Iterator[str]:
     """A TCP listener whose accept queue is full: the kernel drops new SYNs, so a connect waits."""
