@@ -784,6 +784,38 @@ PRCTL = Syscall(
     },
 )
 
+# seccomp(2), for the filter NetBind.enforce installs beside the Landlock ruleset.
+SECCOMP_ACTION_AVAIL = Syscall(
+    "seccomp",
+    {
+        # EINVAL: a kernel built without seccomp filters (every operation is EINVAL);
+        # ENOSYS: no seccomp(2) at all; EOPNOTSUPP: SECCOMP_RET_ERRNO unknown.
+        E.EINVAL: SocketError.OptionUnsupported,
+        E.ENOSYS: SocketError.OptionUnsupported,
+        E.EOPNOTSUPP: SocketError.OptionUnsupported,
+    },
+    bugs={E.EFAULT: "the action is an unsigned int janus_net passes by address"},
+    label="seccomp (action available)",
+)
+
+SECCOMP_SET_FILTER = Syscall(
+    "seccomp",
+    {
+        # EACCES: neither no_new_privs nor CAP_SYS_ADMIN (enforce sets no_new_privs first).
+        E.EACCES: SocketError.AccessDenied,
+        # ENOMEM: the filters of the thread would exceed the kernel's 32768 instructions, or memory.
+        E.ENOMEM: SocketError.SystemResources,
+        # ESRCH: another thread cannot take the filter (it runs a filter of its own).
+        E.ESRCH: SocketError.OptionUnsupported,
+    },
+    bugs={
+        E.EINVAL: "the program is built from the kernel's own constants, and TSYNC/TSYNC_ESRCH exist on every "
+        "kernel with Landlock network rules (6.7)",
+        E.EFAULT: "the program and its instructions are memory janus_net allocated",
+    },
+    label="seccomp (set filter)",
+)
+
 NS_OPEN = Syscall(
     "open",
     {
@@ -855,6 +887,8 @@ TABLES = (
     LANDLOCK_ADD_RULE,
     LANDLOCK_RESTRICT_SELF,
     PRCTL,
+    SECCOMP_ACTION_AVAIL,
+    SECCOMP_SET_FILTER,
     NS_OPEN,
     NS_GET_NSTYPE,
     SETNS,
@@ -889,6 +923,16 @@ def landlock_add_net_port_rule(ruleset: int, attr: Any) -> None:
 def landlock_restrict_self(ruleset: int, flags: int) -> None:
     """landlock_restrict_self(ruleset, flags): irreversible for this thread and what it starts."""
     retry(LANDLOCK_RESTRICT_SELF, lib.jn_landlock_restrict_self, (ruleset, flags))
+
+
+def seccomp_action_available(action: int) -> None:
+    """seccomp(SECCOMP_GET_ACTION_AVAIL, 0, &action): OptionUnsupported unless the kernel has filters and ``action``."""
+    retry(SECCOMP_ACTION_AVAIL, lib.jn_seccomp_action_avail, (action,))
+
+
+def seccomp_set_filter(flags: int, program: Any) -> None:
+    """seccomp(SECCOMP_SET_MODE_FILTER, flags, program): irreversible for the threads it reaches and their children."""
+    retry(SECCOMP_SET_FILTER, lib.jn_seccomp_set_filter, (flags, program))
 
 
 def set_no_new_privs() -> None:

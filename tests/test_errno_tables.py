@@ -589,6 +589,9 @@ ROUTES.update(
         "LANDLOCK_ADD_RULE": (enforce_in_child("landlock_add_rule"),),
         "PRCTL": (enforce_in_child("prctl"),),
         "LANDLOCK_RESTRICT_SELF": (enforce_in_child("landlock_restrict_self"),),
+        # The filter's availability is asked before anything changes; the filter goes last.
+        "SECCOMP_ACTION_AVAIL": (enforce_in_child("seccomp"),),
+        "SECCOMP_SET_FILTER": (enforce_in_child("seccomp", after=1),),
     }
 )
 
