@@ -616,16 +616,24 @@ try:
     socket.socket().bind(("127.0.0.1", 0))
 except PermissionError:
     zero = "refused"
+unbound = socket.socket()
+adopted = None
+try:                                                     # janus_net adopts only bound or listening sockets
+    jn.bind(f"fd://{unbound.fileno()}", mode=jn.Mode.STREAM)
+except jn.SocketError.InvalidAddress:
+    adopted = "refused"
+unbound.close()
 server = socket.socket()
 server.listen()                                          # never bound: the kernel picks a port
 port = server.getsockname()[1]
 client = socket.create_connection(("127.0.0.1", port), timeout=30)
 conn, _ = server.accept()
 client.sendall(b"open")
-print(json.dumps({"zero": zero, "served": conn.recv(4).decode(), "port": port, "allowed": allowed}))
+print(json.dumps({"zero": zero, "served": conn.recv(4).decode(), "port": port, "allowed": allowed,
+                  "adopted": adopted}))
 """
     )
-    assert out["zero"] == "refused"
+    assert out["zero"] == "refused" and out["adopted"] == "refused"
     assert out["served"] == "open" and out["port"] != out["allowed"]
 
 
