@@ -423,6 +423,13 @@ CONNECT = Syscall(
         E.EAFNOSUPPORT: SocketError.AddressFamilyUnsupported,
         E.ENOBUFS: SocketError.SystemResources,
         E.ENOMEM: SocketError.SystemResources,
+        # An ICMP error a router or the peer sends while the SYN is out (tcp_v4_err makes
+        # the fatal ones the socket's error, read back with SO_ERROR): host unknown,
+        # host isolated, protocol unreachable, parameter problem.
+        E.EHOSTDOWN: SocketError.HostUnreachable,
+        E.ENONET: SocketError.NetworkUnreachable,
+        E.ENOPROTOOPT: SocketError.ConnectionRefused,
+        E.EPROTO: SocketError.ProtocolFailure,
     },
     {
         E.EBADF: _OUR_FD,

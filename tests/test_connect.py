@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import os
 import select
 import socket
@@ -327,3 +328,79 @@ def _connect_interrupted_at_every_line(connect: Callable[[], jn.Stream], files: 
             sys.settrace(None)
         client.close()
         return n
+
+
+# --- ICMP errors during the handshake: a router or the peer can send them, so each is a member.
+
+_ICMP_DURING_CONNECT = r"""
+import json, socket, struct, subprocess, sys, threading, time
+import janus_net as jn
+icmp_type, icmp_code = int(sys.argv[1]), int(sys.argv[2])
+subprocess.run(["ip", "link", "set", "lo", "up"], check=True)        # a namespace of this process's own
+# A listener with a full accept queue drops new SYNs: the connect stays in SYN_SENT.
+server = socket.socket()
+server.bind(("127.0.0.1", 0))
+server.listen(0)
+port = server.getsockname()[1]
+fillers = []
+for _ in range(4):
+    filler = socket.socket()
+    filler.setblocking(False)
+    filler.connect_ex(("127.0.0.1", port))
+    fillers.append(filler)
+time.sleep(0.2)
+filler_ports = {f.getsockname()[1] for f in fillers}
+tap = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(0x0800))   # sees the SYN on lo
+tap.bind(("lo", 0x0800))
+tap.settimeout(30)
+outcome = []
+def dial():
+    try:
+        jn.connect(f"127.0.0.1:{port}", ctx=jn.Context.with_timeout(60)).close()
+        outcome.append(["connected"])
+    except jn.SocketError as e:
+        outcome.append([e.member, e.errno, e.syscall])
+    except BaseException as e:
+        outcome.append([type(e).__name__, str(e)])
+thread = threading.Thread(target=dial)
+thread.start()
+while True:
+    packet = tap.recv(65535)
+    ihl = (packet[0] & 0x0F) * 4
+    if packet[9] != 6 or packet[ihl + 13] != 0x02:                     # TCP, SYN only
+        continue
+    source, dest = struct.unpack("!HH", packet[ihl : ihl + 4])
+    if dest == port and source not in filler_ports:
+        break
+# The ICMP error quotes the SYN's IP header and first 8 bytes (ports, sequence), as a router would.
+body = struct.pack("!BBHI", icmp_type, icmp_code, 0, 0) + packet[: ihl + 8]
+total = sum(struct.unpack(f"!{len(body) // 2}H", body))
+total = (total >> 16) + (total & 0xFFFF)
+total += total >> 16
+body = body[:2] + struct.pack("!H", ~total & 0xFFFF) + body[4:]
+with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as raw:
+    raw.sendto(body, ("127.0.0.1", 0))
+thread.join(60)
+print(json.dumps(outcome[0]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("icmp_type", "icmp_code", "member", "err"),
+    [
+        (3, 7, "HostUnreachable", errno.EHOSTDOWN),  # destination host unknown
+        (3, 8, "NetworkUnreachable", errno.ENONET),  # source host isolated
+        (3, 2, "ConnectionRefused", errno.ENOPROTOOPT),  # protocol unreachable
+        (12, 0, "ProtocolFailure", errno.EPROTO),  # parameter problem
+    ],
+)
+def test_an_icmp_error_during_the_handshake_is_a_member(icmp_type: int, icmp_code: int, member: str, err: int) -> None:
+    """Forged on the loopback of a namespace the test makes, quoting the real SYN: never Unexpected."""
+    done = subprocess.run(
+        ["unshare", "-n", sys.executable, "-c", _ICMP_DURING_CONNECT, str(icmp_type), str(icmp_code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == [member, err, "connect"]
