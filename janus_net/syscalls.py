@@ -425,10 +425,12 @@ CONNECT = Syscall(
         E.ENOMEM: SocketError.SystemResources,
         # An ICMP error a router or the peer sends while the SYN is out (tcp_v4_err makes
         # the fatal ones the socket's error, read back with SO_ERROR): host unknown,
-        # host isolated, protocol unreachable, parameter problem.
+        # host isolated, protocol unreachable, parameter problem. Protocol unreachable
+        # is ProtocolFailure, not ConnectionRefused: only ECONNREFUSED may tell the unix
+        # stale-file probe that nobody listens.
         E.EHOSTDOWN: SocketError.HostUnreachable,
         E.ENONET: SocketError.NetworkUnreachable,
-        E.ENOPROTOOPT: SocketError.ConnectionRefused,
+        E.ENOPROTOOPT: SocketError.ProtocolFailure,
         E.EPROTO: SocketError.ProtocolFailure,
     },
     {

@@ -390,7 +390,7 @@ print(json.dumps(outcome[0]))
     [
         (3, 7, "HostUnreachable", errno.EHOSTDOWN),  # destination host unknown
         (3, 8, "NetworkUnreachable", errno.ENONET),  # source host isolated
-        (3, 2, "ConnectionRefused", errno.ENOPROTOOPT),  # protocol unreachable
+        (3, 2, "ProtocolFailure", errno.ENOPROTOOPT),  # protocol unreachable
         (12, 0, "ProtocolFailure", errno.EPROTO),  # parameter problem
     ],
 )
