@@ -20,10 +20,9 @@ one comparison.
 from __future__ import annotations
 
 import errno as E  # noqa: N812 - E.EBADF keeps the tables' rows short and aligned
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
-
-import sys
 
 from janus_net import errors, platform
 from janus_net._shim import ffi, lib
