@@ -355,6 +355,8 @@ class _Lib:
     JN_SECCOMP_NR_IO_URING_SETUP: int
     JN_SECCOMP_SYS_SOCKET: int
     JN_IPPROTO_MPTCP: int
+    JN_IPPROTO_SMC: int
+    JN_AF_SMC: int
     JN_SECCOMP_DATA_NR: int
     JN_SECCOMP_DATA_ARCH: int
     JN_SECCOMP_DATA_ARG0_LO: int

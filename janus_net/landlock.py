@@ -69,6 +69,8 @@ _lock = _thread.allocate_lock()
 _allowed: frozenset[int] | None = None
 # Whether this process (or the one it was forked from) installed the seccomp filter.
 _filtered = False
+# Protocols of TCP-serving sockets that Landlock's IPPROTO_TCP rules do not see.
+_UNCOVERED = frozenset({lib.JN_IPPROTO_MPTCP, lib.JN_IPPROTO_SMC})
 
 
 def abi() -> int:
@@ -179,7 +181,9 @@ def filter_program() -> Program:
 
     In order: a syscall of another architecture's ABI (the audit arch differs, or an
     x32 number on x86_64) fails with EPERM, since its numbers would bypass the rest;
-    socket(AF_INET or AF_INET6, any type, IPPROTO_MPTCP) fails with EACCES;
+    socket(AF_INET or AF_INET6, any type, IPPROTO_MPTCP or IPPROTO_SMC) and
+    socket(AF_SMC, ...) fail with EACCES (both serve TCP clients from sockets that are
+    not IPPROTO_TCP, which Landlock's rules do not see);
     io_uring_setup fails with EPERM; where the architecture multiplexes through
     socketcall, its SYS_SOCKET fails with EACCES (the protocol lies in memory the
     filter cannot read); everything else is allowed.
@@ -209,10 +213,12 @@ def filter_program() -> Program:
         op("", jeq, lib.JN_SECCOMP_NR_SOCKETCALL, "socketcall", None)
     op("", ret, allow)
     op("socket", ld, lib.JN_SECCOMP_DATA_ARG0_LO)  # the family
+    op("", jeq, lib.JN_AF_SMC, "eacces", None)
     op("", jeq, lib.AF_INET, "protocol", None)
     op("", jeq, lib.AF_INET6, "protocol", "allow")
     op("protocol", ld, lib.JN_SECCOMP_DATA_ARG2_LO)
-    op("", jeq, lib.JN_IPPROTO_MPTCP, "eacces", "allow")
+    op("", jeq, lib.JN_IPPROTO_MPTCP, "eacces", None)
+    op("", jeq, lib.JN_IPPROTO_SMC, "eacces", "allow")
     if lib.JN_SECCOMP_NR_SOCKETCALL >= 0:
         op("socketcall", ld, lib.JN_SECCOMP_DATA_ARG0_LO)  # the multiplexed call
         op("", jeq, lib.JN_SECCOMP_SYS_SOCKET, "eacces", "allow")
@@ -231,15 +237,17 @@ def filter_program() -> Program:
 def refuse_uncovered(address: Address, mode: int, protocol: int) -> None:
     """CapabilityDenied (``.reason == "kernel"``) for a bind the enforced ruleset could not see.
 
-    Once `enforce` ran, janus_net makes no IPPROTO_MPTCP socket: Landlock's rules
-    cover IPPROTO_TCP only, so an MPTCP socket would bind any port (the seccomp
-    filter refuses its socket() for all code too; this says why, before any syscall).
+    Once `enforce` ran, janus_net makes no IPPROTO_MPTCP or IPPROTO_SMC socket:
+    Landlock's rules cover IPPROTO_TCP only, so such a socket would bind any port and
+    serve TCP clients (the seccomp filter refuses its socket() for all code too; this
+    says why, before any syscall).
     """
-    if _allowed is None or protocol != lib.JN_IPPROTO_MPTCP or not isinstance(address, (Ip4Address, Ip6Address)):
+    if _allowed is None or protocol not in _UNCOVERED or not isinstance(address, (Ip4Address, Ip6Address)):
         return
+    name = "IPPROTO_MPTCP" if protocol == lib.JN_IPPROTO_MPTCP else "IPPROTO_SMC"
     denied = SocketError.CapabilityDenied(
         None,
-        "an enforced capability refuses IPPROTO_MPTCP sockets: Landlock's TCP bind rules do not cover them",
+        f"an enforced capability refuses {name} sockets: Landlock's TCP bind rules do not cover them",
         syscall="socket",
         address=str(address),
     )

@@ -5,7 +5,9 @@ From <linux/seccomp.h>, <linux/filter.h> (the classic BPF opcodes), <linux/audit
 The filter closes a gap of Landlock's network rules (DESIGN §14): they cover
 IPPROTO_TCP sockets only, so an IPPROTO_MPTCP socket binds any port. The program
 (built in `janus_net.landlock` from these constants, never from numbers written in
-Python) refuses socket(AF_INET/AF_INET6, ..., IPPROTO_MPTCP), socketcall's
+Python) refuses socket(AF_INET/AF_INET6, ..., IPPROTO_MPTCP or IPPROTO_SMC) and
+socket(AF_SMC, ...) (SMC too serves TCP clients from a socket that is not
+IPPROTO_TCP), socketcall's
 SYS_SOCKET where the architecture has socketcall (its arguments live in memory a
 filter cannot read), io_uring_setup (an io_uring's IORING_OP_SOCKET makes sockets
 without the socket syscall), and every syscall of another architecture's ABI
@@ -42,6 +44,9 @@ static const int JN_SECCOMP_NR_SOCKETCALL;
 static const int JN_SECCOMP_NR_IO_URING_SETUP;
 static const int JN_SECCOMP_SYS_SOCKET;
 static const int JN_IPPROTO_MPTCP;
+/* SMC serves TCP clients from sockets Landlock's TCP rules do not see either. */
+static const int JN_IPPROTO_SMC;
+static const int JN_AF_SMC;
 /* Offsets into struct seccomp_data; an argument's low 32 bits (the int the kernel reads). */
 static const int JN_SECCOMP_DATA_NR;
 static const int JN_SECCOMP_DATA_ARCH;
@@ -116,6 +121,18 @@ static const int JN_IPPROTO_MPTCP = IPPROTO_MPTCP;
 /* The kernel's UAPI value (include/uapi/linux/in.h, Linux 5.6), for libc headers that lack it. */
 static const int JN_IPPROTO_MPTCP = 262;
 #  endif
+#  if defined(IPPROTO_SMC)
+static const int JN_IPPROTO_SMC = IPPROTO_SMC;
+#  else
+/* The kernel's UAPI value (include/uapi/linux/in.h, Linux 6.11). */
+static const int JN_IPPROTO_SMC = 256;
+#  endif
+#  if defined(AF_SMC)
+static const int JN_AF_SMC = AF_SMC;
+#  else
+/* The kernel's UAPI value (include/linux/socket.h, Linux 4.11). */
+static const int JN_AF_SMC = 43;
+#  endif
 static const int JN_SECCOMP_DATA_NR = offsetof(struct seccomp_data, nr);
 static const int JN_SECCOMP_DATA_ARCH = offsetof(struct seccomp_data, arch);
 #  if __BYTE_ORDER == __LITTLE_ENDIAN
@@ -166,6 +183,8 @@ static const int JN_SECCOMP_NR_SOCKETCALL = -1;
 static const int JN_SECCOMP_NR_IO_URING_SETUP = -1;
 static const int JN_SECCOMP_SYS_SOCKET = 0;
 static const int JN_IPPROTO_MPTCP = 0;
+static const int JN_IPPROTO_SMC = 0;
+static const int JN_AF_SMC = 0;
 static const int JN_SECCOMP_DATA_NR = 0;
 static const int JN_SECCOMP_DATA_ARCH = 0;
 static const int JN_SECCOMP_DATA_ARG0_LO = 0;
