@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import socket
 import struct
 import subprocess
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -260,6 +263,53 @@ def test_a_connection_another_process_destroys_is_connection_aborted() -> None:
             assert (aborted.value.errno, aborted.value.syscall) == (errno.ECONNABORTED, "send")
             with pytest.raises(E.ConnectionResetByPeer):
                 accepted.read(10)  # the destroyed socket sent its peer a reset
+
+
+@pytest.fixture
+def linked_namespaces() -> Iterator[tuple[str, str]]:
+    """Two network namespaces the test makes, ``a`` (10.78.0.1) and ``b`` (10.78.0.2), joined by a veth pair."""
+    if shutil.which("ip") is None:
+        pytest.skip("needs iproute2's ip")
+    tag = uuid.uuid4().hex[:8]
+    a, b = f"jn-rows-a-{tag}", f"jn-rows-b-{tag}"
+
+    def ip(*args: str) -> None:
+        subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
+
+    ip("netns", "add", a)
+    try:
+        ip("netns", "add", b)
+        try:
+            ip("-n", a, "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns", b)
+            for ns, dev, addr in ((a, "va", "10.78.0.1/24"), (b, "vb", "10.78.0.2/24")):
+                ip("-n", ns, "addr", "add", addr, "dev", dev)
+                ip("-n", ns, "link", "set", dev, "up")
+                ip("-n", ns, "link", "set", "lo", "up")
+            yield a, b
+        finally:
+            ip("netns", "del", b)
+    finally:
+        ip("netns", "del", a)
+
+
+def test_a_peer_that_stops_acknowledging_is_connection_timed_out(linked_namespaces: tuple[str, str]) -> None:
+    """The peer's link goes down; TCP_USER_TIMEOUT runs out; the next write says ETIMEDOUT."""
+    a, b = linked_namespaces
+    with (
+        jn.listen("10.78.0.2:0", netns=f"/run/netns/{b}") as server,
+        jn.connect(f"10.78.0.2:{server.address.port}", netns=f"/run/netns/{a}") as client,
+        server.accept() as accepted,
+    ):
+        with socket.socket(fileno=os.dup(client.fileno())) as view:
+            view.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, 200)  # milliseconds
+        subprocess.run(["ip", "-n", b, "link", "set", "vb", "down"], check=True, timeout=30)
+        deadline = time.monotonic() + 60  # only "did not hang": the timeout is 200 ms
+        with pytest.raises(E.ConnectionTimedOut) as timed_out:
+            while time.monotonic() < deadline:
+                client.write(b"x")  # queued until the retransmissions give up
+                time.sleep(0.05)
+        assert (timed_out.value.errno, timed_out.value.syscall) == (errno.ETIMEDOUT, "send")
+        assert accepted.address.host == "10.78.0.1"
 
 
 def test_no_errno_a_peer_can_cause_is_a_bug_row() -> None:
