@@ -346,6 +346,33 @@ class _Lib:
     JN_BPF_A: int
     JN_SKF_AD_OFF: int
     JN_SKF_AD_CPU: int
+    # the seccomp filter beside the Landlock ruleset (native/linux_seccomp_h.py); -1: no such syscall
+    JN_HAS_SECCOMP: Literal[0, 1]
+    JN_SECCOMP_AUDIT_ARCH: int
+    JN_SECCOMP_X32_SYSCALL_BIT: int
+    JN_SECCOMP_NR_SOCKET: int
+    JN_SECCOMP_NR_SOCKETCALL: int
+    JN_SECCOMP_NR_IO_URING_SETUP: int
+    JN_SECCOMP_SYS_SOCKET: int
+    JN_IPPROTO_MPTCP: int
+    JN_IPPROTO_SMC: int
+    JN_AF_SMC: int
+    JN_SECCOMP_DATA_NR: int
+    JN_SECCOMP_DATA_ARCH: int
+    JN_SECCOMP_DATA_ARG0_LO: int
+    JN_SECCOMP_DATA_ARG2_LO: int
+    JN_SECCOMP_RET_ALLOW: int
+    JN_SECCOMP_RET_ERRNO: int
+    JN_SECCOMP_RET_DATA: int
+    JN_SECCOMP_SET_MODE_FILTER: int
+    JN_SECCOMP_GET_ACTION_AVAIL: int
+    JN_SECCOMP_FILTER_FLAG_TSYNC: int
+    JN_BPF_JMP: int
+    JN_BPF_JEQ: int
+    JN_BPF_JGE: int
+    JN_BPF_K: int
+    def jn_seccomp_action_avail(self, action: int, /) -> int: ...
+    def jn_seccomp_set_filter(self, flags: int, prog: CData, /) -> int: ...
     # native/jn_steps.py: the listen/bind step sequence (a native fast path, DESIGN §2)
     JN_STEPS_MAX_OPTS: int
     def jn_steps(self, plan: CData, io: CData, sa: CData, salen: int, start: int, stop: int, /) -> int: ...

@@ -291,7 +291,9 @@ class Ip6Address(_Value):
         """The encoded sockaddr to send a datagram to (see `Ip4Address.destination`).
 
         Raises:
-            SocketError.AddressUnavailable: the port is 0.
+            SocketError.AddressUnavailable: the port is 0. (A link-local address without
+                a zone is a destination: a socket bound to an interface sends on that
+                link, and sendto answers ENETUNREACH where no link has a route to it.)
             SocketError.AddressFamilyUnsupported: ``family`` (an IPv4 or unix socket)
                 cannot send to an IPv6 address.
         """
@@ -395,6 +397,28 @@ def _port_zero(target: Address) -> SocketError:
     return SocketError.AddressUnavailable(
         None, "port 0 is not a destination: the kernel sends nothing to it", syscall="send", address=str(target)
     )
+
+
+def require_zone(address: Address, syscall: str) -> None:
+    """AddressUnavailable for an IPv6 address that exists only on one link and names none.
+
+    The one check of both paths where the kernel needs the zone: bind
+    (`janus_net.options.validate`) and connect (`janus_net.connect`). Both would answer
+    EINVAL, a row that otherwise means a bug, so the address is refused before any
+    syscall. A datagram's destination is not checked: a socket bound to an interface
+    (``device=``, or a zoned local address) sends to ``[fe80::2]:53`` on that link.
+
+    Args:
+        address: any address; only an IPv6 one whose `Ip6Address.needs_zone` holds and
+            whose ``scope_id`` is 0 is refused.
+        syscall: the call the error stands for (``"bind"``, ``"connect"``, ``"send"``).
+
+    Raises:
+        SocketError.AddressUnavailable: ``errno`` None, naming ``syscall`` and the address.
+    """
+    if isinstance(address, Ip6Address) and not address.scope_id and address.needs_zone:
+        why = f"{address.ip} exists only on one link: name the interface, as in [{address.ip}%eth0]:{address.port}"
+        raise SocketError.AddressUnavailable(None, why, syscall=syscall, address=str(address))
 
 
 def _other_family(target: Address, family: int) -> SocketError:

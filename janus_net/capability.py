@@ -158,8 +158,12 @@ class NetBind:
 
         From then on no code in the process or its later children can bind a TCP port
         outside ``.ports`` (port 0 only if allowed explicitly); a janus_net bind the
-        kernel refuses raises ``CapabilityDenied`` with ``.reason == "kernel"``. UDP,
-        unix sockets and outgoing connections are not restricted by the kernel.
+        kernel refuses raises ``CapabilityDenied`` with ``.reason == "kernel"``. A
+        seccomp filter on every thread (inherited by children) refuses what Landlock's
+        TCP rules cannot see: MPTCP sockets (EACCES), io_uring_setup and syscalls of
+        another ABI (EPERM); janus_net's own MPTCP binds are ``CapabilityDenied`` before
+        any syscall. UDP, unix sockets, outgoing connections and listen() on a socket
+        nobody bound (which autobinds a port) are not restricted by the kernel.
         Audited as one ``enforce`` record (``port`` None, ``address`` the text
         ``"landlock tcp-bind 3000,8000,8080"``), written once the restriction holds; the
         PEP 578 event ``janus_net.enforce`` (id, ports) is raised before anything changes,
@@ -169,9 +173,9 @@ class NetBind:
 
         Raises:
             SocketError.OptionUnsupported: no Landlock network rules (ABI < 4, Landlock
-                disabled or not built), or other threads run on a kernel that restricts
-                only the calling thread (call ``enforce()`` before starting threads);
-                nothing was changed.
+                disabled or not built), no seccomp filters, or other threads run on a
+                kernel that restricts only the calling thread (call ``enforce()`` before
+                starting threads); nothing was changed.
             SocketError.AccessDenied: the kernel refused ``no_new_privs`` or the
                 restriction (a seccomp filter, say).
             SocketError.SystemResources: no memory, or the process already has the

@@ -27,7 +27,7 @@ import sys
 from janus_net import descriptor, platform, syscalls, waiting
 from janus_net import netns as namespaces
 from janus_net._shim import lib
-from janus_net.address import Address, UnixAddress, as_address
+from janus_net.address import Address, UnixAddress, as_address, require_zone
 from janus_net.errors import SocketError
 from janus_net.netns import NamespacePath
 from janus_net.socket import Stream
@@ -76,6 +76,8 @@ def connect(address: str | Address, *, ctx: Context | None = None, netns: Namesp
         SocketError.FileNotFound / AccessDenied / NotDir: the unix path's lookup failed.
         SocketError.NetworkUnreachable / HostUnreachable / ConnectionTimedOut /
             AddressUnavailable: the route or the peer failed.
+        SocketError.AddressUnavailable: a link-local address without a zone
+            (``[fe80::1]:9``), before the audit event and any syscall, as `listen` does.
         SocketError.Timeout: the context was cancelled or its deadline passed.
 
     The PEP 578 audit event ``janus_net.connect`` (address text) is raised before the
@@ -84,6 +86,7 @@ def connect(address: str | Address, *, ctx: Context | None = None, netns: Namesp
     addr = as_address(address)
     if isinstance(addr, UnixAddress) and addr.unnamed:
         raise SocketError.InvalidAddress(None, "cannot connect to an unnamed unix address", address=str(addr))
+    require_zone(addr, "connect")  # listen's check: fe80::1 without a link is refused before any syscall
     if netns is not None:
         namespaces.check_path(netns)  # ValueError/TypeError before any syscall or audit event
     sys.audit("janus_net.connect", str(addr))

@@ -15,13 +15,24 @@ port the capability does not allow. The steps:
    LANDLOCK_RULE_NET_PORT rule per allowed port (port 0, an ephemeral port, only if
    the capability allows 0 explicitly);
 4. PR_SET_NO_NEW_PRIVS, then ``landlock_restrict_self`` -- irreversible;
-5. remember the enforced ports, so that an EACCES from a later TCP bind on a port
-   they do not allow is reported as ``CapabilityDenied`` with ``.reason == "kernel"``;
-6. write one `AuditRecord` (operation ``"enforce"``) to the capability's sink.
+5. install a seccomp filter (`filter_program`) on every thread (SECCOMP_FILTER_FLAG_TSYNC),
+   inherited by every child: Landlock's network rules cover IPPROTO_TCP only, so the
+   filter refuses what would bind around them -- socket() of IPPROTO_MPTCP
+   (EACCES), io_uring_setup (EPERM: an io_uring makes sockets without socket(2)),
+   socketcall's SYS_SOCKET where the architecture has socketcall, and every syscall
+   of a foreign ABI (compat, x32: EPERM). Once per process: a second enforcement
+   stacks a ruleset, not a filter;
+6. remember the enforced ports, so that an EACCES from a later TCP bind on a port
+   they do not allow is reported as ``CapabilityDenied`` with ``.reason == "kernel"``,
+   and janus_net's own binds refuse MPTCP before any syscall (`refuse_uncovered`);
+7. write one `AuditRecord` (operation ``"enforce"``) to the capability's sink.
 
 Not enforced by the kernel (and not claimed): UDP and other non-TCP binds, unix
 socket paths and abstract names, outgoing connections (LANDLOCK_ACCESS_NET_CONNECT_TCP
-is deliberately not handled).
+is deliberately not handled), and listen() on an unbound TCP socket, which binds a
+kernel-chosen port with no bind hook -- a filter cannot see whether a socket is
+bound, and janus_net itself never listens before it binds. README "Kernel-enforced
+capability" lists each gap with the test that shows it.
 """
 
 from __future__ import annotations
@@ -42,6 +53,8 @@ TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (do
 
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from janus_net.audit import Sink
 
 #: The lowest Landlock ABI `enforce` accepts: 4, the first with network rules. Tests
@@ -54,6 +67,10 @@ _TSYNC_ABI = 8
 _lock = _thread.allocate_lock()
 # The TCP ports every enforced ruleset allows (stacked rulesets intersect); None: none enforced.
 _allowed: frozenset[int] | None = None
+# Whether this process (or the one it was forked from) installed the seccomp filter.
+_filtered = False
+# Protocols of TCP-serving sockets that Landlock's IPPROTO_TCP rules do not see.
+_UNCOVERED = frozenset({lib.JN_IPPROTO_MPTCP, lib.JN_IPPROTO_SMC})
 
 
 def abi() -> int:
@@ -73,10 +90,13 @@ def enforce(capability_id: str, ports: Iterable[int], audit: Sink | None) -> Non
 
     Raises:
         SocketError.OptionUnsupported: the kernel has no Landlock network rules (ABI
-            below `MINIMUM_ABI`), or other threads run and the kernel cannot restrict
-            them all; nothing was changed.
-        SocketError.AccessDenied: the kernel refused no_new_privs or the restriction.
-        SocketError.SystemResources: no memory, or too many stacked Landlock domains.
+            below `MINIMUM_ABI`), no seccomp filters (or the shim does not know this
+            architecture's audit arch), or other threads run and the kernel cannot
+            restrict them all; nothing was changed. Also (after the ruleset holds)
+            ESRCH: a thread with a seccomp filter of its own cannot take ours.
+        SocketError.AccessDenied: the kernel refused no_new_privs, the restriction or the filter.
+        SocketError.SystemResources: no memory, too many stacked Landlock domains, or
+            seccomp filters over the kernel's instruction limit (the ruleset then holds).
         Any exception of the audit sink, after the restriction is in force.
     """
     allowed = frozenset(ports)
@@ -86,6 +106,8 @@ def enforce(capability_id: str, ports: Iterable[int], audit: Sink | None) -> Non
             None,
             f"the kernel cannot enforce TCP bind rules: Landlock ABI {offered}, network rules need {MINIMUM_ABI}",
         )
+    if not _filtered:
+        _filter_available()  # OptionUnsupported, nothing changed, where the filter cannot be installed
     flags = lib.JN_LANDLOCK_RESTRICT_SELF_TSYNC if offered >= _TSYNC_ABI else 0
     if not flags:
         threads = _thread_count()
@@ -107,9 +129,130 @@ def enforce(capability_id: str, ports: Iterable[int], audit: Sink | None) -> Non
 
 
 def _restrict_and_remember(allowed: frozenset[int], flags: int) -> None:
-    global _allowed
+    global _allowed, _filtered
     _restrict(allowed, flags)
+    # Remembered before the filter: the ruleset holds from here on, whatever follows.
     _allowed = allowed if _allowed is None else _allowed & allowed
+    if not _filtered:
+        program = filter_program()
+        syscalls.seccomp_set_filter(lib.JN_SECCOMP_FILTER_FLAG_TSYNC, program.fprog)
+        _filtered = True
+
+
+def filtered() -> bool:
+    """Whether `enforce` installed the seccomp filter in this process (or the one it was forked from)."""
+    return _filtered
+
+
+def _filter_available() -> None:
+    if not lib.JN_HAS_SECCOMP:
+        raise SocketError.OptionUnsupported(
+            None,
+            "this build cannot install the seccomp filter that closes Landlock's MPTCP gap (no seccomp(2) or an "
+            "architecture the shim does not know)",
+        )
+    syscalls.seccomp_action_available(lib.JN_SECCOMP_RET_ERRNO)
+
+
+class Program:
+    """A classic BPF program for seccomp: ``fprog`` (a ``struct sock_fprog *``) and the instructions it points at."""
+
+    __slots__ = ("fprog", "instructions")
+
+    def __init__(self, instructions: list[tuple[int, int, int, int]]) -> None:
+        self.instructions: Any = ffi.new("struct sock_filter[]", len(instructions))
+        for slot, (code, jt, jf, k) in enumerate(instructions):
+            item = self.instructions[slot]
+            item.code, item.jt, item.jf, item.k = code, jt, jf, k
+        self.fprog: Any = ffi.new("struct sock_fprog *")
+        self.fprog.len = len(instructions)
+        self.fprog.filter = self.instructions
+
+    def __len__(self) -> int:
+        return int(self.fprog.len)
+
+    def __getitem__(self, slot: int) -> tuple[int, int, int, int]:
+        item = self.instructions[slot]
+        return int(item.code), int(item.jt), int(item.jf), int(item.k)
+
+
+def filter_program() -> Program:
+    """The seccomp program `enforce` installs, from the shim's constants (native/linux_seccomp_h.py).
+
+    In order: a syscall of another architecture's ABI (the audit arch differs, or an
+    x32 number on x86_64) fails with EPERM, since its numbers would bypass the rest;
+    socket(AF_INET or AF_INET6, any type, IPPROTO_MPTCP or IPPROTO_SMC) and
+    socket(AF_SMC, ...) fail with EACCES (both serve TCP clients from sockets that are
+    not IPPROTO_TCP, which Landlock's rules do not see);
+    io_uring_setup fails with EPERM; where the architecture multiplexes through
+    socketcall, its SYS_SOCKET fails with EACCES (the protocol lies in memory the
+    filter cannot read); everything else is allowed.
+    """
+    ld = lib.JN_BPF_LD | lib.JN_BPF_W | lib.JN_BPF_ABS
+    jeq = lib.JN_BPF_JMP | lib.JN_BPF_JEQ | lib.JN_BPF_K
+    jge = lib.JN_BPF_JMP | lib.JN_BPF_JGE | lib.JN_BPF_K
+    ret = lib.JN_BPF_RET | lib.JN_BPF_K
+    allow = lib.JN_SECCOMP_RET_ALLOW
+    data = lib.JN_SECCOMP_RET_DATA
+    # (opcode, k, label when true, label when false); None: the next instruction.
+    code: list[tuple[str, int, int, str | None, str | None]] = []
+
+    def op(label: str, opcode: int, k: int, true: str | None = None, false: str | None = None) -> None:
+        code.append((label, opcode, k, true, false))
+
+    op("", ld, lib.JN_SECCOMP_DATA_ARCH)
+    op("", jeq, lib.JN_SECCOMP_AUDIT_ARCH, None, "foreign")
+    op("", ld, lib.JN_SECCOMP_DATA_NR)
+    if lib.JN_SECCOMP_X32_SYSCALL_BIT:
+        op("", jge, lib.JN_SECCOMP_X32_SYSCALL_BIT, "foreign", None)
+    if lib.JN_SECCOMP_NR_SOCKET >= 0:
+        op("", jeq, lib.JN_SECCOMP_NR_SOCKET, "socket", None)
+    if lib.JN_SECCOMP_NR_IO_URING_SETUP >= 0:
+        op("", jeq, lib.JN_SECCOMP_NR_IO_URING_SETUP, "eperm", None)
+    if lib.JN_SECCOMP_NR_SOCKETCALL >= 0:
+        op("", jeq, lib.JN_SECCOMP_NR_SOCKETCALL, "socketcall", None)
+    op("", ret, allow)
+    op("socket", ld, lib.JN_SECCOMP_DATA_ARG0_LO)  # the family
+    op("", jeq, lib.JN_AF_SMC, "eacces", None)
+    op("", jeq, lib.AF_INET, "protocol", None)
+    op("", jeq, lib.AF_INET6, "protocol", "allow")
+    op("protocol", ld, lib.JN_SECCOMP_DATA_ARG2_LO)
+    op("", jeq, lib.JN_IPPROTO_MPTCP, "eacces", None)
+    op("", jeq, lib.JN_IPPROTO_SMC, "eacces", "allow")
+    if lib.JN_SECCOMP_NR_SOCKETCALL >= 0:
+        op("socketcall", ld, lib.JN_SECCOMP_DATA_ARG0_LO)  # the multiplexed call
+        op("", jeq, lib.JN_SECCOMP_SYS_SOCKET, "eacces", "allow")
+    op("allow", ret, allow)
+    op("eacces", ret, lib.JN_SECCOMP_RET_ERRNO | (errno.EACCES & data))
+    op("eperm", ret, lib.JN_SECCOMP_RET_ERRNO | (errno.EPERM & data))
+    op("foreign", ret, lib.JN_SECCOMP_RET_ERRNO | (errno.EPERM & data))
+    where = {label: slot for slot, (label, *_rest) in enumerate(code) if label}
+
+    def jump(slot: int, label: str | None) -> int:
+        return 0 if label is None else where[label] - slot - 1  # BPF jumps count from the next instruction
+
+    return Program([(opcode, jump(i, t), jump(i, f), k) for i, (_, opcode, k, t, f) in enumerate(code)])
+
+
+def refuse_uncovered(address: Address, mode: int, protocol: int) -> None:
+    """CapabilityDenied (``.reason == "kernel"``) for a bind the enforced ruleset could not see.
+
+    Once `enforce` ran, janus_net makes no IPPROTO_MPTCP or IPPROTO_SMC socket:
+    Landlock's rules cover IPPROTO_TCP only, so such a socket would bind any port and
+    serve TCP clients (the seccomp filter refuses its socket() for all code too; this
+    says why, before any syscall).
+    """
+    if _allowed is None or protocol not in _UNCOVERED or not isinstance(address, (Ip4Address, Ip6Address)):
+        return
+    name = "IPPROTO_MPTCP" if protocol == lib.JN_IPPROTO_MPTCP else "IPPROTO_SMC"
+    denied = SocketError.CapabilityDenied(
+        None,
+        f"an enforced capability refuses {name} sockets: Landlock's TCP bind rules do not cover them",
+        syscall="socket",
+        address=str(address),
+    )
+    denied.reason = "kernel"
+    raise denied
 
 
 def _restrict(ports: frozenset[int], flags: int) -> None:
@@ -173,4 +316,14 @@ def kernel_denial(error: SocketError, address: Address, mode: int, protocol: int
     return denied
 
 
-__all__ = ["MINIMUM_ABI", "abi", "enforce", "enforced_ports", "kernel_denial"]
+__all__ = [
+    "MINIMUM_ABI",
+    "Program",
+    "abi",
+    "enforce",
+    "enforced_ports",
+    "filter_program",
+    "filtered",
+    "kernel_denial",
+    "refuse_uncovered",
+]

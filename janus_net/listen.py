@@ -170,6 +170,7 @@ def _bound(
 def _open(addr: Address, opts: Options, ctx: Context | None, capability: NetBind | None, owner: type[_B]) -> _B:
     """The step sequence (module docstring); ``owner`` is what the descriptor becomes."""
     validate(addr, opts)
+    landlock.refuse_uncovered(addr, opts.mode, opts.protocol)  # after enforce(): no MPTCP or SMC (unseen by Landlock)
     if capability is not None:
         capability.authorize(addr, opts.mode, opts.protocol)  # audits check_bind_address; raises CapabilityDenied
     sys.audit("janus_net.bind", str(addr), None if capability is None else capability.id)

@@ -8,7 +8,7 @@ address raises before anything exists, so nothing has to be undone.
 from __future__ import annotations
 
 from janus_net import platform, sockopts, unixfile
-from janus_net.address import Address, Ip4Address, Ip6Address, UnixAddress
+from janus_net.address import Address, Ip4Address, Ip6Address, UnixAddress, require_zone
 from janus_net.errors import SocketError
 from janus_net.socket import Mode, Protocol
 from janus_net.values import BadOptionType, flag, integer
@@ -143,9 +143,7 @@ def validate(addr: Address, opts: Options) -> None:
             None, "an IPv4-mapped address cannot be bound with ip6_only=True", syscall="bind", address=text
         )
     # Two more EINVALs a user can reach with a well-formed IPv6 address (DESIGN §5 *).
-    if isinstance(addr, Ip6Address) and addr.needs_zone and not addr.scope_id:
-        why = f"{addr.ip} exists only on one link: name the interface, as in [{addr.ip}%eth0]:{addr.port}"
-        raise SocketError.AddressUnavailable(None, why, syscall="bind", address=text)
+    require_zone(addr, "bind")
     if isinstance(addr, Ip6Address) and addr.ip.is_multicast and opts.mode is Mode.STREAM:
         why = "an IPv6 multicast address cannot be bound by a stream socket"
         raise SocketError.AddressUnavailable(None, why, syscall="bind", address=text)

@@ -67,8 +67,8 @@ def _require_udp(sock: Socket, syscall: str) -> None:
         local = sock._address
         known = False
         if isinstance(local, Ip4Address | Ip6Address):
-            if desc.closing:
-                raise sock._closed_error(syscall)
+            # On a closed cell getsockopt says EBADF; Socket.send_segments tells another
+            # thread's close() from a call begun on a closed socket.
             known = (
                 platform.HAS_SO_PROTOCOL
                 and syscalls.getsockopt_int(desc, lib.SOL_SOCKET, lib.JN_SO_PROTOCOL) == lib.IPPROTO_UDP

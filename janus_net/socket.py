@@ -309,6 +309,19 @@ def _later_call_error(owner: _Owner, error: BaseException, syscall: str) -> Base
     return error
 
 
+def _closed_during(owner: _Owner, error: BaseException, syscall: str, began_open: bool) -> BaseException:
+    """The error of a many-step call (send_many, send_segments) whose step found the object closed.
+
+    Each native call enters the descriptor cell for its syscall and finds EBADF once
+    ``close()`` has marked the cell closing. If the object was open when the call
+    began, that close came from another thread while the call ran -- between two
+    batches, during a poll, before its first syscall or a getsockopt of its checks
+    -- so it is `_closed_error`, as for every woken call. A call begun on an object
+    already closed keeps the EBADF row (a bug of the caller).
+    """
+    return _later_call_error(owner, error, syscall) if began_open else error
+
+
 class _Bound(_Owner):
     """What Server and Socket share: a socket this process bound (or adopted), maybe to a unix socket file."""
 
@@ -906,9 +919,18 @@ class Socket(_Bound):
                 were sent).
             The members `send` raises, for the first datagram.
         """
-        if _USE_MMSG:
-            return self._send_batched(messages)
-        return self._send_each(messages)
+        # A close() from another thread can land between any two steps of the loop:
+        # what the call knew when it began decides whether an EBADF is that close or a bug.
+        began_open = not self._desc.closing
+        try:
+            if _USE_MMSG:
+                return self._send_batched(messages)
+            return self._send_each(messages)
+        except (SocketError, ErrnoBug) as e:
+            woken = _closed_during(self, e, "send", began_open)
+            if woken is e:
+                raise
+            raise woken from None
 
     def _send_each(self, messages: Iterable[tuple[str | Address, Buffer]]) -> int:
         # The per-call path, for platforms without sendmmsg.
@@ -1120,7 +1142,17 @@ class Socket(_Bound):
             SocketError.AddressUnavailable: port 0 as the destination.
             The other members `send` raises.
         """
-        return segments.send_segments(self, dest, data, segment_size)
+        if self._desc.closing:
+            # Begun on a closed socket: the send table's EBADF row, as send_many's first
+            # sendmmsg reports it (the checks before the send would name getsockopt).
+            raise _SEND.error(errno.EBADF, self._address)
+        try:
+            return segments.send_segments(self, dest, data, segment_size)
+        except (SocketError, ErrnoBug) as e:
+            woken = _closed_during(self, e, "send", True)  # as in send_many
+            if woken is e:
+                raise
+            raise woken from None
 
     def receive_segments(self, size: int = 65535, ctx: Context | None = None) -> tuple[bytes, int, Address]:
         """Coalesced datagrams of one source: ``(buffer, segment_size, source)``.

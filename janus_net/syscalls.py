@@ -20,10 +20,9 @@ one comparison.
 from __future__ import annotations
 
 import errno as E  # noqa: N812 - E.EBADF keeps the tables' rows short and aligned
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
-
-import sys
 
 from janus_net import errors, platform
 from janus_net._shim import ffi, lib
@@ -340,6 +339,19 @@ SEND = Syscall(
         E.ELOOP: SocketError.SymLinkLoop,
         # EPROTOTYPE: the unix destination is a socket of another type (a stream).
         E.EPROTOTYPE: SocketError.SocketModeUnsupported,
+        # EPERM: the destination does not let this socket send to it. A unix datagram
+        # socket connected to another socket takes datagrams from that peer only
+        # (unix_may_send in unix_dgram_sendmsg): its owner, not the caller, decides. A
+        # netfilter rule that drops the datagram on output, an LSM and Landlock's
+        # abstract-unix scope answer EPERM too. AccessDenied, not ConnectionRefused:
+        # the destination exists and listens; this sender is what it refuses.
+        E.EPERM: SocketError.AccessDenied,
+        # ECONNABORTED: another process destroyed the connection (ss -K, SOCK_DESTROY),
+        # reported to the next write.
+        E.ECONNABORTED: SocketError.ConnectionAborted,
+        # ETIMEDOUT: the peer stopped acknowledging (retransmissions or TCP_USER_TIMEOUT ran
+        # out, a keepalive went unanswered); the next write reports it.
+        E.ETIMEDOUT: SocketError.ConnectionTimedOut,
     },
     {
         E.EBADF: _OUR_FD,
@@ -410,6 +422,15 @@ CONNECT = Syscall(
         E.EAFNOSUPPORT: SocketError.AddressFamilyUnsupported,
         E.ENOBUFS: SocketError.SystemResources,
         E.ENOMEM: SocketError.SystemResources,
+        # An ICMP error a router or the peer sends while the SYN is out (tcp_v4_err makes
+        # the fatal ones the socket's error, read back with SO_ERROR): host unknown,
+        # host isolated, protocol unreachable, parameter problem. Protocol unreachable
+        # is ProtocolFailure, not ConnectionRefused: only ECONNREFUSED may tell the unix
+        # stale-file probe that nobody listens.
+        E.EHOSTDOWN: SocketError.HostUnreachable,
+        E.ENONET: SocketError.NetworkUnreachable,
+        E.ENOPROTOOPT: SocketError.ProtocolFailure,
+        E.EPROTO: SocketError.ProtocolFailure,
     },
     {
         E.EBADF: _OUR_FD,
@@ -771,6 +792,38 @@ PRCTL = Syscall(
     },
 )
 
+# seccomp(2), for the filter NetBind.enforce installs beside the Landlock ruleset.
+SECCOMP_ACTION_AVAIL = Syscall(
+    "seccomp",
+    {
+        # EINVAL: a kernel built without seccomp filters (every operation is EINVAL);
+        # ENOSYS: no seccomp(2) at all; EOPNOTSUPP: SECCOMP_RET_ERRNO unknown.
+        E.EINVAL: SocketError.OptionUnsupported,
+        E.ENOSYS: SocketError.OptionUnsupported,
+        E.EOPNOTSUPP: SocketError.OptionUnsupported,
+    },
+    bugs={E.EFAULT: "the action is an unsigned int janus_net passes by address"},
+    label="seccomp (action available)",
+)
+
+SECCOMP_SET_FILTER = Syscall(
+    "seccomp",
+    {
+        # EACCES: neither no_new_privs nor CAP_SYS_ADMIN (enforce sets no_new_privs first).
+        E.EACCES: SocketError.AccessDenied,
+        # ENOMEM: the filters of the thread would exceed the kernel's 32768 instructions, or memory.
+        E.ENOMEM: SocketError.SystemResources,
+        # ESRCH: another thread cannot take the filter (it runs a filter of its own).
+        E.ESRCH: SocketError.OptionUnsupported,
+    },
+    bugs={
+        E.EINVAL: "the program is built from the kernel's own constants, and TSYNC/TSYNC_ESRCH exist on every "
+        "kernel with Landlock network rules (6.7)",
+        E.EFAULT: "the program and its instructions are memory janus_net allocated",
+    },
+    label="seccomp (set filter)",
+)
+
 NS_OPEN = Syscall(
     "open",
     {
@@ -842,6 +895,8 @@ TABLES = (
     LANDLOCK_ADD_RULE,
     LANDLOCK_RESTRICT_SELF,
     PRCTL,
+    SECCOMP_ACTION_AVAIL,
+    SECCOMP_SET_FILTER,
     NS_OPEN,
     NS_GET_NSTYPE,
     SETNS,
@@ -876,6 +931,16 @@ def landlock_add_net_port_rule(ruleset: int, attr: Any) -> None:
 def landlock_restrict_self(ruleset: int, flags: int) -> None:
     """landlock_restrict_self(ruleset, flags): irreversible for this thread and what it starts."""
     retry(LANDLOCK_RESTRICT_SELF, lib.jn_landlock_restrict_self, (ruleset, flags))
+
+
+def seccomp_action_available(action: int) -> None:
+    """seccomp(SECCOMP_GET_ACTION_AVAIL, 0, &action): OptionUnsupported unless the kernel has filters and ``action``."""
+    retry(SECCOMP_ACTION_AVAIL, lib.jn_seccomp_action_avail, (action,))
+
+
+def seccomp_set_filter(flags: int, program: Any) -> None:
+    """seccomp(SECCOMP_SET_MODE_FILTER, flags, program): irreversible for the threads it reaches and their children."""
+    retry(SECCOMP_SET_FILTER, lib.jn_seccomp_set_filter, (flags, program))
 
 
 def set_no_new_privs() -> None:

@@ -34,6 +34,7 @@ HEADERS = (
     "linux_landlock_h",
     "sched_h",
     "linux_sockopts_h",
+    "linux_seccomp_h",
     "sys_file_h",
     "linux_unix_diag_h",
     "jn_steps",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import os
 import select
 import socket
@@ -78,6 +79,52 @@ def test_bad_addresses_before_any_syscall() -> None:
         with pytest.raises(jn.SocketError.InvalidAddress):
             jn.connect(jn.UnixAddress(""))
     assert injection.failed == 0
+
+
+# Addresses that exist only on one link, without a zone: never dialled (no traffic to link-local).
+_NEEDS_ZONE = ("[fe80::1]:9", "[fe80::abcd]:443", "[ff02::1]:9")
+
+
+@pytest.mark.parametrize("where", _NEEDS_ZONE)
+def test_link_local_without_a_zone_is_refused_before_any_syscall_as_listen_does(where: str) -> None:
+    events: list[str] = []
+
+    def hook(name: str, args: tuple[object, ...]) -> None:
+        if name == "janus_net.connect":
+            events.append(str(args[0]))
+
+    sys.addaudithook(hook)  # hooks cannot be removed; it records only this test's addresses
+    # Armed for any number of calls: a socket() or connect() reaching the seam would be counted
+    # (and fail there, so nothing could leave even if the check were missing).
+    with fail("socket", errno.EIO, times=100) as made, fail("connect", errno.EIO, times=100) as dialled:
+        with pytest.raises(jn.SocketError.AddressUnavailable) as refused:
+            jn.connect(where)
+        with pytest.raises(jn.SocketError.AddressUnavailable) as bound:
+            jn.listen(where)
+    assert made.calls == 0 and dialled.calls == 0
+    assert where not in events  # refused before the audit event, too
+    error = refused.value
+    assert (error.errno, error.syscall, error.address) == (None, "connect", where)
+    assert "exists only on one link" in str(error)
+    # One check serves both: the same words, only the syscall differs.
+    assert bound.value.syscall == "bind" and str(bound.value.args[-1]) == str(error.args[-1])
+
+
+def test_link_local_without_a_zone_makes_no_socket_and_no_connect_under_strace(tmp_path: Path) -> None:
+    from tracing import MARK, calls_to, syscalls_after_mark
+
+    program = (
+        "import os, janus_net as jn\n"
+        f"os.write(1, {MARK!r})\n"
+        f"for where in {_NEEDS_ZONE!r}:\n"
+        "    try:\n"
+        "        jn.connect(where)\n"
+        "    except jn.SocketError.AddressUnavailable:\n"
+        "        print('refused')\n"
+    )
+    lines, out = syscalls_after_mark(program, tmp_path, trace="write,socket,connect")
+    assert out.split().count("refused") == len(_NEEDS_ZONE)
+    assert calls_to(lines, "socket", "connect") == []
 
 
 @contextmanager
@@ -281,3 +328,79 @@ def _connect_interrupted_at_every_line(connect: Callable[[], jn.Stream], files: 
             sys.settrace(None)
         client.close()
         return n
+
+
+# --- ICMP errors during the handshake: a router or the peer can send them, so each is a member.
+
+_ICMP_DURING_CONNECT = r"""
+import json, socket, struct, subprocess, sys, threading, time
+import janus_net as jn
+icmp_type, icmp_code = int(sys.argv[1]), int(sys.argv[2])
+subprocess.run(["ip", "link", "set", "lo", "up"], check=True)        # a namespace of this process's own
+# A listener with a full accept queue drops new SYNs: the connect stays in SYN_SENT.
+server = socket.socket()
+server.bind(("127.0.0.1", 0))
+server.listen(0)
+port = server.getsockname()[1]
+fillers = []
+for _ in range(4):
+    filler = socket.socket()
+    filler.setblocking(False)
+    filler.connect_ex(("127.0.0.1", port))
+    fillers.append(filler)
+time.sleep(0.2)
+filler_ports = {f.getsockname()[1] for f in fillers}
+tap = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(0x0800))   # sees the SYN on lo
+tap.bind(("lo", 0x0800))
+tap.settimeout(30)
+outcome = []
+def dial():
+    try:
+        jn.connect(f"127.0.0.1:{port}", ctx=jn.Context.with_timeout(60)).close()
+        outcome.append(["connected"])
+    except jn.SocketError as e:
+        outcome.append([e.member, e.errno, e.syscall])
+    except BaseException as e:
+        outcome.append([type(e).__name__, str(e)])
+thread = threading.Thread(target=dial)
+thread.start()
+while True:
+    packet = tap.recv(65535)
+    ihl = (packet[0] & 0x0F) * 4
+    if packet[9] != 6 or packet[ihl + 13] != 0x02:                     # TCP, SYN only
+        continue
+    source, dest = struct.unpack("!HH", packet[ihl : ihl + 4])
+    if dest == port and source not in filler_ports:
+        break
+# The ICMP error quotes the SYN's IP header and first 8 bytes (ports, sequence), as a router would.
+body = struct.pack("!BBHI", icmp_type, icmp_code, 0, 0) + packet[: ihl + 8]
+total = sum(struct.unpack(f"!{len(body) // 2}H", body))
+total = (total >> 16) + (total & 0xFFFF)
+total += total >> 16
+body = body[:2] + struct.pack("!H", ~total & 0xFFFF) + body[4:]
+with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as raw:
+    raw.sendto(body, ("127.0.0.1", 0))
+thread.join(60)
+print(json.dumps(outcome[0]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("icmp_type", "icmp_code", "member", "err"),
+    [
+        (3, 7, "HostUnreachable", errno.EHOSTDOWN),  # destination host unknown
+        (3, 8, "NetworkUnreachable", errno.ENONET),  # source host isolated
+        (3, 2, "ProtocolFailure", errno.ENOPROTOOPT),  # protocol unreachable
+        (12, 0, "ProtocolFailure", errno.EPROTO),  # parameter problem
+    ],
+)
+def test_an_icmp_error_during_the_handshake_is_a_member(icmp_type: int, icmp_code: int, member: str, err: int) -> None:
+    """Forged on the loopback of a namespace the test makes, quoting the real SYN: never Unexpected."""
+    done = subprocess.run(
+        ["unshare", "-n", sys.executable, "-c", _ICMP_DURING_CONNECT, str(icmp_type), str(icmp_code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == [member, err, "connect"]

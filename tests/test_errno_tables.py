@@ -589,6 +589,9 @@ ROUTES.update(
         "LANDLOCK_ADD_RULE": (enforce_in_child("landlock_add_rule"),),
         "PRCTL": (enforce_in_child("prctl"),),
         "LANDLOCK_RESTRICT_SELF": (enforce_in_child("landlock_restrict_self"),),
+        # The filter's availability is asked before anything changes; the filter goes last.
+        "SECCOMP_ACTION_AVAIL": (enforce_in_child("seccomp"),),
+        "SECCOMP_SET_FILTER": (enforce_in_child("seccomp", after=1),),
     }
 )
 
@@ -792,6 +795,11 @@ DESIGN_5: dict[str, tuple[dict[str, str], set[str]]] = {
             "ENOTDIR": "NotDir",
             "ELOOP": "SymLinkLoop",
             "EPROTOTYPE": "SocketModeUnsupported",
+            # Added rows a peer or another process causes: a unix destination connected
+            # to someone else, a connection destroyed from outside, a peer gone silent.
+            "EPERM": "AccessDenied",
+            "ECONNABORTED": "ConnectionAborted",
+            "ETIMEDOUT": "ConnectionTimedOut",
         },
         {"EBADF", "EDESTADDRREQ", "EFAULT", "ENOTSOCK"},
     ),

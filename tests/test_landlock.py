@@ -7,8 +7,11 @@ that never goes through janus_net must be bound by the rule too.
 
 from __future__ import annotations
 
+import errno
 import json
 import platform as host_platform
+import socket
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -87,6 +90,7 @@ def test_janus_net_reports_capability_denied_with_reason_kernel_in_every_profile
     out = run_child(
         _FREE_PORT
         + """
+import errno
 import json
 import janus_net as jn
 from janus_net.audit import ListSink
@@ -282,7 +286,7 @@ print(json.dumps({"first": first, "after_revoked": binds(a), "enforced": sorted(
     assert out["enforced"] == []
 
 
-_TRACE = "write,landlock_create_ruleset,landlock_add_rule,landlock_restrict_self,prctl"
+_TRACE = "write,landlock_create_ruleset,landlock_add_rule,landlock_restrict_self,prctl,seccomp"
 
 
 def test_strace_shows_the_ruleset_the_rules_and_the_restriction_in_order(tmp_path: Path) -> None:
@@ -294,14 +298,18 @@ def test_strace_shows_the_ruleset_the_rules_and_the_restriction_in_order(tmp_pat
     names = [line.split("(", 1)[0].split()[-1] for line in lines if "(" in line]
     assert names == [
         "landlock_create_ruleset",  # the ABI query
+        "seccomp",  # can the filter be installed? (before anything changes)
         "landlock_create_ruleset",  # the ruleset
         "landlock_add_rule",
         "landlock_add_rule",
         "prctl",
         "landlock_restrict_self",
+        "seccomp",  # the filter, on every thread
     ]
     assert "LANDLOCK_CREATE_RULESET_VERSION" in lines[0]
-    assert "PR_SET_NO_NEW_PRIVS" in lines[4]
+    assert "SECCOMP_GET_ACTION_AVAIL" in lines[1] and "SECCOMP_RET_ERRNO" in lines[1]
+    assert "PR_SET_NO_NEW_PRIVS" in lines[5]
+    assert "SECCOMP_SET_MODE_FILTER" in lines[7] and "SECCOMP_FILTER_FLAG_TSYNC" in lines[7]
 
 
 def test_strace_shows_nothing_changed_without_the_rules(tmp_path: Path) -> None:
@@ -353,6 +361,7 @@ def test_enforce_right_after_a_netns_socket_is_not_refused() -> None:
     """The helper thread of netns= is gone once the call returns: enforce() sees one thread."""
     out = run_child(
         """
+import errno
 import json
 import janus_net as jn
 jn.listen("127.0.0.1:0", netns="/proc/self/ns/net").close()
@@ -361,3 +370,344 @@ print(json.dumps({"ok": True}))
 """
     )
     assert out == {"ok": True}
+
+
+# --- Known gaps of Landlock's network rules (DESIGN §14), and the seccomp filter that closes some.
+# Each test's name says whether the gap is closed (for all code) or open; README lists the open ones.
+
+_MPTCP = """
+import errno, socket
+def mptcp(family=socket.AF_INET):
+    # socket(family, SOCK_STREAM, IPPROTO_MPTCP) with the stdlib: "made", or the errno's name.
+    try:
+        s = socket.socket(family, socket.SOCK_STREAM, 262)   # IPPROTO_MPTCP (include/uapi/linux/in.h)
+    except OSError as e:
+        return errno.errorcode[e.errno]
+    s.close()
+    return "made"
+"""
+
+
+def _mptcp_here() -> bool:
+    try:
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM, 262).close()
+    except OSError:
+        return False
+    return True
+
+
+needs_mptcp = pytest.mark.skipif(not _mptcp_here(), reason="the kernel makes no MPTCP sockets (net.mptcp.enabled=0?)")
+
+
+@needs_mptcp
+def test_gap_shown_landlock_alone_lets_an_mptcp_socket_bind_a_forbidden_port_and_serve() -> None:
+    """Why the filter exists: with the ruleset only, MPTCP binds any port and TCP clients reach it."""
+    out = run_child(
+        _FREE_PORT
+        + """
+import json, socket
+import janus_net as jn
+from janus_net import landlock
+allowed, forbidden = free_ports(2)
+landlock._filtered = True          # testing switch: enforce the ruleset without installing the filter
+jn.NetBind("svc", ports=(allowed,)).enforce()
+tcp = None
+try:
+    socket.socket().bind(("127.0.0.1", forbidden))
+except PermissionError:
+    tcp = "refused"
+server = socket.socket(socket.AF_INET, socket.SOCK_STREAM, 262)
+try:
+    server.bind(("127.0.0.1", forbidden))
+except PermissionError:                  # kernels whose Landlock hooks took MPTCP for TCP
+    print(json.dumps({"tcp": tcp, "served": None}))
+    raise SystemExit
+server.listen()
+client = socket.create_connection(("127.0.0.1", forbidden), timeout=30)   # a plain TCP client
+conn, _ = server.accept()
+client.sendall(b"through")
+print(json.dumps({"tcp": tcp, "served": conn.recv(7).decode()}))
+"""
+    )
+    if out["served"] is None:
+        pytest.skip("this kernel's Landlock refuses MPTCP binds too: no gap to show")
+    assert out == {"tcp": "refused", "served": "through"}
+
+
+@needs_mptcp
+def test_gap_closed_mptcp_sockets_are_refused_for_all_code_after_enforce() -> None:
+    """The filter: the stdlib, a thread started later and a child process all get EACCES for MPTCP."""
+    out = run_child(
+        _MPTCP
+        + """
+import json, socket, subprocess, sys, threading
+import janus_net as jn
+from janus_net import landlock
+before = mptcp()
+jn.NetBind("svc", ports=(8080,)).enforce()
+seen = {"before": before, "v4": mptcp(), "v6": mptcp(socket.AF_INET6), "filtered": landlock.filtered()}
+box = []
+worker = threading.Thread(target=lambda: box.append(mptcp()))
+worker.start()
+worker.join()
+seen["thread"] = box[0]
+probe = "import errno, socket\\ntry:\\n    socket.socket(socket.AF_INET, socket.SOCK_STREAM, 262)\\n" \\
+        "    print('made')\\nexcept OSError as e:\\n    print(errno.errorcode[e.errno])\\n"
+seen["child"] = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                               check=True).stdout.strip()
+# What the filter lets through: TCP, UDP and unix sockets, and socket() of other protocols.
+for args in ((), (socket.AF_INET, socket.SOCK_DGRAM), (socket.AF_UNIX, socket.SOCK_STREAM),
+             (socket.AF_INET6, socket.SOCK_STREAM, 6)):
+    socket.socket(*args).close()
+with open("/proc/self/status") as f:
+    status = {k: v.strip() for k, v in (line.split(":", 1) for line in f) if k.startswith("Seccomp")}
+seen["status"] = status
+print(json.dumps(seen))
+"""
+    )
+    assert out["before"] == "made"
+    assert out["v4"] == out["v6"] == out["thread"] == out["child"] == "EACCES"
+    assert out["filtered"] is True
+    assert out["status"] == {"Seccomp": "2", "Seccomp_filters": "1"}  # mode filter, one filter
+
+
+@needs_mptcp
+def test_janus_net_refuses_mptcp_after_enforce_before_any_syscall() -> None:
+    out = run_child(
+        """
+import errno, json
+import janus_net as jn
+from janus_net.testing import fail
+before = jn.bind("127.0.0.1:0", mode=jn.Mode.STREAM, protocol=jn.Protocol.MPTCP)
+seen = {"before": before.address.port > 0}
+before.close()
+jn.NetBind("svc", ports=(8080,)).enforce()
+with fail("socket", errno.EIO, times=100) as made:
+    for name, protocol in (("enum", jn.Protocol.MPTCP), ("int", 262), ("smc", 256)):
+        for where in ("127.0.0.1:8080", "[::1]:0"):
+            try:
+                jn.bind(where, mode=jn.Mode.STREAM, protocol=protocol).close()
+                seen[name + where] = "bound"
+            except jn.SocketError.CapabilityDenied as e:
+                seen[name + where] = [e.reason, e.errno, e.syscall, e.address]
+seen["socket_calls"] = made.calls
+print(json.dumps(seen))
+"""
+    )
+    assert out.pop("before") is True
+    assert out.pop("socket_calls") == 0
+    for key, value in out.items():
+        where = key.removeprefix("enum").removeprefix("int").removeprefix("smc")
+        assert value == ["kernel", None, "socket", where], key
+    assert len(out) == 6
+
+
+def test_gap_closed_io_uring_setup_is_refused_after_enforce() -> None:
+    """An io_uring makes and binds sockets without socket(2) (IORING_OP_SOCKET): io_uring_setup is refused."""
+    if host_platform.machine() != "x86_64":
+        pytest.skip("the oracle calls io_uring_setup by its x86_64 number")
+    out = run_child(
+        """
+import ctypes, errno, json, os
+import janus_net as jn
+libc = ctypes.CDLL(None, use_errno=True)
+def setup():
+    params = ctypes.create_string_buffer(120)              # struct io_uring_params, zeroed
+    fd = libc.syscall(425, 4, params)                      # io_uring_setup on x86_64
+    if fd < 0:
+        return errno.errorcode[ctypes.get_errno()]
+    os.close(fd)
+    return "made"
+before = setup()
+jn.NetBind("svc", ports=(8080,)).enforce()
+print(json.dumps({"before": before, "after": setup()}))
+"""
+    )
+    if out["before"] != "made":
+        pytest.skip(f"io_uring is not available here before enforce() either: {out['before']}")
+    assert out["after"] == "EPERM"
+
+
+def test_gap_closed_syscalls_of_another_abi_are_refused_after_enforce() -> None:
+    """x32 syscall numbers (and compat ones) would slip past a filter written for the native numbers."""
+    if host_platform.machine() != "x86_64":
+        pytest.skip("the x32 ABI is an x86_64 thing")
+    out = run_child(
+        """
+import ctypes, errno, json, os
+import janus_net as jn
+libc = ctypes.CDLL(None, use_errno=True)
+def x32_getpid():
+    rc = libc.syscall(0x40000000 | 39)                     # __X32_SYSCALL_BIT | getpid
+    return rc if rc >= 0 else errno.errorcode[ctypes.get_errno()]
+before = x32_getpid()
+jn.NetBind("svc", ports=(8080,)).enforce()
+print(json.dumps({"before": before, "after": x32_getpid(), "pid": os.getpid(), "native": os.getpid() > 0}))
+"""
+    )
+    assert out["before"] in (out["pid"], "ENOSYS")  # a kernel with or without x32 support
+    assert out["after"] == "EPERM"
+    assert out["native"] is True
+
+
+def test_the_filter_checks_the_architecture_first_against_the_interpreters_elf_header() -> None:
+    """The audit arch comes from the compiler; the oracle is the ELF header of this interpreter."""
+    from janus_net import landlock
+
+    with open(sys.executable, "rb") as exe:
+        header = exe.read(20)
+    assert header[:4] == b"\x7fELF"
+    is64, little = header[4] == 2, header[5] == 1
+    machine = int.from_bytes(header[18:20], "little" if little else "big")
+    expected = machine | (0x80000000 if is64 else 0) | (0x40000000 if little else 0)  # linux/audit.h
+    program = landlock.filter_program()
+    code, _, jump_false, arch = program[1]
+    assert (code, arch) == (0x15, expected)  # BPF_JMP | BPF_JEQ | BPF_K (linux/bpf_common.h)
+    # Instruction 0 loads seccomp_data.arch (offset 4); a mismatch jumps to a return of EPERM.
+    assert program[0][3] == 4
+    assert program[2 + jump_false][0] & 0x07 == 0x06  # BPF_RET
+    assert program[2 + jump_false][3] & 0xFFFF == errno.EPERM
+
+
+def test_enforcing_twice_installs_one_filter() -> None:
+    out = run_child(
+        """
+import errno
+import json
+import janus_net as jn
+jn.NetBind("a", ports=(8080, 3000)).enforce()
+jn.NetBind("b", ports=(8080,)).enforce()
+with open("/proc/self/status") as f:
+    filters = next(line for line in f if line.startswith("Seccomp_filters:")).split()[1]
+print(json.dumps({"filters": int(filters)}))
+"""
+    )
+    assert out == {"filters": 1}
+
+
+def test_no_seccomp_filters_is_option_unsupported_and_changes_nothing() -> None:
+    """The kernel's answer for a build without seccomp filters (EINVAL), injected at the availability question."""
+    out = run_child(
+        """
+import errno, json, socket
+import janus_net as jn
+from janus_net.testing import fail
+with fail("seccomp", errno.EINVAL):
+    try:
+        jn.NetBind("svc", ports=(8080,)).enforce()
+        error = None
+    except jn.SocketError.OptionUnsupported as e:
+        error = [e.member, e.errno, e.syscall]
+s = socket.socket()
+s.bind(("127.0.0.1", 0))                                  # no ruleset: any port binds
+s.close()
+with open("/proc/self/status") as f:
+    status = {k: v.split()[0] for k, v in (line.split(":", 1) for line in f) if k in ("NoNewPrivs", "Seccomp")}
+print(json.dumps({"error": error, "status": status}))
+"""
+    )
+    assert out["error"] == ["OptionUnsupported", errno.EINVAL, "seccomp"]
+    assert out["status"] == {"NoNewPrivs": "0", "Seccomp": "0"}
+
+
+def test_gap_open_listen_on_an_unbound_tcp_socket_autobinds_a_port_nobody_allowed() -> None:
+    """No bind hook runs for listen()'s autobind, and a filter cannot see whether a socket is bound."""
+    out = run_child(
+        _FREE_PORT
+        + """
+import json, socket
+import janus_net as jn
+allowed = free_port()
+jn.NetBind("svc", ports=(allowed,)).enforce()           # port 0 not allowed: bind(0) is refused
+zero = None
+try:
+    socket.socket().bind(("127.0.0.1", 0))
+except PermissionError:
+    zero = "refused"
+unbound = socket.socket()
+adopted = None
+try:                                                     # janus_net adopts only bound or listening sockets
+    jn.bind(f"fd://{unbound.fileno()}", mode=jn.Mode.STREAM)
+except jn.SocketError.InvalidAddress:
+    adopted = "refused"
+unbound.close()
+server = socket.socket()
+server.listen()                                          # never bound: the kernel picks a port
+port = server.getsockname()[1]
+client = socket.create_connection(("127.0.0.1", port), timeout=30)
+conn, _ = server.accept()
+client.sendall(b"open")
+print(json.dumps({"zero": zero, "served": conn.recv(4).decode(), "port": port, "allowed": allowed,
+                  "adopted": adopted}))
+"""
+    )
+    assert out["zero"] == "refused" and out["adopted"] == "refused"
+    assert out["served"] == "open" and out["port"] != out["allowed"]
+
+
+def test_gap_open_udp_binds_any_port_after_enforce() -> None:
+    out = run_child(
+        _FREE_PORT
+        + """
+import json, socket
+import janus_net as jn
+allowed, other = free_ports(2)
+jn.NetBind("svc", ports=(allowed,)).enforce()
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", other))
+port = s.getsockname()[1]
+s.close()
+print(json.dumps({"bound": port == other}))
+"""
+    )
+    assert out == {"bound": True}
+
+
+def _run_filter(program: object, nr: int, arch: int, args: tuple[int, ...] = ()) -> int:
+    """Run a classic BPF seccomp program over one ``struct seccomp_data`` (an oracle written from the BPF spec)."""
+    data = struct.pack("=iIQ6Q", nr, arch, 0, *(list(args) + [0] * (6 - len(args))))
+    pc, acc = 0, 0
+    while True:
+        code, jt, jf, k = program[pc]  # type: ignore[index]
+        if code == 0x20:  # BPF_LD | BPF_W | BPF_ABS
+            (acc,) = struct.unpack_from("=I", data, k)
+            pc += 1
+        elif code in (0x15, 0x35):  # BPF_JMP | BPF_JEQ / BPF_JGE, BPF_K
+            taken = acc == k if code == 0x15 else acc >= k
+            pc += 1 + (jt if taken else jf)
+        elif code == 0x06:  # BPF_RET | BPF_K
+            return int(k)
+        else:
+            raise AssertionError(f"an instruction the filter should not use: {code:#x}")
+
+
+def test_the_filter_decides_each_socket_family_and_protocol_as_documented() -> None:
+    """Every decision of the program, run by an interpreter of the BPF spec (SMC included, which this kernel lacks)."""
+    from janus_net import landlock
+    from janus_net._shim import lib
+
+    if host_platform.machine() != "x86_64":
+        pytest.skip("the oracle's syscall numbers are x86_64's (socket 41, io_uring_setup 425, getpid 39)")
+    program = landlock.filter_program()
+    arch = program[1][3]
+    allow, eacces, eperm = 0x7FFF0000, 0x00050000 | errno.EACCES, 0x00050000 | errno.EPERM  # linux/seccomp.h
+    af_smc, mptcp, smc = 43, 262, 256  # include/linux/socket.h, include/uapi/linux/in.h
+    stream = socket.SOCK_STREAM | socket.SOCK_CLOEXEC
+    cases = {
+        (41, (socket.AF_INET, stream, mptcp)): eacces,
+        (41, (socket.AF_INET6, socket.SOCK_STREAM, mptcp)): eacces,
+        (41, (socket.AF_INET, socket.SOCK_STREAM, smc)): eacces,
+        (41, (af_smc, socket.SOCK_STREAM, 0)): eacces,
+        (41, (socket.AF_INET, stream, 0)): allow,
+        (41, (socket.AF_INET6, socket.SOCK_STREAM, 6)): allow,
+        (41, (socket.AF_INET, socket.SOCK_DGRAM, 17)): allow,
+        (41, (socket.AF_UNIX, socket.SOCK_STREAM, mptcp)): allow,  # not an IP family: the kernel refuses it
+        (41, (socket.AF_INET | (1 << 32), socket.SOCK_STREAM, mptcp | (1 << 32))): eacces,  # the kernel reads ints
+        (425, ()): eperm,
+        (39, ()): allow,
+        (0x40000000 | 41, (socket.AF_INET, socket.SOCK_STREAM, 0)): eperm,  # x32
+    }
+    for (nr, args), expected in cases.items():
+        assert _run_filter(program, nr, arch, args) == expected, (nr, args)
+    assert _run_filter(program, 41, arch ^ 1, (socket.AF_INET, socket.SOCK_STREAM, 0)) == eperm  # another ABI
+    assert lib.JN_SECCOMP_NR_SOCKETCALL == -1  # x86_64 has no socketcall: no such branch

@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import socket
 import struct
+import subprocess
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -219,13 +223,112 @@ def test_unix_destinations_give_file_system_members(tmp_path: Path) -> None:
                 sock.send(dest, b"x")
 
 
+def test_a_unix_destination_connected_to_another_socket_is_access_denied() -> None:
+    """A unix datagram socket connected to a partner takes datagrams from it only: EPERM, a peer's choice."""
+    with (
+        socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as target,
+        socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as partner,
+        socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as oracle,
+        jn.bind("unix:@janus-eperm-me") as me,
+    ):
+        target.bind("\0janus-eperm-target")
+        partner.bind("\0janus-eperm-partner")
+        target.connect("\0janus-eperm-partner")
+        with pytest.raises(PermissionError) as stdlib:
+            oracle.sendto(b"x", "\0janus-eperm-target")
+        assert stdlib.value.errno == errno.EPERM  # what the kernel says to anyone but the partner
+        with pytest.raises(E.AccessDenied) as one:
+            me.send("unix:@janus-eperm-target", b"x")
+        assert (one.value.errno, one.value.syscall) == (errno.EPERM, "send")
+        with pytest.raises(E.AccessDenied) as many:
+            me.send_many([("unix:@janus-eperm-target", b"x"), ("unix:@janus-eperm-target", b"y")])
+        assert many.value.errno == errno.EPERM
+        # A later datagram refused this way ends the batch with the count, as any error does.
+        assert me.send_many([("unix:@janus-eperm-partner", b"a"), ("unix:@janus-eperm-target", b"b")]) == 1
+        assert partner.recv(10) == b"a"
+
+
+def test_a_connection_another_process_destroys_is_connection_aborted() -> None:
+    """``ss -K`` (SOCK_DESTROY) kills the connection from outside: the next write says ECONNABORTED."""
+    with jn.listen("127.0.0.1:0") as server:
+        port = server.address.port
+        with jn.connect(f"127.0.0.1:{port}") as client, server.accept() as accepted:
+            killed = subprocess.run(
+                ["ss", "-K", "dst", "127.0.0.1", "dport", "=", str(port)], capture_output=True, text=True, timeout=30
+            )
+            if killed.returncode != 0 or f":{port}" not in killed.stdout:
+                pytest.skip(f"ss -K cannot destroy sockets here: {killed.stderr.strip()}")
+            with pytest.raises(E.ConnectionAborted) as aborted:
+                client.write(b"x")
+            assert (aborted.value.errno, aborted.value.syscall) == (errno.ECONNABORTED, "send")
+            with pytest.raises(E.ConnectionResetByPeer):
+                accepted.read(10)  # the destroyed socket sent its peer a reset
+
+
+@pytest.fixture
+def linked_namespaces() -> Iterator[tuple[str, str]]:
+    """Two network namespaces the test makes, ``a`` (10.78.0.1) and ``b`` (10.78.0.2), joined by a veth pair."""
+    if shutil.which("ip") is None:
+        pytest.skip("needs iproute2's ip")
+    tag = uuid.uuid4().hex[:8]
+    a, b = f"jn-rows-a-{tag}", f"jn-rows-b-{tag}"
+
+    def ip(*args: str) -> None:
+        subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
+
+    ip("netns", "add", a)
+    try:
+        ip("netns", "add", b)
+        try:
+            ip("-n", a, "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns", b)
+            for ns, dev, addr in ((a, "va", "10.78.0.1/24"), (b, "vb", "10.78.0.2/24")):
+                ip("-n", ns, "addr", "add", addr, "dev", dev)
+                ip("-n", ns, "link", "set", dev, "up")
+                ip("-n", ns, "link", "set", "lo", "up")
+            yield a, b
+        finally:
+            ip("netns", "del", b)
+    finally:
+        ip("netns", "del", a)
+
+
+def test_a_peer_that_stops_acknowledging_is_connection_timed_out(linked_namespaces: tuple[str, str]) -> None:
+    """The peer's link goes down; TCP_USER_TIMEOUT runs out; the next write says ETIMEDOUT."""
+    a, b = linked_namespaces
+    with (
+        jn.listen("10.78.0.2:0", netns=f"/run/netns/{b}") as server,
+        jn.connect(f"10.78.0.2:{server.address.port}", netns=f"/run/netns/{a}") as client,
+        server.accept() as accepted,
+    ):
+        with socket.socket(fileno=os.dup(client.fileno())) as view:
+            view.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, 200)  # milliseconds
+        subprocess.run(["ip", "-n", b, "link", "set", "vb", "down"], check=True, timeout=30)
+        deadline = time.monotonic() + 60  # only "did not hang": the timeout is 200 ms
+        with pytest.raises(E.ConnectionTimedOut) as timed_out:
+            while time.monotonic() < deadline:
+                client.write(b"x")  # queued until the retransmissions give up
+                time.sleep(0.05)
+        assert (timed_out.value.errno, timed_out.value.syscall) == (errno.ETIMEDOUT, "send")
+        assert accepted.address.host == "10.78.0.1"
+
+
 def test_no_errno_a_peer_can_cause_is_a_bug_row() -> None:
     # The rows this module produces from real causes are members, never bug rows.
     reachable = {
         "socket": {errno.ESOCKTNOSUPPORT},
         "setsockopt": {errno.EOPNOTSUPP},
         "bind": {errno.ENODEV},
-        "send": {errno.EINVAL, errno.EISCONN, errno.EOPNOTSUPP, errno.ENOENT, errno.ENOTDIR, errno.ELOOP},
+        "send": {
+            errno.EINVAL,
+            errno.EISCONN,
+            errno.EOPNOTSUPP,
+            errno.ENOENT,
+            errno.ENOTDIR,
+            errno.ELOOP,
+            errno.EPERM,
+            errno.ECONNABORTED,
+            errno.ETIMEDOUT,
+        },
         "receive": {errno.EINVAL},
     }
     for table in syscalls.TABLES:
