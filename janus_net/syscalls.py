@@ -1691,7 +1691,7 @@ PIPE = Syscall(
     },
     bugs={
         E.EFAULT: "the two ints are on the native call's own stack",
-        E.EINVAL: "the flags are O_CLOEXEC | O_NONBLOCK, constants from the compiler",
+        E.EINVAL: "the flags are O_CLOEXEC and O_NONBLOCK, constants from the compiler",
     },
 )
 

@@ -592,6 +592,95 @@ ROUTES.update(
     }
 )
 
+# --- janus-net run's process calls (janus_net.supervisor): the supervisor runs in a fresh
+# interpreter, since it reaps any child (waitpid(-1)) and takes over signal handlers.
+_SUPERVISE_CHILD = """
+import base64, os, pickle, signal, sys
+import janus_net as jn
+from janus_net import supervisor
+from janus_net.stops import StopSignals
+from janus_net.testing import fail
+
+name, err, command = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+before = set(os.listdir("/proc/self/fd"))
+server = jn.listen("127.0.0.1:0")
+sup = supervisor._Supervisor([("web", server)], command, 60.0, 10.0)
+error = None
+with fail(name, err) as inj:
+    try:
+        with StopSignals(supervisor.STOP_SIGNALS) as stops:
+            sup.run(stops)
+    except BaseException as exc:
+        error = exc
+server.close()
+for pid in (sup.current, sup.pending, *sup.stopping):  # what a failed kill left running
+    if pid:
+        os.kill(pid, signal.SIGKILL)
+while True:
+    try:
+        os.waitpid(-1, 0)
+    except ChildProcessError:
+        break
+leaked = sorted(fd for fd in set(os.listdir("/proc/self/fd")) - before if os.path.exists(f"/proc/self/fd/{fd}"))
+print(base64.b64encode(pickle.dumps((error, inj.failed, leaked))).decode())
+"""
+
+#: A command that stops its supervisor (SIGTERM) at once: the supervisor then kills it.
+_STOPS_ITS_SUPERVISOR = ["sh", "-c", "kill -TERM $PPID; exec sleep 30"]
+
+
+def supervise_in_child(name: str, command: tuple[str, ...] = ("true",)) -> Route:
+    """`janus-net run`'s supervisor (one --listen socket) in a subprocess with ``name`` armed.
+
+    Reaches the wake pipe, the random notify name, the copies of the sockets, the spawn,
+    and (while the command runs or ends) read, waitpid and kill.
+    """
+
+    def route(err: Any, tmp: Path) -> Outcome:
+        import base64
+        import pickle
+
+        proc = subprocess.run(
+            [sys.executable, "-c", _SUPERVISE_CHILD, name, str(int(err)), *command],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+        error, failed, leaked = pickle.loads(base64.b64decode(proc.stdout.splitlines()[-1]))
+        assert not leaked, f"descriptors left open by the supervisor: {leaked}"
+        return Outcome(error, _ChildInjection(failed), _leftovers(tmp))  # type: ignore[arg-type]
+
+    route.__name__ = "supervise_in_child" + ("_stopped" if command != ("true",) else "")
+    return route
+
+
+def dup2_fd(err: Any, tmp: Path) -> Outcome:
+    """The dup2 wrapper (janus-net points stdout at /dev/null with it after a failed write) on real fds."""
+    source = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+    target = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        with fail("dup2", err) as inj:
+            error = _run(lambda: syscalls.dup2(source, target))
+    finally:
+        os.close(source)
+        os.close(target)
+    return Outcome(error, inj, _leftovers(tmp))
+
+
+ROUTES.update(
+    {
+        "RANDOM": (supervise_in_child("getrandom"),),
+        "PIPE": (supervise_in_child("pipe"),),
+        "DUP_ABOVE": (supervise_in_child("fcntl"),),
+        "SPAWN": (supervise_in_child("posix_spawn"),),
+        "READ": (supervise_in_child("read"),),
+        "WAITPID": (supervise_in_child("waitpid"),),
+        "KILL": (supervise_in_child("kill", tuple(_STOPS_ITS_SUPERVISOR)),),
+        "DUP2": (dup2_fd,),
+    }
+)
+
 #: Routes this process never reaches, because CLOEXEC is native here: they run in a
 #: subprocess with JANUS_NET_FORCE_CLOEXEC_EMULATION=1 (socket()+fcntl, accept()+fcntl).
 EMULATED = {("FCNTL", "listen_ip"), ("FCNTL", "accept_fcntl")}
