@@ -862,6 +862,11 @@ def landlock_abi() -> int:
         return 0
 
 
+# The public question `janus_net.platform.landlock_abi()` is this door's: handed up to the
+# facts module, which never imports the door (DESIGN §2: no arrow from facts into the door).
+platform.hand_up(landlock_abi)
+
+
 def landlock_create_ruleset(desc: Any, attr: Any, size: int) -> int:
     """landlock_create_ruleset(attr, size, 0) into the cell ``desc``: a new ruleset fd (close-on-exec)."""
     return retry(LANDLOCK_CREATE_RULESET, lib.jn_landlock_create_ruleset, (desc, attr, size, 0))
