@@ -361,13 +361,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     process dies of that signal (`janus_net.stops.die_of`).
     """
     words = list(sys.argv[1:] if argv is None else argv)
-    signals = STOP_SIGNALS
+    signals: tuple[int, ...] = STOP_SIGNALS
+    ignored: tuple[int, ...] = ()
     if words[:1] == ["run"]:
         from janus_net import supervisor  # loaded only for this command
 
-        signals = supervisor.STOP_SIGNALS
+        signals, ignored = supervisor.STOP_SIGNALS, supervisor.IGNORED_AT_START_UP
     status, signum = 1, None
-    with StopSignals(signals) as stops:
+    with StopSignals(signals, ignored=ignored) as stops:
         try:
             status = _main(words, stops)
         except Stopped as stop:

@@ -50,8 +50,12 @@ class StopSignals:
     signals are ignored: the command is stopping already.
     """
 
-    def __init__(self, signals: Iterable[int], *, held: bool = True) -> None:
+    def __init__(self, signals: Iterable[int], *, held: bool = True, ignored: Iterable[int] = ()) -> None:
         self.signals = tuple(signals)
+        # Signals that would end the process by default but stop nothing here (SIGHUP
+        # before `run` has a command to reload). Caught by a handler that does nothing,
+        # never SIG_IGN: an ignored signal would stay ignored in every command started.
+        self.ignored = tuple(ignored)
         self.context = Context()
         self.fired: list[int] = []
         self._held = held
@@ -82,6 +86,8 @@ class StopSignals:
     def __enter__(self) -> StopSignals:
         for sig in self.signals:
             self._previous[sig] = signal.signal(sig, self._handler)
+        for sig in self.ignored:
+            self._previous[sig] = signal.signal(sig, _nothing)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -90,6 +96,10 @@ class StopSignals:
             return  # stopping: the handlers stay (they ignore later signals) until `die_of`
         for sig, old in self._previous.items():
             signal.signal(sig, old)  # type: ignore[arg-type]
+
+
+def _nothing(signum: int, frame: FrameType | None) -> None:
+    pass
 
 
 def die_of(signum: int) -> int:

@@ -137,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 #: What stops ``run``: SIGHUP is its reload, not a stop.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: Before the command runs there is nothing to reload: a SIGHUP then is ignored (and
+#: does not kill the supervisor with its sockets bound and its unix files in place).
+IGNORED_AT_START_UP = (signal.SIGHUP,)
 
 
 def main(argv: Sequence[str], stops: StopSignals | None = None) -> int:
@@ -151,7 +154,7 @@ def main(argv: Sequence[str], stops: StopSignals | None = None) -> int:
             reaped and the sockets closed (the caller dies of it: `janus_net.stops.die_of`).
     """
     if stops is None:
-        with StopSignals(STOP_SIGNALS) as own:
+        with StopSignals(STOP_SIGNALS, ignored=IGNORED_AT_START_UP) as own:
             return main(argv, own)
     parser = build_parser()
     args = parser.parse_args(list(argv))

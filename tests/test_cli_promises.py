@@ -353,3 +353,29 @@ def test_escape_keeps_one_line_and_shows_what_is_there(text: str, shown: str) ->
 
     assert _escape(text) == shown
     assert "\n" not in _escape(text) and _escape(text).isprintable()
+
+
+# The demo parks in its first listen (testing.hold) and gets SIGTERM there: every step
+# closes what it made in a `with` block, so the stop may land anywhere.
+_STOP_DURING_DEMO = """
+import signal, threading
+from janus_net import cli, testing
+
+main = threading.main_thread().ident
+with testing.hold("listen") as parked:
+    def stop_while_parked() -> None:
+        parked.returned.wait(30)
+        signal.pthread_kill(main, signal.SIGTERM)
+        parked.release()
+    threading.Thread(target=stop_while_parked, daemon=True).start()
+    cli.main(["demo"])
+print("survived the stop signal")
+"""
+
+
+def test_a_stop_signal_ends_the_demo_by_that_signal() -> None:
+    done = subprocess.run([sys.executable, "-c", _STOP_DURING_DEMO], capture_output=True, text=True, timeout=60)
+    assert done.returncode == -signal.SIGTERM, (done.stdout, done.stderr)
+    assert "survived" not in done.stdout
+    assert "Traceback" not in done.stderr and "ResourceWarning" not in done.stderr, done.stderr
+    assert done.stderr == "janus-net: stopped by SIGTERM\n"

@@ -430,3 +430,26 @@ def test_a_stop_signal_while_serving_stops_and_reaps_the_command_then_dies_of_it
     assert not os.path.lexists(path)
     with pytest.raises(ProcessLookupError):
         os.kill(child, 0)  # stopped and reaped by the supervisor before it died
+
+
+def test_a_sighup_at_start_up_reloads_nothing_and_kills_nothing(tmp_path: Path) -> None:
+    """SIGHUP is run's reload; before a command runs there is nothing to reload, and it must not kill."""
+    path, marker = tmp_path / "web.sock", tmp_path / "started"
+    sup = subprocess.Popen(
+        [sys.executable, "-c", _STOP_AT_START_UP, str(path), str(marker), str(int(signal.SIGHUP))],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert sup.stderr is not None and sup.stdout is not None
+        started = sup.stderr.readline()  # the SIGHUP came and went during the bind
+        assert started.startswith("janus-net run: started pid "), started + sup.stderr.read()
+        assert sup.stdout.readline() == f"listening on unix:{path} as web\n"
+        sup.send_signal(signal.SIGTERM)
+        _, err = sup.communicate(timeout=60)
+    finally:
+        if sup.poll() is None:
+            sup.kill()
+            sup.communicate()
+    assert sup.returncode == -signal.SIGTERM, err
+    assert "reload" not in err and "Traceback" not in err
+    assert not os.path.lexists(path)
