@@ -1744,7 +1744,7 @@ KILL = Syscall(
     "kill",
     # EPERM: the command changed its user (a setuid program) and may no longer be signalled.
     {E.EPERM: SocketError.AccessDenied},
-    bugs={E.EINVAL: "the signal is SIGTERM or SIGKILL, constants from the signal module"},
+    bugs={E.EINVAL: "the signal is SIGTERM, SIGKILL or a stop signal just received: numbers from the signal module"},
 )
 
 WAITPID = Syscall(
@@ -1816,7 +1816,7 @@ def spawn(
     sigdef = ffi.new("int[]", signals or [0])
     pid = ffi.new("pid_t *")
     args = (pid, os_bytes(path), argv_c, env_c, sources, targets, len(dups), sigdef, len(signals))
-    retry(SPAWN, lib.jn_spawn, args)
+    retry(SPAWN, lib.jn_spawn, args, None, path)
     return int(pid[0])
 
 
