@@ -75,6 +75,15 @@ _INT_SIZE = ffi.sizeof("int")
 _CONTROL_SIZE: int = lib.jn_cmsg_space(ffi.sizeof("struct ucred")) + lib.jn_cmsg_space(lib.JN_SCM_MAX_FD * _INT_SIZE)
 
 
+def _say(line: str) -> None:
+    """A status line on stdout; one that cannot be written is the typed error a socket write would raise."""
+    try:
+        print(line, flush=True)
+    except OSError as e:
+        cliout.discard_stdout()
+        raise cliout.output_error(e, "write", "stdout") from None
+
+
 def _log(text: str) -> None:
     print(f"janus-net run: {text}", file=sys.stderr, flush=True)
 
@@ -203,18 +212,13 @@ def main(argv: Sequence[str], stops: StopSignals | None = None) -> int:
             sockets.append((name, _open(address, cap, "bind", bind_options, stops.context)))
             stops.check()
         for name, sock in sockets:
-            print(f"listening on {sock.address} as {name}", flush=True)
+            _say(f"listening on {sock.address} as {name}")
         stops.check()
         return _Supervisor(sockets, command, args.ready_timeout, args.stop_timeout).run(stops)
     except (SocketError, ValueError, TypeError) as e:
         stops.check()  # an error caused by the stop (a cancelled bind) is the stop
         cliout.error_line(str(e) if isinstance(e, SocketError) else f"{type(e).__name__}: {e}")
         return cliout.usage_status(e)
-    except OSError as e:  # stdout could not be written
-        stops.check()
-        cliout.discard_stdout()
-        cliout.error_line(str(cliout.output_error(e, "write", "stdout")))
-        return 1
     finally:
         for _, sock in sockets:
             sock.close()

@@ -453,3 +453,43 @@ def test_a_sighup_at_start_up_reloads_nothing_and_kills_nothing(tmp_path: Path) 
     assert sup.returncode == -signal.SIGTERM, err
     assert "reload" not in err and "Traceback" not in err
     assert not os.path.lexists(path)
+
+
+# A descriptor table that fills up at each step of the start-up: the bound socket, the
+# wake pipe, the notify socket, the copy of the socket above the numbers it gets in the
+# command. RLIMIT_NOFILE is lowered in the child after janus_net is loaded.
+_FD_LIMITED = """
+import os, resource, shutil, sys  # shutil: argparse imports it when it builds a parser
+from janus_net import cli, supervisor  # loaded before the limit: nothing left to open
+extra = int(sys.argv[1])
+open_fds = {int(fd) for fd in os.listdir("/proc/self/fd") if os.path.exists(f"/proc/self/fd/{fd}")}
+limit, free = 0, 0
+while free < extra or limit in open_fds:  # exactly `extra` free numbers below the limit
+    free += limit not in open_fds
+    limit += 1
+resource.setrlimit(resource.RLIMIT_NOFILE, (limit, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+sys.exit(cli.main(["run", "--listen", "web=127.0.0.1:0", "--", "true"]))
+"""
+
+
+def test_a_full_descriptor_table_at_each_start_up_step_is_one_typed_line() -> None:
+    """With N free descriptor numbers, start-up stops at the syscall that needs the N+1th.
+
+    The order is the start-up's: the --listen socket, the wake pipe (two fds), the notify
+    socket, the copy of the listen socket; with five free numbers the command runs.
+    """
+    stopped_at = []
+    for extra in range(7):
+        proc = subprocess.run(
+            [sys.executable, "-c", _FD_LIMITED, str(extra)], capture_output=True, text=True, timeout=60
+        )
+        assert "Traceback" not in proc.stderr, proc.stderr
+        if proc.returncode == 0:
+            stopped_at.append(None)
+            continue
+        assert proc.returncode == 1, proc.stderr
+        [line] = proc.stderr.splitlines()
+        member, syscall = line.split(": ")[1:3]
+        assert member == "ProcessFdQuotaExceeded", line
+        stopped_at.append(syscall.split()[0])
+    assert stopped_at == ["socket", "pipe", "pipe", "socket", "fcntl", None, None]
