@@ -22,6 +22,7 @@ import errno
 import gc
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -39,6 +40,7 @@ import janus_net as jn
 from janus_net import errors, syscalls
 from janus_net._shim import lib
 from janus_net.errors import ErrnoBug, SocketError
+from janus_net.stops import Stopped
 from janus_net.testing import Injection, fail
 
 HERE = Path(__file__).resolve().parent
@@ -601,15 +603,15 @@ from janus_net import supervisor
 from janus_net.stops import StopSignals
 from janus_net.testing import fail
 
-name, err, command = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+name, err, times, command = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
 before = set(os.listdir("/proc/self/fd"))
 server = jn.listen("127.0.0.1:0")
 sup = supervisor._Supervisor([("web", server)], command, 60.0, 10.0)
-error = None
-with fail(name, err) as inj:
+error = status = None
+with fail(name, err, times=times) as inj:
     try:
         with StopSignals(supervisor.STOP_SIGNALS) as stops:
-            sup.run(stops)
+            status = sup.run(stops)
     except BaseException as exc:
         error = exc
 server.close()
@@ -622,11 +624,28 @@ while True:
     except ChildProcessError:
         break
 leaked = sorted(fd for fd in set(os.listdir("/proc/self/fd")) - before if os.path.exists(f"/proc/self/fd/{fd}"))
-print(base64.b64encode(pickle.dumps((error, inj.failed, leaked))).decode())
+print(base64.b64encode(pickle.dumps((error, inj.failed, leaked, status))).decode())
 """
 
 #: A command that stops its supervisor (SIGTERM) at once: the supervisor then kills it.
 _STOPS_ITS_SUPERVISOR = ["sh", "-c", "kill -TERM $PPID; exec sleep 30"]
+
+
+def _supervise(name: str, err: int, command: tuple[str, ...], times: int = 1) -> tuple[Any, int, Any]:
+    """Run the supervisor child; (what run() raised, calls failed, its status); no descriptor left."""
+    import base64
+    import pickle
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _SUPERVISE_CHILD, name, str(int(err)), str(times), *command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    error, failed, leaked, status = pickle.loads(base64.b64decode(proc.stdout.splitlines()[-1]))
+    assert not leaked, f"descriptors left open by the supervisor: {leaked}"
+    return error, failed, status
 
 
 def supervise_in_child(name: str, command: tuple[str, ...] = ("true",)) -> Route:
@@ -637,18 +656,7 @@ def supervise_in_child(name: str, command: tuple[str, ...] = ("true",)) -> Route
     """
 
     def route(err: Any, tmp: Path) -> Outcome:
-        import base64
-        import pickle
-
-        proc = subprocess.run(
-            [sys.executable, "-c", _SUPERVISE_CHILD, name, str(int(err)), *command],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert proc.returncode == 0, proc.stderr
-        error, failed, leaked = pickle.loads(base64.b64decode(proc.stdout.splitlines()[-1]))
-        assert not leaked, f"descriptors left open by the supervisor: {leaked}"
+        error, failed, _status = _supervise(name, err, command)
         return Outcome(error, _ChildInjection(failed), _leftovers(tmp))  # type: ignore[arg-type]
 
     route.__name__ = "supervise_in_child" + ("_stopped" if command != ("true",) else "")
@@ -1028,3 +1036,17 @@ def test_close_eintr_is_not_retried_and_leaves_the_server_closed(tmp_path: Path)
     outcome = close_server(errno.EINTR, tmp_path)
     assert outcome.error is None and outcome.injection.calls == 1
     assert not outcome.leftover
+
+
+@pytest.mark.parametrize("name", ["getrandom", "pipe", "fcntl", "posix_spawn", "read", "waitpid"])
+def test_eintr_in_the_process_calls_is_retried(name: str) -> None:
+    """os.* retried EINTR inside CPython; the door's loop retries it (running the checkpoint) instead."""
+    error, failed, status = _supervise(name, errno.EINTR, ("sh", "-c", "exit 7"), times=3)
+    assert error is None and failed == 3
+    assert status == 7  # the command ran and its status came back
+
+
+def test_eintr_in_kill_is_retried() -> None:
+    error, failed, _ = _supervise("kill", errno.EINTR, tuple(_STOPS_ITS_SUPERVISOR), times=3)
+    assert failed == 3
+    assert isinstance(error, Stopped) and error.signum == signal.SIGTERM  # stopped, reaped, then raised
