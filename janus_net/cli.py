@@ -44,7 +44,7 @@ from janus_net.stops import Stopped, StopSignals, die_of
 
 Command = Callable[[argparse.Namespace, StopSignals], int]
 
-#: The signals that end ``listen`` the way Ctrl-C does.
+#: The signals that end every subcommand but ``run`` (whose SIGHUP reloads) the way Ctrl-C does.
 STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 

@@ -79,10 +79,6 @@ class StopSignals:
         self._held = False
         self.check()
 
-    def hold(self) -> None:
-        """From now on a stop signal is only recorded (and cancels the context) until `check`."""
-        self._held = True
-
     def __enter__(self) -> StopSignals:
         for sig in self.signals:
             self._previous[sig] = signal.signal(sig, self._handler)
