@@ -4,8 +4,9 @@
 getentropy (at most 256 bytes) elsewhere; -1 with errno on failure, never retried here.
 """
 
+# getentropy is declared in <sys/random.h> on Darwin, in <unistd.h> on the BSDs.
 INCLUDES = """
-#if defined(__linux__)
+#if defined(__linux__) || defined(__APPLE__)
 #include <sys/random.h>
 #else
 #include <unistd.h>
