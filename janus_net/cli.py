@@ -3,12 +3,16 @@
 The error contract, for every subcommand:
 
 * A failure prints one line on stderr, ``janus-net: <Member>: ...`` (the `SocketError`
-  member's name first), and exits 1 -- never a traceback. That covers output that cannot
-  be written: a closed stdout, a stdout pipe whose reader has gone (EPIPE), an ``--audit``
-  file on a full disk.
-* Usage errors (unknown options, bad values) print argparse's usage and exit 2.
-* ``listen`` ends on SIGINT, SIGTERM and SIGHUP alike: the server is closed (a unix socket
-  file it created is removed) and it exits 128 + the signal's number.
+  member's name first), never a traceback, and exits with the one status rule
+  (`janus_net.cliout`): 2 for a value given on the command line that was refused
+  (argparse's usage errors, ``InvalidAddress``, ``InvalidPort``, ``ValueError``,
+  ``TypeError``), 1 for every other failure. That covers output that cannot be
+  written: a closed stdout, a stdout pipe whose reader has gone (EPIPE), an
+  ``--audit`` file on a full disk.
+* A stop signal -- SIGINT, SIGTERM, and SIGHUP but for ``run`` (its reload) -- ends
+  every subcommand alike (`janus_net.stops`): what it made is closed (a unix socket
+  file it created is removed, the commands ``run`` started are stopped and reaped),
+  then the process dies of that signal, so a shell shows 128 + its number.
 
 Text for people shows addresses and paths with control characters (and bytes that are
 not UTF-8) escaped, so a crafted unix path cannot forge a line; ``--json`` carries the
@@ -26,92 +30,22 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from types import FrameType
 from typing import TextIO
 
-from janus_net import cliopts, layout
+from janus_net import cliopts, cliout, layout
 from janus_net.address import FdAddress, Ip6Address, UnixAddress, for_people, parse_address
-from janus_net.audit import AuditRecord, JsonLinesSink, Sink
+from janus_net.audit import AuditRecord, Sink
 from janus_net.capability import NetBind
 from janus_net.context import Context
 from janus_net.errors import SocketError
 from janus_net.listen import listen, listen_with_capability, listen_with_context
 from janus_net.socket import Server, Stream
+from janus_net.stops import Stopped, StopSignals, die_of
 
-Command = Callable[[argparse.Namespace], int]
+Command = Callable[[argparse.Namespace, StopSignals], int]
 
-#: The signals that end ``listen`` the way Ctrl-C does.
+#: The signals that end every subcommand but ``run`` (whose SIGHUP reloads) the way Ctrl-C does.
 STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-class _Stopped(BaseException):
-    """Raised in the main thread by a stop signal: unwinds like KeyboardInterrupt, closing what is open."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-class _StopSignals:
-    """SIGINT/SIGTERM/SIGHUP become `_Stopped` while installed; the first one wins, later ones are ignored.
-
-    While ``held`` (from installation until `deliver`), a stop signal is only recorded:
-    the bind runs to its end and the server enters its ``with`` block, whose exit closes
-    it (removing its unix socket file), before `deliver` raises the recorded stop. So no
-    signal can land between "the server exists" and "someone will close it".
-    """
-
-    def __init__(self) -> None:
-        self._fired: list[int] = []
-        self._held = True
-        self._previous: dict[signal.Signals, object] = {}
-
-    def _handler(self, signum: int, frame: FrameType | None) -> None:
-        if self._fired:
-            return
-        self._fired.append(signum)
-        if not self._held:
-            raise _Stopped(signum)
-
-    def deliver(self) -> None:
-        """From now on a stop signal raises at once; one that arrived while held raises here."""
-        self._held = False
-        if self._fired:
-            raise _Stopped(self._fired[0])
-
-    def __enter__(self) -> _StopSignals:
-        for sig in STOP_SIGNALS:
-            self._previous[sig] = signal.signal(sig, self._handler)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._held = True  # a signal during the restore is recorded, not raised into the caller
-        for sig, old in self._previous.items():
-            signal.signal(sig, old)  # type: ignore[arg-type]
-
-
-# An output error is reported as the member a socket write with that errno would raise,
-# so the first word of the line is always a SocketError member.
-_OUTPUT_MEMBERS: dict[int, type[SocketError]] = {
-    errno.EPIPE: SocketError.SocketUnconnected,  # the reader of a pipe has gone
-    errno.ECONNRESET: SocketError.ConnectionResetByPeer,
-    errno.ENOSPC: SocketError.SystemResources,
-    errno.EDQUOT: SocketError.SystemResources,
-    errno.EFBIG: SocketError.SystemResources,
-    errno.ENOMEM: SocketError.SystemResources,
-    errno.EACCES: SocketError.AccessDenied,
-    errno.EPERM: SocketError.AccessDenied,
-    errno.ENOENT: SocketError.FileNotFound,
-    errno.ENOTDIR: SocketError.NotDir,
-    errno.ELOOP: SocketError.SymLinkLoop,
-    errno.EROFS: SocketError.ReadOnlyFileSystem,
-}
-
-
-def _output_error(error: OSError, syscall: str, where: str) -> SocketError:
-    number = error.errno if error.errno is not None else errno.EIO
-    member = _OUTPUT_MEMBERS.get(number, SocketError.Unexpected)
-    return member(number, error.strerror or os.strerror(number), syscall=syscall, address=where)
 
 
 class _Output:
@@ -120,7 +54,7 @@ class _Output:
     def __init__(self, json_lines: bool) -> None:
         stream = sys.stdout
         if stream is None:  # started with stdout closed (`>&-`): Python sets it to None
-            raise _output_error(OSError(errno.EBADF, os.strerror(errno.EBADF)), "write", "stdout")
+            raise cliout.output_error(OSError(errno.EBADF, os.strerror(errno.EBADF)), "write", "stdout")
         self.file: TextIO = stream
         self.json = json_lines
 
@@ -133,37 +67,8 @@ class _Output:
             self.file.write(text)
             self.file.flush()
         except OSError as e:
-            _discard_stdout()
-            raise _output_error(e, "write", "stdout") from None
-
-
-def _discard_stdout() -> None:
-    # What is still buffered would fail again when the interpreter flushes stdout at
-    # exit, printing a second error line: point fd 1 at /dev/null first.
-    try:
-        null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
-    except OSError:
-        return
-    try:
-        os.dup2(null, 1)
-    except OSError:
-        pass
-    finally:
-        os.close(null)
-
-
-class _FileSink:
-    """`JsonLinesSink` to a named file; a record that cannot be written is a typed error naming the file."""
-
-    def __init__(self, file: TextIO, name: str) -> None:
-        self._sink = JsonLinesSink(file)
-        self._name = name
-
-    def __call__(self, record: AuditRecord) -> None:
-        try:
-            self._sink(record)
-        except OSError as e:
-            raise _output_error(e, "write", self._name) from None
+            cliout.discard_stdout()
+            raise cliout.output_error(e, "write", "stdout") from None
 
 
 class _HeldSink:
@@ -196,7 +101,8 @@ def _stdout_sink(out: _Output) -> Sink:
     return sink
 
 
-def _parse(args: argparse.Namespace) -> int:
+def _parse(args: argparse.Namespace, stops: StopSignals) -> int:
+    stops.deliver()  # nothing to clean up: a stop signal may end it anywhere
     out = _Output(args.json)
     addr = parse_address(args.address)
     fields: dict[str, object] = {"canonical": str(addr), "kind": type(addr).__name__}
@@ -217,7 +123,8 @@ def _parse(args: argparse.Namespace) -> int:
     return 0
 
 
-def _layout(args: argparse.Namespace) -> int:
+def _layout(args: argparse.Namespace, stops: StopSignals) -> int:
+    stops.deliver()
     out = _Output(args.json)
     if args.json:
         out.write(json.dumps(layout.describe(args.addresses)) + "\n")
@@ -231,28 +138,29 @@ def _for_people_lines(text: str) -> str:
     return "\n".join(for_people(line) for line in text.split("\n"))
 
 
-def _listen(args: argparse.Namespace) -> int:
+def _listen(args: argparse.Namespace, stops: StopSignals) -> int:
+    """Bind, print, accept; a stop signal is held (recorded, and cancels the bind's context)
+    until the server is inside its ``with`` block, whose exit closes it and removes its file."""
     out = _Output(args.json)  # before anything is bound: a closed stdout is reported, not discovered later
-    with _StopSignals() as stops:
-        ctx = None if args.timeout is None else Context.with_timeout(args.timeout)
-        audit_file: TextIO | None = None
-        try:
-            server, held, audit_file = _bind(args, out, ctx)
-            with server:
-                stops.deliver()
-                out.line(f"listening on {server.address}", listening=str(server.address))
-                if held is not None:
-                    held.release()
-                for _ in range(args.accept):
-                    _serve_one(args, out, server, ctx)
-        finally:
-            if audit_file is not None:
-                _close_quietly(audit_file)
+    ctx = None if args.timeout is None else stops.context.child(timeout=args.timeout)
+    audit_file: TextIO | None = None
+    try:
+        server, held, audit_file = _bind(args, out, ctx, stops.context)
+        with server:
+            stops.deliver()
+            out.line(f"listening on {server.address}", listening=str(server.address))
+            if held is not None:
+                held.release()
+            for _ in range(args.accept):
+                _serve_one(args, out, server, ctx)
+    finally:
+        if audit_file is not None:
+            cliout.close_quietly(audit_file)
     return 0
 
 
 def _bind(
-    args: argparse.Namespace, out: _Output, ctx: Context | None
+    args: argparse.Namespace, out: _Output, ctx: Context | None, stop_ctx: Context
 ) -> tuple[Server, _HeldSink | None, TextIO | None]:
     options = {
         "backlog": args.backlog,
@@ -270,8 +178,8 @@ def _bind(
     if args.audit == "-":
         sink = held = _HeldSink(_stdout_sink(out))
     elif args.audit is not None:
-        audit_file = _open_audit_file(args.audit)
-        sink = _FileSink(audit_file, args.audit)
+        audit_file = cliout.open_audit_file(args.audit)
+        sink = cliout.FileSink(audit_file, args.audit)
     try:
         cap = NetBind(args.capability, audit=sink)
         for port in args.allow_port:
@@ -279,32 +187,17 @@ def _bind(
         try:
             if args.enforce:
                 cap.enforce()  # the kernel enforces the ports from here on (Landlock)
-            server = listen_with_capability(args.address, cap, ctx=ctx, **options)
+            # A stop signal cancels stop_ctx (a lock wait, say, ends at once).
+            server = listen_with_capability(args.address, cap, ctx=stop_ctx if ctx is None else ctx, **options)
         except SocketError:
             if held is not None:
                 held.release()  # the denied record still gets printed
             raise
     except BaseException:
         if audit_file is not None:
-            _close_quietly(audit_file)
+            cliout.close_quietly(audit_file)
         raise
     return server, held, audit_file
-
-
-def _close_quietly(file: TextIO) -> None:
-    # Every record was flushed, or its failure reported, when it was written; what a
-    # failed write left in the buffer fails again here, after the descriptor is closed.
-    try:
-        file.close()
-    except OSError:
-        pass
-
-
-def _open_audit_file(path: str) -> TextIO:
-    try:
-        return open(path, "a", encoding="utf-8")  # closed by _listen
-    except OSError as e:
-        raise _output_error(e, "open", path) from None
 
 
 # Errors that end one connection, not the run: the peer reset it, or went away while we wrote.
@@ -372,9 +265,11 @@ class _Deadline:
             self._timer.cancel()
 
 
-def _demo(args: argparse.Namespace) -> int:
+def _demo(args: argparse.Namespace, stops: StopSignals) -> int:
     from janus_net import demo  # loaded only for this command
 
+    # Every step closes what it made in a `with` block: a stop signal may land anywhere.
+    stops.deliver()
     out = _Output(False)
     return demo.run(out.file)
 
@@ -424,8 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="listen through the matching profile, print the bound address, accept connections",
         description="Bind ADDRESS (:core; :service with --timeout; :sovereign with --capability), print "
         "'listening on ADDRESS' with the real port as the first line, accept N connections, exit 0. "
-        "SIGINT, SIGTERM and SIGHUP close the server (removing a unix socket file it created) and exit "
-        "128+signal. A peer that resets its connection ends that connection only.",
+        "SIGINT, SIGTERM and SIGHUP close the server (removing a unix socket file it created), then the "
+        "command dies of that signal (a shell shows 128+signal). A peer that resets its connection ends "
+        "that connection only. Exit status: 0 success, 2 a refused command-line value, 1 any other failure.",
     )
     listen_cmd.add_argument("address")
     listen_cmd.add_argument(
@@ -458,45 +354,58 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _error_line(text: str) -> int:
-    try:
-        if sys.stderr is not None:
-            sys.stderr.write(for_people(f"janus-net: {text}") + "\n")
-            sys.stderr.flush()
-    except (OSError, ValueError):
-        pass  # nowhere left to say it; the exit status still does
-    return 1
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``janus-net`` command with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
+    """Run the ``janus-net`` command with ``argv`` (default: ``sys.argv[1:]``); returns the exit status.
+
+    After a stop signal it does not return: once everything is cleaned up, the
+    process dies of that signal (`janus_net.stops.die_of`).
+    """
     words = list(sys.argv[1:] if argv is None else argv)
+    signals: tuple[int, ...] = STOP_SIGNALS
+    ignored: tuple[int, ...] = ()
     if words[:1] == ["run"]:
         from janus_net import supervisor  # loaded only for this command
 
-        return supervisor.main(words[1:])
+        signals, ignored = supervisor.STOP_SIGNALS, supervisor.IGNORED_AT_START_UP
+    status, signum = 1, None
+    with StopSignals(signals, ignored=ignored) as stops:
+        try:
+            status = _main(words, stops)
+        except Stopped as stop:
+            signum = stop.signum  # run's own handlers record its stops: they come this way only
+    if signum is None and stops.fired:
+        signum = stops.fired[0]  # a stop held until the end of a command that had finished
+    if signum is not None:
+        cliout.error_line(f"stopped by {signal.Signals(signum).name}")
+        return die_of(signum)
+    return status
+
+
+def _main(words: list[str], stops: StopSignals) -> int:
+    if words[:1] == ["run"]:
+        from janus_net import supervisor
+
+        return supervisor.main(words[1:], stops)
     if isinstance(sys.stdout, io.TextIOWrapper):
         # A character stdout cannot encode is shown as an escape, never a UnicodeEncodeError.
         sys.stdout.reconfigure(errors="backslashreplace")
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(words)
     check = getattr(args, "check", None)
     if check is not None:
         check(args)
     run: Command = args.run
     try:
-        return run(args)
-    except SocketError as e:
-        return _error_line(str(e))
+        return run(args, stops)
+    except (SocketError, ValueError, TypeError) as e:
+        stops.check()  # an error the stop caused (its cancelled context) is the stop
+        cliout.error_line(str(e) if isinstance(e, SocketError) else f"{type(e).__name__}: {e}")
+        return cliout.usage_status(e)
     except OSError as e:  # an output the command could not write, not already typed (the demo's)
-        _discard_stdout()
-        return _error_line(str(_output_error(e, "write", "stdout")))
-    except _Stopped as stop:
-        _error_line(f"stopped by {signal.Signals(stop.signum).name}")
-        return 128 + stop.signum
-    except KeyboardInterrupt:
-        _error_line("interrupted")
-        return 128 + signal.SIGINT
+        stops.check()
+        cliout.discard_stdout()
+        cliout.error_line(str(cliout.output_error(e, "write", "stdout")))
+        return 1
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Callable
 
 from janus_net._shim import ffi, lib
 
@@ -80,15 +81,31 @@ HAS_IPV6_PKTINFO: bool = bool(lib.JN_HAS_IPV6_PKTINFO)
 HAS_TIMESTAMPNS: bool = bool(lib.JN_SO_TIMESTAMPNS)
 
 
+# --- A fact the running kernel must be asked for. This module asks the kernel nothing:
+# the kernel door (`janus_net.syscalls`) asks, and hands its question up here when it is
+# imported (`hand_up`), which importing janus_net always does first.
+
+
+def _not_handed_up() -> int:
+    raise RuntimeError("janus_net.syscalls has not handed its Landlock question up (import janus_net first)")
+
+
+_landlock_abi: Callable[[], int] = _not_handed_up
+
+
 def landlock_abi() -> int:
     """The Landlock ABI version the running kernel offers: an int, 0 without Landlock.
 
     Network rules (what `NetBind.enforce` needs) start at ABI 4. Asked of the kernel
     on each call (LANDLOCK_CREATE_RULESET_VERSION), since a boot option can turn it off.
     """
-    from janus_net import syscalls  # syscalls imports this module: ask it at call time
+    return _landlock_abi()
 
-    return syscalls.landlock_abi()
+
+def hand_up(landlock_abi: Callable[[], int]) -> None:
+    """Called once by `janus_net.syscalls` at import: the door's way of asking the kernel."""
+    global _landlock_abi
+    _landlock_abi = landlock_abi
 
 
 #: The kernel lists bound unix sockets with their file's inode (Linux sock_diag, unix_diag).

@@ -28,8 +28,9 @@
    keeps serving.
 4. SIGTERM or SIGINT stops the command (SIGTERM, then SIGKILL after
    ``--stop-timeout``), removes the unix socket files this supervisor created and
-   exits with 128 + the signal. When the command exits on its own, the supervisor
-   exits with its status (no automatic restart: that is the service manager's job).
+   dies of that signal (`janus_net.stops`), at start-up as while serving. When the
+   command exits on its own, the supervisor exits with its status (no automatic
+   restart: that is the service manager's job).
 
 Descriptors the command sends with FDSTORE=1 are closed at once: this supervisor
 keeps its own sockets and stores nothing else.
@@ -43,17 +44,24 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
-from janus_net import cliopts, platform, syscalls, waiting
+from janus_net import cliopts, cliout, descriptor, platform, syscalls, waiting
 from janus_net._shim import ffi, lib
 from janus_net.address import parse_address
-from janus_net.audit import JsonLinesSink
 from janus_net.capability import NetBind
+from janus_net.context import Context
 from janus_net.errors import SocketError
 from janus_net.fdpass import check_name
-from janus_net.listen import bind, bind_with_capability, listen, listen_with_capability
+from janus_net.listen import (
+    bind,
+    bind_with_capability,
+    bind_with_context,
+    listen_with_capability,
+    listen_with_context,
+)
 from janus_net.socket import Mode, Server, Socket
+from janus_net.stops import Stopped, StopSignals
 
 #: The first passed descriptor (SD_LISTEN_FDS_START).
 _FIRST_FD = 3
@@ -65,6 +73,15 @@ _DATAGRAM_MAX = 4096
 _DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
 _INT_SIZE = ffi.sizeof("int")
 _CONTROL_SIZE: int = lib.jn_cmsg_space(ffi.sizeof("struct ucred")) + lib.jn_cmsg_space(lib.JN_SCM_MAX_FD * _INT_SIZE)
+
+
+def _say(line: str) -> None:
+    """A status line on stdout; one that cannot be written is the typed error a socket write would raise."""
+    try:
+        print(line, flush=True)
+    except OSError as e:
+        cliout.discard_stdout()
+        raise cliout.output_error(e, "write", "stdout") from None
 
 
 def _log(text: str) -> None:
@@ -127,8 +144,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str]) -> int:
-    """Run ``janus-net run`` with ``argv`` (the words after ``run``); returns the exit status."""
+#: What stops ``run``: SIGHUP is its reload, not a stop.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: Before the command runs there is nothing to reload: a SIGHUP then is ignored (and
+#: does not kill the supervisor with its sockets bound and its unix files in place).
+IGNORED_AT_START_UP = (signal.SIGHUP,)
+
+
+def main(argv: Sequence[str], stops: StopSignals | None = None) -> int:
+    """Run ``janus-net run`` with ``argv`` (the words after ``run``); returns the exit status.
+
+    ``stops`` records a stop signal (SIGINT, SIGTERM) that arrives while the sockets
+    are bound: it cancels the binds (they take its context) and is raised as
+    `Stopped` once every socket made so far is in the list the ``finally`` closes.
+
+    Raises:
+        Stopped: a stop signal ended the run, after the commands were stopped and
+            reaped and the sockets closed (the caller dies of it: `janus_net.stops.die_of`).
+    """
+    if stops is None:
+        with StopSignals(STOP_SIGNALS, ignored=IGNORED_AT_START_UP) as own:
+            return main(argv, own)
     parser = build_parser()
     args = parser.parse_args(list(argv))
     command = list(args.command)
@@ -153,14 +189,12 @@ def main(argv: Sequence[str]) -> int:
     sockets: list[tuple[str, Server | Socket]] = []
     try:
         if args.audit is not None:
-            try:
-                audit_file = open(args.audit, "a", encoding="utf-8")  # noqa: SIM115 - closed below
-            except OSError as e:
-                print(f"janus-net: cannot open the audit file: {e}", file=sys.stderr)
-                return 1
+            audit_file = cliout.open_audit_file(args.audit)
         cap = None
         if args.capability is not None:
-            cap = NetBind(args.capability, audit=None if audit_file is None else JsonLinesSink(audit_file))
+            cap = NetBind(
+                args.capability, audit=None if audit_file is None else cliout.FileSink(audit_file, args.audit)
+            )
             for port in args.allow_port:
                 cap.allow_port(port)
             if args.enforce:
@@ -169,21 +203,27 @@ def main(argv: Sequence[str]) -> int:
                 # refuses while other threads run. A --netns helper thread starts only later,
                 # inside the restricted process, and inherits the restriction.
                 cap.enforce()
+        # A stop signal now cancels the bind under way (its context) and lands at the
+        # check after it, once the socket is in the list the ``finally`` closes.
         for name, address in args.listen:
-            sockets.append((name, _open(address, cap, "listen", listen_options)))
+            sockets.append((name, _open(address, cap, "listen", listen_options, stops.context)))
+            stops.check()
         for name, address in args.bind:
-            sockets.append((name, _open(address, cap, "bind", bind_options)))
+            sockets.append((name, _open(address, cap, "bind", bind_options, stops.context)))
+            stops.check()
         for name, sock in sockets:
-            print(f"listening on {sock.address} as {name}", flush=True)
-        return _Supervisor(sockets, command, args.ready_timeout, args.stop_timeout).run()
-    except SocketError as e:
-        print(f"janus-net: {e}", file=sys.stderr)
-        return 1
+            _say(f"listening on {sock.address} as {name}")
+        stops.check()
+        return _Supervisor(sockets, command, args.ready_timeout, args.stop_timeout).run(stops)
+    except (SocketError, ValueError, TypeError) as e:
+        stops.check()  # an error caused by the stop (a cancelled bind) is the stop
+        cliout.error_line(str(e) if isinstance(e, SocketError) else f"{type(e).__name__}: {e}")
+        return cliout.usage_status(e)
     finally:
         for _, sock in sockets:
             sock.close()
         if audit_file is not None:
-            audit_file.close()
+            cliout.close_quietly(audit_file)
 
 
 # The listen options a bound (datagram) socket does not have: with no --listen socket they could not apply.
@@ -207,13 +247,17 @@ def _socket_options(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str,
     return listen_options, bind_options
 
 
-def _open(address: str, cap: NetBind | None, kind: str, options: dict[str, Any]) -> Server | Socket:
+def _open(
+    address: str, cap: NetBind | None, kind: str, options: dict[str, Any], ctx: Context
+) -> Server | Socket:  # fmt: skip
     parse_address(address)  # InvalidAddress / InvalidPort before anything is bound
     if kind == "listen":
-        return listen(address, **options) if cap is None else listen_with_capability(address, cap, **options)
+        if cap is None:
+            return listen_with_context(address, ctx, **options)
+        return listen_with_capability(address, cap, ctx=ctx, **options)
     if cap is None:
-        return bind(address, mode=Mode.DGRAM, **options)
-    return bind_with_capability(address, cap, mode=Mode.DGRAM, **options)
+        return bind_with_context(address, ctx, mode=Mode.DGRAM, **options)
+    return bind_with_capability(address, cap, ctx=ctx, mode=Mode.DGRAM, **options)
 
 
 class _Supervisor:
@@ -230,25 +274,38 @@ class _Supervisor:
         self.pending_deadline = 0.0
         self.stopping: dict[int, float] = {}  # pid -> when to SIGKILL
 
-    def run(self) -> int:
-        wake_r, wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-        notify_name = f"janus-net-run/{os.getpid()}/{os.urandom(6).hex()}"
-        notify_socket = bind(f"unix:@{notify_name}", mode=Mode.DGRAM)
+    def run(self, stops: StopSignals) -> int:
+        """Start the command and supervise it until it ends (its status) or a stop signal (`Stopped`).
+
+        A stop signal that ``stops`` recorded before this supervisor's own handlers
+        were installed is taken over, so none is lost between the two.
+        """
+        # Every descriptor made here lives in a cell (closed exactly once, whatever
+        # exception comes): the wake pipe, and the copies of the sockets to pass.
+        cells = [descriptor.new(), descriptor.new()]
+        notify_socket = None
         handled = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGCHLD)
         previous = {sig: signal.getsignal(sig) for sig in handled}
         old_wakeup = -1
-        passing: list[int] = []
         try:
+            wake_r, wake_w = syscalls.pipe(cells[0], cells[1])
+            notify_name = f"janus-net-run/{os.getpid()}/{syscalls.random_bytes(6).hex()}"
+            notify_socket = bind(f"unix:@{notify_name}", mode=Mode.DGRAM)
             syscalls.setsockopt_int(notify_socket.fileno(), lib.SOL_SOCKET, lib.SO_PASSCRED, 1)
             # Copies of the sockets above the numbers they get in the child, so the
             # spawn's dup2 steps can never overwrite a source they still need.
             low = _FIRST_FD + len(self.sockets)
-            passing = [_dup_above(sock.fileno(), low) for _, sock in self.sockets]
-            self.passing = passing
+            self.passing = []
+            for _, sock in self.sockets:
+                cells.append(descriptor.new())
+                self.passing.append(syscalls.dup_above(cells[-1], sock.fileno(), low))
             self.notify_path = "@" + notify_name
             old_wakeup = signal.set_wakeup_fd(wake_w)
             for sig in handled:
                 signal.signal(sig, self._on_signal)
+            self.signals.extend(stops.fired)  # a stop that came before these handlers
+            if self.signals:
+                return self._shutdown(self.signals[0])
             self.current = self._spawn()
             _log(f"started pid {self.current}")
             return self._loop(notify_socket.fileno(), wake_r)
@@ -256,11 +313,10 @@ class _Supervisor:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             signal.set_wakeup_fd(old_wakeup)
-            for fd in passing:
-                os.close(fd)
-            notify_socket.close()
-            os.close(wake_r)
-            os.close(wake_w)
+            if notify_socket is not None:
+                notify_socket.close()
+            for cell in cells:
+                descriptor.close(cell)
 
     def _on_signal(self, signum: int, frame: object) -> None:
         self.signals.append(signum)
@@ -272,12 +328,9 @@ class _Supervisor:
         env["LISTEN_FDS"] = str(len(self.sockets))
         env["LISTEN_FDNAMES"] = ":".join(name for name, _ in self.sockets)
         env["NOTIFY_SOCKET"] = self.notify_path
-        actions = [(os.POSIX_SPAWN_DUP2, fd, _FIRST_FD + i) for i, fd in enumerate(self.passing)]
+        dups = [(fd, _FIRST_FD + i) for i, fd in enumerate(self.passing)]
         argv = [_SHELL, "-c", _SET_PID, "janus-net-run", *self.command]
-        try:
-            return os.posix_spawn(_SHELL, argv, env, file_actions=actions, setsigmask=(), setsigdef=_DEFAULT_SIGNALS)
-        except OSError as e:
-            raise SocketError.Unexpected(e.errno, f"cannot start {self.command[0]!r}: {e.strerror}") from None
+        return syscalls.spawn(_SHELL, argv, env, dups, _DEFAULT_SIGNALS)
 
     def _loop(self, notify_fd: int, wake_r: int) -> int:
         while True:
@@ -328,9 +381,7 @@ class _Supervisor:
                 _log(f"ignored READY=1 from pid {pid}, which is not the command being started")
 
     def _stop(self, pid: int) -> None:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
+        if not syscalls.kill(pid, signal.SIGTERM):
             return
         self.stopping[pid] = time.monotonic() + self.stop_timeout
 
@@ -342,21 +393,16 @@ class _Supervisor:
             self.pending = None
         for pid, deadline in list(self.stopping.items()):
             if now >= deadline:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+                syscalls.kill(pid, signal.SIGKILL)
                 self.stopping[pid] = now + 3600  # reaped soon; never SIGKILL twice
 
     def _reap(self) -> int | None:
         """Collect exited children; the command's exit status when the serving one ended on its own."""
         while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
+            reaped = syscalls.waitpid(-1, lib.WNOHANG)
+            if reaped is None or reaped[0] == 0:
                 return None
-            if pid == 0:
-                return None
+            pid, status = reaped
             code = _exit_code(status)
             if self.stopping.pop(pid, None) is not None:
                 _log(f"pid {pid} stopped ({code})")
@@ -371,16 +417,17 @@ class _Supervisor:
                 # The serving command died during a reload: the new one takes over at once.
                 self.current, self.pending = self.pending, None
 
-    def _shutdown(self, signum: int) -> int:
+    def _shutdown(self, signum: int) -> NoReturn:
+        """Stop the commands (SIGTERM, SIGKILL after --stop-timeout), reap them, and raise `Stopped`."""
         for pid in (self.current, self.pending):
             if pid is not None:
                 self._stop(pid)
         self.current = self.pending = None
         while self.stopping:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
+            reaped = syscalls.waitpid(-1, lib.WNOHANG)
+            if reaped is None:
                 break
+            pid, status = reaped
             if pid:
                 if self.stopping.pop(pid, None) is not None:
                     # Reported as during a reload, so every command's end is in the log.
@@ -388,7 +435,7 @@ class _Supervisor:
                 continue
             time.sleep(0.02)
             self._timers()
-        return 128 + signum
+        raise Stopped(signum)
 
 
 def _exit_code(status: int) -> int:
@@ -397,17 +444,8 @@ def _exit_code(status: int) -> int:
     return 128 - code if code < 0 else code
 
 
-def _dup_above(fd: int, low: int) -> int:
-    import fcntl
-
-    return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, low)
-
-
 def _drain(fd: int) -> None:
-    try:
-        while os.read(fd, 512):
-            pass
-    except BlockingIOError:
+    while syscalls.read(fd, 512):
         pass
 
 

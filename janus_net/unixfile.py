@@ -55,11 +55,15 @@ class UnixFile:
         pid: the process that created it; no other process (a forked child) removes it.
     """
 
-    __slots__ = ("_claim", "identity", "path", "pid")
+    __slots__ = ("_bound", "_claim", "identity", "path", "pid")
 
     def __init__(self, path: str) -> None:
         self.path = os.path.abspath(path)
         self.identity: tuple[int, int] | None = None
+        # What the kernel said this socket is bound to, (st_dev, low 32 bits of st_ino),
+        # kept for the one case where `record` fails after asking it: then a removal
+        # must still find exactly this file, and no other.
+        self._bound: tuple[int, int] | None = None
         self.pid = os.getpid()
         # One removal at most, even with close() racing in two threads (list.pop is atomic).
         self._claim: list[None] = [None]
@@ -71,21 +75,17 @@ class UnixFile:
     def record(self, fd: int, checkpoint: syscalls.Checkpoint | None = None) -> None:
         """Remember which inode bind created, asking the kernel about the socket ``fd`` itself.
 
+        The kernel is asked first (sock_diag: the file this socket's inode is bound
+        to), then the path is looked at. So when the look fails, the listen's clean-up
+        still knows which file is ours and removes exactly that one.
+
         Raises:
             SocketError.AddressInUse: the path no longer names the file this socket is
                 bound to (another process replaced it right after bind).
+            SocketError: the look at the path failed (its typed error, e.g. FileNotFound
+                when another process removed the file right after bind).
         """
         text = f"unix:{self.path}"
-        try:
-            st = syscalls.lstat(self.path, text)
-        except SocketError as e:
-            raise SocketError.AddressInUse(
-                e.errno, f"the socket file vanished right after bind: {e.member}", syscall="bind", address=text
-            ) from e
-        if not st.is_socket:
-            raise SocketError.AddressInUse(
-                None, "another file replaced the socket file right after bind; it was left alone", address=text
-            )
         try:
             bound = syscalls.unix_diag(syscalls.fstat(fd, text).ino & _VFS_INO_MASK, None, checkpoint)
         except (SocketError.ProtocolUnsupportedBySystem, SocketError.AccessDenied):
@@ -93,23 +93,39 @@ class UnixFile:
         except BaseException:
             # The listen fails; what it made at the path must go (docs/unix-files.md: the one
             # case where an identity not confirmed by the socket is used).
-            self.identity = (st.dev, st.ino)
+            self._identity_from_path(text)
             raise
-        if bound is not None and not _same_file(st.dev, st.ino, bound):
+        self._bound = bound
+        st = syscalls.lstat(self.path, text)
+        if not st.is_socket or (bound is not None and not _same_file(st.dev, st.ino, bound)):
             raise SocketError.AddressInUse(
                 None, "another file replaced the socket file right after bind; it was left alone", address=text
             )
         self.identity = (st.dev, st.ino)
 
+    def _identity_from_path(self, text: str) -> None:
+        """The identity of the socket file at the path, unconfirmed (when the kernel could not be asked)."""
+        try:
+            st = syscalls.lstat(self.path, text)
+        except SocketError:
+            return  # nothing to look at: nothing will be removed
+        if st.is_socket:
+            self.identity = (st.dev, st.ino)
+
     def names_our_file(self) -> bool:
         """Whether the path still names the recorded socket inode (a look, for tests and close)."""
-        if self.identity is None:
+        identity, bound = self.identity, self._bound
+        if identity is None and bound is None:
             return False
         try:
             st = syscalls.lstat(self.path)
         except SocketError:
             return False
-        return st.is_socket and st.identity == self.identity
+        if not st.is_socket:
+            return False
+        if identity is not None:
+            return st.identity == identity
+        return bound is not None and _same_file(st.dev, st.ino, bound)
 
     def remove(self) -> None:
         """Unlink the path if this process created it and it still names our socket inode.
@@ -348,16 +364,18 @@ def _remove_if_stale(address: UnixAddress, probe_type: int, checkpoint: syscalls
             None, "a live socket is bound to the file (listening or not); it was left alone", address=text
         )
     _probe_refuses(address, probe_type)
-    # With the lock held, only a process outside janus_net changes the path.
+    # With the lock held, only a process outside janus_net changes the path. A file
+    # gone meanwhile (FileNotFound) needs nothing: the bind that follows tells.
     try:
         again = syscalls.lstat(address.path, text)
+        if again.identity == st.identity:
+            syscalls.unlink(address.path, text)
     except SocketError.FileNotFound:
         return
-    if again.identity == st.identity:
-        try:
-            syscalls.unlink(address.path, text)
-        except SocketError.FileNotFound:
-            pass
+    except SocketError as e:
+        raise SocketError.AddressInUse(
+            e.errno, f"cannot remove the stale file ({e.member}); it was left alone", address=text
+        ) from e
 
 
 def bound_but_refusing(path: str) -> bool:

@@ -37,6 +37,11 @@ HEADERS = (
     "linux_seccomp_h",
     "sys_file_h",
     "linux_unix_diag_h",
+    "signal_h",
+    "sys_wait_h",
+    "spawn_h",
+    "sys_random_h",
+    "jn_process",
     "jn_steps",
 )
 

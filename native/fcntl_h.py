@@ -14,6 +14,8 @@ static const int O_NONBLOCK;
 /* Opening the lock file beside a unix socket path, and the socket file itself by
    O_PATH to change its mode and owner through the inode, never through a name. */
 static const int O_RDONLY;
+/* /dev/null opened for writing, where stdout goes after a failed write (janus-net). */
+static const int O_WRONLY;
 static const int O_CREAT;
 static const int O_NOFOLLOW;
 static const int O_CLOEXEC;

@@ -59,6 +59,9 @@ static const int JN_HAS_EVENTFD;
 
 FUNCTIONS = """
 int close(int);
+/* read: drains the wake pipe of `janus-net run`; dup2: points stdout at /dev/null after a failed write. */
+ssize_t read(int, void *, size_t);
+int dup2(int, int);
 /* unlink: removes a stale socket file (DESIGN §7), only after its identity was checked. */
 int unlink(const char *);
 /* fchownat(fd, "", uid, gid, AT_EMPTY_PATH): the owner of the inode an O_PATH fd names. */

@@ -72,12 +72,6 @@ def test_the_drawing_names_the_real_modules() -> None:
     assert not real - set(drawn), "modules the drawing does not show (add them to docs/architecture.md)"
 
 
-# The one upward reference, made at call time inside a function (so there is no import
-# cycle at load): DESIGN names the question `janus_net.platform.landlock_abi()`, and asking
-# the kernel is a syscall, which only syscalls.py makes.
-CALL_TIME_UPWARD = {("platform", "syscalls")}
-
-
 def test_every_drawn_module_imports_only_downwards() -> None:
     rows = drawing()
     row_of = {module_name(m): i for i, (modules, _) in enumerate(rows) for m in modules}
@@ -91,6 +85,6 @@ def test_every_drawn_module_imports_only_downwards() -> None:
                 if target not in row_of or target == name:
                     continue
                 below = row_of[target] > row_of[name]
-                assert below or (name, target) in arrows or (name, target) in CALL_TIME_UPWARD, (
+                assert below or (name, target) in arrows, (
                     f"{drawn} imports {target}, which the drawing shows above it or beside it without an arrow"
                 )

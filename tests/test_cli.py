@@ -1,8 +1,9 @@
 """The ``janus-net`` command contract for ``parse`` and ``layout`` (DESIGN §10).
 
 Run as a user runs it: a subprocess, ``python -m janus_net`` and the installed
-console script. Errors are one line on stderr and exit 1, never a traceback; usage
-errors are argparse's and exit 2. Expected IP texts come from the stdlib `ipaddress`.
+console script. Errors are one line on stderr, never a traceback, and exit 1; a refused
+value given on the command line (InvalidAddress, InvalidPort) and argparse's usage
+errors exit 2. Expected IP texts come from the stdlib `ipaddress`.
 """
 
 from __future__ import annotations
@@ -86,8 +87,12 @@ def test_parse_unix_forms(text: str, canonical: str, path: str, abstract: bool) 
     assert data == {"canonical": canonical, "kind": "UnixAddress", "path": path, "abstract": abstract, "port": None}
 
 
+# DESIGN §12: a value given on the command line that is refused is a usage error (2).
+USAGE_MEMBERS = frozenset({"InvalidAddress", "InvalidPort"})
+
+
 def assert_one_error_line(result: subprocess.CompletedProcess[str], member: str) -> None:
-    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert result.returncode == (2 if member in USAGE_MEMBERS else 1), (result.stdout, result.stderr)
     assert result.stdout == ""
     assert "Traceback" not in result.stderr
     assert result.stderr.count("\n") == 1 and result.stderr.endswith("\n")
@@ -111,7 +116,7 @@ def assert_one_error_line(result: subprocess.CompletedProcess[str], member: str)
         ("1.2.3:80", "InvalidAddress"),
     ],
 )
-def test_parse_errors_are_one_line_and_exit_1(text: str, member: str) -> None:
+def test_parse_errors_are_one_line_and_exit_2(text: str, member: str) -> None:
     assert_one_error_line(janus_net("parse", text), member)
 
 

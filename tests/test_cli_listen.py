@@ -189,7 +189,9 @@ def test_socket_errors_are_one_line() -> None:
     [error] = done.stderr.splitlines()
     assert error.startswith("janus-net: AddressInUse: bind 127.0.0.1:")
     done = run("listen", "127.0.0.1:99999")
-    assert done.returncode == 1 and done.stderr.startswith("janus-net: InvalidPort: ")
+    assert done.returncode == 2 and done.stderr.startswith("janus-net: InvalidPort: ")
+    done = run("listen", "127.0.0.1:8_080")  # a refused value typed by the user: a usage error
+    assert done.returncode == 2 and done.stderr.startswith("janus-net: InvalidPort: ")
 
 
 @pytest.mark.parametrize(

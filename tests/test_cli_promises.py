@@ -4,7 +4,8 @@ Each test runs the real command in a child process: outputs that cannot be writt
 (closed stdout, a pipe whose reader has gone, a full disk for ``--audit``), paths
 that are not UTF-8 or carry a newline, stop signals, a client that never reads, a
 client that resets. The contract: one line ``janus-net: <Member>: ...`` on stderr and
-exit 1 (never a traceback), 128+signal for a stop signal, the unix socket file gone.
+exit 1 (never a traceback); after a stop signal the unix socket file is gone and the
+command dies of that signal (a shell shows 128+signal).
 """
 
 from __future__ import annotations
@@ -155,7 +156,7 @@ def test_parse_escapes_its_human_fields() -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT], ids=lambda s: s.name)
 @pytest.mark.parametrize("waiting_in", ["accept", "read"])
-def test_stop_signals_remove_the_socket_file_and_exit_128_plus(
+def test_stop_signals_remove_the_socket_file_and_die_of_the_signal(
     tmp_path: Path, sig: signal.Signals, waiting_in: str
 ) -> None:
     path = tmp_path / "served.sock"
@@ -172,7 +173,7 @@ def test_stop_signals_remove_the_socket_file_and_exit_128_plus(
         _, err = proc.communicate(timeout=30)
         if client is not None:
             client.close()
-    assert proc.returncode == 128 + sig
+    assert proc.returncode == -sig
     assert err.decode() == f"janus-net: stopped by {sig.name}\n"
     assert not path.exists()
 
@@ -306,19 +307,19 @@ def test_port_zero_allows_only_port_zero() -> None:
 
 
 _STOP_DURING_BIND = """
-import json, os, signal, sys, threading, time
+import os, signal, sys, threading
 from janus_net import cli, testing
 
 path = sys.argv[1]
+main = threading.main_thread().ident
 with testing.hold("listen") as parked:
     def stop_while_parked() -> None:
         parked.returned.wait(30)               # the socket exists, bound, listen() has returned
-        os.kill(os.getpid(), signal.SIGTERM)
-        time.sleep(0.2)                        # not a measurement: lets the handler run first
+        signal.pthread_kill(main, signal.SIGTERM)  # lands on the parked main thread
         parked.release()
     threading.Thread(target=stop_while_parked, daemon=True).start()
-    rc = cli.main(["listen", f"unix:{path}", "--accept", "1"])
-print(json.dumps({"rc": rc, "exists": os.path.lexists(path)}))
+    cli.main(["listen", f"unix:{path}", "--accept", "1"])
+print("survived the stop signal")
 """
 
 
@@ -328,8 +329,10 @@ def test_a_stop_signal_during_the_bind_still_closes_and_removes(tmp_path: Path) 
         [sys.executable, "-c", _STOP_DURING_BIND, str(path)], capture_output=True, text=True, timeout=60
     )
     assert "Traceback" not in done.stderr, done.stderr
-    assert json.loads(done.stdout.splitlines()[-1]) == {"rc": 128 + signal.SIGTERM, "exists": False}
+    assert done.returncode == -signal.SIGTERM, (done.stdout, done.stderr)
+    assert done.stdout == ""  # cli.main did not return: the process died of the signal
     assert done.stderr == "janus-net: stopped by SIGTERM\n"
+    assert not os.path.lexists(path)
 
 
 @pytest.mark.parametrize(
@@ -350,3 +353,29 @@ def test_escape_keeps_one_line_and_shows_what_is_there(text: str, shown: str) ->
 
     assert _escape(text) == shown
     assert "\n" not in _escape(text) and _escape(text).isprintable()
+
+
+# The demo parks in its first listen (testing.hold) and gets SIGTERM there: every step
+# closes what it made in a `with` block, so the stop may land anywhere.
+_STOP_DURING_DEMO = """
+import signal, threading
+from janus_net import cli, testing
+
+main = threading.main_thread().ident
+with testing.hold("listen") as parked:
+    def stop_while_parked() -> None:
+        parked.returned.wait(30)
+        signal.pthread_kill(main, signal.SIGTERM)
+        parked.release()
+    threading.Thread(target=stop_while_parked, daemon=True).start()
+    cli.main(["demo"])
+print("survived the stop signal")
+"""
+
+
+def test_a_stop_signal_ends_the_demo_by_that_signal() -> None:
+    done = subprocess.run([sys.executable, "-c", _STOP_DURING_DEMO], capture_output=True, text=True, timeout=60)
+    assert done.returncode == -signal.SIGTERM, (done.stdout, done.stderr)
+    assert "survived" not in done.stdout
+    assert "Traceback" not in done.stderr and "ResourceWarning" not in done.stderr, done.stderr
+    assert done.stderr == "janus-net: stopped by SIGTERM\n"

@@ -22,6 +22,7 @@ import errno
 import gc
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -39,6 +40,7 @@ import janus_net as jn
 from janus_net import errors, syscalls
 from janus_net._shim import lib
 from janus_net.errors import ErrnoBug, SocketError
+from janus_net.stops import Stopped
 from janus_net.testing import Injection, fail
 
 HERE = Path(__file__).resolve().parent
@@ -595,6 +597,101 @@ ROUTES.update(
     }
 )
 
+# --- janus-net run's process calls (janus_net.supervisor): the supervisor runs in a fresh
+# interpreter, since it reaps any child (waitpid(-1)) and takes over signal handlers.
+_SUPERVISE_CHILD = """
+import base64, os, pickle, signal, sys
+import janus_net as jn
+from janus_net import supervisor
+from janus_net.stops import StopSignals
+from janus_net.testing import fail
+
+name, err, times, command = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
+before = set(os.listdir("/proc/self/fd"))
+server = jn.listen("127.0.0.1:0")
+sup = supervisor._Supervisor([("web", server)], command, 60.0, 10.0)
+error = status = None
+with fail(name, err, times=times) as inj:
+    try:
+        with StopSignals(supervisor.STOP_SIGNALS) as stops:
+            status = sup.run(stops)
+    except BaseException as exc:
+        error = exc
+server.close()
+for pid in (sup.current, sup.pending, *sup.stopping):  # what a failed kill left running
+    if pid:
+        os.kill(pid, signal.SIGKILL)
+while True:
+    try:
+        os.waitpid(-1, 0)
+    except ChildProcessError:
+        break
+leaked = sorted(fd for fd in set(os.listdir("/proc/self/fd")) - before if os.path.exists(f"/proc/self/fd/{fd}"))
+print(base64.b64encode(pickle.dumps((error, inj.failed, leaked, status))).decode())
+"""
+
+#: A command that stops its supervisor (SIGTERM) at once: the supervisor then kills it.
+_STOPS_ITS_SUPERVISOR = ["sh", "-c", "kill -TERM $PPID; exec sleep 30"]
+
+
+def _supervise(name: str, err: int, command: tuple[str, ...], times: int = 1) -> tuple[Any, int, Any]:
+    """Run the supervisor child; (what run() raised, calls failed, its status); no descriptor left."""
+    import base64
+    import pickle
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _SUPERVISE_CHILD, name, str(int(err)), str(times), *command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    error, failed, leaked, status = pickle.loads(base64.b64decode(proc.stdout.splitlines()[-1]))
+    assert not leaked, f"descriptors left open by the supervisor: {leaked}"
+    return error, failed, status
+
+
+def supervise_in_child(name: str, command: tuple[str, ...] = ("true",)) -> Route:
+    """`janus-net run`'s supervisor (one --listen socket) in a subprocess with ``name`` armed.
+
+    Reaches the wake pipe, the random notify name, the copies of the sockets, the spawn,
+    and (while the command runs or ends) read, waitpid and kill.
+    """
+
+    def route(err: Any, tmp: Path) -> Outcome:
+        error, failed, _status = _supervise(name, err, command)
+        return Outcome(error, _ChildInjection(failed), _leftovers(tmp))  # type: ignore[arg-type]
+
+    route.__name__ = "supervise_in_child" + ("_stopped" if command != ("true",) else "")
+    return route
+
+
+def dup2_fd(err: Any, tmp: Path) -> Outcome:
+    """The dup2 wrapper (janus-net points stdout at /dev/null with it after a failed write) on real fds."""
+    source = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+    target = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        with fail("dup2", err) as inj:
+            error = _run(lambda: syscalls.dup2(source, target))
+    finally:
+        os.close(source)
+        os.close(target)
+    return Outcome(error, inj, _leftovers(tmp))
+
+
+ROUTES.update(
+    {
+        "RANDOM": (supervise_in_child("getrandom"),),
+        "PIPE": (supervise_in_child("pipe"),),
+        "DUP_ABOVE": (supervise_in_child("fcntl"),),
+        "SPAWN": (supervise_in_child("posix_spawn"),),
+        "READ": (supervise_in_child("read"),),
+        "WAITPID": (supervise_in_child("waitpid"),),
+        "KILL": (supervise_in_child("kill", tuple(_STOPS_ITS_SUPERVISOR)),),
+        "DUP2": (dup2_fd,),
+    }
+)
+
 #: Routes this process never reaches, because CLOEXEC is native here: they run in a
 #: subprocess with JANUS_NET_FORCE_CLOEXEC_EMULATION=1 (socket()+fcntl, accept()+fcntl).
 EMULATED = {("FCNTL", "listen_ip"), ("FCNTL", "accept_fcntl")}
@@ -611,6 +708,10 @@ def expected(label: str, err: int, debug: bool, route: str) -> type[BaseExceptio
         return None  # the probe's "stale": the bind takes the path over and succeeds
     if table is syscalls.SEND_SEGMENTS and table.errors.get(err) is SocketError.OptionUnsupported:
         return None  # the route cannot segment: send_segments falls back to sendmmsg
+    if table in (syscalls.LSTAT, syscalls.UNLINK) and route == "stale_takeover" and err == errno.ENOENT:
+        # "The file is gone already" needs nothing: the bind that follows finds the real
+        # (still stale) file, which is judged again and taken over.
+        return None
     if route == "shutdown_server" and err == errno.ENOTCONN:
         return None  # Server.shutdown() is idempotent: ENOTCONN means "already shut down"
     if (
@@ -943,3 +1044,17 @@ def test_close_eintr_is_not_retried_and_leaves_the_server_closed(tmp_path: Path)
     outcome = close_server(errno.EINTR, tmp_path)
     assert outcome.error is None and outcome.injection.calls == 1
     assert not outcome.leftover
+
+
+@pytest.mark.parametrize("name", ["getrandom", "pipe", "fcntl", "posix_spawn", "read", "waitpid"])
+def test_eintr_in_the_process_calls_is_retried(name: str) -> None:
+    """os.* retried EINTR inside CPython; the door's loop retries it (running the checkpoint) instead."""
+    error, failed, status = _supervise(name, errno.EINTR, ("sh", "-c", "exit 7"), times=3)
+    assert error is None and failed == 3
+    assert status == 7  # the command ran and its status came back
+
+
+def test_eintr_in_kill_is_retried() -> None:
+    error, failed, _ = _supervise("kill", errno.EINTR, tuple(_STOPS_ITS_SUPERVISOR), times=3)
+    assert failed == 3
+    assert isinstance(error, Stopped) and error.signum == signal.SIGTERM  # stopped, reaped, then raised

@@ -271,14 +271,14 @@ def test_other_entry_points(command: list[str], tmp_path: Path) -> None:
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout) == layout.describe(["[::1]:443"])
     bad = subprocess.run([*command, "[::1]:8_080"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
-    assert bad.returncode == 1
+    assert bad.returncode == 2  # a refused command-line value is a usage error (DESIGN §12)
     assert bad.stdout == ""
     assert bad.stderr.startswith("janus-net: InvalidPort: ") and bad.stderr.count("\n") == 1
 
 
-def test_bad_address_is_one_line_and_exit_1() -> None:
+def test_bad_address_is_one_line_and_exit_2() -> None:
     result = run_tool("--json", "[::1]:443", "localhost:80")
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stdout == ""  # nothing printed before every address parsed
     assert result.stderr.startswith("janus-net: InvalidAddress: ")
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr

@@ -104,9 +104,9 @@ def test_usage_errors_exit_2_without_a_traceback() -> None:
         assert "Traceback" not in proc.stderr
 
 
-def test_bind_errors_are_one_line_and_exit_1(tmp_path: Path) -> None:
+def test_bind_errors_are_one_line_with_the_status_rule(tmp_path: Path) -> None:
     proc = run("--listen", "web=127.0.0.1:99999", "--", "true")
-    assert proc.returncode == 1 and proc.stderr.startswith("janus-net: InvalidPort")
+    assert proc.returncode == 2 and proc.stderr.startswith("janus-net: InvalidPort")
     audit = tmp_path / "audit.jsonl"
     proc = run("--listen", "web=127.0.0.1:9", "--capability", "svc", "--audit", str(audit), "--", "true")
     assert proc.returncode == 1 and proc.stderr.startswith("janus-net: CapabilityDenied")
@@ -157,7 +157,7 @@ def test_a_reload_that_never_gets_ready_leaves_the_old_command_serving(tmp_path:
         assert any(f"ignored READY=1 from pid {os.getpid()}" in entry for entry in log), log
         os.kill(old, 0)  # the old command still runs
         sup.send_signal(signal.SIGTERM)
-        assert sup.wait(timeout=30) == 128 + signal.SIGTERM
+        assert sup.wait(timeout=30) == -signal.SIGTERM  # cleaned up, then died of the signal
     finally:
         if sup.poll() is None:
             sup.kill()
@@ -346,6 +346,150 @@ def port_is_someone_elses(port: int) -> bool:
 
 def test_netns_errors_are_one_line(tmp_path: Path) -> None:
     proc = run("--netns", "/proc/self/ns/uts", "--listen", "web=127.0.0.1:0", "--", "true")
-    assert proc.returncode == 1 and proc.stderr.startswith("janus-net: InvalidAddress"), proc.stderr
+    # A value given on the command line, refused once the kernel was asked: still a usage error (2).
+    assert proc.returncode == 2 and proc.stderr.startswith("janus-net: InvalidAddress"), proc.stderr
     proc = run("--netns", str(tmp_path / "missing"), "--listen", "web=127.0.0.1:0", "--", "true")
     assert proc.returncode == 1 and proc.stderr.startswith("janus-net: FileNotFound"), proc.stderr
+
+
+# --- The exit rule and stop signals (DESIGN §12): an output that cannot be written is one
+# line; a stop signal at start-up or while serving cleans up, then the command dies of it.
+
+
+def test_an_audit_file_on_a_full_disk_is_one_line_and_exit_1() -> None:
+    proc = run(
+        "--capability", "c", "--allow-port", "0", "--listen", "web=127.0.0.1:0", "--audit", "/dev/full", "--", "true"
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    [line] = proc.stderr.splitlines()
+    assert line.startswith("janus-net: SystemResources: write /dev/full: [Errno 28]")
+    assert proc.stdout == ""  # nothing was bound: the first record could not be written
+
+
+# The run parks in bind(2) of its --listen socket (testing.hold); the stop signal is sent to
+# the parked main thread itself, so its handler runs while the bind is under way.
+_STOP_AT_START_UP = """
+import signal, sys, threading
+from janus_net import cli, testing
+
+path, marker, signum = sys.argv[1], sys.argv[2], int(sys.argv[3])
+main = threading.main_thread().ident
+with testing.hold("bind") as parked:
+    def stop_while_parked() -> None:
+        parked.returned.wait(30)
+        signal.pthread_kill(main, signum)
+        parked.release()
+    threading.Thread(target=stop_while_parked, daemon=True).start()
+    cli.main(["run", "--listen", f"web=unix:{path}", "--", "sh", "-c", f"touch {marker}; exec sleep 30"])
+print("survived the stop signal")
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)
+def test_a_stop_signal_at_start_up_cleans_up_and_dies_of_it(tmp_path: Path, sig: signal.Signals) -> None:
+    path, marker = tmp_path / "web.sock", tmp_path / "started"
+    proc = subprocess.run(
+        [sys.executable, "-c", _STOP_AT_START_UP, str(path), str(marker), str(int(sig))],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == -sig, (proc.stdout, proc.stderr)
+    assert proc.stdout == ""  # not "listening on" (the bind was cancelled), not "survived"
+    assert proc.stderr == f"janus-net: stopped by {sig.name}\n"
+    assert not os.path.lexists(path), "the socket file the bind created is removed"
+    assert not marker.exists(), "no command was started"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)
+def test_a_stop_signal_while_serving_stops_and_reaps_the_command_then_dies_of_it(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    path = tmp_path / "web.sock"
+    sup = subprocess.Popen(
+        [*JANUS_NET, "run", "--listen", f"web=unix:{path}", "--", "sleep", "60"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert sup.stderr is not None
+        started = sup.stderr.readline()
+        assert started.startswith("janus-net run: started pid "), started
+        child = int(started.split()[-1])
+        os.kill(child, 0)  # the command runs (sh exec'ed sleep under the same pid)
+        assert path.is_socket()
+        sup.send_signal(sig)
+        out, err = sup.communicate(timeout=60)
+    finally:
+        if sup.poll() is None:
+            sup.kill()
+            sup.communicate()
+    assert sup.returncode == -sig, err
+    assert out == f"listening on unix:{path} as web\n"
+    assert "Traceback" not in err
+    assert err.splitlines()[-2:] == [f"janus-net run: pid {child} stopped (143)", f"janus-net: stopped by {sig.name}"]
+    assert not os.path.lexists(path)
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)  # stopped and reaped by the supervisor before it died
+
+
+def test_a_sighup_at_start_up_reloads_nothing_and_kills_nothing(tmp_path: Path) -> None:
+    """SIGHUP is run's reload; before a command runs there is nothing to reload, and it must not kill."""
+    path, marker = tmp_path / "web.sock", tmp_path / "started"
+    sup = subprocess.Popen(
+        [sys.executable, "-c", _STOP_AT_START_UP, str(path), str(marker), str(int(signal.SIGHUP))],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert sup.stderr is not None and sup.stdout is not None
+        started = sup.stderr.readline()  # the SIGHUP came and went during the bind
+        assert started.startswith("janus-net run: started pid "), started + sup.stderr.read()
+        assert sup.stdout.readline() == f"listening on unix:{path} as web\n"
+        sup.send_signal(signal.SIGTERM)
+        _, err = sup.communicate(timeout=60)
+    finally:
+        if sup.poll() is None:
+            sup.kill()
+            sup.communicate()
+    assert sup.returncode == -signal.SIGTERM, err
+    assert "reload" not in err and "Traceback" not in err
+    assert not os.path.lexists(path)
+
+
+# A descriptor table that fills up at each step of the start-up: the bound socket, the
+# wake pipe, the notify socket, the copy of the socket above the numbers it gets in the
+# command. RLIMIT_NOFILE is lowered in the child after janus_net is loaded.
+_FD_LIMITED = """
+import os, resource, shutil, sys  # shutil: argparse imports it when it builds a parser
+from janus_net import cli, supervisor  # loaded before the limit: nothing left to open
+extra = int(sys.argv[1])
+open_fds = {int(fd) for fd in os.listdir("/proc/self/fd") if os.path.exists(f"/proc/self/fd/{fd}")}
+limit, free = 0, 0
+while free < extra or limit in open_fds:  # exactly `extra` free numbers below the limit
+    free += limit not in open_fds
+    limit += 1
+resource.setrlimit(resource.RLIMIT_NOFILE, (limit, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+sys.exit(cli.main(["run", "--listen", "web=127.0.0.1:0", "--", "true"]))
+"""
+
+
+def test_a_full_descriptor_table_at_each_start_up_step_is_one_typed_line() -> None:
+    """With N free descriptor numbers, start-up stops at the syscall that needs the N+1th.
+
+    The order is the start-up's: the --listen socket, the wake pipe (two fds), the notify
+    socket, the copy of the listen socket; with five free numbers the command runs.
+    """
+    stopped_at = []
+    for extra in range(7):
+        proc = subprocess.run(
+            [sys.executable, "-c", _FD_LIMITED, str(extra)], capture_output=True, text=True, timeout=60
+        )
+        assert "Traceback" not in proc.stderr, proc.stderr
+        if proc.returncode == 0:
+            stopped_at.append(None)
+            continue
+        assert proc.returncode == 1, proc.stderr
+        [line] = proc.stderr.splitlines()
+        member, syscall = line.split(": ")[1:3]
+        assert member == "ProcessFdQuotaExceeded", line
+        stopped_at.append(syscall.split()[0])
+    assert stopped_at == ["socket", "pipe", "pipe", "socket", "fcntl", None, None]

@@ -1,20 +1,26 @@
-"""The package's shape, checked: only syscalls.py enters the kernel through lib, and no import cycle.
+"""The package's shape, checked: only syscalls.py enters the kernel, and no import cycle.
 
-DESIGN §2: data flows down the layers, and only `janus_net.syscalls` calls libc
-functions (through its one retry loop and a table per syscall). Both rules are easy
-to break by accident -- a hot path that hands ``lib.sendto`` to the loop itself, a
-helper that "just" calls ``lib.fcntl`` -- so they are read from the source here.
+DESIGN §2, §3: data flows down the layers, and only `janus_net.syscalls` enters the
+kernel -- through libc functions of the shim, with its one retry loop and a table per
+syscall; never through ``os.*`` or ``fcntl.*``, which retry EINTR inside CPython where
+no checkpoint can run. These rules are easy to break by accident -- a hot path that
+hands ``lib.sendto`` to the loop itself, a helper that "just" calls ``os.read`` or
+imports a module inside a function -- so they are read from the source here.
 """
 
 from __future__ import annotations
 
 import ast
+import fcntl
+import os
+import re
 from pathlib import Path
 
 import janus_net
 from janus_net._shim import lib
 
 PACKAGE = Path(janus_net.__file__).resolve().parent
+ARCHITECTURE = PACKAGE.parent / "docs" / "architecture.md"
 
 #: lib functions any module may call: pure computations that never enter the kernel.
 PURE = {
@@ -68,42 +74,180 @@ def test_the_checker_sees_a_lib_call_and_a_lib_function_passed_as_a_value() -> N
     assert _lib_functions_used(tree) == {"socket", "close"}
 
 
-def _runtime_imports(path: Path) -> set[str]:
-    """janus_net modules ``path`` imports at run time (not under ``if TYPE_CHECKING:``)."""
-    tree = ast.parse(path.read_text())
+# --- os.* and fcntl.*: no kernel entry outside the door
+
+#: os functions that never enter the kernel: text, paths, the environment, wait-status arithmetic.
+PURE_OS = {
+    "fsencode": "text to bytes",
+    "fsdecode": "bytes to text",
+    "fspath": "a path-like object's text",
+    "strerror": "the C library's message for an errno",
+    "waitstatus_to_exitcode": "wait-status arithmetic",
+    "register_at_fork": "registers callbacks with the interpreter",
+    "getenv": "reads os.environ",
+    "PathLike": "an abstract class",
+}
+
+
+def allowed_os_calls() -> dict[tuple[str, str], str]:
+    """The allowed list of docs/architecture.md: (module, call) -> why, between its markers."""
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    begin, end = "<!-- os-allowed:begin -->", "<!-- os-allowed:end -->"
+    assert begin in text and end in text, "docs/architecture.md lost its allowed list of os.* calls"
+    rows = {}
+    for line in text[text.index(begin) : text.index(end)].splitlines():
+        match = re.fullmatch(r"\| `([\w/]+\.py)` \| `os\.(\w+)` \| (.+) \|", line.strip())
+        if match:
+            rows[(match[1], match[2])] = match[3]
+    return rows
+
+
+def _os_and_fcntl_calls(tree: ast.AST) -> set[str]:
+    """Every ``os.X`` / ``fcntl.X`` naming a kernel call (called or passed as a value), as ``"os.X"``.
+
+    Also ``from os import X``, and the modules under another name (``import os as o``).
+    """
+    aliases = {"os": "os", "fcntl": "fcntl"}
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name in ("os", "fcntl"):
+                    aliases[alias.asname or alias.name] = alias.name
+        elif isinstance(node, ast.ImportFrom) and node.module in ("os", "fcntl"):
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases:
+            found.add(f"{aliases[node.value.id]}.{node.attr}")
+    modules = {"os": os, "fcntl": fcntl}
+    calls = set()
+    for name in found:
+        module, attr = name.split(".", 1)
+        value = getattr(modules[module], attr, None)
+        if module == "os" and (attr in PURE_OS or not callable(value)):
+            continue  # os.environ, os.path, os.O_CLOEXEC: data, not calls
+        if module == "fcntl" and not callable(value):
+            continue  # constants
+        calls.add(name)
+    return calls
+
+
+def _package_files() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def test_no_os_or_fcntl_kernel_call_outside_the_door() -> None:
+    allowed = allowed_os_calls()
+    offenders = []
+    for path in _package_files():
+        relative = str(path.relative_to(PACKAGE))
+        if relative == "syscalls.py":
+            continue
+        for call in sorted(_os_and_fcntl_calls(ast.parse(path.read_text()))):
+            module, attr = call.split(".", 1)
+            if module == "fcntl" or (relative, attr) not in allowed:
+                offenders.append(f"{relative}: {call}")
+    assert not offenders, (
+        "kernel calls outside syscalls.py (wrap them there, or list them with a reason in "
+        "docs/architecture.md):\n" + "\n".join(offenders)
+    )
+
+
+def test_the_allowed_list_names_real_os_calls_with_reasons() -> None:
+    allowed = allowed_os_calls()
+    assert allowed, "the allowed list is empty or unreadable"
+    for (module, call), why in allowed.items():
+        assert (PACKAGE / module).exists(), f"{module} is listed but does not exist"
+        assert callable(getattr(os, call, None)) and call not in PURE_OS, f"os.{call} is not a kernel call"
+        assert len(why.split()) >= 4, f"{module}: os.{call} needs its reason"
+        # A row whose call went behind the door goes too: the list stays the truth.
+        assert f"os.{call}" in _os_and_fcntl_calls(ast.parse((PACKAGE / module).read_text())), (
+            f"{module} no longer calls os.{call}: remove its row from docs/architecture.md"
+        )
+
+
+def test_the_os_checker_sees_each_form() -> None:
+    source = (
+        "import os\nimport fcntl as f\nfrom os import kill\n"
+        "os.read(fd, 1)\ncb = os.waitpid\nf.fcntl(fd, f.F_GETFD)\n"
+        "os.environ.get('X')\nos.path.join('a')\nos.fsencode('x')\nflags = os.O_CLOEXEC\n"
+    )
+    assert _os_and_fcntl_calls(ast.parse(source)) == {"os.read", "os.waitpid", "fcntl.fcntl", "os.kill"}
+
+
+# --- Imports: the graph of every module, imports inside functions included
+
+
+def _module_name(path: Path) -> str:
+    """``listen`` for listen.py, ``layout`` for layout/__init__.py, ``janus_net`` for the package itself."""
+    parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts) or "janus_net"
+
+
+MODULES = {_module_name(path): path for path in _package_files()}
+
+
+def _resolve(dotted: str) -> str | None:
+    """The module of the package that ``janus_net.<dotted>`` names (the longest known prefix)."""
+    parts = dotted.split(".")
+    for end in range(len(parts), 0, -1):
+        name = ".".join(parts[:end])
+        if name in MODULES:
+            return name
+    return None
+
+
+def _imports(path: Path, source: str | None = None) -> set[str]:
+    """The package modules ``path`` imports when it runs: at load or inside a function.
+
+    Left out: imports under ``if TYPE_CHECKING:``, which never run. Included:
+    ``import janus_net.x``, ``from janus_net import x`` (a module, or a name of the
+    package itself), ``from janus_net.x import y``, relative imports, and
+    ``importlib.import_module("janus_net.x")`` with a literal name.
+    """
+    tree = ast.parse(path.read_text() if source is None else source)
     skipped: set[int] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
             skipped.update(id(child) for stmt in node.body for child in ast.walk(stmt))
-    found = set()
+    here = _module_name(path)
+    package = here if path.name == "__init__.py" else here.rpartition(".")[0]
+    targets: set[str | None] = set()
     for node in ast.walk(tree):
         if id(node) in skipped:
             continue
-        if isinstance(node, ast.ImportFrom) and node.module:
-            if node.module == "janus_net":
-                found.update(alias.name for alias in node.names)
-            elif node.module.startswith("janus_net."):
-                found.add(node.module.split(".")[1])
+        if isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: from . import x, from .x import y
+                base = package.split(".") if package and package != "janus_net" else []
+                base = base[: len(base) - (node.level - 1)] if node.level > 1 else base
+                module = ".".join([*base, *([node.module] if node.module else [])])
+                full = f"janus_net.{module}" if module else "janus_net"
+            else:
+                full = node.module or ""
+            if full == "janus_net" or full.startswith("janus_net."):
+                inner = full.removeprefix("janus_net").removeprefix(".")
+                for alias in node.names:
+                    sub = f"{inner}.{alias.name}" if inner else alias.name
+                    targets.add(sub if sub in MODULES else (_resolve(inner) if inner else "janus_net"))
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name.startswith("janus_net."):
-                    found.add(alias.name.split(".")[1])
-    modules = {p.stem for p in _modules()} | {"_shim"}
-    return {name for name in found if name in modules and name != path.stem}
-
-
-#: Edges the cycle test tolerates, each with the reason. DESIGN §14 names the question
-#: `janus_net.platform.landlock_abi()`, and asking the kernel is a syscall, which only
-#: syscalls.py makes: platform's function imports syscalls when called (never at load,
-#: so loading has no cycle). tests/test_architecture.py allows the same one edge.
-TOLERATED_EDGES = {("platform", "syscalls"): "platform.landlock_abi() asks the kernel through syscalls"}
+                    targets.add(_resolve(alias.name.removeprefix("janus_net.")))
+        elif (
+            isinstance(node, ast.Call)
+            and ast.unparse(node.func).endswith("import_module")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and str(node.args[0].value).startswith("janus_net.")
+        ):
+            targets.add(_resolve(str(node.args[0].value).removeprefix("janus_net.")))
+    return {t for t in targets if t is not None and t != here}
 
 
 def _graph() -> dict[str, set[str]]:
-    graph = {path.stem: _runtime_imports(path) for path in _modules() if path.stem != "__init__"}
-    for source, target in TOLERATED_EDGES:
-        graph.get(source, set()).discard(target)
-    return graph
+    return {name: _imports(path) for name, path in MODULES.items()}
 
 
 def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -132,11 +276,27 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-def test_no_import_cycle_in_janus_net() -> None:
+def test_no_import_cycle_in_janus_net_not_even_at_call_time() -> None:
     graph = _graph()
     assert "syscalls" in graph["socket"]  # the walk sees real edges
+    assert "supervisor" in graph["cli"]  # ...and imports made inside a function
+    assert "layout" in graph["cli"] and "cli" in graph["layout.__main__"]
     cycle = _cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_the_import_walk_resolves_every_form() -> None:
+    source = (
+        "from janus_net import syscalls, SocketError\nfrom janus_net.errors import ErrnoBug\n"
+        "import janus_net.address\nfrom . import layout\n"
+        "def late():\n    from janus_net.socket import Server\n"
+        "TYPE_CHECKING = False\nif TYPE_CHECKING:\n    from janus_net.listen import listen\n"
+        "def dynamic():\n    return importlib.import_module('janus_net.handoff')\n"
+    )
+    found = _imports(PACKAGE / "a_module.py", source)  # a module beside the others, read from ``source``
+    assert found == {"syscalls", "janus_net", "errors", "address", "layout", "socket", "handoff"}
+    inside = _imports(PACKAGE / "layout" / "__main__.py", "from . import render\nfrom .. import cli\n")
+    assert inside == {"layout", "cli"}
 
 
 def test_the_cycle_finder_finds_a_cycle() -> None:
@@ -147,3 +307,8 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
 def test_syscalls_imports_nothing_above_it() -> None:
     # errors -> syscalls -> sockaddr -> address -> socket -> ...: the heart imports only below.
     assert _graph()["syscalls"] <= {"errors", "platform", "_shim"}
+
+
+def test_the_facts_ask_nothing_of_the_door() -> None:
+    # DESIGN §2: no arrow from facts into the door, not even one made at call time.
+    assert _graph()["platform"] <= {"_shim"}

@@ -430,6 +430,38 @@ def test_file_swapped_between_bind_and_record_is_never_claimed(tmp_path: Path) -
         other.close()
 
 
+@pytest.mark.parametrize("swapped", [False, True], ids=["ours-in-place", "swapped-meanwhile"])
+def test_a_failed_look_after_bind_removes_exactly_our_file(tmp_path: Path, swapped: bool) -> None:
+    """record asks the socket (sock_diag) before it looks at the path: when the look fails, the
+    failing listen still removes its own file -- and never a socket another process put there."""
+    path = tmp_path / "look.sock"
+    moved = tmp_path / "ours-moved.sock"
+    other = socket.socket(socket.AF_UNIX)
+    try:
+        theirs = None
+        with (
+            fail("lstat", errno.EACCES) as looked,
+            hold("bind") as parked,
+            in_thread(lambda: jn.listen(f"unix:{path}")) as out,
+        ):
+            assert parked.returned.wait(10)
+            if swapped:
+                os.rename(path, moved)  # another process takes the path over meanwhile
+                other.bind(str(path))
+                theirs = path.lstat().st_ino
+            parked.release()
+        assert looked.failed == 1
+        error = out.get("error")
+        assert isinstance(error, jn.SocketError.AccessDenied) and error.syscall == "lstat", out
+        if swapped:
+            assert path.lstat().st_ino == theirs  # theirs, left alone
+            assert moved.is_socket()  # ours, under a name we never chose: not ours to chase
+        else:
+            assert not os.path.lexists(path)  # ours, removed although the look failed
+    finally:
+        other.close()
+
+
 def test_close_removes_only_the_recorded_inode_after_a_later_swap(tmp_path: Path) -> None:
     path = tmp_path / "later.sock"
     server = jn.listen(f"unix:{path}")
