@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from peers import in_poll
 
 import janus_net as jn
 from janus_net.testing import fail, hold
@@ -818,10 +819,7 @@ def test_a_nap_is_a_janus_net_wait_a_cancel_ends_at_once() -> None:
 
     ctx = jn.Context()
     with in_thread(lambda: waiting.pause(ctx, 10 * 60 * 1000)) as out:
-        wait_until(
-            lambda: any("poll" in open(f"/proc/self/task/{t}/wchan").read() for t in os.listdir("/proc/self/task")),
-            "never napped",
-        )
+        wait_until(lambda: any(in_poll(int(t)) for t in os.listdir("/proc/self/task")), "never napped")
         ctx.cancel()
     assert isinstance(out.get("error"), jn.SocketError.Timeout)
 
