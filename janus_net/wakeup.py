@@ -143,9 +143,13 @@ def _after_fork_in_child() -> None:
     _own = None
     _decided = False
     cell = own[0]
-    previous = signal.set_wakeup_fd(-1)
-    if previous != cell[1]:
-        signal.set_wakeup_fd(previous)  # the program's own since: leave it
+    try:
+        previous = signal.set_wakeup_fd(-1)
+        if previous != cell[1]:
+            signal.set_wakeup_fd(previous)  # the program's own since: leave it
+    except ValueError:  # not the main thread here: the interpreter's fd is not ours to change
+        _own, _decided = own, True  # keep it as it was: the interpreter may still write to it
+        return
     # This process's copies of the parent's pipe; the next wait here makes a new one.
     syscalls.close_waker(cell)
 
