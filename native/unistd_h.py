@@ -11,6 +11,10 @@ They are raw calls in the sense of DESIGN §2: they never retry and never map an
 errno; on failure they return -1 with errno set, and Python's one retry loop
 decides. The in-flight count is taken and given back inside each call, so no
 Python bytecode runs while it is held and an exception can never lose one.
+
+Each cell, and each waker cell of a Context, records the pid of the process that made
+it: in a forked child the counts and the wake pairs it inherited are the parent's, and
+the first native call there takes the cell over (`jn_desc_mine`, `jn_waker_mine`).
 """
 
 INCLUDES = """
