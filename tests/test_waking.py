@@ -879,3 +879,69 @@ def test_a_forked_child_gets_its_own_wakeup_pipe() -> None:
     )
     assert isinstance(result["child"], str) and result["child"].startswith("pipe:")
     assert result["child"] != result["parent"]
+
+
+_RECIPE_APP = """
+import os, signal, sys, threading
+import janus_net as jn
+
+HANDOFF = sys.argv[1]
+web = jn.listen("127.0.0.1:0")
+serving = jn.Context()
+stopped = jn.Context()
+signal.signal(signal.SIGTERM, lambda *_: stopped.cancel())
+
+def accept_loop():
+    while True:
+        try:
+            with web.accept(serving) as conn:
+                conn.write_all(b"pid %d" % os.getpid())
+        except jn.SocketError.Timeout:
+            return
+
+loop = threading.Thread(target=accept_loop)
+loop.start()
+print(threading.main_thread().native_id, flush=True)
+try:
+    jn.handoff.offer(HANDOFF, {"web": web}, ctx=stopped)
+except jn.SocketError.Timeout:
+    print("stopped", flush=True)
+serving.cancel()
+loop.join()
+web.close()
+"""
+
+
+def test_the_readme_hand_over_recipe_stops_on_a_sigterm_the_kernel_gave_to_its_accept_thread(tmp_path: Path) -> None:
+    """SIGTERM sent with tgkill to the accepting thread, as the kernel may pick it under load."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _RECIPE_APP, f"unix:{tmp_path}/app.handoff"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        main = int(proc.stdout.readline())
+        deadline = time.monotonic() + 20
+
+        def thread_wchan(tid: int) -> str:
+            with open(f"/proc/{proc.pid}/task/{tid}/wchan") as f:
+                return f.read()
+
+        while True:  # both threads asleep in poll: main in offer, the other in accept
+            others = [int(t) for t in os.listdir(f"/proc/{proc.pid}/task") if int(t) != main]
+            if "poll" in thread_wchan(main) and others and all("poll" in thread_wchan(t) for t in others):
+                break
+            assert time.monotonic() < deadline, "the recipe never settled into its waits"
+            time.sleep(0.005)
+        for tid in others:
+            assert libc.tgkill(proc.pid, tid, signal.SIGTERM) == 0, ctypes.get_errno()  # glibc 2.30's tgkill(2)
+            break
+        out, _ = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0
+    assert out.splitlines() == ["stopped"]
