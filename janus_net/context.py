@@ -30,6 +30,11 @@ keep weak references to their children, so a child that is no longer used is
 collected as usual; a child keeps a strong reference to its parent, so the chain
 from any live context up to the root stays intact.) The wake fd is never drained: once signalled it stays
 readable, which is right, because a cancelled context never comes back.
+
+After a fork the child's copy of a context is the child's: its ``cancel()`` never
+signals the parent's wake fd (the native cell records the pid that made the pair; the
+child closes its copies and makes its own if it waits), so a parent thread waiting on
+the same context is neither woken nor left spinning on a signalled fd.
 """
 
 from __future__ import annotations
