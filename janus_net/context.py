@@ -30,16 +30,21 @@ keep weak references to their children, so a child that is no longer used is
 collected as usual; a child keeps a strong reference to its parent, so the chain
 from any live context up to the root stays intact.) The wake fd is never drained: once signalled it stays
 readable, which is right, because a cancelled context never comes back.
+
+After a fork the child's copy of a context is the child's: its ``cancel()`` never
+signals the parent's wake fd (the native cell records the pid that made the pair; the
+child closes its copies and makes its own if it waits), so a parent thread waiting on
+the same context is neither woken nor left spinning on a signalled fd.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from _weakrefset import WeakSet  # weakref.WeakSet itself, without the weakref module (import time)
 
 from janus_net import syscalls
 from janus_net.errors import SocketError
+from janus_net.seconds import deadline_after, deadline_at
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
@@ -86,12 +91,15 @@ class Context:
         Args:
             seconds: an int or float number of seconds, measured on the
                 `time.monotonic` clock (wall-clock changes do not move it).
+                +inf, or a number beyond the float range (``10**400``), never expires.
 
         Raises:
             TypeError: ``seconds`` is not an int or float (a bool is refused).
             ValueError: ``seconds`` is NaN.
         """
-        return cls.with_deadline(time.monotonic() + _seconds(seconds, "timeout"))
+        ctx = cls()
+        ctx._deadline = deadline_after(seconds, "timeout")
+        return ctx
 
     @classmethod
     def with_deadline(cls: type[_C], monotonic_seconds: float) -> _C:
@@ -99,14 +107,15 @@ class Context:
 
         Args:
             monotonic_seconds: an absolute point on the `time.monotonic` clock; one
-                already passed gives an expired context.
+                already passed gives an expired context; +inf, or a number beyond the
+                float range, never comes.
 
         Raises:
             TypeError: ``monotonic_seconds`` is not an int or float (a bool is refused).
             ValueError: ``monotonic_seconds`` is NaN.
         """
         ctx = cls()
-        ctx._deadline = _seconds(monotonic_seconds, "deadline")
+        ctx._deadline = deadline_at(monotonic_seconds, "deadline")
         return ctx
 
     def child(self, timeout: float | None = None) -> Context:
@@ -118,7 +127,8 @@ class Context:
 
         Args:
             timeout: seconds from now for the child's own deadline, or None to keep
-                only the parent's. The earlier of the two deadlines applies.
+                only the parent's (+inf, or beyond the float range: the same). The
+                earlier of the two deadlines applies.
 
         Raises:
             TypeError: ``timeout`` is not None, an int or a float (a bool is refused).
@@ -126,8 +136,8 @@ class Context:
         """
         child = Context()
         deadline = self._deadline
-        if timeout is not None:
-            own = time.monotonic() + _seconds(timeout, "timeout")
+        own = None if timeout is None else deadline_after(timeout, "timeout")
+        if own is not None:
             deadline = own if deadline is None else min(deadline, own)
         child._deadline = deadline
         child._parent = self
@@ -231,8 +241,8 @@ class Context:
             SocketError.ProcessFdQuotaExceeded, SystemFdQuotaExceeded: no fd for it.
         """
         waker = self._waker
-        if waker[0] >= 0:
-            return int(waker[0])
+        # Always the native call (no Python shortcut on waker[0]): in a forked child the
+        # pair in the cell is the parent's, and the call replaces it with this process's.
         # No lock: racing threads share the one pair the native call publishes, and
         # cancel() never waits on anything.
         fd = syscalls.make_waker(waker)
@@ -251,14 +261,6 @@ class Context:
             left = self.remaining()
             state = "expired" if not left else f"{left:.3f}s left"
         return f"<janus_net.{type(self).__name__} {state}>"
-
-
-def _seconds(value: float, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{what} must be a number of seconds, not {value!r}")
-    if math.isnan(value):
-        raise ValueError(f"{what} must not be NaN")
-    return float(value)
 
 
 __all__ = ["Context"]

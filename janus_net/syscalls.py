@@ -1419,6 +1419,8 @@ RECVFROM_CALL = (RECEIVE, lib.jn_desc_recvfrom)
 
 #: Added to a `wait` result when the object is being closed.
 WAIT_CLOSED: int = lib.JN_WAIT_CLOSED
+#: Added to a `wait` result when the interpreter's signal wakeup fd fired.
+WAIT_SIGNAL: int = lib.JN_WAIT_SIGNAL
 _DESC_P = ffi.typeof("struct jn_desc *")
 
 
@@ -1536,12 +1538,17 @@ def make_wake(desc: Any) -> None:
     retry(EVENTFD, lib.jn_desc_make_wake, (desc,))
 
 
-def wait(desc: Any, events: int, ctx_fd: int, timeout_ms: int, checkpoint: Checkpoint | None = None) -> int:
-    """poll(2) on ``desc``'s socket, its wake fd and a context's (-1: none).
+def wait(
+    desc: Any, events: int, ctx_fd: int, sig_fd: int, drain: bool, timeout_ms: int,
+    checkpoint: Checkpoint | None = None,
+) -> int:  # fmt: skip
+    """poll(2) on ``desc``'s socket, its wake fd, a context's and the signal wakeup fd (-1: none).
 
-    Returns the socket's revents, plus `WAIT_CLOSED` once the object is being closed.
+    ``drain``: ``sig_fd`` is janus_net's own wakeup pipe, emptied when it fired.
+    Returns the socket's revents, plus `WAIT_CLOSED` once the object is being closed
+    and `WAIT_SIGNAL` when ``sig_fd`` fired.
     """
-    return retry(POLL, lib.jn_desc_wait, (desc, events, ctx_fd, timeout_ms), checkpoint)
+    return retry(POLL, lib.jn_desc_wait, (desc, events, ctx_fd, sig_fd, drain, timeout_ms), checkpoint)
 
 
 #: `begin_close` result bits: this call marked the object closed; the caller must `finish_close`.
@@ -1606,6 +1613,7 @@ def check_detachable(desc: Any, address: str | None = None) -> None:
     Raises:
         SocketError.Unexpected: closed already (or handed over), or a call is in flight.
     """
+    lib.jn_desc_mine(desc)  # in a forked child, the parent's calls in flight are not this process's
     if desc.closing:
         raise SocketError.Unexpected(
             E.EBADF, "this socket is closed (or was handed over already)", syscall="to_socket", address=address
@@ -1653,13 +1661,14 @@ def recvmmsg_on(desc: Any, msgs: Any, count: int, flags: int, checkpoint: Checkp
     return retry(RECEIVE, lib.jn_desc_recvmmsg, (desc, msgs, count, flags), checkpoint, None, True)
 
 
-def poll(fds: Any, count: int, timeout_ms: int, checkpoint: Checkpoint | None = None) -> int:
+def poll(fds: Any, count: int, timeout_ms: int, checkpoint: Checkpoint | None = None, drain: bool = False) -> int:
     """poll(2) on a ``struct pollfd[]`` of descriptors no socket object owns; EINTR runs the checkpoint.
 
     A retry reuses the same timeout; callers that care about a deadline pass a
-    checkpoint that raises once it has passed.
+    checkpoint that raises once it has passed. ``drain``: the last entry is
+    janus_net's own signal wakeup pipe, emptied when it fired.
     """
-    return retry(POLL, lib.poll, (fds, count, timeout_ms), checkpoint)
+    return retry(POLL, lib.jn_poll_wakeup, (fds, count, timeout_ms, drain), checkpoint)
 
 
 def sendmsg_on(
@@ -1706,13 +1715,16 @@ def shutdown_on(desc: Any, how: int, address: object = None) -> None:
 def new_waker_cell() -> tuple[Any, Any]:
     """An empty wake-pair cell (no fd yet), and the object whose collection closes what it holds.
 
+    The cell is ``[read fd, write fd, cancelled, pid]``: the pid of the process that
+    made its pair, so that a forked child never signals (nor waits on) its parent's.
+
     Keep both: the cell is the memory (freed only when the cell object is), the closer
     closes the pair when it is collected. They are two objects because cffi runs an
     ``ffi.gc`` destructor from ``tp_finalize`` and then drops the memory it wraps: in a
     reference cycle that can come before another ``__del__`` of the cycle still uses
     the holder (a ``cancel()``), which would then write to a freed cell.
     """
-    cell = ffi.new("int[3]", [-1, -1, 0])  # read fd, write fd, cancelled (set by `mark_cancelled`)
+    cell = ffi.new("int[4]", [-1, -1, 0, 0])  # read fd, write fd, cancelled (`mark_cancelled`), pid
     return cell, ffi.gc(cell, lib.jn_waker_close)
 
 
@@ -1724,16 +1736,34 @@ def mark_cancelled(cell: Any) -> None:
 def make_waker(cell: Any) -> int:
     """Fill ``cell`` with a wake pair (eventfd, or a pipe) unless it has one; returns its read fd.
 
-    Racing callers share one pair: the native call publishes the first and closes the others.
+    Racing callers share one pair: the native call publishes the first and closes the
+    others. In a forked child the inherited pair is closed (it is the parent's) and a
+    new one made.
     """
-    if cell[0] < 0:
-        retry(EVENTFD, lib.jn_waker_new, (cell,))
+    retry(EVENTFD, lib.jn_waker_new, (cell,))
     return int(cell[0])
 
 
 def signal_waker(cell: Any) -> None:
-    """Make the cell's wake fd readable, if it has one (safe from a signal handler: one write)."""
+    """Make the cell's wake fd readable, if this process made one (safe from a signal handler: one write).
+
+    A forked child closes its copies of the parent's pair instead: never signals it.
+    """
     lib.jn_waker_signal_cell(cell)
+
+
+def make_wakeup_pipe(cell: Any) -> tuple[int, int]:
+    """Fill a `new_waker_cell` with a non-blocking, close-on-exec pipe unless it has one; (read, write).
+
+    The pipe janus_net installs as the interpreter's signal wakeup fd (janus_net.wakeup).
+    """
+    retry(EVENTFD, lib.jn_wakeup_new, (cell,))
+    return int(cell[0]), int(cell[1])
+
+
+def close_waker(cell: Any) -> None:
+    """Close what a waker cell holds now (its collection would too); never signals it."""
+    lib.jn_waker_close(cell)
 
 
 # --- Processes: what `janus-net run` asks of the kernel (its wake pipe, its copies of

@@ -25,12 +25,12 @@ import grp
 import os
 import pwd
 import stat
-import time
 from collections.abc import Callable
 
-from janus_net import descriptor, syscalls
+from janus_net import descriptor, syscalls, waiting
 from janus_net._shim import lib
 from janus_net.address import UnixAddress
+from janus_net.context import Context
 from janus_net.errors import SocketError
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
@@ -157,13 +157,20 @@ class _PathLock:
     The lock file is created on first use and left in place, as flock-based schemes
     do: deleting it would let a process that opened the old file and one that
     creates a new one both "hold the lock". It is only ever opened, never written.
+
+    Waiting for another holder is never a blocking flock(2): that sleeps in the kernel
+    where neither a context's cancel nor a Python signal handler (on the main thread,
+    when the kernel gave the signal to another thread) can reach it. It is LOCK_NB
+    attempts with naps in between, each nap a janus_net wait (`waiting.pause`): a
+    cancel of the context ends it at once, a Python signal handler runs in it (one that
+    raises ends the wait with its exception), and the checkpoint runs between naps.
     """
 
     __slots__ = ("cell",)
 
-    # Back-off while a cancellable caller waits for the lock (seconds).
-    _WAIT_FIRST = 0.001
-    _WAIT_MOST = 0.05
+    # Back-off between attempts while another process holds the lock (milliseconds).
+    _WAIT_FIRST_MS = 1
+    _WAIT_MOST_MS = 50
 
     def __init__(self, cell: Any) -> None:
         self.cell = cell
@@ -172,7 +179,6 @@ class _PathLock:
     def acquire(cls, path: bytes, checkpoint: syscalls.Checkpoint | None, address: str) -> _PathLock:
         """Take the lock (waiting for another holder), or raise a `SocketError`.
 
-        With a checkpoint, waits by polling flock(LOCK_NB), so a context can cancel it.
         The lock file's fd lives in a descriptor cell from openat's return on: an
         exception anywhere (a signal handler's, say) closes it with the cell, and so
         drops the flock, instead of leaking a lock held for the life of the process.
@@ -197,14 +203,16 @@ class _PathLock:
 
 
 def _lock(fd: int, checkpoint: syscalls.Checkpoint | None) -> None:
-    if checkpoint is None:
-        syscalls.flock(fd, lib.LOCK_EX)
-        return
-    wait = _PathLock._WAIT_FIRST
+    # The checkpoint of a :service call is its context's bound check(): the nap then
+    # also polls that context's wake fd, so its cancel() ends the nap at once.
+    owner = getattr(checkpoint, "__self__", None)
+    ctx = owner if isinstance(owner, Context) else None
+    nap = _PathLock._WAIT_FIRST_MS
     while syscalls.flock(fd, lib.LOCK_EX | lib.LOCK_NB, checkpoint, nonblocking=True) == syscalls.WOULD_BLOCK:
-        checkpoint()
-        time.sleep(wait)
-        wait = min(wait * 2, _PathLock._WAIT_MOST)
+        if ctx is None and checkpoint is not None:
+            checkpoint()
+        waiting.pause(ctx, nap)  # checks the context before and after
+        nap = min(nap * 2, _PathLock._WAIT_MOST_MS)
 
 
 # --- The three steps `listen._open` calls

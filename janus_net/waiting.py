@@ -9,7 +9,11 @@ whether the description is blocking or not.
 ``close()`` from another thread signals the object's wake fd, which every wait
 polls: the waiting call wakes and raises the per-call `SocketError` member its
 caller gives (never ErrnoBug). A context's ``cancel()`` signals the context's wake
-fd, polled too; its deadline is the poll's timeout.
+fd, polled too; its deadline is the poll's timeout. On the main thread every wait
+also polls the interpreter's signal wakeup fd (janus_net.wakeup), so a Python signal
+handler runs even when the kernel gave the signal to another thread: a handler that
+cancels the context or raises ends the wait; otherwise the wait goes on, its
+timeout recomputed.
 
 Three smaller waits live here too, so that every wait of janus_net has one home:
 `wait_ready` (a socket in a cell that has no other user yet: connect in progress),
@@ -21,9 +25,10 @@ and signal pipe).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 
-from janus_net import syscalls
+from janus_net import syscalls, wakeup
 from janus_net._shim import ffi, lib
 from janus_net.errors import SocketError
 
@@ -51,6 +56,7 @@ _POLLHUP = lib.POLLHUP
 _BACKOFF_FIRST_MS = 1
 _BACKOFF_MAX_MS = 50
 _WAIT_CLOSED = syscalls.WAIT_CLOSED
+_WAIT_SIGNAL = syscalls.WAIT_SIGNAL
 _WOULD_BLOCK = syscalls.WOULD_BLOCK
 
 POLLIN: int = lib.POLLIN
@@ -100,9 +106,11 @@ def wait_for(
         rc = attempt()
         if rc >= 0:
             return rc
-    if desc.wake[0] < 0:
-        syscalls.make_wake(desc)
+    # Always asked (one native call): in a forked child the cell's pair is the parent's,
+    # and this makes the child's own.
+    syscalls.make_wake(desc)
     ctx_fd = -1 if ctx is None else ctx._wake_fd()
+    watch = wakeup.Watch()
     interrupted = None if ctx is None else _poll_interrupted
     backoff = 0  # ms: the last nap; grows while readiness keeps not being honoured
     nap = False  # poll said ready but the attempt still would block: nap before polling again
@@ -114,12 +122,17 @@ def wait_for(
             # for the peer only inside a blocking send). Waiting for the socket again
             # would spin, so wait for close()/the context only, a growing while.
             timeout = backoff if timeout < 0 else min(timeout, backoff)
+        timeout = watch.timeout(timeout)
         try:
-            revents = syscalls.wait(desc, 0 if nap else events, ctx_fd, timeout, interrupted)
+            revents = syscalls.wait(desc, 0 if nap else events, ctx_fd, watch.fd, watch.drain, timeout, interrupted)
         except _PollInterrupted:
             revents = 0
         if revents & _WAIT_CLOSED:
             raise closed()
+        if revents & _WAIT_SIGNAL:
+            # A Python signal is pending: its handler runs at the next call below (the
+            # context's check, or the attempt), and may cancel or raise.
+            watch.woke()
         if ctx is not None:
             ctx.check()
         rc = attempt()
@@ -151,41 +164,66 @@ def wait_ready(desc: Any, events: int, ctx: Context | None) -> int:
         SocketError.Unexpected: the cell was closed under the wait (a bug of the caller).
     """
     ctx_fd = -1 if ctx is None else ctx._wake_fd()
+    watch = wakeup.Watch()
     interrupted = None if ctx is None else _poll_interrupted
     while True:
         if ctx is not None:
             ctx.check()
         try:
-            revents = syscalls.wait(desc, events, ctx_fd, _timeout_ms(ctx), interrupted)
+            revents = syscalls.wait(
+                desc, events, ctx_fd, watch.fd, watch.drain, watch.timeout(_timeout_ms(ctx)), interrupted
+            )
         except _PollInterrupted:
             continue
         if revents & _WAIT_CLOSED:
             raise SocketError.Unexpected(None, "the socket was closed while it was waited for", syscall="poll")
+        if revents & _WAIT_SIGNAL:
+            watch.woke()
+            revents &= ~_WAIT_SIGNAL
         if revents:
             return revents
+        _handlers_run()
+
+
+def _handlers_run() -> None:
+    """Nothing: calling it is the point at which CPython runs pending Python signal handlers."""
 
 
 def poll_fds(fds: Sequence[int], events: int, timeout_ms: int) -> list[int]:
     """One poll(2) of ``fds`` (descriptors no socket object owns) for ``events``; each one's revents.
 
-    A negative entry is skipped (revents 0). A signal (EINTR) ends the poll early with
-    all zeros, so the caller's loop can look at what its handlers recorded.
-    ``timeout_ms`` -1 waits without end.
+    A negative entry is skipped (revents 0). A signal (EINTR), or on the main thread a
+    Python signal delivered to another thread (janus_net's own wakeup pipe), ends the
+    poll early with all zeros, so the caller's loop can look at what its handlers
+    recorded. ``timeout_ms`` -1 waits without end. A program's own wakeup fd is not
+    watched here: a caller of this low-level poll (the supervisor) runs its own
+    signal pipe and polls its read end itself.
     """
     count = len(fds)
-    table: Any = ffi.new("struct pollfd[]", max(count, 1))
+    watch = wakeup.Watch()
+    drain = watch.drain
+    table: Any = ffi.new("struct pollfd[]", count + 1)
     for i, fd in enumerate(fds):
         table[i].fd = fd
         table[i].events = events
+    table[count].fd = watch.fd if drain else -1
+    table[count].events = POLLIN
     try:
-        syscalls.poll(table, count, timeout_ms, _poll_interrupted)
+        syscalls.poll(table, count + 1, timeout_ms, _poll_interrupted, drain)
     except _PollInterrupted:
+        return [0] * count
+    if table[count].revents:
         return [0] * count
     return [int(table[i].revents) for i in range(count)]
 
 
 def pause(ctx: Context | None, milliseconds: int) -> None:
-    """Wait ``milliseconds`` (less if the deadline comes first), ended at once by the context's cancel.
+    """Nap ``milliseconds`` (less if the deadline comes first), ended at once by the context's cancel.
+
+    A janus_net wait like the others: on the main thread a Python signal handler runs
+    during the nap (a handler that raises ends it with that exception; one that
+    cancels the context ends it with Timeout), and the nap then goes on for the time
+    it has left.
 
     Raises:
         SocketError.Timeout: the context was cancelled or its deadline passed
@@ -195,7 +233,31 @@ def pause(ctx: Context | None, milliseconds: int) -> None:
     if ctx is not None:
         ctx.check()
         ctx_fd = ctx._wake_fd()
-    timeout = _timeout_ms(ctx)
-    poll_fds([ctx_fd], POLLIN, milliseconds if timeout < 0 else min(timeout, milliseconds))
+    watch = wakeup.Watch()
+    end = time.monotonic() + milliseconds / 1000
+    table: Any = ffi.new("struct pollfd[]", 2)
+    table[0].fd = ctx_fd
+    table[0].events = POLLIN
+    table[1].events = POLLIN
+    while True:
+        left = math.ceil((end - time.monotonic()) * 1000)
+        if left <= 0:
+            break
+        timeout = _timeout_ms(ctx)
+        timeout = watch.timeout(left if timeout < 0 else min(timeout, left))
+        table[1].fd = watch.fd
+        table[1].revents = 0
+        try:
+            syscalls.poll(table, 2, timeout, _poll_interrupted, watch.drain)
+        except _PollInterrupted:
+            pass
+        if table[1].revents:
+            watch.woke()
+        if ctx is not None:
+            ctx.check()  # also where a pending handler runs
+            if table[0].revents:
+                break  # signalled but not done: a cancel's flag is set before its signal, so never
+        else:
+            _handlers_run()
     if ctx is not None:
         ctx.check()

@@ -11,6 +11,10 @@ They are raw calls in the sense of DESIGN §2: they never retry and never map an
 errno; on failure they return -1 with errno set, and Python's one retry loop
 decides. The in-flight count is taken and given back inside each call, so no
 Python bytecode runs while it is held and an exception can never lose one.
+
+Each cell, and each waker cell of a Context, records the pid of the process that made
+it: in a forked child the counts and the wake pairs it inherited are the parent's, and
+the first native call there takes the cell over (`jn_desc_mine`, `jn_waker_mine`).
 """
 
 INCLUDES = """
@@ -51,6 +55,8 @@ struct jn_desc {
 /* jn_desc_wait's result: the socket's revents, plus this bit when the wait ended
    because the object is being closed (its wake fd fired, or it was closed already). */
 static const int JN_WAIT_CLOSED;
+/* ... and this bit when the interpreter's signal wakeup fd (the wait's sig_fd) fired. */
+static const int JN_WAIT_SIGNAL;
 /* jn_desc_close's result bits. */
 static const int JN_CLOSE_FIRST;
 static const int JN_CLOSE_FINISH;
@@ -76,8 +82,10 @@ int jn_desc_finish(struct jn_desc *);
 int jn_desc_close_now(struct jn_desc *);
 void jn_desc_forget(struct jn_desc *);
 int jn_desc_detach(struct jn_desc *);
+void jn_desc_mine(struct jn_desc *);
 int jn_desc_make_wake(struct jn_desc *);
-int jn_desc_wait(struct jn_desc *, int, int, int);
+int jn_desc_wait(struct jn_desc *, int, int, int, int, int);
+int jn_poll_wakeup(struct pollfd *, unsigned long, int, int);
 int jn_desc_socket(struct jn_desc *, int, int, int);
 int jn_desc_accept(struct jn_desc *, struct sockaddr *, socklen_t *, int, struct jn_desc *, int *);
 void jn_desc_kick(struct jn_desc *);
@@ -103,6 +111,8 @@ int jn_waker_new(int *);
 int jn_waker_signal_cell(int *);
 void jn_waker_close(int *);
 void jn_waker_cancel(int *);
+int jn_wakeup_new(int *);
+int jn_self_pid(void);
 """
 
 CUSTOMIZATIONS = """
@@ -116,9 +126,11 @@ struct jn_desc {
     int collected;
     int acceptor_state;
     pthread_t acceptor;
+    int pid;  /* the process that made the cell (see jn_desc_mine) */
 };
 
 static const int JN_WAIT_CLOSED = 0x10000;
+static const int JN_WAIT_SIGNAL = 0x20000;
 static const int JN_CLOSE_FIRST = 1;
 static const int JN_CLOSE_FINISH = 2;
 #if defined(__linux__)
@@ -137,11 +149,83 @@ static int jn_claim_close(int *cell)
     return close(fd);
 }
 
+/* The pid of this process, kept by a pthread_atfork child handler rather than asked
+   of the kernel each time: getpid() is a syscall (glibc stopped caching it in 2.25)
+   and the check sits at the entry of every native call on a cell. Every fork() of
+   libc runs the handler -- os.fork() and multiprocessing's fork start method included;
+   a raw clone(2) that skips the handlers is not covered. */
+static int jn_pid_cached = 0;
+static pthread_once_t jn_pid_once = PTHREAD_ONCE_INIT;
+
+static void jn_pid_after_fork(void)
+{
+    __atomic_store_n(&jn_pid_cached, (int)getpid(), __ATOMIC_SEQ_CST);
+}
+
+static void jn_pid_init(void)
+{
+    __atomic_store_n(&jn_pid_cached, (int)getpid(), __ATOMIC_SEQ_CST);
+    pthread_atfork(NULL, NULL, jn_pid_after_fork);
+}
+
+static int jn_self_pid(void)
+{
+    int pid = __atomic_load_n(&jn_pid_cached, __ATOMIC_SEQ_CST);
+    if (pid == 0) {
+        pthread_once(&jn_pid_once, jn_pid_init);
+        pid = __atomic_load_n(&jn_pid_cached, __ATOMIC_SEQ_CST);
+    }
+    return pid;
+}
+
+/* A cell's pid while one thread of a new process takes it over (see jn_desc_mine). */
+#define JN_PID_BUSY (-1)
+
+/* Claim the cell's pid for this process. Returns 1 if the caller must now reset what
+   the cell inherited and then store `me` (another process made it: a fork), 0 if the
+   cell is this process's already. Racing threads of the new process wait for the one
+   that resets, so none of them uses a count that is about to be zeroed. */
+static int jn_pid_claim(int *pid, int me)
+{
+    int seen = __atomic_load_n(pid, __ATOMIC_SEQ_CST);
+    for (;;) {
+        if (seen == me)
+            return 0;
+        if (seen == JN_PID_BUSY) {
+            sched_yield();
+            seen = __atomic_load_n(pid, __ATOMIC_SEQ_CST);
+            continue;
+        }
+        if (__atomic_compare_exchange_n(pid, &seen, JN_PID_BUSY, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+            return 1;
+    }
+}
+
+static void jn_pipe_flags(int fd)
+{
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+/* Publish a new pair into pair[0] (read) and pair[1] (write, -1 for an eventfd) unless
+   it holds one: then the new pair is closed again, so racing callers share one. */
+static void jn_pair_publish(int *pair, int r, int w)
+{
+    int expected = -1;
+    if (__atomic_compare_exchange_n(&pair[0], &expected, r, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+        /* A pipe's write end follows the read end: a signal in between finds no
+           write end and is lost (pipe platforms only; eventfd has one fd). */
+        __atomic_store_n(&pair[1], w, __ATOMIC_SEQ_CST);
+    } else {
+        close(r);
+        if (w >= 0)
+            close(w);
+    }
+}
+
 /* A readable-when-signalled pair: an eventfd (one fd for both ends) or a pipe,
-   close-on-exec and non-blocking, into cell[0] (read) and cell[1] (write, -1 for an
-   eventfd) -- unless the cell already holds one: then the new pair is closed again,
-   so racing callers end up sharing exactly one pair. */
-static int jn_waker_new(int *cell)
+   close-on-exec and non-blocking. */
+static int jn_pair_new(int *pair)
 {
     int p[2] = {-1, -1};
 #if defined(__linux__)
@@ -151,21 +235,10 @@ static int jn_waker_new(int *cell)
 #else
     if (pipe(p) < 0)
         return -1;
-    for (int i = 0; i < 2; i++) {
-        fcntl(p[i], F_SETFD, FD_CLOEXEC);
-        fcntl(p[i], F_SETFL, fcntl(p[i], F_GETFL) | O_NONBLOCK);
-    }
+    jn_pipe_flags(p[0]);
+    jn_pipe_flags(p[1]);
 #endif
-    int expected = -1;
-    if (__atomic_compare_exchange_n(&cell[0], &expected, p[0], 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
-        /* A pipe's write end follows the read end: a signal in between finds no
-           write end and is lost (pipe platforms only; eventfd has one fd). */
-        __atomic_store_n(&cell[1], p[1], __ATOMIC_SEQ_CST);
-    } else {
-        close(p[0]);
-        if (p[1] >= 0)
-            close(p[1]);
-    }
+    jn_pair_publish(pair, p[0], p[1]);
     return 0;
 }
 
@@ -184,21 +257,13 @@ static int jn_waker_signal(int fd)
 }
 
 /* Signal whatever pair the cell holds (nothing if none yet). */
-static int jn_waker_signal_cell(int *cell)
+static int jn_pair_signal(int *pair)
 {
-    int r = __atomic_load_n(&cell[0], __ATOMIC_SEQ_CST);
-    int w = __atomic_load_n(&cell[1], __ATOMIC_SEQ_CST);
+    int r = __atomic_load_n(&pair[0], __ATOMIC_SEQ_CST);
+    int w = __atomic_load_n(&pair[1], __ATOMIC_SEQ_CST);
     if (r < 0 || (!JN_HAS_EVENTFD && w < 0))
         return 0;
     return jn_waker_signal(w >= 0 ? w : r);
-}
-
-/* A context's cell is [read fd, write fd, cancelled]: cancel() sets the third before it
-   signals, so native code can see a cancel without a wake fd (none is made until a
-   call has to wait). */
-static void jn_waker_cancel(int *cell)
-{
-    __atomic_store_n(&cell[2], 1, __ATOMIC_SEQ_CST);
 }
 
 static void jn_waker_close(int *cell)
@@ -209,14 +274,120 @@ static void jn_waker_close(int *cell)
     errno = saved;
 }
 
+/* A context's (or the wakeup pipe's) cell is [read fd, write fd, cancelled, pid]. In a
+   process that did not make it -- a forked child -- the pair it holds is the parent's
+   too: signalling it would wake the parent's waiters, and a wait on it would wake for
+   the parent's cancel and then spin on a pair nobody here drains. So the child closes
+   its copies, never signals them, and makes its own pair if it waits. */
+static void jn_waker_mine(int *cell)
+{
+    int me = jn_self_pid();
+    if (__atomic_load_n(&cell[3], __ATOMIC_SEQ_CST) == me || !jn_pid_claim(&cell[3], me))
+        return;
+    jn_waker_close(cell);
+    __atomic_store_n(&cell[3], me, __ATOMIC_SEQ_CST);
+}
+
+/* The context's pair, made unless this process's copy of the cell has one. */
+static int jn_waker_new(int *cell)
+{
+    jn_waker_mine(cell);
+    if (__atomic_load_n(&cell[0], __ATOMIC_SEQ_CST) >= 0)
+        return 0;
+    return jn_pair_new(cell);
+}
+
+/* cancel(): signal the pair, if this process made one. Safe in a signal handler. */
+static int jn_waker_signal_cell(int *cell)
+{
+    jn_waker_mine(cell);
+    return jn_pair_signal(cell);
+}
+
+/* A context's cancel() sets the third before it signals, so native code can see a
+   cancel without a wake fd (none is made until a call has to wait). */
+static void jn_waker_cancel(int *cell)
+{
+    __atomic_store_n(&cell[2], 1, __ATOMIC_SEQ_CST);
+}
+
+/* The interpreter's signal wakeup fd that janus_net installs when the program has none
+   (janus_net/wakeup.py): always a pipe, because CPython writes one byte per signal
+   (an eventfd takes eight), both ends close-on-exec and non-blocking, as
+   signal.set_wakeup_fd requires. */
+static int jn_wakeup_new(int *cell)
+{
+    jn_waker_mine(cell);
+    if (__atomic_load_n(&cell[0], __ATOMIC_SEQ_CST) >= 0)
+        return 0;
+    int p[2];
+#if defined(__linux__)
+    if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
+        return -1;
+#else
+    if (pipe(p) < 0)
+        return -1;
+    jn_pipe_flags(p[0]);
+    jn_pipe_flags(p[1]);
+#endif
+    jn_pair_publish(cell, p[0], p[1]);
+    return 0;
+}
+
+/* Empty janus_net's own wakeup pipe after it woke a wait (the bytes are signal
+   numbers nobody else reads: CPython's handlers run from their own flags). A read
+   can only find the pipe empty already, which is what it is for. */
+static void jn_wakeup_drain(int fd)
+{
+    char bytes[256];
+    int saved = errno;
+    while (read(fd, bytes, sizeof bytes) == (ssize_t)sizeof bytes)
+        ;
+    errno = saved;
+}
+
+/* poll(2) whose last entry is the interpreter's wakeup fd; janus_net's own (`drain`) is
+   emptied when it fired. A raw call: -1 with errno as poll left it. */
+static int jn_poll_wakeup(struct pollfd *fds, unsigned long n, int timeout_ms, int drain)
+{
+    int rc = poll(fds, (nfds_t)n, timeout_ms);
+    if (rc > 0 && drain && n > 0 && (fds[n - 1].revents & POLLIN))
+        jn_wakeup_drain(fds[n - 1].fd);
+    return rc;
+}
+
 static struct jn_desc *jn_desc_new(void)
 {
     struct jn_desc *d = calloc(1, sizeof *d);
     if (d != NULL) {
         d->fd = d->wake[0] = d->wake[1] = -1;
         d->refs = 1;  /* the ffi.gc wrapper's, given back by jn_desc_free */
+        d->pid = jn_self_pid();
     }
     return d;
+}
+
+/* The cell as this process sees it. In a forked child the counts it inherited belong
+   to the parent's threads, which the child does not have (only the forking thread
+   lives on, and it is in no native call): the in-flight count, the accept flag and
+   the acceptor are zeroed, so the child's close() closes its copy of the fd at once
+   (an inherited count kept it open for ever: a dead listener kept accepting in the
+   child). The wake pair is the parent's too: the child closes its copies without
+   signalling them (a signal would wake the parent's waiters, which never drain it:
+   they would spin), and makes its own pair if it waits. Called first by every
+   native function that uses a cell's fd, counts or pair. */
+static void jn_desc_mine(struct jn_desc *d)
+{
+    int me = jn_self_pid();
+    if (__atomic_load_n(&d->pid, __ATOMIC_SEQ_CST) == me || !jn_pid_claim(&d->pid, me))
+        return;
+    int saved = errno;
+    __atomic_store_n(&d->inflight, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&d->accepting, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&d->acceptor_state, 0, __ATOMIC_SEQ_CST);
+    jn_waker_close(d->wake);
+    __atomic_store_n(&d->pid, me, __ATOMIC_SEQ_CST);
+    errno = saved;
 }
 
 /* Close everything the cell still holds; returns close(fd)'s result (0 if it held none). */
@@ -263,6 +434,7 @@ static void jn_desc_unhold(struct jn_desc *d)
 /* A call begins using d->fd: -1 (EBADF) once the object is closing. */
 static int jn_desc_enter(struct jn_desc *d)
 {
+    jn_desc_mine(d);
     __atomic_add_fetch(&d->inflight, 1, __ATOMIC_SEQ_CST);
     if (__atomic_load_n(&d->closing, __ATOMIC_SEQ_CST)) {
         if (__atomic_sub_fetch(&d->inflight, 1, __ATOMIC_SEQ_CST) == 0)
@@ -328,6 +500,7 @@ static int jn_kick_ours(void)
    for at most 200 ms). */
 static void jn_desc_kick(struct jn_desc *d)
 {
+    jn_desc_mine(d);
     if (__atomic_load_n(&d->acceptor_state, __ATOMIC_SEQ_CST) == 0 || !jn_kick_ours())
         return;
     int saved = errno;
@@ -351,9 +524,10 @@ static void jn_desc_kick(struct jn_desc *d)
 static int jn_desc_close(struct jn_desc *d)
 {
     int result = 0;
+    jn_desc_mine(d);
     if (!__atomic_exchange_n(&d->closing, 1, __ATOMIC_SEQ_CST)) {
         result |= JN_CLOSE_FIRST;
-        jn_waker_signal_cell(d->wake);
+        jn_pair_signal(d->wake);
         jn_desc_kick(d);
     }
     if (__atomic_load_n(&d->inflight, __ATOMIC_SEQ_CST) == 0 && __atomic_load_n(&d->fd, __ATOMIC_SEQ_CST) >= 0)
@@ -385,6 +559,7 @@ static void jn_desc_forget(struct jn_desc *d)
    and marks the object closed. EBUSY while a call is in flight. */
 static int jn_desc_detach(struct jn_desc *d)
 {
+    jn_desc_mine(d);
     if (__atomic_load_n(&d->inflight, __ATOMIC_SEQ_CST) != 0) {
         errno = EBUSY;
         return -1;
@@ -400,35 +575,39 @@ static int jn_desc_detach(struct jn_desc *d)
 /* The object's own wake fd, made on the first wait (a second thread's is closed). */
 static int jn_desc_make_wake(struct jn_desc *d)
 {
+    jn_desc_mine(d);
     __atomic_add_fetch(&d->inflight, 1, __ATOMIC_SEQ_CST);
     int rc = 0;
     if (__atomic_load_n(d->wake, __ATOMIC_SEQ_CST) < 0)
-        rc = jn_waker_new(d->wake);
+        rc = jn_pair_new(d->wake);
     int saved = errno;
     jn_desc_leave(d);  /* a close meanwhile: the last one out closes the pair too */
     errno = saved;
     return rc;
 }
 
-/* Wait for `events` on the socket, the object's wake fd and a context's wake fd
-   (or -1). Returns the socket's revents, with JN_WAIT_CLOSED added when the object
-   is closing; -1 with errno on failure (EINTR included). */
-static int jn_desc_wait(struct jn_desc *d, int events, int ctx_fd, int timeout_ms)
+/* Wait for `events` on the socket, the object's wake fd, a context's wake fd (or -1)
+   and the interpreter's signal wakeup fd (sig_fd, or -1; emptied when it fired and
+   `drain` says it is janus_net's own). Returns the socket's revents, with
+   JN_WAIT_CLOSED added when the object is closing and JN_WAIT_SIGNAL when sig_fd
+   fired; -1 with errno on failure (EINTR included). */
+static int jn_desc_wait(struct jn_desc *d, int events, int ctx_fd, int sig_fd, int drain, int timeout_ms)
 {
-    struct pollfd p[3];
+    struct pollfd p[4];
     int fd = jn_desc_enter(d);
     if (fd < 0)
         return JN_WAIT_CLOSED;
     p[0].fd = fd;
     p[0].events = (short)events;
-    p[0].revents = 0;
     p[1].fd = __atomic_load_n(d->wake, __ATOMIC_SEQ_CST);
     p[1].events = POLLIN;
-    p[1].revents = 0;
     p[2].fd = ctx_fd;
     p[2].events = POLLIN;
-    p[2].revents = 0;
-    int rc = poll(p, 3, timeout_ms);
+    p[3].fd = sig_fd;
+    p[3].events = POLLIN;
+    for (int i = 0; i < 4; i++)
+        p[i].revents = 0;
+    int rc = jn_poll_wakeup(p, 4, timeout_ms, drain);
     int saved = errno;
     int closing = __atomic_load_n(&d->closing, __ATOMIC_SEQ_CST);
     jn_desc_leave(d);
@@ -437,7 +616,7 @@ static int jn_desc_wait(struct jn_desc *d, int events, int ctx_fd, int timeout_m
         return JN_WAIT_CLOSED;
     if (rc < 0)
         return -1;
-    return p[0].revents;
+    return p[0].revents | (p[3].revents ? JN_WAIT_SIGNAL : 0);
 }
 
 static int jn_desc_socket(struct jn_desc *d, int family, int type, int proto)

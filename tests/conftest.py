@@ -14,6 +14,16 @@ def open_fds() -> set[int]:
     return {int(name) for name in os.listdir("/proc/self/fd")}
 
 
+@pytest.fixture(autouse=True, scope="session")
+def signal_wakeup_pipe() -> None:
+    """janus_net's waits on the main thread watch the signal wakeup fd, installing a pipe
+    of their own once per process when there is none (docs/mechanism.md): made here,
+    before the first test counts descriptors, not inside whichever test waits first."""
+    from janus_net import wakeup
+
+    wakeup.install()
+
+
 @pytest.fixture(autouse=True)
 def no_fd_leak(request: pytest.FixtureRequest) -> Iterator[None]:
     """Fail any test that leaves a descriptor open (opt out: @pytest.mark.fd_leak_ok).

@@ -149,6 +149,69 @@ def test_bad_timeouts_are_rejected() -> None:
         jn.Context.with_timeout(float("nan"))
 
 
+NEVER = [10**400, float("inf"), 2**1024]
+
+
+@pytest.mark.parametrize("never", NEVER, ids=["10**400", "inf", "2**1024"])
+def test_a_timeout_or_deadline_beyond_the_float_range_means_never(never: float) -> None:
+    made = [
+        jn.Context.with_timeout(never),
+        jn.Context.with_deadline(never),
+        jn.Context().child(timeout=never),
+        CountingContext.with_timeout(never),
+    ]
+    for ctx in made:
+        assert ctx.deadline is None and ctx.remaining() is None
+        assert not ctx.expired and not ctx.done
+        ctx.check()
+    # a child keeps the parent's real deadline: never is not earlier than anything
+    parent = jn.Context.with_timeout(100)
+    child = parent.child(timeout=never)
+    assert child.deadline == parent.deadline
+
+
+@pytest.mark.parametrize("long_ago", [-(10**400), float("-inf")], ids=["-10**400", "-inf"])
+def test_a_timeout_or_deadline_below_the_float_range_has_passed(long_ago: float) -> None:
+    for ctx in (jn.Context.with_timeout(long_ago), jn.Context.with_deadline(long_ago), jn.Context().child(long_ago)):
+        assert ctx.expired and ctx.remaining() == 0.0
+        with pytest.raises(Timeout) as caught:
+            ctx.check()
+        assert caught.value.reason == "deadline"
+
+
+def test_nan_and_non_numbers_are_refused_everywhere_seconds_enter() -> None:
+    makers = (jn.Context.with_timeout, jn.Context.with_deadline, jn.Context().child)
+    for make in makers:
+        with pytest.raises(ValueError):
+            make(float("nan"))
+        for bad in (True, "1", 1j):
+            with pytest.raises(TypeError):
+                make(bad)  # type: ignore[arg-type]
+
+
+def test_the_largest_finite_timeout_waits_and_a_cancel_still_ends_it() -> None:
+    """A deadline far beyond poll's int of milliseconds is cut into pieces, never overflowed."""
+    import sys
+
+    for timeout in (sys.float_info.max, 10**400):
+        ctx = jn.Context.with_timeout(timeout)
+        with jn.bind("127.0.0.1:0") as sock:
+            later(0.05, ctx.cancel)
+            with pytest.raises(Timeout) as caught:
+                sock.receive(ctx=ctx)
+        assert caught.value.reason == "cancelled"
+
+
+def test_the_seconds_helper_is_the_one_conversion() -> None:
+    from janus_net import seconds
+
+    assert seconds.seconds(10**400) == float("inf") and seconds.seconds(-(10**400)) == float("-inf")
+    assert seconds.seconds(3) == 3.0 and type(seconds.seconds(3)) is float
+    assert seconds.deadline_after(10**400) is None and seconds.deadline_at(float("inf")) is None
+    at = seconds.deadline_after(1)
+    assert at is not None and 0 < at - time.monotonic() <= 1
+
+
 def test_children_end_with_their_parent() -> None:
     parent = jn.Context()
     child = parent.child()

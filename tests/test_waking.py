@@ -13,10 +13,12 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -605,3 +607,341 @@ def test_the_sigurg_handler_is_installed_only_where_sigurg_has_its_default(setti
         assert got["seen"] == ["user"]  # still the program's own handler
     else:
         assert got["after"] == got["before"] == {"caught": False, "ignored": True}
+
+
+# --- Python signal handlers during a wait on the main thread (DESIGN §3 "One door": waking).
+# CPython runs handlers on the main thread only; the kernel may give a process-directed
+# signal to any thread. Each test below makes that happen on purpose: the main thread
+# waits (its wchan says poll), and another thread signals *itself*, so its C-level
+# handler records the signal and the main thread must notice through the wakeup fd.
+
+
+@contextmanager
+def python_handler(signum: int, handler: Callable[[int, object], None]) -> Iterator[None]:
+    previous = signal.signal(signum, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signum, previous)
+
+
+def signal_another_thread_once_main_waits(
+    signum: int, times: int = 1, between: Callable[[], None] | None = None
+) -> threading.Thread:
+    """A thread that waits until the main thread sleeps in poll, then sends itself ``signum``."""
+    main = threading.main_thread().native_id
+    assert main is not None
+
+    def run() -> None:
+        for _ in range(times):
+            deadline = time.monotonic() + 10
+            while not in_poll(main):
+                assert time.monotonic() < deadline, f"the main thread never waited: {wchan(main)!r}"
+                time.sleep(0.005)
+            signal.pthread_kill(threading.get_ident(), signum)
+            if between is not None:
+                between()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def _wait_kinds() -> dict[str, Callable[[jn.Context], Iterator[Callable[[], object]]]]:
+    @contextmanager
+    def accept(ctx: jn.Context) -> Iterator[Callable[[], object]]:
+        with jn.listen("127.0.0.1:0") as server:
+            yield lambda: server.accept(ctx)
+
+    @contextmanager
+    def receive(ctx: jn.Context) -> Iterator[Callable[[], object]]:
+        with jn.bind("127.0.0.1:0") as sock:
+            yield lambda: sock.receive(ctx=ctx)
+
+    @contextmanager
+    def read(ctx: jn.Context) -> Iterator[Callable[[], object]]:
+        with jn.listen("127.0.0.1:0") as server, dial(server), server.accept() as stream:
+            yield lambda: stream.read(1, ctx=ctx)
+
+    @contextmanager
+    def connect(ctx: jn.Context) -> Iterator[Callable[[], object]]:
+        # A unix listener whose backlog is full: connect naps (waiting.pause) until it drains.
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "full.sock")
+            with jn.listen("unix:" + path, backlog=0) as server:
+                fillers = []
+                try:
+                    while True:
+                        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                        fillers.append(s)
+                        s.setblocking(False)
+                        try:
+                            s.connect(path)
+                        except BlockingIOError:
+                            break
+                    yield lambda: jn.connect("unix:" + path, ctx=ctx)
+                finally:
+                    for s in fillers:
+                        s.close()
+                    server.close()
+
+    return {"accept": accept, "receive": receive, "read": read, "connect": connect}
+
+
+WAITS = _wait_kinds()
+
+
+@pytest.mark.parametrize("kind", sorted(WAITS))
+def test_a_cancel_from_a_handler_lands_when_another_thread_got_the_signal(kind: str) -> None:
+    ctx = jn.Context.with_timeout(20)
+    with WAITS[kind](ctx) as call, python_handler(signal.SIGUSR1, lambda *_: ctx.cancel()):
+        sender = signal_another_thread_once_main_waits(signal.SIGUSR1)
+        with pytest.raises(jn.SocketError.Timeout) as caught:
+            call()
+        sender.join()
+    assert caught.value.reason == "cancelled"  # not "deadline": the handler's cancel ended it
+
+
+class _Stop(Exception):
+    pass
+
+
+def _raise_stop(*_: object) -> None:
+    raise _Stop
+
+
+@pytest.mark.parametrize("kind", sorted(WAITS))
+def test_a_handler_that_raises_ends_the_wait_with_its_exception(kind: str) -> None:
+    ctx = jn.Context.with_timeout(20)
+    with WAITS[kind](ctx) as call, python_handler(signal.SIGUSR1, _raise_stop):
+        sender = signal_another_thread_once_main_waits(signal.SIGUSR1)
+        with pytest.raises(_Stop):
+            call()
+        sender.join()
+    # nothing left open: the suite's fd check runs after this test
+
+
+def test_a_wait_without_a_context_also_runs_the_handler() -> None:
+    with jn.listen("127.0.0.1:0") as server, python_handler(signal.SIGUSR1, _raise_stop):
+        sender = signal_another_thread_once_main_waits(signal.SIGUSR1)
+        with pytest.raises(_Stop):
+            server.accept()
+        sender.join()
+
+
+def test_a_handler_that_neither_cancels_nor_raises_lets_the_wait_go_on() -> None:
+    ran: list[int] = []
+    with jn.listen("127.0.0.1:0") as server, python_handler(signal.SIGUSR1, lambda signum, _: ran.append(signum)):
+        main = threading.main_thread().native_id
+        assert main is not None
+
+        def connect_once_handled() -> None:
+            deadline = time.monotonic() + 10
+            while not ran or not in_poll(main):  # handled, and waiting again
+                assert time.monotonic() < deadline, "the handler never ran, or the wait did not resume"
+                time.sleep(0.005)
+            dial(server).close()
+
+        sender = signal_another_thread_once_main_waits(signal.SIGUSR1, between=connect_once_handled)
+        with server.accept(jn.Context.with_timeout(20)) as stream:
+            assert stream.read(1) == b""
+        sender.join()
+    assert ran == [signal.SIGUSR1]
+
+
+def test_offer_stops_on_sigterm_given_to_another_thread(tmp_path: Path) -> None:
+    """The README's hand-over recipe: the main thread offers, SIGTERM's handler cancels its context."""
+    stopped = jn.Context()
+    with jn.listen("127.0.0.1:0") as web, python_handler(signal.SIGTERM, lambda *_: stopped.cancel()):
+        sender = signal_another_thread_once_main_waits(signal.SIGTERM)
+        with pytest.raises(jn.SocketError.Timeout) as caught:
+            jn.handoff.offer(f"unix:{tmp_path}/app.handoff", {"web": web}, ctx=stopped)
+        sender.join()
+    assert caught.value.reason == "cancelled"
+    assert not (tmp_path / "app.handoff").exists()
+
+
+def test_janus_net_installs_its_own_wakeup_pipe_once_when_the_program_has_none() -> None:
+    result = run_child(
+        """
+        import fcntl, json, os, signal, stat, threading
+        import janus_net as jn
+
+        def wait_once():
+            with jn.bind("127.0.0.1:0") as sock:
+                try:
+                    sock.receive(ctx=jn.Context.with_timeout(0.01))
+                except jn.SocketError.Timeout:
+                    pass
+
+        threading.Thread(target=wait_once).start()  # off the main thread: nothing installed
+        for t in threading.enumerate():
+            if t is not threading.main_thread():
+                t.join()
+        def pipes():
+            names = []
+            for n in os.listdir("/proc/self/fd"):
+                try:
+                    names.append(os.readlink(f"/proc/self/fd/{n}"))
+                except OSError:
+                    pass  # the listing's own fd
+            return sum(name.startswith("pipe:") for name in names)
+
+        before = pipes()  # stdout and stderr are the test's pipes
+        off_main = signal.set_wakeup_fd(-1)
+        wait_once()
+        wait_once()
+        fd = signal.set_wakeup_fd(-1)
+        st = os.fstat(fd)
+        print(json.dumps({
+            "off_main": off_main, "installed": fd >= 0, "fifo": stat.S_ISFIFO(st.st_mode),
+            "nonblocking": not os.get_blocking(fd), "cloexec": bool(fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC),
+            "pipes": pipes() - before,
+        }))
+        """
+    )
+    assert result == {"off_main": -1, "installed": True, "fifo": True, "nonblocking": True, "cloexec": True, "pipes": 2}
+
+
+def test_the_programs_own_wakeup_fd_is_watched_and_never_read() -> None:
+    """Its bytes stay for the program; a second signal, after the first left the fd readable, still lands."""
+    result = run_child(
+        """
+        import json, os, signal, threading, time
+        import janus_net as jn
+
+        def in_poll(tid):
+            with open(f"/proc/self/task/{tid}/wchan") as f:
+                return "poll" in f.read()
+
+        r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(w)
+        ran = []
+        ctx = jn.Context.with_timeout(20)
+
+        def handler(signum, frame):
+            ran.append(signum)
+            if len(ran) == 2:
+                ctx.cancel()
+
+        signal.signal(signal.SIGUSR1, handler)
+        main = threading.main_thread().native_id
+
+        def sender():
+            for n in (1, 2):
+                while len(ran) < n - 1 or not in_poll(main):
+                    time.sleep(0.005)
+                signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)
+
+        threading.Thread(target=sender, daemon=True).start()
+        reason = None
+        with jn.listen("127.0.0.1:0") as server:
+            try:
+                server.accept(ctx)
+            except jn.SocketError.Timeout as e:
+                reason = e.reason
+        print(json.dumps({"reason": reason, "ran": len(ran), "bytes": list(os.read(r, 100)),
+                          "still_theirs": signal.set_wakeup_fd(-1) == w}))
+        """
+    )
+    assert result == {"reason": "cancelled", "ran": 2, "bytes": [signal.SIGUSR1] * 2, "still_theirs": True}
+
+
+def test_a_forked_child_gets_its_own_wakeup_pipe() -> None:
+    result = run_child(
+        """
+        import json, os, signal
+        import janus_net as jn
+
+        def wait_once():
+            with jn.bind("127.0.0.1:0") as sock:
+                try:
+                    sock.receive(ctx=jn.Context.with_timeout(0.01))
+                except jn.SocketError.Timeout:
+                    pass
+
+        wait_once()
+        parent = signal.set_wakeup_fd(-1)
+        signal.set_wakeup_fd(parent, warn_on_full_buffer=False)
+        parent_pipe = os.readlink(f"/proc/self/fd/{parent}")
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            wait_once()
+            fd = signal.set_wakeup_fd(-1)
+            os.write(w, json.dumps(os.readlink(f"/proc/self/fd/{fd}") if fd >= 0 else None).encode())
+            os._exit(0)
+        os.close(w)
+        child_pipe = json.loads(os.read(r, 1000))
+        os.waitpid(pid, 0)
+        print(json.dumps({"parent": parent_pipe, "child": child_pipe}))
+        """
+    )
+    assert isinstance(result["child"], str) and result["child"].startswith("pipe:")
+    assert result["child"] != result["parent"]
+
+
+_RECIPE_APP = """
+import os, signal, sys, threading
+import janus_net as jn
+
+HANDOFF = sys.argv[1]
+web = jn.listen("127.0.0.1:0")
+serving = jn.Context()
+stopped = jn.Context()
+signal.signal(signal.SIGTERM, lambda *_: stopped.cancel())
+
+def accept_loop():
+    while True:
+        try:
+            with web.accept(serving) as conn:
+                conn.write_all(b"pid %d" % os.getpid())
+        except jn.SocketError.Timeout:
+            return
+
+loop = threading.Thread(target=accept_loop)
+loop.start()
+print(threading.main_thread().native_id, flush=True)
+try:
+    jn.handoff.offer(HANDOFF, {"web": web}, ctx=stopped)
+except jn.SocketError.Timeout:
+    print("stopped", flush=True)
+serving.cancel()
+loop.join()
+web.close()
+"""
+
+
+def test_the_readme_hand_over_recipe_stops_on_a_sigterm_the_kernel_gave_to_its_accept_thread(tmp_path: Path) -> None:
+    """SIGTERM sent with tgkill to the accepting thread, as the kernel may pick it under load."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _RECIPE_APP, f"unix:{tmp_path}/app.handoff"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        main = int(proc.stdout.readline())
+        deadline = time.monotonic() + 20
+
+        def thread_wchan(tid: int) -> str:
+            with open(f"/proc/{proc.pid}/task/{tid}/wchan") as f:
+                return f.read()
+
+        while True:  # both threads asleep in poll: main in offer, the other in accept
+            others = [int(t) for t in os.listdir(f"/proc/{proc.pid}/task") if int(t) != main]
+            if "poll" in thread_wchan(main) and others and all("poll" in thread_wchan(t) for t in others):
+                break
+            assert time.monotonic() < deadline, "the recipe never settled into its waits"
+            time.sleep(0.005)
+        for tid in others:
+            assert libc.tgkill(proc.pid, tid, signal.SIGTERM) == 0, ctypes.get_errno()  # glibc 2.30's tgkill(2)
+            break
+        out, _ = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0
+    assert out.splitlines() == ["stopped"]
