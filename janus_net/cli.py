@@ -38,7 +38,7 @@ from janus_net.audit import AuditRecord, Sink
 from janus_net.capability import NetBind
 from janus_net.context import Context
 from janus_net.errors import SocketError
-from janus_net.listen import listen, listen_with_capability, listen_with_context
+from janus_net.listen import listen_with_capability, listen_with_context
 from janus_net.socket import Server, Stream
 from janus_net.stops import Stopped, StopSignals, die_of
 
@@ -169,9 +169,8 @@ def _bind(
         **cliopts.kernel_options(args),
     }
     if args.capability is None:
-        if ctx is None:
-            return listen(args.address, **options), None, None
-        return listen_with_context(args.address, ctx, **options), None, None
+        # Always a context: a stop signal cancels stop_ctx, so a wait for PATH.lock ends at once.
+        return listen_with_context(args.address, stop_ctx if ctx is None else ctx, **options), None, None
     held: _HeldSink | None = None
     audit_file: TextIO | None = None
     sink: Sink | None = None
@@ -274,16 +273,6 @@ def _demo(args: argparse.Namespace, stops: StopSignals) -> int:
     return demo.run(out.file)
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"seconds must be finite and not negative: {text!r}")
-    return value
-
-
 def _capability_id(text: str) -> str:
     if not text:
         raise argparse.ArgumentTypeError("a capability id must not be empty")
@@ -325,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     listen_cmd.add_argument("address")
     listen_cmd.add_argument(
-        "--timeout", type=_seconds, metavar="S",
+        "--timeout", type=cliopts.seconds, metavar="S",
         help="bound the whole run (bind, every accept, read and write) by S seconds; exit 1 with Timeout",
     )  # fmt: skip
     listen_cmd.add_argument(

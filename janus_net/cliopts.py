@@ -19,7 +19,23 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from janus_net import seconds as _seconds
 from janus_net import sockopts
+
+
+def seconds(text: str) -> float:
+    """A number of seconds for ``--timeout``-style flags: 0 or more; ``inf`` (or beyond the float range) is never.
+
+    The one reading of seconds on the command line, through the library's own
+    (`janus_net.seconds`), so a flag and a `Context` treat the extremes alike.
+    """
+    try:
+        value = _seconds.seconds(float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"seconds must not be negative: {text!r}")
+    return value
 
 
 def port(text: str) -> int:

@@ -99,16 +99,6 @@ def _listen_spec(text: str) -> tuple[str, str]:
     return name, address
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"seconds must be positive and finite: {text!r}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="janus-net run",
@@ -131,11 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--audit", metavar="FILE", help="append the capability's audit records to FILE (JSON lines)")
     parser.add_argument(
-        "--ready-timeout", type=_seconds, default=60.0, metavar="S",
+        "--ready-timeout", type=cliopts.seconds, default=60.0, metavar="S",
         help="how long a reloaded COMMAND may take to send READY=1 (default 60)",
     )  # fmt: skip
     parser.add_argument(
-        "--stop-timeout", type=_seconds, default=10.0, metavar="S",
+        "--stop-timeout", type=cliopts.seconds, default=10.0, metavar="S",
         help="how long a stopped COMMAND may take to exit after SIGTERM before SIGKILL (default 10)",
     )  # fmt: skip
     cliopts.add_socket_flags(parser)
