@@ -349,5 +349,9 @@ class _Lib:
     # native/jn_steps.py: the listen/bind step sequence (a native fast path, DESIGN §2)
     JN_STEPS_MAX_OPTS: int
     def jn_steps(self, plan: CData, io: CData, sa: CData, salen: int, start: int, stop: int, /) -> int: ...
+    # native/jn_control.py: closing received descriptors; RLIMIT_NOFILE
+    RLIMIT_NOFILE: int
+    def getrlimit(self, resource: int, limit: CData, /) -> int: ...
+    def jn_slots_close(self, slots: CData, count: int, /) -> int: ...
 
 lib: _Lib

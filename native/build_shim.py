@@ -37,6 +37,7 @@ HEADERS = (
     "sys_file_h",
     "linux_unix_diag_h",
     "jn_steps",
+    "jn_control",
 )
 
 # accept4, mmsghdr and friends are GNU extensions on glibc.
