@@ -207,6 +207,11 @@ def rights_message(payload: bytes, fds: list[int]) -> tuple[Any, list[Any]]:
     return msg, keep
 
 
+def rights_slots(msg: Any) -> Any:
+    """The ``int *`` slots of the SCM_RIGHTS message `rights_message` built in ``msg`` (for a native call to fill)."""
+    return ffi.cast(_INT_P, lib.jn_cmsg_data(lib.jn_cmsg_firsthdr(msg)))
+
+
 def rights_room(count: int) -> int:
     """The ``msg_controllen`` that lets the kernel install at most ``count`` descriptors.
 
@@ -301,6 +306,7 @@ __all__ = [
     "header",
     "rights_message",
     "rights_room",
+    "rights_slots",
     "scan",
     "walk",
 ]

@@ -159,7 +159,7 @@ class RightsSend:
         self.cells = [cell for _, _, cell in chunk]
         self.msg, self.keep = control.rights_message(payload, [-1] * len(self.cells))  # slots the native call fills
         self.native = ffi.new("struct jn_desc *[]", self.cells)
-        self.slots = ffi.cast("int *", lib.jn_cmsg_data(lib.jn_cmsg_firsthdr(self.msg))) if self.cells else ffi.NULL
+        self.slots = control.rights_slots(self.msg) if self.cells else ffi.NULL
         self.closed_at = ffi.new("int *", -1)
 
     def __call__(self) -> int:
