@@ -31,8 +31,9 @@
    exits with 128 + the signal. When the command exits on its own, the supervisor
    exits with its status (no automatic restart: that is the service manager's job).
 
-Descriptors the command sends with FDSTORE=1 are closed at once: this supervisor
-keeps its own sockets and stores nothing else.
+Descriptors the command sends with FDSTORE=1 never enter this supervisor: the notify
+socket's control buffer has room for the credentials only, so the kernel drops them
+(it keeps its own sockets and stores nothing else).
 """
 
 from __future__ import annotations

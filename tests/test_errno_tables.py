@@ -491,7 +491,7 @@ def send_sockets_unix(err: Any, tmp: Path) -> Outcome:
 def receive_sockets_unix(err: Any, tmp: Path) -> Outcome:
     """jn.receive_sockets: the RLIMIT_NOFILE question asked before any descriptor can arrive fails."""
     name = f"unix:@jn-errno-getrlimit-{os.getpid()}"
-    with jn.listen(name) as server, jn.connect(name) as tx, server.accept() as rx, jn.listen("127.0.0.1:0") as web:  # noqa: SIM117
+    with jn.listen(name) as server, jn.connect(name) as tx, server.accept() as rx, jn.listen("127.0.0.1:0") as web:
         jn.send_sockets(tx, {"web": web})
         with fail("getrlimit", err) as inj:
             error = _run(lambda: [sock.close() for sock in jn.receive_sockets(rx).values()])
