@@ -16,13 +16,20 @@ The receiver checks everything before it hands anything out: the magic, the
 version, every count against the others and against the descriptors that really
 arrived, every length against the bytes that really arrived, every name, and each
 descriptor's real kind (`janus_net.adopt.inspect`, as for ``fd://``) against the
-announced one. Received descriptors are close-on-exec from the first instant
-(MSG_CMSG_CLOEXEC; fcntl right after recvmsg where the platform lacks it). Until
-the last check has passed, they are owned by the control buffers the kernel wrote
-them into, and any failure -- a truncated control message (MSG_CTRUNC), a
-malformed payload, more or fewer descriptors than announced, a pipe instead of a
-socket, a peer that dies or closes mid-transfer, a cancelled context, a
-KeyboardInterrupt -- closes every one of them before the error propagates.
+announced one. A chunk's descriptors must come with its header: the header is
+peeked first (a peek installs no descriptor), its total checked against
+RLIMIT_NOFILE, and each recvmsg then has room for exactly the descriptors the chunk
+still announces, so the kernel drops any more a peer sends (MSG_CTRUNC) and this
+process never holds more than was announced. Control buffers are read by
+`janus_net.control` under its one bounds rule. Received descriptors are
+close-on-exec from the first instant (MSG_CMSG_CLOEXEC; fcntl right after recvmsg
+where the platform lacks it). Until the last check has passed, they are owned by
+the control buffers the kernel wrote them into, and any failure -- a truncated
+control message, a malformed payload, more or fewer descriptors than announced, a
+pipe instead of a socket, a peer that dies or closes mid-transfer, a cancelled
+context, a KeyboardInterrupt -- closes every one of them explicitly before the
+error propagates (the buffers' collection is only the last resort), so an
+exception the caller keeps holds no descriptor.
 """
 
 from __future__ import annotations
