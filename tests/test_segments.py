@@ -719,3 +719,54 @@ def test_a_socket_bound_without_gro_receives_with_recvfrom_alone(tmp_path: Path)
     lines, _ = syscalls_after_mark(script, tmp_path, trace="write,getsockopt,recvfrom,recvmsg,recvmmsg")
     assert calls_to(lines, "getsockopt", "recvmsg") == [], lines
     assert len(calls_to(lines, "recvfrom")) == 1 and len(calls_to(lines, "recvmmsg")) == 1, lines
+
+
+def test_many_small_datagrams_mixed_with_single_ones_arrive_each_once_in_order() -> None:
+    """Coalesced runs and lone datagrams interleaved: plain receives see the exact sequence sent."""
+    with jn.bind("127.0.0.1:0") as sender, roomy(jn.bind("127.0.0.1:0", gro=True)) as receiver:
+        sent: list[bytes] = []
+        for run in range(6):
+            batch = [b"%03d-%03d" % (run, i) + bytes(40) for i in range(30)]
+            assert sender.send_segments(receiver.address, b"".join(batch), len(batch[0])) == 30
+            single = b"single-%d" % run
+            sender.send(receiver.address, single)
+            sent += [*batch, single]
+        got = []
+        while len(got) < len(sent):
+            got += [d for d, _ in receiver.receive_many(7, ctx=jn.Context.with_timeout(CTX))]
+            if len(got) < len(sent):  # alternate the two plain receives
+                got.append(receiver.receive(ctx=jn.Context.with_timeout(CTX))[0])
+        assert got == sent
+        assert receiver.pending == 0 and nothing_queued(receiver)
+
+
+def test_threads_receiving_from_one_gro_socket_neither_lose_nor_repeat_a_datagram() -> None:
+    import threading
+
+    total = 40 * 25
+    with jn.bind("127.0.0.1:0") as sender, roomy(jn.bind("127.0.0.1:0", gro=True)) as receiver:
+        for run in range(40):
+            batch = b"".join(b"%02d:%02d-----" % (run, i) for i in range(25))
+            assert sender.send_segments(receiver.address, batch, 10) == 25
+        got: list[bytes] = []
+        lock = threading.Lock()
+
+        def take() -> None:
+            while True:
+                with lock:
+                    if len(got) >= total:
+                        return
+                try:
+                    data, _ = receiver.receive(ctx=jn.Context.with_timeout(0.5))
+                except jn.SocketError.Timeout:
+                    return
+                with lock:
+                    got.append(data)
+
+        threads = [threading.Thread(target=take) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        want = sorted(b"%02d:%02d-----" % (run, i) for run in range(40) for i in range(25))
+        assert sorted(got) == want
