@@ -416,8 +416,9 @@ def _receive_notification(fd: int) -> tuple[int | None, str] | None:
     """One datagram from the notify socket: (sender pid from SCM_CREDENTIALS, text); None when none is queued.
 
     The control buffer has room for the credentials only: descriptors a command
-    sends (FDSTORE=1) are dropped by the kernel (MSG_CTRUNC) and never enter this
-    process; any the walk still finds are closed at once. A datagram whose control
+    sends (FDSTORE=1) are dropped by the kernel (MSG_CTRUNC, logged) and never enter
+    this process; any the walk still finds are closed at once. A datagram cut short
+    (MSG_TRUNC) is logged and counts as an empty one. A datagram whose control
     data breaks `janus_net.control`'s rule counts as an empty one (logged).
     """
     data = ffi.new("char[]", _DATAGRAM_MAX)
@@ -440,7 +441,11 @@ def _receive_notification(fd: int) -> tuple[int | None, str] | None:
     for cmsg in cmsgs:
         if cmsg.level == lib.SOL_SOCKET and cmsg.kind == lib.JN_SCM_CREDENTIALS:
             pid = int(ffi.cast("struct ucred *", cmsg.data).pid)
+    sender = "" if pid is None else f" from pid {pid}"
+    if msg.msg_flags & lib.MSG_CTRUNC:  # truncation is reported, never silent
+        _log(f"descriptors sent with a notification{sender} were dropped: this supervisor stores none")
     if msg.msg_flags & lib.MSG_TRUNC:
+        _log(f"a notification{sender} longer than {_DATAGRAM_MAX} bytes was cut off and ignored")
         return pid, ""
     return pid, ffi.unpack(data, got).decode("utf-8", "replace")
 

@@ -494,7 +494,7 @@ def test_descriptors_a_unix_datagram_peer_attaches_are_closed_before_the_datagra
             assert copies_of(web) == set()
 
 
-def test_the_supervisor_s_notify_socket_lets_no_descriptor_in() -> None:
+def test_the_supervisor_s_notify_socket_lets_no_descriptor_in(capsys: pytest.CaptureFixture[str]) -> None:
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify, jn.listen("127.0.0.1:0") as web:
         notify.bind(f"\0jn-control-notify-{os.getpid()}")
         notify.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
@@ -505,6 +505,7 @@ def test_the_supervisor_s_notify_socket_lets_no_descriptor_in() -> None:
             got = supervisor._receive_notification(notify.fileno())
         assert got == (os.getpid(), "FDSTORE=1\nFDNAME=web\nREADY=1\n")
         assert copies_of(web) == set()
+        assert f"descriptors sent with a notification from pid {os.getpid()} were dropped" in capsys.readouterr().err
         assert supervisor._receive_notification(notify.fileno()) is None
 
 
