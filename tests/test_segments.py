@@ -577,8 +577,10 @@ def coalesced_send(sender: jn.Socket, receiver: jn.Socket, count: int = 5, size:
     return expected_datagrams(data, size)
 
 
-def test_plain_receive_on_a_gro_socket_delivers_each_datagram_and_drops_none() -> None:
-    with jn.bind("127.0.0.1:0") as sender, jn.bind("127.0.0.1:0", gro=True) as receiver:
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_plain_receive_on_a_gro_socket_delivers_each_datagram_and_drops_none(family: str) -> None:
+    address = FAMILIES[family][0]
+    with jn.bind(address) as sender, jn.bind(address, gro=True) as receiver:
         want = coalesced_send(sender, receiver)
         first, source = receiver.receive(1000)
         assert (first, source) == (want[0], sender.address)
