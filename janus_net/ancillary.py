@@ -1,27 +1,26 @@
 """Ancillary data (control messages) of datagrams: destination address, kernel timestamp, GRO segment size.
 
-Control messages are laid out by the C compiler's CMSG_* macros (reached through the
-shim's ``jn_cmsg_*`` functions), never by offsets computed here. Every message the
-kernel hands back is bounds-checked before its payload is read, and a truncation is
-never silent (DESIGN §15):
+The message headers are built and the control messages read by `janus_net.control`,
+under its one bounds rule; a truncation is never silent (DESIGN §15):
 
 * MSG_TRUNC (the datagram was longer than the buffer; the rest is gone) and
   MSG_CTRUNC (the control messages did not fit: someone enabled more of them on
   this socket than janus_net reserves room for) raise `SocketError.MessageTooBig`.
   The datagram has left the queue by then: the next receive gets the next one.
-* A control message whose length cannot hold its payload, or that runs past the
-  control buffer, raises `SocketError.ProtocolFailure`: the kernel never writes one,
-  so a reader must not guess.
+* A control message that breaks the rule (a length below its header, past the
+  control buffer, or a payload of the wrong size for its type) raises
+  `SocketError.ProtocolFailure`: the kernel never writes one, so a reader must not guess.
 
 Messages of a level/type janus_net does not know are skipped (another holder of a
-shared socket may have enabled, say, IP_RECVTTL).
+shared socket may have enabled, say, IP_RECVTTL). Descriptors a unix datagram peer
+attached (SCM_RIGHTS) are closed before the datagram is returned: nobody asked for them.
 """
 
 from __future__ import annotations
 
 import ipaddress
 
-from janus_net import platform, syscalls, waiting
+from janus_net import control, platform, syscalls, waiting
 from janus_net._shim import ffi, lib
 from janus_net.address import (
     DECODED_SOURCES,
@@ -135,9 +134,6 @@ _INT_SIZE = ffi.sizeof("int")
 _IN_PKTINFO_SIZE = ffi.sizeof("struct in_pktinfo")
 _IN6_PKTINFO_SIZE = ffi.sizeof("struct in6_pktinfo")
 _TIMESPEC_SIZE = ffi.sizeof("struct timespec")
-# UDP_SEGMENT's payload is a u16 (udp(7)); the kernel rejects any other length.
-_GSO_SIZE = ffi.sizeof("uint16_t")
-_CMSG_HEADER = lib.jn_cmsg_len(0)
 
 #: Room for every control message janus_net can ask for at once (GRO, either pktinfo,
 #: the timestamp), so enabling them together never truncates.
@@ -159,8 +155,6 @@ _IN_PKTINFO_P = ffi.typeof("struct in_pktinfo *")
 _IN6_PKTINFO_P = ffi.typeof("struct in6_pktinfo *")
 _TIMESPEC_P = ffi.typeof("struct timespec *")
 _INT_P = ffi.typeof("int *")
-_UINT16_P = ffi.typeof("uint16_t *")
-_CHAR_P = ffi.typeof("char *")
 _IN6_ADDR_SIZE = ffi.sizeof("struct in6_addr")
 
 # A receive buffer up to this size is kept for the next call (65536 is receive_message's default).
@@ -185,13 +179,7 @@ class Message:
         self.iov = ffi.new("struct iovec *")
         # Cleared: CMSG_NXTHDR reads the next header's length before deciding it is past the end.
         self.control = ffi.new("char[]", CONTROL_SPACE)
-        msg = ffi.new("struct msghdr *")
-        msg.msg_name = self.name
-        msg.msg_namelen = _SOCKADDR_STORAGE_SIZE
-        msg.msg_iov = self.iov
-        msg.msg_iovlen = 1
-        msg.msg_control = self.control
-        msg.msg_controllen = CONTROL_SPACE
+        msg = control.header(self.iov, 1, self.name, _SOCKADDR_STORAGE_SIZE, self.control, CONTROL_SPACE)
         self.msg = msg
         self.pristine = ffi.buffer(msg)[:]
         self.buf: Any = None
@@ -227,6 +215,8 @@ _MESSAGES: list[Message] = []
 _MSGHDR_SIZE = ffi.sizeof("struct msghdr")
 _SOCKADDR_IN_SIZE = ffi.sizeof("struct sockaddr_in")
 _CUT = lib.MSG_TRUNC | lib.MSG_CTRUNC
+# Descriptors a unix datagram peer attaches are close-on-exec from the first instant (closed at once).
+_RECEIVE_FLAGS = lib.MSG_DONTWAIT | platform.MSG_CMSG_CLOEXEC
 
 
 # --- Receiving
@@ -254,7 +244,7 @@ def receive(
     try:
         buf = message.buf if size == message.size else message.receive_buffer(size)
         msg = message.msg
-        args = (sock._desc, msg, lib.MSG_DONTWAIT)
+        args = (sock._desc, msg, _RECEIVE_FLAGS)
         check = None if ctx is None else ctx.check
 
         def attempt() -> int:
@@ -283,6 +273,7 @@ def receive(
         else:
             source = from_sockaddr_cached(message.name, min(named, _SOCKADDR_STORAGE_SIZE))
         if msg.msg_flags & _CUT:
+            control.close_received(msg)  # descriptors a unix peer attached, before the error
             check_truncation(msg.msg_flags, size, source)
         if msg.msg_controllen:
             segment, destination, timestamp = parse(msg, local)
@@ -313,64 +304,45 @@ def check_truncation(flags: int, size: int, source: object) -> None:
         )
 
 
-def _malformed(why: str) -> SocketError:
-    return SocketError.ProtocolFailure(None, f"malformed control message: {why}", syscall="receive")
-
-
 def parse(msg: Any, local: Address) -> tuple[int | None, Address | None, float | None]:
     """(GRO segment size, destination address, timestamp) from ``msg``'s control messages.
 
     Each is None when its message is absent. ``local`` gives the destination its port.
+    Descriptors found (SCM_RIGHTS from a unix datagram peer) are closed.
 
     Raises:
-        SocketError.ProtocolFailure: a control message too short for its payload, or
-            one reaching past ``msg_controllen``.
+        SocketError.ProtocolFailure: a control message that breaks `janus_net.control`'s
+            rule, or a UDP_GRO segment size below 1.
     """
     segment: int | None = None
     destination: Address | None = None
     timestamp: float | None = None
-    controllen = msg.msg_controllen
-    if not controllen:
-        return segment, destination, timestamp
-    start: Any = None
-    offset = 0  # CMSG_FIRSTHDR is the start of the control buffer (or NULL)
-    cmsg = lib.jn_cmsg_firsthdr(msg)
-    while cmsg:  # a NULL pointer is false
-        length = cmsg.cmsg_len
-        if length < _CMSG_HEADER or offset + length > controllen:
-            raise _malformed(f"length {length} at offset {offset} of a {controllen}-byte control buffer")
-        level = cmsg.cmsg_level
-        kind = cmsg.cmsg_type
-        payload = length - _CMSG_HEADER
+    rights = None
+    for cmsg in control.walk(msg):
+        level = cmsg.level
+        kind = cmsg.kind
         if level == _SOL_UDP and kind == _UDP_GRO_TYPE:
-            _need(payload, _INT_SIZE, "UDP_GRO")
-            segment = ffi.cast(_INT_P, lib.jn_cmsg_data(cmsg))[0]
-            if segment <= 0:
-                raise _malformed(f"UDP_GRO segment size {segment}")
+            segment = ffi.cast(_INT_P, cmsg.data)[0]
         elif (level, kind) == _IP_PKTINFO:
-            _need(payload, _IN_PKTINFO_SIZE, "IP_PKTINFO")
-            info = ffi.cast(_IN_PKTINFO_P, lib.jn_cmsg_data(cmsg))
+            info = ffi.cast(_IN_PKTINFO_P, cmsg.data)
             destination = _ip4_destination(lib.ntohl(info.ipi_addr.s_addr), local.port or 0)
         elif (level, kind) == _IPV6_PKTINFO:
-            _need(payload, _IN6_PKTINFO_SIZE, "IPV6_PKTINFO")
-            info6 = ffi.cast(_IN6_PKTINFO_P, lib.jn_cmsg_data(cmsg))
+            info6 = ffi.cast(_IN6_PKTINFO_P, cmsg.data)
             packed = ffi.buffer(info6.ipi6_addr.s6_addr, _IN6_ADDR_SIZE)[:]
             destination = _ip6_destination(packed, int(info6.ipi6_ifindex), local.port or 0)
         elif (level, kind) == _TIMESTAMPNS:
-            _need(payload, _TIMESPEC_SIZE, "SCM_TIMESTAMPNS")
-            ts = ffi.cast(_TIMESPEC_P, lib.jn_cmsg_data(cmsg))
+            ts = ffi.cast(_TIMESPEC_P, cmsg.data)
             timestamp = ts.tv_sec + ts.tv_nsec / 1e9
-        cmsg = lib.jn_cmsg_nxthdr(msg, cmsg)
-        if cmsg:
-            if start is None:
-                start = ffi.cast(_CHAR_P, msg.msg_control)
-            offset = ffi.cast(_CHAR_P, cmsg) - start
+        elif cmsg.is_rights:
+            rights = [] if rights is None else rights
+            rights.append(cmsg.slots())
+    if rights is not None:
+        control.close_all(rights)
+    if segment is not None and segment <= 0:
+        raise SocketError.ProtocolFailure(
+            None, f"malformed control message: UDP_GRO segment size {segment}", syscall="receive"
+        )
     return segment, destination, timestamp
-
-
-def _need(payload: int, size: int, what: str) -> None:
-    if payload < size:
-        raise _malformed(f"{what} carries {payload} bytes, needs {size}")
 
 
 # Destination addresses are few (the host's own); each is built once.
@@ -443,47 +415,7 @@ def source_control(local: Address, source: str | Address) -> tuple[int, int, byt
     return lib.IPPROTO_IPV6, lib.JN_IPV6_PKTINFO, ffi.buffer(info6)[:]
 
 
-class Outgoing:
-    """A ``struct msghdr`` for one send: destination, one iovec, and one control message."""
-
-    __slots__ = ("control", "iov", "msg", "payload", "target", "value")
-
-    def __init__(self, level: int, type_: int, payload_size: int) -> None:
-        space = lib.jn_cmsg_space(payload_size)
-        self.control = ffi.new("char[]", space)
-        self.iov = ffi.new("struct iovec *")
-        msg = ffi.new("struct msghdr *")
-        msg.msg_iov = self.iov
-        msg.msg_iovlen = 1
-        msg.msg_control = self.control
-        msg.msg_controllen = space
-        cmsg = lib.jn_cmsg_firsthdr(msg)
-        if cmsg == ffi.NULL:  # the macros disagree with the space they computed: never on a sane libc
-            raise SocketError.Unexpected(None, "CMSG_FIRSTHDR found no room for a control message")
-        cmsg.cmsg_level = level
-        cmsg.cmsg_type = type_
-        cmsg.cmsg_len = lib.jn_cmsg_len(payload_size)
-        self.payload = lib.jn_cmsg_data(cmsg)
-        self.msg = msg
-        self.target: Address | None = None
-        self.value = -1
-
-    def segment(self, size: int) -> None:
-        """Write a UDP_SEGMENT payload (a u16, udp(7)), unless it already holds ``size``."""
-        if size != self.value:
-            self.value = -1  # recorded only once written (an exception may stop us in between)
-            ffi.cast(_UINT16_P, self.payload)[0] = size
-            self.value = size
-
-    def point(self, target: Address, data: Any, size: int) -> None:
-        if target is not self.target:  # the sockaddr is the address's own: rewritten only on a change
-            self.target = None  # recorded only once written (an exception may stop us in between)
-            encoded = target.sockaddr
-            self.msg.msg_name = encoded.pointer
-            self.msg.msg_namelen = encoded.length
-            self.target = target
-        self.iov.iov_base = data
-        self.iov.iov_len = size
+Outgoing = control.Outgoing
 
 
 # Replies from a chosen source: the control message for each (local, source) pair is

@@ -16,23 +16,31 @@ The receiver checks everything before it hands anything out: the magic, the
 version, every count against the others and against the descriptors that really
 arrived, every length against the bytes that really arrived, every name, and each
 descriptor's real kind (`janus_net.adopt.inspect`, as for ``fd://``) against the
-announced one. Received descriptors are close-on-exec from the first instant
-(MSG_CMSG_CLOEXEC; fcntl right after recvmsg where the platform lacks it). Until
-the last check has passed, they are owned by the control buffers the kernel wrote
-them into, and any failure -- a truncated control message (MSG_CTRUNC), a
-malformed payload, more or fewer descriptors than announced, a pipe instead of a
-socket, a peer that dies or closes mid-transfer, a cancelled context, a
-KeyboardInterrupt -- closes every one of them before the error propagates.
+announced one. A chunk's descriptors must come with its header: the header is
+peeked first (a peek installs no descriptor), its total checked against
+RLIMIT_NOFILE, and each recvmsg then has room for exactly the descriptors the chunk
+still announces, so the kernel drops any more a peer sends (MSG_CTRUNC) and this
+process never holds more than was announced. Control buffers are read by
+`janus_net.control` under its one bounds rule. Received descriptors are
+close-on-exec from the first instant (MSG_CMSG_CLOEXEC; fcntl right after recvmsg
+where the platform lacks it). Until the last check has passed, they are owned by
+the control buffers the kernel wrote them into, and any failure -- a truncated
+control message, a malformed payload, more or fewer descriptors than announced, a
+pipe instead of a socket, a peer that dies or closes mid-transfer, a cancelled
+context, a KeyboardInterrupt -- closes every one of them explicitly before the
+error propagates (the buffers' collection is only the last resort), so an
+exception the caller keeps holds no descriptor.
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import struct
 from collections.abc import Iterable, Mapping
 
-from janus_net import adopt, descriptor, platform, syscalls, waiting
+from janus_net import adopt, control, descriptor, platform, syscalls, waiting
 from janus_net._shim import ffi, lib
 from janus_net.address import Address, FdAddress, UnixAddress, from_sockaddr
 from janus_net.errors import ErrnoBug, SocketError
@@ -62,9 +70,6 @@ TRANSFER_MAX = 1 << 16
 #: Descriptors per chunk: the kernel's limit per SCM_RIGHTS message.
 CHUNK_MAX: int = lib.JN_SCM_MAX_FD
 
-_INT_SIZE = ffi.sizeof("int")
-_CONTROL_SIZE: int = syscalls.RIGHTS_CONTROL_SIZE  # CMSG_SPACE(CHUNK_MAX * sizeof(int))
-_CMSG_HEADER_LEN: int = lib.jn_cmsg_len(0)
 _KIND_CODES: dict[Kind, int] = {kind: code for code, kind in enumerate(KINDS, start=1)}
 _SEND_FLAGS = platform.MSG_NOSIGNAL | lib.MSG_DONTWAIT
 _RECEIVE_FLAGS = platform.MSG_CMSG_CLOEXEC | lib.MSG_DONTWAIT
@@ -111,38 +116,6 @@ def _check_channel(channel: object) -> Stream:
     return channel
 
 
-# --- Control messages (the compiler's CMSG_* macros; no offset is computed here)
-
-
-def rights_message(payload: bytes, fds: list[int]) -> tuple[Any, list[Any]]:
-    """A ``struct msghdr *`` sending ``payload`` with ``fds`` as one SCM_RIGHTS message.
-
-    Returns the msghdr and the cffi objects it points into (keep them alive while it is used).
-    """
-    msg = ffi.new("struct msghdr *")
-    data = ffi.new("char[]", payload)
-    iov = ffi.new("struct iovec *")
-    iov.iov_base = data
-    iov.iov_len = len(payload)
-    msg.msg_iov = iov
-    msg.msg_iovlen = 1
-    keep: list[Any] = [data, iov]
-    if fds:
-        space = lib.jn_cmsg_space(len(fds) * _INT_SIZE)
-        control = ffi.new("char[]", space)
-        msg.msg_control = control
-        msg.msg_controllen = space
-        cmsg = lib.jn_cmsg_firsthdr(msg)
-        cmsg.cmsg_level = lib.SOL_SOCKET
-        cmsg.cmsg_type = lib.SCM_RIGHTS
-        cmsg.cmsg_len = lib.jn_cmsg_len(len(fds) * _INT_SIZE)
-        slots = ffi.cast("int *", lib.jn_cmsg_data(cmsg))
-        for i, fd in enumerate(fds):
-            slots[i] = fd
-        keep.append(control)
-    return msg, keep
-
-
 def _send_all(
     chan: Stream, payload: bytes, chunk: list[tuple[str, Kind, Any]], ctx: Context | None, address: object
 ) -> None:
@@ -160,7 +133,7 @@ def _send_all(
     sent = waiting.wait_for(desc, waiting.POLLOUT, ctx, attempt, functools.partial(chan._closed_error, "send"))
     while sent < len(payload):
         # The descriptors went with the part already sent: the rest goes without them.
-        msg, keep = rights_message(payload[sent:], [])
+        msg, keep = control.rights_message(payload[sent:], [])
         rest = functools.partial(syscalls.sendmsg_on, desc, msg, _SEND_FLAGS, syscalls.SENDMSG, address, check)
         sent += waiting.wait_for(desc, waiting.POLLOUT, ctx, rest, functools.partial(chan._closed_error, "send"))
         del keep
@@ -191,9 +164,9 @@ class RightsSend:
         self.desc, self.flags, self.address, self.check = desc, flags, address, check
         self.names = [name for name, _, _ in chunk]
         self.cells = [cell for _, _, cell in chunk]
-        self.msg, self.keep = rights_message(payload, [-1] * len(self.cells))  # slots the native call fills
+        self.msg, self.keep = control.rights_message(payload, [-1] * len(self.cells))  # slots the native call fills
         self.native = ffi.new("struct jn_desc *[]", self.cells)
-        self.slots = ffi.cast("int *", lib.jn_cmsg_data(lib.jn_cmsg_firsthdr(self.msg))) if self.cells else ffi.NULL
+        self.slots = control.rights_slots(self.msg) if self.cells else ffi.NULL
         self.closed_at = ffi.new("int *", -1)
 
     def __call__(self) -> int:
@@ -256,118 +229,96 @@ def send_sockets(channel: Stream, sockets: Mapping[str, AnySocket], *, ctx: Cont
 # --- Receiving
 
 
-class _Delivery:
-    """One recvmsg's buffers. Until claimed, the descriptors in its control buffer are owned here."""
-
-    __slots__ = ("control", "data", "iov", "msg")
-
-    def __init__(self, size: int) -> None:
-        self.data = ffi.new("char[]", max(size, 1))
-        self.iov = ffi.new("struct iovec *")
-        self.iov.iov_base = self.data
-        self.iov.iov_len = size
-        # Zeroed: a control buffer the kernel never wrote holds no descriptor (cmsg_len 0).
-        # Its collection closes what nobody claimed (the backstop, as a cell's is).
-        self.control = syscalls.new_rights_buffer()
-        self.msg = ffi.new("struct msghdr *")
-        self.msg.msg_iov = self.iov
-        self.msg.msg_iovlen = 1
-        self.msg.msg_control = self.control
-        self.msg.msg_controllen = _CONTROL_SIZE
-
-    def rights(self) -> tuple[list[tuple[Any, int]], bool]:
-        """The SCM_RIGHTS slots (int array, count) in the control buffer, and whether anything else was there.
-
-        Every header's length is checked against the buffer before its data is read.
-        """
-        found: list[tuple[Any, int]] = []
-        other = False
-        limit = int(self.msg.msg_controllen)
-        if limit > _CONTROL_SIZE:
-            return found, True
-        base = int(ffi.cast("uintptr_t", self.control))
-        cmsg = lib.jn_cmsg_firsthdr(self.msg)
-        while cmsg != ffi.NULL:
-            offset = int(ffi.cast("uintptr_t", cmsg)) - base
-            length = int(cmsg.cmsg_len)
-            if length == 0 and offset == 0 and limit == _CONTROL_SIZE:
-                break  # never written (interrupted before the kernel filled it)
-            if length < _CMSG_HEADER_LEN or offset < 0 or offset + length > limit:
-                other = True
-                break
-            if cmsg.cmsg_level == lib.SOL_SOCKET and cmsg.cmsg_type == lib.SCM_RIGHTS:
-                count = (length - _CMSG_HEADER_LEN) // _INT_SIZE
-                found.append((ffi.cast("int *", lib.jn_cmsg_data(cmsg)), count))
-            else:
-                other = True
-            cmsg = lib.jn_cmsg_nxthdr(self.msg, cmsg)
-        return found, other
-
-    def close_all(self) -> None:
-        """Close every descriptor still held here (each exactly once: its slot becomes -1)."""
-        found, _ = self.rights()
-        for slots, count in found:
-            for i in range(count):
-                # Through a cell: the slot is emptied as the cell takes the fd (one native
-                # call), and the cell's claim-once close (or its collection) ends it.
-                desc = descriptor.new()
-                if syscalls.take_into(desc, slots + i) >= 0:
-                    descriptor.close(desc)
-
-
 class _Receiver:
-    """Reads exact byte counts from the channel, keeping every descriptor that arrives on the way."""
+    """Reads exact byte counts from the channel, keeping every descriptor that arrives on the way.
+
+    Each recvmsg's control buffer has room for exactly the descriptors the peer still
+    announced for the chunk being read (`control.rights_room`): the kernel installs
+    every descriptor a message carries before recvmsg returns, and drops those past
+    the room with MSG_CTRUNC, so a peer can never make this process hold more than
+    it announced. Until claimed, the descriptors are owned by the control buffers
+    (`control.RightsBuffer`); `close_all` closes them explicitly, and each buffer's
+    collection is only the last resort.
+    """
 
     def __init__(self, chan: Stream, ctx: Context | None) -> None:
         self.chan = chan
         self.ctx = ctx
-        self.deliveries: list[_Delivery] = []
+        self.deliveries: list[control.RightsBuffer] = []
+        #: Every received SCM_RIGHTS slot array, in arrival order: (int *, count).
+        self.rights: list[tuple[Any, int]] = []
 
-    def read(self, size: int) -> bytes:
+    def arrived(self, first: int = 0) -> int:
+        """Descriptors received since slot array ``first``."""
+        return sum(count for _, count in self.rights[first:])
+
+    def peek(self, size: int) -> bytes:
+        """Up to ``size`` bytes at the head of the channel, left there, with no room for descriptors.
+
+        A peek with no control buffer installs nothing (the kernel drops its copies of
+        any descriptors and only sets MSG_CTRUNC). May return fewer bytes than asked
+        (a shorter message at the head); b"" at end of stream.
+        """
+        buffer = control.RightsBuffer(size, 0)
+        self.deliveries.append(buffer)
+        got = self._recvmsg(buffer, lib.MSG_PEEK)
+        return ffi.buffer(buffer.data, got)[:]
+
+    def read(self, size: int, room: int) -> bytes:
+        """Exactly ``size`` bytes; at most ``room`` descriptors may come with them."""
         out = bytearray()
         while len(out) < size:
-            delivery = _Delivery(size - len(out))
-            self.deliveries.append(delivery)  # owned before the kernel can put anything in it
-            got = self._recvmsg(delivery)
-            found, other = delivery.rights()
-            if not platform.MSG_CMSG_CLOEXEC:
-                for slots, count in found:
-                    for i in range(count):
-                        syscalls.set_cloexec(slots[i])
-            if delivery.msg.msg_flags & lib.MSG_CTRUNC:
-                raise _protocol("the control message was truncated (MSG_CTRUNC): more descriptors than a chunk holds")
-            if other:
-                raise _protocol("the peer sent a control message that is not SCM_RIGHTS, or a malformed one")
+            buffer = control.RightsBuffer(size - len(out), room)
+            self.deliveries.append(buffer)  # owned before the kernel can put anything in it
+            got = self._recvmsg(buffer, 0)
+            came = self._collect(buffer)
+            room -= came
+            if buffer.msg.msg_flags & lib.MSG_CTRUNC:
+                raise _protocol("the control message was truncated (MSG_CTRUNC): more descriptors than announced")
             if got == 0:
                 raise SocketError.ConnectionResetByPeer(
                     None, "the peer closed the channel before the transfer was complete", syscall="recvmsg"
                 )
-            out += ffi.buffer(delivery.data, got)
+            out += ffi.buffer(buffer.data, got)
         return bytes(out)
 
-    def _recvmsg(self, delivery: _Delivery) -> int:
+    def _collect(self, buffer: control.RightsBuffer) -> int:
+        """Record the descriptors one recvmsg brought; ProtocolFailure for anything else in its control buffer."""
+        cmsgs = control.walk(buffer.msg, "recvmsg")  # closes what it saw before it raises
+        came = 0
+        for cmsg in cmsgs:
+            if not cmsg.is_rights:
+                raise _protocol("the peer sent a control message that is not SCM_RIGHTS")
+            slots, count = cmsg.slots()
+            self.rights.append((slots, count))
+            came += count
+            if not platform.MSG_CMSG_CLOEXEC:
+                for i in range(count):
+                    syscalls.set_cloexec(slots[i])
+        return came
+
+    def _recvmsg(self, buffer: control.RightsBuffer, flags: int) -> int:
         desc = self.chan._desc
-        msg = delivery.msg
+        msg = buffer.msg
+        flags |= _RECEIVE_FLAGS
         check = None if self.ctx is None else self.ctx.check
 
         def attempt() -> int:
-            msg.msg_controllen = _CONTROL_SIZE  # the kernel shortens it to what it wrote
-            return syscalls.recvmsg_on(desc, msg, _RECEIVE_FLAGS, check)
+            buffer.reset()
+            return syscalls.recvmsg_on(desc, msg, flags, check)
 
         # End of stream (0) after a hang-up is what the caller reads as "the peer is gone".
         return waiting.wait_for(desc, waiting.POLLIN, self.ctx, attempt, lambda: self.chan._closed_error("receive"))
 
     def slots(self, first: int = 0) -> list[tuple[Any, int]]:
-        """Every (slot array, index) of the descriptors that arrived since delivery ``first``, in order."""
-        refs: list[tuple[Any, int]] = []
-        for delivery in self.deliveries[first:]:
-            for slots, count in delivery.rights()[0]:
-                refs.extend((slots, i) for i in range(count))
-        return refs
+        """Every (slot array, index) of the descriptors that arrived since slot array ``first``, in order."""
+        return [(slots, i) for slots, count in self.rights[first:] for i in range(count)]
 
     def close_all(self) -> None:
-        for delivery in self.deliveries:
-            delivery.close_all()
+        """Close every descriptor received and not claimed (each exactly once), before the error propagates."""
+        control.close_all(self.rights)
+        for buffer in self.deliveries:
+            buffer.close()  # what the rule could read of a buffer whose walk was cut short
 
 
 def _protocol(why: str) -> SocketError:
@@ -456,38 +407,68 @@ def receive_sockets(
 
 
 def _receive_entries(receiver: _Receiver) -> list[tuple[str, Kind]]:
-    """Read every chunk; check each against the descriptors that really came with it."""
+    """Read every chunk; check each against the descriptors that really came with it.
+
+    Each header is peeked first (no room for descriptors: nothing is installed), so
+    its count is known before the recvmsg that takes it, and the whole transfer's
+    total is checked against RLIMIT_NOFILE before any descriptor can arrive.
+    """
     entries: list[tuple[str, Kind]] = []
     names: set[str] = set()
     total: int | None = None
     while True:
-        first = len(receiver.deliveries)
-        magic, version, flags, count, announced, length = HEADER.unpack(receiver.read(HEADER.size))
-        if magic != MAGIC:
-            raise _protocol(f"not a janus_net socket transfer (magic {magic!r})")
-        if version != VERSION:
-            raise _protocol(f"unknown protocol version {version}")
-        if flags & ~LAST:
-            raise _protocol(f"unknown flags {flags:#x}")
-        if total is None:
-            if announced > TRANSFER_MAX:
-                raise _protocol(f"{announced} sockets announced, more than {TRANSFER_MAX}")
-            total = announced
-        elif announced != total:
-            raise _protocol("the announced total changed between chunks")
-        if count > CHUNK_MAX or len(entries) + count > total or (count == 0 and not flags & LAST):
-            raise _protocol(f"a chunk of {count} descriptors does not fit a transfer of {total}")
-        if flags & LAST and len(entries) + count != total:
-            raise _protocol(f"the last chunk ends the transfer at {len(entries) + count} of {total} sockets")
-        if not 3 * count <= length <= (2 + NAME_MAX) * count:
-            raise _protocol(f"{length} bytes of entries cannot describe {count} sockets")
-        body = receiver.read(length)
-        arrived = len(receiver.slots(first))
+        first = len(receiver.rights)
+        peeked = receiver.peek(HEADER.size)
+        room = 0
+        if len(peeked) == HEADER.size:
+            # The descriptors of a chunk come with its first byte: room for its count.
+            room, total = _check_header(HEADER.unpack(peeked), total, len(entries), receiver)
+        # A shorter head (a peer that split its header) leaves no room: a chunk whose
+        # descriptors do not come with its header is refused below.
+        header = HEADER.unpack(receiver.read(HEADER.size, room))
+        count, total = _check_header(header, total, len(entries), receiver)
+        length = header[5]
+        body = receiver.read(length, count - receiver.arrived(first))
+        arrived = receiver.arrived(first)
         if arrived != count:
             raise _protocol(f"{arrived} descriptors arrived where {count} were announced")
         entries.extend(_parse_entries(body, count, names))
-        if flags & LAST:
+        if header[2] & LAST:
             return entries
+
+
+def _check_header(
+    header: tuple[bytes, int, int, int, int, int], total: int | None, done: int, receiver: _Receiver
+) -> tuple[int, int]:
+    """(descriptors in this chunk, in the whole transfer) from a chunk header, each checked."""
+    magic, version, flags, count, announced, length = header
+    if magic != MAGIC:
+        raise _protocol(f"not a janus_net socket transfer (magic {magic!r})")
+    if version != VERSION:
+        raise _protocol(f"unknown protocol version {version}")
+    if flags & ~LAST:
+        raise _protocol(f"unknown flags {flags:#x}")
+    if total is None:
+        if announced > TRANSFER_MAX:
+            raise _protocol(f"{announced} sockets announced, more than {TRANSFER_MAX}")
+        check = None if receiver.ctx is None else receiver.ctx.check
+        limit = syscalls.nofile_limit(check)
+        if announced > limit:
+            raise SocketError.ProcessFdQuotaExceeded(
+                errno.EMFILE,
+                f"the peer announced {announced} sockets, more than this process may hold (RLIMIT_NOFILE {limit})",
+                syscall="recvmsg",
+            )
+        total = announced
+    elif announced != total:
+        raise _protocol("the announced total changed between chunks")
+    if count > CHUNK_MAX or done + count > total or (count == 0 and not flags & LAST):
+        raise _protocol(f"a chunk of {count} descriptors does not fit a transfer of {total}")
+    if flags & LAST and done + count != total:
+        raise _protocol(f"the last chunk ends the transfer at {done + count} of {total} sockets")
+    if not 3 * count <= length <= (2 + NAME_MAX) * count:
+        raise _protocol(f"{length} bytes of entries cannot describe {count} sockets")
+    return count, total
 
 
 def _parse_entries(body: bytes, count: int, names: set[str]) -> list[tuple[str, Kind]]:

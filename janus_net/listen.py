@@ -164,7 +164,9 @@ def _bound(
     if isinstance(addr, FdAddress):
         _refuse_options(addr, opts)
         return adopt.adopt_bound(addr, opts.mode, opts.protocol, None if ctx is None else ctx.check, capability)
-    return _open(addr, opts, ctx, capability, Socket)
+    sock = _open(addr, opts, ctx, capability, Socket)
+    sock._made(opts.gro)  # plain receives of a gro=True socket deliver one datagram each (coalesced.py)
+    return sock
 
 
 def _open(addr: Address, opts: Options, ctx: Context | None, capability: NetBind | None, owner: type[_B]) -> _B:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from janus_net import ancillary, platform, syscalls
+from janus_net import control, platform, syscalls
 from janus_net._shim import ffi, lib
 from janus_net.address import Address, Ip4Address, Ip6Address, UnixAddress, as_address
 from janus_net.caches import bounded_put
@@ -49,7 +49,7 @@ _IS_UDP: dict[Any, bool] = {}
 _IS_UDP_MAX = 1024
 
 # One reusable UDP_SEGMENT message (one caller at a time).
-_GSO_MESSAGES: list[ancillary.Outgoing] = []
+_GSO_MESSAGES: list[control.Outgoing] = []
 _GSO_PAYLOAD = ffi.sizeof("uint16_t")
 # sendto on an owned socket, with its table, as the datagram hot path calls it.
 _SENDTO_CALL = syscalls.SENDTO_CALL
@@ -129,7 +129,7 @@ def _send_gso(desc: Any, target: Address, view: Any, size: int, segment_size: in
     try:
         out = _GSO_MESSAGES.pop()
     except IndexError:  # none idle (first call, or another thread has it): a fresh one
-        out = ancillary.Outgoing(lib.JN_SOL_UDP, lib.JN_UDP_SEGMENT, _GSO_PAYLOAD)
+        out = control.Outgoing(lib.JN_SOL_UDP, lib.JN_UDP_SEGMENT, _GSO_PAYLOAD)
     try:
         out.segment(segment_size)
         chunk = segment_size * MAX_SEGMENTS

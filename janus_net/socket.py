@@ -24,7 +24,7 @@ import itertools
 import warnings
 from collections.abc import Iterable, Iterator
 
-from janus_net import ancillary, descriptor, platform, segments, sockopts, syscalls, waiting
+from janus_net import ancillary, coalesced, descriptor, platform, segments, sockopts, syscalls, waiting
 from janus_net._shim import ffi, lib
 from janus_net.address import (
     DECODED_SOURCES,
@@ -687,9 +687,12 @@ class Socket(_Bound):
     blocked in it.
     """
 
-    __slots__ = ("_ip4_keys", "_receive_batches", "_scratch", "_send_batches")
+    __slots__ = ("_gro", "_ip4_keys", "_receive_batches", "_scratch", "_send_batches")
 
     def __init__(self, desc: Any, address: Address, unix_file: UnixFile | None = None) -> None:
+        # Plain receives: None (GRO off: the hot path), a coalesced.Held (made with gro=True),
+        # or not yet known (an adopted or received socket: asked at its first plain receive).
+        self._gro: object = coalesced.UNCHECKED
         super().__init__(desc, address, unix_file)
         # At most one idle batch each, reused by the next send_many / receive_many:
         # made by the first call that needs one.
@@ -788,6 +791,8 @@ class Socket(_Bound):
                 first call that has to wait; with ``ctx``, the context's too).
             SocketError.NetworkSubsystemDown, SocketError.SystemResources: the network or memory.
         """
+        if self._gro is not None:  # GRO on, or not yet known (janus_net.coalesced)
+            return coalesced.receive(self, size, ctx)
         # The pool's take and give written out (the per-packet path): list.pop and
         # append are atomic, so two threads never share a scratch (see _Pool).
         idle = self._scratch._idle
@@ -833,6 +838,8 @@ class Socket(_Bound):
             TypeError: ``buffer`` is not a writable buffer.
             The members `receive` raises.
         """
+        if self._gro is not None:
+            return coalesced.receive_into(self, buffer, ctx)
         view = view_of(buffer, "buffer", writable=True)
         scratch = self._scratch.take() or _Scratch()
         try:
@@ -1057,6 +1064,8 @@ class Socket(_Bound):
             ValueError, TypeError: ``count`` or ``size`` out of range or not an int.
             The members `receive` raises.
         """
+        if self._gro is not None:
+            return coalesced.receive_many(self, count, size, ctx)
         count = size_argument("count", count, 1)
         size = size_argument("size", size)
         if _USE_MMSG:
@@ -1171,6 +1180,10 @@ class Socket(_Bound):
                 it is dropped), or its control data did not fit (MSG_CTRUNC).
             The members `receive` raises.
         """
+        if self._gro is not None:
+            entry = coalesced.take_held(self)  # what a plain receive held comes first
+            if entry is not None:
+                return entry[0], len(entry[0]), entry[1]
         # A Socket's _address is always an Address (only a Stream's peer is pending).
         local: Address = self._address  # type: ignore[assignment]
         data, source, segment, _, _ = ancillary.receive(self, local, size, ctx)
@@ -1192,8 +1205,36 @@ class Socket(_Bound):
             SocketError.ProtocolFailure: the kernel's control data was malformed.
             The members `receive` raises.
         """
+        if self._gro is not None:
+            entry = coalesced.take_held(self)  # what a plain receive held comes first
+            if entry is not None:
+                return ancillary.Datagram(entry[0], entry[1], entry[2], entry[3], len(entry[0]))
         data, source, segment, destination, timestamp = ancillary.receive(self, self.address, size, ctx)
         return ancillary.Datagram(data, source, destination, timestamp, len(data) if segment is None else segment)
+
+    @property
+    def pending(self) -> int:
+        """Datagrams of a coalesced buffer received and held for the next receives (``gro=True``); else 0.
+
+        While any are held a receive returns the oldest at once, and ``to_socket()``
+        refuses. A forked child holds none of its parent's.
+        """
+        return coalesced.pending(self)
+
+    def to_socket(self) -> _stdsocket.socket:
+        """Hand over the descriptor, as `Stream.to_socket` does.
+
+        Raises:
+            SocketError.SocketModeUnsupported: datagrams of a coalesced buffer are held
+                (``pending``): receive them first, the stdlib socket could not deliver them.
+            SocketError.Unexpected: closed or handed over already, or a call is using it.
+        """
+        coalesced.check_handover(self)
+        return super().to_socket()
+
+    def _made(self, gro: bool) -> None:
+        """Called by the bind profiles on the socket they made: GRO is on exactly when asked."""
+        self._gro = coalesced.Held() if gro else None
 
     def __enter__(self) -> Socket:
         return self

@@ -32,8 +32,9 @@
    command exits on its own, the supervisor exits with its status (no automatic
    restart: that is the service manager's job).
 
-Descriptors the command sends with FDSTORE=1 are closed at once: this supervisor
-keeps its own sockets and stores nothing else.
+Descriptors the command sends with FDSTORE=1 never enter this supervisor: the notify
+socket's control buffer has room for the credentials only, so the kernel drops them
+(it keeps its own sockets and stores nothing else).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TextIO
 
-from janus_net import cliopts, cliout, descriptor, platform, syscalls, waiting
+from janus_net import cliopts, cliout, control, descriptor, platform, syscalls, waiting
 from janus_net._shim import ffi, lib
 from janus_net.address import parse_address
 from janus_net.capability import NetBind
@@ -71,8 +72,8 @@ _SET_PID = 'LISTEN_PID=$$; export LISTEN_PID; exec "$@"'
 _DATAGRAM_MAX = 4096
 # Python ignores SIGPIPE (and SIGXFSZ); an ignored signal stays ignored across exec, so reset them.
 _DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
-_INT_SIZE = ffi.sizeof("int")
-_CONTROL_SIZE: int = lib.jn_cmsg_space(ffi.sizeof("struct ucred")) + lib.jn_cmsg_space(lib.JN_SCM_MAX_FD * _INT_SIZE)
+# Room for SCM_CREDENTIALS only: the kernel installs no descriptor a command attaches.
+_CONTROL_SIZE: int = lib.jn_cmsg_space(ffi.sizeof("struct ucred"))
 
 
 def _say(line: str) -> None:
@@ -442,45 +443,37 @@ def _drain(fd: int) -> None:
 def _receive_notification(fd: int) -> tuple[int | None, str] | None:
     """One datagram from the notify socket: (sender pid from SCM_CREDENTIALS, text); None when none is queued.
 
-    Descriptors that came along (FDSTORE) are closed at once; a datagram whose
-    control data was truncated still counts, with its pid only if the credentials
-    arrived whole.
+    The control buffer has room for the credentials only: descriptors a command
+    sends (FDSTORE=1) are dropped by the kernel (MSG_CTRUNC, logged) and never enter
+    this process; any the walk still finds are closed at once. A datagram cut short
+    (MSG_TRUNC) is logged and counts as an empty one. A datagram whose control
+    data breaks `janus_net.control`'s rule counts as an empty one (logged).
     """
     data = ffi.new("char[]", _DATAGRAM_MAX)
     iov = ffi.new("struct iovec *")
     iov.iov_base = data
     iov.iov_len = _DATAGRAM_MAX
-    control = ffi.new("char[]", _CONTROL_SIZE)
-    msg = ffi.new("struct msghdr *")
-    msg.msg_iov = iov
-    msg.msg_iovlen = 1
-    msg.msg_control = control
-    msg.msg_controllen = _CONTROL_SIZE
+    # Zeroed, and closing on collection whatever descriptor it still holds (the last resort).
+    buffer = syscalls.new_rights_buffer()
+    msg = control.header(iov, 1, control=buffer, controllen=_CONTROL_SIZE)
     got = syscalls.recvmsg(fd, msg, lib.MSG_DONTWAIT | platform.MSG_CMSG_CLOEXEC, None, nonblocking=True)
     if got == syscalls.WOULD_BLOCK:
         return None
+    try:
+        cmsgs = control.walk(msg, "recvmsg")  # closes every descriptor it saw before it raises
+    except SocketError.ProtocolFailure as e:
+        _log(f"ignored a notification: {e}")
+        return None, ""
+    control.close_all([cmsg.slots() for cmsg in cmsgs if cmsg.is_rights])
     pid = None
-    limit = int(msg.msg_controllen)
-    base = int(ffi.cast("uintptr_t", control))
-    header = lib.jn_cmsg_len(0)
-    cmsg = lib.jn_cmsg_firsthdr(msg)
-    while cmsg != ffi.NULL:
-        length = int(cmsg.cmsg_len)
-        offset = int(ffi.cast("uintptr_t", cmsg)) - base
-        if length < header or offset + length > limit:
-            break
-        if cmsg.cmsg_level == lib.SOL_SOCKET and cmsg.cmsg_type == lib.SCM_RIGHTS:
-            slots = ffi.cast("int *", lib.jn_cmsg_data(cmsg))
-            for i in range((length - header) // _INT_SIZE):
-                syscalls.close(slots[i])
-        elif (
-            cmsg.cmsg_level == lib.SOL_SOCKET
-            and cmsg.cmsg_type == lib.JN_SCM_CREDENTIALS
-            and length >= lib.jn_cmsg_len(ffi.sizeof("struct ucred"))
-        ):
-            pid = int(ffi.cast("struct ucred *", lib.jn_cmsg_data(cmsg)).pid)
-        cmsg = lib.jn_cmsg_nxthdr(msg, cmsg)
+    for cmsg in cmsgs:
+        if cmsg.level == lib.SOL_SOCKET and cmsg.kind == lib.JN_SCM_CREDENTIALS:
+            pid = int(ffi.cast("struct ucred *", cmsg.data).pid)
+    sender = "" if pid is None else f" from pid {pid}"
+    if msg.msg_flags & lib.MSG_CTRUNC:  # truncation is reported, never silent
+        _log(f"descriptors sent with a notification{sender} were dropped: this supervisor stores none")
     if msg.msg_flags & lib.MSG_TRUNC:
+        _log(f"a notification{sender} longer than {_DATAGRAM_MAX} bytes was cut off and ignored")
         return pid, ""
     return pid, ffi.unpack(data, got).decode("utf-8", "replace")
 

@@ -1481,6 +1481,35 @@ def new_rights_buffer() -> Any:
     return ffi.gc(ffi.new("char[]", RIGHTS_CONTROL_SIZE), lib.jn_rights_close)
 
 
+def close_slots(slots: Any, count: int) -> int:
+    """Close the ``count`` received descriptors in ``slots`` (an ``int *``); returns how many were open.
+
+    One native call: each slot becomes -1 before its fd is closed, so a slot already
+    moved into a cell (`take_into`) or closed is skipped. close(2) is not retried
+    and its errors are not reported: the descriptor is released either way.
+    """
+    return int(lib.jn_slots_close(slots, count))
+
+
+GETRLIMIT = Syscall(
+    "getrlimit",
+    {},
+    bugs={
+        E.EFAULT: "the struct rlimit is memory janus_net allocated for the call",
+        E.EINVAL: "the resource is the compiler's RLIMIT_NOFILE",
+    },
+)
+
+TABLES = (*TABLES, GETRLIMIT)
+
+
+def nofile_limit(checkpoint: Checkpoint | None = None) -> int:
+    """The soft RLIMIT_NOFILE: how many descriptors this process may hold (getrlimit(2))."""
+    limit = ffi.new("struct rlimit *")
+    retry(GETRLIMIT, lib.getrlimit, (lib.RLIMIT_NOFILE, limit), checkpoint)
+    return int(limit.rlim_cur)
+
+
 def take_into(desc: Any, slot: Any) -> int:
     """Move the fd in ``slot`` (an ``int *``, e.g. a received SCM_RIGHTS entry) into ``desc``.
 

@@ -43,6 +43,7 @@ HEADERS = (
     "sys_random_h",
     "jn_process",
     "jn_steps",
+    "jn_control",
 )
 
 # accept4, mmsghdr and friends are GNU extensions on glibc.

@@ -133,9 +133,6 @@ ssize_t recvmsg(int, struct msghdr *, int);
 
 /* The CMSG_* macros as functions: pure arithmetic on the caller's buffer, no syscall. */
 size_t jn_cmsg_space(size_t);
-/* A recvmsg control buffer big enough for one SCM_RIGHTS message of JN_SCM_MAX_FD fds. */
-static const int JN_RIGHTS_CONTROL_SIZE;
-void jn_rights_close(char *);
 size_t jn_cmsg_len(size_t);
 struct cmsghdr *jn_cmsg_firsthdr(struct msghdr *);
 struct cmsghdr *jn_cmsg_nxthdr(struct msghdr *, struct cmsghdr *);
@@ -248,37 +245,6 @@ static const int JN_SCM_MAX_FD = SCM_MAX_FD;
 #else
 static const int JN_SCM_MAX_FD = 253;
 #endif
-
-static const int JN_RIGHTS_CONTROL_SIZE = (int)CMSG_SPACE(sizeof(int) * JN_SCM_MAX_FD);
-
-/* The backstop of a zeroed recvmsg control buffer (its ffi.gc destructor): close every
-   descriptor an SCM_RIGHTS message left in it that nobody claimed (a claimed slot
-   holds -1). The receiver's own cleanup claims them through cells; this runs even
-   when that cleanup was cut short (an exception inside the except handler), so a
-   received descriptor can never outlive its buffer. The kernel's msg_controllen is
-   not needed: past what it wrote the buffer is still zero (cmsg_len 0 ends the walk). */
-static void jn_rights_close(char *control)
-{
-    struct msghdr m;
-    memset(&m, 0, sizeof m);
-    m.msg_control = control;
-    m.msg_controllen = JN_RIGHTS_CONTROL_SIZE;
-    int saved = errno;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c != NULL; c = CMSG_NXTHDR(&m, c)) {
-        if (c->cmsg_len < CMSG_LEN(0) || (char *)c + c->cmsg_len > control + JN_RIGHTS_CONTROL_SIZE)
-            break;
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-            continue;
-        int *slots = (int *)CMSG_DATA(c);
-        size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < n; i++) {
-            int fd = __atomic_exchange_n(&slots[i], -1, __ATOMIC_SEQ_CST);
-            if (fd >= 0)
-                close(fd);
-        }
-    }
-    errno = saved;
-}
 
 static size_t jn_cmsg_space(size_t n) { return CMSG_SPACE(n); }
 static size_t jn_cmsg_len(size_t n) { return CMSG_LEN(n); }

@@ -490,6 +490,16 @@ def send_sockets_unix(err: Any, tmp: Path) -> Outcome:
     return Outcome(error, inj, _leftovers(tmp))
 
 
+def receive_sockets_unix(err: Any, tmp: Path) -> Outcome:
+    """jn.receive_sockets: the RLIMIT_NOFILE question asked before any descriptor can arrive fails."""
+    name = f"unix:@jn-errno-getrlimit-{os.getpid()}"
+    with jn.listen(name) as server, jn.connect(name) as tx, server.accept() as rx, jn.listen("127.0.0.1:0") as web:
+        jn.send_sockets(tx, {"web": web})
+        with fail("getrlimit", err) as inj:
+            error = _run(lambda: [sock.close() for sock in jn.receive_sockets(rx).values()])
+    return Outcome(error, inj, _leftovers(tmp))
+
+
 #: How each table is reached. A new table without an entry fails the suite.
 ROUTES: dict[str, tuple[Route, ...]] = {
     "SOCKET": (listen_ip("socket"), bind_unix_dgram("socket")),
@@ -521,6 +531,7 @@ ROUTES: dict[str, tuple[Route, ...]] = {
     "SOCK_DIAG": (stale_takeover("sock_diag"), listen_unix("sock_diag")),
     "SENDMSG": (send_sockets_unix,),
     "EVENTFD": (receive_wake_fd,),
+    "GETRLIMIT": (receive_sockets_unix,),
 }
 
 # --- DESIGN §14/§16 (janus_net.netns, janus_net.sockopts, janus_net.landlock)

@@ -340,6 +340,9 @@ def segments(i):
         a.receive_segments(ctx=jn.Context.with_timeout(5))
         a.send(a.address, b"m")
         a.receive_message(ctx=jn.Context.with_timeout(5))
+        a.send_segments(a.address, b"p" * 300, 100)
+        a.receive(ctx=jn.Context.with_timeout(5))  # one datagram; the other two are held
+        a.receive_many(4, ctx=jn.Context.with_timeout(5))
 
 def handed_to_the_stdlib(i):
     jn.listen("127.0.0.1:0").to_socket().close()

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 import janus_net as jn
-from janus_net import ancillary, segments
+from janus_net import ancillary, coalesced, control, segments
 from janus_net._shim import lib
 from janus_net.testing import fail
 from tests.peers import stdlib_view
@@ -493,7 +493,10 @@ class _InterruptAt:
         return line
 
 
-MODULE_FILES = {str(path): _cleanup_lines(path) for path in (Path(segments.__file__), Path(ancillary.__file__))}
+MODULE_FILES = {
+    str(path): _cleanup_lines(path)
+    for path in (Path(segments.__file__), Path(ancillary.__file__), Path(control.__file__), Path(coalesced.__file__))
+}
 
 
 def _interrupt_every_line(operation: Callable[[], object], check: Callable[[], None]) -> int:
@@ -516,7 +519,8 @@ def _interrupt_every_line(operation: Callable[[], object], check: Callable[[], N
 
 
 @pytest.mark.parametrize(
-    "operation", ["send_segments", "send_segments_fallback", "receive_segments", "receive_message", "send_from"]
+    "operation",
+    ["send_segments", "send_segments_fallback", "receive_segments", "receive_message", "send_from", "receive"],
 )
 def test_keyboard_interrupt_at_every_line_leaves_the_sockets_whole(operation: str) -> None:
     data = pattern(3000)
@@ -537,11 +541,15 @@ def test_keyboard_interrupt_at_every_line_leaves_the_sockets_whole(operation: st
                 sender.send_segments(receiver.address, data, 1000)
                 if operation == "receive_segments":
                     receiver.receive_segments()
+                elif operation == "receive":  # one datagram; the rest of the coalesced buffer is held
+                    receiver.receive()
                 else:
                     receiver.receive_message()
 
         def check() -> None:
-            # Drain what this attempt left, then prove a full round trip still works.
+            # Drain what this attempt left (held or queued), then prove a full round trip still works.
+            while receiver.pending:
+                receiver.receive()
             with stdlib_view(receiver) as view:
                 view.setblocking(False)
                 with contextlib.suppress(BlockingIOError):
@@ -557,3 +565,218 @@ def test_keyboard_interrupt_at_every_line_leaves_the_sockets_whole(operation: st
         receiver.close()
     # Both closed for real: no call is left registered on either descriptor.
     assert sender.fileno() == -1 and receiver.fileno() == -1
+
+
+# --- Plain receives on a GRO socket (DESIGN §15): one datagram per entry, none merged, none lost
+
+
+def coalesced_send(sender: jn.Socket, receiver: jn.Socket, count: int = 5, size: int = 1000) -> list[bytes]:
+    """``count`` datagrams of ``size`` bytes in one UDP_SEGMENT send, which loopback GRO delivers as one buffer."""
+    data = pattern(count * size)
+    assert sender.send_segments(receiver.address, data, size) == count
+    return expected_datagrams(data, size)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_plain_receive_on_a_gro_socket_delivers_each_datagram_and_drops_none(family: str) -> None:
+    address = FAMILIES[family][0]
+    with jn.bind(address) as sender, jn.bind(address, gro=True) as receiver:
+        want = coalesced_send(sender, receiver)
+        first, source = receiver.receive(1000)
+        assert (first, source) == (want[0], sender.address)
+        assert receiver.pending == 4  # the kernel really coalesced them: the rest is held
+        assert [receiver.receive(1000)[0] for _ in range(4)] == want[1:]
+        assert receiver.pending == 0
+        assert nothing_queued(receiver)
+
+
+def test_a_short_size_cuts_each_datagram_not_the_buffer() -> None:
+    with jn.bind("127.0.0.1:0") as sender, jn.bind("127.0.0.1:0", gro=True) as receiver:
+        want = coalesced_send(sender, receiver)
+        assert [receiver.receive(100)[0] for _ in range(5)] == [w[:100] for w in want]
+        assert receiver.pending == 0
+
+
+def test_receive_into_on_a_gro_socket_delivers_one_datagram_per_call() -> None:
+    with jn.bind("127.0.0.1:0") as sender, jn.bind("127.0.0.1:0", gro=True) as receiver:
+        want = coalesced_send(sender, receiver)
+        got = []
+        for _ in range(5):
+            buf = bytearray(4000)
+            n, source = receiver.receive_into(buf, ctx=jn.Context.with_timeout(CTX))
+            assert source == sender.address
+            got.append(bytes(buf[:n]))
+        assert got == want
+
+
+def test_receive_many_on_a_gro_socket_gives_one_entry_per_datagram() -> None:
+    with jn.bind("127.0.0.1:0") as sender, jn.bind("127.0.0.1:0", gro=True) as receiver:
+        want = coalesced_send(sender, receiver)
+        first = receiver.receive_many(3)
+        assert [d for d, _ in first] == want[:3] and receiver.pending == 2
+        rest = receiver.receive_many(10)
+        assert [d for d, _ in rest] == want[3:] and {s for _, s in rest} == {sender.address}
+
+
+def test_held_datagrams_come_first_for_every_kind_of_receive_and_in_order() -> None:
+    with jn.bind("127.0.0.1:0") as sender, jn.bind("127.0.0.1:0", gro=True, pktinfo=True) as receiver:
+        want = coalesced_send(sender, receiver)
+        assert receiver.receive()[0] == want[0]
+        assert receiver.receive_segments()[:2] == (want[1], len(want[1]))
+        message = receiver.receive_message()
+        assert message.data == want[2] and message.destination == jn.parse_address(f"127.0.0.1:{receiver.address.port}")
+        assert receiver.receive()[0] == want[3]
+        assert receiver.receive_many(5)[0][0] == want[4]
+
+
+def test_a_receive_returns_at_once_while_datagrams_are_held() -> None:
+    with jn.bind("127.0.0.1:0") as sender, jn.bind("127.0.0.1:0", gro=True) as receiver:
+        want = coalesced_send(sender, receiver)
+        receiver.receive()
+        assert nothing_queued(receiver)  # the kernel has nothing more: a wait would block
+        with fail("receive", errno.EBADF) as injected:
+            assert [receiver.receive(ctx=jn.Context.with_timeout(CTX))[0] for _ in range(4)] == want[1:]
+        assert injected.calls == 0  # no syscall at all
+
+
+def test_to_socket_refuses_while_datagrams_are_held() -> None:
+    with jn.bind("127.0.0.1:0") as sender, jn.bind("127.0.0.1:0", gro=True) as receiver:
+        coalesced_send(sender, receiver, count=2)
+        receiver.receive()
+        with pytest.raises(jn.SocketError.SocketModeUnsupported, match="held"):
+            receiver.to_socket()
+        assert not receiver.closed
+        receiver.receive()
+        with receiver.to_socket() as handed:
+            assert type(handed) is socket.socket
+
+
+def test_a_forked_child_starts_with_no_held_datagram() -> None:
+    with jn.bind("127.0.0.1:0") as sender, jn.bind("127.0.0.1:0", gro=True) as receiver:
+        want = coalesced_send(sender, receiver)
+        receiver.receive()
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            try:
+                os.close(r)
+                try:
+                    receiver.receive(ctx=jn.Context.with_timeout(0.2))
+                    answer = b"received"
+                except jn.SocketError.Timeout:
+                    answer = b"timeout %d" % receiver.pending
+                os.write(w, answer)
+            finally:
+                os._exit(0)
+        os.close(w)
+        try:
+            answer = os.read(r, 64)
+        finally:
+            os.close(r)
+            os.waitpid(pid, 0)
+        assert answer == b"timeout 0"
+        assert receiver.pending == 4
+        assert [receiver.receive()[0] for _ in range(4)] == want[1:]
+
+
+def test_an_adopted_socket_with_gro_on_refuses_plain_receives() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as raw, jn.bind("127.0.0.1:0") as sender:
+        raw.setsockopt(lib.JN_SOL_UDP, lib.JN_UDP_GRO, 1)
+        raw.bind(("127.0.0.1", 0))
+        with jn.bind(f"fd://{os.dup(raw.fileno())}") as adopted:
+            assert adopted.pending == 0
+            sender.send(adopted.address, b"one")
+            for plain in (
+                lambda: adopted.receive(),
+                lambda: adopted.receive_into(bytearray(9)),
+                lambda: adopted.receive_many(2),
+            ):
+                with pytest.raises(jn.SocketError.SocketModeUnsupported, match="receive_segments"):
+                    plain()
+            assert adopted.receive_segments()[0] == b"one"
+
+
+def test_a_received_gro_socket_refuses_plain_receives_and_a_plain_one_does_not() -> None:
+    name = f"unix:@jn-gro-pass-{os.getpid()}"
+    with jn.listen(name) as server, jn.connect(name) as tx, server.accept() as rx:  # noqa: SIM117
+        with jn.bind("127.0.0.1:0", gro=True) as gro, jn.bind("127.0.0.1:0") as plain, jn.bind("127.0.0.1:0") as sender:
+            jn.send_sockets(tx, {"gro": gro, "plain": plain})
+            got = jn.receive_sockets(rx)
+            try:
+                sender.send(got["gro"].address, b"x")
+                with pytest.raises(jn.SocketError.SocketModeUnsupported):
+                    got["gro"].receive()  # type: ignore[union-attr]
+                sender.send(got["plain"].address, b"y")
+                assert got["plain"].receive(ctx=jn.Context.with_timeout(CTX))[0] == b"y"  # type: ignore[union-attr]
+            finally:
+                for sock in got.values():
+                    sock.close()
+
+
+def test_a_socket_bound_without_gro_receives_with_recvfrom_alone(tmp_path: Path) -> None:
+    """The fast path is unchanged: no getsockopt, no recvmsg for a socket bind() made without gro."""
+    script = textwrap.dedent(
+        f"""
+        import os, janus_net as jn
+        with jn.bind("127.0.0.1:0") as a, jn.bind("127.0.0.1:0") as b:
+            a.send(b.address, b"x")
+            a.send(b.address, b"y")
+            os.write(1, {MARK!r})
+            b.receive()
+            b.receive_many(1)
+        """
+    )
+    lines, _ = syscalls_after_mark(script, tmp_path, trace="write,getsockopt,recvfrom,recvmsg,recvmmsg")
+    assert calls_to(lines, "getsockopt", "recvmsg") == [], lines
+    assert len(calls_to(lines, "recvfrom")) == 1 and len(calls_to(lines, "recvmmsg")) == 1, lines
+
+
+def test_many_small_datagrams_mixed_with_single_ones_arrive_each_once_in_order() -> None:
+    """Coalesced runs and lone datagrams interleaved: plain receives see the exact sequence sent."""
+    with jn.bind("127.0.0.1:0") as sender, roomy(jn.bind("127.0.0.1:0", gro=True)) as receiver:
+        sent: list[bytes] = []
+        for run in range(6):
+            batch = [b"%03d-%03d" % (run, i) + bytes(40) for i in range(30)]
+            assert sender.send_segments(receiver.address, b"".join(batch), len(batch[0])) == 30
+            single = b"single-%d" % run
+            sender.send(receiver.address, single)
+            sent += [*batch, single]
+        got = []
+        while len(got) < len(sent):
+            got += [d for d, _ in receiver.receive_many(7, ctx=jn.Context.with_timeout(CTX))]
+            if len(got) < len(sent):  # alternate the two plain receives
+                got.append(receiver.receive(ctx=jn.Context.with_timeout(CTX))[0])
+        assert got == sent
+        assert receiver.pending == 0 and nothing_queued(receiver)
+
+
+def test_threads_receiving_from_one_gro_socket_neither_lose_nor_repeat_a_datagram() -> None:
+    import threading
+
+    total = 40 * 25
+    with jn.bind("127.0.0.1:0") as sender, roomy(jn.bind("127.0.0.1:0", gro=True)) as receiver:
+        for run in range(40):
+            batch = b"".join(b"%02d:%02d-----" % (run, i) for i in range(25))
+            assert sender.send_segments(receiver.address, batch, 10) == 25
+        got: list[bytes] = []
+        lock = threading.Lock()
+
+        def take() -> None:
+            while True:
+                with lock:
+                    if len(got) >= total:
+                        return
+                try:
+                    data, _ = receiver.receive(ctx=jn.Context.with_timeout(0.5))
+                except jn.SocketError.Timeout:
+                    return
+                with lock:
+                    got.append(data)
+
+        threads = [threading.Thread(target=take) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        want = sorted(b"%02d:%02d-----" % (run, i) for run in range(40) for i in range(25))
+        assert sorted(got) == want
