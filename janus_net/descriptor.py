@@ -41,27 +41,51 @@ if TYPE_CHECKING:
         def fileno(self) -> int: ...
 
 
-# Listening and bound sockets janus_net owns, by fd: adopting one of them through
-# fd://N again would give the descriptor two owners (and two closes). A plain dict of
-# weak references (a WeakValueDictionary costs a microsecond per listen): an entry
-# outlives its owner until the number is reused, and `owner_of` checks it is current.
-# At most one entry per fd number, so it stays as small as the fd table.
+# Who holds which fd, for the adoption door's owner check: adopting a descriptor a
+# janus_net owner holds would give it two owners (and two closes, the second of a
+# number that may name something else by then). Two registries, filled only once the
+# process first asks (`owner_of`), since most processes never adopt anything:
 #
-# The registry is only read by an adoption (fd://N), which most processes never do, and
-# an entry costs a listener a third of its memory (the weak reference, the dict slot, the
-# fd as an int): so nothing is registered until the first `owner_of` call. That call
-# first finds every live owner made before it (one walk over the objects the garbage
-# collector tracks, once per process), then registration is on for good. The flag is
-# set before the walk: an owner made during the walk either registers itself (it saw
-# the flag) or existed, with its cell, when the walk began (it is found). Lookups wait
-# for the walk to finish (a lock, taken only until it has run once), so two first
-# adoptions on two threads both see the complete registry.
+# * _OWNERS: the owner objects (Server, Socket, Stream) by fd, to name the holder. A
+#   plain dict of weak references (a WeakValueDictionary costs a microsecond per
+#   listen): an entry outlives its owner until the number is reused, and `_current`
+#   checks it is current. At most one entry per fd number.
+# * _CELLS: every live descriptor cell, owned or still in flight (a socket being set
+#   up, an accepted fd before its Stream exists, a lock file, a namespace handle),
+#   keyed by id. Its fd (and its wake fds) are read at lookup time, since a cell is
+#   filled natively after it is made. Cells are made by `syscalls.new_desc` alone,
+#   which calls the hook `_track` installs.
+#
+# The first `owner_of` turns registration on (the flag and the hook), then walks the
+# objects the garbage collector tracks, once per process, for owners and cells made
+# before it; an object made during the walk either registers itself or is found.
+# Lookups wait for the walk to finish (a lock, taken only until it has run once), so
+# two first adoptions on two threads both see every holder. An entry costs memory
+# (a listener's third), which is why nothing is registered before.
 _OWNERS: dict[int, _ref[Any]] = {}
+_CELLS: dict[int, _CellRef] = {}
 _registering = False
 _walked = False
 _walk_lock = _thread.allocate_lock()
 # The classes whose objects register (set by socket.py: this module is below it).
 _OWNER_TYPES: tuple[type, ...] = ()
+
+
+class _CellRef(_ref):  # type: ignore[type-arg]  # a weak reference to a cell, knowing its key
+    __slots__ = ("key",)
+    key: int
+
+
+def _forget(ref: _CellRef) -> None:
+    # The cell is gone: drop its entry, unless a newer cell took the same id already.
+    if _CELLS.get(ref.key) is ref:
+        _CELLS.pop(ref.key, None)
+
+
+def _track(cell: Any) -> None:
+    ref = _CellRef(cell, _forget)
+    ref.key = id(cell)
+    _CELLS[ref.key] = ref
 
 
 def owners_are(*types: type) -> None:
@@ -83,14 +107,31 @@ def _current(fd: int) -> _HasFileno | None:
     return None
 
 
+class InFlight:
+    """A cell that holds an fd with no owner object to name: what `owner_of` answers for it."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def __repr__(self) -> str:
+        return f"janus_net (fd {self.fd} is held by a descriptor cell whose owner is still being set up)"
+
+
 def _walk() -> None:
     global _registering, _walked
     with _walk_lock:
         if _walked:
             return
         _registering = True
+        syscalls.on_new_cell = _track
         import gc
 
+        cell_type = type(syscalls.new_desc())
         for obj in gc.get_objects():
             if isinstance(obj, _OWNER_TYPES):
                 fd = obj.fileno()  # type: ignore[attr-defined]  # an owner type: it has fileno()
@@ -98,6 +139,8 @@ def _walk() -> None:
                 # was set: it wins over what the walk read (that owner may have closed).
                 if fd >= 0 and _current(fd) is None:
                     _OWNERS[fd] = _ref(obj)
+            elif type(obj) is cell_type and syscalls.is_cell(obj):
+                _track(obj)
         _walked = True
 
 
@@ -112,10 +155,25 @@ os.register_at_fork(after_in_child=_new_walk_lock)
 
 
 def owner_of(fd: int) -> _HasFileno | None:
-    """The live janus_net Server or Socket that owns ``fd`` now, if any."""
+    """The live janus_net holder of ``fd`` now, if any: its Server, Socket or Stream, or an `InFlight`.
+
+    Every descriptor cell counts, owned or not yet (a socket being made, an accepted
+    connection before its Stream exists, a lock file), and so do the wake fds of each.
+    A dup of a held fd is a different number, and is not held.
+    """
+    if fd < 0:
+        return None
     if not _walked:
         _walk()
-    return _current(fd)
+    owner = _current(fd)
+    if owner is not None:
+        return owner
+    for ref in list(_CELLS.values()):  # a copy: other threads add and drop cells meanwhile
+        cell = ref()
+        if cell is not None and fd in (cell.fd, cell.wake[0], cell.wake[1]):
+            # The owner object may have registered between the two lookups.
+            return _current(fd) or InFlight(fd)
+    return None
 
 
 new = syscalls.new_desc
