@@ -161,8 +161,9 @@ def look(target: FdAddress, want: Want = "any", check: syscalls.Checkpoint | Non
         # family without names): what the descriptor is, said as a refusal.
         what = _KERNEL_SAYS.get(e.errno or 0, "not a socket janus_net can adopt")
         raise _invalid(target, f"fd {fd} is {what} ({e.syscall}: {errno_name(e.errno or 0)})") from None
-    except SocketError.SocketUnconnected:
-        raise _invalid(target, f"fd {fd} is a {_mode_name(mode)} socket that is not connected") from None
+    except SocketError.SocketUnconnected as e:
+        why = f"{e.syscall}: {errno_name(e.errno or 0)}"
+        raise _invalid(target, f"fd {fd} is a {_mode_name(mode)} socket that is not connected ({why})") from None
     try:
         address = from_sockaddr(storage, length)
     except ValueError as e:  # a family with no janus_net address type, where SO_DOMAIN could not say
