@@ -545,7 +545,7 @@ def adopt_fd(name: str) -> Route:
 def receive_stream(err: Any, tmp: Path) -> Outcome:
     """receive_sockets of a connected stream: the door asks its peer (getpeername), which fails."""
     name = f"unix:@jn-errno-adopt-{os.getpid()}"
-    with jn.listen(name) as server, jn.connect(name) as tx, server.accept() as rx, _tcp_pair() as (_s, _c, stream):  # noqa: SIM117
+    with jn.listen(name) as server, jn.connect(name) as tx, server.accept() as rx, _tcp_pair() as (_s, _c, stream):
         jn.send_sockets(tx, {"conn": stream})
         with fail("getpeername", err) as inj:
             error = _run(lambda: jn.receive_sockets(rx))
