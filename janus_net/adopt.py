@@ -317,7 +317,8 @@ def own(verdict: Verdict, slot: Any = None) -> Server | Socket | Stream:
     slot); from there on every path closes it exactly once.
     """
     fd = verdict.seen.target.fd
-    syscalls.set_cloexec(fd)
+    # A named fd is still the caller's here: one of its threads may close it meanwhile.
+    syscalls.set_cloexec(fd, table=syscalls.ADOPT_FCNTL if slot is None else None)
     if platform.SO_NOSIGPIPE:
         syscalls.setsockopt_int(fd, lib.SOL_SOCKET, platform.SO_NOSIGPIPE, 1)
     desc = descriptor.new()

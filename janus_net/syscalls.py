@@ -532,9 +532,9 @@ def bug_rows_markdown(tables: tuple[Syscall, ...] | None = None) -> str:
 # probes. Calls on owned sockets are in the section after these.
 
 
-def set_cloexec(fd: int, checkpoint: Checkpoint | None = None) -> None:
-    """fcntl(fd, F_SETFD, FD_CLOEXEC): the Darwin way to a close-on-exec fd."""
-    retry(FCNTL, lib.fcntl, (fd, lib.F_SETFD, ffi.cast("int", lib.FD_CLOEXEC)), checkpoint)
+def set_cloexec(fd: int, checkpoint: Checkpoint | None = None, table: Syscall | None = None) -> None:
+    """fcntl(fd, F_SETFD, FD_CLOEXEC): the Darwin way to a close-on-exec fd (``table`` as for `getsockopt_int`)."""
+    retry(FCNTL if table is None else table, lib.fcntl, (fd, lib.F_SETFD, ffi.cast("int", lib.FD_CLOEXEC)), checkpoint)
 
 
 def socket(family: int, type_: int, proto: int, checkpoint: Checkpoint | None = None) -> int:
