@@ -393,6 +393,20 @@ def test_a_dup_of_an_owned_fd_is_adopted_and_both_work() -> None:
         _serves(server)  # closing the dup's owner left the original alone
 
 
+def test_a_received_copy_of_a_socket_this_process_owns_is_adopted() -> None:
+    # Sent to itself, a Server arrives as a new number for the same socket: a dup, not a
+    # second owner of the same descriptor, so the door adopts it.
+    name = f"unix:@jn-adoption-self-{os.getpid()}-{time.monotonic_ns()}"
+    with jn.listen("127.0.0.1:0") as server, jn.listen(name) as hub, jn.connect(name) as tx, hub.accept() as rx:
+        jn.send_sockets(tx, {"web": server})
+        with jn.receive_sockets(rx)["web"] as copy:
+            assert isinstance(copy, jn.Server)
+            assert copy.fileno() != server.fileno() and copy.address == server.address
+            assert descriptor.owner_of(copy.fileno()) is copy
+            _serves(copy)
+        _serves(server)
+
+
 _TWICE = """
 import json, os, socket
 import janus_net as jn
