@@ -25,6 +25,7 @@ import ctypes
 import errno
 import fcntl
 import os
+import re
 import select
 import socket
 import struct
@@ -225,8 +226,6 @@ print(json.dumps(report))
 
 def test_listen_fds_door_refuses_every_kind_and_leaves_it_open() -> None:
     report = run_child(_LISTEN_FDS_ZOO.format(tests=str(Path(__file__).parent), kinds=list(KINDS)))
-    import re
-
     for kind, why in KINDS.items():
         got = report[kind]
         assert isinstance(got, dict)
@@ -339,6 +338,49 @@ def test_take_door_refuses_every_kind(zoo: Zoo, kind: str) -> None:
         jn.handoff.take(address)
     assert open_fds() == before  # the received copy and the channel are closed
     assert identity(fd) == was
+
+
+# --- The number changes under the door: another thread closes it or dup2s a pipe over it
+
+
+@pytest.mark.parametrize("change", ["closed", "a pipe dup2'd over it"])
+def test_a_number_changed_between_the_probes_is_a_typed_refusal(change: str) -> None:
+    # fstat said "socket"; then the caller's other thread changes what the number is
+    # before the next probe. The kernel's EBADF/ENOTSOCK there is the caller's doing:
+    # a typed refusal, never ErrnoBug.
+    server = socket.create_server(("127.0.0.1", 0))
+    fd = server.detach()
+    r, w = os.pipe()
+    outcome: list[BaseException | object] = []
+    try:
+        with hold("fstat") as held:
+            thread = threading.Thread(target=lambda: outcome.append(_attempt(lambda: jn.listen(f"fd://{fd}"))))
+            thread.start()
+            assert held.returned.wait(30)
+            if change == "closed":
+                os.close(fd)
+            else:
+                os.dup2(r, fd)
+            held.release()
+            thread.join()
+        [error] = outcome
+        assert type(error) is jn.SocketError.InvalidAddress, error
+        expected = "is not open .fcntl: EBADF" if change == "closed" else "is not a socket .getsockopt: ENOTSOCK"
+        assert re.search(expected, str(error)), error
+        if change != "closed":
+            assert identity(fd) == identity(r)  # the pipe the caller put there, untouched
+    finally:
+        if change != "closed":
+            os.close(fd)
+        os.close(r)
+        os.close(w)
+
+
+def _attempt(op: Callable[[], object]) -> BaseException | object:
+    try:
+        return op()
+    except BaseException as e:
+        return e
 
 
 # --- Owners: never two for one descriptor; dups are allowed
