@@ -107,6 +107,15 @@ def _invalid(target: FdAddress, why: str) -> SocketError:
     return SocketError.InvalidAddress(None, why, address=str(target))
 
 
+def _family_name(family: int) -> str:
+    from socket import AddressFamily  # only for a refusal's message
+
+    try:
+        return f"{family} ({AddressFamily(family).name})"
+    except ValueError:
+        return str(family)
+
+
 def _what_file(stat: syscalls.Stat) -> str:
     if stat.mode & lib.S_IFMT == 0:
         # Anonymous inodes have no file type: epoll, eventfd, pidfd, signalfd, timerfd...
@@ -147,7 +156,7 @@ def look(target: FdAddress, want: Want = "any", check: syscalls.Checkpoint | Non
         protocol = _option(fd, platform.HAS_SO_PROTOCOL, lib.JN_SO_PROTOCOL)
         listening = _option(fd, True, lib.SO_ACCEPTCONN) == 1
         if platform.HAS_SO_DOMAIN and family not in _FAMILIES:
-            raise _invalid(target, f"fd {fd} is a socket janus_net cannot adopt: address family {family}")
+            raise _invalid(target, f"fd {fd} is a socket janus_net cannot adopt: address family {_family_name(family)}")
         if check is not None:
             check()
         if want == "stream":

@@ -119,7 +119,9 @@ class InFlight:
         return self.fd
 
     def __repr__(self) -> str:
-        return f"janus_net (fd {self.fd} is held by a descriptor cell whose owner is still being set up)"
+        # No owner object to name: a socket still being set up (an accepted fd before its
+        # Stream), a lock file, a namespace handle, or an owner's wake fd.
+        return "janus_net itself (a descriptor cell with no owner object: a socket being set up, or a helper fd)"
 
 
 def _walk() -> None:
