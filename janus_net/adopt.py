@@ -294,11 +294,15 @@ def judge_received(fd: int, kind: Kind, name: str, capability: NetBind | None = 
 
     The refusal is the whole transfer's: the receive path closes every descriptor
     it received (this one included, once) before the error propagates.
+
+    No owner check: the kernel gave the descriptor a number that was free, and its
+    only holder until `own` is the control buffer it arrived in (which the owner
+    registry counts, so that an ``fd://`` of the number meanwhile is refused).
     """
     target = FdAddress(fd)
     want: Want = "stream" if kind == "stream" else "any"
     try:
-        verdict = judge(target, want)
+        verdict = examine(target, want)
     except SocketError.InvalidAddress as e:
         raise SocketError.ProtocolFailure(
             None, f"receive_sockets: {name!r}: {e.args[0] if e.args else e}", syscall="recvmsg"

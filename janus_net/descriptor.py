@@ -29,6 +29,7 @@ import os
 from _weakref import ref as _ref  # weakref.ref itself, without the weakref module (import time)
 
 from janus_net import syscalls
+from janus_net._shim import ffi, lib
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
@@ -52,9 +53,10 @@ if TYPE_CHECKING:
 #   checks it is current. At most one entry per fd number.
 # * _CELLS: every live descriptor cell, owned or still in flight (a socket being set
 #   up, an accepted fd before its Stream exists, a lock file, a namespace handle),
-#   keyed by id. Its fd (and its wake fds) are read at lookup time, since a cell is
-#   filled natively after it is made. Cells are made by `syscalls.new_desc` alone,
-#   which calls the hook `_track` installs.
+#   and every recvmsg control buffer (received fds wait there until claimed), keyed
+#   by id. What they hold is read at lookup time, since the kernel and the native
+#   calls fill them after they are made. Both are made by `syscalls` alone
+#   (`new_desc`, `new_rights_buffer`), which calls the hook `_track` installs.
 #
 # The first `owner_of` turns registration on (the flag and the hook), then walks the
 # objects the garbage collector tracks, once per process, for owners and cells made
@@ -141,7 +143,7 @@ def _walk() -> None:
                 # was set: it wins over what the walk read (that owner may have closed).
                 if fd >= 0 and _current(fd) is None:
                     _OWNERS[fd] = _ref(obj)
-            elif type(obj) is cell_type and syscalls.is_cell(obj):
+            elif type(obj) is cell_type and (syscalls.is_cell(obj) or syscalls.is_rights_buffer(obj)):
                 _track(obj)
         _walked = True
 
@@ -171,11 +173,41 @@ def owner_of(fd: int) -> _HasFileno | None:
     if owner is not None:
         return owner
     for ref in list(_CELLS.values()):  # a copy: other threads add and drop cells meanwhile
-        cell = ref()
-        if cell is not None and fd in (cell.fd, cell.wake[0], cell.wake[1]):
+        held = ref()
+        if held is None:
+            continue
+        if fd in ((held.fd, held.wake[0], held.wake[1]) if syscalls.is_cell(held) else _received(held)):
             # The owner object may have registered between the two lookups.
             return _current(fd) or InFlight(fd)
     return None
+
+
+_INT_SIZE = ffi.sizeof("int")
+
+
+def _received(buffer: Any) -> list[int]:
+    """The fds still in a control buffer's SCM_RIGHTS slots (claimed ones read -1).
+
+    Walked as the native backstop that closes them walks it (jn_rights_close): past
+    what the kernel wrote the buffer is zero, and a header that does not fit ends it.
+    """
+    size = syscalls.RIGHTS_CONTROL_SIZE  # what new_rights_buffer makes (the gc wrapper keeps no length)
+    msg = ffi.new("struct msghdr *")
+    msg.msg_control = buffer
+    msg.msg_controllen = size
+    base = int(ffi.cast("uintptr_t", buffer))
+    header = int(lib.jn_cmsg_len(0))
+    fds: list[int] = []
+    cmsg = lib.jn_cmsg_firsthdr(msg)
+    while cmsg != ffi.NULL:
+        length = int(cmsg.cmsg_len)
+        if length < header or int(ffi.cast("uintptr_t", cmsg)) - base + length > size:
+            break
+        if cmsg.cmsg_level == lib.SOL_SOCKET and cmsg.cmsg_type == lib.SCM_RIGHTS:
+            slots = ffi.cast("int *", lib.jn_cmsg_data(cmsg))
+            fds.extend(slots[i] for i in range((length - header) // _INT_SIZE))
+        cmsg = lib.jn_cmsg_nxthdr(msg, cmsg)
+    return fds
 
 
 new = syscalls.new_desc

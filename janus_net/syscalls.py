@@ -1461,6 +1461,8 @@ def open_socket(desc: Any, family: int, type_: int, proto: int, checkpoint: Chec
     return fd
 
 
+_CHARS = ffi.typeof("char[]")
+
 #: The size of `new_rights_buffer`: one SCM_RIGHTS message of SCM_MAX_FD descriptors.
 RIGHTS_CONTROL_SIZE: int = lib.JN_RIGHTS_CONTROL_SIZE
 
@@ -1472,7 +1474,15 @@ def new_rights_buffer() -> Any:
     moves each into a cell (the slot becomes -1); whatever is left when the buffer
     goes is closed natively, so no exception can make a received fd outlive it.
     """
-    return ffi.gc(ffi.new("char[]", RIGHTS_CONTROL_SIZE), lib.jn_rights_close)
+    buffer = ffi.gc(ffi.new("char[]", RIGHTS_CONTROL_SIZE), lib.jn_rights_close)
+    if on_new_cell is not None:  # received fds are held here, in flight, until claimed
+        on_new_cell(buffer)
+    return buffer
+
+
+def is_rights_buffer(obj: object) -> bool:
+    """Whether ``obj`` is a control buffer that may hold received descriptors (see `new_rights_buffer`)."""
+    return isinstance(obj, ffi.CData) and ffi.typeof(obj) is _CHARS
 
 
 def take_into(desc: Any, slot: Any) -> int:

@@ -426,6 +426,30 @@ def test_an_accepted_fd_in_flight_before_its_stream_exists_is_refused() -> None:
             assert stream.read(9) == b"in flight"
 
 
+def test_a_received_fd_not_claimed_yet_is_refused() -> None:
+    # recvmsg has put the fd in the control buffer; the receive has not judged or
+    # claimed it yet. Naming that number with fd:// must not make a second owner.
+    name = f"unix:@jn-adoption-flight-{os.getpid()}-{time.monotonic_ns()}"
+    with jn.listen("127.0.0.1:0") as web, jn.listen(name) as hub, jn.connect(name) as tx, hub.accept() as rx:
+        jn.send_sockets(tx, {"web": web})
+        before = open_fds()
+        got: list[dict[str, jn.Server | jn.Socket | jn.Stream]] = []
+        with hold("receive") as held:
+            thread = threading.Thread(target=lambda: got.append(jn.receive_sockets(rx)))
+            thread.start()
+            assert held.returned.wait(30)
+            [fd] = open_fds() - before
+            assert isinstance(descriptor.owner_of(fd), descriptor.InFlight)
+            with pytest.raises(jn.SocketError.InvalidAddress, match="already owned by janus_net"):
+                jn.listen(f"fd://{fd}")
+            held.release()
+            thread.join()
+        with got[0]["web"] as received:
+            assert received.fileno() == fd
+            assert isinstance(received, jn.Server)
+            _serves(received)
+
+
 def test_a_dup_of_an_owned_fd_is_adopted_and_both_work() -> None:
     with jn.listen("127.0.0.1:0") as server:
         copy = os.dup(server.fileno())
