@@ -15,7 +15,7 @@ descriptors, with a payload that announces what they are::
 The receiver checks everything before it hands anything out: the magic, the
 version, every count against the others and against the descriptors that really
 arrived, every length against the bytes that really arrived, every name, and each
-descriptor's real kind (`janus_net.adopt.inspect`, as for ``fd://``) against the
+descriptor's real kind (the adoption door, `janus_net.adopt`, as for ``fd://``) against the
 announced one. Received descriptors are close-on-exec from the first instant
 (MSG_CMSG_CLOEXEC; fcntl right after recvmsg where the platform lacks it). Until
 the last check has passed, they are owned by the control buffers the kernel wrote
