@@ -32,7 +32,9 @@ unix socket file is never removed on close, since janus_net did not create it.
 
 from __future__ import annotations
 
+import _thread
 import errno
+import os
 import sys
 
 from janus_net import descriptor, platform, syscalls
@@ -318,6 +320,20 @@ def judge_received(fd: int, kind: Kind, name: str, capability: NetBind | None = 
 # --- own
 
 
+# The owner check and the take of a named fd are one step under this lock: two threads
+# adopting one number at once would otherwise both pass the check before either owns it.
+_taking = _thread.allocate_lock()
+
+
+def _new_taking_lock() -> None:
+    # A fork while another thread adopts: the child's copy of the lock would stay held.
+    global _taking
+    _taking = _thread.allocate_lock()
+
+
+os.register_at_fork(after_in_child=_new_taking_lock)
+
+
 def own(verdict: Verdict, slot: Any = None) -> Server | Socket | Stream:
     """Make the descriptor close-on-exec (and SIGPIPE-free where that takes an option), and own it.
 
@@ -336,7 +352,11 @@ def own(verdict: Verdict, slot: Any = None) -> Server | Socket | Stream:
         syscalls.setsockopt_int(fd, lib.SOL_SOCKET, platform.SO_NOSIGPIPE, 1)
     desc = descriptor.new()
     if slot is None:
-        syscalls.adopt_into(desc, fd)  # the fd is ours from here on
+        with _taking:
+            # Again, under the lock: another thread may have adopted the number since it
+            # was judged. Once adopt_into returns, the cell holds it for every later check.
+            refuse_held(verdict.seen.target)
+            syscalls.adopt_into(desc, fd)  # the fd is ours from here on
         # No unix file handle: janus_net did not create the file, so close() leaves it.
         return wrap(desc, verdict.kind, verdict.seen.address)
     try:

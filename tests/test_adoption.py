@@ -450,6 +450,39 @@ def test_a_received_fd_not_claimed_yet_is_refused() -> None:
             _serves(received)
 
 
+def test_two_threads_adopting_one_number_at_once_make_one_owner() -> None:
+    # Both pass every probe (held at getsockname, the last one) before either owns the
+    # number; released together, exactly one becomes the owner, each round.
+    for _ in range(20):
+        fd = socket.create_server(("127.0.0.1", 0)).detach()
+        outcomes = _adopt_twice_at_once(fd)
+        owners = [o for o in outcomes if isinstance(o, jn.Server)]
+        refused = [o for o in outcomes if isinstance(o, jn.SocketError.InvalidAddress)]
+        assert len(owners) == 1 and len(refused) == 1, outcomes
+        assert "already owned by" in str(refused[0])
+        with owners[0] as server:
+            _serves(server)
+        assert identity(fd) is None  # closed once, by its one owner
+
+
+def _adopt_twice_at_once(fd: int) -> list[object]:
+    outcomes: list[object] = []
+
+    def adopt() -> None:
+        outcomes.append(_attempt(lambda: jn.listen(f"fd://{fd}")))
+
+    with hold("getsockname") as held:
+        threads = [threading.Thread(target=adopt) for _ in range(2)]
+        for t in threads:
+            t.start()
+        while held.calls < 2:
+            time.sleep(0.001)  # until both are parked in the hold (a count, not a guess)
+        held.release()
+        for t in threads:
+            t.join()
+    return outcomes
+
+
 def test_a_dup_of_an_owned_fd_is_adopted_and_both_work() -> None:
     with jn.listen("127.0.0.1:0") as server:
         copy = os.dup(server.fileno())
