@@ -34,8 +34,8 @@ from __future__ import annotations
 
 import _thread
 import errno
-import os
 import sys
+from _weakref import ref as _ref  # weakref.ref, without the weakref module (import time)
 
 from janus_net import descriptor, platform, syscalls
 from janus_net._shim import lib
@@ -320,18 +320,27 @@ def judge_received(fd: int, kind: Kind, name: str, capability: NetBind | None = 
 # --- own
 
 
-# The owner check and the take of a named fd are one step under this lock: two threads
-# adopting one number at once would otherwise both pass the check before either owns it.
-_taking = _thread.allocate_lock()
+# Two threads adopting one number at once would both pass the owner check before either
+# owns it. So the take of a named fd is claimed first: fd -> (thread id, weak reference to
+# the cell it goes into), set with one dict.setdefault (a single step under the GIL). Not a
+# lock: an interrupt landing on the line that would release a lock would leave every later
+# adoption waiting; a claim an exception cut short is merely stale, and is taken over --
+# by its own thread at once (a thread is never inside two takes), by another once the
+# claim's cell is gone or closed.
+if TYPE_CHECKING:
+    _Claim = tuple[int, _ref[Any]]
+_taking: dict[int, _Claim] = {}
 
 
-def _new_taking_lock() -> None:
-    # A fork while another thread adopts: the child's copy of the lock would stay held.
-    global _taking
-    _taking = _thread.allocate_lock()
-
-
-os.register_at_fork(after_in_child=_new_taking_lock)
+def _claim(target: FdAddress, desc: Any) -> _Claim:
+    mine = (_thread.get_ident(), _ref(desc))
+    theirs = _taking.setdefault(target.fd, mine)
+    if theirs is not mine:
+        cell = theirs[1]()
+        if theirs[0] != mine[0] and cell is not None and not cell.closing:
+            raise _invalid(target, f"fd {target.fd} is being adopted by another thread; a descriptor is adopted once")
+        _taking[target.fd] = mine  # stale: nobody is taking it any more
+    return mine
 
 
 def own(verdict: Verdict, slot: Any = None) -> Server | Socket | Stream:
@@ -352,11 +361,16 @@ def own(verdict: Verdict, slot: Any = None) -> Server | Socket | Stream:
         syscalls.setsockopt_int(fd, lib.SOL_SOCKET, platform.SO_NOSIGPIPE, 1)
     desc = descriptor.new()
     if slot is None:
-        with _taking:
-            # Again, under the lock: another thread may have adopted the number since it
-            # was judged. Once adopt_into returns, the cell holds it for every later check.
+        claim = _claim(verdict.seen.target, desc)
+        try:
+            # Again, now that no other thread can be taking it: another may have adopted
+            # the number since it was judged. Once adopt_into returns, the cell holds it
+            # for every later check.
             refuse_held(verdict.seen.target)
             syscalls.adopt_into(desc, fd)  # the fd is ours from here on
+        finally:
+            if _taking.get(fd) is claim:
+                _taking.pop(fd, None)
         # No unix file handle: janus_net did not create the file, so close() leaves it.
         return wrap(desc, verdict.kind, verdict.seen.address)
     try:
