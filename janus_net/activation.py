@@ -107,17 +107,20 @@ def _listen_fds() -> dict[str, Server | Socket]:
     # Look at every descriptor, and let audit hooks veto each, before adopting any:
     # a failure up to here leaves all of them as they were. The work grows with the
     # descriptors really open: the first one that is not stops it.
-    found = []
-    for fd in range(LISTEN_FDS_START, LISTEN_FDS_START + count):
-        inherited = adopt.inspect(FdAddress(fd))
-        found.append((inherited, adopt.require(inherited, "any")))
-    for inherited, _ in found:
-        adopt.announce(inherited.target)
+    # Then, for all of them, the adoption door's owner check: a descriptor a janus_net
+    # owner already holds (an earlier listen_fds or fd://N) is refused, and left to it.
+    found = [adopt.examine(FdAddress(fd), "any") for fd in range(LISTEN_FDS_START, LISTEN_FDS_START + count)]
+    for verdict in found:
+        adopt.admit(verdict)
+    for verdict in found:
+        adopt.announce(verdict.seen.target)
     sockets: dict[str, Server | Socket] = {}
     try:
-        for name, (inherited, as_) in zip(names, found, strict=False):  # names may be an endless count
-            key = name if name not in sockets else f"{name}:{inherited.target.fd}"
-            sockets[key] = adopt.take(inherited, as_)
+        for name, verdict in zip(names, found, strict=False):  # names may be an endless count
+            key = name if name not in sockets else f"{name}:{verdict.seen.target.fd}"
+            sock = adopt.own(verdict)
+            assert isinstance(sock, (Server, Socket))  # "any" judges a Server or a Socket
+            sockets[key] = sock
     except BaseException:
         # Only an interrupt (or a bug) lands here: give back what was taken, still open.
         for sock in sockets.values():

@@ -29,6 +29,7 @@ import os
 from _weakref import ref as _ref  # weakref.ref itself, without the weakref module (import time)
 
 from janus_net import syscalls
+from janus_net._shim import ffi, lib
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
@@ -41,27 +42,52 @@ if TYPE_CHECKING:
         def fileno(self) -> int: ...
 
 
-# Listening and bound sockets janus_net owns, by fd: adopting one of them through
-# fd://N again would give the descriptor two owners (and two closes). A plain dict of
-# weak references (a WeakValueDictionary costs a microsecond per listen): an entry
-# outlives its owner until the number is reused, and `owner_of` checks it is current.
-# At most one entry per fd number, so it stays as small as the fd table.
+# Who holds which fd, for the adoption door's owner check: adopting a descriptor a
+# janus_net owner holds would give it two owners (and two closes, the second of a
+# number that may name something else by then). Two registries, filled only once the
+# process first asks (`owner_of`), since most processes never adopt anything:
 #
-# The registry is only read by an adoption (fd://N), which most processes never do, and
-# an entry costs a listener a third of its memory (the weak reference, the dict slot, the
-# fd as an int): so nothing is registered until the first `owner_of` call. That call
-# first finds every live owner made before it (one walk over the objects the garbage
-# collector tracks, once per process), then registration is on for good. The flag is
-# set before the walk: an owner made during the walk either registers itself (it saw
-# the flag) or existed, with its cell, when the walk began (it is found). Lookups wait
-# for the walk to finish (a lock, taken only until it has run once), so two first
-# adoptions on two threads both see the complete registry.
+# * _OWNERS: the owner objects (Server, Socket, Stream) by fd, to name the holder. A
+#   plain dict of weak references (a WeakValueDictionary costs a microsecond per
+#   listen): an entry outlives its owner until the number is reused, and `_current`
+#   checks it is current. At most one entry per fd number.
+# * _CELLS: every live descriptor cell, owned or still in flight (a socket being set
+#   up, an accepted fd before its Stream exists, a lock file, a namespace handle),
+#   and every recvmsg control buffer (received fds wait there until claimed), keyed
+#   by id. What they hold is read at lookup time, since the kernel and the native
+#   calls fill them after they are made. Both are made by `syscalls` alone
+#   (`new_desc`, `new_rights_buffer`), which calls the hook `_track` installs.
+#
+# The first `owner_of` turns registration on (the flag and the hook), then walks the
+# objects the garbage collector tracks, once per process, for owners and cells made
+# before it; an object made during the walk either registers itself or is found.
+# Lookups wait for the walk to finish (a lock, taken only until it has run once), so
+# two first adoptions on two threads both see every holder. An entry costs memory
+# (a listener's third), which is why nothing is registered before.
 _OWNERS: dict[int, _ref[Any]] = {}
+_CELLS: dict[int, _CellRef] = {}
 _registering = False
 _walked = False
 _walk_lock = _thread.allocate_lock()
 # The classes whose objects register (set by socket.py: this module is below it).
 _OWNER_TYPES: tuple[type, ...] = ()
+
+
+class _CellRef(_ref):  # type: ignore[type-arg]  # a weak reference to a cell, knowing its key
+    __slots__ = ("key",)
+    key: int
+
+
+def _forget(ref: _CellRef) -> None:
+    # The cell is gone: drop its entry, unless a newer cell took the same id already.
+    if _CELLS.get(ref.key) is ref:
+        _CELLS.pop(ref.key, None)
+
+
+def _track(cell: Any) -> None:
+    ref = _CellRef(cell, _forget)
+    ref.key = id(cell)
+    _CELLS[ref.key] = ref
 
 
 def owners_are(*types: type) -> None:
@@ -83,14 +109,33 @@ def _current(fd: int) -> _HasFileno | None:
     return None
 
 
+class InFlight:
+    """A cell that holds an fd with no owner object to name: what `owner_of` answers for it."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def __repr__(self) -> str:
+        # No owner object to name: a socket still being set up (an accepted fd before its
+        # Stream), a lock file, a namespace handle, or an owner's wake fd.
+        return "janus_net itself (a descriptor cell with no owner object: a socket being set up, or a helper fd)"
+
+
 def _walk() -> None:
     global _registering, _walked
     with _walk_lock:
         if _walked:
             return
         _registering = True
+        syscalls.on_new_cell = _track
         import gc
 
+        cell_type = type(syscalls.new_desc())
         for obj in gc.get_objects():
             if isinstance(obj, _OWNER_TYPES):
                 fd = obj.fileno()  # type: ignore[attr-defined]  # an owner type: it has fileno()
@@ -98,6 +143,8 @@ def _walk() -> None:
                 # was set: it wins over what the walk read (that owner may have closed).
                 if fd >= 0 and _current(fd) is None:
                     _OWNERS[fd] = _ref(obj)
+            elif type(obj) is cell_type and (syscalls.is_cell(obj) or syscalls.is_rights_buffer(obj)):
+                _track(obj)
         _walked = True
 
 
@@ -112,10 +159,55 @@ os.register_at_fork(after_in_child=_new_walk_lock)
 
 
 def owner_of(fd: int) -> _HasFileno | None:
-    """The live janus_net Server or Socket that owns ``fd`` now, if any."""
+    """The live janus_net holder of ``fd`` now, if any: its Server, Socket or Stream, or an `InFlight`.
+
+    Every descriptor cell counts, owned or not yet (a socket being made, an accepted
+    connection before its Stream exists, a lock file), and so do the wake fds of each.
+    A dup of a held fd is a different number, and is not held.
+    """
+    if fd < 0:
+        return None
     if not _walked:
         _walk()
-    return _current(fd)
+    owner = _current(fd)
+    if owner is not None:
+        return owner
+    for ref in list(_CELLS.values()):  # a copy: other threads add and drop cells meanwhile
+        held = ref()
+        if held is None:
+            continue
+        if fd in ((held.fd, held.wake[0], held.wake[1]) if syscalls.is_cell(held) else _received(held)):
+            # The owner object may have registered between the two lookups.
+            return _current(fd) or InFlight(fd)
+    return None
+
+
+_INT_SIZE = ffi.sizeof("int")
+
+
+def _received(buffer: Any) -> list[int]:
+    """The fds still in a control buffer's SCM_RIGHTS slots (claimed ones read -1).
+
+    Walked as the native backstop that closes them walks it (jn_rights_close): past
+    what the kernel wrote the buffer is zero, and a header that does not fit ends it.
+    """
+    size = syscalls.RIGHTS_CONTROL_SIZE  # what new_rights_buffer makes (the gc wrapper keeps no length)
+    msg = ffi.new("struct msghdr *")
+    msg.msg_control = buffer
+    msg.msg_controllen = size
+    base = int(ffi.cast("uintptr_t", buffer))
+    header = int(lib.jn_cmsg_len(0))
+    fds: list[int] = []
+    cmsg = lib.jn_cmsg_firsthdr(msg)
+    while cmsg != ffi.NULL:
+        length = int(cmsg.cmsg_len)
+        if length < header or int(ffi.cast("uintptr_t", cmsg)) - base + length > size:
+            break
+        if cmsg.cmsg_level == lib.SOL_SOCKET and cmsg.cmsg_type == lib.SCM_RIGHTS:
+            slots = ffi.cast("int *", lib.jn_cmsg_data(cmsg))
+            fds.extend(slots[i] for i in range((length - header) // _INT_SIZE))
+        cmsg = lib.jn_cmsg_nxthdr(msg, cmsg)
+    return fds
 
 
 new = syscalls.new_desc

@@ -15,7 +15,7 @@ descriptors, with a payload that announces what they are::
 The receiver checks everything before it hands anything out: the magic, the
 version, every count against the others and against the descriptors that really
 arrived, every length against the bytes that really arrived, every name, and each
-descriptor's real kind (`janus_net.adopt.inspect`, as for ``fd://``) against the
+descriptor's real kind (the adoption door, `janus_net.adopt`, as for ``fd://``) against the
 announced one. A chunk's descriptors must come with its header: the header is
 peeked first (a peek installs no descriptor), its total checked against
 RLIMIT_NOFILE, and each recvmsg then has room for exactly the descriptors the chunk
@@ -42,10 +42,10 @@ from collections.abc import Iterable, Mapping
 
 from janus_net import adopt, control, descriptor, platform, syscalls, waiting
 from janus_net._shim import ffi, lib
-from janus_net.address import Address, FdAddress, UnixAddress, from_sockaddr
+from janus_net.address import UnixAddress
 from janus_net.errors import ErrnoBug, SocketError
 from janus_net.socket import Server, Socket, Stream
-from janus_net.wrap import KINDS, Kind, kind_of, wrap
+from janus_net.wrap import KINDS, Kind, kind_of
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
@@ -389,15 +389,18 @@ def receive_sockets(
     try:
         entries = _receive_entries(receiver)
         refs = receiver.slots()
-        inspected = [_inspect(slots[i], kind, name) for (name, kind), (slots, i) in zip(entries, refs, strict=True)]
-        for _name, kind, address, target in inspected:
-            if capability is not None and kind != "stream":
-                capability.authorize(address)  # audits check_bind_address; raises CapabilityDenied
-            adopt.announce(target, capability)
+        # The adoption door judges each (ProtocolFailure for the whole transfer), gates it
+        # with its real address, type and protocol, and only then owns any.
+        verdicts = [
+            adopt.judge_received(slots[i], kind, name, capability)
+            for (name, kind), (slots, i) in zip(entries, refs, strict=True)
+        ]
+        for verdict in verdicts:
+            adopt.announce(verdict.seen.target, capability)
         if ctx is not None:
             ctx.check()
-        for (name, kind, address, _), (slots, i) in zip(inspected, refs, strict=True):
-            result[name] = _claim(slots, i, kind, address)
+        for (name, _), verdict, (slots, i) in zip(entries, verdicts, refs, strict=True):
+            result[name] = adopt.own(verdict, slots + i)
         return result  # inside the try: an interrupt at this very line still closes everything
     except BaseException:
         for sock in result.values():
@@ -496,42 +499,6 @@ def _parse_entries(body: bytes, count: int, names: set[str]) -> list[tuple[str, 
     if pos != len(body):
         raise _protocol("bytes left over after the announced entries")
     return entries
-
-
-def _inspect(fd: int, kind: Kind, name: str) -> tuple[str, Kind, Address, FdAddress]:
-    """What the descriptor really is, as ``fd://`` adoption looks at it; ProtocolFailure unless it is ``kind``."""
-    target = FdAddress(fd)
-    try:
-        inherited = adopt.inspect(target)
-        if kind == "stream":
-            if inherited.mode != lib.SOCK_STREAM or inherited.listening:
-                raise _protocol(f"{name!r} was announced as a connected stream but is a {inherited.kind}")
-            try:
-                storage, length = syscalls.getpeername(fd)
-            except SocketError.SocketUnconnected:
-                raise _protocol(f"{name!r} was announced as a connected stream but is not connected") from None
-            return name, kind, from_sockaddr(storage, length), target
-        as_ = adopt.require(inherited, "any")
-    except SocketError.InvalidAddress as e:
-        raise _protocol(f"{name!r}: {e.args[0] if e.args else e}") from e
-    if (as_ == "listen") != (kind == "server"):
-        raise _protocol(f"{name!r} was announced as a {kind} but is a {inherited.kind}")
-    return name, kind, inherited.address, target
-
-
-def _claim(slots: Any, i: int, kind: Kind, address: Address) -> AnySocket:
-    """Move one descriptor from its control buffer into the cell of its new owning object.
-
-    The move is one native call (the slot is emptied as the cell is filled), so the fd
-    is always in exactly one place that closes it on failure.
-    """
-    desc = descriptor.new()
-    try:
-        syscalls.take_into(desc, slots + i)
-        return wrap(desc, kind, address)
-    except BaseException:
-        descriptor.close(desc)  # claim-once: an object made just before is lost with the exception anyway
-        raise
 
 
 __all__ = ["check_name", "receive_sockets", "send_sockets"]

@@ -44,6 +44,8 @@ ACCEPT_INHERITS_O_NONBLOCK: bool = bool(lib.JN_ACCEPT_INHERITS_O_NONBLOCK)
 HAS_EVENTFD: bool = bool(lib.JN_HAS_EVENTFD)
 #: SO_PROTOCOL exists: an adopted socket's protocol can be read.
 HAS_SO_PROTOCOL: bool = bool(lib.JN_HAS_SO_PROTOCOL)
+#: SO_DOMAIN exists: an adopted socket's family can be read before getsockname.
+HAS_SO_DOMAIN: bool = bool(lib.JN_HAS_SO_DOMAIN)
 
 #: sendmmsg/recvmmsg are used: the platform has them, and their results (each message's
 #: length and source length) can be read in one go through a view of the header array

@@ -181,6 +181,8 @@ class _Owner:
         _HOLD(desc)
         self._desc = desc
         self._address = address
+        if descriptor._registering:  # only once the process has adopted an fd (descriptor.py)
+            descriptor.register(int(desc.fd), self)
 
     @property
     def address(self) -> Address:
@@ -330,8 +332,6 @@ class _Bound(_Owner):
     def __init__(self, desc: Any, address: Address, unix_file: UnixFile | None = None) -> None:
         super().__init__(desc, address)
         self._unix_file = unix_file
-        if descriptor._registering:  # only once the process has adopted an fd (descriptor.py)
-            descriptor.register(int(desc.fd), self)
 
     def close(self) -> None:
         """Close the socket, and remove the unix socket file if this bind created it.
@@ -393,7 +393,7 @@ class _Bound(_Owner):
         return sock
 
 
-descriptor.owners_are(_Bound)
+descriptor.owners_are(_Owner)
 
 
 class Server(_Bound):

@@ -553,9 +553,9 @@ def bug_rows_markdown(tables: tuple[Syscall, ...] | None = None) -> str:
 # probes. Calls on owned sockets are in the section after these.
 
 
-def set_cloexec(fd: int, checkpoint: Checkpoint | None = None) -> None:
-    """fcntl(fd, F_SETFD, FD_CLOEXEC): the Darwin way to a close-on-exec fd."""
-    retry(FCNTL, lib.fcntl, (fd, lib.F_SETFD, ffi.cast("int", lib.FD_CLOEXEC)), checkpoint)
+def set_cloexec(fd: int, checkpoint: Checkpoint | None = None, table: Syscall | None = None) -> None:
+    """fcntl(fd, F_SETFD, FD_CLOEXEC): the Darwin way to a close-on-exec fd (``table`` as for `getsockopt_int`)."""
+    retry(FCNTL if table is None else table, lib.fcntl, (fd, lib.F_SETFD, ffi.cast("int", lib.FD_CLOEXEC)), checkpoint)
 
 
 def socket(family: int, type_: int, proto: int, checkpoint: Checkpoint | None = None) -> int:
@@ -591,11 +591,14 @@ def setsockopt_int(fd: int, level: int, option: int, value: int, checkpoint: Che
     retry(SETSOCKOPT, lib.setsockopt, (fd, level, option, box, _INT_SIZE), checkpoint)
 
 
-def getsockopt_int(fd: int | Any, level: int, option: int) -> int:
-    """getsockopt of an int-valued option, on an fd or on an owned cell (counted in flight)."""
+def getsockopt_int(fd: int | Any, level: int, option: int, table: Syscall | None = None) -> int:
+    """getsockopt of an int-valued option, on an fd or on an owned cell (counted in flight).
+
+    ``table``: `ADOPT_GETSOCKOPT` for a descriptor janus_net did not make (the adoption door).
+    """
     box = ffi.new("int *")
     size = ffi.new("socklen_t *", ffi.sizeof("int"))
-    retry(GETSOCKOPT, _getsockopt_of(fd), (fd, level, option, box, size))
+    retry(GETSOCKOPT if table is None else table, _getsockopt_of(fd), (fd, level, option, box, size))
     return int(box[0])
 
 
@@ -650,19 +653,19 @@ _SOCKADDR_P = ffi.typeof("struct sockaddr *")
 _SOCKLEN_P = ffi.typeof("socklen_t *")
 
 
-def getsockname(fd: int) -> tuple[Any, int]:
-    """The socket's local address as (struct sockaddr_storage *, length)."""
+def getsockname(fd: int, table: Syscall | None = None) -> tuple[Any, int]:
+    """The socket's local address as (struct sockaddr_storage *, length); ``table`` as for `getsockopt_int`."""
     storage = ffi.new(_STORAGE_P)
     size = ffi.new(_SOCKLEN_P, _STORAGE_SIZE)
-    retry(GETSOCKNAME, lib.getsockname, (fd, ffi.cast(_SOCKADDR_P, storage), size))
+    retry(GETSOCKNAME if table is None else table, lib.getsockname, (fd, ffi.cast(_SOCKADDR_P, storage), size))
     return storage, int(size[0])
 
 
-def getpeername(fd: int) -> tuple[Any, int]:
-    """The socket's peer address as (struct sockaddr_storage *, length)."""
+def getpeername(fd: int, table: Syscall | None = None) -> tuple[Any, int]:
+    """The socket's peer address as (struct sockaddr_storage *, length); ``table`` as for `getsockopt_int`."""
     storage = ffi.new("struct sockaddr_storage *")
     size = ffi.new("socklen_t *", ffi.sizeof("struct sockaddr_storage"))
-    retry(GETPEERNAME, lib.getpeername, (fd, ffi.cast("struct sockaddr *", storage), size))
+    retry(GETPEERNAME if table is None else table, lib.getpeername, (fd, ffi.cast("struct sockaddr *", storage), size))
     return storage, int(size[0])
 
 
@@ -1175,10 +1178,10 @@ _FILE_KINDS = {
 }
 
 
-def fstat(fd: int, address: object = None) -> Stat:
-    """fstat(2)."""
+def fstat(fd: int, address: object = None, table: Syscall | None = None) -> Stat:
+    """fstat(2); ``table`` as for `getsockopt_int`."""
     st = ffi.new("struct stat *")
-    retry(FSTAT, lib.fstat, (fd, st), None, address)
+    retry(FSTAT if table is None else table, lib.fstat, (fd, st), None, address)
     return Stat(int(st.st_dev), int(st.st_ino), int(st.st_mode), int(st.st_uid), int(st.st_gid))
 
 
@@ -1412,6 +1415,56 @@ EVENTFD = Syscall(
 
 TABLES = (*TABLES, EVENTFD)
 
+# --- The adoption door's probes (janus_net.adopt): a descriptor janus_net did not make.
+# A number a caller names may be closed, or closed by another of its threads meanwhile;
+# a descriptor a peer sends may be an O_PATH handle of a socket file (fstat says
+# "socket", every socket call says EBADF), a pipe, or a socket of a family without
+# getsockname (AF_XDP: EOPNOTSUPP). Here those errnos say what the descriptor is, so
+# they are InvalidAddress rows, which the door words and, for a received descriptor,
+# turns into ProtocolFailure; the tables above keep them as bugs for janus_net's own fds.
+_NOT_ADOPTABLE = SocketError.InvalidAddress
+_ADOPT_POINTER = "every pointer passed is memory janus_net allocated for this call"
+
+ADOPT_FSTAT = Syscall(
+    "fstat",
+    {E.EBADF: _NOT_ADOPTABLE, E.ENOMEM: SocketError.SystemResources, E.EOVERFLOW: SocketError.SystemResources},
+    bugs={E.EFAULT: _ADOPT_POINTER},
+    label="fstat (adoption)",
+)
+ADOPT_FCNTL = Syscall("fcntl", {E.EBADF: _NOT_ADOPTABLE}, label="fcntl (adoption)")
+ADOPT_GETSOCKOPT = Syscall(
+    "getsockopt",
+    {E.EBADF: _NOT_ADOPTABLE, E.ENOTSOCK: _NOT_ADOPTABLE, E.ENOPROTOOPT: SocketError.OptionUnsupported},
+    bugs={E.EFAULT: _ADOPT_POINTER, E.EINVAL: "optlen is sizeof(int), computed here, for options every socket has"},
+    label="getsockopt (adoption)",
+)
+_ADOPT_NAME_ERRORS: Mapping[int, type[SocketError]] = {
+    E.EBADF: _NOT_ADOPTABLE,
+    E.ENOTSOCK: _NOT_ADOPTABLE,
+    # EOPNOTSUPP: a family whose sockets have no name to give (AF_XDP).
+    E.EOPNOTSUPP: _NOT_ADOPTABLE,
+    E.ENOBUFS: SocketError.SystemResources,
+}
+_ADOPT_NAME_BUGS = {
+    E.EFAULT: _ADOPT_POINTER,
+    E.EINVAL: "the length passed is sizeof(struct sockaddr_storage), never negative",
+}
+ADOPT_GETSOCKNAME = Syscall("getsockname", _ADOPT_NAME_ERRORS, _ADOPT_NAME_BUGS, label="getsockname (adoption)")
+ADOPT_GETPEERNAME = Syscall(
+    "getpeername",
+    {**_ADOPT_NAME_ERRORS, E.ENOTCONN: SocketError.SocketUnconnected},
+    _ADOPT_NAME_BUGS,
+    label="getpeername (adoption)",
+)
+
+TABLES = (*TABLES, ADOPT_FSTAT, ADOPT_FCNTL, ADOPT_GETSOCKOPT, ADOPT_GETSOCKNAME, ADOPT_GETPEERNAME)
+
+
+def file_flags(fd: int, table: Syscall | None = None) -> int:
+    """fcntl(fd, F_GETFL): the access mode and status flags (O_PATH, O_NONBLOCK...) of the description."""
+    return retry(FCNTL if table is None else table, lib.fcntl, (fd, lib.F_GETFL, ffi.cast("int", 0)))
+
+
 #: The native owned-descriptor calls with their tables, for the hot paths that hand
 #: them to `retry` themselves (one Python frame less per datagram than a wrapper).
 SENDTO_CALL = (SEND, lib.jn_desc_sendto)
@@ -1422,6 +1475,11 @@ WAIT_CLOSED: int = lib.JN_WAIT_CLOSED
 #: Added to a `wait` result when the interpreter's signal wakeup fd fired.
 WAIT_SIGNAL: int = lib.JN_WAIT_SIGNAL
 _DESC_P = ffi.typeof("struct jn_desc *")
+
+
+#: Called with every new cell while set: `janus_net.descriptor`'s registry of the fds
+#: janus_net holds, switched on by the first adoption (the door knows nothing above it).
+on_new_cell: Callable[[Any], None] | None = None
 
 
 def new_desc() -> Any:
@@ -1435,7 +1493,15 @@ def new_desc() -> Any:
     raw = lib.jn_desc_new()
     if not raw:  # NULL
         raise MemoryError("no memory for a descriptor cell")
-    return ffi.gc(raw, lib.jn_desc_free)
+    cell = ffi.gc(raw, lib.jn_desc_free)
+    if on_new_cell is not None:
+        on_new_cell(cell)
+    return cell
+
+
+def is_cell(obj: object) -> bool:
+    """Whether ``obj`` is a descriptor cell (a ``struct jn_desc *``)."""
+    return isinstance(obj, ffi.CData) and ffi.typeof(obj) is _DESC_P
 
 
 # An owner keeps its cell's memory from its __init__ to the end of its __del__
@@ -1467,6 +1533,8 @@ def open_socket(desc: Any, family: int, type_: int, proto: int, checkpoint: Chec
     return fd
 
 
+_CHARS = ffi.typeof("char[]")
+
 #: The size of `new_rights_buffer`: one SCM_RIGHTS message of SCM_MAX_FD descriptors.
 RIGHTS_CONTROL_SIZE: int = lib.JN_RIGHTS_CONTROL_SIZE
 
@@ -1478,7 +1546,15 @@ def new_rights_buffer() -> Any:
     moves each into a cell (the slot becomes -1); whatever is left when the buffer
     goes is closed natively, so no exception can make a received fd outlive it.
     """
-    return ffi.gc(ffi.new("char[]", RIGHTS_CONTROL_SIZE), lib.jn_rights_close)
+    buffer = ffi.gc(ffi.new("char[]", RIGHTS_CONTROL_SIZE), lib.jn_rights_close)
+    if on_new_cell is not None:  # received fds are held here, in flight, until claimed
+        on_new_cell(buffer)
+    return buffer
+
+
+def is_rights_buffer(obj: object) -> bool:
+    """Whether ``obj`` is a control buffer that may hold received descriptors (see `new_rights_buffer`)."""
+    return isinstance(obj, ffi.CData) and ffi.typeof(obj) is _CHARS
 
 
 def close_slots(slots: Any, count: int) -> int:

@@ -114,6 +114,10 @@ static const int JN_ACCEPT_INHERITS_O_NONBLOCK;
 /* SO_PROTOCOL exists (JN_SO_PROTOCOL is 0 without). */
 static const int JN_HAS_SO_PROTOCOL;
 static const int JN_SO_PROTOCOL;
+/* SO_DOMAIN exists (JN_SO_DOMAIN is 0 without): an adopted socket's family can be read
+   without getsockname, which some families (AF_XDP) do not answer. */
+static const int JN_HAS_SO_DOMAIN;
+static const int JN_SO_DOMAIN;
 """
 
 FUNCTIONS = """
@@ -266,7 +270,12 @@ static const int JN_SCM_TIMESTAMPNS = 0;
 #ifndef MSG_WAITFORONE
 #define MSG_WAITFORONE 0
 #endif
-#ifndef SO_DOMAIN
+#ifdef SO_DOMAIN
+static const int JN_HAS_SO_DOMAIN = 1;
+static const int JN_SO_DOMAIN = SO_DOMAIN;
+#else
+static const int JN_HAS_SO_DOMAIN = 0;
+static const int JN_SO_DOMAIN = 0;
 #define SO_DOMAIN (-1)
 #endif
 #ifdef SO_PROTOCOL

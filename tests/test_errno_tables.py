@@ -534,6 +534,54 @@ ROUTES: dict[str, tuple[Route, ...]] = {
     "GETRLIMIT": (receive_sockets_unix,),
 }
 
+# --- The adoption door's probes (janus_net.adopt): fd://N, and a received stream
+
+
+def adopt_fd(name: str) -> Route:
+    """listen("fd://N") of a lent listening socket with ``name`` armed: the door's first call of it fails.
+
+    The fd is the lender's until adopted: a refusal leaves it open, and the route closes it.
+    """
+
+    def route(err: Any, tmp: Path) -> Outcome:
+        lent = socket.create_server(("127.0.0.1", 0)).detach()
+        with fail(name, err) as inj:
+            error = _run(lambda: jn.listen(f"fd://{lent}"))
+        if error is not None:
+            os.close(lent)
+        return Outcome(error, inj, _leftovers(tmp), f"fd://{lent}")
+
+    route.__name__ = "adopt_fd"
+    return route
+
+
+def receive_stream(err: Any, tmp: Path) -> Outcome:
+    """receive_sockets of a connected stream: the door asks its peer (getpeername), which fails."""
+    name = f"unix:@jn-errno-adopt-{os.getpid()}"
+    with jn.listen(name) as server, jn.connect(name) as tx, server.accept() as rx, _tcp_pair() as (_s, _c, stream):
+        jn.send_sockets(tx, {"conn": stream})
+        with fail("getpeername", err) as inj:
+            error = _run(lambda: jn.receive_sockets(rx))
+    return Outcome(error, inj, _leftovers(tmp))
+
+
+ROUTES.update(
+    {
+        "ADOPT_FSTAT": (adopt_fd("fstat"),),
+        "ADOPT_FCNTL": (adopt_fd("fcntl"),),
+        "ADOPT_GETSOCKOPT": (adopt_fd("getsockopt"),),
+        "ADOPT_GETSOCKNAME": (adopt_fd("getsockname"),),
+        "ADOPT_GETPEERNAME": (receive_stream,),
+    }
+)
+
+#: The door's refusals: a probe's InvalidAddress row (SocketUnconnected for a stream's
+#: peer) is worded as what the descriptor is, InvalidAddress for fd://N and
+#: ProtocolFailure for a received one, with no errno (the message names it).
+_ADOPTION = {"ADOPT_FSTAT", "ADOPT_FCNTL", "ADOPT_GETSOCKOPT", "ADOPT_GETSOCKNAME", "ADOPT_GETPEERNAME"}
+_REFUSALS = (SocketError.InvalidAddress, SocketError.SocketUnconnected)
+
+
 # --- DESIGN §14/§16 (janus_net.netns, janus_net.sockopts, janus_net.landlock)
 
 
@@ -713,6 +761,8 @@ def expected(label: str, err: int, debug: bool, route: str) -> type[BaseExceptio
     table = TABLES[label]
     if err in table.bugs:
         return ErrnoBug if debug else SocketError.Unexpected
+    if label in _ADOPTION and table.errors.get(err) in _REFUSALS:
+        return SocketError.ProtocolFailure if route == "receive_stream" else SocketError.InvalidAddress
     if table is syscalls.CLOSE:
         return None  # close ignores every error but the bug errnos
     if table is syscalls.CONNECT and err == errno.ECONNREFUSED:
@@ -746,6 +796,10 @@ def check(label: str, err: int, route: str, outcome: Outcome, debug: bool) -> No
     error = outcome.error
     assert type(error) is want, f"expected {want.__name__}, got {error!r}"
     assert isinstance(error, (SocketError, ErrnoBug))
+    if label in _ADOPTION and table.errors.get(err) in _REFUSALS:
+        # A refusal of the adoption door: no errno of its own, the kernel's answer in words.
+        assert error.errno is None and f"{table.name}: {errors.errno_name(err)}" in str(error), str(error)
+        return
     assert error.errno == err
     assert error.syscall == table.name
     if want is ErrnoBug:
