@@ -29,10 +29,9 @@ from __future__ import annotations
 
 import itertools
 import os
-import resource
 from collections.abc import Iterable
 
-from janus_net import adopt
+from janus_net import adopt, syscalls
 from janus_net.address import _MAX_FD, FdAddress
 from janus_net.errors import SocketError
 from janus_net.socket import Server, Socket
@@ -131,10 +130,8 @@ def _listen_fds() -> dict[str, Server | Socket]:
 
 def _fd_limit() -> int:
     """The highest descriptor number this process could hold, plus one (RLIMIT_NOFILE, the larger of soft and hard)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    largest: int = _MAX_FD
-    finite = [n for n in (soft, hard) if n != resource.RLIM_INFINITY and n > 0]
-    return min(max(finite), largest) if finite else largest
+    # RLIM_INFINITY is the largest rlim_t, far above any descriptor number.
+    return min(max(syscalls.nofile_limits()), _MAX_FD)
 
 
 def _number(variable: str, text: str) -> int:

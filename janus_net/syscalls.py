@@ -1581,9 +1581,14 @@ TABLES = (*TABLES, GETRLIMIT)
 
 def nofile_limit(checkpoint: Checkpoint | None = None) -> int:
     """The soft RLIMIT_NOFILE: how many descriptors this process may hold (getrlimit(2))."""
+    return nofile_limits(checkpoint)[0]
+
+
+def nofile_limits(checkpoint: Checkpoint | None = None) -> tuple[int, int]:
+    """RLIMIT_NOFILE's soft and hard limits (RLIM_INFINITY reads as the largest rlim_t)."""
     limit = ffi.new("struct rlimit *")
     retry(GETRLIMIT, lib.getrlimit, (lib.RLIMIT_NOFILE, limit), checkpoint)
-    return int(limit.rlim_cur)
+    return int(limit.rlim_cur), int(limit.rlim_max)
 
 
 def take_into(desc: Any, slot: Any) -> int:

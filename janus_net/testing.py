@@ -129,14 +129,16 @@ class Hold:
 
     Attributes:
         syscall: the name held.
-        calls: calls that came back from the kernel so far.
+        after: calls let through unparked before the first held one.
+        calls: calls that came back from the kernel so far (those let through included).
         returned: set once the first held call came back from the kernel.
     """
 
-    __slots__ = ("_go", "_lock", "calls", "returned", "syscall")
+    __slots__ = ("_go", "_lock", "after", "calls", "returned", "syscall")
 
-    def __init__(self, syscall: str) -> None:
+    def __init__(self, syscall: str, after: int = 0) -> None:
         self.syscall = syscall
+        self.after = after
         self.calls = 0
         self.returned = threading.Event()
         self._go = threading.Event()
@@ -148,6 +150,10 @@ class Hold:
         err = ffi.errno
         with self._lock:
             self.calls += 1
+            passing = self.calls <= self.after
+        if passing:
+            ffi.errno = err
+            return rc
         self.returned.set()
         self._go.wait()
         ffi.errno = err  # waiting may have run code that touched errno on this thread
@@ -186,18 +192,24 @@ def _check_name(syscall: str) -> None:
 
 
 @contextmanager
-def hold(syscall: str) -> Iterator[Hold]:
+def hold(syscall: str, *, after: int = 0) -> Iterator[Hold]:
     """Park every call of ``syscall`` after the kernel returns, until ``.release()``.
+
+    Args:
+        after: calls to let through unparked first (>= 0), to park a later step
+            of an operation that makes the same syscall several times.
 
     Leaving the block releases any call still parked, so a failing test cannot
     leave a thread stuck.
 
     Raises:
-        ValueError: an unknown name.
+        ValueError: an unknown name, or a negative ``after``.
         RuntimeError: the syscall is already armed.
     """
     _check_name(syscall)
-    held = Hold(syscall)
+    if type(after) is not int or after < 0:
+        raise ValueError(f"after must be an int >= 0, not {after!r}")
+    held = Hold(syscall, after)
     try:
         with _armed(syscall, held):
             yield held
