@@ -1,0 +1,1 @@
+"""The sockets: what a socket does once it exists (the owner, Server, Stream, the datagram Socket, batching, segments, ancillary data)."""
