@@ -143,6 +143,19 @@ def close_all(rights: list[tuple[Any, int]]) -> int:
     return closed
 
 
+def held(buffer: Any, size: int) -> list[int]:
+    """The descriptors still in a ``size``-byte control buffer the kernel may have written (claimed slots read -1).
+
+    For the owner registry, which asks while a receive may be between its recvmsg and
+    its claims: the buffer is read under the same rule as `walk`, up to what the
+    kernel wrote (past it the buffer is zero, which the rule stops at).
+    """
+    msg = ffi.new("struct msghdr *")
+    msg.msg_control = buffer
+    msg.msg_controllen = size
+    return [slots[i] for slots, count in scan(msg)[2] for i in range(count)]
+
+
 def close_received(msg: Any) -> int:
     """Close every descriptor ``msg``'s control buffer still holds, as far as the rule can read it."""
     return close_all(scan(msg)[2])
@@ -303,6 +316,7 @@ __all__ = [
     "RightsBuffer",
     "close_all",
     "close_received",
+    "held",
     "header",
     "rights_message",
     "rights_room",

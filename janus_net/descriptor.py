@@ -28,8 +28,7 @@ import _thread
 import os
 from _weakref import ref as _ref  # weakref.ref itself, without the weakref module (import time)
 
-from janus_net import syscalls
-from janus_net._shim import ffi, lib
+from janus_net import control, syscalls
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
@@ -182,32 +181,9 @@ def owner_of(fd: int) -> _HasFileno | None:
     return None
 
 
-_INT_SIZE = ffi.sizeof("int")
-
-
 def _received(buffer: Any) -> list[int]:
-    """The fds still in a control buffer's SCM_RIGHTS slots (claimed ones read -1).
-
-    Walked as the native backstop that closes them walks it (jn_rights_close): past
-    what the kernel wrote the buffer is zero, and a header that does not fit ends it.
-    """
-    size = syscalls.RIGHTS_CONTROL_SIZE  # what new_rights_buffer makes (the gc wrapper keeps no length)
-    msg = ffi.new("struct msghdr *")
-    msg.msg_control = buffer
-    msg.msg_controllen = size
-    base = int(ffi.cast("uintptr_t", buffer))
-    header = int(lib.jn_cmsg_len(0))
-    fds: list[int] = []
-    cmsg = lib.jn_cmsg_firsthdr(msg)
-    while cmsg != ffi.NULL:
-        length = int(cmsg.cmsg_len)
-        if length < header or int(ffi.cast("uintptr_t", cmsg)) - base + length > size:
-            break
-        if cmsg.cmsg_level == lib.SOL_SOCKET and cmsg.cmsg_type == lib.SCM_RIGHTS:
-            slots = ffi.cast("int *", lib.jn_cmsg_data(cmsg))
-            fds.extend(slots[i] for i in range((length - header) // _INT_SIZE))
-        cmsg = lib.jn_cmsg_nxthdr(msg, cmsg)
-    return fds
+    """The fds still in a control buffer's SCM_RIGHTS slots, read by the one walker (`control.held`)."""
+    return control.held(buffer, syscalls.RIGHTS_CONTROL_SIZE)  # new_rights_buffer's size: the gc wrapper keeps none
 
 
 new = syscalls.new_desc

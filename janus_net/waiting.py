@@ -110,45 +110,45 @@ def wait_for(
     # and this makes the child's own.
     syscalls.make_wake(desc)
     ctx_fd = -1 if ctx is None else ctx._wake_fd()
-    watch = wakeup.Watch()
-    interrupted = None if ctx is None else _poll_interrupted
-    backoff = 0  # ms: the last nap; grows while readiness keeps not being honoured
-    nap = False  # poll said ready but the attempt still would block: nap before polling again
-    while True:
-        timeout = _timeout_ms(ctx)
-        if nap:
-            # Readiness that the call does not honour: an unconnected unix datagram
-            # socket polls writable while its peer's queue is full (the kernel waits
-            # for the peer only inside a blocking send). Waiting for the socket again
-            # would spin, so wait for close()/the context only, a growing while.
-            timeout = backoff if timeout < 0 else min(timeout, backoff)
-        timeout = watch.timeout(timeout)
-        try:
-            revents = syscalls.wait(desc, 0 if nap else events, ctx_fd, watch.fd, watch.drain, timeout, interrupted)
-        except _PollInterrupted:
-            revents = 0
-        if revents & _WAIT_CLOSED:
-            raise closed()
-        if revents & _WAIT_SIGNAL:
-            # A Python signal is pending: its handler runs at the next call below (the
-            # context's check, or the attempt), and may cancel or raise.
-            watch.woke()
-        if ctx is not None:
-            ctx.check()
-        rc = attempt()
-        if rc >= 0:
-            return rc
-        if revents & _POLLHUP:
-            return 0 if hangup is None else hangup()
-        if nap:
-            nap = False  # after a nap, wait for the socket again
-        elif revents & events:
-            # Another thread took what poll announced (then this is one short nap), or
-            # the socket keeps saying ready without meaning it (then the naps grow).
-            backoff = min(max(backoff * 2, _BACKOFF_FIRST_MS), _BACKOFF_MAX_MS)
-            nap = True
-        else:
-            backoff = 0
+    with wakeup.Watch() as watch:
+        interrupted = None if ctx is None else _poll_interrupted
+        backoff = 0  # ms: the last nap; grows while readiness keeps not being honoured
+        nap = False  # poll said ready but the attempt still would block: nap before polling again
+        while True:
+            timeout = _timeout_ms(ctx)
+            if nap:
+                # Readiness that the call does not honour: an unconnected unix datagram
+                # socket polls writable while its peer's queue is full (the kernel waits
+                # for the peer only inside a blocking send). Waiting for the socket again
+                # would spin, so wait for close()/the context only, a growing while.
+                timeout = backoff if timeout < 0 else min(timeout, backoff)
+            timeout = watch.timeout(timeout)
+            try:
+                revents = syscalls.wait(desc, 0 if nap else events, ctx_fd, watch.fd, watch.drain, timeout, interrupted)
+            except _PollInterrupted:
+                revents = 0
+            if revents & _WAIT_CLOSED:
+                raise closed()
+            if revents & _WAIT_SIGNAL:
+                # A Python signal is pending: its handler runs at the next call below (the
+                # context's check, or the attempt), and may cancel or raise.
+                watch.woke()
+            if ctx is not None:
+                ctx.check()
+            rc = attempt()
+            if rc >= 0:
+                return rc
+            if revents & _POLLHUP:
+                return 0 if hangup is None else hangup()
+            if nap:
+                nap = False  # after a nap, wait for the socket again
+            elif revents & events:
+                # Another thread took what poll announced (then this is one short nap), or
+                # the socket keeps saying ready without meaning it (then the naps grow).
+                backoff = min(max(backoff * 2, _BACKOFF_FIRST_MS), _BACKOFF_MAX_MS)
+                nap = True
+            else:
+                backoff = 0
 
 
 def wait_ready(desc: Any, events: int, ctx: Context | None) -> int:
@@ -164,25 +164,25 @@ def wait_ready(desc: Any, events: int, ctx: Context | None) -> int:
         SocketError.Unexpected: the cell was closed under the wait (a bug of the caller).
     """
     ctx_fd = -1 if ctx is None else ctx._wake_fd()
-    watch = wakeup.Watch()
-    interrupted = None if ctx is None else _poll_interrupted
-    while True:
-        if ctx is not None:
-            ctx.check()
-        try:
-            revents = syscalls.wait(
-                desc, events, ctx_fd, watch.fd, watch.drain, watch.timeout(_timeout_ms(ctx)), interrupted
-            )
-        except _PollInterrupted:
-            continue
-        if revents & _WAIT_CLOSED:
-            raise SocketError.Unexpected(None, "the socket was closed while it was waited for", syscall="poll")
-        if revents & _WAIT_SIGNAL:
-            watch.woke()
-            revents &= ~_WAIT_SIGNAL
-        if revents:
-            return revents
-        _handlers_run()
+    with wakeup.Watch() as watch:
+        interrupted = None if ctx is None else _poll_interrupted
+        while True:
+            if ctx is not None:
+                ctx.check()
+            try:
+                revents = syscalls.wait(
+                    desc, events, ctx_fd, watch.fd, watch.drain, watch.timeout(_timeout_ms(ctx)), interrupted
+                )
+            except _PollInterrupted:
+                continue
+            if revents & _WAIT_CLOSED:
+                raise SocketError.Unexpected(None, "the socket was closed while it was waited for", syscall="poll")
+            if revents & _WAIT_SIGNAL:
+                watch.woke()
+                revents &= ~_WAIT_SIGNAL
+            if revents:
+                return revents
+            _handlers_run()
 
 
 def _handlers_run() -> None:
@@ -200,21 +200,21 @@ def poll_fds(fds: Sequence[int], events: int, timeout_ms: int) -> list[int]:
     signal pipe and polls its read end itself.
     """
     count = len(fds)
-    watch = wakeup.Watch()
-    drain = watch.drain
-    table: Any = ffi.new("struct pollfd[]", count + 1)
-    for i, fd in enumerate(fds):
-        table[i].fd = fd
-        table[i].events = events
-    table[count].fd = watch.fd if drain else -1
-    table[count].events = POLLIN
-    try:
-        syscalls.poll(table, count + 1, timeout_ms, _poll_interrupted, drain)
-    except _PollInterrupted:
-        return [0] * count
-    if table[count].revents:
-        return [0] * count
-    return [int(table[i].revents) for i in range(count)]
+    with wakeup.Watch() as watch:
+        drain = watch.drain
+        table: Any = ffi.new("struct pollfd[]", count + 1)
+        for i, fd in enumerate(fds):
+            table[i].fd = fd
+            table[i].events = events
+        table[count].fd = watch.fd if drain else -1
+        table[count].events = POLLIN
+        try:
+            syscalls.poll(table, count + 1, timeout_ms, _poll_interrupted, drain)
+        except _PollInterrupted:
+            return [0] * count
+        if table[count].revents:
+            return [0] * count
+        return [int(table[i].revents) for i in range(count)]
 
 
 def pause(ctx: Context | None, milliseconds: int) -> None:
@@ -233,31 +233,31 @@ def pause(ctx: Context | None, milliseconds: int) -> None:
     if ctx is not None:
         ctx.check()
         ctx_fd = ctx._wake_fd()
-    watch = wakeup.Watch()
-    end = time.monotonic() + milliseconds / 1000
-    table: Any = ffi.new("struct pollfd[]", 2)
-    table[0].fd = ctx_fd
-    table[0].events = POLLIN
-    table[1].events = POLLIN
-    while True:
-        left = math.ceil((end - time.monotonic()) * 1000)
-        if left <= 0:
-            break
-        timeout = _timeout_ms(ctx)
-        timeout = watch.timeout(left if timeout < 0 else min(timeout, left))
-        table[1].fd = watch.fd
-        table[1].revents = 0
-        try:
-            syscalls.poll(table, 2, timeout, _poll_interrupted, watch.drain)
-        except _PollInterrupted:
-            pass
-        if table[1].revents:
-            watch.woke()
+    with wakeup.Watch() as watch:
+        end = time.monotonic() + milliseconds / 1000
+        table: Any = ffi.new("struct pollfd[]", 2)
+        table[0].fd = ctx_fd
+        table[0].events = POLLIN
+        table[1].events = POLLIN
+        while True:
+            left = math.ceil((end - time.monotonic()) * 1000)
+            if left <= 0:
+                break
+            timeout = _timeout_ms(ctx)
+            timeout = watch.timeout(left if timeout < 0 else min(timeout, left))
+            table[1].fd = watch.fd
+            table[1].revents = 0
+            try:
+                syscalls.poll(table, 2, timeout, _poll_interrupted, watch.drain)
+            except _PollInterrupted:
+                pass
+            if table[1].revents:
+                watch.woke()
+            if ctx is not None:
+                ctx.check()  # also where a pending handler runs
+                if table[0].revents:
+                    break  # signalled but not done: a cancel's flag is set before its signal, so never
+            else:
+                _handlers_run()
         if ctx is not None:
-            ctx.check()  # also where a pending handler runs
-            if table[0].revents:
-                break  # signalled but not done: a cancel's flag is set before its signal, so never
-        else:
-            _handlers_run()
-    if ctx is not None:
-        ctx.check()
+            ctx.check()

@@ -9,22 +9,21 @@ not land. Every janus_net wait on the main thread therefore also polls that fd: 
 wakes, returns to Python (where the pending handlers run), and goes on waiting unless
 a handler cancelled its context or raised.
 
-Which fd:
+Which fd, decided afresh at the start of every wait on the main thread:
 
-* the program has none (the usual case): janus_net installs its own, once per process,
-  at the first wait on the main thread -- a non-blocking, close-on-exec pipe in a
-  native cell, with ``warn_on_full_buffer=False`` -- and empties it after each wake;
-* the program has its own (asyncio's loop, a supervisor's self-pipe): it is watched,
-  never read (its bytes are the program's). See `Watch` for how a wait avoids spinning
-  on it while the program has not read it.
+* the program has none (the usual case): janus_net's own -- a non-blocking,
+  close-on-exec pipe in a native cell, made once per process and kept -- is installed
+  for the length of the wait only (``warn_on_full_buffer=False``) and emptied after
+  each wake; when the wait ends the interpreter has no wakeup fd again, so a library
+  that installs its own later (trio, asyncio) finds the slot empty, as it expects;
+* the program has its own (asyncio's loop, trio, a supervisor's self-pipe): it is
+  watched, never read (its bytes are the program's). See `Watch` for how a wait avoids
+  spinning on it while the program has not read it.
 
-Finding out which needs ``signal.set_wakeup_fd`` itself (CPython has no getter): the
-first wait on the main thread sets -1, sees what was there and puts it back. A
-signal in the instant between loses its byte (not its handler, which CPython trips
-separately); that happens once per process. A program that installs or clears its own
-wakeup fd later replaces janus_net's choice without janus_net knowing: waits then wake
-for signals as they did before this watch existed (only for a signal to the main
-thread itself).
+CPython has no getter for the wakeup fd, so the wait clears the slot and looks at what
+was there: a program's own is put back at once. A signal in that instant loses its
+wake byte, not its handler (CPython trips the handler separately), and the handler
+runs before the wait sleeps, since Python code runs between the two.
 
 A forked child gets a fresh pipe: the inherited one is shared with the parent, whose
 waits would drain the child's bytes (and the child the parent's).
@@ -47,8 +46,6 @@ if TYPE_CHECKING:
 TICK_MS = 50
 
 _own: tuple[Any, Any] | None = None  # janus_net's pipe: (waker cell, its closer)
-_theirs = -1  # the program's wakeup fd, found at the first wait
-_decided = False
 
 
 def _main_thread_ident() -> int | None:
@@ -57,36 +54,25 @@ def _main_thread_ident() -> int | None:
     return threading.main_thread().ident
 
 
-def _decide() -> None:
-    """Find the program's wakeup fd; install janus_net's own pipe when it has none."""
-    global _own, _theirs, _decided
-    previous = signal.set_wakeup_fd(-1)
-    try:
-        if previous != -1:
-            _theirs = previous
-        else:
-            if _own is None:
-                # Kept in the module before the interpreter is given it: whatever happens
-                # next, the fd the interpreter writes to is never closed under it.
-                _own = syscalls.new_waker_cell()
-            # At the fd limit this raises (ProcessFdQuotaExceeded...), and the next wait asks again.
-            _, write_end = syscalls.make_wakeup_pipe(_own[0])
-            signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
-            _theirs = -1
-        _decided = True
-    finally:
-        if previous != -1:
-            signal.set_wakeup_fd(previous)
+def _own_pipe() -> tuple[int, int]:
+    """janus_net's pipe (read end, write end), made on first use and kept for the life of the process."""
+    global _own
+    if _own is None:
+        # Kept in the module before the interpreter is given it: whatever happens next,
+        # the fd the interpreter writes to is never closed under it.
+        _own = syscalls.new_waker_cell()
+    # At the fd limit this raises (ProcessFdQuotaExceeded...), and the next wait asks again.
+    return syscalls.make_wakeup_pipe(_own[0])
 
 
 def install() -> None:
-    """Decide now (on the main thread) what waits will watch, instead of at the first wait.
+    """Make janus_net's pipe now (on the main thread) instead of at the first wait.
 
-    For a process that counts its descriptors (a test suite), so that janus_net's pipe,
-    if it makes one, exists before the first count. Does nothing off the main thread.
+    For a process that counts its descriptors (a test suite), so that the pipe exists
+    before the first count. Does nothing off the main thread.
     """
-    if not _decided and _thread.get_ident() == _main_thread_ident():
-        _decide()
+    if _thread.get_ident() == _main_thread_ident():
+        _own_pipe()
 
 
 class Watch:
@@ -106,22 +92,36 @@ class Watch:
     spinning core.
     """
 
-    __slots__ = ("drain", "fd", "tick")
+    __slots__ = ("drain", "fd", "installed", "tick")
 
     def __init__(self) -> None:
         self.fd = -1
         self.drain = False
         self.tick = False
+        self.installed = -1  # janus_net's write end while it is the interpreter's wakeup fd
         if _thread.get_ident() != _main_thread_ident():
             return
-        if not _decided:
-            _decide()
-        if _theirs == -1 and _own is not None:
-            self.fd = int(_own[0][0])
-            self.drain = True
-        elif _theirs != -1:
-            self.fd = _theirs
+        previous = signal.set_wakeup_fd(-1)
+        if previous != -1 and (_own is None or previous != int(_own[0][1])):
+            signal.set_wakeup_fd(previous)  # the program's own: put back at once, then watched
+            self.fd = previous
             self.tick = True
+            return
+        read_end, write_end = _own_pipe()  # made only for a program that has none
+        signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+        self.installed = write_end
+        self.fd = read_end
+        self.drain = True
+
+    def __enter__(self) -> Watch:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Take janus_net's pipe out of the interpreter again, unless something replaced it meanwhile."""
+        if self.installed != -1:
+            current = signal.set_wakeup_fd(-1)
+            if current != self.installed:
+                signal.set_wakeup_fd(current)  # a handler installed the program's own meanwhile: keep it
 
     def timeout(self, timeout_ms: int) -> int:
         """The poll timeout for a wait that wants ``timeout_ms`` (-1: none)."""
@@ -136,19 +136,18 @@ class Watch:
 
 
 def _after_fork_in_child() -> None:
-    global _own, _decided
+    global _own
     own = _own
     if own is None:
         return
     _own = None
-    _decided = False
     cell = own[0]
     try:
         previous = signal.set_wakeup_fd(-1)
         if previous != cell[1]:
-            signal.set_wakeup_fd(previous)  # the program's own since: leave it
+            signal.set_wakeup_fd(previous)  # not janus_net's: leave it
     except ValueError:  # not the main thread here: the interpreter's fd is not ours to change
-        _own, _decided = own, True  # keep it as it was: the interpreter may still write to it
+        _own = own  # keep it as it was: the interpreter may still write to it
         return
     # This process's copies of the parent's pipe; the next wait here makes a new one.
     syscalls.close_waker(cell)

@@ -37,7 +37,7 @@ import pytest
 from peers import dial
 
 import janus_net as jn
-from janus_net import errors, syscalls
+from janus_net import errors, syscalls, wakeup
 from janus_net._shim import lib
 from janus_net.errors import ErrnoBug, SocketError
 from janus_net.stops import Stopped
@@ -1033,6 +1033,7 @@ def _child(cases: list[tuple[str, int, str]], env: dict[str, str]) -> list[dict[
 def child_main() -> None:
     """Run the cases in argv[1] in this process and print one JSON result per case."""
     results = []
+    wakeup.install()  # the signal wakeup pipe janus_net keeps once made: made before the first count
     # gc.collect only when an fd seems left over (a Context's wake fd is closed when the
     # context is collected, and a traceback may hold it): collecting after every case
     # would cost more than the cases. The autouse fixture does the same in-process.
