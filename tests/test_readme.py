@@ -1,7 +1,7 @@
 """Every example in the README runs as written, and so does every example of the pages it sends readers to.
 
 Each ```python block runs in a fresh interpreter, alone (as someone copying one example does) and all
-in order in one interpreter (as someone pasting them one after another into one session does: an
+in order in one interpreter (as someone pasting them one after another into one interpreter does: an
 example must not lean on, or be broken by, a name an earlier one left behind). A block that cannot run
 in a test says so on its first line, ``# not run: <why>``; there are few of them in the README. The
 pages under docs/ whose examples are runnable (GUIDES) follow the same rules.
