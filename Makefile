@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NATIVE := $(wildcard native/*.py)
 
-.PHONY: test demo bench lint fuzz clean setup tools
+.PHONY: test demo bench lint docs fuzz clean setup tools
 
 setup: $(STAMP)
 
@@ -41,6 +41,18 @@ $(LINT_STAMP): $(STAMP) pyproject.toml
 
 lint: $(LINT_STAMP)
 	$(PY) -m mypy --strict janus_net && $(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+# The API reference of the public modules, generated from their docstrings (Sphinx autodoc + napoleon;
+# sources in docs/api), into build/docs. Warnings are errors: a docstring that does not render fails.
+DOCS_STAMP := $(VENV)/.docs-installed
+
+$(DOCS_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install --quiet -e '.[test,docs]'
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	rm -rf build/docs build/docs-doctrees
+	$(PY) -m sphinx -b html -W --keep-going -q -E -d build/docs-doctrees docs/api build/docs
 
 # Coverage-guided fuzzing of parse_address (atheris; not part of `make test`). FUZZ_TIME seconds.
 # New inputs go to build/fuzz-corpus (seeded from tests/fuzz/seeds), crashes to build/fuzz-crash-*.

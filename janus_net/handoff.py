@@ -1,4 +1,4 @@
-"""Zero-downtime upgrades: the running process `offer`s its sockets, its successor `take`s them.
+"""Zero-downtime upgrades: the running process offers its sockets (`offer`), its successor takes them (`take`).
 
 The protocol, over a unix stream at an address both agree on (the *hand-over
 address*, not one of the service's own sockets)::

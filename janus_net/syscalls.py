@@ -416,7 +416,7 @@ CONNECT = Syscall(
         E.ENETUNREACH: SocketError.NetworkUnreachable,
         E.EHOSTUNREACH: SocketError.HostUnreachable,
         E.EADDRNOTAVAIL: SocketError.AddressUnavailable,
-        # Rows added for jn.connect (issue 12): a client's causes, from connect or SO_ERROR.
+        # jn.connect's rows: a client's causes, from connect or SO_ERROR.
         E.ECONNRESET: SocketError.ConnectionResetByPeer,
         E.ENETDOWN: SocketError.NetworkSubsystemDown,
         E.EAFNOSUPPORT: SocketError.AddressFamilyUnsupported,
@@ -687,7 +687,7 @@ def close(fd: int) -> None:
             raise
 
 
-# --- Client connections and passing descriptors (issue 12: connect, send_sockets,
+# --- Client connections and passing descriptors (connect, send_sockets,
 # receive_sockets, notify). sendmsg has its own table (SENDMSG); recvmsg uses RECEIVE,
 # whose causes are the same, and the fault seam reaches it as "receive".
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Hand-over time (issue 12): `jn.handoff.offer` -> `take` -> `ready()` for 1, 10 and 300 sockets.
+"""Hand-over time: `jn.handoff.offer` -> `take` -> `ready()` for 1, 10 and 300 sockets.
 
 One hand-over of ``n`` listening sockets is timed from the successor's ``take``
 (connect, SO_PEERCRED both ways, the SCM_RIGHTS transfer in chunks of SCM_MAX_FD,

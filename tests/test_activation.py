@@ -1,4 +1,4 @@
-"""listen_fds: systemd socket activation, run as systemd runs a service (issue 6).
+"""listen_fds: systemd socket activation, run as systemd runs a service.
 
 The child is started the way a service manager starts a service: its sockets are
 moved to descriptors 3, 4, ... (dup2) and LISTEN_PID names the very process that
@@ -288,7 +288,7 @@ def test_malformed_variables(environ: pytest.MonkeyPatch, variable: str, value: 
     assert variable in _listen_variables()
 
 
-# --- a huge LISTEN_FDS: the work is bounded by what is really open (issue 9 item 7)
+# --- a huge LISTEN_FDS: the work is bounded by what is really open
 
 _HUGE_COUNT_CHILD = """
 import json, os, resource, socket, tracemalloc

@@ -6,7 +6,7 @@ here: what `ipaddress` accepts, the parser accepts (as a host); what it prints,
 Interface indexes come from `socket.if_nametoindex`, sizes from the compiled shim.
 
 The hypothesis properties at the end are the fuzzing half of the reliability
-issue: whatever text goes in, only `InvalidAddress` or `InvalidPort` comes out,
+promise: whatever text goes in, only `InvalidAddress` or `InvalidPort` comes out,
 or an address that prints and parses back to itself.
 """
 
@@ -569,8 +569,8 @@ def test_constructors_validate() -> None:
 def test_unencodable_unix_value_raises_instead_of_overflowing() -> None:
     """A UnixAddress built directly obeys the parser's rules when it is encoded.
 
-    Before the fix a 500-byte path was memmoved into the 108-byte sun_path: a heap
-    overflow that aborted the interpreter (``malloc(): invalid size``).
+    Unchecked, a 500-byte path would be memmoved into the 108-byte sun_path: a heap
+    overflow that aborts the interpreter (``malloc(): invalid size``).
     """
 
     def check(address: UnixAddress) -> None:
@@ -613,7 +613,7 @@ def check_parse(text: str) -> None:
         return
     assert_round_trips(a)
     if isinstance(a, FdAddress):
-        # Rule 0 (the ecosystem issue): an inherited descriptor, which has no sockaddr.
+        # Rule 0: an inherited descriptor, which has no sockaddr.
         assert text.startswith("fd://")
         return
     assert type(a) in (Ip4Address, Ip6Address, UnixAddress)

@@ -1,4 +1,4 @@
-"""Address values (DESIGN §4, issue 10 item 7): they pickle and copy, and print back to themselves.
+"""Address values (DESIGN §4): they pickle and copy, and print back to themselves.
 
 ``parse_address(str(a)) == a`` for every address `parse_address` can return, checked
 with hypothesis over every form: IPv4 (wildcard, literals), IPv6 (any address, the

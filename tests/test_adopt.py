@@ -1,4 +1,4 @@
-"""fd://N: parsing, and adopting inherited sockets with listen/bind (DESIGN §4 rule 0, issue 6).
+"""fd://N: parsing, and adopting inherited sockets with listen/bind (DESIGN §4 rule 0).
 
 The headline test runs where adoption really happens: in a child process that
 inherited the descriptor (subprocess pass_fds). The rejection tests run in this

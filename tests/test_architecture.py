@@ -1,4 +1,4 @@
-"""docs/architecture.md's drawing of the layers is what the imports say (issue 10 item 8).
+"""docs/architecture.md's drawing of the layers is what the imports say.
 
 Each row of the drawing may import modules on rows below it, and the one module a ``─▶`` on its
 own row points at. Every module of the package is drawn, so every module is checked.

@@ -428,8 +428,8 @@ def test_pep578_event_comes_after_the_capability_check(tmp_path: Path) -> None:
     assert done.stdout.strip() == "0"
 
 
-# --- An exception landing at any line leaves nothing held (issue: a `with lock:` block's
-# exit line event raised before __exit__ ran, and the lock stayed held for ever).
+# --- An exception landing at any line leaves nothing held (a `with lock:` block's
+# exit line event can raise before __exit__ runs, which would leave the lock held for ever).
 
 _GATE_FILES = {str(capability_module.__file__), str(audit_module.__file__)}
 

@@ -8,9 +8,8 @@ number is never reused under a syscall that is still using it.
 
 What the woken call reports:
   * ``Server.accept`` -> ``SocketError.SocketNotListening``;
-  * ``Stream.read`` -> ``SocketError.SocketUnconnected`` (it used to return ``b""``,
-    the end-of-stream that the old shutdown() produced; the peer did not end the
-    stream, so saying so would be a lie);
+  * ``Stream.read`` -> ``SocketError.SocketUnconnected`` (not ``b""``, the
+    end-of-stream: the peer did not end the stream, so saying so would be a lie);
   * ``Socket.receive`` / ``receive_many`` -> ``SocketError.SocketUnconnected`` (a
     catchable member: closing from another thread is how a receive loop is stopped;
     a call *started* on a closed object still gets the EBADF row).

@@ -197,7 +197,7 @@ def test_keyboard_interrupt_at_each_datagram_step(step: str, tmp_path: Path) -> 
 
 @pytest.mark.parametrize("step", ["accept"])
 def test_keyboard_interrupt_in_accept_keeps_the_connection_queued(step: str) -> None:
-    """KeyboardInterrupt in accept(ctx) (which no longer toggles O_NONBLOCK: no fcntl step)."""
+    """KeyboardInterrupt in accept(ctx) (which never toggles O_NONBLOCK: no fcntl step)."""
     with jn.listen("127.0.0.1:0") as server, dial(server) as client:
         with fail(step, KeyboardInterrupt), pytest.raises(KeyboardInterrupt):
             server.accept(ctx=jn.Context())

@@ -177,8 +177,8 @@ def test_a_successor_of_another_user_is_refused_and_the_offer_goes_on() -> None:
 
 
 def test_take_while_the_offer_is_between_bind_and_listen_waits_for_it(tmp_path: Path) -> None:
-    # The hand-over path exists from bind; a take in the moment before listen used to
-    # be refused and return {} although an offer was coming (the "known window").
+    # The hand-over path exists from bind; a take in the moment before listen waits
+    # for it rather than returning {} while an offer is coming.
     from janus_net.testing import hold
 
     handoff = tmp_path / "handoff"

@@ -1,4 +1,4 @@
-"""Hand-over: janus_net makes the socket, an async framework serves on it (issue 6).
+"""Hand-over: janus_net makes the socket, an async framework serves on it.
 
 ``to_socket()`` gives a plain `socket.socket` (``type(s) is socket.socket``, which
 trio insists on) and leaves the janus_net object closed and detached. Each test
@@ -169,7 +169,7 @@ def test_asyncio_datagram_endpoint() -> None:
 
 
 def test_to_socket_twice_names_to_socket_not_a_syscall_the_caller_never_made() -> None:
-    # Issue 10 item 9: the second call used to say "EBADF (in getsockname)".
+    # The second call names to_socket, not "EBADF (in getsockname)", a call the caller never made.
     with jn.listen("127.0.0.1:0") as srv, socket.create_connection(("127.0.0.1", srv.address.port), 30) as client:
         stream = srv.accept()
         udp = jn.bind("127.0.0.1:0")

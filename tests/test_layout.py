@@ -286,7 +286,7 @@ def test_bad_address_is_one_line_and_exit_2() -> None:
 
 def test_layout_is_a_library_without_a_cycle() -> None:
     # cli -> layout, never back: `python -m janus_net.layout` runs layout/__main__.py, which
-    # hands over to cli, so the library module is executed exactly once (issue 10 item 5).
+    # hands over to cli, so the library module is executed exactly once.
     import ast
 
     package = Path(layout.__file__).parent

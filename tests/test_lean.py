@@ -1,4 +1,4 @@
-"""Lean imports and lean objects (issue 11 items 2 and 5): what `import janus_net` loads, what a
+"""Lean imports and lean objects: what `import janus_net` loads, what a
 listener keeps, and that the leaner forms behave exactly as the ones they replace.
 
 No timing here (docs/performance.md measures it): these tests pin the *structure* that makes it

@@ -384,7 +384,7 @@ def test_datagram_from_an_unbound_unix_sender_has_the_unnamed_address(tmp_path: 
 
 @pytest.mark.parametrize("make", ["stale_socket", "regular_file"])
 def test_address_in_use_on_an_existing_file_names_unlink_stale(sock_path: Path, make: str) -> None:
-    # Issue 10 item 9: the error tells the caller the option exists, and what it never does.
+    # The error tells the caller the option exists, and what it never does.
     if make == "stale_socket":
         with socket.socket(socket.AF_UNIX) as old:
             old.bind(str(sock_path))

@@ -1,4 +1,4 @@
-"""Unix socket files against an adversary (DESIGN §7, issue 9 item 4).
+"""Unix socket files against an adversary (DESIGN §7).
 
 Each test tries hardest to make janus_net delete or touch a file that is not its own:
 a socket bound but not listening, two processes taking over one stale file at once
