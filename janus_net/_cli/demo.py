@@ -21,6 +21,7 @@ Everything it opens it closes; it exits 0 when every step behaved as described.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import socket
@@ -31,6 +32,8 @@ from collections.abc import Callable
 from typing import TextIO
 
 from janus_net import handoff, layout
+from janus_net._cli.output import Output
+from janus_net._cli.stop_signals import StopSignals
 from janus_net.address import Ip4Address
 from janus_net.audit import AuditRecord
 from janus_net.capability import NetBind
@@ -44,6 +47,13 @@ _DEADLINE = 0.3
 
 #: Prints one line of the tour (flushed, so a pipe sees it at once).
 _Say = Callable[..., None]
+
+
+def command(args: argparse.Namespace, stops: StopSignals) -> int:
+    """``janus-net demo``: `run` on stdout."""
+    # Every step closes what it made in a `with` block: a stop signal may land anywhere.
+    stops.deliver()
+    return run(Output(False).file)
 
 
 def run(out: TextIO) -> int:
@@ -199,4 +209,4 @@ def _client(server: Server) -> socket.socket:
     return socket.create_connection((addr.host, addr.port), timeout=5)
 
 
-__all__ = ["run"]
+__all__ = ["command", "run"]

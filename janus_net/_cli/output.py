@@ -1,5 +1,8 @@
 """What the ``janus-net`` subcommands write, and the one rule for their exit status (DESIGN §12).
 
+* `Output` is stdout for status lines: each flushed at once, escaped for people
+  (control characters, lone surrogates from undecodable path bytes, and ``\\``
+  itself), or exact JSON objects with ``--json``.
 * An output that cannot be written (a closed stdout, a reader gone from a pipe, an
   ``--audit`` file on a full disk) is the `SocketError` member a socket write with that
   errno would raise, so the error line always starts with a member's name.
@@ -11,13 +14,14 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import sys
 from typing import TextIO
 
 from janus_net import descriptor, syscalls
 from janus_net._shim import lib
-from janus_net.audit import AuditRecord, JsonLinesSink
+from janus_net.audit import AuditRecord, JsonLinesSink, Sink
 from janus_net.errors import SocketError
 from janus_net.escaping import for_people
 
@@ -119,12 +123,76 @@ def error_line(text: str) -> None:
         pass  # nowhere left to say it; the exit status still does
 
 
+class Output:
+    """Where status lines go (stdout): each line is flushed at once; a failed write is a typed error."""
+
+    def __init__(self, json_lines: bool) -> None:
+        stream = sys.stdout
+        if stream is None:  # started with stdout closed (`>&-`): Python sets it to None
+            raise output_error(OSError(errno.EBADF, os.strerror(errno.EBADF)), "write", "stdout")
+        self.file: TextIO = stream
+        self.json = json_lines
+
+    def line(self, text: str, **fields: object) -> None:
+        """Print ``text`` (escaped) or, with --json, ``fields`` as one JSON object (exact)."""
+        self.write(json.dumps(fields) + "\n" if self.json else for_people(text) + "\n")
+
+    def write(self, text: str) -> None:
+        try:
+            self.file.write(text)
+            self.file.flush()
+        except OSError as e:
+            discard_stdout()
+            raise output_error(e, "write", "stdout") from None
+
+
+def for_people_lines(text: str) -> str:
+    """Escape each line of a multi-line report, keeping its line breaks."""
+    return "\n".join(for_people(line) for line in text.split("\n"))
+
+
+class HeldSink:
+    """Holds audit records until ``release()``, then passes them and every later one on.
+
+    ``--audit -`` shares stdout with the ``listening on`` line, which must come first;
+    the check_bind_address record is written before the bind, so it waits here.
+    """
+
+    def __init__(self, sink: Sink) -> None:
+        self._sink = sink
+        self._held: list[AuditRecord] | None = []
+
+    def __call__(self, record: AuditRecord) -> None:
+        if self._held is None:
+            self._sink(record)
+        else:
+            self._held.append(record)
+
+    def release(self) -> None:
+        held, self._held = self._held, None
+        for record in held or ():
+            self._sink(record)
+
+
+def stdout_sink(out: Output) -> Sink:
+    """Audit records as JSON lines among the status lines of ``out`` (``--audit -``)."""
+
+    def sink(record: AuditRecord) -> None:
+        out.write(json.dumps(record.as_dict()) + "\n")
+
+    return sink
+
+
 __all__ = [
     "FileSink",
+    "HeldSink",
+    "Output",
     "close_quietly",
     "discard_stdout",
     "error_line",
+    "for_people_lines",
     "open_audit_file",
     "output_error",
+    "stdout_sink",
     "usage_status",
 ]

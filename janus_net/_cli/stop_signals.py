@@ -10,7 +10,8 @@ lock wait or an accept that takes that context ends at once. Whether the handler
 also raises `Stopped` (which unwinds through ``with`` and ``finally`` blocks like
 KeyboardInterrupt) is the caller's choice: while *held*, nothing is raised, and the
 caller asks `check` at points where every object it made is already owned by a
-``with`` block or a list its ``finally`` closes. `die_of` is the last step.
+``with`` block or a list its ``finally`` closes. `die_of` is the last step. (`Stopped` itself is the process
+wing's: the supervisor behind ``janus-net run`` raises it too.)
 """
 
 from __future__ import annotations
@@ -22,23 +23,8 @@ from collections.abc import Iterable
 from types import FrameType
 
 from janus_net import syscalls
+from janus_net._process.stopped import Stopped
 from janus_net.context import Context
-
-
-class Stopped(BaseException):
-    """A stop signal ended the command: unwinds like KeyboardInterrupt, closing what is open.
-
-    A BaseException, so no ``except Exception`` (nor ``except SocketError``) on the way
-    up takes it for an error of the operation it interrupted.
-    """
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-    @property
-    def name(self) -> str:
-        return signal.Signals(self.signum).name
 
 
 class StopSignals:

@@ -131,7 +131,7 @@ def _listen_fds() -> dict[str, Server | Socket]:
 def _fd_limit() -> int:
     """The highest descriptor number this process could hold, plus one (RLIMIT_NOFILE, the larger of soft and hard)."""
     # RLIM_INFINITY is the largest rlim_t, far above any descriptor number.
-    return min(max(syscalls.nofile_limits()), _MAX_FD)
+    return int(min(max(syscalls.nofile_limits()), _MAX_FD))  # _MAX_FD is a power of two: Any to the checker
 
 
 def _number(variable: str, text: str) -> int:

@@ -26,7 +26,7 @@ wrong, never another exception type. The bounds, each tested
   sends them; they are a hint the successor checks against the kernel, never a
   reason to remove a file) and, when present, integers in 0..2**64-1 -- a JSON
   ``true`` is not an integer, nor is ``1.0``.
-* **names**: as `send_sockets` names them (`fdpass.check_name`: 1..255 printable
+* **names**: as `send_sockets` names them (`transfer.check_name`: 1..255 printable
   ASCII characters without ``:``).
 * **paths**: a str that is absolute, holds no NUL, and encodes to file system bytes
   the way `os.fsencode` does (the file system encoding with ``surrogateescape``, so
@@ -39,8 +39,8 @@ wrong, never another exception type. The bounds, each tested
   allowed) fits `FRAME_MAX`; `files_frame` refuses to build a longer one, so an
   honest predecessor never sends a frame its successor refuses.
 
-The descriptors themselves travel in `fdpass`'s binary chunks, which have their own
-bounded header (`fdpass._receive_entries`).
+The descriptors themselves travel in the binary chunks of `janus_net._process.transfer`,
+which have their own bounded header (`transfer.check_header`).
 """
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ import struct
 from collections.abc import Mapping
 
 from janus_net import platform
+from janus_net._process.transfer import check_name
 from janus_net.errors import SocketError
-from janus_net.fdpass import check_name
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:

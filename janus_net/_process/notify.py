@@ -1,4 +1,4 @@
-"""systemd's notification protocol (sd_notify): `notify` and `watchdog_interval`.
+"""systemd's notification protocol (sd_notify), both ways: `notify` and `watchdog_interval` send, `receive` reads.
 
 A service manager (systemd with ``Type=notify``, ``janus-net run``) puts the path
 of a unix datagram socket in ``$NOTIFY_SOCKET`` (``@name`` for an abstract
@@ -10,6 +10,13 @@ LISTEN_FDS/LISTEN_FDNAMES (`janus_net.listen_fds`).
 Each call makes its own close-on-exec datagram socket, connects it to the
 notify socket (so a missing or dead manager is a typed error: FileNotFound,
 ConnectionRefused), sends, and closes it on every path.
+
+The receiving side is a manager's (``janus-net run``): `notification_socket` binds
+the abstract datagram socket it names in ``$NOTIFY_SOCKET``, with SO_PASSCRED so
+each datagram says which process sent it, and `receive` reads one datagram as a
+`Notification`: the sender's pid, the text, and what was dropped on the way. The
+control buffer has room for the credentials only, so descriptors a service stores
+with FDSTORE=1 never enter the manager.
 """
 
 from __future__ import annotations
@@ -18,11 +25,14 @@ import os
 import time
 from collections.abc import Mapping
 
-from janus_net import descriptor, platform, syscalls
-from janus_net._shim import lib
+from janus_net import control, descriptor, platform, syscalls
+from janus_net._process.sending import RightsSend
+from janus_net._process.transfer import AnySocket, sockets_to_send
+from janus_net._shim import ffi, lib
 from janus_net.address import UnixAddress, parse_address
 from janus_net.errors import SocketError
-from janus_net.fdpass import AnySocket, RightsSend, _items
+from janus_net.listen import bind
+from janus_net.socket import Mode, Socket
 from janus_net.values import flag
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
@@ -115,7 +125,7 @@ def notify(
         lines.append(f"MAINPID={mainpid}")
     if flag("watchdog", watchdog):
         lines.append("WATCHDOG=1")
-    stored = [] if fds is None else _items(fds)
+    stored = [] if fds is None else sockets_to_send(fds)
     if not lines and not stored:
         raise ValueError("notify() needs at least one thing to say")
     messages: list[tuple[list[str], list[Any]]] = [
@@ -167,4 +177,83 @@ def _positive(variable: str, text: str) -> int:
     return int(text)
 
 
-__all__ = ["notify", "watchdog_interval"]
+# --- The receiving side: a manager reading what its services say
+
+#: The longest notification read; a longer datagram is cut off and counts as empty.
+DATAGRAM_MAX = 4096
+# Room for SCM_CREDENTIALS only: the kernel installs no descriptor a service attaches.
+_CONTROL_SIZE: int = lib.jn_cmsg_space(ffi.sizeof("struct ucred"))
+
+
+class Notification:
+    """One datagram read from a notification socket.
+
+    ``pid`` is the sender's, as the kernel vouches for it (SCM_CREDENTIALS; None if
+    the datagram came without credentials); ``text`` its ``KEY=VALUE`` lines (empty
+    when the datagram was refused); ``notes`` what was dropped or refused on the way,
+    one sentence each, for the manager's log.
+    """
+
+    __slots__ = ("notes", "pid", "text")
+
+    def __init__(self, pid: int | None, text: str, notes: tuple[str, ...] = ()) -> None:
+        self.pid = pid
+        self.text = text
+        self.notes = notes
+
+    @property
+    def lines(self) -> list[str]:
+        """The ``KEY=VALUE`` lines of the text."""
+        return self.text.split("\n")
+
+
+def notification_socket(name: str) -> Socket:
+    """A datagram socket bound to the abstract ``@name``, with SO_PASSCRED: each datagram says who sent it."""
+    sock = bind(f"unix:@{name}", mode=Mode.DGRAM)
+    try:
+        syscalls.setsockopt_int(sock.fileno(), lib.SOL_SOCKET, lib.SO_PASSCRED, 1)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def receive(fd: int) -> Notification | None:
+    """One datagram from the notification socket ``fd``; None when none is queued.
+
+    The control buffer has room for the credentials only: descriptors a service
+    sends (FDSTORE=1) are dropped by the kernel (MSG_CTRUNC, noted) and never enter
+    this process; any the walk still finds are closed at once. A datagram cut short
+    (MSG_TRUNC) is noted and counts as an empty one. A datagram whose control data
+    breaks `janus_net.control`'s rule counts as an empty one (noted).
+    """
+    data = ffi.new("char[]", DATAGRAM_MAX)
+    iov = ffi.new("struct iovec *")
+    iov.iov_base = data
+    iov.iov_len = DATAGRAM_MAX
+    # Zeroed, and closing on collection whatever descriptor it still holds (the last resort).
+    buffer = syscalls.new_rights_buffer()
+    msg = control.header(iov, 1, control=buffer, controllen=_CONTROL_SIZE)
+    got = syscalls.recvmsg(fd, msg, lib.MSG_DONTWAIT | platform.MSG_CMSG_CLOEXEC, None, nonblocking=True)
+    if got == syscalls.WOULD_BLOCK:
+        return None
+    try:
+        cmsgs = control.walk(msg, "recvmsg")  # closes every descriptor it saw before it raises
+    except SocketError.ProtocolFailure as e:
+        return Notification(None, "", (f"ignored a notification: {e}",))
+    control.close_all([cmsg.slots() for cmsg in cmsgs if cmsg.is_rights])
+    pid = None
+    for cmsg in cmsgs:
+        if cmsg.level == lib.SOL_SOCKET and cmsg.kind == lib.JN_SCM_CREDENTIALS:
+            pid = int(ffi.cast("struct ucred *", cmsg.data).pid)
+    sender = "" if pid is None else f" from pid {pid}"
+    notes = []
+    if msg.msg_flags & lib.MSG_CTRUNC:  # truncation is reported, never silent
+        notes.append(f"descriptors sent with a notification{sender} were dropped: this supervisor stores none")
+    if msg.msg_flags & lib.MSG_TRUNC:
+        notes.append(f"a notification{sender} longer than {DATAGRAM_MAX} bytes was cut off and ignored")
+        return Notification(pid, "", tuple(notes))
+    return Notification(pid, ffi.unpack(data, got).decode("utf-8", "replace"), tuple(notes))
+
+
+__all__ = ["Notification", "notification_socket", "notify", "notify_address", "receive", "watchdog_interval"]

@@ -1,21 +1,10 @@
-"""Passing open sockets to another process: `send_sockets` and `receive_sockets` (SCM_RIGHTS).
-
-The channel is a connected unix stream (a `Stream` from `jn.connect("unix:...")`
-or from a unix `Server.accept()`). Each call moves a mapping ``name -> socket`` as
-one or more *chunks*; a chunk is one sendmsg carrying at most ``SCM_MAX_FD``
-descriptors, with a payload that announces what they are::
-
-    header  "!4sBBHII": magic b"JNfd", version 1, flags (bit 0: last chunk),
-            descriptors in this chunk, descriptors in the whole transfer,
-            length of the entries that follow
-    entries one per descriptor, in order: kind (1 Server, 2 Socket, 3 Stream),
-            name length (1..255), the name (printable ASCII without ':', as
-            systemd's FDNAMES)
+"""The receiving side of a socket transfer: `receive_sockets` (SCM_RIGHTS), and `check_peer`.
 
 The receiver checks everything before it hands anything out: the magic, the
 version, every count against the others and against the descriptors that really
-arrived, every length against the bytes that really arrived, every name, and each
-descriptor's real kind (the adoption door, `janus_net.adopt`, as for ``fd://``) against the
+arrived, every length against the bytes that really arrived, every name (the
+format and its bounds: `janus_net._process.transfer`), and each descriptor's real
+kind (the adoption door, `janus_net.adopt`, as for ``fd://``) against the
 announced one. A chunk's descriptors must come with its header: the header is
 peeked first (a peek installs no descriptor), its total checked against
 RLIMIT_NOFILE, and each recvmsg then has room for exactly the descriptors the chunk
@@ -35,198 +24,32 @@ exception the caller keeps holds no descriptor.
 from __future__ import annotations
 
 import errno
-import functools
 import os
-import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable
 
-from janus_net import adopt, control, descriptor, platform, syscalls, waiting
+from janus_net import adopt, control, platform, syscalls, waiting
+from janus_net._process.transfer import (
+    HEADER,
+    LAST,
+    AnySocket,
+    check_channel,
+    check_header,
+    parse_entries,
+    protocol,
+)
 from janus_net._shim import ffi, lib
-from janus_net.address import UnixAddress
-from janus_net.errors import ErrnoBug, SocketError
-from janus_net.socket import Server, Socket, Stream
-from janus_net.wrap import KINDS, Kind, kind_of
+from janus_net.errors import SocketError
+from janus_net.socket import Stream
+from janus_net.wrap import Kind
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
     from typing import Any
 
-
-if TYPE_CHECKING:
     from janus_net.capability import NetBind
     from janus_net.context import Context
 
-AnySocket = Server | Socket | Stream
-
-MAGIC = b"JNfd"
-VERSION = 1
-LAST = 0x01
-HEADER = struct.Struct("!4sBBHII")
-#: The longest name (systemd's FDNAME_MAX).
-NAME_MAX = 255
-#: The most descriptors one transfer may announce: far above any real use, low enough
-#: that a hostile header cannot make the receiver allocate without bound.
-TRANSFER_MAX = 1 << 16
-#: Descriptors per chunk: the kernel's limit per SCM_RIGHTS message.
-CHUNK_MAX: int = lib.JN_SCM_MAX_FD
-
-_KIND_CODES: dict[Kind, int] = {kind: code for code, kind in enumerate(KINDS, start=1)}
-_SEND_FLAGS = platform.MSG_NOSIGNAL | lib.MSG_DONTWAIT
 _RECEIVE_FLAGS = platform.MSG_CMSG_CLOEXEC | lib.MSG_DONTWAIT
-
-
-def check_name(name: object) -> str:
-    """A descriptor name as systemd accepts it: 1..255 printable ASCII characters, no ':'.
-
-    Raises TypeError for a non-str and ValueError for anything else, before any syscall.
-    The same rule holds for LISTEN_FDNAMES (``janus-net run``) and FDSTORE names, so a
-    name that travels here can travel there too.
-    """
-    if type(name) is not str:
-        raise TypeError(f"a socket name must be a str, not {type(name).__name__}")
-    if not 1 <= len(name) <= NAME_MAX:
-        raise ValueError(f"a socket name must be 1 to {NAME_MAX} characters long, not {len(name)}: {name!r}")
-    if not all(" " <= c <= "~" and c != ":" for c in name):
-        raise ValueError(f"a socket name must be printable ASCII without ':': {name!r}")
-    return name
-
-
-def _items(sockets: Mapping[str, AnySocket]) -> list[tuple[str, Kind, Any]]:
-    """(name, kind, descriptor cell) for each socket, checked before anything is sent."""
-    if not isinstance(sockets, Mapping):
-        raise TypeError(f"sockets must be a mapping of name -> socket, not {type(sockets).__name__}")
-    items = []
-    for name, sock in sockets.items():
-        kind = kind_of(sock)
-        if sock.fileno() < 0:
-            raise ValueError(f"socket {check_name(name)!r} is closed")
-        items.append((check_name(name), kind, sock._desc))
-    if len(items) > TRANSFER_MAX:
-        raise ValueError(f"at most {TRANSFER_MAX} sockets per transfer, not {len(items)}")
-    return items
-
-
-def _check_channel(channel: object) -> Stream:
-    if not isinstance(channel, Stream):
-        raise TypeError(f"the channel must be a connected unix janus_net Stream, not {type(channel).__name__}")
-    if not isinstance(channel.address, UnixAddress):
-        raise SocketError.AddressFamilyUnsupported(
-            None, "descriptors travel only over a unix socket", address=str(channel.address)
-        )
-    return channel
-
-
-def _send_all(
-    chan: Stream, payload: bytes, chunk: list[tuple[str, Kind, Any]], ctx: Context | None, address: object
-) -> None:
-    """One chunk: the descriptors go with the first byte sent; the rest of a short send follows.
-
-    Each attempt is non-blocking (on the channel's owned cell, counted in flight); while
-    it would block, the wait polls the channel, its wake fd (``close()`` from another
-    thread) and the context. The sockets sent are held in flight too, inside the one
-    native call, and their fds are read there: a socket another thread closes meanwhile
-    is never sent as a number that may already name something else.
-    """
-    desc = chan._desc
-    check = None if ctx is None else ctx.check
-    attempt = RightsSend(desc, payload, chunk, _SEND_FLAGS, address, check)
-    sent = waiting.wait_for(desc, waiting.POLLOUT, ctx, attempt, functools.partial(chan._closed_error, "send"))
-    while sent < len(payload):
-        # The descriptors went with the part already sent: the rest goes without them.
-        msg, keep = control.rights_message(payload[sent:], [])
-        rest = functools.partial(syscalls.sendmsg_on, desc, msg, _SEND_FLAGS, syscalls.SENDMSG, address, check)
-        sent += waiting.wait_for(desc, waiting.POLLOUT, ctx, rest, functools.partial(chan._closed_error, "send"))
-        del keep
-
-
-class RightsSend:
-    """One sendmsg of ``payload`` with the sockets of ``chunk`` (name, kind, cell) as SCM_RIGHTS.
-
-    The object is the attempt (call it; `WOULD_BLOCK` as `syscalls.sendmsg_rights_on`
-    says): each call is one native call that holds every sent socket in flight and
-    writes its fd into the message itself, so a socket another thread closes meanwhile
-    is never sent as a number that may already name something else (the close waits
-    for the call; a socket already closing stops it with ValueError). It keeps alive
-    the memory the message points into and the cells it sends.
-    """
-
-    __slots__ = ("address", "cells", "check", "closed_at", "desc", "flags", "keep", "msg", "names", "native", "slots")
-
-    def __init__(
-        self,
-        desc: Any,
-        payload: bytes,
-        chunk: list[tuple[str, Kind, Any]],
-        flags: int,
-        address: object = None,
-        check: syscalls.Checkpoint | None = None,
-    ) -> None:
-        self.desc, self.flags, self.address, self.check = desc, flags, address, check
-        self.names = [name for name, _, _ in chunk]
-        self.cells = [cell for _, _, cell in chunk]
-        self.msg, self.keep = control.rights_message(payload, [-1] * len(self.cells))  # slots the native call fills
-        self.native = ffi.new("struct jn_desc *[]", self.cells)
-        self.slots = control.rights_slots(self.msg) if self.cells else ffi.NULL
-        self.closed_at = ffi.new("int *", -1)
-
-    def __call__(self) -> int:
-        try:
-            return syscalls.sendmsg_rights_on(
-                self.desc, self.msg, self.flags, self.native, self.slots, len(self.cells), self.closed_at,
-                self.address, self.check,
-            )  # fmt: skip
-        except (SocketError, ErrnoBug):
-            at = self.closed_at[0]
-            if at >= 0:
-                raise ValueError(
-                    f"socket {self.names[at]!r} was closed by another thread while it was being sent"
-                ) from None
-            raise
-
-
-def send_sockets(channel: Stream, sockets: Mapping[str, AnySocket], *, ctx: Context | None = None) -> None:
-    """Send copies of ``sockets`` (name -> `Server` | `Socket` | `Stream`) over a unix stream.
-
-    The receiving process gets its own descriptors for the same sockets (as after
-    fork): the sender's objects stay open and its own until it closes them, and
-    closing them never affects the receiver. Names and order travel with the
-    descriptors; any number of sockets goes in chunks of at most ``SCM_MAX_FD``.
-
-    Args:
-        channel: a connected unix `Stream` (``jn.connect("unix:...")`` or an accepted one).
-        sockets: the sockets by name; names are 1..255 printable ASCII characters
-            without ':' (systemd's FDNAME rule).
-        ctx: a `Context`; a cancel or deadline ends a send that waits for buffer space
-            with `SocketError.Timeout` (the receiver then sees a truncated transfer and
-            refuses it, closing what it got).
-
-    Raises:
-        TypeError / ValueError: a bad channel, mapping, socket or name (before any syscall).
-        SocketError.SocketUnconnected: the receiver is gone (EPIPE).
-        SocketError.ConnectionResetByPeer: the receiver closed with data unread.
-        SocketError.SystemResources: too many descriptors in flight (ETOOMANYREFS).
-        SocketError.Timeout: the context ended.
-    """
-    chan = _check_channel(channel)
-    items = _items(sockets)
-    total = len(items)
-    if chan.closed:
-        raise ValueError("the channel is closed")
-    start = 0
-    while True:
-        chunk = items[start : start + CHUNK_MAX]
-        start += len(chunk)
-        last = start >= total
-        entries = b"".join(
-            struct.pack("!BB", _KIND_CODES[kind], len(name)) + name.encode("ascii") for name, kind, _ in chunk
-        )
-        header = HEADER.pack(MAGIC, VERSION, LAST if last else 0, len(chunk), total, len(entries))
-        _send_all(chan, header + entries, chunk, ctx, chan.address)
-        if last:
-            return
-
-
-# --- Receiving
 
 
 class _Receiver:
@@ -274,7 +97,7 @@ class _Receiver:
             came = self._collect(buffer)
             room -= came
             if buffer.msg.msg_flags & lib.MSG_CTRUNC:
-                raise _protocol("the control message was truncated (MSG_CTRUNC): more descriptors than announced")
+                raise protocol("the control message was truncated (MSG_CTRUNC): more descriptors than announced")
             if got == 0:
                 raise SocketError.ConnectionResetByPeer(
                     None, "the peer closed the channel before the transfer was complete", syscall="recvmsg"
@@ -288,7 +111,7 @@ class _Receiver:
         came = 0
         for cmsg in cmsgs:
             if not cmsg.is_rights:
-                raise _protocol("the peer sent a control message that is not SCM_RIGHTS")
+                raise protocol("the peer sent a control message that is not SCM_RIGHTS")
             slots, count = cmsg.slots()
             self.rights.append((slots, count))
             came += count
@@ -319,10 +142,6 @@ class _Receiver:
         control.close_all(self.rights)
         for buffer in self.deliveries:
             buffer.close()  # what the rule could read of a buffer whose walk was cut short
-
-
-def _protocol(why: str) -> SocketError:
-    return SocketError.ProtocolFailure(None, f"receive_sockets: {why}", syscall="recvmsg")
 
 
 def _check_uids(allow_uids: Iterable[int] | None) -> frozenset[int]:
@@ -379,7 +198,7 @@ def receive_sockets(
         SocketError.CapabilityDenied: the capability refuses a socket's address.
         SocketError.Timeout: the context ended.
     """
-    chan = _check_channel(channel)
+    chan = check_channel(channel)
     uids = _check_uids(allow_uids)
     if chan.closed:
         raise ValueError("the channel is closed")
@@ -419,41 +238,32 @@ def _receive_entries(receiver: _Receiver) -> list[tuple[str, Kind]]:
     entries: list[tuple[str, Kind]] = []
     names: set[str] = set()
     total: int | None = None
+    admit = _fd_limit_check(receiver)
     while True:
         first = len(receiver.rights)
         peeked = receiver.peek(HEADER.size)
         room = 0
         if len(peeked) == HEADER.size:
             # The descriptors of a chunk come with its first byte: room for its count.
-            room, total = _check_header(HEADER.unpack(peeked), total, len(entries), receiver)
+            room, total = check_header(HEADER.unpack(peeked), total, len(entries), admit)
         # A shorter head (a peer that split its header) leaves no room: a chunk whose
         # descriptors do not come with its header is refused below.
         header = HEADER.unpack(receiver.read(HEADER.size, room))
-        count, total = _check_header(header, total, len(entries), receiver)
+        count, total = check_header(header, total, len(entries), admit)
         length = header[5]
         body = receiver.read(length, count - receiver.arrived(first))
         arrived = receiver.arrived(first)
         if arrived != count:
-            raise _protocol(f"{arrived} descriptors arrived where {count} were announced")
-        entries.extend(_parse_entries(body, count, names))
+            raise protocol(f"{arrived} descriptors arrived where {count} were announced")
+        entries.extend(parse_entries(body, count, names))
         if header[2] & LAST:
             return entries
 
 
-def _check_header(
-    header: tuple[bytes, int, int, int, int, int], total: int | None, done: int, receiver: _Receiver
-) -> tuple[int, int]:
-    """(descriptors in this chunk, in the whole transfer) from a chunk header, each checked."""
-    magic, version, flags, count, announced, length = header
-    if magic != MAGIC:
-        raise _protocol(f"not a janus_net socket transfer (magic {magic!r})")
-    if version != VERSION:
-        raise _protocol(f"unknown protocol version {version}")
-    if flags & ~LAST:
-        raise _protocol(f"unknown flags {flags:#x}")
-    if total is None:
-        if announced > TRANSFER_MAX:
-            raise _protocol(f"{announced} sockets announced, more than {TRANSFER_MAX}")
+def _fd_limit_check(receiver: _Receiver) -> Callable[[int], None]:
+    """What `check_header` asks about the first announced total: more than RLIMIT_NOFILE allows is refused."""
+
+    def admit(announced: int) -> None:
         check = None if receiver.ctx is None else receiver.ctx.check
         limit = syscalls.nofile_limit(check)
         if announced > limit:
@@ -462,43 +272,8 @@ def _check_header(
                 f"the peer announced {announced} sockets, more than this process may hold (RLIMIT_NOFILE {limit})",
                 syscall="recvmsg",
             )
-        total = announced
-    elif announced != total:
-        raise _protocol("the announced total changed between chunks")
-    if count > CHUNK_MAX or done + count > total or (count == 0 and not flags & LAST):
-        raise _protocol(f"a chunk of {count} descriptors does not fit a transfer of {total}")
-    if flags & LAST and done + count != total:
-        raise _protocol(f"the last chunk ends the transfer at {done + count} of {total} sockets")
-    if not 3 * count <= length <= (2 + NAME_MAX) * count:
-        raise _protocol(f"{length} bytes of entries cannot describe {count} sockets")
-    return count, total
+
+    return admit
 
 
-def _parse_entries(body: bytes, count: int, names: set[str]) -> list[tuple[str, Kind]]:
-    entries: list[tuple[str, Kind]] = []
-    pos = 0
-    for _ in range(count):
-        if pos + 2 > len(body):
-            raise _protocol("an entry runs past the announced length")
-        code, size = body[pos], body[pos + 1]
-        pos += 2
-        if not 1 <= code <= len(KINDS):
-            raise _protocol(f"unknown socket kind {code}")
-        raw = body[pos : pos + size]
-        pos += size
-        if len(raw) != size:
-            raise _protocol("a name runs past the announced length")
-        try:
-            name = check_name(raw.decode("ascii"))
-        except (UnicodeDecodeError, ValueError):
-            raise _protocol(f"invalid socket name {raw!r}") from None
-        if name in names:
-            raise _protocol(f"the name {name!r} is sent twice")
-        names.add(name)
-        entries.append((name, KINDS[code - 1]))
-    if pos != len(body):
-        raise _protocol("bytes left over after the announced entries")
-    return entries
-
-
-__all__ = ["check_name", "receive_sockets", "send_sockets"]
+__all__ = ["check_peer", "receive_sockets"]
