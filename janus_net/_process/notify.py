@@ -201,11 +201,6 @@ class Notification:
         self.text = text
         self.notes = notes
 
-    @property
-    def lines(self) -> list[str]:
-        """The ``KEY=VALUE`` lines of the text."""
-        return self.text.split("\n")
-
 
 def notification_socket(name: str) -> Socket:
     """A datagram socket bound to the abstract ``@name``, with SO_PASSCRED: each datagram says who sent it."""

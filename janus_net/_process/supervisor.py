@@ -226,7 +226,7 @@ class Supervisor:
                 self.current, self.pending = self.pending, None
 
     def _shutdown(self, signum: int) -> NoReturn:
-        """Stop the commands (SIGTERM, SIGKILL after --stop-timeout), reap them, and raise `Stopped`."""
+        """Stop the commands (SIGTERM, SIGKILL after the stop timeout), reap them, and raise `Stopped`."""
         for pid in (self.current, self.pending):
             if pid is not None:
                 self._stop(pid)
