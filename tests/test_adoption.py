@@ -650,7 +650,7 @@ def test_only_the_adoption_module_owns_a_descriptor_it_did_not_make() -> None:
     # descriptor into a cell; the adoption tables ask what it is. Only adopt.py does
     # either (what nobody claimed is closed by janus_net.control, which owns nothing).
     found: dict[str, set[str]] = {}
-    for path in sorted(PACKAGE.glob("*.py")):
+    for path in sorted(PACKAGE.rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for name, _call, _scope in _calls(tree):
             if name in ("adopt_into", "take_into"):
@@ -669,8 +669,8 @@ def test_every_door_goes_through_the_adoption_module() -> None:
     # The doors ask adopt for the judgement and the owner; none looks at a descriptor itself.
     for module, door_calls in {
         "listen.py": {"adopt_listener", "adopt_bound"},
-        "activation.py": {"examine", "admit", "own"},
-        "fdpass.py": {"judge_received", "own"},
+        "_process/activation.py": {"examine", "admit", "own"},
+        "_process/receiving.py": {"judge_received", "own"},
     }.items():
         tree = ast.parse((PACKAGE / module).read_text(encoding="utf-8"))
         called = {name for name, _call, _scope in _calls(tree)}

@@ -13,7 +13,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "janus_net"
 DOC = ROOT / "docs" / "architecture.md"
-MODULE = re.compile(r"(?<![\w/.])((?:layout/)?[a-z_]+(?:/__init__|/__main__)?\.py|_shim)(?![\w.])")
+# A module of the package itself, or of one of its packages (``layout/``, the wings' ``_cli/``, ``_process/``...).
+MODULE = re.compile(r"(?<![\w/.])((?:[a-z_]+/)?[a-z_]+\.py|_shim)(?![\w.])")
 
 
 def drawing() -> list[tuple[list[str], set[tuple[str, str]]]]:
@@ -35,7 +36,11 @@ def module_name(drawn: str) -> str:
 
 
 def imports_of(path: Path) -> set[str]:
-    """The janus_net modules ``path`` imports, as drawn names' module names (``layout``, ``socket``...).
+    """What ``path`` imports from janus_net, as dotted names inside it (``socket.Server``, ``_cli.flags``...).
+
+    `resolve` turns each into the drawn module it names: the longest drawn prefix, so
+    ``from janus_net._cli import flags`` is ``_cli.flags`` and ``from janus_net.errors
+    import SocketError`` is ``errors``.
 
     Imports under ``if TYPE_CHECKING:`` are left out: they name a type for the checker and never run
     (``ancillary`` and ``segments`` annotate their ``sock`` parameter with ``socket.Socket``, the type
@@ -54,13 +59,20 @@ def imports_of(path: Path) -> set[str]:
         if id(node) in for_the_checker:
             continue
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("janus_net"):
-            if node.module == "janus_net":
-                found |= {alias.name for alias in node.names}
-            else:
-                found.add(node.module.split(".", 1)[1].split(".")[0])
+            inner = node.module.removeprefix("janus_net").removeprefix(".")
+            found |= {f"{inner}.{alias.name}" if inner else alias.name for alias in node.names}
         elif isinstance(node, ast.Import):
-            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("janus_net.")}
+            found |= {a.name.removeprefix("janus_net.") for a in node.names if a.name.startswith("janus_net.")}
     return found
+
+
+def resolve(dotted: str, drawn: set[str]) -> str | None:
+    """The drawn module ``dotted`` names: its longest prefix that is drawn (None: a name of the package itself)."""
+    parts = dotted.split(".")
+    for end in range(len(parts), 0, -1):
+        if ".".join(parts[:end]) in drawn:
+            return ".".join(parts[:end])
+    return None
 
 
 def test_the_drawing_names_the_real_modules() -> None:
@@ -72,6 +84,14 @@ def test_the_drawing_names_the_real_modules() -> None:
     assert not real - set(drawn), "modules the drawing does not show (add them to docs/architecture.md)"
 
 
+def test_imports_resolve_to_the_drawn_module_they_name() -> None:
+    drawn = {"errors", "layout", "_cli", "_cli.flags", "_process.notify", "notify"}
+    assert resolve("errors.SocketError", drawn) == "errors"
+    assert resolve("_cli.flags", drawn) == "_cli.flags" and resolve("_cli.main", drawn) == "_cli"
+    assert resolve("_process.notify.receive", drawn) == "_process.notify"
+    assert resolve("notify.notify", drawn) == "notify" and resolve("SocketError", drawn) is None
+
+
 def test_every_drawn_module_imports_only_downwards() -> None:
     rows = drawing()
     row_of = {module_name(m): i for i, (modules, _) in enumerate(rows) for m in modules}
@@ -81,8 +101,9 @@ def test_every_drawn_module_imports_only_downwards() -> None:
             if drawn == "_shim":
                 continue
             name = module_name(drawn)
-            for target in imports_of(PACKAGE / drawn):
-                if target not in row_of or target == name:
+            for imported in imports_of(PACKAGE / drawn):
+                target = resolve(imported, set(row_of))
+                if target is None or target == name:
                     continue
                 below = row_of[target] > row_of[name]
                 assert below or (name, target) in arrows, (

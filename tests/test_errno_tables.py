@@ -656,24 +656,24 @@ ROUTES.update(
     }
 )
 
-# --- janus-net run's process calls (janus_net.supervisor): the supervisor runs in a fresh
+# --- janus-net run's process calls (janus_net._process.supervisor): the supervisor runs in a fresh
 # interpreter, since it reaps any child (waitpid(-1)) and takes over signal handlers.
 _SUPERVISE_CHILD = """
 import base64, os, pickle, signal, sys
 import janus_net as jn
-from janus_net import supervisor
-from janus_net.stops import StopSignals
+from janus_net._cli.stop_signals import StopSignals
+from janus_net._process.supervisor import STOP_SIGNALS, Supervisor
 from janus_net.testing import fail
 
 name, err, times, command = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
 before = set(os.listdir("/proc/self/fd"))
 server = jn.listen("127.0.0.1:0")
-sup = supervisor._Supervisor([("web", server)], command, 60.0, 10.0)
+sup = Supervisor([("web", server)], command, 60.0, 10.0)
 error = status = None
 with fail(name, err, times=times) as inj:
     try:
-        with StopSignals(supervisor.STOP_SIGNALS) as stops:
-            status = sup.run(stops)
+        with StopSignals(STOP_SIGNALS) as stops:
+            status = sup.run(stops.fired)
     except BaseException as exc:
         error = exc
 server.close()

@@ -30,13 +30,14 @@ from peers import in_poll, run_child
 
 import janus_net as jn
 from janus_net import control, fdpass
+from janus_net._process import receiving, transfer
 from janus_net.audit import ListSink
 from janus_net.fdpass import HEADER, LAST, MAGIC, VERSION
 from janus_net.testing import fail
 
-FDPASS_FILE = fdpass.__file__
-# The receiver's own lines and those of the control-message module it reads its buffers with.
-RECEIVER_FILES = frozenset({fdpass.__file__, control.__file__})
+# The receiver's own lines, the transfer format's it checks chunks with, and those of the
+# control-message module it reads its buffers with.
+RECEIVER_FILES = frozenset({receiving.__file__, transfer.__file__, control.__file__})
 
 
 def open_fds() -> set[int]:

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 import janus_net as jn
-from janus_net import frames
+from janus_net._process import frames
 from tests.conftest import open_fds
 
 #: A generous "did not hang" bound for joins and socket reads; never a timing assertion.

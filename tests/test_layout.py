@@ -293,11 +293,13 @@ def test_layout_is_a_library_without_a_cycle() -> None:
     tree = ast.parse((package / "__init__.py").read_text())
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    assert not {"janus_net.cli", "janus_net", "argparse", "janus_net.demo"} & imported, imported
+    assert not {"janus_net.cli", "janus_net", "argparse", "janus_net.demo", "janus_net._cli"} & imported, imported
+    assert not any(name.startswith("janus_net._cli") for name in imported if name), imported
     # Nobody reaches into layout's private names (demo once used _render_address).
-    for user in ("cli.py", "demo.py"):
-        source = (package.parent / user).read_text()
-        assert "layout._" not in source, user
+    users = sorted((package.parent / "_cli").glob("*.py"))
+    assert {"command.py", "describe.py", "demo.py"} <= {user.name for user in users}
+    for user in users:
+        assert "layout._" not in user.read_text(), user.name
 
 
 def test_python_m_layout_loads_the_library_once() -> None:

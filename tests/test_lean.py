@@ -36,6 +36,8 @@ def test_import_janus_net_loads_none_of_the_heavy_stdlib_modules() -> None:
     assert "janus_net.listen" in loaded  # the walk sees what the import did
     assert not loaded & set(NOT_AT_IMPORT), sorted(loaded & set(NOT_AT_IMPORT))
     assert "janus_net.audit" not in loaded and "janus_net.handoff" not in loaded
+    # Nor the hand-over's machinery, the supervisor or the command line.
+    assert not {"janus_net._process.handoff", "janus_net._process.supervisor", "janus_net._cli"} & loaded
 
 
 def test_lazy_names_still_work_in_a_fresh_interpreter() -> None:

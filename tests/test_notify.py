@@ -180,7 +180,7 @@ def test_watchdog_interval(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_keyboard_interrupt_at_every_line_leaves_no_descriptor(manager: Manager) -> None:
     """A KeyboardInterrupt raised at each line of notify.py in turn: its socket is always closed."""
-    files = {str(sys.modules["janus_net.notify"].__file__)}
+    files = {str(sys.modules[jn.notify.__module__].__file__)}  # the module that holds notify()
     with jn.listen("127.0.0.1:0") as web:
         n = 0
         while True:

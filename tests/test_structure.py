@@ -44,7 +44,7 @@ KNOWN = {
 
 
 def _modules() -> list[Path]:
-    return sorted(p for p in PACKAGE.glob("*.py"))
+    return sorted(p for p in PACKAGE.rglob("*.py"))  # the wings' packages included
 
 
 def _lib_functions_used(tree: ast.AST) -> set[str]:
@@ -279,8 +279,9 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
 def test_no_import_cycle_in_janus_net_not_even_at_call_time() -> None:
     graph = _graph()
     assert "syscalls" in graph["socket"]  # the walk sees real edges
-    assert "supervisor" in graph["cli"]  # ...and imports made inside a function
-    assert "layout" in graph["cli"] and "cli" in graph["layout.__main__"]
+    assert "_cli.run" in graph["_cli.command"]  # ...and imports made inside a function
+    assert "_process.supervisor" in graph["_cli.run"]
+    assert "layout" in graph["_cli.describe"] and "_cli" in graph["layout.__main__"]
     cycle = _cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
@@ -307,6 +308,19 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
 def test_syscalls_imports_nothing_above_it() -> None:
     # errors -> syscalls -> sockaddr -> address -> socket -> ...: the heart imports only below.
     assert _graph()["syscalls"] <= {"errors", "platform", "_shim"}
+
+
+def test_the_process_wing_imports_nothing_of_the_command_line() -> None:
+    # DESIGN §2: the face sits above the process wing; the supervisor only supervises.
+    for name, targets in _graph().items():
+        if name == "_process" or name.startswith("_process."):
+            face = {t for t in targets if t == "_cli" or t.startswith("_cli.") or t in _OLD_FACE_PATHS}
+            assert not face, f"{name} imports the command line: {sorted(face)}"
+    assert "argparse" not in (PACKAGE / "_process" / "supervisor.py").read_text()
+
+
+#: The command line's old module paths (re-exports of janus_net._cli until the imports move).
+_OLD_FACE_PATHS = {"cli", "cliopts", "cliout", "stops", "demo", "supervisor"}
 
 
 def test_the_facts_ask_nothing_of_the_door() -> None:

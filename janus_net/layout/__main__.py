@@ -2,6 +2,6 @@
 
 import sys
 
-from janus_net.cli import main
+from janus_net._cli import main
 
 sys.exit(main(["layout", *sys.argv[1:]]))
