@@ -1,286 +1,30 @@
-"""The three profiles of ``listen`` and ``bind``, all running one step sequence.
+"""The three profiles of ``listen`` and ``bind``: the six public functions.
 
-:core       ``listen(address, **options)``
-:service    ``listen_with_context(address, ctx, **options)``
-:sovereign  ``listen_with_capability(address, cap, ctx=None, **options)``
+:core       ``listen(address, **options)``, ``bind(address, **options)``
+:service    ``listen_with_context(address, ctx, **options)``, ``bind_with_context``
+:sovereign  ``listen_with_capability(address, cap, ctx=None, **options)``, ``bind_with_capability``
 
-The steps (DESIGN §6) are written once, in `_open`::
-
-    parse -> [capability gate] -> audit event -> (1) socket -> (2) options
-          -> (3) sockaddr -> (4) bind -> (5) listen -> getsockname -> [bind_socket record]
-
-A context's ``check()`` runs at each numbered checkpoint (before the step) and on
-every EINTR retry; a profile without a context runs no checkpoint at all. Every
-option is validated before the first syscall. Once the socket exists, any exception
--- a kernel error, a checkpoint's Timeout, an audit sink's error, a
-KeyboardInterrupt -- closes it and removes a unix socket file this call created
-before it propagates.
+Each is an explicit keyword signature (for users and type checkers) over one step
+sequence (`janus_net._profiles.sequence`). The keywords, their defaults and their
+types are the table's (`janus_net._values.options`; tests/test_options_table.py fails
+when a signature disagrees); each function hands their values, in signature order,
+to `listen_values`/`bind_values`, which check them all before any syscall.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 
-from janus_net import adopt, descriptor, landlock, netns, platform, sockopts, steps, syscalls, unixfile
-from janus_net._shim import lib
-from janus_net.address import (
-    Address,
-    BindAddress,
-    FdAddress,
-    Ip6Address,
-    UnixAddress,
-    as_bind_address,
-    reported,
-)
-from janus_net.context import Context  # for _require_context's check (below listen, as in steps.py)
-from janus_net.errors import SocketError
+from janus_net._profiles.option_checks import bind_values, listen_values
+from janus_net._profiles.sequence import bound, listener
+from janus_net.address import BindAddress
+from janus_net.context import Context  # for _require_context's isinstance
 from janus_net.netns import NamespacePath
-from janus_net.options import DEFAULT_LISTEN, Options, bind_options, listen_options, validate
 from janus_net.socket import Mode, Protocol, Server, Socket
-from janus_net.unixfile import UnixFile
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
-    from typing import Any, TypeVar
-
-
-if TYPE_CHECKING:
     from janus_net.capability import NetBind
-
-
-def _set_options(fd: int, addr: Address, opts: Options, check: syscalls.Checkpoint | None) -> None:
-    ip = not isinstance(addr, UnixAddress)
-    if opts.reuse_address and ip:
-        syscalls.setsockopt_int(fd, lib.SOL_SOCKET, lib.SO_REUSEADDR, 1, check)
-    if opts.reuse_port:
-        syscalls.setsockopt_int(fd, lib.SOL_SOCKET, platform.SO_REUSEPORT, 1, check)
-    if opts.ip6_only is not None:
-        syscalls.setsockopt_int(fd, lib.IPPROTO_IPV6, lib.IPV6_V6ONLY, 1 if opts.ip6_only else 0, check)
-    if opts.broadcast:
-        syscalls.setsockopt_int(fd, lib.SOL_SOCKET, lib.SO_BROADCAST, 1, check)
-    if platform.SO_NOSIGPIPE:
-        syscalls.setsockopt_int(fd, lib.SOL_SOCKET, platform.SO_NOSIGPIPE, 1, check)
-    if opts.gro:
-        syscalls.setsockopt_int(fd, lib.JN_SOL_UDP, lib.JN_UDP_GRO, 1, check)
-    if opts.pktinfo:
-        if isinstance(addr, Ip6Address):
-            syscalls.setsockopt_int(fd, lib.IPPROTO_IPV6, lib.JN_IPV6_RECVPKTINFO, 1, check)
-        else:
-            syscalls.setsockopt_int(fd, lib.IPPROTO_IP, lib.JN_IP_PKTINFO, 1, check)
-    if opts.timestamps:
-        syscalls.setsockopt_int(fd, lib.SOL_SOCKET, lib.JN_SO_TIMESTAMPNS, 1, check)
-    if isinstance(addr, UnixAddress) and not addr.abstract:
-        unixfile.before_bind(fd, opts.file_mode, opts.owner, opts.group, check)  # unix file: permissions before bind
-    sockopts.apply(fd, addr, opts.extra, check)  # DESIGN §16: freebind, device, steer...
-
-
-def _bind(
-    fd: int,
-    addr: Address,
-    encoded: Any,
-    opts: Options,
-    check: syscalls.Checkpoint | None,
-    unix_file: UnixFile | None,
-) -> None:
-    if unix_file is not None:
-        assert isinstance(addr, UnixAddress)
-        unixfile.bind(fd, addr, unix_file, opts.unlink_stale, opts.mode, check)  # unix file: stale handling, lock
-        return
-    unix = isinstance(addr, UnixAddress)
-    syscalls.bind(fd, encoded.pointer, encoded.length, unix=unix, checkpoint=check, address=addr)
-
-
-# --- fd://N: adopt an inherited socket instead of making one (janus_net.adopt)
-
-# Options whose parameter name differs from their Options field.
-_OPTION_NAMES = {"file_mode": "mode"}
-
-
-def _refuse_options(target: FdAddress, opts: Options) -> None:
-    """OptionUnsupported unless every option is at its default (raised before the fd is looked at).
-
-    The options describe how to make a socket, and an adopted one is already made.
-    For ``bind``, ``mode`` and ``protocol`` are not settings but what the socket
-    must be: they are checked by `janus_net.adopt`.
-    """
-    default = listen_options() if opts.kind == "listen" else bind_options(mode=opts.mode, protocol=opts.protocol)
-    changed = [
-        _OPTION_NAMES.get(f, f) for f in Options._fields if f != "extra" and getattr(opts, f) != getattr(default, f)
-    ]
-    changed += opts.extra.changed()
-    if changed:
-        raise SocketError.OptionUnsupported(
-            None,
-            f"{', '.join(changed)} cannot apply to an adopted socket: set it where the socket is made",
-            address=str(target),
-        )
-
-
-class _ErrDefer:
-    """Cleanups that run only if the block raises, newest first (Zig's ``errdefer``).
-
-    Each cleanup is registered *before* the step whose result it undoes, where the
-    undo is harmless on nothing (closing an empty descriptor cell does nothing), so
-    an exception landing between a syscall and its registration cannot skip it.
-    """
-
-    __slots__ = ("_steps",)
-
-    def __init__(self) -> None:
-        self._steps: list[Callable[[], object]] = []
-
-    def __call__(self, cleanup: Callable[[], object]) -> None:
-        self._steps.append(cleanup)
-
-    def __enter__(self) -> _ErrDefer:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
-        if kind is not None:
-            while self._steps:
-                self._steps.pop()()
-
-
-if TYPE_CHECKING:
-    _B = TypeVar("_B", Server, Socket)
-
-
-def _listener(
-    address: str | BindAddress, opts: Options, ctx: Context | None = None, capability: NetBind | None = None
-) -> Server:
-    addr = as_bind_address(address)
-    if isinstance(addr, FdAddress):
-        _refuse_options(addr, opts)
-        # The capability gate needs the socket's real address: adopt asks it.
-        return adopt.adopt_listener(addr, None if ctx is None else ctx.check, capability)
-    return _open(addr, opts, ctx, capability, Server)
-
-
-def _bound(
-    address: str | BindAddress, opts: Options, ctx: Context | None = None, capability: NetBind | None = None
-) -> Socket:
-    addr = as_bind_address(address)
-    if isinstance(addr, FdAddress):
-        _refuse_options(addr, opts)
-        return adopt.adopt_bound(addr, opts.mode, opts.protocol, None if ctx is None else ctx.check, capability)
-    sock = _open(addr, opts, ctx, capability, Socket)
-    sock._made(opts.gro)  # plain receives of a gro=True socket deliver one datagram each (coalesced.py)
-    return sock
-
-
-def _open(addr: Address, opts: Options, ctx: Context | None, capability: NetBind | None, owner: type[_B]) -> _B:
-    """The step sequence (module docstring); ``owner`` is what the descriptor becomes."""
-    validate(addr, opts)
-    landlock.refuse_uncovered(addr, opts.mode, opts.protocol)  # after enforce(): no MPTCP or SMC (unseen by Landlock)
-    if capability is not None:
-        capability.authorize(addr, opts.mode, opts.protocol)  # audits check_bind_address; raises CapabilityDenied
-    sys.audit("janus_net.bind", str(addr), None if capability is None else capability.id)
-    plan = steps.plan_for(addr, opts)
-    if plan is not None:
-        return _open_native(plan, addr, opts, ctx, capability, owner)
-    check = None if ctx is None else ctx.check
-    unix_file = UnixFile(addr.path) if isinstance(addr, UnixAddress) and not addr.abstract else None
-    with _ErrDefer() as errdefer:
-        # The cell exists before the socket: socket() writes the fd into it, so from
-        # the syscall's return on, this cleanup (or the cell's collection) closes it.
-        desc = descriptor.new()
-        errdefer(lambda: descriptor.close(desc))
-        try:
-            result = owner(desc, _steps_one_by_one(desc, addr, opts, check, unix_file, errdefer), unix_file)
-        except SocketError.AccessDenied as exc:
-            denial = _denial(exc, addr, opts)
-            if denial is exc:
-                raise
-            raise denial from None
-        if capability is not None and capability.audit is not None:
-            # Audits bind_socket with the real port; only with a sink, since reading
-            # ``.address`` builds the bound address a listener otherwise makes on first use.
-            capability.record_bound(result.address, opts.mode, opts.protocol)
-    return result
-
-
-def _open_native(
-    plan: steps.Plan, addr: Address, opts: Options, ctx: Context | None, capability: NetBind | None, owner: type[_B]
-) -> _B:
-    """`_open` for what the native step sequence covers (DESIGN §2): the same steps, checkpoints and tables.
-
-    One cleanup, so no `_ErrDefer`: the cell is closed if anything below raises. Before
-    the ``try`` the cell is empty (an interrupt there leaves it to its collection, which
-    closes nothing); inside it, the fd is in the cell from socket()'s return on.
-    """
-    desc = descriptor.new()
-    try:
-        io = steps.new_io(desc)
-        try:
-            steps.run(plan, io, addr, ctx)
-        except SocketError.AccessDenied as exc:
-            denial = _denial(exc, addr, opts)
-            if denial is exc:
-                raise
-            raise denial from None
-        port = io.port
-        if owner is Server and port >= 0 and type(addr) is not UnixAddress:
-            result: _B = Server(desc, addr, None, port)  # the address is made on first use
-        else:
-            result = owner(desc, steps.bound_address(io, addr), None)
-        if capability is not None and capability.audit is not None:
-            capability.record_bound(result.address, opts.mode, opts.protocol)  # as in _open
-    except BaseException:
-        descriptor.close(desc)
-        raise
-    return result
-
-
-def _denial(exc: SocketError, addr: Address, opts: Options) -> SocketError:
-    """After enforce(), a bind the kernel's ruleset refused is CapabilityDenied("kernel")."""
-    return landlock.kernel_denial(exc, addr, opts.mode, opts.protocol) if exc.syscall == "bind" else exc
-
-
-def _steps_one_by_one(
-    desc: Any,
-    addr: Address,
-    opts: Options,
-    check: syscalls.Checkpoint | None,
-    unix_file: UnixFile | None,
-    errdefer: _ErrDefer,
-) -> Address:
-    """The step sequence one syscall at a time, for what the native one leaves to Python.
-
-    A unix socket file (permissions before bind, the stale-file lock, the identity
-    after bind), a network namespace, the DESIGN §15/§16 options and the SOCK_CLOEXEC
-    emulation. Returns the bound address; the fd stays in ``desc``.
-    """
-    if check is not None:
-        check()  # (1) before socket
-    fd = netns.socket(opts.extra.netns, desc, addr.family, opts.mode, opts.protocol, check)
-    if check is not None:
-        check()  # (2) between socket and options
-    _set_options(fd, addr, opts, check)
-    if check is not None:
-        check()  # (3) between options and sockaddr
-    encoded = addr.sockaddr  # encoded once; the address keeps it
-    if check is not None:
-        check()  # (4) between sockaddr and bind
-    if unix_file is not None:
-        # Registered before bind, harmless on nothing (it removes only the inode recorded
-        # after bind), and run before the fd is closed: the file names a live socket for
-        # as long as it exists.
-        errdefer(unix_file.remove)
-    _bind(fd, addr, encoded, opts, check, unix_file)
-    if unix_file is not None:
-        unixfile.after_bind(fd, unix_file, opts.file_mode, opts.owner, opts.group, check)  # unix file: identity
-    if opts.kind == "listen":
-        if check is not None:
-            check()  # (5) between bind and listen
-        syscalls.listen(fd, opts.backlog, check, addr)
-        sockopts.after_listen(fd, addr, opts.extra, check)  # steer="cpu" joins the group at listen
-    return _local_address(fd, addr)
-
-
-def _local_address(fd: int, requested: Address) -> Address:
-    storage, length = syscalls.getsockname(fd)
-    return reported(requested, storage, length)
 
 
 # --- :core
@@ -369,11 +113,11 @@ def listen(
       SocketError.CapabilityDenied: after ``NetBind.enforce()``, the kernel refused the port
           (``.reason == "kernel"``).
     """
-    opts = _listen_opts(
-        backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale, owner, group,
-        freebind, transparent, device, fastopen, defer_accept, incoming_cpu, steer, netns,
-    )  # fmt: skip
-    return _listener(address, opts)
+    opts = listen_values((
+        backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale,
+        freebind, transparent, device, fastopen, defer_accept, incoming_cpu, steer, netns, owner, group,
+    ))  # fmt: skip
+    return listener(address, opts)
 
 
 def bind(
@@ -381,8 +125,8 @@ def bind(
     *,
     mode: Mode = Mode.DGRAM,
     protocol: Protocol | int | None = None,
-    ip6_only: bool | None = None,
     reuse_address: bool = False,
+    ip6_only: bool | None = None,
     broadcast: bool = False,
     gro: bool = False,
     pktinfo: bool = False,
@@ -422,11 +166,11 @@ def bind(
       SocketError.AccessDenied: ``Mode.RAW`` without CAP_NET_RAW, and as for `listen`.
       The other members as for `listen`.
     """
-    opts = _bind_opts(
-        mode, protocol, ip6_only, reuse_address, broadcast, gro, pktinfo, timestamps,
+    opts = bind_values((
+        mode, protocol, reuse_address, ip6_only, broadcast, gro, pktinfo, timestamps,
         freebind, transparent, device, incoming_cpu, netns,
-    )  # fmt: skip
-    return _bound(address, opts)
+    ))  # fmt: skip
+    return bound(address, opts)
 
 
 # --- :service
@@ -472,11 +216,11 @@ def listen_with_context(
       The errors of `listen`.
     """
     _require_context(ctx)
-    opts = _listen_opts(
-        backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale, owner, group,
-        freebind, transparent, device, fastopen, defer_accept, incoming_cpu, steer, netns,
-    )  # fmt: skip
-    return _listener(address, opts, ctx)
+    opts = listen_values((
+        backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale,
+        freebind, transparent, device, fastopen, defer_accept, incoming_cpu, steer, netns, owner, group,
+    ))  # fmt: skip
+    return listener(address, opts, ctx)
 
 
 def bind_with_context(
@@ -485,8 +229,8 @@ def bind_with_context(
     *,
     mode: Mode = Mode.DGRAM,
     protocol: Protocol | int | None = None,
-    ip6_only: bool | None = None,
     reuse_address: bool = False,
+    ip6_only: bool | None = None,
     broadcast: bool = False,
     gro: bool = False,
     pktinfo: bool = False,
@@ -511,11 +255,11 @@ def bind_with_context(
       The errors of `bind`.
     """
     _require_context(ctx)
-    opts = _bind_opts(
-        mode, protocol, ip6_only, reuse_address, broadcast, gro, pktinfo, timestamps,
+    opts = bind_values((
+        mode, protocol, reuse_address, ip6_only, broadcast, gro, pktinfo, timestamps,
         freebind, transparent, device, incoming_cpu, netns,
-    )  # fmt: skip
-    return _bound(address, opts, ctx)
+    ))  # fmt: skip
+    return bound(address, opts, ctx)
 
 
 # --- :sovereign
@@ -569,11 +313,11 @@ def listen_with_capability(
           closed.
     """
     _require_capability(cap, ctx)
-    opts = _listen_opts(
-        backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale, owner, group,
-        freebind, transparent, device, fastopen, defer_accept, incoming_cpu, steer, netns,
-    )  # fmt: skip
-    return _listener(address, opts, ctx, cap)
+    opts = listen_values((
+        backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale,
+        freebind, transparent, device, fastopen, defer_accept, incoming_cpu, steer, netns, owner, group,
+    ))  # fmt: skip
+    return listener(address, opts, ctx, cap)
 
 
 def bind_with_capability(
@@ -583,8 +327,8 @@ def bind_with_capability(
     ctx: Context | None = None,
     mode: Mode = Mode.DGRAM,
     protocol: Protocol | int | None = None,
-    ip6_only: bool | None = None,
     reuse_address: bool = False,
+    ip6_only: bool | None = None,
     broadcast: bool = False,
     gro: bool = False,
     pktinfo: bool = False,
@@ -615,11 +359,11 @@ def bind_with_capability(
       The errors of `bind`.
     """
     _require_capability(cap, ctx)
-    opts = _bind_opts(
-        mode, protocol, ip6_only, reuse_address, broadcast, gro, pktinfo, timestamps,
+    opts = bind_values((
+        mode, protocol, reuse_address, ip6_only, broadcast, gro, pktinfo, timestamps,
         freebind, transparent, device, incoming_cpu, netns,
-    )  # fmt: skip
-    return _bound(address, opts, ctx, cap)
+    ))  # fmt: skip
+    return bound(address, opts, ctx, cap)
 
 
 def _require_context(ctx: object) -> None:
@@ -645,96 +389,11 @@ def _require_capability(cap: object, ctx: object = None) -> None:
         _require_context(ctx)
 
 
-def _listen_opts(
-    backlog: int,
-    reuse_address: bool,
-    reuse_port: bool,
-    ip6_only: bool | None,
-    mode: int | None,
-    unlink_stale: bool,
-    owner: int | str | None,
-    group: int | str | None,
-    freebind: bool,
-    transparent: bool,
-    device: str | None,
-    fastopen: int | None,
-    defer_accept: int | None,
-    incoming_cpu: int | None,
-    steer: str | None,
-    netns: NamespacePath | None,
-) -> Options:
-    """The three listen* profiles' keywords as one validated `Options` (built by keyword)."""
-    if (
-        backlog == 128
-        and type(backlog) is int
-        and reuse_address is True
-        and reuse_port is False
-        and ip6_only is None
-        and mode is None
-        and unlink_stale is False
-        and owner is None
-        and group is None
-        and freebind is False
-        and transparent is False
-        and device is None
-        and fastopen is None
-        and defer_accept is None
-        and incoming_cpu is None
-        and steer is None
-        and netns is None
-    ):
-        return DEFAULT_LISTEN  # every keyword at its default: the options checked once (no extra/listen_options)
-    extra = sockopts.extra(
-        freebind=freebind,
-        transparent=transparent,
-        device=device,
-        fastopen=fastopen,
-        defer_accept=defer_accept,
-        incoming_cpu=incoming_cpu,
-        steer=steer,
-        netns=netns,
-        reuse_port=reuse_port,
-    )
-    return listen_options(
-        backlog=backlog,
-        reuse_address=reuse_address,
-        reuse_port=reuse_port,
-        ip6_only=ip6_only,
-        mode=mode,
-        unlink_stale=unlink_stale,
-        owner=owner,
-        group=group,
-        extra=extra,
-    )
-
-
-def _bind_opts(
-    mode: Mode,
-    protocol: Protocol | int | None,
-    ip6_only: bool | None,
-    reuse_address: bool,
-    broadcast: bool,
-    gro: bool,
-    pktinfo: bool,
-    timestamps: bool,
-    freebind: bool,
-    transparent: bool,
-    device: str | None,
-    incoming_cpu: int | None,
-    netns: NamespacePath | None,
-) -> Options:
-    """The three bind* profiles' keywords as one validated `Options` (built by keyword)."""
-    extra = sockopts.extra(
-        freebind=freebind, transparent=transparent, device=device, incoming_cpu=incoming_cpu, netns=netns
-    )
-    return bind_options(
-        mode=mode,
-        protocol=protocol,
-        ip6_only=ip6_only,
-        reuse_address=reuse_address,
-        broadcast=broadcast,
-        gro=gro,
-        pktinfo=pktinfo,
-        timestamps=timestamps,
-        extra=extra,
-    )
+__all__ = [
+    "bind",
+    "bind_with_capability",
+    "bind_with_context",
+    "listen",
+    "listen_with_capability",
+    "listen_with_context",
+]

@@ -40,12 +40,14 @@ every pair of native ones, so there is nothing to gain.
 
 from __future__ import annotations
 
-from janus_net import descriptor, platform, sockopts, syscalls
+from janus_net import descriptor, platform, syscalls
+from janus_net._profiles.option_checks import Options
+from janus_net._profiles.socket_options import setsockopt_steps
 from janus_net._shim import ffi, lib
+from janus_net._values.options import OPTIONS
 from janus_net.address import Address, UnixAddress, reported
 from janus_net.caches import bounded_put
 from janus_net.context import Context
-from janus_net.options import Options
 
 TYPE_CHECKING = False  # `typing` only for the checker (import time, docs/performance.md)
 if TYPE_CHECKING:
@@ -69,7 +71,7 @@ class Plan:
     __slots__ = ("bind_step", "end", "listens", "options", "struct", "tables")
 
     def __init__(self, family: int, opts: Options) -> None:
-        sockopts = _sockopts(family, opts)
+        sockopts = [(level, name, value) for _option, level, name, value in setsockopt_steps(family, opts)]
         if len(sockopts) > lib.JN_STEPS_MAX_OPTS:
             raise AssertionError("more socket options than jn_steps_plan holds")  # a bug: grow the C array
         struct = ffi.new(_PLAN_P)
@@ -79,6 +81,7 @@ class Plan:
         struct.backlog = opts.backlog if opts.kind == "listen" else -1
         struct.nopts = len(sockopts)
         for i, (level, name, value) in enumerate(sockopts):
+            assert isinstance(value, int)  # `plan_for` sends every other option to the plain path
             slot = struct.opts[i]
             slot.level, slot.name, slot.value = level, name, value
         n = len(sockopts)
@@ -97,26 +100,29 @@ class Plan:
         )
 
 
-def _sockopts(family: int, opts: Options) -> list[tuple[int, int, int]]:
-    """The setsockopt steps, in the plain path's order (listen._set_options)."""
-    out = []
-    if opts.reuse_address and family != lib.AF_UNIX:
-        out.append((lib.SOL_SOCKET, lib.SO_REUSEADDR, 1))
-    if opts.reuse_port:
-        out.append((lib.SOL_SOCKET, platform.SO_REUSEPORT, 1))
-    if opts.ip6_only is not None:
-        out.append((lib.IPPROTO_IPV6, lib.IPV6_V6ONLY, 1 if opts.ip6_only else 0))
-    if opts.broadcast:
-        out.append((lib.SOL_SOCKET, lib.SO_BROADCAST, 1))
-    if platform.SO_NOSIGPIPE:
-        out.append((lib.SOL_SOCKET, platform.SO_NOSIGPIPE, 1))
-    return out
+#: The fields of the options the native sequence cannot take: a step of its own (a
+#: namespace, a unix socket file, steering after listen), or a setsockopt with a
+#: buffer or with the DESIGN §16 errno table (its messages name the keyword).
+_PLAIN_ONLY = tuple(
+    o.field
+    for o in OPTIONS
+    if o.step not in ("socket", "listen", "setsockopt")
+    or (o.step == "setsockopt" and (o.errors != "plain" or o.value == "name"))
+)
+
+
+def _plain_only(opts: Options) -> bool:
+    for field in _PLAIN_ONLY:
+        value = getattr(opts, field)
+        if value is not None and value is not False:
+            return True
+    return False
 
 
 # Plans by (family, options). Options values are few (the defaults are one shared
 # object), so the cache stays small; it is bounded all the same. The last plan per
 # family is also kept by the identity of its Options, so the usual call (the shared
-# default options) skips hashing the ten-field tuple.
+# default options) skips hashing the options record.
 _PLANS: dict[tuple[int, Options], Plan] = {}
 _PLANS_MAX = 64
 _LAST: dict[int, tuple[Options, Plan]] = {}
@@ -128,10 +134,8 @@ def plan_for(addr: Address, opts: Options) -> Plan | None:
     last = _LAST.get(family)
     if last is not None and last[0] is opts and type(addr) is not UnixAddress and platform.HAS_SOCK_CLOEXEC:
         return last[1]
-    if not platform.HAS_SOCK_CLOEXEC or opts.file_mode is not None or opts.unlink_stale:
-        return None
-    if opts.gro or opts.pktinfo or opts.timestamps or opts.extra is not sockopts.NO_EXTRA:
-        return None  # DESIGN §14-§16 options (netns, device, steering...) keep the plain path
+    if not platform.HAS_SOCK_CLOEXEC or _plain_only(opts):
+        return None  # the SOCK_CLOEXEC emulation, and the options above, keep the plain path
     if isinstance(addr, UnixAddress) and not addr.abstract:
         return None
     key = (family, opts)

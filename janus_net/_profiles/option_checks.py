@@ -1,13 +1,21 @@
-"""The keyword options of ``listen*`` and ``bind*``: checked for type and range before any syscall.
+"""The keyword options of ``listen*`` and ``bind*``, checked before any syscall, as one `Options` record.
 
-Every option is validated here, once, before the first syscall of a listen or bind
-(DESIGN §3 "Strict values"): a wrong type or a value that cannot apply to the
-address raises before anything exists, so nothing has to be undone.
+Every option is checked here, once, from the table (`janus_net._values.options`), before
+the first syscall of a listen or bind (DESIGN §3 "Strict values"): `checked` takes the
+values of a profile's keywords in signature order and checks each for type and range;
+`validate` then refuses, still before any syscall, an option that cannot apply to the
+address or the platform. A wrong type raises before anything exists, so nothing has to
+be undone.
 """
 
 from __future__ import annotations
 
-from janus_net import platform, sockopts, unixfile
+import os
+
+from janus_net import netns
+from janus_net._profiles import unix_files
+from janus_net._shim import lib
+from janus_net._values.options import NOT_TAKEN, OPTIONS, WHERE, Option, taken_by
 from janus_net.address import Address, Ip4Address, Ip6Address, UnixAddress, require_zone
 from janus_net.errors import SocketError
 from janus_net.socket import Mode, Protocol
@@ -15,12 +23,26 @@ from janus_net.values import BadOptionType, flag, integer
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
-    from typing import Literal, NamedTuple
-else:
-    from janus_net.typing_runtime import NamedTuple
+    from collections.abc import Callable
+    from typing import Any, Literal
+
+    Profile = Literal["listen", "bind"]
+
+#: The fields of `Options` after ``kind``: each option's field once, in table order.
+FIELDS: tuple[str, ...] = tuple(dict.fromkeys(option.field for option in OPTIONS))
 
 
-class Options(NamedTuple):
+class Options:
+    """The checked options of one listen or bind: a field per option (the table's order), and the profile.
+
+    Immutable and hashable (the native plans are cached by it). ``mode`` is the socket
+    type (``Mode.STREAM`` for ``listen``), ``file_mode`` the unix socket file's
+    permissions (``listen``'s ``mode=``); a profile's options it does not take hold
+    their unset value (``backlog`` 0 for ``bind``).
+    """
+
+    __slots__ = ("kind", *FIELDS)
+
     kind: Literal["listen", "bind"]
     mode: Mode
     protocol: int
@@ -28,115 +50,265 @@ class Options(NamedTuple):
     reuse_address: bool
     reuse_port: bool
     ip6_only: bool | None
-    broadcast: bool
     file_mode: int | None
     unlink_stale: bool
-    # DESIGN §15 (bind only): UDP_GRO, IP_PKTINFO / IPV6_RECVPKTINFO, SO_TIMESTAMPNS.
-    gro: bool = False
-    pktinfo: bool = False
-    timestamps: bool = False
-    extra: sockopts.Extra = sockopts.NO_EXTRA  # DESIGN §14/§16: netns, freebind, device...
-    owner: int | None = None  # uid for the unix socket file (janus_net.unixfile)
-    group: int | None = None  # gid for the unix socket file
+    broadcast: bool
+    gro: bool
+    pktinfo: bool
+    timestamps: bool
+    freebind: bool
+    transparent: bool
+    device: str | None
+    fastopen: int | None
+    defer_accept: int | None
+    incoming_cpu: int | None
+    steer: str | None
+    netns: bytes | None
+    owner: int | None
+    group: int | None
+
+    _fields = ("kind", *FIELDS)
+
+    def __init__(self, kind: Profile, **fields: Any) -> None:
+        setter = object.__setattr__
+        setter(self, "kind", kind)
+        for name in FIELDS:
+            setter(self, name, fields.get(name, _UNSET[name]))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("Options are immutable: use _replace()")
+
+    def _replace(self, **changes: Any) -> Options:
+        """A copy with ``changes`` (not checked: for tests and the profiles' own use)."""
+        values = {name: getattr(self, name) for name in FIELDS}
+        values.update(changes)
+        kind = values.pop("kind", self.kind)
+        return Options(kind, **values)
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self._fields)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Options and self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        return "Options(" + ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields) + ")"
+
+    def changed(self) -> list[str]:
+        """The keywords given another value than their profile's default, for error messages."""
+        return [
+            option.name
+            for option in taken_by(self.kind)
+            if getattr(self, option.field) != _DEFAULTS[self.kind][option.field]
+        ]
 
 
-def _check_ip6_only(ip6_only: object) -> None:
-    # None leaves the system default; a truthy string must not quietly set IPV6_V6ONLY to 1.
-    if ip6_only is not None and type(ip6_only) is not bool:
-        raise BadOptionType(f"ip6_only must be None, True or False, not {ip6_only!r}")
+def _unset(option: Option) -> object:
+    return Mode[option.unset] if isinstance(option.unset, str) and option.check == "socket_type" else option.unset
 
 
-def listen_options(
-    backlog: int = 128,
-    reuse_address: bool = True,
-    reuse_port: bool = False,
-    ip6_only: bool | None = None,
-    mode: int | None = None,
-    unlink_stale: bool = False,
-    owner: int | str | None = None,
-    group: int | str | None = None,
-    extra: sockopts.Extra = sockopts.NO_EXTRA,
-) -> Options:
-    """The options of ``listen*``, each checked for type and range (DESIGN §3 "Strict values").
+#: What each field holds where its profile does not take it (``mode``: listen makes stream sockets).
+_UNSET = {option.field: _unset(option) for option in OPTIONS}
 
-    Raises:
-        TypeError: an option of the wrong type (`BadOptionType`, also a ValueError).
-        ValueError: a value out of range (a negative backlog, mode bits beyond 0o7777).
-    """
-    if (
-        reuse_address is True
-        and reuse_port is False
-        and ip6_only is None
-        and mode is None
-        and unlink_stale is False
-        and owner is None
-        and group is None
-        and backlog == 128
-        and type(backlog) is int
-        and extra is sockopts.NO_EXTRA
-    ):
-        return _DEFAULT_LISTEN  # the usual call: validated and built once
-    backlog = integer("backlog", backlog)
-    _check_ip6_only(ip6_only)
-    if mode is not None:
-        mode = integer("mode", mode, 0, 0o7777, "of file permission bits (0..0o7777)")
-    return Options(
-        "listen", Mode.STREAM, 0, backlog, flag("reuse_address", reuse_address), flag("reuse_port", reuse_port),
-        ip6_only, False, mode, flag("unlink_stale", unlink_stale), extra=extra,
-        owner=unixfile.resolve_owner(owner), group=unixfile.resolve_group(group),
-    )  # fmt: skip
+
+def default(option: Option, profile: Profile) -> object:
+    """``option``'s default in ``profile`` as the signatures write it (`Mode.DGRAM`, not ``"DGRAM"``)."""
+    value = option.default(profile)
+    return Mode[value] if option.check == "socket_type" and isinstance(value, str) else value
+
+
+# --- one check per kind of value (the table's ``check``); None passes where it is the default
+
+
+def _flag(name: str, value: object, none_ok: bool) -> object:
+    if value is None and none_ok:
+        return None
+    if none_ok and type(value) is not bool:
+        # None leaves the system default; a truthy string must not quietly mean True.
+        raise BadOptionType(f"{name} must be None, True or False, not {value!r}")
+    return flag(name, value)
+
+
+def _count(name: str, value: object, none_ok: bool) -> object:
+    # A C int: a larger value would fail in cffi after the socket exists.
+    return None if value is None and none_ok else integer(name, value)
+
+
+def _permissions(name: str, value: object, none_ok: bool) -> object:
+    if value is None and none_ok:
+        return None
+    return integer(name, value, 0, 0o7777, "of file permission bits (0..0o7777)")
 
 
 _MODES = frozenset(int(m) for m in Mode)
 
 
-def bind_options(
-    mode: Mode = Mode.DGRAM,
-    protocol: Protocol | int | None = None,
-    ip6_only: bool | None = None,
-    reuse_address: bool = False,
-    broadcast: bool = False,
-    gro: bool = False,
-    pktinfo: bool = False,
-    timestamps: bool = False,
-    extra: sockopts.Extra = sockopts.NO_EXTRA,
-) -> Options:
-    """The options of ``bind*``, each checked for type and range (DESIGN §3 "Strict values").
+def _socket_type(name: str, value: object, none_ok: bool) -> Mode:
+    if type(value) is Mode:
+        return value
+    number = integer(name, value, what="naming a janus_net.Mode")
+    if number not in _MODES:
+        raise ValueError(f"mode must be a janus_net.Mode ({', '.join(m.name for m in Mode)}), not {value!r}")
+    return Mode(number)
 
-    ``mode`` is a `Mode` or the int of one; ``protocol`` None (the family's default),
-    a `Protocol` or any protocol number as an int.
+
+def _protocol(name: str, value: object, none_ok: bool) -> int:
+    return 0 if value is None else integer(name, value)
+
+
+def _interface(name: str, value: object, none_ok: bool) -> object:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadOptionType(f"{name} must be an interface name (str), not {value!r}")
+    encoded = os.fsencode(value)
+    # The kernel copies at most IF_NAMESIZE - 1 bytes and would silently cut a longer name.
+    if not encoded or b"\0" in encoded or len(encoded) >= lib.IF_NAMESIZE or encoded in (b".", b".."):
+        raise ValueError(f"{name} must be an interface name of 1..{lib.IF_NAMESIZE - 1} bytes, not {value!r}")
+    if b"/" in encoded or any(c in encoded for c in b" \t\n\r:"):
+        raise ValueError(f"no interface can be named {value!r}")
+    return value
+
+
+def _steer(name: str, value: object, none_ok: bool) -> object:
+    if value is not None and (not isinstance(value, str) or value != "cpu"):
+        raise ValueError(f'{name} must be None or "cpu", not {value!r}')
+    return value
+
+
+def _netns(name: str, value: object, none_ok: bool) -> object:
+    return None if value is None else netns.check_path(value)
+
+
+_CHECKS: dict[str, Callable[[str, object, bool], object]] = {
+    "flag": _flag,
+    "count": _count,
+    "permissions": _permissions,
+    "socket_type": _socket_type,
+    "protocol": _protocol,
+    "interface": _interface,
+    "steer": _steer,
+    "netns": _netns,
+    "user": lambda name, value, none_ok: unix_files.resolve_owner(value),
+    "group": lambda name, value, none_ok: unix_files.resolve_group(value),
+}
+
+
+def checked(profile: Profile, values: tuple[object, ...]) -> Options:
+    """The values of ``profile``'s keywords (in signature order), each checked for type and range.
 
     Raises:
         TypeError: an option of the wrong type (`BadOptionType`, also a ValueError).
-        ValueError: a mode that is no `Mode`, a protocol number out of range.
+        ValueError: a value out of range (a negative backlog, mode bits beyond 0o7777,
+            ``steer`` other than ``"cpu"`` or without ``reuse_port=True``...).
     """
-    if type(mode) is not Mode:
-        number = integer("mode", mode, what="naming a janus_net.Mode")
-        if number not in _MODES:
-            raise ValueError(f"mode must be a janus_net.Mode ({', '.join(m.name for m in Mode)}), not {mode!r}")
-        mode = Mode(number)
-    proto = 0 if protocol is None else integer("protocol", protocol)
-    _check_ip6_only(ip6_only)
-    return Options(
-        "bind", mode, proto, 0, flag("reuse_address", reuse_address), False, ip6_only,
-        flag("broadcast", broadcast), None, False, flag("gro", gro), flag("pktinfo", pktinfo),
-        flag("timestamps", timestamps), extra=extra,
-    )  # fmt: skip
+    fields: dict[str, object] = {}
+    for option, value in zip(_TAKEN[profile], values, strict=True):
+        fields[option.field] = _CHECKS[option.check](option.name, value, option.default(profile) is None)
+    if fields.get("steer") is not None and fields.get("reuse_port") is not True:
+        raise ValueError('steer="cpu" steers a SO_REUSEPORT group: it needs reuse_port=True')
+    return Options(profile, **fields)
 
 
-# backlog and protocol are C ints: a larger value would fail in cffi after the socket exists.
-_DEFAULT_LISTEN = Options("listen", Mode.STREAM, 0, 128, True, False, None, False, None, False)
-#: `listen_options()` with every argument at its default (the same object it returns).
-DEFAULT_LISTEN = _DEFAULT_LISTEN
+_TAKEN = {profile: taken_by(profile) for profile in ("listen", "bind")}
+_DEFAULTS = {
+    profile: {**_UNSET, **{option.field: default(option, profile) for option in _TAKEN[profile]}}
+    for profile in ("listen", "bind")
+}
+#: Every keyword of a profile at its default: checked once.
+DEFAULT_LISTEN = checked("listen", tuple(default(option, "listen") for option in _TAKEN["listen"]))
+DEFAULT_BIND = checked("bind", tuple(default(option, "bind") for option in _TAKEN["bind"]))
+
+
+def _fast_path(profile: Profile, default_options: Options) -> Callable[[tuple[object, ...]], Options]:
+    """``checked`` for ``profile``, answering the usual call (every keyword at its default) at once.
+
+    "At its default" means *the same object* (True, False, None, the cached small int
+    128): 1 or 1.0 equal True but must be refused, so the test is ``is``. Written out
+    as one chain of ``is`` from the table, once at import: a loop over the keywords
+    (``map(operator.is_, ...)``) costs three times as much per listen, measured.
+    """
+    defaults = [default(option, profile) for option in _TAKEN[profile]]
+    names = [f"v{i}" for i in range(len(defaults))]
+    source = (
+        f"def options({', '.join(f'd{i}=d{i}' for i in range(len(defaults)))}):\n"
+        f"    def options(values):\n"
+        f"        {', '.join(names)}, = values\n"
+        f"        if {' and '.join(f'v{i} is d{i}' for i in range(len(defaults)))}:\n"
+        f"            return default_options\n"
+        f"        return checked(profile, values)\n"
+        f"    return options\n"
+    )
+    namespace: dict[str, Any] = {f"d{i}": value for i, value in enumerate(defaults)}
+    namespace.update(default_options=default_options, checked=checked, profile=profile)
+    exec(compile(source, f"<{profile} options>", "exec"), namespace)
+    made: Callable[[tuple[object, ...]], Options] = namespace["options"]()
+    return made
+
+
+#: ``listen*``'s and ``bind*``'s keywords, in signature order, as checked `Options`.
+listen_values = _fast_path("listen", DEFAULT_LISTEN)
+bind_values = _fast_path("bind", DEFAULT_BIND)
+
+
+def listen_options(**given: Any) -> Options:
+    """The options of ``listen*`` by keyword (the rest at their defaults), checked."""
+    return listen_values(_in_order("listen", given))
+
+
+def bind_options(**given: Any) -> Options:
+    """The options of ``bind*`` by keyword (the rest at their defaults), checked."""
+    return bind_values(_in_order("bind", given))
+
+
+def _in_order(profile: Profile, given: dict[str, Any]) -> tuple[object, ...]:
+    unknown = set(given) - {option.name for option in _TAKEN[profile]}
+    if unknown:
+        raise TypeError(f"{profile}() got unexpected keyword arguments {sorted(unknown)}")
+    return tuple(given.get(option.name, default(option, profile)) for option in _TAKEN[profile])
+
+
+# --- what can apply to this address, on this platform
+
+
+def _applies(where: str, addr: Address, opts: Options) -> bool:
+    ip = not isinstance(addr, UnixAddress)
+    stream = opts.mode is Mode.STREAM
+    if where == "ip":
+        return ip
+    if where == "ip6":
+        return isinstance(addr, Ip6Address)
+    if where == "path":
+        return isinstance(addr, UnixAddress) and not addr.abstract
+    if where == "tcp":
+        return ip and stream
+    if where == "udp":
+        return ip and opts.mode is Mode.DGRAM and opts.protocol in (0, Protocol.UDP)
+    if where == "ip_datagram":
+        return ip and not stream
+    if where == "datagram":
+        return not stream
+    return True
 
 
 def validate(addr: Address, opts: Options) -> None:
-    """Reject, before any syscall, every option that cannot apply to this address."""
-    if opts is _DEFAULT_LISTEN and type(addr) is Ip4Address:
-        return  # the usual call: no check below applies to an IPv4 address with listen's defaults
+    """Reject, before any syscall, every option that cannot apply to this address or platform."""
+    if (opts is DEFAULT_LISTEN or opts is DEFAULT_BIND) and type(addr) is Ip4Address:
+        return  # the usual call: no check below applies to an IPv4 address with the defaults
     text = str(addr)
-    if opts.ip6_only is not None and not isinstance(addr, Ip6Address):
-        raise SocketError.OptionUnsupported(None, "ip6_only applies to IPv6 addresses only", address=text)
+    ip6 = isinstance(addr, Ip6Address)
+    for option in _TAKEN[opts.kind]:
+        if getattr(opts, option.field) == _UNSET[option.field]:
+            continue  # not asked for: nothing to apply
+        needs = option.needs6 if ip6 and option.needs6 else option.needs
+        if any(not getattr(lib, name) for name in needs):
+            raise SocketError.OptionUnsupported(None, f"this platform has no {option.name} option", address=text)
+        if not _applies(option.where, addr, opts):
+            why = f"{option.name} applies to {WHERE[option.where]} only"
+            raise SocketError.OptionUnsupported(None, why, address=text)
     if opts.ip6_only and isinstance(addr, Ip6Address) and addr.is_ip4_mapped:
         # The kernel would say EINVAL, which the bind table treats as our bug.
         raise SocketError.AddressUnavailable(
@@ -147,38 +319,20 @@ def validate(addr: Address, opts: Options) -> None:
     if isinstance(addr, Ip6Address) and addr.ip.is_multicast and opts.mode is Mode.STREAM:
         why = "an IPv6 multicast address cannot be bound by a stream socket"
         raise SocketError.AddressUnavailable(None, why, syscall="bind", address=text)
-    path_socket = isinstance(addr, UnixAddress) and not addr.abstract
-    if opts.file_mode is not None and not path_socket:
-        raise SocketError.OptionUnsupported(None, "mode applies to unix socket paths only", address=text)
-    if (opts.owner is not None or opts.group is not None) and not path_socket:
-        raise SocketError.OptionUnsupported(None, "owner and group apply to unix socket paths only", address=text)
-    if opts.unlink_stale and not path_socket:
-        raise SocketError.OptionUnsupported(None, "unlink_stale applies to unix socket paths only", address=text)
-    if opts.reuse_port and not platform.SO_REUSEPORT:
-        raise SocketError.OptionUnsupported(None, "this platform has no SO_REUSEPORT", address=text)
-    if opts.reuse_port and isinstance(addr, UnixAddress):
-        # Linux answers setsockopt with EOPNOTSUPP (older kernels took it and did nothing):
-        # refused here, before the socket exists, the same on every kernel.
-        raise SocketError.OptionUnsupported(None, "reuse_port applies to IP addresses only", address=text)
-    _validate_datagram_options(addr, opts, text)
-    sockopts.validate(addr, opts.extra, opts.mode is Mode.STREAM)
 
 
-def _validate_datagram_options(addr: Address, opts: Options, text: str) -> None:
-    """gro, pktinfo, timestamps (DESIGN §15): only where they can apply, checked before the socket exists."""
-    ip = not isinstance(addr, UnixAddress)
-    udp = ip and opts.mode is Mode.DGRAM and opts.protocol in (0, Protocol.UDP)
-    if opts.gro and not (udp and platform.HAS_UDP_GRO):
-        why = "gro applies to UDP sockets only" if not udp else "this platform has no UDP_GRO"
-        raise SocketError.OptionUnsupported(None, why, address=text)
-    if opts.pktinfo:
-        if not ip or opts.mode is Mode.STREAM:
-            raise SocketError.OptionUnsupported(None, "pktinfo applies to IP datagram sockets only", address=text)
-        has = platform.HAS_IPV6_PKTINFO if isinstance(addr, Ip6Address) else platform.HAS_IP_PKTINFO
-        if not has:
-            raise SocketError.OptionUnsupported(None, "this platform has no pktinfo for this family", address=text)
-    if opts.timestamps:
-        if opts.mode is Mode.STREAM:
-            raise SocketError.OptionUnsupported(None, "timestamps apply to datagram sockets only", address=text)
-        if not platform.HAS_TIMESTAMPNS:
-            raise SocketError.OptionUnsupported(None, "this platform has no SO_TIMESTAMPNS", address=text)
+__all__ = [
+    "DEFAULT_BIND",
+    "DEFAULT_LISTEN",
+    "FIELDS",
+    "NOT_TAKEN",
+    "BadOptionType",
+    "Options",
+    "bind_options",
+    "bind_values",
+    "checked",
+    "default",
+    "listen_options",
+    "listen_values",
+    "validate",
+]

@@ -1,198 +1,93 @@
-"""The socket options servers need (DESIGN §16): checked before any syscall, set, and read back.
+"""The options set on a new socket, in one list, and read back by ``options()`` (DESIGN §16).
 
-Keyword options of ``listen*`` (all) and ``bind*`` (``freebind``, ``transparent``,
-``device``, ``incoming_cpu``, and ``netns``, which is not a socket option but the
-namespace the socket is made in, see `janus_net.netns`):
+`setsockopt_steps` turns a checked `Options` into the setsockopt steps of one socket,
+from the table (`janus_net._values.options`), in the table's order: the native step
+sequence (`janus_net._profiles.native_sequence`) runs the same list in C that `apply`
+runs here one call at a time, so the two paths cannot drift apart. ``steer="cpu"``
+attaches the classic BPF program ``ld #cpu; ret a`` to the socket's SO_REUSEPORT
+group once the socket listens (`after_listen`): the kernel hands each new connection
+to the group member whose index (the order in which the members were bound) equals
+the CPU that received it (a CPU with no such member falls back to the kernel's hash).
 
-=============  ==========================================  ================================
-keyword        kernel option                               value
-=============  ==========================================  ================================
-freebind       IP_FREEBIND / IPV6_FREEBIND                 bool: bind an address no interface has (yet)
-transparent    IP_TRANSPARENT / IPV6_TRANSPARENT           bool: TPROXY; needs CAP_NET_ADMIN
-device         SO_BINDTODEVICE                             str: an interface name (< IF_NAMESIZE bytes)
-fastopen       TCP_FASTOPEN                                int >= 0: TFO queue length (listen only)
-defer_accept   TCP_DEFER_ACCEPT                            int >= 0: seconds (listen only)
-incoming_cpu   SO_INCOMING_CPU                             int >= 0: the CPU that should handle it
-steer          SO_ATTACH_REUSEPORT_CBPF                    "cpu": with reuse_port (listen only)
-=============  ==========================================  ================================
-
-``steer="cpu"`` attaches the classic BPF program ``ld #cpu; ret a`` to the socket's
-SO_REUSEPORT group: the kernel hands each new connection to the group member whose
-index (the order in which the members were bound) equals the CPU that received the
-connection (a CPU with no such member falls back to the kernel's hash).
-
-Errors (each errno its member; see docs/kernel-capability.md): a wrong type or value
-is TypeError/ValueError and an option that cannot apply to the address (a unix socket,
-a platform without the option) is `SocketError.OptionUnsupported`, all before any
-syscall; EPERM (transparent without CAP_NET_ADMIN) is `SocketError.AccessDenied`;
-ENODEV (``device`` names no interface in the socket's namespace) is
-`SocketError.AddressUnavailable`, as bind's ENODEV for an unknown zone is.
+Errors (each errno its member; see docs/kernel-capability.md): the DESIGN §16 options
+(the table's ``errors="server"``) use their own setsockopt table, where EPERM
+(transparent without CAP_NET_ADMIN) is `SocketError.AccessDenied` and ENODEV
+(``device`` names no interface in the socket's namespace) is
+`SocketError.AddressUnavailable`, as bind's ENODEV for an unknown zone is; the
+message names the keyword and the address.
 """
 
 from __future__ import annotations
 
 import os
 
-from janus_net import netns, platform, syscalls
+from janus_net import platform, syscalls
 from janus_net._shim import ffi, lib
-from janus_net.address import Address, Ip6Address, UnixAddress
+from janus_net._values.options import OPTIONS, Option
+from janus_net.address import Address
 from janus_net.errors import SocketError
-from janus_net.values import BadOptionType, flag, integer
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
-    from typing import NamedTuple
-else:
-    from janus_net.typing_runtime import NamedTuple
-
-
-if TYPE_CHECKING:
+    from janus_net._profiles.option_checks import Options
     from janus_net._shim import CData
 
-
-class Extra(NamedTuple):
-    """The §14/§16 options of one listen or bind call, validated (defaults: nothing to do)."""
-
-    freebind: bool = False
-    transparent: bool = False
-    device: str | None = None
-    fastopen: int | None = None
-    defer_accept: int | None = None
-    incoming_cpu: int | None = None
-    steer: str | None = None
-    netns: bytes | None = None
-
-    def changed(self) -> list[str]:
-        """The keywords given a value other than their default, for error messages."""
-        return [name for name in self._fields if getattr(self, name) != getattr(NO_EXTRA, name)]
+    #: One setsockopt: (the option, or None for SO_NOSIGPIPE; level; optname; an int, or the bytes of a name).
+    Step = tuple[Option | None, int, int, int | bytes]
 
 
-NO_EXTRA = Extra()
+def _constant(name: str | None) -> int:
+    return 0 if name is None else int(getattr(lib, name))
 
 
-def extra(
-    *,
-    freebind: bool = False,
-    transparent: bool = False,
-    device: str | None = None,
-    fastopen: int | None = None,
-    defer_accept: int | None = None,
-    incoming_cpu: int | None = None,
-    steer: str | None = None,
-    netns: netns.NamespacePath | None = None,
-    reuse_port: bool = False,
-) -> Extra:
-    """Check every option's type and value (no syscall); return them as an `Extra`.
-
-    Raises:
-        TypeError: a value of the wrong type (``True`` is not an int here, 1 is not a bool).
-        ValueError: a value out of range, ``steer`` other than ``"cpu"``, ``steer``
-            without ``reuse_port=True``, a device name that no interface can have.
-    """
-    if (
-        freebind is False
-        and transparent is False
-        and device is None
-        and fastopen is None
-        and defer_accept is None
-        and incoming_cpu is None
-        and steer is None
-        and netns is None
-    ):
-        return NO_EXTRA
-    flag("freebind", freebind)
-    flag("transparent", transparent)
-    if device is not None:
-        _check_device(device)
-    for name, value in (("fastopen", fastopen), ("defer_accept", defer_accept), ("incoming_cpu", incoming_cpu)):
-        if value is not None:
-            integer(name, value)
-    if steer is not None:
-        if not isinstance(steer, str) or steer != "cpu":
-            raise ValueError(f'steer must be None or "cpu", not {steer!r}')
-        if reuse_port is not True:
-            raise ValueError('steer="cpu" steers a SO_REUSEPORT group: it needs reuse_port=True')
-    path = None if netns is None else _netns_path(netns)
-    return Extra(freebind, transparent, device, fastopen, defer_accept, incoming_cpu, steer, path)
+#: The options set with setsockopt before bind, with their constants: (option, level, optname, level6, optname6).
+_SETTABLE = tuple(
+    (o, _constant(o.level), _constant(o.optname), _constant(o.level6), _constant(o.optname6))
+    for o in OPTIONS
+    if o.step == "setsockopt"
+)
 
 
-def _netns_path(path: object) -> bytes:
-    return netns.check_path(path)
+def setsockopt_steps(family: int, opts: Options) -> list[Step]:
+    """The setsockopt calls a new socket of ``family`` gets for ``opts``, in order (bind comes after)."""
+    ip = family != lib.AF_UNIX
+    ip6 = family == lib.AF_INET6
+    out: list[Step] = []
+    for option, level, optname, level6, optname6 in _SETTABLE:
+        value = getattr(opts, option.field)
+        if value is None or (option.sets_on == "ip" and not ip):
+            continue  # None is "not asked for"; reuse_address means nothing on a unix socket
+        how = option.value
+        setting: int | bytes
+        if how == "on":
+            if not value:
+                continue
+            setting = 1
+        elif how == "bool":
+            setting = 1 if value else 0  # ip6_only=False sets IPV6_V6ONLY to 0
+        elif how == "int":
+            setting = value
+        else:  # "name": NUL-terminated
+            setting = os.fsencode(value) + b"\0"
+        out.append((option, level6 if ip6 else level, optname6 if ip6 else optname, setting))
+    if platform.SO_NOSIGPIPE:
+        out.append((None, lib.SOL_SOCKET, platform.SO_NOSIGPIPE, 1))  # where writes cannot say MSG_NOSIGNAL
+    return out
 
 
-def _type_error(name: str, expected: str, value: object) -> TypeError:
-    return BadOptionType(f"{name} must be {expected}, not {value!r}")
+def apply(fd: int, addr: Address, opts: Options, check: syscalls.Checkpoint | None) -> None:
+    """Run `setsockopt_steps` on a socket that is not bound yet (``steer`` waits for `after_listen`)."""
+    for option, level, optname, value in setsockopt_steps(addr.family, opts):
+        if option is None or option.errors == "plain":
+            assert isinstance(value, int)
+            syscalls.setsockopt_int(fd, level, optname, value, check)
+        elif isinstance(value, bytes):
+            _set(option.name, fd, level, optname, ffi.new("char[]", value), len(value), check, addr)
+        else:
+            _set(option.name, fd, level, optname, ffi.new("int *", value), ffi.sizeof("int"), check, addr)
 
 
-def _check_device(device: object) -> None:
-    if not isinstance(device, str):
-        raise _type_error("device", "an interface name (str)", device)
-    encoded = os.fsencode(device)
-    # The kernel copies at most IF_NAMESIZE - 1 bytes and would silently cut a longer name.
-    if not encoded or b"\0" in encoded or len(encoded) >= lib.IF_NAMESIZE or encoded in (b".", b".."):
-        raise ValueError(f"device must be an interface name of 1..{lib.IF_NAMESIZE - 1} bytes, not {device!r}")
-    if b"/" in encoded or any(c in encoded for c in b" \t\n\r:"):
-        raise ValueError(f"no interface can be named {device!r}")
-
-
-# Which kernel flag each option needs; 0 in the shim means the platform has none.
-_NEEDS = {
-    "freebind": ("JN_IP_FREEBIND",),
-    "transparent": ("JN_IP_TRANSPARENT",),
-    "device": ("JN_SO_BINDTODEVICE",),
-    "fastopen": ("JN_TCP_FASTOPEN",),
-    "defer_accept": ("JN_TCP_DEFER_ACCEPT",),
-    "incoming_cpu": ("JN_SO_INCOMING_CPU",),
-    "steer": ("JN_SO_ATTACH_REUSEPORT_CBPF", "JN_HAS_CBPF"),
-    "netns": ("JN_HAS_SETNS",),
-}
-# IPv6 has its own option numbers for these two.
-_NEEDS_IP6 = {"freebind": ("JN_IPV6_FREEBIND",), "transparent": ("JN_IPV6_TRANSPARENT",)}
-# Options that mean nothing on a unix socket (IP or TCP level, or a reuseport group).
-_IP_ONLY = ("freebind", "transparent", "device", "fastopen", "defer_accept", "steer")
-
-
-def validate(addr: Address, extra: Extra, stream: bool) -> None:
-    """Reject, before any syscall, an option that cannot apply to this address or platform."""
-    if extra is NO_EXTRA:
-        return
-    text = str(addr)
-    for name in extra.changed():
-        if any(not getattr(lib, flag) for flag in _NEEDS[name]):
-            raise SocketError.OptionUnsupported(None, f"this platform has no {name} option", address=text)
-        if name in _IP_ONLY and isinstance(addr, UnixAddress):
-            raise SocketError.OptionUnsupported(None, f"{name} applies to IP sockets only", address=text)
-        if isinstance(addr, Ip6Address) and any(not getattr(lib, flag) for flag in _NEEDS_IP6.get(name, ())):
-            raise SocketError.OptionUnsupported(None, f"this platform has no IPv6 {name} option", address=text)
-        if name in ("fastopen", "defer_accept") and not stream:
-            raise SocketError.OptionUnsupported(None, f"{name} applies to TCP (stream) sockets only", address=text)
-
-
-def apply(fd: int, addr: Address, extra: Extra, check: syscalls.Checkpoint | None) -> None:
-    """Set the options on a socket that is not bound yet (``steer`` waits for `after_listen`)."""
-    if extra is NO_EXTRA:
-        return
-    text = str(addr)
-    ip6 = isinstance(addr, Ip6Address)
-    if extra.freebind:
-        level, option = (lib.IPPROTO_IPV6, lib.JN_IPV6_FREEBIND) if ip6 else (lib.IPPROTO_IP, lib.JN_IP_FREEBIND)
-        _set_int("freebind", fd, level, option, 1, check, text)
-    if extra.transparent:
-        level, option = (lib.IPPROTO_IPV6, lib.JN_IPV6_TRANSPARENT) if ip6 else (lib.IPPROTO_IP, lib.JN_IP_TRANSPARENT)
-        _set_int("transparent", fd, level, option, 1, check, text)
-    if extra.device is not None:
-        name = os.fsencode(extra.device)
-        buf = ffi.new("char[]", name)  # NUL-terminated
-        _set("device", fd, lib.SOL_SOCKET, lib.JN_SO_BINDTODEVICE, buf, len(name) + 1, check, text)
-    if extra.fastopen is not None:
-        _set_int("fastopen", fd, lib.IPPROTO_TCP, lib.JN_TCP_FASTOPEN, extra.fastopen, check, text)
-    if extra.defer_accept is not None:
-        _set_int("defer_accept", fd, lib.IPPROTO_TCP, lib.JN_TCP_DEFER_ACCEPT, extra.defer_accept, check, text)
-    if extra.incoming_cpu is not None:
-        _set_int("incoming_cpu", fd, lib.SOL_SOCKET, lib.JN_SO_INCOMING_CPU, extra.incoming_cpu, check, text)
-
-
-def after_listen(fd: int, addr: Address, extra: Extra, check: syscalls.Checkpoint | None) -> None:
+def after_listen(fd: int, addr: Address, opts: Options, check: syscalls.Checkpoint | None) -> None:
     """Attach the ``steer`` program once the socket listens.
 
     A TCP socket joins its SO_REUSEPORT group when it starts listening; a program
@@ -200,20 +95,13 @@ def after_listen(fd: int, addr: Address, extra: Extra, check: syscalls.Checkpoin
     with EADDRINUSE. Every member attaches the same program, so whichever the kernel
     keeps for the group steers the same way.
     """
-    if extra.steer == "cpu":
-        text = str(addr)
+    if opts.steer == "cpu":
         code = _cpu_program()
         fprog = ffi.new("struct sock_fprog *")
         fprog.len = len(code)
         fprog.filter = code  # ``code`` stays referenced here until the call returns
         size = ffi.sizeof("struct sock_fprog")
-        _set("steer", fd, lib.SOL_SOCKET, lib.JN_SO_ATTACH_REUSEPORT_CBPF, fprog, size, check, text)
-
-
-def _set_int(
-    name: str, fd: int, level: int, option: int, value: int, check: syscalls.Checkpoint | None, text: str
-) -> None:
-    _set(name, fd, level, option, ffi.new("int *", value), ffi.sizeof("int"), check, text)
+        _set("steer", fd, lib.SOL_SOCKET, lib.JN_SO_ATTACH_REUSEPORT_CBPF, fprog, size, check, addr)
 
 
 def _set(
@@ -224,14 +112,14 @@ def _set(
     value: CData,
     size: int,
     check: syscalls.Checkpoint | None,
-    text: str,
+    addr: Address,
 ) -> None:
     try:
         syscalls.setsockopt_server(fd, level, option, value, size, check)
     except SocketError as exc:
         # The same member and errno; the message names the keyword that failed and the address.
         detail = f"{name}: {exc.strerror if exc.errno is not None else exc}"
-        raise type(exc)(exc.errno, detail, syscall=exc.syscall, address=text) from None
+        raise type(exc)(exc.errno, detail, syscall=exc.syscall, address=str(addr)) from None
 
 
 def _cpu_program() -> CData:
@@ -243,51 +131,56 @@ def _cpu_program() -> CData:
     return code
 
 
-def read(fd: int) -> dict[str, object]:
+# --- read back (Server.options(), Socket.options())
+
+#: The options the kernel can report, with their constants (as `_SETTABLE`); `needs` gates each.
+_READABLE = tuple(
+    (o, _constant(o.level), _constant(o.optname), _constant(o.level6), _constant(o.optname6))
+    for o in OPTIONS
+    if o.reads is not None
+)
+
+
+def read(fd: int | CData) -> dict[str, object]:
     """The options the kernel holds on ``fd``, keyed by the listen/bind keyword names (getsockopt).
 
-    Keys present depend on the socket: ``reuse_address`` and ``incoming_cpu`` always;
-    ``reuse_port`` where the platform has SO_REUSEPORT; ``ip6_only`` on IPv6;
-    ``broadcast`` on datagram sockets; ``freebind``, ``transparent``, ``device`` on IP;
-    ``fastopen``, ``defer_accept`` on TCP. ``device`` and ``incoming_cpu`` are None when
-    unset; ``fastopen`` and ``defer_accept`` 0 when off (``defer_accept`` in seconds as
-    the kernel rounds it). ``backlog`` and ``steer`` are not readable and never present.
+    Which keys are present follows the table (``reads_on``, ``needs``): ``reuse_address``
+    and ``incoming_cpu`` always; ``reuse_port`` where the platform has SO_REUSEPORT;
+    ``ip6_only`` on IPv6; ``broadcast`` on datagram sockets; ``freebind``,
+    ``transparent``, ``device`` on IP; ``fastopen``, ``defer_accept`` on TCP.
+    ``device`` and ``incoming_cpu`` are None when unset; ``fastopen`` and
+    ``defer_accept`` 0 when off (``defer_accept`` in seconds as the kernel rounds it).
+    ``backlog`` and ``steer`` are not readable and never present.
     """
     family = syscalls.getsockopt_int(fd, lib.SOL_SOCKET, lib.SO_DOMAIN)
     kind = syscalls.getsockopt_int(fd, lib.SOL_SOCKET, lib.SO_TYPE)
     ip = family in (lib.AF_INET, lib.AF_INET6)
-    result: dict[str, object] = {
-        "reuse_address": bool(syscalls.getsockopt_int(fd, lib.SOL_SOCKET, lib.SO_REUSEADDR)),
-    }
-    if platform.SO_REUSEPORT:
-        result["reuse_port"] = bool(syscalls.getsockopt_int(fd, lib.SOL_SOCKET, platform.SO_REUSEPORT))
-    if family == lib.AF_INET6:
-        result["ip6_only"] = bool(syscalls.getsockopt_int(fd, lib.IPPROTO_IPV6, lib.IPV6_V6ONLY))
-    if kind != lib.SOCK_STREAM:
-        result["broadcast"] = bool(syscalls.getsockopt_int(fd, lib.SOL_SOCKET, lib.SO_BROADCAST))
-    if ip:
-        v6 = family == lib.AF_INET6
-        if lib.JN_IPV6_FREEBIND if v6 else lib.JN_IP_FREEBIND:
-            level, option = (lib.IPPROTO_IPV6, lib.JN_IPV6_FREEBIND) if v6 else (lib.IPPROTO_IP, lib.JN_IP_FREEBIND)
-            result["freebind"] = bool(syscalls.getsockopt_int(fd, level, option))
-        if lib.JN_IPV6_TRANSPARENT if v6 else lib.JN_IP_TRANSPARENT:
-            level, option = (
-                (lib.IPPROTO_IPV6, lib.JN_IPV6_TRANSPARENT) if v6 else (lib.IPPROTO_IP, lib.JN_IP_TRANSPARENT)
-            )
-            result["transparent"] = bool(syscalls.getsockopt_int(fd, level, option))
-        if lib.JN_SO_BINDTODEVICE:
-            raw = syscalls.getsockopt_buffer(fd, lib.SOL_SOCKET, lib.JN_SO_BINDTODEVICE, lib.IF_NAMESIZE)
+    ip6 = family == lib.AF_INET6
+    stream = kind == lib.SOCK_STREAM
+    on = {"any": True, "ip": ip, "ip6": ip6, "tcp": ip and stream, "datagram": not stream}
+    result: dict[str, object] = {}
+    for option, level, optname, level6, optname6 in _READABLE:
+        if not on[option.reads_on]:
+            continue
+        needs = option.needs6 if ip6 and option.needs6 else option.needs
+        if any(not getattr(lib, name) for name in needs):
+            continue  # the platform has no such option
+        if ip6:
+            level, optname = level6, optname6
+        how = option.reads
+        if how == "name":
+            raw = syscalls.getsockopt_buffer(fd, level, optname, lib.IF_NAMESIZE)
             name = raw.split(b"\0", 1)[0]
-            result["device"] = os.fsdecode(name) if name else None
-        if kind == lib.SOCK_STREAM:
-            if lib.JN_TCP_FASTOPEN:
-                result["fastopen"] = syscalls.getsockopt_int(fd, lib.IPPROTO_TCP, lib.JN_TCP_FASTOPEN)
-            if lib.JN_TCP_DEFER_ACCEPT:
-                result["defer_accept"] = syscalls.getsockopt_int(fd, lib.IPPROTO_TCP, lib.JN_TCP_DEFER_ACCEPT)
-    if lib.JN_SO_INCOMING_CPU:
-        cpu = syscalls.getsockopt_int(fd, lib.SOL_SOCKET, lib.JN_SO_INCOMING_CPU)
-        result["incoming_cpu"] = None if cpu < 0 else cpu
+            result[option.name] = os.fsdecode(name) if name else None
+            continue
+        number = syscalls.getsockopt_int(fd, level, optname)
+        if how == "bool":
+            result[option.name] = bool(number)
+        elif how == "cpu":
+            result[option.name] = None if number < 0 else number
+        else:
+            result[option.name] = number
     return result
 
 
-__all__ = ["NO_EXTRA", "Extra", "after_listen", "apply", "extra", "read", "validate"]
+__all__ = ["after_listen", "apply", "read", "setsockopt_steps"]

@@ -13,7 +13,7 @@ exactly three cases:
 Stale files are judged and replaced under an exclusive flock on ``PATH.lock``, so
 two janus_net processes never do it at once (see `_PathLock` for the lock file's
 life); a file is removed by its creator while its socket is still open, when no
-janus_net process can take it for stale. `listen._open` calls this module at three marked points:
+janus_net process can take it for stale. `janus_net._profiles.sequence` calls this module at three marked points:
 `before_bind` (permissions on the unbound socket), `bind` (the bind, with stale
 handling under the lock) and `after_bind` (identity, owner, exact mode).
 docs/unix-files.md says what this guarantees and what it cannot.
@@ -215,7 +215,7 @@ def _lock(fd: int, checkpoint: syscalls.Checkpoint | None) -> None:
         nap = min(nap * 2, _PathLock._WAIT_MOST_MS)
 
 
-# --- The three steps `listen._open` calls
+# --- The three steps `janus_net._profiles.sequence` calls
 
 
 def before_bind(
