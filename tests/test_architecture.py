@@ -13,7 +13,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "janus_net"
 DOC = ROOT / "docs" / "architecture.md"
-MODULE = re.compile(r"(?<![\w/.])((?:layout/)?[a-z_]+(?:/__init__|/__main__)?\.py|_shim)(?![\w.])")
+# A module of the package, a module of a wing's private package (``_profiles/listen.py``), or the shim.
+MODULE = re.compile(r"(?<![\w/.])((?:layout/|_[a-z]+/)?[a-z_]+(?:/__init__|/__main__)?\.py|_shim)(?![\w.])")
 
 
 def drawing() -> list[tuple[list[str], set[tuple[str, str]]]]:
@@ -56,11 +57,25 @@ def imports_of(path: Path) -> set[str]:
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("janus_net"):
             if node.module == "janus_net":
                 found |= {alias.name for alias in node.names}
+            elif _is_wing(node.module.split(".")[1]) and node.module.count(".") == 1:
+                # ``from janus_net._profiles import sequence``: the wing's modules
+                found |= {f"{node.module.split('.')[1]}.{alias.name}" for alias in node.names}
             else:
-                found.add(node.module.split(".", 1)[1].split(".")[0])
+                found.add(_drawn_module(node.module))
         elif isinstance(node, ast.Import):
-            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("janus_net.")}
+            found |= {_drawn_module(a.name) for a in node.names if a.name.startswith("janus_net.")}
     return found
+
+
+def _is_wing(name: str) -> bool:
+    """A wing's private package (``_profiles``, ``_values``...), whose modules are drawn one by one."""
+    return name.startswith("_") and (PACKAGE / name).is_dir()
+
+
+def _drawn_module(dotted: str) -> str:
+    """``janus_net.x.y`` as a drawn module's name: ``x``, or ``_wing.y`` inside a wing's package."""
+    parts = dotted.split(".")[1:]
+    return ".".join(parts[:2]) if _is_wing(parts[0]) and len(parts) > 1 else parts[0]
 
 
 def test_the_drawing_names_the_real_modules() -> None:

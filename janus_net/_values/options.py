@@ -3,7 +3,7 @@
 Everything janus_net says about an option is read from here (DESIGN §2): the profiles
 check and apply them (`janus_net._profiles`), ``Server.options()`` reads them back, the
 ``janus-net`` command makes its flags from them, and docs/options.md is generated from
-them (``python -m janus_net._profiles.options_doc``). A test fails when a public
+them (`markdown`; ``scripts/options-doc`` writes the page). A test fails when a public
 signature, the flags or the page disagree with this table.
 
 Kernel constants are named, never numbered: ``level``/``optname`` are names of the
@@ -321,9 +321,52 @@ OPTIONS: tuple[Option, ...] = (
 )  # fmt: skip
 
 
+def _default_text(option: Option, profile: Profile) -> str:
+    value = option.default(profile)
+    if value is NOT_TAKEN:
+        return "–"
+    if option.check == "socket_type":
+        return f"`Mode.{value}`"
+    return f"`{value!r}`"
+
+
+def _kernel_text(option: Option) -> str:
+    if option.optname is None:
+        return {"socket": "socket()", "listen": "listen()", "unix_file": "the socket file", "namespace": "setns()"}[
+            option.step
+        ]
+    names = [f"{option.level}/{option.optname}"]
+    if (option.level6, option.optname6) != (option.level, option.optname):
+        names.append(f"{option.level6}/{option.optname6} (IPv6)")
+    return ", ".join(f"`{name.replace('JN_', '')}`" for name in names)
+
+
+def markdown() -> str:
+    """The table as docs/options.md prints it (between its ``options:begin``/``end`` marks)."""
+    lines = [
+        "| keyword | `listen*` | `bind*` | type | kernel | applies to | `options()` | flag | what it does |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for o in OPTIONS:
+        reads = "–" if o.reads is None else ("always" if o.reads_on == "any" else WHERE[o.reads_on])
+        cells = [
+            f"`{o.name}`",
+            _default_text(o, "listen"),
+            _default_text(o, "bind"),
+            CHECKS[o.check] if o.check != "flag" else ("None, True or False" if None in (o.listen, o.bind) else "True or False"),
+            _kernel_text(o),
+            WHERE[o.where] if o.sets_on == o.where else f"{WHERE[o.where]} (set on {WHERE[o.sets_on]} only)",
+            reads,
+            "–" if o.flag is None else f"`{o.flag}`",
+            o.doc,
+        ]
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def taken_by(profile: Profile) -> tuple[Option, ...]:
     """The options ``profile`` takes, in signature order."""
     return tuple(option for option in OPTIONS if option.default(profile) is not NOT_TAKEN)
 
 
-__all__ = ["CHECKS", "NOT_TAKEN", "OPTIONS", "WHERE", "Option", "taken_by"]
+__all__ = ["CHECKS", "NOT_TAKEN", "OPTIONS", "WHERE", "Option", "markdown", "taken_by"]
