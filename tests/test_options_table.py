@@ -46,7 +46,7 @@ def test_each_signature_is_the_table(function: Any) -> None:
     options = table.taken_by(profile)
     keywords = _keywords(function)
     assert [p.name for p in keywords] == [o.name for o in options], "names or order differ from the table"
-    for parameter, option in zip(keywords, options):
+    for parameter, option in zip(keywords, options, strict=True):
         expected = default(option, profile)
         assert parameter.default == expected and type(parameter.default) is type(expected), option.name
         assert parameter.annotation == option.annotation, option.name  # strings: annotations are postponed
@@ -63,13 +63,11 @@ def test_each_profile_hands_on_its_keywords_in_signature_order() -> None:
             continue
         profile = PROFILE_OF[node.name]
         calls = [
-            call
-            for call in ast.walk(node)
-            if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id.endswith("_values")
+            call for call in ast.walk(node) if isinstance(call, ast.Call) and ast.unparse(call.func).endswith("_values")
         ]
         assert len(calls) == 1, node.name
         (call,) = calls
-        assert call.func.id == f"{profile}_values"  # type: ignore[attr-defined]
+        assert ast.unparse(call.func) == f"option_checks.{profile}_values"
         (values,) = call.args
         assert isinstance(values, ast.Tuple)
         assert [ast.unparse(v) for v in values.elts] == [o.name for o in table.taken_by(profile)], node.name

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sys
 
-from janus_net._profiles.option_checks import bind_values, listen_values
+from janus_net._profiles import option_checks
 from janus_net._profiles.sequence import bound, listener
 from janus_net.address import BindAddress
 from janus_net.context import Context  # for _require_context's isinstance
@@ -113,7 +113,7 @@ def listen(
       SocketError.CapabilityDenied: after ``NetBind.enforce()``, the kernel refused the port
           (``.reason == "kernel"``).
     """
-    opts = listen_values((
+    opts = option_checks.listen_values((
         backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale,
         freebind, transparent, device, fastopen, defer_accept, incoming_cpu, steer, netns, owner, group,
     ))  # fmt: skip
@@ -166,7 +166,7 @@ def bind(
       SocketError.AccessDenied: ``Mode.RAW`` without CAP_NET_RAW, and as for `listen`.
       The other members as for `listen`.
     """
-    opts = bind_values((
+    opts = option_checks.bind_values((
         mode, protocol, reuse_address, ip6_only, broadcast, gro, pktinfo, timestamps,
         freebind, transparent, device, incoming_cpu, netns,
     ))  # fmt: skip
@@ -216,7 +216,7 @@ def listen_with_context(
       The errors of `listen`.
     """
     _require_context(ctx)
-    opts = listen_values((
+    opts = option_checks.listen_values((
         backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale,
         freebind, transparent, device, fastopen, defer_accept, incoming_cpu, steer, netns, owner, group,
     ))  # fmt: skip
@@ -255,7 +255,7 @@ def bind_with_context(
       The errors of `bind`.
     """
     _require_context(ctx)
-    opts = bind_values((
+    opts = option_checks.bind_values((
         mode, protocol, reuse_address, ip6_only, broadcast, gro, pktinfo, timestamps,
         freebind, transparent, device, incoming_cpu, netns,
     ))  # fmt: skip
@@ -313,7 +313,7 @@ def listen_with_capability(
           closed.
     """
     _require_capability(cap, ctx)
-    opts = listen_values((
+    opts = option_checks.listen_values((
         backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale,
         freebind, transparent, device, fastopen, defer_accept, incoming_cpu, steer, netns, owner, group,
     ))  # fmt: skip
@@ -359,7 +359,7 @@ def bind_with_capability(
       The errors of `bind`.
     """
     _require_capability(cap, ctx)
-    opts = bind_values((
+    opts = option_checks.bind_values((
         mode, protocol, reuse_address, ip6_only, broadcast, gro, pktinfo, timestamps,
         freebind, transparent, device, incoming_cpu, netns,
     ))  # fmt: skip

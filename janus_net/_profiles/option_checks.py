@@ -228,7 +228,7 @@ def _fast_path(profile: Profile, default_options: Options) -> Callable[[tuple[ob
 
     "At its default" means *the same object* (True, False, None, the cached small int
     128): 1 or 1.0 equal True but must be refused, so the test is ``is``. Written out
-    as one chain of ``is`` from the table, once at import: a loop over the keywords
+    as one chain of ``is`` from the table, once: a loop over the keywords
     (``map(operator.is_, ...)``) costs three times as much per listen, measured.
     """
     defaults = [default(option, profile) for option in _TAKEN[profile]]
@@ -249,9 +249,26 @@ def _fast_path(profile: Profile, default_options: Options) -> Callable[[tuple[ob
     return made
 
 
+def _on_first_call(profile: Profile, default_options: Options) -> Callable[[tuple[object, ...]], Options]:
+    """A stand-in that builds `_fast_path` on the first call and puts it in its place.
+
+    Compiling costs about as much as importing this module, so it is paid by the first
+    listen or bind, not by ``import janus_net``. Callers look the function up on this
+    module at each call (``option_checks.listen_values(...)``), so they reach the built
+    one from then on; two threads racing here build two equal functions.
+    """
+
+    def first_call(values: tuple[object, ...]) -> Options:
+        built = _fast_path(profile, default_options)
+        globals()[f"{profile}_values"] = built
+        return built(values)
+
+    return first_call
+
+
 #: ``listen*``'s and ``bind*``'s keywords, in signature order, as checked `Options`.
-listen_values = _fast_path("listen", DEFAULT_LISTEN)
-bind_values = _fast_path("bind", DEFAULT_BIND)
+listen_values = _on_first_call("listen", DEFAULT_LISTEN)
+bind_values = _on_first_call("bind", DEFAULT_BIND)
 
 
 def listen_options(**given: Any) -> Options:

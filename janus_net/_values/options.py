@@ -321,10 +321,13 @@ OPTIONS: tuple[Option, ...] = (
 )  # fmt: skip
 
 
+_NONE = "\N{EN DASH}"  # a table cell with nothing in it
+
+
 def _default_text(option: Option, profile: Profile) -> str:
     value = option.default(profile)
     if value is NOT_TAKEN:
-        return "–"
+        return _NONE
     if option.check == "socket_type":
         return f"`Mode.{value}`"
     return f"`{value!r}`"
@@ -341,6 +344,9 @@ def _kernel_text(option: Option) -> str:
     return ", ".join(f"`{name.replace('JN_', '')}`" for name in names)
 
 
+_FLAG_TEXT = {True: "None, True or False", False: "True or False"}
+
+
 def markdown() -> str:
     """The table as docs/options.md prints it (between its ``options:begin``/``end`` marks)."""
     lines = [
@@ -348,16 +354,16 @@ def markdown() -> str:
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for o in OPTIONS:
-        reads = "–" if o.reads is None else ("always" if o.reads_on == "any" else WHERE[o.reads_on])
+        reads = _NONE if o.reads is None else ("always" if o.reads_on == "any" else WHERE[o.reads_on])
         cells = [
             f"`{o.name}`",
             _default_text(o, "listen"),
             _default_text(o, "bind"),
-            CHECKS[o.check] if o.check != "flag" else ("None, True or False" if None in (o.listen, o.bind) else "True or False"),
+            CHECKS[o.check] if o.check != "flag" else _FLAG_TEXT[None in (o.listen, o.bind)],
             _kernel_text(o),
             WHERE[o.where] if o.sets_on == o.where else f"{WHERE[o.where]} (set on {WHERE[o.sets_on]} only)",
             reads,
-            "–" if o.flag is None else f"`{o.flag}`",
+            _NONE if o.flag is None else f"`{o.flag}`",
             o.doc,
         ]
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
