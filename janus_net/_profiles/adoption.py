@@ -46,9 +46,7 @@ from janus_net.wrap import Kind, wrap
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
-    from typing import Any, Literal, NamedTuple
-else:
-    from janus_net.typing_runtime import NamedTuple
+    from typing import Any, Literal
 
 
 if TYPE_CHECKING:
@@ -74,15 +72,29 @@ _KERNEL_SAYS = {
 }
 
 
-class Seen(NamedTuple):
-    """What a descriptor turned out to be, read from the kernel (nothing owned yet)."""
+class Seen:
+    """What a descriptor turned out to be, read from the kernel (nothing owned yet).
 
-    target: FdAddress
-    family: int  # SO_DOMAIN
-    mode: int  # SO_TYPE
-    protocol: int  # SO_PROTOCOL (0 where the platform cannot say)
-    listening: bool  # SO_ACCEPTCONN
-    address: Address  # getsockname; the peer's (getpeername) for a connected stream
+    Attributes:
+        target: the ``fd://N`` it was asked as.
+        family: SO_DOMAIN.
+        mode: SO_TYPE.
+        protocol: SO_PROTOCOL (0 where the platform cannot say).
+        listening: SO_ACCEPTCONN.
+        address: getsockname; the peer's (getpeername) for a connected stream.
+    """
+
+    __slots__ = ("address", "family", "listening", "mode", "protocol", "target")
+
+    def __init__(
+        self, target: FdAddress, family: int, mode: int, protocol: int, listening: bool, address: Address
+    ) -> None:
+        self.target = target
+        self.family = family
+        self.mode = mode
+        self.protocol = protocol
+        self.listening = listening
+        self.address = address
 
     @property
     def kind(self) -> str:
@@ -90,11 +102,14 @@ class Seen(NamedTuple):
         return f"{'listening ' if self.listening else ''}{_mode_name(self.mode)} socket"
 
 
-class Verdict(NamedTuple):
-    """A descriptor judged fit: what it is, and the owner it becomes."""
+class Verdict:
+    """A descriptor judged fit: what it is (``seen``), and the owner it becomes (``kind``)."""
 
-    seen: Seen
-    kind: Kind  # "server", "socket" or "stream"
+    __slots__ = ("kind", "seen")
+
+    def __init__(self, seen: Seen, kind: Kind) -> None:
+        self.seen = seen
+        self.kind = kind  # "server", "socket" or "stream"
 
 
 def _mode_name(mode: int) -> str:

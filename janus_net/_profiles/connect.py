@@ -35,9 +35,7 @@ from janus_net.wrap import wrap
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
-    from typing import Any, cast
-else:
-    from janus_net.typing_runtime import cast
+    from typing import Any
 
 
 if TYPE_CHECKING:
@@ -107,7 +105,9 @@ def connect(address: str | Address, *, ctx: Context | None = None, netns: Namesp
         syscalls.set_nonblocking(fd, False, check)
         if platform.SO_NOSIGPIPE:
             syscalls.setsockopt_int(fd, lib.SOL_SOCKET, platform.SO_NOSIGPIPE, 1, check)
-        return cast(Stream, wrap(desc, "stream", addr))
+        stream = wrap(desc, "stream", addr)
+        assert isinstance(stream, Stream)  # wrap makes the owner its kind names
+        return stream
     except BaseException:
         descriptor.close(desc)  # claim-once: a Stream made just before is lost with the exception anyway
         raise
