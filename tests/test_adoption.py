@@ -653,7 +653,7 @@ def test_only_the_adoption_module_owns_a_descriptor_it_did_not_make() -> None:
     for path in sorted(PACKAGE.rglob("*.py")):
         module = str(path.relative_to(PACKAGE))
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        for name, _call, scope in _calls(tree):
+        for name, _call, _scope in _calls(tree):
             if name in ("adopt_into", "take_into"):
                 found.setdefault(name, set()).add(module)
         for node in ast.walk(tree):

@@ -97,14 +97,6 @@ class Options:
     def __repr__(self) -> str:
         return "Options(" + ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields) + ")"
 
-    def changed(self) -> list[str]:
-        """The keywords given another value than their profile's default, for error messages."""
-        return [
-            option.name
-            for option in taken_by(self.kind)
-            if getattr(self, option.field) != _DEFAULTS[self.kind][option.field]
-        ]
-
 
 def _unset(option: Option) -> object:
     return Mode[option.unset] if isinstance(option.unset, str) and option.check == "socket_type" else option.unset
@@ -214,10 +206,6 @@ def checked(profile: Profile, values: tuple[object, ...]) -> Options:
 
 
 _TAKEN = {profile: taken_by(profile) for profile in ("listen", "bind")}
-_DEFAULTS = {
-    profile: {**_UNSET, **{option.field: default(option, profile) for option in _TAKEN[profile]}}
-    for profile in ("listen", "bind")
-}
 #: Every keyword of a profile at its default: checked once.
 DEFAULT_LISTEN = checked("listen", tuple(default(option, "listen") for option in _TAKEN["listen"]))
 DEFAULT_BIND = checked("bind", tuple(default(option, "bind") for option in _TAKEN["bind"]))
