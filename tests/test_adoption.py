@@ -647,34 +647,35 @@ def _calls(tree: ast.AST) -> Iterator[tuple[str, ast.Call, list[str]]]:
 
 def test_only_the_adoption_module_owns_a_descriptor_it_did_not_make() -> None:
     # adopt_into (an fd the caller named) and take_into (a received fd) put a foreign
-    # descriptor into a cell; the adoption tables ask what it is. Only adopt.py does
+    # descriptor into a cell; the adoption tables ask what it is. Only the adoption module does
     # either (what nobody claimed is closed by janus_net.control, which owns nothing).
     found: dict[str, set[str]] = {}
     for path in sorted(PACKAGE.rglob("*.py")):
+        module = str(path.relative_to(PACKAGE))
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for name, _call, _scope in _calls(tree):
             if name in ("adopt_into", "take_into"):
-                found.setdefault(name, set()).add(path.name)
+                found.setdefault(name, set()).add(module)
         for node in ast.walk(tree):
             if isinstance(node, ast.Attribute) and node.attr.startswith("ADOPT_") and path.name != "syscalls.py":
-                found.setdefault("ADOPT_*", set()).add(path.name)
+                found.setdefault("ADOPT_*", set()).add(module)
     assert found == {
-        "adopt_into": {"adopt.py"},
-        "take_into": {"adopt.py"},
-        "ADOPT_*": {"adopt.py"},
+        "adopt_into": {"_profiles/adoption.py"},
+        "take_into": {"_profiles/adoption.py"},
+        "ADOPT_*": {"_profiles/adoption.py"},
     }
 
 
 def test_every_door_goes_through_the_adoption_module() -> None:
     # The doors ask adopt for the judgement and the owner; none looks at a descriptor itself.
     for module, door_calls in {
-        "listen.py": {"adopt_listener", "adopt_bound"},
+        "_profiles/sequence.py": {"adopt_listener", "adopt_bound"},
         "_process/activation.py": {"examine", "admit", "own"},
         "_process/receiving.py": {"judge_received", "own"},
     }.items():
         tree = ast.parse((PACKAGE / module).read_text(encoding="utf-8"))
         called = {name for name, _call, _scope in _calls(tree)}
         assert door_calls <= called, module
-        if module != "listen.py":  # listen makes sockets of its own, and asks them
+        if module != "_profiles/sequence.py":  # the step sequence makes sockets of its own, and asks them
             looks = {"fstat", "getsockopt_int", "getsockname", "getpeername", "from_sockaddr", "wrap"}
             assert not called & looks, f"{module} looks at a descriptor itself: {called & looks}"

@@ -3,14 +3,15 @@
 Both commands bind listening sockets with the same keyword options of `janus_net.listen`
 (DESIGN §3, §14, §16), so the flags, their value parsers and the usage checks live
 here once: ``cli.py`` and ``supervisor.py`` both import this module (and neither
-imports the other at load time).
+imports the other at load time). The flags themselves (name, metavar, help, parser)
+are read from the option table, `janus_net._values.options`.
 
 * `add_socket_flags`: ``--backlog``, ``--mode``, ``--unlink-stale``.
-* `add_kernel_flags`: ``--enforce``, ``--netns``, ``--freebind``, ``--transparent``,
-  ``--device``, ``--fastopen``, ``--defer-accept``, ``--incoming-cpu``,
-  ``--reuse-port``, ``--steer``.
+* `add_kernel_flags`: ``--enforce``, ``--reuse-port``, ``--freebind``, ``--transparent``,
+  ``--device``, ``--fastopen``, ``--defer-accept``, ``--incoming-cpu``, ``--steer``,
+  ``--netns``.
 * `kernel_options`: the keyword options those flags give (only the ones given).
-* `check_kernel_args`: the library's own value checks (`janus_net.sockopts.extra`),
+* `check_kernel_args`: the library's own value checks (`janus_net._profiles.option_checks`),
   reported as usage errors before anything is bound.
 """
 
@@ -20,7 +21,8 @@ import argparse
 from typing import Any
 
 from janus_net import seconds as _seconds
-from janus_net import sockopts
+from janus_net._profiles.option_checks import listen_options
+from janus_net._values.options import NOT_TAKEN, OPTIONS, Option
 
 
 def seconds(text: str) -> float:
@@ -67,55 +69,56 @@ def file_mode(text: str) -> int:
     return int(digits, 8)
 
 
+#: The value parsers the option table names (its ``parser``); a ``"switch"`` takes no value.
+_PARSERS: dict[str, dict[str, Any]] = {
+    "switch": {"action": "store_true"},
+    "backlog": {"type": backlog},
+    "file_mode": {"type": file_mode},
+    "count": {"type": count},
+    "text": {},
+    "steer": {"choices": ["cpu"]},
+}
+
+
+def _flags(group: str) -> tuple[Option, ...]:
+    return tuple(option for option in OPTIONS if option.flag_group == group and option.listen is not NOT_TAKEN)
+
+
+def _add(cmd: argparse.ArgumentParser, option: Option) -> None:
+    assert option.flag is not None
+    extra: dict[str, Any] = dict(_PARSERS[option.parser])
+    if option.metavar is not None:
+        extra["metavar"] = option.metavar
+    if option.parser != "switch" and option.listen is not None:
+        extra["default"] = option.listen  # the library's default (``--backlog``: 128)
+    cmd.add_argument(option.flag, dest=option.name, help=option.help, **extra)
+
+
 def add_socket_flags(cmd: argparse.ArgumentParser) -> None:
-    """``--backlog``, ``--mode``, ``--unlink-stale``."""
-    cmd.add_argument("--backlog", type=backlog, default=128, metavar="N", help="listen() backlog (128)")
-    cmd.add_argument(
-        "--mode", type=file_mode, metavar="OCTAL", help="unix socket file permissions, set before bind (e.g. 600)"
-    )
-    cmd.add_argument(
-        "--unlink-stale", action="store_true", help="remove a dead unix socket file at the path (never a live one)"
-    )
+    """The table's socket flags: ``--backlog``, ``--mode``, ``--unlink-stale``."""
+    for option in _flags("socket"):
+        _add(cmd, option)
 
 
 def add_kernel_flags(cmd: argparse.ArgumentParser) -> None:
-    """``--enforce``, ``--netns`` and the DESIGN §16 server options."""
+    """``--enforce`` and the table's kernel flags: ``--reuse-port``, the DESIGN §16 options, ``--netns``."""
     cmd.add_argument("--enforce", action="store_true", help="make the kernel enforce the capability (Landlock)")
-    cmd.add_argument("--netns", metavar="PATH", help="make the socket inside this network namespace file")
-    cmd.add_argument("--freebind", action="store_true", help="IP_FREEBIND: bind an address no interface has")
-    cmd.add_argument("--transparent", action="store_true", help="IP_TRANSPARENT (needs CAP_NET_ADMIN)")
-    cmd.add_argument("--device", metavar="IFNAME", help="SO_BINDTODEVICE: only this interface")
-    cmd.add_argument("--fastopen", type=count, metavar="N", help="TCP_FASTOPEN queue length")
-    cmd.add_argument("--defer-accept", type=count, metavar="S", help="TCP_DEFER_ACCEPT seconds")
-    cmd.add_argument("--incoming-cpu", type=count, metavar="CPU", help="SO_INCOMING_CPU")
-    cmd.add_argument("--reuse-port", action="store_true", help="SO_REUSEPORT: join a group of listeners")
-    cmd.add_argument("--steer", choices=["cpu"], help="steer the reuse-port group by receiving CPU")
+    for option in _flags("kernel"):
+        _add(cmd, option)
 
 
 def kernel_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The listen keyword options given by the --netns/--freebind/... flags (only those given)."""
-    given = {
-        "netns": args.netns,
-        "freebind": args.freebind or None,
-        "transparent": args.transparent or None,
-        "device": args.device,
-        "fastopen": args.fastopen,
-        "defer_accept": args.defer_accept,
-        "incoming_cpu": args.incoming_cpu,
-        "reuse_port": args.reuse_port or None,
-        "steer": args.steer,
-    }
-    return {name: value for name, value in given.items() if value is not None}
+    """The listen keyword options given by the kernel flags (``--netns``, ``--freebind``...; only those given)."""
+    given = {option.name: getattr(args, option.name) for option in _flags("kernel")}
+    return {name: value for name, value in given.items() if value is not None and value is not False}
 
 
 def check_kernel_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Usage errors (exit 2) for flags that cannot apply: --enforce without --capability, bad values."""
     if args.enforce and args.capability is None:
         parser.error("--enforce needs --capability")
-    options = kernel_options(args)
-    reuse_port = options.pop("reuse_port", False)
     try:
-        sockopts.extra(reuse_port=reuse_port, **options)  # the library's own checks, as usage errors
+        listen_options(**kernel_options(args))  # the library's own checks, as usage errors
     except (ValueError, TypeError) as e:
         parser.error(str(e))
 

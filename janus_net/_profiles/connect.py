@@ -1,0 +1,132 @@
+"""`connect`: a client stream to a TCP or unix address, with listen's discipline.
+
+The steps::
+
+    parse -> audit event -> [check] -> socket (close-on-exec, non-blocking) -> [check]
+          -> connect -> wait (poll: the socket, the context's wake fd) -> SO_ERROR
+          -> blocking again -> Stream
+
+With ``netns=PATH`` the socket is made inside that network namespace by
+`janus_net.netns` (a helper thread writes the fd straight into this call's cell) and
+connected from the caller's thread, which never changes namespace: a socket belongs
+to the namespace it was made in, so the connect, its route and its peer are there.
+
+The socket is non-blocking only while it connects: janus_net made it and nobody else
+holds it yet, so the flag is nobody else's business, and every janus_net socket is
+blocking once handed out. Waiting with poll is what makes the connect cancellable
+(another thread's ``ctx.cancel()`` wakes it at once) and keeps EINTR simple (a
+blocking connect interrupted by a signal goes on in the background, and calling it
+again would report EALREADY/EISCONN). Any failure -- a kernel error, a checkpoint's
+Timeout, a KeyboardInterrupt -- closes the socket before it propagates.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from janus_net import descriptor, platform, syscalls, waiting
+from janus_net import netns as namespaces
+from janus_net._shim import lib
+from janus_net.address import Address, UnixAddress, as_address, require_zone
+from janus_net.errors import SocketError
+from janus_net.netns import NamespacePath
+from janus_net.socket import Stream
+from janus_net.wrap import wrap
+
+TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Any
+
+
+if TYPE_CHECKING:
+    from janus_net.context import Context
+
+# A unix listener with a full backlog makes a non-blocking connect fail with EAGAIN
+# without starting anything, and a unconnected unix socket polls writable: so the
+# connect is retried after this pause (cancellable: the pause polls the wake fd).
+_BACKLOG_PAUSE_MS = 10
+
+
+def connect(address: str | Address, *, ctx: Context | None = None, netns: NamespacePath | None = None) -> Stream:
+    """Connect a stream socket to ``address`` (TCP over IPv4/IPv6, or a unix path or ``@name``).
+
+    The result is a blocking, close-on-exec `Stream` whose ``.address`` is the peer.
+
+    Args:
+        address: ``"127.0.0.1:8080"``, ``"[::1]:443"``, ``"unix:/run/app.sock"``,
+            ``"unix:@name"`` or an address value. ``fd://N`` is refused (it names a
+            socket to adopt, not a peer).
+        ctx: a `Context`; its ``check()`` runs before the socket is made, before the
+            connect and on every wakeup, so a cancel or an expired deadline ends the
+            connect at once with `SocketError.Timeout`.
+        netns: a network namespace file (``/run/netns/NAME``, ``/proc/PID/ns/net``):
+            the socket is made inside it (`janus_net.netns`) and connects to
+            ``address`` as seen from there. The caller's thread never changes namespace.
+
+    Raises:
+        ValueError / TypeError: a bad ``netns`` (empty, NUL byte, not a path), before any syscall.
+        SocketError.FileNotFound / AccessDenied: the namespace file is missing, or
+            cannot be opened or entered.
+        SocketError.InvalidAddress: the ``netns`` file is not a network namespace.
+        SocketError.InvalidAddress / InvalidPort: bad address text.
+        SocketError.ConnectionRefused: nothing listens there (TCP RST, or a unix
+            socket file nobody listens on).
+        SocketError.FileNotFound / AccessDenied / NotDir: the unix path's lookup failed.
+        SocketError.NetworkUnreachable / HostUnreachable / ConnectionTimedOut /
+            AddressUnavailable: the route or the peer failed.
+        SocketError.AddressUnavailable: a link-local address without a zone
+            (``[fe80::1]:9``), before the audit event and any syscall, as `listen` does.
+        SocketError.Timeout: the context was cancelled or its deadline passed.
+
+    The PEP 578 audit event ``janus_net.connect`` (address text) is raised before the
+    socket is made, so an audit hook can veto it.
+    """
+    addr = as_address(address)
+    if isinstance(addr, UnixAddress) and addr.unnamed:
+        raise SocketError.InvalidAddress(None, "cannot connect to an unnamed unix address", address=str(addr))
+    require_zone(addr, "connect")  # listen's check: fe80::1 without a link is refused before any syscall
+    if netns is not None:
+        namespaces.check_path(netns)  # ValueError/TypeError before any syscall or audit event
+    sys.audit("janus_net.connect", str(addr))
+    check = None if ctx is None else ctx.check
+    if check is not None:
+        check()
+    # The cell exists before the socket: socket() writes the fd into it, so from the
+    # syscall's return on, the except below (or the cell's collection) closes it.
+    desc = descriptor.new()
+    try:
+        fd = namespaces.socket(netns, desc, addr.family, lib.SOCK_STREAM | lib.JN_SOCK_NONBLOCK, 0, check)
+        if not lib.JN_SOCK_NONBLOCK:
+            syscalls.set_nonblocking(fd, True, check)
+        if check is not None:
+            check()
+        _connect(desc, fd, addr, ctx)
+        # Blocking from here on, as every janus_net socket: nobody else holds it yet.
+        syscalls.set_nonblocking(fd, False, check)
+        if platform.SO_NOSIGPIPE:
+            syscalls.setsockopt_int(fd, lib.SOL_SOCKET, platform.SO_NOSIGPIPE, 1, check)
+        stream = wrap(desc, "stream", addr)
+        assert isinstance(stream, Stream)  # wrap makes the owner its kind names
+        return stream
+    except BaseException:
+        descriptor.close(desc)  # claim-once: a Stream made just before is lost with the exception anyway
+        raise
+
+
+def _connect(desc: Any, fd: int, addr: Address, ctx: Context | None) -> None:
+    encoded = addr.sockaddr
+    check = None if ctx is None else ctx.check
+    while True:
+        rc = syscalls.connect_start(fd, encoded.pointer, encoded.length, check, addr)
+        if rc == 0:
+            return
+        if rc == syscalls.IN_PROGRESS:
+            # POLLOUT, or POLLERR/POLLHUP on failure: SO_ERROR says which.
+            waiting.wait_ready(desc, waiting.POLLOUT, ctx)
+            syscalls.connect_result(fd, addr)
+            return
+        # WOULD_BLOCK: a unix listener's full backlog. Pause (watching only the context), then retry.
+        waiting.pause(ctx, _BACKLOG_PAUSE_MS)
+
+
+__all__ = ["connect"]
