@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "janus_net"
 DOC = ROOT / "docs" / "architecture.md"
-MODULE = re.compile(r"(?<![\w/.])((?:layout/)?[a-z_]+(?:/__init__|/__main__)?\.py|_shim)(?![\w.])")
+MODULE = re.compile(r"(?<![\w/.])((?:layout/|_[a-z]+/)?[a-z_]+(?:/__init__|/__main__)?\.py|_shim)(?![\w.])")
 
 
 def drawing() -> list[tuple[list[str], set[tuple[str, str]]]]:
@@ -34,21 +34,36 @@ def module_name(drawn: str) -> str:
     return drawn.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
 
 
-def imports_of(path: Path) -> set[str]:
-    """The janus_net modules ``path`` imports, as drawn names' module names (``layout``, ``socket``...).
+def _drawn_name(dotted: str) -> str:
+    """The drawn module a dotted name below ``janus_net`` means: ``socket``, ``layout``, ``_sockets.owner``.
 
-    Imports under ``if TYPE_CHECKING:`` are left out: they name a type for the checker and never run
-    (``ancillary`` and ``segments`` annotate their ``sock`` parameter with ``socket.Socket``, the type
-    that calls them), so they are no dependency at load or at run time.
+    A wing's private package (``_sockets``...) is drawn module by module, so its modules keep
+    two parts; ``layout``'s submodules are drawn as the package.
+    """
+    parts = dotted.split(".")
+    if parts[0].startswith("_") and parts[0] != "_shim" and len(parts) > 1:
+        return f"{parts[0]}.{parts[1]}"
+    return parts[0]
+
+
+def imports_of(path: Path, for_the_checker_too: bool = False) -> set[str]:
+    """The janus_net modules ``path`` imports, as drawn names' module names (``layout``, ``_sockets.owner``...).
+
+    Imports under ``if TYPE_CHECKING:`` are left out unless ``for_the_checker_too``: they name a
+    type for the checker and never run, so they are no dependency at load or at run time.
     """
     tree = ast.parse(path.read_text())
-    for_the_checker = {
-        id(inner)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
-        for statement in node.body
-        for inner in ast.walk(statement)
-    }
+    for_the_checker = (
+        set()
+        if for_the_checker_too
+        else {
+            id(inner)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+            for statement in node.body
+            for inner in ast.walk(statement)
+        }
+    )
     found: set[str] = set()
     for node in ast.walk(tree):
         if id(node) in for_the_checker:
@@ -57,9 +72,13 @@ def imports_of(path: Path) -> set[str]:
             if node.module == "janus_net":
                 found |= {alias.name for alias in node.names}
             else:
-                found.add(node.module.split(".", 1)[1].split(".")[0])
+                inner = node.module.split(".", 1)[1]
+                if "." not in inner and inner.startswith("_") and inner != "_shim":
+                    found |= {f"{inner}.{alias.name}" for alias in node.names}  # from janus_net._wing import m
+                else:
+                    found.add(_drawn_name(inner))
         elif isinstance(node, ast.Import):
-            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("janus_net.")}
+            found |= {_drawn_name(a.name.split(".", 1)[1]) for a in node.names if a.name.startswith("janus_net.")}
     return found
 
 
@@ -88,3 +107,57 @@ def test_every_drawn_module_imports_only_downwards() -> None:
                 assert below or (name, target) in arrows, (
                     f"{drawn} imports {target}, which the drawing shows above it or beside it without an arrow"
                 )
+
+
+# --- The sockets wing (DESIGN §2): a socket does not know how it was made, and policy knows no socket.
+
+#: Modules of the wings above the sockets, by their old paths and their packages: no module of
+#: ``janus_net/_sockets/`` may name one, not even for the checker (the unix file duty is typed by a
+#: small Protocol of the sockets' own).
+ABOVE_THE_SOCKETS = {
+    "_cli", "_process", "_profiles", "cli", "cliopts", "cliout", "stops", "demo", "handoff", "fdpass", "frames",
+    "activation", "notify", "supervisor", "listen", "connect", "adopt", "steps", "unixfile", "sockopts", "options",
+    "socket", "batch", "segments", "ancillary", "coalesced", "wrap", "scratch",  # the shims point down, never back
+}  # fmt: skip
+#: The policy wing, by old paths and package: none of it imports a socket module.
+POLICY = {"context", "capability", "landlock", "netns", "waiting", "wakeup", "audit"}
+SOCKETS = {"_sockets", "socket", "batch", "segments", "ancillary", "coalesced", "wrap", "scratch"}
+
+
+def _wing_of(name: str) -> str:
+    return name.split(".")[0]
+
+
+def test_the_sockets_package_is_drawn_module_by_module() -> None:
+    drawn = {module_name(m) for modules, _ in drawing() for m in modules}
+    real = {module_name(str(p.relative_to(PACKAGE))) for p in (PACKAGE / "_sockets").glob("*.py")}
+    assert "_sockets.owner" in real and "_sockets.datagram" in real  # the walk sees the package
+    assert real <= drawn
+
+
+def test_no_socket_module_imports_a_wing_above_it_even_for_the_checker() -> None:
+    for path in sorted((PACKAGE / "_sockets").glob("*.py")):
+        names = imports_of(path, for_the_checker_too=True)
+        above = sorted(n for n in names if _wing_of(n) in ABOVE_THE_SOCKETS)
+        assert not above, f"_sockets/{path.name} imports {above}, above the sockets (DESIGN §2)"
+
+
+def test_policy_imports_no_socket_module() -> None:
+    policy = [PACKAGE / f"{name}.py" for name in sorted(POLICY)] + sorted((PACKAGE / "_policy").glob("*.py"))
+    for path in policy:
+        if not path.exists():
+            continue  # moved into _policy/ (listed by the glob)
+        names = imports_of(path, for_the_checker_too=True)
+        assert not {n for n in names if _wing_of(n) in SOCKETS}, f"{path.name} imports the sockets (DESIGN §2)"
+
+
+def test_the_import_reader_sees_a_wing_package_module_by_module(tmp_path: Path) -> None:
+    source = tmp_path / "m.py"
+    source.write_text(
+        "from janus_net._sockets import batching, segments\nfrom janus_net._sockets.owner import Owner\n"
+        "import janus_net._values.kinds\nfrom janus_net._shim import lib\nfrom janus_net.layout import x\n"
+        "TYPE_CHECKING = False\nif TYPE_CHECKING:\n    from janus_net.unixfile import UnixFile\n"
+    )
+    run_time = {"_sockets.batching", "_sockets.segments", "_sockets.owner", "_values.kinds", "_shim", "layout"}
+    assert imports_of(source) == run_time
+    assert imports_of(source, for_the_checker_too=True) == run_time | {"unixfile"}
