@@ -40,7 +40,7 @@ import os
 import struct
 from collections.abc import Iterable, Mapping
 
-from janus_net import adopt, control, platform, syscalls, waiting
+from janus_net import adopt, control, descriptor, platform, syscalls, waiting
 from janus_net._shim import ffi, lib
 from janus_net.address import UnixAddress
 from janus_net.errors import ErrnoBug, SocketError
