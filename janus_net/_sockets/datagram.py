@@ -372,7 +372,7 @@ class Socket(Bound):
         return coalesced.pending(self._io)
 
     def to_socket(self) -> _stdsocket.socket:
-        """Hand over the descriptor, as `Stream.to_socket` does.
+        """Hand over the descriptor, as `Owner.to_socket` does.
 
         Raises:
             SocketError.SocketModeUnsupported: datagrams of a coalesced buffer are held

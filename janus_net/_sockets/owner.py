@@ -240,8 +240,8 @@ class Bound(Owner):
     def options(self) -> dict[str, object]:
         """The options the kernel holds on this socket, keyed by the listen/bind keyword names.
 
-        Read with getsockopt each time (see `janus_net._sockets.options_in_force.read` for the keys), so
-        it shows what is in force, not what was asked: always ``reuse_address`` and
+        Read with getsockopt each time (`janus_net._sockets.options_in_force`), so it
+        shows what is in force, not what was asked: always ``reuse_address`` and
         ``incoming_cpu``, ``reuse_port`` where the platform has it, ``ip6_only`` for
         IPv6, ``broadcast`` for datagram sockets, ``freebind``, ``transparent`` and
         ``device`` for IP, ``fastopen`` and ``defer_accept`` for TCP.
@@ -257,10 +257,11 @@ class Bound(Owner):
         try:
             return options_in_force.read(self._desc)
         except (SocketError, ErrnoBug) as e:
-            raise later_call_error(self._desc, e, "getsockopt", self._address) from None
+            # ``address``, not ``_address``: a Server's holds port 0 until the first read.
+            raise later_call_error(self._desc, e, "getsockopt", self.address) from None
 
     def to_socket(self) -> _stdsocket.socket:
-        """Hand over the descriptor, as `Stream.to_socket` does.
+        """Hand over the descriptor, as `Owner.to_socket` does.
 
         A unix socket file stays where it is: it is the new owner's now, and this
         object will never remove it.
@@ -276,8 +277,8 @@ class Bound(Owner):
 descriptor.owners_are(Owner)
 
 
-# A hand-over moves a bound socket's unix file duty between processes: these two
-# functions are the only places outside this module that touch ``Bound._unix_file``.
+# A hand-over moves a bound socket's unix file duty between processes: code outside
+# this module reaches ``Bound._unix_file`` only through these two functions.
 
 
 def unix_file_of(sock: object) -> FileDuty | None:
