@@ -1,132 +1,23 @@
-"""Reused per-call memory: the sockaddr, length and buffer a receive or accept fills, kept for the next call."""
+"""Moved: see janus_net._sockets.buffers."""
 
-from __future__ import annotations
-
-from janus_net import platform
-from janus_net._shim import ffi, lib
-from janus_net.address import (
-    UnixAddress,
+from janus_net._sockets.buffers import (
+    IP4_KEY_OK,
+    PEER_FAMILIES,
+    SA_FAMILY_END,
+    SIZE_MAX,
+    SOCKADDR_IN_SIZE,
+    STORAGE_P,
+    STORAGE_SIZE,
+    UNNAMED_UNIX,
+    Buffer,
+    Pool,
+    Scratch,
+    size_argument,
+    uncleared,
+    view_of,
 )
-from janus_net.values import INT_MAX, integer
 
-TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
-if TYPE_CHECKING:
-    from typing import Any, Generic, TypeVar
-else:
-    from janus_net.typing_runtime import Generic
-
-
-if TYPE_CHECKING:
-    _T = TypeVar("_T")
-else:
-    _T = None
-
-#: Anything with the buffer protocol (bytes, bytearray, memoryview, array...).
-Buffer = bytes | bytearray | memoryview
-
-_SOCKADDR_STORAGE_SIZE = ffi.sizeof("struct sockaddr_storage")
-_STORAGE_P = ffi.typeof("struct sockaddr_storage *")
-_SOCKADDR_P = ffi.typeof("struct sockaddr *")
-_SOCKLEN_P = ffi.typeof("socklen_t *")
-# Where sa_family ends in a sockaddr: a shorter one from accept has no family to read.
-_SA_FAMILY_END = ffi.offsetof("struct sockaddr", "sa_family") + ffi.sizeof("sa_family_t")
-_PEER_FAMILIES = frozenset({lib.AF_INET, lib.AF_INET6, lib.AF_UNIX})
-# Receive buffers are filled by the kernel before they are read; clearing them first
-# would only cost a memset of up to 64 KiB per call.
-_uncleared = ffi.new_allocator(should_clear_after_alloc=False)
-#: The source of a datagram from an unbound unix socket (the kernel gives length 0).
-_UNNAMED_UNIX = UnixAddress("")
-# An IPv4 source can be keyed by its first 8 bytes when they cover the address.
-_IP4_KEY_OK = platform.IP4_KEY_OK
-# A receive buffer up to this size is kept by the Socket for the next receive
-# (65536 is receive()'s default size).
-_SCRATCH_KEEP = 65536
-
-#: The most bytes (or datagrams) one receive asks for: a C int, and more than one
-#: recv(2) returns on Linux (it caps a transfer just below 2 GiB).
-SIZE_MAX = INT_MAX
-
-
-def view_of(data: object, name: str = "data", writable: bool = False) -> Any:
-    """A cffi view of a caller's bytes-like object, or a TypeError that says what was expected.
-
-    (cffi's own message for a str is "from_buffer() cannot return the address of a
-    unicode object", and a read-only buffer where one is written is its BufferError.)
-    """
-    try:
-        return ffi.from_buffer(data, require_writable=writable)  # type: ignore[arg-type]  # checked by cffi
-    except (TypeError, BufferError):
-        kind = "a writable bytes-like object (bytearray, memoryview...)" if writable else "a bytes-like object"
-        raise TypeError(f"{name} must be {kind}, not {type(data).__name__}") from None
-
-
-def size_argument(name: str, value: object, low: int = 0) -> int:
-    """``value``, checked as the size or count a receive or read asks for (`janus_net.values.integer`).
-
-    Raises:
-        BadOptionType: not an int, or a bool (``receive(True)`` would mean one byte).
-        ValueError: outside ``low``..`SIZE_MAX`.
-    """
-    return integer(name, value, low, SIZE_MAX)
-
-
-class _Pool(Generic[_T]):
-    """At most one idle object (scratch memory, batch arrays) kept for the next call.
-
-    Lock-free: ``list.pop`` and ``list.append`` are atomic under the GIL, so two
-    threads never share an object: the second finds the pool empty and makes its
-    own, and when both give theirs back only one is kept.
-    """
-
-    __slots__ = ("_idle",)
-
-    def __init__(self) -> None:
-        self._idle: list[_T] = []
-
-    def take(self) -> _T | None:
-        """The idle object, or None: the caller makes a fresh one."""
-        try:
-            return self._idle.pop()
-        except IndexError:
-            return None
-
-    def give(self, item: _T) -> None:
-        """Keep ``item`` for the next call, unless another one is already kept."""
-        if not self._idle:
-            self._idle.append(item)
-
-
-class _Scratch:
-    """What one ``receive`` needs besides the caller's data: reused, one caller at a time.
-
-    The source sockaddr_storage and its length (value-result: reset before each
-    call), and a data buffer for ``receive`` that grows to the largest ``size``
-    asked, up to `_SCRATCH_KEEP` bytes (a larger receive gets a one-off buffer).
-    ``words`` reads the storage as 8-byte words: for an IPv4 source the first word
-    identifies it (see `_ReceiveBatch.collect`), a key for `DECODED_SOURCES` that
-    costs no bytes object. A Socket keeps one idle `_Scratch`; a caller takes it out
-    of the pool (atomic ``list.pop``), so concurrent callers never share one.
-    """
-
-    __slots__ = ("buf", "capacity", "length", "sa", "storage", "words")
-
-    def __init__(self) -> None:
-        self.storage = _uncleared(_STORAGE_P)
-        self.sa = ffi.cast(_SOCKADDR_P, self.storage)
-        self.length = ffi.new(_SOCKLEN_P)
-        self.words = memoryview(ffi.buffer(self.storage)).cast("Q") if _IP4_KEY_OK else None
-        self.buf: Any = None
-        self.capacity = -1
-
-    def buffer(self, size: int) -> Any:
-        """A buffer of at least ``size`` bytes: this scratch's own when it may keep one that big.
-
-        Raises:
-            TypeError, ValueError: ``size`` is not an int in 0..`SIZE_MAX` (`size_argument`).
-        """
-        if type(size) is not int or not 0 <= size <= _SCRATCH_KEEP:
-            return _uncleared("char[]", size_argument("size", size))
-        if size > self.capacity:
-            self.buf = _uncleared("char[]", size)
-            self.capacity = size
-        return self.buf
+__all__ = [
+    "IP4_KEY_OK", "PEER_FAMILIES", "SA_FAMILY_END", "SIZE_MAX", "SOCKADDR_IN_SIZE", "STORAGE_P", "STORAGE_SIZE",
+    "UNNAMED_UNIX", "Buffer", "Pool", "Scratch", "size_argument", "uncleared", "view_of",
+]  # fmt: skip

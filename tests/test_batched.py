@@ -21,6 +21,7 @@ import pytest
 
 import janus_net as jn
 from janus_net import platform
+from janus_net._sockets.batching import receive_each, send_each
 from janus_net.address import Ip4Address, UnixAddress, parse_address
 from tests.tracing import MARK, calls_to, syscalls_after_mark
 
@@ -380,13 +381,13 @@ def test_one_syscall_per_batch(tmp_path: Path) -> None:
 
 def test_per_call_path_matches(receiver: jn.Socket, sender: jn.Socket) -> None:
     # The loop used where sendmmsg/recvmmsg do not exist gives the same results here.
-    assert sender._send_each([(receiver.address, b"l%d" % i) for i in range(4)]) == 4
-    assert receiver._receive_each(10, 2048, None) == [(b"l%d" % i, sender.address) for i in range(4)]
+    assert send_each(sender._io, [(receiver.address, b"l%d" % i) for i in range(4)], sender.send) == 4
+    assert receive_each(receiver._io, 10, 2048, None) == [(b"l%d" % i, sender.address) for i in range(4)]
     messages = [(receiver.address, b"ok"), (receiver.address, b"x" * 70000)]
-    assert sender._send_each(messages) == 1
+    assert send_each(sender._io, messages, sender.send) == 1
     with pytest.raises(jn.SocketError.MessageTooBig):
-        sender._send_each(messages[1:])
-    assert receiver._receive_each(10, 2048, jn.Context.with_timeout(5)) == [(b"ok", sender.address)]
+        send_each(sender._io, messages[1:], sender.send)
+    assert receive_each(receiver._io, 10, 2048, jn.Context.with_timeout(5)) == [(b"ok", sender.address)]
 
 
 # --- The fast paths of the reused arrays: each shortcut against the general path's answer.

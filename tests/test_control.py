@@ -513,7 +513,7 @@ def test_every_recvmsg_of_the_package_reads_its_control_buffer_through_the_one_w
     """No module but control.py walks a control buffer by hand (CMSG_FIRSTHDR / CMSG_NXTHDR)."""
     package = Path(jn.__file__).parent
     walkers = sorted(
-        path.name
+        str(path.relative_to(package))
         for path in package.rglob("*.py")
         if path.name != "control.py" and re.search(r"jn_cmsg_(firsthdr|nxthdr)", path.read_text())
     )

@@ -27,8 +27,9 @@ from typing import Any
 import pytest
 
 import janus_net as jn
-from janus_net import ancillary, coalesced, control, segments
+from janus_net import control
 from janus_net._shim import lib
+from janus_net._sockets import ancillary, coalesced, segments
 from janus_net.testing import fail
 from tests.peers import stdlib_view
 from tests.tracing import MARK, calls_to, syscalls_after_mark

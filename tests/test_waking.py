@@ -25,6 +25,7 @@ import pytest
 from peers import dial, in_poll, run_child, wchan
 
 import janus_net as jn
+from janus_net._sockets.batching import send_each
 
 
 def run_blocked(call: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
@@ -482,9 +483,9 @@ def test_send_many_from_a_generator_that_fails_sends_what_it_took_then_raises() 
             sock.send_many(messages())
         assert "3 datagrams taken before this error were sent" in "".join(getattr(caught.value, "__notes__", []))
         assert [peer.recv(16) for _ in range(3)] == [b"m0", b"m1", b"m2"]
-        assert sock._send_each(messages_list := [(dest, b"a")]) == 1 and messages_list
+        assert send_each(sock._io, messages_list := [(dest, b"a")], sock.send) == 1 and messages_list
         with pytest.raises(ValueError):
-            sock._send_each(messages())
+            send_each(sock._io, messages(), sock.send)
         assert [peer.recv(16) for _ in range(4)] == [b"a", b"m0", b"m1", b"m2"]
 
 

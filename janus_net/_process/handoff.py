@@ -121,7 +121,7 @@ def _owned_files(items: Mapping[str, AnySocket]) -> tuple[list[str], dict[str, t
     listed: dict[str, tuple[str, tuple[int, int]]] = {}
     for name, sock in items.items():
         unix_file = unix_file_of(sock)
-        if unix_file is None or unix_file.identity is None:
+        if not isinstance(unix_file, UnixFile) or unix_file.identity is None:
             continue
         names.append(name)
         address = sock.address

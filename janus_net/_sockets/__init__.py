@@ -1,1 +1,4 @@
-"""The sockets: what a socket does once it exists (the owner, Server, Stream, the datagram Socket, batching, segments, ancillary data)."""
+"""The sockets: what a socket does once it exists.
+
+The owner, Server, Stream, the datagram Socket, batching, segments, ancillary data.
+"""

@@ -1,0 +1,261 @@
+"""Batched datagram I/O: `Socket.send_many` and `receive_many`, one syscall per batch.
+
+Where the platform has sendmmsg/recvmmsg the datagrams go through the arrays of
+`janus_net._sockets.mmsg_arrays`, which the socket keeps for its next call; elsewhere
+the same calls go one datagram at a time (`send_each`, `receive_each`), with the same
+results.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+
+from janus_net import platform, syscalls, waiting
+from janus_net._shim import ffi, lib
+from janus_net._sockets.buffers import Buffer, Pool, Scratch, size_argument, uncleared
+from janus_net._sockets.mmsg_arrays import (
+    BATCH_MAX,
+    SEQUENCES,
+    USE_MMSG,
+    ReceiveBatch,
+    SendBatch,
+    batch_capacity,
+)
+from janus_net._sockets.owner import closed_during, later_call_error
+from janus_net.errors import ErrnoBug, SocketError
+
+TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    from janus_net._sockets.endpoint import Endpoint
+    from janus_net.address import Address
+    from janus_net.context import Context
+
+    _T = TypeVar("_T")
+
+
+_MSG_DONTWAIT = lib.MSG_DONTWAIT
+# Every send is a per-call non-blocking attempt that never raises SIGPIPE.
+_SEND_FLAGS = platform.MSG_NOSIGNAL | lib.MSG_DONTWAIT
+_WOULD_BLOCK = syscalls.WOULD_BLOCK
+
+
+# --- Sending
+
+
+def send_many(io: Endpoint, messages: Iterable[tuple[str | Address, Buffer]], send_one: Callable[..., int]) -> int:
+    """`Socket.send_many` (its docstring says what it promises); ``send_one`` is the plain send.
+
+    Batched where the platform has sendmmsg, into arrays the socket keeps for its next
+    call; elsewhere one datagram at a time through ``send_one`` (`send_each`).
+    """
+    desc = io.desc
+    # A close() from another thread can land between any two steps of the loop:
+    # what the call knew when it began decides whether an EBADF is that close or a bug.
+    began_open = not desc.closing
+    try:
+        if not USE_MMSG:
+            return send_each(io, messages, send_one)
+        # The batched path, written here rather than in a function of its own: one frame per call.
+        wanted = batch_capacity(messages)
+        pool = io.send_batches
+        if pool is None:
+            pool = io.send_batches = Pool()
+        batch = pool.take()
+        if batch is None or batch.capacity < wanted:
+            batch = SendBatch(wanted)
+        try:
+            sent = 0
+            capacity = batch.capacity
+            # A list or tuple is cut into batches by slicing (none at all when it fits
+            # in one), so no iterator is made and no empty read ends the last batch.
+            sequence = type(messages) in SEQUENCES
+            iterator = None if sequence else iter(messages)
+            start = 0
+            taking: Exception | None = None  # what the caller's iterator raised
+            while True:
+                if iterator is None:
+                    count = len(messages)  # type: ignore[arg-type]  # a list or tuple
+                    items: Any = messages
+                    if start or count > capacity:
+                        items = items[start : start + capacity]
+                    start += capacity
+                    last = start >= count
+                else:
+                    items, taking = _take(iterator, capacity)
+                    last = taking is not None or len(items) < capacity
+                filled, failure = batch.fill(items)
+                if filled:
+                    try:
+                        done = _send_filled(io, batch, filled)
+                    except (SocketError, ErrnoBug) as e:
+                        if sent == 0 or isinstance(later_call_error(desc, e, "send", io.local), ErrnoBug):
+                            raise
+                        return sent
+                    finally:
+                        batch.drop_buffers()
+                    sent += done
+                    if done < filled:
+                        return sent
+                if failure is not None:
+                    if sent and isinstance(failure, SocketError):
+                        return sent
+                    raise failure
+                if taking is not None:
+                    _note(taking, f"send_many: {sent} datagrams taken before this error were sent")
+                    raise taking
+                if last:
+                    return sent
+        finally:
+            pool.give(batch)
+    except (SocketError, ErrnoBug) as e:
+        woken = closed_during(desc, e, "send", began_open, io.local)
+        if woken is e:
+            raise
+        raise woken from None
+
+
+def send_each(io: Endpoint, messages: Iterable[tuple[str | Address, Buffer]], send_one: Callable[..., int]) -> int:
+    """`send_many` one datagram at a time through ``send_one``: the path for platforms without sendmmsg."""
+    sent = 0
+    iterator = iter(messages)
+    while True:
+        try:
+            item = next(iterator)
+        except StopIteration:
+            return sent
+        except Exception as e:
+            _note(e, f"send_many: {sent} datagrams taken before this error were sent")
+            raise
+        dest, data = item
+        try:
+            send_one(dest, data)
+        except (SocketError, ErrnoBug) as e:
+            if sent == 0:
+                raise
+            if isinstance(later_call_error(io.desc, e, "send", io.local), ErrnoBug):
+                raise
+            return sent
+        sent += 1
+
+
+def _send_filled(io: Endpoint, batch: SendBatch, filled: int) -> int:
+    """sendmmsg the first ``filled`` slots, again from where the kernel stopped."""
+    targets = batch.targets
+    desc = io.desc
+    done = 0
+    while done < filled:
+        args = (desc, batch.msgs + done, filled - done, _SEND_FLAGS, targets[done])
+        try:
+            went = syscalls.sendmmsg_on(*args)  # first attempt inline; wait only after EAGAIN
+            if went < 0:
+                went = waiting.wait_for(
+                    desc,
+                    waiting.POLLOUT,
+                    None,
+                    functools.partial(syscalls.sendmmsg_on, *args),
+                    lambda: io.closed_error("send"),
+                    tried=True,
+                )
+        except (SocketError, ErrnoBug):
+            if done == 0:
+                raise
+            break
+        if went == 0:
+            break  # not expected after poll said writable; never spin on it
+        done += went
+    return done
+
+
+def _note(error: BaseException, text: str) -> None:
+    # BaseException.add_note is Python 3.11+; without it the error goes as it is.
+    add_note = getattr(error, "add_note", None)
+    if add_note is not None:
+        add_note(text)
+
+
+def _take(iterator: Iterator[_T], count: int) -> tuple[list[_T], Exception | None]:
+    """Up to ``count`` items, and what the iterator raised (None if it did not)."""
+    items: list[_T] = []
+    try:
+        for item in itertools.islice(iterator, count):
+            items.append(item)
+    except Exception as e:
+        return items, e
+    return items, None
+
+
+# --- Receiving
+
+
+def receive_many(io: Endpoint, count: int, size: int, ctx: Context | None) -> list[tuple[bytes, Address]]:
+    """`Socket.receive_many` on a socket without GRO (its docstring says what it promises)."""
+    count = size_argument("count", count, 1)
+    size = size_argument("size", size)
+    if not USE_MMSG:
+        return receive_each(io, count, size, ctx)
+    wanted = min(count, BATCH_MAX)
+    pool = io.receive_batches
+    if pool is None:
+        pool = io.receive_batches = Pool()
+    batch = pool.take()
+    if batch is None or batch.size != size or batch.capacity < wanted:
+        batch = ReceiveBatch(wanted, size, io.local.family == lib.AF_INET)
+    try:
+        return _receive_with(io, batch, count, ctx)
+    finally:
+        pool.give(batch)
+
+
+def receive_each(io: Endpoint, count: int, size: int, ctx: Context | None) -> list[tuple[bytes, Address]]:
+    """`receive_many` one recvfrom at a time: the path for platforms without recvmmsg."""
+    buf = uncleared("char[]", size)
+    scratch = Scratch()
+    got, source = io.receive_from(buf, size, ctx, scratch)  # waits for the first
+    received = [(ffi.unpack(buf, got), source)]
+    while len(received) < count:
+        got, source = io.receive_from(buf, size, None, scratch, nonblocking=True)
+        if got == syscalls.WOULD_BLOCK:
+            break
+        received.append((ffi.unpack(buf, got), source))
+    return received
+
+
+def _receive_with(io: Endpoint, batch: ReceiveBatch, count: int, ctx: Context | None) -> list[tuple[bytes, Address]]:
+    received: list[tuple[bytes, Address]] = []
+    msgs = batch.msgs
+    want = min(count, batch.capacity)
+    desc = io.desc
+    check = None if ctx is None else ctx.check
+    batch.reset(want)
+    # Without a context the first attempt is inline; the wait loop only after EAGAIN.
+    got = _WOULD_BLOCK if ctx is not None else syscalls.recvmmsg_on(desc, msgs, want, _MSG_DONTWAIT, None)
+    if got < 0:
+        got = waiting.wait_for(
+            desc,
+            waiting.POLLIN,
+            ctx,
+            lambda: syscalls.recvmmsg_on(desc, msgs, want, _MSG_DONTWAIT, check),
+            lambda: io.closed_error("receive"),
+            io.hung_up,
+            tried=ctx is None,
+        )
+    batch.collect(got, received)
+    # A full batch may mean more is queued: keep taking it without waiting.
+    while got == want and len(received) < count:
+        want = min(count - len(received), batch.capacity)
+        batch.reset(want)
+        try:
+            got = syscalls.recvmmsg_on(desc, msgs, want, _MSG_DONTWAIT, check)
+        except (SocketError, ErrnoBug):
+            break  # keep what was already taken off the queue; the next call reports
+        if got == _WOULD_BLOCK:
+            break
+        batch.collect(got, received)
+    return received
+
+
+__all__ = ["receive_each", "receive_many", "send_each", "send_many"]
