@@ -13,7 +13,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "janus_net"
 DOC = ROOT / "docs" / "architecture.md"
-MODULE = re.compile(r"(?<![\w/.])((?:layout/)?[a-z_]+(?:/__init__|/__main__)?\.py|_shim)(?![\w.])")
+# A drawn module: ``listen.py``, or one inside a package (``layout/__main__.py``, ``_kernel/loop.py``).
+MODULE = re.compile(r"(?<![\w/.])((?:[a-z_]+/)?[a-z_]+\.py|_shim)(?![\w.])")
 
 
 def drawing() -> list[tuple[list[str], set[tuple[str, str]]]]:
@@ -35,7 +36,7 @@ def module_name(drawn: str) -> str:
 
 
 def imports_of(path: Path) -> set[str]:
-    """The janus_net modules ``path`` imports, as drawn names' module names (``layout``, ``socket``...).
+    """The janus_net modules ``path`` imports, as drawn modules' names (``layout``, ``socket``, ``_kernel.loop``...).
 
     Imports under ``if TYPE_CHECKING:`` are left out: they name a type for the checker and never run
     (``ancillary`` and ``segments`` annotate their ``sock`` parameter with ``socket.Socket``, the type
@@ -57,10 +58,20 @@ def imports_of(path: Path) -> set[str]:
             if node.module == "janus_net":
                 found |= {alias.name for alias in node.names}
             else:
-                found.add(node.module.split(".", 1)[1].split(".")[0])
+                inner = node.module.split(".", 1)[1]
+                # ``from janus_net._kernel import cells`` imports the module _kernel.cells.
+                found |= {_module_of(f"{inner}.{alias.name}") or _module_of(inner) or inner for alias in node.names}
         elif isinstance(node, ast.Import):
-            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("janus_net.")}
+            found |= {
+                _module_of(a.name.split(".", 1)[1]) or a.name for a in node.names if a.name.startswith("janus_net.")
+            }
     return found
+
+
+def _module_of(dotted: str) -> str | None:
+    """``dotted`` (``_kernel.loop``, ``layout``) if it names a module of the package, else None."""
+    path = PACKAGE.joinpath(*dotted.split("."))
+    return dotted if path.with_suffix(".py").exists() or (path / "__init__.py").exists() else None
 
 
 def test_the_drawing_names_the_real_modules() -> None:

@@ -84,7 +84,7 @@ SEND = Syscall(
         E.EPROTOTYPE: SocketError.SocketModeUnsupported,
         # EPERM: the destination does not let this socket send to it. A unix datagram
         # socket connected to another socket takes datagrams from that peer only
-        # (unix_may_send in unix_dgram_sendmsg): its owner, not the caller, decides. A
+        # (unix_may_send in unix_dgram_sendmsg, net/unix/af_unix.c): its owner, not the caller, decides. A
         # netfilter rule that drops the datagram on output, an LSM and Landlock's
         # abstract-unix scope answer EPERM too. AccessDenied, not ConnectionRefused:
         # the destination exists and listens; this sender is what it refuses.
@@ -254,7 +254,8 @@ def recvmmsg_on(desc: Any, msgs: Any, count: int, flags: int, checkpoint: Checkp
     """recvmmsg(2) into ``count`` prepared ``struct mmsghdr``; returns how many arrived.
 
     No timeout is ever passed (the shim passes NULL): recvmmsg checks its timeout only
-    after a datagram arrives (BUGS in recvmmsg(2)), so callers wait with poll instead.
+    after a datagram arrives (BUGS in recvmmsg(2),
+    https://man7.org/linux/man-pages/man2/recvmmsg.2.html), so callers wait with poll instead.
     `WOULD_BLOCK` when nothing is queued.
     """
     return retry(RECEIVE, lib.jn_desc_recvmmsg, (desc, msgs, count, flags), checkpoint, None, True)

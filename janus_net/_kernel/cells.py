@@ -43,9 +43,10 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-#: Who is told of every new cell and received-descriptor buffer: nobody, until the
-#: owner registry (janus_net._kernel.owners) switches itself on at the first adoption.
-#: One object with one attribute, so that the registry sets it where `new_desc` reads it.
+# Who is told of every new cell and received-descriptor buffer: nobody, until the
+# owner registry (janus_net._kernel.owners) switches itself on at the first adoption.
+# One object with one attribute, so that the registry sets it where `new_desc` reads it
+# (a module global set from another module would need that module to reach in here).
 class CellWatch:
     """The hook `new_desc` and `new_rights_buffer` call with what they make, while ``notify`` is set."""
 
@@ -121,7 +122,8 @@ def adopt_into(desc: Any, fd: int) -> None:
 
 
 # close: EINTR is not retried (on Linux the fd is already released, and a retry could
-# close a descriptor another thread just opened); every other error is ignored.
+# close a descriptor another thread just opened: https://lwn.net/Articles/576478/ and
+# close(2), "Dealing with error returns"); every other error is ignored.
 CLOSE = Syscall("close", {}, {E.EBADF: "a double close: the descriptor was closed already"}, retry_eintr=False)
 
 

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+# Landlock: https://docs.kernel.org/userspace-api/landlock.html (the ABI versions and
+# what each adds); landlock_create_ruleset(2) and friends for the errnos.
 LANDLOCK_CREATE_RULESET = Syscall(
     "landlock_create_ruleset",
     {
@@ -82,7 +84,8 @@ PRCTL = Syscall(
     },
 )
 
-# seccomp(2), for the filter NetBind.enforce installs beside the Landlock ruleset.
+# seccomp(2) (https://man7.org/linux/man-pages/man2/seccomp.2.html), for the filter
+# NetBind.enforce installs beside the Landlock ruleset.
 SECCOMP_ACTION_AVAIL = Syscall(
     "seccomp",
     {
@@ -136,6 +139,7 @@ NS_OPEN = Syscall(
     label="open (namespace file)",
 )
 
+# ioctl_ns(2): NS_GET_NSTYPE says which kind of namespace a descriptor refers to.
 NS_GET_NSTYPE = Syscall(
     "ioctl",
     # ENOTTY/EINVAL: the file is not a namespace file at all.

@@ -242,7 +242,7 @@ def rights_slots(msg: Any) -> Any:
 def rights_room(count: int) -> int:
     """The ``msg_controllen`` that lets the kernel install at most ``count`` descriptors.
 
-    ``CMSG_LEN(count * sizeof(int))``, not ``CMSG_SPACE``: the kernel fits as many
+    ``CMSG_LEN(count * sizeof(int))``, not ``CMSG_SPACE`` (cmsg(3)): the kernel fits as many
     descriptors as the length allows past the header, and CMSG_SPACE's padding
     would make room for one more when ``count`` is odd. 0 makes room for none
     (anything sent is dropped by the kernel, which sets MSG_CTRUNC).

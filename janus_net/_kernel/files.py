@@ -261,7 +261,8 @@ def chmod_inode(path_fd: int, mode: int, address: object = None) -> None:
     """Set the mode of exactly the inode ``path_fd`` (an O_PATH descriptor) holds.
 
     chmod of the /proc/self/fd magic link reaches the inode itself, never a name that
-    could have been swapped since the descriptor was opened.
+    could have been swapped since the descriptor was opened (fchmod(2) refuses an O_PATH
+    descriptor with EBADF; the magic link is the way, see open(2) on O_PATH).
     """
     retry(CHMOD, lib.chmod, (b"/proc/self/fd/%d" % path_fd, mode), None, address)
 
@@ -285,7 +286,7 @@ _DIAG_BUFFER = 65536
 def unix_diag(
     socket_ino: int, want: tuple[int, int] | None, checkpoint: Checkpoint | None = None
 ) -> tuple[int, int] | None:
-    """Ask the kernel (NETLINK_SOCK_DIAG, UDIAG_SHOW_VFS) about bound unix sockets.
+    """Ask the kernel (NETLINK_SOCK_DIAG, UDIAG_SHOW_VFS: sock_diag(7)) about bound unix sockets.
 
     ``socket_ino`` != 0: the file the socket with that inode number (fstat of the
     socket) is bound to, as ``(st_dev, st_ino & 0xffffffff)``, or None if it is bound
@@ -303,7 +304,7 @@ def unix_diag(
             None, "this platform has no sock_diag to list bound unix sockets", syscall=SOCK_DIAG.name
         )
     # The netlink socket lives in an owned cell from socket()'s return to the one close,
-    # like every socket janus_net makes (janus_net.descriptor).
+    # like every socket janus_net makes (janus_net._kernel.cells).
     desc = new_desc()
     try:
         socket(desc, lib.JN_AF_NETLINK, lib.SOCK_DGRAM, lib.JN_NETLINK_SOCK_DIAG, checkpoint, SOCK_DIAG)

@@ -124,7 +124,7 @@ READ = Syscall(
 
 DUP2 = Syscall(
     "dup2",
-    # EBUSY: Linux's answer when another thread is opening a file at the target number.
+    # EBUSY: Linux's answer when another thread is opening a file at the target number (dup2(2)).
     {E.EBUSY: SocketError.SystemResources},
     bugs={
         E.EBADF: "the source is the descriptor the same call just opened, the target 1 (stdout)",

@@ -181,7 +181,7 @@ CONNECT = Syscall(
         E.ENETUNREACH: SocketError.NetworkUnreachable,
         E.EHOSTUNREACH: SocketError.HostUnreachable,
         E.EADDRNOTAVAIL: SocketError.AddressUnavailable,
-        # Rows added for jn.connect (issue 12): a client's causes, from connect or SO_ERROR.
+        # A client's causes (jn.connect), from connect itself or read back with SO_ERROR.
         E.ECONNRESET: SocketError.ConnectionResetByPeer,
         E.ENETDOWN: SocketError.NetworkSubsystemDown,
         E.EAFNOSUPPORT: SocketError.AddressFamilyUnsupported,
@@ -255,15 +255,6 @@ def bind(
     retry(BIND_UNIX if unix else BIND_IP, lib.bind, (fd, sockaddr, length), checkpoint, address)
 
 
-def connect(fd: int, sockaddr: Any, length: int, address: object = None, nonblocking: bool = False) -> int:
-    """connect(2) of a probe socket: whether a unix socket file is stale (jn.connect uses connect_start).
-
-    Returns `WOULD_BLOCK` when ``nonblocking`` and the connection cannot complete at
-    once (for a unix socket: the listener's backlog is full).
-    """
-    return retry(CONNECT, lib.connect, (fd, sockaddr, length), None, address, nonblocking)
-
-
 def listen(fd: int, backlog: int, checkpoint: Checkpoint | None = None, address: object = None) -> None:
     """listen(2)."""
     retry(LISTEN, lib.listen, (fd, backlog), checkpoint, address)
@@ -285,9 +276,9 @@ def getsockname(fd: int, table: Syscall | None = None) -> tuple[Any, int]:
 
 def getpeername(fd: int, table: Syscall | None = None) -> tuple[Any, int]:
     """The socket's peer address as (struct sockaddr_storage *, length); ``table`` as for `getsockopt_int`."""
-    storage = ffi.new("struct sockaddr_storage *")
-    size = ffi.new("socklen_t *", ffi.sizeof("struct sockaddr_storage"))
-    retry(GETPEERNAME if table is None else table, lib.getpeername, (fd, ffi.cast("struct sockaddr *", storage), size))
+    storage = ffi.new(_STORAGE_P)
+    size = ffi.new(_SOCKLEN_P, _STORAGE_SIZE)
+    retry(GETPEERNAME if table is None else table, lib.getpeername, (fd, ffi.cast(_SOCKADDR_P, storage), size))
     return storage, int(size[0])
 
 
@@ -306,6 +297,15 @@ def shutdown_on(desc: Any, how: int, address: object = None) -> None:
 #: `connect_start`'s answer when a TCP connect is under way (EINPROGRESS): wait for POLLOUT.
 IN_PROGRESS = -2
 _IN_PROGRESS_ERRNOS = frozenset({E.EINPROGRESS, E.EALREADY})
+
+
+def connect(fd: int, sockaddr: Any, length: int, address: object = None, nonblocking: bool = False) -> int:
+    """connect(2) of a probe socket: whether a unix socket file is stale (jn.connect uses connect_start).
+
+    Returns `WOULD_BLOCK` when ``nonblocking`` and the connection cannot complete at
+    once (for a unix socket: the listener's backlog is full).
+    """
+    return retry(CONNECT, lib.connect, (fd, sockaddr, length), None, address, nonblocking)
 
 
 def connect_start(fd: int, sockaddr: Any, length: int, checkpoint: Checkpoint | None, address: object) -> int:
