@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+# --- accept: one connection into its own cell
+
 ACCEPT = Syscall(
     "accept",
     {
@@ -50,6 +52,50 @@ ACCEPT = Syscall(
         "SO_ACCEPTCONN said so), and no process can change a socket's type",
     },
 )
+
+
+_SOCKADDR_P = ffi.typeof("struct sockaddr *")
+
+
+def kick_acceptor(desc: Any) -> None:
+    """Signal (SIGURG) the thread sleeping inside accept(2) on ``desc``, if one is (see jn_desc_kick)."""
+    lib.jn_desc_kick(desc)
+
+
+def set_accept_gap(microseconds: int) -> None:
+    """Test hook: sleep this long between the native accept's readiness check and accept(2)."""
+    lib.jn_accept_gap_us = microseconds
+
+
+def accept_into(
+    desc: Any,
+    storage: Any,
+    size: Any,
+    into: Any,
+    checkpoint: Checkpoint | None = None,
+    address: object = None,
+    ctx_cell: Any = ffi.NULL,
+) -> int:
+    """One accept on ``desc``'s listener, the new fd written into the cell ``into``.
+
+    Never blocks for a connection another thread of this process took: the attempt
+    runs only when poll says one is queued, one thread at a time. Returns the fd, or
+    `WOULD_BLOCK` when none is queued (or another thread is taking it right now, or
+    ``ctx_cell`` -- a context's `new_waker_cell` -- says the context was cancelled).
+    """
+    sa = ffi.cast(_SOCKADDR_P, storage)
+    flags = lib.JN_SOCK_CLOEXEC if platform.HAS_ACCEPT4 else -1
+    conn = retry(ACCEPT, lib.jn_desc_accept, (desc, sa, size, flags, into, ctx_cell), checkpoint, address, True)
+    if conn >= 0 and not platform.HAS_ACCEPT4:
+        try:
+            set_cloexec(conn, checkpoint)
+        except BaseException:
+            close_desc(into)
+            raise
+    return conn
+
+
+# --- send
 
 SEND = Syscall(
     "send",
@@ -105,29 +151,28 @@ SEND = Syscall(
     },
 )
 
-RECEIVE = Syscall(
-    "receive",
-    {
-        E.ECONNREFUSED: SocketError.ConnectionRefused,
-        E.ECONNRESET: SocketError.ConnectionResetByPeer,
-        E.ENOBUFS: SocketError.SystemResources,
-        E.ENOMEM: SocketError.SystemResources,
-        E.ENOTCONN: SocketError.SocketUnconnected,
-        # EINVAL: Linux's answer to a read on a unix stream socket that is not connected
-        # (bind("unix:...", mode=Mode.STREAM) then receive), where TCP says ENOTCONN.
-        E.EINVAL: SocketError.SocketUnconnected,
-        E.ETIMEDOUT: SocketError.ConnectionTimedOut,
-        E.ENETDOWN: SocketError.NetworkSubsystemDown,
-    },
-    {
-        E.EBADF: OUR_FD,
-        E.EFAULT: OUR_POINTER,
-        E.ENOTSOCK: OUR_SOCKET,
-        E.EOPNOTSUPP: "the only flags passed are MSG_DONTWAIT and MSG_WAITFORONE, which every IP and unix "
-        "socket takes; only MSG_OOB and the like draw EOPNOTSUPP",
-    },
-)
 
+#: The native owned-descriptor calls with their tables, for the hot paths that hand
+#: them to `retry` themselves (one Python frame less per datagram than a wrapper).
+SENDTO_CALL = (SEND, lib.jn_desc_sendto)
+
+
+def send_on(desc: Any, data: Any, size: int, flags: int, address: object = None) -> int:
+    """send(2) on a connected owned socket; `WOULD_BLOCK` when ``flags`` say MSG_DONTWAIT and it would."""
+    return retry(SEND, lib.jn_desc_send, (desc, data, size, flags), None, address, True)
+
+
+def sendmmsg_on(desc: Any, msgs: Any, count: int, flags: int, address: object = None) -> int:
+    """sendmmsg(2) of ``count`` prepared ``struct mmsghdr``; returns how many went.
+
+    The SEND table applies: the kernel reports an error only when the first message
+    fails (a later failure ends the batch early and shows as a smaller count).
+    `WOULD_BLOCK` when ``flags`` say MSG_DONTWAIT and nothing could go.
+    """
+    return retry(SEND, lib.jn_desc_sendmmsg, (desc, msgs, count, flags), None, address, True)
+
+
+# sendmsg for UDP segmentation offload and for a reply from a chosen source address
 # (DESIGN §15). Both are named "send", so the fault seam's "send" reaches them too; each
 # is SEND with the rows its control message adds.
 
@@ -157,6 +202,7 @@ SEND_SEGMENTS = Syscall(
     label="send (segments)",
 )
 
+
 #: sendmsg with an IP_PKTINFO / IPV6_PKTINFO control message naming the source address.
 SEND_FROM = Syscall(
     "send",
@@ -170,6 +216,7 @@ SEND_FROM = Syscall(
     label="send (from source)",
 )
 
+
 # sendmsg with SCM_RIGHTS (send_sockets, notify): send's causes, plus one of its own.
 SENDMSG = Syscall(
     "sendmsg",
@@ -181,84 +228,6 @@ SENDMSG = Syscall(
     bugs=SEND.bugs,
     label="sendmsg (descriptors)",
 )
-
-
-_SOCKADDR_P = ffi.typeof("struct sockaddr *")
-
-
-#: The native owned-descriptor calls with their tables, for the hot paths that hand
-#: them to `retry` themselves (one Python frame less per datagram than a wrapper).
-SENDTO_CALL = (SEND, lib.jn_desc_sendto)
-RECVFROM_CALL = (RECEIVE, lib.jn_desc_recvfrom)
-
-
-def kick_acceptor(desc: Any) -> None:
-    """Signal (SIGURG) the thread sleeping inside accept(2) on ``desc``, if one is (see jn_desc_kick)."""
-    lib.jn_desc_kick(desc)
-
-
-def set_accept_gap(microseconds: int) -> None:
-    """Test hook: sleep this long between the native accept's readiness check and accept(2)."""
-    lib.jn_accept_gap_us = microseconds
-
-
-def accept_into(
-    desc: Any,
-    storage: Any,
-    size: Any,
-    into: Any,
-    checkpoint: Checkpoint | None = None,
-    address: object = None,
-    ctx_cell: Any = ffi.NULL,
-) -> int:
-    """One accept on ``desc``'s listener, the new fd written into the cell ``into``.
-
-    Never blocks for a connection another thread of this process took: the attempt
-    runs only when poll says one is queued, one thread at a time. Returns the fd, or
-    `WOULD_BLOCK` when none is queued (or another thread is taking it right now, or
-    ``ctx_cell`` -- a context's `new_waker_cell` -- says the context was cancelled).
-    """
-    sa = ffi.cast(_SOCKADDR_P, storage)
-    flags = lib.JN_SOCK_CLOEXEC if platform.HAS_ACCEPT4 else -1
-    conn = retry(ACCEPT, lib.jn_desc_accept, (desc, sa, size, flags, into, ctx_cell), checkpoint, address, True)
-    if conn >= 0 and not platform.HAS_ACCEPT4:
-        try:
-            set_cloexec(conn, checkpoint)
-        except BaseException:
-            close_desc(into)
-            raise
-    return conn
-
-
-def send_on(desc: Any, data: Any, size: int, flags: int, address: object = None) -> int:
-    """send(2) on a connected owned socket; `WOULD_BLOCK` when ``flags`` say MSG_DONTWAIT and it would."""
-    return retry(SEND, lib.jn_desc_send, (desc, data, size, flags), None, address, True)
-
-
-def recv_on(desc: Any, buf: Any, size: int, flags: int, checkpoint: Checkpoint | None = None) -> int:
-    """recv(2) on an owned socket; 0 at end of stream, `WOULD_BLOCK` when it would block."""
-    return retry(RECEIVE, lib.jn_desc_recv, (desc, buf, size, flags), checkpoint, None, True)
-
-
-def sendmmsg_on(desc: Any, msgs: Any, count: int, flags: int, address: object = None) -> int:
-    """sendmmsg(2) of ``count`` prepared ``struct mmsghdr``; returns how many went.
-
-    The SEND table applies: the kernel reports an error only when the first message
-    fails (a later failure ends the batch early and shows as a smaller count).
-    `WOULD_BLOCK` when ``flags`` say MSG_DONTWAIT and nothing could go.
-    """
-    return retry(SEND, lib.jn_desc_sendmmsg, (desc, msgs, count, flags), None, address, True)
-
-
-def recvmmsg_on(desc: Any, msgs: Any, count: int, flags: int, checkpoint: Checkpoint | None = None) -> int:
-    """recvmmsg(2) into ``count`` prepared ``struct mmsghdr``; returns how many arrived.
-
-    No timeout is ever passed (the shim passes NULL): recvmmsg checks its timeout only
-    after a datagram arrives (BUGS in recvmmsg(2),
-    https://man7.org/linux/man-pages/man2/recvmmsg.2.html), so callers wait with poll instead.
-    `WOULD_BLOCK` when nothing is queued.
-    """
-    return retry(RECEIVE, lib.jn_desc_recvmmsg, (desc, msgs, count, flags), checkpoint, None, True)
 
 
 def sendmsg_on(
@@ -290,6 +259,51 @@ def sendmsg_rights_on(
         address,
         True,
     )
+
+
+# --- receive
+
+RECEIVE = Syscall(
+    "receive",
+    {
+        E.ECONNREFUSED: SocketError.ConnectionRefused,
+        E.ECONNRESET: SocketError.ConnectionResetByPeer,
+        E.ENOBUFS: SocketError.SystemResources,
+        E.ENOMEM: SocketError.SystemResources,
+        E.ENOTCONN: SocketError.SocketUnconnected,
+        # EINVAL: Linux's answer to a read on a unix stream socket that is not connected
+        # (bind("unix:...", mode=Mode.STREAM) then receive), where TCP says ENOTCONN.
+        E.EINVAL: SocketError.SocketUnconnected,
+        E.ETIMEDOUT: SocketError.ConnectionTimedOut,
+        E.ENETDOWN: SocketError.NetworkSubsystemDown,
+    },
+    {
+        E.EBADF: OUR_FD,
+        E.EFAULT: OUR_POINTER,
+        E.ENOTSOCK: OUR_SOCKET,
+        E.EOPNOTSUPP: "the only flags passed are MSG_DONTWAIT and MSG_WAITFORONE, which every IP and unix "
+        "socket takes; only MSG_OOB and the like draw EOPNOTSUPP",
+    },
+)
+
+
+RECVFROM_CALL = (RECEIVE, lib.jn_desc_recvfrom)
+
+
+def recv_on(desc: Any, buf: Any, size: int, flags: int, checkpoint: Checkpoint | None = None) -> int:
+    """recv(2) on an owned socket; 0 at end of stream, `WOULD_BLOCK` when it would block."""
+    return retry(RECEIVE, lib.jn_desc_recv, (desc, buf, size, flags), checkpoint, None, True)
+
+
+def recvmmsg_on(desc: Any, msgs: Any, count: int, flags: int, checkpoint: Checkpoint | None = None) -> int:
+    """recvmmsg(2) into ``count`` prepared ``struct mmsghdr``; returns how many arrived.
+
+    No timeout is ever passed (the shim passes NULL): recvmmsg checks its timeout only
+    after a datagram arrives (BUGS in recvmmsg(2),
+    https://man7.org/linux/man-pages/man2/recvmmsg.2.html), so callers wait with poll instead.
+    `WOULD_BLOCK` when nothing is queued.
+    """
+    return retry(RECEIVE, lib.jn_desc_recvmmsg, (desc, msgs, count, flags), checkpoint, None, True)
 
 
 def recvmsg_on(desc: Any, msg: Any, flags: int, checkpoint: Checkpoint | None = None) -> int:

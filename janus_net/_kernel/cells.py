@@ -120,7 +120,6 @@ def adopt_into(desc: Any, fd: int) -> None:
 
 # --- Closing: once, whoever gets there first
 
-
 # close: EINTR is not retried (on Linux the fd is already released, and a retry could
 # close a descriptor another thread just opened: https://lwn.net/Articles/576478/ and
 # close(2), "Dealing with error returns"); every other error is ignored.

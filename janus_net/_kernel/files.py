@@ -29,6 +29,13 @@ if TYPE_CHECKING:
 
 _FS_ENCODING = sys.getfilesystemencoding()
 
+
+#: The kernel reports a bound file's inode number in 32 bits (struct unix_diag_vfs).
+VFS_INO_MASK = (1 << (8 * ffi.sizeof("unsigned int"))) - 1
+
+#: One past the largest uid/gid: the all-ones value means "unchanged" to chown.
+ID_LIMIT = (1 << (8 * ffi.sizeof("uid_t"))) - 1
+
 OPEN = Syscall(
     "open",
     {
@@ -54,120 +61,6 @@ OPEN = Syscall(
         E.EINVAL: "the open flags are constants janus_net chose, valid on every kernel it builds for",
     },
     label="open (unix file)",
-)
-
-FSTAT = Syscall(
-    "fstat",
-    {E.ENOMEM: SocketError.SystemResources},
-    bugs={E.EBADF: OUR_FD, E.EFAULT: "the stat buffer is a struct janus_net allocated for the call"},
-)
-
-CHMOD = Syscall(
-    "chmod",
-    {
-        E.EPERM: SocketError.AccessDenied,
-        E.EACCES: SocketError.AccessDenied,
-        E.EROFS: SocketError.ReadOnlyFileSystem,
-        # ENOENT: no /proc mounted, so /proc/self/fd/N does not exist.
-        E.ENOENT: SocketError.FileNotFound,
-        E.ENOTDIR: SocketError.NotDir,
-        E.ELOOP: SocketError.SymLinkLoop,
-        E.ENOMEM: SocketError.SystemResources,
-    },
-    bugs={E.EFAULT: "the /proc/self/fd path is text janus_net built for the call"},
-)
-
-FCHOWN = Syscall(
-    "fchown",
-    {
-        E.EPERM: SocketError.AccessDenied,
-        E.EACCES: SocketError.AccessDenied,
-        E.EROFS: SocketError.ReadOnlyFileSystem,
-        # EINVAL: the uid or gid has no mapping in this process's user namespace.
-        E.EINVAL: SocketError.AccessDenied,
-        E.ENOMEM: SocketError.SystemResources,
-        E.EDQUOT: SocketError.SystemResources,
-    },
-    bugs={
-        E.EBADF: OUR_FD,
-        E.EFAULT: "the empty path of AT_EMPTY_PATH is a constant janus_net passes",
-    },
-)
-
-FLOCK = Syscall(
-    "flock",
-    # ENOLCK: the kernel's lock table is full.
-    {E.ENOLCK: SocketError.SystemResources},
-    bugs={E.EBADF: OUR_FD, E.EINVAL: "the lock operation is LOCK_EX (with LOCK_NB), a constant janus_net chose"},
-)
-
-SOCK_DIAG = Syscall(
-    "sock_diag",
-    {
-        # No sock_diag in this kernel (EAFNOSUPPORT, EPROTONOSUPPORT), or no unix_diag
-        # handler loaded (the kernel answers ENOENT): janus_net cannot ask.
-        E.EAFNOSUPPORT: SocketError.ProtocolUnsupportedBySystem,
-        E.EPROTONOSUPPORT: SocketError.ProtocolUnsupportedBySystem,
-        E.ENOENT: SocketError.ProtocolUnsupportedBySystem,
-        # EACCES / EPERM: a seccomp filter or an LSM forbids netlink.
-        E.EACCES: SocketError.AccessDenied,
-        E.EPERM: SocketError.AccessDenied,
-        E.EMFILE: SocketError.ProcessFdQuotaExceeded,
-        E.ENFILE: SocketError.SystemFdQuotaExceeded,
-        E.ENOBUFS: SocketError.SystemResources,
-        E.ENOMEM: SocketError.SystemResources,
-    },
-    bugs={
-        E.EBADF: OUR_FD,
-        E.EFAULT: "the request and reply buffers are memory janus_net allocated for the call",
-        E.ENOTSOCK: "the descriptor is the netlink socket the same call just made",
-        E.EINVAL: "a malformed request, which only jn_udiag_request could lay out",
-    },
-)
-
-#: The kernel reports a bound file's inode number in 32 bits (struct unix_diag_vfs).
-VFS_INO_MASK = (1 << (8 * ffi.sizeof("unsigned int"))) - 1
-#: One past the largest uid/gid: the all-ones value means "unchanged" to chown.
-ID_LIMIT = (1 << (8 * ffi.sizeof("uid_t"))) - 1
-
-# lstat and unlink look at and remove a path another process may change at any moment:
-# every errno a racing process or a hostile directory can cause is a member, not a bug.
-_PATH_ERRORS: Mapping[int, type[SocketError]] = {
-    E.ENOENT: SocketError.FileNotFound,
-    E.EACCES: SocketError.AccessDenied,
-    E.EPERM: SocketError.AccessDenied,
-    E.ENOTDIR: SocketError.NotDir,
-    E.ELOOP: SocketError.SymLinkLoop,
-    # ENAMETOOLONG: a path longer than PATH_MAX; a caller or a peer can hand one over.
-    E.ENAMETOOLONG: SocketError.InvalidAddress,
-    E.ENOMEM: SocketError.SystemResources,
-    # EOVERFLOW: a 32-bit stat cannot hold the file's size or inode; janus_net builds 64-bit stat.
-    E.EOVERFLOW: SocketError.SystemResources,
-}
-
-LSTAT = Syscall(
-    "lstat", _PATH_ERRORS, bugs={E.EFAULT: "the path and the stat buffer are memory janus_net allocated for the call"}
-)
-
-UNLINK = Syscall(
-    "unlink",
-    {
-        **_PATH_ERRORS,
-        E.EROFS: SocketError.ReadOnlyFileSystem,
-        # EBUSY: the path is a mount point; EISDIR: a directory took the socket's name.
-        E.EBUSY: SocketError.AddressInUse,
-        E.EISDIR: SocketError.AddressInUse,
-    },
-    bugs={E.EFAULT: "the path is a buffer janus_net encoded for the call"},
-)
-
-
-#: fstat on a descriptor janus_net did not make (see loop.NOT_ADOPTABLE).
-ADOPT_FSTAT = Syscall(
-    "fstat",
-    {E.EBADF: NOT_ADOPTABLE, E.ENOMEM: SocketError.SystemResources, E.EOVERFLOW: SocketError.SystemResources},
-    bugs={E.EFAULT: OUR_POINTER},
-    label="fstat (adoption)",
 )
 
 
@@ -223,12 +116,47 @@ _FILE_KINDS = {
     lib.S_IFLNK: "a symbolic link",
 }
 
+FSTAT = Syscall(
+    "fstat",
+    {E.ENOMEM: SocketError.SystemResources},
+    bugs={E.EBADF: OUR_FD, E.EFAULT: "the stat buffer is a struct janus_net allocated for the call"},
+)
+
 
 def fstat(fd: int, address: object = None, table: Syscall | None = None) -> Stat:
     """fstat(2); ``table`` as for `getsockopt_int`."""
     st = ffi.new("struct stat *")
     retry(FSTAT if table is None else table, lib.fstat, (fd, st), None, address)
     return Stat(int(st.st_dev), int(st.st_ino), int(st.st_mode), int(st.st_uid), int(st.st_gid))
+
+
+#: fstat on a descriptor janus_net did not make (see loop.NOT_ADOPTABLE).
+ADOPT_FSTAT = Syscall(
+    "fstat",
+    {E.EBADF: NOT_ADOPTABLE, E.ENOMEM: SocketError.SystemResources, E.EOVERFLOW: SocketError.SystemResources},
+    bugs={E.EFAULT: OUR_POINTER},
+    label="fstat (adoption)",
+)
+
+
+# lstat and unlink look at and remove a path another process may change at any moment:
+# every errno a racing process or a hostile directory can cause is a member, not a bug.
+_PATH_ERRORS: Mapping[int, type[SocketError]] = {
+    E.ENOENT: SocketError.FileNotFound,
+    E.EACCES: SocketError.AccessDenied,
+    E.EPERM: SocketError.AccessDenied,
+    E.ENOTDIR: SocketError.NotDir,
+    E.ELOOP: SocketError.SymLinkLoop,
+    # ENAMETOOLONG: a path longer than PATH_MAX; a caller or a peer can hand one over.
+    E.ENAMETOOLONG: SocketError.InvalidAddress,
+    E.ENOMEM: SocketError.SystemResources,
+    # EOVERFLOW: a 32-bit stat cannot hold the file's size or inode; janus_net builds 64-bit stat.
+    E.EOVERFLOW: SocketError.SystemResources,
+}
+
+LSTAT = Syscall(
+    "lstat", _PATH_ERRORS, bugs={E.EFAULT: "the path and the stat buffer are memory janus_net allocated for the call"}
+)
 
 
 def lstat(path: str | bytes, address: object = None) -> Stat:
@@ -239,6 +167,19 @@ def lstat(path: str | bytes, address: object = None) -> Stat:
     st = ffi.new("struct stat *")
     retry(LSTAT, lib.lstat, (os_bytes(path), st), None, address)
     return Stat(int(st.st_dev), int(st.st_ino), int(st.st_mode), int(st.st_uid), int(st.st_gid))
+
+
+UNLINK = Syscall(
+    "unlink",
+    {
+        **_PATH_ERRORS,
+        E.EROFS: SocketError.ReadOnlyFileSystem,
+        # EBUSY: the path is a mount point; EISDIR: a directory took the socket's name.
+        E.EBUSY: SocketError.AddressInUse,
+        E.EISDIR: SocketError.AddressInUse,
+    },
+    bugs={E.EFAULT: "the path is a buffer janus_net encoded for the call"},
+)
 
 
 def unlink(path: str | bytes, address: object = None) -> None:
@@ -257,6 +198,22 @@ def os_bytes(path: str | bytes) -> bytes:
     return raw
 
 
+CHMOD = Syscall(
+    "chmod",
+    {
+        E.EPERM: SocketError.AccessDenied,
+        E.EACCES: SocketError.AccessDenied,
+        E.EROFS: SocketError.ReadOnlyFileSystem,
+        # ENOENT: no /proc mounted, so /proc/self/fd/N does not exist.
+        E.ENOENT: SocketError.FileNotFound,
+        E.ENOTDIR: SocketError.NotDir,
+        E.ELOOP: SocketError.SymLinkLoop,
+        E.ENOMEM: SocketError.SystemResources,
+    },
+    bugs={E.EFAULT: "the /proc/self/fd path is text janus_net built for the call"},
+)
+
+
 def chmod_inode(path_fd: int, mode: int, address: object = None) -> None:
     """Set the mode of exactly the inode ``path_fd`` (an O_PATH descriptor) holds.
 
@@ -267,11 +224,37 @@ def chmod_inode(path_fd: int, mode: int, address: object = None) -> None:
     retry(CHMOD, lib.chmod, (b"/proc/self/fd/%d" % path_fd, mode), None, address)
 
 
+FCHOWN = Syscall(
+    "fchown",
+    {
+        E.EPERM: SocketError.AccessDenied,
+        E.EACCES: SocketError.AccessDenied,
+        E.EROFS: SocketError.ReadOnlyFileSystem,
+        # EINVAL: the uid or gid has no mapping in this process's user namespace.
+        E.EINVAL: SocketError.AccessDenied,
+        E.ENOMEM: SocketError.SystemResources,
+        E.EDQUOT: SocketError.SystemResources,
+    },
+    bugs={
+        E.EBADF: OUR_FD,
+        E.EFAULT: "the empty path of AT_EMPTY_PATH is a constant janus_net passes",
+    },
+)
+
+
 def fchown_inode(path_fd: int, uid: int | None, gid: int | None, address: object = None) -> None:
     """fchownat(path_fd, "", uid, gid, AT_EMPTY_PATH); None leaves that id unchanged."""
     keep_uid = ffi.cast("uid_t", -1 if uid is None else uid)
     keep_gid = ffi.cast("gid_t", -1 if gid is None else gid)
     retry(FCHOWN, lib.fchownat, (path_fd, b"", keep_uid, keep_gid, lib.JN_AT_EMPTY_PATH), None, address)
+
+
+FLOCK = Syscall(
+    "flock",
+    # ENOLCK: the kernel's lock table is full.
+    {E.ENOLCK: SocketError.SystemResources},
+    bugs={E.EBADF: OUR_FD, E.EINVAL: "the lock operation is LOCK_EX (with LOCK_NB), a constant janus_net chose"},
+)
 
 
 def flock(fd: int, operation: int, checkpoint: Checkpoint | None = None, nonblocking: bool = False) -> int:
@@ -281,6 +264,30 @@ def flock(fd: int, operation: int, checkpoint: Checkpoint | None = None, nonbloc
 
 # A dump arrives in buffers the kernel sizes up to 32 KiB; a larger one never truncates.
 _DIAG_BUFFER = 65536
+
+SOCK_DIAG = Syscall(
+    "sock_diag",
+    {
+        # No sock_diag in this kernel (EAFNOSUPPORT, EPROTONOSUPPORT), or no unix_diag
+        # handler loaded (the kernel answers ENOENT): janus_net cannot ask.
+        E.EAFNOSUPPORT: SocketError.ProtocolUnsupportedBySystem,
+        E.EPROTONOSUPPORT: SocketError.ProtocolUnsupportedBySystem,
+        E.ENOENT: SocketError.ProtocolUnsupportedBySystem,
+        # EACCES / EPERM: a seccomp filter or an LSM forbids netlink.
+        E.EACCES: SocketError.AccessDenied,
+        E.EPERM: SocketError.AccessDenied,
+        E.EMFILE: SocketError.ProcessFdQuotaExceeded,
+        E.ENFILE: SocketError.SystemFdQuotaExceeded,
+        E.ENOBUFS: SocketError.SystemResources,
+        E.ENOMEM: SocketError.SystemResources,
+    },
+    bugs={
+        E.EBADF: OUR_FD,
+        E.EFAULT: "the request and reply buffers are memory janus_net allocated for the call",
+        E.ENOTSOCK: "the descriptor is the netlink socket the same call just made",
+        E.EINVAL: "a malformed request, which only jn_udiag_request could lay out",
+    },
+)
 
 
 def unix_diag(

@@ -26,13 +26,6 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-# --- Processes: what `janus-net run` asks of the kernel (its wake pipe, its copies of
-# the passed sockets, starting, signalling and reaping its commands), random bytes for
-# its notify name, and the command's stdout pointed at /dev/null after a failed write.
-# os.* would retry EINTR inside CPython, where no checkpoint runs; these go through
-# `retry` like every other call. ESRCH from kill and ECHILD from waitpid are answers,
-# not failures: the wrappers return them as values (`kill` False, `waitpid` None).
-
 RANDOM = Syscall(
     "getrandom",
     # ENOSYS: a kernel older than getrandom(2) (Linux 3.17).
@@ -42,6 +35,14 @@ RANDOM = Syscall(
         E.EINVAL: "the flags are 0 (getrandom) and the length at most 256 (getentropy)",
     },
 )
+
+
+def random_bytes(count: int) -> bytes:
+    """``count`` (at most 256) random bytes from the kernel (getrandom, or getentropy)."""
+    buf = ffi.new("char[]", count)
+    got = retry(RANDOM, lib.jn_random, (buf, count))
+    return ffi.unpack(buf, got)
+
 
 PIPE = Syscall(
     "pipe",
@@ -56,6 +57,13 @@ PIPE = Syscall(
     },
 )
 
+
+def pipe(read_end: Any, write_end: Any) -> tuple[int, int]:
+    """A close-on-exec, non-blocking pipe into the cells ``read_end`` and ``write_end``; its two fds."""
+    retry(PIPE, lib.jn_desc_pipe, (read_end, write_end))
+    return int(read_end.fd), int(write_end.fd)
+
+
 DUP_ABOVE = Syscall(
     "fcntl",
     {
@@ -67,6 +75,12 @@ DUP_ABOVE = Syscall(
     bugs={E.EBADF: OUR_FD},
     label="fcntl (F_DUPFD_CLOEXEC)",
 )
+
+
+def dup_above(into: Any, fd: int, low: int) -> int:
+    """fcntl(fd, F_DUPFD_CLOEXEC, low) into the cell ``into``: a close-on-exec copy numbered ``low`` or more."""
+    return retry(DUP_ABOVE, lib.jn_desc_dup_above, (into, fd, low))
+
 
 SPAWN = Syscall(
     "posix_spawn",
@@ -96,60 +110,6 @@ SPAWN = Syscall(
     },
 )
 
-KILL = Syscall(
-    "kill",
-    # EPERM: the command changed its user (a setuid program) and may no longer be signalled.
-    {E.EPERM: SocketError.AccessDenied},
-    bugs={E.EINVAL: "the signal is SIGTERM, SIGKILL or a stop signal just received: numbers from the signal module"},
-)
-
-WAITPID = Syscall(
-    "waitpid",
-    {},
-    bugs={
-        E.EINVAL: "the options are WNOHANG, a constant from the compiler",
-        E.EFAULT: "the status is an int janus_net allocated for the call",
-    },
-)
-
-READ = Syscall(
-    "read",
-    {},
-    bugs={
-        E.EBADF: OUR_FD,
-        E.EFAULT: OUR_POINTER,
-        E.EINVAL: "the descriptor is a pipe janus_net made, readable into any buffer",
-    },
-)
-
-DUP2 = Syscall(
-    "dup2",
-    # EBUSY: Linux's answer when another thread is opening a file at the target number (dup2(2)).
-    {E.EBUSY: SocketError.SystemResources},
-    bugs={
-        E.EBADF: "the source is the descriptor the same call just opened, the target 1 (stdout)",
-        E.EINVAL: "dup2 takes no flags; only dup3 answers EINVAL",
-    },
-)
-
-
-def random_bytes(count: int) -> bytes:
-    """``count`` (at most 256) random bytes from the kernel (getrandom, or getentropy)."""
-    buf = ffi.new("char[]", count)
-    got = retry(RANDOM, lib.jn_random, (buf, count))
-    return ffi.unpack(buf, got)
-
-
-def pipe(read_end: Any, write_end: Any) -> tuple[int, int]:
-    """A close-on-exec, non-blocking pipe into the cells ``read_end`` and ``write_end``; its two fds."""
-    retry(PIPE, lib.jn_desc_pipe, (read_end, write_end))
-    return int(read_end.fd), int(write_end.fd)
-
-
-def dup_above(into: Any, fd: int, low: int) -> int:
-    """fcntl(fd, F_DUPFD_CLOEXEC, low) into the cell ``into``: a close-on-exec copy numbered ``low`` or more."""
-    return retry(DUP_ABOVE, lib.jn_desc_dup_above, (into, fd, low))
-
 
 def spawn(
     path: str, argv: list[str], env: Mapping[str, str], dups: list[tuple[int, int]], defaults: Iterable[int]
@@ -174,6 +134,14 @@ def spawn(
     return int(pid[0])
 
 
+KILL = Syscall(
+    "kill",
+    # EPERM: the command changed its user (a setuid program) and may no longer be signalled.
+    {E.EPERM: SocketError.AccessDenied},
+    bugs={E.EINVAL: "the signal is SIGTERM, SIGKILL or a stop signal just received: numbers from the signal module"},
+)
+
+
 def kill(pid: int, signum: int) -> bool:
     """kill(pid, signum); False when no such process is left (ESRCH)."""
     try:
@@ -183,6 +151,16 @@ def kill(pid: int, signum: int) -> bool:
             return False
         raise
     return True
+
+
+WAITPID = Syscall(
+    "waitpid",
+    {},
+    bugs={
+        E.EINVAL: "the options are WNOHANG, a constant from the compiler",
+        E.EFAULT: "the status is an int janus_net allocated for the call",
+    },
+)
 
 
 def waitpid(pid: int, options: int) -> tuple[int, int] | None:
@@ -197,6 +175,17 @@ def waitpid(pid: int, options: int) -> tuple[int, int] | None:
     return got, int(status[0])
 
 
+READ = Syscall(
+    "read",
+    {},
+    bugs={
+        E.EBADF: OUR_FD,
+        E.EFAULT: OUR_POINTER,
+        E.EINVAL: "the descriptor is a pipe janus_net made, readable into any buffer",
+    },
+)
+
+
 def read(fd: int, size: int) -> bytes | None:
     """read(2) of up to ``size`` bytes from a non-blocking descriptor; None when nothing is there."""
     buf = ffi.new("char[]", size)
@@ -204,6 +193,17 @@ def read(fd: int, size: int) -> bytes | None:
     if got == WOULD_BLOCK:
         return None
     return ffi.unpack(buf, got)
+
+
+DUP2 = Syscall(
+    "dup2",
+    # EBUSY: Linux's answer when another thread is opening a file at the target number (dup2(2)).
+    {E.EBUSY: SocketError.SystemResources},
+    bugs={
+        E.EBADF: "the source is the descriptor the same call just opened, the target 1 (stdout)",
+        E.EINVAL: "dup2 takes no flags; only dup3 answers EINVAL",
+    },
+)
 
 
 def dup2(fd: int, target: int) -> None:

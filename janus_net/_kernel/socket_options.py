@@ -21,6 +21,12 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+# setsockopt only reads its value, so the boxes for 0 and 1 (nearly every option) are
+# made once and shared by every call and thread.
+_INT_SIZE = ffi.sizeof("int")
+
+_INT_BOXES = {0: ffi.new("int *", 0), 1: ffi.new("int *", 1)}
+
 SETSOCKOPT = Syscall(
     "setsockopt",
     {
@@ -40,6 +46,15 @@ SETSOCKOPT = Syscall(
     },
 )
 
+
+def setsockopt_int(fd: int, level: int, option: int, value: int, checkpoint: Checkpoint | None = None) -> None:
+    """setsockopt with an int value (every option janus_net sets is one)."""
+    box = _INT_BOXES.get(value)
+    if box is None:
+        box = ffi.new("int *", value)
+    retry(SETSOCKOPT, lib.setsockopt, (fd, level, option, box, _INT_SIZE), checkpoint)
+
+
 GETSOCKOPT = Syscall(
     "getsockopt",
     {E.ENOPROTOOPT: SocketError.OptionUnsupported},
@@ -58,6 +73,23 @@ ADOPT_GETSOCKOPT = Syscall(
     bugs={E.EFAULT: OUR_POINTER, E.EINVAL: "optlen is sizeof(int), computed here, for options every socket has"},
     label="getsockopt (adoption)",
 )
+
+
+def getsockopt_int(fd: int | Any, level: int, option: int, table: Syscall | None = None) -> int:
+    """getsockopt of an int-valued option, on an fd or on an owned cell (counted in flight).
+
+    ``table``: `ADOPT_GETSOCKOPT` for a descriptor janus_net did not make (the adoption door).
+    """
+    box = ffi.new("int *")
+    size = ffi.new("socklen_t *", ffi.sizeof("int"))
+    retry(GETSOCKOPT if table is None else table, _getsockopt_of(fd), (fd, level, option, box, size))
+    return int(box[0])
+
+
+def _getsockopt_of(fd: int | Any) -> Any:
+    # An int is a descriptor janus_net holds for the moment; a cell is an owned socket.
+    return lib.getsockopt if type(fd) is int else lib.jn_desc_getsockopt
+
 
 SETSOCKOPT_SERVER = Syscall(
     "setsockopt",
@@ -79,36 +111,6 @@ SETSOCKOPT_SERVER = Syscall(
     },
     label="setsockopt (§16 options)",
 )
-
-
-# setsockopt only reads its value, so the boxes for 0 and 1 (nearly every option) are
-# made once and shared by every call and thread.
-_INT_SIZE = ffi.sizeof("int")
-_INT_BOXES = {0: ffi.new("int *", 0), 1: ffi.new("int *", 1)}
-
-
-def setsockopt_int(fd: int, level: int, option: int, value: int, checkpoint: Checkpoint | None = None) -> None:
-    """setsockopt with an int value (every option janus_net sets is one)."""
-    box = _INT_BOXES.get(value)
-    if box is None:
-        box = ffi.new("int *", value)
-    retry(SETSOCKOPT, lib.setsockopt, (fd, level, option, box, _INT_SIZE), checkpoint)
-
-
-def getsockopt_int(fd: int | Any, level: int, option: int, table: Syscall | None = None) -> int:
-    """getsockopt of an int-valued option, on an fd or on an owned cell (counted in flight).
-
-    ``table``: `ADOPT_GETSOCKOPT` for a descriptor janus_net did not make (the adoption door).
-    """
-    box = ffi.new("int *")
-    size = ffi.new("socklen_t *", ffi.sizeof("int"))
-    retry(GETSOCKOPT if table is None else table, _getsockopt_of(fd), (fd, level, option, box, size))
-    return int(box[0])
-
-
-def _getsockopt_of(fd: int | Any) -> Any:
-    # An int is a descriptor janus_net holds for the moment; a cell is an owned socket.
-    return lib.getsockopt if type(fd) is int else lib.jn_desc_getsockopt
 
 
 def setsockopt_server(

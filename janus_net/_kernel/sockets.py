@@ -57,6 +57,44 @@ SOCKET = Syscall(
     },
 )
 
+
+def socket(
+    desc: Any, family: int, type_: int, proto: int, checkpoint: Checkpoint | None = None, table: Syscall | None = None
+) -> int:
+    """socket(2) into the cell ``desc``: close-on-exec (SOCK_CLOEXEC, or socket()+fcntl, closed again on failure).
+
+    The fd is in the cell when the call returns, so it is closed (with `close_desc`, or
+    by the cell's collection) whatever exception comes after. ``table`` replaces SOCKET
+    (and FCNTL, for the emulated close-on-exec) when the socket is one step of a larger
+    conversation with a table of its own (SOCK_DIAG: the netlink socket of `unix_diag`).
+    """
+    fd = retry(
+        SOCKET if table is None else table,
+        lib.jn_desc_socket,
+        (desc, family, type_ | platform.SOCKET_TYPE_FLAGS, proto),
+        checkpoint,
+    )
+    if not platform.HAS_SOCK_CLOEXEC:
+        try:
+            set_cloexec(fd, checkpoint, table)
+        except BaseException:
+            close_desc(desc)
+            raise
+    return fd
+
+
+FCHMOD = Syscall(
+    "fchmod",
+    {E.EPERM: SocketError.AccessDenied, E.EROFS: SocketError.ReadOnlyFileSystem},
+    {E.EBADF: OUR_FD, E.EINVAL: "the mode was checked to be permission bits (0..0o7777) before any syscall"},
+)
+
+
+def fchmod(fd: int, mode: int, checkpoint: Checkpoint | None = None) -> None:
+    """fchmod on an unbound unix socket: Linux gives the file bind creates this mode."""
+    retry(FCHMOD, lib.fchmod, (fd, mode), checkpoint)
+
+
 _BIND_IP_ERRORS: dict[int, type[SocketError]] = {
     # EACCES: a port below 1024 without CAP_NET_BIND_SERVICE.
     E.EACCES: SocketError.AccessDenied,
@@ -69,6 +107,7 @@ _BIND_IP_ERRORS: dict[int, type[SocketError]] = {
     E.ENODEV: SocketError.AddressUnavailable,
     E.ENOMEM: SocketError.SystemResources,
 }
+
 _BIND_IP_BUGS: dict[int, str] = {
     E.EBADF: OUR_FD,
     E.ENOTSOCK: "bind runs only on a socket janus_net just made",
@@ -101,6 +140,20 @@ BIND_UNIX = Syscall(
     label="bind (unix)",
 )
 
+
+def bind(
+    fd: int,
+    sockaddr: Any,
+    length: int,
+    *,
+    unix: bool,
+    checkpoint: Checkpoint | None = None,
+    address: object = None,
+) -> None:
+    """bind(2), with the unix table (file system errors) for AF_UNIX addresses."""
+    retry(BIND_UNIX if unix else BIND_IP, lib.bind, (fd, sockaddr, length), checkpoint, address)
+
+
 LISTEN = Syscall(
     "listen",
     {
@@ -112,6 +165,20 @@ LISTEN = Syscall(
     {E.EBADF: OUR_FD, E.ENOTSOCK: "listen runs only on a socket janus_net just made"},
 )
 
+
+def listen(fd: int, backlog: int, checkpoint: Checkpoint | None = None, address: object = None) -> None:
+    """listen(2)."""
+    retry(LISTEN, lib.listen, (fd, backlog), checkpoint, address)
+
+
+_STORAGE_P = ffi.typeof("struct sockaddr_storage *")
+
+_STORAGE_SIZE = ffi.sizeof("struct sockaddr_storage")
+
+_SOCKADDR_P = ffi.typeof("struct sockaddr *")
+
+_SOCKLEN_P = ffi.typeof("socklen_t *")
+
 GETSOCKNAME = Syscall(
     "getsockname",
     {E.ENOBUFS: SocketError.SystemResources},
@@ -122,6 +189,15 @@ GETSOCKNAME = Syscall(
         E.ENOTSOCK: OUR_SOCKET,
     },
 )
+
+
+def getsockname(fd: int, table: Syscall | None = None) -> tuple[Any, int]:
+    """The socket's local address as (struct sockaddr_storage *, length); ``table`` as for `getsockopt_int`."""
+    storage = ffi.new(_STORAGE_P)
+    size = ffi.new(_SOCKLEN_P, _STORAGE_SIZE)
+    retry(GETSOCKNAME if table is None else table, lib.getsockname, (fd, ffi.cast(_SOCKADDR_P, storage), size))
+    return storage, int(size[0])
+
 
 GETPEERNAME = Syscall(
     "getpeername",
@@ -142,17 +218,29 @@ _ADOPT_NAME_ERRORS: Mapping[int, type[SocketError]] = {
     E.EOPNOTSUPP: NOT_ADOPTABLE,
     E.ENOBUFS: SocketError.SystemResources,
 }
+
 _ADOPT_NAME_BUGS = {
     E.EFAULT: OUR_POINTER,
     E.EINVAL: "the length passed is sizeof(struct sockaddr_storage), never negative",
 }
+
 ADOPT_GETSOCKNAME = Syscall("getsockname", _ADOPT_NAME_ERRORS, _ADOPT_NAME_BUGS, label="getsockname (adoption)")
+
 ADOPT_GETPEERNAME = Syscall(
     "getpeername",
     {**_ADOPT_NAME_ERRORS, E.ENOTCONN: SocketError.SocketUnconnected},
     _ADOPT_NAME_BUGS,
     label="getpeername (adoption)",
 )
+
+
+def getpeername(fd: int, table: Syscall | None = None) -> tuple[Any, int]:
+    """The socket's peer address as (struct sockaddr_storage *, length); ``table`` as for `getsockopt_int`."""
+    storage = ffi.new(_STORAGE_P)
+    size = ffi.new(_SOCKLEN_P, _STORAGE_SIZE)
+    retry(GETPEERNAME if table is None else table, lib.getpeername, (fd, ffi.cast(_SOCKADDR_P, storage), size))
+    return storage, int(size[0])
+
 
 # The calls below are internal steps, not rows of DESIGN §5, but they get tables too so
 # that nothing escapes the one loop.
@@ -166,6 +254,24 @@ SHUTDOWN = Syscall(
         E.ENOTSOCK: OUR_SOCKET,
     },
 )
+
+
+def shutdown(fd: int, how: int) -> None:
+    """shutdown(2); wakes threads blocked in accept or recv on this socket."""
+    retry(SHUTDOWN, lib.shutdown, (fd, how))
+
+
+def shutdown_on(desc: Any, how: int, address: object = None) -> None:
+    """shutdown(2) of an owned socket: stops it for every holder of its description."""
+    retry(SHUTDOWN, lib.jn_desc_shutdown, (desc, how), None, address)
+
+
+# --- Connecting: a probe of a unix socket file (`connect`), a client (`connect_start`).
+
+#: `connect_start`'s answer when a TCP connect is under way (EINPROGRESS): wait for POLLOUT.
+IN_PROGRESS = -2
+
+_IN_PROGRESS_ERRNOS = frozenset({E.EINPROGRESS, E.EALREADY})
 
 CONNECT = Syscall(
     "connect",
@@ -204,99 +310,6 @@ CONNECT = Syscall(
         E.EISCONN: "the socket was made a moment ago and connect is retried only while no connection started",
     },
 )
-
-FCHMOD = Syscall(
-    "fchmod",
-    {E.EPERM: SocketError.AccessDenied, E.EROFS: SocketError.ReadOnlyFileSystem},
-    {E.EBADF: OUR_FD, E.EINVAL: "the mode was checked to be permission bits (0..0o7777) before any syscall"},
-)
-
-
-def socket(
-    desc: Any, family: int, type_: int, proto: int, checkpoint: Checkpoint | None = None, table: Syscall | None = None
-) -> int:
-    """socket(2) into the cell ``desc``: close-on-exec (SOCK_CLOEXEC, or socket()+fcntl, closed again on failure).
-
-    The fd is in the cell when the call returns, so it is closed (with `close_desc`, or
-    by the cell's collection) whatever exception comes after. ``table`` replaces SOCKET
-    (and FCNTL, for the emulated close-on-exec) when the socket is one step of a larger
-    conversation with a table of its own (SOCK_DIAG: the netlink socket of `unix_diag`).
-    """
-    fd = retry(
-        SOCKET if table is None else table,
-        lib.jn_desc_socket,
-        (desc, family, type_ | platform.SOCKET_TYPE_FLAGS, proto),
-        checkpoint,
-    )
-    if not platform.HAS_SOCK_CLOEXEC:
-        try:
-            set_cloexec(fd, checkpoint, table)
-        except BaseException:
-            close_desc(desc)
-            raise
-    return fd
-
-
-def fchmod(fd: int, mode: int, checkpoint: Checkpoint | None = None) -> None:
-    """fchmod on an unbound unix socket: Linux gives the file bind creates this mode."""
-    retry(FCHMOD, lib.fchmod, (fd, mode), checkpoint)
-
-
-def bind(
-    fd: int,
-    sockaddr: Any,
-    length: int,
-    *,
-    unix: bool,
-    checkpoint: Checkpoint | None = None,
-    address: object = None,
-) -> None:
-    """bind(2), with the unix table (file system errors) for AF_UNIX addresses."""
-    retry(BIND_UNIX if unix else BIND_IP, lib.bind, (fd, sockaddr, length), checkpoint, address)
-
-
-def listen(fd: int, backlog: int, checkpoint: Checkpoint | None = None, address: object = None) -> None:
-    """listen(2)."""
-    retry(LISTEN, lib.listen, (fd, backlog), checkpoint, address)
-
-
-_STORAGE_P = ffi.typeof("struct sockaddr_storage *")
-_STORAGE_SIZE = ffi.sizeof("struct sockaddr_storage")
-_SOCKADDR_P = ffi.typeof("struct sockaddr *")
-_SOCKLEN_P = ffi.typeof("socklen_t *")
-
-
-def getsockname(fd: int, table: Syscall | None = None) -> tuple[Any, int]:
-    """The socket's local address as (struct sockaddr_storage *, length); ``table`` as for `getsockopt_int`."""
-    storage = ffi.new(_STORAGE_P)
-    size = ffi.new(_SOCKLEN_P, _STORAGE_SIZE)
-    retry(GETSOCKNAME if table is None else table, lib.getsockname, (fd, ffi.cast(_SOCKADDR_P, storage), size))
-    return storage, int(size[0])
-
-
-def getpeername(fd: int, table: Syscall | None = None) -> tuple[Any, int]:
-    """The socket's peer address as (struct sockaddr_storage *, length); ``table`` as for `getsockopt_int`."""
-    storage = ffi.new(_STORAGE_P)
-    size = ffi.new(_SOCKLEN_P, _STORAGE_SIZE)
-    retry(GETPEERNAME if table is None else table, lib.getpeername, (fd, ffi.cast(_SOCKADDR_P, storage), size))
-    return storage, int(size[0])
-
-
-def shutdown(fd: int, how: int) -> None:
-    """shutdown(2); wakes threads blocked in accept or recv on this socket."""
-    retry(SHUTDOWN, lib.shutdown, (fd, how))
-
-
-def shutdown_on(desc: Any, how: int, address: object = None) -> None:
-    """shutdown(2) of an owned socket: stops it for every holder of its description."""
-    retry(SHUTDOWN, lib.jn_desc_shutdown, (desc, how), None, address)
-
-
-# --- Connecting: a probe of a unix socket file (`connect`), a client (`connect_start`).
-
-#: `connect_start`'s answer when a TCP connect is under way (EINPROGRESS): wait for POLLOUT.
-IN_PROGRESS = -2
-_IN_PROGRESS_ERRNOS = frozenset({E.EINPROGRESS, E.EALREADY})
 
 
 def connect(fd: int, sockaddr: Any, length: int, address: object = None, nonblocking: bool = False) -> int:

@@ -27,15 +27,11 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-POLL = Syscall(
-    "poll",
-    {E.ENOMEM: SocketError.SystemResources},
-    {
-        E.EFAULT: OUR_POINTER,
-        E.EINVAL: "nfds is at most 2 (the socket and a wake fd), far below RLIMIT_NOFILE",
-    },
-)
+#: Added to a `wait` result when the object is being closed.
+WAIT_CLOSED: int = lib.JN_WAIT_CLOSED
 
+#: Added to a `wait` result when the interpreter's signal wakeup fd fired.
+WAIT_SIGNAL: int = lib.JN_WAIT_SIGNAL
 
 EVENTFD = Syscall(
     "eventfd",
@@ -49,15 +45,20 @@ EVENTFD = Syscall(
     bugs={E.EINVAL: "the flags, EFD_CLOEXEC and EFD_NONBLOCK, are constants the shim passes"},
 )
 
-#: Added to a `wait` result when the object is being closed.
-WAIT_CLOSED: int = lib.JN_WAIT_CLOSED
-#: Added to a `wait` result when the interpreter's signal wakeup fd fired.
-WAIT_SIGNAL: int = lib.JN_WAIT_SIGNAL
-
 
 def make_wake(desc: Any) -> None:
     """Give ``desc`` its wake fd (made once, on the first wait; closed with the descriptor)."""
     retry(EVENTFD, lib.jn_desc_make_wake, (desc,))
+
+
+POLL = Syscall(
+    "poll",
+    {E.ENOMEM: SocketError.SystemResources},
+    {
+        E.EFAULT: OUR_POINTER,
+        E.EINVAL: "nfds is at most 2 (the socket and a wake fd), far below RLIMIT_NOFILE",
+    },
+)
 
 
 def wait(
