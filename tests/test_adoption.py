@@ -652,7 +652,7 @@ def test_only_the_adoption_module_owns_a_descriptor_it_did_not_make() -> None:
     found: dict[str, set[str]] = {}
     for path in sorted(PACKAGE.rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        for name, _call, scope in _calls(tree):
+        for name, _call, _scope in _calls(tree):
             if name in ("adopt_into", "take_into"):
                 found.setdefault(name, set()).add(path.name)
         in_the_door = path.relative_to(PACKAGE).parts[0] == "_kernel"  # where the ADOPT_* tables are defined
