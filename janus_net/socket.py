@@ -181,7 +181,7 @@ class _Owner:
         _HOLD(desc)
         self._desc = desc
         self._address = address
-        if descriptor._registering:  # only once the process has adopted an fd (descriptor.py)
+        if descriptor.REGISTRATION.on:  # only once the process has adopted an fd (janus_net._kernel.owners)
             descriptor.register(int(desc.fd), self)
 
     @property
@@ -426,7 +426,7 @@ class Server(_Bound):
         self._unix_file = unix_file
         # At most one idle _Scratch (the peer's sockaddr and length), reused by the next accept.
         self._scratch: _Pool[_Scratch] | None = None
-        if descriptor._registering:  # only once the process has adopted an fd (descriptor.py)
+        if descriptor.REGISTRATION.on:  # only once the process has adopted an fd (janus_net._kernel.owners)
             descriptor.register(int(desc.fd), self)
 
     @property
