@@ -8,13 +8,17 @@ only data: a `Syscall` with its errno table. The loop:
 2. on success returns the result;
 3. on EINTR runs the checkpoint (a context's ``check``) and calls again: a signal
    handler that raises, such as SIGINT's KeyboardInterrupt, runs here too, because
-   the interpreter delivers pending signals at the loop's backward jump (PEP 475);
+   the interpreter delivers pending signals at the loop's backward jump (PEP 475,
+   https://peps.python.org/pep-0475/, is why os.* cannot do this: it retries inside C);
 4. otherwise looks the errno up in the syscall's table: a mapped errno becomes its
    `SocketError` member; a bug errno becomes `ErrnoBug` (debug) or `Unexpected`
    (release); anything else becomes `Unexpected`.
 
 The tables are looked at only on failure, so the success path costs one call and
-one comparison.
+one comparison. A table is data, one row per errno (a bug row carries the reason only
+a bug can produce it), and it sits right above the wrapper that uses it, in the door's
+module of its area (`sockets`, `cell_io`, `files`...); `janus_net._kernel.tables`
+gathers them all, for the fault seam and the tests.
 """
 
 from __future__ import annotations
