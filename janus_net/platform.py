@@ -84,12 +84,12 @@ HAS_TIMESTAMPNS: bool = bool(lib.JN_SO_TIMESTAMPNS)
 
 
 # --- A fact the running kernel must be asked for. This module asks the kernel nothing:
-# the kernel door (`janus_net.syscalls`) asks, and hands its question up here when it is
-# imported (`hand_up`), which importing janus_net always does first.
+# the kernel door (`janus_net._kernel.confinement`) asks, and hands its question up here when
+# it is imported (`hand_up`), which importing janus_net always does first.
 
 
 def _not_handed_up() -> int:
-    raise RuntimeError("janus_net.syscalls has not handed its Landlock question up (import janus_net first)")
+    raise RuntimeError("the kernel door has not handed its Landlock question up (import janus_net first)")
 
 
 _landlock_abi: Callable[[], int] = _not_handed_up
@@ -105,7 +105,7 @@ def landlock_abi() -> int:
 
 
 def hand_up(landlock_abi: Callable[[], int]) -> None:
-    """Called once by `janus_net.syscalls` at import: the door's way of asking the kernel."""
+    """Called once by the kernel door (`janus_net._kernel.confinement`) at import: its way of asking the kernel."""
     global _landlock_abi
     _landlock_abi = landlock_abi
 

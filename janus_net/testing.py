@@ -1,7 +1,7 @@
 """The fault seam: make one wrapped syscall fail on purpose, on the production code path.
 
-Every syscall janus_net makes goes through the one retry loop in
-`janus_net.syscalls`, and every `Syscall` table there has a ``fault`` slot the loop
+Every syscall janus_net makes goes through the one retry loop of the kernel door
+(`janus_net._kernel.loop`), and every `Syscall` table has a ``fault`` slot the loop
 looks at before calling libc. `fail` fills that slot for the length of a ``with``
 block, so a test can see exactly what a user would see if the kernel had said
 EMFILE, EINTR or EBADF at that step -- without a mock anywhere else: only the
@@ -17,7 +17,7 @@ that runs in production::
             jn.listen("127.0.0.1:0")
     assert injected.failed == 1
 
-Names are the ``name`` of the tables in `janus_net.syscalls.TABLES`: socket,
+Names are the ``name`` of the tables in `janus_net._kernel.tables.TABLES`: socket,
 setsockopt, fcntl, bind, listen, getsockname, accept (accept4 or accept), send
 (send and sendto), receive (recv and recvfrom), close, and the internal steps
 getsockopt, getpeername, shutdown, connect, fchmod, poll (every wait: poll on the
@@ -54,7 +54,7 @@ Rules (read these before writing a test with threads or nesting):
 the caller is parked right after the kernel returned, before janus_net sees the
 result, until the test lets it go. (On an owned socket the native call has given
 its in-flight count back by then: no Python code ever holds one, see
-`janus_net.descriptor`.) It follows the same rules (counted in every thread, no
+`janus_net._kernel.cells`.) It follows the same rules (counted in every thread, no
 nesting with `fail` or `hold` on the same name).
 """
 
@@ -65,7 +65,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from janus_net import syscalls
+from janus_net._kernel import cell_io, tables
 from janus_net._shim import ffi
 
 __all__ = ["Hold", "Injection", "accept_gap", "fail", "hold", "syscall_names"]
@@ -76,7 +76,7 @@ Error = int | type[BaseException] | BaseException
 
 def syscall_names() -> tuple[str, ...]:
     """Every name `fail` accepts, sorted."""
-    return tuple(sorted({table.name for table in syscalls.TABLES}))
+    return tuple(sorted({table.name for table in tables.TABLES}))
 
 
 class Injection:
@@ -172,22 +172,22 @@ _arming = threading.Lock()
 
 @contextmanager
 def _armed(syscall: str, fault: Injection | Hold) -> Iterator[None]:
-    tables = [table for table in syscalls.TABLES if table.name == syscall]
+    armed = [table for table in tables.TABLES if table.name == syscall]
     with _arming:
-        if any(table.fault is not None for table in tables):
+        if any(table.fault is not None for table in armed):
             raise RuntimeError(f"{syscall} is already armed; the fault seam does not nest one syscall")
-        for table in tables:
+        for table in armed:
             table.fault = fault
     try:
         yield
     finally:
         with _arming:
-            for table in tables:
+            for table in armed:
                 table.fault = None
 
 
 def _check_name(syscall: str) -> None:
-    if not any(table.name == syscall for table in syscalls.TABLES):
+    if not any(table.name == syscall for table in tables.TABLES):
         raise ValueError(f"unknown syscall {syscall!r}; valid names: {', '.join(syscall_names())}")
 
 
@@ -267,8 +267,8 @@ def accept_gap(seconds: float) -> Iterator[None]:
     """
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= 60:
         raise ValueError(f"seconds must be a number in 0..60, not {seconds!r}")
-    syscalls.set_accept_gap(int(seconds * 1_000_000))
+    cell_io.set_accept_gap(int(seconds * 1_000_000))
     try:
         yield
     finally:
-        syscalls.set_accept_gap(0)
+        cell_io.set_accept_gap(0)

@@ -1032,6 +1032,11 @@ def _child(cases: list[tuple[str, int, str]], env: dict[str, str]) -> list[dict[
 
 def child_main() -> None:
     """Run the cases in argv[1] in this process and print one JSON result per case."""
+    # The signal wakeup pipe lasts for the process (made by the first wait on the main
+    # thread): made here, as the conftest does, not inside whichever case waits first.
+    from janus_net import wakeup
+
+    wakeup.install()
     results = []
     wakeup.install()  # the signal wakeup pipe janus_net keeps once made: made before the first count
     # gc.collect only when an fd seems left over (a Context's wake fd is closed when the

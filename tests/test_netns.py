@@ -192,7 +192,7 @@ def test_interrupted_while_waiting_the_helpers_descriptor_is_closed() -> None:
 
     def make() -> int:
         release.wait(30)
-        fd = syscalls.socket(socket.AF_INET, socket.SOCK_STREAM, 0)
+        fd = socket.socket(socket.AF_INET, socket.SOCK_STREAM).detach()  # a raw fd the helper returns
         made.append(fd)
         return fd
 
@@ -235,7 +235,7 @@ def test_keyboard_interrupt_at_every_line_of_run_in_leaks_nothing() -> None:
         before = set(os.listdir("/proc/self/fd"))
         sys.settrace(tracer)
         try:
-            fd = netns.run_in("/proc/self/ns/net", lambda: syscalls.socket(socket.AF_INET, socket.SOCK_STREAM, 0))
+            fd = netns.run_in("/proc/self/ns/net", lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM).detach())
         except KeyboardInterrupt:
             fd = -1
         finally:

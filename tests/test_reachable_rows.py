@@ -168,13 +168,14 @@ def test_reuse_port_on_unix_is_refused_before_the_socket(tmp_path: Path) -> None
 
 def test_setsockopt_eopnotsupp_from_the_kernel_is_option_unsupported() -> None:
     # The kernel's own answer, for a caller that reaches setsockopt some other way.
-    fd = syscalls.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0)
+    desc = syscalls.new_desc()
+    fd = syscalls.socket(desc, socket.AF_UNIX, socket.SOCK_STREAM, 0)
     try:
         with pytest.raises(E.OptionUnsupported) as caught:
             syscalls.setsockopt_int(fd, socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         assert caught.value.errno == errno.EOPNOTSUPP
     finally:
-        syscalls.close(fd)
+        syscalls.close_desc(desc)
 
 
 def test_send_with_a_destination_on_an_unconnected_unix_stream_is_socket_mode_unsupported() -> None:

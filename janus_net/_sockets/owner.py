@@ -104,7 +104,7 @@ class Owner:
         _HOLD(desc)
         self._desc = desc
         self._address = address
-        if descriptor._registering:  # only once the process has adopted an fd (descriptor.py)
+        if descriptor.REGISTRATION.on:  # only once the process has adopted an fd (the owner registry)
             descriptor.register(int(desc.fd), self)
 
     @property

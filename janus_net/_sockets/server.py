@@ -61,7 +61,7 @@ class Server(Bound):
         self._unix_file = unix_file
         # At most one idle Scratch (the peer's sockaddr and length), reused by the next accept.
         self._scratch: Pool | None = None
-        if descriptor._registering:  # only once the process has adopted an fd (descriptor.py)
+        if descriptor.REGISTRATION.on:  # only once the process has adopted an fd (the owner registry)
             descriptor.register(int(desc.fd), self)
 
     @property
