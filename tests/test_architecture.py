@@ -13,7 +13,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "janus_net"
 DOC = ROOT / "docs" / "architecture.md"
-MODULE = re.compile(r"(?<![\w/.])((?:layout/)?[a-z_]+(?:/__init__|/__main__)?\.py|_shim)(?![\w.])")
+# A module as drawn: ``listen.py``, ``layout/__init__.py``, or one inside a wing's package (``_values/errors.py``).
+MODULE = re.compile(r"(?<![\w/.])((?:(?:layout|_[a-z]+)/)?[a-z_]+(?:/__init__|/__main__)?\.py|_shim)(?![\w.])")
 
 
 def drawing() -> list[tuple[list[str], set[tuple[str, str]]]]:
@@ -34,8 +35,26 @@ def module_name(drawn: str) -> str:
     return drawn.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
 
 
+def _package_modules() -> set[str]:
+    """Every module of the package as a drawn name's module name: ``socket``, ``layout``, ``_values.errors``."""
+    return {module_name(str(path.relative_to(PACKAGE))) for path in PACKAGE.rglob("*.py")}
+
+
+def _resolve(dotted: str, known: set[str]) -> str:
+    """The module ``janus_net.<dotted>`` names: the longest known prefix (``_values.ip`` for ``_values.ip.X``)."""
+    parts = dotted.split(".")
+    for end in range(len(parts), 0, -1):
+        name = ".".join(parts[:end])
+        if name in known:
+            return name
+    return parts[0]
+
+
 def imports_of(path: Path) -> set[str]:
     """The janus_net modules ``path`` imports, as drawn names' module names (``layout``, ``socket``...).
+
+    An import from a wing's package names the module inside it: ``from janus_net._values.errors import X``
+    and ``from janus_net._values import errors`` both import ``_values.errors``.
 
     Imports under ``if TYPE_CHECKING:`` are left out: they name a type for the checker and never run
     (``ancillary`` and ``segments`` annotate their ``sock`` parameter with ``socket.Socket``, the type
@@ -49,6 +68,7 @@ def imports_of(path: Path) -> set[str]:
         for statement in node.body
         for inner in ast.walk(statement)
     }
+    known = _package_modules()
     found: set[str] = set()
     for node in ast.walk(tree):
         if id(node) in for_the_checker:
@@ -57,9 +77,11 @@ def imports_of(path: Path) -> set[str]:
             if node.module == "janus_net":
                 found |= {alias.name for alias in node.names}
             else:
-                found.add(node.module.split(".", 1)[1].split(".")[0])
+                inner = node.module.split(".", 1)[1]
+                for alias in node.names:
+                    found.add(_resolve(f"{inner}.{alias.name}", known))
         elif isinstance(node, ast.Import):
-            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("janus_net.")}
+            found |= {_resolve(a.name.split(".", 1)[1], known) for a in node.names if a.name.startswith("janus_net.")}
     return found
 
 
@@ -70,6 +92,13 @@ def test_the_drawing_names_the_real_modules() -> None:
         assert name == "_shim" or (PACKAGE / name).exists(), f"{name} is drawn but does not exist"
     real = {str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py")}
     assert not real - set(drawn), "modules the drawing does not show (add them to docs/architecture.md)"
+
+
+def test_the_reader_sees_imports_into_a_wing() -> None:
+    # The check would pass vacuously if a wing's modules were read as the wing: prove it names them.
+    found = imports_of(PACKAGE / "_values" / "addresses.py")
+    assert {"_values.errors", "_values.ip", "_values.unix", "_values.fd"} <= found
+    assert "_values.sockaddr" in imports_of(PACKAGE / "_values" / "ip.py")  # from janus_net._values import sockaddr
 
 
 def test_every_drawn_module_imports_only_downwards() -> None:

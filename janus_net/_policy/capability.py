@@ -43,12 +43,13 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from janus_net import landlock
+from janus_net._policy import landlock
 from janus_net._shim import lib
-from janus_net.address import Address, UnixAddress, as_address
+from janus_net._values.addresses import Address, as_address
+from janus_net._values.errors import SocketError
+from janus_net._values.strict import flag, integer
+from janus_net._values.unix import UnixAddress
 from janus_net.audit import AuditRecord, Operation, Result, Sink
-from janus_net.errors import SocketError
-from janus_net.values import flag, integer
 
 NET_BIND = "net.bind"
 

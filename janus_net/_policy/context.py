@@ -43,8 +43,8 @@ import time
 from _weakrefset import WeakSet  # weakref.WeakSet itself, without the weakref module (import time)
 
 from janus_net import syscalls
-from janus_net.errors import SocketError
-from janus_net.seconds import deadline_after, deadline_at
+from janus_net._values.errors import SocketError
+from janus_net._values.seconds import deadline_after, deadline_at
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:

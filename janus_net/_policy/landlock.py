@@ -15,7 +15,7 @@ port the capability does not allow. The steps:
    LANDLOCK_RULE_NET_PORT rule per allowed port (port 0, an ephemeral port, only if
    the capability allows 0 explicitly);
 4. PR_SET_NO_NEW_PRIVS, then ``landlock_restrict_self`` -- irreversible;
-5. install a seccomp filter (`filter_program`) on every thread (SECCOMP_FILTER_FLAG_TSYNC),
+5. install a seccomp filter (`janus_net._policy.seccomp`) on every thread (SECCOMP_FILTER_FLAG_TSYNC),
    inherited by every child: Landlock's network rules cover IPPROTO_TCP only, so the
    filter refuses what would bind around them -- socket() of IPPROTO_MPTCP
    (EACCES), io_uring_setup (EPERM: an io_uring makes sockets without socket(2)),
@@ -45,16 +45,14 @@ import time
 from collections.abc import Iterable
 
 from janus_net import syscalls
+from janus_net._policy.seccomp import filter_program
 from janus_net._shim import ffi, lib
-from janus_net.address import Address, Ip4Address, Ip6Address
-from janus_net.errors import SocketError
+from janus_net._values.addresses import Address
+from janus_net._values.errors import SocketError
+from janus_net._values.ip import Ip4Address, Ip6Address
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
-
-
 if TYPE_CHECKING:
-    from typing import Any
-
     from janus_net.audit import Sink
 
 #: The lowest Landlock ABI `enforce` accepts: 4, the first with network rules. Tests
@@ -154,86 +152,6 @@ def _filter_available() -> None:
     syscalls.seccomp_action_available(lib.JN_SECCOMP_RET_ERRNO)
 
 
-class Program:
-    """A classic BPF program for seccomp: ``fprog`` (a ``struct sock_fprog *``) and the instructions it points at."""
-
-    __slots__ = ("fprog", "instructions")
-
-    def __init__(self, instructions: list[tuple[int, int, int, int]]) -> None:
-        self.instructions: Any = ffi.new("struct sock_filter[]", len(instructions))
-        for slot, (code, jt, jf, k) in enumerate(instructions):
-            item = self.instructions[slot]
-            item.code, item.jt, item.jf, item.k = code, jt, jf, k
-        self.fprog: Any = ffi.new("struct sock_fprog *")
-        self.fprog.len = len(instructions)
-        self.fprog.filter = self.instructions
-
-    def __len__(self) -> int:
-        return int(self.fprog.len)
-
-    def __getitem__(self, slot: int) -> tuple[int, int, int, int]:
-        item = self.instructions[slot]
-        return int(item.code), int(item.jt), int(item.jf), int(item.k)
-
-
-def filter_program() -> Program:
-    """The seccomp program `enforce` installs, from the shim's constants (native/linux_seccomp_h.py).
-
-    In order: a syscall of another architecture's ABI (the audit arch differs, or an
-    x32 number on x86_64) fails with EPERM, since its numbers would bypass the rest;
-    socket(AF_INET or AF_INET6, any type, IPPROTO_MPTCP or IPPROTO_SMC) and
-    socket(AF_SMC, ...) fail with EACCES (both serve TCP clients from sockets that are
-    not IPPROTO_TCP, which Landlock's rules do not see);
-    io_uring_setup fails with EPERM; where the architecture multiplexes through
-    socketcall, its SYS_SOCKET fails with EACCES (the protocol lies in memory the
-    filter cannot read); everything else is allowed.
-    """
-    ld = lib.JN_BPF_LD | lib.JN_BPF_W | lib.JN_BPF_ABS
-    jeq = lib.JN_BPF_JMP | lib.JN_BPF_JEQ | lib.JN_BPF_K
-    jge = lib.JN_BPF_JMP | lib.JN_BPF_JGE | lib.JN_BPF_K
-    ret = lib.JN_BPF_RET | lib.JN_BPF_K
-    allow = lib.JN_SECCOMP_RET_ALLOW
-    data = lib.JN_SECCOMP_RET_DATA
-    # (opcode, k, label when true, label when false); None: the next instruction.
-    code: list[tuple[str, int, int, str | None, str | None]] = []
-
-    def op(label: str, opcode: int, k: int, true: str | None = None, false: str | None = None) -> None:
-        code.append((label, opcode, k, true, false))
-
-    op("", ld, lib.JN_SECCOMP_DATA_ARCH)
-    op("", jeq, lib.JN_SECCOMP_AUDIT_ARCH, None, "foreign")
-    op("", ld, lib.JN_SECCOMP_DATA_NR)
-    if lib.JN_SECCOMP_X32_SYSCALL_BIT:
-        op("", jge, lib.JN_SECCOMP_X32_SYSCALL_BIT, "foreign", None)
-    if lib.JN_SECCOMP_NR_SOCKET >= 0:
-        op("", jeq, lib.JN_SECCOMP_NR_SOCKET, "socket", None)
-    if lib.JN_SECCOMP_NR_IO_URING_SETUP >= 0:
-        op("", jeq, lib.JN_SECCOMP_NR_IO_URING_SETUP, "eperm", None)
-    if lib.JN_SECCOMP_NR_SOCKETCALL >= 0:
-        op("", jeq, lib.JN_SECCOMP_NR_SOCKETCALL, "socketcall", None)
-    op("", ret, allow)
-    op("socket", ld, lib.JN_SECCOMP_DATA_ARG0_LO)  # the family
-    op("", jeq, lib.JN_AF_SMC, "eacces", None)
-    op("", jeq, lib.AF_INET, "protocol", None)
-    op("", jeq, lib.AF_INET6, "protocol", "allow")
-    op("protocol", ld, lib.JN_SECCOMP_DATA_ARG2_LO)
-    op("", jeq, lib.JN_IPPROTO_MPTCP, "eacces", None)
-    op("", jeq, lib.JN_IPPROTO_SMC, "eacces", "allow")
-    if lib.JN_SECCOMP_NR_SOCKETCALL >= 0:
-        op("socketcall", ld, lib.JN_SECCOMP_DATA_ARG0_LO)  # the multiplexed call
-        op("", jeq, lib.JN_SECCOMP_SYS_SOCKET, "eacces", "allow")
-    op("allow", ret, allow)
-    op("eacces", ret, lib.JN_SECCOMP_RET_ERRNO | (errno.EACCES & data))
-    op("eperm", ret, lib.JN_SECCOMP_RET_ERRNO | (errno.EPERM & data))
-    op("foreign", ret, lib.JN_SECCOMP_RET_ERRNO | (errno.EPERM & data))
-    where = {label: slot for slot, (label, *_rest) in enumerate(code) if label}
-
-    def jump(slot: int, label: str | None) -> int:
-        return 0 if label is None else where[label] - slot - 1  # BPF jumps count from the next instruction
-
-    return Program([(opcode, jump(i, t), jump(i, f), k) for i, (_, opcode, k, t, f) in enumerate(code)])
-
-
 def refuse_uncovered(address: Address, mode: int, protocol: int) -> None:
     """CapabilityDenied (``.reason == "kernel"``) for a bind the enforced ruleset could not see.
 
@@ -318,11 +236,9 @@ def kernel_denial(error: SocketError, address: Address, mode: int, protocol: int
 
 __all__ = [
     "MINIMUM_ABI",
-    "Program",
     "abi",
     "enforce",
     "enforced_ports",
-    "filter_program",
     "filtered",
     "kernel_denial",
     "refuse_uncovered",

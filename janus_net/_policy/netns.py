@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 from janus_net import syscalls
 from janus_net._shim import lib
-from janus_net.errors import SocketError
+from janus_net._values.errors import SocketError
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:

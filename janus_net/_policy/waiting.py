@@ -28,9 +28,10 @@ import math
 import time
 from collections.abc import Callable, Sequence
 
-from janus_net import syscalls, wakeup
+from janus_net import syscalls
+from janus_net._policy import wakeup
 from janus_net._shim import ffi, lib
-from janus_net.errors import SocketError
+from janus_net._values.errors import SocketError
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 
 
 if TYPE_CHECKING:
-    from janus_net.context import Context
+    from janus_net._policy.context import Context
 
 
 class _PollInterrupted(Exception):

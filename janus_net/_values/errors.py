@@ -16,7 +16,7 @@ import errno as _errno
 import os
 import sys
 
-from janus_net.escaping import for_people
+from janus_net._values.escaping import for_people
 
 TYPE_CHECKING = False  # `typing` only for the checker: it costs an import (docs/performance.md)
 if TYPE_CHECKING:

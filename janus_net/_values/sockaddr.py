@@ -12,20 +12,27 @@ from janus_net._shim import ffi, lib
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
-    from typing import Any, NamedTuple
-else:
-    from janus_net.typing_runtime import NamedTuple
+    from typing import Any
 
 
 _SOCKADDR_P = ffi.typeof("struct sockaddr *")
 
 
-class Encoded(NamedTuple):
-    """An encoded sockaddr: the owning cffi struct, a ``struct sockaddr *`` view, its length."""
+class Encoded:
+    """An encoded sockaddr: the owning cffi struct, a ``struct sockaddr *`` view, its length.
 
-    struct: Any
-    pointer: Any
-    length: int
+    Made once per address and kept by it; nothing changes it after it is made.
+    """
+
+    __slots__ = ("length", "pointer", "struct")
+
+    def __init__(self, struct: Any, pointer: Any, length: int) -> None:
+        self.struct = struct
+        self.pointer = pointer
+        self.length = length
+
+    def __repr__(self) -> str:
+        return f"Encoded(family={int(self.pointer.sa_family)}, length={self.length})"
 
 
 def _owned(struct: Any, length: int) -> Encoded:
@@ -108,15 +115,44 @@ def port_if_same_host(storage: Any, length: int, encoded: Encoded) -> int | None
     return None
 
 
-class Decoded(NamedTuple):
-    """The fields of a decoded sockaddr, before they become an address object."""
+class Decoded:
+    """The fields of a decoded sockaddr, before they become an address object.
 
-    family: int
-    packed: bytes  # IP address bytes, or the unix path / abstract name bytes
-    port: int
-    flowinfo: int
-    scope_id: int
-    abstract: bool
+    ``packed`` holds the IP address bytes, or the unix path / abstract name bytes.
+    """
+
+    __slots__ = ("abstract", "family", "flowinfo", "packed", "port", "scope_id")
+
+    def __init__(self, family: int, packed: bytes, port: int, flowinfo: int, scope_id: int, abstract: bool) -> None:
+        self.family = family
+        self.packed = packed
+        self.port = port
+        self.flowinfo = flowinfo
+        self.scope_id = scope_id
+        self.abstract = abstract
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Decoded:
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def _fields(self) -> tuple[int, bytes, int, int, int, bool]:
+        return (self.family, self.packed, self.port, self.flowinfo, self.scope_id, self.abstract)
+
+    def __repr__(self) -> str:
+        family, packed, port, flowinfo, scope_id, abstract = self._fields()
+        return f"Decoded({family=}, {packed=}, {port=}, {flowinfo=}, {scope_id=}, {abstract=})"
+
+
+def sockaddr_size() -> int:
+    """Bytes to reserve for any sockaddr the kernel may write."""
+    return _SOCKADDR_STORAGE_SIZE
+
+
+_SOCKADDR_STORAGE_SIZE = int(ffi.sizeof("struct sockaddr_storage"))
 
 
 def decode(storage: Any, length: int) -> Decoded:
