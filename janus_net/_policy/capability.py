@@ -170,7 +170,7 @@ class NetBind:
         PEP 578 event ``janus_net.enforce`` (id, ports) is raised before anything changes,
         so an audit hook can veto it. Enforcing again stacks: the kernel then allows
         only ports every enforcement allowed. It also sets ``no_new_privs``. See
-        `janus_net.landlock` and docs/kernel-capability.md.
+        `janus_net._policy.landlock` and docs/kernel-capability.md.
 
         Raises:
             SocketError.OptionUnsupported: no Landlock network rules (ABI < 4, Landlock
@@ -210,7 +210,7 @@ class NetBind:
         """Gate a bind: audit ``check_bind_address``, and raise CapabilityDenied if denied.
 
         Called before any syscall, with the exact address value that will be bound
-        (`janus_net.address.exact`) and the socket's mode and protocol. A sink that
+        (`janus_net._values.addresses.exact`) and the socket's mode and protocol. A sink that
         raises propagates its exception whatever the decision was, so the bind does
         not happen.
 

@@ -10,7 +10,7 @@ whether the description is blocking or not.
 polls: the waiting call wakes and raises the per-call `SocketError` member its
 caller gives (never ErrnoBug). A context's ``cancel()`` signals the context's wake
 fd, polled too; its deadline is the poll's timeout. On the main thread every wait
-also polls the interpreter's signal wakeup fd (janus_net.wakeup), so a Python signal
+also polls the interpreter's signal wakeup fd (janus_net._policy.wakeup), so a Python signal
 handler runs even when the kernel gave the signal to another thread: a handler that
 cancels the context or raises ends the wait; otherwise the wait goes on, its
 timeout recomputed.
