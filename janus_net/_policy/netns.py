@@ -49,9 +49,13 @@ def check_path(path: object) -> bytes:
 
 
 def shown(path: bytes) -> str:
-    """The path as people read it: control characters escaped, so a crafted name forges no line."""
-    text = os.fsdecode(path)
-    return "netns:" + "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    """The namespace file as an error's ``.address``: ``netns:PATH``, the exact text.
+
+    Like every address an error carries, it is escaped where it is printed for people
+    (`SocketError.__str__` runs it through `janus_net._values.escaping.for_people`), so
+    a crafted name forges no line, and machine output keeps the exact path.
+    """
+    return "netns:" + os.fsdecode(path)
 
 
 class _Handoff:
