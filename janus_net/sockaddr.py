@@ -1,145 +1,23 @@
-"""Owned C socket addresses: encode an address into its struct, decode any struct back.
+"""Moved: see janus_net._values.sockaddr."""
 
-The structs are allocated by cffi with the layout the C compiler chose (BSD's
-``sin_len``, the size of ``sun_path``), so this module never computes an offset
-by hand. An `Encoded` owns its memory; keep it alive as long as the pointer is used.
-"""
+from janus_net._values.sockaddr import (
+    Decoded,
+    Encoded,
+    decode,
+    encode_ip4,
+    encode_ip6,
+    encode_unix,
+    port_if_same_host,
+    sockaddr_size,
+)
 
-from __future__ import annotations
-
-from janus_net import platform
-from janus_net._shim import ffi, lib
-
-TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
-if TYPE_CHECKING:
-    from typing import Any, NamedTuple
-else:
-    from janus_net.typing_runtime import NamedTuple
-
-
-_SOCKADDR_P = ffi.typeof("struct sockaddr *")
-
-
-class Encoded(NamedTuple):
-    """An encoded sockaddr: the owning cffi struct, a ``struct sockaddr *`` view, its length."""
-
-    struct: Any
-    pointer: Any
-    length: int
-
-
-def _owned(struct: Any, length: int) -> Encoded:
-    return Encoded(struct, ffi.cast(_SOCKADDR_P, struct), length)
-
-
-def encode_ip4(packed: bytes, port: int) -> Encoded:
-    """A ``struct sockaddr_in`` for a 4-byte address and a host-order port."""
-    sa = ffi.new("struct sockaddr_in *")
-    sa.sin_family = lib.AF_INET
-    sa.sin_port = lib.htons(port)
-    ffi.memmove(ffi.addressof(sa.sin_addr), packed, 4)
-    return _owned(sa, ffi.sizeof("struct sockaddr_in"))
-
-
-def encode_ip6(packed: bytes, port: int, flowinfo: int, scope_id: int) -> Encoded:
-    """A ``struct sockaddr_in6``; flowinfo goes in network order, scope_id in host order."""
-    sa = ffi.new("struct sockaddr_in6 *")
-    sa.sin6_family = lib.AF_INET6
-    sa.sin6_port = lib.htons(port)
-    sa.sin6_flowinfo = lib.htonl(flowinfo)
-    ffi.memmove(sa.sin6_addr.s6_addr, packed, 16)
-    sa.sin6_scope_id = scope_id
-    return _owned(sa, ffi.sizeof("struct sockaddr_in6"))
-
-
-def encode_unix(path: bytes, abstract: bool) -> Encoded:
-    """A ``struct sockaddr_un``.
-
-    A path is NUL-terminated and its length counts the NUL. An abstract name starts
-    with a NUL byte and has no trailing NUL: every byte up to the length is the name.
-    """
-    if len(path) > platform.SUN_PATH_SIZE - 1:
-        # ffi.memmove does not bound-check: this guard is all that stands between a
-        # long path and a heap overflow. Callers validate first (InvalidAddress).
-        raise ValueError(f"{len(path)} bytes do not fit in sun_path ({platform.SUN_PATH_SIZE} bytes)")
-    sa = ffi.new("struct sockaddr_un *")
-    sa.sun_family = lib.AF_UNIX
-    if abstract:
-        ffi.memmove(ffi.addressof(sa.sun_path, 1), path, len(path))
-        length = platform.SUN_PATH_OFFSET + 1 + len(path)
-    else:
-        ffi.memmove(sa.sun_path, path, len(path))
-        length = platform.SUN_PATH_OFFSET + len(path) + 1
-    return _owned(sa, length)
-
-
-_SOCKADDR_IN_P = ffi.typeof("struct sockaddr_in *")
-_SOCKADDR_IN6_P = ffi.typeof("struct sockaddr_in6 *")
-_SOCKADDR_IN_SIZE = ffi.sizeof("struct sockaddr_in")
-_SOCKADDR_IN6_SIZE = ffi.sizeof("struct sockaddr_in6")
-
-
-def port_if_same_host(storage: Any, length: int, encoded: Encoded) -> int | None:
-    """The port in a sockaddr the kernel wrote, if all its other fields equal ``encoded``'s.
-
-    For an IP sockaddr ``encoded`` (ours): the same family and address bytes, and for
-    IPv6 the same flow label and scope id. None when anything but the port differs
-    (or the sockaddr is not IP): the caller then decodes it in full. This lets a
-    caller that knows what it asked for (getsockname after bind) skip a decode.
-    """
-    family = ffi.cast(_SOCKADDR_P, storage).sa_family
-    if family != encoded.pointer.sa_family:
-        return None
-    if family == lib.AF_INET and length >= _SOCKADDR_IN_SIZE:
-        sa = ffi.cast(_SOCKADDR_IN_P, storage)
-        if sa.sin_addr.s_addr != encoded.struct.sin_addr.s_addr:
-            return None
-        return int(lib.ntohs(sa.sin_port))
-    if family == lib.AF_INET6 and length >= _SOCKADDR_IN6_SIZE:
-        sa6 = ffi.cast(_SOCKADDR_IN6_P, storage)
-        want = encoded.struct
-        if (
-            sa6.sin6_scope_id != want.sin6_scope_id
-            or sa6.sin6_flowinfo != want.sin6_flowinfo
-            or ffi.buffer(sa6.sin6_addr.s6_addr, 16)[:] != ffi.buffer(want.sin6_addr.s6_addr, 16)[:]
-        ):
-            return None
-        return int(lib.ntohs(sa6.sin6_port))
-    return None
-
-
-class Decoded(NamedTuple):
-    """The fields of a decoded sockaddr, before they become an address object."""
-
-    family: int
-    packed: bytes  # IP address bytes, or the unix path / abstract name bytes
-    port: int
-    flowinfo: int
-    scope_id: int
-    abstract: bool
-
-
-def decode(storage: Any, length: int) -> Decoded:
-    """Decode what the kernel wrote into a sockaddr buffer of ``length`` bytes.
-
-    Raises ValueError for a family janus_net has no address type for; the caller
-    turns that into an error that names it (never a fake IPv4 default).
-    """
-    family = ffi.cast(_SOCKADDR_P, storage).sa_family
-    if family == lib.AF_INET:
-        sa = ffi.cast("struct sockaddr_in *", storage)
-        packed = bytes(ffi.buffer(ffi.addressof(sa.sin_addr), 4))
-        return Decoded(family, packed, lib.ntohs(sa.sin_port), 0, 0, False)
-    if family == lib.AF_INET6:
-        sa6 = ffi.cast("struct sockaddr_in6 *", storage)
-        packed = bytes(ffi.buffer(sa6.sin6_addr.s6_addr, 16))
-        return Decoded(family, packed, lib.ntohs(sa6.sin6_port), lib.ntohl(sa6.sin6_flowinfo), sa6.sin6_scope_id, False)
-    if family == lib.AF_UNIX:
-        sun = ffi.cast("struct sockaddr_un *", storage)
-        size = max(0, min(length, ffi.sizeof("struct sockaddr_un")) - platform.SUN_PATH_OFFSET)
-        raw = bytes(ffi.buffer(sun.sun_path, size))
-        if platform.HAS_ABSTRACT_UNIX and raw[:1] == b"\0":
-            return Decoded(family, raw[1:], 0, 0, 0, True)
-        # A pathname (or an unnamed socket, size 0): the kernel may or may not count a NUL.
-        return Decoded(family, raw.split(b"\0", 1)[0], 0, 0, 0, False)
-    raise ValueError(f"address family {family} has no janus_net address type")
+__all__ = [
+    "Decoded",
+    "Encoded",
+    "decode",
+    "encode_ip4",
+    "encode_ip6",
+    "encode_unix",
+    "port_if_same_host",
+    "sockaddr_size",
+]

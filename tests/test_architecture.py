@@ -35,12 +35,30 @@ def module_name(drawn: str) -> str:
     return drawn.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
 
 
+def _package_modules() -> set[str]:
+    """Every module of the package as a drawn name's module name: ``socket``, ``layout``, ``_values.errors``."""
+    return {module_name(str(path.relative_to(PACKAGE))) for path in PACKAGE.rglob("*.py")}
+
+
+def _resolve(dotted: str, known: set[str]) -> str:
+    """The module ``janus_net.<dotted>`` names: the longest known prefix (``_values.ip`` for ``_values.ip.X``)."""
+    parts = dotted.split(".")
+    for end in range(len(parts), 0, -1):
+        name = ".".join(parts[:end])
+        if name in known:
+            return name
+    return parts[0]
+
+
 def imports_of(path: Path) -> set[str]:
     """What ``path`` imports from janus_net, as dotted names inside it (``socket.Server``, ``_cli.flags``...).
 
     `resolve` turns each into the drawn module it names: the longest drawn prefix, so
     ``from janus_net._cli import flags`` is ``_cli.flags`` and ``from janus_net.errors
     import SocketError`` is ``errors``.
+
+    An import from a wing's package names the module inside it: ``from janus_net._values.errors import X``
+    and ``from janus_net._values import errors`` both import ``_values.errors``.
 
     Imports under ``if TYPE_CHECKING:`` are left out: they name a type for the checker and never run
     (``ancillary`` and ``segments`` annotate their ``sock`` parameter with ``socket.Socket``, the type
@@ -54,6 +72,7 @@ def imports_of(path: Path) -> set[str]:
         for statement in node.body
         for inner in ast.walk(statement)
     }
+    known = _package_modules()
     found: set[str] = set()
     for node in ast.walk(tree):
         if id(node) in for_the_checker:
@@ -109,3 +128,40 @@ def test_every_drawn_module_imports_only_downwards() -> None:
                 assert below or (name, target) in arrows, (
                     f"{drawn} imports {target}, which the drawing shows above it or beside it without an arrow"
                 )
+
+
+# --- The wings of DESIGN §2 that live in packages: what each may import, whatever the drawing says.
+
+#: The door and the facts: the modules below the policy wing (old paths until the door's package is drawn).
+_DOOR_AND_FACTS = {"syscalls", "descriptor", "control", "testing", "platform", "errors", "_shim"}
+
+
+def _wing_imports(wing: str) -> dict[str, set[str]]:
+    return {
+        module_name(str(path.relative_to(PACKAGE))): imports_of(path) for path in sorted((PACKAGE / wing).glob("*.py"))
+    }
+
+
+def test_the_values_import_only_values_and_facts() -> None:
+    # DESIGN §2: values do no I/O, so no arrow into the door (or anything above it), even inside a function.
+    found = _wing_imports("_values")
+    assert "_values.addresses" in found and found["_values.ip"]  # the walk sees the wing
+    for module, targets in found.items():
+        above = {t for t in targets if not t.startswith("_values.") and t not in {"platform", "_shim"}}
+        assert not above, f"{module} imports {sorted(above)}: values import only values and the facts"
+
+
+def test_the_policy_imports_only_itself_the_audit_and_what_lies_below() -> None:
+    # DESIGN §2: no arrow from the policy into the sockets (nor the profiles, the process or the face).
+    found = _wing_imports("_policy")
+    assert "syscalls" in found["_policy.context"]  # the walk sees the wing
+    for module, targets in found.items():
+        allowed = {t for t in targets if t.startswith(("_policy.", "_values.")) or t in _DOOR_AND_FACTS | {"audit"}}
+        assert targets == allowed, f"{module} imports {sorted(targets - allowed)}, which sit above the policy"
+
+
+def test_the_address_parser_stands_on_the_values_alone() -> None:
+    # The parser sits above the door only for its one kernel question (if_nametoindex, through the shim).
+    targets = imports_of(PACKAGE / "_profiles" / "addresses.py")
+    assert "_values.ip" in targets
+    assert all(t.startswith("_values.") or t == "_shim" for t in targets), sorted(targets)

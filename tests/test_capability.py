@@ -26,7 +26,7 @@ import pytest
 
 import janus_net as jn
 from janus_net import audit as audit_module
-from janus_net import capability as capability_module
+from janus_net._policy import capability as capability_module
 from janus_net.audit import AuditRecord, JsonLinesSink, ListSink, LoggingSink
 from tests.test_context import CountingContext, free_port, open_fds, port_is_free
 from tests.tracing import MARK, calls_to, syscalls_after_mark

@@ -219,7 +219,7 @@ def test_audit_event_names_the_address() -> None:
 
 def test_keyboard_interrupt_at_every_line_closes_the_socket() -> None:
     """A KeyboardInterrupt raised at each line of connect.py/waiting.py in turn: no descriptor stays open."""
-    files = {str(sys.modules[name].__file__) for name in ("janus_net._profiles.connect", "janus_net.waiting")}
+    files = {str(sys.modules[name].__file__) for name in ("janus_net._profiles.connect", "janus_net._policy.waiting")}
     with jn.listen("127.0.0.1:0") as server:
         ctx = jn.Context.with_timeout(60)
         ctx._wake_fd()  # made once, before the baseline
@@ -307,7 +307,7 @@ def test_keyboard_interrupt_at_every_line_of_a_netns_connect_closes_the_socket(n
     path = f"/run/netns/{namespace}"
     files = {
         str(sys.modules[name].__file__)
-        for name in ("janus_net._profiles.connect", "janus_net.waiting", "janus_net.netns")
+        for name in ("janus_net._profiles.connect", "janus_net._policy.waiting", "janus_net._policy.netns")
     }
     with jn.listen("127.0.0.1:0", netns=path) as server:
         assert _connect_interrupted_at_every_line(lambda: jn.connect(str(server.address), netns=path), files) > 10

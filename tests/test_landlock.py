@@ -199,7 +199,7 @@ def test_a_kernel_without_the_rules_is_option_unsupported_and_changes_nothing() 
         """
 import json, socket
 import janus_net as jn
-from janus_net import landlock
+from janus_net._policy import landlock
 from janus_net.audit import ListSink
 landlock.MINIMUM_ABI = jn.platform.landlock_abi() + 1   # ask for an ABI this kernel lacks
 sink = ListSink()
@@ -315,7 +315,7 @@ def test_strace_shows_the_ruleset_the_rules_and_the_restriction_in_order(tmp_pat
 def test_strace_shows_nothing_changed_without_the_rules(tmp_path: Path) -> None:
     program = (
         "import os, janus_net as jn\n"
-        "from janus_net import landlock\n"
+        "from janus_net._policy import landlock\n"
         "landlock.MINIMUM_ABI = 99\n"
         f"os.write(1, {MARK!r})\n"
         "try:\n"
@@ -407,7 +407,7 @@ def test_gap_shown_landlock_alone_lets_an_mptcp_socket_bind_a_forbidden_port_and
         + """
 import json, socket
 import janus_net as jn
-from janus_net import landlock
+from janus_net._policy import landlock
 allowed, forbidden = free_ports(2)
 landlock._filtered = True          # testing switch: enforce the ruleset without installing the filter
 jn.NetBind("svc", ports=(allowed,)).enforce()

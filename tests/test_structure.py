@@ -42,7 +42,7 @@ DOOR = "_kernel"
 KNOWN = {
     # Resolving an interface name is part of parsing an address (DESIGN §4); glibc asks
     # the kernel through a throwaway socket and has no errno the caller could act on.
-    ("address.py", "if_nametoindex"): "zone names are resolved while parsing",
+    ("_profiles/addresses.py", "if_nametoindex"): "zone names are resolved while parsing",
 }
 
 

@@ -1,0 +1,156 @@
+"""The interpreter's signal wakeup fd, which every janus_net wait on the main thread also polls.
+
+CPython runs Python signal handlers on the main thread only, between bytecodes. The
+kernel may deliver a process-directed signal (a SIGTERM from a supervisor, a SIGINT)
+to any thread; CPython's C-level handler then only records it and writes one byte to
+the wakeup fd (`signal.set_wakeup_fd`). A main thread asleep in poll would not notice
+until the poll ended for another reason, so a ``cancel()`` made by the handler would
+not land. Every janus_net wait on the main thread therefore also polls that fd: it
+wakes, returns to Python (where the pending handlers run), and goes on waiting unless
+a handler cancelled its context or raised.
+
+Which fd, decided afresh at the start of every wait on the main thread:
+
+* the program has none (the usual case): janus_net's own -- a non-blocking,
+  close-on-exec pipe in a native cell, made once per process and kept -- is installed
+  for the length of the wait only (``warn_on_full_buffer=False``) and emptied after
+  each wake; when the wait ends the interpreter has no wakeup fd again, so a library
+  that installs its own later (trio, asyncio) finds the slot empty, as it expects;
+* the program has its own (asyncio's loop, trio, a supervisor's self-pipe): it is
+  watched, never read (its bytes are the program's). See `Watch` for how a wait avoids
+  spinning on it while the program has not read it.
+
+CPython has no getter for the wakeup fd, so the wait clears the slot and looks at what
+was there: a program's own is put back at once. A signal in that instant loses its
+wake byte, not its handler (CPython trips the handler separately), and the handler
+runs before the wait sleeps, since Python code runs between the two.
+
+A forked child gets a fresh pipe: the inherited one is shared with the parent, whose
+waits would drain the child's bytes (and the child the parent's).
+"""
+
+from __future__ import annotations
+
+import _thread
+import os
+import signal
+
+from janus_net import syscalls
+
+TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Any
+
+#: How often a wait that stopped watching the program's own wakeup fd (see `Watch`)
+#: returns to Python anyway, so that handlers of later signals still run (ms).
+TICK_MS = 50
+
+_own: tuple[Any, Any] | None = None  # janus_net's pipe: (waker cell, its closer)
+
+
+def _main_thread_ident() -> int | None:
+    import threading  # loaded by nearly every program already; not at janus_net's import
+
+    return threading.main_thread().ident
+
+
+def _own_pipe() -> tuple[int, int]:
+    """janus_net's pipe (read end, write end), made on first use and kept for the life of the process."""
+    global _own
+    if _own is None:
+        # Kept in the module before the interpreter is given it: whatever happens next,
+        # the fd the interpreter writes to is never closed under it.
+        _own = syscalls.new_waker_cell()
+    # At the fd limit this raises (ProcessFdQuotaExceeded...), and the next wait asks again.
+    return syscalls.make_wakeup_pipe(_own[0])
+
+
+def install() -> None:
+    """Make janus_net's pipe now (on the main thread) instead of at the first wait.
+
+    For a process that counts its descriptors (a test suite), so that the pipe exists
+    before the first count. Does nothing off the main thread.
+    """
+    if _thread.get_ident() == _main_thread_ident():
+        _own_pipe()
+
+
+class Watch:
+    """What one wait polls for pending Python signals: ``fd`` (-1: nothing) and ``drain``.
+
+    Made at the start of each wait. On any thread but the main one there is nothing to
+    watch (CPython runs handlers only there).
+
+    janus_net's own pipe is watched for POLLIN and emptied after each wake. The
+    program's own wakeup fd is never read, and is usually the *write* end of the
+    program's self-pipe or socket pair (CPython writes to it), which poll cannot watch
+    for new bytes; when it is readable itself, it may stay so until the program -- often
+    this very thread, busy in the wait -- reads it. So it is watched for POLLIN until it
+    first wakes the wait (an edge), and the wait also returns to Python every `TICK_MS`,
+    where pending handlers run: a handler runs within that time whichever thread the
+    kernel gave the signal to, and the wait costs a few wake-ups a second, never a
+    spinning core.
+    """
+
+    __slots__ = ("drain", "fd", "installed", "tick")
+
+    def __init__(self) -> None:
+        self.fd = -1
+        self.drain = False
+        self.tick = False
+        self.installed = -1  # janus_net's write end while it is the interpreter's wakeup fd
+        if _thread.get_ident() != _main_thread_ident():
+            return
+        previous = signal.set_wakeup_fd(-1)
+        if previous != -1 and (_own is None or previous != int(_own[0][1])):
+            signal.set_wakeup_fd(previous)  # the program's own: put back at once, then watched
+            self.fd = previous
+            self.tick = True
+            return
+        read_end, write_end = _own_pipe()  # made only for a program that has none
+        signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+        self.installed = write_end
+        self.fd = read_end
+        self.drain = True
+
+    def __enter__(self) -> Watch:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Take janus_net's pipe out of the interpreter again, unless something replaced it meanwhile."""
+        if self.installed != -1:
+            current = signal.set_wakeup_fd(-1)
+            if current != self.installed:
+                signal.set_wakeup_fd(current)  # a handler installed the program's own meanwhile: keep it
+
+    def timeout(self, timeout_ms: int) -> int:
+        """The poll timeout for a wait that wants ``timeout_ms`` (-1: none)."""
+        if not self.tick:
+            return timeout_ms
+        return TICK_MS if timeout_ms < 0 else min(timeout_ms, TICK_MS)
+
+    def woke(self) -> None:
+        """The fd fired: pending handlers run once the wait is back in Python; stop watching theirs."""
+        if not self.drain:
+            self.fd = -1
+
+
+def _after_fork_in_child() -> None:
+    global _own
+    own = _own
+    if own is None:
+        return
+    _own = None
+    cell = own[0]
+    try:
+        previous = signal.set_wakeup_fd(-1)
+        if previous != cell[1]:
+            signal.set_wakeup_fd(previous)  # not janus_net's: leave it
+    except ValueError:  # not the main thread here: the interpreter's fd is not ours to change
+        _own = own  # keep it as it was: the interpreter may still write to it
+        return
+    # This process's copies of the parent's pipe; the next wait here makes a new one.
+    syscalls.close_waker(cell)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
