@@ -11,22 +11,14 @@ One typed error per cause, nothing leaked on any path, cancellable with a
 
 from __future__ import annotations
 
-from janus_net.activation import listen_fds
-from janus_net.address import (
-    Address,
-    BindAddress,
-    FdAddress,
-    Ip4Address,
-    Ip6Address,
-    UnixAddress,
-    parse_address,
-)
-from janus_net.ancillary import Datagram
-from janus_net.connect import connect
-from janus_net.context import Context
-from janus_net.errors import ErrnoBug, SocketError
-from janus_net.fdpass import receive_sockets, send_sockets
-from janus_net.listen import (
+from janus_net._policy.context import Context
+from janus_net._process.activation import listen_fds
+from janus_net._process.notify import notify, watchdog_interval
+from janus_net._process.receiving import receive_sockets
+from janus_net._process.sending import send_sockets
+from janus_net._profiles.addresses import parse_address
+from janus_net._profiles.connect import connect
+from janus_net._profiles.listen import (
     bind,
     bind_with_capability,
     bind_with_context,
@@ -34,9 +26,17 @@ from janus_net.listen import (
     listen_with_capability,
     listen_with_context,
 )
-from janus_net.notify import notify, watchdog_interval
-from janus_net.segments import split
-from janus_net.socket import Mode, Protocol, Server, Socket, Stream
+from janus_net._sockets.ancillary import Datagram
+from janus_net._sockets.datagram import Socket
+from janus_net._sockets.segments import split
+from janus_net._sockets.server import Server
+from janus_net._sockets.stream import Stream
+from janus_net._values.addresses import Address, BindAddress
+from janus_net._values.errors import ErrnoBug, SocketError
+from janus_net._values.fd import FdAddress
+from janus_net._values.ip import Ip4Address, Ip6Address
+from janus_net._values.kinds import Mode, Protocol
+from janus_net._values.unix import UnixAddress
 
 __version__ = "0.1.0"
 
@@ -46,10 +46,10 @@ __version__ = "0.1.0"
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from janus_net import handoff as handoff
+    from janus_net._policy.capability import NetBind
     from janus_net.audit import AuditRecord
-    from janus_net.capability import NetBind
 
-_LAZY = {"AuditRecord": "janus_net.audit", "NetBind": "janus_net.capability"}
+_LAZY = {"AuditRecord": "janus_net.audit", "NetBind": "janus_net._policy.capability"}
 
 
 def __getattr__(name: str) -> object:

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable
 from typing import IO, Literal
 
-from janus_net.escaping import for_people
+from janus_net._values.escaping import for_people
 
 Operation = Literal["check_bind_address", "bind_socket", "enforce"]
 Result = Literal["allowed", "denied"]

@@ -36,7 +36,7 @@ successor trusts nothing the old process says about files: the ``files`` frame o
 says which files are given up, and a file is removed only if the received socket
 itself is bound to that path and the file is that socket's inode (`janus_net._process.handoff.files_to_own`).
 
-Every frame either side reads is parsed with bounds by `janus_net.frames` (size,
+Every frame either side reads is parsed with bounds by `janus_net._process.frames` (size,
 nesting, shapes, types, names, paths, entries); anything else is
 `SocketError.ProtocolFailure`.
 
@@ -54,13 +54,13 @@ from typing import TYPE_CHECKING
 
 from janus_net._process import handoff as _handoff
 from janus_net._process.transfer import AnySocket
-from janus_net.address import UnixAddress
-from janus_net.socket import Stream
-from janus_net.unixfile import UnixFile
+from janus_net._profiles.unix_files import UnixFile
+from janus_net._sockets.stream import Stream
+from janus_net._values.unix import UnixAddress
 
 if TYPE_CHECKING:
-    from janus_net.capability import NetBind
-    from janus_net.context import Context
+    from janus_net._policy.capability import NetBind
+    from janus_net._policy.context import Context
 
 
 # --- The old process
@@ -164,7 +164,7 @@ def take(address: str | UnixAddress, *, ctx: Context | None = None, capability: 
     Raises:
         SocketError.AccessDenied: the process at ``address`` runs as another user.
         SocketError.ProtocolFailure / ConnectionResetByPeer: the transfer failed,
-            or a frame broke a bound of `janus_net.frames`, or named a file its socket
+            or a frame broke a bound of `janus_net._process.frames`, or named a file its socket
             is not bound to; nothing received is left open, none held by the exception.
         SocketError.Timeout: the context ended.
     """

@@ -4,7 +4,7 @@ From <linux/seccomp.h>, <linux/filter.h> (the classic BPF opcodes), <linux/audit
 (AUDIT_ARCH_*), <linux/net.h> (SYS_SOCKET), <sys/syscall.h> and <netinet/in.h>.
 The filter closes a gap of Landlock's network rules (DESIGN §14): they cover
 IPPROTO_TCP sockets only, so an IPPROTO_MPTCP socket binds any port. The program
-(built in `janus_net.landlock` from these constants, never from numbers written in
+(built in `janus_net._policy.landlock` from these constants, never from numbers written in
 Python) refuses socket(AF_INET/AF_INET6, ..., IPPROTO_MPTCP or IPPROTO_SMC) and
 socket(AF_SMC, ...) (SMC too serves TCP clients from a socket that is not
 IPPROTO_TCP), socketcall's

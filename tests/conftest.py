@@ -19,7 +19,7 @@ def signal_wakeup_pipe() -> None:
     """janus_net's waits on the main thread watch the signal wakeup fd, installing a pipe
     of their own once per process when there is none (docs/mechanism.md): made here,
     before the first test counts descriptors, not inside whichever test waits first."""
-    from janus_net import wakeup
+    from janus_net._policy import wakeup
 
     wakeup.install()
 

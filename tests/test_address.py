@@ -28,9 +28,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import janus_net as jn
-from janus_net import address as address_module
 from janus_net import platform
-from janus_net.address import Address, FdAddress, Ip4Address, Ip6Address, UnixAddress, parse_address
+from janus_net._profiles import addresses
+from janus_net._profiles.addresses import parse_address
+from janus_net._values.addresses import Address
+from janus_net._values.fd import FdAddress
+from janus_net._values.ip import Ip4Address, Ip6Address
+from janus_net._values.unix import UnixAddress
 
 InvalidAddress = jn.SocketError.InvalidAddress
 InvalidPort = jn.SocketError.InvalidPort
@@ -474,11 +478,11 @@ def test_hashable_and_equal_by_value() -> None:
 
 
 def test_parse_cache_is_bounded_and_keeps_values_right() -> None:
-    limit = address_module._PARSED_MAX
+    limit = addresses._PARSED_MAX
     texts = [f"10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}:{i % 65536}" for i in range(limit + 300)]
     for text in texts:
         parse_address(text)
-    assert len(address_module._PARSED) <= limit
+    assert len(addresses._PARSED) <= limit
     # Whatever was evicted or kept, every text still parses to the oracle's value.
     for text in texts[:5] + texts[-5:]:
         host, port = text.rsplit(":", 1)
@@ -489,7 +493,7 @@ def test_parse_errors_are_not_cached() -> None:
     for text in ("127.0.0.1:99999", "localhost:80", "[::1]:x"):
         for _ in range(2):
             fails(text)
-        assert text not in address_module._PARSED
+        assert text not in addresses._PARSED
 
 
 def test_named_zone_is_not_cached_but_numeric_zone_may_be() -> None:
@@ -497,8 +501,8 @@ def test_named_zone_is_not_cached_but_numeric_zone_may_be() -> None:
     named, numeric = "[fe80::1%lo]:443", f"[fe80::1%{index}]:443"
     a, b = parse_address(named), parse_address(named)
     assert a == b and a is not b  # resolved afresh each time: the index of a name can change
-    assert named not in address_module._PARSED
-    assert parse_address(numeric) == a and numeric in address_module._PARSED
+    assert named not in addresses._PARSED
+    assert parse_address(numeric) == a and numeric in addresses._PARSED
 
 
 @pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace")

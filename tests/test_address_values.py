@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 import janus_net as jn
 from janus_net import platform
 from janus_net._shim import ffi
-from janus_net.address import FdAddress
+from janus_net._values.fd import FdAddress
 
 LIMIT = platform.SUN_PATH_SIZE - 1
 ports = st.integers(0, 65535)

@@ -1,4 +1,4 @@
-"""The adoption door (janus_net.adopt): every kind of descriptor, through every door.
+"""The adoption door (janus_net._profiles.adoption): every kind of descriptor, through every door.
 
 A descriptor janus_net did not make reaches it by four doors: ``fd://N`` in
 ``listen``/``bind``, ``listen_fds`` (socket activation), ``receive_sockets``
@@ -40,9 +40,9 @@ from conftest import open_fds as listed_fds
 from peers import dial, run_child
 
 import janus_net as jn
-from janus_net import descriptor
+from janus_net._kernel import owners as kernel_owners
+from janus_net._process.transfer import HEADER, LAST, MAGIC, VERSION
 from janus_net.audit import ListSink
-from janus_net.fdpass import HEADER, LAST, MAGIC, VERSION
 from janus_net.testing import hold
 
 PACKAGE = Path(jn.__file__).resolve().parent
@@ -397,7 +397,7 @@ def test_a_live_streams_fd_is_refused_by_bind_stream_and_the_stream_still_works(
         fd = stream.fileno()
         with pytest.raises(jn.SocketError.InvalidAddress, match="already owned by"):
             jn.bind(f"fd://{fd}", mode=jn.Mode.STREAM)
-        assert descriptor.owner_of(fd) is stream
+        assert kernel_owners.owner_of(fd) is stream
         stream.write_all(b"after the refusal")
         assert client.recv(100) == b"after the refusal"
         client.sendall(b"both ways")
@@ -414,8 +414,8 @@ def test_an_accepted_fd_in_flight_before_its_stream_exists_is_refused() -> None:
             thread.start()
             assert held.returned.wait(30)
             [fd] = open_fds() - before
-            holder = descriptor.owner_of(fd)
-            assert isinstance(holder, descriptor.InFlight)
+            holder = kernel_owners.owner_of(fd)
+            assert isinstance(holder, kernel_owners.InFlight)
             with pytest.raises(jn.SocketError.InvalidAddress, match="already owned by janus_net"):
                 jn.bind(f"fd://{fd}", mode=jn.Mode.STREAM)
             held.release()
@@ -441,7 +441,7 @@ def test_a_received_fd_not_claimed_yet_is_refused() -> None:
             thread.start()
             assert held.returned.wait(30)
             [fd] = open_fds() - before
-            assert isinstance(descriptor.owner_of(fd), descriptor.InFlight)
+            assert isinstance(kernel_owners.owner_of(fd), kernel_owners.InFlight)
             with pytest.raises(jn.SocketError.InvalidAddress, match="already owned by janus_net"):
                 jn.listen(f"fd://{fd}")
             held.release()
@@ -503,7 +503,7 @@ def test_a_received_copy_of_a_socket_this_process_owns_is_adopted() -> None:
         with jn.receive_sockets(rx)["web"] as copy:
             assert isinstance(copy, jn.Server)
             assert copy.fileno() != server.fileno() and copy.address == server.address
-            assert descriptor.owner_of(copy.fileno()) is copy
+            assert kernel_owners.owner_of(copy.fileno()) is copy
             _serves(copy)
         _serves(server)
 
@@ -557,7 +557,7 @@ def lent(sock: socket.socket) -> Iterator[int]:
     try:
         yield fd
     finally:
-        if descriptor.owner_of(fd) is None:
+        if kernel_owners.owner_of(fd) is None:
             os.close(fd)
 
 
@@ -627,7 +627,7 @@ def test_a_plain_udp_socket_is_still_allowed_by_the_same_capability() -> None:
         assert [r.result for r in sink.records] == ["allowed"]
 
 
-# --- One door: nothing but janus_net.adopt turns a descriptor it did not make into an owner
+# --- One door: nothing but janus_net._profiles.adoption turns a descriptor it did not make into an owner
 
 
 def _calls(tree: ast.AST) -> Iterator[tuple[str, ast.Call, list[str]]]:
@@ -648,7 +648,7 @@ def _calls(tree: ast.AST) -> Iterator[tuple[str, ast.Call, list[str]]]:
 def test_only_the_adoption_module_owns_a_descriptor_it_did_not_make() -> None:
     # adopt_into (an fd the caller named) and take_into (a received fd) put a foreign
     # descriptor into a cell; the adoption tables ask what it is. Only the adoption module does
-    # either (what nobody claimed is closed by janus_net.control, which owns nothing).
+    # either (what nobody claimed is closed by janus_net._kernel.control, which owns nothing).
     found: dict[str, set[str]] = {}
     for path in sorted(PACKAGE.rglob("*.py")):
         module = str(path.relative_to(PACKAGE))

@@ -26,8 +26,8 @@ from pathlib import Path
 import pytest
 
 import janus_net as jn
-from janus_net import ancillary
 from janus_net._shim import ffi, lib
+from janus_net._sockets import ancillary
 from janus_net.testing import fail
 from tests.peers import stdlib_view
 

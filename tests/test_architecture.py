@@ -72,7 +72,7 @@ def imports_of(path: Path) -> set[str]:
         for statement in node.body
         for inner in ast.walk(statement)
     }
-    known = _package_modules()
+
     found: set[str] = set()
     for node in ast.walk(tree):
         if id(node) in for_the_checker:

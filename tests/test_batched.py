@@ -21,8 +21,10 @@ import pytest
 
 import janus_net as jn
 from janus_net import platform
+from janus_net._profiles.addresses import parse_address
 from janus_net._sockets.batching import receive_each, send_each
-from janus_net.address import Ip4Address, UnixAddress, parse_address
+from janus_net._values.ip import Ip4Address
+from janus_net._values.unix import UnixAddress
 from tests.tracing import MARK, calls_to, syscalls_after_mark
 
 # A receive buffer big enough that no test burst is dropped (rmem_max permitting).

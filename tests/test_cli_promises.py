@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 import janus_net as jn
-from janus_net.errors import MEMBERS
+from janus_net._values.errors import MEMBERS
 
 COMMAND = [sys.executable, "-m", "janus_net"]
 MEMBER_NAMES = {m.__name__ for m in MEMBERS}
@@ -308,7 +308,7 @@ def test_port_zero_allows_only_port_zero() -> None:
 
 _STOP_DURING_BIND = """
 import os, signal, sys, threading
-from janus_net import cli, testing
+from janus_net import _cli as cli, testing
 
 path = sys.argv[1]
 main = threading.main_thread().ident
@@ -344,12 +344,12 @@ def test_a_stop_signal_during_the_bind_still_closes_and_removes(tmp_path: Path) 
         ("\x00\x1b[2J\x7f\x85", "\\x00\\x1b[2J\\x7f\\x85"),  # C0, DEL, C1 (NEL)
         ("x\u2028y\u2029z", "x\\u2028y\\u2029z"),  # line and paragraph separators
         ("evil\u202etxt.sock", "evil\\u202etxt.sock"),  # a bidi override
-        ("back\\slash", "back\\slash"),  # left as is: escaping stays idempotent (janus_net.escaping)
+        ("back\\slash", "back\\slash"),  # left as is: escaping stays idempotent (janus_net._values.escaping)
         (os.fsdecode(b"bad\xff\xfe"), "bad\\xff\\xfe"),  # undecodable path bytes
     ],
 )
 def test_escape_keeps_one_line_and_shows_what_is_there(text: str, shown: str) -> None:
-    from janus_net.escaping import for_people as _escape
+    from janus_net._values.escaping import for_people as _escape
 
     assert _escape(text) == shown
     assert "\n" not in _escape(text) and _escape(text).isprintable()
@@ -359,7 +359,7 @@ def test_escape_keeps_one_line_and_shows_what_is_there(text: str, shown: str) ->
 # closes what it made in a `with` block, so the stop may land anywhere.
 _STOP_DURING_DEMO = """
 import signal, threading
-from janus_net import cli, testing
+from janus_net import _cli as cli, testing
 
 main = threading.main_thread().ident
 with testing.hold("listen") as parked:

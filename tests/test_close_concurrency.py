@@ -1,6 +1,6 @@
 """close() while another thread is blocked in the same socket.
 
-The rule (janus_net.descriptor): ``close()`` marks the object closed and signals
+The rule (janus_net._kernel.cells): ``close()`` marks the object closed and signals
 its wake fd, which every waiting call polls (never shutdown(): a shared socket keeps
 working for its other holders); the descriptor number is released only when the
 last native call using it has returned. So a blocked call never hangs, and the

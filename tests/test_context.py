@@ -203,7 +203,7 @@ def test_the_largest_finite_timeout_waits_and_a_cancel_still_ends_it() -> None:
 
 
 def test_the_seconds_helper_is_the_one_conversion() -> None:
-    from janus_net import seconds
+    from janus_net._values import seconds
 
     assert seconds.seconds(10**400) == float("inf") and seconds.seconds(-(10**400)) == float("-inf")
     assert seconds.seconds(3) == 3.0 and type(seconds.seconds(3)) is float

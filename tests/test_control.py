@@ -1,4 +1,4 @@
-"""janus_net.control: one bounds rule for every control buffer, and received descriptors closed exactly once.
+"""janus_net._kernel.control: one bounds rule for every control buffer, and received descriptors closed exactly once.
 
 Two kinds of attack. Buffers the kernel would never write (a ``cmsg_len`` below its
 header, past the end, a payload of the wrong size for its type) are crafted here
@@ -31,9 +31,11 @@ import pytest
 from peers import in_poll, run_child
 
 import janus_net as jn
-from janus_net import ancillary, control, supervisor
+from janus_net._kernel import control
+from janus_net._process import supervisor
+from janus_net._process.transfer import HEADER, LAST, MAGIC, VERSION
 from janus_net._shim import ffi, lib
-from janus_net.fdpass import HEADER, LAST, MAGIC, VERSION
+from janus_net._sockets import ancillary
 
 INT = ffi.sizeof("int")
 
@@ -316,7 +318,7 @@ def test_more_descriptors_than_announced_never_enter_the_process(tmp_path: Path)
         """
         import json, os, socket, struct
         import janus_net as jn
-        from janus_net.fdpass import HEADER, LAST, MAGIC, VERSION
+        from janus_net._process.transfer import HEADER, LAST, MAGIC, VERSION
         def chunk(entries, total):
             body = b"".join(struct.pack("!BB", kind, len(name)) + name.encode() for kind, name in entries)
             return HEADER.pack(MAGIC, VERSION, LAST, len(entries), total, len(body)) + body
@@ -427,7 +429,7 @@ def test_an_announced_total_above_rlimit_nofile_is_refused_before_any_descriptor
     result = run_child(
         """
         import json, os, resource, socket, struct, janus_net as jn
-        from janus_net.fdpass import HEADER, MAGIC, VERSION
+        from janus_net._process.transfer import HEADER, MAGIC, VERSION
         name = f"unix:@jn-control-rlimit-{os.getpid()}"
         server = jn.listen(name)
         tx = jn.connect(name)

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from janus_net import syscalls
+from janus_net._kernel import cell_io, loop, tables
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "errno-tables.md"
 
 
-@pytest.mark.parametrize("table", syscalls.TABLES, ids=lambda t: t.label)
-def test_every_bug_row_has_a_reason(table: syscalls.Syscall) -> None:
+@pytest.mark.parametrize("table", tables.TABLES, ids=lambda t: t.label)
+def test_every_bug_row_has_a_reason(table: loop.Syscall) -> None:
     for err, reason in table.bugs.items():
         assert err in errno.errorcode, f"{table.label}: {err} is not an errno"
         assert isinstance(reason, str) and len(reason.split()) >= 4, f"{table.label} {err}: {reason!r}"
@@ -26,12 +26,12 @@ def test_the_doc_prints_the_tables_as_they_are() -> None:
     begin, end = "<!-- bug-rows:begin -->\n", "<!-- bug-rows:end -->"
     assert begin in text and end in text
     rendered = text[text.index(begin) + len(begin) : text.index(end)]
-    assert rendered == syscalls.bug_rows_markdown(), "docs/errno-tables.md is stale: regenerate it (see the doc)"
+    assert rendered == tables.bug_rows_markdown(), "docs/errno-tables.md is stale: regenerate it (see the doc)"
 
 
 def test_the_rendering_names_each_row_once() -> None:
-    rows = syscalls.bug_rows_markdown().splitlines()[2:]
-    expected = sum(len(t.bugs) for t in syscalls.TABLES)
+    rows = tables.bug_rows_markdown().splitlines()[2:]
+    expected = sum(len(t.bugs) for t in tables.TABLES)
     assert len(rows) == expected
     assert len({tuple(r.split(" | ")[:2]) for r in rows}) == expected  # (label, errno) is unique
     assert any("| accept | EOPNOTSUPP |" in r for r in rows)  # the man page's name, not ENOTSUP
@@ -39,6 +39,6 @@ def test_the_rendering_names_each_row_once() -> None:
 
 def test_tables_are_read_only() -> None:
     with pytest.raises(TypeError):
-        syscalls.SEND.bugs[errno.EIO] = "no"  # type: ignore[index]
+        cell_io.SEND.bugs[errno.EIO] = "no"  # type: ignore[index]
     with pytest.raises(TypeError):
-        syscalls.SEND.errors[errno.EIO] = None  # type: ignore[index]
+        cell_io.SEND.errors[errno.EIO] = None  # type: ignore[index]

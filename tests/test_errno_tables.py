@@ -37,10 +37,12 @@ import pytest
 from peers import dial
 
 import janus_net as jn
-from janus_net import errors, syscalls, wakeup
+from janus_net._cli.stop_signals import Stopped
+from janus_net._kernel import cell_io, cells, files, loop, processes, socket_options, sockets
+from janus_net._kernel import tables as kernel_tables
 from janus_net._shim import lib
-from janus_net.errors import ErrnoBug, SocketError
-from janus_net.stops import Stopped
+from janus_net._values import errors
+from janus_net._values.errors import ErrnoBug, SocketError
 from janus_net.testing import Injection, fail
 
 HERE = Path(__file__).resolve().parent
@@ -55,19 +57,20 @@ def ip_port(owner: jn.Socket) -> tuple[str, int]:
     return address.host, address.port
 
 
-def unmapped_errno(table: syscalls.Syscall) -> int:
+def unmapped_errno(table: loop.Syscall) -> int:
     return next(e for e in _UNMAPPED_CANDIDATES if e not in table.errors and e not in table.bugs)
 
 
-def table_label(table: syscalls.Syscall) -> str:
-    """The table's name in the syscalls module (``BIND_UNIX``): unique, unlike ``.name``."""
-    for name, value in vars(syscalls).items():
-        if value is table:
-            return name
-    raise AssertionError(f"{table!r} is in TABLES but not a module attribute of syscalls")
+def table_label(table: loop.Syscall) -> str:
+    """The table's name in its module of the kernel door (``BIND_UNIX``): unique, unlike ``.name``."""
+    for area in kernel_tables._AREAS:
+        for name, value in vars(area).items():
+            if value is table:
+                return name
+    raise AssertionError(f"{table!r} is in TABLES but not a module attribute of the kernel door")
 
 
-TABLES = {table_label(t): t for t in syscalls.TABLES}
+TABLES = {table_label(t): t for t in kernel_tables.TABLES}
 
 
 # --- Routes: how each table's syscall is reached from a public operation.
@@ -335,7 +338,7 @@ def shutdown_server(err: Any, tmp: Path) -> Outcome:
 def shutdown_fd(err: Any, tmp: Path) -> Outcome:
     """The shutdown wrapper itself, on a real connection: every row as the table says."""
     with _tcp_pair() as (_server, _client, stream), fail("shutdown", err) as inj:
-        error = _run(lambda: syscalls.shutdown(stream.fileno(), lib.SHUT_RDWR))
+        error = _run(lambda: sockets.shutdown(stream.fileno(), lib.SHUT_RDWR))
     return Outcome(error, inj, _leftovers(tmp))
 
 
@@ -396,7 +399,7 @@ def stale_probe(err: Any, tmp: Path) -> Outcome:
 
 
 def stale_takeover(name: str) -> Route:
-    """listen(unix, unlink_stale=True) over a stale file, ``name`` armed (janus_net.unixfile).
+    """listen(unix, unlink_stale=True) over a stale file, ``name`` armed (janus_net._profiles.unix_files).
 
     Reaches the lock (open, fstat, flock) and the kernel's list of bound sockets
     (sock_diag). A failure leaves the stale file as it was; an error while judging the
@@ -456,14 +459,14 @@ def listen_unix_owner(name: str) -> Route:
 def getsockopt_fd(err: Any, tmp: Path) -> Outcome:
     """Internal step without a public operation yet: the wrapper on a real listener."""
     with jn.listen("127.0.0.1:0") as server, fail("getsockopt", err) as inj:
-        error = _run(lambda: syscalls.getsockopt_int(server.fileno(), lib.SOL_SOCKET, lib.SO_TYPE))
+        error = _run(lambda: socket_options.getsockopt_int(server.fileno(), lib.SOL_SOCKET, lib.SO_TYPE))
     return Outcome(error, inj, _leftovers(tmp))
 
 
 def getpeername_fd(err: Any, tmp: Path) -> Outcome:
     """Internal step without a public operation yet: the wrapper on a real connection."""
     with _tcp_pair() as (_server, _client, stream), fail("getpeername", err) as inj:
-        error = _run(lambda: syscalls.getpeername(stream.fileno()))
+        error = _run(lambda: sockets.getpeername(stream.fileno()))
     return Outcome(error, inj, _leftovers(tmp))
 
 
@@ -534,7 +537,7 @@ ROUTES: dict[str, tuple[Route, ...]] = {
     "GETRLIMIT": (receive_sockets_unix,),
 }
 
-# --- The adoption door's probes (janus_net.adopt): fd://N, and a received stream
+# --- The adoption door's probes (janus_net._profiles.adoption): fd://N, and a received stream
 
 
 def adopt_fd(name: str) -> Route:
@@ -582,7 +585,7 @@ _ADOPTION = {"ADOPT_FSTAT", "ADOPT_FCNTL", "ADOPT_GETSOCKOPT", "ADOPT_GETSOCKNAM
 _REFUSALS = (SocketError.InvalidAddress, SocketError.SocketUnconnected)
 
 
-# --- DESIGN §14/§16 (janus_net.netns, janus_net.sockopts, janus_net.landlock)
+# --- DESIGN §14/§16 (janus_net._policy.netns, janus_net._profiles.socket_options, janus_net._policy.landlock)
 
 
 def listen_netns(name: str) -> Route:
@@ -731,7 +734,7 @@ def dup2_fd(err: Any, tmp: Path) -> Outcome:
     target = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
     try:
         with fail("dup2", err) as inj:
-            error = _run(lambda: syscalls.dup2(source, target))
+            error = _run(lambda: processes.dup2(source, target))
     finally:
         os.close(source)
         os.close(target)
@@ -763,20 +766,20 @@ def expected(label: str, err: int, debug: bool, route: str) -> type[BaseExceptio
         return ErrnoBug if debug else SocketError.Unexpected
     if label in _ADOPTION and table.errors.get(err) in _REFUSALS:
         return SocketError.ProtocolFailure if route == "receive_stream" else SocketError.InvalidAddress
-    if table is syscalls.CLOSE:
+    if table is cells.CLOSE:
         return None  # close ignores every error but the bug errnos
-    if table is syscalls.CONNECT and err == errno.ECONNREFUSED:
+    if table is sockets.CONNECT and err == errno.ECONNREFUSED:
         return None  # the probe's "stale": the bind takes the path over and succeeds
-    if table is syscalls.SEND_SEGMENTS and table.errors.get(err) is SocketError.OptionUnsupported:
+    if table is cell_io.SEND_SEGMENTS and table.errors.get(err) is SocketError.OptionUnsupported:
         return None  # the route cannot segment: send_segments falls back to sendmmsg
-    if table in (syscalls.LSTAT, syscalls.UNLINK) and route == "stale_takeover" and err == errno.ENOENT:
+    if table in (files.LSTAT, files.UNLINK) and route == "stale_takeover" and err == errno.ENOENT:
         # "The file is gone already" needs nothing: the bind that follows finds the real
         # (still stale) file, which is judged again and taken over.
         return None
     if route == "shutdown_server" and err == errno.ENOTCONN:
         return None  # Server.shutdown() is idempotent: ENOTCONN means "already shut down"
     if (
-        table is syscalls.SOCK_DIAG
+        table is files.SOCK_DIAG
         and route == "listen_unix"
         and table.errors.get(err) in (SocketError.ProtocolUnsupportedBySystem, SocketError.AccessDenied)
     ):
@@ -992,7 +995,7 @@ def test_public_tables_are_design_section_5(label: str) -> None:
     # EOPNOTSUPP and ENOTSUP are one number on Linux: compare numbers, not names.
     assert {e: m.__name__ for e, m in table.errors.items()} == {getattr(errno, n): m for n, m in mapped.items()}
     assert set(table.bugs) == {getattr(errno, name) for name in bugs}
-    assert table.retry_eintr is (table is not syscalls.CLOSE)
+    assert table.retry_eintr is (table is not cells.CLOSE)
 
 
 def test_every_table_has_a_route() -> None:
@@ -1034,7 +1037,7 @@ def child_main() -> None:
     """Run the cases in argv[1] in this process and print one JSON result per case."""
     # The signal wakeup pipe lasts for the process (made by the first wait on the main
     # thread): made here, as the conftest does, not inside whichever case waits first.
-    from janus_net import wakeup
+    from janus_net._policy import wakeup
 
     wakeup.install()
     results = []

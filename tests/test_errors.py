@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 import janus_net as jn
-from janus_net import errors
+from janus_net._values import errors
 
 MEMBERS = [
     "InvalidAddress",
@@ -215,7 +215,7 @@ def test_ebadf_from_accept_is_unexpected_in_release_mode() -> None:
 
 _MODE_PROBE = """
 import os, janus_net as jn
-from janus_net import errors
+from janus_net._values import errors
 server = jn.listen("127.0.0.1:0")
 os.close(server.fileno())
 try:

@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import janus_net as jn
-from janus_net.address import for_people
+from janus_net._values.escaping import for_people
 from janus_net.audit import JsonLinesSink, LoggingSink
 
 # Characters that end a line for str.splitlines() or for a terminal, or drive a terminal.

@@ -23,7 +23,7 @@ import pytest
 from peers import dial, run_child
 
 import janus_net as jn
-from janus_net import syscalls
+from janus_net._kernel import sockets, tables
 from janus_net.testing import fail, syscall_names
 
 # --- The seam's own contract.
@@ -33,7 +33,7 @@ def test_names_are_the_documented_ones() -> None:
     documented = {"socket", "setsockopt", "fcntl", "bind", "listen", "getsockname", "accept", "send", "receive"}
     documented.add("close")
     assert documented <= set(syscall_names())
-    assert set(syscall_names()) == {t.name for t in syscalls.TABLES}
+    assert set(syscall_names()) == {t.name for t in tables.TABLES}
 
 
 def test_unknown_name_is_a_value_error_listing_the_valid_names() -> None:
@@ -58,17 +58,17 @@ def test_unknown_name_is_a_value_error_listing_the_valid_names() -> None:
 def test_bad_arguments_are_value_errors(error: object, after: object, times: object) -> None:
     with pytest.raises(ValueError), fail("bind", error, after=after, times=times):  # type: ignore[arg-type]
         pass
-    assert syscalls.BIND_IP.fault is None and syscalls.BIND_UNIX.fault is None
+    assert sockets.BIND_IP.fault is None and sockets.BIND_UNIX.fault is None
 
 
 def test_arming_one_syscall_twice_raises_and_keeps_the_first_plan() -> None:
     with fail("bind", errno.EACCES) as first:
         with pytest.raises(RuntimeError, match="already armed"), fail("bind", errno.EADDRINUSE):
             pass
-        assert syscalls.BIND_IP.fault is first and syscalls.BIND_UNIX.fault is first
+        assert sockets.BIND_IP.fault is first and sockets.BIND_UNIX.fault is first
         with pytest.raises(jn.SocketError.AccessDenied):
             jn.listen("127.0.0.1:0")
-    assert syscalls.BIND_IP.fault is None
+    assert sockets.BIND_IP.fault is None
 
 
 def test_different_syscalls_can_be_armed_together() -> None:
@@ -106,7 +106,7 @@ def test_one_name_arms_every_table_with_one_counter(tmp_path: Path) -> None:
 def test_the_seam_is_disarmed_after_an_exception() -> None:
     with pytest.raises(RuntimeError, match="boom"), fail("socket", errno.EMFILE):
         raise RuntimeError("boom")
-    assert all(t.fault is None for t in syscalls.TABLES)
+    assert all(t.fault is None for t in tables.TABLES)
     jn.listen("127.0.0.1:0").close()
 
 

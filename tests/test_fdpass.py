@@ -29,11 +29,11 @@ from conftest import open_fds as listed_fds
 from peers import in_poll, run_child
 
 import janus_net as jn
-from janus_net import fdpass
 from janus_net._kernel import control  # its own file: the tracer below runs in it
 from janus_net._process import receiving, transfer
+from janus_net._process import transfer as process_transfer
+from janus_net._process.transfer import HEADER, LAST, MAGIC, VERSION
 from janus_net.audit import ListSink
-from janus_net.fdpass import HEADER, LAST, MAGIC, VERSION
 from janus_net.testing import fail
 
 # The receiver's own lines, the transfer format's it checks chunks with, and those of the
@@ -339,8 +339,8 @@ def test_peer_sigkilled_mid_transfer() -> None:
         if pid == 0:  # pragma: no cover - the child
             try:
                 s = raw(tx)
-                first = chunk([(1, f"s{i}") for i in range(fdpass.CHUNK_MAX)], 300, last=False)
-                s.sendmsg([first], rights(*[web.fileno()] * fdpass.CHUNK_MAX))
+                first = chunk([(1, f"s{i}") for i in range(process_transfer.CHUNK_MAX)], 300, last=False)
+                s.sendmsg([first], rights(*[web.fileno()] * process_transfer.CHUNK_MAX))
             finally:
                 os.kill(os.getpid(), signal.SIGKILL)
         tx.close()

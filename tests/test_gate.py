@@ -21,7 +21,7 @@ import pytest
 
 import janus_net as jn
 from janus_net import platform
-from janus_net.address import exact
+from janus_net._values.addresses import exact
 from janus_net.audit import AuditRecord, ListSink
 from tests.peers import stdlib_view
 from tests.tracing import MARK, calls_to, syscalls_after_mark

@@ -7,7 +7,7 @@ while the exception lives. A hostile *successor* (stdlib client) sends a crafted
 ready frame; `offer` must drop it and hand over to the next honest successor. A
 forged ``files`` frame must never make a successor remove another live socket's
 file, and `offer` must refuse at once a path that holds anything but a stale socket.
-The limits come from `janus_net.frames`; the bytes on the wire are built here, with
+The limits come from `janus_net._process.frames`; the bytes on the wire are built here, with
 `json` and `struct`, independently of its encoder.
 """
 

@@ -42,7 +42,7 @@ import pytest
 from peers import in_poll
 
 import janus_net as jn
-from janus_net import descriptor
+from janus_net._kernel import owners
 
 PACKAGE = str(Path(jn.__file__).resolve().parent) + os.sep
 SENTINELS = 6
@@ -340,7 +340,7 @@ def _run_hooked(
         kept.objects.clear()
         for fd in kept.fds:
             # Not adopted (the interrupt came first): the fd is still the lender's.
-            if _fd_open(fd) and fd not in sentinels and descriptor.owner_of(fd) is None:
+            if _fd_open(fd) and fd not in sentinels and owners.owner_of(fd) is None:
                 os.close(fd)
         if peers.stream is not None:
             peers.stream.close()

@@ -226,7 +226,7 @@ def test_other_threads_running_is_refused_and_changes_nothing() -> None:
         """
 import json, socket, threading
 import janus_net as jn
-from janus_net import landlock
+from janus_net._policy import landlock
 stop = threading.Event()
 worker = threading.Thread(target=stop.wait)
 worker.start()
@@ -260,7 +260,7 @@ def test_enforcing_again_narrows_and_a_revoked_capability_allows_nothing() -> No
         + """
 import json, socket
 import janus_net as jn
-from janus_net import landlock
+from janus_net._policy import landlock
 a, b = free_ports(2)
 jn.NetBind("wide", ports=(a, b)).enforce()
 jn.NetBind("narrow", ports=(a,)).enforce()                # rulesets stack: both must allow
@@ -442,7 +442,7 @@ def test_gap_closed_mptcp_sockets_are_refused_for_all_code_after_enforce() -> No
         + """
 import json, socket, subprocess, sys, threading
 import janus_net as jn
-from janus_net import landlock
+from janus_net._policy import landlock
 before = mptcp()
 jn.NetBind("svc", ports=(8080,)).enforce()
 seen = {"before": before, "v4": mptcp(), "v6": mptcp(socket.AF_INET6), "filtered": landlock.filtered()}
@@ -552,7 +552,7 @@ print(json.dumps({"before": before, "after": x32_getpid(), "pid": os.getpid(), "
 
 def test_the_filter_checks_the_architecture_first_against_the_interpreters_elf_header() -> None:
     """The audit arch comes from the compiler; the oracle is the ELF header of this interpreter."""
-    from janus_net import landlock
+    from janus_net._policy import seccomp
 
     with open(sys.executable, "rb") as exe:
         header = exe.read(20)
@@ -560,7 +560,7 @@ def test_the_filter_checks_the_architecture_first_against_the_interpreters_elf_h
     is64, little = header[4] == 2, header[5] == 1
     machine = int.from_bytes(header[18:20], "little" if little else "big")
     expected = machine | (0x80000000 if is64 else 0) | (0x40000000 if little else 0)  # linux/audit.h
-    program = landlock.filter_program()
+    program = seccomp.filter_program()
     code, _, jump_false, arch = program[1]
     assert (code, arch) == (0x15, expected)  # BPF_JMP | BPF_JEQ | BPF_K (linux/bpf_common.h)
     # Instruction 0 loads seccomp_data.arch (offset 4); a mismatch jumps to a return of EPERM.
@@ -683,12 +683,12 @@ def _run_filter(program: object, nr: int, arch: int, args: tuple[int, ...] = ())
 
 def test_the_filter_decides_each_socket_family_and_protocol_as_documented() -> None:
     """Every decision of the program, run by an interpreter of the BPF spec (SMC included, which this kernel lacks)."""
-    from janus_net import landlock
+    from janus_net._policy import seccomp
     from janus_net._shim import lib
 
     if host_platform.machine() != "x86_64":
         pytest.skip("the oracle's syscall numbers are x86_64's (socket 41, io_uring_setup 425, getpid 39)")
-    program = landlock.filter_program()
+    program = seccomp.filter_program()
     arch = program[1][3]
     allow, eacces, eperm = 0x7FFF0000, 0x00050000 | errno.EACCES, 0x00050000 | errno.EPERM  # linux/seccomp.h
     af_smc, mptcp, smc = 43, 262, 256  # include/linux/socket.h, include/uapi/linux/in.h

@@ -16,7 +16,7 @@ import socket
 import pytest
 
 import janus_net as jn
-from janus_net import descriptor
+from janus_net._kernel import owners
 from tests.peers import run_child
 
 # Each of these is a measurable share of `import janus_net` and needed only by some calls.
@@ -33,7 +33,7 @@ def test_import_janus_net_loads_none_of_the_heavy_stdlib_modules() -> None:
         """
     )
     loaded = set(got)  # type: ignore[call-overload]
-    assert "janus_net.listen" in loaded  # the walk sees what the import did
+    assert "janus_net._profiles.listen" in loaded  # the walk sees what the import did
     assert not loaded & set(NOT_AT_IMPORT), sorted(loaded & set(NOT_AT_IMPORT))
     assert "janus_net.audit" not in loaded and "janus_net.handoff" not in loaded
     # Nor the hand-over's machinery, the supervisor or the command line.
@@ -60,10 +60,10 @@ def test_owners_made_before_the_first_adoption_are_found() -> None:
     got = run_child(
         """
         import json, socket, janus_net as jn
-        from janus_net import descriptor
+        from janus_net._kernel import owners
         server = jn.listen("127.0.0.1:0")
         udp = jn.bind("127.0.0.1:0")
-        registered_before = descriptor._registering
+        registered_before = owners.REGISTRATION.on
         errors = []
         for fd in (server.fileno(), udp.fileno()):
             try:
@@ -115,13 +115,13 @@ def test_two_first_adoptions_on_two_threads_both_see_every_owner() -> None:
 def test_a_closed_owner_does_not_block_adopting_its_number_later() -> None:
     server = jn.listen("127.0.0.1:0")
     fd = server.fileno()
-    assert descriptor.owner_of(fd) is server
+    assert owners.owner_of(fd) is server
     server.close()
-    assert descriptor.owner_of(fd) is None
+    assert owners.owner_of(fd) is None
     lent = socket.create_server(("127.0.0.1", 0))
     try:
         number = lent.fileno()
-        assert descriptor.owner_of(number) is None
+        assert owners.owner_of(number) is None
     finally:
         lent.close()
 

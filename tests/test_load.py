@@ -32,7 +32,7 @@ def test_signal_storm_while_accepting_300_connections() -> None:
         """
         import errno, json, os, signal, subprocess, sys
         import janus_net as jn
-        from janus_net import wakeup
+        from janus_net._policy import wakeup
         from janus_net.testing import fail
 
         wakeup.install()  # the signal wakeup pipe janus_net keeps for the process's life (docs/mechanism.md)
@@ -103,7 +103,7 @@ def test_signal_storm_while_receiving_500_datagrams_with_a_context() -> None:
         """
         import errno, json, os, signal, subprocess, sys
         import janus_net as jn
-        from janus_net import wakeup
+        from janus_net._policy import wakeup
         from janus_net.testing import fail
 
         wakeup.install()  # the signal wakeup pipe janus_net keeps for the process's life (docs/mechanism.md)

@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 import janus_net as jn
-from janus_net import netns, syscalls
+from janus_net._kernel import cells
+from janus_net._policy import netns
 from janus_net.testing import fail
 
 
@@ -242,7 +243,7 @@ def test_keyboard_interrupt_at_every_line_of_run_in_leaks_nothing() -> None:
             sys.settrace(None)
         _helpers_done()
         if fd >= 0:
-            syscalls.close(fd)
+            cells.close(fd)
         assert set(os.listdir("/proc/self/fd")) == before, f"leak with the interrupt at line {n}"
         if n > count:
             break  # the call ran to the end without reaching line n

@@ -15,14 +15,14 @@ from typing import Any
 import pytest
 
 import janus_net as jn
-from janus_net import cliopts
+from janus_net._cli import flags as cliopts
 from janus_net._profiles import listen as profiles
 from janus_net._profiles import native_sequence
+from janus_net._profiles.addresses import parse_address
 from janus_net._profiles.option_checks import FIELDS, Options, bind_options, default, listen_options
 from janus_net._profiles.socket_options import setsockopt_steps
 from janus_net._shim import lib
 from janus_net._values import options as table
-from janus_net.address import parse_address
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "options.md"

@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 
 import janus_net as jn
-from janus_net import syscalls
-from janus_net.address import UnixAddress
-from janus_net.errors import ErrnoBug
+from janus_net._kernel import cells, socket_options, sockets, tables
+from janus_net._values.errors import ErrnoBug
+from janus_net._values.unix import UnixAddress
 from janus_net.testing import fail
 
 E = jn.SocketError
@@ -168,14 +168,14 @@ def test_reuse_port_on_unix_is_refused_before_the_socket(tmp_path: Path) -> None
 
 def test_setsockopt_eopnotsupp_from_the_kernel_is_option_unsupported() -> None:
     # The kernel's own answer, for a caller that reaches setsockopt some other way.
-    desc = syscalls.new_desc()
-    fd = syscalls.socket(desc, socket.AF_UNIX, socket.SOCK_STREAM, 0)
+    desc = cells.new_desc()
+    fd = sockets.socket(desc, socket.AF_UNIX, socket.SOCK_STREAM, 0)
     try:
         with pytest.raises(E.OptionUnsupported) as caught:
-            syscalls.setsockopt_int(fd, socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            socket_options.setsockopt_int(fd, socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         assert caught.value.errno == errno.EOPNOTSUPP
     finally:
-        syscalls.close_desc(desc)
+        cells.close_desc(desc)
 
 
 def test_send_with_a_destination_on_an_unconnected_unix_stream_is_socket_mode_unsupported() -> None:
@@ -332,7 +332,7 @@ def test_no_errno_a_peer_can_cause_is_a_bug_row() -> None:
         },
         "receive": {errno.EINVAL},
     }
-    for table in syscalls.TABLES:
+    for table in tables.TABLES:
         for err in reachable.get(table.name, ()):
             assert err in table.errors and err not in table.bugs, (table.label, errno.errorcode[err])
 
@@ -353,4 +353,4 @@ def test_errnobug_is_still_raised_for_a_real_bug() -> None:
     fd = os.open("/dev/null", os.O_RDONLY)
     os.close(fd)
     with pytest.raises(ErrnoBug):
-        syscalls.close(fd)
+        cells.close(fd)

@@ -371,7 +371,7 @@ def test_an_audit_file_on_a_full_disk_is_one_line_and_exit_1() -> None:
 # the parked main thread itself, so its handler runs while the bind is under way.
 _STOP_AT_START_UP = """
 import signal, sys, threading
-from janus_net import cli, testing
+from janus_net import _cli as cli, testing
 
 path, marker, signum = sys.argv[1], sys.argv[2], int(sys.argv[3])
 main = threading.main_thread().ident
@@ -460,7 +460,8 @@ def test_a_sighup_at_start_up_reloads_nothing_and_kills_nothing(tmp_path: Path) 
 # command. RLIMIT_NOFILE is lowered in the child after janus_net is loaded.
 _FD_LIMITED = """
 import os, resource, shutil, sys  # shutil: argparse imports it when it builds a parser
-from janus_net import cli, supervisor  # loaded before the limit: nothing left to open
+from janus_net import _cli as cli
+from janus_net._cli import run  # loaded before the limit: nothing left to open
 extra = int(sys.argv[1])
 open_fds = {int(fd) for fd in os.listdir("/proc/self/fd") if os.path.exists(f"/proc/self/fd/{fd}")}
 limit, free = 0, 0

@@ -28,9 +28,14 @@ from hypothesis import strategies as st
 from peers import stdlib_view
 
 import janus_net as jn
-from janus_net import platform, sockaddr, syscalls
+from janus_net import platform
+from janus_net._kernel import sockets
+from janus_net._profiles.addresses import parse_address
 from janus_net._shim import ffi, lib
-from janus_net.address import Ip4Address, Ip6Address, UnixAddress, from_sockaddr, parse_address
+from janus_net._values import sockaddr
+from janus_net._values.ip import Ip4Address, Ip6Address
+from janus_net._values.reported import from_sockaddr
+from janus_net._values.unix import UnixAddress
 
 LIMIT = platform.SUN_PATH_SIZE - 1
 
@@ -67,7 +72,7 @@ def stdlib_bound(family: int, kind: int, address: jn.Address) -> Iterator[socket
     s = socket.socket(family, kind)
     try:
         encoded = address.sockaddr
-        syscalls.bind(s.fileno(), encoded.pointer, encoded.length, unix=family == socket.AF_UNIX)
+        sockets.bind(s.fileno(), encoded.pointer, encoded.length, unix=family == socket.AF_UNIX)
         yield s
     finally:
         s.close()
@@ -159,7 +164,7 @@ def test_ip4_encoding_binds_and_connects() -> None:
         # A port in the wrong byte order would connect elsewhere (or be refused).
         with socket.socket() as client:
             target = Ip4Address("127.0.0.2", port).sockaddr
-            syscalls.connect(client.fileno(), target.pointer, target.length)
+            sockets.connect(client.fileno(), target.pointer, target.length)
             assert client.getpeername() == ("127.0.0.2", port)
             conn, peer = s.accept()
             conn.close()
@@ -173,7 +178,7 @@ def test_ip6_encoding_binds_and_connects() -> None:
         port = s.getsockname()[1]
         with socket.socket(socket.AF_INET6) as client:
             target = parse(f"[::1]:{port}").sockaddr
-            syscalls.connect(client.fileno(), target.pointer, target.length)
+            sockets.connect(client.fileno(), target.pointer, target.length)
             assert client.getpeername() == ("::1", port, 0, 0)
             s.accept()[0].close()
 
@@ -186,7 +191,7 @@ def test_ip4_mapped_encoding_reaches_an_ipv4_peer() -> None:
         with socket.socket(socket.AF_INET6) as client:
             client.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
             target = Ip6Address.from_ip4(Ip4Address("127.0.0.1", port)).sockaddr
-            syscalls.connect(client.fileno(), target.pointer, target.length)
+            sockets.connect(client.fileno(), target.pointer, target.length)
             assert client.getpeername()[:2] == ("::ffff:127.0.0.1", port)
             server.accept()[0].close()
 
@@ -349,7 +354,7 @@ def test_decode_a_real_netlink_sockaddr_raises_value_error() -> None:
     # A family the kernel really hands back, which has no janus_net address type.
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as nl:
         nl.bind((0, 0))
-        storage, length = syscalls.getsockname(nl.fileno())
+        storage, length = sockets.getsockname(nl.fileno())
         assert ffi.cast("struct sockaddr *", storage).sa_family == socket.AF_NETLINK
         with pytest.raises(ValueError):
             from_sockaddr(storage, length)

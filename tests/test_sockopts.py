@@ -22,7 +22,7 @@ import pytest
 from peers import stdlib_view
 
 import janus_net as jn
-from janus_net import netns
+from janus_net._policy import netns
 from janus_net._shim import lib
 from janus_net.testing import fail
 

@@ -30,14 +30,21 @@ from typing import Any
 import pytest
 
 import janus_net as jn
-from janus_net import descriptor, platform, steps, syscalls
-from janus_net._kernel import loop, step_sequence
+from janus_net import platform
+from janus_net._kernel import cells, loop, socket_options, step_sequence
+from janus_net._kernel import cells as kernel_cells
+from janus_net._kernel import loop as kernel_loop
+from janus_net._kernel import sockets as kernel_sockets
+from janus_net._kernel import step_sequence as kernel_step_sequence
 from janus_net._profiles import native_sequence
+from janus_net._profiles import native_sequence as profiles_native_sequence
+from janus_net._profiles.addresses import parse_address
+from janus_net._profiles.option_checks import Options, bind_options, listen_options
 from janus_net._shim import ffi, lib
-from janus_net.address import Address, from_sockaddr, parse_address
-from janus_net.errors import ErrnoBug
-from janus_net.options import Options, bind_options, listen_options
-from janus_net.socket import Mode
+from janus_net._values.addresses import Address
+from janus_net._values.errors import ErrnoBug
+from janus_net._values.kinds import Mode
+from janus_net._values.reported import from_sockaddr
 from janus_net.testing import fail
 from tests.tracing import calls_to, syscalls_after_mark
 
@@ -62,16 +69,16 @@ def native(address: str, opts: Options | None = None, ctx: jn.Context | None = N
     """Run the driver as `_open` will: returns (fd, bound address); the caller closes the fd."""
     addr = parse_address(address)
     opts = listen_options() if opts is None else opts
-    plan = steps.plan_for(addr, opts)
+    plan = profiles_native_sequence.plan_for(addr, opts)
     assert plan is not None
-    desc = descriptor.new()
-    io = steps.new_io(desc)
+    desc = kernel_cells.new_desc()
+    io = profiles_native_sequence.new_io(desc)
     try:  # as `_open` will: the call inside the try whose except discards
-        steps.run(plan, io, addr, ctx)
-        bound = steps.bound_address(io, addr)
+        profiles_native_sequence.run(plan, io, addr, ctx)
+        bound = profiles_native_sequence.bound_address(io, addr)
         return int(lib.jn_desc_detach(desc)), bound  # the fd leaves the cell: the caller's to close
     except BaseException:
-        steps.discard(io)
+        profiles_native_sequence.discard(io)
         raise
 
 
@@ -105,12 +112,12 @@ def native_failure(step: int, err: int, times: int = 1) -> Iterator[list[int]]:
                 return -1
             return fn(*args)
 
-    assert syscalls._SEQUENCE.fault is None
-    syscalls._SEQUENCE.fault = AtStep()
+    assert kernel_step_sequence._SEQUENCE.fault is None
+    kernel_step_sequence._SEQUENCE.fault = AtStep()
     try:
         yield starts
     finally:
-        syscalls._SEQUENCE.fault = None
+        kernel_step_sequence._SEQUENCE.fault = None
 
 
 def plain_error(name: str, err: int, address: str = IP4, opts: Options | None = None) -> BaseException:
@@ -136,15 +143,15 @@ def same_error(a: BaseException, b: BaseException) -> None:
 # Step index -> (fault seam name, table) for the default IP listen plan (SO_REUSEADDR only).
 DEFAULT_STEPS = {0: "socket", 1: "setsockopt", 2: "bind", 3: "listen", 4: "getsockname"}
 TABLE_OF = {
-    "socket": syscalls.SOCKET,
-    "setsockopt": syscalls.SETSOCKOPT,
-    "bind": syscalls.BIND_IP,
-    "listen": syscalls.LISTEN,
-    "getsockname": syscalls.GETSOCKNAME,
+    "socket": kernel_sockets.SOCKET,
+    "setsockopt": socket_options.SETSOCKOPT,
+    "bind": kernel_sockets.BIND_IP,
+    "listen": kernel_sockets.LISTEN,
+    "getsockname": kernel_sockets.GETSOCKNAME,
 }
 
 
-def rows(table: syscalls.Syscall) -> list[int]:
+def rows(table: kernel_loop.Syscall) -> list[int]:
     return sorted({*table.errors, *table.bugs, errno.EIO})  # EIO: a row no table has (Unexpected)
 
 
@@ -203,7 +210,7 @@ def check_same_as_plain(address: str, opts: Options) -> None:
     fd, bound = native(address, opts)
     try:
         got = kernel_view(fd)
-        storage, length = syscalls.getsockname(fd)
+        storage, length = kernel_sockets.getsockname(fd)
         assert bound == from_sockaddr(storage, length)  # what the kernel says, decoded in full
     finally:
         os.close(fd)
@@ -248,12 +255,14 @@ def test_a_fixed_port_is_bound_and_reported() -> None:
 
 def test_plans_are_built_once_and_only_where_native_applies(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     a = parse_address(IP4)
-    assert steps.plan_for(a, listen_options()) is steps.plan_for(a, listen_options())
+    assert profiles_native_sequence.plan_for(a, listen_options()) is profiles_native_sequence.plan_for(
+        a, listen_options()
+    )
     path = parse_address(f"unix:{tmp_path}/s.sock")
-    assert steps.plan_for(path, listen_options()) is None  # a unix socket file: the plain path
-    assert steps.plan_for(parse_address("unix:@jn-steps-plan"), listen_options()) is not None
+    assert profiles_native_sequence.plan_for(path, listen_options()) is None  # a unix socket file: the plain path
+    assert profiles_native_sequence.plan_for(parse_address("unix:@jn-steps-plan"), listen_options()) is not None
     monkeypatch.setattr(platform, "HAS_SOCK_CLOEXEC", False)
-    assert steps.plan_for(a, listen_options()) is None  # the SOCK_CLOEXEC emulation: the plain path
+    assert profiles_native_sequence.plan_for(a, listen_options()) is None  # the SOCK_CLOEXEC emulation: the plain path
 
 
 # --- errors, through the fault seam (each step alone through the retry loop)
@@ -372,21 +381,21 @@ def test_real_listen_eopnotsupp_on_a_datagram_socket() -> None:
 
 def test_real_setsockopt_enoprotoopt() -> None:
     # IPV6_V6ONLY on an AF_INET socket: the kernel says ENOPROTOOPT at the second option.
-    plan = steps.Plan(lib.AF_INET, listen_options(ip6_only=True))
+    plan = profiles_native_sequence.Plan(lib.AF_INET, listen_options(ip6_only=True))
     addr = parse_address(IP4)
-    desc = descriptor.new()
-    io = steps.new_io(desc)
+    desc = kernel_cells.new_desc()
+    io = profiles_native_sequence.new_io(desc)
     with closes_counted() as closes, pytest.raises(jn.SocketError.OptionUnsupported) as got:
-        steps.run(plan, io, addr)
+        profiles_native_sequence.run(plan, io, addr)
     assert got.value.syscall == "setsockopt" and io.desc.fd == -1 and closes.calls == 1
 
 
 def test_real_socket_eafnosupport() -> None:
-    plan = steps.Plan(lib.AF_UNSPEC, listen_options())
-    desc = descriptor.new()
-    io = steps.new_io(desc)
+    plan = profiles_native_sequence.Plan(lib.AF_UNSPEC, listen_options())
+    desc = kernel_cells.new_desc()
+    io = profiles_native_sequence.new_io(desc)
     with closes_counted() as closes, pytest.raises(jn.SocketError.AddressFamilyUnsupported):
-        steps.run(plan, io, parse_address(IP4))
+        profiles_native_sequence.run(plan, io, parse_address(IP4))
     assert io.desc.fd == -1 and closes.calls == 0
 
 
@@ -397,10 +406,10 @@ def test_c_resumes_at_the_failed_step_without_a_second_socket() -> None:
     holder.listen()
     port = holder.getsockname()[1]
     addr = parse_address(f"127.0.0.1:{port}")
-    plan = steps.plan_for(addr, listen_options())
+    plan = profiles_native_sequence.plan_for(addr, listen_options())
     assert plan is not None
-    desc = descriptor.new()
-    io = steps.new_io(desc)
+    desc = kernel_cells.new_desc()
+    io = profiles_native_sequence.new_io(desc)
     encoded = addr.sockaddr
     try:
         assert lib.jn_steps(plan.struct, io, encoded.pointer, encoded.length, 0, plan.end) == -1
@@ -411,7 +420,7 @@ def test_c_resumes_at_the_failed_step_without_a_second_socket() -> None:
         assert io.desc.fd == first and io.at == plan.end and io.port == port
     finally:
         holder.close()
-        steps.discard(io)
+        profiles_native_sequence.discard(io)
 
 
 # --- checkpoints (:service)
@@ -515,7 +524,7 @@ def test_a_cancelled_context_makes_no_socket() -> None:
 def test_a_stock_deadline_passing_mid_sequence_stops_natively_at_the_next_checkpoint() -> None:
     """The deadline passes after socket; C stops before bind (checkpoints 3/4) without calling it."""
     addr = parse_address(IP4)
-    plan = steps.plan_for(addr, listen_options())
+    plan = profiles_native_sequence.plan_for(addr, listen_options())
     assert plan is not None
     ctx = jn.Context.with_timeout(0.2)
 
@@ -528,27 +537,27 @@ def test_a_stock_deadline_passing_mid_sequence_stops_natively_at_the_next_checkp
                 time.sleep(0.3)  # the deadline passes here
             return fn(*args)  # resumes at step 1: the options, then the checkpoint before bind
 
-    desc = descriptor.new()
+    desc = kernel_cells.new_desc()
 
-    io = steps.new_io(desc)
-    syscalls._SEQUENCE.fault = SlowSocket()
+    io = profiles_native_sequence.new_io(desc)
+    kernel_step_sequence._SEQUENCE.fault = SlowSocket()
     try:
         with closes_counted() as closes, pytest.raises(jn.SocketError.Timeout) as got:
-            steps.run(plan, io, addr, ctx)
+            profiles_native_sequence.run(plan, io, addr, ctx)
     finally:
-        syscalls._SEQUENCE.fault = None
+        kernel_step_sequence._SEQUENCE.fault = None
     assert got.value.reason == "deadline"
     assert io.at == plan.bind_step and io.desc.fd == -1 and closes.calls == 1
 
 
 def test_discard_closes_once_and_empties_the_cell() -> None:
     fd, _ = native(IP4)
-    desc = descriptor.new()
-    io = steps.new_io(desc)
-    syscalls.adopt_into(desc, fd)
+    desc = kernel_cells.new_desc()
+    io = profiles_native_sequence.new_io(desc)
+    cells.adopt_into(desc, fd)
     with closes_counted() as closes:
-        steps.discard(io)
-        steps.discard(io)
+        profiles_native_sequence.discard(io)
+        profiles_native_sequence.discard(io)
     assert closes.calls == 1 and io.desc.fd == -1
     with pytest.raises(OSError):
         os.fstat(fd)
@@ -577,12 +586,12 @@ def test_a_real_sigint_arriving_inside_the_c_call_closes_the_fd_once(after: int)
             signal.pthread_kill(threading.get_ident(), signal.SIGINT)  # pending until C returns
             return rc if rc < 0 else fn(*args)
 
-    syscalls._SEQUENCE.fault = SignalInside()
+    kernel_step_sequence._SEQUENCE.fault = SignalInside()
     try:
         with sigint_raises(), closes_counted() as closes, pytest.raises(KeyboardInterrupt):
             native(IP4)
     finally:
-        syscalls._SEQUENCE.fault = None
+        kernel_step_sequence._SEQUENCE.fault = None
     assert closes.calls == 1
 
 
@@ -641,14 +650,15 @@ def test_keyboard_interrupt_at_every_line_of_the_driver_leaves_nothing(kind: str
 def test_strace_sees_exactly_the_plain_paths_syscalls(tmp_path: Any) -> None:
     program = """
 import os
-from janus_net import descriptor, steps
-from janus_net.address import parse_address
-from janus_net.options import listen_options
+from janus_net._kernel import cells
+from janus_net._profiles import native_sequence as steps
+from janus_net._profiles.addresses import parse_address
+from janus_net._profiles.option_checks import listen_options
 from tests.tracing import MARK
 addr = parse_address("127.0.0.1:0")
 plan = steps.plan_for(addr, listen_options())
 os.write(1, MARK)
-desc = descriptor.new()
+desc = cells.new_desc()
 io = steps.new_io(desc)
 steps.run(plan, io, addr)
 steps.discard(io)

@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import janus_net as jn
-from janus_net.options import BadOptionType
+from janus_net._profiles.option_checks import BadOptionType
 from tests.tracing import MARK, calls_to, syscalls_after_mark
 
 NOT_BOOL = st.one_of(

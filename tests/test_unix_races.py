@@ -847,7 +847,7 @@ def test_a_cancel_from_another_thread_ends_the_lock_wait_at_once(tmp_path: Path)
 
 def test_a_nap_is_a_janus_net_wait_a_cancel_ends_at_once() -> None:
     """A nap far longer than the test: only the cancel can end it."""
-    from janus_net import waiting
+    from janus_net._policy import waiting
 
     ctx = jn.Context()
     with in_thread(lambda: waiting.pause(ctx, 10 * 60 * 1000)) as out:

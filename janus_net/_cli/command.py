@@ -31,7 +31,7 @@ from janus_net._cli import describe, output
 from janus_net._cli.listen import listen
 from janus_net._cli.parsers import build_parser
 from janus_net._cli.stop_signals import Stopped, StopSignals, die_of
-from janus_net.errors import SocketError
+from janus_net._values.errors import SocketError
 
 Command = Callable[[argparse.Namespace, StopSignals], int]
 

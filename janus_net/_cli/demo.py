@@ -34,14 +34,14 @@ from typing import TextIO
 from janus_net import handoff, layout
 from janus_net._cli.output import Output
 from janus_net._cli.stop_signals import StopSignals
-from janus_net.address import Ip4Address
+from janus_net._policy.capability import NetBind
+from janus_net._policy.context import Context
+from janus_net._profiles.listen import bind, listen, listen_with_capability, listen_with_context
+from janus_net._sockets.segments import split
+from janus_net._sockets.server import Server
+from janus_net._values.errors import SocketError
+from janus_net._values.ip import Ip4Address
 from janus_net.audit import AuditRecord
-from janus_net.capability import NetBind
-from janus_net.context import Context
-from janus_net.errors import SocketError
-from janus_net.listen import bind, listen, listen_with_capability, listen_with_context
-from janus_net.segments import split
-from janus_net.socket import Server
 
 _DEADLINE = 0.3
 

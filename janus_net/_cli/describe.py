@@ -12,7 +12,11 @@ import json
 from janus_net import layout
 from janus_net._cli.output import Output, for_people_lines
 from janus_net._cli.stop_signals import StopSignals
-from janus_net.address import FdAddress, Ip6Address, UnixAddress, for_people, parse_address
+from janus_net._profiles.addresses import parse_address
+from janus_net._values.escaping import for_people
+from janus_net._values.fd import FdAddress
+from janus_net._values.ip import Ip6Address
+from janus_net._values.unix import UnixAddress
 
 
 def parse(args: argparse.Namespace, stops: StopSignals) -> int:

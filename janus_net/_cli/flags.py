@@ -20,8 +20,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from janus_net import seconds as _seconds
 from janus_net._profiles.option_checks import listen_options
+from janus_net._values import seconds as values_seconds
 from janus_net._values.options import NOT_TAKEN, OPTIONS, Option
 
 
@@ -29,10 +29,10 @@ def seconds(text: str) -> float:
     """A number of seconds for ``--timeout``-style flags: 0 or more; ``inf`` (or beyond the float range) is never.
 
     The one reading of seconds on the command line, through the library's own
-    (`janus_net.seconds`), so a flag and a `Context` treat the extremes alike.
+    (`janus_net._values.seconds`), so a flag and a `Context` treat the extremes alike.
     """
     try:
-        value = _seconds.seconds(float(text))
+        value = values_seconds.seconds(float(text))
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
     if not value >= 0:

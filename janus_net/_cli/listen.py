@@ -19,12 +19,13 @@ from typing import TextIO
 from janus_net._cli import flags, output
 from janus_net._cli.output import HeldSink, Output, stdout_sink
 from janus_net._cli.stop_signals import StopSignals
+from janus_net._policy.capability import NetBind
+from janus_net._policy.context import Context
+from janus_net._profiles.listen import listen_with_capability, listen_with_context
+from janus_net._sockets.server import Server
+from janus_net._sockets.stream import Stream
+from janus_net._values.errors import SocketError
 from janus_net.audit import Sink
-from janus_net.capability import NetBind
-from janus_net.context import Context
-from janus_net.errors import SocketError
-from janus_net.listen import listen_with_capability, listen_with_context
-from janus_net.socket import Server, Stream
 
 
 def listen(args: argparse.Namespace, stops: StopSignals) -> int:

@@ -19,11 +19,11 @@ import os
 import sys
 from typing import TextIO
 
-from janus_net import descriptor, syscalls
+from janus_net._kernel import cells, files, processes
 from janus_net._shim import lib
+from janus_net._values.errors import SocketError
+from janus_net._values.escaping import for_people
 from janus_net.audit import AuditRecord, JsonLinesSink, Sink
-from janus_net.errors import SocketError
-from janus_net.escaping import for_people
 
 # An output error is reported as the member a socket write with that errno would raise.
 _OUTPUT_MEMBERS: dict[int, type[SocketError]] = {
@@ -69,14 +69,14 @@ def discard_stdout() -> None:
     exit, printing a second error line. Errors here are ignored (there is nowhere
     left to report them), but a bug row's.
     """
-    cell = descriptor.new()
+    cell = cells.new_desc()
     try:
-        null = syscalls.open_path(cell, b"/dev/null", lib.O_WRONLY, 0)
-        syscalls.dup2(null, 1)
+        null = files.open_path(cell, b"/dev/null", lib.O_WRONLY, 0)
+        processes.dup2(null, 1)
     except SocketError:
         pass
     finally:
-        descriptor.close(cell)
+        cells.close_desc(cell)
 
 
 class FileSink:

@@ -33,18 +33,20 @@ from typing import Any, TextIO
 from janus_net._cli import flags, output
 from janus_net._cli.parsers import build_run_parser, check_run_args
 from janus_net._cli.stop_signals import StopSignals
+from janus_net._policy.capability import NetBind
+from janus_net._policy.context import Context
 from janus_net._process.supervisor import STOP_SIGNALS, Supervisor
-from janus_net.address import parse_address
-from janus_net.capability import NetBind
-from janus_net.context import Context
-from janus_net.errors import SocketError
-from janus_net.listen import (
+from janus_net._profiles.addresses import parse_address
+from janus_net._profiles.listen import (
     bind_with_capability,
     bind_with_context,
     listen_with_capability,
     listen_with_context,
 )
-from janus_net.socket import Mode, Server, Socket
+from janus_net._sockets.datagram import Socket
+from janus_net._sockets.server import Server
+from janus_net._values.errors import SocketError
+from janus_net._values.kinds import Mode
 
 #: Before the command runs there is nothing to reload: a SIGHUP then is ignored (and
 #: does not kill the supervisor with its sockets bound and its unix files in place).

@@ -22,9 +22,9 @@ import sys
 from collections.abc import Iterable
 from types import FrameType
 
-from janus_net import syscalls
+from janus_net._kernel import processes
+from janus_net._policy.context import Context
 from janus_net._process.stopped import Stopped
-from janus_net.context import Context
 
 
 class StopSignals:
@@ -98,7 +98,7 @@ def die_of(signum: int) -> int:
             pass
     signal.signal(signum, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signum})
-    syscalls.kill(os.getpid(), signum)
+    processes.kill(os.getpid(), signum)
     return 128 + signum
 
 

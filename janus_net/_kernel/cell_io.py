@@ -21,7 +21,7 @@ from janus_net._kernel.cells import close_desc
 from janus_net._kernel.flags import set_cloexec
 from janus_net._kernel.loop import OUR_FD, OUR_POINTER, OUR_SOCKET, Checkpoint, Syscall, retry
 from janus_net._shim import ffi, lib
-from janus_net.errors import SocketError
+from janus_net._values.errors import SocketError
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
@@ -177,7 +177,7 @@ def sendmmsg_on(desc: Any, msgs: Any, count: int, flags: int, address: object = 
 # is SEND with the rows its control message adds.
 
 #: sendmsg with a UDP_SEGMENT control message. The added rows mean "this socket or
-#: route cannot segment": `janus_net.segments` catches OptionUnsupported from this table
+#: route cannot segment": `janus_net._sockets.segments` catches OptionUnsupported from this table
 #: and sends the same datagrams with sendmmsg instead, so a user never sees these rows.
 SEND_SEGMENTS = Syscall(
     "send",

@@ -36,7 +36,7 @@ from collections.abc import Callable
 
 from janus_net._kernel.loop import Syscall, retry
 from janus_net._shim import ffi, lib
-from janus_net.errors import ErrnoBug, SocketError
+from janus_net._values.errors import ErrnoBug, SocketError
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
@@ -213,7 +213,7 @@ def check_detachable(desc: Any, address: str | None = None) -> None:
 
 
 #: The native hand-over: takes the fd out of a cell (which then counts as closed) and
-#: returns it, or -1. Called by `janus_net.socket` directly inside the expression that
+#: returns it, or -1. Called by `janus_net._sockets` directly inside the expression that
 #: gives the fd to its new owner, so that no janus_net bytecode runs while only a
 #: Python int holds it.
 DETACH = lib.jn_desc_detach

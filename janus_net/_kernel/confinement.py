@@ -1,8 +1,8 @@
 """What the kernel confines a process to, and how janus_net confines it further.
 
-`NetBind.enforce` (janus_net.landlock) makes the kernel enforce the capability: a
+`NetBind.enforce` (janus_net._policy.landlock) makes the kernel enforce the capability: a
 Landlock ruleset (`landlock_*`), a seccomp filter beside it (`seccomp_*`), and
-no_new_privs first (`set_no_new_privs`: prctl). janus_net.netns makes a socket inside
+no_new_privs first (`set_no_new_privs`: prctl). janus_net._policy.netns makes a socket inside
 another network namespace (`open_namespace`, `namespace_type`, `setns`). And the
 limit every received descriptor is counted against: RLIMIT_NOFILE (`nofile_limits`).
 
@@ -18,7 +18,7 @@ import errno as E  # noqa: N812 - E.EBADF keeps the tables' rows short and align
 from janus_net import platform
 from janus_net._kernel.loop import Checkpoint, Syscall, retry
 from janus_net._shim import ffi, lib
-from janus_net.errors import SocketError
+from janus_net._values.errors import SocketError
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:

@@ -26,7 +26,7 @@ from __future__ import annotations
 from janus_net import platform
 from janus_net._kernel import cells
 from janus_net._shim import ffi, lib
-from janus_net.errors import SocketError
+from janus_net._values.errors import SocketError
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ from janus_net._kernel.cells import close_desc, new_desc
 from janus_net._kernel.loop import NOT_ADOPTABLE, OUR_FD, OUR_POINTER, Checkpoint, Syscall, retry
 from janus_net._kernel.sockets import socket
 from janus_net._shim import ffi, lib
-from janus_net.errors import SocketError
+from janus_net._values.errors import SocketError
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:

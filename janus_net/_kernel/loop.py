@@ -27,9 +27,9 @@ import errno as E  # noqa: N812 - E.EBADF keeps the tables' rows short and align
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 
-from janus_net import errors
 from janus_net._shim import ffi
-from janus_net.errors import ErrnoBug, SocketError
+from janus_net._values import errors
+from janus_net._values.errors import ErrnoBug, SocketError
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
@@ -157,7 +157,7 @@ OUR_FD = "the descriptor is one janus_net owns and keeps open while the call run
 OUR_SOCKET = "the descriptor is a socket janus_net made, or one it checked is a socket (fstat) before adopting it"
 OUR_POINTER = "every pointer passed is memory janus_net allocated for this call"
 
-# The adoption door's probes (janus_net.adopt) ask about a descriptor janus_net did not
+# The adoption door's probes (janus_net._profiles.adoption) ask about a descriptor janus_net did not
 # make. A number a caller names may be closed, or closed by another of its threads
 # meanwhile; a descriptor a peer sends may be an O_PATH handle of a socket file (fstat
 # says "socket", every socket call says EBADF), a pipe, or a socket of a family without

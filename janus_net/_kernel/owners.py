@@ -2,7 +2,7 @@
 
 Adopting a descriptor a janus_net owner holds would give it two owners (and two
 closes, the second of a number that may name something else by then), so the
-adoption door (janus_net.adopt) asks `owner_of` first. Every descriptor janus_net holds
+adoption door (janus_net._profiles.adoption) asks `owner_of` first. Every descriptor janus_net holds
 is in a cell (janus_net._kernel.cells): an owner's, one still in flight (a socket
 being set up, an accepted fd before its Stream exists, a lock file, a namespace
 handle), or a received one waiting in a control buffer; each of them counts.

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from janus_net._kernel.files import os_bytes
 from janus_net._kernel.loop import OUR_FD, OUR_POINTER, WOULD_BLOCK, Syscall, retry
 from janus_net._shim import ffi, lib
-from janus_net.errors import SocketError
+from janus_net._values.errors import SocketError
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ import errno as E  # noqa: N812 - E.EBADF keeps the tables' rows short and align
 
 from janus_net._kernel.loop import NOT_ADOPTABLE, OUR_FD, OUR_POINTER, OUR_SOCKET, Checkpoint, Syscall, retry
 from janus_net._shim import ffi, lib
-from janus_net.errors import SocketError
+from janus_net._values.errors import SocketError
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:

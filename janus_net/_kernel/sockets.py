@@ -31,7 +31,7 @@ from janus_net._kernel.loop import (
 )
 from janus_net._kernel.socket_options import getsockopt_int
 from janus_net._shim import ffi, lib
-from janus_net.errors import SocketError
+from janus_net._values.errors import SocketError
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:

@@ -12,9 +12,9 @@ it maps nothing, and the seam arms the steps' own tables instead.
 
 from __future__ import annotations
 
-from janus_net import errors
 from janus_net._kernel import cell_io, cells, confinement, files, flags, processes, socket_options, sockets, waking
 from janus_net._kernel.loop import Syscall
+from janus_net._values import errors
 
 #: The modules whose tables the door has, in the order the tables are listed.
 _AREAS = (sockets, socket_options, flags, cells, cell_io, waking, files, confinement, processes)

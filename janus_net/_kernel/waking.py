@@ -20,7 +20,7 @@ import errno as E  # noqa: N812 - E.EBADF keeps the tables' rows short and align
 
 from janus_net._kernel.loop import OUR_POINTER, Checkpoint, Syscall, retry
 from janus_net._shim import ffi, lib
-from janus_net.errors import SocketError
+from janus_net._values.errors import SocketError
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ def signal_waker(cell: Any) -> None:
 def make_wakeup_pipe(cell: Any) -> tuple[int, int]:
     """Fill a `new_waker_cell` with a non-blocking, close-on-exec pipe unless it has one; (read, write).
 
-    The pipe janus_net installs as the interpreter's signal wakeup fd (janus_net.wakeup).
+    The pipe janus_net installs as the interpreter's signal wakeup fd (janus_net._policy.wakeup).
     """
     retry(EVENTFD, lib.jn_wakeup_new, (cell,))
     return int(cell[0]), int(cell[1])

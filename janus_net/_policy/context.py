@@ -42,7 +42,7 @@ from __future__ import annotations
 import time
 from _weakrefset import WeakSet  # weakref.WeakSet itself, without the weakref module (import time)
 
-from janus_net import syscalls
+from janus_net._kernel import cell_io, waking
 from janus_net._values.errors import SocketError
 from janus_net._values.seconds import deadline_after, deadline_at
 
@@ -76,10 +76,10 @@ class Context:
         self._parent: Context | None = None
         # [read fd, write fd (-1 for an eventfd)]: a native cell, filled by the first
         # wait (creating a context makes no fd) and closed when the closer is collected.
-        self._waker, self._waker_closer = syscalls.new_waker_cell()
+        self._waker, self._waker_closer = waking.new_waker_cell()
         # The listeners an accept(ctx) is using right now (their cells): a thread can
         # sleep inside accept(2) itself, where the wake fd does not reach it, and
-        # cancel() then signals it (janus_net.socket.Server.accept).
+        # cancel() then signals it (janus_net._sockets.server.Server.accept).
         self._accepting: list[Any] = []
 
     # --- making contexts
@@ -168,10 +168,10 @@ class Context:
         self._cancelled = True
         # Marked in the native cell too, before the kick: an accept reads the mark once
         # it has said it is inside accept(2), so it either sees the mark or is kicked.
-        syscalls.mark_cancelled(self._waker)
-        syscalls.signal_waker(self._waker)
+        waking.mark_cancelled(self._waker)
+        waking.signal_waker(self._waker)
         for cell in tuple(self._accepting):
-            syscalls.kick_acceptor(cell)
+            cell_io.kick_acceptor(cell)
         while True:
             try:
                 children = list(self._children)
@@ -232,7 +232,7 @@ class Context:
         if self.expired:
             raise SocketError.Timeout("deadline", "context deadline exceeded")
 
-    # --- for the blocking calls in janus_net.socket
+    # --- for the blocking calls in janus_net._sockets
 
     def _wake_fd(self) -> int:
         """The fd that becomes readable when this context is cancelled; made on first use.
@@ -245,11 +245,11 @@ class Context:
         # pair in the cell is the parent's, and the call replaces it with this process's.
         # No lock: racing threads share the one pair the native call publishes, and
         # cancel() never waits on anything.
-        fd = syscalls.make_waker(waker)
+        fd = waking.make_waker(waker)
         # Published before the flag is read: a cancel() that ran before found no fd to
         # signal, so the flag it set is seen here, and the fd signalled now.
         if self._cancelled:
-            syscalls.signal_waker(waker)
+            waking.signal_waker(waker)
         return fd
 
     def __repr__(self) -> str:

@@ -44,7 +44,7 @@ import sys
 import time
 from collections.abc import Iterable
 
-from janus_net import syscalls
+from janus_net._kernel import cells, confinement
 from janus_net._policy.seccomp import filter_program
 from janus_net._shim import ffi, lib
 from janus_net._values.addresses import Address
@@ -73,7 +73,7 @@ _UNCOVERED = frozenset({lib.JN_IPPROTO_MPTCP, lib.JN_IPPROTO_SMC})
 
 def abi() -> int:
     """The Landlock ABI the running kernel offers (an int; 0 without Landlock)."""
-    return syscalls.landlock_abi()
+    return confinement.landlock_abi()
 
 
 def enforced_ports() -> frozenset[int] | None:
@@ -133,7 +133,7 @@ def _restrict_and_remember(allowed: frozenset[int], flags: int) -> None:
     _allowed = allowed if _allowed is None else _allowed & allowed
     if not _filtered:
         program = filter_program()
-        syscalls.seccomp_set_filter(lib.JN_SECCOMP_FILTER_FLAG_TSYNC, program.fprog)
+        confinement.seccomp_set_filter(lib.JN_SECCOMP_FILTER_FLAG_TSYNC, program.fprog)
         _filtered = True
 
 
@@ -149,7 +149,7 @@ def _filter_available() -> None:
             "this build cannot install the seccomp filter that closes Landlock's MPTCP gap (no seccomp(2) or an "
             "architecture the shim does not know)",
         )
-    syscalls.seccomp_action_available(lib.JN_SECCOMP_RET_ERRNO)
+    confinement.seccomp_action_available(lib.JN_SECCOMP_RET_ERRNO)
 
 
 def refuse_uncovered(address: Address, mode: int, protocol: int) -> None:
@@ -176,18 +176,18 @@ def refuse_uncovered(address: Address, mode: int, protocol: int) -> None:
 def _restrict(ports: frozenset[int], flags: int) -> None:
     attr = ffi.new("struct jn_landlock_ruleset_attr *")
     attr.handled_access_net = lib.JN_LANDLOCK_ACCESS_NET_BIND_TCP
-    cell = syscalls.new_desc()  # the ruleset fd lives in a cell, as every fd janus_net opens
+    cell = cells.new_desc()  # the ruleset fd lives in a cell, as every fd janus_net opens
     try:
-        ruleset = syscalls.landlock_create_ruleset(cell, attr, ffi.sizeof("struct jn_landlock_ruleset_attr"))
+        ruleset = confinement.landlock_create_ruleset(cell, attr, ffi.sizeof("struct jn_landlock_ruleset_attr"))
         rule = ffi.new("struct jn_landlock_net_port_attr *")
         rule.allowed_access = lib.JN_LANDLOCK_ACCESS_NET_BIND_TCP
         for port in sorted(ports):
             rule.port = port
-            syscalls.landlock_add_net_port_rule(ruleset, rule)
-        syscalls.set_no_new_privs()
-        syscalls.landlock_restrict_self(ruleset, flags)
+            confinement.landlock_add_net_port_rule(ruleset, rule)
+        confinement.set_no_new_privs()
+        confinement.landlock_restrict_self(ruleset, flags)
     finally:
-        syscalls.close_desc(cell)
+        cells.close_desc(cell)
 
 
 def _thread_count() -> int:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from janus_net import syscalls
+from janus_net._kernel import cells, confinement, loop, sockets
 from janus_net._shim import lib
 from janus_net._values.errors import SocketError
 
@@ -101,7 +101,7 @@ def run_in(path: NamespacePath, make: Callable[[], int], *, into_cell: bool = Fa
     Args:
         path: a network namespace file, such as ``/run/netns/NAME`` or ``/proc/PID/ns/net``.
         make: creates the descriptor; runs on the helper thread, inside the namespace.
-        into_cell: ``make`` writes the descriptor into an owned cell (`janus_net.descriptor`)
+        into_cell: ``make`` writes the descriptor into an owned cell (`janus_net._kernel.cells`)
             that closes it: then neither thread ever closes it here.
 
     Raises:
@@ -130,7 +130,7 @@ def run_in(path: NamespacePath, make: Callable[[], int], *, into_cell: bool = Fa
         # Interrupted while waiting (or the helper failed): whatever was made, nobody owns it.
         orphan = handoff.abandon()
         if orphan >= 0 and not into_cell:
-            syscalls.close(orphan)
+            cells.close(orphan)
         # Wait for the helper (a few syscalls): a cell it fills after this point is then
         # filled before the caller's cleanup closes the cell, so the descriptor is closed
         # before the exception reaches the caller, not when the helper's thread ends.
@@ -153,7 +153,7 @@ def _helper(path: bytes, make: Callable[[], int], handoff: _Handoff) -> None:
         with handoff.lock:
             if handoff.abandoned:
                 if fd >= 0 and not handoff.into_cell:
-                    syscalls.close(fd)
+                    cells.close(fd)
                 return
             handoff.fd = fd
             handoff.error = error
@@ -163,11 +163,11 @@ def _helper(path: bytes, make: Callable[[], int], handoff: _Handoff) -> None:
 
 def _enter(path: bytes) -> None:
     where = shown(path)
-    ns = syscalls.open_namespace(path, where)
+    ns = confinement.open_namespace(path, where)
     try:
         if lib.JN_HAS_NS_GET_NSTYPE:
             try:
-                kind = syscalls.namespace_type(ns, where)
+                kind = confinement.namespace_type(ns, where)
             except SocketError.InvalidAddress as exc:
                 raise SocketError.InvalidAddress(
                     exc.errno, "the file is not a namespace file", syscall=exc.syscall, address=where
@@ -176,9 +176,9 @@ def _enter(path: bytes) -> None:
                 why = "the file is a namespace, but not a network namespace"
                 raise SocketError.InvalidAddress(None, why, address=where)
         # setns checks the kind again (EINVAL), so a kernel without NS_GET_NSTYPE is still right.
-        syscalls.setns(ns, lib.JN_CLONE_NEWNET, where)
+        confinement.setns(ns, lib.JN_CLONE_NEWNET, where)
     finally:
-        syscalls.close(ns)
+        cells.close(ns)
 
 
 def socket(
@@ -187,7 +187,7 @@ def socket(
     family: int,
     type_: int,
     proto: int,
-    checkpoint: syscalls.Checkpoint | None = None,
+    checkpoint: loop.Checkpoint | None = None,
 ) -> int:
     """`syscalls.open_socket` into the cell ``desc``, inside the network namespace ``path`` when one is given.
 
@@ -197,9 +197,9 @@ def socket(
     closes it exactly once.
     """
     if path is None:
-        return syscalls.open_socket(desc, family, type_, proto, checkpoint)
+        return sockets.socket(desc, family, type_, proto, checkpoint)
     # The checkpoint stays on the caller's thread: a context is not the helper's to raise from.
-    return run_in(path, lambda: syscalls.open_socket(desc, family, type_, proto), into_cell=True)
+    return run_in(path, lambda: sockets.socket(desc, family, type_, proto), into_cell=True)
 
 
 __all__ = ["NamespacePath", "check_path", "run_in", "shown", "socket"]

@@ -28,7 +28,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 
-from janus_net import syscalls
+from janus_net._kernel import loop, waking
 from janus_net._policy import wakeup
 from janus_net._shim import ffi, lib
 from janus_net._values.errors import SocketError
@@ -56,9 +56,9 @@ _POLLHUP = lib.POLLHUP
 # The backoff after a readiness the call did not honour (see wait_for).
 _BACKOFF_FIRST_MS = 1
 _BACKOFF_MAX_MS = 50
-_WAIT_CLOSED = syscalls.WAIT_CLOSED
-_WAIT_SIGNAL = syscalls.WAIT_SIGNAL
-_WOULD_BLOCK = syscalls.WOULD_BLOCK
+_WAIT_CLOSED = waking.WAIT_CLOSED
+_WAIT_SIGNAL = waking.WAIT_SIGNAL
+_WOULD_BLOCK = loop.WOULD_BLOCK
 
 POLLIN: int = lib.POLLIN
 POLLOUT: int = lib.POLLOUT
@@ -109,7 +109,7 @@ def wait_for(
             return rc
     # Always asked (one native call): in a forked child the cell's pair is the parent's,
     # and this makes the child's own.
-    syscalls.make_wake(desc)
+    waking.make_wake(desc)
     ctx_fd = -1 if ctx is None else ctx._wake_fd()
     with wakeup.Watch() as watch:
         interrupted = None if ctx is None else _poll_interrupted
@@ -125,7 +125,7 @@ def wait_for(
                 timeout = backoff if timeout < 0 else min(timeout, backoff)
             timeout = watch.timeout(timeout)
             try:
-                revents = syscalls.wait(desc, 0 if nap else events, ctx_fd, watch.fd, watch.drain, timeout, interrupted)
+                revents = waking.wait(desc, 0 if nap else events, ctx_fd, watch.fd, watch.drain, timeout, interrupted)
             except _PollInterrupted:
                 revents = 0
             if revents & _WAIT_CLOSED:
@@ -171,7 +171,7 @@ def wait_ready(desc: Any, events: int, ctx: Context | None) -> int:
             if ctx is not None:
                 ctx.check()
             try:
-                revents = syscalls.wait(
+                revents = waking.wait(
                     desc, events, ctx_fd, watch.fd, watch.drain, watch.timeout(_timeout_ms(ctx)), interrupted
                 )
             except _PollInterrupted:
@@ -210,7 +210,7 @@ def poll_fds(fds: Sequence[int], events: int, timeout_ms: int) -> list[int]:
         table[count].fd = watch.fd if drain else -1
         table[count].events = POLLIN
         try:
-            syscalls.poll(table, count + 1, timeout_ms, _poll_interrupted, drain)
+            waking.poll(table, count + 1, timeout_ms, _poll_interrupted, drain)
         except _PollInterrupted:
             return [0] * count
         if table[count].revents:
@@ -249,7 +249,7 @@ def pause(ctx: Context | None, milliseconds: int) -> None:
             table[1].fd = watch.fd
             table[1].revents = 0
             try:
-                syscalls.poll(table, 2, timeout, _poll_interrupted, watch.drain)
+                waking.poll(table, 2, timeout, _poll_interrupted, watch.drain)
             except _PollInterrupted:
                 pass
             if table[1].revents:

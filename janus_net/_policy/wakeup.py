@@ -35,7 +35,7 @@ import _thread
 import os
 import signal
 
-from janus_net import syscalls
+from janus_net._kernel import waking
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
@@ -60,9 +60,9 @@ def _own_pipe() -> tuple[int, int]:
     if _own is None:
         # Kept in the module before the interpreter is given it: whatever happens next,
         # the fd the interpreter writes to is never closed under it.
-        _own = syscalls.new_waker_cell()
+        _own = waking.new_waker_cell()
     # At the fd limit this raises (ProcessFdQuotaExceeded...), and the next wait asks again.
-    return syscalls.make_wakeup_pipe(_own[0])
+    return waking.make_wakeup_pipe(_own[0])
 
 
 def install() -> None:
@@ -150,7 +150,7 @@ def _after_fork_in_child() -> None:
         _own = own  # keep it as it was: the interpreter may still write to it
         return
     # This process's copies of the parent's pipe; the next wait here makes a new one.
-    syscalls.close_waker(cell)
+    waking.close_waker(cell)
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

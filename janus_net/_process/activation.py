@@ -31,10 +31,13 @@ import itertools
 import os
 from collections.abc import Iterable
 
-from janus_net import adopt, syscalls
-from janus_net.address import _MAX_FD, FdAddress
-from janus_net.errors import SocketError
-from janus_net.socket import Server, Socket
+from janus_net._kernel import confinement
+from janus_net._profiles import adoption
+from janus_net._sockets.datagram import Socket
+from janus_net._sockets.server import Server
+from janus_net._values.errors import SocketError
+from janus_net._values.fd import MAX_FD as _MAX_FD
+from janus_net._values.fd import FdAddress
 
 #: The first passed descriptor (SD_LISTEN_FDS_START): 0, 1 and 2 are stdio.
 LISTEN_FDS_START = 3
@@ -108,16 +111,16 @@ def _listen_fds() -> dict[str, Server | Socket]:
     # descriptors really open: the first one that is not stops it.
     # Then, for all of them, the adoption door's owner check: a descriptor a janus_net
     # owner already holds (an earlier listen_fds or fd://N) is refused, and left to it.
-    found = [adopt.examine(FdAddress(fd), "any") for fd in range(LISTEN_FDS_START, LISTEN_FDS_START + count)]
+    found = [adoption.examine(FdAddress(fd), "any") for fd in range(LISTEN_FDS_START, LISTEN_FDS_START + count)]
     for verdict in found:
-        adopt.admit(verdict)
+        adoption.admit(verdict)
     for verdict in found:
-        adopt.announce(verdict.seen.target)
+        adoption.announce(verdict.seen.target)
     sockets: dict[str, Server | Socket] = {}
     try:
         for name, verdict in zip(names, found, strict=False):  # names may be an endless count
             key = name if name not in sockets else f"{name}:{verdict.seen.target.fd}"
-            sock = adopt.own(verdict)
+            sock = adoption.own(verdict)
             assert isinstance(sock, (Server, Socket))  # "any" judges a Server or a Socket
             sockets[key] = sock
     except BaseException:
@@ -131,7 +134,7 @@ def _listen_fds() -> dict[str, Server | Socket]:
 def _fd_limit() -> int:
     """The highest descriptor number this process could hold, plus one (RLIMIT_NOFILE, the larger of soft and hard)."""
     # RLIM_INFINITY is the largest rlim_t, far above any descriptor number.
-    return int(min(max(syscalls.nofile_limits()), _MAX_FD))  # _MAX_FD is a power of two: Any to the checker
+    return int(min(max(confinement.nofile_limits()), _MAX_FD))  # _MAX_FD is a power of two: Any to the checker
 
 
 def _number(variable: str, text: str) -> int:

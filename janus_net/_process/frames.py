@@ -53,7 +53,7 @@ from collections.abc import Mapping
 
 from janus_net import platform
 from janus_net._process.transfer import check_name
-from janus_net.errors import SocketError
+from janus_net._values.errors import SocketError
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:

@@ -14,22 +14,26 @@ import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from janus_net import syscalls, waiting
+from janus_net._kernel import files as kernel_files
+from janus_net._policy import waiting
 from janus_net._process import frames
 from janus_net._process.receiving import check_peer, receive_sockets
 from janus_net._process.sending import send_sockets
 from janus_net._process.transfer import AnySocket, check_channel, sockets_to_send
-from janus_net.address import UnixAddress, as_address
-from janus_net.connect import connect
-from janus_net.errors import SocketError
-from janus_net.listen import listen, listen_with_context
-from janus_net.socket import Server, Socket, Stream
-from janus_net.unixfile import UnixFile, bound_but_refusing
-from janus_net.wrap import give_unix_file, unix_file_of
+from janus_net._profiles.connect import connect
+from janus_net._profiles.listen import listen, listen_with_context
+from janus_net._profiles.unix_files import UnixFile, bound_but_refusing
+from janus_net._sockets.datagram import Socket
+from janus_net._sockets.owner import give_unix_file, unix_file_of
+from janus_net._sockets.server import Server
+from janus_net._sockets.stream import Stream
+from janus_net._values.addresses import as_address
+from janus_net._values.errors import SocketError
+from janus_net._values.unix import UnixAddress
 
 if TYPE_CHECKING:
-    from janus_net.capability import NetBind
-    from janus_net.context import Context
+    from janus_net._policy.capability import NetBind
+    from janus_net._policy.context import Context
 
 
 def hand_over_address(address: str | UnixAddress) -> UnixAddress:
@@ -270,17 +274,17 @@ def files_to_own(body: bytes, sockets: Mapping[str, AnySocket]) -> dict[str, Uni
 def _bound_file(sock: Server | Socket, path: str) -> tuple[int, int] | None:
     """(st_dev, st_ino) of the socket file at ``path`` if it is the inode ``sock`` is bound to, else None."""
     try:
-        st = syscalls.lstat(path)
+        st = kernel_files.lstat(path)
     except SocketError:
         return None  # gone already (or unreadable): nothing to remove later
     if not st.is_socket:
         return None
     try:
-        socket_ino = syscalls.fstat(sock.fileno()).ino & syscalls.VFS_INO_MASK
-        bound = syscalls.unix_diag(socket_ino, None)
+        socket_ino = kernel_files.fstat(sock.fileno()).ino & kernel_files.VFS_INO_MASK
+        bound = kernel_files.unix_diag(socket_ino, None)
     except (SocketError.ProtocolUnsupportedBySystem, SocketError.AccessDenied):
         return None  # the kernel cannot say which file is the socket's: trust nothing
-    if bound is None or bound != (st.dev, st.ino & syscalls.VFS_INO_MASK):
+    if bound is None or bound != (st.dev, st.ino & kernel_files.VFS_INO_MASK):
         return None  # replaced since, or another file altogether: not ours to remove
     return st.identity
 

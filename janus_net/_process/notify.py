@@ -25,15 +25,19 @@ import os
 import time
 from collections.abc import Mapping
 
-from janus_net import control, descriptor, platform, syscalls
+from janus_net import platform
+from janus_net._kernel import cell_io, cells, control, loop, socket_options, sockets
+from janus_net._kernel import cells as kernel_cells
 from janus_net._process.sending import RightsSend
 from janus_net._process.transfer import AnySocket, sockets_to_send
+from janus_net._profiles.addresses import parse_address
+from janus_net._profiles.listen import bind
 from janus_net._shim import ffi, lib
-from janus_net.address import UnixAddress, parse_address
-from janus_net.errors import SocketError
-from janus_net.listen import bind
-from janus_net.socket import Mode, Socket
-from janus_net.values import flag
+from janus_net._sockets.datagram import Socket
+from janus_net._values.errors import SocketError
+from janus_net._values.kinds import Mode
+from janus_net._values.strict import flag
+from janus_net._values.unix import UnixAddress
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
@@ -139,16 +143,16 @@ def notify(
     address = notify_address()
     if address is None:
         return False
-    desc = descriptor.new()  # socket() writes the fd into the cell: no bytecode holds it alone
+    desc = kernel_cells.new_desc()  # socket() writes the fd into the cell: no bytecode holds it alone
     try:
-        fd = syscalls.open_socket(desc, lib.AF_UNIX, lib.SOCK_DGRAM, 0)
+        fd = sockets.socket(desc, lib.AF_UNIX, lib.SOCK_DGRAM, 0)
         encoded = address.sockaddr
-        syscalls.connect(fd, encoded.pointer, encoded.length, address)
+        sockets.connect(fd, encoded.pointer, encoded.length, address)
         for message_lines, message_sockets in messages:
             payload = ("\n".join(message_lines) + "\n").encode()
             RightsSend(desc, payload, message_sockets, platform.MSG_NOSIGNAL, address)()
     finally:
-        descriptor.close(desc)
+        kernel_cells.close_desc(desc)
     return True
 
 
@@ -206,7 +210,7 @@ def notification_socket(name: str) -> Socket:
     """A datagram socket bound to the abstract ``@name``, with SO_PASSCRED: each datagram says who sent it."""
     sock = bind(f"unix:@{name}", mode=Mode.DGRAM)
     try:
-        syscalls.setsockopt_int(sock.fileno(), lib.SOL_SOCKET, lib.SO_PASSCRED, 1)
+        socket_options.setsockopt_int(sock.fileno(), lib.SOL_SOCKET, lib.SO_PASSCRED, 1)
     except BaseException:
         sock.close()
         raise
@@ -220,17 +224,17 @@ def receive(fd: int) -> Notification | None:
     sends (FDSTORE=1) are dropped by the kernel (MSG_CTRUNC, noted) and never enter
     this process; any the walk still finds are closed at once. A datagram cut short
     (MSG_TRUNC) is noted and counts as an empty one. A datagram whose control data
-    breaks `janus_net.control`'s rule counts as an empty one (noted).
+    breaks `janus_net._kernel.control`'s rule counts as an empty one (noted).
     """
     data = ffi.new("char[]", DATAGRAM_MAX)
     iov = ffi.new("struct iovec *")
     iov.iov_base = data
     iov.iov_len = DATAGRAM_MAX
     # Zeroed, and closing on collection whatever descriptor it still holds (the last resort).
-    buffer = syscalls.new_rights_buffer()
+    buffer = cells.new_rights_buffer()
     msg = control.header(iov, 1, control=buffer, controllen=_CONTROL_SIZE)
-    got = syscalls.recvmsg(fd, msg, lib.MSG_DONTWAIT | platform.MSG_CMSG_CLOEXEC, None, nonblocking=True)
-    if got == syscalls.WOULD_BLOCK:
+    got = cell_io.recvmsg(fd, msg, lib.MSG_DONTWAIT | platform.MSG_CMSG_CLOEXEC, None, nonblocking=True)
+    if got == loop.WOULD_BLOCK:
         return None
     try:
         cmsgs = control.walk(msg, "recvmsg")  # closes every descriptor it saw before it raises

@@ -4,13 +4,13 @@ The receiver checks everything before it hands anything out: the magic, the
 version, every count against the others and against the descriptors that really
 arrived, every length against the bytes that really arrived, every name (the
 format and its bounds: `janus_net._process.transfer`), and each descriptor's real
-kind (the adoption door, `janus_net.adopt`, as for ``fd://``) against the
+kind (the adoption door, `janus_net._profiles.adoption`, as for ``fd://``) against the
 announced one. A chunk's descriptors must come with its header: the header is
 peeked first (a peek installs no descriptor), its total checked against
 RLIMIT_NOFILE, and each recvmsg then has room for exactly the descriptors the chunk
 still announces, so the kernel drops any more a peer sends (MSG_CTRUNC) and this
 process never holds more than was announced. Control buffers are read by
-`janus_net.control` under its one bounds rule. Received descriptors are
+`janus_net._kernel.control` under its one bounds rule. Received descriptors are
 close-on-exec from the first instant (MSG_CMSG_CLOEXEC; fcntl right after recvmsg
 where the platform lacks it). Until the last check has passed, they are owned by
 the control buffers the kernel wrote them into, and any failure -- a truncated
@@ -27,7 +27,10 @@ import errno
 import os
 from collections.abc import Callable, Iterable
 
-from janus_net import adopt, control, platform, syscalls, waiting
+from janus_net import platform
+from janus_net._kernel import cell_io, confinement, control, socket_options
+from janus_net._kernel import flags as kernel_flags
+from janus_net._policy import waiting
 from janus_net._process.transfer import (
     HEADER,
     LAST,
@@ -37,17 +40,18 @@ from janus_net._process.transfer import (
     parse_entries,
     protocol,
 )
+from janus_net._profiles import adoption
 from janus_net._shim import ffi, lib
-from janus_net.errors import SocketError
-from janus_net.socket import Stream
-from janus_net.wrap import Kind
+from janus_net._sockets.from_cell import Kind
+from janus_net._sockets.stream import Stream
+from janus_net._values.errors import SocketError
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
     from typing import Any
 
-    from janus_net.capability import NetBind
-    from janus_net.context import Context
+    from janus_net._policy.capability import NetBind
+    from janus_net._policy.context import Context
 
 _RECEIVE_FLAGS = platform.MSG_CMSG_CLOEXEC | lib.MSG_DONTWAIT
 
@@ -117,7 +121,7 @@ class _Receiver:
             came += count
             if not platform.MSG_CMSG_CLOEXEC:
                 for i in range(count):
-                    syscalls.set_cloexec(slots[i])
+                    kernel_flags.set_cloexec(slots[i])
         return came
 
     def _recvmsg(self, buffer: control.RightsBuffer, flags: int) -> int:
@@ -128,7 +132,7 @@ class _Receiver:
 
         def attempt() -> int:
             buffer.reset()
-            return syscalls.recvmsg_on(desc, msg, flags, check)
+            return cell_io.recvmsg_on(desc, msg, flags, check)
 
         # End of stream (0) after a hang-up is what the caller reads as "the peer is gone".
         return waiting.wait_for(desc, waiting.POLLIN, self.ctx, attempt, lambda: self.chan._closed_error("receive"))
@@ -158,7 +162,7 @@ def _check_uids(allow_uids: Iterable[int] | None) -> frozenset[int]:
 
 def check_peer(fd: int | Any, allow_uids: frozenset[int], address: object = None) -> tuple[int, int, int]:
     """The peer's (pid, uid, gid) by SO_PEERCRED; AccessDenied unless the uid is ours or allowed."""
-    pid, uid, gid = syscalls.peer_credentials(fd)
+    pid, uid, gid = socket_options.peer_credentials(fd)
     if uid != os.getuid() and uid not in allow_uids:
         raise SocketError.AccessDenied(
             None,
@@ -211,15 +215,15 @@ def receive_sockets(
         # The adoption door judges each (ProtocolFailure for the whole transfer), gates it
         # with its real address, type and protocol, and only then owns any.
         verdicts = [
-            adopt.judge_received(slots[i], kind, name, capability)
+            adoption.judge_received(slots[i], kind, name, capability)
             for (name, kind), (slots, i) in zip(entries, refs, strict=True)
         ]
         for verdict in verdicts:
-            adopt.announce(verdict.seen.target, capability)
+            adoption.announce(verdict.seen.target, capability)
         if ctx is not None:
             ctx.check()
         for (name, _), verdict, (slots, i) in zip(entries, verdicts, refs, strict=True):
-            result[name] = adopt.own(verdict, slots + i)
+            result[name] = adoption.own(verdict, slots + i)
         return result  # inside the try: an interrupt at this very line still closes everything
     except BaseException:
         for sock in result.values():
@@ -265,7 +269,7 @@ def _fd_limit_check(receiver: _Receiver) -> Callable[[int], None]:
 
     def admit(announced: int) -> None:
         check = None if receiver.ctx is None else receiver.ctx.check
-        limit = syscalls.nofile_limit(check)
+        limit = confinement.nofile_limit(check)
         if announced > limit:
             raise SocketError.ProcessFdQuotaExceeded(
                 errno.EMFILE,

@@ -15,7 +15,9 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 
-from janus_net import control, platform, syscalls, waiting
+from janus_net import platform
+from janus_net._kernel import cell_io, control, loop
+from janus_net._policy import waiting
 from janus_net._process.transfer import (
     CHUNK_MAX,
     AnySocket,
@@ -24,15 +26,15 @@ from janus_net._process.transfer import (
     sockets_to_send,
 )
 from janus_net._shim import ffi, lib
-from janus_net.errors import ErrnoBug, SocketError
-from janus_net.socket import Stream
-from janus_net.wrap import Kind
+from janus_net._sockets.from_cell import Kind
+from janus_net._sockets.stream import Stream
+from janus_net._values.errors import ErrnoBug, SocketError
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
     from typing import Any
 
-    from janus_net.context import Context
+    from janus_net._policy.context import Context
 
 _SEND_FLAGS = platform.MSG_NOSIGNAL | lib.MSG_DONTWAIT
 
@@ -55,7 +57,7 @@ def _send_all(
     while sent < len(payload):
         # The descriptors went with the part already sent: the rest goes without them.
         msg, keep = control.rights_message(payload[sent:], [])
-        rest = functools.partial(syscalls.sendmsg_on, desc, msg, _SEND_FLAGS, syscalls.SENDMSG, address, check)
+        rest = functools.partial(cell_io.sendmsg_on, desc, msg, _SEND_FLAGS, cell_io.SENDMSG, address, check)
         sent += waiting.wait_for(desc, waiting.POLLOUT, ctx, rest, functools.partial(chan._closed_error, "send"))
         del keep
 
@@ -80,7 +82,7 @@ class RightsSend:
         chunk: list[tuple[str, Kind, Any]],
         flags: int,
         address: object = None,
-        check: syscalls.Checkpoint | None = None,
+        check: loop.Checkpoint | None = None,
     ) -> None:
         self.desc, self.flags, self.address, self.check = desc, flags, address, check
         self.names = [name for name, _, _ in chunk]
@@ -92,7 +94,7 @@ class RightsSend:
 
     def __call__(self) -> int:
         try:
-            return syscalls.sendmsg_rights_on(
+            return cell_io.sendmsg_rights_on(
                 self.desc, self.msg, self.flags, self.native, self.slots, len(self.cells), self.closed_at,
                 self.address, self.check,
             )  # fmt: skip

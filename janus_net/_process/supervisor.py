@@ -35,11 +35,14 @@ import time
 from collections.abc import Iterable
 from typing import NoReturn
 
-from janus_net import descriptor, syscalls, waiting
+from janus_net._kernel import cells as kernel_cells
+from janus_net._kernel import processes
+from janus_net._policy import waiting
 from janus_net._process import notify
 from janus_net._process.stopped import Stopped
 from janus_net._shim import lib
-from janus_net.socket import Server, Socket
+from janus_net._sockets.datagram import Socket
+from janus_net._sockets.server import Server
 
 #: The first passed descriptor (SD_LISTEN_FDS_START).
 _FIRST_FD = 3
@@ -91,22 +94,22 @@ class Supervisor:
         """
         # Every descriptor made here lives in a cell (closed exactly once, whatever
         # exception comes): the wake pipe, and the copies of the sockets to pass.
-        cells = [descriptor.new(), descriptor.new()]
+        cells = [kernel_cells.new_desc(), kernel_cells.new_desc()]
         notify_socket = None
         handled = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGCHLD)
         previous = {sig: signal.getsignal(sig) for sig in handled}
         old_wakeup = -1
         try:
-            wake_r, wake_w = syscalls.pipe(cells[0], cells[1])
-            notify_name = f"janus-net-run/{os.getpid()}/{syscalls.random_bytes(6).hex()}"
+            wake_r, wake_w = processes.pipe(cells[0], cells[1])
+            notify_name = f"janus-net-run/{os.getpid()}/{processes.random_bytes(6).hex()}"
             notify_socket = notify.notification_socket(notify_name)
             # Copies of the sockets above the numbers they get in the child, so the
             # spawn's dup2 steps can never overwrite a source they still need.
             low = _FIRST_FD + len(self.sockets)
             self.passing = []
             for _, sock in self.sockets:
-                cells.append(descriptor.new())
-                self.passing.append(syscalls.dup_above(cells[-1], sock.fileno(), low))
+                cells.append(kernel_cells.new_desc())
+                self.passing.append(processes.dup_above(cells[-1], sock.fileno(), low))
             self.notify_path = "@" + notify_name
             old_wakeup = signal.set_wakeup_fd(wake_w)
             for sig in handled:
@@ -124,7 +127,7 @@ class Supervisor:
             if notify_socket is not None:
                 notify_socket.close()
             for cell in cells:
-                descriptor.close(cell)
+                kernel_cells.close_desc(cell)
 
     def _on_signal(self, signum: int, frame: object) -> None:
         self.signals.append(signum)
@@ -138,7 +141,7 @@ class Supervisor:
         env["NOTIFY_SOCKET"] = self.notify_path
         dups = [(fd, _FIRST_FD + i) for i, fd in enumerate(self.passing)]
         argv = [_SHELL, "-c", _SET_PID, "janus-net-run", *self.command]
-        return syscalls.spawn(_SHELL, argv, env, dups, _DEFAULT_SIGNALS)
+        return processes.spawn(_SHELL, argv, env, dups, _DEFAULT_SIGNALS)
 
     def _loop(self, notify_fd: int, wake_r: int) -> int:
         while True:
@@ -189,7 +192,7 @@ class Supervisor:
                 _log(f"ignored READY=1 from pid {pid}, which is not the command being started")
 
     def _stop(self, pid: int) -> None:
-        if not syscalls.kill(pid, signal.SIGTERM):
+        if not processes.kill(pid, signal.SIGTERM):
             return
         self.stopping[pid] = time.monotonic() + self.stop_timeout
 
@@ -201,13 +204,13 @@ class Supervisor:
             self.pending = None
         for pid, deadline in list(self.stopping.items()):
             if now >= deadline:
-                syscalls.kill(pid, signal.SIGKILL)
+                processes.kill(pid, signal.SIGKILL)
                 self.stopping[pid] = now + 3600  # reaped soon; never SIGKILL twice
 
     def _reap(self) -> int | None:
         """Collect exited children; the command's exit status when the serving one ended on its own."""
         while True:
-            reaped = syscalls.waitpid(-1, lib.WNOHANG)
+            reaped = processes.waitpid(-1, lib.WNOHANG)
             if reaped is None or reaped[0] == 0:
                 return None
             pid, status = reaped
@@ -232,7 +235,7 @@ class Supervisor:
                 self._stop(pid)
         self.current = self.pending = None
         while self.stopping:
-            reaped = syscalls.waitpid(-1, lib.WNOHANG)
+            reaped = processes.waitpid(-1, lib.WNOHANG)
             if reaped is None:
                 break
             pid, status = reaped
@@ -253,7 +256,7 @@ def _exit_code(status: int) -> int:
 
 
 def _drain(fd: int) -> None:
-    while syscalls.read(fd, 512):
+    while processes.read(fd, 512):
         pass
 
 

@@ -26,10 +26,12 @@ import struct
 from collections.abc import Callable, Mapping
 
 from janus_net._shim import lib
-from janus_net.address import UnixAddress
-from janus_net.errors import SocketError
-from janus_net.socket import Server, Socket, Stream
-from janus_net.wrap import KINDS, Kind, kind_of
+from janus_net._sockets.datagram import Socket
+from janus_net._sockets.from_cell import KINDS, Kind, kind_of
+from janus_net._sockets.server import Server
+from janus_net._sockets.stream import Stream
+from janus_net._values.errors import SocketError
+from janus_net._values.unix import UnixAddress
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ EBADF there, not in a socket call), then F_GETFL, because an O_PATH handle of a
 socket file fstat's as a socket while every socket call on it fails with EBADF;
 the socket options only on a real socket; and getsockname only for a family
 janus_net can adopt (AF_XDP answers it with EOPNOTSUPP). The probes use the
-adoption tables of `janus_net.syscalls` (``ADOPT_*``), where the errnos a strange
+adoption tables of `janus_net._kernel` (``ADOPT_*``), where the errnos a strange
 descriptor causes are members, never bug rows. A refusal is
 `SocketError.InvalidAddress` naming what the descriptor is; `judge_received`
 words it as `SocketError.ProtocolFailure` for a received one.
@@ -37,12 +37,20 @@ import errno
 import sys
 from _weakref import ref as _ref  # weakref.ref, without the weakref module (import time)
 
-from janus_net import descriptor, platform, syscalls
+from janus_net import platform
+from janus_net._kernel import cells, files, flags, loop, owners, socket_options, sockets
+from janus_net._kernel import cells as kernel_cells
 from janus_net._shim import lib
-from janus_net.address import Address, FdAddress, UnixAddress, from_sockaddr
-from janus_net.errors import SocketError, errno_name
-from janus_net.socket import Mode, Server, Socket, Stream
-from janus_net.wrap import Kind, wrap
+from janus_net._sockets.datagram import Socket
+from janus_net._sockets.from_cell import Kind, wrap
+from janus_net._sockets.server import Server
+from janus_net._sockets.stream import Stream
+from janus_net._values.addresses import Address
+from janus_net._values.errors import SocketError, errno_name
+from janus_net._values.fd import FdAddress
+from janus_net._values.kinds import Mode
+from janus_net._values.reported import from_sockaddr
+from janus_net._values.unix import UnixAddress
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
@@ -50,7 +58,7 @@ if TYPE_CHECKING:
 
 
 if TYPE_CHECKING:
-    from janus_net.capability import NetBind
+    from janus_net._policy.capability import NetBind
 
 #: What a path wants the descriptor to be: a listening stream socket (``"listen"``,
 #: a `Server`), a bound, not listening socket of one `Mode` (``bind``: a `Socket`),
@@ -133,7 +141,7 @@ def _family_name(family: int) -> str:
         return str(family)
 
 
-def _what_file(stat: syscalls.Stat) -> str:
+def _what_file(stat: files.Stat) -> str:
     if stat.mode & lib.S_IFMT == 0:
         # Anonymous inodes have no file type: epoll, eventfd, pidfd, signalfd, timerfd...
         return "an anonymous inode: an epoll, eventfd, pidfd, signalfd or timerfd descriptor, or the like"
@@ -149,12 +157,12 @@ def refuse_held(target: FdAddress) -> None:
     Adopting it again would make two owners, and the second close would hit a number
     that may belong to someone else by then. The holder is not touched.
     """
-    holder = descriptor.owner_of(target.fd)
+    holder = owners.owner_of(target.fd)
     if holder is not None:
         raise _invalid(target, f"fd {target.fd} is already owned by {holder!r}; a descriptor is adopted once")
 
 
-def look(target: FdAddress, want: Want = "any", check: syscalls.Checkpoint | None = None) -> Seen:
+def look(target: FdAddress, want: Want = "any", check: loop.Checkpoint | None = None) -> Seen:
     """Read what ``target``'s descriptor is, without changing it: InvalidAddress unless a socket janus_net can adopt.
 
     ``check`` runs before the first look and again before getsockname.
@@ -163,10 +171,10 @@ def look(target: FdAddress, want: Want = "any", check: syscalls.Checkpoint | Non
     if check is not None:
         check()
     try:
-        stat = syscalls.fstat(fd, table=syscalls.ADOPT_FSTAT)
+        stat = files.fstat(fd, table=files.ADOPT_FSTAT)
         if not stat.is_socket:
             raise _invalid(target, f"fd {fd} is not a socket (it is {_what_file(stat)})")
-        if _O_PATH and syscalls.file_flags(fd, syscalls.ADOPT_FCNTL) & _O_PATH:
+        if _O_PATH and flags.file_flags(fd, flags.ADOPT_FCNTL) & _O_PATH:
             raise _invalid(target, f"fd {fd} is an O_PATH handle of a socket file, not an open socket")
         family = _option(fd, platform.HAS_SO_DOMAIN, lib.JN_SO_DOMAIN)
         mode = _option(fd, True, lib.SO_TYPE)
@@ -177,9 +185,9 @@ def look(target: FdAddress, want: Want = "any", check: syscalls.Checkpoint | Non
         if check is not None:
             check()
         if want == "stream":
-            storage, length = syscalls.getpeername(fd, syscalls.ADOPT_GETPEERNAME)
+            storage, length = sockets.getpeername(fd, sockets.ADOPT_GETPEERNAME)
         else:
-            storage, length = syscalls.getsockname(fd, syscalls.ADOPT_GETSOCKNAME)
+            storage, length = sockets.getsockname(fd, sockets.ADOPT_GETSOCKNAME)
     except SocketError.InvalidAddress as e:
         if e.syscall is None:
             raise  # one of the refusals above
@@ -202,7 +210,7 @@ def look(target: FdAddress, want: Want = "any", check: syscalls.Checkpoint | Non
 def _option(fd: int, available: bool, option: int) -> int:
     if not available:
         return 0
-    return syscalls.getsockopt_int(fd, lib.SOL_SOCKET, option, syscalls.ADOPT_GETSOCKOPT)
+    return socket_options.getsockopt_int(fd, lib.SOL_SOCKET, option, socket_options.ADOPT_GETSOCKOPT)
 
 
 def require(seen: Seen, want: Want, protocol: int = 0) -> Kind:
@@ -272,7 +280,7 @@ def announce(target: FdAddress, capability: NetBind | None = None) -> None:
     sys.audit("janus_net.bind", str(target), None if capability is None else capability.id)
 
 
-def examine(target: FdAddress, want: Want, protocol: int = 0, check: syscalls.Checkpoint | None = None) -> Verdict:
+def examine(target: FdAddress, want: Want, protocol: int = 0, check: loop.Checkpoint | None = None) -> Verdict:
     """What the descriptor is, and whether it is what ``want`` asks for (`look`, `require`): reads only."""
     seen = look(target, want, check)
     return Verdict(seen, require(seen, want, protocol))
@@ -293,7 +301,7 @@ def judge(
     target: FdAddress,
     want: Want,
     protocol: int = 0,
-    check: syscalls.Checkpoint | None = None,
+    check: loop.Checkpoint | None = None,
     capability: NetBind | None = None,
 ) -> Verdict:
     """Every step before owning (`examine`, then `admit`): nothing is owned, and every failure leaves the fd as it was.
@@ -371,10 +379,10 @@ def own(verdict: Verdict, slot: Any = None) -> Server | Socket | Stream:
     """
     fd = verdict.seen.target.fd
     # A named fd is still the caller's here: one of its threads may close it meanwhile.
-    syscalls.set_cloexec(fd, table=syscalls.ADOPT_FCNTL if slot is None else None)
+    flags.set_cloexec(fd, table=flags.ADOPT_FCNTL if slot is None else None)
     if platform.SO_NOSIGPIPE:
-        syscalls.setsockopt_int(fd, lib.SOL_SOCKET, platform.SO_NOSIGPIPE, 1)
-    desc = descriptor.new()
+        socket_options.setsockopt_int(fd, lib.SOL_SOCKET, platform.SO_NOSIGPIPE, 1)
+    desc = kernel_cells.new_desc()
     if slot is None:
         claim = _claim(verdict.seen.target, desc)
         try:
@@ -382,17 +390,17 @@ def own(verdict: Verdict, slot: Any = None) -> Server | Socket | Stream:
             # the number since it was judged. Once adopt_into returns, the cell holds it
             # for every later check.
             refuse_held(verdict.seen.target)
-            syscalls.adopt_into(desc, fd)  # the fd is ours from here on
+            cells.adopt_into(desc, fd)  # the fd is ours from here on
         finally:
             if _taking.get(fd) is claim:
                 _taking.pop(fd, None)
         # No unix file handle: janus_net did not create the file, so close() leaves it.
         return wrap(desc, verdict.kind, verdict.seen.address)
     try:
-        syscalls.take_into(desc, slot)  # the slot is empty and the cell full, in one call
+        cells.take_into(desc, slot)  # the slot is empty and the cell full, in one call
         return wrap(desc, verdict.kind, verdict.seen.address)
     except BaseException:
-        descriptor.close(desc)  # claim-once: an object made just before is lost with the exception anyway
+        kernel_cells.close_desc(desc)  # claim-once: an object made just before is lost with the exception anyway
         raise
 
 
@@ -400,7 +408,7 @@ def adopt(
     target: FdAddress,
     want: Want,
     protocol: int = 0,
-    check: syscalls.Checkpoint | None = None,
+    check: loop.Checkpoint | None = None,
     capability: NetBind | None = None,
 ) -> Server | Socket | Stream:
     """Adopt the socket ``target`` names, if it is what ``want`` asks for (the steps above).
@@ -423,7 +431,7 @@ def adopt(
 
 
 def adopt_listener(
-    target: FdAddress, check: syscalls.Checkpoint | None = None, capability: NetBind | None = None
+    target: FdAddress, check: loop.Checkpoint | None = None, capability: NetBind | None = None
 ) -> Server:
     """`adopt` for ``listen``: a listening stream socket, as a `Server`."""
     server = adopt(target, "listen", 0, check, capability)
@@ -435,7 +443,7 @@ def adopt_bound(
     target: FdAddress,
     mode: Mode,
     protocol: int = 0,
-    check: syscalls.Checkpoint | None = None,
+    check: loop.Checkpoint | None = None,
     capability: NetBind | None = None,
 ) -> Socket:
     """`adopt` for ``bind``: a bound socket of ``mode`` (and ``protocol``), as a `Socket`."""

@@ -7,7 +7,7 @@ The steps::
           -> blocking again -> Stream
 
 With ``netns=PATH`` the socket is made inside that network namespace by
-`janus_net.netns` (a helper thread writes the fd straight into this call's cell) and
+`janus_net._policy.netns` (a helper thread writes the fd straight into this call's cell) and
 connected from the caller's thread, which never changes namespace: a socket belongs
 to the namespace it was made in, so the connect, its route and its peer are there.
 
@@ -24,14 +24,18 @@ from __future__ import annotations
 
 import sys
 
-from janus_net import descriptor, platform, syscalls, waiting
-from janus_net import netns as namespaces
+from janus_net import platform
+from janus_net._kernel import cells, flags, socket_options, sockets
+from janus_net._policy import netns as policy_netns
+from janus_net._policy import waiting
+from janus_net._policy.netns import NamespacePath
 from janus_net._shim import lib
-from janus_net.address import Address, UnixAddress, as_address, require_zone
-from janus_net.errors import SocketError
-from janus_net.netns import NamespacePath
-from janus_net.socket import Stream
-from janus_net.wrap import wrap
+from janus_net._sockets.from_cell import wrap
+from janus_net._sockets.stream import Stream
+from janus_net._values.addresses import Address, as_address
+from janus_net._values.errors import SocketError
+from janus_net._values.ip import require_zone
+from janus_net._values.unix import UnixAddress
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
@@ -39,7 +43,7 @@ if TYPE_CHECKING:
 
 
 if TYPE_CHECKING:
-    from janus_net.context import Context
+    from janus_net._policy.context import Context
 
 # A unix listener with a full backlog makes a non-blocking connect fail with EAGAIN
 # without starting anything, and a unconnected unix socket polls writable: so the
@@ -60,7 +64,7 @@ def connect(address: str | Address, *, ctx: Context | None = None, netns: Namesp
             connect and on every wakeup, so a cancel or an expired deadline ends the
             connect at once with `SocketError.Timeout`.
         netns: a network namespace file (``/run/netns/NAME``, ``/proc/PID/ns/net``):
-            the socket is made inside it (`janus_net.netns`) and connects to
+            the socket is made inside it (`janus_net._policy.netns`) and connects to
             ``address`` as seen from there. The caller's thread never changes namespace.
 
     Raises:
@@ -86,30 +90,30 @@ def connect(address: str | Address, *, ctx: Context | None = None, netns: Namesp
         raise SocketError.InvalidAddress(None, "cannot connect to an unnamed unix address", address=str(addr))
     require_zone(addr, "connect")  # listen's check: fe80::1 without a link is refused before any syscall
     if netns is not None:
-        namespaces.check_path(netns)  # ValueError/TypeError before any syscall or audit event
+        policy_netns.check_path(netns)  # ValueError/TypeError before any syscall or audit event
     sys.audit("janus_net.connect", str(addr))
     check = None if ctx is None else ctx.check
     if check is not None:
         check()
     # The cell exists before the socket: socket() writes the fd into it, so from the
     # syscall's return on, the except below (or the cell's collection) closes it.
-    desc = descriptor.new()
+    desc = cells.new_desc()
     try:
-        fd = namespaces.socket(netns, desc, addr.family, lib.SOCK_STREAM | lib.JN_SOCK_NONBLOCK, 0, check)
+        fd = policy_netns.socket(netns, desc, addr.family, lib.SOCK_STREAM | lib.JN_SOCK_NONBLOCK, 0, check)
         if not lib.JN_SOCK_NONBLOCK:
-            syscalls.set_nonblocking(fd, True, check)
+            flags.set_nonblocking(fd, True, check)
         if check is not None:
             check()
         _connect(desc, fd, addr, ctx)
         # Blocking from here on, as every janus_net socket: nobody else holds it yet.
-        syscalls.set_nonblocking(fd, False, check)
+        flags.set_nonblocking(fd, False, check)
         if platform.SO_NOSIGPIPE:
-            syscalls.setsockopt_int(fd, lib.SOL_SOCKET, platform.SO_NOSIGPIPE, 1, check)
+            socket_options.setsockopt_int(fd, lib.SOL_SOCKET, platform.SO_NOSIGPIPE, 1, check)
         stream = wrap(desc, "stream", addr)
         assert isinstance(stream, Stream)  # wrap makes the owner its kind names
         return stream
     except BaseException:
-        descriptor.close(desc)  # claim-once: a Stream made just before is lost with the exception anyway
+        cells.close_desc(desc)  # claim-once: a Stream made just before is lost with the exception anyway
         raise
 
 
@@ -117,13 +121,13 @@ def _connect(desc: Any, fd: int, addr: Address, ctx: Context | None) -> None:
     encoded = addr.sockaddr
     check = None if ctx is None else ctx.check
     while True:
-        rc = syscalls.connect_start(fd, encoded.pointer, encoded.length, check, addr)
+        rc = sockets.connect_start(fd, encoded.pointer, encoded.length, check, addr)
         if rc == 0:
             return
-        if rc == syscalls.IN_PROGRESS:
+        if rc == sockets.IN_PROGRESS:
             # POLLOUT, or POLLERR/POLLHUP on failure: SO_ERROR says which.
             waiting.wait_ready(desc, waiting.POLLOUT, ctx)
-            syscalls.connect_result(fd, addr)
+            sockets.connect_result(fd, addr)
             return
         # WOULD_BLOCK: a unix listener's full backlog. Pause (watching only the context), then retry.
         waiting.pause(ctx, _BACKLOG_PAUSE_MS)

@@ -15,16 +15,18 @@ from __future__ import annotations
 
 import sys
 
+from janus_net._policy.context import Context  # for _require_context's isinstance
+from janus_net._policy.netns import NamespacePath
 from janus_net._profiles import option_checks
 from janus_net._profiles.sequence import bound, listener
-from janus_net.address import BindAddress
-from janus_net.context import Context  # for _require_context's isinstance
-from janus_net.netns import NamespacePath
-from janus_net.socket import Mode, Protocol, Server, Socket
+from janus_net._sockets.datagram import Socket
+from janus_net._sockets.server import Server
+from janus_net._values.addresses import BindAddress
+from janus_net._values.kinds import Mode, Protocol
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
-    from janus_net.capability import NetBind
+    from janus_net._policy.capability import NetBind
 
 
 # --- :core
@@ -382,7 +384,7 @@ def _require_capability(cap: object, ctx: object = None) -> None:
         raise TypeError("a capability is required here; use listen()/bind() to run without one")
     # The capability module loads with the first NetBind (import time): until it is in
     # sys.modules nothing can be a NetBind. A dict lookup, not an import statement per call.
-    capability = sys.modules.get("janus_net.capability")
+    capability = sys.modules.get("janus_net._policy.capability")
     if capability is None or not isinstance(cap, capability.NetBind):
         raise TypeError(f"cap must be a janus_net.NetBind, not {type(cap).__name__}")
     if ctx is not None:

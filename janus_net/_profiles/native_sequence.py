@@ -25,7 +25,7 @@ the first failure. Everything else stays in Python, under `syscalls`' rules:
   runs between bytecodes, not inside C), which is then ordered after the sequence,
   exactly as if it had come after checkpoint 5: the call succeeds and the next
   blocking call sees it.
-* **The fd.** C stores it in the owned cell ``io.desc`` (`janus_net.descriptor`) as
+* **The fd.** C stores it in the owned cell ``io.desc`` (`janus_net._kernel.cells`) as
   soon as socket() returns, before anything else can happen, so an exception at any
   later point (a kernel error, a checkpoint's Timeout, a KeyboardInterrupt) finds it
   there. `run` closes the cell before propagating; after `run` returns, the cell is
@@ -40,14 +40,17 @@ every pair of native ones, so there is nothing to gain.
 
 from __future__ import annotations
 
-from janus_net import descriptor, platform, syscalls
+from janus_net import platform
+from janus_net._kernel import cells, loop, socket_options, sockets, step_sequence
+from janus_net._policy.context import Context
 from janus_net._profiles.option_checks import Options
 from janus_net._profiles.socket_options import setsockopt_steps
 from janus_net._shim import ffi, lib
+from janus_net._values.addresses import Address
+from janus_net._values.caches import bounded_put
 from janus_net._values.options import OPTIONS
-from janus_net.address import Address, UnixAddress, reported
-from janus_net.caches import bounded_put
-from janus_net.context import Context
+from janus_net._values.reported import reported
+from janus_net._values.unix import UnixAddress
 
 TYPE_CHECKING = False  # `typing` only for the checker (import time, docs/performance.md)
 if TYPE_CHECKING:
@@ -90,13 +93,13 @@ class Plan:
         self.listens = opts.kind == "listen"
         self.bind_step = n + 1
         self.end = n + 4
-        bind_table = syscalls.BIND_UNIX if family == lib.AF_UNIX else syscalls.BIND_IP
-        self.tables: tuple[syscalls.Syscall | None, ...] = (
-            syscalls.SOCKET,
-            *(syscalls.SETSOCKOPT,) * n,
+        bind_table = sockets.BIND_UNIX if family == lib.AF_UNIX else sockets.BIND_IP
+        self.tables: tuple[loop.Syscall | None, ...] = (
+            sockets.SOCKET,
+            *(socket_options.SETSOCKOPT,) * n,
             bind_table,
-            syscalls.LISTEN if self.listens else None,
-            syscalls.GETSOCKNAME,
+            sockets.LISTEN if self.listens else None,
+            sockets.GETSOCKNAME,
         )
 
 
@@ -160,7 +163,7 @@ def new_io(desc: Any) -> Any:
 
 def discard(io: Any) -> None:
     """Close the fd in ``io``'s cell, if any: the cell's claim-once close (at most one per fd)."""
-    descriptor.close(io.desc)
+    cells.close_desc(io.desc)
 
 
 def run(plan: Plan, io: Any, addr: Address, ctx: Context | None = None) -> None:
@@ -187,7 +190,7 @@ def run(plan: Plan, io: Any, addr: Address, ctx: Context | None = None) -> None:
             # :core, one C call (here, not in _run: one frame less per listen). The
             # sockaddr is encoded first: no checkpoint can tell.
             encoded = addr.sockaddr
-            syscalls.steps(plan.tables, plan.struct, io, encoded.pointer, encoded.length, 0, plan.end, None, addr)
+            step_sequence.steps(plan.tables, plan.struct, io, encoded.pointer, encoded.length, 0, plan.end, None, addr)
         else:
             _run(plan, io, addr, ctx)
     except BaseException:
@@ -199,29 +202,29 @@ def _run(plan: Plan, io: Any, addr: Address, ctx: Context) -> None:
     tables, struct = plan.tables, plan.struct
     check = ctx.check
     # Stock: the bound method is Context.check itself (no subclass override, no instance patch).
-    if getattr(check, "__func__", None) is _STOCK_CHECK and not syscalls.steps_armed():
+    if getattr(check, "__func__", None) is _STOCK_CHECK and not step_sequence.steps_armed():
         check()  # (1) before socket; (2)-(5) natively, against the deadline
         encoded = addr.sockaddr
         deadline = ctx.deadline
         if deadline is not None:
             io.deadline = deadline
             io.has_deadline = 1
-        syscalls.steps(tables, struct, io, encoded.pointer, encoded.length, 0, plan.end, check, addr)
+        step_sequence.steps(tables, struct, io, encoded.pointer, encoded.length, 0, plan.end, check, addr)
         return
     bind_step = plan.bind_step
     check()  # (1) before socket
-    syscalls.steps(tables, struct, io, ffi.NULL, 0, 0, 1, check, addr)
+    step_sequence.steps(tables, struct, io, ffi.NULL, 0, 0, 1, check, addr)
     check()  # (2) between socket and options
     if plan.options:
-        syscalls.steps(tables, struct, io, ffi.NULL, 0, 1, bind_step, check, addr)
+        step_sequence.steps(tables, struct, io, ffi.NULL, 0, 1, bind_step, check, addr)
     check()  # (3) between options and sockaddr
     encoded = addr.sockaddr
     check()  # (4) between sockaddr and bind
-    syscalls.steps(tables, struct, io, encoded.pointer, encoded.length, bind_step, bind_step + 1, check, addr)
+    step_sequence.steps(tables, struct, io, encoded.pointer, encoded.length, bind_step, bind_step + 1, check, addr)
     if plan.listens:
         check()  # (5) between bind and listen
     # The sockaddr again: getsockname's answer is compared with it (io.port).
-    syscalls.steps(tables, struct, io, encoded.pointer, encoded.length, bind_step + 1, plan.end, check, addr)
+    step_sequence.steps(tables, struct, io, encoded.pointer, encoded.length, bind_step + 1, plan.end, check, addr)
 
 
 _STOCK_CHECK = Context.check

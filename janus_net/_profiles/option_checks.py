@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import os
 
-from janus_net import netns
+from janus_net._policy import netns
 from janus_net._profiles import unix_files
 from janus_net._shim import lib
+from janus_net._values.addresses import Address
+from janus_net._values.errors import SocketError
+from janus_net._values.ip import Ip4Address, Ip6Address, require_zone
+from janus_net._values.kinds import Mode, Protocol
 from janus_net._values.options import NOT_TAKEN, OPTIONS, WHERE, Option, taken_by
-from janus_net.address import Address, Ip4Address, Ip6Address, UnixAddress, require_zone
-from janus_net.errors import SocketError
-from janus_net.socket import Mode, Protocol
-from janus_net.values import BadOptionType, flag, integer
+from janus_net._values.strict import BadOptionType, flag, integer
+from janus_net._values.unix import UnixAddress
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:

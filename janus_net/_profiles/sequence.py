@@ -18,31 +18,30 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from janus_net import descriptor, landlock, netns, syscalls
+from janus_net._kernel import cells, loop, sockets
+from janus_net._policy import landlock, netns
 from janus_net._profiles import adoption, native_sequence, socket_options, unix_files
+from janus_net._profiles.addresses import as_bind_address
 from janus_net._profiles.option_checks import DEFAULT_BIND, DEFAULT_LISTEN, Options, default, validate
 from janus_net._profiles.unix_files import UnixFile
+from janus_net._sockets.datagram import Socket
+from janus_net._sockets.server import Server
+from janus_net._values.addresses import Address, BindAddress
+from janus_net._values.errors import SocketError
+from janus_net._values.fd import FdAddress
 from janus_net._values.options import taken_by
-from janus_net.address import (
-    Address,
-    BindAddress,
-    FdAddress,
-    UnixAddress,
-    as_bind_address,
-    reported,
-)
-from janus_net.errors import SocketError
-from janus_net.socket import Server, Socket
+from janus_net._values.reported import reported
+from janus_net._values.unix import UnixAddress
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
     from typing import Any, TypeVar
 
-    from janus_net.capability import NetBind
-    from janus_net.context import Context
+    from janus_net._policy.capability import NetBind
+    from janus_net._policy.context import Context
 
 
-def _set_options(fd: int, addr: Address, opts: Options, check: syscalls.Checkpoint | None) -> None:
+def _set_options(fd: int, addr: Address, opts: Options, check: loop.Checkpoint | None) -> None:
     socket_options.apply(fd, addr, opts, check)  # the one list of setsockopt steps (the native path's too)
     if isinstance(addr, UnixAddress) and not addr.abstract:
         unix_files.before_bind(fd, opts.file_mode, opts.owner, opts.group, check)  # permissions before bind
@@ -53,7 +52,7 @@ def _bind(
     addr: Address,
     encoded: Any,
     opts: Options,
-    check: syscalls.Checkpoint | None,
+    check: loop.Checkpoint | None,
     unix_file: UnixFile | None,
 ) -> None:
     if unix_file is not None:
@@ -61,7 +60,7 @@ def _bind(
         unix_files.bind(fd, addr, unix_file, opts.unlink_stale, opts.mode, check)  # unix file: stale handling, lock
         return
     unix = isinstance(addr, UnixAddress)
-    syscalls.bind(fd, encoded.pointer, encoded.length, unix=unix, checkpoint=check, address=addr)
+    sockets.bind(fd, encoded.pointer, encoded.length, unix=unix, checkpoint=check, address=addr)
 
 
 # --- fd://N: adopt an inherited socket instead of making one (janus_net._profiles.adoption)
@@ -157,8 +156,8 @@ def open_socket(addr: Address, opts: Options, ctx: Context | None, capability: N
     with _ErrDefer() as errdefer:
         # The cell exists before the socket: socket() writes the fd into it, so from
         # the syscall's return on, this cleanup (or the cell's collection) closes it.
-        desc = descriptor.new()
-        errdefer(lambda: descriptor.close(desc))
+        desc = cells.new_desc()
+        errdefer(lambda: cells.close_desc(desc))
         try:
             result = owner(desc, _steps_one_by_one(desc, addr, opts, check, unix_file, errdefer), unix_file)
         except SocketError.AccessDenied as exc:
@@ -187,7 +186,7 @@ def _open_native(
     the ``try`` the cell is empty (an interrupt there leaves it to its collection, which
     closes nothing); inside it, the fd is in the cell from socket()'s return on.
     """
-    desc = descriptor.new()
+    desc = cells.new_desc()
     try:
         io = native_sequence.new_io(desc)
         try:
@@ -205,7 +204,7 @@ def _open_native(
         if capability is not None and capability.audit is not None:
             capability.record_bound(result.address, opts.mode, opts.protocol)  # as in open_socket
     except BaseException:
-        descriptor.close(desc)
+        cells.close_desc(desc)
         raise
     return result
 
@@ -219,7 +218,7 @@ def _steps_one_by_one(
     desc: Any,
     addr: Address,
     opts: Options,
-    check: syscalls.Checkpoint | None,
+    check: loop.Checkpoint | None,
     unix_file: UnixFile | None,
     errdefer: _ErrDefer,
 ) -> Address:
@@ -251,13 +250,13 @@ def _steps_one_by_one(
     if opts.kind == "listen":
         if check is not None:
             check()  # (5) between bind and listen
-        syscalls.listen(fd, opts.backlog, check, addr)
+        sockets.listen(fd, opts.backlog, check, addr)
         socket_options.after_listen(fd, addr, opts, check)  # steer="cpu" joins the group at listen
     return _local_address(fd, addr)
 
 
 def _local_address(fd: int, requested: Address) -> Address:
-    storage, length = syscalls.getsockname(fd)
+    storage, length = sockets.getsockname(fd)
     return reported(requested, storage, length)
 
 

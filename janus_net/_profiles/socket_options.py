@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import os
 
-from janus_net import platform, syscalls
+from janus_net import platform
+from janus_net._kernel import loop, socket_options
 from janus_net._shim import ffi, lib
+from janus_net._values.addresses import Address
+from janus_net._values.errors import SocketError
 from janus_net._values.options import OPTIONS, Option
-from janus_net.address import Address
-from janus_net.errors import SocketError
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
@@ -75,19 +76,19 @@ def setsockopt_steps(family: int, opts: Options) -> list[Step]:
     return out
 
 
-def apply(fd: int, addr: Address, opts: Options, check: syscalls.Checkpoint | None) -> None:
+def apply(fd: int, addr: Address, opts: Options, check: loop.Checkpoint | None) -> None:
     """Run `setsockopt_steps` on a socket that is not bound yet (``steer`` waits for `after_listen`)."""
     for option, level, optname, value in setsockopt_steps(addr.family, opts):
         if option is None or option.errors == "plain":
             assert isinstance(value, int)
-            syscalls.setsockopt_int(fd, level, optname, value, check)
+            socket_options.setsockopt_int(fd, level, optname, value, check)
         elif isinstance(value, bytes):
             _set(option.name, fd, level, optname, ffi.new("char[]", value), len(value), check, addr)
         else:
             _set(option.name, fd, level, optname, ffi.new("int *", value), ffi.sizeof("int"), check, addr)
 
 
-def after_listen(fd: int, addr: Address, opts: Options, check: syscalls.Checkpoint | None) -> None:
+def after_listen(fd: int, addr: Address, opts: Options, check: loop.Checkpoint | None) -> None:
     """Attach the ``steer`` program once the socket listens.
 
     A TCP socket joins its SO_REUSEPORT group when it starts listening; a program
@@ -111,11 +112,11 @@ def _set(
     option: int,
     value: CData,
     size: int,
-    check: syscalls.Checkpoint | None,
+    check: loop.Checkpoint | None,
     addr: Address,
 ) -> None:
     try:
-        syscalls.setsockopt_server(fd, level, option, value, size, check)
+        socket_options.setsockopt_server(fd, level, option, value, size, check)
     except SocketError as exc:
         # The same member and errno; the message names the keyword that failed and the address.
         detail = f"{name}: {exc.strerror if exc.errno is not None else exc}"
@@ -152,8 +153,8 @@ def read(fd: int | CData) -> dict[str, object]:
     ``defer_accept`` 0 when off (``defer_accept`` in seconds as the kernel rounds it).
     ``backlog`` and ``steer`` are not readable and never present.
     """
-    family = syscalls.getsockopt_int(fd, lib.SOL_SOCKET, lib.SO_DOMAIN)
-    kind = syscalls.getsockopt_int(fd, lib.SOL_SOCKET, lib.SO_TYPE)
+    family = socket_options.getsockopt_int(fd, lib.SOL_SOCKET, lib.SO_DOMAIN)
+    kind = socket_options.getsockopt_int(fd, lib.SOL_SOCKET, lib.SO_TYPE)
     ip = family in (lib.AF_INET, lib.AF_INET6)
     ip6 = family == lib.AF_INET6
     stream = kind == lib.SOCK_STREAM
@@ -169,11 +170,11 @@ def read(fd: int | CData) -> dict[str, object]:
             level, optname = level6, optname6
         how = option.reads
         if how == "name":
-            raw = syscalls.getsockopt_buffer(fd, level, optname, lib.IF_NAMESIZE)
+            raw = socket_options.getsockopt_buffer(fd, level, optname, lib.IF_NAMESIZE)
             name = raw.split(b"\0", 1)[0]
             result[option.name] = os.fsdecode(name) if name else None
             continue
-        number = syscalls.getsockopt_int(fd, level, optname)
+        number = socket_options.getsockopt_int(fd, level, optname)
         if how == "bool":
             result[option.name] = bool(number)
         elif how == "cpu":

@@ -27,18 +27,20 @@ import pwd
 import stat
 from collections.abc import Callable
 
-from janus_net import descriptor, syscalls, waiting
+from janus_net._kernel import cells, files, loop, sockets
+from janus_net._kernel import flags as kernel_flags
+from janus_net._policy import waiting
+from janus_net._policy.context import Context
 from janus_net._shim import lib
-from janus_net.address import UnixAddress
-from janus_net.context import Context
-from janus_net.errors import SocketError
+from janus_net._values.errors import SocketError
+from janus_net._values.unix import UnixAddress
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
     from typing import Any
 
 # The kernel reports a bound file's inode number in 32 bits (struct unix_diag_vfs).
-_VFS_INO_MASK = syscalls.VFS_INO_MASK
+_VFS_INO_MASK = files.VFS_INO_MASK
 
 
 def _same_file(dev: int, ino: int, identity: tuple[int, int]) -> bool:
@@ -72,7 +74,7 @@ class UnixFile:
     def lock_path(self) -> bytes:
         return os.fsencode(self.path) + b".lock"
 
-    def record(self, fd: int, checkpoint: syscalls.Checkpoint | None = None) -> None:
+    def record(self, fd: int, checkpoint: loop.Checkpoint | None = None) -> None:
         """Remember which inode bind created, asking the kernel about the socket ``fd`` itself.
 
         The kernel is asked first (sock_diag: the file this socket's inode is bound
@@ -87,7 +89,7 @@ class UnixFile:
         """
         text = f"unix:{self.path}"
         try:
-            bound = syscalls.unix_diag(syscalls.fstat(fd, text).ino & _VFS_INO_MASK, None, checkpoint)
+            bound = files.unix_diag(files.fstat(fd, text).ino & _VFS_INO_MASK, None, checkpoint)
         except (SocketError.ProtocolUnsupportedBySystem, SocketError.AccessDenied):
             bound = None  # no sock_diag here: the path, looked up right after bind, is all there is
         except BaseException:
@@ -96,7 +98,7 @@ class UnixFile:
             self._identity_from_path(text)
             raise
         self._bound = bound
-        st = syscalls.lstat(self.path, text)
+        st = files.lstat(self.path, text)
         if not st.is_socket or (bound is not None and not _same_file(st.dev, st.ino, bound)):
             raise SocketError.AddressInUse(
                 None, "another file replaced the socket file right after bind; it was left alone", address=text
@@ -106,7 +108,7 @@ class UnixFile:
     def _identity_from_path(self, text: str) -> None:
         """The identity of the socket file at the path, unconfirmed (when the kernel could not be asked)."""
         try:
-            st = syscalls.lstat(self.path, text)
+            st = files.lstat(self.path, text)
         except SocketError:
             return  # nothing to look at: nothing will be removed
         if st.is_socket:
@@ -118,7 +120,7 @@ class UnixFile:
         if identity is None and bound is None:
             return False
         try:
-            st = syscalls.lstat(self.path)
+            st = files.lstat(self.path)
         except SocketError:
             return False
         if not st.is_socket:
@@ -142,7 +144,7 @@ class UnixFile:
             return
         if self.names_our_file():
             try:
-                syscalls.unlink(self.path)
+                files.unlink(self.path)
             except SocketError:
                 pass  # gone, or the directory turned read-only: nothing of ours is left to remove
 
@@ -176,7 +178,7 @@ class _PathLock:
         self.cell = cell
 
     @classmethod
-    def acquire(cls, path: bytes, checkpoint: syscalls.Checkpoint | None, address: str) -> _PathLock:
+    def acquire(cls, path: bytes, checkpoint: loop.Checkpoint | None, address: str) -> _PathLock:
         """Take the lock (waiting for another holder), or raise a `SocketError`.
 
         The lock file's fd lives in a descriptor cell from openat's return on: an
@@ -185,30 +187,30 @@ class _PathLock:
         """
         # O_NONBLOCK: a FIFO planted at the name must not block the open.
         flags = lib.O_RDONLY | lib.O_CREAT | lib.O_NOFOLLOW | lib.O_NOCTTY | lib.O_NONBLOCK
-        cell = descriptor.new()
+        cell = cells.new_desc()
         try:
-            fd = syscalls.open_path(cell, path, flags, 0o644, checkpoint, address)
-            if not syscalls.fstat(fd, address).is_regular:
+            fd = files.open_path(cell, path, flags, 0o644, checkpoint, address)
+            if not files.fstat(fd, address).is_regular:
                 raise SocketError.AddressInUse(
                     None, f"{os.fsdecode(path)!r} is not a regular file, so it cannot be the lock", address=address
                 )
             _lock(fd, checkpoint)
         except BaseException:
-            descriptor.close(cell)
+            cells.close_desc(cell)
             raise
         return cls(cell)
 
     def release(self) -> None:
-        descriptor.close(self.cell)  # closing the last descriptor of the description drops the flock
+        cells.close_desc(self.cell)  # closing the last descriptor of the description drops the flock
 
 
-def _lock(fd: int, checkpoint: syscalls.Checkpoint | None) -> None:
+def _lock(fd: int, checkpoint: loop.Checkpoint | None) -> None:
     # The checkpoint of a :service call is its context's bound check(): the nap then
     # also polls that context's wake fd, so its cancel() ends the nap at once.
     owner = getattr(checkpoint, "__self__", None)
     ctx = owner if isinstance(owner, Context) else None
     nap = _PathLock._WAIT_FIRST_MS
-    while syscalls.flock(fd, lib.LOCK_EX | lib.LOCK_NB, checkpoint, nonblocking=True) == syscalls.WOULD_BLOCK:
+    while files.flock(fd, lib.LOCK_EX | lib.LOCK_NB, checkpoint, nonblocking=True) == loop.WOULD_BLOCK:
         if ctx is None and checkpoint is not None:
             checkpoint()
         waiting.pause(ctx, nap)  # checks the context before and after
@@ -219,7 +221,7 @@ def _lock(fd: int, checkpoint: syscalls.Checkpoint | None) -> None:
 
 
 def before_bind(
-    fd: int, mode: int | None, owner: int | None, group: int | None, checkpoint: syscalls.Checkpoint | None
+    fd: int, mode: int | None, owner: int | None, group: int | None, checkpoint: loop.Checkpoint | None
 ) -> None:
     """Give the unbound socket the permissions the file must be born with.
 
@@ -229,9 +231,9 @@ def before_bind(
     only (nobody else can connect) and gets its group/other bits after the chown.
     """
     if owner is not None or group is not None:
-        syscalls.fchmod(fd, (0o777 if mode is None else mode) & stat.S_IRWXU, checkpoint)
+        sockets.fchmod(fd, (0o777 if mode is None else mode) & stat.S_IRWXU, checkpoint)
     elif mode is not None:
-        syscalls.fchmod(fd, mode, checkpoint)
+        sockets.fchmod(fd, mode, checkpoint)
 
 
 _STALE_HINT = (
@@ -248,7 +250,7 @@ _RETAKEN = "the path was taken again each time the stale file was removed; it wa
 
 def bind(
     fd: int, address: UnixAddress, unix_file: UnixFile, unlink_stale: bool, probe_type: int,
-    checkpoint: syscalls.Checkpoint | None,
+    checkpoint: loop.Checkpoint | None,
 ) -> None:  # fmt: skip
     """bind(2) to the path; with ``unlink_stale``, take over a stale file under the lock.
 
@@ -259,7 +261,7 @@ def bind(
     """
     encoded = address.sockaddr
     try:
-        syscalls.bind(fd, encoded.pointer, encoded.length, unix=True, checkpoint=checkpoint, address=address)
+        sockets.bind(fd, encoded.pointer, encoded.length, unix=True, checkpoint=checkpoint, address=address)
         return
     except SocketError.AddressInUse as e:
         if not unlink_stale:
@@ -277,7 +279,7 @@ def bind(
         for attempt in range(_JUDGEMENTS):
             _remove_if_stale(address, probe_type, checkpoint)
             try:
-                syscalls.bind(fd, encoded.pointer, encoded.length, unix=True, checkpoint=checkpoint, address=address)
+                sockets.bind(fd, encoded.pointer, encoded.length, unix=True, checkpoint=checkpoint, address=address)
                 return
             except SocketError.AddressInUse as e:
                 if attempt == _JUDGEMENTS - 1:
@@ -290,7 +292,7 @@ def bind(
 
 def after_bind(
     fd: int, unix_file: UnixFile, mode: int | None, owner: int | None, group: int | None,
-    checkpoint: syscalls.Checkpoint | None,
+    checkpoint: loop.Checkpoint | None,
 ) -> None:  # fmt: skip
     """Record the file's identity, then set its owner and exactly ``mode`` through that inode only.
 
@@ -302,26 +304,26 @@ def after_bind(
     if owner is None and group is None:
         if mode is None:
             return
-        st = syscalls.lstat(unix_file.path, f"unix:{unix_file.path}")
+        st = files.lstat(unix_file.path, f"unix:{unix_file.path}")
         if stat.S_IMODE(st.mode) == mode and unix_file.names_our_file():
             return
     else:
         mode = _default_mode() if mode is None else mode
     text = f"unix:{unix_file.path}"
-    cell = descriptor.new()  # the O_PATH fd lives in a cell, as every fd janus_net opens
+    cell = cells.new_desc()  # the O_PATH fd lives in a cell, as every fd janus_net opens
     try:
-        path_fd = syscalls.open_path(cell, os.fsencode(unix_file.path), lib.JN_O_PATH | lib.O_NOFOLLOW, 0, None, text)
-        st2 = syscalls.fstat(path_fd, text)
+        path_fd = files.open_path(cell, os.fsencode(unix_file.path), lib.JN_O_PATH | lib.O_NOFOLLOW, 0, None, text)
+        st2 = files.fstat(path_fd, text)
         if not st2.is_socket or unix_file.identity != (st2.dev, st2.ino):
             raise SocketError.AddressInUse(
                 None, "another file replaced the socket file before its mode was set; it was left alone", address=text
             )
         if owner is not None or group is not None:
-            syscalls.fchown_inode(path_fd, owner, group, text)
+            files.fchown_inode(path_fd, owner, group, text)
         if stat.S_IMODE(st2.mode) != mode or owner is not None or group is not None:
-            syscalls.chmod_inode(path_fd, mode, text)
+            files.chmod_inode(path_fd, mode, text)
     finally:
-        descriptor.close(cell)
+        cells.close_desc(cell)
 
 
 def _default_mode() -> int:
@@ -339,7 +341,7 @@ def _default_mode() -> int:
 # --- Stale files
 
 
-def _remove_if_stale(address: UnixAddress, probe_type: int, checkpoint: syscalls.Checkpoint | None) -> None:
+def _remove_if_stale(address: UnixAddress, probe_type: int, checkpoint: loop.Checkpoint | None) -> None:
     """Unlink the file at ``address`` if it is stale (called with the lock held).
 
     Stale means all of: it is a socket file; no unix socket in this network namespace
@@ -352,7 +354,7 @@ def _remove_if_stale(address: UnixAddress, probe_type: int, checkpoint: syscalls
     """
     text = str(address)
     try:
-        st = syscalls.lstat(address.path, text)
+        st = files.lstat(address.path, text)
     except SocketError.FileNotFound:
         return
     except SocketError as e:
@@ -362,7 +364,7 @@ def _remove_if_stale(address: UnixAddress, probe_type: int, checkpoint: syscalls
             None, f"the path exists and is not a socket (it is {st.kind}); it was left alone", address=text
         )
     try:
-        holder = syscalls.unix_diag(0, st.identity, checkpoint)
+        holder = files.unix_diag(0, st.identity, checkpoint)
     except SocketError as e:
         raise SocketError.AddressInUse(
             None, f"cannot tell whether a socket is bound to the file ({e.member}); it was left alone", address=text
@@ -375,9 +377,9 @@ def _remove_if_stale(address: UnixAddress, probe_type: int, checkpoint: syscalls
     # With the lock held, only a process outside janus_net changes the path. A file
     # gone meanwhile (FileNotFound) needs nothing: the bind that follows tells.
     try:
-        again = syscalls.lstat(address.path, text)
+        again = files.lstat(address.path, text)
         if again.identity == st.identity:
-            syscalls.unlink(address.path, text)
+            files.unlink(address.path, text)
     except SocketError.FileNotFound:
         return
     except SocketError as e:
@@ -394,13 +396,13 @@ def bound_but_refusing(path: str) -> bool:
     file, or a kernel that cannot tell (no sock_diag).
     """
     try:
-        st = syscalls.lstat(path)
+        st = files.lstat(path)
     except SocketError:
         return False
     if not st.is_socket:
         return False
     try:
-        return syscalls.unix_diag(0, st.identity) is not None
+        return files.unix_diag(0, st.identity) is not None
     except SocketError:
         return False
 
@@ -408,15 +410,15 @@ def bound_but_refusing(path: str) -> bool:
 def _probe_refuses(address: UnixAddress, type_: int) -> None:
     """Return if connect() to ``address`` is refused (nobody listens); raise AddressInUse otherwise."""
     text = str(address)
-    cell = descriptor.new()  # socket() writes the probe's fd into the cell: no bytecode holds it alone
+    cell = cells.new_desc()  # socket() writes the probe's fd into the cell: no bytecode holds it alone
     try:
-        probe = syscalls.open_socket(cell, address.family, type_, 0)
+        probe = sockets.socket(cell, address.family, type_, 0)
         try:
             # Non-blocking: a blocking connect to a live server whose backlog is full waits
             # until that server accepts -- forever, if it is stuck.
-            syscalls.set_nonblocking(probe, True)
+            kernel_flags.set_nonblocking(probe, True)
             encoded = address.sockaddr
-            rc = syscalls.connect(probe, encoded.pointer, encoded.length, address, nonblocking=True)
+            rc = sockets.connect(probe, encoded.pointer, encoded.length, address, nonblocking=True)
         except SocketError.ConnectionRefused:
             return
         except SocketError as e:
@@ -424,8 +426,8 @@ def _probe_refuses(address: UnixAddress, type_: int) -> None:
                 None, f"the socket file is not stale ({e.member} on probe); it was left alone", address=text
             ) from e
     finally:
-        descriptor.close(cell)
-    if rc == syscalls.WOULD_BLOCK:
+        cells.close_desc(cell)
+    if rc == loop.WOULD_BLOCK:
         raise SocketError.AddressInUse(
             None, "a live socket with a full backlog is listening there; it was left alone", address=text
         )
@@ -436,7 +438,7 @@ def _probe_refuses(address: UnixAddress, type_: int) -> None:
 
 # uid_t/gid_t (unsigned 32-bit on every platform janus_net builds on); the all-ones
 # value means "unchanged" to chown, so it is not a valid id to ask for.
-_ID_LIMIT = syscalls.ID_LIMIT
+_ID_LIMIT = files.ID_LIMIT
 
 
 def resolve_owner(owner: object) -> int | None:

@@ -1,6 +1,6 @@
 """Ancillary data (control messages) of datagrams: destination address, kernel timestamp, GRO segment size.
 
-The message headers are built and the control messages read by `janus_net.control`,
+The message headers are built and the control messages read by `janus_net._kernel.control`,
 under its one bounds rule; a truncation is never silent (DESIGN §15):
 
 * MSG_TRUNC (the datagram was longer than the buffer; the rest is gone) and
@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import ipaddress
 
-from janus_net import control, platform, syscalls, waiting
+from janus_net import platform
+from janus_net._kernel import cell_io, control, loop
+from janus_net._policy import waiting
 from janus_net._shim import ffi, lib
 from janus_net._sockets.buffers import (
     SIZE_MAX,
@@ -33,17 +35,12 @@ from janus_net._sockets.buffers import (
     uncleared,
     view_of,
 )
-from janus_net.address import (
-    DECODED_SOURCES,
-    Address,
-    Ip4Address,
-    Ip6Address,
-    UnixAddress,
-    as_address,
-    from_sockaddr_cached,
-)
-from janus_net.caches import bounded_put
-from janus_net.errors import SocketError
+from janus_net._values.addresses import Address, as_address
+from janus_net._values.caches import bounded_put
+from janus_net._values.errors import SocketError
+from janus_net._values.ip import Ip4Address, Ip6Address
+from janus_net._values.reported import DECODED_SOURCES, from_sockaddr_cached
+from janus_net._values.unix import UnixAddress
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
@@ -51,8 +48,8 @@ if TYPE_CHECKING:
 
 
 if TYPE_CHECKING:
+    from janus_net._policy.context import Context
     from janus_net._sockets.endpoint import Endpoint
-    from janus_net.context import Context
 
 
 class Datagram:
@@ -250,9 +247,9 @@ def receive(
         def attempt() -> int:
             # The kernel rewrites the lengths and flags of the header it fills.
             ffi.memmove(msg, message.pristine, _MSGHDR_SIZE)
-            return syscalls.recvmsg_on(*args, check)
+            return cell_io.recvmsg_on(*args, check)
 
-        got = attempt() if ctx is None else syscalls.WOULD_BLOCK
+        got = attempt() if ctx is None else loop.WOULD_BLOCK
         if got < 0:
             got = waiting.wait_for(
                 desc,
@@ -311,7 +308,7 @@ def parse(msg: Any, local: Address) -> tuple[int | None, Address | None, float |
     Descriptors found (SCM_RIGHTS from a unix datagram peer) are closed.
 
     Raises:
-        SocketError.ProtocolFailure: a control message that breaks `janus_net.control`'s
+        SocketError.ProtocolFailure: a control message that breaks `janus_net._kernel.control`'s
             rule, or a UDP_GRO segment size below 1.
     """
     segment: int | None = None
@@ -455,7 +452,7 @@ def send_from(desc: Any, local: Address, dest: str | Address, data: Buffer, sour
     try:
         ffi.memmove(out.payload, payload, len(payload))
         out.point(target, view, len(view))
-        return syscalls.sendmsg_on(desc, out.msg, platform.MSG_NOSIGNAL, syscalls.SEND_FROM, target)
+        return cell_io.sendmsg_on(desc, out.msg, platform.MSG_NOSIGNAL, cell_io.SEND_FROM, target)
     finally:
         if not idle:
             idle.append(out)

@@ -12,7 +12,9 @@ import functools
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 
-from janus_net import platform, syscalls, waiting
+from janus_net import platform
+from janus_net._kernel import cell_io, loop
+from janus_net._policy import waiting
 from janus_net._shim import ffi, lib
 from janus_net._sockets.buffers import Buffer, Pool, Scratch, size_argument, uncleared
 from janus_net._sockets.mmsg_arrays import (
@@ -24,15 +26,15 @@ from janus_net._sockets.mmsg_arrays import (
     batch_capacity,
 )
 from janus_net._sockets.owner import closed_during, later_call_error
-from janus_net.errors import ErrnoBug, SocketError
+from janus_net._values.errors import ErrnoBug, SocketError
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
     from typing import Any, TypeVar
 
+    from janus_net._policy.context import Context
     from janus_net._sockets.endpoint import Endpoint
-    from janus_net.address import Address
-    from janus_net.context import Context
+    from janus_net._values.addresses import Address
 
     _T = TypeVar("_T")
 
@@ -40,7 +42,7 @@ if TYPE_CHECKING:
 _MSG_DONTWAIT = lib.MSG_DONTWAIT
 # Every send is a per-call non-blocking attempt that never raises SIGPIPE.
 _SEND_FLAGS = platform.MSG_NOSIGNAL | lib.MSG_DONTWAIT
-_WOULD_BLOCK = syscalls.WOULD_BLOCK
+_WOULD_BLOCK = loop.WOULD_BLOCK
 
 
 # --- Sending
@@ -150,13 +152,13 @@ def _send_filled(io: Endpoint, batch: SendBatch, filled: int) -> int:
     while done < filled:
         args = (desc, batch.msgs + done, filled - done, _SEND_FLAGS, targets[done])
         try:
-            went = syscalls.sendmmsg_on(*args)  # first attempt inline; wait only after EAGAIN
+            went = cell_io.sendmmsg_on(*args)  # first attempt inline; wait only after EAGAIN
             if went < 0:
                 went = waiting.wait_for(
                     desc,
                     waiting.POLLOUT,
                     None,
-                    functools.partial(syscalls.sendmmsg_on, *args),
+                    functools.partial(cell_io.sendmmsg_on, *args),
                     lambda: io.closed_error("send"),
                     tried=True,
                 )
@@ -218,7 +220,7 @@ def receive_each(io: Endpoint, count: int, size: int, ctx: Context | None) -> li
     received = [(ffi.unpack(buf, got), source)]
     while len(received) < count:
         got, source = io.receive_from(buf, size, None, scratch, nonblocking=True)
-        if got == syscalls.WOULD_BLOCK:
+        if got == loop.WOULD_BLOCK:
             break
         received.append((ffi.unpack(buf, got), source))
     return received
@@ -232,13 +234,13 @@ def _receive_with(io: Endpoint, batch: ReceiveBatch, count: int, ctx: Context | 
     check = None if ctx is None else ctx.check
     batch.reset(want)
     # Without a context the first attempt is inline; the wait loop only after EAGAIN.
-    got = _WOULD_BLOCK if ctx is not None else syscalls.recvmmsg_on(desc, msgs, want, _MSG_DONTWAIT, None)
+    got = _WOULD_BLOCK if ctx is not None else cell_io.recvmmsg_on(desc, msgs, want, _MSG_DONTWAIT, None)
     if got < 0:
         got = waiting.wait_for(
             desc,
             waiting.POLLIN,
             ctx,
-            lambda: syscalls.recvmmsg_on(desc, msgs, want, _MSG_DONTWAIT, check),
+            lambda: cell_io.recvmmsg_on(desc, msgs, want, _MSG_DONTWAIT, check),
             lambda: io.closed_error("receive"),
             io.hung_up,
             tried=ctx is None,
@@ -249,7 +251,7 @@ def _receive_with(io: Endpoint, batch: ReceiveBatch, count: int, ctx: Context | 
         want = min(count - len(received), batch.capacity)
         batch.reset(want)
         try:
-            got = syscalls.recvmmsg_on(desc, msgs, want, _MSG_DONTWAIT, check)
+            got = cell_io.recvmmsg_on(desc, msgs, want, _MSG_DONTWAIT, check)
         except (SocketError, ErrnoBug):
             break  # keep what was already taken off the queue; the next call reports
         if got == _WOULD_BLOCK:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from janus_net import platform
 from janus_net._shim import ffi, lib
-from janus_net.address import (
-    UnixAddress,
-)
-from janus_net.values import INT_MAX, integer
+from janus_net._values.strict import INT_MAX, integer
+from janus_net._values.unix import UnixAddress
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
@@ -54,7 +52,7 @@ def view_of(data: object, name: str = "data", writable: bool = False) -> Any:
 
 
 def size_argument(name: str, value: object, low: int = 0) -> int:
-    """``value``, checked as the size or count a receive or read asks for (`janus_net.values.integer`).
+    """``value``, checked as the size or count a receive or read asks for (`janus_net._values.strict.integer`).
 
     Raises:
         BadOptionType: not an int, or a bool (``receive(True)`` would mean one byte).

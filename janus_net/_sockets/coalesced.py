@@ -5,7 +5,7 @@ back to back, with their segment size in a UDP_GRO control message (DESIGN §15)
 `Socket.receive_segments` returns that buffer as it is; the plain receives
 (``receive``, ``receive_into``, ``receive_many``) of a socket made with
 ``bind(..., gro=True)`` come here instead: each call receives one coalesced buffer
-through `janus_net._sockets.ancillary` (whose control messages `janus_net.control` reads),
+through `janus_net._sockets.ancillary` (whose control messages `janus_net._kernel.control` reads),
 delivers its first datagram, and holds the rest, in order, for the next calls, of
 any receive kind. While datagrams are held a receive returns at once, without a
 syscall; ``Socket.pending`` counts them; ``to_socket()`` refuses (the stdlib socket
@@ -25,17 +25,19 @@ from __future__ import annotations
 import collections
 import os
 
-from janus_net import platform, syscalls
+from janus_net import platform
+from janus_net._kernel import socket_options
 from janus_net._shim import ffi, lib
 from janus_net._sockets import ancillary
 from janus_net._sockets.buffers import size_argument, view_of
-from janus_net.address import Address, Ip4Address, Ip6Address
-from janus_net.errors import SocketError
+from janus_net._values.addresses import Address
+from janus_net._values.errors import SocketError
+from janus_net._values.ip import Ip4Address, Ip6Address
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
+    from janus_net._policy.context import Context
     from janus_net._sockets.endpoint import Endpoint
-    from janus_net.context import Context
 
 #: Enough for any coalesced buffer (the kernel stops coalescing at 64 KiB) and any UDP datagram.
 BUFFER = 65536
@@ -103,7 +105,7 @@ def _gro_on(io: Endpoint) -> bool:
     if desc.closing:
         return False  # closed: the plain receive reports it as it reports any call on a closed socket
     try:
-        return syscalls.getsockopt_int(desc, lib.JN_SOL_UDP, lib.JN_UDP_GRO) != 0
+        return socket_options.getsockopt_int(desc, lib.JN_SOL_UDP, lib.JN_UDP_GRO) != 0
     except SocketError.OptionUnsupported:
         return False  # not a UDP socket (raw IP), or a kernel that cannot say: no UDP_GRO either way
 

@@ -10,22 +10,19 @@ segmentation offload (`janus_net._sockets.segments`), control data
 
 from __future__ import annotations
 
-from janus_net import platform, syscalls, waiting
+from janus_net import platform
+from janus_net._kernel import cell_io, loop
+from janus_net._policy import waiting
 from janus_net._shim import ffi, lib
 from janus_net._sockets import ancillary, batching, coalesced, segments
 from janus_net._sockets.buffers import SOCKADDR_IN_SIZE, STORAGE_SIZE, Buffer, Scratch, view_of
 from janus_net._sockets.endpoint import Endpoint
 from janus_net._sockets.endpoint import source as endpoint_source
 from janus_net._sockets.owner import Bound
-from janus_net.address import (
-    DECODED_SOURCES,
-    Address,
-    Ip4Address,
-    Ip6Address,
-    UnixAddress,
-    as_address,
-    from_sockaddr_cached,
-)
+from janus_net._values.addresses import Address, as_address
+from janus_net._values.ip import Ip4Address, Ip6Address
+from janus_net._values.reported import DECODED_SOURCES, from_sockaddr_cached
+from janus_net._values.unix import UnixAddress
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
@@ -33,17 +30,17 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from typing import Any
 
+    from janus_net._policy.context import Context
     from janus_net._sockets.owner import FileDuty
-    from janus_net.context import Context
 
 
-_SEND, _SENDTO = syscalls.SENDTO_CALL
-_RECEIVE, _RECVFROM = syscalls.RECVFROM_CALL
+_SEND, _SENDTO = cell_io.SENDTO_CALL
+_RECEIVE, _RECVFROM = cell_io.RECVFROM_CALL
 _MSG_DONTWAIT = lib.MSG_DONTWAIT
 # Every send is a per-call non-blocking attempt that never raises SIGPIPE.
 _SEND_FLAGS = platform.MSG_NOSIGNAL | lib.MSG_DONTWAIT
-_retry = syscalls.retry
-_after_failure = syscalls.after_failure
+_retry = loop.retry
+_after_failure = loop.after_failure
 # The address classes `as_address` passes through unchanged: checked by exact type.
 _ADDRESS_TYPES = frozenset({Ip4Address, Ip6Address, UnixAddress})
 

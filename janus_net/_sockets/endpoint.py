@@ -11,31 +11,32 @@ errors of a call woken by ``close()`` or by a shutdown.
 
 from __future__ import annotations
 
-from janus_net import syscalls, waiting
+from janus_net._kernel import cell_io, loop
+from janus_net._policy import waiting
 from janus_net._shim import lib
 from janus_net._sockets.buffers import IP4_KEY_OK, SOCKADDR_IN_SIZE, STORAGE_SIZE, UNNAMED_UNIX, Scratch
 from janus_net._sockets.owner import closed_error
-from janus_net.address import DECODED_SOURCES, from_sockaddr_cached
-from janus_net.errors import SocketError
+from janus_net._values.errors import SocketError
+from janus_net._values.reported import DECODED_SOURCES, from_sockaddr_cached
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
     from typing import Any
 
-    from janus_net.address import Address
-    from janus_net.context import Context
+    from janus_net._policy.context import Context
+    from janus_net._values.addresses import Address
 
 
-_RECEIVE, _RECVFROM = syscalls.RECVFROM_CALL
+_RECEIVE, _RECVFROM = cell_io.RECVFROM_CALL
 _MSG_DONTWAIT = lib.MSG_DONTWAIT
-_retry = syscalls.retry
+_retry = loop.retry
 
 
 class Endpoint:
     """What the parts of one datagram socket share (one per Socket, made with it).
 
     Attributes:
-        desc: the socket's descriptor cell (`janus_net.descriptor`).
+        desc: the socket's descriptor cell (`janus_net._kernel.cells`).
         local: the bound address.
         gro: the state of plain receives under GRO (`janus_net._sockets.coalesced`):
             None (off: the hot path), a ``Held``, or a mark not yet resolved.
@@ -89,7 +90,7 @@ class Endpoint:
         return got, source(scratch, named)
 
     def wait_receive(self, args: tuple[Any, ...], ctx: Context | None, tried: bool) -> int:
-        """recvfrom with ``args`` after a would-block: poll, then try again (`janus_net.waiting`)."""
+        """recvfrom with ``args`` after a would-block: poll, then try again (`janus_net._policy.waiting`)."""
         check = None if ctx is None else ctx.check
         length = args[5]
 

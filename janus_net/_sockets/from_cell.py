@@ -15,7 +15,7 @@ TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (do
 if TYPE_CHECKING:
     from typing import Any, Literal
 
-    from janus_net.address import Address
+    from janus_net._values.addresses import Address
 
 #: What a descriptor is: a listening stream, a bound (datagram) socket, a connected stream.
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ KINDS: tuple[Kind, ...] = ("server", "socket", "stream")
 
 
 def wrap(desc: Any, kind: Kind, address: Address) -> Server | Socket | Stream:
-    """Own the descriptor cell ``desc`` (`janus_net.descriptor`) as the object of ``kind``.
+    """Own the descriptor cell ``desc`` (`janus_net._kernel.cells`) as the object of ``kind``.
 
     ``address`` is the local one (the peer's for a stream).
 

@@ -23,13 +23,9 @@ from janus_net._sockets.buffers import (
     uncleared,
     view_of,
 )
-from janus_net.address import (
-    DECODED_SOURCES,
-    Address,
-    as_address,
-    from_sockaddr_cached,
-)
-from janus_net.errors import SocketError
+from janus_net._values.addresses import Address, as_address
+from janus_net._values.errors import SocketError
+from janus_net._values.reported import DECODED_SOURCES, from_sockaddr_cached
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:

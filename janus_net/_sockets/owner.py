@@ -1,6 +1,6 @@
 """What every socket object shares: one owned descriptor cell, and the ways to end it.
 
-`Owner` holds the cell (`janus_net.descriptor`) that the syscall making the socket
+`Owner` holds the cell (`janus_net._kernel.cells`) that the syscall making the socket
 filled, so there is no moment when the fd is held by neither: ``close()`` (or a
 ``with`` block), ``fileno()``, ``closed``, ``to_socket()``, and, when an owner is
 forgotten, its collection with a `ResourceWarning`, as stdlib sockets do. `Bound`
@@ -12,8 +12,8 @@ it between processes (`unix_file_of`, `give_unix_file`).
 Closing while another thread is blocked in any call on the same object is safe:
 ``close()`` signals the object's wake fd, which the blocked call polls, so it wakes
 and raises a `SocketError` member; the descriptor is released only once no call is
-using it, so its number cannot be reused under a syscall (see `janus_net.descriptor`
-and `janus_net.waiting`). ``close()`` never calls shutdown(), so a socket shared
+using it, so its number cannot be reused under a syscall (see `janus_net._kernel.cells`
+and `janus_net._policy.waiting`). ``close()`` never calls shutdown(), so a socket shared
 with other processes keeps working for them.
 """
 
@@ -23,17 +23,18 @@ import errno
 import functools
 import warnings
 
-from janus_net import descriptor, syscalls
+from janus_net._kernel import cells, owners
+from janus_net._kernel import cells as kernel_cells
 from janus_net._sockets import options_in_force
-from janus_net.errors import ErrnoBug, SocketError
-from janus_net.escaping import for_people
+from janus_net._values.errors import ErrnoBug, SocketError
+from janus_net._values.escaping import for_people
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
     import socket as _stdsocket
     from typing import Any, Protocol
 
-    from janus_net.address import Address
+    from janus_net._values.addresses import Address
 
     class FileDuty(Protocol):
         """The unix socket file a bound socket removes when it closes (what made the socket hands it over)."""
@@ -42,10 +43,10 @@ if TYPE_CHECKING:
             """Remove the file, if it is still the one the bind created, in the process that created it."""
 
 
-_HOLD = syscalls.HOLD_DESC
-_UNHOLD = syscalls.UNHOLD_DESC
-_DEAD = syscalls.DEAD_DESC
-_DETACH = syscalls.DETACH
+_HOLD = cells.HOLD_DESC
+_UNHOLD = cells.UNHOLD_DESC
+_DEAD = cells.DEAD_DESC
+_DETACH = cells.DETACH
 
 
 def closed_error(syscall: str, address: object) -> SocketError:
@@ -87,7 +88,7 @@ def closed_during(desc: Any, error: BaseException, syscall: str, began_open: boo
 class Owner:
     """What Server, Stream and Socket share: one owned descriptor cell and the ways to end it.
 
-    The cell (`janus_net.descriptor`) is the ownership: it is made before the
+    The cell (`janus_net._kernel.cells`) is the ownership: it is made before the
     syscall that fills it and handed to this object as is, so there is no moment
     when the fd is held by neither.
     """
@@ -104,8 +105,8 @@ class Owner:
         _HOLD(desc)
         self._desc = desc
         self._address = address
-        if descriptor.REGISTRATION.on:  # only once the process has adopted an fd (the owner registry)
-            descriptor.register(int(desc.fd), self)
+        if owners.REGISTRATION.on:  # only once the process has adopted an fd (the owner registry)
+            owners.register(int(desc.fd), self)
 
     @property
     def address(self) -> Address:
@@ -137,7 +138,7 @@ class Owner:
             SocketError.Unexpected: close(2) reported an errno (EIO on some file systems);
                 the descriptor is released all the same and the object is closed.
         """
-        descriptor.close(self._desc)
+        kernel_cells.close_desc(self._desc)
 
     def to_socket(self) -> _stdsocket.socket:
         """Hand the descriptor to a plain `socket.socket` and leave this object closed.
@@ -157,7 +158,7 @@ class Owner:
         import socket as _stdsocket  # here: most programs never hand over (import time)
 
         desc = self._desc
-        syscalls.check_detachable(desc, str(self.address))
+        cells.check_detachable(desc, str(self.address))
         # The fd leaves the cell inside the stdlib socket's C constructor, with no
         # bytecode in between: it reads ``fileno`` through ``__index__``, and this one
         # is the native hand-over itself (a partial of a C function, so no Python frame
@@ -225,17 +226,17 @@ class Bound(Owner):
         # set (then the step sequence that made the socket removes the file).
         unix_file = getattr(self, "_unix_file", None)
         if unix_file is None:
-            descriptor.close(self._desc)
+            kernel_cells.close_desc(self._desc)
             return
-        state = syscalls.begin_close(self._desc)
+        state = cells.begin_close(self._desc)
         try:
-            if state & syscalls.CLOSE_FIRST:
+            if state & cells.CLOSE_FIRST:
                 # Before the socket closes: while it is bound, no janus_net process takes
                 # the file for stale, so nothing can replace it under this unlink.
                 unix_file.remove()
         finally:
-            if state & syscalls.CLOSE_FINISH:
-                syscalls.finish_close(self._desc)
+            if state & cells.CLOSE_FINISH:
+                cells.finish_close(self._desc)
 
     def options(self) -> dict[str, object]:
         """The options the kernel holds on this socket, keyed by the listen/bind keyword names.
@@ -274,7 +275,7 @@ class Bound(Owner):
         return sock
 
 
-descriptor.owners_are(Owner)
+owners.owners_are(Owner)
 
 
 # A hand-over moves a bound socket's unix file duty between processes: code outside

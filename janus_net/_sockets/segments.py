@@ -16,13 +16,16 @@ from __future__ import annotations
 import errno
 from collections.abc import Callable, Iterator
 
-from janus_net import control, platform, syscalls
+from janus_net import platform
+from janus_net._kernel import cell_io, control, loop, socket_options
 from janus_net._shim import ffi, lib
 from janus_net._sockets.buffers import Buffer, view_of
 from janus_net._sockets.owner import closed_during
-from janus_net.address import Address, Ip4Address, Ip6Address, UnixAddress, as_address
-from janus_net.caches import bounded_put
-from janus_net.errors import ErrnoBug, SocketError
+from janus_net._values.addresses import Address, as_address
+from janus_net._values.caches import bounded_put
+from janus_net._values.errors import ErrnoBug, SocketError
+from janus_net._values.ip import Ip4Address, Ip6Address
+from janus_net._values.unix import UnixAddress
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
@@ -36,7 +39,7 @@ MAX_SEGMENT_SIZE: int = lib.JN_UDP_MAX_PAYLOAD_IP4
 MAX_SEGMENTS: int = lib.JN_UDP_MAX_SEGMENTS
 _MAX_PAYLOAD_IP4: int = lib.JN_UDP_MAX_PAYLOAD_IP4
 _MAX_PAYLOAD_IP6: int = lib.JN_UDP_MAX_PAYLOAD_IP6
-_SEND_SEGMENTS = syscalls.SEND_SEGMENTS
+_SEND_SEGMENTS = cell_io.SEND_SEGMENTS
 _MSG_NOSIGNAL = platform.MSG_NOSIGNAL
 # The address classes `as_address` passes through unchanged: checked by exact type.
 _ADDRESS_TYPES = frozenset({Ip4Address, Ip6Address, UnixAddress})
@@ -52,7 +55,7 @@ _IS_UDP_MAX = 1024
 _GSO_MESSAGES: list[control.Outgoing] = []
 _GSO_PAYLOAD = ffi.sizeof("uint16_t")
 # sendto on an owned socket, with its table, as the datagram hot path calls it.
-_SENDTO_CALL = syscalls.SENDTO_CALL
+_SENDTO_CALL = cell_io.SENDTO_CALL
 _SEND = _SENDTO_CALL[0]
 
 
@@ -72,7 +75,7 @@ def _require_udp(io: Endpoint, syscall: str) -> None:
             # thread's close() from a call begun on a closed socket.
             known = (
                 platform.HAS_SO_PROTOCOL
-                and syscalls.getsockopt_int(desc, lib.SOL_SOCKET, lib.JN_SO_PROTOCOL) == lib.IPPROTO_UDP
+                and socket_options.getsockopt_int(desc, lib.SOL_SOCKET, lib.JN_SO_PROTOCOL) == lib.IPPROTO_UDP
             )
         bounded_put(_IS_UDP, _IS_UDP_MAX, desc, known)
     if not known:
@@ -139,7 +142,7 @@ def _send(
         send_one(target, data)  # one datagram: nothing to segment
         return 1
     count = -(-size // segment_size)
-    # Each native call counts itself in flight on the socket's cell (janus_net.descriptor).
+    # Each native call counts itself in flight on the socket's cell (janus_net._kernel.cells).
     sent = _send_gso(desc, target, view, size, segment_size) if platform.HAS_UDP_SEGMENT else 0
     if sent < count:
         sent += _send_mmsg(desc, target, view, size, segment_size, sent, sent > 0)
@@ -168,7 +171,7 @@ def _send_gso(desc: Any, target: Address, view: Any, size: int, segment_size: in
             out.point(target, view + offset if offset else view, length)
             try:
                 # The hot path hands sendmsg to the retry loop itself, as Socket.send does.
-                went = syscalls.sendmsg_on(desc, msg, _MSG_NOSIGNAL, _SEND_SEGMENTS, target)
+                went = cell_io.sendmsg_on(desc, msg, _MSG_NOSIGNAL, _SEND_SEGMENTS, target)
             except SocketError.OptionUnsupported:
                 # Not remembered: the next send may take another route. A kernel without
                 # GSO at all (before 4.18) pays one failed sendmsg per send.
@@ -203,7 +206,7 @@ def _send_mmsg(desc: Any, target: Address, view: Any, size: int, segment_size: i
             length = min(segment_size, size - start)
             try:
                 args = (desc, view + start, length, platform.MSG_NOSIGNAL, encoded.pointer, encoded.length)
-                syscalls.retry(*_SENDTO_CALL, args, None, target)
+                loop.retry(*_SENDTO_CALL, args, None, target)
             except SocketError:
                 if done == 0 and not started:
                     raise
@@ -225,7 +228,7 @@ def _send_mmsg(desc: Any, target: Address, view: Any, size: int, segment_size: i
     done = 0
     while done < count:
         try:
-            went = syscalls.sendmmsg_on(desc, msgs + done, count - done, platform.MSG_NOSIGNAL, target)
+            went = cell_io.sendmmsg_on(desc, msgs + done, count - done, platform.MSG_NOSIGNAL, target)
         except SocketError:
             if done == 0 and not started:
                 raise

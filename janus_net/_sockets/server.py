@@ -2,33 +2,36 @@
 
 from __future__ import annotations
 
-from janus_net import descriptor, platform, syscalls, waiting
+from janus_net import platform
+from janus_net._kernel import cell_io, cells, flags, owners, socket_options, sockets
+from janus_net._kernel import cells as kernel_cells
+from janus_net._policy import waiting
 from janus_net._shim import ffi, lib
 from janus_net._sockets.buffers import PEER_FAMILIES, SA_FAMILY_END, STORAGE_SIZE, Pool, Scratch
 from janus_net._sockets.owner import Bound
 from janus_net._sockets.stream import PendingPeer, Stream
-from janus_net.errors import SocketError
+from janus_net._values.errors import SocketError
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
     from typing import Any
 
+    from janus_net._policy.context import Context
     from janus_net._sockets.owner import FileDuty
-    from janus_net.address import Address
-    from janus_net.context import Context
+    from janus_net._values.addresses import Address
 
 
 _NULL = ffi.NULL
-_HOLD = syscalls.HOLD_DESC
+_HOLD = cells.HOLD_DESC
 
 
 def accepted_options(fd: int) -> None:
     """What a new connection's own description needs on this platform before it is handed out."""
     if platform.ACCEPT_INHERITS_O_NONBLOCK:
         # Our own new description: BSD kernels copy the listener's O_NONBLOCK into it.
-        syscalls.set_nonblocking(fd, False)
+        flags.set_nonblocking(fd, False)
     if platform.SO_NOSIGPIPE:
-        syscalls.setsockopt_int(fd, lib.SOL_SOCKET, platform.SO_NOSIGPIPE, 1)
+        socket_options.setsockopt_int(fd, lib.SOL_SOCKET, platform.SO_NOSIGPIPE, 1)
 
 
 class Server(Bound):
@@ -61,8 +64,8 @@ class Server(Bound):
         self._unix_file = unix_file
         # At most one idle Scratch (the peer's sockaddr and length), reused by the next accept.
         self._scratch: Pool | None = None
-        if descriptor.REGISTRATION.on:  # only once the process has adopted an fd (the owner registry)
-            descriptor.register(int(desc.fd), self)
+        if owners.REGISTRATION.on:  # only once the process has adopted an fd (the owner registry)
+            owners.register(int(desc.fd), self)
 
     @property
     def address(self) -> Address:
@@ -102,7 +105,7 @@ class Server(Bound):
         if pool is None:
             pool = self._scratch = Pool()
         scratch = pool.take() or Scratch()
-        conn_desc = descriptor.new()  # the accepted fd lands here, inside the accept call
+        conn_desc = kernel_cells.new_desc()  # the accepted fd lands here, inside the accept call
         try:
             size = scratch.length
             size[0] = STORAGE_SIZE
@@ -118,7 +121,7 @@ class Server(Bound):
             # Not a family the lazy decode is sure to handle: decode (and fail) now.
             return Stream(conn_desc, peer if family in PEER_FAMILIES else peer.decode())
         except BaseException:
-            descriptor.close(conn_desc)
+            kernel_cells.close_desc(conn_desc)
             raise
 
     def _accept_wait(self, ctx: Context | None, desc: Any, storage: Any, size: Any, conn_desc: Any) -> int:
@@ -142,7 +145,7 @@ class Server(Bound):
                 desc,
                 waiting.POLLIN,
                 ctx,
-                lambda: syscalls.accept_into(desc, storage, size, conn_desc, check, address, ctx_cell),
+                lambda: cell_io.accept_into(desc, storage, size, conn_desc, check, address, ctx_cell),
                 self._not_listening,
             )
         finally:
@@ -166,7 +169,7 @@ class Server(Bound):
         Use it on purpose only: ``close()`` never does this.
         """
         try:
-            syscalls.shutdown_on(self._desc, lib.SHUT_RDWR, self._address)
+            sockets.shutdown_on(self._desc, lib.SHUT_RDWR, self._address)
         except SocketError.SocketUnconnected:
             pass  # already shut down: the listener is in the CLOSE state, which is the goal
 

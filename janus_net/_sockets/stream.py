@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from janus_net import platform, syscalls, waiting
+from janus_net import platform
+from janus_net._kernel import cell_io
+from janus_net._policy import waiting
 from janus_net._shim import ffi, lib
 from janus_net._sockets.buffers import SIZE_MAX, STORAGE_P, Buffer, size_argument, uncleared, view_of
 from janus_net._sockets.owner import Owner, later_call_error
-from janus_net.address import Address, from_sockaddr
-from janus_net.errors import ErrnoBug, SocketError
+from janus_net._values.addresses import Address
+from janus_net._values.errors import ErrnoBug, SocketError
+from janus_net._values.reported import from_sockaddr
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
     from typing import Any
 
-    from janus_net.context import Context
+    from janus_net._policy.context import Context
 
 
 _MSG_DONTWAIT = lib.MSG_DONTWAIT
@@ -111,7 +114,7 @@ class Stream(Owner):
         desc = self._desc
         if ctx is None:
             # First attempt inline; the wait loop only after EAGAIN.
-            got = syscalls.recv_on(desc, buf, size, _MSG_DONTWAIT)
+            got = cell_io.recv_on(desc, buf, size, _MSG_DONTWAIT)
             if got >= 0:
                 return got
         check = None if ctx is None else ctx.check
@@ -119,7 +122,7 @@ class Stream(Owner):
             desc,
             waiting.POLLIN,
             ctx,
-            lambda: syscalls.recv_on(desc, buf, size, _MSG_DONTWAIT, check),
+            lambda: cell_io.recv_on(desc, buf, size, _MSG_DONTWAIT, check),
             lambda: self._closed_error("receive"),
             tried=ctx is None,
         )
@@ -145,14 +148,14 @@ class Stream(Owner):
         desc = self._desc
         size = len(view)
         address = self._address
-        sent = syscalls.send_on(desc, view, size, _SEND_FLAGS, address)
+        sent = cell_io.send_on(desc, view, size, _SEND_FLAGS, address)
         if sent >= 0:
             return sent
         return waiting.wait_for(
             desc,
             waiting.POLLOUT,
             None,
-            lambda: syscalls.send_on(desc, view, size, _SEND_FLAGS, address),
+            lambda: cell_io.send_on(desc, view, size, _SEND_FLAGS, address),
             lambda: self._closed_error("send"),
             tried=True,
         )

@@ -261,7 +261,7 @@ def require_zone(address: AddressValue, syscall: str) -> None:
     """AddressUnavailable for an IPv6 address that exists only on one link and names none.
 
     The one check of both paths where the kernel needs the zone: bind
-    (`janus_net.options.validate`) and connect (`janus_net.connect`). Both would answer
+    (`janus_net._profiles.option_checks.validate`) and connect (`janus_net.connect`). Both would answer
     EINVAL, a row that otherwise means a bug, so the address is refused before any
     syscall. A datagram's destination is not checked: a socket bound to an interface
     (``device=``, or a zoned local address) sends to ``[fe80::2]:53`` on that link.

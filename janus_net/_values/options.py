@@ -95,7 +95,7 @@ class Option:
             `WHERE`); None when the kernel cannot say (backlog, steer).
         flag, flag_group, metavar, parser, help: the ``janus-net listen``/``run`` flag
             (``flag_group`` ``"socket"`` or ``"kernel"``; ``parser`` a name in
-            `janus_net.cliopts`, or ``"switch"`` for a flag without a value).
+            `janus_net._cli.flags`, or ``"switch"`` for a flag without a value).
         doc: one line for docs/options.md.
     """
 

@@ -18,7 +18,7 @@ class BadOptionType(TypeError, ValueError):
 
     A `TypeError`, as Python raises for a wrong type; also a `ValueError`, which is what
     janus_net raised for every bad option value before types were checked strictly, so
-    handlers written then keep working. (Also importable as ``janus_net.options.BadOptionType``.)
+    handlers written then keep working. (Also importable as ``janus_net._values.strict.BadOptionType``.)
     """
 
 

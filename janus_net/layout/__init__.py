@@ -22,7 +22,7 @@ apart from compiler padding. Such ranges are reported as holes labelled
 
 This package is a library (`describe`, `render`, `render_address`, `struct_layouts`,
 `encoded_address`); the command line -- argument parsing, printing, the one-line error
-contract -- lives in `janus_net.cli`, and ``python -m janus_net.layout`` is the small
+contract -- lives in `janus_net._cli`, and ``python -m janus_net.layout`` is the small
 ``__main__`` module beside this one that hands its arguments to it.
 """
 
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from janus_net._shim import ffi, lib
-from janus_net.address import Address, as_address
+from janus_net._values.addresses import Address, as_address
 
 #: The structs the tool describes, in the order it prints them.
 STRUCTS: tuple[str, ...] = ("sockaddr", "sockaddr_in", "sockaddr_in6", "sockaddr_un", "sockaddr_storage")

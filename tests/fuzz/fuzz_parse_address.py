@@ -29,9 +29,10 @@ import atheris
 with atheris.instrument_imports():
     import ipaddress  # noqa: F401 - the oracle the parser leans on: instrument it too
 
-    import janus_net.address
-    from janus_net.address import parse_address
-    from janus_net.errors import SocketError
+    import janus_net._profiles.addresses
+    import janus_net._values.ip
+    from janus_net._profiles.addresses import parse_address
+    from janus_net._values.errors import SocketError
 
 _ACCEPTED_ERRORS = (SocketError.InvalidAddress, SocketError.InvalidPort)
 
@@ -56,7 +57,7 @@ def check(text: str) -> None:
     assert again == address, (text, canonical, again)
     assert hash(again) == hash(address), (text, canonical)
     assert str(again) == canonical, (text, canonical, str(again))
-    if not isinstance(address, janus_net.address.FdAddress):
+    if not isinstance(address, janus_net._values.fd.FdAddress):
         address.sockaddr  # noqa: B018 - encoding must not fail for an accepted address
 
 
