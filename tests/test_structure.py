@@ -294,7 +294,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_no_import_cycle_in_janus_net_not_even_at_call_time() -> None:
     graph = _graph()
-    assert "syscalls" in graph["_sockets.datagram"]  # the walk sees real edges
+    assert f"{DOOR}.cell_io" in graph["_sockets.datagram"]  # the walk sees real edges
     assert "_cli.run" in graph["_cli.command"]  # ...and imports made inside a function
     assert "_process.supervisor" in graph["_cli.run"]
     assert "layout" in graph["_cli.describe"] and "_cli" in graph["layout.__main__"]
@@ -304,16 +304,17 @@ def test_no_import_cycle_in_janus_net_not_even_at_call_time() -> None:
 
 def test_the_import_walk_resolves_every_form() -> None:
     source = (
-        "from janus_net import syscalls, SocketError\nfrom janus_net.errors import ErrnoBug\n"
-        "import janus_net.address\nfrom . import layout\n"
-        "def late():\n    from janus_net.socket import Server\n"
-        "TYPE_CHECKING = False\nif TYPE_CHECKING:\n    from janus_net.listen import listen\n"
+        "from janus_net import testing, SocketError\nfrom janus_net._values.errors import ErrnoBug\n"
+        "import janus_net._values.ip\nfrom . import layout\nfrom janus_net._kernel import cells\n"
+        "def late():\n    from janus_net._sockets.server import Server\n"
+        "TYPE_CHECKING = False\nif TYPE_CHECKING:\n    from janus_net._profiles.listen import listen\n"
         "def dynamic():\n    return importlib.import_module('janus_net.handoff')\n"
     )
     found = _imports(PACKAGE / "a_module.py", source)  # a module beside the others, read from ``source``
-    assert found == {"syscalls", "janus_net", "errors", "address", "layout", "socket", "handoff"}
-    inside = _imports(PACKAGE / "layout" / "__main__.py", "from . import render\nfrom .. import cli\n")
-    assert inside == {"layout", "cli"}
+    expected = {"testing", "janus_net", "_values.errors", "_values.ip", "layout", "_kernel.cells", "_sockets.server"}
+    assert found == expected | {"handoff"}
+    inside = _imports(PACKAGE / "layout" / "__main__.py", "from . import render\nfrom .. import _cli\n")
+    assert inside == {"layout", "_cli"}
 
 
 def test_the_cycle_finder_finds_a_cycle() -> None:
@@ -321,28 +322,78 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
     assert _cycle({"a": {"b"}, "b": set()}) is None
 
 
+#: The wings of DESIGN §2, from the top; a module imports only its own wing or wings below it.
+#: The public submodules stand in the wing of their idea.
+WINGS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("face", ("janus_net", "__main__", "layout", "_cli")),
+    ("process", ("handoff", "_process")),
+    ("profiles", ("_profiles",)),
+    ("sockets", ("_sockets",)),
+    ("policy", ("audit", "_policy")),
+    ("the kernel door", ("testing", DOOR)),
+    ("values", ("_values",)),
+    ("facts", ("platform", "_shim")),
+)
+
+
+def _wing_of(module: str) -> int:
+    head = module.split(".")[0]
+    for rank, (_, roots) in enumerate(WINGS):
+        if module in roots or head in roots:
+            return rank
+    raise AssertionError(f"{module} stands in no wing: add it to WINGS (and to docs/architecture.md)")
+
+
+def _imports_for_the_checker_too(path: Path) -> set[str]:
+    """Like `_imports`, with the imports under ``if TYPE_CHECKING:`` as well: an arrow the
+    design forbids is forbidden for the checker too (a type names what it depends on)."""
+    source = path.read_text().replace("if TYPE_CHECKING:", "if True:")
+    return _imports(path, source)
+
+
+def test_every_module_stands_in_a_wing_and_imports_only_its_own_or_lower_wings() -> None:
+    wrong = []
+    for name, path in sorted(MODULES.items()):
+        rank = _wing_of(name)
+        for target in sorted(_imports_for_the_checker_too(path)):
+            if _wing_of(target) < rank:  # a smaller rank is a higher wing
+                wrong.append(f"{name} ({WINGS[rank][0]}) imports {target} ({WINGS[_wing_of(target)][0]})")
+    assert not wrong, "arrows that run back up:\n" + "\n".join(wrong)
+
+
+def test_the_wing_check_sees_an_arrow_back_up() -> None:
+    source = "TYPE_CHECKING = False\nif TYPE_CHECKING:\n    from janus_net._profiles.listen import listen\n"
+    path = PACKAGE / "_sockets" / "a_module.py"
+    found = _imports(path, source.replace("if TYPE_CHECKING:", "if True:"))
+    assert found == {"_profiles.listen"} and _wing_of("_profiles.listen") < _wing_of("_sockets.a_module")
+
+
+#: About 500 lines a room: past it a module holds more than one idea (split by idea).
+ROOM_LINES = 500
+
+
+def test_no_module_is_over_about_five_hundred_lines() -> None:
+    big = {name: n for name, path in MODULES.items() if (n := len(path.read_text().splitlines())) > ROOM_LINES}
+    assert not big, f"modules over {ROOM_LINES} lines: {big}"
+
+
 def test_the_door_imports_nothing_above_it() -> None:
-    # errors -> the door -> sockaddr -> address -> socket -> ...: the heart imports only below.
+    # The heart imports only below it: the values (errors), the facts and the shim.
     graph = _graph()
     door = {name for name in graph if name == DOOR or name.startswith(DOOR + ".")}
     assert {f"{DOOR}.loop", f"{DOOR}.cells", f"{DOOR}.tables"} <= door
     for name in sorted(door):
-        assert graph[name] <= door | {"errors", "platform", "_shim"}, (name, graph[name] - door)
-    # The old path is a re-export of the door's names and nothing more.
-    assert graph["syscalls"] <= door
+        below = {t for t in graph[name] if t.startswith("_values.") or t in ("platform", "_shim")}
+        assert graph[name] <= door | below, (name, graph[name] - door - below)
 
 
 def test_the_process_wing_imports_nothing_of_the_command_line() -> None:
     # DESIGN §2: the face sits above the process wing; the supervisor only supervises.
     for name, targets in _graph().items():
         if name == "_process" or name.startswith("_process."):
-            face = {t for t in targets if t == "_cli" or t.startswith("_cli.") or t in _OLD_FACE_PATHS}
+            face = {t for t in targets if t == "_cli" or t.startswith("_cli.")}
             assert not face, f"{name} imports the command line: {sorted(face)}"
     assert "argparse" not in (PACKAGE / "_process" / "supervisor.py").read_text()
-
-
-#: The command line's old module paths (re-exports of janus_net._cli until the imports move).
-_OLD_FACE_PATHS = {"cli", "cliopts", "cliout", "stops", "demo", "supervisor"}
 
 
 def test_the_facts_ask_nothing_of_the_door() -> None:
