@@ -19,7 +19,8 @@
  *   - every function static: the .c files under native/src are compiled into the shim's
  *     one translation unit (after the declaration modules native/<header>_h.py, whose
  *     includes, feature flags and stand-ins they use), so nothing but the module's init
- *     is exported from the shared object. They are not standalone translation units.
+ *     is exported from the shared object (the test hook jn_accept_gap_us aside). They are not
+ *     standalone translation units.
  */
 #ifndef JANUS_NET_H
 #define JANUS_NET_H
