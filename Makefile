@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-NATIVE := $(wildcard native/*.py)
+NATIVE := $(wildcard native/*.py native/src/*.h native/src/*.c)
 
 .PHONY: test demo bench lint docs fuzz clean setup tools
 

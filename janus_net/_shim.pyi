@@ -5,8 +5,9 @@ file every ``lib.X`` and ``ffi.Y`` would be ``Any`` and that ``Any`` would flow
 into the package's signatures. Here each C function is typed as cffi calls it:
 C integers are ``int``, pointers and structs are `CData`. Constants are ``int``.
 
-Keep it in step with ``native/*_h.py``: tests/test_shim_stub.py fails when a name
-is declared on one side and not the other.
+Keep it in step with ``native/*_h.py`` (the libc API) and ``native/src/janus_net.h``
+(janus_net's own C): tests/test_shim_stub.py fails when a name is declared on one
+side and not the other.
 """
 
 from collections.abc import Callable
@@ -103,7 +104,7 @@ class FFI:
 ffi: FFI
 
 class _Lib:
-    """``lib``: the C functions and constants declared in ``native/*_h.py``."""
+    """``lib``: the C functions and constants declared in ``native/*_h.py`` and ``native/src/janus_net.h``."""
 
     # <sys/socket.h>
     AF_UNSPEC: int
@@ -216,7 +217,7 @@ class _Lib:
     JN_AT_EMPTY_PATH: int
     def fcntl(self, fd: int, cmd: int, /, *arg: CData) -> int: ...
     def openat(self, dirfd: int, path: bytes, flags: int, /, *mode: CData) -> int: ...
-    # <unistd.h>, and the owned-descriptor cell (struct jn_desc) of native/unistd_h.py
+    # <unistd.h>, <sys/eventfd.h>, and the owned-descriptor cell (struct jn_desc, native/src/jn_desc.c)
     JN_WAIT_CLOSED: int
     JN_WAIT_SIGNAL: int
     JN_CLOSE_FIRST: int
@@ -326,7 +327,7 @@ class _Lib:
         /,
     ) -> int: ...
 
-    # Landlock (native/linux_landlock_h.py)
+    # Landlock (native/linux_landlock_h.py, native/src/jn_landlock.c)
     JN_HAS_LANDLOCK: Literal[0, 1]
     JN_LANDLOCK_NET_FROM_HEADER: Literal[0, 1]
     JN_LANDLOCK_CREATE_RULESET_VERSION: int
@@ -338,7 +339,7 @@ class _Lib:
     def jn_landlock_add_net_port_rule(self, ruleset: int, attr: CData, /) -> int: ...
     def jn_landlock_restrict_self(self, ruleset: int, flags: int, /) -> int: ...
     def jn_set_no_new_privs(self) -> int: ...
-    # network namespaces (native/sched_h.py)
+    # network namespaces (native/sched_h.py, native/src/jn_netns.c)
     JN_HAS_SETNS: Literal[0, 1]
     JN_CLONE_NEWNET: int
     JN_HAS_NS_GET_NSTYPE: Literal[0, 1]
@@ -363,7 +364,8 @@ class _Lib:
     JN_BPF_A: int
     JN_SKF_AD_OFF: int
     JN_SKF_AD_CPU: int
-    # the seccomp filter beside the Landlock ruleset (native/linux_seccomp_h.py); -1: no such syscall
+    # the seccomp filter beside the Landlock ruleset (native/linux_seccomp_h.py, native/src/jn_seccomp.c);
+    # -1: no such syscall
     JN_HAS_SECCOMP: Literal[0, 1]
     JN_SECCOMP_AUDIT_ARCH: int
     JN_SECCOMP_X32_SYSCALL_BIT: int
@@ -390,7 +392,7 @@ class _Lib:
     JN_BPF_K: int
     def jn_seccomp_action_avail(self, action: int, /) -> int: ...
     def jn_seccomp_set_filter(self, flags: int, prog: CData, /) -> int: ...
-    # <signal.h>, <sys/wait.h>, <spawn.h>, random bytes, and the process cells (native/jn_process.py)
+    # <signal.h>, <sys/wait.h>, random bytes, jn_spawn and the process cells (native/src/jn_spawn.c, jn_process.c)
     WNOHANG: int
     def kill(self, pid: int, signum: int, /) -> int: ...
     def waitpid(self, pid: int, status: CData, options: int, /) -> int: ...
@@ -410,10 +412,10 @@ class _Lib:
     def jn_random(self, buf: CData, size: int, /) -> int: ...
     def jn_desc_pipe(self, read_end: CData, write_end: CData, /) -> int: ...
     def jn_desc_dup_above(self, into: CData, fd: int, low: int, /) -> int: ...
-    # native/jn_steps.py: the listen/bind step sequence (a native fast path, DESIGN §2)
+    # native/src/jn_steps.c: the listen/bind step sequence (a native fast path, DESIGN §2)
     JN_STEPS_MAX_OPTS: int
     def jn_steps(self, plan: CData, io: CData, sa: CData, salen: int, start: int, stop: int, /) -> int: ...
-    # native/jn_control.py: closing received descriptors; RLIMIT_NOFILE
+    # native/src/jn_control.c: closing received descriptors; RLIMIT_NOFILE (<sys/resource.h>)
     JN_RIGHTS_CONTROL_SIZE: int
     def jn_rights_close(self, control: CData, /) -> None: ...
     RLIMIT_NOFILE: int

@@ -16,7 +16,8 @@ without the socket syscall), and every syscall of another architecture's ABI
 ``JN_SECCOMP_AUDIT_ARCH`` is the AUDIT_ARCH_* value of the architecture the shim was
 compiled for, chosen by the compiler's own macros; 0 where the shim does not know it
 (then no filter is built). A syscall this architecture lacks is -1. The struct
-sock_filter / sock_fprog types come from native/linux_sockopts_h.py.
+sock_filter / sock_fprog types come from native/linux_sockopts_h.py; the two seccomp(2)
+calls are janus_net's (native/src/jn_seccomp.c), made where ``JN_AUDIT_ARCH`` is defined.
 """
 
 INCLUDES = """
@@ -64,10 +65,7 @@ static const int JN_BPF_JGE;
 static const int JN_BPF_K;
 """
 
-FUNCTIONS = """
-int jn_seccomp_action_avail(unsigned int);
-int jn_seccomp_set_filter(unsigned int, struct sock_fprog *);
-"""
+FUNCTIONS = ""
 
 CUSTOMIZATIONS = """
 #if defined(__linux__) && defined(SYS_seccomp) && defined(SECCOMP_SET_MODE_FILTER) \\
@@ -157,23 +155,6 @@ static const int JN_BPF_JMP = BPF_JMP;
 static const int JN_BPF_JEQ = BPF_JEQ;
 static const int JN_BPF_JGE = BPF_JGE;
 static const int JN_BPF_K = BPF_K;
-
-/* seccomp(SECCOMP_GET_ACTION_AVAIL, 0, &action): 0 where the kernel has filters and that action. */
-static int jn_seccomp_action_avail(unsigned int action)
-{
-    return (int)syscall(SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0, &action);
-}
-/* seccomp(SECCOMP_SET_MODE_FILTER, flags, prog). With TSYNC an older kernel returns the id
-   of a thread it could not synchronize: a failure, reported as ESRCH like TSYNC_ESRCH. */
-static int jn_seccomp_set_filter(unsigned int flags, struct sock_fprog *prog)
-{
-    long rc = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, prog);
-    if (rc > 0) {
-        errno = ESRCH;
-        return -1;
-    }
-    return (int)rc;
-}
 #else
 static const int JN_HAS_SECCOMP = 0;
 static const unsigned int JN_SECCOMP_AUDIT_ARCH = 0;
@@ -199,13 +180,5 @@ static const int JN_BPF_JMP = 0;
 static const int JN_BPF_JEQ = 0;
 static const int JN_BPF_JGE = 0;
 static const int JN_BPF_K = 0;
-static int jn_seccomp_action_avail(unsigned int action)
-{
-    (void)action; errno = ENOSYS; return -1;
-}
-static int jn_seccomp_set_filter(unsigned int flags, struct sock_fprog *prog)
-{
-    (void)flags; (void)prog; errno = ENOSYS; return -1;
-}
 #endif
 """

@@ -1,9 +1,9 @@
 """Declarations for entering a network namespace (<sched.h>, <linux/nsfs.h>): setns on a helper thread.
 
-The namespace file is opened by a raw helper (O_RDONLY | O_CLOEXEC | O_NONBLOCK |
-O_NOCTTY: never blocks on a FIFO, never becomes a controlling terminal), its kind is
-asked with the NS_GET_NSTYPE ioctl, and setns(fd, CLONE_NEWNET) makes the kernel
-check it once more. Each jn_* function is a raw call (-1 and errno on failure).
+The namespace file is opened by janus_net's own helper (native/src/jn_netns.c), its kind
+is asked with the NS_GET_NSTYPE ioctl, and setns(fd, CLONE_NEWNET) makes the kernel check
+it once more. jn_setns and jn_ns_get_nstype are the calls themselves, with a stand-in
+(-1 and ENOSYS / ENOTTY) where the platform has no such thing.
 """
 
 INCLUDES = """
@@ -24,17 +24,11 @@ static const int JN_HAS_NS_GET_NSTYPE;
 """
 
 FUNCTIONS = """
-int jn_open_namespace(const char *);
 int jn_ns_get_nstype(int);
 int jn_setns(int, int);
 """
 
 CUSTOMIZATIONS = """
-static int jn_open_namespace(const char *path)
-{
-    return open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-}
-
 #if defined(__linux__) && defined(CLONE_NEWNET)
 static const int JN_HAS_SETNS = 1;
 static const int JN_CLONE_NEWNET = CLONE_NEWNET;

@@ -122,7 +122,7 @@ static const int JN_SO_DOMAIN;
 
 FUNCTIONS = """
 /* accept, send, recv, sendto, recvfrom and the mmsg calls are made by the owned-
-   descriptor calls of native/unistd_h.py (jn_desc_*), which Python calls instead. */
+   descriptor calls of native/src/jn_desc.c (jn_desc_*), which Python calls instead. */
 int socket(int, int, int);
 int setsockopt(int, int, int, const void *, socklen_t);
 int getsockopt(int, int, int, void *, socklen_t *);
@@ -176,7 +176,8 @@ static const int JN_SO_REUSEPORT = SO_REUSEPORT;
 static const int JN_SO_REUSEPORT = 0;
 #endif
 
-/* accept4 exists on Linux and the BSDs but not on Darwin or Haiku. */
+/* accept4 exists on Linux and the BSDs but not on Darwin or Haiku. jn_accept4, jn_sendmmsg and
+   jn_recvmmsg are the portable stand-ins native/src/jn_desc.c calls (ENOSYS where missing). */
 #if defined(__linux__) || defined(__FreeBSD__) || defined(__NetBSD__) \\
     || defined(__OpenBSD__) || defined(__DragonFly__)
 static const int JN_HAS_ACCEPT4 = 1;

@@ -1,4 +1,4 @@
-"""The native step sequence (native/jn_steps.py) and its driver (janus_net/steps.py).
+"""The native step sequence (native/src/jn_steps.c) and its driver (janus_net/steps.py).
 
 Oracles: the plain path (`jn.listen`/`jn.bind`, one wrapped syscall at a time) for
 error members and results, the stdlib socket module (on a dup of the fd) for what

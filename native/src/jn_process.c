@@ -1,26 +1,17 @@
-"""Native calls that put the descriptors `janus-net run` makes into owned cells (struct jn_desc).
-
-The supervisor's wake pipe and its copies of the sockets it passes live in cells
-from the instant the kernel returns them, like every other descriptor janus_net
-opens (native/unistd_h.py): no Python bytecode ever holds a number no clean-up
-path can see. Raw calls (DESIGN §2): -1 with errno on failure, nothing retried.
-"""
-
-INCLUDES = """
-#include <unistd.h>
+/* jn_process.c -- native calls that put the descriptors `janus-net run` makes into owned cells (struct jn_desc).
+ *
+ * The supervisor's wake pipe and its copies of the sockets it passes live in cells
+ * from the instant the kernel returns them, like every other descriptor janus_net
+ * opens (jn_desc.c): no Python bytecode ever holds a number no clean-up
+ * path can see. Raw calls (DESIGN section 2): -1 with errno on failure, nothing retried.
+ *
+ * Part of the shim's one translation unit (see janus_net.h).
+ */
 #include <fcntl.h>
-"""
+#include <unistd.h>
 
-TYPES = ""
+#include "janus_net.h"
 
-FUNCTIONS = """
-/* pipe2(O_CLOEXEC | O_NONBLOCK) into two cells: read end, write end. */
-int jn_desc_pipe(struct jn_desc *, struct jn_desc *);
-/* fcntl(fd, F_DUPFD_CLOEXEC, low) into a cell: a close-on-exec copy numbered at least low. */
-int jn_desc_dup_above(struct jn_desc *, int, int);
-"""
-
-CUSTOMIZATIONS = """
 static int jn_desc_pipe(struct jn_desc *r, struct jn_desc *w)
 {
     int p[2];
@@ -49,4 +40,3 @@ static int jn_desc_dup_above(struct jn_desc *into, int fd, int low)
         jn_desc_adopt(into, copy);
     return copy;
 }
-"""

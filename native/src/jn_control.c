@@ -1,43 +1,23 @@
-"""Control messages (native side of janus_net/control.py): closing received descriptors, RLIMIT_NOFILE.
-
-``jn_rights_close`` is the last resort of a receive buffer (its ffi.gc destructor),
-for when an asynchronous exception cut the receiver's own explicit closing short.
-``jn_slots_close`` closes the descriptors of one received SCM_RIGHTS message: each
-slot is emptied (an atomic exchange with -1) before its fd is closed, so a slot
-that `jn_desc_take` moved into a cell meanwhile, or that an earlier call closed,
-is never closed again. It is a raw call: errors of close(2) are not reported (the
-descriptor is released either way on Linux) and errno is left as it was.
-
-getrlimit(2) is declared here for the one question janus_net asks: how many
-descriptors this process may hold (RLIMIT_NOFILE), asked before a transfer of
-descriptors is received.
-"""
-
-INCLUDES = """
-#include <sys/resource.h>
+/* jn_control.c -- control messages (native side of janus_net/control.py): closing received descriptors.
+ *
+ * ``jn_rights_close`` is the last resort of a receive buffer (its ffi.gc destructor),
+ * for when an asynchronous exception cut the receiver's own explicit closing short.
+ * ``jn_slots_close`` closes the descriptors of one received SCM_RIGHTS message: each
+ * slot is emptied (an atomic exchange with -1) before its fd is closed, so a slot
+ * that `jn_desc_take` moved into a cell meanwhile, or that an earlier call closed,
+ * is never closed again. It is a raw call: errors of close(2) are not reported (the
+ * descriptor is released either way on Linux) and errno is left as it was.
+ *
+ * Part of the shim's one translation unit (see janus_net.h); JN_SCM_MAX_FD is
+ * native/sys_socket_h.py's.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
-"""
 
-TYPES = """
-typedef int... rlim_t;
-struct rlimit {
-    rlim_t rlim_cur;
-    rlim_t rlim_max;
-    ...;
-};
-static const int RLIMIT_NOFILE;
-"""
+#include "janus_net.h"
 
-FUNCTIONS = """
-/* A recvmsg control buffer big enough for one SCM_RIGHTS message of JN_SCM_MAX_FD fds. */
-static const int JN_RIGHTS_CONTROL_SIZE;
-void jn_rights_close(char *);
-int getrlimit(int, struct rlimit *);
-/* Close the n descriptors in slots (each slot becomes -1 first); returns how many were open. */
-int jn_slots_close(int *, int);
-"""
-
-CUSTOMIZATIONS = """
 static const int JN_RIGHTS_CONTROL_SIZE = (int)CMSG_SPACE(sizeof(int) * JN_SCM_MAX_FD);
 
 /* The backstop of a zeroed recvmsg control buffer (its ffi.gc destructor): close every
@@ -83,4 +63,3 @@ static int jn_slots_close(int *slots, int n)
     errno = saved;
     return closed;
 }
-"""

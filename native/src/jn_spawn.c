@@ -1,26 +1,20 @@
-"""Declarations from <spawn.h>: one native call that starts a command (posix_spawn) for `janus-net run`.
-
-`jn_spawn` builds the file actions (dup2 of each passed socket to its number in the
-child) and the attributes (an empty signal mask; the listed signals back to their
-default action, since an ignored signal stays ignored across exec), calls
-posix_spawn once and frees what it built. It is a raw call (DESIGN §2): posix_spawn
-returns its error instead of setting errno, so the helper sets errno and returns -1,
-as every other call the retry loop drives; it never retries and decides nothing.
-"""
-
-INCLUDES = """
-#include <spawn.h>
+/* jn_spawn.c -- one native call that starts a command (posix_spawn) for `janus-net run`.
+ *
+ * `jn_spawn` builds the file actions (dup2 of each passed socket to its number in the
+ * child) and the attributes (an empty signal mask; the listed signals back to their
+ * default action, since an ignored signal stays ignored across exec), calls
+ * posix_spawn once and frees what it built. It is a raw call (DESIGN section 2): posix_spawn
+ * returns its error instead of setting errno, so the helper sets errno and returns -1,
+ * as every other call the retry loop drives; it never retries and decides nothing.
+ *
+ * Part of the shim's one translation unit (see janus_net.h).
+ */
+#include <errno.h>
 #include <signal.h>
-"""
+#include <spawn.h>
 
-TYPES = ""
+#include "janus_net.h"
 
-FUNCTIONS = """
-/* pid, path, argv, envp (NULL-terminated), dup2 sources and targets (count), signals to default (count). */
-int jn_spawn(pid_t *, const char *, char *const [], char *const [], const int *, const int *, int, const int *, int);
-"""
-
-CUSTOMIZATIONS = """
 static int jn_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[],
                     const int *dup_from, const int *dup_to, int ndup, const int *sigdef, int nsigdef)
 {
@@ -62,4 +56,3 @@ static int jn_spawn(pid_t *pid, const char *path, char *const argv[], char *cons
     }
     return 0;
 }
-"""
