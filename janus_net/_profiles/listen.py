@@ -207,15 +207,15 @@ def listen_with_context(
     Args:
       address: as for `listen`.
       ctx: the `Context` asked before socket, options, sockaddr, bind and listen.
-      backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale, freebind, transparent,
-          device, fastopen, defer_accept, incoming_cpu, steer, netns, owner, group: as for `listen`
-          (``mode`` is the unix socket file's permissions).
+      **options: as for `listen` (``mode`` is the unix socket file's permissions): backlog,
+          reuse_address, reuse_port, ip6_only, mode, unlink_stale, freebind, transparent, device,
+          fastopen, defer_accept, incoming_cpu, steer, netns, owner, group.
 
     Raises:
       TypeError: ``ctx`` is not a `Context` (None included), before any syscall.
       SocketError.Timeout: the context was cancelled (``.reason == "cancelled"``) or its deadline
           passed (``"deadline"``) at a checkpoint.
-      The errors of `listen`.
+      SocketError: the errors of `listen`.
     """
     _require_context(ctx)
     opts = option_checks.listen_values((
@@ -248,13 +248,14 @@ def bind_with_context(
     Args:
       address: as for `bind`.
       ctx: the `Context` asked before socket, options, sockaddr and bind.
-      mode, protocol, ip6_only, reuse_address, broadcast, gro, pktinfo, timestamps, freebind,
-          transparent, device, incoming_cpu, netns: as for `bind` (``mode`` is the socket type).
+      **options: as for `bind` (``mode`` is the socket type): mode, protocol, ip6_only,
+          reuse_address, broadcast, gro, pktinfo, timestamps, freebind, transparent, device,
+          incoming_cpu, netns.
 
     Raises:
       TypeError: ``ctx`` is not a `Context` (None included), before any syscall.
       SocketError.Timeout: the context was cancelled or its deadline passed at a checkpoint.
-      The errors of `bind`.
+      SocketError: the errors of `bind`.
     """
     _require_context(ctx)
     opts = option_checks.bind_values((
@@ -301,9 +302,9 @@ def listen_with_capability(
       cap: the `NetBind` that must allow the address: an IP address if its port is one of the
           capability's ports (port 0 only if 0 was added); a unix socket while it grants ``net.bind``.
       ctx: None, or a `Context` asked at the checkpoints as in `listen_with_context`.
-      backlog, reuse_address, reuse_port, ip6_only, mode, unlink_stale, freebind, transparent,
-          device, fastopen, defer_accept, incoming_cpu, steer, netns, owner, group: as for `listen`
-          (``mode`` is the unix socket file's permissions).
+      **options: as for `listen` (``mode`` is the unix socket file's permissions): backlog,
+          reuse_address, reuse_port, ip6_only, mode, unlink_stale, freebind, transparent, device,
+          fastopen, defer_accept, incoming_cpu, steer, netns, owner, group.
 
     Raises:
       TypeError: ``cap`` is not a `NetBind`, or ``ctx`` is neither None nor a `Context`, before any
@@ -311,7 +312,7 @@ def listen_with_capability(
       SocketError.CapabilityDenied: the capability does not allow the address, or, after
           ``enforce()``, the kernel refused it.
       SocketError.Timeout: with ``ctx``, as in `listen_with_context`.
-      The errors of `listen`; an error raised by the audit sink propagates, after the socket is
+      SocketError: the errors of `listen`; an error raised by the audit sink propagates, after the socket is
           closed.
     """
     _require_capability(cap, ctx)
@@ -349,8 +350,9 @@ def bind_with_capability(
           socket type and protocol: RAW, RDM or another protocol than TCP, UDP and SCTP (whose
           "port" is no port) is denied unless the capability was built with ``raw=True``.
       ctx: None, or a `Context` asked at the checkpoints as in `bind_with_context`.
-      mode, protocol, ip6_only, reuse_address, broadcast, gro, pktinfo, timestamps, freebind,
-          transparent, device, incoming_cpu, netns: as for `bind` (``mode`` is the socket type).
+      **options: as for `bind` (``mode`` is the socket type): mode, protocol, ip6_only,
+          reuse_address, broadcast, gro, pktinfo, timestamps, freebind, transparent, device,
+          incoming_cpu, netns.
 
     Raises:
       TypeError: ``cap`` is not a `NetBind`, or ``ctx`` is neither None nor a `Context`, before any
@@ -358,7 +360,7 @@ def bind_with_capability(
       SocketError.CapabilityDenied: the capability does not allow the address (or the type), or,
           after ``enforce()``, the kernel refused it.
       SocketError.Timeout: with ``ctx``, as in `bind_with_context`.
-      The errors of `bind`.
+      SocketError: the errors of `bind`.
     """
     _require_capability(cap, ctx)
     opts = option_checks.bind_values((
