@@ -265,7 +265,7 @@ def bind(
         return
     except SocketError.AddressInUse as e:
         if not unlink_stale:
-            # The caller may not know the option exists (issue 10): name it, and its limit.
+            # The caller may not know the option exists: name it, and its limit.
             raise SocketError.AddressInUse(
                 e.errno, f"{e.strerror}: {_STALE_HINT}", syscall=e.syscall, address=e.address
             ) from None
