@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -224,18 +223,6 @@ def test_keyboard_interrupt_at_every_line_closes_the_socket() -> None:
         ctx = jn.Context.with_timeout(60)
         ctx._wake_fd()  # made once, before the baseline
         assert _connect_interrupted_at_every_line(lambda: jn.connect(str(server.address), ctx=ctx), files) > 10
-
-
-@pytest.fixture
-def namespace() -> Iterator[str]:
-    """A fresh network namespace with loopback up, deleted afterwards; its name."""
-    name = f"jn-conn-{uuid.uuid4().hex[:10]}"
-    subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True, timeout=60)
-    try:
-        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True, capture_output=True, timeout=60)
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=True, capture_output=True, timeout=60)
 
 
 def test_netns_connects_inside_the_namespace_and_not_here(namespace: str) -> None:

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,22 +24,6 @@ import janus_net as jn
 from janus_net._kernel import cells
 from janus_net._policy import netns
 from janus_net.testing import fail
-
-
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=60)
-
-
-@pytest.fixture
-def namespace() -> Iterator[str]:
-    """A fresh network namespace with loopback up; its name (its file is /run/netns/NAME)."""
-    name = f"jn-test-{uuid.uuid4().hex[:10]}"
-    _ip("netns", "add", name)
-    try:
-        _ip("-n", name, "link", "set", "lo", "up")
-        yield name
-    finally:
-        _ip("netns", "del", name)
 
 
 def _inside(name: str, source: str, *args: str) -> str:
