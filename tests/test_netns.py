@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -171,11 +172,17 @@ def _helpers_done() -> None:
 
 def test_interrupted_while_waiting_the_helpers_descriptor_is_closed() -> None:
     """KeyboardInterrupt while the caller waits: the helper closes what it makes afterwards."""
-    release = threading.Event()
     made: list[int] = []
 
     def make() -> int:
-        release.wait(30)
+        # The helper makes its descriptor only once the interrupted caller has abandoned the
+        # hand-off (the _helper frame that calls make holds it): what it makes then has no owner
+        # but the helper.
+        handoff = sys._getframe(1).f_locals["handoff"]
+        deadline = time.monotonic() + 30
+        while not handoff.abandoned and time.monotonic() < deadline:
+            time.sleep(0.001)  # polls the condition; the test never assumes it
+        assert handoff.abandoned
         fd = socket.socket(socket.AF_INET, socket.SOCK_STREAM).detach()  # a raw fd the helper returns
         made.append(fd)
         return fd
@@ -191,7 +198,6 @@ def test_interrupted_while_waiting_the_helpers_descriptor_is_closed() -> None:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
-        release.set()
         _helpers_done()
     assert len(made) == 1
     assert (
