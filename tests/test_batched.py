@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from peers import wait_until_blocked
 
 import janus_net as jn
 from janus_net import platform
@@ -283,7 +284,7 @@ def test_close_wakes_a_blocked_receive_many() -> None:
 
     t = threading.Thread(target=wait)
     t.start()
-    time.sleep(0.1)
+    wait_until_blocked(t, outcome=outcome)
     sock.close()
     t.join(5)
     assert not t.is_alive()

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from peers import wait_until_blocked
 
 import janus_net as jn
 from janus_net.testing import fail
@@ -107,7 +108,7 @@ def test_timeout_counts_down_and_expires() -> None:
     left = ctx.remaining()
     assert left is not None and 0 < left <= 0.05
     ctx.check()
-    time.sleep(0.06)
+    time.sleep(0.06)  # the timeout elapsing is what is tested
     assert ctx.expired and ctx.done and not ctx.cancelled
     assert ctx.remaining() == 0.0  # never negative
     with pytest.raises(Timeout) as caught:
@@ -234,7 +235,7 @@ def test_child_deadline_is_the_earliest() -> None:
     shorter = parent.child(timeout=0.001)
     left = longer.remaining()
     assert left is not None and left <= 0.05
-    time.sleep(0.01)
+    time.sleep(0.01)  # the deadlines elapsing, one after the other, are what is tested
     assert shorter.expired and not parent.expired
     time.sleep(0.05)
     assert longer.expired
@@ -477,7 +478,8 @@ def test_two_threads_racing_for_one_connection_do_not_hang(server: jn.Server) ->
     for t in threads:
         t.start()
     waiting.wait()
-    time.sleep(0.1)  # both are in poll now
+    for t in threads:
+        wait_until_blocked(t, outcome=results)  # both are in poll now
     with connect(server) as client:
         for t in threads:
             t.join(timeout=5)
@@ -508,7 +510,7 @@ def test_plain_accept_meanwhile_never_sees_eagain(server: jn.Server) -> None:
 
     waiter = threading.Thread(target=wait_in_vain)
     waiter.start()
-    time.sleep(0.15)
+    wait_until_blocked(waiter)
     assert not nonblocking(server.fileno())
     plain_thread = threading.Thread(target=plain)
     plain_thread.start()
@@ -590,8 +592,7 @@ def test_shutdown_wakes_blocked_accepts_with_socket_not_listening(shutdown_first
             threads.reverse()
         for t in threads:
             t.start()
-            time.sleep(0.05)
-        time.sleep(0.1)
+            wait_until_blocked(t, outcome=errors)  # one after the other: the order is the parameter
         start = time.monotonic()
         srv.shutdown()
         for t in threads:
@@ -645,7 +646,7 @@ def test_receive_with_context_gets_datagrams() -> None:
         assert buf[:3] == b"one"
         for data in (b"a", b"b", b"c"):
             sender.sendto(data, dest)
-        time.sleep(0.05)
+        time.sleep(0.05)  # loopback delivers at once; a margin so that receive_many finds all three queued
         got = udp.receive_many(8, ctx=jn.Context.with_timeout(5))
         assert got == [(b"a", source), (b"b", source), (b"c", source)]
 
@@ -663,7 +664,8 @@ def test_two_threads_racing_for_one_datagram_do_not_hang() -> None:
         threads = [threading.Thread(target=receive_one) for _ in range(2)]
         for t in threads:
             t.start()
-        time.sleep(0.1)
+        for t in threads:
+            wait_until_blocked(t, outcome=results)
         sender.sendto(b"only one", (udp.address.host, udp.address.port))
         for t in threads:
             t.join(timeout=5)

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from peers import dial, run_child
+from peers import dial, run_child, wait_until_process_blocked
 
 import janus_net as jn
 from janus_net._kernel import sockets, tables
@@ -326,8 +326,8 @@ def test_sigint_from_another_process_while_blocked_in_accept() -> None:
     try:
         assert proc.stdout is not None
         port = int(proc.stdout.readline())
-        # It is listening; give it a moment to block in accept, then interrupt it.
-        time.sleep(0.2)
+        # It is listening; once its accept waits in the kernel, interrupt it.
+        wait_until_process_blocked(proc.pid, ("poll", "accept"))
         sent = time.monotonic()
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)
