@@ -139,7 +139,7 @@ def full_tcp_backlog() -> Iterator[str]:
                 filler.setblocking(False)
                 filler.connect_ex(server.getsockname())
                 fillers.append(filler)
-            time.sleep(0.1)
+            time.sleep(0.1)  # a margin for the fillers' handshakes (no thread of ours waits on them)
             host, port = server.getsockname()
             yield f"{host}:{port}"
         finally:
@@ -338,7 +338,7 @@ for _ in range(4):
     filler.setblocking(False)
     filler.connect_ex(("127.0.0.1", port))
     fillers.append(filler)
-time.sleep(0.2)
+time.sleep(0.2)  # a margin for the fillers' handshakes (no thread waits on them)
 filler_ports = {f.getsockname()[1] for f in fillers}
 tap = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(0x0800))   # sees the SYN on lo
 tap.bind(("lo", 0x0800))
