@@ -60,7 +60,7 @@ def test_closing_an_adopter_of_a_shared_listener_wakes_its_accept_and_leaves_the
         thread.join(5)
         assert not thread.is_alive()
         assert type(outcome[0]) is jn.SocketError.SocketNotListening, outcome
-        # The old close() shut the description down: this accept would then fail.
+        # close() never shuts the shared description down: the lender's listener still accepts.
         with dial(server) as client, server.accept(jn.Context.with_timeout(5)) as stream:
             client.sendall(b"still listening")
             assert stream.read(64) == b"still listening"
@@ -237,7 +237,7 @@ def test_a_sigkilled_child_waiting_in_accept_leaves_the_description_as_it_was() 
             child.wait(30)
             if child.stdout is not None:
                 child.stdout.close()
-        assert not nonblocking(fd)  # the old accept(ctx) left it O_NONBLOCK for every holder
+        assert not nonblocking(fd)  # accept(ctx) never leaves the shared description O_NONBLOCK for its holders
         with dial(server):
             server.accept().close()
 
@@ -322,7 +322,7 @@ def test_close_wakes_write_all_on_a_full_stream() -> None:
         thread.join(5)
         assert not thread.is_alive()
         error = outcome[0]
-        # The old close() made this ErrnoBug (EBADF from the next write).
+        # A send cut short by close() is a catchable member, never ErrnoBug (EBADF from the next write).
         assert type(error) is jn.SocketError.SocketUnconnected and error.syscall == "send", error
 
 
