@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -45,6 +46,21 @@ def run_child(source: str, timeout: float = 120) -> dict[str, object]:
     )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def nonblocking(fd: int) -> bool:
+    """The open file description of ``fd`` is O_NONBLOCK (shared by every holder of it)."""
+    return not os.get_blocking(fd)
+
+
+@contextmanager
+def sigint_raises() -> Iterator[None]:
+    """SIGINT -> KeyboardInterrupt for the block, whatever handler was installed."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def wchan(tid: int, pid: int | str = "self") -> str:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from peers import wait_until_blocked
+from peers import nonblocking, wait_until_blocked
 
 import janus_net as jn
 from janus_net.testing import fail
@@ -65,10 +65,6 @@ def port_is_free(port: int, kind: int = socket.SOCK_STREAM) -> bool:
         except OSError:
             return False
         return True
-
-
-def nonblocking(fd: int) -> bool:
-    return bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK)
 
 
 def later(delay: float, action: Callable[[], object]) -> threading.Timer:

@@ -15,12 +15,10 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from peers import dial, run_child, wait_until_process_blocked
+from peers import dial, run_child, sigint_raises, wait_until_process_blocked
 
 import janus_net as jn
 from janus_net._kernel import sockets, tables
@@ -204,16 +202,6 @@ def test_keyboard_interrupt_in_accept_keeps_the_connection_queued(step: str) -> 
         with server.accept() as stream:
             client.sendall(b"!")
             assert stream.read(1) == b"!"
-
-
-@contextmanager
-def sigint_raises() -> Iterator[None]:
-    """SIGINT -> KeyboardInterrupt for the block, whatever handler was installed."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.mark.parametrize("checkpoint", [1, 2, 3, 4, 5])

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from peers import dial, in_poll, run_child, wait_until_blocked, wait_until_process_blocked, wchan
+from peers import dial, in_poll, nonblocking, run_child, wait_until_blocked, wait_until_process_blocked, wchan
 
 import janus_net as jn
 from janus_net._sockets.batching import send_each
@@ -42,10 +42,6 @@ def run_blocked(call: Callable[[], object]) -> tuple[threading.Thread, list[obje
     thread.start()
     wait_until_blocked(thread, outcome=outcome)
     return thread, outcome
-
-
-def nonblocking(fd: int) -> bool:
-    return not os.get_blocking(fd)
 
 
 # --- A shared listener goes on working for its other holders.
