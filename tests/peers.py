@@ -97,6 +97,26 @@ def wait_until_blocked(
     return thread.native_id
 
 
+def when_blocked(action: Callable[[], object], tid: int | None = None, timeout: float = 10) -> threading.Thread:
+    """Run ``action`` on another thread as soon as thread ``tid`` (the caller by default) waits in poll.
+
+    For "cancel / close / send while the call waits": the call then really waits when it
+    happens. Should the thread never wait within ``timeout``, the action runs anyway (nothing
+    hangs; the caller's own assertions on what happened then fail).
+    """
+    waiter = threading.get_native_id() if tid is None else tid
+
+    def run() -> None:
+        deadline = time.monotonic() + timeout
+        while not in_poll(waiter) and time.monotonic() < deadline:
+            time.sleep(0.001)  # polls the thread's wchan
+        action()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
 def wait_until_process_blocked(pid: int, where: tuple[str, ...] = ("poll",), timeout: float = 10) -> None:
     """Return once the main thread of process ``pid`` sleeps in the kernel at one of ``where`` (wchan fragments)."""
     deadline = time.monotonic() + timeout
