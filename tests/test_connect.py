@@ -10,7 +10,6 @@ import select
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from interrupts import interrupt_at, live_fds
+from peers import when_blocked
 
 import janus_net as jn
 from janus_net.testing import fail
@@ -166,8 +166,7 @@ def full_unix_backlog(name: str) -> Iterator[socket.socket]:
 def test_cancel_from_another_thread_ends_a_pending_tcp_connect() -> None:
     with full_tcp_backlog() as address:
         ctx = jn.Context()
-        timer = threading.Timer(0.2, ctx.cancel)
-        timer.start()
+        timer = when_blocked(ctx.cancel)
         started = time.monotonic()
         with pytest.raises(jn.SocketError.Timeout) as info:
             jn.connect(address, ctx=ctx)
@@ -188,7 +187,7 @@ def test_unix_backlog_full_waits_cancellably_then_connects_when_room_is_made() -
         with pytest.raises(jn.SocketError.Timeout):
             jn.connect(f"unix:@{name}", ctx=jn.Context.with_timeout(0.2))
         # Room is made while connect waits: it retries and gets in.
-        threading.Timer(0.2, lambda: server.accept()[0].close()).start()
+        when_blocked(lambda: server.accept()[0].close())
         with jn.connect(f"unix:@{name}", ctx=jn.Context.with_timeout(30)) as client:
             _blocking_and_cloexec(client.fileno())
 

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from peers import dial, run_child, sigint_raises, wait_until_process_blocked
+from peers import dial, run_child, sigint_raises, wait_until_process_blocked, when_blocked
 
 import janus_net as jn
 from janus_net._kernel import sockets, tables
@@ -267,9 +267,8 @@ def test_sigint_while_blocked_in_accept_then_the_server_still_accepts() -> None:
     """A thread sends SIGINT to the main thread blocked in accept: KeyboardInterrupt, quickly."""
     main = threading.get_ident()
     with sigint_raises(), jn.listen("127.0.0.1:0") as server:
-        sender = threading.Timer(0.2, signal.pthread_kill, (main, signal.SIGINT))
         started = time.monotonic()
-        sender.start()
+        sender = when_blocked(lambda: signal.pthread_kill(main, signal.SIGINT))
         try:
             with pytest.raises(KeyboardInterrupt):
                 server.accept()

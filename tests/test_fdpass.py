@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 from conftest import open_fds as listed_fds
-from peers import channel, chunk, in_poll, raw, rights, run_child
+from peers import channel, chunk, in_poll, raw, rights, run_child, when_blocked
 
 import janus_net as jn
 from janus_net._kernel import control  # its own file: the tracer below runs in it
@@ -332,8 +332,7 @@ def test_cancelled_context_ends_the_wait_and_closes_what_came(partial: bool) -> 
             before = open_fds()
             ctx = jn.Context()
             before.add(ctx._wake_fd())
-            timer = threading.Timer(0.2, ctx.cancel)
-            timer.start()
+            timer = when_blocked(ctx.cancel)
             started = time.monotonic()
             with pytest.raises(jn.SocketError.Timeout) as info:
                 jn.receive_sockets(rx, ctx=ctx)
