@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import os
+import subprocess
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -48,6 +50,18 @@ def _describe(fd: int) -> str | None:
         return os.readlink(f"/proc/self/fd/{fd}")
     except OSError:
         return None  # closed while we looked (the listing's own fd)
+
+
+@pytest.fixture
+def namespace() -> Iterator[str]:
+    """A fresh network namespace with loopback up, deleted afterwards; its name (its file is /run/netns/NAME)."""
+    name = f"jn-test-{uuid.uuid4().hex[:10]}"
+    subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True, timeout=60)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True, capture_output=True, timeout=60)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=True, capture_output=True, timeout=60)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from peers import wait_until_blocked
 
 import janus_net as jn
 from janus_net._shim import ffi, lib
@@ -314,7 +315,7 @@ def test_close_from_another_thread_wakes_receive_message() -> None:
 
     thread = threading.Thread(target=wait)
     thread.start()
-    time.sleep(0.2)
+    wait_until_blocked(thread, outcome=errors)
     sock.close()
     thread.join(10)
     assert not thread.is_alive()

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from peers import wait_until_blocked, when_blocked
 
 import janus_net as jn
 from janus_net import platform
@@ -252,14 +253,14 @@ def test_receive_many_with_deadline_times_out(receiver: jn.Socket) -> None:
 
 def test_receive_many_with_context_is_woken_by_cancel(receiver: jn.Socket) -> None:
     ctx = jn.Context()
-    threading.Timer(0.1, ctx.cancel).start()
+    when_blocked(ctx.cancel)
     with pytest.raises(jn.SocketError.Timeout) as info:
         receiver.receive_many(8, ctx=ctx)
     assert info.value.reason == "cancelled"
 
 
 def test_receive_many_with_context_returns_data(receiver: jn.Socket, sender: jn.Socket) -> None:
-    threading.Timer(0.1, lambda: sender.send_many([(receiver.address, b"late")] * 3)).start()
+    when_blocked(lambda: sender.send_many([(receiver.address, b"late")] * 3))
     got = receiver.receive_many(8, ctx=jn.Context.with_timeout(10))
     if len(got) < 3:  # the three may be seen in one wakeup or in more
         got += _receive_exactly(receiver, 3 - len(got))
@@ -267,7 +268,7 @@ def test_receive_many_with_context_returns_data(receiver: jn.Socket, sender: jn.
 
 
 def test_blocking_receive_many_waits_for_the_first(receiver: jn.Socket, sender: jn.Socket) -> None:
-    threading.Timer(0.1, lambda: sender.send_many([(receiver.address, b"w")])).start()
+    when_blocked(lambda: sender.send_many([(receiver.address, b"w")]))
     assert receiver.receive_many(8) == [(b"w", sender.address)]
 
 
@@ -283,7 +284,7 @@ def test_close_wakes_a_blocked_receive_many() -> None:
 
     t = threading.Thread(target=wait)
     t.start()
-    time.sleep(0.1)
+    wait_until_blocked(t, outcome=outcome)
     sock.close()
     t.join(5)
     assert not t.is_alive()

@@ -10,15 +10,14 @@ import select
 import socket
 import subprocess
 import sys
-import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from interrupts import interrupt_at, live_fds
+from peers import when_blocked
 
 import janus_net as jn
 from janus_net.testing import fail
@@ -140,7 +139,7 @@ def full_tcp_backlog() -> Iterator[str]:
                 filler.setblocking(False)
                 filler.connect_ex(server.getsockname())
                 fillers.append(filler)
-            time.sleep(0.1)
+            time.sleep(0.1)  # a margin for the fillers' handshakes (no thread of ours waits on them)
             host, port = server.getsockname()
             yield f"{host}:{port}"
         finally:
@@ -167,8 +166,7 @@ def full_unix_backlog(name: str) -> Iterator[socket.socket]:
 def test_cancel_from_another_thread_ends_a_pending_tcp_connect() -> None:
     with full_tcp_backlog() as address:
         ctx = jn.Context()
-        timer = threading.Timer(0.2, ctx.cancel)
-        timer.start()
+        timer = when_blocked(ctx.cancel)
         started = time.monotonic()
         with pytest.raises(jn.SocketError.Timeout) as info:
             jn.connect(address, ctx=ctx)
@@ -189,7 +187,7 @@ def test_unix_backlog_full_waits_cancellably_then_connects_when_room_is_made() -
         with pytest.raises(jn.SocketError.Timeout):
             jn.connect(f"unix:@{name}", ctx=jn.Context.with_timeout(0.2))
         # Room is made while connect waits: it retries and gets in.
-        threading.Timer(0.2, lambda: server.accept()[0].close()).start()
+        when_blocked(lambda: server.accept()[0].close())
         with jn.connect(f"unix:@{name}", ctx=jn.Context.with_timeout(30)) as client:
             _blocking_and_cloexec(client.fileno())
 
@@ -224,18 +222,6 @@ def test_keyboard_interrupt_at_every_line_closes_the_socket() -> None:
         ctx = jn.Context.with_timeout(60)
         ctx._wake_fd()  # made once, before the baseline
         assert _connect_interrupted_at_every_line(lambda: jn.connect(str(server.address), ctx=ctx), files) > 10
-
-
-@pytest.fixture
-def namespace() -> Iterator[str]:
-    """A fresh network namespace with loopback up, deleted afterwards; its name."""
-    name = f"jn-conn-{uuid.uuid4().hex[:10]}"
-    subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True, timeout=60)
-    try:
-        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True, capture_output=True, timeout=60)
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=True, capture_output=True, timeout=60)
 
 
 def test_netns_connects_inside_the_namespace_and_not_here(namespace: str) -> None:
@@ -351,7 +337,7 @@ for _ in range(4):
     filler.setblocking(False)
     filler.connect_ex(("127.0.0.1", port))
     fillers.append(filler)
-time.sleep(0.2)
+time.sleep(0.2)  # a margin for the fillers' handshakes (no thread waits on them)
 filler_ports = {f.getsockname()[1] for f in fillers}
 tap = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(0x0800))   # sees the SYN on lo
 tap.bind(("lo", 0x0800))

@@ -15,10 +15,11 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from peers import nonblocking, wait_until_blocked, when_blocked
 
 import janus_net as jn
 from janus_net.testing import fail
@@ -66,16 +67,6 @@ def port_is_free(port: int, kind: int = socket.SOCK_STREAM) -> bool:
         return True
 
 
-def nonblocking(fd: int) -> bool:
-    return bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK)
-
-
-def later(delay: float, action: Callable[[], object]) -> threading.Timer:
-    timer = threading.Timer(delay, action)
-    timer.start()
-    return timer
-
-
 @pytest.fixture
 def server() -> Iterator[jn.Server]:
     with jn.listen("127.0.0.1:0") as srv:
@@ -107,7 +98,7 @@ def test_timeout_counts_down_and_expires() -> None:
     left = ctx.remaining()
     assert left is not None and 0 < left <= 0.05
     ctx.check()
-    time.sleep(0.06)
+    time.sleep(0.06)  # the timeout elapsing is what is tested
     assert ctx.expired and ctx.done and not ctx.cancelled
     assert ctx.remaining() == 0.0  # never negative
     with pytest.raises(Timeout) as caught:
@@ -196,7 +187,7 @@ def test_the_largest_finite_timeout_waits_and_a_cancel_still_ends_it() -> None:
     for timeout in (sys.float_info.max, 10**400):
         ctx = jn.Context.with_timeout(timeout)
         with jn.bind("127.0.0.1:0") as sock:
-            later(0.05, ctx.cancel)
+            when_blocked(ctx.cancel)
             with pytest.raises(Timeout) as caught:
                 sock.receive(ctx=ctx)
         assert caught.value.reason == "cancelled"
@@ -234,7 +225,7 @@ def test_child_deadline_is_the_earliest() -> None:
     shorter = parent.child(timeout=0.001)
     left = longer.remaining()
     assert left is not None and left <= 0.05
-    time.sleep(0.01)
+    time.sleep(0.01)  # the deadlines elapsing, one after the other, are what is tested
     assert shorter.expired and not parent.expired
     time.sleep(0.05)
     assert longer.expired
@@ -439,7 +430,7 @@ def test_accept_with_a_done_context_waits_for_nothing(server: jn.Server) -> None
 
 def test_cancel_from_another_thread_ends_a_blocked_accept_at_once(server: jn.Server) -> None:
     ctx = jn.Context()
-    later(0.2, ctx.cancel)
+    when_blocked(ctx.cancel)
     start = time.monotonic()
     with pytest.raises(Timeout) as caught:
         server.accept(ctx)
@@ -450,7 +441,7 @@ def test_cancel_from_another_thread_ends_a_blocked_accept_at_once(server: jn.Ser
 def test_cancelling_the_parent_wakes_an_accept_waiting_on_a_child(server: jn.Server) -> None:
     parent = jn.Context()
     child = parent.child(timeout=30).child()
-    later(0.2, parent.cancel)
+    when_blocked(parent.cancel)
     start = time.monotonic()
     with pytest.raises(Timeout) as caught:
         server.accept(child)
@@ -477,7 +468,8 @@ def test_two_threads_racing_for_one_connection_do_not_hang(server: jn.Server) ->
     for t in threads:
         t.start()
     waiting.wait()
-    time.sleep(0.1)  # both are in poll now
+    for t in threads:
+        wait_until_blocked(t, outcome=results)  # both are in poll now
     with connect(server) as client:
         for t in threads:
             t.join(timeout=5)
@@ -508,7 +500,7 @@ def test_plain_accept_meanwhile_never_sees_eagain(server: jn.Server) -> None:
 
     waiter = threading.Thread(target=wait_in_vain)
     waiter.start()
-    time.sleep(0.15)
+    wait_until_blocked(waiter)
     assert not nonblocking(server.fileno())
     plain_thread = threading.Thread(target=plain)
     plain_thread.start()
@@ -564,7 +556,7 @@ def test_an_exception_from_a_signal_handler_ends_the_wait_cleanly(server: jn.Ser
 
 def test_injected_eintr_in_poll_goes_back_to_the_context(server: jn.Server) -> None:
     ctx = CountingContext()
-    later(0.2, ctx.cancel)
+    when_blocked(ctx.cancel)
     with fail("poll", errno.EINTR, times=3) as injected, pytest.raises(Timeout):
         server.accept(ctx)
     assert injected.failed == 3
@@ -590,8 +582,7 @@ def test_shutdown_wakes_blocked_accepts_with_socket_not_listening(shutdown_first
             threads.reverse()
         for t in threads:
             t.start()
-            time.sleep(0.05)
-        time.sleep(0.1)
+            wait_until_blocked(t, outcome=errors)  # one after the other: the order is the parameter
         start = time.monotonic()
         srv.shutdown()
         for t in threads:
@@ -605,7 +596,7 @@ def test_shutdown_wakes_blocked_accepts_with_socket_not_listening(shutdown_first
 
 def test_shutdown_wakes_an_accept_on_a_unix_listener(tmp_path: Path) -> None:
     with jn.listen(f"unix:{tmp_path / 'sd.sock'}") as srv:
-        later(0.2, srv.shutdown)
+        when_blocked(srv.shutdown)
         with pytest.raises(jn.SocketError.SocketNotListening):
             srv.accept(jn.Context.with_timeout(5))
 
@@ -619,7 +610,7 @@ def test_receive_deadline_and_cancel() -> None:
         assert 0.25 <= time.monotonic() - start <= 1.5
 
         ctx = jn.Context()
-        later(0.2, ctx.cancel)
+        when_blocked(ctx.cancel)
         start = time.monotonic()
         with pytest.raises(Timeout) as caught:
             udp.receive_into(bytearray(16), ctx=ctx)
@@ -627,7 +618,7 @@ def test_receive_deadline_and_cancel() -> None:
         assert time.monotonic() - start < 0.9
 
         ctx = jn.Context()
-        later(0.2, ctx.cancel)
+        when_blocked(ctx.cancel)
         with pytest.raises(Timeout):
             udp.receive_many(4, ctx=ctx)
 
@@ -637,7 +628,7 @@ def test_receive_with_context_gets_datagrams() -> None:
         sender.bind(("127.0.0.1", 0))
         source = local_address(sender)
         dest = (udp.address.host, udp.address.port)
-        later(0.1, lambda: sender.sendto(b"late", dest))
+        when_blocked(lambda: sender.sendto(b"late", dest))
         assert udp.receive(ctx=jn.Context.with_timeout(5)) == (b"late", source)
         sender.sendto(b"one", dest)
         buf = bytearray(8)
@@ -645,7 +636,7 @@ def test_receive_with_context_gets_datagrams() -> None:
         assert buf[:3] == b"one"
         for data in (b"a", b"b", b"c"):
             sender.sendto(data, dest)
-        time.sleep(0.05)
+        time.sleep(0.05)  # loopback delivers at once; a margin so that receive_many finds all three queued
         got = udp.receive_many(8, ctx=jn.Context.with_timeout(5))
         assert got == [(b"a", source), (b"b", source), (b"c", source)]
 
@@ -663,7 +654,8 @@ def test_two_threads_racing_for_one_datagram_do_not_hang() -> None:
         threads = [threading.Thread(target=receive_one) for _ in range(2)]
         for t in threads:
             t.start()
-        time.sleep(0.1)
+        for t in threads:
+            wait_until_blocked(t, outcome=results)
         sender.sendto(b"only one", (udp.address.host, udp.address.port))
         for t in threads:
             t.join(timeout=5)
@@ -680,14 +672,14 @@ def test_read_deadline_cancel_and_data(server: jn.Server) -> None:
         assert 0.25 <= time.monotonic() - start <= 1.5
 
         ctx = jn.Context()
-        later(0.2, ctx.cancel)
+        when_blocked(ctx.cancel)
         start = time.monotonic()
         with pytest.raises(Timeout) as caught:
             stream.read_into(bytearray(16), ctx)
         assert caught.value.reason == "cancelled"
         assert time.monotonic() - start < 0.9
 
-        later(0.1, lambda: client.sendall(b"hello"))
+        when_blocked(lambda: client.sendall(b"hello"))
         assert stream.read(16, jn.Context.with_timeout(5)) == b"hello"
         client.sendall(b"again")
         buf = bytearray(16)
@@ -700,7 +692,7 @@ def test_read_deadline_cancel_and_data(server: jn.Server) -> None:
 def test_close_from_another_thread_wakes_a_context_read(server: jn.Server) -> None:
     with connect(server):
         stream = server.accept()
-        later(0.2, stream.close)
+        when_blocked(stream.close)
         start = time.monotonic()
         with pytest.raises(jn.SocketError.SocketUnconnected):
             stream.read(16, jn.Context.with_timeout(30))
@@ -715,7 +707,7 @@ def test_close_from_another_thread_ends_a_receive_as_a_plain_receive_ends() -> N
     outcomes = []
     for ctx in (None, jn.Context.with_timeout(30)):
         udp = jn.bind("127.0.0.1:0")
-        later(0.2, udp.close)
+        when_blocked(udp.close)
         start = time.monotonic()
         try:
             outcome: object = udp.receive(ctx=ctx)

@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from peers import in_poll, run_child
+from peers import channel, chunk, in_poll, raw, rights, run_child
 
 import janus_net as jn
 from janus_net._kernel import control
 from janus_net._process import supervisor
-from janus_net._process.transfer import HEADER, LAST, MAGIC, VERSION
+from janus_net._process.transfer import HEADER
 from janus_net._shim import ffi, lib
 from janus_net._sockets import ancillary
 
@@ -202,33 +202,6 @@ def test_the_kernel_s_last_message_may_end_without_its_padding() -> None:
 # --- Real peers forging control messages against receive_sockets
 
 
-@contextmanager
-def channel() -> Iterator[tuple[jn.Stream, jn.Stream]]:
-    name = f"unix:@jn-control-{os.getpid()}-{time.monotonic_ns()}"
-    with jn.listen(name) as server:
-        client = jn.connect(name)
-        accepted = server.accept()
-    try:
-        yield client, accepted
-    finally:
-        client.close()
-        accepted.close()
-
-
-def raw(stream: jn.Stream) -> socket.socket:
-    return socket.socket(fileno=os.dup(stream.fileno()))
-
-
-def chunk(entries: list[tuple[int, str]], total: int, last: bool = True, count: int | None = None) -> bytes:
-    body = b"".join(struct.pack("!BB", kind, len(name)) + name.encode() for kind, name in entries)
-    n = len(entries) if count is None else count
-    return HEADER.pack(MAGIC, VERSION, LAST if last else 0, n, total, len(body)) + body
-
-
-def rights(*fds: int) -> list[tuple[int, int, bytes]]:
-    return [(socket.SOL_SOCKET, socket.SCM_RIGHTS, rights_payload(*fds))]
-
-
 def copies_of(sock: jn.Server) -> set[int]:
     """The descriptors of this process that are the peer's socket, other than ``sock``'s own."""
     inode = os.fstat(sock.fileno()).st_ino
@@ -283,7 +256,7 @@ FORGERIES = {
 def test_a_forging_peer_gets_protocol_failure_and_a_kept_exception_holds_nothing(case: str) -> None:
     """The error is kept with its traceback (logged, stored): no descriptor of the peer stays open."""
     kept: list[tuple[BaseException, Any]] = []
-    with channel() as (tx, rx), jn.listen("127.0.0.1:0") as web:
+    with channel("control") as (tx, rx), jn.listen("127.0.0.1:0") as web:
         sender = raw(tx)
         try:
             if case == "credentials_where_rights_are_expected":
@@ -386,7 +359,7 @@ def test_more_descriptors_than_announced_never_enter_the_process(tmp_path: Path)
 
 def test_a_peer_that_stalls_mid_transfer_is_cancelled_and_what_came_is_closed() -> None:
     """Announced 5, sent 2, then waits: a cancel ends the wait with Timeout; the 2 are closed, even kept."""
-    with channel() as (tx, rx), jn.listen("127.0.0.1:0") as web:
+    with channel("control") as (tx, rx), jn.listen("127.0.0.1:0") as web:
         go_r, go_w = os.pipe()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the hostile sender
@@ -540,7 +513,7 @@ def test_a_raising_signal_storm_over_forged_transfers_leaves_nothing() -> None:
     stormed = 0
     previous = signal.signal(signal.SIGALRM, raise_storm)
     try:
-        with channel() as (tx, rx), jn.listen("127.0.0.1:0") as web:
+        with channel("control") as (tx, rx), jn.listen("127.0.0.1:0") as web:
             sender = raw(tx)
             try:
                 for rounds in range(200):

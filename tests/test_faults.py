@@ -15,12 +15,10 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from peers import dial, run_child
+from peers import dial, run_child, sigint_raises, wait_until_process_blocked, when_blocked
 
 import janus_net as jn
 from janus_net._kernel import sockets, tables
@@ -206,16 +204,6 @@ def test_keyboard_interrupt_in_accept_keeps_the_connection_queued(step: str) -> 
             assert stream.read(1) == b"!"
 
 
-@contextmanager
-def sigint_raises() -> Iterator[None]:
-    """SIGINT -> KeyboardInterrupt for the block, whatever handler was installed."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 @pytest.mark.parametrize("checkpoint", [1, 2, 3, 4, 5])
 def test_real_sigint_between_steps_leaves_nothing(checkpoint: int, tmp_path: Path) -> None:
     """A real SIGINT, raised deterministically at the n-th checkpoint of listen_with_context.
@@ -279,9 +267,8 @@ def test_sigint_while_blocked_in_accept_then_the_server_still_accepts() -> None:
     """A thread sends SIGINT to the main thread blocked in accept: KeyboardInterrupt, quickly."""
     main = threading.get_ident()
     with sigint_raises(), jn.listen("127.0.0.1:0") as server:
-        sender = threading.Timer(0.2, signal.pthread_kill, (main, signal.SIGINT))
         started = time.monotonic()
-        sender.start()
+        sender = when_blocked(lambda: signal.pthread_kill(main, signal.SIGINT))
         try:
             with pytest.raises(KeyboardInterrupt):
                 server.accept()
@@ -326,8 +313,8 @@ def test_sigint_from_another_process_while_blocked_in_accept() -> None:
     try:
         assert proc.stdout is not None
         port = int(proc.stdout.readline())
-        # It is listening; give it a moment to block in accept, then interrupt it.
-        time.sleep(0.2)
+        # It is listening; once its accept waits in the kernel, interrupt it.
+        wait_until_process_blocked(proc.pid, ("poll", "accept"))
         sent = time.monotonic()
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)

@@ -18,15 +18,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import pytest
 from conftest import open_fds as listed_fds
-from peers import in_poll, run_child
+from peers import channel, chunk, in_poll, raw, rights, run_child, when_blocked
 
 import janus_net as jn
 from janus_net._kernel import control  # its own file: the tracer below runs in it
@@ -53,35 +52,6 @@ def open_fds() -> set[int]:
     return fds
 
 
-@contextmanager
-def channel() -> Iterator[tuple[jn.Stream, jn.Stream]]:
-    """A connected unix stream pair made by janus_net: (client side, accepted side)."""
-    name = f"unix:@jn-fdpass-{os.getpid()}-{time.monotonic_ns()}"
-    with jn.listen(name) as server:
-        client = jn.connect(name)
-        accepted = server.accept()
-    try:
-        yield client, accepted
-    finally:
-        client.close()
-        accepted.close()
-
-
-def raw(stream: jn.Stream) -> socket.socket:
-    """A stdlib socket on a dup of ``stream``: the hostile sender's tool."""
-    return socket.socket(fileno=os.dup(stream.fileno()))
-
-
-def chunk(entries: list[tuple[int, str]], total: int, last: bool = True, count: int | None = None) -> bytes:
-    body = b"".join(struct.pack("!BB", kind, len(name)) + name.encode() for kind, name in entries)
-    n = len(entries) if count is None else count
-    return HEADER.pack(MAGIC, VERSION, LAST if last else 0, n, total, len(body)) + body
-
-
-def rights(*fds: int) -> list[tuple[int, int, bytes]]:
-    return [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))]
-
-
 def cloexec(fd: int) -> bool:
     return bool(fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC)
 
@@ -96,7 +66,7 @@ def test_300_sockets_in_one_call_with_names_order_kinds_and_cloexec() -> None:
     client = jn.connect(str(peer_server.address))
     sent["conn"] = peer_server.accept()
     try:
-        with channel() as (tx, rx):
+        with channel("fdpass") as (tx, rx):
             before = open_fds()
             jn.send_sockets(tx, sent)
             got = jn.receive_sockets(rx)
@@ -134,7 +104,7 @@ def test_300_sockets_in_one_call_with_names_order_kinds_and_cloexec() -> None:
 
 
 def test_empty_mapping_is_a_valid_transfer() -> None:
-    with channel() as (tx, rx):
+    with channel("fdpass") as (tx, rx):
         jn.send_sockets(tx, {})
         assert jn.receive_sockets(rx) == {}
 
@@ -183,7 +153,7 @@ web.close()
 
 
 def test_sender_checks_everything_before_any_syscall() -> None:
-    with channel() as (tx, _), jn.listen("127.0.0.1:0") as web:
+    with channel("fdpass") as (tx, _), jn.listen("127.0.0.1:0") as web:
         closed = jn.listen("127.0.0.1:0")
         closed.close()
         with fail("sendmsg", errno.EIO) as injection:
@@ -210,7 +180,7 @@ def test_sender_checks_everything_before_any_syscall() -> None:
 
 
 def test_receiver_gone_is_a_typed_error_for_the_sender() -> None:
-    with channel() as (tx, rx), jn.listen("127.0.0.1:0") as web:
+    with channel("fdpass") as (tx, rx), jn.listen("127.0.0.1:0") as web:
         rx.close()
         with pytest.raises((jn.SocketError.SocketUnconnected, jn.SocketError.ConnectionResetByPeer)):
             jn.send_sockets(tx, {"web": web})
@@ -283,7 +253,7 @@ HOSTILE = _hostile_cases()
 
 @pytest.mark.parametrize("case", sorted(HOSTILE))
 def test_hostile_sender_gets_a_typed_error_and_nothing_leaks(case: str) -> None:
-    with channel() as (tx, rx), jn.listen("127.0.0.1:0") as web, jn.bind("127.0.0.1:0") as udp:
+    with channel("fdpass") as (tx, rx), jn.listen("127.0.0.1:0") as web, jn.bind("127.0.0.1:0") as udp:
         sender = raw(tx)
         try:
             before = open_fds()
@@ -334,7 +304,7 @@ def test_truncated_control_message_when_the_fd_table_is_full() -> None:
 
 def test_peer_sigkilled_mid_transfer() -> None:
     """The sender dies after the first chunk of a 300-socket transfer: the 253 received are closed."""
-    with channel() as (tx, rx), jn.listen("127.0.0.1:0") as web:
+    with channel("fdpass") as (tx, rx), jn.listen("127.0.0.1:0") as web:
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child
             try:
@@ -353,7 +323,7 @@ def test_peer_sigkilled_mid_transfer() -> None:
 
 @pytest.mark.parametrize("partial", [False, True])
 def test_cancelled_context_ends_the_wait_and_closes_what_came(partial: bool) -> None:
-    with channel() as (tx, rx), jn.listen("127.0.0.1:0") as web:
+    with channel("fdpass") as (tx, rx), jn.listen("127.0.0.1:0") as web:
         sender = raw(tx)
         try:
             if partial:
@@ -362,8 +332,7 @@ def test_cancelled_context_ends_the_wait_and_closes_what_came(partial: bool) -> 
             before = open_fds()
             ctx = jn.Context()
             before.add(ctx._wake_fd())
-            timer = threading.Timer(0.2, ctx.cancel)
-            timer.start()
+            timer = when_blocked(ctx.cancel)
             started = time.monotonic()
             with pytest.raises(jn.SocketError.Timeout) as info:
                 jn.receive_sockets(rx, ctx=ctx)
@@ -378,7 +347,7 @@ def test_cancelled_context_ends_the_wait_and_closes_what_came(partial: bool) -> 
 
 
 def test_deadline_ends_the_wait() -> None:
-    with channel() as (_, rx):
+    with channel("fdpass") as (_, rx):
         with pytest.raises(jn.SocketError.Timeout) as info:
             jn.receive_sockets(rx, ctx=jn.Context.with_timeout(0.2))
         assert info.value.reason == "deadline"  # type: ignore[attr-defined]
@@ -417,12 +386,12 @@ def test_a_peer_of_another_uid_is_refused_unless_allowed() -> None:
         finally:
             _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
-    with channel() as (_, rx), pytest.raises(TypeError):
+    with channel("fdpass") as (_, rx), pytest.raises(TypeError):
         jn.receive_sockets(rx, allow_uids=["nobody"])  # type: ignore[list-item]
 
 
 def test_capability_checks_and_audits_each_received_address() -> None:
-    with channel() as (tx, rx), jn.listen("127.0.0.1:0") as web:
+    with channel("fdpass") as (tx, rx), jn.listen("127.0.0.1:0") as web:
         port = web.address.port  # type: ignore[union-attr]
         sink = ListSink()
         allowed = jn.NetBind("handover", ports=[port], audit=sink)
@@ -443,7 +412,7 @@ def test_capability_checks_and_audits_each_received_address() -> None:
 
 
 def test_connection_reset_mid_transfer_through_the_fault_seam() -> None:
-    with channel() as (tx, rx), jn.listen("127.0.0.1:0") as web:
+    with channel("fdpass") as (tx, rx), jn.listen("127.0.0.1:0") as web:
         jn.send_sockets(tx, {"a": web, "b": web})
         before = open_fds()
         with fail("receive", errno.ECONNRESET, after=1), pytest.raises(jn.SocketError.ConnectionResetByPeer):
@@ -453,7 +422,7 @@ def test_connection_reset_mid_transfer_through_the_fault_seam() -> None:
 
 def test_keyboard_interrupt_at_every_line_of_the_receiver() -> None:
     """A KeyboardInterrupt raised at each line fdpass runs in turn: never a leak, never a double close."""
-    with channel() as (tx, rx), jn.listen("127.0.0.1:0") as web, jn.bind("127.0.0.1:0") as udp:
+    with channel("fdpass") as (tx, rx), jn.listen("127.0.0.1:0") as web, jn.bind("127.0.0.1:0") as udp:
         peer = jn.listen("127.0.0.1:0")
         client = jn.connect(str(peer.address))
         conn = peer.accept()
@@ -522,7 +491,7 @@ def test_a_socket_closed_while_it_waits_to_be_sent_is_never_sent_as_its_old_numb
     # the wrong descriptor -- the file -- would travel to the other process.
     secret = tmp_path / "secret"
     secret.write_text("not for the receiver")
-    with channel() as (client, accepted):
+    with channel("fdpass") as (client, accepted):
         filler = raw(client)
         filler.setblocking(False)
         filled = 0

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
-from peers import dial, in_poll, wchan
+from peers import dial, in_poll, wait_until_blocked, wchan
 
 import janus_net as jn
 
@@ -59,12 +59,7 @@ class Blocked:
         self.outcome: list[object] = []
         self.thread = threading.Thread(target=self._run, args=(call,), daemon=True)
         self.thread.start()
-        deadline = time.monotonic() + 10
-        while self.thread.native_id is None or not in_poll(self.thread.native_id):
-            assert self.thread.is_alive(), f"returned before waiting: {self.outcome}"
-            assert time.monotonic() < deadline, "never waited"
-            time.sleep(0.005)
-        self.tid: int = self.thread.native_id
+        self.tid: int = wait_until_blocked(self.thread, outcome=self.outcome)
 
     def _run(self, call: Callable[[], object]) -> None:
         try:

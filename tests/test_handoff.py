@@ -13,24 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
+from peers import offer_in_thread, wait_until_blocked
 
 import janus_net as jn
-
-
-def _offer_in_thread(
-    address: str, sockets: dict[str, jn.Server | jn.Socket | jn.Stream], ctx: jn.Context | None = None
-) -> tuple[threading.Thread, list[BaseException]]:
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            jn.handoff.offer(address, sockets, ctx=ctx)
-        except BaseException as e:  # reported to the test
-            errors.append(e)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread, errors
 
 
 def _wait_for_listener(path: Path) -> None:
@@ -68,7 +53,7 @@ def test_offer_and_take_move_the_sockets_and_the_unix_file(tmp_path: Path) -> No
     service = tmp_path / "service.sock"
     old_unix = jn.listen(f"unix:{service}")
     old_tcp = jn.listen("127.0.0.1:0")
-    thread, errors = _offer_in_thread(f"unix:{handoff}", {"unix": old_unix, "tcp": old_tcp})
+    thread, errors = offer_in_thread(f"unix:{handoff}", {"unix": old_unix, "tcp": old_tcp})
     try:
         _wait_for_listener(handoff)
         assert stat.S_IMODE(handoff.stat().st_mode) == 0o600  # only our user may connect
@@ -105,7 +90,7 @@ def test_an_abandoned_successor_leaves_everything_to_the_predecessor(tmp_path: P
     service = tmp_path / "service.sock"
     old = jn.listen(f"unix:{service}")
     ctx = jn.Context.with_timeout(30)
-    thread, errors = _offer_in_thread(handoff, {"svc": old}, ctx)
+    thread, errors = offer_in_thread(handoff, {"svc": old}, ctx)
     try:
         first = _take_when_offered(handoff)
         first.abandon()  # e.g. the new version failed its start-up checks
@@ -130,7 +115,7 @@ def test_cancelled_offer_removes_its_hand_over_file(tmp_path: Path) -> None:
     handoff = tmp_path / "handoff"
     with jn.listen("127.0.0.1:0") as web:
         ctx = jn.Context()
-        thread, errors = _offer_in_thread(f"unix:{handoff}", {"web": web}, ctx)
+        thread, errors = offer_in_thread(f"unix:{handoff}", {"web": web}, ctx)
         _wait_for_listener(handoff)
         ctx.cancel()
         thread.join(10)
@@ -150,7 +135,7 @@ def test_a_successor_of_another_user_is_refused_and_the_offer_goes_on() -> None:
     nobody = 65534
     with jn.listen("127.0.0.1:0") as web:
         ctx = jn.Context.with_timeout(30)
-        thread, errors = _offer_in_thread(handoff, {"web": web}, ctx)
+        thread, errors = offer_in_thread(handoff, {"web": web}, ctx)
         probe = _take_when_offered(handoff)  # the offer listens; this successor gives up
         probe.abandon()
         probe["web"].close()
@@ -185,12 +170,12 @@ def test_take_while_the_offer_is_between_bind_and_listen_waits_for_it(tmp_path: 
     old_tcp = jn.listen("127.0.0.1:0")
     taken: list[jn.handoff.HandOff] = []
     with hold("bind") as parked:  # the offer's bind returns, then parks before listen
-        thread, errors = _offer_in_thread(f"unix:{handoff}", {"tcp": old_tcp})
+        thread, errors = offer_in_thread(f"unix:{handoff}", {"tcp": old_tcp})
         assert parked.returned.wait(10)
         assert handoff.is_socket()  # bound, not listening: a connect now is refused
         taker = threading.Thread(target=lambda: taken.append(jn.handoff.take(f"unix:{handoff}")))
         taker.start()
-        time.sleep(0.2)  # the take is refused meanwhile, and waits
+        wait_until_blocked(taker, outcome=taken)  # refused, the take naps in poll before it tries again
         assert not taken
         parked.release()
         taker.join(10)

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from peers import offer_in_thread
 
 import janus_net as jn
 from janus_net._process import frames
@@ -407,22 +408,6 @@ def _hostile_successor(path: Path, wire: bytes) -> None:
         drain(conn)  # the rest of the transfer and the files frame, then end of stream: dropped
 
 
-def _offer_thread(
-    address: str, sockets: dict[str, jn.Server], ctx: jn.Context
-) -> tuple[threading.Thread, list[BaseException]]:
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            jn.handoff.offer(address, sockets, ctx=ctx)
-        except BaseException as e:  # reported to the test
-            errors.append(e)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread, errors
-
-
 def _wait_until(condition: Callable[[], bool]) -> None:
     done = threading.Event()
     for _ in range(int(HANG * 100)):
@@ -437,7 +422,7 @@ def test_offer_survives_every_hostile_successor_then_hands_over_to_an_honest_one
     service = tmp_path / "service.sock"
     web = jn.listen(f"unix:{service}")
     ctx = jn.Context.with_timeout(120)
-    thread, errors = _offer_thread(f"unix:{handoff}", {"web": web}, ctx)
+    thread, errors = offer_in_thread(f"unix:{handoff}", {"web": web}, ctx)
     try:
         # The file appears at bind, a moment before listen; bound_but_refusing -> wait.
         _wait_until(lambda: handoff.is_socket() and _accepts(handoff))
@@ -534,7 +519,7 @@ def test_offer_at_a_path_that_holds_anything_but_a_stale_socket_is_address_in_us
         before = os.lstat(path)
         web = jn.listen("127.0.0.1:0")
         ctx = jn.Context()
-        thread, errors = _offer_thread(f"unix:{path}", {"web": web}, ctx)
+        thread, errors = offer_in_thread(f"unix:{path}", {"web": web}, ctx)
         thread.join(HANG)
         hung = thread.is_alive()
         ctx.cancel()  # if it did hang, end it so the test can report
@@ -557,7 +542,7 @@ def test_offer_at_an_abstract_name_another_socket_holds_is_address_in_use_at_onc
         holder.bind("\0" + name)
         holder.listen()
         ctx = jn.Context()
-        thread, errors = _offer_thread(f"unix:@{name}", {"web": web}, ctx)
+        thread, errors = offer_in_thread(f"unix:@{name}", {"web": web}, ctx)
         thread.join(HANG)
         hung = thread.is_alive()
         ctx.cancel()
@@ -572,7 +557,7 @@ def test_offer_replaces_a_stale_socket(tmp_path: Path) -> None:
         s.bind(str(path))  # closed without unlink: stale
     web = jn.listen("127.0.0.1:0")
     ctx = jn.Context()
-    thread, errors = _offer_thread(f"unix:{path}", {"web": web}, ctx)
+    thread, errors = offer_in_thread(f"unix:{path}", {"web": web}, ctx)
     try:
         _wait_until(lambda: _accepts(path))
         taken = jn.handoff.take(f"unix:{path}", ctx=jn.Context.with_timeout(HANG))
@@ -597,7 +582,7 @@ def test_an_honest_hand_over_of_a_file_whose_path_looks_like_json(tmp_path: Path
     handoff = tmp_path / "handoff"
     web = jn.listen(jn.UnixAddress(service))
     ctx = jn.Context.with_timeout(120)
-    thread, errors = _offer_thread(f"unix:{handoff}", {"web": web}, ctx)
+    thread, errors = offer_in_thread(f"unix:{handoff}", {"web": web}, ctx)
     try:
         _wait_until(lambda: handoff.is_socket() and _accepts(handoff))
         taken = jn.handoff.take(f"unix:{handoff}", ctx=jn.Context.with_timeout(HANG))
@@ -635,7 +620,7 @@ def test_a_file_bound_by_a_relative_path_is_removed_by_neither_side(
     handoff = tmp_path / "handoff"
     web = jn.listen("unix:rel.sock")
     ctx = jn.Context.with_timeout(120)
-    thread, errors = _offer_thread(f"unix:{handoff}", {"web": web}, ctx)
+    thread, errors = offer_in_thread(f"unix:{handoff}", {"web": web}, ctx)
     try:
         _wait_until(lambda: handoff.is_socket() and _accepts(handoff))
         taken = jn.handoff.take(f"unix:{handoff}", ctx=jn.Context.with_timeout(HANG))

@@ -304,7 +304,7 @@ def test_layout_is_a_library_without_a_cycle() -> None:
 
 def test_python_m_layout_loads_the_library_once() -> None:
     # runpy._run_module_as_main is what `python -m` calls; at exit, count the module
-    # objects that were executed from the library's file (the old layout.py: two).
+    # objects that were executed from the library's file: one (a second copy run as __main__ would make two).
     probe = """
 import atexit, os, runpy, sys
 def report():

@@ -15,8 +15,8 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,22 +25,6 @@ import janus_net as jn
 from janus_net._kernel import cells
 from janus_net._policy import netns
 from janus_net.testing import fail
-
-
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=60)
-
-
-@pytest.fixture
-def namespace() -> Iterator[str]:
-    """A fresh network namespace with loopback up; its name (its file is /run/netns/NAME)."""
-    name = f"jn-test-{uuid.uuid4().hex[:10]}"
-    _ip("netns", "add", name)
-    try:
-        _ip("-n", name, "link", "set", "lo", "up")
-        yield name
-    finally:
-        _ip("netns", "del", name)
 
 
 def _inside(name: str, source: str, *args: str) -> str:
@@ -188,11 +172,17 @@ def _helpers_done() -> None:
 
 def test_interrupted_while_waiting_the_helpers_descriptor_is_closed() -> None:
     """KeyboardInterrupt while the caller waits: the helper closes what it makes afterwards."""
-    release = threading.Event()
     made: list[int] = []
 
     def make() -> int:
-        release.wait(30)
+        # The helper makes its descriptor only once the interrupted caller has abandoned the
+        # hand-off (the _helper frame that calls make holds it): what it makes then has no owner
+        # but the helper.
+        handoff = sys._getframe(1).f_locals["handoff"]
+        deadline = time.monotonic() + 30
+        while not handoff.abandoned and time.monotonic() < deadline:
+            time.sleep(0.001)  # polls the condition; the test never assumes it
+        assert handoff.abandoned
         fd = socket.socket(socket.AF_INET, socket.SOCK_STREAM).detach()  # a raw fd the helper returns
         made.append(fd)
         return fd
@@ -208,7 +198,6 @@ def test_interrupted_while_waiting_the_helpers_descriptor_is_closed() -> None:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
-        release.set()
         _helpers_done()
     assert len(made) == 1
     assert (

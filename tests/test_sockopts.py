@@ -13,8 +13,6 @@ import select
 import socket
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -192,17 +190,6 @@ def test_the_capability_profile_takes_them_too() -> None:
 
 
 # --- steer="cpu": a SO_REUSEPORT group whose members are chosen by the receiving CPU
-
-
-@pytest.fixture
-def namespace() -> Iterator[str]:
-    name = f"jn-test-{uuid.uuid4().hex[:10]}"
-    subprocess.run(["ip", "netns", "add", name], check=True, timeout=60)
-    try:
-        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True, timeout=60)
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=True, timeout=60)
 
 
 def _pending(servers: list[jn.Server]) -> list[int]:

@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from peers import sigint_raises
 
 import janus_net as jn
 from janus_net import platform
@@ -564,15 +565,6 @@ def test_discard_closes_once_and_empties_the_cell() -> None:
 
 
 # --- interrupts: a real signal during the C call, and KeyboardInterrupt at every line of the driver
-
-
-@contextmanager
-def sigint_raises() -> Iterator[None]:
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.mark.parametrize("after", [1, 2, 3, 4, 5])

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from peers import dial, in_poll, run_child, wchan
+from peers import dial, in_poll, nonblocking, run_child, wait_until_blocked, wait_until_process_blocked, wchan
 
 import janus_net as jn
 from janus_net._sockets.batching import send_each
@@ -40,16 +40,8 @@ def run_blocked(call: Callable[[], object]) -> tuple[threading.Thread, list[obje
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while thread.native_id is None or not in_poll(thread.native_id):
-        assert thread.is_alive(), f"returned before waiting: {outcome}"
-        assert time.monotonic() < deadline, "never waited"
-        time.sleep(0.005)
+    wait_until_blocked(thread, outcome=outcome)
     return thread, outcome
-
-
-def nonblocking(fd: int) -> bool:
-    return not os.get_blocking(fd)
 
 
 # --- A shared listener goes on working for its other holders.
@@ -64,7 +56,7 @@ def test_closing_an_adopter_of_a_shared_listener_wakes_its_accept_and_leaves_the
         thread.join(5)
         assert not thread.is_alive()
         assert type(outcome[0]) is jn.SocketError.SocketNotListening, outcome
-        # The old close() shut the description down: this accept would then fail.
+        # close() never shuts the shared description down: the lender's listener still accepts.
         with dial(server) as client, server.accept(jn.Context.with_timeout(5)) as stream:
             client.sendall(b"still listening")
             assert stream.read(64) == b"still listening"
@@ -155,7 +147,8 @@ _CHILD_CLOSES = textwrap.dedent(
             return type(e).__name__
         return "accepted"
     t.start()
-    time.sleep(0.3)
+    while "poll" not in open(f"/proc/self/task/{t.native_id}/wchan").read():
+        time.sleep(0.005)  # until the accept waits in poll (its wchan says so)
     srv.close()
     t.join(5)
     print(box[0] if box else "hung", flush=True)
@@ -233,14 +226,14 @@ def test_a_sigkilled_child_waiting_in_accept_leaves_the_description_as_it_was() 
             os.set_inheritable(fd, False)
         try:
             assert child.stdout is not None and child.stdout.readline().strip() == "ready"
-            time.sleep(0.2)  # waiting in poll now
+            wait_until_process_blocked(child.pid)  # waiting in poll now
             assert not nonblocking(fd)
         finally:
             child.send_signal(signal.SIGKILL)
             child.wait(30)
             if child.stdout is not None:
                 child.stdout.close()
-        assert not nonblocking(fd)  # the old accept(ctx) left it O_NONBLOCK for every holder
+        assert not nonblocking(fd)  # accept(ctx) never leaves the shared description O_NONBLOCK for its holders
         with dial(server):
             server.accept().close()
 
@@ -325,7 +318,7 @@ def test_close_wakes_write_all_on_a_full_stream() -> None:
         thread.join(5)
         assert not thread.is_alive()
         error = outcome[0]
-        # The old close() made this ErrnoBug (EBADF from the next write).
+        # A send cut short by close() is a catchable member, never ErrnoBug (EBADF from the next write).
         assert type(error) is jn.SocketError.SocketUnconnected and error.syscall == "send", error
 
 
@@ -509,7 +502,8 @@ def _try():
     except jn.SocketError as e:
         return type(e).__name__
 t.start()
-time.sleep(0.2)
+while "poll" not in open(f"/proc/self/task/{t.native_id}/wchan").read():
+    time.sleep(0.005)  # until the accept waits in poll (its wchan says so)
 adopter.close()
 t.join(5)
 server.close()
@@ -545,7 +539,7 @@ def test_a_send_waiting_on_a_full_unix_peer_goes_on_once_the_peer_reads(
     try:
         thread, outcome = run_blocked(flood)
         stuck_at = sent[0]
-        time.sleep(0.3)
+        time.sleep(0.3)  # a window in which no send may complete: what is tested, not a wait for the thread
         assert sent[0] == stuck_at  # really blocked
         peer.setblocking(False)
         deadline = time.monotonic() + 10

@@ -66,7 +66,7 @@ def test_twenty_handoff_upgrades_under_load(tmp_path: Path) -> None:
             # The predecessor returns from offer() once its successor is ready, drains, exits.
             assert procs[-2].wait(timeout=30) == 0
             assert path.stat().st_ino == inode, "the unix socket file was replaced or removed during an upgrade"
-            time.sleep(0.05)
+            time.sleep(0.05)  # the load runs a moment between upgrades: the pace of the test
         counts = hammer.stop()
         _assert_clean(counts, hammer.errors)
         assert path.exists()
@@ -113,7 +113,7 @@ def test_twenty_sighup_reloads_of_janus_net_run_under_load(tmp_path: Path) -> No
                 if f"pid {new_pid} is ready; stopping" in entry:
                     break
             assert path.stat().st_ino == inode
-            time.sleep(0.05)
+            time.sleep(0.05)  # the load runs a moment between upgrades: the pace of the test
         counts = hammer.stop()
         _assert_clean(counts, hammer.errors)
         assert new_pid != first_pid

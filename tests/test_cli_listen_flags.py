@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 
 import pytest
 
@@ -17,17 +15,6 @@ COMMAND = [sys.executable, "-m", "janus_net", "listen"]
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*COMMAND, *args], capture_output=True, text=True, timeout=60)
-
-
-@pytest.fixture
-def namespace() -> Iterator[str]:
-    name = f"jn-test-{uuid.uuid4().hex[:10]}"
-    subprocess.run(["ip", "netns", "add", name], check=True, timeout=60)
-    try:
-        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True, timeout=60)
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=True, timeout=60)
 
 
 @pytest.mark.skipif(jn.platform.landlock_abi() < 4, reason="no Landlock network rules")

@@ -1,4 +1,5 @@
-"""The :core profile against the real kernel, with the stdlib `socket` module as the peer.
+"""The socket objects (Server, Stream, Socket from listen and bind; DESIGN §3), the :core profile
+against the real kernel, with the stdlib `socket` module as the peer.
 
 Every claim is checked by something janus_net did not write: a stdlib client that
 connects, a stdlib socket wrapped around a ``dup`` of our descriptor for

@@ -12,8 +12,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -279,18 +277,6 @@ def test_an_option_that_cannot_apply_to_a_socket_is_the_librarys_error(tmp_path:
         assert proc.returncode == 1, (args, proc.stderr)
         assert proc.stderr.startswith(f"janus-net: {message}") and "Traceback" not in proc.stderr
     assert not (tmp_path / "started").exists()
-
-
-@pytest.fixture
-def namespace() -> Iterator[str]:
-    """A fresh network namespace with loopback up, deleted afterwards; its name."""
-    name = f"jn-run-{uuid.uuid4().hex[:10]}"
-    subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True, timeout=60)
-    try:
-        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True, capture_output=True, timeout=60)
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=True, capture_output=True, timeout=60)
 
 
 # Accepts one connection on the passed listener and prints what the peer sent.

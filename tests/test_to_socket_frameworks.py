@@ -1,4 +1,4 @@
-"""Hand-over: janus_net makes the socket, an async framework serves on it.
+"""to_socket(): janus_net makes the socket, an async framework (asyncio, trio...) serves on it.
 
 ``to_socket()`` gives a plain `socket.socket` (``type(s) is socket.socket``, which
 trio insists on) and leaves the janus_net object closed and detached. Each test
