@@ -42,7 +42,7 @@ __version__ = "0.1.0"
 
 # The :sovereign names load on first use: the audit module brings dataclasses, json
 # and logging (about a third of `import janus_net`), which :core and :service never
-# need. `jn.NetBind` / `from janus_net import NetBind` work as before (PEP 562).
+# need. `jn.NetBind` / `from janus_net import NetBind` load them then (PEP 562).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from janus_net import handoff as handoff
@@ -55,8 +55,6 @@ _LAZY = {"AuditRecord": "janus_net.audit", "NetBind": "janus_net._policy.capabil
 def __getattr__(name: str) -> object:
     if name == "handoff":
         # jn.handoff is imported on first use: most programs never upgrade themselves.
-        # (connect and notify are imported eagerly: they name both a function and its
-        # module, and a lazy function would lose to the submodule the import system binds.)
         import importlib
 
         return importlib.import_module("janus_net.handoff")
