@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NATIVE := $(wildcard native/*.py native/src/*.h native/src/*.c)
 
-.PHONY: test demo bench lint docs fuzz cross clean setup tools
+.PHONY: test demo bench lint docs fuzz cross qemu-smoke clean setup tools
 
 setup: $(STAMP)
 
@@ -79,6 +79,12 @@ $(CROSS_STAMP): $(STAMP) pyproject.toml
 
 cross: $(CROSS_STAMP)
 	$(PY) scripts/cross
+
+# janus_net on big-endian s390x and on aarch64 Linux under qemu-user, one process each (no binfmt): a cached
+# Debian sysroot (build/qemu), the shim cross-compiled by zig cc, scripts/qemu_smoke_suite.py (README, Platforms).
+qemu-smoke: $(CROSS_STAMP)
+	scripts/install-qemu-tools
+	$(PY) scripts/qemu-smoke
 
 clean:
 	rm -rf $(VENV) build *.egg-info janus_net/_shim*.so janus_net/_shim.c janus_net/_shim.o .pytest_cache .hypothesis .mypy_cache .ruff_cache
