@@ -134,7 +134,7 @@ class _Lib:
     MSG_WAITFORONE: int
     MSG_CTRUNC: int
     SCM_RIGHTS: int
-    SO_PASSCRED: int
+    JN_SO_PASSCRED: int
     # Feature flags and stand-ins (0: the platform has no such thing).
     JN_HAS_SOCK_CLOEXEC: Literal[0, 1]
     JN_SOCK_CLOEXEC: int

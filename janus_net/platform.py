@@ -22,9 +22,11 @@ HAS_SOCK_CLOEXEC: bool = bool(lib.JN_HAS_SOCK_CLOEXEC) and not FORCE_CLOEXEC_EMU
 HAS_ACCEPT4: bool = bool(lib.JN_HAS_ACCEPT4) and not FORCE_CLOEXEC_EMULATION
 #: sendmmsg()/recvmmsg() exist.
 HAS_MMSG: bool = bool(lib.JN_HAS_MMSG)
-#: send flag that suppresses SIGPIPE (0 where the platform uses SO_NOSIGPIPE instead).
+#: send flag that suppresses SIGPIPE (0 where the platform uses SO_NOSIGPIPE instead). On
+#: Darwin it is 0 unless the oldest macOS the shim was built for honours it (macOS 27): the
+#: SDK's definition alone says nothing about the kernel the package runs on.
 MSG_NOSIGNAL: int = lib.JN_MSG_NOSIGNAL
-#: socket option that suppresses SIGPIPE (0 where MSG_NOSIGNAL is the way).
+#: socket option that suppresses SIGPIPE, set on every socket where it exists (0 on Linux).
 SO_NOSIGPIPE: int = lib.JN_SO_NOSIGPIPE
 #: SO_REUSEPORT, or 0 where the platform lacks it.
 SO_REUSEPORT: int = lib.JN_SO_REUSEPORT
@@ -55,6 +57,7 @@ USE_MMSG: bool = (
     and struct.calcsize("I") == 4
     and ffi.sizeof("socklen_t") == 4
     and ffi.sizeof("unsigned int") == 4
+    and ffi.sizeof("jn_mmsg_len_t") == 4
     and ffi.sizeof("struct mmsghdr") % 4 == 0
 )
 #: An IPv4 source in a sockaddr_storage is identified by its first 8 bytes (family,

@@ -156,4 +156,11 @@ def build_ffi() -> cffi.FFI:
 ffibuilder = build_ffi()
 
 if __name__ == "__main__":
-    ffibuilder.compile(verbose=True)
+    import sys
+
+    # `build_shim.py --emit-c FILE`: the generated C only, not compiled (scripts/cross compiles it
+    # for other platforms; it #includes native/src, so compile with -I native/src).
+    if sys.argv[1:2] == ["--emit-c"] and len(sys.argv) == 3:
+        ffibuilder.emit_c_code(sys.argv[2])
+    else:
+        ffibuilder.compile(verbose=True)

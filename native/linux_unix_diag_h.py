@@ -7,8 +7,9 @@ unix_diag at all. The request and the walk of the replies are janus_net's own
 
 INCLUDES = """
 #include <string.h>
-#include <sys/sysmacros.h>
 #if defined(__linux__)
+/* makedev(): glibc and musl declare it here; the BSDs and Darwin in <sys/types.h>. */
+#include <sys/sysmacros.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>

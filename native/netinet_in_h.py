@@ -1,6 +1,12 @@
 """Declarations from <netinet/in.h>: IPv4/IPv6 socket addresses and IP-level options."""
 
 INCLUDES = """
+/* Darwin declares struct in6_pktinfo always but IPV6_RECVPKTINFO / IPV6_PKTINFO of RFC 3542
+   only with this macro (RFC 2292's older values otherwise); it must precede the first
+   <netinet/in.h>, which is this one (sys/socket.h does not include it). */
+#if defined(__APPLE__) && !defined(__APPLE_USE_RFC_3542)
+#define __APPLE_USE_RFC_3542 1
+#endif
 #include <netinet/in.h>
 """
 

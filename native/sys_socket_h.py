@@ -8,6 +8,13 @@ INCLUDES = """
 TYPES = """
 typedef int... socklen_t;
 typedef int... sa_family_t;
+/* The widths of these fields differ: size_t in glibc, int or socklen_t (with padding) in musl,
+   Darwin and the BSDs, ssize_t for FreeBSD's msg_len. Each is named by its field's own type
+   (CUSTOMIZATIONS), so the cdef states no width the platform does not have. */
+typedef int... jn_msg_iovlen_t;
+typedef int... jn_msg_controllen_t;
+typedef int... jn_cmsg_len_t;
+typedef int... jn_mmsg_len_t;
 
 struct sockaddr {
     sa_family_t sa_family;
@@ -24,9 +31,9 @@ struct msghdr {
     void *msg_name;
     socklen_t msg_namelen;
     struct iovec *msg_iov;
-    size_t msg_iovlen;
+    jn_msg_iovlen_t msg_iovlen;
     void *msg_control;
-    size_t msg_controllen;
+    jn_msg_controllen_t msg_controllen;
     int msg_flags;
     ...;
 };
@@ -35,7 +42,7 @@ struct msghdr {
    the CMSG_* macros are the compiler's, reached through the jn_cmsg_* functions below,
    so no offset or alignment is computed in Python. */
 struct cmsghdr {
-    size_t cmsg_len;
+    jn_cmsg_len_t cmsg_len;
     int cmsg_level;
     int cmsg_type;
     ...;
@@ -50,7 +57,7 @@ struct ucred {
 
 struct mmsghdr {
     struct msghdr msg_hdr;
-    unsigned int msg_len;
+    jn_mmsg_len_t msg_len;
     ...;
 };
 
@@ -85,7 +92,8 @@ static const int MSG_TRUNC;
 static const int MSG_WAITFORONE;
 static const int MSG_CTRUNC;
 static const int SCM_RIGHTS;
-static const int SO_PASSCRED;
+/* SO_PASSCRED (Linux: each datagram says who sent it), 0 where the platform has none. */
+static const int JN_SO_PASSCRED;
 
 /* Feature flags and portable stand-ins, defined in CUSTOMIZATIONS from what the
    compiler sees. A 0 constant means "this platform has no such thing". */
@@ -158,7 +166,16 @@ static const int JN_SOCK_NONBLOCK = SOCK_NONBLOCK;
 static const int JN_SOCK_NONBLOCK = 0;
 #endif
 
-#ifdef MSG_NOSIGNAL
+/* A Darwin flag the SDK defines is used only if the oldest macOS the build targets honours it:
+   recent SDKs define MSG_NOSIGNAL, but the macOS releases before 27 that the package claims
+   (README, Platforms) honour only SO_NOSIGPIPE, which every socket then gets. */
+#if defined(__APPLE__) && defined(__ENVIRONMENT_MAC_OS_X_VERSION_MIN_REQUIRED__) \
+    && __ENVIRONMENT_MAC_OS_X_VERSION_MIN_REQUIRED__ >= 270000
+#define JN_DARWIN_HONOURS_MSG_NOSIGNAL 1
+#else
+#define JN_DARWIN_HONOURS_MSG_NOSIGNAL 0
+#endif
+#if defined(MSG_NOSIGNAL) && (!defined(__APPLE__) || JN_DARWIN_HONOURS_MSG_NOSIGNAL)
 static const int JN_MSG_NOSIGNAL = MSG_NOSIGNAL;
 #else
 static const int JN_MSG_NOSIGNAL = 0;
@@ -168,6 +185,12 @@ static const int JN_MSG_NOSIGNAL = 0;
 static const int JN_SO_NOSIGPIPE = SO_NOSIGPIPE;
 #else
 static const int JN_SO_NOSIGPIPE = 0;
+#endif
+
+#ifdef SO_PASSCRED
+static const int JN_SO_PASSCRED = SO_PASSCRED;
+#else
+static const int JN_SO_PASSCRED = 0;
 #endif
 
 #ifdef SO_REUSEPORT
@@ -210,7 +233,11 @@ static int jn_recvmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags)
 }
 #else
 static const int JN_HAS_MMSG = 0;
+/* FreeBSD 11+, NetBSD 7+ and OpenBSD 7.2+ declare their own struct mmsghdr (with an ssize_t
+   msg_len on FreeBSD); a stand-in is declared only where the header has none. */
+#if !defined(__FreeBSD__) && !defined(__NetBSD__) && !defined(__OpenBSD__) && !defined(__DragonFly__)
 struct mmsghdr { struct msghdr msg_hdr; unsigned int msg_len; };
+#endif
 static int jn_sendmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags)
 {
     (void)fd; (void)v; (void)n; (void)flags;
@@ -224,6 +251,11 @@ static int jn_recvmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags)
     return -1;
 }
 #endif
+
+typedef __typeof__(((struct msghdr *)0)->msg_iovlen) jn_msg_iovlen_t;
+typedef __typeof__(((struct msghdr *)0)->msg_controllen) jn_msg_controllen_t;
+typedef __typeof__(((struct cmsghdr *)0)->cmsg_len) jn_cmsg_len_t;
+typedef __typeof__(((struct mmsghdr *)0)->msg_len) jn_mmsg_len_t;
 
 #ifdef MSG_CMSG_CLOEXEC
 static const int JN_MSG_CMSG_CLOEXEC = MSG_CMSG_CLOEXEC;

@@ -10,8 +10,15 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import shutil
+import socket
+import subprocess
+import sys
+import sysconfig
 from pathlib import Path
 from types import ModuleType
+
+from janus_net._shim import ffi, lib
 
 ROOT = Path(__file__).resolve().parent.parent
 NATIVE = ROOT / "native"
@@ -59,3 +66,47 @@ def test_the_cdef_section_has_no_preprocessor_line_cffi_cannot_read() -> None:
     for line in CDEF.splitlines():
         if line.lstrip().startswith("#"):
             assert re.fullmatch(r"#define \w+ (0x[0-9a-fA-F]+|\d+)", line.strip()), line
+
+
+def test_the_emitted_c_is_the_shims_and_compiles_without_a_warning(tmp_path: Path) -> None:
+    """`build_shim.py --emit-c` (what make cross compiles for other systems) writes the shim's whole
+    translation unit, and this machine's compiler reads it with -Wall -Wextra -Werror: a warning the
+    cross compilers would report starts here too."""
+
+    out = tmp_path / "_shim.c"
+    subprocess.run([sys.executable, str(NATIVE / "build_shim.py"), "--emit-c", str(out)], check=True, cwd=tmp_path)
+    text = out.read_text()
+    assert "PyInit__shim" in text
+    assert all(f'#include "{name}"' in text for name in (BUILDER.HEADER, *BUILDER.SOURCES))
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    assert compiler is not None, "the shim itself was built with a C compiler"
+    done = subprocess.run(
+        [
+            compiler,
+            "-fsyntax-only",
+            "-Wall",
+            "-Werror",
+            "-I",
+            str(SRC),
+            "-I",
+            sysconfig.get_paths()["include"],
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+
+
+def test_platform_flags_a_header_lacks_are_zero_and_the_others_are_the_kernels() -> None:
+    """SO_PASSCRED reaches Python as the JN_ flag (0 where the header lacks it), equal to the stdlib's here."""
+    assert lib.JN_SO_PASSCRED == socket.SO_PASSCRED
+    # The msghdr/cmsghdr/mmsghdr field widths are the platform's own types, whatever they are.
+    for typedef, (struct, field) in {
+        "jn_msg_iovlen_t": ("struct msghdr", "msg_iovlen"),
+        "jn_msg_controllen_t": ("struct msghdr", "msg_controllen"),
+        "jn_cmsg_len_t": ("struct cmsghdr", "cmsg_len"),
+        "jn_mmsg_len_t": ("struct mmsghdr", "msg_len"),
+    }.items():
+        assert ffi.sizeof(typedef) == ffi.sizeof(dict(ffi.typeof(struct).fields)[field].type)

@@ -210,7 +210,7 @@ def notification_socket(name: str) -> Socket:
     """A datagram socket bound to the abstract ``@name``, with SO_PASSCRED: each datagram says who sent it."""
     sock = bind(f"unix:@{name}", mode=Mode.DGRAM)
     try:
-        socket_options.setsockopt_int(sock.fileno(), lib.SOL_SOCKET, lib.SO_PASSCRED, 1)
+        socket_options.setsockopt_int(sock.fileno(), lib.SOL_SOCKET, lib.JN_SO_PASSCRED, 1)
     except BaseException:
         sock.close()
         raise

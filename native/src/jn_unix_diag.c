@@ -56,12 +56,20 @@ static int jn_udiag_request(void *buf, unsigned int socket_ino, int dump)
    with any != 0, take the first socket that is bound to a file. FOUND fills vfs_ino
    and vfs_dev; ERROR fills error with the kernel's errno; DONE ends a dump; MORE: read
    the next buffer (a dump) or nothing matched (one socket). */
+/* NLMSG_OK with the comparison's types made explicit: the kernel's macro compares the __u32
+   nlmsg_len with the int remainder, which clang reports under -Wextra (gcc does not, the macro
+   being a system header's). rem is checked non-negative first, so the cast keeps its value. */
+static int jn_nlmsg_ok(const struct nlmsghdr *h, int rem)
+{
+    return rem >= (int)sizeof *h && h->nlmsg_len >= sizeof *h && h->nlmsg_len <= (unsigned int)rem;
+}
+
 static int jn_udiag_scan(const void *buf, size_t len, unsigned int want_ino, unsigned long long want_dev, int any,
                          unsigned int *vfs_ino, unsigned long long *vfs_dev, int *error)
 {
     const struct nlmsghdr *h = buf;
     int rem = len > 0x7fffffff ? 0x7fffffff : (int)len;
-    for (; NLMSG_OK(h, rem); h = NLMSG_NEXT(h, rem)) {
+    for (; jn_nlmsg_ok(h, rem); h = NLMSG_NEXT(h, rem)) {
         if (h->nlmsg_type == NLMSG_DONE)
             return JN_UDIAG_DONE;
         if (h->nlmsg_type == NLMSG_ERROR) {
