@@ -128,6 +128,11 @@ def build_run_parser() -> argparse.ArgumentParser:
         "--stop-timeout", type=flags.seconds, default=10.0, metavar="S",
         help="how long a stopped COMMAND may take to exit after SIGTERM before SIGKILL (default 10)",
     )  # fmt: skip
+    parser.add_argument(
+        "--keep-children", action="store_true",
+        help="let COMMAND live on if this supervisor is killed with SIGKILL "
+        "(by default it gets SIGKILL then: PR_SET_PDEATHSIG)",
+    )  # fmt: skip
     flags.add_socket_flags(parser)
     flags.add_kernel_flags(parser)
     parser.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS ...]")

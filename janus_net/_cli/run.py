@@ -101,7 +101,8 @@ def main(argv: Sequence[str], stops: StopSignals | None = None) -> int:
         for name, sock in sockets:
             out.line(f"listening on {sock.address} as {name}")
         stops.check()
-        return Supervisor(sockets, command, args.ready_timeout, args.stop_timeout).run(stops.fired)
+        supervisor = Supervisor(sockets, command, args.ready_timeout, args.stop_timeout, args.keep_children)
+        return supervisor.run(stops.fired)
     except (SocketError, ValueError, TypeError) as e:
         stops.check()  # an error caused by the stop (a cancelled bind) is the stop
         output.error_line(str(e) if isinstance(e, SocketError) else f"{type(e).__name__}: {e}")

@@ -112,13 +112,21 @@ SPAWN = Syscall(
 
 
 def spawn(
-    path: str, argv: list[str], env: Mapping[str, str], dups: list[tuple[int, int]], defaults: Iterable[int]
+    path: str,
+    argv: list[str],
+    env: Mapping[str, str],
+    dups: list[tuple[int, int]],
+    defaults: Iterable[int],
+    parent_death: int = 0,
 ) -> int:
-    """posix_spawn(path, argv, env): the child's pid.
+    """fork and execve(path, argv, env) (native: ``jn_spawn``): the child's pid.
 
     In the child, each ``(source, target)`` of ``dups`` is dup2'ed (its copy is not
-    close-on-exec), the signal mask is empty and each signal of ``defaults`` has its
-    default action.
+    close-on-exec), the signal mask is empty, each signal of ``defaults`` has its
+    default action, the child leads its own process group, and with ``parent_death``
+    (a signal number) PR_SET_PDEATHSIG sends it that signal when this thread dies
+    (a child whose parent died before that is set never runs the program). An exec
+    that fails raises its errno's error, as posix_spawn does.
     """
     keep = [ffi.new("char[]", os_bytes(text)) for text in argv]
     keep_env = [ffi.new("char[]", os_bytes(f"{key}={value}")) for key, value in env.items()]
@@ -129,7 +137,7 @@ def spawn(
     signals = list(defaults)
     sigdef = ffi.new("int[]", signals or [0])
     pid = ffi.new("pid_t *")
-    args = (pid, os_bytes(path), argv_c, env_c, sources, targets, len(dups), sigdef, len(signals))
+    args = (pid, os_bytes(path), argv_c, env_c, sources, targets, len(dups), sigdef, len(signals), parent_death)
     retry(SPAWN, lib.jn_spawn, args, None, path)
     return int(pid[0])
 
