@@ -160,6 +160,10 @@ def test_the_manager_hears_ready_reloads_a_failed_reload_the_watchdog_and_stoppi
         assert sup.wait(timeout=60) == -signal.SIGTERM
         assert manager.pending() == [], "the stopping command's WATCHDOG=1 is not passed up"
         assert not _alive(second)
+    except TimeoutError:
+        sup.kill()
+        assert sup.stderr is not None
+        raise AssertionError(f"the manager heard nothing more; run's log: {log + sup.stderr.readlines()}") from None
     finally:
         if sup.poll() is None:
             sup.kill()
@@ -420,3 +424,16 @@ def test_a_failed_exec_is_its_errno_even_when_the_report_pipe_sits_on_a_passed_n
         os.close(high_b)
         a.close()
         b.close()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGUSR1, signal.SIGTERM], ids=lambda s: s.name)
+def test_run_dies_of_the_signal_its_command_died_of(tmp_path: Path, sig: signal.Signals) -> None:
+    """COMMAND killed by a signal (not a stop of run's): run closes its sockets and dies of the same one."""
+    path = tmp_path / "s.sock"
+    proc = subprocess.run(
+        [*JANUS_NET, "run", "--listen", f"u=unix:{path}", "--", "sh", "-c", f"kill -{sig.name[3:]} $$"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == -sig, proc.stderr
+    assert f"exited ({128 + sig})" in proc.stderr and "Traceback" not in proc.stderr
+    assert not path.exists(), "the sockets were closed and the file removed before run died"

@@ -20,7 +20,8 @@
 3. A stop signal ends the run at start-up as while serving: the commands stopped and
    reaped, the sockets closed, the unix socket files this command created removed,
    then the process dies of the signal (`janus_net._cli.stop_signals`). When the
-   command exits on its own, ``run`` exits with its status.
+   command ends on its own, ``run`` exits with its status, or (``main`` returns -N)
+   dies of the signal N that killed it, once its sockets are closed.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ IGNORED_AT_START_UP = (signal.SIGHUP,)
 
 
 def main(argv: Sequence[str], stops: StopSignals | None = None) -> int:
-    """Run ``janus-net run`` with ``argv`` (the words after ``run``); returns the exit status.
+    """Run ``janus-net run`` with ``argv`` (the words after ``run``); returns the exit status (-N: die of N).
 
     ``stops`` records a stop signal (SIGINT, SIGTERM) that arrives while the sockets
     are bound: it cancels the binds (they take its context) and is raised as

@@ -18,8 +18,9 @@
    keeps serving.
 3. SIGTERM or SIGINT stops the command (SIGTERM, then SIGKILL after the stop
    timeout), reaps it, and raises `Stopped`; the caller closes the sockets and dies
-   of the signal. When the command exits on its own, `Supervisor.run` returns its
-   status (no automatic restart: that is the service manager's job).
+   of the signal. When the command ends on its own, `Supervisor.run` returns its
+   status as `os.waitstatus_to_exitcode` does (-N when signal N killed it: the caller
+   then dies of N), with no automatic restart: that is the service manager's job.
 
 4. Under a service manager (``NOTIFY_SOCKET`` set when the supervisor starts) it
    speaks sd_notify upward for itself through `janus_net.notify`: ``READY=1`` with
@@ -111,7 +112,7 @@ class Supervisor:
             self.watchdog_usec = int(os.environ["WATCHDOG_USEC"])
 
     def run(self, fired: Iterable[int] = ()) -> int:
-        """Start the command and supervise it until it ends (its status) or a stop signal (`Stopped`).
+        """Start the command and supervise it until it ends (its status; -N: signal N) or a stop signal (`Stopped`).
 
         ``fired``: stop signals that arrived before this supervisor's own handlers were
         installed (the caller recorded them); they are taken over, so none is lost
@@ -127,6 +128,7 @@ class Supervisor:
         handled = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGCHLD)
         previous = {sig: signal.getsignal(sig) for sig in handled}
         old_wakeup = -1
+        old_mask: set[int | signal.Signals] | None = None
         try:
             wake_r, wake_w = processes.pipe(cells[0], cells[1])
             notify_name = f"janus-net-run/{os.getpid()}/{processes.random_bytes(6).hex()}"
@@ -142,6 +144,9 @@ class Supervisor:
             old_wakeup = signal.set_wakeup_fd(wake_w)
             for sig in handled:
                 signal.signal(sig, self._on_signal)
+            # A parent may have started this process with them blocked (the mask is
+            # inherited): a blocked SIGHUP would never reload, a blocked SIGTERM never stop.
+            old_mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, handled)
             self.signals.extend(fired)  # a stop that came before these handlers
             if self.signals:
                 return self._shutdown(self.signals[0])
@@ -149,6 +154,8 @@ class Supervisor:
             _log(f"started pid {self.current}")
             return self._loop(notify_socket.fileno(), wake_r)
         finally:
+            if old_mask is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             signal.set_wakeup_fd(old_wakeup)
@@ -263,7 +270,7 @@ class Supervisor:
                 self.stopping[pid] = now + 3600  # reaped soon; never SIGKILL twice
 
     def _reap(self) -> int | None:
-        """Collect exited children; the command's exit status when the serving one ended on its own."""
+        """Collect exited children; when the serving one ended on its own, its status (-N: killed by signal N)."""
         while True:
             reaped = processes.waitpid(-1, lib.WNOHANG)
             if reaped is None or reaped[0] == 0:
@@ -282,7 +289,7 @@ class Supervisor:
                 if self.pending is None:
                     # Never leave a command behind: one still stopping from a reload is waited for.
                     self._stopping_reaped()
-                    return code
+                    return os.waitstatus_to_exitcode(status)
                 # The serving command died during a reload: the new one takes over at once.
                 self.current, self.pending = self.pending, None
 
