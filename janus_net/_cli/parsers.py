@@ -10,6 +10,7 @@ usage error (exit 2, argparse's own line), before anything is bound.
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 
 from janus_net import __version__
@@ -155,6 +156,11 @@ def build_run_parser() -> argparse.ArgumentParser:
         help="how long a stopped COMMAND may take to exit after SIGTERM before SIGKILL (default 10)",
     )  # fmt: skip
     parser.add_argument(
+        "--fdstore", action="store_true",
+        help="store the sockets in the service manager (FDSTORE=1, FDNAME=NAME) and take each NAME back from "
+        "LISTEN_FDS on the next start instead of binding it (needs NOTIFY_SOCKET)",
+    )  # fmt: skip
+    parser.add_argument(
         "--keep-children", action="store_true",
         help="let COMMAND live on if this supervisor is killed with SIGKILL "
         "(by default it gets SIGKILL then: PR_SET_PDEATHSIG)",
@@ -196,6 +202,8 @@ def check_run_args(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
         only = [flag for flag, given in _LISTEN_ONLY_FLAGS.items() if given(args)]
         if only:
             parser.error(f"{only[0]} applies to --listen sockets, and none is given")
+    if args.fdstore and not os.environ.get("NOTIFY_SOCKET"):
+        parser.error("--fdstore needs a service manager to store the sockets in (NOTIFY_SOCKET is not set)")
     return command
 
 
