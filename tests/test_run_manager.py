@@ -457,7 +457,7 @@ def _stored(manager: Manager) -> tuple[int, dict[str, str], list[int]]:
     """One notification and the descriptors it carries (the manager's fd store)."""
     data, ancdata, _, _ = manager.sock.recvmsg(4096, socket.CMSG_SPACE(12) + socket.CMSG_SPACE(4 * 4))
     pid, fds = 0, []
-    for level, kind, payload in ancdata:
+    for _, kind, payload in ancdata:
         if kind == socket.SCM_CREDENTIALS:
             pid = struct.unpack("iII", payload)[0]
         elif kind == socket.SCM_RIGHTS:
@@ -511,7 +511,7 @@ def test_fdstore_keeps_the_listeners_in_the_manager_across_a_restart(tmp_path: P
                 text=True,
                 env=env,
                 pass_fds=tuple(store.values()),
-            )  # fmt: skip
+            )
         )
         assert procs[1].stdout is not None
         first_line = procs[1].stdout.readline()
