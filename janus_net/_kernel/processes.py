@@ -1,10 +1,11 @@
 """Processes: what ``janus-net run`` asks of the kernel to start, signal and reap its commands.
 
 Its wake pipe (`pipe`, into cells), its copies of the passed sockets (`dup_above`),
-starting a command (`spawn`: posix_spawn of /bin/sh, with the sockets dup2'ed in the
-child), signalling (`kill`) and reaping (`waitpid`) it, reading a pipe (`read`),
-random bytes for its notify socket's name (`random_bytes`), and `dup2` (the command's
-stdout pointed at /dev/null after a failed write).
+starting a command (`spawn`: a native fork and exec of /bin/sh, with the sockets dup2'ed
+in the child, its own process group, PR_SET_PDEATHSIG), signalling (`kill`) and reaping
+(`waitpid`) it, reading a pipe (`read`), random bytes for its notify socket's name
+(`random_bytes`), and `dup2` (the command's stdout pointed at /dev/null after a failed
+write).
 
 os.* would retry EINTR inside CPython, where no checkpoint runs; these go through
 `retry` like every other call. ESRCH from kill and ECHILD from waitpid are answers,
@@ -83,7 +84,7 @@ def dup_above(into: Any, fd: int, low: int) -> int:
 
 
 SPAWN = Syscall(
-    "posix_spawn",
+    "spawn",
     {
         # The program is /bin/sh: these are its file's answers (sh itself reports
         # COMMAND's own, as 127 and 126).
@@ -106,7 +107,8 @@ SPAWN = Syscall(
     bugs={
         E.EBADF: "the dup2 sources are the copies janus-net run holds open in its cells for the whole run",
         E.EFAULT: "argv and envp are NULL-terminated arrays janus_net built for the call",
-        E.EINVAL: "the file actions and attributes are built by the same native call from valid signal numbers",
+        E.EINVAL: "pipe2 takes O_CLOEXEC; the report pipe moves above the dup2 targets, all below the sources and "
+        "RLIMIT_NOFILE; the signal numbers come from the signal module",
     },
 )
 
