@@ -134,8 +134,8 @@ def notify(
     if errno is not None:
         if type(errno) is not int:
             raise TypeError(f"errno must be an int, not {type(errno).__name__}")
-        if errno < 0:
-            raise ValueError(f"errno must be an error number (>= 0), not {errno}")
+        if errno <= 0:
+            raise ValueError(f"errno must be an error number (> 0), not {errno}")
         lines.append(f"ERRNO={errno}")
     stored = [] if fds is None else sockets_to_send(fds)
     if not lines and not stored:
