@@ -437,3 +437,54 @@ def test_run_dies_of_the_signal_its_command_died_of(tmp_path: Path, sig: signal.
     assert proc.returncode == -sig, proc.stderr
     assert f"exited ({128 + sig})" in proc.stderr and "Traceback" not in proc.stderr
     assert not path.exists(), "the sockets were closed and the file removed before run died"
+
+
+# The first command serves until the second one starts (the file argv[1] appears), then
+# exits 3 on its own; the second one says READY=1 only once the first is gone.
+TAKE_OVER = r"""
+import os, sys, time
+import janus_net as jn
+marker = sys.argv[1]
+if not os.path.exists(marker):
+    with open(marker, "w") as f:
+        f.write(str(os.getpid()))
+    jn.notify(ready=True)
+    while os.path.getsize(marker) < 20:  # the second command appends its pid
+        time.sleep(0.01)
+    sys.exit(3)
+first = open(marker).read()
+with open(marker, "a") as f:
+    f.write(" " + str(os.getpid()).rjust(20))
+while os.path.exists(f"/proc/{first}") and open(f"/proc/{first}/stat").read().split(")")[1].split()[0] != "Z":
+    time.sleep(0.01)
+jn.notify(ready=True)
+time.sleep(3600)
+"""
+
+
+def test_a_reload_whose_old_command_dies_first_still_ends_with_ready(tmp_path: Path) -> None:
+    """The serving command exits on its own mid-reload: the new one takes over, and its READY=1 ends the reload."""
+    manager = Manager(tmp_path / "notify")
+    marker = tmp_path / "marker"
+    env = {**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify")}
+    argv = [*JANUS_NET, "run", "--listen", "web=127.0.0.1:0", "--", sys.executable, "-c", TAKE_OVER, str(marker)]
+    sup = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        first_ready = manager.next()
+        assert first_ready[1]["READY"] == "1"
+        sup.send_signal(signal.SIGHUP)
+        assert manager.next()[1]["RELOADING"] == "1"
+        pid, fields = manager.next()
+        second = marker.read_text().split()[1]
+        assert (pid, fields) == (sup.pid, {"READY": "1", "STATUS": f"pid {second} serves"})
+        sup.send_signal(signal.SIGTERM)
+        assert manager.next()[1]["STOPPING"] == "1"
+        assert sup.wait(timeout=60) == -signal.SIGTERM
+    finally:
+        if sup.poll() is None:
+            sup.kill()
+            sup.wait()
+        assert sup.stdout is not None and sup.stderr is not None
+        sup.stdout.close()
+        sup.stderr.close()
+        manager.close()

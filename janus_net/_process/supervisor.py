@@ -105,6 +105,7 @@ class Supervisor:
         self.stopping: dict[int, float] = {}  # pid -> when to SIGKILL
         self.parent_death = 0 if keep_children else int(signal.SIGKILL)
         self.told_ready = False
+        self.reload_open = False  # RELOADING=1 told, its READY=1 not yet
         # Read before any command starts: the manager's watchdog, when it is meant for this process.
         self.watchdog_usec: int | None = None
         interval = notify.watchdog_interval()
@@ -217,6 +218,7 @@ class Supervisor:
             _log(f"reload already in progress (pid {self.pending}); SIGHUP ignored")
             return
         self._tell(reloading=True, status=f"reloading; pid {self.current} serves")
+        self.reload_open = True
         try:
             self.pending = self._spawn()
         except SocketError as e:
@@ -227,6 +229,7 @@ class Supervisor:
         _log(f"reloading: started pid {self.pending}")
 
     def _reload_failed(self, code: int) -> None:
+        self.reload_open = False
         self._tell(ready=True, status=f"reload failed; pid {self.current} serves", errno=code)
 
     def _read_notifications(self, fd: int) -> None:
@@ -241,6 +244,7 @@ class Supervisor:
             if pid is not None and pid == self.pending and "READY=1" in lines:
                 old, self.current, self.pending = self.current, self.pending, None
                 _log(f"pid {self.current} is ready; stopping pid {old}")
+                self.reload_open = False
                 self._tell(ready=True, status=f"pid {self.current} serves")
                 if old is not None:
                     self._stop(old)
@@ -249,6 +253,10 @@ class Supervisor:
                 if not self.told_ready:
                     self.told_ready = True
                     self._tell(ready=True, mainpid=os.getpid(), status=f"pid {pid} serves")
+                elif self.reload_open:
+                    # The serving command died during the reload and this one took over: the reload ends here.
+                    self.reload_open = False
+                    self._tell(ready=True, status=f"pid {pid} serves")
             elif "READY=1" in lines:
                 _log(f"ignored READY=1 from pid {pid}, which is not the command being started")
 
