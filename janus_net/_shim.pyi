@@ -407,6 +407,7 @@ class _Lib:
         ndup: int,
         sigdef: CData,
         nsigdef: int,
+        pdeathsig: int,
         /,
     ) -> int: ...
     def jn_random(self, buf: CData, size: int, /) -> int: ...

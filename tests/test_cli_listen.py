@@ -6,6 +6,7 @@ The stdlib ``socket`` module is the client; the first stdout line tells it the p
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -50,8 +51,32 @@ def finish(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
     return proc.returncode, out, err
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=lambda s: s.name)
+def test_listen_without_accept_serves_until_a_stop_signal(tmp_path: Path, sig: signal.Signals) -> None:
+    """No --accept: it accepts (and echoes) connection after connection; a stop signal ends it, file removed."""
+    path = tmp_path / "echo.sock"
+    with serving(f"unix:{path}", "--echo") as (proc, _):
+        for n in range(5):
+            with socket.socket(socket.AF_UNIX) as client:
+                client.connect(str(path))
+                client.sendall(b"round %d" % n)
+                client.shutdown(socket.SHUT_WR)
+                assert client.recv(100) == b"round %d" % n
+        assert proc.poll() is None, "it went on serving"
+        proc.send_signal(sig)
+        code, out, err = finish(proc)
+    assert code == -sig and err == f"janus-net: stopped by {sig.name}\n"
+    assert out.count("accepted ") == 5
+    assert not path.exists()
+
+
+def test_version_prints_the_version() -> None:
+    done = run("--version")
+    assert done.returncode == 0 and done.stdout == f"janus-net {jn.__version__}\n", done
+
+
 def test_listen_prints_the_bound_address_and_exits() -> None:
-    done = run("listen", "127.0.0.1:0")
+    done = run("listen", "--accept", "0", "127.0.0.1:0")
     assert done.returncode == 0, done.stderr
     [line] = done.stdout.splitlines()
     addr = jn.parse_address(line.removeprefix("listening on "))
@@ -113,7 +138,7 @@ def test_listen_json_lines() -> None:
 
 
 def test_json_first_line_is_an_object() -> None:
-    done = run("listen", "127.0.0.1:0", "--json")
+    done = run("listen", "--accept", "0", "127.0.0.1:0", "--json")
     assert done.returncode == 0, done.stderr
     [line] = done.stdout.splitlines()
     listening = json.loads(line)["listening"]
@@ -122,7 +147,9 @@ def test_json_first_line_is_an_object() -> None:
 
 def test_capability_with_audit_to_stdout() -> None:
     port = free_port()
-    done = run("listen", f"127.0.0.1:{port}", "--capability", "cli", "--allow-port", str(port), "--audit", "-")
+    done = run(
+        "listen", "--accept", "0", f"127.0.0.1:{port}", "--capability", "cli", "--allow-port", str(port), "--audit", "-"
+    )
     assert done.returncode == 0, done.stderr
     first, *records = done.stdout.splitlines()
     assert first == f"listening on 127.0.0.1:{port}"  # first, although the check record is written before bind
@@ -137,7 +164,9 @@ def test_capability_with_audit_to_stdout() -> None:
 def test_capability_port_zero_records_the_real_port(tmp_path: Path) -> None:
     audit = tmp_path / "audit.jsonl"
     audit.write_text('{"earlier": "line"}\n')
-    done = run("listen", "127.0.0.1:0", "--capability", "c0", "--allow-port", "0", "--audit", str(audit))
+    done = run(
+        "listen", "--accept", "0", "127.0.0.1:0", "--capability", "c0", "--allow-port", "0", "--audit", str(audit)
+    )
     assert done.returncode == 0, done.stderr
     [line] = done.stdout.splitlines()
     port = jn.parse_address(line.removeprefix("listening on ")).port  # type: ignore[union-attr]
@@ -147,7 +176,7 @@ def test_capability_port_zero_records_the_real_port(tmp_path: Path) -> None:
 
 
 def test_denied_bind_exits_1_with_one_error_line_and_the_audit_record() -> None:
-    done = run("listen", "127.0.0.1:9", "--capability", "web", "--audit", "-")
+    done = run("listen", "--accept", "0", "127.0.0.1:9", "--capability", "web", "--audit", "-")
     assert done.returncode == 1
     [error] = done.stderr.splitlines()
     assert error.startswith("janus-net: CapabilityDenied: ")
@@ -160,7 +189,7 @@ def test_denied_bind_exits_1_with_one_error_line_and_the_audit_record() -> None:
 
 def test_denied_bind_with_a_default_port_list() -> None:
     # The defaults (8080, 3000, 8000) do not include 0.
-    done = run("listen", "127.0.0.1:0", "--capability", "web")
+    done = run("listen", "--accept", "0", "127.0.0.1:0", "--capability", "web")
     assert done.returncode == 1
     assert done.stderr.startswith("janus-net: CapabilityDenied: ")
 
@@ -184,13 +213,13 @@ def test_socket_errors_are_one_line() -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = run("listen", f"127.0.0.1:{port}")
+        done = run("listen", "--accept", "0", f"127.0.0.1:{port}")
     assert done.returncode == 1
     [error] = done.stderr.splitlines()
     assert error.startswith("janus-net: AddressInUse: bind 127.0.0.1:")
-    done = run("listen", "127.0.0.1:99999")
+    done = run("listen", "--accept", "0", "127.0.0.1:99999")
     assert done.returncode == 2 and done.stderr.startswith("janus-net: InvalidPort: ")
-    done = run("listen", "127.0.0.1:8_080")  # a refused value typed by the user: a usage error
+    done = run("listen", "--accept", "0", "127.0.0.1:8_080")  # a refused value typed by the user: a usage error
     assert done.returncode == 2 and done.stderr.startswith("janus-net: InvalidPort: ")
 
 
@@ -210,14 +239,16 @@ def test_socket_errors_are_one_line() -> None:
     ],
 )
 def test_usage_errors_exit_2(args: list[str]) -> None:
-    done = run("listen", *args)
+    done = run("listen", "--accept", "0", *args)
     assert done.returncode == 2, done
     assert done.stdout == ""
     assert "Traceback" not in done.stderr
 
 
 def test_an_unwritable_audit_file_is_one_line(tmp_path: Path) -> None:
-    done = run("listen", "127.0.0.1:0", "--capability", "c", "--allow-port", "0", "--audit", str(tmp_path))
+    done = run(
+        "listen", "--accept", "0", "127.0.0.1:0", "--capability", "c", "--allow-port", "0", "--audit", str(tmp_path)
+    )
     assert done.returncode == 1
     [error] = done.stderr.splitlines()
     assert error.startswith(f"janus-net: Unexpected: open {tmp_path}: [Errno 21] Is a directory")

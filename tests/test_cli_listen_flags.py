@@ -10,7 +10,7 @@ import pytest
 
 import janus_net as jn
 
-COMMAND = [sys.executable, "-m", "janus_net", "listen"]
+COMMAND = [sys.executable, "-m", "janus_net", "listen", "--accept", "0"]  # bind, report, exit
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -69,14 +69,18 @@ def tcp_port(first_line: str) -> int:
 
 
 def test_audit_to_a_full_disk_is_one_line_and_nothing_stays_bound() -> None:
-    done = run("listen", "127.0.0.1:0", "--capability", "c", "--allow-port", "0", "--audit", "/dev/full")
+    done = run(
+        "listen", "--accept", "0", "127.0.0.1:0", "--capability", "c", "--allow-port", "0", "--audit", "/dev/full"
+    )
     assert done.returncode == 1
     assert "SystemResources: write /dev/full: [Errno 28]" in one_error_line(done.stderr, "SystemResources")
     assert done.stdout == b""  # the bind failed closed: no "listening on" line
 
 
 def test_an_audit_path_that_is_a_directory_is_one_line(tmp_path: Path) -> None:
-    done = run("listen", "127.0.0.1:0", "--capability", "c", "--allow-port", "0", "--audit", str(tmp_path))
+    done = run(
+        "listen", "--accept", "0", "127.0.0.1:0", "--capability", "c", "--allow-port", "0", "--audit", str(tmp_path)
+    )
     assert done.returncode == 1
     assert f"open {tmp_path}: [Errno 21]" in one_error_line(done.stderr, "Unexpected")
     assert done.stdout == b""
@@ -121,13 +125,13 @@ def test_the_reader_leaving_mid_run_ends_the_run_with_one_line() -> None:
 
 def test_a_path_that_is_not_utf8_is_escaped_in_text_and_exact_in_json(tmp_path: Path) -> None:
     raw = os.fsencode(tmp_path) + b"/bad\xff\nname.sock"
-    done = run("listen", b"unix:" + raw)
+    done = run("listen", "--accept", "0", b"unix:" + raw)
     assert done.returncode == 0, done.stderr
     [line] = done.stdout.decode("ascii").splitlines()  # one line: the newline cannot forge a second
     assert line == "listening on unix:" + os.fsdecode(raw).replace("\udcff", "\\xff").replace("\n", "\\n")
     assert not os.path.lexists(raw)  # removed at close
 
-    done = run("listen", b"unix:" + raw, "--json")
+    done = run("listen", "--accept", "0", b"unix:" + raw, "--json")
     assert done.returncode == 0, done.stderr
     listening = json.loads(done.stdout)["listening"]
     assert os.fsencode(listening.removeprefix("unix:")) == raw  # the exact bytes
@@ -135,7 +139,7 @@ def test_a_path_that_is_not_utf8_is_escaped_in_text_and_exact_in_json(tmp_path: 
 
 def test_a_crafted_path_cannot_forge_an_error_line(tmp_path: Path) -> None:
     crafted = f"unix:{tmp_path}/missing\njanus-net: forged\xff/x.sock"
-    done = run("listen", crafted)
+    done = run("listen", "--accept", "0", crafted)
     assert done.returncode == 1
     text = one_error_line(done.stderr, "FileNotFound")
     assert "missing\\njanus-net: forged" in text
@@ -253,10 +257,10 @@ def test_unlink_stale_passes_through(tmp_path: Path) -> None:
     path = tmp_path / "stale.sock"
     with socket.socket(socket.AF_UNIX) as dead:
         dead.bind(str(path))  # bound, never listening, then closed: a stale file
-    done = run("listen", f"unix:{path}")
+    done = run("listen", "--accept", "0", f"unix:{path}")
     assert done.returncode == 1
     one_error_line(done.stderr, "AddressInUse")
-    done = run("listen", f"unix:{path}", "--unlink-stale")
+    done = run("listen", "--accept", "0", f"unix:{path}", "--unlink-stale")
     assert done.returncode == 0, done.stderr
     assert done.stdout.decode() == f"listening on unix:{path}\n"
     assert not path.exists()
@@ -271,7 +275,7 @@ def test_backlog_passes_through() -> None:
 
 
 def test_options_that_cannot_apply_are_typed_errors() -> None:
-    done = run("listen", "127.0.0.1:0", "--mode", "600")
+    done = run("listen", "--accept", "0", "127.0.0.1:0", "--mode", "600")
     assert done.returncode == 1
     one_error_line(done.stderr, "OptionUnsupported")
 
@@ -281,7 +285,7 @@ def test_options_that_cannot_apply_are_typed_errors() -> None:
     [["--mode", "999"], ["--mode", "rw"], ["--mode", "17777"], ["--backlog", "-1"], ["--backlog", "x"]],
 )
 def test_bad_option_values_are_usage_errors(args: list[str]) -> None:
-    done = run("listen", "unix:@janus-cli-usage", *args)
+    done = run("listen", "--accept", "0", "unix:@janus-cli-usage", *args)
     assert done.returncode == 2
     assert done.stdout == b"" and b"Traceback" not in done.stderr
 
@@ -300,7 +304,7 @@ def test_port_zero_allows_only_port_zero() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    done = run("listen", f"127.0.0.1:{port}", "--capability", "c", "--allow-port", "0")
+    done = run("listen", "--accept", "0", f"127.0.0.1:{port}", "--capability", "c", "--allow-port", "0")
     assert done.returncode == 1
     one_error_line(done.stderr, "CapabilityDenied")
     assert jn.NetBind("c").allow_port(0).allows(jn.parse_address("127.0.0.1:0"))

@@ -463,10 +463,11 @@ def test_a_full_descriptor_table_at_each_start_up_step_is_one_typed_line() -> No
     """With N free descriptor numbers, start-up stops at the syscall that needs the N+1th.
 
     The order is the start-up's: the --listen socket, the wake pipe (two fds), the notify
-    socket, the copy of the listen socket; with five free numbers the command runs.
+    socket, the copy of the listen socket, the spawn's close-on-exec pipe that reports a
+    failed exec (two fds); with seven free numbers the command runs.
     """
     stopped_at = []
-    for extra in range(7):
+    for extra in range(8):
         proc = subprocess.run(
             [sys.executable, "-c", _FD_LIMITED, str(extra)], capture_output=True, text=True, timeout=60
         )
@@ -479,4 +480,4 @@ def test_a_full_descriptor_table_at_each_start_up_step_is_one_typed_line() -> No
         member, syscall = line.split(": ")[1:3]
         assert member == "ProcessFdQuotaExceeded", line
         stopped_at.append(syscall.split()[0])
-    assert stopped_at == ["socket", "pipe", "pipe", "socket", "fcntl", None, None]
+    assert stopped_at == ["socket", "pipe", "pipe", "socket", "fcntl", "spawn", "spawn", None]

@@ -746,7 +746,7 @@ ROUTES.update(
         "RANDOM": (supervise_in_child("getrandom"),),
         "PIPE": (supervise_in_child("pipe"),),
         "DUP_ABOVE": (supervise_in_child("fcntl"),),
-        "SPAWN": (supervise_in_child("posix_spawn"),),
+        "SPAWN": (supervise_in_child("spawn"),),
         "READ": (supervise_in_child("read"),),
         "WAITPID": (supervise_in_child("waitpid"),),
         "KILL": (supervise_in_child("kill", tuple(_STOPS_ITS_SUPERVISOR)),),
@@ -1120,7 +1120,7 @@ def test_close_eintr_is_not_retried_and_leaves_the_server_closed(tmp_path: Path)
     assert not outcome.leftover
 
 
-@pytest.mark.parametrize("name", ["getrandom", "pipe", "fcntl", "posix_spawn", "read", "waitpid"])
+@pytest.mark.parametrize("name", ["getrandom", "pipe", "fcntl", "spawn", "read", "waitpid"])
 def test_eintr_in_the_process_calls_is_retried(name: str) -> None:
     """os.* retried EINTR inside CPython; the door's loop retries it (running the checkpoint) instead."""
     error, failed, status = _supervise(name, errno.EINTR, ("sh", "-c", "exit 7"), times=3)

@@ -106,15 +106,15 @@ def test_cli_parse_escapes_and_json_is_exact() -> None:
 
 def test_cli_listening_line_escapes_and_json_is_exact(tmp_path: Path) -> None:
     path = f"{tmp_path}/s\nlistening on 0.0.0.0:22\x1b[1A.sock"
-    done = _cli("listen", f"unix:{path}")
+    done = _cli("listen", "--accept", "0", f"unix:{path}")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [f"listening on {for_people('unix:' + path)}"]
-    exact = _cli("listen", "--json", f"unix:{path}")
+    exact = _cli("listen", "--accept", "0", "--json", f"unix:{path}")
     assert json.loads(exact.stdout) == {"listening": f"unix:{path}"}
 
 
 def test_cli_error_line_escapes(tmp_path: Path) -> None:
-    done = _cli("listen", f"unix:{tmp_path}/missing\nforged/s.sock")
+    done = _cli("listen", "--accept", "0", f"unix:{tmp_path}/missing\nforged/s.sock")
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
     assert len(done.stderr.splitlines()) == 1

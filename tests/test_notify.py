@@ -89,6 +89,8 @@ def test_each_field(manager: Manager) -> None:
     assert manager.receive() == (["STATUS=serving 3 clients", "MAINPID=4242"], ME, [])
     assert jn.notify(stopping=True, watchdog=True)
     assert manager.receive() == (["STOPPING=1", "WATCHDOG=1"], ME, [])
+    assert jn.notify(ready=True, status="reload failed", errno=errno.ETIMEDOUT)
+    assert manager.receive() == (["READY=1", "STATUS=reload failed", f"ERRNO={errno.ETIMEDOUT}"], ME, [])
     before = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
     assert jn.notify(reloading=True)
     lines, creds, fds = manager.receive()
@@ -128,6 +130,9 @@ def test_bad_values_are_refused_before_any_syscall(manager: Manager) -> None:
             ({"ready": 1}, TypeError),
             ({"mainpid": True}, TypeError),
             ({"mainpid": 0}, ValueError),
+            ({"errno": 0}, ValueError),
+            ({"errno": True}, TypeError),
+            ({"errno": "110"}, TypeError),
             ({"fds": {"a:b": web}}, ValueError),
             ({"fds": {"ok": 3}}, TypeError),
             ({}, ValueError),

@@ -63,6 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if signum is not None:
         output.error_line(f"stopped by {signal.Signals(signum).name}")
         return die_of(signum)
+    if status < 0:
+        # run's COMMAND died of signal -status: run, cleaned up, dies of the same one.
+        return die_of(-status)
     return status
 
 

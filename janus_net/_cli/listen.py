@@ -1,5 +1,9 @@
 """``janus-net listen``: bind through the matching profile, print the bound address, accept, echo.
 
+Without ``--accept`` it serves (accepting, echoing with ``--echo``) until a stop
+signal; ``--accept N`` accepts N connections and exits 0 (``--accept 0``: bind,
+print, close).
+
 The profile follows the flags: :core by default, :service with ``--timeout`` (one
 `Context` for the whole run: the bind, every accept and every read), :sovereign with
 ``--capability`` (``--allow-port``, ``--audit``, ``--enforce``). A stop signal is held
@@ -41,8 +45,14 @@ def listen(args: argparse.Namespace, stops: StopSignals) -> int:
             out.line(f"listening on {server.address}", listening=str(server.address))
             if held is not None:
                 held.release()
-            for _ in range(args.accept):
-                _serve_one(args, out, server, ctx)
+            if args.accept is not None:
+                for _ in range(args.accept):
+                    _serve_one(args, out, server, ctx)
+            else:
+                # Serve until a stop signal: it cancels stops.context (an accept waiting
+                # in poll wakes) and raises `Stopped`, which closes the server on its way out.
+                while True:
+                    _serve_one(args, out, server, stops.context if ctx is None else ctx)
     finally:
         if audit_file is not None:
             output.close_quietly(audit_file)

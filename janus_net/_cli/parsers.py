@@ -10,8 +10,10 @@ usage error (exit 2, argparse's own line), before anything is bound.
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 
+from janus_net import __version__
 from janus_net._cli import flags
 from janus_net._process.transfer import check_name
 
@@ -28,13 +30,31 @@ def check_listen_args(parser: argparse.ArgumentParser, args: argparse.Namespace)
     # Options that could not apply are usage errors, not silent no-ops.
     if args.capability is None and (args.allow_port or args.audit is not None):
         parser.error("--allow-port and --audit need --capability")
-    if args.echo and not args.accept:
-        parser.error("--echo needs --accept N (N >= 1)")
+    if args.echo and args.accept == 0:
+        parser.error("--echo needs connections to echo: --accept N (N >= 1), or no --accept")
+
+
+#: The one exit-status rule, as ``--help`` shows it (docs/command.md says the same).
+EXIT_STATUS = """exit status (every subcommand):
+  0    success
+  2    a usage error: argparse's, or a value given on the command line refused
+       (InvalidAddress, InvalidPort, InvalidHostName, ValueError, TypeError)
+  1    every other failure (CapabilityDenied included)
+  after a stop signal N (SIGINT, SIGTERM; SIGHUP but for run, where it reloads) the
+  command cleans up and dies of N (a shell shows 128+N; systemd sees a clean stop)
+  run: COMMAND's own status when COMMAND ends on its own (127/126 when it cannot be
+  found/executed), and death by the same signal when COMMAND died of one"""
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``janus-net`` argument parser; ``args.command`` names the subcommand, ``args.check`` (if any) checks it."""
-    parser = argparse.ArgumentParser(prog="janus-net", description="Inspect and bind janus_net sockets.")
+    parser = argparse.ArgumentParser(
+        prog="janus-net",
+        description="Inspect and bind janus_net sockets.",
+        epilog=EXIT_STATUS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"janus-net {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     parse = commands.add_parser("parse", help="print an address's canonical form and fields")
@@ -49,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
         "listen",
         help="listen through the matching profile, print the bound address, accept connections",
         description="Bind ADDRESS (:core; :service with --timeout; :sovereign with --capability), print "
-        "'listening on ADDRESS' with the real port as the first line, accept N connections, exit 0. "
+        "'listening on ADDRESS' with the real port as the first line, then serve until a stop signal "
+        "(--accept N: accept N connections, then exit 0). "
         "SIGINT, SIGTERM and SIGHUP close the server (removing a unix socket file it created), then the "
         "command dies of that signal (a shell shows 128+signal). A peer that resets its connection ends "
         "that connection only. Exit status: 0 success, 2 a refused command-line value, 1 any other failure.",
@@ -69,7 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     listen_cmd.add_argument("--audit", metavar="FILE", help="append audit records as JSON lines to FILE ('-': stdout)")
     listen_cmd.add_argument(
-        "--accept", type=flags.count, default=0, metavar="N", help="accept N connections, then exit"
+        "--accept",
+        type=flags.count,
+        default=None,
+        metavar="N",
+        help="accept N connections, then exit 0 (0: bind, print, exit); without it: until a stop signal",
     )
     listen_cmd.add_argument("--echo", action="store_true", help="echo each accepted connection until end of stream")
     listen_cmd.add_argument("--json", action="store_true", help="print the status lines as JSON objects")
@@ -102,6 +127,8 @@ def build_run_parser() -> argparse.ArgumentParser:
     """``janus-net run``'s parser (the words after ``run``); `check_run_args` completes it."""
     parser = argparse.ArgumentParser(
         prog="janus-net run",
+        epilog=EXIT_STATUS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Bind sockets, run COMMAND with them (LISTEN_FDS, LISTEN_FDNAMES, LISTEN_PID, NOTIFY_SOCKET); "
         "SIGHUP starts a new COMMAND and stops the old one once the new one sends READY=1.",
         usage="janus-net run [--listen NAME=ADDRESS ...] [--bind NAME=ADDRESS ...] "
@@ -127,6 +154,16 @@ def build_run_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--stop-timeout", type=flags.seconds, default=10.0, metavar="S",
         help="how long a stopped COMMAND may take to exit after SIGTERM before SIGKILL (default 10)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--fdstore", action="store_true",
+        help="store the sockets in the service manager (FDSTORE=1, FDNAME=NAME) and take each NAME back from "
+        "LISTEN_FDS on the next start instead of binding it (needs NOTIFY_SOCKET)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--keep-children", action="store_true",
+        help="let COMMAND live on if this supervisor is killed with SIGKILL "
+        "(by default it gets SIGKILL then: PR_SET_PDEATHSIG)",
     )  # fmt: skip
     flags.add_socket_flags(parser)
     flags.add_kernel_flags(parser)
@@ -165,6 +202,8 @@ def check_run_args(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
         only = [flag for flag, given in _LISTEN_ONLY_FLAGS.items() if given(args)]
         if only:
             parser.error(f"{only[0]} applies to --listen sockets, and none is given")
+    if args.fdstore and not os.environ.get("NOTIFY_SOCKET"):
+        parser.error("--fdstore needs a service manager to store the sockets in (NOTIFY_SOCKET is not set)")
     return command
 
 

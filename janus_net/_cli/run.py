@@ -17,10 +17,16 @@
 2. The sockets are handed to `janus_net._process.supervisor.Supervisor`, which runs
    COMMAND with them as systemd passes them, reloads it on SIGHUP once the new one
    sends ``READY=1``, and stops and reaps it on SIGTERM or SIGINT.
-3. A stop signal ends the run at start-up as while serving: the commands stopped and
+3. With ``--fdstore`` the sockets are stored in the service manager (``FDSTORE=1``,
+   ``FDNAME=NAME``) once bound, and on the next start each NAME the manager passes back
+   (``LISTEN_FDS``, `janus_net.listen_fds`) is taken instead of bound: a restart of
+   the unit keeps the listening sockets, and the connections queued on them. A unix
+   socket file then stays when ``run`` stops (the stored socket still serves it).
+4. A stop signal ends the run at start-up as while serving: the commands stopped and
    reaped, the sockets closed, the unix socket files this command created removed,
    then the process dies of the signal (`janus_net._cli.stop_signals`). When the
-   command exits on its own, ``run`` exits with its status.
+   command ends on its own, ``run`` exits with its status, or (``main`` returns -N)
+   dies of the signal N that killed it, once its sockets are closed.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ from janus_net._cli.parsers import build_run_parser, check_run_args
 from janus_net._cli.stop_signals import StopSignals
 from janus_net._policy.capability import NetBind
 from janus_net._policy.context import Context
+from janus_net._process.activation import listen_fds
+from janus_net._process.notify import notify
 from janus_net._process.supervisor import STOP_SIGNALS, Supervisor
 from janus_net._profiles.addresses import parse_address
 from janus_net._profiles.listen import (
@@ -44,6 +52,7 @@ from janus_net._profiles.listen import (
     listen_with_context,
 )
 from janus_net._sockets.datagram import Socket
+from janus_net._sockets.owner import give_unix_file
 from janus_net._sockets.server import Server
 from janus_net._values.errors import SocketError
 from janus_net._values.kinds import Mode
@@ -54,7 +63,7 @@ IGNORED_AT_START_UP = (signal.SIGHUP,)
 
 
 def main(argv: Sequence[str], stops: StopSignals | None = None) -> int:
-    """Run ``janus-net run`` with ``argv`` (the words after ``run``); returns the exit status.
+    """Run ``janus-net run`` with ``argv`` (the words after ``run``); returns the exit status (-N: die of N).
 
     ``stops`` records a stop signal (SIGINT, SIGTERM) that arrives while the sockets
     are bound: it cancels the binds (they take its context) and is raised as
@@ -73,7 +82,10 @@ def main(argv: Sequence[str], stops: StopSignals | None = None) -> int:
     listen_options, bind_options = _socket_options(args)
     audit_file: TextIO | None = None
     sockets: list[tuple[str, Server | Socket]] = []
+    stored: dict[str, Server | Socket] = {}
     try:
+        if args.fdstore:
+            stored = listen_fds()
         if args.audit is not None:
             audit_file = output.open_audit_file(args.audit)
         cap = None
@@ -92,16 +104,25 @@ def main(argv: Sequence[str], stops: StopSignals | None = None) -> int:
         # A stop signal now cancels the bind under way (its context) and lands at the
         # check after it, once the socket is in the list the ``finally`` closes.
         for name, address in args.listen:
-            sockets.append((name, _open(address, cap, "listen", listen_options, stops.context)))
+            sockets.append(
+                (name, _take(stored, name, Server) or _open(address, cap, "listen", listen_options, stops.context))
+            )
             stops.check()
         for name, address in args.bind:
-            sockets.append((name, _open(address, cap, "bind", bind_options, stops.context)))
+            sockets.append(
+                (name, _take(stored, name, Socket) or _open(address, cap, "bind", bind_options, stops.context))
+            )
             stops.check()
+        if args.fdstore:
+            for _, sock in sockets:
+                give_unix_file(sock, None)  # the stored socket outlives this run: its file stays
+            notify(fds=dict(sockets))
         out = output.Output(False)
         for name, sock in sockets:
             out.line(f"listening on {sock.address} as {name}")
         stops.check()
-        return Supervisor(sockets, command, args.ready_timeout, args.stop_timeout).run(stops.fired)
+        supervisor = Supervisor(sockets, command, args.ready_timeout, args.stop_timeout, args.keep_children)
+        return supervisor.run(stops.fired)
     except (SocketError, ValueError, TypeError) as e:
         stops.check()  # an error caused by the stop (a cancelled bind) is the stop
         output.error_line(str(e) if isinstance(e, SocketError) else f"{type(e).__name__}: {e}")
@@ -109,8 +130,19 @@ def main(argv: Sequence[str], stops: StopSignals | None = None) -> int:
     finally:
         for _, sock in sockets:
             sock.close()
+        for sock in stored.values():
+            sock.close()  # passed back but no longer asked for (the manager keeps its own copy)
         if audit_file is not None:
             output.close_quietly(audit_file)
+
+
+def _take(stored: dict[str, Server | Socket], name: str, kind: type[Server] | type[Socket]) -> Server | Socket | None:
+    """The socket the manager passed back as ``name``, if it is of the kind asked for (it is then ours)."""
+    sock = stored.get(name)
+    if not isinstance(sock, kind):
+        return None
+    del stored[name]
+    return sock
 
 
 _BIND_OPTIONS = frozenset({"netns", "freebind", "transparent", "device", "incoming_cpu"})

@@ -1,10 +1,11 @@
 """Processes: what ``janus-net run`` asks of the kernel to start, signal and reap its commands.
 
 Its wake pipe (`pipe`, into cells), its copies of the passed sockets (`dup_above`),
-starting a command (`spawn`: posix_spawn of /bin/sh, with the sockets dup2'ed in the
-child), signalling (`kill`) and reaping (`waitpid`) it, reading a pipe (`read`),
-random bytes for its notify socket's name (`random_bytes`), and `dup2` (the command's
-stdout pointed at /dev/null after a failed write).
+starting a command (`spawn`: a native fork and exec of /bin/sh, with the sockets dup2'ed
+in the child, its own process group, PR_SET_PDEATHSIG), signalling (`kill`) and reaping
+(`waitpid`) it, reading a pipe (`read`), random bytes for its notify socket's name
+(`random_bytes`), and `dup2` (the command's stdout pointed at /dev/null after a failed
+write).
 
 os.* would retry EINTR inside CPython, where no checkpoint runs; these go through
 `retry` like every other call. ESRCH from kill and ECHILD from waitpid are answers,
@@ -83,7 +84,7 @@ def dup_above(into: Any, fd: int, low: int) -> int:
 
 
 SPAWN = Syscall(
-    "posix_spawn",
+    "spawn",
     {
         # The program is /bin/sh: these are its file's answers (sh itself reports
         # COMMAND's own, as 127 and 126).
@@ -106,19 +107,28 @@ SPAWN = Syscall(
     bugs={
         E.EBADF: "the dup2 sources are the copies janus-net run holds open in its cells for the whole run",
         E.EFAULT: "argv and envp are NULL-terminated arrays janus_net built for the call",
-        E.EINVAL: "the file actions and attributes are built by the same native call from valid signal numbers",
+        E.EINVAL: "pipe2 takes O_CLOEXEC; the report pipe moves above the dup2 targets, all below the sources and "
+        "RLIMIT_NOFILE; the signal numbers come from the signal module",
     },
 )
 
 
 def spawn(
-    path: str, argv: list[str], env: Mapping[str, str], dups: list[tuple[int, int]], defaults: Iterable[int]
+    path: str,
+    argv: list[str],
+    env: Mapping[str, str],
+    dups: list[tuple[int, int]],
+    defaults: Iterable[int],
+    parent_death: int = 0,
 ) -> int:
-    """posix_spawn(path, argv, env): the child's pid.
+    """fork and execve(path, argv, env) (native: ``jn_spawn``): the child's pid.
 
     In the child, each ``(source, target)`` of ``dups`` is dup2'ed (its copy is not
-    close-on-exec), the signal mask is empty and each signal of ``defaults`` has its
-    default action.
+    close-on-exec), the signal mask is empty, each signal of ``defaults`` has its
+    default action, the child leads its own process group, and with ``parent_death``
+    (a signal number) PR_SET_PDEATHSIG sends it that signal when this thread dies
+    (a child whose parent died before that is set never runs the program). An exec
+    that fails raises its errno's error, as posix_spawn does.
     """
     keep = [ffi.new("char[]", os_bytes(text)) for text in argv]
     keep_env = [ffi.new("char[]", os_bytes(f"{key}={value}")) for key, value in env.items()]
@@ -129,7 +139,7 @@ def spawn(
     signals = list(defaults)
     sigdef = ffi.new("int[]", signals or [0])
     pid = ffi.new("pid_t *")
-    args = (pid, os_bytes(path), argv_c, env_c, sources, targets, len(dups), sigdef, len(signals))
+    args = (pid, os_bytes(path), argv_c, env_c, sources, targets, len(dups), sigdef, len(signals), parent_death)
     retry(SPAWN, lib.jn_spawn, args, None, path)
     return int(pid[0])
 

@@ -83,6 +83,7 @@ def notify(
     mainpid: int | None = None,
     watchdog: bool = False,
     fds: Mapping[str, AnySocket] | None = None,
+    errno: int | None = None,
 ) -> bool:
     """Tell the service manager about this service's state (sd_notify).
 
@@ -100,6 +101,7 @@ def notify(
             sent per name (the protocol carries one FDNAME per datagram); the other
             fields go with the last one, so a single datagram is sent unless
             several names are stored.
+        errno: ``ERRNO=N``, the error number of a failure (a failed reload, with ``status``).
 
     Returns:
         False when ``NOTIFY_SOCKET`` is not set (nothing was sent), True once sent.
@@ -129,6 +131,12 @@ def notify(
         lines.append(f"MAINPID={mainpid}")
     if flag("watchdog", watchdog):
         lines.append("WATCHDOG=1")
+    if errno is not None:
+        if type(errno) is not int:
+            raise TypeError(f"errno must be an int, not {type(errno).__name__}")
+        if errno <= 0:
+            raise ValueError(f"errno must be an error number (> 0), not {errno}")
+        lines.append(f"ERRNO={errno}")
     stored = [] if fds is None else sockets_to_send(fds)
     if not lines and not stored:
         raise ValueError("notify() needs at least one thing to say")

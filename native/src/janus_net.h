@@ -154,9 +154,10 @@ static int jn_steps(const struct jn_steps_plan *plan, struct jn_steps_io *io, co
 static int jn_desc_pipe(struct jn_desc *, struct jn_desc *);
 /* fcntl(fd, F_DUPFD_CLOEXEC, low) into a cell: a close-on-exec copy numbered at least low. */
 static int jn_desc_dup_above(struct jn_desc *, int, int);
-/* pid, path, argv, envp (NULL-terminated), dup2 sources and targets (count), signals to default (count). */
+/* pid, path, argv, envp (NULL-terminated), dup2 sources and targets (count), signals to default (count),
+   the signal the child gets when its parent dies (0: none); the child runs in its own process group. */
 static int jn_spawn(pid_t *, const char *, char *const[], char *const[], const int *, const int *, int, const int *,
-                    int);
+                    int, int);
 
 /* === Received descriptors (jn_control.c) === */
 /* A recvmsg control buffer big enough for one SCM_RIGHTS message of JN_SCM_MAX_FD fds. */
