@@ -21,6 +21,7 @@ And the capability is judged with the socket's real protocol (UDP-Lite, MPTCP).
 from __future__ import annotations
 
 import ast
+import contextlib
 import ctypes
 import errno
 import fcntl
@@ -460,9 +461,11 @@ def test_two_threads_adopting_one_number_at_once_make_one_owner() -> None:
         outcomes = _adopt_twice_at_once(fd)
         owners = [o for o in outcomes if isinstance(o, jn.Server)]
         refused = [o for o in outcomes if isinstance(o, jn.SocketError.InvalidAddress)]
-        assert len(owners) == 1 and len(refused) == 1, outcomes
-        assert "already owned by" in str(refused[0])
-        with owners[0] as server:
+        with owners[0] if owners else contextlib.nullcontext() as server:
+            assert len(owners) == 1 and len(refused) == 1, outcomes
+            # The loser is refused either at the owner check (the winner owns it already) or
+            # at its claim (the winner is taking it at that moment): both refuse a second owner.
+            assert re.search(r"already owned by|being adopted by another thread", str(refused[0])), refused[0]
             _serves(server)
         assert identity(fd) is None  # closed once, by its one owner
 
