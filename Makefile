@@ -28,9 +28,12 @@ demo: $(STAMP)
 # janus_net vs the stdlib and C (builds build/bench/bench from native/bench/bench.c; about a
 # minute), every DESIGN §11 workload, the udp segmented and hand-over rows from the hooks
 # scripts/bench_segments.py and scripts/bench_handover.py. Pass options through BENCH_ARGS, e.g. make bench BENCH_ARGS="--json build/bench.json";
-# BENCH_ARGS=--quick is a few-second smoke run (docs/performance.md).
+# BENCH_ARGS=--quick is a few-second smoke run (docs/performance.md). Then scripts/bench_reload.py: 20 reloads
+# under a fresh-connection HTTP load per scheme (janus-net run + gunicorn/uvicorn, gunicorn USR2, stop+start);
+# RELOAD_ARGS="--reloads 2 --json build/reload.json" for a shorter run or the figures as JSON.
 bench: $(STAMP)
 	$(PY) scripts/bench $(BENCH_ARGS)
+	$(PY) scripts/bench_reload.py $(RELOAD_ARGS)
 
 # mypy --strict over the package, ruff's lint and format checks over the tree (tools: the lint extra).
 LINT_STAMP := $(VENV)/.lint-installed

@@ -70,3 +70,20 @@ def test_quick_bench_reports_every_target(tmp_path: Path) -> None:
     assert result["import_seconds"]["janus_net"]["median"] > 0
     assert result["tracemalloc_bytes_per_listener"]["janus"]["median"] > 0
     assert "ratios (decided on the wall clock)" in done.stdout
+
+
+def test_reload_bench_reports_every_scheme(tmp_path: Path) -> None:
+    # A smoke run of scripts/bench_reload.py (make bench's reload table): one reload per scheme.
+    out = tmp_path / "reload.json"
+    done = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "bench_reload.py"), "--reloads", "1", "--json", str(out)],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    schemes = result["schemes"]
+    assert set(schemes) == {"janus-net run + gunicorn sync", "janus-net run + uvicorn", "gunicorn USR2 + QUIT",
+                            "gunicorn stop + start"}  # fmt: skip
+    for name in ("janus-net run + gunicorn sync", "janus-net run + uvicorn"):
+        assert schemes[name]["refused"] == 0 and schemes[name]["ok"] > 0, schemes
+    assert "refused" in done.stdout.splitlines()[0]

@@ -19,7 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 # Pages under docs/ that hold complete examples moved out of the README: they run as the README's do.
-GUIDES = (ROOT / "docs" / "servers.md", ROOT / "docs" / "zero-downtime.md")
+GUIDES = (ROOT / "docs" / "servers.md", ROOT / "docs" / "zero-downtime.md", ROOT / "docs" / "servers-under-run.md")
 NOT_RUN = "# not run:"
 FENCE = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
