@@ -455,7 +455,13 @@ if not os.path.exists(marker):
 first = open(marker).read()
 with open(marker, "a") as f:
     f.write(" " + str(os.getpid()).rjust(20))
-while os.path.exists(f"/proc/{first}") and open(f"/proc/{first}/stat").read().split(")")[1].split()[0] != "Z":
+def alive(pid):
+    try:  # reaped between two looks: gone, as a missing /proc entry says
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+while alive(first):
     time.sleep(0.01)
 jn.notify(ready=True)
 time.sleep(3600)
