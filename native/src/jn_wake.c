@@ -81,15 +81,23 @@ static int jn_pid_claim(int *pid, int me)
     }
 }
 
-#if !JN_HAS_EVENTFD || !defined(__linux__)
-/* Close-on-exec and non-blocking, for a pipe made without pipe2 (used only where there is
-   no eventfd or no pipe2: unused, it would be a warning). */
-static void jn_pipe_flags(int fd)
+/* A close-on-exec, non-blocking pipe: pipe2 where the platform has it, else pipe and
+   fcntl at once (a fork+exec by another thread in between could inherit it: the
+   window every close-on-exec emulation has, DESIGN §8). */
+static int jn_pipe_new(int *p)
 {
-    fcntl(fd, F_SETFD, FD_CLOEXEC);
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-}
+#if defined(__linux__)
+    return pipe2(p, O_CLOEXEC | O_NONBLOCK);
+#else
+    if (pipe(p) < 0)
+        return -1;
+    for (int i = 0; i < 2; i++) {
+        fcntl(p[i], F_SETFD, FD_CLOEXEC);
+        fcntl(p[i], F_SETFL, fcntl(p[i], F_GETFL) | O_NONBLOCK);
+    }
+    return 0;
 #endif
+}
 
 /* Publish a new pair into pair[0] (read) and pair[1] (write, -1 for an eventfd) unless
    it holds one: then the new pair is closed again, so racing callers share one. */
@@ -117,10 +125,8 @@ static int jn_pair_new(int *pair)
     if (p[0] < 0)
         return -1;
 #else
-    if (pipe(p) < 0)
+    if (jn_pipe_new(p) < 0)
         return -1;
-    jn_pipe_flags(p[0]);
-    jn_pipe_flags(p[1]);
 #endif
     jn_pair_publish(pair, p[0], p[1]);
     return 0;
@@ -205,15 +211,8 @@ static int jn_wakeup_new(int *cell)
     if (__atomic_load_n(&cell[0], __ATOMIC_SEQ_CST) >= 0)
         return 0;
     int p[2];
-#if defined(__linux__)
-    if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
+    if (jn_pipe_new(p) < 0)
         return -1;
-#else
-    if (pipe(p) < 0)
-        return -1;
-    jn_pipe_flags(p[0]);
-    jn_pipe_flags(p[1]);
-#endif
     jn_pair_publish(cell, p[0], p[1]);
     return 0;
 }
