@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import re
 import socket
-import threading
 from collections import Counter
+
+from hammer import Clients
 
 REQUEST = b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"  # 1.0: a plain body (no chunks), then EOF
 SERVER_PID = re.compile(rb"(?:^|\s)pid (\d+)\n$")
@@ -40,29 +41,16 @@ def get(address: tuple[str, int], timeout: float = 30) -> tuple[str, int | None]
     return ("ok", int(found.group(1))) if found else ("non_2xx", None)
 
 
-class HttpLoad:
+class HttpLoad(Clients):
     """``threads`` clients requesting ``address`` in a loop until `stop` or ``limit`` requests in all."""
+
+    join_timeout = 60.0
 
     def __init__(self, address: tuple[str, int], threads: int = 2, limit: int = 1_000_000) -> None:
         self.address = address
-        self.counts: Counter[str] = Counter()
         self.served_by: Counter[int] = Counter()
-        self.errors: list[BaseException] = []
         self._limit = limit
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
-
-    def start(self) -> HttpLoad:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def stop(self) -> Counter[str]:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(60)
-        return self.counts
+        super().__init__([(self._run, ()) for _ in range(threads)])
 
     def total(self) -> int:
         with self._lock:
@@ -73,10 +61,9 @@ class HttpLoad:
             try:
                 outcome, pid = get(self.address)
             except OSError as e:
-                outcome, pid = "other", None
-                with self._lock:
-                    self.errors.append(e)
+                self._count("other", e)
+                continue
             with self._lock:
-                self.counts[outcome] += 1
                 if pid is not None:
                     self.served_by[pid] += 1
+            self._count(outcome)

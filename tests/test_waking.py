@@ -859,6 +859,48 @@ def test_the_programs_own_wakeup_fd_is_watched_and_never_read() -> None:
     assert result == {"reason": "cancelled", "ran": 2, "bytes": [signal.SIGUSR1] * 2, "still_theirs": True}
 
 
+def test_a_signal_in_the_instant_janus_net_looks_at_the_slot_still_reaches_the_programs_wakeup_fd() -> None:
+    # The program has its own wakeup fd (as asyncio's loop or janus-net run's supervisor
+    # do). A wait puts janus_net's pipe in the slot to see what was there; a signal in
+    # that instant is made to happen (the program sends itself SIGUSR1 right after the
+    # swap): its byte must reach the program's fd exactly once, and nothing else may.
+    result = run_child(
+        """
+        import json, os, signal
+        import janus_net as jn
+        from janus_net._policy import wakeup
+
+        r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.signal(signal.SIGUSR1, lambda *_: None)
+        signal.set_wakeup_fd(w)
+        real = signal.set_wakeup_fd
+        fired = []
+
+        def swap_then_signal(fd, **kw):
+            previous = real(fd, **kw)
+            if not fired and fd != w:
+                fired.append(1)
+                os.kill(os.getpid(), signal.SIGUSR1)  # the C handler writes to the fd in the slot now
+            return previous
+
+        wakeup.signal.set_wakeup_fd = swap_then_signal
+        with jn.bind("127.0.0.1:0") as sock:
+            try:
+                sock.receive(ctx=jn.Context.with_timeout(0.05))
+            except jn.SocketError.Timeout:
+                pass
+        wakeup.signal.set_wakeup_fd = real
+        try:
+            got = list(os.read(r, 100))
+        except BlockingIOError:
+            got = []
+        print(json.dumps({"got": got, "slot": signal.set_wakeup_fd(-1) == w, "usr1": int(signal.SIGUSR1)}))
+        """
+    )
+    assert result["slot"], "the program's wakeup fd was not put back"
+    assert result["got"] == [result["usr1"]]
+
+
 def test_a_forked_child_gets_its_own_wakeup_pipe() -> None:
     result = run_child(
         """

@@ -133,6 +133,16 @@ def make_wakeup_pipe(cell: Any) -> tuple[int, int]:
     return int(cell[0]), int(cell[1])
 
 
+def forward_wakeup(read_end: int, to_fd: int) -> int:
+    """Move the bytes in janus_net's wakeup pipe (``read_end``) to the program's wakeup fd ``to_fd``.
+
+    One native call that never fails: reads until the pipe is empty and writes what it
+    read (a program's fd that is full already holds a wake); ``to_fd`` -1 only empties
+    the pipe. Returns the bytes moved.
+    """
+    return int(lib.jn_wakeup_forward(read_end, to_fd))
+
+
 def close_waker(cell: Any) -> None:
     """Close what a waker cell holds now (its collection would too); never signals it."""
     lib.jn_waker_close(cell)

@@ -193,29 +193,23 @@ def _handlers_run() -> None:
 def poll_fds(fds: Sequence[int], events: int, timeout_ms: int) -> list[int]:
     """One poll(2) of ``fds`` (descriptors no socket object owns) for ``events``; each one's revents.
 
-    A negative entry is skipped (revents 0). A signal (EINTR), or on the main thread a
-    Python signal delivered to another thread (janus_net's own wakeup pipe), ends the
-    poll early with all zeros, so the caller's loop can look at what its handlers
-    recorded. ``timeout_ms`` -1 waits without end. A program's own wakeup fd is not
-    watched here: a caller of this low-level poll (the supervisor) runs its own
-    signal pipe and polls its read end itself.
+    A negative entry is skipped (revents 0). A signal (EINTR) ends the poll early with
+    all zeros, so the caller's loop can look at what its handlers recorded.
+    ``timeout_ms`` -1 waits without end. The interpreter's wakeup fd is not touched:
+    the caller of this low-level poll (the supervisor) installs its own signal pipe as
+    the wakeup fd and polls its read end among ``fds``, so a signal the kernel gives
+    another thread still ends the poll.
     """
     count = len(fds)
-    with wakeup.Watch() as watch:
-        drain = watch.drain
-        table: Any = ffi.new("struct pollfd[]", count + 1)
-        for i, fd in enumerate(fds):
-            table[i].fd = fd
-            table[i].events = events
-        table[count].fd = watch.fd if drain else -1
-        table[count].events = POLLIN
-        try:
-            waking.poll(table, count + 1, timeout_ms, _poll_interrupted, drain)
-        except _PollInterrupted:
-            return [0] * count
-        if table[count].revents:
-            return [0] * count
-        return [int(table[i].revents) for i in range(count)]
+    table: Any = ffi.new("struct pollfd[]", count)
+    for i, fd in enumerate(fds):
+        table[i].fd = fd
+        table[i].events = events
+    try:
+        waking.poll(table, count, timeout_ms, _poll_interrupted, False)
+    except _PollInterrupted:
+        return [0] * count
+    return [int(table[i].revents) for i in range(count)]
 
 
 def pause(ctx: Context | None, milliseconds: int) -> None:

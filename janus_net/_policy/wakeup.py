@@ -20,10 +20,11 @@ Which fd, decided afresh at the start of every wait on the main thread:
   watched, never read (its bytes are the program's). See `Watch` for how a wait avoids
   spinning on it while the program has not read it.
 
-CPython has no getter for the wakeup fd, so the wait clears the slot and looks at what
-was there: a program's own is put back at once. A signal in that instant loses its
-wake byte, not its handler (CPython trips the handler separately), and the handler
-runs before the wait sleeps, since Python code runs between the two.
+CPython has no getter for the wakeup fd, so the wait puts janus_net's pipe in the slot
+and looks at what was there: a program's own is put back at once, and the bytes of any
+signal that came in that instant are moved on to it, so the program's own loop (the
+supervisor's, asyncio's) still wakes, once per signal. The slot is never left empty
+while a program's fd is there.
 
 A forked child gets a fresh pipe: the inherited one is shared with the parent, whose
 waits would drain the child's bytes (and the child the parent's).
@@ -101,14 +102,20 @@ class Watch:
         self.installed = -1  # janus_net's write end while it is the interpreter's wakeup fd
         if _thread.get_ident() != _main_thread_ident():
             return
-        previous = signal.set_wakeup_fd(-1)
-        if previous != -1 and (_own is None or previous != int(_own[0][1])):
+        read_end, write_end = _own_pipe()
+        # janus_net's pipe takes the slot, so it is never empty while we look: a signal
+        # in the instant before a program's own fd is put back writes to our pipe, and
+        # that byte is moved on to the program's fd (its loop -- asyncio's reads the
+        # signal numbers -- sees each signal once). Bytes left from an earlier wait were
+        # wakes already served: dropped first.
+        waking.forward_wakeup(read_end, -1)
+        previous = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+        if previous not in (-1, write_end):
             signal.set_wakeup_fd(previous)  # the program's own: put back at once, then watched
+            waking.forward_wakeup(read_end, previous)
             self.fd = previous
             self.tick = True
             return
-        read_end, write_end = _own_pipe()  # made only for a program that has none
-        signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
         self.installed = write_end
         self.fd = read_end
         self.drain = True

@@ -107,6 +107,9 @@ static int jn_waker_signal_cell(int *);
 static void jn_waker_close(int *);
 static void jn_waker_cancel(int *);
 static int jn_wakeup_new(int *);
+/* Move what janus_net's wakeup pipe (read end) holds to another wakeup fd (its write
+   end; -1: drop the bytes); returns the bytes moved. */
+static int jn_wakeup_forward(int, int);
 static int jn_self_pid(void);
 /* poll(2) whose last entry is the interpreter's wakeup fd, emptied when it fired and
    the last argument says it is janus_net's own. */

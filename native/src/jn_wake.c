@@ -217,6 +217,23 @@ static int jn_wakeup_new(int *cell)
     return 0;
 }
 
+/* A wait that found the program's own wakeup fd put it back, but a signal in the
+   instant between wrote its byte to janus_net's pipe: move such bytes to the program's
+   fd, so its own loop still wakes. Nothing is retried or reported: a full or closed
+   fd of the program already holds, or will never want, a wake. */
+static int jn_wakeup_forward(int from, int to)
+{
+    char bytes[256];
+    int saved = errno, moved = 0;
+    ssize_t got;
+    while ((got = read(from, bytes, sizeof bytes)) > 0) {
+        if (to >= 0 && write(to, bytes, (size_t)got) > 0)  /* to < 0: only empty the pipe */
+            moved += (int)got;
+    }
+    errno = saved;
+    return moved;
+}
+
 /* Empty janus_net's own wakeup pipe after it woke a wait (the bytes are signal
    numbers nobody else reads: CPython's handlers run from their own flags). A read
    can only find the pipe empty already, which is what it is for. */
