@@ -99,10 +99,12 @@ def _pdeathsig() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def start_server(home: Path, blackhole_port: int) -> tuple[str, Callable[[], None]]:
-    """A DNS server on 127.0.0.1:53 of this namespace: (what it is, stop)."""
+def start_server(home: Path, blackhole_port: int, which: str) -> tuple[str, Callable[[], None]]:
+    """A DNS server on 127.0.0.1:53 of this namespace: (what it is, stop). ``which``: auto, dnsmasq or test."""
     dnsmasq = shutil.which("dnsmasq") or next((p for p in ("/usr/sbin/dnsmasq",) if os.path.exists(p)), None)
-    if dnsmasq is not None:
+    if which == "dnsmasq" and dnsmasq is None:
+        raise RuntimeError("dnsmasq is not installed (scripts/install-test-tools installs dnsmasq-base)")
+    if dnsmasq is not None and which != "test":
         zone = home / "zone"
         zone.write_text("".join(f"{a} {name}\n" for name, addrs in ZONE.items() for a in addrs))
         words = subprocess.run([dnsmasq, "--version"], capture_output=True, text=True).stdout.split()
@@ -120,22 +122,31 @@ def start_server(home: Path, blackhole_port: int) -> tuple[str, Callable[[], Non
             proc.wait()
 
         return f"dnsmasq {version}", stop
-    return start_test_server(blackhole_port)
+    if not (REPO / "tests" / "dns_server.py").exists():
+        raise RuntimeError("neither dnsmasq nor tests/dns_server.py is there (scripts/install-test-tools)")
+    # Its own process, so that its thread does not share this one's GIL with the measurements.
+    proc = subprocess.Popen([sys.executable, "-c", TEST_SERVER, json.dumps(ZONE), SLOW_NAME], cwd=REPO / "tests",
+                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, preexec_fn=_pdeathsig)  # fmt: skip
+
+    def stop_test_server() -> None:
+        assert proc.stdin is not None
+        proc.stdin.close()  # it stops when its stdin ends
+        proc.wait()
+
+    why = " (dnsmasq is not installed)" if which == "auto" else ""
+    return f"tests/dns_server.py{why}", stop_test_server
 
 
-def start_test_server(blackhole_port: int) -> tuple[str, Callable[[], None]]:
-    """tests/dns_server.py on 127.0.0.1:53 (TESTS' server), when dnsmasq is not installed."""
-    sys.path.insert(0, str(REPO / "tests"))
-    try:
-        import dns_server  # type: ignore[import-not-found]
-    except ImportError as e:
-        raise RuntimeError("neither dnsmasq nor tests/dns_server.py is there (scripts/install-test-tools)") from e
-    server = dns_server.DnsServer(host="127.0.0.1", port=53)
-    for name, addrs in ZONE.items():
-        server.add(name, *addrs)
-    server.blackhole(SLOW_NAME)
-    server.start()
-    return "tests/dns_server.py", server.close
+TEST_SERVER = """
+import json, sys
+sys.path.insert(0, ".")
+from dns_server import DnsServer
+with DnsServer(host="127.0.0.1", port=53) as server:
+    for name, addrs in json.loads(sys.argv[1]).items():
+        server.add(name, a=[a for a in addrs if ":" not in a], aaaa=[a for a in addrs if ":" in a])
+    server.on(sys.argv[2], blackhole=True)
+    sys.stdin.read()
+"""
 
 
 def wait_for_server() -> None:
@@ -436,7 +447,7 @@ class Child:
             s.close()
 
 
-def child_main(quick: bool) -> int:
+def child_main(quick: bool, which: str) -> int:
     """Inside ``unshare --net --mount``: the namespace, the files, the server; then serve the parent."""
     out = sys.stdout
     sys.stdout = sys.stderr  # the protocol owns the real stdout
@@ -451,7 +462,7 @@ def child_main(quick: bool) -> int:
         subprocess.run(["mount", "--bind", str(home / name), f"/etc/{name}"], check=True)
     blackhole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # reads nothing, answers nothing
     blackhole.bind(("127.0.0.1", 0))
-    server, stop = start_server(home, blackhole.getsockname()[1])
+    server, stop = start_server(home, blackhole.getsockname()[1], which)
     child = None
     try:
         wait_for_server()
@@ -494,11 +505,12 @@ def spread(values: list[float]) -> dict[str, float]:
 class Names:
     """The child in its namespace, and what it measured, round by round."""
 
-    def __init__(self, quick: bool) -> None:
+    def __init__(self, quick: bool, which: str = "auto") -> None:
         if os.geteuid() != 0 or shutil.which("unshare") is None:
             raise RuntimeError("the names rows need root and unshare (a network namespace of their own)")
+        options = ["--child", f"--server={which}", *(["--quick"] if quick else [])]
         self.proc = subprocess.Popen(
-            ["unshare", "--net", "--mount", sys.executable, __file__, "--child", *(["--quick"] if quick else [])],
+            ["unshare", "--net", "--mount", sys.executable, __file__, *options],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
         assert self.proc.stdout is not None and self.proc.stdin is not None
@@ -628,10 +640,10 @@ HAPPY_TARGET = "connect_host, 1st address blackholed: last DNS answer → connec
 
 
 def workloads(
-    c_binary: Path | None, quick: bool = False
+    c_binary: Path | None, quick: bool = False, server: str = "auto"
 ) -> tuple[dict[str, tuple[Measure, int]], Callable[[], None], Callable[[str], tuple[list[dict[str, Any]], list[str]]]]:
     """The hook of scripts/bench: (rows, close, targets). ``c_binary`` is unused: no C row here."""
-    names = Names(quick)
+    names = Names(quick, server)
     return names.rows(quick), names.close, names.targets
 
 
@@ -649,13 +661,15 @@ def main() -> int:
     parser.add_argument("--scale", type=float, default=None, help="multiply the counts (default 1; --quick: 0.03)")
     parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
     parser.add_argument("--json", metavar="PATH", help="also write the rows and targets as JSON")
+    parser.add_argument("--server", choices=("auto", "dnsmasq", "test"), default="auto",
+                        help="the DNS server: dnsmasq when installed (auto), or tests/dns_server.py")  # fmt: skip
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        return child_main(args.quick)
+        return child_main(args.quick, args.server)
     rounds = args.rounds or (2 if args.quick else 11)
     scale = args.scale or (0.03 if args.quick else 1.0)
-    rows, close, targets = workloads(None, quick=args.quick)
+    rows, close, targets = workloads(None, quick=args.quick, server=args.server)
     try:
         for r in range(rounds):
             names = list(rows)
