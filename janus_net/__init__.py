@@ -47,9 +47,16 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from janus_net import handoff as handoff
     from janus_net._policy.capability import NetBind
+    from janus_net._profiles.connect_host import connect_host
     from janus_net.audit import AuditRecord
 
-_LAZY = {"AuditRecord": "janus_net.audit", "NetBind": "janus_net._policy.capability"}
+# connect_host loads on first use too: the resolver behind it (DNS codec, resolv.conf) is
+# not needed by a program that never connects by name.
+_LAZY = {
+    "AuditRecord": "janus_net.audit",
+    "NetBind": "janus_net._policy.capability",
+    "connect_host": "janus_net._profiles.connect_host",
+}
 
 
 def __getattr__(name: str) -> object:
@@ -94,6 +101,7 @@ __all__ = [
     "bind_with_capability",
     "bind_with_context",
     "connect",
+    "connect_host",
     "handoff",
     "listen",
     "listen_fds",

@@ -312,9 +312,8 @@ class _Race:
             if rc == 0:
                 return self._won(attempt, fd)
             if rc != _IN_PROGRESS:  # EAGAIN from a TCP connect: no local port is free
-                raise SocketError.AddressUnavailable(
-                    errno.EAGAIN, "no local port is free for another connection", syscall="connect", address=str(address)
-                )
+                why = "no local port is free for another connection"
+                raise SocketError.AddressUnavailable(errno.EAGAIN, why, syscall="connect", address=str(address))
         except SocketError.Timeout:
             raise
         except SocketError as exc:
