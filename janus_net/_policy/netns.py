@@ -200,7 +200,7 @@ class Maker:
     __slots__ = ("_path", "_queue", "_ready", "_thread")
 
     def __init__(self, path: NamespacePath) -> None:
-        """Check ``path`` (ValueError/TypeError before any syscall); the thread starts on the first socket."""
+        """Check ``path`` (ValueError/TypeError before any syscall); the thread starts with `start` or the first socket."""
         self._path = check_path(path)
         self._thread: Any = None
         self._queue: Any = None
@@ -213,18 +213,27 @@ class Maker:
             The namespace errors of `run_in` (the first call enters the namespace), or
             the socket's own.
         """
-        if self._thread is None:
-            self._start()
-        ready = self._ready
-        assert ready is not None  # set by _start
-        if ready.error is not None:
-            raise ready.error
+        self.start()
         request = _Request(lambda: sockets.socket(desc, family, type_, proto))
         self._queue.put(request)
         request.wait()
         if request.error is not None:
             raise request.error
         return request.fd
+
+    def start(self) -> None:
+        """Start the helper and enter the namespace, if not done yet; raise what entering it raised.
+
+        Raises:
+            The namespace errors of `run_in`: FileNotFound, AccessDenied, InvalidAddress,
+            OptionUnsupported (no setns on this platform).
+        """
+        if self._thread is None:
+            self._start()
+        ready = self._ready
+        assert ready is not None  # set by _start
+        if ready.error is not None:
+            raise ready.error
 
     def _start(self) -> None:
         if not lib.JN_HAS_SETNS:

@@ -41,10 +41,8 @@ from janus_net._policy.netns import Maker, NamespacePath
 from janus_net._profiles import source_address
 from janus_net._profiles.connect import finish, open_socket, start
 from janus_net._profiles.name_lookup import NameLookup
-from janus_net._profiles.resolver_config import ResolverConfig
 from janus_net._shim import lib
 from janus_net._sockets.stream import Stream
-from janus_net._values.address_order import sort_destinations
 from janus_net._values.errors import SocketError
 from janus_net._values.ip import Ip4Address, Ip6Address, require_zone
 from janus_net._values.seconds import seconds
@@ -55,6 +53,7 @@ if TYPE_CHECKING:
 
     from janus_net._kernel.loop import Checkpoint
     from janus_net._policy.context import Context
+    from janus_net._profiles.resolver_config import ResolverConfig
 
 IpAddress = Ip4Address | Ip6Address
 
@@ -127,13 +126,13 @@ def connect_host(
     delay = _check_attempt_delay(attempt_delay)
     if netns is not None:
         policy_netns.check_path(netns)  # ValueError/TypeError before any I/O
-    if config is None:
-        config = ResolverConfig.load()
-    lookup = NameLookup(host, port, family, config, ctx)
+    lookup = NameLookup(host, port, family, config, ctx)  # checks all else, audits, loads config if None
     maker: Maker | None = None
     race: _Race | None = None
     try:
-        maker = None if netns is None else Maker(netns)
+        if netns is not None:
+            maker = Maker(netns)
+            maker.start()  # a namespace that cannot be entered is the call's error, before any attempt
         race = _Race(delay, maker, ctx)
         return _run(lookup, race, family, ctx)
     finally:
@@ -254,8 +253,7 @@ class _Race:
         return self.next_family != 0
 
     def _ordered(self, addresses: list[IpAddress]) -> list[IpAddress]:
-        sources = source_address.learn(addresses, ctx=self.ctx, netns=self.maker)
-        return sort_destinations(addresses, sources)
+        return source_address.in_rfc6724_order(addresses, ctx=self.ctx, netns=self.maker)
 
     def begin(self, addresses: list[IpAddress]) -> None:
         """Sort what is known (RFC 6724) and start with the family of the best address."""

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from janus_net._kernel import cells, sockets
 from janus_net._policy import netns as policy_netns
 from janus_net._shim import lib
+from janus_net._values.address_order import sort_destinations
 from janus_net._values.errors import SocketError
 from janus_net._values.ip import Ip4Address, Ip6Address
 from janus_net._values.reported import from_sockaddr
@@ -76,6 +77,21 @@ def learn(
     return [_probe(destination, check, netns) for destination in destinations]
 
 
+def in_rfc6724_order(
+    destinations: Sequence[IpAddress],
+    *,
+    ctx: Context | None = None,
+    netns: policy_netns.Maker | None = None,
+) -> list[IpAddress]:
+    """``destinations`` sorted by RFC 6724 (`janus_net._values.address_order`), each source learned here.
+
+    One address, or none, needs no sorting and no probe. Arguments and errors as `learn`.
+    """
+    if len(destinations) < 2:
+        return list(destinations)
+    return sort_destinations(destinations, learn(destinations, ctx=ctx, netns=netns))
+
+
 def _probe(destination: IpAddress, checkpoint: Checkpoint | None, maker: policy_netns.Maker | None) -> IpAddress | None:
     if checkpoint is not None:
         checkpoint()
@@ -102,4 +118,4 @@ def _probe(destination: IpAddress, checkpoint: Checkpoint | None, maker: policy_
         cells.close_desc(desc)
 
 
-__all__ = ["learn"]
+__all__ = ["in_rfc6724_order", "learn"]
