@@ -247,8 +247,28 @@ class Child:
             time.sleep(delay)
             when.append(time.perf_counter())
             ctx.cancel()
+            # Let go of the context before saying so: a context freed later, during the next call,
+            # would close its wake pipe there and look like that call's doing.
+            del ctx, order
+            when.append(0.0)
+
+    def profile(self, n: int) -> str:
+        """cProfile of ``n`` janus resolves: where a lookup's time goes (``--profile``)."""
+        import cProfile
+        import io
+        import pstats
+
+        import janus_net as jn
+
+        profiler = cProfile.Profile()
+        profiler.runcall(lambda: [jn.resolve(NAME, 80) for _ in range(n)])  # type: ignore[attr-defined]
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(25)
+        return out.getvalue()
 
     def run(self, impl: str, n: int) -> dict[str, Any]:
+        if impl == "profile":
+            return {"profile": self.profile(n)}
         if impl in JANUS_DNS_ROWS | JANUS_CONNECT_ROWS and impl not in self.janus:
             return {"missing": self.janus_missing[impl]}
         method = getattr(self, "m_" + "".join(c if c.isalnum() else "_" for c in impl.split(",")[0]))
@@ -303,29 +323,34 @@ class Child:
         samples, left = [], 0
         for i in range(n):
             delay = 0.005 + 0.010 * (i % 11) / 10
-            before = counts()
             when: list[float] = []
-            if impl.endswith("deadline"):
-                ctx = jn.Context.with_deadline(time.monotonic() + delay)
-            else:
-                ctx = jn.Context()
+            deadline = impl.endswith("deadline")
+            ctx = jn.Context.with_deadline(time.monotonic() + delay) if deadline else jn.Context()
+            # The context's own wake pipe (made on first use, closed with the context) is there before
+            # and after: what the count sees is the call's.
+            ctx._wake_fd()
+            before = counts()
+            if not deadline:
                 self.orders.put((ctx, delay, when))
             try:
                 got = call(ctx)
             except jn.SocketError.Timeout:
-                end = time.monotonic() if impl.endswith("deadline") else time.perf_counter()
+                end = time.monotonic() if deadline else time.perf_counter()
             else:
                 close = getattr(got, "close", None)
                 if close is not None:
                     close()
                 raise RuntimeError(f"{impl}: answered {got!r} from a server that never answers")
-            if impl.endswith("deadline"):
+            if deadline:
                 samples.append(end - ctx.deadline)  # type: ignore[operator]
             else:
-                while not when:  # the canceller writes the instant before it cancels
+                while len(when) < 2:  # the canceller writes the instant before it cancels, then lets go
                     time.sleep(0.0001)
                 samples.append(end - when[0])
-            left += counts() != before
+            after = counts()
+            if after != before:
+                left += 1
+                print(f"{impl}: (threads, fds) {before} before, {after} after", file=sys.stderr)
         return samples, left
 
     def m_asyncio_getaddrinfo_cancelled__returned_(self, impl: str, n: int) -> tuple[list[float], int]:
@@ -647,9 +672,15 @@ def workloads(
     return names.rows(quick), names.close, names.targets
 
 
+def names_of(close: Callable[[], None]) -> Names:
+    """The `Names` behind the ``close`` that `workloads` answered."""
+    names: Names = close.__self__  # type: ignore[attr-defined]
+    return names
+
+
 def names_results(rows: dict[str, tuple[Measure, int]], close: Callable[[], None]) -> list[tuple[str, list[Any]]]:
     """(row label, the child's answers round by round), in the order of the rows."""
-    names: Names = close.__self__  # type: ignore[attr-defined]
+    names = names_of(close)
     return [
         (label, names.results[impl]) for label, impl in zip(rows, names.labels, strict=True) if impl in names.results
     ]
@@ -663,6 +694,8 @@ def main() -> int:
     parser.add_argument("--json", metavar="PATH", help="also write the rows and targets as JSON")
     parser.add_argument("--server", choices=("auto", "dnsmasq", "test"), default="auto",
                         help="the DNS server: dnsmasq when installed (auto), or tests/dns_server.py")  # fmt: skip
+    parser.add_argument("--profile", action="store_true",
+                        help="then print a cProfile of 2000 janus resolves in the same namespace")  # fmt: skip
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -678,6 +711,7 @@ def main() -> int:
                 measure, base = rows[impl]
                 measure(max(1, int(base * scale)))
         entries, notes = targets("wall")
+        profile = names_of(close).ask("profile", 2000)["profile"] if args.profile else None
     finally:
         close()
     print(f"{'names (ms each, median [quartiles] of the rounds)':<60} {'wall':>24} {'cpu':>24}")
@@ -692,6 +726,8 @@ def main() -> int:
         print(f"{entry['name']:<72} {value:>10}  {'>=' if entry['sense'] == 'ge' else '<='} {entry['target']:g}  {met}")
     for note in notes:
         print(f"note: {note}")
+    if profile is not None:
+        print(profile)
     if args.json:
         Path(args.json).write_text(json.dumps({"targets": entries, "notes": notes}, indent=2) + "\n")
     return 0

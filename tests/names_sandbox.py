@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from dns_server import DnsServer, Zone  # noqa: E402 - after the path above
+from dns_server import DnsServer, Zone  # after the path above
 
 # Documentation addresses (RFC 5737, RFC 3849): nothing answers there, and nothing is sent there.
 ZONE = {
