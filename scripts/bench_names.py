@@ -100,7 +100,12 @@ def _pdeathsig() -> None:
 
 
 def start_server(home: Path, blackhole_port: int, which: str) -> tuple[str, Callable[[], None]]:
-    """A DNS server on 127.0.0.1:53 of this namespace: (what it is, stop). ``which``: auto, dnsmasq or test."""
+    """A DNS server on 127.0.0.1:53 of this namespace: (what it is, stop). ``which``: auto, dnsmasq or test.
+
+    dnsmasq keeps each forward of the blackholed name pending until its own timeout, and
+    past ``--dns-forward-max`` (150 by default) it answers REFUSED: the cancel rows make
+    hundreds, so the bound is raised far above what a run makes.
+    """
     dnsmasq = shutil.which("dnsmasq") or next((p for p in ("/usr/sbin/dnsmasq",) if os.path.exists(p)), None)
     if which == "dnsmasq" and dnsmasq is None:
         raise RuntimeError("dnsmasq is not installed (scripts/install-test-tools installs dnsmasq-base)")
@@ -112,8 +117,8 @@ def start_server(home: Path, blackhole_port: int, which: str) -> tuple[str, Call
         proc = subprocess.Popen(
             [dnsmasq, "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
              f"--addn-hosts={zone}", "--listen-address=127.0.0.1", "--bind-interfaces", "--port=53",
-             "--user=root", "--pid-file=", "--cache-size=0", f"--server=/slow.bench.test/127.0.0.1#{blackhole_port}",
-             f"--log-facility={home / 'dnsmasq.log'}"],
+             "--user=root", "--pid-file=", "--cache-size=0", "--dns-forward-max=10000",
+             f"--server=/slow.bench.test/127.0.0.1#{blackhole_port}", f"--log-facility={home / 'dnsmasq.log'}"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_pdeathsig,
         )  # fmt: skip
 
@@ -593,17 +598,22 @@ class Names:
         entries: list[dict[str, Any]] = []
         notes = [f"names: the DNS server is {self.server} on 127.0.0.1:53 in the bench's own network namespace, "
                  "with /etc/resolv.conf, /etc/hosts and /etc/nsswitch.conf bind-mounted test files"]  # fmt: skip
-        # 1. resolve rate / glibc rate, per round (paired), both clocks
-        entry: dict[str, Any] = {"name": RESOLVE_TARGET, "target": 1.0, "sense": "ge"}
-        janus, glibc = self.results.get("janus resolve", []), self.results.get("glibc getaddrinfo", [])
-        for c in ("wall", "cpu"):
-            ratios = [(g[c] / g["ops"]) / (j[c] / j["ops"]) for j, g in zip(janus, glibc, strict=False)]
-            entry[c] = spread(ratios) if ratios else None
-        entry["value"] = entry[clock]["median"] if entry.get(clock) else None
-        entry["met"] = None if entry["value"] is None else entry["value"] >= 1.0
-        if entry["value"] is None:
-            entry["note"] = "not available"
-        entries.append(entry)
+        # 1. resolve rate / glibc rate, per round (paired), both clocks; beside it, with the config loaded once
+        glibc = self.results.get("glibc getaddrinfo", [])
+        for name, impl, target in ((RESOLVE_TARGET, "janus resolve", 1.0),
+                                   (RESOLVE_LOADED, "janus resolve, config loaded once", None)):  # fmt: skip
+            entry: dict[str, Any] = {"name": name, "target": target, "sense": "ge"}
+            janus = self.results.get(impl, [])
+            for c in ("wall", "cpu"):
+                ratios = [(g[c] / g["ops"]) / (j[c] / j["ops"]) for j, g in zip(janus, glibc, strict=False)]
+                entry[c] = spread(ratios) if ratios else None
+            entry["value"] = entry[clock]["median"] if entry.get(clock) else None
+            entry["met"] = None if entry["value"] is None or target is None else entry["value"] >= target
+            if entry["value"] is None:
+                if target is None:
+                    continue
+                entry["note"] = "not available"
+            entries.append(entry)
         # 2. cancel/deadline → returned, p99 over every call, and what was left behind
         ended = [r[0] for r in ROWS[3:7]]
         values = [x * 1000 for impl in ended for x in self.samples(impl)]
@@ -660,6 +670,7 @@ class Names:
 
 
 RESOLVE_TARGET = "resolve A+AAAA, a local DNS server / glibc getaddrinfo, lookups/s"
+RESOLVE_LOADED = "resolve A+AAAA, config=ResolverConfig.load() once / glibc getaddrinfo"
 CANCEL_TARGET = "cancel or deadline of a lookup or connect_host → returned, p99 ms"
 HAPPY_TARGET = "connect_host, 1st address blackholed: last DNS answer → connected, ms"
 
@@ -723,7 +734,9 @@ def main() -> int:
     for entry in entries:
         value = "n/a" if entry["value"] is None else f"{entry['value']:.3f}"
         met = entry.get("note") or {True: "met", False: "MISSED", None: ""}[entry["met"]]
-        print(f"{entry['name']:<72} {value:>10}  {'>=' if entry['sense'] == 'ge' else '<='} {entry['target']:g}  {met}")
+        sign = ">=" if entry["sense"] == "ge" else "<="
+        target = "" if entry["target"] is None else f"{sign} {entry['target']:g}"
+        print(f"{entry['name']:<72} {value:>10}  {target:>8}  {met}")
     for note in notes:
         print(f"note: {note}")
     if profile is not None:
