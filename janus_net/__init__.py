@@ -47,9 +47,20 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from janus_net import handoff as handoff
     from janus_net._policy.capability import NetBind
+    from janus_net._profiles.resolve import resolve
+    from janus_net._profiles.resolver_config import ResolverConfig
+    from janus_net._values.resolution import Resolution
     from janus_net.audit import AuditRecord
 
-_LAZY = {"AuditRecord": "janus_net.audit", "NetBind": "janus_net._policy.capability"}
+# The names wing (DESIGN §17) loads on first use too: a program that never resolves a
+# name never pays for the resolver's modules at import.
+_LAZY = {
+    "AuditRecord": "janus_net.audit",
+    "NetBind": "janus_net._policy.capability",
+    "Resolution": "janus_net._values.resolution",
+    "ResolverConfig": "janus_net._profiles.resolver_config",
+    "resolve": "janus_net._profiles.resolve",
+}
 
 
 def __getattr__(name: str) -> object:
@@ -85,6 +96,8 @@ __all__ = [
     "Mode",
     "NetBind",
     "Protocol",
+    "Resolution",
+    "ResolverConfig",
     "Server",
     "Socket",
     "SocketError",
@@ -102,6 +115,7 @@ __all__ = [
     "notify",
     "parse_address",
     "receive_sockets",
+    "resolve",
     "send_sockets",
     "split",
     "watchdog_interval",
