@@ -217,7 +217,6 @@ class Child:
         self.pool = concurrent.futures.ThreadPoolExecutor(1)
         self.loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(4))
         self.busy_after_cancel: list[float] = []
-        self.dns_done: list[float] = []
         self.janus, self.janus_missing = self._probe_janus()
 
     def _probe_janus(self) -> tuple[set[str], dict[str, str]]:
