@@ -102,6 +102,26 @@ def test_the_examples_of_each_guide_run_in_order_in_one_interpreter(page: Path, 
     assert done.returncode == 0, done.stderr
 
 
+def test_names_resolve_in_the_sandbox_from_its_files_and_its_server(tmp_path: Path) -> None:
+    # The README's names blocks go through tests/names_sandbox.py: there, the name comes from the test
+    # server (not the machine's resolver), the hosts file is the sandbox's, and a name nobody serves is unknown.
+    assert [line for line, source in runnable() if NAMES.search(source)], "the README has no names example"
+    probe = """
+import janus_net as jn
+found = jn.resolve("www.example.com", 443)
+assert found.source == "dns" and sorted(map(str, found.addresses)) == ["192.0.2.10:443", "[2001:db8::10]:443"], found
+assert jn.resolve("intranet", 80).source == "files"
+try:
+    jn.resolve("elsewhere.invalid")
+except jn.SocketError.UnknownHostName:
+    pass
+else:
+    raise AssertionError("elsewhere.invalid resolved")
+"""
+    done = run_python(probe, tmp_path)
+    assert done.returncode == 0, done.stderr
+
+
 def test_first_screen_has_the_two_commands() -> None:
     first_screen = README.read_text().splitlines()[:24]
     for command in ("make demo", "make test"):
