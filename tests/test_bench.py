@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import janus_net as jn
 
 REPO = Path(__file__).resolve().parent.parent
@@ -92,11 +94,13 @@ def check_names(names: dict[str, object], notes: list[str]) -> None:
     assert not [note for note in notes if "left a thread or an fd" in note and not note.endswith(": 0")], notes
 
 
-def test_names_bench_alone_reports_its_three_targets(tmp_path: Path) -> None:
-    # scripts/bench_names.py run alone (its --quick: two rounds, a few seconds).
+@pytest.mark.parametrize("server", ["auto", "test"])
+def test_names_bench_alone_reports_its_three_targets(server: str, tmp_path: Path) -> None:
+    # scripts/bench_names.py run alone (its --quick: two rounds, a few seconds), against dnsmasq where it is
+    # installed, and against tests/dns_server.py (what a machine without dnsmasq gets).
     out = tmp_path / "names.json"
-    done = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_names.py"), "--quick", "--json", str(out)],
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path)  # fmt: skip
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_names.py"), "--quick", f"--server={server}",
+                           "--json", str(out)], capture_output=True, text=True, timeout=300, cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stderr
     result = json.loads(out.read_text())
     targets = {t["name"]: t for t in result["targets"]}
@@ -104,6 +108,8 @@ def test_names_bench_alone_reports_its_three_targets(tmp_path: Path) -> None:
     for entry in targets.values():
         assert entry["value"] is not None or entry.get("note") == "not available", entry
     assert "glibc getaddrinfo" in done.stdout
+    if server == "test":
+        assert "the DNS server is tests/dns_server.py" in done.stdout
 
 
 def test_reload_bench_reports_every_scheme(tmp_path: Path) -> None:
