@@ -147,7 +147,9 @@ class NameLookup:
         self._queries: dict[int, Query] = {}
         self._exchange = Exchange(config, self._check)
         try:
-            self._next_name(time.monotonic())
+            now = time.monotonic()
+            self._next_name(now)
+            self._evaluate(now)  # every try may have ended at once (no server reachable)
         except BaseException:
             self.close()
             raise
