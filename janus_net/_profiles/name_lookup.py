@@ -214,7 +214,9 @@ class NameLookup:
             failed = [q for q in queries.values() if q.reply is None]
             if any(not q.servfail_only for q in failed):
                 temporary = any(q.temporary for q in failed)
-                self._error = SocketError.NameServerFailure(name=self._host, temporary=temporary)
+                reasons = sorted({reason for q in failed for reason in q.reasons})
+                detail = f"no name server gave a usable answer for {self._host!r} ({', '.join(reasons)})"
+                self._error = SocketError.NameServerFailure(None, detail, name=self._host, temporary=temporary)
                 return
             if failed:
                 self._got_servfail = True
