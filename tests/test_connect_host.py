@@ -32,6 +32,7 @@ from peers import nonblocking, when_blocked
 from tracing import syscalls_after_mark
 
 import janus_net as jn
+import janus_net._profiles.connect_host  # the interrupt test names its file
 from janus_net.testing import fail
 
 _REPO = Path(__file__).resolve().parent.parent
@@ -208,6 +209,7 @@ with open(resolv, "w") as f:
     f.write("nameserver 127.0.0.1\n")
 os.environ["JANUS_NET_HOSTS"], os.environ["JANUS_NET_RESOLV_CONF"] = hosts, resolv
 import janus_net as jn
+import janus_net._profiles.connect_host  # the interrupt test names its file
 seen = []
 sys.addaudithook(lambda event, args: seen.append(args[0]) if event == "janus_net.connect" else None)
 try:
@@ -277,10 +279,12 @@ def test_an_infinite_attempt_delay_moves_on_only_when_an_attempt_fails(resolver_
 def test_a_deadline_mid_race_raises_timeout_and_leaves_no_fd_and_no_thread(resolver_files: ResolverFiles) -> None:
     with _blackholed("127.0.0.1") as port, _blackholed("::1", port):
         _hosts(resolver_files, "dead.test", "::1", "127.0.0.1")
+        ctx = jn.Context.with_timeout(0.4)
+        ctx._wake_fd()  # made before the count
         threads, before = threading.active_count(), _fd_count()
         started = time.monotonic()
         with pytest.raises(jn.SocketError.Timeout) as info:
-            jn.connect_host("dead.test", port, attempt_delay=0.05, ctx=jn.Context.with_timeout(0.4))
+            jn.connect_host("dead.test", port, attempt_delay=0.05, ctx=ctx)
         assert info.value.reason == "deadline"  # type: ignore[attr-defined]
         assert time.monotonic() - started < 5
         assert _fd_count() == before
@@ -314,7 +318,7 @@ def test_a_context_already_cancelled_makes_no_socket(resolver_files: ResolverFil
 
 _EXACTLY_ONCE = r"""
 import os, select, socket, sys, time
-hosts, resolv = sys.argv[1], sys.argv[2]
+hosts, resolv = "{tmp}/hosts", "{tmp}/resolv.conf"
 os.environ["JANUS_NET_HOSTS"], os.environ["JANUS_NET_RESOLV_CONF"] = hosts, resolv
 import janus_net as jn
 v4 = socket.socket(); v4.bind(("127.0.0.1", 0)); v4.listen(16); port = v4.getsockname()[1]
@@ -344,7 +348,9 @@ os.write(1, b"JANUS-END\n")
 
 def test_every_losing_attempt_is_closed_exactly_once_under_strace(tmp_path: Path) -> None:
     lines, out = syscalls_after_mark(
-        _EXACTLY_ONCE, tmp_path, trace="write,socket,close,openat,pipe2,eventfd2,dup,dup2,dup3,accept4"
+        _EXACTLY_ONCE.replace("{tmp}", str(tmp_path)),
+        tmp_path,
+        trace="write,socket,close,openat,pipe2,eventfd2,dup,dup2,dup3,accept4",
     )
     end = next(i for i, line in enumerate(lines) if "JANUS-END" in line)
     lines = lines[:end]
@@ -474,6 +480,18 @@ def test_netns_errors_are_typed(tmp_path: Path, resolver_files: ResolverFiles) -
 # --- interrupts
 
 
+def _described(fds: set[int]) -> dict[int, str]:
+    described = {}
+    for fd in fds:
+        try:
+            described[fd] = os.readlink(f"/proc/self/fd/{fd}")
+            with socket.socket(fileno=os.dup(fd)) as sock:
+                described[fd] += f" {sock.type!r} {sock.getsockname()}"
+        except OSError:
+            described[fd] = described.get(fd, "closed")
+    return described
+
+
 def _interrupted_at_every_line(call: Callable[[], jn.Stream], files: set[str]) -> int:
     n = 0
     while True:
@@ -484,7 +502,8 @@ def _interrupted_at_every_line(call: Callable[[], jn.Stream], files: set[str]) -
             client = call()
         except KeyboardInterrupt:
             sys.settrace(None)
-            assert live_fds() == before, f"leak after an interrupt at line event {n}"
+            after = live_fds()
+            assert after == before, f"leak after an interrupt at line event {n}: {_described(after ^ before)}"
             continue
         finally:
             sys.settrace(None)
@@ -503,9 +522,10 @@ def test_keyboard_interrupt_at_every_line_closes_every_attempt(resolver_files: R
     }
     _hosts(resolver_files, "kbd.test", "127.0.0.2", "::1", "127.0.0.1")
     config = jn.ResolverConfig.load()
-    with _listener("127.0.0.1") as v4:
+    # A backlog for every run's connection (none is accepted): a full queue would blackhole the winner.
+    with _listener("127.0.0.1", backlog=4096) as v4:
         port = v4.getsockname()[1]
-        ctx = jn.Context.with_timeout(60)
+        ctx = jn.Context.with_timeout(120)
         ctx._wake_fd()
         # ::1 and 127.0.0.2 refused, 127.0.0.1 wins: every path of the race runs.
         runs = _interrupted_at_every_line(lambda: jn.connect_host("kbd.test", port, config=config, ctx=ctx), files)

@@ -200,7 +200,7 @@ class Maker:
     __slots__ = ("_path", "_queue", "_ready", "_thread")
 
     def __init__(self, path: NamespacePath) -> None:
-        """Check ``path`` (ValueError/TypeError before any syscall); the thread starts with `start` or the first socket."""
+        """Check ``path`` (ValueError/TypeError before any syscall); the thread starts later (`start`)."""
         self._path = check_path(path)
         self._thread: Any = None
         self._queue: Any = None
