@@ -465,6 +465,52 @@ def test_netns_connects_inside_the_namespace_and_joins_its_helper(
         assert os.readlink("/proc/thread-self/ns/net") == mine
 
 
+def test_netns_sources_are_learned_inside_the_namespace(namespace: str, resolver_files: ResolverFiles) -> None:
+    # Inside the namespace only lo exists: 2001:db8::1 has no route there, so RFC 6724 rule 1
+    # puts it after 127.0.0.1 (which it would otherwise precede, 40 > 35), and it is never tried.
+    path = f"/run/netns/{namespace}"
+    _hosts(resolver_files, "where.test", "2001:db8::1", "127.0.0.1")
+    seen: list[object] = []
+    sys.addaudithook(lambda event, args: seen.append(args[0]) if event == "janus_net.connect" else None)
+    with jn.listen("127.0.0.1:0", netns=path) as server:
+        port = server.address.port
+        with jn.connect_host("where.test", port, netns=path, ctx=jn.Context.with_timeout(30)) as client:
+            assert str(client.address) == f"127.0.0.1:{port}"
+            server.accept().close()
+    assert seen[-1:] == [f"127.0.0.1:{port}"]
+
+
+def test_keyboard_interrupt_at_every_line_of_a_netns_connect_host_closes_everything(
+    namespace: str, resolver_files: ResolverFiles
+) -> None:
+    path = f"/run/netns/{namespace}"
+    files = {
+        str(sys.modules[name].__file__)
+        for name in (
+            "janus_net._profiles.connect_host",
+            "janus_net._profiles.source_address",
+            "janus_net._policy.netns",
+        )
+    }
+    _hosts(resolver_files, "nskbd.test", "::1", "127.0.0.1")
+    config = jn.ResolverConfig.load()
+    with jn.listen("127.0.0.1:0", netns=path, backlog=4096) as server:
+        port = server.address.port
+        threads = threading.active_count()
+        ctx = jn.Context.with_timeout(120)
+        ctx._wake_fd()
+        runs = _interrupted_at_every_line(
+            lambda: jn.connect_host("nskbd.test", port, config=config, ctx=ctx, netns=path), files
+        )
+        assert runs > 30
+        # A helper whose Maker was dropped without a close (an interrupt inside close) ends
+        # on its own within a second or so; every other one was joined.
+        deadline = time.monotonic() + 30
+        while threading.active_count() != threads and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert threading.active_count() == threads
+
+
 def test_netns_errors_are_typed(tmp_path: Path, resolver_files: ResolverFiles) -> None:
     _hosts(resolver_files, "x.test", "127.0.0.1")
     threads = threading.active_count()

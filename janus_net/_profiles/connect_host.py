@@ -141,20 +141,24 @@ def connect_host(
         raise
     finally:
         # The helper first: a socket it is still making lands in its cell before the
-        # race closes the cells; then every losing attempt; then the lookup's sockets.
+        # cells are closed; then the lookup's sockets; then every losing attempt, each
+        # exactly once (claim-once cells) -- inline here, in the cleanup itself. An
+        # exception in this cleanup loses the Stream too: then its cell is closed as well.
         try:
-            if maker is not None:
-                maker.close()
-        finally:
             try:
-                if race is not None:
-                    # Every losing attempt, each exactly once (claim-once cells); the winner's
-                    # cell is its Stream's. Inline here, in the cleanup itself.
-                    for attempt in race.attempts:
-                        if attempt is not race.winner:
-                            cells.close_desc(attempt.desc)
+                if maker is not None:
+                    maker.close()
             finally:
                 lookup.close()
+        except BaseException:
+            if race is not None:
+                race.winner = None
+            raise
+        finally:
+            if race is not None:
+                for attempt in race.attempts:
+                    if attempt is not race.winner:
+                        cells.close_desc(attempt.desc)
 
 
 def _check_attempt_delay(value: object) -> float:
