@@ -178,6 +178,31 @@ def test_every_attempt_failing_raises_the_first_addresss_error_with_all_of_them(
     assert all(isinstance(e, jn.SocketError.ConnectionRefused) for e in errors)
 
 
+def test_fifty_refusing_addresses_each_fail_once_and_leave_nothing(resolver_files: ResolverFiles) -> None:
+    hosts = [f"127.0.0.{i}" for i in range(1, 51)]
+    _hosts(resolver_files, "many.test", *hosts)
+    before = _fd_count()
+    with _refusing(*hosts) as port, pytest.raises(jn.SocketError.ConnectionRefused) as info:
+        jn.connect_host("many.test", port, attempt_delay=30)
+    assert _fd_count() == before
+    assert [e.address for e in info.value.exceptions] == [f"{h}:{port}" for h in hosts]  # type: ignore[attr-defined]
+
+
+def test_a_link_local_address_without_a_zone_is_tried_last_and_fails_without_a_packet(
+    resolver_files: ResolverFiles,
+) -> None:
+    # fe80::1 with no interface: no source (RFC 6724 rule 1 puts it last) and refused before any
+    # syscall as jn.connect refuses it -- one attempt's error among the others, never a packet.
+    _hosts(resolver_files, "ll.test", "fe80::1", "127.0.0.1")
+    with _refusing("127.0.0.1") as port, pytest.raises(jn.SocketError.ConnectionRefused) as info:
+        jn.connect_host("ll.test", port, attempt_delay=30)
+    errors = info.value.exceptions  # type: ignore[attr-defined]
+    assert [type(e) for e in errors] == [jn.SocketError.ConnectionRefused, jn.SocketError.AddressUnavailable]
+    assert errors[1].address == f"[fe80::1]:{port}"
+    with _listener("127.0.0.1") as v4, jn.connect_host("ll.test", v4.getsockname()[1]) as stream:
+        assert str(stream.address) == f"127.0.0.1:{v4.getsockname()[1]}"
+
+
 def test_families_interleave_and_the_audit_event_names_each_attempt(resolver_files: ResolverFiles) -> None:
     _hosts(resolver_files, "mix.test", "127.0.0.1", "127.0.0.2", "127.0.0.3", "::1")
     seen: list[tuple[str, object]] = []
