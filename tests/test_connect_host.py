@@ -32,6 +32,7 @@ from peers import nonblocking, when_blocked
 from tracing import syscalls_after_mark
 
 import janus_net as jn
+import janus_net._profiles.connect_host  # the interrupt test names its file
 from janus_net.testing import fail
 
 _REPO = Path(__file__).resolve().parent.parent
@@ -177,6 +178,31 @@ def test_every_attempt_failing_raises_the_first_addresss_error_with_all_of_them(
     assert all(isinstance(e, jn.SocketError.ConnectionRefused) for e in errors)
 
 
+def test_fifty_refusing_addresses_each_fail_once_and_leave_nothing(resolver_files: ResolverFiles) -> None:
+    hosts = [f"127.0.0.{i}" for i in range(1, 51)]
+    _hosts(resolver_files, "many.test", *hosts)
+    before = _fd_count()
+    with _refusing(*hosts) as port, pytest.raises(jn.SocketError.ConnectionRefused) as info:
+        jn.connect_host("many.test", port, attempt_delay=30)
+    assert _fd_count() == before
+    assert [e.address for e in info.value.exceptions] == [f"{h}:{port}" for h in hosts]  # type: ignore[attr-defined]
+
+
+def test_a_link_local_address_without_a_zone_is_tried_last_and_fails_without_a_packet(
+    resolver_files: ResolverFiles,
+) -> None:
+    # fe80::1 with no interface: no source (RFC 6724 rule 1 puts it last) and refused before any
+    # syscall as jn.connect refuses it -- one attempt's error among the others, never a packet.
+    _hosts(resolver_files, "ll.test", "fe80::1", "127.0.0.1")
+    with _refusing("127.0.0.1") as port, pytest.raises(jn.SocketError.ConnectionRefused) as info:
+        jn.connect_host("ll.test", port, attempt_delay=30)
+    errors = info.value.exceptions  # type: ignore[attr-defined]
+    assert [type(e) for e in errors] == [jn.SocketError.ConnectionRefused, jn.SocketError.AddressUnavailable]
+    assert errors[1].address == f"[fe80::1]:{port}"
+    with _listener("127.0.0.1") as v4, jn.connect_host("ll.test", v4.getsockname()[1]) as stream:
+        assert str(stream.address) == f"127.0.0.1:{v4.getsockname()[1]}"
+
+
 def test_families_interleave_and_the_audit_event_names_each_attempt(resolver_files: ResolverFiles) -> None:
     _hosts(resolver_files, "mix.test", "127.0.0.1", "127.0.0.2", "127.0.0.3", "::1")
     seen: list[tuple[str, object]] = []
@@ -208,6 +234,7 @@ with open(resolv, "w") as f:
     f.write("nameserver 127.0.0.1\n")
 os.environ["JANUS_NET_HOSTS"], os.environ["JANUS_NET_RESOLV_CONF"] = hosts, resolv
 import janus_net as jn
+import janus_net._profiles.connect_host  # the interrupt test names its file
 seen = []
 sys.addaudithook(lambda event, args: seen.append(args[0]) if event == "janus_net.connect" else None)
 try:
@@ -277,10 +304,12 @@ def test_an_infinite_attempt_delay_moves_on_only_when_an_attempt_fails(resolver_
 def test_a_deadline_mid_race_raises_timeout_and_leaves_no_fd_and_no_thread(resolver_files: ResolverFiles) -> None:
     with _blackholed("127.0.0.1") as port, _blackholed("::1", port):
         _hosts(resolver_files, "dead.test", "::1", "127.0.0.1")
+        ctx = jn.Context.with_timeout(0.4)
+        ctx._wake_fd()  # made before the count
         threads, before = threading.active_count(), _fd_count()
         started = time.monotonic()
         with pytest.raises(jn.SocketError.Timeout) as info:
-            jn.connect_host("dead.test", port, attempt_delay=0.05, ctx=jn.Context.with_timeout(0.4))
+            jn.connect_host("dead.test", port, attempt_delay=0.05, ctx=ctx)
         assert info.value.reason == "deadline"  # type: ignore[attr-defined]
         assert time.monotonic() - started < 5
         assert _fd_count() == before
@@ -314,7 +343,7 @@ def test_a_context_already_cancelled_makes_no_socket(resolver_files: ResolverFil
 
 _EXACTLY_ONCE = r"""
 import os, select, socket, sys, time
-hosts, resolv = sys.argv[1], sys.argv[2]
+hosts, resolv = "{tmp}/hosts", "{tmp}/resolv.conf"
 os.environ["JANUS_NET_HOSTS"], os.environ["JANUS_NET_RESOLV_CONF"] = hosts, resolv
 import janus_net as jn
 v4 = socket.socket(); v4.bind(("127.0.0.1", 0)); v4.listen(16); port = v4.getsockname()[1]
@@ -344,7 +373,9 @@ os.write(1, b"JANUS-END\n")
 
 def test_every_losing_attempt_is_closed_exactly_once_under_strace(tmp_path: Path) -> None:
     lines, out = syscalls_after_mark(
-        _EXACTLY_ONCE, tmp_path, trace="write,socket,close,openat,pipe2,eventfd2,dup,dup2,dup3,accept4"
+        _EXACTLY_ONCE.replace("{tmp}", str(tmp_path)),
+        tmp_path,
+        trace="write,socket,close,openat,pipe2,eventfd2,dup,dup2,dup3,accept4",
     )
     end = next(i for i, line in enumerate(lines) if "JANUS-END" in line)
     lines = lines[:end]
@@ -459,6 +490,52 @@ def test_netns_connects_inside_the_namespace_and_joins_its_helper(
         assert os.readlink("/proc/thread-self/ns/net") == mine
 
 
+def test_netns_sources_are_learned_inside_the_namespace(namespace: str, resolver_files: ResolverFiles) -> None:
+    # Inside the namespace only lo exists: 2001:db8::1 has no route there, so RFC 6724 rule 1
+    # puts it after 127.0.0.1 (which it would otherwise precede, 40 > 35), and it is never tried.
+    path = f"/run/netns/{namespace}"
+    _hosts(resolver_files, "where.test", "2001:db8::1", "127.0.0.1")
+    seen: list[object] = []
+    sys.addaudithook(lambda event, args: seen.append(args[0]) if event == "janus_net.connect" else None)
+    with jn.listen("127.0.0.1:0", netns=path) as server:
+        port = server.address.port
+        with jn.connect_host("where.test", port, netns=path, ctx=jn.Context.with_timeout(30)) as client:
+            assert str(client.address) == f"127.0.0.1:{port}"
+            server.accept().close()
+    assert seen[-1:] == [f"127.0.0.1:{port}"]
+
+
+def test_keyboard_interrupt_at_every_line_of_a_netns_connect_host_closes_everything(
+    namespace: str, resolver_files: ResolverFiles
+) -> None:
+    path = f"/run/netns/{namespace}"
+    files = {
+        str(sys.modules[name].__file__)
+        for name in (
+            "janus_net._profiles.connect_host",
+            "janus_net._profiles.source_address",
+            "janus_net._policy.netns",
+        )
+    }
+    _hosts(resolver_files, "nskbd.test", "::1", "127.0.0.1")
+    config = jn.ResolverConfig.load()
+    with jn.listen("127.0.0.1:0", netns=path, backlog=4096) as server:
+        port = server.address.port
+        threads = threading.active_count()
+        ctx = jn.Context.with_timeout(120)
+        ctx._wake_fd()
+        runs = _interrupted_at_every_line(
+            lambda: jn.connect_host("nskbd.test", port, config=config, ctx=ctx, netns=path), files
+        )
+        assert runs > 30
+        # A helper whose Maker was dropped without a close (an interrupt inside close) ends
+        # on its own within a second or so; every other one was joined.
+        deadline = time.monotonic() + 30
+        while threading.active_count() != threads and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert threading.active_count() == threads
+
+
 def test_netns_errors_are_typed(tmp_path: Path, resolver_files: ResolverFiles) -> None:
     _hosts(resolver_files, "x.test", "127.0.0.1")
     threads = threading.active_count()
@@ -474,6 +551,18 @@ def test_netns_errors_are_typed(tmp_path: Path, resolver_files: ResolverFiles) -
 # --- interrupts
 
 
+def _described(fds: set[int]) -> dict[int, str]:
+    described = {}
+    for fd in fds:
+        try:
+            described[fd] = os.readlink(f"/proc/self/fd/{fd}")
+            with socket.socket(fileno=os.dup(fd)) as sock:
+                described[fd] += f" {sock.type!r} {sock.getsockname()}"
+        except OSError:
+            described[fd] = described.get(fd, "closed")
+    return described
+
+
 def _interrupted_at_every_line(call: Callable[[], jn.Stream], files: set[str]) -> int:
     n = 0
     while True:
@@ -484,7 +573,8 @@ def _interrupted_at_every_line(call: Callable[[], jn.Stream], files: set[str]) -
             client = call()
         except KeyboardInterrupt:
             sys.settrace(None)
-            assert live_fds() == before, f"leak after an interrupt at line event {n}"
+            after = live_fds()
+            assert after == before, f"leak after an interrupt at line event {n}: {_described(after ^ before)}"
             continue
         finally:
             sys.settrace(None)
@@ -503,9 +593,10 @@ def test_keyboard_interrupt_at_every_line_closes_every_attempt(resolver_files: R
     }
     _hosts(resolver_files, "kbd.test", "127.0.0.2", "::1", "127.0.0.1")
     config = jn.ResolverConfig.load()
-    with _listener("127.0.0.1") as v4:
+    # A backlog for every run's connection (none is accepted): a full queue would blackhole the winner.
+    with _listener("127.0.0.1", backlog=4096) as v4:
         port = v4.getsockname()[1]
-        ctx = jn.Context.with_timeout(60)
+        ctx = jn.Context.with_timeout(120)
         ctx._wake_fd()
         # ::1 and 127.0.0.2 refused, 127.0.0.1 wins: every path of the race runs.
         runs = _interrupted_at_every_line(lambda: jn.connect_host("kbd.test", port, config=config, ctx=ctx), files)

@@ -197,10 +197,10 @@ class Maker:
     cell is filled before it is closed.
     """
 
-    __slots__ = ("_path", "_queue", "_ready", "_thread")
+    __slots__ = ("__weakref__", "_path", "_queue", "_ready", "_thread")
 
     def __init__(self, path: NamespacePath) -> None:
-        """Check ``path`` (ValueError/TypeError before any syscall); the thread starts with `start` or the first socket."""
+        """Check ``path`` (ValueError/TypeError before any syscall); the thread starts later (`start`)."""
         self._path = check_path(path)
         self._thread: Any = None
         self._queue: Any = None
@@ -215,8 +215,15 @@ class Maker:
         """
         self.start()
         request = _Request(lambda: sockets.socket(desc, family, type_, proto))
-        self._queue.put(request)
-        request.wait()
+        try:
+            self._queue.put(request)
+            request.done.wait()
+        except BaseException:
+            # Interrupted, the request asked or not: end the helper now. It makes what it
+            # was asked first (a few syscalls), so the fd is in the caller's cell before
+            # the caller's cleanup closes that cell.
+            self.close()
+            raise
         if request.error is not None:
             raise request.error
         return request.fd
@@ -245,10 +252,15 @@ class Maker:
         self._queue = queue.SimpleQueue()
         path = self._path
         self._ready = _Request(lambda: _entered(path))
-        thread = threading.Thread(target=_serve, args=(self._queue, self._ready), name="janus_net-netns", daemon=True)
+        import weakref
+
+        owner = weakref.ref(self)
+        thread = threading.Thread(
+            target=_serve, args=(self._queue, self._ready, owner), name="janus_net-netns", daemon=True
+        )
         self._thread = thread
         thread.start()
-        self._ready.wait()
+        self._ready.done.wait()
 
     def close(self) -> None:
         """End the helper thread and join it (idempotent); every socket asked of it is made by then."""
@@ -284,28 +296,36 @@ class _Request:
         finally:
             self.done.set()
 
-    def wait(self) -> None:
-        # The helper answers within a few syscalls; waiting for it again after an
-        # interruption would only delay the interruption, so it is not repeated here:
-        # `Maker.close` joins the thread before the caller closes its cells.
-        self.done.wait()
-
 
 def _entered(path: bytes) -> int:
     _enter(path)
     return -1
 
 
-def _serve(requests: Any, ready: _Request) -> None:
+# How long the helper waits for a request before it looks whether its `Maker` is still
+# there: a caller interrupted before it could say "close" must not leave it waiting for ever.
+_IDLE_LOOK = 1.0
+
+
+def _serve(requests: Any, ready: _Request, owner: Any) -> None:
+    import queue
+
     ready.run()
-    if ready.error is not None:
-        # The namespace could not be entered: answer every request with that error until closed.
-        while (request := requests.get()) is not None:
+    while True:
+        try:
+            request = requests.get(timeout=_IDLE_LOOK)
+        except queue.Empty:
+            if owner() is None:
+                return  # its Maker is gone without a close: nobody will ask again
+            continue
+        if request is None:
+            return
+        if ready.error is not None:
+            # The namespace could not be entered: every request gets that error.
             request.error = ready.error
             request.done.set()
-        return
-    while (request := requests.get()) is not None:
-        request.run()
+        else:
+            request.run()
 
 
 def socket(

@@ -135,18 +135,30 @@ def connect_host(
             maker.start()  # a namespace that cannot be entered is the call's error, before any attempt
         race = _Race(delay, maker, ctx)
         return _run(lookup, race, family, ctx)
+    except BaseException:
+        if race is not None:
+            race.winner = None  # a Stream made before the exception is lost with it: its cell is closed below
+        raise
     finally:
         # The helper first: a socket it is still making lands in its cell before the
-        # race closes the cells; then every losing attempt; then the lookup's sockets.
+        # cells are closed; then the lookup's sockets; then every losing attempt, each
+        # exactly once (claim-once cells) -- inline here, in the cleanup itself. An
+        # exception in this cleanup loses the Stream too: then its cell is closed as well.
         try:
-            if maker is not None:
-                maker.close()
-        finally:
             try:
-                if race is not None:
-                    race.close()
+                if maker is not None:
+                    maker.close()
             finally:
                 lookup.close()
+        except BaseException:
+            if race is not None:
+                race.winner = None
+            raise
+        finally:
+            if race is not None:
+                for attempt in race.attempts:
+                    if attempt is not race.winner:
+                        cells.close_desc(attempt.desc)
 
 
 def _check_attempt_delay(value: object) -> float:
@@ -231,10 +243,23 @@ class _Race:
     """The attempts of one call: the addresses left per family, the attempts in flight, the errors.
 
     Every attempt's cell is in ``attempts`` from before its socket exists until it is
-    closed (a failure: at once; a loser: by `close`) or handed to the winner's Stream.
+    closed: at once when it fails, by the cleanup of `connect_host` when it loses (or
+    when anything ends the call with an exception); the ``winner``'s passes to its Stream.
     """
 
-    __slots__ = ("attempts", "check", "ctx", "delay", "errors", "maker", "next_at", "next_family", "polled", "queues")
+    __slots__ = (
+        "attempts",
+        "check",
+        "ctx",
+        "delay",
+        "errors",
+        "maker",
+        "next_at",
+        "next_family",
+        "polled",
+        "queues",
+        "winner",
+    )
 
     def __init__(self, delay: float, maker: Maker | None, ctx: Context | None) -> None:
         self.delay = delay
@@ -247,6 +272,7 @@ class _Race:
         self.attempts: list[_Attempt] = []
         self.polled: list[_Attempt] = []
         self.errors: list[SocketError] = []
+        self.winner: _Attempt | None = None
 
     @property
     def started(self) -> bool:
@@ -307,9 +333,7 @@ class _Race:
             require_zone(address, "connect")  # fe80::1 with no link cannot be tried
             fd = open_socket(attempt.desc, address, self.maker, self.check)
             rc = start(fd, address, self.check)
-            if rc == 0:
-                return self._won(attempt, fd)
-            if rc != _IN_PROGRESS:  # EAGAIN from a TCP connect: no local port is free
+            if rc != 0 and rc != _IN_PROGRESS:  # EAGAIN from a TCP connect: no local port is free
                 why = "no local port is free for another connection"
                 raise SocketError.AddressUnavailable(errno.EAGAIN, why, syscall="connect", address=str(address))
         except SocketError.Timeout:
@@ -318,6 +342,8 @@ class _Race:
             self._failed(attempt, exc)
             return None
         attempt.fd = fd
+        if rc == 0:
+            return self._won(attempt)  # connected at once
         self.next_at = time.monotonic() + self.delay
         return None
 
@@ -328,10 +354,12 @@ class _Race:
         self.attempts.remove(attempt)
         self.next_at = -math.inf
 
-    def _won(self, attempt: _Attempt, fd: int) -> Stream:
-        stream = finish(attempt.desc, fd, attempt.address, self.check)
-        self.attempts.remove(attempt)  # from here the Stream alone owns the cell
-        return stream
+    def _won(self, attempt: _Attempt) -> Stream:
+        # Named the winner before its Stream exists: the cleanup of `connect_host` then
+        # closes every other attempt on return, and all of them, this one too, if an
+        # exception comes before the Stream has reached the caller.
+        self.winner = attempt
+        return finish(attempt.desc, attempt.fd, attempt.address, self.check)
 
     def entries(self) -> list[tuple[int, int]]:
         """(fd, POLLOUT) for each attempt in flight; `settle` reads the answers in this order."""
@@ -348,7 +376,7 @@ class _Race:
             except SocketError as exc:
                 self._failed(attempt, exc)
                 continue
-            return self._won(attempt, attempt.fd)
+            return self._won(attempt)
         return None
 
     def failure(self) -> SocketError:
@@ -356,12 +384,6 @@ class _Race:
         first = self.errors[0]
         first.exceptions = tuple(self.errors)  # type: ignore[attr-defined]
         return first
-
-    def close(self) -> None:
-        """Close every attempt still held (the losers), each exactly once."""
-        while self.attempts:
-            cells.close_desc(self.attempts[-1].desc)  # claim-once: an interrupt here and a second close is a no-op
-            self.attempts.pop()
 
 
 __all__ = ["MIN_ATTEMPT_DELAY", "RESOLUTION_DELAY", "connect_host"]

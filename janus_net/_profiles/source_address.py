@@ -30,6 +30,8 @@ from janus_net._values.reported import from_sockaddr
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
+    from typing import Any
+
     from janus_net._kernel.loop import Checkpoint
     from janus_net._policy.context import Context
 
@@ -96,26 +98,35 @@ def _probe(destination: IpAddress, checkpoint: Checkpoint | None, maker: policy_
     if checkpoint is not None:
         checkpoint()
     desc = cells.new_desc()
+    # The probe's steps are a function of their own, not a try nested in this one: CPython
+    # 3.11 skips an enclosing finally when an exception is raised at a nested ``try:``
+    # line (a trace function's), and this finally must close the probe whatever happens.
     try:
-        try:
-            fd = policy_netns.socket(maker, desc, destination.family, lib.SOCK_DGRAM, 0, checkpoint)
-        except SocketError.AddressFamilyUnsupported:
-            return None  # a kernel without IPv6: no source, no route
-        encoded = destination.sockaddr
-        try:
-            sockets.connect(fd, encoded.pointer, encoded.length, str(destination))
-        except _UNUSABLE:
-            return None
-        except SocketError.Unexpected as exc:
-            if exc.errno == errno.EINVAL:
-                return None  # an IPv6 link-local destination without its zone: no route to choose
-            raise
-        storage, length = sockets.getsockname(fd)
-        source = from_sockaddr(storage, length)
-        assert isinstance(source, (Ip4Address, Ip6Address))  # a socket of an IP family has an IP name
-        return source
+        return _source(desc, destination, checkpoint, maker)
     finally:
         cells.close_desc(desc)
+
+
+def _source(
+    desc: Any, destination: IpAddress, checkpoint: Checkpoint | None, maker: policy_netns.Maker | None
+) -> IpAddress | None:
+    try:
+        fd = policy_netns.socket(maker, desc, destination.family, lib.SOCK_DGRAM, 0, checkpoint)
+    except SocketError.AddressFamilyUnsupported:
+        return None  # a kernel without IPv6: no source, no route
+    encoded = destination.sockaddr
+    try:
+        sockets.connect(fd, encoded.pointer, encoded.length, str(destination))
+    except _UNUSABLE:
+        return None
+    except SocketError.Unexpected as exc:
+        if exc.errno == errno.EINVAL:
+            return None  # an IPv6 link-local destination without its zone: no route to choose
+        raise
+    storage, length = sockets.getsockname(fd)
+    source = from_sockaddr(storage, length)
+    assert isinstance(source, (Ip4Address, Ip6Address))  # a socket of an IP family has an IP name
+    return source
 
 
 __all__ = ["in_rfc6724_order", "learn"]
