@@ -22,7 +22,15 @@ from pathlib import Path
 
 import pytest
 from dns_server import DECOY_A, DECOY_AAAA, DnsServer
-from names_fixtures import ResolverFiles, config_for, dns_server, resolv_conf_text, resolver_files
+from names_fixtures import (
+    ResolverFiles,
+    config_for,
+    dns_server,
+    resolv_conf_text,
+    resolver_files,
+    socket_fds,
+    sockets_left,
+)
 from peers import run_child, sigint_raises, when_blocked
 from tracing import MARK, calls_to, syscalls_after_mark
 
@@ -35,18 +43,6 @@ TESTS = Path(__file__).resolve().parent
 
 def hosts_of(resolution: object) -> set[str]:
     return {address.host for address in resolution.addresses}  # type: ignore[attr-defined]
-
-
-def socket_fds() -> set[int]:
-    """This process's descriptors that are sockets (a context's wake fd is an eventfd: not counted)."""
-    found = set()
-    for name in os.listdir("/proc/self/fd"):
-        try:
-            if os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
-                found.add(int(name))
-        except OSError:
-            pass
-    return found
 
 
 def tasks() -> set[str]:
@@ -837,7 +833,7 @@ def _blocked_lookup(
     tasks_before = tasks()
 
     def at_the_wait() -> None:
-        seen["sockets"] = socket_fds() - sockets_before
+        seen["sockets"] = socket_fds() - sockets_before - server.fds()
         seen["tasks"] = tasks() - tasks_before - {str(threading.get_native_id())}
         seen["at"] = time.monotonic()
         if callable(action):
@@ -851,7 +847,7 @@ def _blocked_lookup(
         error = caught
     seen["returned"] = time.monotonic()
     watcher.join(30)
-    seen["sockets_after"] = socket_fds() - sockets_before
+    seen["sockets_after"] = sockets_left(sockets_before, server)
     return error, seen
 
 
