@@ -236,20 +236,34 @@ class Exchange:
             if self.config.use_vc:
                 if self._start_tcp(query, message):
                     return
-            elif self._send_udp(channel, message):
-                return
+            else:
+                sent = self._send_udp(channel, message)
+                if sent is None:
+                    return
+                if sent:
+                    # The kernel reported here the ICMP refusal of a datagram sent earlier on
+                    # this socket: whoever waits for this server waits in vain, so their tries end too.
+                    self._refused(query.server, query, now)
             query.reasons.append(UNREACHABLE)
 
-    def _send_udp(self, channel: Channel, message: bytes) -> bool:
+    def _refused(self, server: int, besides: Query | None, now: float) -> None:
+        for other in self.queries:
+            if other is not besides and not other.done and other.tcp is None and other.server == server:
+                self._next_try(other, UNREACHABLE, now)
+
+    def _send_udp(self, channel: Channel, message: bytes) -> bool | None:
+        """Send one query; None when sent, else whether the failure was an ICMP refusal (ECONNREFUSED)."""
         if not channel.open(self.held, self.check):
             return False
         try:
             cell_io.send_on(channel.desc, message, len(message), _SEND_FLAGS, channel.address)
         except SocketError.Timeout:
             raise
+        except SocketError.ConnectionRefused:
+            return True
         except SocketError:
-            return False  # an ICMP error reported late, no route: this try cannot be made
-        return True  # WOULD_BLOCK (a full send buffer) loses the datagram: the timeout covers it
+            return False  # no route, no buffer: this try cannot be made
+        return None  # WOULD_BLOCK (a full send buffer) loses the datagram: the timeout covers it
 
     def _start_tcp(self, query: Query, message: bytes) -> bool:
         address = self.channels[query.server].address
@@ -322,10 +336,7 @@ class Exchange:
             except SocketError:
                 # ECONNREFUSED: the server's host answered ICMP port unreachable: nobody
                 # serves DNS there, so every try on this server ends now.
-                index = self.channels.index(channel)
-                for query in self.queries:
-                    if not query.done and query.tcp is None and query.server == index:
-                        self._next_try(query, UNREACHABLE, now)
+                self._refused(self.channels.index(channel), None, now)
                 return
             if got == WOULD_BLOCK:
                 return

@@ -147,7 +147,9 @@ class NameLookup:
         self._queries: dict[int, Query] = {}
         self._exchange = Exchange(config, self._check)
         try:
-            self._next_name(time.monotonic())
+            now = time.monotonic()
+            self._next_name(now)
+            self._evaluate(now)  # every try may have ended at once (no server reachable)
         except BaseException:
             self.close()
             raise
@@ -212,7 +214,9 @@ class NameLookup:
             failed = [q for q in queries.values() if q.reply is None]
             if any(not q.servfail_only for q in failed):
                 temporary = any(q.temporary for q in failed)
-                self._error = SocketError.NameServerFailure(name=self._host, temporary=temporary)
+                reasons = sorted({reason for q in failed for reason in q.reasons})
+                detail = f"no name server gave a usable answer for {self._host!r} ({', '.join(reasons)})"
+                self._error = SocketError.NameServerFailure(None, detail, name=self._host, temporary=temporary)
                 return
             if failed:
                 self._got_servfail = True
