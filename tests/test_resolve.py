@@ -22,7 +22,15 @@ from pathlib import Path
 
 import pytest
 from dns_server import DECOY_A, DECOY_AAAA, DnsServer
-from names_fixtures import ResolverFiles, config_for, dns_server, resolv_conf_text, resolver_files
+from names_fixtures import (
+    ResolverFiles,
+    config_for,
+    dns_server,
+    resolv_conf_text,
+    resolver_files,
+    socket_fds,
+    sockets_left,
+)
 from peers import run_child, sigint_raises, when_blocked
 from tracing import MARK, calls_to, syscalls_after_mark
 
@@ -35,18 +43,6 @@ TESTS = Path(__file__).resolve().parent
 
 def hosts_of(resolution: object) -> set[str]:
     return {address.host for address in resolution.addresses}  # type: ignore[attr-defined]
-
-
-def socket_fds() -> set[int]:
-    """This process's descriptors that are sockets (a context's wake fd is an eventfd: not counted)."""
-    found = set()
-    for name in os.listdir("/proc/self/fd"):
-        try:
-            if os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
-                found.add(int(name))
-        except OSError:
-            pass
-    return found
 
 
 def tasks() -> set[str]:
@@ -837,7 +833,7 @@ def _blocked_lookup(
     tasks_before = tasks()
 
     def at_the_wait() -> None:
-        seen["sockets"] = socket_fds() - sockets_before
+        seen["sockets"] = socket_fds() - sockets_before - server.fds()
         seen["tasks"] = tasks() - tasks_before - {str(threading.get_native_id())}
         seen["at"] = time.monotonic()
         if callable(action):
@@ -851,7 +847,7 @@ def _blocked_lookup(
         error = caught
     seen["returned"] = time.monotonic()
     watcher.join(30)
-    seen["sockets_after"] = socket_fds() - sockets_before
+    seen["sockets_after"] = sockets_left(sockets_before, server)
     return error, seen
 
 
@@ -949,3 +945,124 @@ def test_resolve_on_another_thread_and_the_server_thread_only(
     worker.start()
     worker.join(30)
     assert len(results) == 1 and hosts_of(results[0]) == {"192.0.2.124"}
+
+
+# --- structure, seen by strace: each socket closed exactly once, no thread, idna only when needed ---
+
+
+def test_every_socket_closed_exactly_once_and_no_thread_started(tmp_path: Path) -> None:
+    (tmp_path / "resolv.conf").write_text("nameserver 127.0.0.1\n")
+    (tmp_path / "hosts").write_text("")
+    program = textwrap.dedent(f"""
+        import os, sys
+        sys.path.insert(0, {str(TESTS)!r})
+        from dns_server import DnsServer
+        import janus_net as jn
+        with DnsServer() as bad, DnsServer() as good:
+            bad.on("x.example", rcode="SERVFAIL")
+            good.add("x.example", a=["192.0.2.1"], aaaa=["2001:db8::1"])
+            good.on("x.example", truncate=True)
+            good.on("hole.example", blackhole=True)
+            config = jn.ResolverConfig.load({str(tmp_path / "resolv.conf")!r}, {str(tmp_path / "hosts")!r})
+            config = config.replace(nameservers=(bad.nameserver, good.nameserver), timeout=5, attempts=1)
+            os.write(1, {MARK!r})
+            jn.resolve("x.example", config=config)
+            try:
+                jn.resolve("hole.example", config=config.replace(nameservers=(good.nameserver,)),
+                           ctx=jn.Context.with_timeout(0.2))
+            except jn.SocketError.Timeout:
+                pass
+            os.write(1, b"pid %d\\n" % os.getpid())
+    """)
+    trace = "write,socket,close,clone,clone3,fork,vfork,openat,eventfd2,pipe2,accept4,accept,dup,dup2,dup3,socketpair"
+    lines, out = syscalls_after_mark(program, tmp_path, trace=trace)
+    pid = int(out.split("pid ")[1])
+    assert calls_to(lines, "clone", "clone3", "fork", "vfork") == []  # no thread, no process: not even one
+    # Walk the trace in order: a socket() of the lookup (the main thread) opens a number; a close of that
+    # number by the main thread ends it; any other call returning the number hands it to someone else.
+    lookup_open: set[int] = set()
+    made = 0
+    for tid, name, arguments, result in _joined_calls(lines):
+        if name == "close":
+            fd = int(arguments.split(")", 1)[0].split()[0])
+            if tid == pid:
+                assert "EBADF" not in result, f"fd {fd} closed twice"
+                lookup_open.discard(fd)
+            continue
+        number = result.split()[0] if result else "?"
+        if not number.isdigit():
+            continue
+        if name == "socket" and tid == pid:
+            lookup_open.add(int(number))
+            made += 1
+        else:
+            assert int(number) not in lookup_open, f"a socket of the lookup was still open when {name} got {number}"
+    assert made >= 3  # a UDP socket per server, then TCP for the truncated answer
+    assert lookup_open == set(), f"sockets never closed: {lookup_open}"
+
+
+def _joined_calls(lines: list[str]) -> list[tuple[int, str, str, str]]:
+    """strace -f lines as (tid, call, its arguments, its result), an unfinished call joined to its resumption."""
+    calls: list[tuple[int, str, str, str]] = []
+    pending: dict[int, tuple[str, str]] = {}
+    for line in lines:
+        tid_text, text = line.split(None, 1)
+        tid = int(tid_text)
+        if text.startswith("<... "):  # "<... close resumed>) = 0"
+            name = text[5:].split()[0]
+            started, arguments = pending.pop(tid, (name, ""))
+            calls.append((tid, started, arguments, text.rsplit("= ", 1)[-1] if "= " in text else ""))
+        elif "(" in text:
+            name, rest = text.split("(", 1)
+            if rest.endswith("<unfinished ...>"):
+                pending[tid] = (name, rest)
+            else:
+                calls.append((tid, name, rest, rest.rsplit("= ", 1)[-1] if "= " in rest else ""))
+    return calls
+
+
+def test_idna_is_imported_only_for_a_non_ascii_name(tmp_path: Path) -> None:
+    (tmp_path / "hosts").write_text("192.0.2.1 plain.example xn--bcher-kva.example\n")
+    (tmp_path / "resolv.conf").write_text("nameserver 127.0.0.1\n")
+    answer = run_child(f"""
+        import json, sys
+        import janus_net as jn
+        config = jn.ResolverConfig.load({str(tmp_path / "resolv.conf")!r}, {str(tmp_path / "hosts")!r})
+        jn.resolve("plain.example", config=config)
+        jn.resolve("xn--bcher-kva.example", config=config)
+        before = "idna" in sys.modules
+        jn.resolve("bücher.example", config=config)
+        print(json.dumps({{"before": before, "after": "idna" in sys.modules}}))
+    """)
+    assert answer == {"before": False, "after": True}
+
+
+def test_an_ipv6_nameserver(resolver_files: ResolverFiles) -> None:
+    with DnsServer("::1") as server:
+        server.add("six.example", a=["192.0.2.130"], aaaa=["2001:db8::130"])
+        resolution = jn.resolve("six.example", config=config_for(server))
+        assert hosts_of(resolution) == {"192.0.2.130", "2001:db8::130"}
+        assert {q.source[0] for q in server.queries()} == {"::1"}
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"port": -1},
+        {"port": 65536},
+        {"port": True},
+        {"port": "80"},
+        {"port": 80.0},
+        {"family": socket.AF_UNIX},
+        {"family": "inet"},
+        {"family": True},
+    ],
+)
+def test_bad_port_and_family_are_refused_before_any_io(
+    resolver_files: ResolverFiles, dns_server: DnsServer, arguments: dict[str, object]
+) -> None:
+    dns_server.add("x.example", a=["192.0.2.131"])
+    with pytest.raises((TypeError, ValueError, jn.SocketError)) as caught:
+        jn.resolve("x.example", config=config_for(dns_server), **arguments)  # type: ignore[arg-type]
+    assert not isinstance(caught.value, (jn.SocketError.UnknownHostName, jn.SocketError.NameServerFailure))
+    assert dns_server.queries() == []

@@ -78,7 +78,6 @@ CASES: dict[str, Case] = {
             "real.example": BOTH,
         },
     ),
-    "non-strict numeric form is a name": Case("127.1", "nameserver 127.0.0.1\n", {"127.1": BOTH}),
     "hosts file: alias, any case": Case(
         "ALIAS.example",
         SEARCH_AB,
@@ -120,6 +119,18 @@ def test_janus_net_asks_and_finds_what_glibc_does(case: Case) -> None:
         assert janus.source == ("files" if not glibc.queries else "dns")
     assert {q[2] for q in janus.queries} == {q[2] for q in glibc.queries}  # udp / tcp
     assert {q[3] is None for q in janus.queries} == {q[3] is None for q in glibc.queries}  # EDNS0 offered or not
+
+
+def test_the_documented_differences_from_glibc() -> None:
+    # §17 on purpose: "127.1" is a name (glibc takes inet_aton's forms as literals), and a localhost entry
+    # of the hosts file does not win over loopback (glibc reads it).
+    numeric = run_case(Case("127.1", "nameserver 127.0.0.1\n", {"127.1": BOTH}))
+    assert numeric.glibc.addresses == {"127.0.0.1"} and numeric.glibc.queries == ()
+    assert numeric.janus is not None and numeric.janus.addresses == {"192.0.2.1", "2001:db8::1"}
+    assert numeric.janus.source == "dns"
+    local = run_case(Case("localhost", hosts="192.0.2.50 localhost\n", family=socket.AF_INET))
+    assert local.glibc.addresses == {"192.0.2.50"}
+    assert local.janus is not None and local.janus.addresses == {"127.0.0.1"} and local.janus.source == "localhost"
 
 
 #: test_resolve.py's search-order table, checked against glibc itself (janus_net not involved): the contract
