@@ -85,8 +85,10 @@ ROWS = [
     ("asyncio open_connection, happy_eyeballs_delay=0.25", "latency", 3),
     ("stdlib create_connection, timeout T", "latency", 1),
 ]
-JANUS_DNS_ROWS = {r[0] for r in ROWS[:2]} | {r[0] for r in ROWS[3:5]}
-JANUS_CONNECT_ROWS = {r[0] for r in ROWS[5:7]} | {ROWS[8][0]}
+ENDED_ROWS = [impl for impl, _kind, _n in ROWS if impl.startswith("janus") and ("cancel" in impl or "deadline" in impl)]
+HAPPY_ROWS = [impl for impl, _kind, _n in ROWS if "connect" in impl and impl not in ENDED_ROWS]
+JANUS_DNS_ROWS = {impl for impl, _kind, _n in ROWS if impl.startswith("janus resolve")}
+JANUS_CONNECT_ROWS = {impl for impl, _kind, _n in ROWS if impl.startswith("janus connect_host")}
 
 
 # --- the child, inside the namespace
@@ -614,7 +616,7 @@ class Names:
                 entry["note"] = "not available"
             entries.append(entry)
         # 2. cancel/deadline → returned, p99 over every call, and what was left behind
-        ended = [r[0] for r in ROWS[3:7]]
+        ended = ENDED_ROWS
         values = [x * 1000 for impl in ended for x in self.samples(impl)]
         left = self.left(*ended)
         entries.append(self._absolute(CANCEL_TARGET, p99(values) if values else None, 5.0, left))
@@ -635,7 +637,7 @@ class Names:
             notes.append(f"names: asyncio's getaddrinfo cancelled after 5-15 ms returns at once, but its worker "
                          f"thread stays in glibc for a median {busy * 1000:.0f} ms more (timeout:1 attempts:1 here; "
                          "5 s x 2 by default): the next lookup on that pool waits that long")  # fmt: skip
-        for impl in [r[0] for r in ROWS[8:]]:
+        for impl in HAPPY_ROWS:
             got = self.samples(impl)
             if got:
                 label = impl.replace("timeout T", f"timeout {self.stdlib_timeout:g} s")
