@@ -29,7 +29,7 @@ from janus_net._kernel import cell_io, cells, flags, sockets
 from janus_net._kernel.loop import WOULD_BLOCK
 from janus_net._shim import ffi, lib
 from janus_net._values import dns_message
-from janus_net._values.dns_message import Reply, encode_query, parse_reply, reply_id
+from janus_net._values.dns_message import Reply, answers_question, encode_query, parse_reply, reply_id
 from janus_net._values.errors import SocketError
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
@@ -350,7 +350,10 @@ class Exchange:
                 continue
             reply = parse_reply(data, query.qid, query.name, query.qtype)
             if reply is None:
-                query.malformed = True  # ignored; remembered only to say why the try ended
+                # Ignored. A reply to this very question that cannot be read is remembered, to
+                # say why the try ended; a message about anything else is not even that.
+                if answers_question(data, query.qid, query.name, query.qtype):
+                    query.malformed = True
                 return
             self._answered(query, reply, now)
             return
