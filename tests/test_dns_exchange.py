@@ -360,3 +360,15 @@ def test_many_lookups_leave_no_descriptor(server: DnsServer) -> None:
         with pytest.raises(jn.SocketError.Timeout):
             jn.resolve("hole.example", ctx=jn.Context.with_timeout(0.01), config=cfg.replace(timeout=5))
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_server_of_a_family_this_host_lacks_is_skipped(server: DnsServer) -> None:
+    import errno
+
+    cfg = config(server).replace(nameservers=("[2001:db8::53]:53", server.nameserver))
+    with fail("socket", errno.EAFNOSUPPORT) as injection:
+        r = jn.resolve("www.example.com", config=cfg)
+    assert injection.failed == 1 and len(r.addresses) == 2
+    with fail("socket", errno.EAFNOSUPPORT, times=10), pytest.raises(jn.SocketError.NameServerFailure) as info:
+        jn.resolve("www.example.com", config=cfg)
+    assert info.value.temporary is True

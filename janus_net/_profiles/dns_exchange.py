@@ -61,8 +61,21 @@ _READS_PER_WAKE = 32
 _rotation = [0]
 
 
+#: What socket() answers when this host cannot speak the server's family at all (no IPv6):
+#: that server is unreachable from here, not a failure of the lookup.
+_NO_FAMILY = (
+    SocketError.AddressFamilyUnsupported,
+    SocketError.ProtocolUnsupportedByAddressFamily,
+    SocketError.ProtocolUnsupportedBySystem,
+)
+
+
 def _open_socket(desc: Any, address: Ip4Address | Ip6Address, kind: int, check: Checkpoint | None) -> int:
-    fd = sockets.socket(desc, address.family, kind | lib.JN_SOCK_NONBLOCK, 0, check)
+    """A non-blocking socket of the server's family in ``desc``; -1 when the host has no such family."""
+    try:
+        fd = sockets.socket(desc, address.family, kind | lib.JN_SOCK_NONBLOCK, 0, check)
+    except _NO_FAMILY:
+        return -1
     if not lib.JN_SOCK_NONBLOCK:
         flags.set_nonblocking(fd, True, check)
     return fd
@@ -88,6 +101,9 @@ class Channel:
         self.desc = desc = cells.new_desc()
         held.append(desc)  # owned by the exchange from here on: its close() closes it
         self.fd = _open_socket(desc, self.address, lib.SOCK_DGRAM, check)
+        if self.fd < 0:
+            self.broken = True
+            return False
         encoded = self.address.sockaddr
         try:
             sockets.connect(self.fd, encoded.pointer, encoded.length, self.address, nonblocking=True)
@@ -270,6 +286,10 @@ class Exchange:
         desc = cells.new_desc()
         self.held.append(desc)
         fd = _open_socket(desc, address, lib.SOCK_STREAM, self.check)
+        if fd < 0:
+            cells.close_desc(desc)
+            self.held.remove(desc)
+            return False
         tcp = Tcp(desc, fd, message)
         query.tcp = tcp
         encoded = address.sockaddr
