@@ -669,3 +669,32 @@ def test_tcp_fallback_into_a_blackhole_ends_with_the_try(resolver_files: Resolve
             for filler in fillers:
                 filler.close()
             listener.close()
+
+
+def test_a_stream_of_wrong_replies_from_the_server_does_not_stretch_the_try(resolver_files: ResolverFiles) -> None:
+    # The server never answers, but a stream of wrong-id replies comes from its very address and port every
+    # 10 ms: a try timer restarted by each datagram would never end (the 20 s guard of outcome() would).
+    with DnsServer() as server:
+        server.on("h.example", blackhole=True)
+        stop = threading.Event()
+
+        def stream() -> None:
+            queries = server.wait_for_queries(1)
+            while not stop.is_set():
+                for query in queries:
+                    try:
+                        server.udp.sendto(_wrong_id(query.raw), query.source)
+                    except OSError:
+                        pass
+                time.sleep(0.01)
+                queries = server.queries()
+
+        streamer = threading.Thread(target=stream, daemon=True)
+        streamer.start()
+        try:
+            start = time.monotonic()
+            assert outcome(server, timeout=1) == jn.SocketError.NameServerFailure
+            assert time.monotonic() - start < 15
+        finally:
+            stop.set()
+            streamer.join(10)
