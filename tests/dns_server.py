@@ -275,6 +275,12 @@ class DnsServer:
             time.sleep(0.005)
         return self.queries()
 
+    def fds(self) -> set[int]:
+        """The descriptors the server holds now (its accepted TCP connections included): a test counting the
+        sockets a lookup left open leaves these out."""
+        held = [self.udp, self.tcp, self._other_port, self._other_address, *self._closers, *list(self._tcp_conns)]
+        return {sock.fileno() for sock in held if sock is not None and sock.fileno() >= 0}
+
     def close(self) -> None:
         """Stop the thread and close every socket the server opened (its TCP connections included)."""
         if self._stopping:
@@ -405,7 +411,12 @@ class DnsServer:
                 break
             message = bytes(buffer[2 : 2 + length])
             del buffer[: 2 + length]
-            self._handle(message, sock.getpeername(), sock)
+            try:
+                peer = sock.getpeername()
+            except OSError:  # reset by the client meanwhile
+                self._drop(sock)
+                return
+            self._handle(message, peer, sock)
 
     def _drop(self, conn: socket.socket) -> None:
         if conn in self._tcp_conns:

@@ -11,6 +11,8 @@ config at the server: ``config_for(server)`` does both. Use in a test module::
 from __future__ import annotations
 
 import dataclasses
+import os
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -84,3 +86,31 @@ def config_for(*servers: DnsServer, **fields: Any) -> Any:
     fields.setdefault("timeout", 1)
     fields.setdefault("attempts", 1)
     return jn.ResolverConfig.load().replace(nameservers=tuple(s.nameserver for s in servers), **fields)
+
+
+def socket_fds() -> set[int]:
+    """This process's descriptors that are sockets (a context's wake fd is an eventfd: not one of them)."""
+    found = set()
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
+                found.add(int(name))
+        except OSError:
+            pass  # closed while we looked
+    return found
+
+
+def sockets_left(before: set[int], *servers: DnsServer, settle: float = 2.0) -> set[int]:
+    """The sockets opened since ``before`` that no test server holds: what a lookup left open.
+
+    The servers run in this process: a connection the lookup made may still wait in a server's accept
+    queue when the lookup returns and be accepted a moment later. A leaked socket stays open for good, so
+    the answer is taken once nothing but the servers' own sockets is left, or after ``settle`` seconds.
+    """
+    deadline = time.monotonic() + settle
+    while True:
+        held = set().union(*(server.fds() for server in servers)) if servers else set()
+        left = socket_fds() - before - held
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.01)

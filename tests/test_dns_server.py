@@ -188,3 +188,10 @@ def test_close_stops_the_thread_and_closes_every_socket() -> None:
     assert conn.recv(10) == b""  # the server's end of the connection was closed
     conn.close()
     assert {t.ident for t in threading.enumerate()} == before
+
+
+def test_behaviour_refuses_unknown_decoys_and_rcodes() -> None:
+    with pytest.raises(ValueError):
+        Behaviour(decoys=("nonsense",))
+    with pytest.raises(dns.rcode.UnknownRcode):
+        Behaviour(rcode="NOSUCH")
