@@ -411,7 +411,12 @@ class DnsServer:
                 break
             message = bytes(buffer[2 : 2 + length])
             del buffer[: 2 + length]
-            self._handle(message, sock.getpeername(), sock)
+            try:
+                peer = sock.getpeername()
+            except OSError:  # reset by the client meanwhile
+                self._drop(sock)
+                return
+            self._handle(message, peer, sock)
 
     def _drop(self, conn: socket.socket) -> None:
         if conn in self._tcp_conns:

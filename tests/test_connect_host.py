@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import select
 import socket
 import subprocess
@@ -380,29 +379,39 @@ def test_every_losing_attempt_is_closed_exactly_once_under_strace(tmp_path: Path
     end = next(i for i, line in enumerate(lines) if "JANUS-END" in line)
     lines = lines[:end]
     assert "winner 127.0.0.1:" in out
-    opened: set[int] = set()
-    made: list[int] = []
-    closes: dict[int, int] = {}
-    for line in lines:
+    made_by = ("socket", "openat", "pipe2", "eventfd2", "dup", "dup2", "dup3", "accept4")
+    live: dict[int, dict[str, object]] = {}  # fd -> the socket made there, while it is open
+    sockets_made: list[dict[str, object]] = []
+    winner_at = None
+    for index, line in enumerate(lines):
         call = line.split(" ", 1)[-1].strip()
-        if "= -1" in call or "<unfinished" in call:
-            continue
-        resumed = re.match(r"<\.\.\. (\w+) resumed>", call)
-        name = resumed.group(1) if resumed else call.split("(", 1)[0]
-        if name in ("socket", "openat", "pipe2", "eventfd2", "dup", "dup2", "dup3", "accept4") and "= " in call:
+        if call.startswith('write(1, "winner'):
+            winner_at = index
+        if "= -1" in call or "<unfinished" in call or call.startswith("<..."):
+            continue  # one thread here: nothing is split, and a failed call makes or closes nothing
+        name = call.split("(", 1)[0]
+        if name in made_by:
             fd = int(call.rsplit("= ", 1)[1].split()[0])
-            assert fd not in opened, f"fd {fd} made again while open: {call}"
-            opened.add(fd)
-            if name == "socket" and "SOCK_STREAM" in call:
-                made.append(fd)
-        elif name == "close" and not resumed:
+            assert fd not in live, f"fd {fd} made again while open: {call}"
+            entry: dict[str, object] = {"call": call, "made": index, "closes": []}
+            live[fd] = entry
+            if name == "socket":
+                sockets_made.append(entry)
+        elif name == "close":
             fd = int(call.split("(", 1)[1].split(")", 1)[0])
-            if fd in made:
-                assert fd in opened, f"fd {fd} closed twice: {call}"
-                closes[fd] = closes.get(fd, 0) + 1
-            opened.discard(fd)
-    assert len(made) == 3  # 127.0.0.2 and ::1 blackholed, then 127.0.0.1 wins
-    assert all(fd not in opened for fd in made), "an attempt's socket was never closed"
+            entry = live.pop(fd, {"closes": []})
+            entry["closes"].append(index)  # type: ignore[attr-defined]
+    streams = [e for e in sockets_made if "SOCK_STREAM" in str(e["call"])]
+    probes = [e for e in sockets_made if "SOCK_DGRAM" in str(e["call"])]
+    # ::1 and 127.0.0.2 blackholed, then 127.0.0.1 wins; one source probe per address before them.
+    assert [str(e["call"]).split("(")[1].split(",")[0] for e in streams] == ["AF_INET6", "AF_INET", "AF_INET"]
+    assert len(probes) == 3
+    assert winner_at is not None
+    for entry in [*probes, *streams]:
+        assert len(entry["closes"]) == 1, f"closed {len(entry['closes'])} times: {entry['call']}"  # type: ignore[arg-type]
+    for loser in [*probes, *streams[:2]]:
+        assert loser["closes"][0] < winner_at  # type: ignore[index]  # closed before connect_host returned
+    assert streams[2]["closes"][0] > winner_at  # type: ignore[index]  # the winner: by stream.close()
 
 
 # --- DNS: the timing of the A and AAAA answers

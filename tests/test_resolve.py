@@ -1066,3 +1066,36 @@ def test_bad_port_and_family_are_refused_before_any_io(
         jn.resolve("x.example", config=config_for(dns_server), **arguments)  # type: ignore[arg-type]
     assert not isinstance(caught.value, (jn.SocketError.UnknownHostName, jn.SocketError.NameServerFailure))
     assert dns_server.queries() == []
+
+
+def test_a_signal_handler_cancelling_ends_the_lookup(resolver_files: ResolverFiles, dns_server: DnsServer) -> None:
+    # §3: every wait on the main thread wakes for a pending Python signal, so a cancel from a handler lands.
+    dns_server.on("hole.example", blackhole=True)
+    ctx = jn.Context()
+    previous = signal.signal(signal.SIGUSR1, lambda signum, frame: ctx.cancel())
+    try:
+        error, seen = _blocked_lookup(dns_server, ctx, lambda: os.kill(os.getpid(), signal.SIGUSR1))
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert isinstance(error, jn.SocketError.Timeout) and error.reason == "cancelled", error
+    assert seen["sockets_after"] == set()
+
+
+def test_a_signal_that_cancels_nothing_lets_the_lookup_go_on(
+    resolver_files: ResolverFiles, dns_server: DnsServer
+) -> None:
+    # §3: a wake with no cancel and no exception resumes the wait; the answer still comes.
+    dns_server.add("slow.example", a=["192.0.2.140"])
+    dns_server.on("slow.example", delay=0.5)
+    returned: list[bool] = []
+    handled: list[bool] = []  # whether the lookup had returned when the handler ran
+    previous = signal.signal(signal.SIGUSR1, lambda signum, frame: handled.append(bool(returned)))
+    try:
+        kicker = when_blocked(lambda: os.kill(os.getpid(), signal.SIGUSR1))
+        resolution = jn.resolve("slow.example", family=socket.AF_INET, config=config_for(dns_server, timeout=10))
+        returned.append(True)
+        kicker.join(10)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert hosts_of(resolution) == {"192.0.2.140"}
+    assert handled == [False]  # the handler ran inside the wait, which then went on to the answer

@@ -15,9 +15,11 @@ from __future__ import annotations
 import os
 import socket
 import struct
+import tempfile
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from dns_server import (
@@ -547,3 +549,152 @@ def test_dnspython_reads_each_useless_reply_as_an_answer_without_the_address(cra
         assert not reply.get_rrset(
             reply.answer, query.question[0].name, dns.rdataclass.IN, dns.rdatatype.from_text(qtype)
         )
+
+
+# --- hostile files: resolv.conf and hosts are read, not trusted ------------------------------------
+
+FILES = settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+
+_CONF_WORDS = st.sampled_from(
+    ["nameserver", "search", "domain", "options", "ndots:", "timeout:", "attempts:", "rotate", "edns0", "use-vc",
+     "single-request", "127.0.0.1", "::1", "#", ";", "\t", " ", "\n", "\x00", "\xff", "ndots:-1",
+     "ndots:99999999999999", "timeout:abc", "attempts:", "search .", "nameserver [::1]:53",
+     "nameserver 999.1.1.1", "fe80::1%lo"]
+)  # fmt: skip
+
+
+@FILES
+@given(st.one_of(st.binary(max_size=400), st.lists(_CONF_WORDS, max_size=40).map(lambda w: "".join(w).encode())))
+def test_any_resolv_conf_loads_or_is_refused_typed(content: bytes) -> None:
+    with tempfile.NamedTemporaryFile(suffix=".conf") as conf, tempfile.NamedTemporaryFile(suffix=".hosts") as hosts:
+        conf.write(content)
+        conf.flush()
+        try:
+            config = jn.ResolverConfig.load(conf.name, hosts.name)
+        except jn.SocketError:
+            return
+        assert 1 <= len(config.nameservers) <= 3
+        assert 0 <= config.ndots <= 15 and 1 <= config.timeout <= 30 and 1 <= config.attempts <= 5
+
+
+_HOSTS_WORDS = st.sampled_from(
+    ["192.0.2.1", "2001:db8::1", "fe80::1%lo", "h.example", "H.EXAMPLE", "#", " ", "\t", "\n", "\x00", "\xff",
+     "999.1.1.1", "::ffff:1.2.3.4", "localhost", "a" * 70, "-", "..", "xn--", "bücher"]
+)  # fmt: skip
+
+
+@FILES
+@given(st.one_of(st.binary(max_size=400), st.lists(_HOSTS_WORDS, max_size=40).map(lambda w: "".join(w).encode())))
+def test_any_hosts_file_answers_or_falls_through_typed(content: bytes) -> None:
+    with tempfile.NamedTemporaryFile(suffix=".conf") as conf, tempfile.NamedTemporaryFile(suffix=".hosts") as hosts:
+        hosts.write(content)
+        hosts.flush()
+        conf.write(b"nameserver 127.0.0.1\n")
+        conf.flush()
+        with DnsServer() as server:  # asked when the hosts file has no answer: it knows nothing
+            config = jn.ResolverConfig.load(conf.name, hosts.name).replace(
+                nameservers=(server.nameserver,), timeout=1, attempts=1
+            )
+            try:
+                resolution = jn.resolve("h.example", config=config)
+            except (jn.SocketError.UnknownHostName, jn.SocketError.NameServerFailure):
+                return
+            assert resolution.source == "files"
+            assert all(isinstance(a, (jn.Ip4Address, jn.Ip6Address)) for a in resolution.addresses)
+
+
+def test_a_huge_hosts_file_is_refused_typed(tmp_path: Path) -> None:
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("nameserver 127.0.0.1\n")
+    hosts = tmp_path / "hosts"
+    hosts.write_text(("192.0.2.1 " + "h" * 60 + "\n") * 140_000)  # about 10 MB
+    with pytest.raises(jn.SocketError):
+        config = jn.ResolverConfig.load(str(conf), str(hosts))
+        jn.resolve("h.example", config=config)
+
+
+# --- many lookups at once on many threads: no shared state between lookups -------------------------
+
+
+def test_concurrent_lookups_on_many_threads(resolver_files: ResolverFiles) -> None:
+    with DnsServer() as server:
+        for i in range(16):
+            server.add(f"n{i}.example", a=[f"192.0.2.{i + 1}"], aaaa=[f"2001:db8::{i + 1}"])
+            server.on(f"n{i}.example", "AAAA", delay=0.05 * (i % 4))
+        server.on("n3.example", decoys=("wrong_id", "wrong_question"))
+        config = config_for(server, timeout=5, rotate=True)
+        results: dict[int, object] = {}
+
+        def lookup(i: int) -> None:
+            try:
+                results[i] = {a.host for a in jn.resolve(f"n{i}.example", config=config).addresses}
+            except BaseException as error:  # recorded for the assertion below
+                results[i] = error
+
+        threads = [threading.Thread(target=lookup, args=(i,)) for i in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert results == {i: {f"192.0.2.{i + 1}", f"2001:db8::{i + 1}"} for i in range(16)}
+
+
+# --- a TCP connect into a full accept queue (SYNs dropped): the try's timeout still holds ----------
+
+
+def test_tcp_fallback_into_a_blackhole_ends_with_the_try(resolver_files: ResolverFiles) -> None:
+    with DnsServer(tcp=False) as server:
+        server.on("h.example", truncate=True)
+        # The TCP side of the server's port: a listener whose accept queue is full, so SYNs are dropped.
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        fillers: list[socket.socket] = []
+        try:
+            listener.bind((server.host, server.port))
+            listener.listen(0)
+            for _ in range(8):
+                filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                filler.setblocking(False)
+                fillers.append(filler)
+                try:
+                    filler.connect((server.host, server.port))
+                except BlockingIOError:
+                    pass
+            start = time.monotonic()
+            before = socket_fds()
+            result = outcome(server, timeout=1)
+            assert result in (jn.SocketError.NameServerFailure, jn.SocketError.Timeout)
+            assert time.monotonic() - start < 15  # the try's 1 s, not the kernel's two minutes of SYN retries
+            assert sockets_left(before | {listener.fileno(), *(f.fileno() for f in fillers)}, server) == set()
+        finally:
+            for filler in fillers:
+                filler.close()
+            listener.close()
+
+
+def test_a_stream_of_wrong_replies_from_the_server_does_not_stretch_the_try(resolver_files: ResolverFiles) -> None:
+    # The server never answers, but a stream of wrong-id replies comes from its very address and port every
+    # 10 ms: a try timer restarted by each datagram would never end (the 20 s guard of outcome() would).
+    with DnsServer() as server:
+        server.on("h.example", blackhole=True)
+        stop = threading.Event()
+
+        def stream() -> None:
+            queries = server.wait_for_queries(1)
+            while not stop.is_set():
+                for query in queries:
+                    try:
+                        server.udp.sendto(_wrong_id(query.raw), query.source)
+                    except OSError:
+                        pass
+                time.sleep(0.01)
+                queries = server.queries()
+
+        streamer = threading.Thread(target=stream, daemon=True)
+        streamer.start()
+        try:
+            start = time.monotonic()
+            assert outcome(server, timeout=1) == jn.SocketError.NameServerFailure
+            assert time.monotonic() - start < 15
+        finally:
+            stop.set()
+            streamer.join(10)
