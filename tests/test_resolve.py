@@ -1099,3 +1099,9 @@ def test_a_signal_that_cancels_nothing_lets_the_lookup_go_on(
         signal.signal(signal.SIGUSR1, previous)
     assert hosts_of(resolution) == {"192.0.2.140"}
     assert handled == [False]  # the handler ran inside the wait, which then went on to the answer
+
+
+def test_without_a_config_resolve_reads_the_files_the_environment_names(resolver_files: ResolverFiles) -> None:
+    resolver_files.write(hosts="192.0.2.150 env-named.example\n")
+    resolution = jn.resolve("env-named.example", 5)
+    assert resolution.source == "files" and [str(a) for a in resolution.addresses] == ["192.0.2.150:5"]

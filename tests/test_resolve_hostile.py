@@ -420,15 +420,16 @@ def test_mutations_of_a_real_reply(resolver_files: ResolverFiles) -> None:
         @FAST
         @given(st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)), max_size=6), st.integers(12, 120))
         def check(flips: list[tuple[int, int]], cut: int) -> None:
-            def craft(query: bytes) -> bytes:
+            def craft(query: bytes) -> list[bytes]:
                 reply = bytearray(real_reply(query))
                 for at, value in flips:
                     if at < len(reply):
                         reply[at] = value
-                return bytes(reply[:cut])
+                return [bytes(reply[:cut]), real_reply(query)]  # the real one behind: no timeout to wait out
 
             server.on("h.example", udp_raw=craft)
-            result = outcome(server)
+            result = outcome(server, timeout=5)
+            # A mutation that still reads as a matching reply may answer first (another address, an rcode).
             assert result in TYPED or isinstance(result, set)
 
         check()

@@ -57,6 +57,15 @@ CASES: dict[str, Case] = {
         "www", "nameserver 127.0.0.1\nsearch " + " ".join(f"d{i}.example" for i in range(7)) + "\n", {"www": BOTH}
     ),
     "the root in the search list": Case("www", "nameserver 127.0.0.1\nsearch a.example .\n"),
+    "search domains with trailing dots": Case("www", "nameserver 127.0.0.1\nsearch a.example. b.example\n"),
+    "a search domain twice": Case("www", "nameserver 127.0.0.1\nsearch a.example a.example\n"),
+    "search line with tabs and comments": Case(
+        "www", "nameserver 127.0.0.1 # the local one\nsearch\ta.example\tb.example # two\n", {"www.b.example": BOTH}
+    ),
+    "options on two lines add up": Case(
+        "www.x", "nameserver 127.0.0.1\nsearch a.example\noptions ndots:3\noptions edns0\n", {"www.x": BOTH}
+    ),
+    "uppercase name and search": Case("WWW", "nameserver 127.0.0.1\nsearch A.Example\n", {"www.a.example": BOTH}),
     "NODATA for the family does not stop the search": Case(
         "www",
         SEARCH_AB,
