@@ -47,6 +47,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from janus_net import handoff as handoff
     from janus_net._policy.capability import NetBind
+    from janus_net._profiles.connect_host import connect_host
     from janus_net._profiles.resolve import resolve
     from janus_net._profiles.resolver_config import ResolverConfig
     from janus_net._values.resolution import Resolution
@@ -59,6 +60,7 @@ _LAZY = {
     "NetBind": "janus_net._policy.capability",
     "Resolution": "janus_net._values.resolution",
     "ResolverConfig": "janus_net._profiles.resolver_config",
+    "connect_host": "janus_net._profiles.connect_host",
     "resolve": "janus_net._profiles.resolve",
 }
 
@@ -107,6 +109,7 @@ __all__ = [
     "bind_with_capability",
     "bind_with_context",
     "connect",
+    "connect_host",
     "handoff",
     "listen",
     "listen_fds",

@@ -29,7 +29,7 @@ from janus_net._kernel import cell_io, cells, flags, sockets
 from janus_net._kernel.loop import WOULD_BLOCK
 from janus_net._shim import ffi, lib
 from janus_net._values import dns_message
-from janus_net._values.dns_message import Reply, encode_query, parse_reply, reply_id
+from janus_net._values.dns_message import Reply, answers_question, encode_query, parse_reply, reply_id
 from janus_net._values.errors import SocketError
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
@@ -61,8 +61,21 @@ _READS_PER_WAKE = 32
 _rotation = [0]
 
 
+#: What socket() answers when this host cannot speak the server's family at all (no IPv6):
+#: that server is unreachable from here, not a failure of the lookup.
+_NO_FAMILY = (
+    SocketError.AddressFamilyUnsupported,
+    SocketError.ProtocolUnsupportedByAddressFamily,
+    SocketError.ProtocolUnsupportedBySystem,
+)
+
+
 def _open_socket(desc: Any, address: Ip4Address | Ip6Address, kind: int, check: Checkpoint | None) -> int:
-    fd = sockets.socket(desc, address.family, kind | lib.JN_SOCK_NONBLOCK, 0, check)
+    """A non-blocking socket of the server's family in ``desc``; -1 when the host has no such family."""
+    try:
+        fd = sockets.socket(desc, address.family, kind | lib.JN_SOCK_NONBLOCK, 0, check)
+    except _NO_FAMILY:
+        return -1
     if not lib.JN_SOCK_NONBLOCK:
         flags.set_nonblocking(fd, True, check)
     return fd
@@ -88,6 +101,9 @@ class Channel:
         self.desc = desc = cells.new_desc()
         held.append(desc)  # owned by the exchange from here on: its close() closes it
         self.fd = _open_socket(desc, self.address, lib.SOCK_DGRAM, check)
+        if self.fd < 0:
+            self.broken = True
+            return False
         encoded = self.address.sockaddr
         try:
             sockets.connect(self.fd, encoded.pointer, encoded.length, self.address, nonblocking=True)
@@ -270,6 +286,10 @@ class Exchange:
         desc = cells.new_desc()
         self.held.append(desc)
         fd = _open_socket(desc, address, lib.SOCK_STREAM, self.check)
+        if fd < 0:
+            cells.close_desc(desc)
+            self.held.remove(desc)
+            return False
         tcp = Tcp(desc, fd, message)
         query.tcp = tcp
         encoded = address.sockaddr
@@ -350,7 +370,10 @@ class Exchange:
                 continue
             reply = parse_reply(data, query.qid, query.name, query.qtype)
             if reply is None:
-                query.malformed = True  # ignored; remembered only to say why the try ended
+                # Ignored. A reply to this very question that cannot be read is remembered, to
+                # say why the try ended; a message about anything else is not even that.
+                if answers_question(data, query.qid, query.name, query.qtype):
+                    query.malformed = True
                 return
             self._answered(query, reply, now)
             return

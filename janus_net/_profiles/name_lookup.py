@@ -29,7 +29,9 @@ The driver's loop (`janus_net._profiles.resolve`)::
     finally:
         lookup.close()
 
-`answer` serves Happy Eyeballs: the addresses of one family as soon as the winning
+`result` orders the addresses by RFC 6724 (`janus_net._profiles.source_address`: the
+source of each destination learned by a UDP connect, no packet sent, then the rules of
+`janus_net._values.address_order`). `answer` serves Happy Eyeballs: the addresses of one family as soon as the winning
 name's answer of that type is known, before the other type's.
 """
 
@@ -40,7 +42,7 @@ import sys
 import time
 
 from janus_net._policy.context import Context
-from janus_net._profiles import hosts_file
+from janus_net._profiles import hosts_file, source_address
 from janus_net._profiles.dns_exchange import Exchange, Query
 from janus_net._profiles.resolver_config import ResolverConfig
 from janus_net._shim import lib
@@ -124,6 +126,7 @@ class NameLookup:
         found = literal(host)
         name = None if found is not None else check_host_name(host)
         sys.audit("janus_net.resolve", host)
+        self._ctx = ctx
         self._check = None if ctx is None else ctx.check
         if ctx is not None:
             ctx.check()
@@ -288,24 +291,32 @@ class NameLookup:
         if self._static is not None:
             if not self._static:
                 raise SocketError.UnknownHostName(name=self._host)
-            return Resolution(self._static, self._canonical, self._source)
+            # localhost is answered with no I/O at all (DESIGN §17): its order is RFC 6724's for
+            # two reachable loopbacks (::1 first, rule 6), not learned. A literal is one address.
+            static = self._static if self._source != "files" else self._ordered(self._static)
+            return Resolution(static, self._canonical, self._source)
         if self._error is not None:
             raise self._error
         if not self.done():
             raise RuntimeError("the lookup is not done yet")
         a = self._queries.get(TYPE_A)
         aaaa = self._queries.get(TYPE_AAAA)
-        # TODO(lead): order with RFC 6724 (janus_net._values.address_order + source learning,
-        # feat-names-connect) once it lands; until then A answers, then AAAA, as the server listed them.
         addresses = self._addresses(a) + self._addresses(aaaa)
         if not addresses:
             raise SocketError.UnknownHostName(name=self._host)
+        addresses = self._ordered(addresses)
         asked = self._names[self._turn]
         source = a if a is not None and a.reply is not None and a.reply.addresses else aaaa
         canonical = asked
         if source is not None and source.reply is not None and source.reply.chain:
             canonical = source.reply.canonical_name
         return Resolution(addresses, canonical, "dns")
+
+    def _ordered(self, addresses: tuple[Address, ...]) -> tuple[Address, ...]:
+        """RFC 6724 destination order, each destination's source learned by a UDP connect (no packet sent)."""
+        if len(addresses) < 2:
+            return addresses
+        return tuple(source_address.in_rfc6724_order(addresses, ctx=self._ctx))
 
     def close(self) -> None:
         """Close every socket the lookup holds, exactly once; idempotent."""

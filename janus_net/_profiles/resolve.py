@@ -56,7 +56,11 @@ def resolve(
     lookup = NameLookup(host, port, family, config, ctx)
     try:
         while not lookup.done():
-            revents = waiting.wait_fds(lookup.poll_entries(), ctx, lookup.next_deadline())
+            entries = lookup.poll_entries()
+            until = lookup.next_deadline()
+            if not entries and until is None:  # a lookup under way always has a try with a timeout
+                raise RuntimeError("janus_net bug: a name lookup that is not done waits for nothing")
+            revents = waiting.wait_fds(entries, ctx, until)
             lookup.advance(revents, time.monotonic())
         return lookup.result()
     finally:

@@ -183,21 +183,26 @@ class ResolverConfig:
             object.__setattr__(self, name, fields[name])
 
     @classmethod
-    def load(cls, resolv_conf: str | None = None, hosts: str | None = None) -> ResolverConfig:
+    def load(
+        cls, resolv_conf: str | os.PathLike[str] | None = None, hosts: str | os.PathLike[str] | None = None
+    ) -> ResolverConfig:
         """Read resolv.conf (and the environment) as glibc does; see the module's rules.
 
         Args:
-            resolv_conf: the file to read; None: ``$JANUS_NET_RESOLV_CONF``, else
-                ``/etc/resolv.conf``.
-            hosts: the hosts file lookups will read; None: ``$JANUS_NET_HOSTS``, else
-                ``/etc/hosts``. It is read at each lookup, not here.
+            resolv_conf: the file to read (a str or path-like); None: ``$JANUS_NET_RESOLV_CONF``,
+                else ``/etc/resolv.conf``.
+            hosts: the hosts file lookups will read (a str or path-like); None:
+                ``$JANUS_NET_HOSTS``, else ``/etc/hosts``. It is read at each lookup, not here.
 
         Raises:
+            TypeError: a path that is neither a str nor path-like.
             SocketError.FileNotFound: a file named explicitly (here or by the
                 environment variable) does not exist.
             SocketError.AccessDenied / SystemResources...: the file could not be read,
                 or is over 1 MiB, or is not a regular file.
         """
+        resolv_conf = None if resolv_conf is None else _path("resolv_conf", resolv_conf)
+        hosts = None if hosts is None else _path("hosts", hosts)
         explicit = resolv_conf is not None or bool(os.environ.get(RESOLV_CONF_VARIABLE))
         path = resolv_conf if resolv_conf is not None else (os.environ.get(RESOLV_CONF_VARIABLE) or DEFAULT_RESOLV_CONF)
         hosts_path = hosts if hosts is not None else (os.environ.get(HOSTS_VARIABLE) or DEFAULT_HOSTS)
@@ -217,7 +222,8 @@ class ResolverConfig:
         ``nameservers``: address values or DESIGN §4 text with a port
         (``"127.0.0.1:5353"``, ``"[::1]:5353"``); a bare literal, or port 0, means 53.
         ``search``: host names. ``ndots`` 0..15, ``attempts`` 1..5 (ints);
-        ``timeout``: seconds, a positive int or float; the flags: bools; ``hosts``: a path.
+        ``timeout``: seconds, a positive int or float; the flags: bools; ``hosts``: a path
+        (a str or path-like).
 
         Raises:
             TypeError: an unknown field, or a value of the wrong type.
@@ -278,11 +284,19 @@ def _check(fields: dict[str, object]) -> dict[str, object]:
     fields["timeout"] = float(timeout)
     for name in ("rotate", "edns0", "use_vc", "single_request"):
         fields[name] = _strict_bool(name, fields[name])
-    hosts = fields["hosts"]
-    if not isinstance(hosts, str):
-        raise TypeError(f"hosts is the path of a hosts file, not {hosts!r}")
-    fields["hosts"] = str.__str__(hosts)
+    fields["hosts"] = _path("hosts", fields["hosts"])
     return fields
+
+
+def _path(what: str, value: object) -> str:
+    """A path given as a str or an `os.PathLike` (as the stdlib's own calls take one), as a str."""
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)  # the object's __fspath__: no syscall
+    if isinstance(value, bytes):
+        value = os.fsdecode(value)
+    if not isinstance(value, str):
+        raise TypeError(f"{what} is the path of a file (a str or path-like), not {value!r}")
+    return str.__str__(value)
 
 
 class _Options:

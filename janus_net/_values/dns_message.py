@@ -196,23 +196,43 @@ def parse_reply(data: bytes, qid: int, name: str, qtype: int) -> Reply | None:
         return None
 
 
-def _parse(data: bytes, qid: int, asked: tuple[bytes, ...], qtype: int) -> Reply | None:
+def _question_end(data: bytes, qid: int, asked: tuple[bytes, ...], qtype: int) -> int:
+    """Where the question ends, if ``data`` is a response to query ``qid`` carrying that very question; else -1."""
     size = len(data)
     if size < _HEADER.size or size > MAX_MESSAGE:
-        return None
-    rid, flags, qdcount, ancount, nscount, arcount = _HEADER.unpack_from(data, 0)
+        return -1
+    rid, flags, qdcount = struct.unpack_from("!HHH", data, 0)
     if rid != qid or not flags & _FLAG_QR or flags & _OPCODE_MASK:
-        return None
+        return -1
     if qdcount != 1:
-        return None  # a reply must carry the question it answers
-    offset = _HEADER.size
-    qname, offset = _read_name(data, offset)
+        return -1  # a reply must carry the question it answers
+    qname, offset = _read_name(data, _HEADER.size)
     if offset + _QUESTION_FIXED.size > size:
-        return None
+        return -1
     rtype, rclass = _QUESTION_FIXED.unpack_from(data, offset)
-    offset += _QUESTION_FIXED.size
     if qname != asked or rtype != qtype or rclass != CLASS_IN:
+        return -1
+    return offset + _QUESTION_FIXED.size
+
+
+def answers_question(data: bytes, qid: int, name: str, qtype: int) -> bool:
+    """Whether ``data`` is a response to query ``qid`` with its question (whatever follows); never raises.
+
+    What tells a reply to this question that cannot be read (malformed) from one to
+    another question, or a stray message, which are simply not replies to it.
+    """
+    try:
+        return _question_end(bytes(data), qid, _labels(name), qtype) >= 0
+    except (Malformed, IndexError, struct.error, ValueError, UnicodeError):
+        return False
+
+
+def _parse(data: bytes, qid: int, asked: tuple[bytes, ...], qtype: int) -> Reply | None:
+    size = len(data)
+    offset = _question_end(data, qid, asked, qtype)
+    if offset < 0:
         return None
+    _rid, flags, _qdcount, ancount, nscount, arcount = _HEADER.unpack_from(data, 0)
     rcode = flags & 0x000F
     truncated = bool(flags & _FLAG_TC)
     records = ancount + nscount + arcount
@@ -286,6 +306,7 @@ __all__ = [
     "TYPE_AAAA",
     "TYPE_CNAME",
     "Reply",
+    "answers_question",
     "encode_query",
     "parse_reply",
     "reply_id",
