@@ -13,6 +13,7 @@ quickly, which makes hundreds of hypothesis examples affordable).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import socket
 import struct
@@ -711,3 +712,54 @@ def test_a_stream_of_wrong_replies_from_the_server_does_not_stretch_the_try(reso
         finally:
             stop.set()
             streamer.join(10)
+
+
+def _syn_sent_to(port: int) -> set[str]:
+    """The local ends of this machine's connections to 127.0.0.1:``port`` in SYN_SENT (/proc/net/tcp state 02)."""
+    with open("/proc/net/tcp") as table:
+        rows = [line.split() for line in table.readlines()[1:]]
+    return {row[1] for row in rows if row[2] == f"0100007F:{port:04X}" and row[3] == "02"}
+
+
+def _cancel_in_syn_sent(port: int, ctx: jn.Context, known: set[str]) -> None:
+    """Cancel ``ctx`` once a connection not in ``known`` (the fillers') waits in SYN_SENT: the lookup's."""
+    deadline = time.monotonic() + 10
+    while not _syn_sent_to(port) - known and time.monotonic() < deadline:
+        time.sleep(0.005)  # polls the kernel's table; nothing is assumed from the time
+    ctx.cancel()
+
+
+def test_cancel_while_the_tcp_connect_hangs(resolver_files: ResolverFiles) -> None:
+    from peers import when_blocked
+
+    for _ in range(20):  # as above: another port when the UDP port's number is taken for TCP
+        with DnsServer(tcp=False) as server, contextlib.ExitStack() as stack:
+            server.on("h.example", truncate=True)
+            try:
+                stack.enter_context(_full_tcp_queue(server))
+            except OSError:
+                continue
+            config = config_for(server, timeout=30)
+            before = socket_fds()
+            ctx = jn.Context()
+            known = _syn_sent_to(server.port)
+            canceller = when_blocked(functools.partial(_cancel_in_syn_sent, server.port, ctx, known))
+            with pytest.raises(jn.SocketError.Timeout):
+                jn.resolve("h.example", family=socket.AF_INET, config=config, ctx=ctx)
+            canceller.join(10)
+            assert sockets_left(before, server) == set()
+            assert not _syn_sent_to(server.port) - known  # the lookup's half-open connection is gone too
+            return
+    pytest.fail("no port free for both UDP and TCP in 20 tries")
+
+
+def test_a_deadline_between_the_a_and_the_aaaa_answer_is_a_timeout(resolver_files: ResolverFiles) -> None:
+    # The A answer is in, the AAAA answer is late: the context ends the lookup; no half answer is returned.
+    with DnsServer() as server:
+        server.add("h.example", a=["192.0.2.170"], aaaa=["2001:db8::170"])
+        server.on("h.example", "AAAA", delay=5)
+        before = socket_fds()
+        with pytest.raises(jn.SocketError.Timeout):
+            jn.resolve("h.example", config=config_for(server, timeout=30), ctx=jn.Context.with_timeout(0.5))
+        assert {q.qtype for q in server.queries()} == {"A", "AAAA"}
+        assert sockets_left(before, server) == set()
