@@ -46,6 +46,8 @@ class Case:
         env: LOCALDOMAIN / RES_OPTIONS for both resolvers.
         rules: name -> Behaviour fields (e.g. {"rcode": "SERVFAIL"}, {"truncate": True}), for every qtype.
         janus: also ask janus_net in the same child.
+        gai_conf: the text bind-mounted over /etc/gai.conf (glibc's order policy; janus_net must not read it);
+            None leaves the machine's (the mount needs /etc/gai.conf to exist).
     """
 
     name: str
@@ -56,6 +58,7 @@ class Case:
     env: dict[str, str] = dataclasses.field(default_factory=dict)
     rules: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     janus: bool = True
+    gai_conf: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +72,7 @@ class Outcome:
         canonical_name: glibc's AI_CANONNAME of the first entry / janus_net's ``canonical_name`` (no final dot).
         queries: (name, qtype, transport, edns) in the order the server received them.
         source: janus_net's ``Resolution.source`` (None for glibc).
+        ordered: the addresses in the order given (glibc's getaddrinfo order, janus_net's RFC 6724 order).
     """
 
     addresses: frozenset[str]
@@ -76,6 +80,7 @@ class Outcome:
     canonical_name: str | None
     queries: tuple[tuple[str | None, str | None, str, int | None], ...]
     source: str | None = None
+    ordered: tuple[str, ...] = ()
 
     @property
     def names(self) -> list[str | None]:
@@ -140,6 +145,7 @@ def _outcome(raw: dict[str, Any]) -> Outcome:
         raw["canonical_name"],
         tuple((q[0], q[1], q[2], q[3]) for q in raw["queries"]),
         raw.get("source"),
+        tuple(raw.get("ordered", ())),
     )
 
 
@@ -153,7 +159,10 @@ def _child() -> None:
     # Private propagation: the bind mounts below must not reach the parent's namespace (unshare's default,
     # made sure of here).
     subprocess.run(["mount", "--make-rprivate", "/"], check=True, capture_output=True)
-    for name, text in (("resolv.conf", spec["resolv_conf"]), ("hosts", spec["hosts"]), ("nsswitch.conf", NSSWITCH)):
+    files = [("resolv.conf", spec["resolv_conf"]), ("hosts", spec["hosts"]), ("nsswitch.conf", NSSWITCH)]
+    if spec["gai_conf"] is not None:
+        files.append(("gai.conf", spec["gai_conf"]))
+    for name, text in files:
         (directory / name).write_text(text)
         target = Path("/etc") / name
         if not target.exists():  # a dangling symlink (systemd-resolved's stub): mount on what it names
@@ -203,8 +212,14 @@ def _ask_glibc(name: str, family: int | None, servers: list[Any]) -> dict[str, A
             "queries": _log(servers),
         }
     canonical = infos[0][3].rstrip(".") or None
-    addresses = sorted({info[4][0] for info in infos})
-    return {"addresses": addresses, "error": None, "canonical_name": canonical, "queries": _log(servers)}
+    ordered = list(dict.fromkeys(info[4][0] for info in infos))
+    return {
+        "addresses": sorted(ordered),
+        "error": None,
+        "canonical_name": canonical,
+        "queries": _log(servers),
+        "ordered": ordered,
+    }
 
 
 def _ask_janus(name: str, family: int | None, servers: list[Any]) -> dict[str, Any]:
@@ -220,6 +235,7 @@ def _ask_janus(name: str, family: int | None, servers: list[Any]) -> dict[str, A
         "canonical_name": resolution.canonical_name.rstrip(".") or None,
         "queries": _log(servers),
         "source": resolution.source,
+        "ordered": [address.host for address in resolution.addresses],
     }
 
 

@@ -57,6 +57,15 @@ CASES: dict[str, Case] = {
         "www", "nameserver 127.0.0.1\nsearch " + " ".join(f"d{i}.example" for i in range(7)) + "\n", {"www": BOTH}
     ),
     "the root in the search list": Case("www", "nameserver 127.0.0.1\nsearch a.example .\n"),
+    "search domains with trailing dots": Case("www", "nameserver 127.0.0.1\nsearch a.example. b.example\n"),
+    "a search domain twice": Case("www", "nameserver 127.0.0.1\nsearch a.example a.example\n"),
+    "search line with tabs and comments": Case(
+        "www", "nameserver 127.0.0.1 # the local one\nsearch\ta.example\tb.example # two\n", {"www.b.example": BOTH}
+    ),
+    "options on two lines add up": Case(
+        "www.x", "nameserver 127.0.0.1\nsearch a.example\noptions ndots:3\noptions edns0\n", {"www.x": BOTH}
+    ),
+    "uppercase name and search": Case("WWW", "nameserver 127.0.0.1\nsearch A.Example\n", {"www.a.example": BOTH}),
     "NODATA for the family does not stop the search": Case(
         "www",
         SEARCH_AB,
@@ -162,3 +171,26 @@ def test_the_oracle_leaves_the_machines_files_alone() -> None:
     run_case(Case("www", SEARCH_AB, {"www.a.example": BOTH}, hosts="192.0.2.1 evil\n", janus=False))
     after = {name: Path("/etc", name).read_bytes() for name in ("resolv.conf", "hosts", "nsswitch.conf")}
     assert after == before
+
+
+LOOPBACKS = {"A": ["127.0.0.1"], "AAAA": ["::1"]}
+MIXED = {"A": ["192.0.2.1", "127.0.0.1"], "AAAA": ["2001:db8::1", "::1"]}
+
+
+@pytest.mark.parametrize("zone", [LOOPBACKS, MIXED], ids=["loopbacks", "reachable and unreachable"])
+def test_the_order_is_glibcs_with_the_default_policy(zone: dict[str, list[str]]) -> None:
+    # In the namespace only lo is up: ::1 and 127.0.0.1 are reachable, 2001:db8::1 and 192.0.2.1 are not.
+    default_policy = "# the RFC 6724 default table: glibc's built-in one\n"
+    result = run_case(Case("o.example", "nameserver 127.0.0.1\n", {"o.example": zone}, gai_conf=default_policy))
+    assert result.janus is not None
+    assert result.janus.ordered == result.glibc.ordered
+    assert result.janus.ordered[0] == "::1"
+
+
+def test_gai_conf_is_not_read() -> None:
+    if not Path("/etc/gai.conf").exists():
+        pytest.skip("no /etc/gai.conf to mount over")
+    prefer_v4 = "precedence ::ffff:0:0/96 100\n"
+    result = run_case(Case("o.example", "nameserver 127.0.0.1\n", {"o.example": LOOPBACKS}, gai_conf=prefer_v4))
+    assert result.glibc.ordered == ("127.0.0.1", "::1")  # glibc obeys the file
+    assert result.janus is not None and result.janus.ordered == ("::1", "127.0.0.1")  # janus_net does not read it
