@@ -213,6 +213,7 @@ class Exchange:
             _rotation[0] = start + 1
         self.order = [(start + i) % count for i in range(count)] * config.attempts
         self._polled: list[tuple[Any, Any]] = []
+        self._ids = bytearray()
 
     # --- asking
 
@@ -230,7 +231,11 @@ class Exchange:
     def _new_id(self, server: int) -> int:
         used = {q.qid for q in self.queries if not q.done and q.turn >= 0 and q.server == server}
         while True:
-            qid = secrets.randbits(16)
+            pool = self._ids
+            if not pool:
+                # CSPRNG bytes drawn 16 ids at a time: one getrandom(2) per lookup, not one per query.
+                pool = self._ids = bytearray(secrets.token_bytes(32))
+            qid = (pool.pop() << 8) | pool.pop()
             if qid not in used:
                 return qid
 
@@ -361,6 +366,9 @@ class Exchange:
             if got == WOULD_BLOCK:
                 return
             self._dispatch(channel, ffi.unpack(buf, got), now)
+            index = self.channels.index(channel)
+            if not any(not q.done and q.tcp is None and q.server == index for q in self.queries):
+                return  # nobody waits for this server any more: no receive only to hear it has nothing
 
     def _dispatch(self, channel: Channel, data: bytes, now: float) -> None:
         index = self.channels.index(channel)
