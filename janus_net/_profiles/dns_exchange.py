@@ -200,12 +200,14 @@ class Query:
 class Exchange:
     """The questions of one lookup and the sockets they use; driven by `entries` and `advance`, never waiting."""
 
-    def __init__(self, config: ResolverConfig, check: Checkpoint | None) -> None:
+    def __init__(self, config: ResolverConfig, check: Checkpoint | None, held: list[Any]) -> None:
         self.config = config
         self.check = check
         self.channels = [Channel(address) for address in config.nameservers]
         self.queries: list[Query] = []
-        self.held: list[Any] = []  # every cell this exchange made, closed by close()
+        # Every cell this exchange makes, put here before the syscall that fills it: the
+        # owner's list (NameLookup.held), which its driver's cleanup closes in one call.
+        self.held = held
         count = len(self.channels)
         start = 0
         if config.rotate and count:
@@ -426,10 +428,7 @@ class Exchange:
 
     def close(self) -> None:
         """Close every socket of the exchange, exactly once; idempotent."""
-        held = self.held
-        while held:
-            cells.close_desc(held[-1])  # closed, then forgotten: an interrupt between the two closes nothing twice
-            held.pop()
+        cells.close_all(self.held)
         for channel in self.channels:
             channel.fd = -1
             channel.broken = True
