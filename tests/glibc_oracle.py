@@ -46,6 +46,9 @@ class Case:
         env: LOCALDOMAIN / RES_OPTIONS for both resolvers.
         rules: name -> Behaviour fields (e.g. {"rcode": "SERVFAIL"}, {"truncate": True}), for every qtype.
         janus: also ask janus_net in the same child.
+        server_rules: one server's own rules (its address -> name -> Behaviour fields), over ``rules``.
+        gai_conf: the text bind-mounted over /etc/gai.conf (glibc's order policy; janus_net must not read it);
+            None leaves the machine's (the mount needs /etc/gai.conf to exist).
     """
 
     name: str
@@ -56,6 +59,8 @@ class Case:
     env: dict[str, str] = dataclasses.field(default_factory=dict)
     rules: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     janus: bool = True
+    gai_conf: str | None = None
+    server_rules: dict[str, dict[str, dict[str, Any]]] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +74,8 @@ class Outcome:
         canonical_name: glibc's AI_CANONNAME of the first entry / janus_net's ``canonical_name`` (no final dot).
         queries: (name, qtype, transport, edns) in the order the server received them.
         source: janus_net's ``Resolution.source`` (None for glibc).
+        ordered: the addresses in the order given (glibc's getaddrinfo order, janus_net's RFC 6724 order).
+        servers: (qtype, the server's address) of each query, in order: which name server was asked when.
     """
 
     addresses: frozenset[str]
@@ -76,6 +83,8 @@ class Outcome:
     canonical_name: str | None
     queries: tuple[tuple[str | None, str | None, str, int | None], ...]
     source: str | None = None
+    ordered: tuple[str, ...] = ()
+    servers: tuple[tuple[str, str], ...] = ()
 
     @property
     def names(self) -> list[str | None]:
@@ -140,6 +149,8 @@ def _outcome(raw: dict[str, Any]) -> Outcome:
         raw["canonical_name"],
         tuple((q[0], q[1], q[2], q[3]) for q in raw["queries"]),
         raw.get("source"),
+        tuple(raw.get("ordered", ())),
+        tuple((q[1], q[4]) for q in raw["queries"]),
     )
 
 
@@ -153,7 +164,10 @@ def _child() -> None:
     # Private propagation: the bind mounts below must not reach the parent's namespace (unshare's default,
     # made sure of here).
     subprocess.run(["mount", "--make-rprivate", "/"], check=True, capture_output=True)
-    for name, text in (("resolv.conf", spec["resolv_conf"]), ("hosts", spec["hosts"]), ("nsswitch.conf", NSSWITCH)):
+    files = [("resolv.conf", spec["resolv_conf"]), ("hosts", spec["hosts"]), ("nsswitch.conf", NSSWITCH)]
+    if spec["gai_conf"] is not None:
+        files.append(("gai.conf", spec["gai_conf"]))
+    for name, text in files:
         (directory / name).write_text(text)
         target = Path("/etc") / name
         if not target.exists():  # a dangling symlink (systemd-resolved's stub): mount on what it names
@@ -164,17 +178,25 @@ def _child() -> None:
 
     from dns_server import Behaviour, DnsServer, Zone
 
-    zone = Zone()
-    for name, records in spec["zone"].items():
-        if "CNAME" in records:
-            zone.add_cname(name, records["CNAME"])
-        zone.add(name, a=records.get("A", ()), aaaa=records.get("AAAA", ()))
-    for name, fields in spec["rules"].items():
-        zone.on(name, None, Behaviour(**fields))
+    def zone_for(host: str) -> Zone:
+        zone = Zone()
+        for name, records in spec["zone"].items():
+            if "CNAME" in records:
+                zone.add_cname(name, records["CNAME"])
+            zone.add(name, a=records.get("A", ()), aaaa=records.get("AAAA", ()))
+        for name, fields in {**spec["rules"], **spec["server_rules"].get(host, {})}.items():
+            zone.on(name, None, Behaviour(**fields))
+        return zone
+
+    # A server on each loopback address resolv.conf names (127.0.0.0/8 is all on lo), and on 127.0.0.1
+    # (glibc's default when it names none).
     hosts = ["127.0.0.1"]
-    if any(line.split()[1:2] == ["::1"] for line in spec["resolv_conf"].splitlines() if line.startswith("nameserver")):
-        hosts.append("::1")
-    servers = [DnsServer(host, 53, zone=zone) for host in hosts]
+    for line in spec["resolv_conf"].splitlines():
+        words = line.split()
+        named = words[1] if words[:1] == ["nameserver"] and len(words) > 1 else ""
+        if (named.startswith("127.") or named == "::1") and named not in hosts:
+            hosts.append(named)
+    servers = [DnsServer(host, 53, zone=zone_for(host)) for host in hosts]
     try:
         glibc = _ask_glibc(spec["name"], spec["family"], servers)
         for server in servers:
@@ -188,7 +210,7 @@ def _child() -> None:
 
 def _log(servers: list[Any]) -> list[list[Any]]:
     queries = sorted((q for server in servers for q in server.queries()), key=lambda q: q.time)
-    return [[q.name, q.qtype, q.transport, q.edns] for q in queries]
+    return [[q.name, q.qtype, q.transport, q.edns, q.server.rsplit(":", 1)[0].strip("[]")] for q in queries]
 
 
 def _ask_glibc(name: str, family: int | None, servers: list[Any]) -> dict[str, Any]:
@@ -203,8 +225,14 @@ def _ask_glibc(name: str, family: int | None, servers: list[Any]) -> dict[str, A
             "queries": _log(servers),
         }
     canonical = infos[0][3].rstrip(".") or None
-    addresses = sorted({info[4][0] for info in infos})
-    return {"addresses": addresses, "error": None, "canonical_name": canonical, "queries": _log(servers)}
+    ordered = list(dict.fromkeys(info[4][0] for info in infos))
+    return {
+        "addresses": sorted(ordered),
+        "error": None,
+        "canonical_name": canonical,
+        "queries": _log(servers),
+        "ordered": ordered,
+    }
 
 
 def _ask_janus(name: str, family: int | None, servers: list[Any]) -> dict[str, Any]:
@@ -220,6 +248,7 @@ def _ask_janus(name: str, family: int | None, servers: list[Any]) -> dict[str, A
         "canonical_name": resolution.canonical_name.rstrip(".") or None,
         "queries": _log(servers),
         "source": resolution.source,
+        "ordered": [address.host for address in resolution.addresses],
     }
 
 

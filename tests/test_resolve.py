@@ -1099,3 +1099,73 @@ def test_a_signal_that_cancels_nothing_lets_the_lookup_go_on(
         signal.signal(signal.SIGUSR1, previous)
     assert hosts_of(resolution) == {"192.0.2.140"}
     assert handled == [False]  # the handler ran inside the wait, which then went on to the answer
+
+
+def test_without_a_config_resolve_reads_the_files_the_environment_names(resolver_files: ResolverFiles) -> None:
+    resolver_files.write(hosts="192.0.2.150 env-named.example\n")
+    resolution = jn.resolve("env-named.example", 5)
+    assert resolution.source == "files" and [str(a) for a in resolution.addresses] == ["192.0.2.150:5"]
+
+
+# --- KeyboardInterrupt at every line of the lookup's modules: nothing left open --------------------
+
+
+def _interrupt_at(n: int, files: set[str], where: list[str]) -> object:
+    """tests/interrupts.py's interrupt_at, also telling ``where`` (file:line in function) it raised."""
+    from interrupts import cleanup_lines
+
+    skip = {path: cleanup_lines(path) for path in files}
+    seen = 0
+
+    def tracer(frame: object, event: str, arg: object) -> object:
+        nonlocal seen
+        code = frame.f_code  # type: ignore[attr-defined]
+        if code.co_filename not in skip:
+            return None
+        if event == "line" and frame.f_lineno not in skip[code.co_filename]:  # type: ignore[attr-defined]
+            seen += 1
+            if seen == n:
+                where.append(f"{Path(code.co_filename).name}:{frame.f_lineno} in {code.co_name}")  # type: ignore[attr-defined]
+                raise KeyboardInterrupt
+        return tracer
+
+    return tracer
+
+
+@pytest.mark.parametrize("shape", ["udp", "tcp"])
+def test_keyboard_interrupt_at_every_line_leaves_no_socket(
+    resolver_files: ResolverFiles, dns_server: DnsServer, shape: str
+) -> None:
+    import importlib
+    import sys
+
+    modules = [f"janus_net._profiles.{name}" for name in ("resolve", "name_lookup", "dns_exchange", "source_address")]
+    files = {str(importlib.import_module(name).__file__) for name in [*modules, "janus_net._policy.waiting"]}
+    dns_server.add("every.example", a=["192.0.2.160"], aaaa=["2001:db8::160"])
+    if shape == "tcp":
+        dns_server.on("every.example", truncate=True)
+    config = config_for(dns_server, timeout=5)
+    runs = 0
+    leaks: list[str] = []
+    while True:
+        runs += 1
+        before = socket_fds()
+        where: list[str] = []
+        sys.settrace(_interrupt_at(runs, files, where))  # type: ignore[arg-type]
+        try:
+            resolution = jn.resolve("every.example", config=config)
+        except KeyboardInterrupt:
+            sys.settrace(None)
+            left = sockets_left(before, dns_server)
+            if left:
+                leaks.append(f"line event {runs} ({where}): {sorted(left)}")
+                for fd in left:  # closed here so that one leak does not hide the next
+                    os.close(fd)
+            continue
+        finally:
+            sys.settrace(None)
+        assert hosts_of(resolution) == {"192.0.2.160", "2001:db8::160"}
+        assert sockets_left(before, dns_server) == set()
+        break
+    assert leaks == [], "sockets left after a KeyboardInterrupt:\n" + "\n".join(leaks)
+    assert runs > 50  # the lookup really ran through those modules

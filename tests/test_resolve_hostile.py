@@ -12,13 +12,15 @@ quickly, which makes hundreds of hypothesis examples affordable).
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import socket
 import struct
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -420,15 +422,16 @@ def test_mutations_of_a_real_reply(resolver_files: ResolverFiles) -> None:
         @FAST
         @given(st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)), max_size=6), st.integers(12, 120))
         def check(flips: list[tuple[int, int]], cut: int) -> None:
-            def craft(query: bytes) -> bytes:
+            def craft(query: bytes) -> list[bytes]:
                 reply = bytearray(real_reply(query))
                 for at, value in flips:
                     if at < len(reply):
                         reply[at] = value
-                return bytes(reply[:cut])
+                return [bytes(reply[:cut]), real_reply(query)]  # the real one behind: no timeout to wait out
 
             server.on("h.example", udp_raw=craft)
-            result = outcome(server)
+            result = outcome(server, timeout=5)
+            # A mutation that still reads as a matching reply may answer first (another address, an rcode).
             assert result in TYPED or isinstance(result, set)
 
         check()
@@ -642,33 +645,44 @@ def test_concurrent_lookups_on_many_threads(resolver_files: ResolverFiles) -> No
 # --- a TCP connect into a full accept queue (SYNs dropped): the try's timeout still holds ----------
 
 
+@contextlib.contextmanager
+def _full_tcp_queue(server: DnsServer) -> Iterator[None]:
+    """A TCP listener on the UDP server's port whose accept queue is full: further SYNs are dropped."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    fillers: list[socket.socket] = []
+    try:
+        listener.bind((server.host, server.port))
+        listener.listen(0)
+        for _ in range(8):
+            filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            filler.setblocking(False)
+            fillers.append(filler)
+            try:
+                filler.connect((server.host, server.port))
+            except BlockingIOError:
+                pass
+        yield
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
+
+
 def test_tcp_fallback_into_a_blackhole_ends_with_the_try(resolver_files: ResolverFiles) -> None:
-    with DnsServer(tcp=False) as server:
-        server.on("h.example", truncate=True)
-        # The TCP side of the server's port: a listener whose accept queue is full, so SYNs are dropped.
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        fillers: list[socket.socket] = []
-        try:
-            listener.bind((server.host, server.port))
-            listener.listen(0)
-            for _ in range(8):
-                filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                filler.setblocking(False)
-                fillers.append(filler)
-                try:
-                    filler.connect((server.host, server.port))
-                except BlockingIOError:
-                    pass
+    for _ in range(20):  # the UDP port's number may be taken for TCP (another test's connection): another one
+        with DnsServer(tcp=False) as server, contextlib.ExitStack() as stack:
+            server.on("h.example", truncate=True)
+            try:
+                stack.enter_context(_full_tcp_queue(server))
+            except OSError:
+                continue
             start = time.monotonic()
-            before = socket_fds()
-            result = outcome(server, timeout=1)
+            result = outcome(server, timeout=1)  # counts the lookup's sockets left open, too
             assert result in (jn.SocketError.NameServerFailure, jn.SocketError.Timeout)
-            assert time.monotonic() - start < 15  # the try's 1 s, not the kernel's two minutes of SYN retries
-            assert sockets_left(before | {listener.fileno(), *(f.fileno() for f in fillers)}, server) == set()
-        finally:
-            for filler in fillers:
-                filler.close()
-            listener.close()
+            assert time.monotonic() - start < 15  # the try's 1 s, not the kernel's minutes of SYN retries
+            assert server.queries("udp"), "the lookup never asked"
+            return
+    pytest.fail("no port free for both UDP and TCP in 20 tries")
 
 
 def test_a_stream_of_wrong_replies_from_the_server_does_not_stretch_the_try(resolver_files: ResolverFiles) -> None:
@@ -698,3 +712,54 @@ def test_a_stream_of_wrong_replies_from_the_server_does_not_stretch_the_try(reso
         finally:
             stop.set()
             streamer.join(10)
+
+
+def _syn_sent_to(port: int) -> set[str]:
+    """The local ends of this machine's connections to 127.0.0.1:``port`` in SYN_SENT (/proc/net/tcp state 02)."""
+    with open("/proc/net/tcp") as table:
+        rows = [line.split() for line in table.readlines()[1:]]
+    return {row[1] for row in rows if row[2] == f"0100007F:{port:04X}" and row[3] == "02"}
+
+
+def _cancel_in_syn_sent(port: int, ctx: jn.Context, known: set[str]) -> None:
+    """Cancel ``ctx`` once a connection not in ``known`` (the fillers') waits in SYN_SENT: the lookup's."""
+    deadline = time.monotonic() + 10
+    while not _syn_sent_to(port) - known and time.monotonic() < deadline:
+        time.sleep(0.005)  # polls the kernel's table; nothing is assumed from the time
+    ctx.cancel()
+
+
+def test_cancel_while_the_tcp_connect_hangs(resolver_files: ResolverFiles) -> None:
+    from peers import when_blocked
+
+    for _ in range(20):  # as above: another port when the UDP port's number is taken for TCP
+        with DnsServer(tcp=False) as server, contextlib.ExitStack() as stack:
+            server.on("h.example", truncate=True)
+            try:
+                stack.enter_context(_full_tcp_queue(server))
+            except OSError:
+                continue
+            config = config_for(server, timeout=30)
+            before = socket_fds()
+            ctx = jn.Context()
+            known = _syn_sent_to(server.port)
+            canceller = when_blocked(functools.partial(_cancel_in_syn_sent, server.port, ctx, known))
+            with pytest.raises(jn.SocketError.Timeout):
+                jn.resolve("h.example", family=socket.AF_INET, config=config, ctx=ctx)
+            canceller.join(10)
+            assert sockets_left(before, server) == set()
+            assert not _syn_sent_to(server.port) - known  # the lookup's half-open connection is gone too
+            return
+    pytest.fail("no port free for both UDP and TCP in 20 tries")
+
+
+def test_a_deadline_between_the_a_and_the_aaaa_answer_is_a_timeout(resolver_files: ResolverFiles) -> None:
+    # The A answer is in, the AAAA answer is late: the context ends the lookup; no half answer is returned.
+    with DnsServer() as server:
+        server.add("h.example", a=["192.0.2.170"], aaaa=["2001:db8::170"])
+        server.on("h.example", "AAAA", delay=5)
+        before = socket_fds()
+        with pytest.raises(jn.SocketError.Timeout):
+            jn.resolve("h.example", config=config_for(server, timeout=30), ctx=jn.Context.with_timeout(0.5))
+        assert {q.qtype for q in server.queries()} == {"A", "AAAA"}
+        assert sockets_left(before, server) == set()
