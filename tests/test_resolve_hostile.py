@@ -763,3 +763,33 @@ def test_a_deadline_between_the_a_and_the_aaaa_answer_is_a_timeout(resolver_file
             jn.resolve("h.example", config=config_for(server, timeout=30), ctx=jn.Context.with_timeout(0.5))
         assert {q.qtype for q in server.queries()} == {"A", "AAAA"}
         assert sockets_left(before, server) == set()
+
+
+def test_thousands_of_addresses_under_a_low_descriptor_limit(tmp_path: Path) -> None:
+    # A 64 KB TCP answer of 4000 addresses, and RLIMIT_NOFILE at 64: ordering them (one UDP connect per
+    # destination to learn its source) must not hold them all open at once, nor fail untyped.
+    from peers import run_child
+
+    (tmp_path / "resolv.conf").write_text("nameserver 127.0.0.1\n")
+    (tmp_path / "hosts").write_text("")
+    answer = run_child(f"""
+        import json, os, resource, sys
+        sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
+        from dns_server import DnsServer
+        import janus_net as jn
+        with DnsServer() as server:
+            server.add("many.example", a=[f"10.{{i // 250}}.{{i % 250}}.1" for i in range(2000)],
+                       aaaa=[f"2001:db8::{{i:x}}" for i in range(2000)])
+            config = jn.ResolverConfig.load({str(tmp_path / "resolv.conf")!r}, {str(tmp_path / "hosts")!r})
+            config = config.replace(nameservers=(server.nameserver,), timeout=10)
+            open_now = len(os.listdir("/proc/self/fd"))
+            resource.setrlimit(resource.RLIMIT_NOFILE, (open_now + 24, open_now + 24))
+            try:
+                resolution = jn.resolve("many.example", config=config)
+                outcome = len(resolution.addresses)
+            except jn.SocketError as error:
+                outcome = type(error).__name__
+            print(json.dumps({{"outcome": outcome, "tcp": len(server.queries("tcp"))}}))
+    """)
+    assert answer["outcome"] == 4000, f"the lookup held too many descriptors at once: {answer}"
+    assert answer["tcp"] >= 1  # the answer came over TCP, as only TCP carries it
