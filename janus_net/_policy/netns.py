@@ -191,10 +191,10 @@ class Maker:
     ends the thread and joins it. A `Maker` belongs to the call that made it and is
     used from that call's thread only.
 
-    Nothing leaks when the caller is interrupted while it waits for a socket: the
-    helper still writes the fd into the caller's cell, and `close` (which the caller
-    runs in its ``finally``, before it closes its cells) waits for the helper, so the
-    cell is filled before it is closed.
+    Nothing leaks when the caller is interrupted while it waits for a socket: `socket`
+    then closes the helper, which makes what it was asked first, so the fd is in the
+    caller's cell before the caller's cleanup closes that cell. A helper whose `Maker`
+    is dropped without `close` (an interrupt inside it) ends on its own within a second.
     """
 
     __slots__ = ("__weakref__", "_path", "_queue", "_ready", "_thread")
@@ -248,13 +248,12 @@ class Maker:
             raise SocketError.OptionUnsupported(None, why, address=shown(self._path))
         import queue
         import threading  # here: only a netns= call needs threads (import time)
+        import weakref
 
         self._queue = queue.SimpleQueue()
         path = self._path
         self._ready = _Request(lambda: _entered(path))
-        import weakref
-
-        owner = weakref.ref(self)
+        owner = weakref.ref(self)  # the helper's, so that a Maker dropped without a close ends it too
         thread = threading.Thread(
             target=_serve, args=(self._queue, self._ready, owner), name="janus_net-netns", daemon=True
         )

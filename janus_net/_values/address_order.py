@@ -10,9 +10,9 @@ RFC 6724 §6 that need nothing but the two addresses and their sources, in order
 5. prefer matching label (policy table);
 6. prefer higher precedence (policy table);
 8. prefer smaller scope;
-9. use the longest matching prefix with the source -- for IPv6 only, as Go and glibc
-   do, since for IPv4 it defeats DNS round robin (RFC 6724 §2.2 caps the prefix at the
-   source's subnet; here at 64 bits, the interface-id boundary);
+9. use the longest matching prefix with the source -- for IPv6 only, as Go does
+   (golang/go#13283, #18518): for IPv4 it defeats DNS round robin (RFC 6724 §2.2 caps
+   the prefix at the source's subnet; here at 64 bits, the interface-id boundary);
 10. otherwise keep the order the answer had (the sort is stable).
 
 Rules 3 (deprecated sources), 4 (home addresses) and 7 (native transport) need the
