@@ -799,7 +799,8 @@ def test_thousands_of_addresses_under_a_low_descriptor_limit(tmp_path: Path) -> 
 
 _NAME_PIECES = st.sampled_from(
     ["a", "Z", "0", "-", "_", ".", "..", "xn--", "xn--bcher-kva", "ü", "ß", "ς", "İ", "\u200d", "\u0300", "\u0660",
-     "\uff41", "\u3002", "\x00", " ", "/", ":", "%", "[", "]", "\ud7ff", "\U0001f600", "localhost", "127", "1", "::", "ff", "a" * 63]
+     "\uff41", "\u3002", "\x00", " ", "/", ":", "%", "[", "]", "\ud7ff", "\U0001f600", "localhost", "127", "1",
+     "::", "ff", "a" * 63]
 )  # fmt: skip
 
 
