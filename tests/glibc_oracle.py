@@ -44,7 +44,8 @@ class Case:
         hosts: the text of /etc/hosts.
         family: None (both), socket.AF_INET or socket.AF_INET6.
         env: LOCALDOMAIN / RES_OPTIONS for both resolvers.
-        rules: name -> Behaviour fields (e.g. {"rcode": "SERVFAIL"}, {"truncate": True}), for every qtype.
+        rules: name -> Behaviour fields (e.g. {"rcode": "SERVFAIL"}, {"truncate": True}), for every qtype;
+            "name AAAA" -> fields for that type only.
         janus: also ask janus_net in the same child.
         server_rules: one server's own rules (its address -> name -> Behaviour fields), over ``rules``.
         gai_conf: the text bind-mounted over /etc/gai.conf (glibc's order policy; janus_net must not read it);
@@ -184,8 +185,9 @@ def _child() -> None:
             if "CNAME" in records:
                 zone.add_cname(name, records["CNAME"])
             zone.add(name, a=records.get("A", ()), aaaa=records.get("AAAA", ()))
-        for name, fields in {**spec["rules"], **spec["server_rules"].get(host, {})}.items():
-            zone.on(name, None, Behaviour(**fields))
+        for key, fields in {**spec["rules"], **spec["server_rules"].get(host, {})}.items():
+            name, _, qtype = key.partition(" ")  # "name" for every type, "name AAAA" for one
+            zone.on(name, qtype or None, Behaviour(**fields))
         return zone
 
     # A server on each loopback address resolv.conf names (127.0.0.0/8 is all on lo), and on 127.0.0.1

@@ -53,6 +53,18 @@ CASES: dict[str, Case] = {
         family=socket.AF_INET,
         server_rules={"127.0.0.2": {"www.x": {"blackhole": True}}},
     ),
+    "AAAA never answered, A answered": Case(
+        "www.x",
+        "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n",
+        {"www.x": BOTH},
+        rules={"www.x AAAA": {"blackhole": True}},
+    ),
+    "AAAA SERVFAIL, A answered": Case(
+        "www.x", "nameserver 127.0.0.1\n", {"www.x": BOTH}, rules={"www.x AAAA": {"rcode": "SERVFAIL"}}
+    ),
+    "AAAA NXDOMAIN, A answered": Case(
+        "www.x", "nameserver 127.0.0.1\n", {"www.x": BOTH}, rules={"www.x AAAA": {"rcode": "NXDOMAIN"}}
+    ),
     "the first server says NXDOMAIN: final": Case(
         "www.x", TWO, {"www.x": BOTH}, server_rules={"127.0.0.2": {"www.x": {"rcode": "NXDOMAIN"}}}
     ),
@@ -119,6 +131,16 @@ CASES: dict[str, Case] = {
     ),
     "hosts file: both families of the canonical name": Case(
         "files.example", SEARCH_AB, hosts="192.0.2.5 Files.Example alias.example\n2001:db8::5 files.example\n"
+    ),
+    "hosts file has the name for the other family only": Case(
+        "files.example",
+        SEARCH_AB,
+        {"files.example": BOTH},
+        hosts="192.0.2.5 files.example\n",
+        family=socket.AF_INET6,
+    ),
+    "hosts file has the name for one family, both asked": Case(
+        "files.example", SEARCH_AB, {"files.example": BOTH}, hosts="192.0.2.5 files.example\n"
     ),
     "hosts file misses: DNS": Case("dns.example", SEARCH_AB, {"dns.example": BOTH}, hosts="192.0.2.5 other.example\n"),
     "truncated UDP, then TCP": Case(
