@@ -44,8 +44,10 @@ class Case:
         hosts: the text of /etc/hosts.
         family: None (both), socket.AF_INET or socket.AF_INET6.
         env: LOCALDOMAIN / RES_OPTIONS for both resolvers.
-        rules: name -> Behaviour fields (e.g. {"rcode": "SERVFAIL"}, {"truncate": True}), for every qtype.
+        rules: name -> Behaviour fields (e.g. {"rcode": "SERVFAIL"}, {"truncate": True}), for every qtype;
+            "name AAAA" -> fields for that type only.
         janus: also ask janus_net in the same child.
+        server_rules: one server's own rules (its address -> name -> Behaviour fields), over ``rules``.
         gai_conf: the text bind-mounted over /etc/gai.conf (glibc's order policy; janus_net must not read it);
             None leaves the machine's (the mount needs /etc/gai.conf to exist).
     """
@@ -59,6 +61,7 @@ class Case:
     rules: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     janus: bool = True
     gai_conf: str | None = None
+    server_rules: dict[str, dict[str, dict[str, Any]]] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +76,7 @@ class Outcome:
         queries: (name, qtype, transport, edns) in the order the server received them.
         source: janus_net's ``Resolution.source`` (None for glibc).
         ordered: the addresses in the order given (glibc's getaddrinfo order, janus_net's RFC 6724 order).
+        servers: (qtype, the server's address) of each query, in order: which name server was asked when.
     """
 
     addresses: frozenset[str]
@@ -81,6 +85,7 @@ class Outcome:
     queries: tuple[tuple[str | None, str | None, str, int | None], ...]
     source: str | None = None
     ordered: tuple[str, ...] = ()
+    servers: tuple[tuple[str, str], ...] = ()
 
     @property
     def names(self) -> list[str | None]:
@@ -146,6 +151,7 @@ def _outcome(raw: dict[str, Any]) -> Outcome:
         tuple((q[0], q[1], q[2], q[3]) for q in raw["queries"]),
         raw.get("source"),
         tuple(raw.get("ordered", ())),
+        tuple((q[1], q[4]) for q in raw["queries"]),
     )
 
 
@@ -173,17 +179,26 @@ def _child() -> None:
 
     from dns_server import Behaviour, DnsServer, Zone
 
-    zone = Zone()
-    for name, records in spec["zone"].items():
-        if "CNAME" in records:
-            zone.add_cname(name, records["CNAME"])
-        zone.add(name, a=records.get("A", ()), aaaa=records.get("AAAA", ()))
-    for name, fields in spec["rules"].items():
-        zone.on(name, None, Behaviour(**fields))
+    def zone_for(host: str) -> Zone:
+        zone = Zone()
+        for name, records in spec["zone"].items():
+            if "CNAME" in records:
+                zone.add_cname(name, records["CNAME"])
+            zone.add(name, a=records.get("A", ()), aaaa=records.get("AAAA", ()))
+        for key, fields in {**spec["rules"], **spec["server_rules"].get(host, {})}.items():
+            name, _, qtype = key.partition(" ")  # "name" for every type, "name AAAA" for one
+            zone.on(name, qtype or None, Behaviour(**fields))
+        return zone
+
+    # A server on each loopback address resolv.conf names (127.0.0.0/8 is all on lo), and on 127.0.0.1
+    # (glibc's default when it names none).
     hosts = ["127.0.0.1"]
-    if any(line.split()[1:2] == ["::1"] for line in spec["resolv_conf"].splitlines() if line.startswith("nameserver")):
-        hosts.append("::1")
-    servers = [DnsServer(host, 53, zone=zone) for host in hosts]
+    for line in spec["resolv_conf"].splitlines():
+        words = line.split()
+        named = words[1] if words[:1] == ["nameserver"] and len(words) > 1 else ""
+        if (named.startswith("127.") or named == "::1") and named not in hosts:
+            hosts.append(named)
+    servers = [DnsServer(host, 53, zone=zone_for(host)) for host in hosts]
     try:
         glibc = _ask_glibc(spec["name"], spec["family"], servers)
         for server in servers:
@@ -197,7 +212,7 @@ def _child() -> None:
 
 def _log(servers: list[Any]) -> list[list[Any]]:
     queries = sorted((q for server in servers for q in server.queries()), key=lambda q: q.time)
-    return [[q.name, q.qtype, q.transport, q.edns] for q in queries]
+    return [[q.name, q.qtype, q.transport, q.edns, q.server.rsplit(":", 1)[0].strip("[]")] for q in queries]
 
 
 def _ask_glibc(name: str, family: int | None, servers: list[Any]) -> dict[str, Any]:

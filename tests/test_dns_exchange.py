@@ -313,7 +313,7 @@ def test_a_deadline_ends_the_lookup(server: DnsServer) -> None:
 
 @pytest.mark.parametrize(
     ("syscall", "after"),
-    [("socket", 0), ("connect", 0), ("send", 0), ("send", 1), ("poll", 0), ("receive", 0), ("receive", 2)],
+    [("socket", 0), ("connect", 0), ("send", 0), ("send", 1), ("poll", 0), ("receive", 0), ("receive", 1)],
 )
 def test_keyboard_interrupt_at_any_call_leaves_nothing_open(server: DnsServer, syscall: str, after: int) -> None:
     with fail(syscall, KeyboardInterrupt, after=after) as injection, pytest.raises(KeyboardInterrupt):

@@ -1169,3 +1169,31 @@ def test_keyboard_interrupt_at_every_line_leaves_no_socket(
         break
     assert leaks == [], "sockets left after a KeyboardInterrupt:\n" + "\n".join(leaks)
     assert runs > 50  # the lookup really ran through those modules
+
+
+def test_every_query_is_a_plain_recursive_question_by_an_independent_reader(
+    resolver_files: ResolverFiles, dns_server: DnsServer
+) -> None:
+    import dns.flags
+    import dns.message
+    import dns.opcode
+    import dns.rdataclass
+
+    dns_server.add("q.example", a=["192.0.2.190"], aaaa=["2001:db8::190"])
+    dns_server.on("tc.example", truncate=True)
+    dns_server.add("tc.example", a=["192.0.2.191"])
+    for fields in ({}, {"edns0": True}, {"use_vc": True}, {"single_request": True}):
+        jn.resolve("q.example", config=config_for(dns_server, **fields))
+    jn.resolve("tc.example", family=socket.AF_INET, config=config_for(dns_server, edns0=True))
+    queries = dns_server.queries()
+    assert len(queries) >= 10
+    for query in queries:
+        assert query.error is None, query
+        message = dns.message.from_wire(query.raw)
+        assert message.opcode() == dns.opcode.QUERY and message.flags & dns.flags.RD
+        assert not message.flags & dns.flags.QR
+        assert len(message.question) == 1 and message.question[0].rdclass == dns.rdataclass.IN
+        assert not message.answer and not message.authority
+        if message.edns >= 0:
+            assert message.payload == 1232 and not message.ednsflags & dns.flags.DO
+    assert {q.edns for q in queries} == {None, 1232}

@@ -763,3 +763,92 @@ def test_a_deadline_between_the_a_and_the_aaaa_answer_is_a_timeout(resolver_file
             jn.resolve("h.example", config=config_for(server, timeout=30), ctx=jn.Context.with_timeout(0.5))
         assert {q.qtype for q in server.queries()} == {"A", "AAAA"}
         assert sockets_left(before, server) == set()
+
+
+def test_thousands_of_addresses_under_a_low_descriptor_limit(tmp_path: Path) -> None:
+    # A 64 KB TCP answer of 4000 addresses, and RLIMIT_NOFILE at 64: ordering them (one UDP connect per
+    # destination to learn its source) must not hold them all open at once, nor fail untyped.
+    from peers import run_child
+
+    (tmp_path / "resolv.conf").write_text("nameserver 127.0.0.1\n")
+    (tmp_path / "hosts").write_text("")
+    answer = run_child(f"""
+        import json, os, resource, sys
+        sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
+        from dns_server import DnsServer
+        import janus_net as jn
+        with DnsServer() as server:
+            server.add("many.example", a=[f"10.{{i // 250}}.{{i % 250}}.1" for i in range(2000)],
+                       aaaa=[f"2001:db8::{{i:x}}" for i in range(2000)])
+            config = jn.ResolverConfig.load({str(tmp_path / "resolv.conf")!r}, {str(tmp_path / "hosts")!r})
+            config = config.replace(nameservers=(server.nameserver,), timeout=10)
+            open_now = len(os.listdir("/proc/self/fd"))
+            resource.setrlimit(resource.RLIMIT_NOFILE, (open_now + 24, open_now + 24))
+            try:
+                resolution = jn.resolve("many.example", config=config)
+                outcome = len(resolution.addresses)
+            except jn.SocketError as error:
+                outcome = type(error).__name__
+            print(json.dumps({{"outcome": outcome, "tcp": len(server.queries("tcp"))}}))
+    """)
+    assert answer["outcome"] == 4000, f"the lookup held too many descriptors at once: {answer}"
+    assert answer["tcp"] >= 1  # the answer came over TCP, as only TCP carries it
+
+
+# --- any text as a host name: InvalidHostName, or asked of DNS as plain ASCII ----------------------
+
+_NAME_PIECES = st.sampled_from(
+    ["a", "Z", "0", "-", "_", ".", "..", "xn--", "xn--bcher-kva", "ü", "ß", "ς", "İ", "\u200d", "\u0300", "\u0660",
+     "\uff41", "\u3002", "\x00", " ", "/", ":", "%", "[", "]", "\ud7ff", "\U0001f600", "localhost", "127", "1",
+     "::", "ff", "a" * 63]
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(st.one_of(st.text(max_size=40), st.lists(_NAME_PIECES, max_size=12).map("".join)))
+def test_any_text_is_an_invalid_host_name_or_a_plain_ascii_question(text: str) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        conf = Path(directory, "resolv.conf")
+        hosts = Path(directory, "hosts")
+        conf.write_text("nameserver 127.0.0.1\n")
+        hosts.write_text("")
+        with DnsServer() as server:  # NXDOMAIN for everything, at once
+            config = jn.ResolverConfig.load(str(conf), str(hosts)).replace(
+                nameservers=(server.nameserver,), timeout=1, attempts=1
+            )
+            try:
+                resolution = jn.resolve(text, config=config)
+            except jn.SocketError.InvalidHostName:
+                assert server.queries() == []
+                return
+            except jn.SocketError.UnknownHostName as error:
+                assert error.name == text
+                resolution = None
+            if resolution is not None:
+                assert resolution.source in ("literal", "localhost")
+            for query in server.queries():
+                assert query.error is None and query.name is not None
+                assert query.name.isascii() and len(query.name) <= 253, query.name
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "\uff4c\uff4f\uff43\uff41\uff4c\uff48\uff4f\uff53\uff54",  # full-width "localhost"
+        "LOCALHOST\u3002",  # an ideographic full stop: "localhost." once mapped
+        "a\u3002localhost",
+        "\u212aelvin.localhost",  # KELVIN SIGN, mapped to "k"
+    ],
+)
+def test_a_name_that_maps_to_localhost_is_never_asked_of_dns(resolver_files: ResolverFiles, name: str) -> None:
+    with DnsServer() as server:
+        server.add("localhost", a=["192.0.2.180"])
+        server.add("a.localhost", a=["192.0.2.180"])
+        server.add("kelvin.localhost", a=["192.0.2.180"])
+        try:
+            resolution = jn.resolve(name, config=config_for(server))
+        except jn.SocketError.InvalidHostName:
+            resolution = None
+        assert server.queries() == [], "a name under .localhost went to DNS (RFC 6761)"
+        if resolution is not None:
+            assert resolution.source == "localhost"

@@ -29,9 +29,45 @@ SAME_ERROR = {
 
 BOTH = {"A": ["192.0.2.1"], "AAAA": ["2001:db8::1"]}
 SEARCH_AB = "nameserver 127.0.0.1\nsearch a.example b.example\n"
+TWO = "nameserver 127.0.0.2\nnameserver 127.0.0.3\n"
 
 CASES: dict[str, Case] = {
     "search first, found in the second domain": Case("www", SEARCH_AB, {"www.b.example": BOTH}),
+    "the hosts file is asked the name as given, not with the search domains": Case(
+        "www", SEARCH_AB, {"www.b.example": BOTH}, hosts="192.0.2.9 www.a.example\n"
+    ),
+    "a short name in the hosts file": Case("www", SEARCH_AB, {"www.a.example": BOTH}, hosts="192.0.2.9 www\n"),
+    "two name servers, the first answers": Case(
+        "www.x", "nameserver 127.0.0.2\nnameserver 127.0.0.3\n", {"www.x": BOTH}
+    ),
+    "the first server SERVFAILs, the second answers": Case(
+        "www.x", TWO, {"www.x": BOTH}, server_rules={"127.0.0.2": {"www.x": {"rcode": "SERVFAIL"}}}
+    ),
+    "the first server REFUSEs, the second answers": Case(
+        "www.x", TWO, {"www.x": BOTH}, server_rules={"127.0.0.2": {"www.x": {"rcode": "REFUSED"}}}
+    ),
+    "the first server is silent, the second answers": Case(
+        "www.x",
+        TWO + "options timeout:1 attempts:1\n",
+        {"www.x": BOTH},
+        family=socket.AF_INET,
+        server_rules={"127.0.0.2": {"www.x": {"blackhole": True}}},
+    ),
+    "AAAA never answered, A answered": Case(
+        "www.x",
+        "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n",
+        {"www.x": BOTH},
+        rules={"www.x AAAA": {"blackhole": True}},
+    ),
+    "AAAA SERVFAIL, A answered": Case(
+        "www.x", "nameserver 127.0.0.1\n", {"www.x": BOTH}, rules={"www.x AAAA": {"rcode": "SERVFAIL"}}
+    ),
+    "AAAA NXDOMAIN, A answered": Case(
+        "www.x", "nameserver 127.0.0.1\n", {"www.x": BOTH}, rules={"www.x AAAA": {"rcode": "NXDOMAIN"}}
+    ),
+    "the first server says NXDOMAIN: final": Case(
+        "www.x", TWO, {"www.x": BOTH}, server_rules={"127.0.0.2": {"www.x": {"rcode": "NXDOMAIN"}}}
+    ),
     "search first, found nowhere": Case("www", SEARCH_AB),
     "single label found as given last": Case("www", SEARCH_AB, {"www": BOTH}),
     "dotted name as given first": Case("www.x", SEARCH_AB, {"www.x": BOTH}),
@@ -96,6 +132,16 @@ CASES: dict[str, Case] = {
     "hosts file: both families of the canonical name": Case(
         "files.example", SEARCH_AB, hosts="192.0.2.5 Files.Example alias.example\n2001:db8::5 files.example\n"
     ),
+    "hosts file has the name for the other family only": Case(
+        "files.example",
+        SEARCH_AB,
+        {"files.example": BOTH},
+        hosts="192.0.2.5 files.example\n",
+        family=socket.AF_INET6,
+    ),
+    "hosts file has the name for one family, both asked": Case(
+        "files.example", SEARCH_AB, {"files.example": BOTH}, hosts="192.0.2.5 files.example\n"
+    ),
     "hosts file misses: DNS": Case("dns.example", SEARCH_AB, {"dns.example": BOTH}, hosts="192.0.2.5 other.example\n"),
     "truncated UDP, then TCP": Case(
         "tc.example", "nameserver 127.0.0.1\n", {"tc.example": BOTH}, rules={"tc.example": {"truncate": True}}
@@ -126,6 +172,13 @@ def test_janus_net_asks_and_finds_what_glibc_does(case: Case) -> None:
     if glibc.error is None:
         assert (janus.canonical_name or "").lower() == (glibc.canonical_name or "").lower()
         assert janus.source == ("files" if not glibc.queries else "dns")
+    # The servers asked, in the order first asked, for each type (A and AAAA may interleave; glibc asks a
+    # duplicate search domain again and re-asks a large answer over TCP with a bigger buffer, janus_net does
+    # neither; rounds and retries are compared by test_the_servers_asked_in_glibcs_order).
+    for qtype in ("A", "AAAA"):
+        asked_by_janus = list(dict.fromkeys(s for t, s in janus.servers if t == qtype))
+        asked_by_glibc = list(dict.fromkeys(s for t, s in glibc.servers if t == qtype))
+        assert asked_by_janus == asked_by_glibc, qtype
     assert {q[2] for q in janus.queries} == {q[2] for q in glibc.queries}  # udp / tcp
     assert {q[3] is None for q in janus.queries} == {q[3] is None for q in glibc.queries}  # EDNS0 offered or not
 
@@ -194,3 +247,20 @@ def test_gai_conf_is_not_read() -> None:
     result = run_case(Case("o.example", "nameserver 127.0.0.1\n", {"o.example": LOOPBACKS}, gai_conf=prefer_v4))
     assert result.glibc.ordered == ("127.0.0.1", "::1")  # glibc obeys the file
     assert result.janus is not None and result.janus.ordered == ("::1", "127.0.0.1")  # janus_net does not read it
+
+
+FOUR = "".join(f"nameserver 127.0.0.{i}\n" for i in range(1, 5))
+
+
+@pytest.mark.parametrize(
+    ("options", "rcode"),
+    [("", "SERVFAIL"), ("", "REFUSED"), ("options attempts:2\n", "SERVFAIL"), ("options attempts:3\n", "REFUSED")],
+)
+def test_the_servers_asked_in_glibcs_order(options: str, rcode: str) -> None:
+    # Four nameserver lines (the fourth ignored), every server failing at once: the servers asked, in order.
+    case = Case("f.example", FOUR + options, rules={"f.example": {"rcode": rcode}}, family=socket.AF_INET)
+    result = run_case(case)
+    assert result.janus is not None
+    assert result.glibc.error == "EAI_AGAIN" and result.janus.error == "NameServerFailure"
+    assert "127.0.0.4" not in {server for _, server in result.glibc.servers}
+    assert result.janus.servers == result.glibc.servers

@@ -76,16 +76,17 @@ def open_path(
 
 
 class Stat:
-    """What janus_net reads of fstat(2) and lstat(2): identity, type and permission bits, owner."""
+    """What janus_net reads of fstat(2) and lstat(2): identity, type and permission bits, owner, size."""
 
-    __slots__ = ("dev", "gid", "ino", "mode", "uid")
+    __slots__ = ("dev", "gid", "ino", "mode", "size", "uid")
 
-    def __init__(self, dev: int, ino: int, mode: int, uid: int, gid: int) -> None:
+    def __init__(self, dev: int, ino: int, mode: int, uid: int, gid: int, size: int = -1) -> None:
         self.dev = dev
         self.ino = ino
         self.mode = mode
         self.uid = uid
         self.gid = gid
+        self.size = size
 
     @property
     def is_socket(self) -> bool:
@@ -127,7 +128,7 @@ def fstat(fd: int, address: object = None, table: Syscall | None = None) -> Stat
     """fstat(2); ``table`` as for `getsockopt_int`."""
     st = ffi.new("struct stat *")
     retry(FSTAT if table is None else table, lib.fstat, (fd, st), None, address)
-    return Stat(int(st.st_dev), int(st.st_ino), int(st.st_mode), int(st.st_uid), int(st.st_gid))
+    return Stat(int(st.st_dev), int(st.st_ino), int(st.st_mode), int(st.st_uid), int(st.st_gid), int(st.st_size))
 
 
 #: fstat on a descriptor janus_net did not make (see loop.NOT_ADOPTABLE).
@@ -417,6 +418,8 @@ def read_small_file(path: str | bytes, limit: int, checkpoint: Checkpoint | None
                     E.EFBIG, f"{text!r} is larger than {limit} bytes", syscall="read", address=text
                 )
             chunks.append(ffi.unpack(buf, got))
+            if got < 65536 and total >= st.size:
+                break  # a regular file read short at its size is at its end: no read(2) for the 0
         return b"".join(chunks)
     finally:
         close_desc(desc)

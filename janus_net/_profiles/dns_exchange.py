@@ -200,12 +200,14 @@ class Query:
 class Exchange:
     """The questions of one lookup and the sockets they use; driven by `entries` and `advance`, never waiting."""
 
-    def __init__(self, config: ResolverConfig, check: Checkpoint | None) -> None:
+    def __init__(self, config: ResolverConfig, check: Checkpoint | None, held: list[Any]) -> None:
         self.config = config
         self.check = check
         self.channels = [Channel(address) for address in config.nameservers]
         self.queries: list[Query] = []
-        self.held: list[Any] = []  # every cell this exchange made, closed by close()
+        # Every cell this exchange makes, put here before the syscall that fills it: the
+        # owner's list (NameLookup.held), which its driver's cleanup closes in one call.
+        self.held = held
         count = len(self.channels)
         start = 0
         if config.rotate and count:
@@ -213,6 +215,7 @@ class Exchange:
             _rotation[0] = start + 1
         self.order = [(start + i) % count for i in range(count)] * config.attempts
         self._polled: list[tuple[Any, Any]] = []
+        self._ids = bytearray()
 
     # --- asking
 
@@ -230,7 +233,11 @@ class Exchange:
     def _new_id(self, server: int) -> int:
         used = {q.qid for q in self.queries if not q.done and q.turn >= 0 and q.server == server}
         while True:
-            qid = secrets.randbits(16)
+            pool = self._ids
+            if not pool:
+                # CSPRNG bytes drawn 16 ids at a time: one getrandom(2) per lookup, not one per query.
+                pool = self._ids = bytearray(secrets.token_bytes(32))
+            qid = (pool.pop() << 8) | pool.pop()
             if qid not in used:
                 return qid
 
@@ -361,6 +368,9 @@ class Exchange:
             if got == WOULD_BLOCK:
                 return
             self._dispatch(channel, ffi.unpack(buf, got), now)
+            index = self.channels.index(channel)
+            if not any(not q.done and q.tcp is None and q.server == index for q in self.queries):
+                return  # nobody waits for this server any more: no receive only to hear it has nothing
 
     def _dispatch(self, channel: Channel, data: bytes, now: float) -> None:
         index = self.channels.index(channel)
@@ -418,10 +428,7 @@ class Exchange:
 
     def close(self) -> None:
         """Close every socket of the exchange, exactly once; idempotent."""
-        held = self.held
-        while held:
-            cells.close_desc(held[-1])  # closed, then forgotten: an interrupt between the two closes nothing twice
-            held.pop()
+        cells.close_all(self.held)
         for channel in self.channels:
             channel.fd = -1
             channel.broken = True

@@ -20,14 +20,16 @@ the servers failed (``.temporary``, see `janus_net._profiles.dns_exchange`).
 
 The driver's loop (`janus_net._profiles.resolve`)::
 
-    lookup = NameLookup(host, port, family, config, ctx)
+    lookup = None
     try:
+        lookup = NameLookup(host, port, family, config, ctx)
         while not lookup.done():
             revents = waiting.wait_fds(lookup.poll_entries(), ctx, lookup.next_deadline())
             lookup.advance(revents, time.monotonic())
         return lookup.result()
     finally:
-        lookup.close()
+        if lookup is not None:
+            cells.close_all(lookup.held)
 
 `result` orders the addresses by RFC 6724 (`janus_net._profiles.source_address`: the
 source of each destination learned by a UDP connect, no packet sent, then the rules of
@@ -41,6 +43,7 @@ import ipaddress
 import sys
 import time
 
+from janus_net._kernel import cells
 from janus_net._policy.context import Context
 from janus_net._profiles import hosts_file, source_address
 from janus_net._profiles.dns_exchange import Exchange, Query
@@ -56,6 +59,10 @@ from janus_net._values.value_base import check_port
 AF_INET: int = lib.AF_INET
 AF_INET6: int = lib.AF_INET6
 _QTYPE = {AF_INET: TYPE_A, AF_INET6: TYPE_AAAA}
+
+TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Any
 
 Address = Ip4Address | Ip6Address
 
@@ -109,6 +116,10 @@ class NameLookup:
             SocketError.FileNotFound...: ``config`` None and ResolverConfig.load() failed.
         """
         self._exchange: Exchange | None = None
+        #: Every socket cell of the lookup, put here before the syscall that fills it. A
+        #: driver's cleanup closes them with one call, `cells.close_all(lookup.held)`, in
+        #: its ``finally``: nothing of this module runs then, so no exception can stop it.
+        self.held: list[Any] = []
         self._static: tuple[Address, ...] | None = None
         self._error: SocketError | None = None
         self._canonical = ""
@@ -148,13 +159,13 @@ class NameLookup:
         self._got_nodata = False
         self._got_servfail = False
         self._queries: dict[int, Query] = {}
-        self._exchange = Exchange(config, self._check)
+        self._exchange = Exchange(config, self._check, self.held)
         try:
             now = time.monotonic()
             self._next_name(now)
             self._evaluate(now)  # every try may have ended at once (no server reachable)
         except BaseException:
-            self.close()
+            cells.close_all(self.held)
             raise
 
     # --- the answers that need no DNS
@@ -319,7 +330,12 @@ class NameLookup:
         return tuple(source_address.in_rfc6724_order(addresses, ctx=self._ctx))
 
     def close(self) -> None:
-        """Close every socket the lookup holds, exactly once; idempotent."""
+        """Close every socket the lookup holds, exactly once; idempotent.
+
+        A driver's ``finally`` should rather call ``cells.close_all(lookup.held)``, which
+        runs no line of this module (see `held`).
+        """
+        cells.close_all(self.held)
         exchange = self._exchange
         if exchange is not None:
             exchange.close()
