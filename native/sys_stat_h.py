@@ -1,5 +1,7 @@
 """Declarations from <sys/stat.h>: fchmod, which sets a unix socket's mode before bind;
-fstat and chmod, which check and widen the mode of the file bind created (DESIGN §7)."""
+fstat and chmod, which check and widen the mode of the file bind created (DESIGN §7); stat, whose
+identity and change times tell the resolver whether resolv.conf or hosts changed since it read them
+(DESIGN §17)."""
 
 INCLUDES = """
 #include <sys/stat.h>
@@ -17,6 +19,8 @@ struct stat {
     uid_t st_uid;
     gid_t st_gid;
     off_t st_size;
+    struct timespec st_mtim;
+    struct timespec st_ctim;
     ...;
 };
 static const int S_IFMT;
@@ -34,6 +38,8 @@ int fchmod(int, mode_t);
 int fstat(int, struct stat *);
 /* lstat: what a path names now, without following a final symlink (stale socket files). */
 int lstat(const char *, struct stat *);
+/* stat: the file a path names, a final symlink followed (/etc/resolv.conf often is one). */
+int stat(const char *, struct stat *);
 /* chmod("/proc/self/fd/N"): the mode of exactly the inode an O_PATH fd holds. */
 int chmod(const char *, mode_t);
 """

@@ -756,7 +756,7 @@ ROUTES.update(
 
 
 def load_resolv_conf(name: str) -> Route:
-    """`ResolverConfig.load` of a named resolv.conf: the small-file read (open, read) with ``name`` armed."""
+    """`ResolverConfig.load` of a named resolv.conf: its stat, the small-file read (open, read) with ``name`` armed."""
 
     def route(err: Any, tmp: Path) -> Outcome:
         conf = tmp / "resolv.conf"
@@ -769,7 +769,13 @@ def load_resolv_conf(name: str) -> Route:
     return route
 
 
-ROUTES.update({"OPEN_READ": (load_resolv_conf("open"),), "READ_FILE": (load_resolv_conf("read"),)})
+ROUTES.update(
+    {
+        "OPEN_READ": (load_resolv_conf("open"),),
+        "READ_FILE": (load_resolv_conf("read"),),
+        "STAT": (load_resolv_conf("stat"),),
+    }
+)
 
 #: Routes this process never reaches, because CLOEXEC is native here: they run in a
 #: subprocess with JANUS_NET_FORCE_CLOEXEC_EMULATION=1 (socket()+fcntl, accept()+fcntl).

@@ -78,15 +78,19 @@ def open_path(
 class Stat:
     """What janus_net reads of fstat(2) and lstat(2): identity, type and permission bits, owner, size."""
 
-    __slots__ = ("dev", "gid", "ino", "mode", "size", "uid")
+    __slots__ = ("ctime_ns", "dev", "gid", "ino", "mode", "mtime_ns", "size", "uid")
 
-    def __init__(self, dev: int, ino: int, mode: int, uid: int, gid: int, size: int = -1) -> None:
+    def __init__(
+        self, dev: int, ino: int, mode: int, uid: int, gid: int, size: int = -1, mtime_ns: int = -1, ctime_ns: int = -1
+    ) -> None:
         self.dev = dev
         self.ino = ino
         self.mode = mode
         self.uid = uid
         self.gid = gid
         self.size = size
+        self.mtime_ns = mtime_ns
+        self.ctime_ns = ctime_ns
 
     @property
     def is_socket(self) -> bool:
@@ -105,6 +109,15 @@ class Stat:
     def identity(self) -> tuple[int, int]:
         """(st_dev, st_ino): which file this is, whatever its name."""
         return (self.dev, self.ino)
+
+    @property
+    def version(self) -> tuple[int, int, int, int, int]:
+        """(dev, ino, size, mtime_ns, ctime_ns): which file, as of which change (glibc's resolv.conf check).
+
+        Equal versions mean the same content, short of a write that keeps the size within
+        one timestamp tick and sets both times back: glibc trusts the same fields.
+        """
+        return (self.dev, self.ino, self.size, self.mtime_ns, self.ctime_ns)
 
 
 _FILE_KINDS = {
@@ -128,7 +141,15 @@ def fstat(fd: int, address: object = None, table: Syscall | None = None) -> Stat
     """fstat(2); ``table`` as for `getsockopt_int`."""
     st = ffi.new("struct stat *")
     retry(FSTAT if table is None else table, lib.fstat, (fd, st), None, address)
-    return Stat(int(st.st_dev), int(st.st_ino), int(st.st_mode), int(st.st_uid), int(st.st_gid), int(st.st_size))
+    return _stat_of(st)
+
+
+def _stat_of(st: Any) -> Stat:
+    mtim, ctim = st.st_mtim, st.st_ctim
+    return Stat(
+        int(st.st_dev), int(st.st_ino), int(st.st_mode), int(st.st_uid), int(st.st_gid), int(st.st_size),
+        int(mtim.tv_sec) * 1_000_000_000 + int(mtim.tv_nsec), int(ctim.tv_sec) * 1_000_000_000 + int(ctim.tv_nsec),
+    )  # fmt: skip
 
 
 #: fstat on a descriptor janus_net did not make (see loop.NOT_ADOPTABLE).
@@ -168,6 +189,21 @@ def lstat(path: str | bytes, address: object = None) -> Stat:
     st = ffi.new("struct stat *")
     retry(LSTAT, lib.lstat, (os_bytes(path), st), None, address)
     return Stat(int(st.st_dev), int(st.st_ino), int(st.st_mode), int(st.st_uid), int(st.st_gid))
+
+
+STAT = Syscall(
+    "stat", _PATH_ERRORS, bugs={E.EFAULT: "the path and the stat buffer are memory janus_net allocated for the call"}
+)
+
+
+def stat(path: str | bytes, address: object = None) -> Stat:
+    """stat(2) of ``path``: the file it names now, a final symlink followed; its `Stat.version` included.
+
+    Raises `SocketError.FileNotFound` when nothing is there, as every other cause, typed.
+    """
+    st = ffi.new("struct stat *")
+    retry(STAT, lib.stat, (os_bytes(path), st), None, address)
+    return _stat_of(st)
 
 
 UNLINK = Syscall(
@@ -382,7 +418,15 @@ READ_FILE = Syscall(
 
 
 def read_small_file(path: str | bytes, limit: int, checkpoint: Checkpoint | None = None) -> bytes:
-    """The whole content of the regular file at ``path``, at most ``limit`` bytes.
+    """The whole content of the regular file at ``path``, at most ``limit`` bytes (see `read_small_file_stat`)."""
+    return read_small_file_stat(path, limit, checkpoint)[0]
+
+
+def read_small_file_stat(path: str | bytes, limit: int, checkpoint: Checkpoint | None = None) -> tuple[bytes, Stat]:
+    """The whole content of the regular file at ``path``, at most ``limit`` bytes, and the fstat of what was read.
+
+    The `Stat` is the open file's own: its `Stat.version` names exactly the content
+    returned (a later `stat` of the path that differs means the file changed since).
 
     Opened read-only, close-on-exec and non-blocking (a FIFO put where a
     configuration file belongs cannot make the open wait for a writer), checked to be a
@@ -420,6 +464,6 @@ def read_small_file(path: str | bytes, limit: int, checkpoint: Checkpoint | None
             chunks.append(ffi.unpack(buf, got))
             if got < 65536 and total >= st.size:
                 break  # a regular file read short at its size is at its end: no read(2) for the 0
-        return b"".join(chunks)
+        return b"".join(chunks), st
     finally:
         close_desc(desc)

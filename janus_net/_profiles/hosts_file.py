@@ -5,8 +5,9 @@ Each line is an address, its canonical name and any aliases, separated by blanks
 addresses are gathered from every line that names it (glibc's ``multi on``, its
 default), in file order; the canonical name is the first name of the first line that
 matched. A line whose address is not an IP literal in the strict forms of DESIGN §4
-is skipped, as glibc skips it. The file is read again at each lookup (no cache, as
-glibc), through the kernel door; a missing or unreadable file has no names.
+is skipped, as glibc skips it. The file is stat'ed at each lookup and read again, through
+the kernel door, whenever its version changed (`janus_net._profiles.file_versions`:
+its content, never an answer, is kept); a missing or unreadable file has no names.
 
 A name found only with addresses of the other family is not an answer: the lookup
 goes on to DNS, as glibc's ``hosts: files dns`` does (files says NOTFOUND).
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from janus_net._kernel import files
+from janus_net._profiles import file_versions
 from janus_net._shim import lib
 from janus_net._values.errors import SocketError
 from janus_net._values.ip import Ip4Address, Ip6Address, ip6_literal
@@ -39,10 +40,20 @@ class HostsEntry:
 
 def read(path: str) -> bytes:
     """The hosts file's bytes; empty when it is missing or cannot be read (glibc goes on to DNS then)."""
+    return _read_folded(path)[0]
+
+
+def _folded(content: bytes) -> tuple[bytes, bytes]:
+    return content, content.lower()
+
+
+def _read_folded(path: str) -> tuple[bytes, bytes]:
+    """(content, content in lower case): read again only when the file's version changed (`file_versions`)."""
     try:
-        return files.read_small_file(path, MAX_HOSTS_BYTES)
+        found: tuple[bytes, bytes] = file_versions.read_kept(path, MAX_HOSTS_BYTES, None, _folded)
     except (SocketError.FileNotFound, SocketError.AccessDenied, SocketError.NotDir):
-        return b""
+        return b"", b""
+    return found
 
 
 def _address(text: bytes, port: int) -> Ip4Address | Ip6Address | None:
@@ -64,8 +75,11 @@ def _address(text: bytes, port: int) -> Ip4Address | Ip6Address | None:
 
 def find(content: bytes, name: str, port: int) -> HostsEntry | None:
     """The entry for ``name`` (ASCII, no trailing dot) in hosts file ``content``; None if no line names it."""
+    return _find(content, content.lower(), name, port)
+
+
+def _find(content: bytes, folded: bytes, name: str, port: int) -> HostsEntry | None:
     wanted = name.lower().encode("ascii")
-    folded = content.lower()
     if wanted not in folded:
         return None  # the usual case, answered without splitting a line
     entry: HostsEntry | None = None
@@ -96,7 +110,7 @@ def lookup(path: str, name: str, family: int | None, port: int) -> tuple[str, tu
     file order (the RFC 6724 sort orders them afterwards). An empty tuple: no line
     names ``name`` with an address of the families asked (then DNS is asked).
     """
-    entry = find(read(path), name, port)
+    entry = _find(*_read_folded(path), name, port)
     if entry is None:
         return "", ()
     found: list[Ip4Address | Ip6Address] = []

@@ -16,6 +16,9 @@
 * The environment, after the file: ``LOCALDOMAIN`` replaces the search list (blank
   separated; set but empty means none), ``RES_OPTIONS`` adds options as an
   ``options`` line would.
+* The file is stat'ed at each `load` and parsed again only when its version (dev,
+  inode, size, mtime, ctime) or the environment changed, as glibc does
+  (`janus_net._profiles.file_versions`; not an answer cache).
 * No ``nameserver`` line: 127.0.0.1. The default file missing: every default.
   A file named explicitly (an argument, or the environment variable) that is
   missing: `SocketError.FileNotFound`.
@@ -31,6 +34,7 @@ import math
 import os
 
 from janus_net._kernel import files
+from janus_net._profiles import file_versions
 from janus_net._profiles.addresses import parse_address
 from janus_net._values.errors import SocketError
 from janus_net._values.host_names import check_host_name
@@ -206,15 +210,22 @@ class ResolverConfig:
         explicit = resolv_conf is not None or bool(os.environ.get(RESOLV_CONF_VARIABLE))
         path = resolv_conf if resolv_conf is not None else (os.environ.get(RESOLV_CONF_VARIABLE) or DEFAULT_RESOLV_CONF)
         hosts_path = hosts if hosts is not None else (os.environ.get(HOSTS_VARIABLE) or DEFAULT_HOSTS)
+        if hosts is not None or os.environ.get(HOSTS_VARIABLE):
+            files.lstat(hosts_path)  # FileNotFound now, not a silent empty hosts file at each lookup
+        environ = os.environ
+        local, extra = environ.get("LOCALDOMAIN"), environ.get("RES_OPTIONS")
+        # One stat(2) when nothing changed, as glibc checks resolv.conf (`file_versions`): the
+        # parsed value is kept with the file's version and the environment it was parsed under.
         try:
-            content = files.read_small_file(path, MAX_RESOLV_CONF_BYTES)
+            config: ResolverConfig = file_versions.read_kept(
+                path, MAX_RESOLV_CONF_BYTES, (hosts_path, local, extra),
+                lambda content: parse(content.decode("utf-8", "surrogateescape"), environ, hosts_path),
+            )  # fmt: skip
+            return config
         except SocketError.FileNotFound:
             if explicit:
                 raise
-            content = b""
-        if hosts is not None or os.environ.get(HOSTS_VARIABLE):
-            files.lstat(hosts_path)  # FileNotFound now, not a silent empty hosts file at each lookup
-        return parse(content.decode("utf-8", "surrogateescape"), os.environ, hosts_path)
+        return parse("", environ, hosts_path)
 
     def replace(self, **fields: object) -> ResolverConfig:
         """A copy with ``fields`` changed, each checked.
