@@ -190,3 +190,52 @@ def test_learn_is_cancelled_by_its_context() -> None:
     with pytest.raises(SocketError.Timeout):
         learn([_addr("127.0.0.1", 80)], ctx=ctx)
     assert _fd_count() == before
+
+
+def test_one_probe_socket_for_every_destination_gives_each_its_own_source() -> None:
+    # learn() connects one socket to each destination in turn (an IPv6 socket for both
+    # families): a UDP connect binds the source it chose, so without the AF_UNSPEC
+    # connect between two destinations the second would report the first one's source.
+    # Here every destination has a different source (a subnet each), and
+    # the stdlib's fresh socket per destination is the oracle, in every order (the subnets
+    # sit on lo: this kernel may have no dummy links).
+    script = """
+import itertools, os, socket, sys
+sys.path.insert(0, os.getcwd())
+from janus_net._profiles.source_address import learn
+from janus_net._values.ip import Ip4Address, Ip6Address
+def oracle(d):
+    s = socket.socket(d.family, socket.SOCK_DGRAM)
+    try:
+        s.connect((d.host, d.port))
+        return s.getsockname()[0]
+    except OSError:
+        return None
+    finally:
+        s.close()
+dests = [Ip4Address('10.1.0.5', 80), Ip4Address('10.2.0.5', 80), Ip6Address('fd01::5', 80),
+         Ip6Address('fd02::5', 80), Ip4Address('192.0.2.9', 80), Ip6Address('2001:db8::9', 80)]
+before = len(os.listdir('/proc/self/fd'))
+checked = 0
+for n in (1, 2, 3, 6):
+    for order in itertools.permutations(dests, n):
+        got = [None if g is None else g.host for g in learn(list(order))]
+        assert got == [oracle(d) for d in order], (order, got)
+        checked += 1
+assert len(os.listdir('/proc/self/fd')) == before
+print(checked, sorted({g for d in dests for g in [oracle(d)] if g}))
+"""
+    setup = (
+        "ip link set lo up && ip addr add 10.1.0.1/24 dev lo && ip addr add 10.2.0.1/24 dev lo"
+        " && ip -6 addr add fd01::1/64 dev lo && ip -6 addr add fd02::1/64 dev lo"
+    )
+    out = subprocess.run(
+        ["unshare", "--net", "sh", "-c", f'{setup} && exec {sys.executable} -c "$0"', script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    count, sources = out.stdout.split(" ", 1)
+    assert int(count) == 6 + 30 + 120 + 720
+    assert sources.strip() == "['10.1.0.1', '10.2.0.1', 'fd01::1', 'fd02::1']"

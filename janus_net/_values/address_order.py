@@ -130,19 +130,32 @@ class _Attrs:
     __slots__ = ("ip", "ip6_only", "label", "precedence", "scope", "source", "source_label", "source_scope")
 
     def __init__(self, destination: object, source: object | None) -> None:
-        ip = as_mapped(_ip_of(destination))
-        self.ip = ip
-        self.ip6_only = ip.ipv4_mapped is None
-        self.scope = scope(ip)
-        self.precedence, self.label = policy(ip)
+        self.ip, self.ip6_only, self.scope, self.precedence, self.label = _classify(_ip_of(destination))
         self.source: ipaddress.IPv6Address | None = None
         self.source_scope = 0
         self.source_label = -1
         if source is not None:
-            src = as_mapped(_ip_of(source))
-            self.source = src
-            self.source_scope = scope(src)
-            self.source_label = policy(src)[1]
+            self.source, _, self.source_scope, _, self.source_label = _classify(_ip_of(source))
+
+
+#: What `_classify` found per address: a pure function's results (the policy table is
+#: fixed), bounded. The same few addresses come back at every lookup of a name; the
+#: table walk and the `ipaddress` network tests are most of a sort's time.
+_CLASSES: dict[object, tuple[ipaddress.IPv6Address, bool, int, int, int]] = {}
+_MAX_CLASSES = 1024
+
+
+def _classify(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> tuple[ipaddress.IPv6Address, bool, int, int, int]:
+    """(the address as RFC 6724 sees it, whether it is IPv6 proper, scope, precedence, label)."""
+    found = _CLASSES.get(ip)
+    if found is None:
+        mapped = as_mapped(ip)
+        precedence, label = policy(mapped)
+        found = (mapped, mapped.ipv4_mapped is None, scope(mapped), precedence, label)
+        if len(_CLASSES) >= _MAX_CLASSES:
+            _CLASSES.clear()
+        _CLASSES[ip] = found
+    return found
 
 
 def _compare(a: _Attrs, b: _Attrs) -> int:
