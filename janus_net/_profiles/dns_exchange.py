@@ -56,6 +56,9 @@ _RECV_FLAGS = lib.MSG_DONTWAIT
 _UDP_BUFFER = 65536
 #: Datagrams read from one socket per wake-up: a flood of junk cannot hold the lookup in one advance.
 _READS_PER_WAKE = 32
+#: A receive buffer needs no zeroing (only the bytes the kernel wrote are read): 64 KiB of
+#: memset is most of ffi.new's time.
+_new_uncleared = ffi.new_allocator(should_clear_after_alloc=False)
 
 # `rotate`: each lookup starts one server further (glibc rotates per query, per process).
 _rotation = [0]
@@ -354,7 +357,7 @@ class Exchange:
                 self._next_try(query, MALFORMED if query.malformed else TIMEOUT, now)
 
     def _read_udp(self, channel: Channel, now: float) -> None:
-        buf = ffi.new("char[]", _UDP_BUFFER)
+        buf = _new_uncleared("char[]", _UDP_BUFFER)
         for _ in range(_READS_PER_WAKE):
             try:
                 got = cell_io.recv_on(channel.desc, buf, _UDP_BUFFER, _RECV_FLAGS, self.check)

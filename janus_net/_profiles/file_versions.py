@@ -55,7 +55,7 @@ def read_kept(path: str, limit: int, key: object = None, derive: Callable[[bytes
         Whatever `files.stat` and `files.read_small_file_stat` raise (FileNotFound,
         AccessDenied, SystemResources...): nothing is kept for a file that failed.
     """
-    version = files.stat(path, path).version
+    version = files.stat_version(path, path)
     kept = _kept.get(path)
     if kept is not None and kept[0] == version and kept[1] == limit:
         if kept[2] == key:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 
 from janus_net._kernel import files
 from janus_net._profiles import file_versions
@@ -39,6 +40,10 @@ from janus_net._profiles.addresses import parse_address
 from janus_net._values.errors import SocketError
 from janus_net._values.host_names import check_host_name
 from janus_net._values.ip import Ip4Address, Ip6Address, ip6_literal
+
+TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 DEFAULT_RESOLV_CONF = "/etc/resolv.conf"
 DEFAULT_HOSTS = "/etc/hosts"
@@ -207,13 +212,15 @@ class ResolverConfig:
         """
         resolv_conf = None if resolv_conf is None else _path("resolv_conf", resolv_conf)
         hosts = None if hosts is None else _path("hosts", hosts)
-        explicit = resolv_conf is not None or bool(os.environ.get(RESOLV_CONF_VARIABLE))
-        path = resolv_conf if resolv_conf is not None else (os.environ.get(RESOLV_CONF_VARIABLE) or DEFAULT_RESOLV_CONF)
-        hosts_path = hosts if hosts is not None else (os.environ.get(HOSTS_VARIABLE) or DEFAULT_HOSTS)
-        if hosts is not None or os.environ.get(HOSTS_VARIABLE):
+        getenv = _getenv()
+        named_conf, named_hosts = getenv(RESOLV_CONF_VARIABLE), getenv(HOSTS_VARIABLE)
+        explicit = resolv_conf is not None or bool(named_conf)
+        path = resolv_conf if resolv_conf is not None else (named_conf or DEFAULT_RESOLV_CONF)
+        hosts_path = hosts if hosts is not None else (named_hosts or DEFAULT_HOSTS)
+        if hosts is not None or named_hosts:
             files.lstat(hosts_path)  # FileNotFound now, not a silent empty hosts file at each lookup
         environ = os.environ
-        local, extra = environ.get("LOCALDOMAIN"), environ.get("RES_OPTIONS")
+        local, extra = getenv("LOCALDOMAIN"), getenv("RES_OPTIONS")
         # One stat(2) when nothing changed, as glibc checks resolv.conf (`file_versions`): the
         # parsed value is kept with the file's version and the environment it was parsed under.
         try:
@@ -274,6 +281,25 @@ class ResolverConfig:
             for name in _FIELDS
         )
         return f"ResolverConfig({shown})"
+
+
+def _getenv() -> Callable[[str], str | None]:
+    """A fast ``os.environ.get`` for the variables `ResolverConfig.load` reads at every lookup.
+
+    ``os.environ.get`` of a missing name raises and catches a KeyError inside (about a
+    microsecond and a half each); the mapping's own dict of encoded names answers in a
+    tenth of that. Where the mapping has no such dict (not CPython on POSIX), the plain get.
+    """
+    data = getattr(os.environ, "_data", None)
+    if type(data) is not dict or type(next(iter(data), b"")) is not bytes:
+        return os.environ.get
+    encoding = sys.getfilesystemencoding()
+
+    def get(name: str) -> str | None:
+        value = data.get(name.encode(encoding, "surrogateescape"))
+        return None if value is None else os.fsdecode(value)
+
+    return get
 
 
 def _check(fields: dict[str, object]) -> dict[str, object]:
