@@ -14,9 +14,11 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from dns_server import DECOY_A, DECOY_AAAA, DECOY_KINDS, DnsServer
+from tracing import syscalls_after_mark
 
 import janus_net as jn
 from janus_net._policy import waiting
@@ -312,12 +314,19 @@ def test_a_deadline_ends_the_lookup(server: DnsServer) -> None:
 
 
 @pytest.mark.parametrize(
-    ("syscall", "after"),
-    [("socket", 0), ("connect", 0), ("send", 0), ("send", 1), ("poll", 0), ("receive", 0), ("receive", 1)],
-)
-def test_keyboard_interrupt_at_any_call_leaves_nothing_open(server: DnsServer, syscall: str, after: int) -> None:
+    ("syscall", "after", "single"),
+    [
+        ("socket", 0, False), ("connect", 0, False), ("send", 0, False), ("poll", 0, False),
+        ("receive", 0, False), ("receive", 1, False),
+        # A and AAAA leave in one sendmmsg ("send"); with single-request, in two sends.
+        ("send", 0, True), ("send", 1, True),
+    ],
+)  # fmt: skip
+def test_keyboard_interrupt_at_any_call_leaves_nothing_open(
+    server: DnsServer, syscall: str, after: int, single: bool
+) -> None:
     with fail(syscall, KeyboardInterrupt, after=after) as injection, pytest.raises(KeyboardInterrupt):
-        jn.resolve("www.example.com", config=config(server))
+        jn.resolve("www.example.com", config=config(server, single_request=single))
     assert injection.failed == 1
     # the autouse fixture checks that every descriptor the lookup made is closed
 
@@ -372,3 +381,34 @@ def test_a_server_of_a_family_this_host_lacks_is_skipped(server: DnsServer) -> N
     with fail("socket", errno.EAFNOSUPPORT, times=10), pytest.raises(jn.SocketError.NameServerFailure) as info:
         jn.resolve("www.example.com", config=cfg)
     assert info.value.temporary is True
+
+
+def test_a_and_aaaa_leave_in_one_sendmmsg_and_each_is_answered(tmp_path: Path) -> None:
+    # As glibc's: the two questions of a name go in one syscall (the server wakes once for
+    # both); each keeps its own CSPRNG id, and single-request still sends them one by one.
+    tests = str(Path(__file__).resolve().parent)
+    program = f"""
+import os, sys
+sys.path.insert(0, {tests!r})
+from dns_server import DnsServer
+import janus_net as jn
+with DnsServer() as server:
+    server.add("both.example", a=["192.0.2.1"], aaaa=["2001:db8::1"])
+    config = jn.ResolverConfig().replace(nameservers=(server.nameserver,), hosts="/nonexistent/hosts", attempts=1)
+    os.write(1, b"JANUS-MARK\\n")
+    together = jn.resolve("both.example", config=config)
+    os.write(1, b"JANUS-SINGLE\\n")
+    apart = jn.resolve("both.example", config=config.replace(single_request=True))
+    ids = [q.id for q in server.queries() if q.name == "both.example"]
+    print(sorted(str(a) for a in together.addresses) == sorted(str(a) for a in apart.addresses), len(set(ids)))
+"""
+    lines, out = syscalls_after_mark(program, tmp_path, trace="sendmmsg,sendto,write")
+    split = next(i for i, line in enumerate(lines) if "JANUS-SINGLE" in line)
+    first = [line for line in lines[:split] if " sendmmsg(" in line or " sendto(" in line]
+    second = [line for line in lines[split:] if " sendmmsg(" in line or " sendto(" in line]
+    # The test server answers with sendto from its own thread: only the lookup's sends are counted.
+    lookup_first = [line for line in first if "MSG_DONTWAIT" in line]
+    lookup_second = [line for line in second if "MSG_DONTWAIT" in line]
+    assert len(lookup_first) == 1 and "sendmmsg(" in lookup_first[0] and lookup_first[0].rstrip().endswith("= 2")
+    assert len(lookup_second) == 2 and all("sendto(" in line for line in lookup_second)
+    assert out.split()[-2:] == ["True", "4"]  # the same answers; four queries, four ids

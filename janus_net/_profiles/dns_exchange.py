@@ -59,6 +59,7 @@ _READS_PER_WAKE = 32
 #: A receive buffer needs no zeroing (only the bytes the kernel wrote are read): 64 KiB of
 #: memset is most of ffi.new's time.
 _new_uncleared = ffi.new_allocator(should_clear_after_alloc=False)
+_HAS_MMSG = bool(lib.JN_HAS_MMSG)
 
 # `rotate`: each lookup starts one server further (glibc rotates per query, per process).
 _rotation = [0]
@@ -232,6 +233,67 @@ class Exchange:
             return query
         self._next_try(query, None, now)
         return query
+
+    def ask_all(self, name: str, qtypes: list[int], now: float) -> list[Query]:
+        """Start asking ``name`` for each of ``qtypes`` at once: the first tries' queries go in one sendmmsg(2).
+
+        The same as `ask` for each type, in one syscall: the name server (dnsmasq, a
+        resolver on the host) wakes once for both questions, as for glibc's. Over TCP,
+        with one type, or where sendmmsg is missing: `ask` one after the other.
+        """
+        if len(qtypes) < 2 or self.config.use_vc or not self.order or not _HAS_MMSG:
+            return [self.ask(name, qtype, now) for qtype in qtypes]
+        server = self.order[0]
+        queries = [Query(name, qtype, list(self.order)) for qtype in qtypes]
+        messages: list[bytes] = []
+        for query in queries:
+            self.queries.append(query)
+            query.turn = 0
+            query.qid = self._new_id(server)
+            query.deadline = now + self.config.timeout
+            messages.append(encode_query(query.qid, name, query.qtype, self.config.edns0))
+        sent = self._send_udp_all(self.channels[server], messages)
+        if sent:
+            # As `_next_try` after a refused send: every try waiting on this server ends
+            # (these ones included) and goes on to its next server.
+            self._refused(server, None, now)
+        elif sent is not None:
+            for query in queries:
+                self._next_try(query, UNREACHABLE, now)
+        return queries
+
+    def _send_udp_all(self, channel: Channel, messages: list[bytes]) -> bool | None:
+        """`_send_udp` of several queries in one sendmmsg(2); a short count loses the rest (the timeout covers it)."""
+        if not channel.open(self.held, self.check):
+            return False
+        count = len(messages)
+        vector = ffi.new("struct mmsghdr[]", count)
+        pieces = ffi.new("struct iovec[]", count)
+        buffers = [ffi.from_buffer(message) for message in messages]
+        for i, buffer in enumerate(buffers):
+            pieces[i].iov_base = buffer
+            pieces[i].iov_len = len(messages[i])
+            vector[i].msg_hdr.msg_iov = pieces + i
+            vector[i].msg_hdr.msg_iovlen = 1
+        try:
+            went = cell_io.sendmmsg_on(channel.desc, vector, count, _SEND_FLAGS, channel.address)
+        except SocketError.Timeout:
+            raise
+        except SocketError.ConnectionRefused:
+            return True
+        except SocketError:
+            return False
+        if went == WOULD_BLOCK:
+            return None  # a full send buffer loses the datagrams: the timeout covers them
+        # A short count: the next message failed, and sendmmsg tells only a first message's
+        # error -- an ICMP refusal drawn by the first query (loopback delivers it at once) is
+        # consumed there. Sent again one by one, the rest reach the server or draw a refusal
+        # that the next send or receive reports.
+        for message in messages[went:]:
+            failed = self._send_udp(channel, message)
+            if failed is not None:
+                return failed
+        return None
 
     def _new_id(self, server: int) -> int:
         used = {q.qid for q in self.queries if not q.done and q.turn >= 0 and q.server == server}

@@ -205,12 +205,12 @@ class NameLookup:
             else:
                 self._error = SocketError.UnknownHostName(name=self._host)
             return
-        self._queries = {}
         name = self._names[self._turn]
-        for qtype in self._wanted():
-            self._queries[qtype] = self._exchange.ask(name, qtype, now)
-            if self._config.single_request:
-                break  # the next type is asked when this one is done
+        wanted = self._wanted()
+        if self._config.single_request:
+            wanted = wanted[:1]  # the next type is asked when this one is done
+        # Asked together: both queries leave in one sendmmsg(2) where it can (as glibc's).
+        self._queries = dict(zip(wanted, self._exchange.ask_all(name, wanted, now), strict=True))
 
     def _winner(self) -> bool:
         return any(q.reply is not None and q.reply.addresses for q in self._queries.values())
