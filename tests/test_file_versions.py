@@ -157,3 +157,14 @@ def test_threads_loading_while_the_file_changes_see_only_real_versions(tmp_path:
     assert not errors
     assert seen <= {t.split()[1] + ":53" for t in texts}
     assert str(ResolverConfig.load(str(conf)).nameservers[0]) == "192.0.2.9:53"
+
+
+def test_a_large_file_is_read_at_every_lookup_not_held(tmp_path: Path) -> None:
+    hosts = tmp_path / "hosts"
+    big = "".join(f"192.0.2.{i % 250 + 1} filler{i}.example\n" for i in range(60000))
+    assert len(big) > file_versions.MAX_KEPT_BYTES
+    _settled(hosts, big + "192.0.2.77 last.example\n")
+    assert hosts_file.read(str(hosts)).endswith(b"last.example\n")
+    with fail("open", errno.EACCES, times=1000) as injection:
+        assert hosts_file.read(str(hosts)) == b""  # read again: the open fails (and a failed read has no names)
+    assert injection.failed == 1

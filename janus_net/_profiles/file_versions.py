@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 RACY_NS = 100_000_000
 #: Paths kept at most; more (a program naming many files) starts over, so memory stays bounded.
 MAX_KEPT = 16
+#: A file larger than this is read at every lookup, as before, rather than held in memory for
+#: the process's life (an ad-blocking hosts file of several MiB, twice with its folded copy).
+MAX_KEPT_BYTES = 1024 * 1024
 
 # path -> (version, limit, key, content, derived)
 _kept: dict[str, tuple[tuple[int, int, int, int, int], int, object, bytes, object]] = {}
@@ -67,7 +70,7 @@ def read_kept(path: str, limit: int, key: object = None, derive: Callable[[bytes
         kept_version = st.version
         # Racily clean: changed within the clock's tick of this read, the same version could
         # name newer content later. Keep nothing; the next lookup reads the file again.
-        if time.time_ns() - max(st.mtime_ns, st.ctime_ns) < RACY_NS:
+        if time.time_ns() - max(st.mtime_ns, st.ctime_ns) < RACY_NS or len(content) > MAX_KEPT_BYTES:
             return content if derive is None else derive(content)
     derived = content if derive is None else derive(content)
     if len(_kept) >= MAX_KEPT and path not in _kept:
@@ -81,4 +84,4 @@ def forget() -> None:
     _kept.clear()
 
 
-__all__ = ["MAX_KEPT", "RACY_NS", "forget", "read_kept"]
+__all__ = ["MAX_KEPT", "MAX_KEPT_BYTES", "RACY_NS", "forget", "read_kept"]
