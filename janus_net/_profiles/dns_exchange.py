@@ -235,12 +235,8 @@ class Exchange:
         return query
 
     def ask_all(self, name: str, qtypes: list[int], now: float) -> list[Query]:
-        """Start asking ``name`` for each of ``qtypes`` at once: the first tries' queries go in one sendmmsg(2).
-
-        The same as `ask` for each type, in one syscall: the name server (dnsmasq, a
-        resolver on the host) wakes once for both questions, as for glibc's. Over TCP,
-        with one type, or where sendmmsg is missing: `ask` one after the other.
-        """
+        """`ask` for each of ``qtypes``, the first tries' queries in one sendmmsg(2) (the server wakes once, as for
+        glibc's); over TCP, with one type, or without sendmmsg: `ask` one after the other."""
         if len(qtypes) < 2 or self.config.use_vc or not self.order or not _HAS_MMSG:
             return [self.ask(name, qtype, now) for qtype in qtypes]
         server = self.order[0]
@@ -254,16 +250,14 @@ class Exchange:
             messages.append(encode_query(query.qid, name, query.qtype, self.config.edns0))
         sent = self._send_udp_all(self.channels[server], messages)
         if sent:
-            # As `_next_try` after a refused send: every try waiting on this server ends
-            # (these ones included) and goes on to its next server.
-            self._refused(server, None, now)
+            self._refused(server, None, now)  # as `_next_try`: every try on this server ends, these too
         elif sent is not None:
             for query in queries:
                 self._next_try(query, UNREACHABLE, now)
         return queries
 
     def _send_udp_all(self, channel: Channel, messages: list[bytes]) -> bool | None:
-        """`_send_udp` of several queries in one sendmmsg(2); a short count loses the rest (the timeout covers it)."""
+        """`_send_udp` of several queries in one sendmmsg(2)."""
         if not channel.open(self.held, self.check):
             return False
         count = len(messages)
@@ -285,10 +279,9 @@ class Exchange:
             return False
         if went == WOULD_BLOCK:
             return None  # a full send buffer loses the datagrams: the timeout covers them
-        # A short count: the next message failed, and sendmmsg tells only a first message's
-        # error -- an ICMP refusal drawn by the first query (loopback delivers it at once) is
-        # consumed there. Sent again one by one, the rest reach the server or draw a refusal
-        # that the next send or receive reports.
+        # A short count: the next message failed, its error untold (sendmmsg reports only a first
+        # message's; an ICMP refusal drawn by the first query is consumed there). Sent again one by
+        # one, the rest reach the server or draw a refusal that the next send or receive reports.
         for message in messages[went:]:
             failed = self._send_udp(channel, message)
             if failed is not None:
