@@ -289,6 +289,12 @@ RECEIVE = Syscall(
 
 RECVFROM_CALL = (RECEIVE, lib.jn_desc_recvfrom)
 
+#: recvfrom into a `struct jn_rx` (janus_net.h), the per-packet receive: RECEIVE's
+#: table and name, so the fault seam's "receive" reaches it as it reaches recvfrom.
+#: `JN_RX_SIZE` when the size does not fit its buffer (no syscall made).
+RECEIVE_RX = lib.jn_desc_receive
+RX_SIZE = lib.JN_RX_SIZE
+
 
 def recv_on(desc: Any, buf: Any, size: int, flags: int, checkpoint: Checkpoint | None = None) -> int:
     """recv(2) on an owned socket; 0 at end of stream, `WOULD_BLOCK` when it would block."""

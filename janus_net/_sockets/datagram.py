@@ -15,13 +15,12 @@ from janus_net._kernel import cell_io, loop
 from janus_net._policy import waiting
 from janus_net._shim import ffi, lib
 from janus_net._sockets import ancillary, batching, coalesced, segments
-from janus_net._sockets.buffers import SOCKADDR_IN_SIZE, STORAGE_SIZE, Buffer, Scratch, view_of
+from janus_net._sockets.buffers import Buffer, Scratch, view_of
 from janus_net._sockets.endpoint import Endpoint
-from janus_net._sockets.endpoint import source as endpoint_source
 from janus_net._sockets.owner import Bound
 from janus_net._values.addresses import Address, as_address
 from janus_net._values.ip import Ip4Address, Ip6Address
-from janus_net._values.reported import DECODED_SOURCES, from_sockaddr_cached
+from janus_net._values.reported import DECODED_SOURCES
 from janus_net._values.unix import UnixAddress
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
@@ -36,6 +35,12 @@ if TYPE_CHECKING:
 
 _SEND, _SENDTO = cell_io.SENDTO_CALL
 _RECEIVE, _RECVFROM = cell_io.RECVFROM_CALL
+_RECEIVE_RX = cell_io.RECEIVE_RX
+_RX_SIZE = cell_io.RX_SIZE
+_unpack = ffi.unpack
+# A repeated IPv4 source is one dict look-up by the int jn_desc_receive wrote (0 for
+# any other source, never a key: then `Endpoint.rx_source` decodes it).
+_known_source = DECODED_SOURCES.get
 _MSG_DONTWAIT = lib.MSG_DONTWAIT
 # Every send is a per-call non-blocking attempt that never raises SIGPIPE.
 _SEND_FLAGS = platform.MSG_NOSIGNAL | lib.MSG_DONTWAIT
@@ -157,43 +162,44 @@ class Socket(Bound):
             SocketError.NetworkSubsystemDown, SocketError.SystemResources: the network or memory.
         """
         io = self._io
-        if io.gro is not None:  # GRO on, or not yet known (janus_net._sockets.coalesced)
-            held = coalesced.receive(io, size, ctx)
-            if held is not None:
-                return held
-        # The pool's take and give written out (the per-packet path): list.pop and
-        # append are atomic, so two threads never share a scratch (see `Pool`).
+        # The pool's take and give written out: list.pop and append are atomic, so
+        # two threads never share a scratch (see `Pool`).
         idle = io.scratches
         try:
             scratch = idle.pop()
         except IndexError:
             scratch = Scratch()
         try:
-            if type(size) is int and 0 <= size <= scratch.capacity:
-                buf = scratch.buf  # the usual case, without scratch.buffer's frame
-            else:
-                buf = scratch.buffer(size)
-            length = scratch.length
-            if ctx is None and _RECEIVE.fault is None and io.ip4_keys:
-                # `Endpoint.receive_from` written out for the usual case (one frame less):
-                # the first attempt inline, the loop and the wait only after it failed.
-                length[0] = STORAGE_SIZE
-                args = (io.desc, buf, size, _MSG_DONTWAIT, scratch.sa, length)
-                got = _RECVFROM(*args)
-                if got < 0:
-                    got = _after_failure(_RECEIVE, _RECVFROM, args, None, None, True)
-                    if got < 0:
-                        got = io.wait_receive(args, None, True)
-                if length[0] == SOCKADDR_IN_SIZE:
-                    key = scratch.words[0]  # type: ignore[index]  # _ip4_keys implies words
-                    source = DECODED_SOURCES.get(key) or from_sockaddr_cached(scratch.storage, SOCKADDR_IN_SIZE, key)
-                    return ffi.unpack(buf, got), source
-                return ffi.unpack(buf, got), endpoint_source(scratch, length[0])
-            got, source = io.receive_from(buf, size, ctx, scratch)
-            return ffi.unpack(buf, got), source
+            if ctx is None and io.gro is None and type(size) is int and _RECEIVE.fault is None:
+                # The usual case, and the per-packet hot path: one native call that
+                # also resets the source length and keys an IPv4 source
+                # (jn_desc_receive), and one branch on success. Everything else --
+                # a wait, an error, a size beyond the scratch, GRO, a context, an
+                # armed fault seam -- is `_receive_slow`'s.
+                got = _RECEIVE_RX(io.desc, scratch.rx, size)
+                if got >= 0:
+                    return _unpack(scratch.buf, got), _known_source(scratch.keys[0]) or io.rx_source(scratch)
+                if got != _RX_SIZE:
+                    got = io.receive_rx(scratch, size, None, True)
+                    return _unpack(scratch.buf, got), io.rx_source(scratch)
+            return self._receive_slow(scratch, size, ctx)
         finally:
             if not idle:
                 idle.append(scratch)
+
+    def _receive_slow(self, scratch: Scratch, size: int, ctx: Context | None) -> tuple[bytes, Address]:
+        """`receive` where its one native call was not enough: GRO, ``ctx``, the fault seam, a new size."""
+        io = self._io
+        if io.gro is not None:  # GRO on, or not yet known (janus_net._sockets.coalesced)
+            held = coalesced.receive(io, size, ctx)
+            if held is not None:
+                return held
+        buf = scratch.buffer(size)  # checks size; grows the scratch's own buffer up to its limit
+        if buf is scratch.buf:
+            got = io.receive_rx(scratch, size, ctx, False)
+            return _unpack(buf, got), io.rx_source(scratch)
+        got, source = io.receive_from(buf, size, ctx, scratch)  # a one-off buffer, larger than kept
+        return _unpack(buf, got), source
 
     def receive_into(self, buffer: Buffer, ctx: Context | None = None) -> tuple[int, Address]:
         """Wait for one datagram and write it into ``buffer``; returns ``(byte count, source)``.

@@ -205,6 +205,23 @@ static int jn_udiag_scan(const void *, size_t, unsigned int, unsigned long long,
 /* === Entering a network namespace (jn_netns.c) === */
 static int jn_open_namespace(const char *);
 
+/* === One datagram in, with its source (jn_datagram.c) ===
+   The memory a plain receive reuses, one caller at a time: the data buffer (cap bytes),
+   the source's sockaddr_storage (sa) and its length, and key: an IPv4 source's first
+   8 bytes (family, port, address) read as one integer, the key of the decoded-source
+   cache; 0 for any other source. Written by jn_desc_receive. */
+struct jn_rx {
+    uint64_t key;
+    char *buf;
+    ssize_t cap;
+    struct sockaddr *sa;
+    socklen_t len;
+};
+/* jn_desc_receive's answer when the size asked is negative or more than rx->cap: no
+   syscall was made (the caller brings a bigger buffer). */
+static const int JN_RX_SIZE;
+static ssize_t jn_desc_receive(struct jn_desc *, struct jn_rx *, ssize_t);
+
 /* ---- cffi cdef end ---- */
 
 #endif /* JANUS_NET_H */

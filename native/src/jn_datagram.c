@@ -1,0 +1,43 @@
+/* jn_datagram.c -- one datagram in, with its source, in one native call (Socket.receive).
+ *
+ * The per-packet receive is the path where Python around the syscall costs as much as
+ * the syscall (docs/performance.md): jn_desc_recvfrom's six arguments, resetting the
+ * source length before the call, reading it after and keying the source. Here the
+ * memory a receive reuses is one struct (struct jn_rx), so the call takes three
+ * arguments and does the rest in C: the length is reset, MSG_DONTWAIT is the flag, and
+ * an IPv4 source's key is written for the Python side to read as one integer.
+ *
+ * A raw call (DESIGN section 2): recvfrom once, never retried, no errno mapped; -1 with
+ * errno on failure, EINTR and EAGAIN included, and Python's one retry loop decides. It
+ * enters and leaves the descriptor cell as every jn_desc_* call does (jn_desc.c). Part
+ * of the shim's one translation unit, after jn_desc.c (see janus_net.h).
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+
+#include "janus_net.h"
+
+/* The first 8 bytes of a sockaddr_in cover its family, port and address where the
+   address ends by byte 8 (every ABI janus_net knows; platform.IP4_KEY_OK says the same). */
+#define JN_IP4_KEY_OK (offsetof(struct sockaddr_in, sin_addr) + sizeof(struct in_addr) <= sizeof(uint64_t))
+
+static const int JN_RX_SIZE = -2;
+
+static ssize_t jn_desc_receive(struct jn_desc *d, struct jn_rx *rx, ssize_t n)
+{
+    if (n < 0 || n > rx->cap)
+        return JN_RX_SIZE;
+    rx->key = 0;
+    rx->len = sizeof(struct sockaddr_storage);
+    int fd = jn_desc_enter(d);
+    if (fd < 0)
+        return -1;
+    ssize_t rc = recvfrom(fd, rx->buf, (size_t)n, MSG_DONTWAIT, rx->sa, &rx->len);
+    int saved = errno;
+    jn_desc_leave(d);
+    if (rc >= 0 && JN_IP4_KEY_OK && rx->len == sizeof(struct sockaddr_in) && rx->sa->sa_family == AF_INET)
+        memcpy(&rx->key, rx->sa, sizeof rx->key);
+    errno = saved;
+    return rc;
+}
