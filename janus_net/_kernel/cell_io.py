@@ -156,6 +156,11 @@ SEND = Syscall(
 #: them to `retry` themselves (one Python frame less per datagram than a wrapper).
 SENDTO_CALL = (SEND, lib.jn_desc_sendto)
 
+#: sendto an encoded IP sockaddr, the per-packet send (`Socket.send`): SEND's table
+#: and name. `SEND_CHECK` when the sockaddr needs Python's checks (no syscall made).
+SEND_IP = lib.jn_desc_send_ip
+SEND_CHECK = lib.JN_SEND_CHECK
+
 
 def send_on(desc: Any, data: Any, size: int, flags: int, address: object = None) -> int:
     """send(2) on a connected owned socket; `WOULD_BLOCK` when ``flags`` say MSG_DONTWAIT and it would."""

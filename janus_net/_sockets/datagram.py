@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
 
 _SEND, _SENDTO = cell_io.SENDTO_CALL
+_SEND_IP = cell_io.SEND_IP
+_SEND_CHECK = cell_io.SEND_CHECK
 _RECEIVE, _RECVFROM = cell_io.RECVFROM_CALL
 _RECEIVE_RX = cell_io.RECEIVE_RX
 _RX_SIZE = cell_io.RX_SIZE
@@ -50,6 +52,10 @@ _after_failure = loop.after_failure
 _ADDRESS_TYPES = frozenset({Ip4Address, Ip6Address, UnixAddress})
 
 
+class _NoValue:
+    """No address is of this class: every send of a unix socket takes `Socket._send_slow`."""
+
+
 class Socket(Bound):
     """A bound socket (from `janus_net.bind`), usually datagram: ``send`` to any address, ``receive`` from any.
 
@@ -62,7 +68,7 @@ class Socket(Bound):
     here); every other method hands the socket's `Endpoint` to the module of its idea.
     """
 
-    __slots__ = ("_io", "_ip4_keys")
+    __slots__ = ("_dest_type", "_io")
 
     def __init__(self, desc: Any, address: Address, unix_file: FileDuty | None = None) -> None:
         # The handle the parts are given. Plain receives under GRO: not yet known (an
@@ -70,8 +76,12 @@ class Socket(Bound):
         # profile says (`_made`).
         self._io = Endpoint(desc, address, coalesced.UNCHECKED)
         super().__init__(desc, address, unix_file)
-        # The handle's, read by ``send`` from here (one attribute read less per datagram).
-        self._ip4_keys = self._io.ip4_keys
+        # The address class ``send`` hands to jn_desc_send_ip as it is: the socket's own
+        # IP family's (another class, text, a unix socket: the checks of `_send_slow`).
+        family = address.family
+        self._dest_type: type = (
+            Ip4Address if family == lib.AF_INET else Ip6Address if family == lib.AF_INET6 else _NoValue
+        )
 
     def send(self, dest: str | Address, data: Buffer, source: str | Address | None = None) -> int:
         """Send one datagram to ``dest``; returns the bytes sent.
@@ -103,40 +113,54 @@ class Socket(Bound):
             SocketError.SocketModeUnsupported: a destination on a connected or stream socket.
             SocketError.SocketUnconnected: ``close()`` from another thread ended the wait.
         """
+        if type(dest) is self._dest_type and type(data) is bytes and source is None and _SEND.fault is None:
+            # The usual case, and the per-packet hot path: an IP address value of the
+            # socket's family that owns its encoding (every value does after its first
+            # send), and bytes. One native call (jn_desc_send_ip: the length from the
+            # family, the flags fixed, port 0 left to Python's check) and one branch.
+            encoded = dest._encoded  # type: ignore[union-attr]  # an IP value: checked by exact type
+            if encoded is not None:
+                sent = _SEND_IP(self._desc, data, len(data), encoded.pointer)
+                if sent >= 0:
+                    return sent
+                if sent != _SEND_CHECK:
+                    args = (self._desc, data, len(data), encoded.pointer)
+                    return self._send_failed(dest, _SEND_IP, args)  # type: ignore[arg-type]  # as above
+        return self._send_slow(dest, data, source)
+
+    def _send_slow(self, dest: str | Address, data: Buffer, source: str | Address | None) -> int:
+        """`send` where its one native call was not enough: text, a new value, a view, a source, the seam."""
         if source is not None:
             return ancillary.send_from(self._desc, self.address, dest, data, source)
-        # This and ``receive`` are the datagram hot path: the first attempt is made
-        # inline (one retry frame); the wait loop is entered only after EAGAIN.
         # An address value passes as is (a type check, not as_address's call); text is parsed.
-        if type(dest) is Ip4Address and self._ip4_keys:
-            # An IPv4 value to an IPv4 socket, the usual case: of destination()'s checks
-            # only the port's applies, and the value keeps its encoding once made.
-            target: Address = dest
-            encoded = dest._encoded
-            if encoded is None or not dest._port:
-                encoded = dest.destination()  # encodes it, or refuses port 0
-        else:
-            target = dest if type(dest) in _ADDRESS_TYPES else as_address(dest)  # type: ignore[assignment]
-            encoded = target.destination(self._address.family)  # refuses port 0 first
-        if type(data) is bytes:
-            view: Any = data  # cffi passes bytes to a const void * as is
-        else:
-            view = view_of(data)
+        target: Address = dest if type(dest) in _ADDRESS_TYPES else as_address(dest)  # type: ignore[assignment]
+        encoded = target.destination(self._address.family)  # refuses port 0 and another family first
+        view: Any = data if type(data) is bytes else view_of(data)  # cffi passes bytes to a const void * as is
         args = (self._desc, view, len(view), _SEND_FLAGS, encoded.pointer, encoded.length)
         if _SEND.fault is None:
             sent = _SENDTO(*args)
             if sent >= 0:
                 return sent
-            sent = _after_failure(_SEND, _SENDTO, args, None, target, True)
-        else:
-            sent = _retry(_SEND, _SENDTO, args, None, target, True)
+            return self._send_failed(target, _SENDTO, args)
+        sent = _retry(_SEND, _SENDTO, args, None, target, True)
         if sent >= 0:
             return sent
+        return self._send_wait(target, _SENDTO, args)
+
+    def _send_failed(self, target: Address, fn: Any, args: tuple[Any, ...]) -> int:
+        """The loop after a send's inline attempt failed (errno is its errno): EINTR, an error, or a wait."""
+        sent = _after_failure(_SEND, fn, args, None, target, True)
+        if sent >= 0:
+            return sent
+        return self._send_wait(target, fn, args)
+
+    def _send_wait(self, target: Address, fn: Any, args: tuple[Any, ...]) -> int:
+        """Wait (poll, woken by ``close()``) until the socket takes the datagram."""
         return waiting.wait_for(
             self._desc,
             waiting.POLLOUT,
             None,
-            lambda: _retry(_SEND, _SENDTO, args, None, target, True),
+            lambda: _retry(_SEND, fn, args, None, target, True),
             lambda: self._closed_error("send"),
             tried=True,
         )

@@ -221,6 +221,11 @@ struct jn_rx {
    syscall was made (the caller brings a bigger buffer). */
 static const int JN_RX_SIZE;
 static ssize_t jn_desc_receive(struct jn_desc *, struct jn_rx *, ssize_t);
+/* sendto an encoded IPv4 or IPv6 sockaddr, its length read from its family, with
+   MSG_NOSIGNAL | MSG_DONTWAIT; JN_SEND_CHECK without a syscall when the sockaddr is
+   not IP or its port is 0 (Python's checks raise the error). */
+static const int JN_SEND_CHECK;
+static ssize_t jn_desc_send_ip(struct jn_desc *, const void *, size_t, const struct sockaddr *);
 
 /* ---- cffi cdef end ---- */
 

@@ -41,3 +41,17 @@ static ssize_t jn_desc_receive(struct jn_desc *d, struct jn_rx *rx, ssize_t n)
     errno = saved;
     return rc;
 }
+
+static const int JN_SEND_CHECK = -2;
+
+static ssize_t jn_desc_send_ip(struct jn_desc *d, const void *b, size_t n, const struct sockaddr *sa)
+{
+    socklen_t len;
+    if (sa->sa_family == AF_INET && ((const struct sockaddr_in *)sa)->sin_port != 0)
+        len = sizeof(struct sockaddr_in);
+    else if (sa->sa_family == AF_INET6 && ((const struct sockaddr_in6 *)sa)->sin6_port != 0)
+        len = sizeof(struct sockaddr_in6);
+    else
+        return JN_SEND_CHECK;
+    JN_DESC_CALL(ssize_t, sendto(fd, b, n, JN_MSG_NOSIGNAL | MSG_DONTWAIT, sa, len))
+}

@@ -1,12 +1,13 @@
-"""`Socket.receive`'s one native call (jn_desc_receive): every case its single branch sends elsewhere.
+"""The per-packet paths' one native call (jn_desc_send_ip, jn_desc_receive), and each case it sends elsewhere.
 
-The per-packet receive makes one native call and, on success, one branch
-(docs/performance.md). These tests aim at what that call decides for itself or
-leaves to the slow path: the size it refuses without a syscall (too big for the
-kept buffer, negative), the key it writes for an IPv4 source and the 0 it writes for
-every other source (IPv6, a named and an unnamed unix sender), the fault seam and
-EINTR reaching it by the name "receive", and the source cache that the batched
-receive shares with it.
+``Socket.send`` and ``Socket.receive`` make one native call and, on success, one
+branch (docs/performance.md). These tests aim at what those calls decide for
+themselves or leave to the slow path. Receive: the size refused without a syscall
+(too big for the kept buffer, negative), the key written for an IPv4 source and the 0
+for every other source (IPv6, a named and an unnamed unix sender), the fault seam and
+EINTR reaching it by the name "receive", the source cache the batched receive shares.
+Send: a value that owns its encoding with port 0 (refused by Python's check, nothing
+sent), the other family, views, the kernel's own errors on the one-call path.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from peers import when_blocked
 
 import janus_net as jn
 from janus_net._values.reported import DECODED_SOURCES
@@ -154,29 +156,15 @@ def test_eintr_is_retried_through_the_loop(pair: tuple[jn.Socket, socket.socket]
 
 def test_a_would_block_waits_and_close_wakes_it(pair: tuple[jn.Socket, socket.socket]) -> None:
     receiver, sender = pair
-    receiver.receive  # noqa: B018
     sender.sendto(b"x", dest(receiver))
-    receiver.receive(8)
-    got: list[object] = []
-
-    def wait() -> None:
-        try:
-            got.append(receiver.receive(64))
-        except jn.SocketError as e:
-            got.append(e)
-
-    waiter = threading.Thread(target=wait)
-    waiter.start()
-    sender.sendto(b"late", dest(receiver))
-    waiter.join(5)
-    assert got and got[0][0] == b"late"  # type: ignore[index]
-    got.clear()
-    waiter = threading.Thread(target=wait)
-    waiter.start()
-    receiver.close()
-    waiter.join(5)
-    assert not waiter.is_alive()
-    assert isinstance(got[0], jn.SocketError.SocketUnconnected)
+    receiver.receive(8)  # the scratch and its buffer exist: the next calls are the one-call path
+    late = when_blocked(lambda: sender.sendto(b"late", dest(receiver)))
+    assert receiver.receive(64)[0] == b"late"  # the attempt would block, the wait ends with the datagram
+    late.join()
+    closer = when_blocked(receiver.close)
+    with pytest.raises(jn.SocketError.SocketUnconnected):
+        receiver.receive(64)
+    closer.join()
 
 
 def test_two_threads_never_share_a_scratch(pair: tuple[jn.Socket, socket.socket]) -> None:
@@ -208,3 +196,93 @@ def test_two_threads_never_share_a_scratch(pair: tuple[jn.Socket, socket.socket]
         t.join(30)
     assert sorted(seen) == [b"%08d" % i for i in range(count)]
     assert len(DECODED_SOURCES) <= 512
+
+
+# --- send
+
+
+@pytest.fixture
+def receiver() -> Iterator[socket.socket]:
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.1", 0))
+    peer.settimeout(5)
+    yield peer
+    peer.close()
+
+
+def test_port_zero_is_refused_even_when_the_value_owns_its_encoding(receiver: socket.socket) -> None:
+    zero = jn.Ip4Address("127.0.0.1", 0)
+    zero.sockaddr  # noqa: B018 - encoded now, as a bound address's is
+    with jn.bind("127.0.0.1:0") as sender:
+        for _ in range(2):
+            with pytest.raises(jn.SocketError.AddressUnavailable):
+                sender.send(zero, b"nowhere")
+        # The socket still sends, and nothing went before.
+        to = jn.Ip4Address("127.0.0.1", receiver.getsockname()[1])
+        assert sender.send(to, b"one") == 3
+        assert receiver.recvfrom(64)[0] == b"one"
+
+
+def test_ip6_values_on_an_ip6_socket_and_port_zero() -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    with jn.bind("[::1]:0") as a, jn.bind("[::1]:0") as b:
+        for _ in range(2):  # a fresh value, then the same value owning its encoding
+            assert a.send(b.address, b"six") == 3
+            assert b.receive(64) == (b"six", a.address)
+        zero = jn.parse_address("[::1]:0")
+        zero.sockaddr  # noqa: B018
+        with pytest.raises(jn.SocketError.AddressUnavailable):
+            a.send(zero, b"nowhere")
+
+
+def test_the_other_family_is_refused_or_carried_as_before(receiver: socket.socket) -> None:
+    with jn.bind("127.0.0.1:0") as four:
+        six = jn.parse_address("[::1]:9")
+        six.sockaddr  # noqa: B018
+        with pytest.raises(jn.SocketError.AddressFamilyUnsupported):
+            four.send(six, b"x")
+    if not socket.has_ipv6:
+        return
+    with jn.bind("[::]:0") as dual:  # an IPv4 value to a dual-stack socket: the kernel takes it
+        to = jn.Ip4Address("127.0.0.1", receiver.getsockname()[1])
+        for _ in range(2):
+            assert dual.send(to, b"mapped") == 6
+            assert receiver.recvfrom(64)[0] == b"mapped"
+
+
+@pytest.mark.parametrize("kind", [bytes, bytearray, memoryview])
+def test_views_and_text_destinations(receiver: socket.socket, kind: type) -> None:
+    port = receiver.getsockname()[1]
+    with jn.bind("127.0.0.1:0") as sender:
+        for dest in (jn.Ip4Address("127.0.0.1", port), f"127.0.0.1:{port}"):
+            assert sender.send(dest, kind(b"data")) == 4
+            assert receiver.recvfrom(64)[0] == b"data"
+        with pytest.raises(TypeError):
+            sender.send(jn.Ip4Address("127.0.0.1", port), "text")  # type: ignore[arg-type]
+
+
+def test_the_kernels_errors_on_the_one_call_path(receiver: socket.socket) -> None:
+    to = jn.Ip4Address("127.0.0.1", receiver.getsockname()[1])
+    with jn.bind("127.0.0.1:0") as sender:
+        sender.send(to, b"warm")  # the value owns its encoding: the next sends are the one-call path
+        with pytest.raises(jn.SocketError.MessageTooBig):
+            sender.send(to, b"x" * 70_000)  # EMSGSIZE from the kernel, mapped by SEND's table
+        with fail("send", errno.EINTR, times=2) as injected:
+            assert sender.send(to, b"after EINTR") == 11
+        assert (injected.calls, injected.failed) == (3, 2)
+        with fail("send", errno.ENOBUFS) as injected, pytest.raises(jn.SocketError.SystemResources):
+            sender.send(to, b"lost")
+        assert injected.failed == 1
+    assert [receiver.recvfrom(64)[0] for _ in range(2)] == [b"warm", b"after EINTR"]
+
+
+def test_send_after_close_is_the_ebadf_row(receiver: socket.socket) -> None:
+    to = jn.Ip4Address("127.0.0.1", receiver.getsockname()[1])
+    sender = jn.bind("127.0.0.1:0")
+    sender.send(to, b"warm")
+    sender.close()
+    # A call begun after close() is the caller's bug: SEND's EBADF row (janus_net._sockets.owner).
+    with pytest.raises((jn.ErrnoBug, jn.SocketError.Unexpected)) as info:
+        sender.send(to, b"closed")
+    assert info.value.errno == errno.EBADF
