@@ -21,6 +21,7 @@ TARGETS = {
     "listen cycle :sovereign / :core",
     "UDP per-packet / stdlib per-packet",
     "UDP batched / C sendmmsg+recvmmsg",
+    "UDP batched / stdlib per-packet",
     "UDP segmented (counted as C counts) / stdlib per-packet 1200 B",
     "accept rate / stdlib",
     "import janus_net / import socket (installed, fresh interpreter)",
