@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import os
+import pickle
 import socket
 import threading
 from collections.abc import Iterator
@@ -286,3 +287,20 @@ def test_send_after_close_is_the_ebadf_row(receiver: socket.socket) -> None:
     with pytest.raises((jn.ErrnoBug, jn.SocketError.Unexpected)) as info:
         sender.send(to, b"closed")
     assert info.value.errno == errno.EBADF
+
+
+def test_a_sources_host_is_made_once_and_right(pair: tuple[jn.Socket, socket.socket]) -> None:
+    receiver, sender = pair
+    hosts = []
+    for _ in range(3):
+        sender.sendto(b"h", dest(receiver))
+        _data, source = receiver.receive(8)
+        hosts.append(source.host)
+    assert hosts == ["127.0.0.1"] * 3
+    assert hosts[0] is hosts[1] is hosts[2]  # the cached source keeps its text
+    for text, host in [("[::ffff:1.2.3.4]:5", "::ffff:1.2.3.4"), ("[fe80::1%7]:5", "fe80::1%7"), ("[::1]:5", "::1")]:
+        value = jn.parse_address(text)
+        assert value.host == host and value.host is value.host
+    with pytest.raises(AttributeError):
+        jn.Ip4Address("1.2.3.4", 5)._host = "5.6.7.8"  # type: ignore[misc]  # immutable, the cache too
+    assert pickle.loads(pickle.dumps(source)) == source
