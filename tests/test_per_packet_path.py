@@ -304,3 +304,20 @@ def test_a_sources_host_is_made_once_and_right(pair: tuple[jn.Socket, socket.soc
     with pytest.raises(AttributeError):
         jn.Ip4Address("1.2.3.4", 5)._host = "5.6.7.8"  # type: ignore[misc]  # immutable, the cache too
     assert pickle.loads(pickle.dumps(source)) == source
+
+
+def test_send_many_to_equal_values_and_to_many_peers(receiver: socket.socket) -> None:
+    port = receiver.getsockname()[1]
+    with jn.bind("127.0.0.1:0") as sender:
+        # Equal values that are not the same object: one batch, every datagram there.
+        equal = [(jn.Ip4Address("127.0.0.1", port), b"%d" % i) for i in range(8)]
+        assert sender.send_many(equal) == 8
+        assert sorted(receiver.recvfrom(64)[0] for _ in range(8)) == sorted(b"%d" % i for i in range(8))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other:
+            other.bind(("127.0.0.1", 0))
+            other.settimeout(5)
+            there = jn.Ip4Address("127.0.0.1", other.getsockname()[1])
+            mixed = [(equal[0][0], b"a"), (there, b"b"), (equal[1][0], b"c")]  # the last equals the first
+            assert sender.send_many(mixed) == 3
+            assert other.recvfrom(64)[0] == b"b"
+        assert [receiver.recvfrom(64)[0] for _ in range(2)] == [b"a", b"c"]

@@ -167,6 +167,11 @@ def send_on(desc: Any, data: Any, size: int, flags: int, address: object = None)
     return retry(SEND, lib.jn_desc_send, (desc, data, size, flags), None, address, True)
 
 
+#: sendmmsg and recvmmsg on an owned socket, for the batched paths that make their
+#: first attempt inline (`janus_net._sockets.batching`): SEND's and RECEIVE's tables.
+SENDMMSG_CALL = (SEND, lib.jn_desc_sendmmsg)
+
+
 def sendmmsg_on(desc: Any, msgs: Any, count: int, flags: int, address: object = None) -> int:
     """sendmmsg(2) of ``count`` prepared ``struct mmsghdr``; returns how many went.
 
@@ -304,6 +309,9 @@ RX_SIZE = lib.JN_RX_SIZE
 def recv_on(desc: Any, buf: Any, size: int, flags: int, checkpoint: Checkpoint | None = None) -> int:
     """recv(2) on an owned socket; 0 at end of stream, `WOULD_BLOCK` when it would block."""
     return retry(RECEIVE, lib.jn_desc_recv, (desc, buf, size, flags), checkpoint, None, True)
+
+
+RECVMMSG_CALL = (RECEIVE, lib.jn_desc_recvmmsg)
 
 
 def recvmmsg_on(desc: Any, msgs: Any, count: int, flags: int, checkpoint: Checkpoint | None = None) -> int:

@@ -16,7 +16,7 @@ from janus_net import platform
 from janus_net._kernel import cell_io, loop
 from janus_net._policy import waiting
 from janus_net._shim import ffi, lib
-from janus_net._sockets.buffers import Buffer, Pool, Scratch, size_argument, uncleared
+from janus_net._sockets.buffers import SIZE_MAX, Buffer, Pool, Scratch, size_argument, uncleared
 from janus_net._sockets.mmsg_arrays import (
     BATCH_MAX,
     SEQUENCES,
@@ -43,6 +43,13 @@ _MSG_DONTWAIT = lib.MSG_DONTWAIT
 # Every send is a per-call non-blocking attempt that never raises SIGPIPE.
 _SEND_FLAGS = platform.MSG_NOSIGNAL | lib.MSG_DONTWAIT
 _WOULD_BLOCK = loop.WOULD_BLOCK
+_after_failure = loop.after_failure
+# The first attempt of a batch is made inline when the fault seam is unarmed (one
+# call, no retry frame); after a failure the loop goes on from that attempt.
+_SEND, _SENDMMSG = cell_io.SENDMMSG_CALL
+_RECEIVE, _RECVMMSG = cell_io.RECVMMSG_CALL
+_MMSGHDR_SIZE = ffi.sizeof("struct mmsghdr")
+_memmove = ffi.memmove
 
 
 # --- Sending
@@ -62,11 +69,17 @@ def send_many(io: Endpoint, messages: Iterable[tuple[str | Address, Buffer]], se
         if not USE_MMSG:
             return send_each(io, messages, send_one)
         # The batched path, written here rather than in a function of its own: one frame per call.
-        wanted = batch_capacity(messages)
+        sequence = type(messages) in SEQUENCES
+        wanted = max(1, min(len(messages), BATCH_MAX)) if sequence else batch_capacity(messages)  # type: ignore[arg-type]
         pool = io.send_batches
         if pool is None:
             pool = io.send_batches = Pool()
-        batch = pool.take()
+        # The pool's take and give written out (atomic list.pop and append, see `Pool`).
+        idle = pool.idle
+        try:
+            batch = idle.pop()
+        except IndexError:
+            batch = None
         if batch is None or batch.capacity < wanted:
             batch = SendBatch(wanted)
         try:
@@ -74,7 +87,6 @@ def send_many(io: Endpoint, messages: Iterable[tuple[str | Address, Buffer]], se
             capacity = batch.capacity
             # A list or tuple is cut into batches by slicing (none at all when it fits
             # in one), so no iterator is made and no empty read ends the last batch.
-            sequence = type(messages) in SEQUENCES
             iterator = None if sequence else iter(messages)
             start = 0
             taking: Exception | None = None  # what the caller's iterator raised
@@ -98,7 +110,8 @@ def send_many(io: Endpoint, messages: Iterable[tuple[str | Address, Buffer]], se
                             raise
                         return sent
                     finally:
-                        batch.drop_buffers()
+                        if batch.buffers:
+                            batch.drop_buffers()
                     sent += done
                     if done < filled:
                         return sent
@@ -112,7 +125,8 @@ def send_many(io: Endpoint, messages: Iterable[tuple[str | Address, Buffer]], se
                 if last:
                     return sent
         finally:
-            pool.give(batch)
+            if not idle:
+                idle.append(batch)
     except (SocketError, ErrnoBug) as e:
         woken = closed_during(desc, e, "send", began_open, io.local)
         if woken is e:
@@ -149,6 +163,27 @@ def _send_filled(io: Endpoint, batch: SendBatch, filled: int) -> int:
     targets = batch.targets
     desc = io.desc
     done = 0
+    if _SEND.fault is None:
+        # The usual case: the whole batch in one call. After a failure the loop goes on
+        # from this very attempt (never made twice: it would consume a pending error).
+        whole = (desc, batch.msgs, filled, _SEND_FLAGS)
+        went = _SENDMMSG(*whole)
+        if went == filled:
+            return filled
+        if went < 0:
+            went = _after_failure(_SEND, _SENDMMSG, whole, None, targets[0], True)  # the first one's error raises
+            if went < 0:
+                went = waiting.wait_for(
+                    desc,
+                    waiting.POLLOUT,
+                    None,
+                    functools.partial(cell_io.sendmmsg_on, *whole, targets[0]),
+                    lambda: io.closed_error("send"),
+                    tried=True,
+                )
+        if went == 0:
+            return 0  # not expected after poll said writable; never spin on it
+        done = went
     while done < filled:
         args = (desc, batch.msgs + done, filled - done, _SEND_FLAGS, targets[done])
         try:
@@ -195,21 +230,29 @@ def _take(iterator: Iterator[_T], count: int) -> tuple[list[_T], Exception | Non
 
 def receive_many(io: Endpoint, count: int, size: int, ctx: Context | None) -> list[tuple[bytes, Address]]:
     """`Socket.receive_many` on a socket without GRO (its docstring says what it promises)."""
-    count = size_argument("count", count, 1)
-    size = size_argument("size", size)
+    # The checks of size_argument, its frame only for a value it must refuse or convert.
+    if type(count) is not int or not 1 <= count <= SIZE_MAX:
+        count = size_argument("count", count, 1)
+    if type(size) is not int or not 0 <= size <= SIZE_MAX:
+        size = size_argument("size", size)
     if not USE_MMSG:
         return receive_each(io, count, size, ctx)
     wanted = min(count, BATCH_MAX)
     pool = io.receive_batches
     if pool is None:
         pool = io.receive_batches = Pool()
-    batch = pool.take()
+    idle = pool.idle  # the pool's take and give written out, as in send_many
+    try:
+        batch = idle.pop()
+    except IndexError:
+        batch = None
     if batch is None or batch.size != size or batch.capacity < wanted:
         batch = ReceiveBatch(wanted, size, io.local.family == lib.AF_INET)
     try:
         return _receive_with(io, batch, count, ctx)
     finally:
-        pool.give(batch)
+        if not idle:
+            idle.append(batch)
 
 
 def receive_each(io: Endpoint, count: int, size: int, ctx: Context | None) -> list[tuple[bytes, Address]]:
@@ -232,9 +275,18 @@ def _receive_with(io: Endpoint, batch: ReceiveBatch, count: int, ctx: Context | 
     want = min(count, batch.capacity)
     desc = io.desc
     check = None if ctx is None else ctx.check
-    batch.reset(want)
-    # Without a context the first attempt is inline; the wait loop only after EAGAIN.
-    got = _WOULD_BLOCK if ctx is not None else cell_io.recvmmsg_on(desc, msgs, want, _MSG_DONTWAIT, None)
+    _memmove(msgs, batch.pristine, want * _MMSGHDR_SIZE)  # batch.reset, written out
+    # Without a context the first attempt is inline (without the retry frame when the
+    # fault seam is unarmed); the wait loop only after EAGAIN.
+    if ctx is not None:
+        got = _WOULD_BLOCK
+    elif _RECEIVE.fault is None:
+        args = (desc, msgs, want, _MSG_DONTWAIT)
+        got = _RECVMMSG(*args)
+        if got < 0:
+            got = _after_failure(_RECEIVE, _RECVMMSG, args, None, None, True)
+    else:
+        got = cell_io.recvmmsg_on(desc, msgs, want, _MSG_DONTWAIT, None)
     if got < 0:
         got = waiting.wait_for(
             desc,

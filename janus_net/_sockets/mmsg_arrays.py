@@ -25,6 +25,7 @@ from janus_net._sockets.buffers import (
 )
 from janus_net._values.addresses import Address, as_address
 from janus_net._values.errors import SocketError
+from janus_net._values.ip import Ip6Address
 from janus_net._values.reported import DECODED_SOURCES, from_sockaddr_cached
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
@@ -131,7 +132,16 @@ class SendBatch:
     def _set_destinations(self, dests: tuple[str | Address, ...]) -> tuple[int, Exception | None]:
         encodings = self.encodings
         first = dests[0]
-        if all(map(operator.is_, dests, itertools.repeat(first))):
+        # tuple.count compares by identity before equality, so a batch to one value is
+        # counted in C without a call per item (the last item is looked at first, so a
+        # batch to many peers rarely pays count's equality calls). An equal value is as
+        # good as the same one (same sockaddr), but for an IPv6 flow label, which
+        # equality ignores: there the values themselves must be the same.
+        if (
+            dests[-1] is first
+            and dests.count(first) == len(dests)
+            and (type(first) is not Ip6Address or all(map(operator.is_, dests, itertools.repeat(first))))
+        ):
             # One destination for the whole batch: the usual case, checked in C.
             try:
                 target = as_address(first)
