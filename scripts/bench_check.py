@@ -16,14 +16,15 @@ the per-round ratios). What is measured is a user's loop, as DESIGN §11 words i
   visited; and counted from length and segment size without a view each; against
   stdlib per-packet of the same 1200-byte datagrams.
 
-``--factors`` also measures what a harness may do differently, one factor at a
-time, as ratios to the stdlib's loop changed the same way (payload, receive size,
-the destination as text or a value made per send, one send then one receive, the
-source's host read). ``--compare build/bench.json`` (``make bench BENCH_ARGS="--json
-build/bench.json"``) prints both harnesses' ratios side by side: they agree where
-their quartile ranges overlap.
+``--floor`` also measures the floor cffi allows: the shim's own calls with every
+argument ready, no janus_net Python around them. ``--factors`` also measures what a
+harness may do differently, one factor at a time, as ratios to the stdlib's loop
+changed the same way (payload, receive size, the destination as text or a value made
+per send, one send then one receive, the source's host read). ``--compare
+build/bench.json`` (``make bench BENCH_ARGS="--json build/bench.json"``) prints both
+harnesses' ratios side by side: they agree where their quartile ranges overlap.
 
-    .venv/bin/python scripts/bench_check.py [--rounds 15] [--bursts 400] [--factors] [--compare PATH]
+    .venv/bin/python scripts/bench_check.py [--rounds 15] [--bursts 400] [--factors] [--floor] [--compare PATH]
 """
 
 # The loops unpack (data, source) and read what they do not use: that is the user's loop being measured.
@@ -240,6 +241,113 @@ def segmented_loops() -> tuple[dict[str, Loop], Callable[[], None]]:
     return {"janus segmented + split": janus(True), "janus segmented": janus(False), "stdlib 1200 B": stdlib}, close
 
 
+def floor_loops() -> tuple[dict[str, Loop], Callable[[], None]]:
+    """The cffi floor: the shim's calls with everything ready, no janus_net Python around them.
+
+    Per-packet: jn_desc_sendto with the sockaddr encoded once, jn_desc_recvfrom plus
+    the bytes of each datagram (ffi.unpack), the source not decoded. Batched: one
+    jn_desc_sendmmsg of 32 prepared headers, the receive headers restored from a copy,
+    one jn_desc_recvmmsg, the bytes of each and a (data, source) pair each. Against
+    the same loops of janus_net's API and of the stdlib.
+    """
+    from janus_net._shim import ffi, lib  # the floor is the shim itself
+
+    ja, jb, sa, sb = udp_pair()
+    dest = jb.address
+    encoded, payload = dest.sockaddr, b"f" * 64
+    flags = lib.JN_MSG_NOSIGNAL | lib.MSG_DONTWAIT
+    buf, storage = ffi.new("char[2048]"), ffi.new("struct sockaddr_storage *")
+    sockaddr, length = ffi.cast("struct sockaddr *", storage), ffi.new("socklen_t *")
+    out = ffi.new("char[]", payload * BURST)
+    smsgs, siov = ffi.new("struct mmsghdr[]", BURST), ffi.new("struct iovec[]", BURST)
+    rmsgs, riov = ffi.new("struct mmsghdr[]", BURST), ffi.new("struct iovec[]", BURST)
+    names, rbuf = ffi.new("struct sockaddr_storage[]", BURST), ffi.new("char[]", 2048 * BURST)
+    for k in range(BURST):
+        siov[k].iov_base, siov[k].iov_len = out + 64 * k, 64
+        header = smsgs[k].msg_hdr
+        header.msg_name, header.msg_namelen, header.msg_iov, header.msg_iovlen = (
+            encoded.pointer,
+            encoded.length,
+            siov + k,
+            1,
+        )
+        riov[k].iov_base, riov[k].iov_len = rbuf + 2048 * k, 2048
+        header = rmsgs[k].msg_hdr
+        header.msg_name, header.msg_namelen, header.msg_iov, header.msg_iovlen = (
+            names + k,
+            ffi.sizeof(storage[0]),
+            riov + k,
+            1,
+        )
+    pristine = ffi.buffer(rmsgs)[:]
+    cut = ffi.buffer(rbuf).__getitem__
+    cuts = [slice(2048 * k, 2048 * k + 64) for k in range(BURST)]
+    sdest = sb.getsockname()
+
+    def native(n: int) -> int:
+        sendto, recvfrom, unpack, a, b = lib.jn_desc_sendto, lib.jn_desc_recvfrom, ffi.unpack, ja._desc, jb._desc
+        for _ in range(n):
+            for _ in range(BURST):
+                sendto(a, payload, 64, flags, encoded.pointer, encoded.length)
+            for _ in range(BURST):
+                length[0] = 128
+                _data = unpack(buf, recvfrom(b, buf, 2048, lib.MSG_DONTWAIT, sockaddr, length))
+        return n * BURST
+
+    # The headers point into these: the loop holds them, or they are freed when this function returns.
+    held = (siov, riov, out, names, rbuf)
+
+    def native_batched(n: int) -> int:
+        sendmmsg, recvmmsg, a, b = lib.jn_desc_sendmmsg, lib.jn_desc_recvmmsg, ja._desc, jb._desc
+        if held is None:  # never: the reference is what keeps them
+            return 0
+        for _ in range(n):
+            sendmmsg(a, smsgs, BURST, flags)
+            ffi.memmove(rmsgs, pristine, len(pristine))
+            got = recvmmsg(b, rmsgs, BURST, lib.MSG_DONTWAIT)
+            _pairs = list(zip(map(cut, cuts[:got]), [dest] * got, strict=True))
+        return n * BURST
+
+    def janus(n: int) -> int:
+        send, receive = ja.send, jb.receive
+        for _ in range(n):
+            for _ in range(BURST):
+                send(dest, payload)
+            for _ in range(BURST):
+                data, source = receive(2048)
+        return n * BURST
+
+    def janus_batched(n: int) -> int:
+        send_many, receive_many, messages = ja.send_many, jb.receive_many, [(dest, payload)] * BURST
+        for _ in range(n):
+            send_many(messages)
+            taken = 0
+            while taken < BURST:
+                taken += len(receive_many(BURST - taken))
+        return n * BURST
+
+    def stdlib(n: int) -> int:
+        for _ in range(n):
+            for _ in range(BURST):
+                sa.sendto(payload, sdest)
+            for _ in range(BURST):
+                data, source = sb.recvfrom(2048)
+        return n * BURST
+
+    def close() -> None:
+        for s in (ja, jb, sa, sb):
+            s.close()
+
+    loops = {
+        "cffi floor per-packet": native,
+        "cffi floor batched": native_batched,
+        "janus per-packet (floor loop)": janus,
+        "janus batched (floor loop)": janus_batched,
+        "stdlib per-packet (floor loop)": stdlib,
+    }
+    return loops, close
+
+
 def sample(loop: Loop, n: int, apart: Apart | None) -> float:
     """Nanoseconds per datagram of one run (thread CPU time; the apart loops time their own parts)."""
     if apart is not None:
@@ -291,6 +399,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--bursts", type=int, default=400, help="bursts per sample (per-packet, batched)")
     parser.add_argument("--factors", action="store_true", help="also measure each harness factor alone")
+    parser.add_argument("--floor", action="store_true", help="also measure the bare shim calls (the cffi floor)")
     parser.add_argument("--compare", type=Path, help="scripts/bench --json output to set beside")
     parser.add_argument("--json", type=Path, help="write the ratios here")
     args = parser.parse_args()
@@ -323,6 +432,15 @@ def main() -> int:
         )  # fmt: skip
     finally:
         close_seg()
+    if args.floor:
+        loops, close_floor = floor_loops()
+        base = "stdlib per-packet (floor loop)"
+        try:
+            results |= rounds_of(
+                loops, [(name, base) for name in loops if name != base], args.rounds, args.bursts
+            )  # fmt: skip
+        finally:
+            close_floor()
     if args.factors:
         shapes: dict[str, dict[str, object]] = {
             "as above": {}, "1200-byte payload": {"payload": b"p" * 1200}, "receive(65536)": {"size": 65536},
