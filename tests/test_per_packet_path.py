@@ -23,6 +23,7 @@ import pytest
 from peers import when_blocked
 
 import janus_net as jn
+from janus_net._kernel import cell_io
 from janus_net._values.reported import DECODED_SOURCES
 from janus_net.testing import fail
 
@@ -321,3 +322,37 @@ def test_send_many_to_equal_values_and_to_many_peers(receiver: socket.socket) ->
             assert sender.send_many(mixed) == 3
             assert other.recvfrom(64)[0] == b"b"
         assert [receiver.recvfrom(64)[0] for _ in range(2)] == [b"a", b"c"]
+
+
+class _Recorder:
+    """A fault that fails nothing and notes which native function the loop handed it."""
+
+    def __init__(self) -> None:
+        self.functions: list[object] = []
+
+    def call(self, fn: object, args: tuple[object, ...]) -> int:
+        self.functions.append(fn)
+        return fn(*args)  # type: ignore[operator, no-any-return]
+
+
+def test_the_armed_seam_reaches_the_same_native_functions(pair: tuple[jn.Socket, socket.socket]) -> None:
+    receiver, sender = pair
+    me = jn.Ip4Address("127.0.0.1", sender.getsockname()[1])
+    with jn.bind("127.0.0.1:0") as out:
+        out.send(receiver.address, b"warm")  # the value owns its encoding now
+        receiver.receive(64)
+        recorder = _Recorder()
+        cell_io.SEND.fault = recorder
+        try:
+            assert out.send(receiver.address, b"seen") == 4
+        finally:
+            cell_io.SEND.fault = None
+        assert recorder.functions == [cell_io.SEND_IP]
+        cell_io.RECEIVE.fault = recorder
+        try:
+            assert receiver.receive(64)[0] == b"seen"
+            sender.sendto(b"again", dest(receiver))
+            assert receiver.receive(64) == (b"again", me)
+        finally:
+            cell_io.RECEIVE.fault = None
+        assert recorder.functions == [cell_io.SEND_IP, cell_io.RECEIVE_RX, cell_io.RECEIVE_RX]

@@ -113,19 +113,25 @@ class Socket(Bound):
             SocketError.SocketModeUnsupported: a destination on a connected or stream socket.
             SocketError.SocketUnconnected: ``close()`` from another thread ended the wait.
         """
-        if type(dest) is self._dest_type and type(data) is bytes and source is None and _SEND.fault is None:
+        if type(dest) is self._dest_type and type(data) is bytes and source is None:
             # The usual case, and the per-packet hot path: an IP address value of the
             # socket's family that owns its encoding (every value does after its first
             # send), and bytes. One native call (jn_desc_send_ip: the length from the
             # family, the flags fixed, port 0 left to Python's check) and one branch.
             encoded = dest._encoded  # type: ignore[union-attr]  # an IP value: checked by exact type
             if encoded is not None:
-                sent = _SEND_IP(self._desc, data, len(data), encoded.pointer)
-                if sent >= 0:
-                    return sent
-                if sent != _SEND_CHECK:
+                if _SEND.fault is None:
+                    sent = _SEND_IP(self._desc, data, len(data), encoded.pointer)
+                    if sent >= 0:
+                        return sent
+                    if sent != _SEND_CHECK:
+                        args = (self._desc, data, len(data), encoded.pointer)
+                        return self._send_failed(dest, _SEND_IP, args)  # type: ignore[arg-type]  # as above
+                elif dest._port:  # type: ignore[union-attr]  # port 0 goes to the slow path's check
+                    # The fault seam armed: the same native call, through the one loop.
                     args = (self._desc, data, len(data), encoded.pointer)
-                    return self._send_failed(dest, _SEND_IP, args)  # type: ignore[arg-type]  # as above
+                    sent = _retry(_SEND, _SEND_IP, args, None, dest, True)
+                    return sent if sent >= 0 else self._send_wait(dest, _SEND_IP, args)  # type: ignore[arg-type]
         return self._send_slow(dest, data, source)
 
     def _send_slow(self, dest: str | Address, data: Buffer, source: str | Address | None) -> int:
