@@ -38,6 +38,43 @@ def test_import_janus_net_loads_none_of_the_heavy_stdlib_modules() -> None:
     assert "janus_net.audit" not in loaded and "janus_net.handoff" not in loaded
     # Nor the hand-over's machinery, the supervisor or the command line.
     assert not {"janus_net._process.handoff", "janus_net._process.supervisor", "janus_net._cli"} & loaded
+    # The process wing (activation, notify, sending and receiving sockets) loads with its first name.
+    assert not {m for m in loaded if m.startswith("janus_net._process")}, sorted(loaded)
+
+
+def test_every_lazy_name_is_typed_and_every_public_name_loads_both_ways() -> None:
+    # The TYPE_CHECKING block (what mypy reads) and `_LAZY` (what runs) name the same things.
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(jn))
+    typed = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            for imp in node.body:
+                assert isinstance(imp, ast.ImportFrom)
+                typed |= {alias.asname or alias.name for alias in imp.names}
+    assert typed == set(jn._LAZY)
+    got = run_child(
+        """
+        import json, janus_net, sys
+        names = sorted(janus_net.__all__)
+        lazy = sorted(janus_net._LAZY)
+        loaded_early = [n for n in lazy if janus_net._LAZY[n] in sys.modules]
+        via_from = {}
+        for name in names:
+            ns = {}
+            exec(f"from janus_net import {name}", ns)
+            via_from[name] = ns[name] is getattr(janus_net, name)
+        print(json.dumps({"from": via_from, "dir": sorted(set(names) - set(dir(janus_net))), "early": loaded_early}))
+        """
+    )
+    assert got["from"] == {name: True for name in jn.__all__}
+    assert got["dir"] == []
+    assert got["early"] == []  # a lazy name whose module `import janus_net` loads anyway saves nothing
+    assert set(jn._LAZY) <= set(jn.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
+        jn.nonexistent  # noqa: B018
 
 
 def test_lazy_names_still_work_in_a_fresh_interpreter() -> None:
