@@ -220,6 +220,94 @@ def accept_queued(kind: str, n: int) -> tuple[float, float]:
         srv.close()
 
 
+# --- the ladder: the :core cycle built up one exactness mechanism at a time (what each costs)
+
+
+def ladder() -> dict[str, object]:
+    """Loop bodies from the bare native calls up to ``jn.listen(text).close()``, each adding one mechanism."""
+    from janus_net._kernel import cells
+    from janus_net._profiles import native_sequence, option_checks, sequence
+    from janus_net._profiles.addresses import as_bind_address
+    from janus_net._shim import ffi, lib
+    from janus_net._sockets.server import Server
+
+    addr = as_bind_address("127.0.0.1:0")
+    opts = option_checks.DEFAULT_LISTEN
+    plan = native_sequence.plan_for(addr, opts)
+    assert plan is not None
+    encoded = addr.sockaddr
+    io_p = ffi.typeof("struct jn_steps_io *")
+
+    def raw_native(n: int) -> None:  # cffi's floor: the same C calls, no Python around them
+        new_cell, new, steps, close_now, free = (
+            lib.jn_desc_new,
+            ffi.new,
+            lib.jn_steps,
+            lib.jn_desc_close_now,
+            lib.jn_desc_free,
+        )
+        struct, sa, salen, end = plan.struct, encoded.pointer, encoded.length, plan.end
+        for _ in range(n):
+            d = new_cell()
+            io = new(io_p)
+            io.desc = d
+            if steps(struct, io, sa, salen, 0, end) < 0:
+                raise OSError(ffi.errno, "jn_steps")
+            close_now(d)
+            free(d)
+
+    def owned_cell(n: int) -> None:  # + the cell is a collected object (ffi.gc): the exactly-once backstop
+        new_desc, close_desc, new, steps = cells.new_desc, cells.close_desc, ffi.new, lib.jn_steps
+        struct, sa, salen, end = plan.struct, encoded.pointer, encoded.length, plan.end
+        for _ in range(n):
+            d = new_desc()
+            io = new(io_p)
+            io.desc = d
+            if steps(struct, io, sa, salen, 0, end) < 0:
+                raise OSError(ffi.errno, "jn_steps")
+            close_desc(d)
+
+    def driver(n: int) -> None:  # + the one loop's driver: seam check, errno tables on failure, discard on raise
+        new_desc, close_desc, new_io, run = (
+            cells.new_desc,
+            cells.close_desc,
+            native_sequence.new_io,
+            native_sequence.run,
+        )
+        for _ in range(n):
+            d = new_desc()
+            run(plan, new_io(d), addr)
+            close_desc(d)
+
+    def owner(n: int) -> None:  # + the Server object (hold, owner registry check, close(), __del__)
+        new_desc, new_io, run = cells.new_desc, native_sequence.new_io, native_sequence.run
+        for _ in range(n):
+            d = new_desc()
+            io = new_io(d)
+            run(plan, io, addr)
+            Server(d, addr, None, io.port).close()
+
+    def sequence_front(n: int) -> None:  # + validate, Landlock refusal check, audit event, plan lookup
+        open_socket = sequence.open_socket
+        for _ in range(n):
+            open_socket(addr, opts, None, None, Server).close()
+
+    def public(n: int) -> None:  # + the public function: keyword check, the address text (cached parse)
+        listen = jn.listen
+        for _ in range(n):
+            listen("127.0.0.1:0").close()
+
+    return {
+        "stdlib socket sequence": listen_stdlib,
+        "raw native (cffi floor)": raw_native,
+        "+ owned cell": owned_cell,
+        "+ loop driver": driver,
+        "+ Server object": owner,
+        "+ checks, audit, plan": sequence_front,
+        "+ jn.listen(text)": public,
+    }
+
+
 # --- import (from a wheel) and memory, in fresh interpreters
 
 
@@ -301,7 +389,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=11)
     ap.add_argument("--scale", type=float, default=1.0)
-    ap.add_argument("--only", default="listen,accept,queued,import,memory")
+    ap.add_argument("--only", default="listen,ladder,accept,queued,import,memory")
     args = ap.parse_args()
     parts = set(args.only.split(","))
     rounds = args.rounds
@@ -331,6 +419,24 @@ def main() -> int:
             show(f":core / socket.create_server ({clock})", paired(d["core"], d["create_server"]), "<= 1.05")
             show(f":service / :core ({clock})", paired(d["service"], d["core"]), "<= 1.10")
             show(f":sovereign / :core ({clock})", paired(d["sovereign"], d["core"]), "<= 1.10")
+
+    if "ladder" in parts:
+        rungs = ladder()
+        names = list(rungs)
+        times: dict[str, list[float]] = {k: [] for k in names}
+        for k in names:
+            rungs[k](200)
+        for r in range(rounds):
+            for k in names[r % len(names) :] + names[: r % len(names)]:
+                times[k].append(clocked(rungs[k], n_listen)[1])
+        print("the :core cycle, one mechanism at a time (thread CPU µs per cycle, median; step: what it adds)")
+        previous = None
+        for k in names:
+            med = statistics.median(times[k]) * 1e6
+            step = "" if previous is None or k == names[1] else f"{(med - previous) * 1000:+7.0f} ns"
+            ratio = paired(times[k], times[names[0]])
+            print(f"  {k:<26} {med:7.2f}  {step:>11}   / stdlib {ratio[1]:.3f} [{ratio[0]:.2f}-{ratio[2]:.2f}]")
+            previous = med
 
     if "accept" in parts:
         client = client_command()
