@@ -34,6 +34,10 @@ def accepted_options(fd: int) -> None:
         socket_options.setsockopt_int(fd, lib.SOL_SOCKET, platform.SO_NOSIGPIPE, 1)
 
 
+# Whether `accepted_options` has anything to do on this platform (read once: it is per accept).
+_ACCEPTED_OPTIONS = bool(platform.ACCEPT_INHERITS_O_NONBLOCK or platform.SO_NOSIGPIPE)
+
+
 class Server(Bound):
     """A listening stream socket (from `janus_net.listen`): ``accept()`` returns one `Stream` per connection.
 
@@ -104,27 +108,41 @@ class Server(Bound):
         pool = self._scratch
         if pool is None:
             pool = self._scratch = Pool()
-        scratch = pool.take() or Scratch()
+        idle = pool.idle  # `Pool.take`, written out (list.pop is atomic under the GIL)
+        scratch = idle.pop() if idle else Scratch()
         conn_desc = kernel_cells.new_desc()  # the accepted fd lands here, inside the accept call
         try:
             size = scratch.length
             size[0] = STORAGE_SIZE
             desc = self._desc
             storage = scratch.storage
-            conn = self._accept_wait(ctx, desc, storage, size, conn_desc)
+            if ctx is None:
+                # The first attempt made here, not through `_accept_wait`'s closure and
+                # `wait_for`: with a connection queued (a busy server), that is the whole
+                # accept. The address names the listener in an error; it is built once.
+                address = self._address if self._port < 0 else self.address
+                conn = cell_io.accept_into(desc, storage, size, conn_desc, None, address)
+                if conn < 0:  # WOULD_BLOCK: nothing queued (or another thread is taking it)
+                    conn = self._accept_wait(None, desc, storage, size, conn_desc, True)
+            else:
+                conn = self._accept_wait(ctx, desc, storage, size, conn_desc)
             # Copied out before the scratch goes back to the pool.
             length = size[0]
             family = scratch.sa.sa_family if length >= SA_FAMILY_END else None
             peer = PendingPeer(ffi.buffer(storage, min(length, STORAGE_SIZE))[:], length)
-            pool.give(scratch)
-            accepted_options(conn)
+            if not idle:
+                idle.append(scratch)  # `Pool.give`: at most one kept
+            if _ACCEPTED_OPTIONS:
+                accepted_options(conn)
             # Not a family the lazy decode is sure to handle: decode (and fail) now.
             return Stream(conn_desc, peer if family in PEER_FAMILIES else peer.decode())
         except BaseException:
             kernel_cells.close_desc(conn_desc)
             raise
 
-    def _accept_wait(self, ctx: Context | None, desc: Any, storage: Any, size: Any, conn_desc: Any) -> int:
+    def _accept_wait(
+        self, ctx: Context | None, desc: Any, storage: Any, size: Any, conn_desc: Any, tried: bool = False
+    ) -> int:
         """`accept`'s wait; with a context, one whose cancel also reaches an accept(2) in the kernel.
 
         The native accept is given the context's native cell and reads its cancel mark
@@ -147,6 +165,8 @@ class Server(Bound):
                 ctx,
                 lambda: cell_io.accept_into(desc, storage, size, conn_desc, check, address, ctx_cell),
                 self._not_listening,
+                None,
+                tried,
             )
         finally:
             if accepting is not None:
