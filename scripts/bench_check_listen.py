@@ -16,6 +16,9 @@ Workloads:
   waits for the server's close, then resets), the server accepts and closes on the
   main thread, as a user's accept loop does. Measured by wall clock and by the
   server thread's CPU time per connection.
+* accept, worker: the same on a thread other than the main one, where a janus_net
+  wait has no signal wakeup fd to install (DESIGN §3: only the main thread runs
+  Python signal handlers).
 * accept, queued: the backlog is filled first (loopback connects complete at once),
   then the server accepts and closes them: the server's own cost per connection
   with a connection always waiting, no other process in the picture.
@@ -162,8 +165,16 @@ def listen_create_server(n: int) -> None:
         create(("127.0.0.1", 0)).close()
 
 
-def accept_client(kind: str, n: int, client: list[str]) -> tuple[float, float]:
-    """n accepts (and closes) on this thread while a client process keeps connections coming."""
+def accept_client(kind: str, n: int, client: list[str], worker: bool = False) -> tuple[float, float]:
+    """n accepts (and closes) while a client process keeps connections coming (``worker``: on another thread)."""
+    if worker:
+        import threading
+
+        got: list[tuple[float, float]] = []
+        t = threading.Thread(target=lambda: got.append(accept_client(kind, n, client)))
+        t.start()
+        t.join()
+        return got[0]
     if kind == "janus":
         srv = jn.listen("127.0.0.1:0")
         port = srv.address.port
@@ -389,7 +400,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=11)
     ap.add_argument("--scale", type=float, default=1.0)
-    ap.add_argument("--only", default="listen,ladder,accept,queued,import,memory")
+    ap.add_argument("--only", default="listen,ladder,accept,worker,queued,import,memory")
     args = ap.parse_args()
     parts = set(args.only.split(","))
     rounds = args.rounds
@@ -438,13 +449,16 @@ def main() -> int:
             print(f"  {k:<26} {med:7.2f}  {step:>11}   / stdlib {ratio[1]:.3f} [{ratio[0]:.2f}-{ratio[2]:.2f}]")
             previous = med
 
-    if "accept" in parts:
+    for part, worker in (("accept", False), ("worker", True)):
+        if part not in parts:
+            continue
         client = client_command()
         res: dict[str, list[tuple[float, float]]] = {"janus": [], "stdlib": []}
         for r in range(rounds):
             for k in ("janus", "stdlib") if r % 2 == 0 else ("stdlib", "janus"):
-                res[k].append(accept_client(k, n_accept, client))
-        print(f"accept, client process ({' '.join(Path(c).name for c in client[:1])}; µs per connection: wall / cpu)")
+                res[k].append(accept_client(k, n_accept, client, worker))
+        where = "a worker thread" if worker else "the main thread"
+        print(f"accept on {where}, client process ({Path(client[0]).name}; µs per connection: wall / cpu)")
         for k, v in res.items():
             print(f"  {k:<14} {statistics.median(x[0] for x in v) * 1e6:7.2f} / "
                   f"{statistics.median(x[1] for x in v) * 1e6:7.2f}")  # fmt: skip
