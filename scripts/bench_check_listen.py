@@ -24,7 +24,8 @@ Workloads:
   with a connection always waiting, no other process in the picture.
 * import: ``import janus_net`` / ``import socket`` in fresh interpreters of a venv
   with the package installed from a wheel of this tree (bytecode compiled at install).
-* memory: tracemalloc bytes per open listener, 1000 listeners, janus vs stdlib.
+* memory: bytes per open listener, 1000 listeners, janus vs stdlib: tracemalloc's count of
+  Python's objects plus glibc's count of the C heap (the shim's descriptor cells), DESIGN §11.
 
 Usage: .venv/bin/python scripts/bench_check_listen.py [--rounds N] [--scale X] [--only listen,accept,...]
 """
@@ -353,7 +354,7 @@ def fresh(python: str, code: str, *args: str) -> float:
 IMPORT = "import time\nt0 = time.perf_counter()\nimport {0}\nprint(time.perf_counter() - t0)"
 
 MEMORY = r"""
-import resource, socket, sys, tracemalloc
+import ctypes, resource, socket, sys, tracemalloc
 k = int(sys.argv[2])
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, k + 100)), hard))
@@ -368,11 +369,23 @@ else:
         s.listen(128)
         return s
 make().close(); make().close()
-tracemalloc.start()
-m0 = tracemalloc.get_traced_memory()[0]
-held = [make() for _ in range(k)]
-m1 = tracemalloc.get_traced_memory()[0]
-for s in held:
+slots = [None] * k
+if sys.argv[3] == "python":  # Python's objects, by tracemalloc
+    tracemalloc.start()
+    m0 = tracemalloc.get_traced_memory()[0]
+    for i in range(k):
+        slots[i] = make()
+    m1 = tracemalloc.get_traced_memory()[0]
+else:  # the C heap (glibc's bytes in use; tracemalloc off, its own tables are malloc'd)
+    class M(ctypes.Structure):
+        _fields_ = [(f, ctypes.c_size_t) for f in "a b c d e f g used h i".split()]
+    info = ctypes.CDLL(None).mallinfo2
+    info.restype = M
+    m0 = info().used
+    for i in range(k):
+        slots[i] = make()
+    m1 = info().used
+for s in slots:
     s.close()
 print((m1 - m0) / k)
 """
@@ -496,8 +509,11 @@ def main() -> int:
         got: dict[str, list[float]] = {"janus": [], "stdlib": []}
         for r in range(3):
             for k in ("janus", "stdlib") if r % 2 == 0 else ("stdlib", "janus"):
-                got[k].append(fresh(sys.executable, MEMORY, k, "1000"))
-        print("memory per open listener (tracemalloc bytes, median)")
+                python_bytes = fresh(sys.executable, MEMORY, k, "1000", "python")
+                c_bytes = fresh(sys.executable, MEMORY, k, "1000", "c")
+                got[k].append(python_bytes + c_bytes)
+                print(f"  {k:<14} {python_bytes:7.0f} B Python + {c_bytes:5.0f} B C heap", flush=True)
+        print("memory per open listener (Python's bytes + the C heap's, median)")
         for k, v in got.items():
             print(f"  {k:<14} {statistics.median(v):9.0f}")
         show("memory per listener janus / stdlib", paired(got["janus"], got["stdlib"]), "<= 3.00")

@@ -54,13 +54,16 @@ class Server(Bound):
     docs/mechanism.md); a context's deadline reaches it only at the next connection.
     """
 
-    __slots__ = ("_port", "_scratch")
+    __slots__ = ("_scratch",)
 
     def __init__(self, desc: Any, address: Address, unix_file: FileDuty | None = None, port: int = -1) -> None:
-        # The address is built on first use: ``port`` >= 0 is the port the kernel chose
+        # The address is built on first use: ``port`` > 0 is the port the kernel chose
         # for ``address`` (asked with port 0), and the copy with it is made by the first
         # ``address`` read (an Ip4Address is a fifth of what a listener would keep).
-        self._port = port
+        # Until then the port waits in the cell (``desc.port``, in the struct's padding),
+        # not in a Python int of 32 bytes: memory per listener (DESIGN §11).
+        if port > 0:
+            desc.port = port
         # Owner's and Bound's __init__, written out: two frames less per listen.
         _HOLD(desc)
         self._desc = desc
@@ -74,14 +77,15 @@ class Server(Bound):
     @property
     def address(self) -> Address:
         """The address the socket is bound to (with the port the kernel chose for port 0)."""
-        port = self._port
         address: Address = self._address  # a Server's is never pending
-        if port >= 0:
+        desc = self._desc
+        port = desc.port
+        if port > 0:
             # Two threads may both build it; they store equal values (and _with_port of
             # the stored copy gives the copy back).
             address = address._with_port(port)  # type: ignore[union-attr]  # IP only (listen.py)
             self._address = address
-            self._port = -1
+            desc.port = 0
         return address
 
     def accept(self, ctx: Context | None = None) -> Stream:
@@ -120,7 +124,7 @@ class Server(Bound):
                 # The first attempt made here, not through `_accept_wait`'s closure and
                 # `wait_for`: with a connection queued (a busy server), that is the whole
                 # accept. The address names the listener in an error; it is built once.
-                address = self._address if self._port < 0 else self.address
+                address = self.address if desc.port else self._address
                 conn = cell_io.accept_into(desc, storage, size, conn_desc, None, address)
                 if conn < 0:  # WOULD_BLOCK: nothing queued (or another thread is taking it)
                     conn = self._accept_wait(None, desc, storage, size, conn_desc, True)
