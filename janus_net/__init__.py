@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from janus_net._policy.context import Context
 from janus_net._profiles.addresses import parse_address
+from janus_net._profiles.connect import connect
 from janus_net._profiles.listen import (
     bind,
     bind_with_capability,
@@ -42,7 +43,12 @@ __version__ = "0.1.0"
 # part, as for `handoff`) and its import in the block below, which is what type
 # checkers read (tests/test_lean.py checks that the two agree). What they save, in a
 # fresh interpreter: the audit module brings dataclasses, json and logging; the
-# process wing (activation, notify, hand-over of sockets) its own modules.
+# process wing (activation, notify, hand-over of sockets) its own modules. What may
+# be lazy: a first use imports a module, which opens its file, so a program that first
+# touches a lazy name with its descriptor table full gets the import's OSError, not a
+# SocketError member. So the profiles that make sockets (listen, bind, connect, and
+# with them adoption and unix socket files) load with `import janus_net`; the names
+# below are used at start-up (activation, notify) or move descriptors between processes.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from janus_net import handoff as handoff
@@ -51,13 +57,11 @@ if TYPE_CHECKING:
     from janus_net._process.notify import notify, watchdog_interval
     from janus_net._process.receiving import receive_sockets
     from janus_net._process.sending import send_sockets
-    from janus_net._profiles.connect import connect
     from janus_net.audit import AuditRecord
 
 _LAZY = {
     "AuditRecord": "janus_net.audit",
     "NetBind": "janus_net._policy.capability",
-    "connect": "janus_net._profiles.connect",
     "handoff": "janus_net.handoff",
     "listen_fds": "janus_net._process.activation",
     "notify": "janus_net._process.notify",
