@@ -235,6 +235,7 @@ def test_the_usual_call_makes_what_the_written_function_makes(function: Any, mor
     written = function.__wrapped__
     assert inspect.signature(function) == inspect.signature(written)
     assert (function.__name__, function.__doc__) == (written.__name__, written.__doc__)
+    assert function.__annotations__ == written.__annotations__  # typing.get_type_hints reads them
     extra = [_second(kind) for kind in more]
     fast, slow = function("127.0.0.1:0", *extra), written("127.0.0.1:0", *extra)
     try:

@@ -51,7 +51,7 @@ _DEFAULT_BIND = option_checks.DEFAULT_BIND
 
 
 def _named_like(call: Any, full: Any) -> Any:
-    for name in ("__module__", "__name__", "__qualname__", "__doc__"):
+    for name in ("__module__", "__name__", "__qualname__", "__doc__", "__annotations__"):
         setattr(call, name, getattr(full, name))
     call.__wrapped__ = full
     return call
