@@ -12,10 +12,6 @@ One typed error per cause, nothing leaked on any path, cancellable with a
 from __future__ import annotations
 
 from janus_net._policy.context import Context
-from janus_net._process.activation import listen_fds
-from janus_net._process.notify import notify, watchdog_interval
-from janus_net._process.receiving import receive_sockets
-from janus_net._process.sending import send_sockets
 from janus_net._profiles.addresses import parse_address
 from janus_net._profiles.connect import connect
 from janus_net._profiles.listen import (
@@ -40,30 +36,49 @@ from janus_net._values.unix import UnixAddress
 
 __version__ = "0.1.0"
 
-# The :sovereign names load on first use: the audit module brings dataclasses, json
-# and logging (about a third of `import janus_net`), which :core and :service never
-# need. `jn.NetBind` / `from janus_net import NetBind` load them then (PEP 562).
+# Names most programs never use load on first use (PEP 562): `jn.notify` and
+# `from janus_net import notify` both import their module then, and keep the value
+# here so that later lookups never come back. A public name joins with one line in
+# `_LAZY` (name -> module; the module itself when name is that module's own last
+# part, as for `handoff`) and its import in the block below, which is what type
+# checkers read (tests/test_lean.py checks that the two agree). What they save, in a
+# fresh interpreter: the audit module brings dataclasses, json and logging; the
+# process wing (activation, notify, hand-over of sockets) its own modules. What may
+# be lazy: a first use imports a module, which opens its file, so a program that first
+# touches a lazy name with its descriptor table full gets the import's OSError, not a
+# SocketError member. So the profiles that make sockets (listen, bind, connect, and
+# with them adoption and unix socket files) load with `import janus_net`; the names
+# below are used at start-up (activation, notify) or move descriptors between processes.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from janus_net import handoff as handoff
     from janus_net._policy.capability import NetBind
+    from janus_net._process.activation import listen_fds
+    from janus_net._process.notify import notify, watchdog_interval
+    from janus_net._process.receiving import receive_sockets
+    from janus_net._process.sending import send_sockets
     from janus_net.audit import AuditRecord
 
-_LAZY = {"AuditRecord": "janus_net.audit", "NetBind": "janus_net._policy.capability"}
+_LAZY = {
+    "AuditRecord": "janus_net.audit",
+    "NetBind": "janus_net._policy.capability",
+    "handoff": "janus_net.handoff",
+    "listen_fds": "janus_net._process.activation",
+    "notify": "janus_net._process.notify",
+    "receive_sockets": "janus_net._process.receiving",
+    "send_sockets": "janus_net._process.sending",
+    "watchdog_interval": "janus_net._process.notify",
+}
 
 
 def __getattr__(name: str) -> object:
-    if name == "handoff":
-        # jn.handoff is imported on first use: most programs never upgrade themselves.
-        import importlib
-
-        return importlib.import_module("janus_net.handoff")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'janus_net' has no attribute {name!r}")
     import importlib
 
-    value = getattr(importlib.import_module(module), name)
+    loaded = importlib.import_module(module)
+    value = loaded if module == f"janus_net.{name}" else getattr(loaded, name)
     globals()[name] = value  # later lookups find it without coming here
     return value
 

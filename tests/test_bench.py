@@ -25,7 +25,7 @@ TARGETS = {
     "UDP segmented (counted as C counts) / stdlib per-packet 1200 B",
     "accept rate / stdlib",
     "import janus_net / import socket (installed, fresh interpreter)",
-    "memory per open listener / stdlib socket (tracemalloc)",
+    "memory per open listener / stdlib socket (tracemalloc + C heap)",
     "fault seam unarmed: listen cycle time with / without the seam",
 }
 

@@ -43,7 +43,9 @@
    collected says the cell's collection closed an fd its owner had not (the owner's
    __del__ warns); acceptor_state says a thread is inside accept(2) on fd, acceptor is
    that thread (see jn_desc_kick); pid is the process that made the cell (see
-   jn_desc_mine). */
+   jn_desc_mine); port is a listener's bound port whose address Python has not built
+   yet (0: none; only Python reads and writes it, janus_net/_sockets/server.py: in the
+   struct's padding, it costs a listener no byte where a Python int cost 32). */
 struct jn_desc {
     int fd;
     int wake[2];
@@ -55,6 +57,7 @@ struct jn_desc {
     int acceptor_state;
     pthread_t acceptor;
     int pid;
+    int port;
 };
 
 /* jn_desc_wait's result: the socket's revents, plus this bit when the wait ended
