@@ -25,13 +25,15 @@ test: $(STAMP) tools
 demo: $(STAMP)
 	$(VENV)/bin/janus-net demo
 
-# janus_net vs the stdlib and C (builds build/bench/bench from native/bench/bench.c; about a
-# minute), every DESIGN §11 workload, the udp segmented and hand-over rows from the hooks
-# scripts/bench_segments.py and scripts/bench_handover.py. Pass options through BENCH_ARGS, e.g. make bench BENCH_ARGS="--json build/bench.json";
+# janus_net vs the stdlib and C (builds build/bench/bench from native/bench/bench.c; about two
+# minutes), every DESIGN §11 workload, the udp segmented and hand-over rows from the hooks
+# scripts/bench_segments.py and scripts/bench_handover.py, the names rows (resolve vs glibc getaddrinfo against
+# dnsmasq, cancel p99, Happy Eyeballs vs create_connection and asyncio) from scripts/bench_names.py in a network
+# namespace of its own (root; dnsmasq from `tools`). Pass options through BENCH_ARGS, e.g. make bench BENCH_ARGS="--json build/bench.json";
 # BENCH_ARGS=--quick is a few-second smoke run (docs/performance.md). Then scripts/bench_reload.py: 20 reloads
 # under a fresh-connection HTTP load per scheme (janus-net run + gunicorn/uvicorn, gunicorn USR2, stop+start);
 # RELOAD_ARGS="--reloads 2 --json build/reload.json" for a shorter run or the figures as JSON.
-bench: $(STAMP)
+bench: $(STAMP) tools
 	$(PY) scripts/bench $(BENCH_ARGS)
 	$(PY) scripts/bench_reload.py $(RELOAD_ARGS)
 

@@ -44,11 +44,12 @@ __version__ = "0.1.0"
 # checkers read (tests/test_lean.py checks that the two agree). What they save, in a
 # fresh interpreter: the audit module brings dataclasses, json and logging; the
 # process wing (activation, notify, hand-over of sockets) its own modules. What may
-# be lazy: a first use imports a module, which opens its file, so a program that first
-# touches a lazy name with its descriptor table full gets the import's OSError, not a
-# SocketError member. So the profiles that make sockets (listen, bind, connect, and
-# with them adoption and unix socket files) load with `import janus_net`; the names
-# below are used at start-up (activation, notify) or move descriptors between processes.
+# be lazy: a first use imports a module, which opens its file; with the descriptor
+# table full that import fails, and `__getattr__` raises the fd-quota member for it
+# (ProcessFdQuotaExceeded, as the call itself would). Still, the profiles that make
+# sockets (listen, bind, connect, and with them adoption and unix socket files) load
+# with `import janus_net`; the names below are used at start-up (activation, notify),
+# move descriptors between processes, or resolve names (a wing of its own).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from janus_net import handoff as handoff
@@ -57,15 +58,23 @@ if TYPE_CHECKING:
     from janus_net._process.notify import notify, watchdog_interval
     from janus_net._process.receiving import receive_sockets
     from janus_net._process.sending import send_sockets
+    from janus_net._profiles.connect_host import connect_host
+    from janus_net._profiles.resolve import resolve
+    from janus_net._profiles.resolver_config import ResolverConfig
+    from janus_net._values.resolution import Resolution
     from janus_net.audit import AuditRecord
 
 _LAZY = {
     "AuditRecord": "janus_net.audit",
     "NetBind": "janus_net._policy.capability",
+    "Resolution": "janus_net._values.resolution",
+    "ResolverConfig": "janus_net._profiles.resolver_config",
+    "connect_host": "janus_net._profiles.connect_host",
     "handoff": "janus_net.handoff",
     "listen_fds": "janus_net._process.activation",
     "notify": "janus_net._process.notify",
     "receive_sockets": "janus_net._process.receiving",
+    "resolve": "janus_net._profiles.resolve",
     "send_sockets": "janus_net._process.sending",
     "watchdog_interval": "janus_net._process.notify",
 }
@@ -77,10 +86,26 @@ def __getattr__(name: str) -> object:
         raise AttributeError(f"module 'janus_net' has no attribute {name!r}")
     import importlib
 
-    loaded = importlib.import_module(module)
+    try:
+        loaded = importlib.import_module(module)
+    except OSError as e:
+        # The import opens the module's files: with the descriptor table full that is
+        # the fd quota, the member every other call of janus_net raises for it.
+        raise _import_error(e, module) from e
     value = loaded if module == f"janus_net.{name}" else getattr(loaded, name)
     globals()[name] = value  # later lookups find it without coming here
     return value
+
+
+def _import_error(error: OSError, module: str) -> BaseException:
+    """The `SocketError` member for an import that failed on the fd quota; else the error as is."""
+    import errno
+
+    member = {errno.EMFILE: SocketError.ProcessFdQuotaExceeded, errno.ENFILE: SocketError.SystemFdQuotaExceeded}
+    kind = member.get(error.errno or 0)
+    if kind is None:
+        return error
+    return kind(error.errno, f"cannot open the files of {module} to import it", syscall="open")
 
 
 def __dir__() -> list[str]:
@@ -100,6 +125,8 @@ __all__ = [
     "Mode",
     "NetBind",
     "Protocol",
+    "Resolution",
+    "ResolverConfig",
     "Server",
     "Socket",
     "SocketError",
@@ -109,6 +136,7 @@ __all__ = [
     "bind_with_capability",
     "bind_with_context",
     "connect",
+    "connect_host",
     "handoff",
     "listen",
     "listen_fds",
@@ -117,6 +145,7 @@ __all__ = [
     "notify",
     "parse_address",
     "receive_sockets",
+    "resolve",
     "send_sockets",
     "split",
     "watchdog_interval",

@@ -9,12 +9,14 @@ TYPES = """
 typedef int... mode_t;
 typedef int... dev_t;
 typedef int... ino_t;
+typedef int... off_t;
 struct stat {
     dev_t st_dev;
     ino_t st_ino;
     mode_t st_mode;
     uid_t st_uid;
     gid_t st_gid;
+    off_t st_size;
     ...;
 };
 static const int S_IFMT;

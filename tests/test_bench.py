@@ -1,8 +1,9 @@
 """`make bench` works: scripts/bench in --quick mode runs every workload and reports every target.
 
 A smoke test only: it checks that the script runs to the end, that its JSON names
-every DESIGN §11 target with a ratio, and that both hooks (scripts/bench_segments.py,
-scripts/bench_handover.py) load and report their rows; never how fast anything is.
+every DESIGN §11 target with a ratio, and that the hooks (scripts/bench_segments.py,
+scripts/bench_handover.py, scripts/bench_names.py) load and report their rows; never
+how fast anything is.
 """
 
 from __future__ import annotations
@@ -11,6 +12,10 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+import janus_net as jn
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -27,7 +32,11 @@ TARGETS = {
     "import janus_net / import socket (installed, fresh interpreter)",
     "memory per open listener / stdlib socket (tracemalloc + C heap)",
     "fault seam unarmed: listen cycle time with / without the seam",
+    "resolve A+AAAA, a local DNS server / glibc getaddrinfo, lookups/s",
+    "cancel or deadline of a lookup or connect_host → returned, p99 ms",
+    "connect_host, 1st address blackholed: last DNS answer → connected, ms",
 }
+HAPPY_EYEBALLS = "janus connect_host, first address blackholed"
 
 
 def test_quick_bench_reports_every_target(tmp_path: Path) -> None:
@@ -71,6 +80,37 @@ def test_quick_bench_reports_every_target(tmp_path: Path) -> None:
     assert result["import_seconds"]["janus_net"]["median"] > 0
     assert result["tracemalloc_bytes_per_listener"]["janus"]["median"] > 0
     assert "ratios (decided on the wall clock)" in done.stdout
+    check_names(result["seconds_per_operation"]["names"], result["notes"])
+
+
+def check_names(names: dict[str, object], notes: list[str]) -> None:
+    # The baselines run in every tree; janus_net's rows wherever it has resolve / connect_host.
+    assert {"glibc getaddrinfo", "asyncio open_connection, happy_eyeballs_delay=0.25"} <= set(names), names
+    assert [impl for impl in names if impl.startswith("stdlib create_connection, timeout")], names
+    assert [note for note in notes if "the DNS server is dnsmasq" in note or "tests/dns_server.py" in note], notes
+    if hasattr(jn, "resolve"):
+        assert {"janus resolve", "janus resolve cancelled", "janus resolve past its deadline"} <= set(names), notes
+    if hasattr(jn, "connect_host"):
+        assert {HAPPY_EYEBALLS, "janus connect_host cancelled"} <= set(names), notes
+    assert not [note for note in notes if "left a thread or an fd" in note and not note.endswith(": 0")], notes
+
+
+@pytest.mark.parametrize("server", ["auto", "test"])
+def test_names_bench_alone_reports_its_three_targets(server: str, tmp_path: Path) -> None:
+    # scripts/bench_names.py run alone (its --quick: two rounds, a few seconds), against dnsmasq where it is
+    # installed, and against tests/dns_server.py (what a machine without dnsmasq gets).
+    out = tmp_path / "names.json"
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_names.py"), "--quick", f"--server={server}",
+                           "--json", str(out)], capture_output=True, text=True, timeout=300, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    targets = {t["name"]: t for t in result["targets"]}
+    assert set(targets) >= {name for name in TARGETS if "DNS" in name or "lookup" in name}, targets
+    for entry in targets.values():
+        assert entry["value"] is not None or entry.get("note") == "not available", entry
+    assert "glibc getaddrinfo" in done.stdout
+    if server == "test":
+        assert "the DNS server is tests/dns_server.py" in done.stdout
 
 
 def test_reload_bench_reports_every_scheme(tmp_path: Path) -> None:

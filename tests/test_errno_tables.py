@@ -754,6 +754,23 @@ ROUTES.update(
     }
 )
 
+
+def load_resolv_conf(name: str) -> Route:
+    """`ResolverConfig.load` of a named resolv.conf: the small-file read (open, read) with ``name`` armed."""
+
+    def route(err: Any, tmp: Path) -> Outcome:
+        conf = tmp / "resolv.conf"
+        conf.write_text("nameserver 127.0.0.1\noptions ndots:2\n")
+        with fail(name, err) as inj:
+            error = _run(lambda: jn.ResolverConfig.load(resolv_conf=str(conf), hosts=str(conf)))
+        return Outcome(error, inj, _leftovers(tmp, {"resolv.conf"}))
+
+    route.__name__ = f"load_resolv_conf_{name}"
+    return route
+
+
+ROUTES.update({"OPEN_READ": (load_resolv_conf("open"),), "READ_FILE": (load_resolv_conf("read"),)})
+
 #: Routes this process never reaches, because CLOEXEC is native here: they run in a
 #: subprocess with JANUS_NET_FORCE_CLOEXEC_EMULATION=1 (socket()+fcntl, accept()+fcntl).
 EMULATED = {("FCNTL", "listen_ip"), ("FCNTL", "accept_fcntl")}

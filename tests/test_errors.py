@@ -56,6 +56,9 @@ MEMBERS = [
     "NotDir",
     "ReadOnlyFileSystem",
     "Unexpected",
+    "InvalidHostName",
+    "UnknownHostName",
+    "NameServerFailure",
 ]
 
 BUILTIN_MIXINS = {

@@ -92,6 +92,36 @@ def test_lazy_names_still_work_in_a_fresh_interpreter() -> None:
     assert got == ["NetBind", "AuditRecord", "janus_net.handoff", "socket"]
 
 
+def test_a_lazy_name_first_used_with_the_descriptor_table_full_is_the_fd_quota_member() -> None:
+    """The import a lazy name makes opens files; at the fd limit that is ProcessFdQuotaExceeded, then it loads."""
+    got = run_child(
+        """
+        import json, os, resource, janus_net as jn
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+        fillers = []
+        try:
+            while True:
+                fillers.append(os.open("/dev/null", os.O_RDONLY))
+        except OSError:
+            pass
+        seen = {}
+        for name in ("resolve", "connect_host", "ResolverConfig", "notify", "receive_sockets"):
+            try:
+                getattr(jn, name)
+                seen[name] = "loaded"
+            except jn.SocketError.ProcessFdQuotaExceeded as e:
+                seen[name] = e.member
+        for fd in fillers:
+            os.close(fd)
+        after = [getattr(jn, name).__name__ for name in seen]  # loads once descriptors are free
+        print(json.dumps({"seen": seen, "after": after}))
+        """
+    )
+    assert set(got["seen"].values()) == {"ProcessFdQuotaExceeded"}, got  # type: ignore[union-attr]
+    assert got["after"] == ["resolve", "connect_host", "ResolverConfig", "notify", "receive_sockets"]
+
+
 def test_owners_made_before_the_first_adoption_are_found() -> None:
     # In a fresh process nothing is registered until the first fd:// adoption: that call
     # must still find the listener and the bound socket made before it.

@@ -7,8 +7,8 @@
   ``--audit`` file on a full disk) is the `SocketError` member a socket write with that
   errno would raise, so the error line always starts with a member's name.
 * `usage_status`: 2 for a value given on the command line that was refused
-  (`InvalidAddress`, `InvalidPort`, `ValueError`, `TypeError`), whether or not the
-  kernel was asked; 1 for every other failure.
+  (`InvalidAddress`, `InvalidPort`, `InvalidHostName`, `ValueError`, `TypeError`),
+  whether or not the kernel was asked; 1 for every other failure.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ _OUTPUT_MEMBERS: dict[int, type[SocketError]] = {
 USAGE_ERRORS: tuple[type[BaseException], ...] = (
     SocketError.InvalidAddress,
     SocketError.InvalidPort,
+    SocketError.InvalidHostName,
     ValueError,
     TypeError,
 )

@@ -23,7 +23,7 @@ a syscall still using it).
 
 This module is that cell's lifetime: made (`new_desc`), held by an owner
 (`HOLD_DESC`), filled (`take_into`, `adopt_into`; socket() and accept() fill it
-natively), closed once (`close_desc`: `begin_close`, `finish_close`), handed over
+natively), closed once (`close_desc`: `begin_close`, `finish_close`; `close_all` for a list), handed over
 (`check_detachable`, `DETACH`). The calls that use a cell are in
 janus_net._kernel.cell_io (I/O) and janus_net._kernel.waking (wait, wake). Which cell
 holds which fd, for the adoption door, is janus_net._kernel.owners.
@@ -193,6 +193,19 @@ def close_desc(desc: Any) -> int:
     if state & CLOSE_FINISH:
         finish_close(desc)
     return state
+
+
+def close_all(held: list[Any]) -> None:
+    """Close every cell in ``held`` and empty it: the last one first, each exactly once.
+
+    For an owner of several sockets (a name lookup): its cleanup is this one call, so
+    an exception arriving in the owner's own code cannot stop it halfway. A cell stays
+    in the list until it is closed, and closing a closed cell does nothing, so an
+    interrupted call can simply be made again.
+    """
+    while held:
+        close_desc(held[-1])
+        held.pop()
 
 
 def check_detachable(desc: Any, address: str | None = None) -> None:

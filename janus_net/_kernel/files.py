@@ -76,16 +76,17 @@ def open_path(
 
 
 class Stat:
-    """What janus_net reads of fstat(2) and lstat(2): identity, type and permission bits, owner."""
+    """What janus_net reads of fstat(2) and lstat(2): identity, type and permission bits, owner, size."""
 
-    __slots__ = ("dev", "gid", "ino", "mode", "uid")
+    __slots__ = ("dev", "gid", "ino", "mode", "size", "uid")
 
-    def __init__(self, dev: int, ino: int, mode: int, uid: int, gid: int) -> None:
+    def __init__(self, dev: int, ino: int, mode: int, uid: int, gid: int, size: int = -1) -> None:
         self.dev = dev
         self.ino = ino
         self.mode = mode
         self.uid = uid
         self.gid = gid
+        self.size = size
 
     @property
     def is_socket(self) -> bool:
@@ -127,7 +128,7 @@ def fstat(fd: int, address: object = None, table: Syscall | None = None) -> Stat
     """fstat(2); ``table`` as for `getsockopt_int`."""
     st = ffi.new("struct stat *")
     retry(FSTAT if table is None else table, lib.fstat, (fd, st), None, address)
-    return Stat(int(st.st_dev), int(st.st_ino), int(st.st_mode), int(st.st_uid), int(st.st_gid))
+    return Stat(int(st.st_dev), int(st.st_ino), int(st.st_mode), int(st.st_uid), int(st.st_gid), int(st.st_size))
 
 
 #: fstat on a descriptor janus_net did not make (see loop.NOT_ADOPTABLE).
@@ -335,5 +336,90 @@ def unix_diag(
                 raise SOCK_DIAG.error(int(error[0]))
             if found == lib.JN_UDIAG_DONE or not dump or got == 0:
                 return None
+    finally:
+        close_desc(desc)
+
+
+# --- A small text file read whole: resolv.conf, hosts (janus_net._profiles.resolver_config)
+
+OPEN_READ = Syscall(
+    "open",
+    {
+        E.ENOENT: SocketError.FileNotFound,
+        E.EACCES: SocketError.AccessDenied,
+        E.EPERM: SocketError.AccessDenied,
+        E.ENOTDIR: SocketError.NotDir,
+        E.ELOOP: SocketError.SymLinkLoop,
+        # ENAMETOOLONG: a path a caller or an environment variable named, longer than PATH_MAX.
+        E.ENAMETOOLONG: SocketError.InvalidAddress,
+        # ENXIO / ENODEV: a device file whose driver is not there.
+        E.ENXIO: SocketError.FileNotFound,
+        E.ENODEV: SocketError.FileNotFound,
+        E.EMFILE: SocketError.ProcessFdQuotaExceeded,
+        E.ENFILE: SocketError.SystemFdQuotaExceeded,
+        E.ENOMEM: SocketError.SystemResources,
+        E.EOVERFLOW: SocketError.SystemResources,
+        E.EFBIG: SocketError.SystemResources,
+    },
+    bugs={
+        E.EBADF: "openat is given AT_FDCWD",
+        E.EFAULT: "the path is a buffer janus_net encoded for the call",
+        E.EINVAL: "the open flags are O_RDONLY, O_NONBLOCK and O_CLOEXEC, constants valid on every kernel",
+    },
+    label="open (small file)",
+)
+
+READ_FILE = Syscall(
+    "read",
+    {
+        # EIO: the storage under the file failed; EISDIR cannot come (fstat said regular file).
+        E.EIO: SocketError.SystemResources,
+        E.ENOMEM: SocketError.SystemResources,
+    },
+    bugs={E.EBADF: OUR_FD, E.EFAULT: OUR_POINTER},
+    label="read (small file)",
+)
+
+
+def read_small_file(path: str | bytes, limit: int, checkpoint: Checkpoint | None = None) -> bytes:
+    """The whole content of the regular file at ``path``, at most ``limit`` bytes.
+
+    Opened read-only, close-on-exec and non-blocking (a FIFO put where a
+    configuration file belongs cannot make the open wait for a writer), checked to be a
+    regular file by fstat, read to its end and closed, exactly once on every path: the
+    descriptor lives in a cell from the open's return on.
+
+    Raises:
+        SocketError.FileNotFound / AccessDenied / NotDir / SymLinkLoop: the open's answer.
+        SocketError.SystemResources: the file is larger than ``limit`` bytes (``.errno``
+            EFBIG), or is not a regular file (``.errno`` EINVAL).
+    """
+    raw = os_bytes(path)
+    desc = new_desc()
+    try:
+        text = path if isinstance(path, str) else path.decode(_FS_ENCODING, "surrogateescape")
+        flags = lib.O_RDONLY | lib.O_NONBLOCK | lib.O_CLOEXEC
+        fd = retry(OPEN_READ, lib.jn_desc_openat, (desc, lib.AT_FDCWD, raw, flags, 0), checkpoint, text)
+        st = fstat(fd)
+        if not st.is_regular:
+            raise SocketError.SystemResources(
+                E.EINVAL, f"{text!r} is {st.kind}, not a regular file", syscall="read", address=text
+            )
+        chunks: list[bytes] = []
+        total = 0
+        buf = ffi.new("char[]", 65536)
+        while True:
+            got = retry(READ_FILE, lib.read, (fd, buf, 65536), checkpoint)
+            if got == 0:
+                break
+            total += got
+            if total > limit:
+                raise SocketError.SystemResources(
+                    E.EFBIG, f"{text!r} is larger than {limit} bytes", syscall="read", address=text
+                )
+            chunks.append(ffi.unpack(buf, got))
+            if got < 65536 and total >= st.size:
+                break  # a regular file read short at its size is at its end: no read(2) for the 0
+        return b"".join(chunks)
     finally:
         close_desc(desc)

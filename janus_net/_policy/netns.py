@@ -181,8 +181,154 @@ def _enter(path: bytes) -> None:
         cells.close(ns)
 
 
+class Maker:
+    """One helper thread inside a network namespace that makes every socket of one call.
+
+    `run_in` starts a thread per socket; a call that makes several sockets
+    (``connect_host``: one per attempt, one per source probe) makes one `Maker`
+    instead: its thread enters the namespace once, then makes each socket asked of it
+    (`socket`, writing the fd straight into the caller's cell) until `close`, which
+    ends the thread and joins it. A `Maker` belongs to the call that made it and is
+    used from that call's thread only.
+
+    Nothing leaks when the caller is interrupted while it waits for a socket: `socket`
+    then closes the helper, which makes what it was asked first, so the fd is in the
+    caller's cell before the caller's cleanup closes that cell. A helper whose `Maker`
+    is dropped without `close` (an interrupt inside it) ends on its own within a second.
+    """
+
+    __slots__ = ("__weakref__", "_path", "_queue", "_ready", "_thread")
+
+    def __init__(self, path: NamespacePath) -> None:
+        """Check ``path`` (ValueError/TypeError before any syscall); the thread starts later (`start`)."""
+        self._path = check_path(path)
+        self._thread: Any = None
+        self._queue: Any = None
+        self._ready: _Request | None = None
+
+    def socket(self, desc: Any, family: int, type_: int, proto: int) -> int:
+        """`sockets.socket` into ``desc``, made on the helper thread inside the namespace.
+
+        Raises:
+            The namespace errors of `run_in` (the first call enters the namespace), or
+            the socket's own.
+        """
+        self.start()
+        request = _Request(lambda: sockets.socket(desc, family, type_, proto))
+        try:
+            self._queue.put(request)
+            request.done.wait()
+        except BaseException:
+            # Interrupted, the request asked or not: end the helper now. It makes what it
+            # was asked first (a few syscalls), so the fd is in the caller's cell before
+            # the caller's cleanup closes that cell.
+            self.close()
+            raise
+        if request.error is not None:
+            raise request.error
+        return request.fd
+
+    def start(self) -> None:
+        """Start the helper and enter the namespace, if not done yet; raise what entering it raised.
+
+        Raises:
+            The namespace errors of `run_in`: FileNotFound, AccessDenied, InvalidAddress,
+            OptionUnsupported (no setns on this platform).
+        """
+        if self._thread is None:
+            self._start()
+        ready = self._ready
+        assert ready is not None  # set by _start
+        if ready.error is not None:
+            raise ready.error
+
+    def _start(self) -> None:
+        if not lib.JN_HAS_SETNS:
+            why = "this platform has no network namespaces"
+            raise SocketError.OptionUnsupported(None, why, address=shown(self._path))
+        import queue
+        import threading  # here: only a netns= call needs threads (import time)
+        import weakref
+
+        self._queue = queue.SimpleQueue()
+        path = self._path
+        self._ready = _Request(lambda: _entered(path))
+        owner = weakref.ref(self)  # the helper's, so that a Maker dropped without a close ends it too
+        thread = threading.Thread(
+            target=_serve, args=(self._queue, self._ready, owner), name="janus_net-netns", daemon=True
+        )
+        self._thread = thread
+        thread.start()
+        self._ready.done.wait()
+
+    def close(self) -> None:
+        """End the helper thread and join it (idempotent); every socket asked of it is made by then."""
+        thread = self._thread
+        if thread is None:
+            return
+        self._queue.put(None)
+        try:
+            thread.join()
+        except RuntimeError:
+            pass  # interrupted before the thread started: there is nothing to wait for
+        self._thread = None
+
+
+class _Request:
+    """One thing for the helper to make, and its answer."""
+
+    __slots__ = ("done", "error", "fd", "make")
+
+    def __init__(self, make: Callable[[], int]) -> None:
+        import threading
+
+        self.make = make
+        self.done = threading.Event()
+        self.fd = -1
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.fd = self.make()
+        except BaseException as exc:  # handed to the caller, raised there
+            self.error = exc
+        finally:
+            self.done.set()
+
+
+def _entered(path: bytes) -> int:
+    _enter(path)
+    return -1
+
+
+# How long the helper waits for a request before it looks whether its `Maker` is still
+# there: a caller interrupted before it could say "close" must not leave it waiting for ever.
+_IDLE_LOOK = 1.0
+
+
+def _serve(requests: Any, ready: _Request, owner: Any) -> None:
+    import queue
+
+    ready.run()
+    while True:
+        try:
+            request = requests.get(timeout=_IDLE_LOOK)
+        except queue.Empty:
+            if owner() is None:
+                return  # its Maker is gone without a close: nobody will ask again
+            continue
+        if request is None:
+            return
+        if ready.error is not None:
+            # The namespace could not be entered: every request gets that error.
+            request.error = ready.error
+            request.done.set()
+        else:
+            request.run()
+
+
 def socket(
-    path: NamespacePath | None,
+    path: NamespacePath | Maker | None,
     desc: Any,
     family: int,
     type_: int,
@@ -191,6 +337,8 @@ def socket(
 ) -> int:
     """`syscalls.open_socket` into the cell ``desc``, inside the network namespace ``path`` when one is given.
 
+    ``path`` may also be a `Maker`: the socket is then made by its one helper thread.
+
     The helper thread writes the new fd straight into the caller's cell, so it is the
     cell's from the syscall's return on, whichever thread is interrupted when: the
     caller's cleanup (or the cell's collection, once the helper has let go of it)
@@ -198,8 +346,10 @@ def socket(
     """
     if path is None:
         return sockets.socket(desc, family, type_, proto, checkpoint)
+    if isinstance(path, Maker):
+        return path.socket(desc, family, type_, proto)
     # The checkpoint stays on the caller's thread: a context is not the helper's to raise from.
     return run_in(path, lambda: sockets.socket(desc, family, type_, proto), into_cell=True)
 
 
-__all__ = ["NamespacePath", "check_path", "run_in", "shown", "socket"]
+__all__ = ["Maker", "NamespacePath", "check_path", "run_in", "shown", "socket"]

@@ -15,11 +15,12 @@ handler runs even when the kernel gave the signal to another thread: a handler t
 cancels the context or raises ends the wait; otherwise the wait goes on, its
 timeout recomputed.
 
-Three smaller waits live here too, so that every wait of janus_net has one home:
+Four smaller waits live here too, so that every wait of janus_net has one home:
 `wait_ready` (a socket in a cell that has no other user yet: connect in progress),
-`pause` (a cancellable nap: a full unix backlog, a hand-over address still taken)
-and `poll_fds` (descriptors no socket object owns: the supervisor's notify socket
-and signal pipe).
+`pause` (a cancellable nap: a full unix backlog, a hand-over address still taken),
+`poll_fds` (descriptors no socket object owns: the supervisor's notify socket
+and signal pipe) and `wait_fds` (the sockets of one name lookup or Happy Eyeballs
+race, which one call owns alone, with the context and the signal wakeup fd).
 """
 
 from __future__ import annotations
@@ -209,6 +210,62 @@ def poll_fds(fds: Sequence[int], events: int, timeout_ms: int) -> list[int]:
         waking.poll(table, count, timeout_ms, _poll_interrupted, False)
     except _PollInterrupted:
         return [0] * count
+    return [int(table[i].revents) for i in range(count)]
+
+
+def wait_fds(entries: Sequence[tuple[int, int]], ctx: Context | None, until: float | None) -> list[int]:
+    """One poll(2) of raw descriptors that one call owns alone, with the context's wake fd and the signal fd.
+
+    The wait of a state machine that never waits itself (a name lookup, Happy
+    Eyeballs): it names the descriptors and events it waits for and its next timer;
+    this waits once and hands back what happened, and the machine advances.
+
+    Args:
+        entries: ``(fd, events)`` pairs; a negative fd is skipped (revents 0).
+        ctx: its ``check()`` runs before the wait and after it, so a cancel or an
+            expired deadline raises at once; its wake fd and deadline end the wait.
+        until: a `time.monotonic` instant at which the wait ends anyway (the caller's
+            next timer); None: only the context's deadline (or never).
+
+    Returns:
+        Each entry's revents, in ``entries``' order: all 0 when the wait ended by
+        ``until``, by a signal whose handler returned, or by the context's wake fd
+        (whose cancel then raises).
+
+    Raises:
+        SocketError.Timeout: the context was cancelled or its deadline passed.
+        Whatever a Python signal handler raises (KeyboardInterrupt).
+    """
+    if ctx is not None:
+        ctx.check()
+    count = len(entries)
+    ctx_fd = -1 if ctx is None else ctx._wake_fd()
+    with wakeup.Watch() as watch:
+        timeout = _timeout_ms(ctx)
+        if until is not None:
+            left = until - time.monotonic()
+            mine = 0 if left <= 0 else (_MAX_POLL_MS if left >= _MAX_POLL_MS / 1000 else math.ceil(left * 1000))
+            timeout = mine if timeout < 0 else min(timeout, mine)
+        timeout = watch.timeout(timeout)
+        table: Any = ffi.new("struct pollfd[]", count + 2)
+        for i, (fd, events) in enumerate(entries):
+            table[i].fd = fd
+            table[i].events = events
+        table[count].fd = ctx_fd
+        table[count].events = POLLIN
+        table[count + 1].fd = watch.fd
+        table[count + 1].events = POLLIN
+        try:
+            waking.poll(table, count + 2, timeout, _poll_interrupted, watch.drain)
+        except _PollInterrupted:
+            pass  # a signal: its handler runs at the check below; the caller's loop recomputes the time
+        else:
+            if table[count + 1].revents:
+                watch.woke()
+    if ctx is not None:
+        ctx.check()  # also where a pending handler runs
+    else:
+        _handlers_run()
     return [int(table[i].revents) for i in range(count)]
 
 

@@ -28,7 +28,7 @@ from janus_net import platform
 from janus_net._kernel import cells, flags, socket_options, sockets
 from janus_net._policy import netns as policy_netns
 from janus_net._policy import waiting
-from janus_net._policy.netns import NamespacePath
+from janus_net._policy.netns import Maker, NamespacePath
 from janus_net._shim import lib
 from janus_net._sockets.from_cell import wrap
 from janus_net._sockets.stream import Stream
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
 
 if TYPE_CHECKING:
+    from janus_net._kernel.loop import Checkpoint
     from janus_net._policy.context import Context
 
 # A unix listener with a full backlog makes a non-blocking connect fail with EAGAIN
@@ -99,29 +100,65 @@ def connect(address: str | Address, *, ctx: Context | None = None, netns: Namesp
     # syscall's return on, the except below (or the cell's collection) closes it.
     desc = cells.new_desc()
     try:
-        fd = policy_netns.socket(netns, desc, addr.family, lib.SOCK_STREAM | lib.JN_SOCK_NONBLOCK, 0, check)
-        if not lib.JN_SOCK_NONBLOCK:
-            flags.set_nonblocking(fd, True, check)
-        if check is not None:
-            check()
+        fd = open_socket(desc, addr, netns, check)
         _connect(desc, fd, addr, ctx)
-        # Blocking from here on, as every janus_net socket: nobody else holds it yet.
-        flags.set_nonblocking(fd, False, check)
-        if platform.SO_NOSIGPIPE:
-            socket_options.setsockopt_int(fd, lib.SOL_SOCKET, platform.SO_NOSIGPIPE, 1, check)
-        stream = wrap(desc, "stream", addr)
-        assert isinstance(stream, Stream)  # wrap makes the owner its kind names
-        return stream
+        return finish(desc, fd, addr, check)
     except BaseException:
         cells.close_desc(desc)  # claim-once: a Stream made just before is lost with the exception anyway
         raise
 
 
-def _connect(desc: Any, fd: int, addr: Address, ctx: Context | None) -> None:
+# The steps every client stream goes through, here once: `connect` runs them for one
+# address, `janus_net._profiles.connect_host` for each attempt of its race.
+
+
+def open_socket(desc: Any, addr: Address, netns: NamespacePath | Maker | None, check: Checkpoint | None) -> int:
+    """A close-on-exec, non-blocking stream socket for ``addr`` in the cell ``desc``; its fd.
+
+    Made inside the namespace of ``netns`` when one is given (a path: a helper thread for
+    this socket; a `Maker`: its one thread). The caller owns ``desc`` and closes it on
+    failure; ``check`` (a context's) runs after the socket exists, before any connect.
+    """
+    fd = policy_netns.socket(netns, desc, addr.family, lib.SOCK_STREAM | lib.JN_SOCK_NONBLOCK, 0, check)
+    if not lib.JN_SOCK_NONBLOCK:
+        flags.set_nonblocking(fd, True, check)
+    if check is not None:
+        check()
+    return fd
+
+
+def start(fd: int, addr: Address, check: Checkpoint | None) -> int:
+    """The non-blocking connect(2) of ``fd`` to ``addr``: 0 connected, `sockets.IN_PROGRESS`, or WOULD_BLOCK.
+
+    After `sockets.IN_PROGRESS`, wait for POLLOUT (or POLLERR/POLLHUP) and read the
+    outcome with `sockets.connect_result` (SO_ERROR).
+
+    Raises:
+        The CONNECT table's members (ConnectionRefused, NetworkUnreachable...), at once.
+    """
     encoded = addr.sockaddr
+    return sockets.connect_start(fd, encoded.pointer, encoded.length, check, addr)
+
+
+def finish(desc: Any, fd: int, addr: Address, check: Checkpoint | None) -> Stream:
+    """A connected socket made into its `Stream`: blocking again, SO_NOSIGPIPE where that is the way.
+
+    Ownership of ``desc`` passes to the Stream when this returns; until then the caller
+    still closes it on failure.
+    """
+    # Blocking from here on, as every janus_net socket: nobody else holds it yet.
+    flags.set_nonblocking(fd, False, check)
+    if platform.SO_NOSIGPIPE:
+        socket_options.setsockopt_int(fd, lib.SOL_SOCKET, platform.SO_NOSIGPIPE, 1, check)
+    stream = wrap(desc, "stream", addr)
+    assert isinstance(stream, Stream)  # wrap makes the owner its kind names
+    return stream
+
+
+def _connect(desc: Any, fd: int, addr: Address, ctx: Context | None) -> None:
     check = None if ctx is None else ctx.check
     while True:
-        rc = sockets.connect_start(fd, encoded.pointer, encoded.length, check, addr)
+        rc = start(fd, addr, check)
         if rc == 0:
             return
         if rc == sockets.IN_PROGRESS:
@@ -133,4 +170,4 @@ def _connect(desc: Any, fd: int, addr: Address, ctx: Context | None) -> None:
         waiting.pause(ctx, _BACKLOG_PAUSE_MS)
 
 
-__all__ = ["connect"]
+__all__ = ["connect", "finish", "open_socket", "start"]

@@ -87,6 +87,9 @@ class SocketError(OSError):
     NotDir: ClassVar[type[NotDir]]
     ReadOnlyFileSystem: ClassVar[type[ReadOnlyFileSystem]]
     Unexpected: ClassVar[type[Unexpected]]
+    InvalidHostName: ClassVar[type[InvalidHostName]]
+    UnknownHostName: ClassVar[type[UnknownHostName]]
+    NameServerFailure: ClassVar[type[NameServerFailure]]
 
     syscall: str | None
     address: str | None
@@ -286,6 +289,70 @@ class Unexpected(SocketError):
     """An errno this syscall's table does not map (or a bug errno in release mode)."""
 
 
+class InvalidHostName(SocketError, ValueError):
+    """The host name cannot be a DNS name (DESIGN §17); refused before any I/O.
+
+    Empty, over 253 bytes (without a trailing dot), a label over 63 bytes or empty, a
+    byte other than letters, digits, hyphen, underscore and dots (a NUL, a space), or
+    a non-ASCII name that IDNA (UTS 46) refuses. A usage error, like ``ValueError``:
+    the command exits 2 for it.
+    """
+
+
+class UnknownHostName(SocketError):
+    """No address of the families asked is known for the name: ``.name`` is the name as asked.
+
+    Every name tried was NXDOMAIN, or the answers had no address of the families
+    asked (NODATA), or the hosts file and DNS had nothing for it.
+    """
+
+    name: str
+
+    def __init__(
+        self,
+        errno: int | None = None,
+        detail: str | None = None,
+        *,
+        syscall: str | None = None,
+        address: str | None = None,
+        name: str = "",
+    ) -> None:
+        if detail is None:
+            detail = f"no address known for {name!r}"
+        super().__init__(errno, detail, syscall=syscall, address=address)
+        self.name = name
+
+
+class NameServerFailure(SocketError):
+    """No usable answer from any name server: ``.temporary`` says whether asking again may help.
+
+    ``.temporary`` is True when some server timed out, answered SERVFAIL, or could not
+    be reached (an ICMP refusal, a failed TCP connection): the same question may succeed
+    later. It is False when every server that answered refused (REFUSED, NOTIMP, FORMERR)
+    or sent only malformed replies, and none timed out: asking again will not help
+    until the configuration or the servers change. ``.name`` is the name as asked.
+    """
+
+    name: str
+    temporary: bool
+
+    def __init__(
+        self,
+        errno: int | None = None,
+        detail: str | None = None,
+        *,
+        syscall: str | None = None,
+        address: str | None = None,
+        name: str = "",
+        temporary: bool = True,
+    ) -> None:
+        if detail is None:
+            detail = f"no name server gave a usable answer for {name!r}"
+        super().__init__(errno, detail, syscall=syscall, address=address)
+        self.name = name
+        self.temporary = temporary
+
+
 MEMBERS: tuple[type[SocketError], ...] = (
     InvalidAddress,
     InvalidPort,
@@ -319,6 +386,9 @@ MEMBERS: tuple[type[SocketError], ...] = (
     NotDir,
     ReadOnlyFileSystem,
     Unexpected,
+    InvalidHostName,
+    UnknownHostName,
+    NameServerFailure,
 )
 
 for _member in MEMBERS:

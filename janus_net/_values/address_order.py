@@ -1,0 +1,203 @@
+"""RFC 6724 destination address order: which of a name's addresses to try first (DESIGN §17).
+
+`sort_destinations` sorts the addresses a name resolved to, given for each the source
+address the kernel would send from (learned by a UDP connect, `janus_net._profiles.
+source_address`), or None when no route leads there. It applies the pairwise rules of
+RFC 6724 §6 that need nothing but the two addresses and their sources, in order:
+
+1. avoid unusable destinations (no source);
+2. prefer matching scope (the destination's scope is its source's);
+5. prefer matching label (policy table);
+6. prefer higher precedence (policy table);
+8. prefer smaller scope;
+9. use the longest matching prefix with the source -- for IPv6 only, as Go does
+   (golang/go#13283, #18518): for IPv4 it defeats DNS round robin (RFC 6724 §2.2 caps
+   the prefix at the source's subnet; here at 64 bits, the interface-id boundary);
+10. otherwise keep the order the answer had (the sort is stable).
+
+Rules 3 (deprecated sources), 4 (home addresses) and 7 (native transport) need the
+kernel's per-address state, which a UDP connect does not tell: they are left out, and
+so is ``/etc/gai.conf`` (the default policy table of RFC 6724 §2.1 is the only one).
+An IPv4 address takes part as its IPv4-mapped form (RFC 6724 §3.1), with the scopes of
+§3.2: 127/8 and 169.254/16 are link-local, everything else global.
+
+Pure: no I/O, the same answer for the same input.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+from collections.abc import Sequence
+
+TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Protocol, TypeVar
+
+    class _HasIp(Protocol):
+        @property
+        def ip(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address: ...
+
+    _D = TypeVar("_D", bound=_HasIp)
+
+
+# RFC 6724 §3.1 scope values (multicast scopes come straight from the address bits).
+SCOPE_LINK_LOCAL = 0x2
+SCOPE_SITE_LOCAL = 0x5
+SCOPE_GLOBAL = 0xE
+
+# RFC 6724 §2.1, the default policy table: (prefix, precedence, label), longest prefix first
+# so that the first match is the longest.
+_POLICY_TABLE: tuple[tuple[ipaddress.IPv6Network, int, int], ...] = tuple(
+    sorted(
+        (
+            (ipaddress.IPv6Network(prefix), precedence, label)
+            for prefix, precedence, label in (
+                ("::1/128", 50, 0),
+                ("::/0", 40, 1),
+                ("::ffff:0:0/96", 35, 4),
+                ("2002::/16", 30, 2),
+                ("2001::/32", 5, 5),
+                ("fc00::/7", 3, 13),
+                ("::/96", 1, 3),
+                ("fec0::/10", 1, 11),
+                ("3ffe::/16", 1, 12),
+            )
+        ),
+        key=lambda row: -row[0].prefixlen,
+    )
+)
+
+_LINK_LOCAL_4 = (ipaddress.IPv4Network("127.0.0.0/8"), ipaddress.IPv4Network("169.254.0.0/16"))
+_SITE_LOCAL_6 = ipaddress.IPv6Network("fec0::/10")
+_LINK_LOCAL_6 = ipaddress.IPv6Network("fe80::/10")
+_MAPPED_BASE = int(ipaddress.IPv6Address("::ffff:0:0"))
+# Rule 9 compares prefixes up to the interface identifier (RFC 6724 §2.2: "up to the
+# length of A's prefix"); without the interface's prefix length, 64 bits as Go does.
+_PREFIX_BITS_6 = 64
+
+
+def _ip_of(value: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    if isinstance(value, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
+        return value
+    ip = getattr(value, "ip", None)
+    if isinstance(ip, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
+        return ip
+    raise TypeError(f"an IP address value or ipaddress address was expected, not {type(value).__name__}")
+
+
+def as_mapped(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv6Address:
+    """The address as RFC 6724 looks it up: IPv6 as is, IPv4 as ``::ffff:a.b.c.d``; a zone dropped."""
+    if isinstance(ip, ipaddress.IPv4Address):
+        return ipaddress.IPv6Address(_MAPPED_BASE | int(ip))
+    return ipaddress.IPv6Address(int(ip))  # int(): no scope id, so `in network` works
+
+
+def policy(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> tuple[int, int]:
+    """(precedence, label) of ``ip`` in the default policy table of RFC 6724 §2.1."""
+    mapped = as_mapped(ip)
+    for network, precedence, label in _POLICY_TABLE:
+        if mapped in network:
+            return precedence, label
+    raise AssertionError("::/0 matches every address")  # pragma: no cover - the table ends with ::/0
+
+
+def scope(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> int:
+    """The scope of ``ip`` per RFC 6724 §3.1-3.2 (2 link-local, 5 site-local, 14 global; multicast its own)."""
+    mapped = as_mapped(ip)
+    ip4 = mapped.ipv4_mapped
+    if ip4 is not None:
+        return SCOPE_LINK_LOCAL if any(ip4 in network for network in _LINK_LOCAL_4) else SCOPE_GLOBAL
+    if mapped.is_loopback or mapped in _LINK_LOCAL_6:
+        return SCOPE_LINK_LOCAL
+    if mapped.is_multicast:
+        return int(mapped.packed[1]) & 0xF
+    if mapped in _SITE_LOCAL_6:
+        return SCOPE_SITE_LOCAL
+    return SCOPE_GLOBAL
+
+
+def common_prefix_length(source: ipaddress.IPv6Address, destination: ipaddress.IPv6Address) -> int:
+    """Leading bits ``source`` and ``destination`` share, counted up to 64 (RFC 6724 §2.2, rule 9)."""
+    shift = 128 - _PREFIX_BITS_6
+    differ = (int(source) >> shift) ^ (int(destination) >> shift)
+    return _PREFIX_BITS_6 - differ.bit_length()
+
+
+class _Attrs:
+    """What the rules read of one destination and its source, computed once per destination."""
+
+    __slots__ = ("ip", "ip6_only", "label", "precedence", "scope", "source", "source_label", "source_scope")
+
+    def __init__(self, destination: object, source: object | None) -> None:
+        ip = as_mapped(_ip_of(destination))
+        self.ip = ip
+        self.ip6_only = ip.ipv4_mapped is None
+        self.scope = scope(ip)
+        self.precedence, self.label = policy(ip)
+        self.source: ipaddress.IPv6Address | None = None
+        self.source_scope = 0
+        self.source_label = -1
+        if source is not None:
+            src = as_mapped(_ip_of(source))
+            self.source = src
+            self.source_scope = scope(src)
+            self.source_label = policy(src)[1]
+
+
+def _compare(a: _Attrs, b: _Attrs) -> int:
+    """Below 0: ``a`` first; above 0: ``b`` first; 0: keep their order (rule 10)."""
+    # Rule 1: avoid unusable destinations.
+    if a.source is None or b.source is None:
+        return (a.source is None) - (b.source is None)
+    # Rule 2: prefer matching scope.
+    a_match, b_match = a.scope == a.source_scope, b.scope == b.source_scope
+    if a_match != b_match:
+        return -1 if a_match else 1
+    # Rule 5: prefer matching label.
+    a_match, b_match = a.label == a.source_label, b.label == b.source_label
+    if a_match != b_match:
+        return -1 if a_match else 1
+    # Rule 6: prefer higher precedence.
+    if a.precedence != b.precedence:
+        return -1 if a.precedence > b.precedence else 1
+    # Rule 8: prefer smaller scope.
+    if a.scope != b.scope:
+        return -1 if a.scope < b.scope else 1
+    # Rule 9: longest matching prefix, IPv6 only (for IPv4 it breaks DNS round robin).
+    if a.ip6_only and b.ip6_only:
+        a_len, b_len = common_prefix_length(a.source, a.ip), common_prefix_length(b.source, b.ip)
+        if a_len != b_len:
+            return -1 if a_len > b_len else 1
+    return 0
+
+
+def sort_destinations(destinations: Sequence[_D], sources: Sequence[object | None]) -> list[_D]:
+    """``destinations`` in RFC 6724 order (rules 1, 2, 5, 6, 8, 9 for IPv6, 10), a new list.
+
+    Args:
+        destinations: `Ip4Address`/`Ip6Address` values (anything with an ``ip`` that is an
+            `ipaddress` address), in the order the answer gave them.
+        sources: for each destination, the source address the kernel would use (an
+            address value or an `ipaddress` address), or None when it has no route there.
+
+    Returns:
+        The same objects, reordered; equal ones keep their order (the sort is stable).
+
+    Raises:
+        ValueError: the two sequences differ in length.
+        TypeError: an entry is not an IP address.
+    """
+    if len(destinations) != len(sources):
+        raise ValueError(f"{len(destinations)} destinations but {len(sources)} sources")
+    attrs = [_Attrs(destination, source) for destination, source in zip(destinations, sources, strict=True)]
+
+    def by_index(i: int, j: int) -> int:
+        return _compare(attrs[i], attrs[j])
+
+    # sorted is stable: rule 10 is the sort keeping what compares equal in answer order.
+    order = sorted(range(len(attrs)), key=functools.cmp_to_key(by_index))
+    return [destinations[i] for i in order]
+
+
+__all__ = ["as_mapped", "common_prefix_length", "policy", "scope", "sort_destinations"]
