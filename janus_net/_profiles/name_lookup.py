@@ -116,6 +116,7 @@ class NameLookup:
             SocketError.FileNotFound...: ``config`` None and ResolverConfig.load() failed.
         """
         self._exchange: Exchange | None = None
+        self._finished = False  # decided: an answer without DNS, or the winning name's every answer in
         #: Every socket cell of the lookup, put here before the syscall that fills it. A
         #: driver's cleanup closes them with one call, `cells.close_all(lookup.held)`, in
         #: its ``finally``: nothing of this module runs then, so no exception can stop it.
@@ -183,6 +184,7 @@ class NameLookup:
         return tuple(out)
 
     def _finish_static(self, addresses: tuple[Address, ...], canonical: str, source: str) -> None:
+        self._finished = True
         self._static = addresses
         self._canonical = canonical
         self._source = source
@@ -223,7 +225,10 @@ class NameLookup:
                 qtype = wanted[len(queries)]
                 queries[qtype] = self._exchange.ask(self._names[self._turn], qtype, now)
                 continue
-            if self._winner() or not all(q.done for q in queries.values()) or len(queries) < len(wanted):
+            all_done = len(queries) == len(wanted) and all(q.done for q in queries.values())
+            winner = self._winner()
+            if winner or not all_done:
+                self._finished = winner and all_done
                 return
             failed = [q for q in queries.values() if q.reply is None]
             if any(not q.servfail_only for q in failed):
@@ -285,11 +290,7 @@ class NameLookup:
 
     def done(self) -> bool:
         """Whether `result` has its answer (or its error)."""
-        if self._static is not None or self._error is not None:
-            return True
-        return (
-            self._winner() and all(q.done for q in self._queries.values()) and len(self._queries) == len(self._wanted())
-        )
+        return self._finished or self._error is not None
 
     def result(self) -> Resolution:
         """The answer, once `done`.

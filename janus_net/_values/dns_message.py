@@ -191,7 +191,7 @@ def parse_reply(data: bytes, qid: int, name: str, qtype: int) -> Reply | None:
     or a query (QR clear) are all None.
     """
     try:
-        return _parse(bytes(data), qid, _labels(name), qtype)
+        return _parse(bytes(data), qid, _labels(name), qtype, name.lower())
     except (Malformed, IndexError, struct.error, ValueError, UnicodeError):
         return None
 
@@ -227,7 +227,7 @@ def answers_question(data: bytes, qid: int, name: str, qtype: int) -> bool:
         return False
 
 
-def _parse(data: bytes, qid: int, asked: tuple[bytes, ...], qtype: int) -> Reply | None:
+def _parse(data: bytes, qid: int, asked: tuple[bytes, ...], qtype: int, asked_text: str) -> Reply | None:
     size = len(data)
     offset = _question_end(data, qid, asked, qtype)
     if offset < 0:
@@ -238,7 +238,7 @@ def _parse(data: bytes, qid: int, asked: tuple[bytes, ...], qtype: int) -> Reply
     records = ancount + nscount + arcount
     if records * (1 + _RR_FIXED.size) > size - offset:
         if truncated:  # a truncated reply may stop anywhere: what it says beyond the header is not used
-            return Reply(rcode, True, bool(flags & _FLAG_AA), (), (), _text(asked))
+            return Reply(rcode, True, bool(flags & _FLAG_AA), (), (), asked_text)
         return None
     cnames: dict[tuple[bytes, ...], tuple[bytes, ...]] = {}  # owner -> target (the first one an owner has)
     found: list[tuple[tuple[bytes, ...], bytes]] = []  # (owner, packed address) of the type asked
@@ -282,7 +282,8 @@ def _parse(data: bytes, qid: int, asked: tuple[bytes, ...], qtype: int) -> Reply
         chain.append(_text(link))
         current = link
     addresses = tuple(packed for owner, packed in found if owner == current)
-    return Reply(rcode, truncated, bool(flags & _FLAG_AA), addresses, tuple(chain), _text(current))
+    canonical = _text(current) if chain else asked_text  # the name asked is plain text already
+    return Reply(rcode, truncated, bool(flags & _FLAG_AA), addresses, tuple(chain), canonical)
 
 
 def reply_id(data: bytes) -> int:
