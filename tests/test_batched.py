@@ -460,3 +460,33 @@ def test_receive_many_one_new_peer_for_the_whole_batch(receiver: jn.Socket) -> N
             got = _receive_exactly(receiver, 3)
             host, port = peer.getsockname()
             assert [(str(s.host), s.port) for _, s in got] == [(host, port)] * 3
+
+
+def test_receive_many_what_a_batch_shares_is_never_assumed(receiver: jn.Socket, sender: jn.Socket) -> None:
+    # The native receive says when every datagram of a call has one length and one IPv4
+    # peer; a batch that differs only in its last datagram, or that has the count of the
+    # batch before it but other lengths, must be read datagram by datagram, not guessed.
+    with jn.bind("127.0.0.1:0") as other:
+        shapes: list[list[tuple[jn.Socket, int]]] = [
+            [(sender, 7)] * 4,
+            [(sender, 7)] * 3 + [(sender, 8)],  # same count, the last length differs
+            [(sender, 8)] + [(sender, 7)] * 3,
+            [(sender, 7)] * 3 + [(other, 7)],  # same lengths, the last peer differs
+            [(other, 7)] + [(sender, 7)] * 3,
+            [(sender, 7)] * 4,
+        ]
+        for shape in shapes:
+            sent = []
+            for i, (peer, n) in enumerate(shape):
+                data = bytes([97 + i]) * n
+                peer.send(receiver.address, data)
+                sent.append((data, peer.address))
+            assert _receive_exactly(receiver, len(sent)) == sent
+
+
+def test_receive_many_ipv6_peer(sender: jn.Socket) -> None:
+    # An IPv6 source is no IPv4 key: the batch's sources are looked up by their bytes.
+    with jn.bind("[::1]:0") as six, jn.bind("[::1]:0") as peer:
+        peer.send_many([(six.address, b"x%d" % i) for i in range(6)])
+        got = _receive_exactly(six, 6)
+        assert got == [(b"x%d" % i, peer.address) for i in range(6)]

@@ -47,9 +47,7 @@ _after_failure = loop.after_failure
 # The first attempt of a batch is made inline when the fault seam is unarmed (one
 # call, no retry frame); after a failure the loop goes on from that attempt.
 _SEND, _SENDMMSG = cell_io.SENDMMSG_CALL
-_RECEIVE, _RECVMMSG = cell_io.RECVMMSG_CALL
-_MMSGHDR_SIZE = ffi.sizeof("struct mmsghdr")
-_memmove = ffi.memmove
+_RECEIVE, _RECEIVE_MANY = cell_io.RECEIVE_MANY_CALL
 
 
 # --- Sending
@@ -271,28 +269,27 @@ def receive_each(io: Endpoint, count: int, size: int, ctx: Context | None) -> li
 
 def _receive_with(io: Endpoint, batch: ReceiveBatch, count: int, ctx: Context | None) -> list[tuple[bytes, Address]]:
     received: list[tuple[bytes, Address]] = []
-    msgs = batch.msgs
+    rx = batch.rx  # the native call restores the headers itself before each attempt
     want = min(count, batch.capacity)
     desc = io.desc
     check = None if ctx is None else ctx.check
-    _memmove(msgs, batch.pristine, want * _MMSGHDR_SIZE)  # batch.reset, written out
     # Without a context the first attempt is inline (without the retry frame when the
     # fault seam is unarmed); the wait loop only after EAGAIN.
     if ctx is not None:
         got = _WOULD_BLOCK
     elif _RECEIVE.fault is None:
-        args = (desc, msgs, want, _MSG_DONTWAIT)
-        got = _RECVMMSG(*args)
+        args = (desc, rx, want)
+        got = _RECEIVE_MANY(*args)
         if got < 0:
-            got = _after_failure(_RECEIVE, _RECVMMSG, args, None, None, True)
+            got = _after_failure(_RECEIVE, _RECEIVE_MANY, args, None, None, True)
     else:
-        got = cell_io.recvmmsg_on(desc, msgs, want, _MSG_DONTWAIT, None)
+        got = cell_io.receive_many_on(desc, rx, want, None)
     if got < 0:
         got = waiting.wait_for(
             desc,
             waiting.POLLIN,
             ctx,
-            lambda: cell_io.recvmmsg_on(desc, msgs, want, _MSG_DONTWAIT, check),
+            lambda: cell_io.receive_many_on(desc, rx, want, check),
             lambda: io.closed_error("receive"),
             io.hung_up,
             tried=ctx is None,
@@ -301,9 +298,8 @@ def _receive_with(io: Endpoint, batch: ReceiveBatch, count: int, ctx: Context | 
     # A full batch may mean more is queued: keep taking it without waiting.
     while got == want and len(received) < count:
         want = min(count - len(received), batch.capacity)
-        batch.reset(want)
         try:
-            got = cell_io.recvmmsg_on(desc, msgs, want, _MSG_DONTWAIT, check)
+            got = cell_io.receive_many_on(desc, rx, want, check)
         except (SocketError, ErrnoBug):
             break  # keep what was already taken off the queue; the next call reports
         if got == _WOULD_BLOCK:
