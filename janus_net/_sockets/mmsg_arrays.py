@@ -25,7 +25,7 @@ from janus_net._sockets.buffers import (
 )
 from janus_net._values.addresses import Address, as_address
 from janus_net._values.errors import SocketError
-from janus_net._values.ip import Ip6Address
+from janus_net._values.ip import Ip4Address, Ip6Address
 from janus_net._values.reported import DECODED_SOURCES, from_sockaddr_cached
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
@@ -54,6 +54,9 @@ _STORAGE_QWORDS = STORAGE_SIZE // 8
 # A batch's payloads are copied into a staging buffer the batch keeps, up to this
 # many bytes; a bigger batch is sent from a one-off buffer instead.
 _STAGING_KEEP = 256 * 1024
+# No destination: what `SendBatch.uniform_dest` holds when no value may skip its checks.
+_NO_DEST = object()
+_memmove = ffi.memmove
 
 
 def batch_capacity(messages: object) -> int:
@@ -89,7 +92,7 @@ class SendBatch:
 
     __slots__ = (
         "buffers", "capacity", "encodings", "headers", "iov", "layout", "msgs", "staging", "targets", "uniform",
-        "uniform_count", "vectors",
+        "uniform_count", "uniform_dest", "vectors",
     )  # fmt: skip
 
     def __init__(self, capacity: int) -> None:
@@ -107,6 +110,8 @@ class SendBatch:
         # one destination that fits there needs no look at the slots at all.
         self.uniform: Any = None
         self.uniform_count = 0
+        # The IP value that ``uniform`` is the sockaddr of (`_NO_DEST` when none or not one to trust).
+        self.uniform_dest: object = _NO_DEST
         # What pins the data of the current call (caller buffers, a one-off join).
         self.buffers: list[Any] = []
         self.staging: Any = uncleared("char[]", 0)
@@ -123,6 +128,27 @@ class SendBatch:
             return self._fill_each(items)
         if not _JOINABLE.issuperset(map(type, datas)):
             return self._fill_each(items)
+        count = len(dests)
+        first = dests[0]
+        if (
+            first is self.uniform_dest
+            and count <= self.uniform_count
+            and dests[-1] is first
+            and dests.count(first) == count
+            and (type(first) is not Ip6Address or all(map(operator.is_, dests, itertools.repeat(first))))
+        ):
+            # The usual case, written out: the very IP value whose sockaddr the first
+            # ``uniform_count`` slots already point at (so its checks passed already),
+            # and payloads that fit the staging buffer in the lengths the iovecs describe.
+            joined = b"".join(datas)
+            size = len(joined)
+            if size <= len(self.staging):
+                _memmove(self.staging, joined, size)
+                lengths = list(map(len, datas))  # bytes and bytearray: len is the byte count
+                layout = self.layout
+                if layout != lengths and layout[:count] != lengths:
+                    self._set_layout(self.staging, lengths)
+                return count, None
         filled, failure = self._set_destinations(dests)
         if filled < len(datas):
             datas = datas[:filled]
@@ -155,6 +181,9 @@ class SendBatch:
                         self._set_destination(slot, target, encoded)
                 self.uniform = encoded
                 self.uniform_count = count
+            # An exact IP value is immutable: the next batch to this very object may skip
+            # its checks (`fill`). Text or a subclass goes through them each time.
+            self.uniform_dest = first if type(first) is Ip4Address or type(first) is Ip6Address else _NO_DEST
             return count, None
         last: object = None
         for slot, dest in enumerate(dests):
@@ -176,6 +205,7 @@ class SendBatch:
         self.encodings[slot] = encoded
         self.targets[slot] = target
         self.uniform = None
+        self.uniform_dest = _NO_DEST
 
     def _set_data(self, datas: tuple[Buffer, ...]) -> None:
         joined = b"".join(datas)
@@ -193,6 +223,12 @@ class SendBatch:
             layout = self.layout
             if layout == lengths or layout[: len(lengths)] == lengths:
                 return
+            self.layout = lengths
+        self._set_layout(base, lengths)
+
+    def _set_layout(self, base: Any, lengths: list[int]) -> None:
+        """Point the iovecs at consecutive payloads of ``lengths`` from ``base``."""
+        if base is self.staging:
             self.layout = lengths
         offset = 0
         for vector, length in zip(self.vectors, lengths, strict=False):  # more slots than messages
