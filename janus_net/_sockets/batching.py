@@ -68,7 +68,12 @@ def send_many(io: Endpoint, messages: Iterable[tuple[str | Address, Buffer]], se
             return send_each(io, messages, send_one)
         # The batched path, written here rather than in a function of its own: one frame per call.
         sequence = type(messages) in SEQUENCES
-        wanted = max(1, min(len(messages), BATCH_MAX)) if sequence else batch_capacity(messages)  # type: ignore[arg-type]
+        if sequence:
+            wanted = len(messages)  # type: ignore[arg-type]
+            if not 0 < wanted <= BATCH_MAX:
+                wanted = 1 if wanted < 1 else BATCH_MAX
+        else:
+            wanted = batch_capacity(messages)
         pool = io.send_batches
         if pool is None:
             pool = io.send_batches = Pool()
@@ -102,7 +107,13 @@ def send_many(io: Endpoint, messages: Iterable[tuple[str | Address, Buffer]], se
                 filled, failure = batch.fill(items)
                 if filled:
                     try:
-                        done = _send_filled(io, batch, filled)
+                        if _SEND.fault is None:
+                            # The usual case's one call, inline (see _send_filled).
+                            whole = (desc, batch.msgs, filled, _SEND_FLAGS)
+                            went = _SENDMMSG(*whole)
+                            done = filled if went == filled else _send_filled(io, batch, filled, whole, went)
+                        else:
+                            done = _send_filled(io, batch, filled)
                     except (SocketError, ErrnoBug) as e:
                         if sent == 0 or isinstance(later_call_error(desc, e, "send", io.local), ErrnoBug):
                             raise
@@ -156,18 +167,20 @@ def send_each(io: Endpoint, messages: Iterable[tuple[str | Address, Buffer]], se
         sent += 1
 
 
-def _send_filled(io: Endpoint, batch: SendBatch, filled: int) -> int:
-    """sendmmsg the first ``filled`` slots, again from where the kernel stopped."""
+def _send_filled(
+    io: Endpoint, batch: SendBatch, filled: int, whole: tuple[Any, ...] | None = None, went: int = 0
+) -> int:
+    """sendmmsg the first ``filled`` slots, again from where the kernel stopped.
+
+    ``whole`` and ``went``: the first attempt, made by the caller with the fault seam
+    unarmed (``whole`` its arguments, ``went`` what it returned), which this goes on from.
+    """
     targets = batch.targets
     desc = io.desc
     done = 0
-    if _SEND.fault is None:
-        # The usual case: the whole batch in one call. After a failure the loop goes on
-        # from this very attempt (never made twice: it would consume a pending error).
-        whole = (desc, batch.msgs, filled, _SEND_FLAGS)
-        went = _SENDMMSG(*whole)
-        if went == filled:
-            return filled
+    if whole is not None:
+        # After a failure the loop goes on from that very attempt (never made twice:
+        # it would consume a pending error, or send twice).
         if went < 0:
             went = _after_failure(_SEND, _SENDMMSG, whole, None, targets[0], True)  # the first one's error raises
             if went < 0:
