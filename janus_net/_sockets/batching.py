@@ -168,7 +168,7 @@ def send_each(io: Endpoint, messages: Iterable[tuple[str | Address, Buffer]], se
 
 
 def _send_filled(
-    io: Endpoint, batch: SendBatch, filled: int, whole: tuple[Any, ...] | None = None, went: int = 0
+    io: Endpoint, batch: SendBatch, filled: int, whole: tuple[Any, Any, int, int] | None = None, went: int = 0
 ) -> int:
     """sendmmsg the first ``filled`` slots, again from where the kernel stopped.
 
