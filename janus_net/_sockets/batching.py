@@ -260,6 +260,17 @@ def receive_many(io: Endpoint, count: int, size: int, ctx: Context | None) -> li
     if batch is None or batch.size != size or batch.capacity < wanted:
         batch = ReceiveBatch(wanted, size, io.local.family == lib.AF_INET)
     try:
+        if ctx is None and _RECEIVE.fault is None:
+            # The usual case's one call, inline: without a context, the fault seam
+            # unarmed, and done when it took all that was asked or all that was queued.
+            capacity = batch.capacity
+            args = (io.desc, batch.rx, count if count < capacity else capacity)
+            got = _RECEIVE_MANY(*args)
+            if got > 0 and (got == count or got < capacity):
+                received: list[tuple[bytes, Address]] = []
+                batch.collect(got, received)
+                return received
+            return _receive_with(io, batch, count, ctx, args, got)
         return _receive_with(io, batch, count, ctx)
     finally:
         if not idle:
@@ -280,7 +291,15 @@ def receive_each(io: Endpoint, count: int, size: int, ctx: Context | None) -> li
     return received
 
 
-def _receive_with(io: Endpoint, batch: ReceiveBatch, count: int, ctx: Context | None) -> list[tuple[bytes, Address]]:
+def _receive_with(
+    io: Endpoint,
+    batch: ReceiveBatch,
+    count: int,
+    ctx: Context | None,
+    first: tuple[Any, Any, int] | None = None,
+    got: int = 0,
+) -> list[tuple[bytes, Address]]:
+    """`receive_many`'s calls; ``first`` and ``got``: the first attempt, if the caller made it, and its result."""
     received: list[tuple[bytes, Address]] = []
     rx = batch.rx  # the native call restores the headers itself before each attempt
     want = min(count, batch.capacity)
@@ -290,6 +309,9 @@ def _receive_with(io: Endpoint, batch: ReceiveBatch, count: int, ctx: Context | 
     # fault seam is unarmed); the wait loop only after EAGAIN.
     if ctx is not None:
         got = _WOULD_BLOCK
+    elif first is not None:
+        if got < 0:  # the loop goes on from that very attempt (errno is still its errno)
+            got = _after_failure(_RECEIVE, _RECEIVE_MANY, first, None, None, True)
     elif _RECEIVE.fault is None:
         args = (desc, rx, want)
         got = _RECEIVE_MANY(*args)
