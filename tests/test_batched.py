@@ -490,3 +490,20 @@ def test_receive_many_ipv6_peer(sender: jn.Socket) -> None:
         peer.send_many([(six.address, b"x%d" % i) for i in range(6)])
         got = _receive_exactly(six, 6)
         assert got == [(b"x%d" % i, peer.address) for i in range(6)]
+
+
+def test_count_and_size_are_checked_on_a_socket_with_kept_arrays(receiver: jn.Socket, sender: jn.Socket) -> None:
+    # Once a socket keeps arrays, the usual call skips the general checks: a count or
+    # size that does not fit them must still go through those checks, not past them.
+    sender.send(receiver.address, b"warm")
+    assert receiver.receive_many(4) == [(b"warm", sender.address)]
+    for count, size, error in ((0, 2048, ValueError), (-1, 2048, ValueError), (True, 2048, TypeError),
+                               (1.0, 2048, TypeError), (4, -1, ValueError), (4, 2048.0, TypeError),
+                               (4, False, TypeError)):  # fmt: skip
+        with pytest.raises(error):
+            receiver.receive_many(count, size)  # type: ignore[arg-type]
+    # A count beyond the kept arrays and another size take new arrays, with the same results.
+    sender.send_many([(receiver.address, b"%d" % i) for i in range(40)])
+    assert [d for d, _ in _receive_exactly(receiver, 40, count=100)] == [b"%d" % i for i in range(40)]
+    sender.send(receiver.address, b"abcdef")
+    assert receiver.receive_many(4, size=3) == [(b"abc", sender.address)]

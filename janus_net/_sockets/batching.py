@@ -241,6 +241,37 @@ def _take(iterator: Iterator[_T], count: int) -> tuple[list[_T], Exception | Non
 
 def receive_many(io: Endpoint, count: int, size: int, ctx: Context | None) -> list[tuple[bytes, Address]]:
     """`Socket.receive_many` on a socket without GRO (its docstring says what it promises)."""
+    pool = io.receive_batches
+    if pool is not None and ctx is None and type(count) is int and type(size) is int and _RECEIVE.fault is None:
+        # The usual call, in as few steps as it takes: a kept batch of this size (checked
+        # when it was made) that holds ``count`` (so one recvmmsg answers the call
+        # whatever it takes: all that was asked, or all that was queued), no context,
+        # the fault seam unarmed. Anything else: `_receive_many`.
+        idle = pool.idle
+        try:
+            batch = idle.pop()
+        except IndexError:
+            batch = None
+        if batch is not None:
+            if 0 < count <= batch.capacity and size == batch.size:
+                try:
+                    args = (io.desc, batch.rx, count)
+                    got = _RECEIVE_MANY(*args)
+                    if got > 0:
+                        received: list[tuple[bytes, Address]] = []
+                        batch.collect(got, received)
+                        return received
+                    return _receive_with(io, batch, count, ctx, args, got)
+                finally:
+                    if not idle:
+                        idle.append(batch)
+            if not idle:
+                idle.append(batch)  # back, for _receive_many to take
+    return _receive_many(io, count, size, ctx)
+
+
+def _receive_many(io: Endpoint, count: int, size: int, ctx: Context | None) -> list[tuple[bytes, Address]]:
+    """`receive_many` with its checks: the first call on a socket, a new size or count, a context, the seam armed."""
     # The checks of size_argument, its frame only for a value it must refuse or convert.
     if type(count) is not int or not 1 <= count <= SIZE_MAX:
         count = size_argument("count", count, 1)
