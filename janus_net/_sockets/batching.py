@@ -63,6 +63,48 @@ def send_many(io: Endpoint, messages: Iterable[tuple[str | Address, Buffer]], se
     # A close() from another thread can land between any two steps of the loop:
     # what the call knew when it began decides whether an EBADF is that close or a bug.
     began_open = not desc.closing
+    pool = io.send_batches
+    if type(messages) is list and pool is not None and _SEND.fault is None:
+        # The usual call, in as few steps as it takes: a list that fits a kept batch,
+        # every item described (`SendBatch.fill`), one sendmmsg that takes them all.
+        # Anything else -- an item it could not describe, a kernel that took fewer or
+        # failed -- goes on exactly as `_send_many` would from the same point.
+        idle = pool.idle
+        try:
+            batch = idle.pop()
+        except IndexError:
+            batch = None
+        if batch is not None:
+            try:
+                count = len(messages)
+                if 0 < count <= batch.capacity:
+                    filled, _failure = batch.fill(messages)
+                    if filled == count:  # so nothing failed
+                        whole = (desc, batch.msgs, count, _SEND_FLAGS)
+                        went = _SENDMMSG(*whole)
+                        if went == count:
+                            return count
+                        try:
+                            return _send_filled(io, batch, count, whole, went)
+                        except (SocketError, ErrnoBug) as e:
+                            woken = closed_during(desc, e, "send", began_open, io.local)
+                            if woken is e:
+                                raise
+                            raise woken from None
+                    # Not all described: `_send_many` describes them again, one by one.
+            finally:
+                if batch.buffers:
+                    batch.drop_buffers()
+                if not idle:
+                    idle.append(batch)
+    return _send_many(io, messages, send_one, began_open)
+
+
+def _send_many(
+    io: Endpoint, messages: Iterable[tuple[str | Address, Buffer]], send_one: Callable[..., int], began_open: bool
+) -> int:
+    """`send_many`'s general path: an iterator, more items than a batch, an item it must refuse, the seam armed."""
+    desc = io.desc
     try:
         if not USE_MMSG:
             return send_each(io, messages, send_one)
