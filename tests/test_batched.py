@@ -507,3 +507,38 @@ def test_count_and_size_are_checked_on_a_socket_with_kept_arrays(receiver: jn.So
     assert [d for d, _ in _receive_exactly(receiver, 40, count=100)] == [b"%d" % i for i in range(40)]
     sender.send(receiver.address, b"abcdef")
     assert receiver.receive_many(4, size=3) == [(b"abc", sender.address)]
+
+
+def test_send_many_failures_on_a_socket_with_kept_arrays(receiver: jn.Socket, sender: jn.Socket) -> None:
+    # Once a socket keeps arrays, a list that fits them takes the short path; every way
+    # that path can end early must end as the general one does (the cases above, on a
+    # fresh socket, take the general path from the start).
+    def warm() -> None:
+        assert sender.send_many([(receiver.address, b"warm")] * 4) == 4
+        assert [d for d, _ in _receive_exactly(receiver, 4)] == [b"warm"] * 4
+
+    warm()
+    with pytest.raises(jn.SocketError.MessageTooBig) as info:
+        sender.send_many([(receiver.address, b"x" * 70000), (receiver.address, b"after")])
+    assert (info.value.syscall, info.value.address) == ("send", str(receiver.address))
+    assert _nothing_queued(receiver)
+    warm()
+    too_big = [(receiver.address, b"one"), (receiver.address, b"two"), (receiver.address, b"x" * 70000)]
+    assert sender.send_many([*too_big, (receiver.address, b"four")]) == 2
+    assert [d for d, _ in _receive_exactly(receiver, 2)] == [b"one", b"two"]
+    assert _nothing_queued(receiver)
+    warm()
+    assert sender.send_many([(receiver.address, b"ok"), ("localhost:9", b"x")]) == 1
+    assert [d for d, _ in _receive_exactly(receiver, 1)] == [b"ok"]
+    warm()
+    with pytest.raises(TypeError):
+        sender.send_many([(receiver.address, b"first"), (receiver.address, "not bytes")])  # type: ignore[list-item]
+    assert [d for d, _ in _receive_exactly(receiver, 1)] == [b"first"]
+    warm()
+    with pytest.raises(ValueError):
+        sender.send_many([(receiver.address, b"a"), (receiver.address, b"b", b"extra")])  # type: ignore[list-item]
+    assert [d for d, _ in _receive_exactly(receiver, 1)] == [b"a"]
+    sender.close()  # used after its own close: what the general path says (an EBADF of this program's own)
+    with pytest.raises(jn.ErrnoBug):
+        sender.send_many([(receiver.address, b"closed")] * 4)
+    assert _nothing_queued(receiver)
