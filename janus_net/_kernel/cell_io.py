@@ -325,6 +325,21 @@ def recvmmsg_on(desc: Any, msgs: Any, count: int, flags: int, checkpoint: Checkp
     return retry(RECEIVE, lib.jn_desc_recvmmsg, (desc, msgs, count, flags), checkpoint, None, True)
 
 
+#: recvmmsg into a `struct jn_rxm` (janus_net.h), receive_many's call: the headers are
+#: restored from their pristine copy before it and what the datagrams share (one length,
+#: one IPv4 source) is written after it; RECEIVE's table and name, so the fault seam's
+#: "receive" reaches it as it reaches recvmmsg. MSG_DONTWAIT is its flag.
+RECEIVE_MANY_CALL = (RECEIVE, lib.jn_desc_receive_many)
+
+
+def receive_many_on(desc: Any, rx: Any, count: int, checkpoint: Checkpoint | None = None) -> int:
+    """`jn_desc_receive_many` of ``count`` datagrams into ``rx``; `WOULD_BLOCK` when nothing is queued.
+
+    recvmmsg's own timeout is never used, for the reason `recvmmsg_on` gives.
+    """
+    return retry(RECEIVE, lib.jn_desc_receive_many, (desc, rx, count), checkpoint, None, True)
+
+
 def recvmsg_on(desc: Any, msg: Any, flags: int, checkpoint: Checkpoint | None = None) -> int:
     """recvmsg(2) into a prepared ``struct msghdr *`` on an owned socket; `WOULD_BLOCK` when nothing is there."""
     return retry(RECEIVE, lib.jn_desc_recvmsg, (desc, msg, flags), checkpoint, None, True)

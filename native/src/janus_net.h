@@ -229,6 +229,18 @@ static ssize_t jn_desc_receive(struct jn_desc *, struct jn_rx *, ssize_t);
    not IP or its port is 0 (Python's checks raise the error). */
 static const int JN_SEND_CHECK;
 static ssize_t jn_desc_send_ip(struct jn_desc *, const void *, size_t, const struct sockaddr *);
+/* === Many datagrams in, with what they have in common (jn_datagram.c) ===
+   A receive_many batch's headers (msgs, n of them) and their state before any call
+   (pristine), restored before each recvmmsg; after one that got datagrams, length is
+   the byte count every one of them has (-1 if they differ) and key the one IPv4
+   source key (as struct jn_rx's) they all share (0 if they differ or are not IPv4). */
+struct jn_rxm {
+    struct mmsghdr *msgs;
+    const struct mmsghdr *pristine;
+    int64_t length;
+    uint64_t key;
+};
+static int jn_desc_receive_many(struct jn_desc *, struct jn_rxm *, unsigned int);
 
 /* ---- cffi cdef end ---- */
 

@@ -55,3 +55,47 @@ static ssize_t jn_desc_send_ip(struct jn_desc *d, const void *b, size_t n, const
         return JN_SEND_CHECK;
     JN_DESC_CALL(ssize_t, sendto(fd, b, n, JN_MSG_NOSIGNAL | MSG_DONTWAIT, sa, len))
 }
+
+/* recvmmsg of n datagrams (MSG_DONTWAIT) into rx->msgs, restored from rx->pristine
+   first (the kernel rewrote msg_namelen, msg_flags and msg_len last time); then, so
+   that Python reads two integers instead of two fields per datagram in the usual case
+   (a stream from one peer in datagrams of one size), what every datagram received has
+   in common. A raw call like the others: -1 with errno, nothing retried or mapped. */
+static int jn_desc_receive_many(struct jn_desc *d, struct jn_rxm *rx, unsigned int n)
+{
+    memcpy(rx->msgs, rx->pristine, n * sizeof *rx->msgs);
+    rx->length = -1;
+    rx->key = 0;
+    int fd = jn_desc_enter(d);
+    if (fd < 0)
+        return -1;
+    int rc = jn_recvmmsg(fd, rx->msgs, n, MSG_DONTWAIT);
+    int saved = errno;
+    jn_desc_leave(d);
+    if (rc > 0) {
+        const struct mmsghdr *m = rx->msgs;
+        unsigned int length = m[0].msg_len;
+        int i = 1;
+        while (i < rc && m[i].msg_len == length)
+            i++;
+        if (i == rc)
+            rx->length = length;
+        if (JN_IP4_KEY_OK) {
+            uint64_t key = 0, other;
+            for (i = 0; i < rc; i++) {
+                const struct sockaddr *sa = m[i].msg_hdr.msg_name;
+                if (m[i].msg_hdr.msg_namelen != sizeof(struct sockaddr_in) || sa->sa_family != AF_INET)
+                    break;
+                memcpy(&other, sa, sizeof other);
+                if (i == 0)
+                    key = other;
+                else if (other != key)
+                    break;
+            }
+            if (i == rc)
+                rx->key = key;
+        }
+    }
+    errno = saved;
+    return rc;
+}
