@@ -9,7 +9,7 @@ ErrnoBug; only a call *begun* on an object that was already closed keeps the EBA
 
 The race is started from inside the call: a profile hook on the sending thread says
 when the function that takes the call's first look at the socket (is it closing?) has
-taken it -- the first call it makes -- and the main thread then closes after a random
+taken it -- a call made from a line after that look -- and the main thread then closes after a random
 spin, so every close provably lands after the call began, spread over its whole length.
 A close landing before that look cannot be told from a close before the call (the
 caller's use after close, the EBADF row), so the race does not count it.
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import inspect
 import random
 import socket
 import sys
@@ -36,26 +37,22 @@ from janus_net._sockets import batching, segments
 _ROUNDS = 150
 
 
-def _race(sock: jn.Socket, looks: Callable[..., object], then: str, call: Callable[[], object]) -> str:
-    """Run ``call`` on a thread, close its socket once ``looks`` has called ``then``; the outcome.
+def _race(sock: jn.Socket, looks: Callable[..., object], call: Callable[[], object]) -> str:
+    """Run ``call`` on a thread, close its socket once ``looks`` has looked whether it is closing; the outcome.
 
-    ``looks`` is the function whose first lines read whether the socket is closing
-    (what the call knew when it began) and ``then`` the first function it calls after
-    that look, by name: a collection in that frame also calls things from it (a weakref
-    callback, a finalizer), so "its first call" alone could come before the look.
+    ``looks`` is the function whose first lines read ``desc.closing`` (what the call
+    knew when it began): the close is started by the first call made from a later line
+    of it -- whatever is called, a collection's weakref callback or finalizer included.
     """
     code = looks.__code__  # type: ignore[attr-defined]
+    lines, first = inspect.getsourcelines(looks)
+    look = first + next(i for i, line in enumerate(lines) if ".closing" in line)
     began = threading.Event()
     outcome: list[str] = []
 
     def profile(frame: FrameType, event: str, arg: object) -> None:
-        if event == "call":
-            caller, name = frame.f_back, frame.f_code.co_name
-        elif event == "c_call":
-            caller, name = frame, getattr(arg, "__name__", "")
-        else:
-            return
-        if caller is not None and caller.f_code is code and name == then:
+        caller = frame if event == "c_call" else frame.f_back if event == "call" else None
+        if caller is not None and caller.f_code is code and caller.f_lineno > look:
             began.set()
 
     def run() -> None:
@@ -87,7 +84,7 @@ def test_close_racing_a_long_send_many_is_socket_unconnected_or_a_count() -> Non
         messages = [(peer.address, b"x" * 64)] * 20000  # about 20 sendmmsg batches
         for _ in range(_ROUNDS):
             sock = jn.bind("127.0.0.1:0")
-            seen[_race(sock, batching.send_many, "len", functools.partial(sock.send_many, messages))] += 1
+            seen[_race(sock, batching.send_many, functools.partial(sock.send_many, messages))] += 1
     assert set(seen) <= {"count", "SocketUnconnected"}, seen
     assert seen["SocketUnconnected"] > 0, seen  # the race was really run, not only lost
 
@@ -102,7 +99,6 @@ def test_close_racing_send_segments_is_socket_unconnected_or_a_count() -> None:
                 _race(
                     sock,
                     segments.send_segments,
-                    "_send",
                     functools.partial(sock.send_segments, peer.address, data, 1000),
                 )
             ] += 1
