@@ -230,20 +230,13 @@ LOOPBACKS = {"A": ["127.0.0.1"], "AAAA": ["::1"]}
 MIXED = {"A": ["192.0.2.1", "127.0.0.1"], "AAAA": ["2001:db8::1", "::1"]}
 
 
-#: janus_net/_values/address_order.py's rule 1 ends the comparison when neither destination has a source
-#: (as Go's does); RFC 6724 goes on to the rules that need none, and rule 6 (precedence: ::/0 40 over
-#: ::ffff:0:0/96 35) puts 2001:db8::1 before 192.0.2.1, as glibc does.
-_RULE_6_WITHOUT_SOURCES = pytest.mark.xfail(
-    strict=True,
-    reason="address_order stops at rule 1 when both destinations are unreachable; RFC 6724 rule 6 and glibc go on",
-)
-
-
 @pytest.mark.parametrize(
     "zone",
     [
         pytest.param(LOOPBACKS, id="loopbacks"),
-        pytest.param(MIXED, id="reachable and unreachable", marks=_RULE_6_WITHOUT_SOURCES),
+        # Neither unreachable one has a source: rule 6 (precedence, ::/0 40 over ::ffff:0:0/96 35)
+        # still puts 2001:db8::1 before 192.0.2.1, as glibc does.
+        pytest.param(MIXED, id="reachable and unreachable"),
     ],
 )
 def test_the_order_is_glibcs_with_the_default_policy(zone: dict[str, list[str]]) -> None:
