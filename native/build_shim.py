@@ -90,6 +90,7 @@ SOURCES = (
     "jn_seccomp.c",
     "jn_unix_diag.c",
     "jn_netns.c",
+    "jn_datagram.c",
 )
 
 CDEF_BEGIN = "/* ---- cffi cdef begin ---- */"

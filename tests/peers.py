@@ -73,7 +73,7 @@ def wchan(tid: int, pid: int | str = "self") -> str:
     try:
         with open(f"/proc/{pid}/task/{tid}/wchan") as f:
             return f.read()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone, or going while read (ESRCH)
         return ""
 
 

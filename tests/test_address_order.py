@@ -55,7 +55,11 @@ def test_rfc_6724_section_10_2_examples_in_every_starting_order(expected: list[t
 def test_rule_1_unreachable_destinations_go_last_in_their_order() -> None:
     got = _sorted(["::1", "127.0.0.1", "2001:db8::1", "192.0.2.1"], [None, "127.0.0.1", None, "192.0.2.9"])
     assert got == ["127.0.0.1", "192.0.2.1", "::1", "2001:db8::1"]
-    assert _sorted(["2001:db8::1", "::1"], [None, None]) == ["2001:db8::1", "::1"]  # none usable: order kept
+    # Neither usable: rule 1 cannot decide, rules 6 and 8 still do (as glibc): ::1 (precedence 50)
+    # before 2001:db8::1 (40), 2001:db8::1 before 192.0.2.1 (IPv4, 35); equal ones keep their order.
+    assert _sorted(["2001:db8::1", "::1"], [None, None]) == ["::1", "2001:db8::1"]
+    assert _sorted(["192.0.2.1", "2001:db8::1"], [None, None]) == ["2001:db8::1", "192.0.2.1"]
+    assert _sorted(["192.0.2.2", "192.0.2.1"], [None, None]) == ["192.0.2.2", "192.0.2.1"]
 
 
 def test_loopback_ip6_before_loopback_ip4_as_glibc_orders_localhost() -> None:

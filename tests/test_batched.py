@@ -460,3 +460,85 @@ def test_receive_many_one_new_peer_for_the_whole_batch(receiver: jn.Socket) -> N
             got = _receive_exactly(receiver, 3)
             host, port = peer.getsockname()
             assert [(str(s.host), s.port) for _, s in got] == [(host, port)] * 3
+
+
+def test_receive_many_what_a_batch_shares_is_never_assumed(receiver: jn.Socket, sender: jn.Socket) -> None:
+    # The native receive says when every datagram of a call has one length and one IPv4
+    # peer; a batch that differs only in its last datagram, or that has the count of the
+    # batch before it but other lengths, must be read datagram by datagram, not guessed.
+    with jn.bind("127.0.0.1:0") as other:
+        shapes: list[list[tuple[jn.Socket, int]]] = [
+            [(sender, 7)] * 4,
+            [(sender, 7)] * 3 + [(sender, 8)],  # same count, the last length differs
+            [(sender, 8)] + [(sender, 7)] * 3,
+            [(sender, 7)] * 3 + [(other, 7)],  # same lengths, the last peer differs
+            [(other, 7)] + [(sender, 7)] * 3,
+            [(sender, 7)] * 4,
+        ]
+        for shape in shapes:
+            sent = []
+            for i, (peer, n) in enumerate(shape):
+                data = bytes([97 + i]) * n
+                peer.send(receiver.address, data)
+                sent.append((data, peer.address))
+            assert _receive_exactly(receiver, len(sent)) == sent
+
+
+def test_receive_many_ipv6_peer(sender: jn.Socket) -> None:
+    # An IPv6 source is no IPv4 key: the batch's sources are looked up by their bytes.
+    with jn.bind("[::1]:0") as six, jn.bind("[::1]:0") as peer:
+        peer.send_many([(six.address, b"x%d" % i) for i in range(6)])
+        got = _receive_exactly(six, 6)
+        assert got == [(b"x%d" % i, peer.address) for i in range(6)]
+
+
+def test_count_and_size_are_checked_on_a_socket_with_kept_arrays(receiver: jn.Socket, sender: jn.Socket) -> None:
+    # Once a socket keeps arrays, the usual call skips the general checks: a count or
+    # size that does not fit them must still go through those checks, not past them.
+    sender.send(receiver.address, b"warm")
+    assert receiver.receive_many(4) == [(b"warm", sender.address)]
+    for count, size, error in ((0, 2048, ValueError), (-1, 2048, ValueError), (True, 2048, TypeError),
+                               (1.0, 2048, TypeError), (4, -1, ValueError), (4, 2048.0, TypeError),
+                               (4, False, TypeError)):  # fmt: skip
+        with pytest.raises(error):
+            receiver.receive_many(count, size)  # type: ignore[arg-type]
+    # A count beyond the kept arrays and another size take new arrays, with the same results.
+    sender.send_many([(receiver.address, b"%d" % i) for i in range(40)])
+    assert [d for d, _ in _receive_exactly(receiver, 40, count=100)] == [b"%d" % i for i in range(40)]
+    sender.send(receiver.address, b"abcdef")
+    assert receiver.receive_many(4, size=3) == [(b"abc", sender.address)]
+
+
+def test_send_many_failures_on_a_socket_with_kept_arrays(receiver: jn.Socket, sender: jn.Socket) -> None:
+    # Once a socket keeps arrays, a list that fits them takes the short path; every way
+    # that path can end early must end as the general one does (the cases above, on a
+    # fresh socket, take the general path from the start).
+    def warm() -> None:
+        assert sender.send_many([(receiver.address, b"warm")] * 4) == 4
+        assert [d for d, _ in _receive_exactly(receiver, 4)] == [b"warm"] * 4
+
+    warm()
+    with pytest.raises(jn.SocketError.MessageTooBig) as info:
+        sender.send_many([(receiver.address, b"x" * 70000), (receiver.address, b"after")])
+    assert (info.value.syscall, info.value.address) == ("send", str(receiver.address))
+    assert _nothing_queued(receiver)
+    warm()
+    too_big = [(receiver.address, b"one"), (receiver.address, b"two"), (receiver.address, b"x" * 70000)]
+    assert sender.send_many([*too_big, (receiver.address, b"four")]) == 2
+    assert [d for d, _ in _receive_exactly(receiver, 2)] == [b"one", b"two"]
+    assert _nothing_queued(receiver)
+    warm()
+    assert sender.send_many([(receiver.address, b"ok"), ("localhost:9", b"x")]) == 1
+    assert [d for d, _ in _receive_exactly(receiver, 1)] == [b"ok"]
+    warm()
+    with pytest.raises(TypeError):
+        sender.send_many([(receiver.address, b"first"), (receiver.address, "not bytes")])  # type: ignore[list-item]
+    assert [d for d, _ in _receive_exactly(receiver, 1)] == [b"first"]
+    warm()
+    with pytest.raises(ValueError):
+        sender.send_many([(receiver.address, b"a"), (receiver.address, b"b", b"extra")])  # type: ignore[list-item]
+    assert [d for d, _ in _receive_exactly(receiver, 1)] == [b"a"]
+    sender.close()  # used after its own close: what the general path says (an EBADF of this program's own)
+    with pytest.raises(jn.ErrnoBug):
+        sender.send_many([(receiver.address, b"closed")] * 4)
+    assert _nothing_queued(receiver)

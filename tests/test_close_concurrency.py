@@ -78,7 +78,7 @@ def in_syscall_on(fd: int) -> Callable[[int], bool]:
                 fields = f.read().split()
             with open(f"/proc/self/task/{tid}/stat") as f:
                 state = f.read().rsplit(")", 1)[1].split()[0]
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):  # gone, or going while read (ESRCH)
             return False
         return len(fields) > 1 and fields[0] != "running" and int(fields[1], 16) == fd and state == "S"
 

@@ -8,14 +8,18 @@ raise a `SocketError` member (SocketUnconnected) or return the count it sent, ne
 ErrnoBug; only a call *begun* on an object that was already closed keeps the EBADF row.
 
 The race is started from inside the call: a profile hook on the sending thread says
-when the method's frame is entered, and the main thread then closes after a random
+when the function that takes the call's first look at the socket (is it closing?) has
+taken it -- a call made from a line after that look -- and the main thread then closes after a random
 spin, so every close provably lands after the call began, spread over its whole length.
+A close landing before that look cannot be told from a close before the call (the
+caller's use after close, the EBADF row), so the race does not count it.
 """
 
 from __future__ import annotations
 
 import collections
 import functools
+import inspect
 import random
 import socket
 import sys
@@ -28,18 +32,27 @@ import pytest
 from peers import in_poll
 
 import janus_net as jn
+from janus_net._sockets import batching, segments
 
 _ROUNDS = 150
 
 
-def _race(sock: jn.Socket, method: Callable[..., object], call: Callable[[], object]) -> str:
-    """Run ``call`` on a thread, close ``sock`` once ``method``'s frame is entered; the outcome's name."""
-    code = method.__code__  # type: ignore[attr-defined]
+def _race(sock: jn.Socket, looks: Callable[..., object], call: Callable[[], object]) -> str:
+    """Run ``call`` on a thread, close its socket once ``looks`` has looked whether it is closing; the outcome.
+
+    ``looks`` is the function whose first lines read ``desc.closing`` (what the call
+    knew when it began): the close is started by the first call made from a later line
+    of it -- whatever is called, a collection's weakref callback or finalizer included.
+    """
+    code = looks.__code__  # type: ignore[attr-defined]
+    lines, first = inspect.getsourcelines(looks)
+    look = first + next(i for i, line in enumerate(lines) if ".closing" in line)
     began = threading.Event()
     outcome: list[str] = []
 
     def profile(frame: FrameType, event: str, arg: object) -> None:
-        if event == "call" and frame.f_code is code:
+        caller = frame if event == "c_call" else frame.f_back if event == "call" else None
+        if caller is not None and caller.f_code is code and caller.f_lineno > look:
             began.set()
 
     def run() -> None:
@@ -71,7 +84,7 @@ def test_close_racing_a_long_send_many_is_socket_unconnected_or_a_count() -> Non
         messages = [(peer.address, b"x" * 64)] * 20000  # about 20 sendmmsg batches
         for _ in range(_ROUNDS):
             sock = jn.bind("127.0.0.1:0")
-            seen[_race(sock, jn.Socket.send_many, functools.partial(sock.send_many, messages))] += 1
+            seen[_race(sock, batching.send_many, functools.partial(sock.send_many, messages))] += 1
     assert set(seen) <= {"count", "SocketUnconnected"}, seen
     assert seen["SocketUnconnected"] > 0, seen  # the race was really run, not only lost
 
@@ -83,7 +96,11 @@ def test_close_racing_send_segments_is_socket_unconnected_or_a_count() -> None:
         for _ in range(_ROUNDS):
             sock = jn.bind("127.0.0.1:0")
             seen[
-                _race(sock, jn.Socket.send_segments, functools.partial(sock.send_segments, peer.address, data, 1000))
+                _race(
+                    sock,
+                    segments.send_segments,
+                    functools.partial(sock.send_segments, peer.address, data, 1000),
+                )
             ] += 1
     assert set(seen) <= {"count", "SocketUnconnected"}, seen
     assert seen["SocketUnconnected"] > 0, seen

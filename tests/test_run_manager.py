@@ -99,7 +99,7 @@ def _children(pid: int) -> list[int]:
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone, or going while read (ESRCH)
         return False
     return state != "Z"
 
@@ -459,7 +459,7 @@ def alive(pid):
     try:  # reaped between two looks: gone, as a missing /proc entry says
         with open(f"/proc/{pid}/stat") as stat:
             return stat.read().split(")")[1].split()[0] != "Z"
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone, or going while read (ESRCH)
         return False
 while alive(first):
     time.sleep(0.01)

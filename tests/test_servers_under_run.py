@@ -72,7 +72,7 @@ def alive(pid: int) -> bool:
     """Running (a zombie is not: it serves nothing and only waits for its parent to reap it)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone before the open, or between open and read (ESRCH)
         return False
     return stat.rpartition(")")[2].split()[0] != "Z"
 
@@ -82,7 +82,7 @@ def children(pid: int) -> set[int]:
     for task in Path(f"/proc/{pid}/task").glob("*"):
         try:
             found |= {int(c) for c in (task / "children").read_text().split()}
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):  # the task ended between the glob and the read
             pass
     return found
 

@@ -328,12 +328,18 @@ def test_ip6_only_false_on_the_wildcard_is_dual_stack() -> None:
 
 
 def test_ip6_only_true_on_the_wildcard_refuses_ipv4() -> None:
-    with jn.listen("[::]:0", ip6_only=True) as server:
-        with pytest.raises(ConnectionRefusedError):
-            socket.create_connection(("127.0.0.1", server.address.port), timeout=5).close()
-        # ...and a plain IPv4 listener can take the same port number beside it.
-        with jn.listen(f"127.0.0.1:{server.address.port}") as beside:
-            assert beside.address.port == server.address.port
+    # The port comes from an IPv4 socket bound (not listening) on 127.0.0.1 and held during
+    # the connect, so no other process on the machine can be listening at 127.0.0.1:P then.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        port = holder.getsockname()[1]
+        with jn.listen(f"[::]:{port}", ip6_only=True) as server:
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection(("127.0.0.1", port), timeout=5).close()
+            holder.close()
+            # ...and a plain IPv4 listener can take the same port number beside it.
+            with jn.listen(f"127.0.0.1:{server.address.port}") as beside:
+                assert beside.address.port == server.address.port
 
 
 def test_ip4_mapped_with_ip6_only_true_is_address_unavailable_without_a_socket() -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import gc
 import os
 import signal
 import socket
@@ -23,6 +24,7 @@ import sys
 import textwrap
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -637,6 +639,48 @@ def test_keyboard_interrupt_at_every_line_of_the_driver_leaves_nothing(kind: str
         assert set(os.listdir("/proc/self/fd")) <= before, f"fd leaked with the interrupt at line event {at}"
         assert closes.calls <= 1
     assert lines_hit > 10  # the loop ran through every line event of the driver and then succeeded
+
+
+def test_keyboard_interrupt_at_every_line_of_the_public_core_path_leaves_nothing() -> None:
+    """``jn.listen`` runs the :core sequence from `sequence._open_native` itself: interrupted at each line."""
+    from janus_net._profiles import sequence
+
+    driver = _DRIVER | {(sequence.__file__, "_open_native")}
+    made = 0
+    for at in range(1, 500):
+        count = [0]
+
+        def tracer(frame: Any, event: str, arg: Any, at: int = at, count: list[int] = count) -> Any:
+            if (frame.f_code.co_filename, frame.f_code.co_name) not in driver:
+                return None
+            if event == "line":
+                count[0] += 1
+                if count[0] == at:
+                    raise KeyboardInterrupt
+            return tracer
+
+        before = set(os.listdir("/proc/self/fd"))
+        server = None
+        # An interrupt after the Server exists (at the return) leaves it to its collection,
+        # which closes it with a ResourceWarning (DESIGN §3): that is the backstop, not a leak.
+        with closes_counted() as closes, warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            sys.settrace(tracer)
+            try:
+                server = jn.listen("127.0.0.1:0")
+            except KeyboardInterrupt:
+                pass
+            finally:
+                sys.settrace(None)
+            if server is not None:
+                server.close()
+                made = at
+            gc.collect()
+        assert set(os.listdir("/proc/self/fd")) <= before, f"fd leaked with the interrupt at line event {at}"
+        assert closes.calls <= 1
+        if server is not None:
+            break
+    assert made > 5  # every line event of the path was interrupted once, then it ran through
 
 
 def test_strace_sees_exactly_the_plain_paths_syscalls(tmp_path: Any) -> None:

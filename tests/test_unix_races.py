@@ -820,7 +820,7 @@ def napping_on_the_lock(tid: int, pid: int | str = "self") -> bool:
                 names.append(os.readlink(f"/proc/{pid}/fd/{n}"))
             except OSError:
                 pass
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone, or going while read (ESRCH)
         return False
     return asleep and any(name.endswith(".lock") for name in names)
 

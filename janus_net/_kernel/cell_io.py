@@ -156,10 +156,20 @@ SEND = Syscall(
 #: them to `retry` themselves (one Python frame less per datagram than a wrapper).
 SENDTO_CALL = (SEND, lib.jn_desc_sendto)
 
+#: sendto an encoded IP sockaddr, the per-packet send (`Socket.send`): SEND's table
+#: and name. `SEND_CHECK` when the sockaddr needs Python's checks (no syscall made).
+SEND_IP = lib.jn_desc_send_ip
+SEND_CHECK = lib.JN_SEND_CHECK
+
 
 def send_on(desc: Any, data: Any, size: int, flags: int, address: object = None) -> int:
     """send(2) on a connected owned socket; `WOULD_BLOCK` when ``flags`` say MSG_DONTWAIT and it would."""
     return retry(SEND, lib.jn_desc_send, (desc, data, size, flags), None, address, True)
+
+
+#: sendmmsg and recvmmsg on an owned socket, for the batched paths that make their
+#: first attempt inline (`janus_net._sockets.batching`): SEND's and RECEIVE's tables.
+SENDMMSG_CALL = (SEND, lib.jn_desc_sendmmsg)
 
 
 def sendmmsg_on(desc: Any, msgs: Any, count: int, flags: int, address: object = None) -> int:
@@ -289,10 +299,19 @@ RECEIVE = Syscall(
 
 RECVFROM_CALL = (RECEIVE, lib.jn_desc_recvfrom)
 
+#: recvfrom into a `struct jn_rx` (janus_net.h), the per-packet receive: RECEIVE's
+#: table and name, so the fault seam's "receive" reaches it as it reaches recvfrom.
+#: `JN_RX_SIZE` when the size does not fit its buffer (no syscall made).
+RECEIVE_RX = lib.jn_desc_receive
+RX_SIZE = lib.JN_RX_SIZE
+
 
 def recv_on(desc: Any, buf: Any, size: int, flags: int, checkpoint: Checkpoint | None = None) -> int:
     """recv(2) on an owned socket; 0 at end of stream, `WOULD_BLOCK` when it would block."""
     return retry(RECEIVE, lib.jn_desc_recv, (desc, buf, size, flags), checkpoint, None, True)
+
+
+RECVMMSG_CALL = (RECEIVE, lib.jn_desc_recvmmsg)
 
 
 def recvmmsg_on(desc: Any, msgs: Any, count: int, flags: int, checkpoint: Checkpoint | None = None) -> int:
@@ -304,6 +323,21 @@ def recvmmsg_on(desc: Any, msgs: Any, count: int, flags: int, checkpoint: Checkp
     `WOULD_BLOCK` when nothing is queued.
     """
     return retry(RECEIVE, lib.jn_desc_recvmmsg, (desc, msgs, count, flags), checkpoint, None, True)
+
+
+#: recvmmsg into a `struct jn_rxm` (janus_net.h), receive_many's call: the headers are
+#: restored from their pristine copy before it and what the datagrams share (one length,
+#: one IPv4 source) is written after it; RECEIVE's table and name, so the fault seam's
+#: "receive" reaches it as it reaches recvmmsg. MSG_DONTWAIT is its flag.
+RECEIVE_MANY_CALL = (RECEIVE, lib.jn_desc_receive_many)
+
+
+def receive_many_on(desc: Any, rx: Any, count: int, checkpoint: Checkpoint | None = None) -> int:
+    """`jn_desc_receive_many` of ``count`` datagrams into ``rx``; `WOULD_BLOCK` when nothing is queued.
+
+    recvmmsg's own timeout is never used, for the reason `recvmmsg_on` gives.
+    """
+    return retry(RECEIVE, lib.jn_desc_receive_many, (desc, rx, count), checkpoint, None, True)
 
 
 def recvmsg_on(desc: Any, msg: Any, flags: int, checkpoint: Checkpoint | None = None) -> int:

@@ -46,6 +46,7 @@ class _Sequence(Syscall):
 
 
 _SEQUENCE = _Sequence("steps", {})
+_JN_STEPS = lib.jn_steps
 
 # The plain path names the address in bind's and listen's errors only (its socket,
 # setsockopt and getsockname wrappers take none); the steps' errors say the same.
@@ -75,15 +76,25 @@ def steps(
     Raises:
         SocketError: the failed step's member (or ErrnoBug), from that step's table.
     """
-    if not steps_armed():
-        io.at = start
-        args = (plan, io, sa, salen, -1, stop)
+    # `steps_armed`, written out: one frame less per listen.
+    if (
+        SOCKET.fault is None
+        and SETSOCKOPT.fault is None
+        and BIND_IP.fault is None
+        and BIND_UNIX.fault is None
+        and LISTEN.fault is None
+        and GETSOCKNAME.fault is None
+    ):
         if _SEQUENCE.fault is None:
-            if lib.jn_steps(*args) >= 0:
-                return  # the usual case: the loop is entered only after a failure
+            # The usual case: one native call from ``start``, and the loop only after a
+            # failure (C left ``io.at`` at the failed step, where -1 resumes).
+            if _JN_STEPS(plan, io, sa, salen, start, stop) >= 0:
+                return
             loop = after_failure  # the attempt just made failed; later passes make their own
         else:
+            io.at = start
             loop = retry  # a test stands in for C (tests/test_steps.py)
+        args = (plan, io, sa, salen, -1, stop)
         while True:
             try:
                 loop(_SEQUENCE, lib.jn_steps, args, checkpoint, address)

@@ -126,10 +126,13 @@ def connect_host(
     delay = _check_attempt_delay(attempt_delay)
     if netns is not None:
         policy_netns.check_path(netns)  # ValueError/TypeError before any I/O
-    lookup = NameLookup(host, port, family, config, ctx)  # checks all else, audits, loads config if None
+    lookup: NameLookup | None = None
     maker: Maker | None = None
     race: _Race | None = None
     try:
+        # Made inside the try (as `resolve` does): the cleanup closes whatever the lookup
+        # made, wherever an exception lands. It checks all else, audits, loads the config.
+        lookup = NameLookup(host, port, family, config, ctx)
         if netns is not None:
             maker = Maker(netns)
             maker.start()  # a namespace that cannot be entered is the call's error, before any attempt
@@ -149,7 +152,8 @@ def connect_host(
                 if maker is not None:
                     maker.close()
             finally:
-                lookup.close()
+                if lookup is not None:
+                    cells.close_all(lookup.held)  # one call into the door: no line of the lookup runs here
         except BaseException:
             if race is not None:
                 race.winner = None

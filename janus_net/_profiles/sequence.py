@@ -19,19 +19,25 @@ import sys
 from collections.abc import Callable
 
 from janus_net._kernel import cells, loop, sockets
+from janus_net._kernel.step_sequence import steps as _steps
 from janus_net._policy import landlock, netns
 from janus_net._profiles import adoption, native_sequence, socket_options, unix_files
 from janus_net._profiles.addresses import as_bind_address
 from janus_net._profiles.option_checks import DEFAULT_BIND, DEFAULT_LISTEN, Options, default, validate
 from janus_net._profiles.unix_files import UnixFile
+from janus_net._shim import ffi
 from janus_net._sockets.datagram import Socket
 from janus_net._sockets.server import Server
 from janus_net._values.addresses import Address, BindAddress
 from janus_net._values.errors import SocketError
 from janus_net._values.fd import FdAddress
+from janus_net._values.ip import Ip4Address
 from janus_net._values.options import taken_by
 from janus_net._values.reported import reported
 from janus_net._values.unix import UnixAddress
+
+_NEW = ffi.new
+_IO_P = ffi.typeof("struct jn_steps_io *")
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
@@ -143,7 +149,8 @@ def bound(
 
 def open_socket(addr: Address, opts: Options, ctx: Context | None, capability: NetBind | None, owner: type[_B]) -> _B:
     """The step sequence (module docstring); ``owner`` is what the descriptor becomes."""
-    validate(addr, opts)
+    if not ((opts is DEFAULT_LISTEN or opts is DEFAULT_BIND) and type(addr) is Ip4Address):
+        validate(addr, opts)  # the usual call (an IPv4 address, the defaults) has nothing it could refuse
     landlock.refuse_uncovered(addr, opts.mode, opts.protocol)  # after enforce(): no MPTCP or SMC (unseen by Landlock)
     if capability is not None:
         capability.authorize(addr, opts.mode, opts.protocol)  # audits check_bind_address; raises CapabilityDenied
@@ -188,9 +195,16 @@ def _open_native(
     """
     desc = cells.new_desc()
     try:
-        io = native_sequence.new_io(desc)
+        io = _NEW(_IO_P)  # `native_sequence.new_io`, written out (as is its :core branch below)
+        io.desc = desc
         try:
-            native_sequence.run(plan, io, addr, ctx)
+            if ctx is None:
+                # `native_sequence.run`'s :core branch, one frame less per listen: its
+                # cleanup (closing the cell) is this function's own, below.
+                encoded = addr.sockaddr
+                _steps(plan.tables, plan.struct, io, encoded.pointer, encoded.length, 0, plan.end, None, addr)
+            else:
+                native_sequence.run(plan, io, addr, ctx)
         except SocketError.AccessDenied as exc:
             denial = _denial(exc, addr, opts)
             if denial is exc:

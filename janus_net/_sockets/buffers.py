@@ -19,6 +19,7 @@ STORAGE_P = ffi.typeof("struct sockaddr_storage *")
 SOCKADDR_IN_SIZE = ffi.sizeof("struct sockaddr_in")
 _SOCKADDR_P = ffi.typeof("struct sockaddr *")
 _SOCKLEN_P = ffi.typeof("socklen_t *")
+_RX_P = ffi.typeof("struct jn_rx *")
 # Where sa_family ends in a sockaddr: a shorter one from accept has no family to read.
 SA_FAMILY_END = ffi.offsetof("struct sockaddr", "sa_family") + ffi.sizeof("sa_family_t")
 PEER_FAMILIES = frozenset({lib.AF_INET, lib.AF_INET6, lib.AF_UNIX})
@@ -100,7 +101,7 @@ class Scratch:
     of the pool (atomic ``list.pop``), so concurrent callers never share one.
     """
 
-    __slots__ = ("buf", "capacity", "length", "sa", "storage", "words")
+    __slots__ = ("buf", "capacity", "keys", "length", "rx", "sa", "storage", "words")
 
     def __init__(self) -> None:
         self.storage = uncleared(STORAGE_P)
@@ -109,6 +110,13 @@ class Scratch:
         self.words = memoryview(ffi.buffer(self.storage)).cast("Q") if IP4_KEY_OK else None
         self.buf: Any = None
         self.capacity = -1
+        # What `jn_desc_receive` reads and writes (``Socket.receive``): the same
+        # storage and buffer; ``keys[0]`` is its ``key`` field, an IPv4 source's key
+        # or 0 (the struct begins with it, and its size is a multiple of 8).
+        self.rx = rx = ffi.new(_RX_P)
+        rx.sa = self.sa
+        rx.cap = -1
+        self.keys = memoryview(ffi.buffer(rx)).cast("Q")
 
     def buffer(self, size: int) -> Any:
         """A buffer of at least ``size`` bytes: this scratch's own when it may keep one that big.
@@ -119,8 +127,10 @@ class Scratch:
         if type(size) is not int or not 0 <= size <= _SCRATCH_KEEP:
             return uncleared("char[]", size_argument("size", size))
         if size > self.capacity:
-            self.buf = uncleared("char[]", size)
+            self.buf = buf = uncleared("char[]", size)
             self.capacity = size
+            self.rx.buf = buf
+            self.rx.cap = size
         return self.buf
 
 

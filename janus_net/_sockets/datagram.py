@@ -15,13 +15,12 @@ from janus_net._kernel import cell_io, loop
 from janus_net._policy import waiting
 from janus_net._shim import ffi, lib
 from janus_net._sockets import ancillary, batching, coalesced, segments
-from janus_net._sockets.buffers import SOCKADDR_IN_SIZE, STORAGE_SIZE, Buffer, Scratch, view_of
+from janus_net._sockets.buffers import Buffer, Scratch, view_of
 from janus_net._sockets.endpoint import Endpoint
-from janus_net._sockets.endpoint import source as endpoint_source
 from janus_net._sockets.owner import Bound
 from janus_net._values.addresses import Address, as_address
 from janus_net._values.ip import Ip4Address, Ip6Address
-from janus_net._values.reported import DECODED_SOURCES, from_sockaddr_cached
+from janus_net._values.reported import DECODED_SOURCES
 from janus_net._values.unix import UnixAddress
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
@@ -35,7 +34,15 @@ if TYPE_CHECKING:
 
 
 _SEND, _SENDTO = cell_io.SENDTO_CALL
+_SEND_IP = cell_io.SEND_IP
+_SEND_CHECK = cell_io.SEND_CHECK
 _RECEIVE, _RECVFROM = cell_io.RECVFROM_CALL
+_RECEIVE_RX = cell_io.RECEIVE_RX
+_RX_SIZE = cell_io.RX_SIZE
+_unpack = ffi.unpack
+# A repeated IPv4 source is one dict look-up by the int jn_desc_receive wrote (0 for
+# any other source, never a key: then `Endpoint.rx_source` decodes it).
+_known_source = DECODED_SOURCES.get
 _MSG_DONTWAIT = lib.MSG_DONTWAIT
 # Every send is a per-call non-blocking attempt that never raises SIGPIPE.
 _SEND_FLAGS = platform.MSG_NOSIGNAL | lib.MSG_DONTWAIT
@@ -43,6 +50,10 @@ _retry = loop.retry
 _after_failure = loop.after_failure
 # The address classes `as_address` passes through unchanged: checked by exact type.
 _ADDRESS_TYPES = frozenset({Ip4Address, Ip6Address, UnixAddress})
+
+
+class _NoValue:
+    """No address is of this class: every send of a unix socket takes `Socket._send_slow`."""
 
 
 class Socket(Bound):
@@ -57,7 +68,7 @@ class Socket(Bound):
     here); every other method hands the socket's `Endpoint` to the module of its idea.
     """
 
-    __slots__ = ("_io", "_ip4_keys")
+    __slots__ = ("_dest_type", "_io")
 
     def __init__(self, desc: Any, address: Address, unix_file: FileDuty | None = None) -> None:
         # The handle the parts are given. Plain receives under GRO: not yet known (an
@@ -65,8 +76,12 @@ class Socket(Bound):
         # profile says (`_made`).
         self._io = Endpoint(desc, address, coalesced.UNCHECKED)
         super().__init__(desc, address, unix_file)
-        # The handle's, read by ``send`` from here (one attribute read less per datagram).
-        self._ip4_keys = self._io.ip4_keys
+        # The address class ``send`` hands to jn_desc_send_ip as it is: the socket's own
+        # IP family's (another class, text, a unix socket: the checks of `_send_slow`).
+        family = address.family
+        self._dest_type: type = (
+            Ip4Address if family == lib.AF_INET else Ip6Address if family == lib.AF_INET6 else _NoValue
+        )
 
     def send(self, dest: str | Address, data: Buffer, source: str | Address | None = None) -> int:
         """Send one datagram to ``dest``; returns the bytes sent.
@@ -98,40 +113,60 @@ class Socket(Bound):
             SocketError.SocketModeUnsupported: a destination on a connected or stream socket.
             SocketError.SocketUnconnected: ``close()`` from another thread ended the wait.
         """
+        if type(dest) is self._dest_type and type(data) is bytes and source is None:
+            # The usual case, and the per-packet hot path: an IP address value of the
+            # socket's family that owns its encoding (every value does after its first
+            # send), and bytes. One native call (jn_desc_send_ip: the length from the
+            # family, the flags fixed, port 0 left to Python's check) and one branch.
+            encoded = dest._encoded  # type: ignore[union-attr]  # an IP value: checked by exact type
+            if encoded is not None:
+                if _SEND.fault is None:
+                    sent = _SEND_IP(self._desc, data, len(data), encoded.pointer)
+                    if sent >= 0:
+                        return sent
+                    if sent != _SEND_CHECK:
+                        args = (self._desc, data, len(data), encoded.pointer)
+                        return self._send_failed(dest, _SEND_IP, args)  # type: ignore[arg-type]  # as above
+                elif dest._port:  # type: ignore[union-attr]  # port 0 goes to the slow path's check
+                    # The fault seam armed: the same native call, through the one loop.
+                    args = (self._desc, data, len(data), encoded.pointer)
+                    sent = _retry(_SEND, _SEND_IP, args, None, dest, True)
+                    return sent if sent >= 0 else self._send_wait(dest, _SEND_IP, args)  # type: ignore[arg-type]
+        return self._send_slow(dest, data, source)
+
+    def _send_slow(self, dest: str | Address, data: Buffer, source: str | Address | None) -> int:
+        """`send` where its one native call was not enough: text, a new value, a view, a source, the seam."""
         if source is not None:
             return ancillary.send_from(self._desc, self.address, dest, data, source)
-        # This and ``receive`` are the datagram hot path: the first attempt is made
-        # inline (one retry frame); the wait loop is entered only after EAGAIN.
         # An address value passes as is (a type check, not as_address's call); text is parsed.
-        if type(dest) is Ip4Address and self._ip4_keys:
-            # An IPv4 value to an IPv4 socket, the usual case: of destination()'s checks
-            # only the port's applies, and the value keeps its encoding once made.
-            target: Address = dest
-            encoded = dest._encoded
-            if encoded is None or not dest._port:
-                encoded = dest.destination()  # encodes it, or refuses port 0
-        else:
-            target = dest if type(dest) in _ADDRESS_TYPES else as_address(dest)  # type: ignore[assignment]
-            encoded = target.destination(self._address.family)  # refuses port 0 first
-        if type(data) is bytes:
-            view: Any = data  # cffi passes bytes to a const void * as is
-        else:
-            view = view_of(data)
+        target: Address = dest if type(dest) in _ADDRESS_TYPES else as_address(dest)  # type: ignore[assignment]
+        encoded = target.destination(self._address.family)  # refuses port 0 and another family first
+        view: Any = data if type(data) is bytes else view_of(data)  # cffi passes bytes to a const void * as is
         args = (self._desc, view, len(view), _SEND_FLAGS, encoded.pointer, encoded.length)
         if _SEND.fault is None:
             sent = _SENDTO(*args)
             if sent >= 0:
                 return sent
-            sent = _after_failure(_SEND, _SENDTO, args, None, target, True)
-        else:
-            sent = _retry(_SEND, _SENDTO, args, None, target, True)
+            return self._send_failed(target, _SENDTO, args)
+        sent = _retry(_SEND, _SENDTO, args, None, target, True)
         if sent >= 0:
             return sent
+        return self._send_wait(target, _SENDTO, args)
+
+    def _send_failed(self, target: Address, fn: Any, args: tuple[Any, ...]) -> int:
+        """The loop after a send's inline attempt failed (errno is its errno): EINTR, an error, or a wait."""
+        sent = _after_failure(_SEND, fn, args, None, target, True)
+        if sent >= 0:
+            return sent
+        return self._send_wait(target, fn, args)
+
+    def _send_wait(self, target: Address, fn: Any, args: tuple[Any, ...]) -> int:
+        """Wait (poll, woken by ``close()``) until the socket takes the datagram."""
         return waiting.wait_for(
             self._desc,
             waiting.POLLOUT,
             None,
-            lambda: _retry(_SEND, _SENDTO, args, None, target, True),
+            lambda: _retry(_SEND, fn, args, None, target, True),
             lambda: self._closed_error("send"),
             tried=True,
         )
@@ -157,43 +192,44 @@ class Socket(Bound):
             SocketError.NetworkSubsystemDown, SocketError.SystemResources: the network or memory.
         """
         io = self._io
-        if io.gro is not None:  # GRO on, or not yet known (janus_net._sockets.coalesced)
-            held = coalesced.receive(io, size, ctx)
-            if held is not None:
-                return held
-        # The pool's take and give written out (the per-packet path): list.pop and
-        # append are atomic, so two threads never share a scratch (see `Pool`).
+        # The pool's take and give written out: list.pop and append are atomic, so
+        # two threads never share a scratch (see `Pool`).
         idle = io.scratches
         try:
             scratch = idle.pop()
         except IndexError:
             scratch = Scratch()
         try:
-            if type(size) is int and 0 <= size <= scratch.capacity:
-                buf = scratch.buf  # the usual case, without scratch.buffer's frame
-            else:
-                buf = scratch.buffer(size)
-            length = scratch.length
-            if ctx is None and _RECEIVE.fault is None and io.ip4_keys:
-                # `Endpoint.receive_from` written out for the usual case (one frame less):
-                # the first attempt inline, the loop and the wait only after it failed.
-                length[0] = STORAGE_SIZE
-                args = (io.desc, buf, size, _MSG_DONTWAIT, scratch.sa, length)
-                got = _RECVFROM(*args)
-                if got < 0:
-                    got = _after_failure(_RECEIVE, _RECVFROM, args, None, None, True)
-                    if got < 0:
-                        got = io.wait_receive(args, None, True)
-                if length[0] == SOCKADDR_IN_SIZE:
-                    key = scratch.words[0]  # type: ignore[index]  # _ip4_keys implies words
-                    source = DECODED_SOURCES.get(key) or from_sockaddr_cached(scratch.storage, SOCKADDR_IN_SIZE, key)
-                    return ffi.unpack(buf, got), source
-                return ffi.unpack(buf, got), endpoint_source(scratch, length[0])
-            got, source = io.receive_from(buf, size, ctx, scratch)
-            return ffi.unpack(buf, got), source
+            if ctx is None and io.gro is None and type(size) is int and _RECEIVE.fault is None:
+                # The usual case, and the per-packet hot path: one native call that
+                # also resets the source length and keys an IPv4 source
+                # (jn_desc_receive), and one branch on success. Everything else --
+                # a wait, an error, a size beyond the scratch, GRO, a context, an
+                # armed fault seam -- is `_receive_slow`'s.
+                got = _RECEIVE_RX(io.desc, scratch.rx, size)
+                if got >= 0:
+                    return _unpack(scratch.buf, got), _known_source(scratch.keys[0]) or io.rx_source(scratch)
+                if got != _RX_SIZE:
+                    got = io.receive_rx(scratch, size, None, True)
+                    return _unpack(scratch.buf, got), io.rx_source(scratch)
+            return self._receive_slow(scratch, size, ctx)
         finally:
             if not idle:
                 idle.append(scratch)
+
+    def _receive_slow(self, scratch: Scratch, size: int, ctx: Context | None) -> tuple[bytes, Address]:
+        """`receive` where its one native call was not enough: GRO, ``ctx``, the fault seam, a new size."""
+        io = self._io
+        if io.gro is not None:  # GRO on, or not yet known (janus_net._sockets.coalesced)
+            held = coalesced.receive(io, size, ctx)
+            if held is not None:
+                return held
+        buf = scratch.buffer(size)  # checks size; grows the scratch's own buffer up to its limit
+        if buf is scratch.buf:
+            got = io.receive_rx(scratch, size, ctx, False)
+            return _unpack(buf, got), io.rx_source(scratch)
+        got, source = io.receive_from(buf, size, ctx, scratch)  # a one-off buffer, larger than kept
+        return _unpack(buf, got), source
 
     def receive_into(self, buffer: Buffer, ctx: Context | None = None) -> tuple[int, Address]:
         """Wait for one datagram and write it into ``buffer``; returns ``(byte count, source)``.

@@ -28,8 +28,10 @@ if TYPE_CHECKING:
 
 
 _RECEIVE, _RECVFROM = cell_io.RECVFROM_CALL
+_RECEIVE_RX = cell_io.RECEIVE_RX
 _MSG_DONTWAIT = lib.MSG_DONTWAIT
 _retry = loop.retry
+_after_failure = loop.after_failure
 
 
 class Endpoint:
@@ -89,14 +91,51 @@ class Endpoint:
             return got, DECODED_SOURCES.get(key) or from_sockaddr_cached(scratch.storage, named, key)
         return got, source(scratch, named)
 
-    def wait_receive(self, args: tuple[Any, ...], ctx: Context | None, tried: bool) -> int:
-        """recvfrom with ``args`` after a would-block: poll, then try again (`janus_net._policy.waiting`)."""
-        check = None if ctx is None else ctx.check
-        length = args[5]
+    def receive_rx(self, scratch: Scratch, size: int, ctx: Context | None, failed: bool) -> int:
+        """One datagram into ``scratch`` by `jn_desc_receive` (``Socket.receive``): its byte count.
 
-        def attempt() -> int:
-            length[0] = STORAGE_SIZE
-            return _retry(_RECEIVE, _RECVFROM, args, check, None, True)
+        ``failed``: the caller's inline attempt with these arguments has just failed
+        (errno is its errno): the loop goes on from there, never making it twice.
+        Otherwise the attempt is made here, through `retry` (the fault seam's path).
+        ``size`` must fit the scratch's buffer (`Scratch.buffer`).
+        """
+        args = (self.desc, scratch.rx, size)
+        if ctx is not None:
+            return self.wait_receive(args, ctx, False, _RECEIVE_RX)
+        if failed:
+            got = _after_failure(_RECEIVE, _RECEIVE_RX, args, None, None, True)
+        else:
+            got = _retry(_RECEIVE, _RECEIVE_RX, args, None, None, True)
+        if got < 0:
+            got = self.wait_receive(args, None, True, _RECEIVE_RX)
+        return got
+
+    def rx_source(self, scratch: Scratch) -> Address:
+        """The source `jn_desc_receive` wrote into ``scratch``: from the cache by its key, else decoded."""
+        rx = scratch.rx
+        key = rx.key
+        if key:
+            return DECODED_SOURCES.get(key) or from_sockaddr_cached(scratch.storage, SOCKADDR_IN_SIZE, key)
+        return source(scratch, rx.len)
+
+    def wait_receive(self, args: tuple[Any, ...], ctx: Context | None, tried: bool, fn: Any = _RECVFROM) -> int:
+        """``fn`` (recvfrom, or `jn_desc_receive`) with ``args`` after a would-block: poll, then try again.
+
+        The wait is `janus_net._policy.waiting`'s. recvfrom's source length is reset
+        before each attempt; `jn_desc_receive` resets its own.
+        """
+        check = None if ctx is None else ctx.check
+        if fn is _RECVFROM:
+            length = args[5]
+
+            def attempt() -> int:
+                length[0] = STORAGE_SIZE
+                return _retry(_RECEIVE, _RECVFROM, args, check, None, True)
+
+        else:
+
+            def attempt() -> int:
+                return _retry(_RECEIVE, fn, args, check, None, True)
 
         return waiting.wait_for(
             self.desc, waiting.POLLIN, ctx, attempt, lambda: self.closed_error("receive"), self.hung_up, tried

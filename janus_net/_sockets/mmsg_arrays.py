@@ -25,6 +25,7 @@ from janus_net._sockets.buffers import (
 )
 from janus_net._values.addresses import Address, as_address
 from janus_net._values.errors import SocketError
+from janus_net._values.ip import Ip4Address, Ip6Address
 from janus_net._values.reported import DECODED_SOURCES, from_sockaddr_cached
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
@@ -53,6 +54,9 @@ _STORAGE_QWORDS = STORAGE_SIZE // 8
 # A batch's payloads are copied into a staging buffer the batch keeps, up to this
 # many bytes; a bigger batch is sent from a one-off buffer instead.
 _STAGING_KEEP = 256 * 1024
+# No destination: what `SendBatch.uniform_dest` holds when no value may skip its checks.
+_NO_DEST = object()
+_memmove = ffi.memmove
 
 
 def batch_capacity(messages: object) -> int:
@@ -88,7 +92,7 @@ class SendBatch:
 
     __slots__ = (
         "buffers", "capacity", "encodings", "headers", "iov", "layout", "msgs", "staging", "targets", "uniform",
-        "uniform_count", "vectors",
+        "uniform_count", "uniform_dest", "vectors",
     )  # fmt: skip
 
     def __init__(self, capacity: int) -> None:
@@ -106,6 +110,8 @@ class SendBatch:
         # one destination that fits there needs no look at the slots at all.
         self.uniform: Any = None
         self.uniform_count = 0
+        # The IP value that ``uniform`` is the sockaddr of (`_NO_DEST` when none or not one to trust).
+        self.uniform_dest: object = _NO_DEST
         # What pins the data of the current call (caller buffers, a one-off join).
         self.buffers: list[Any] = []
         self.staging: Any = uncleared("char[]", 0)
@@ -122,6 +128,27 @@ class SendBatch:
             return self._fill_each(items)
         if not _JOINABLE.issuperset(map(type, datas)):
             return self._fill_each(items)
+        count = len(dests)
+        first = dests[0]
+        if (
+            first is self.uniform_dest
+            and count <= self.uniform_count
+            and dests[-1] is first
+            and dests.count(first) == count
+            and (type(first) is not Ip6Address or all(map(operator.is_, dests, itertools.repeat(first))))
+        ):
+            # The usual case, written out: the very IP value whose sockaddr the first
+            # ``uniform_count`` slots already point at (so its checks passed already),
+            # and payloads that fit the staging buffer in the lengths the iovecs describe.
+            joined = b"".join(datas)
+            size = len(joined)
+            if size <= len(self.staging):
+                _memmove(self.staging, joined, size)
+                lengths = list(map(len, datas))  # bytes and bytearray: len is the byte count
+                layout = self.layout
+                if layout != lengths and layout[:count] != lengths:
+                    self._set_layout(self.staging, lengths)
+                return count, None
         filled, failure = self._set_destinations(dests)
         if filled < len(datas):
             datas = datas[:filled]
@@ -131,7 +158,16 @@ class SendBatch:
     def _set_destinations(self, dests: tuple[str | Address, ...]) -> tuple[int, Exception | None]:
         encodings = self.encodings
         first = dests[0]
-        if all(map(operator.is_, dests, itertools.repeat(first))):
+        # tuple.count compares by identity before equality, so a batch to one value is
+        # counted in C without a call per item (the last item is looked at first, so a
+        # batch to many peers rarely pays count's equality calls). An equal value is as
+        # good as the same one (same sockaddr), but for an IPv6 flow label, which
+        # equality ignores: there the values themselves must be the same.
+        if (
+            dests[-1] is first
+            and dests.count(first) == len(dests)
+            and (type(first) is not Ip6Address or all(map(operator.is_, dests, itertools.repeat(first))))
+        ):
             # One destination for the whole batch: the usual case, checked in C.
             try:
                 target = as_address(first)
@@ -145,6 +181,9 @@ class SendBatch:
                         self._set_destination(slot, target, encoded)
                 self.uniform = encoded
                 self.uniform_count = count
+            # An exact IP value is immutable: the next batch to this very object may skip
+            # its checks (`fill`). Text or a subclass goes through them each time.
+            self.uniform_dest = first if type(first) is Ip4Address or type(first) is Ip6Address else _NO_DEST
             return count, None
         last: object = None
         for slot, dest in enumerate(dests):
@@ -166,6 +205,7 @@ class SendBatch:
         self.encodings[slot] = encoded
         self.targets[slot] = target
         self.uniform = None
+        self.uniform_dest = _NO_DEST
 
     def _set_data(self, datas: tuple[Buffer, ...]) -> None:
         joined = b"".join(datas)
@@ -183,6 +223,12 @@ class SendBatch:
             layout = self.layout
             if layout == lengths or layout[: len(lengths)] == lengths:
                 return
+            self.layout = lengths
+        self._set_layout(base, lengths)
+
+    def _set_layout(self, base: Any, lengths: list[int]) -> None:
+        """Point the iovecs at consecutive payloads of ``lengths`` from ``base``."""
+        if base is self.staging:
             self.layout = lengths
         offset = 0
         for vector, length in zip(self.vectors, lengths, strict=False):  # more slots than messages
@@ -224,16 +270,17 @@ class ReceiveBatch:
 
     Slot ``i`` receives into bytes ``[i*size, (i+1)*size)`` of the buffer and its
     source into sockaddr_storage ``i``. The kernel overwrites msg_namelen, msg_flags
-    and msg_len, so before each call the headers are restored from a pristine copy
-    with one memmove instead of one field write per slot; after it, every length is
-    read at once through an unsigned-int view of the headers. The per-datagram work
-    left is what the result is made of: a bytes object, and the source looked up by
-    its raw sockaddr bytes in `DECODED_SOURCES`.
+    and msg_len, so the native call (`jn_desc_receive_many`, through ``rx``) restores
+    the headers from a pristine copy before each recvmmsg, and after it says whether
+    the datagrams share one length and one IPv4 source: then nothing is read per
+    datagram; otherwise the lengths and sources are read at once through views of the
+    headers and names. The per-datagram work left is what the result is made of: a
+    bytes object, and the source looked up in `DECODED_SOURCES`.
     """
 
     __slots__ = (
-        "buf", "capacity", "cut", "cut_lengths", "cuts", "data", "iov", "ip4", "msgs", "name_words", "names",
-        "pristine", "raw_names", "size", "words",
+        "buf", "capacity", "cut", "cut_shape", "cuts", "data", "iov", "ip4", "msgs", "name_words", "names",
+        "pristine", "raw_names", "rx", "size", "words",
     )  # fmt: skip
 
     def __init__(self, capacity: int, size: int, ip4: bool) -> None:
@@ -254,46 +301,57 @@ class ReceiveBatch:
             vector = self.iov[i]
             vector.iov_base = self.buf + i * size
             vector.iov_len = size
-        self.pristine = ffi.buffer(self.msgs)[:]
+        # What jn_desc_receive_many restores the headers from before each call, and
+        # where it says what the datagrams of a call have in common.
+        self.pristine = ffi.new("struct mmsghdr[]", capacity)
+        ffi.memmove(self.pristine, self.msgs, capacity * _MMSGHDR_SIZE)
+        self.rx = ffi.new("struct jn_rxm *")
+        self.rx.msgs = self.msgs
+        self.rx.pristine = self.pristine
         self.words = memoryview(ffi.buffer(self.msgs)).cast("I")
         self.data = ffi.buffer(self.buf)
         self.raw_names = ffi.buffer(self.names)
         self.name_words = memoryview(self.raw_names).cast("Q")
         # ``cut(cuts[i])`` is datagram i as bytes; ``cuts`` are slices of the data
-        # buffer for the lengths in ``cut_lengths``, rebuilt only when those change.
+        # buffer for the lengths ``cut_shape`` says ((count, length) when the datagrams
+        # were all one length, else the list of lengths), rebuilt only when that changes.
         self.cut = self.data.__getitem__
         self.cuts: list[slice] = []
-        self.cut_lengths: list[int] = []
-
-    def reset(self, count: int) -> None:
-        ffi.memmove(self.msgs, self.pristine, count * _MMSGHDR_SIZE)
+        self.cut_shape: object = None
 
     def collect(self, got: int, out: list[tuple[bytes, Address]]) -> None:
-        """Append the first ``got`` datagrams and their sources to ``out``."""
-        words = self.words
-        end = got * _MMSGHDR_WORDS
-        lengths = words[_MSG_LEN_WORD:end:_MMSGHDR_WORDS].tolist()
-        name_lengths = words[_MSG_NAMELEN_WORD:end:_MMSGHDR_WORDS].tolist()
-        if lengths != self.cut_lengths:
-            # Datagrams of the same lengths as last time (a steady stream) reuse the
-            # slices; otherwise they are made in C, with no Python step per datagram.
+        """Append the first ``got`` datagrams of the last `jn_desc_receive_many` and their sources to ``out``."""
+        if got <= 0:
+            return
+        rx = self.rx
+        # The usual case, a stream from one peer in datagrams of one size: the native
+        # call said so in two integers, and nothing is read per datagram.
+        length = rx.length
+        shape: object = (got, length)
+        if length < 0:
+            shape = self.words[_MSG_LEN_WORD : got * _MMSGHDR_WORDS : _MMSGHDR_WORDS].tolist()
+        if shape != self.cut_shape:
+            # Made in C, with no Python step per datagram.
             size = self.size
             starts = range(0, got * size, size) if size else [0] * got  # read twice below
-            self.cuts = list(map(slice, starts, map(operator.add, starts, lengths)))
-            self.cut_lengths = lengths
+            lengths = itertools.repeat(length, got) if length >= 0 else shape
+            self.cuts = list(map(slice, starts, map(operator.add, starts, lengths)))  # type: ignore[call-overload]
+            self.cut_shape = shape
         payloads = map(self.cut, self.cuts)
+        key = rx.key
+        if key:
+            # One IPv4 peer sent the whole batch: one look-up for all of it.
+            source = DECODED_SOURCES.get(key) or self._decode(0, SOCKADDR_IN_SIZE, key)
+            out.extend(zip(payloads, itertools.repeat(source, got), strict=True))
+            return
+        words = self.words
+        name_lengths = words[_MSG_NAMELEN_WORD : got * _MMSGHDR_WORDS : _MMSGHDR_WORDS].tolist()
         keys: list[Any]
         if self.ip4 and name_lengths.count(SOCKADDR_IN_SIZE) == got:
             # The first 8 bytes of a sockaddr_in hold everything that identifies it
             # (family, port, address; the rest is sin_zero, which the kernel zeroes):
             # read them for every slot at once as ints, instead of one bytes per slot.
             keys = self.name_words[0 : got * _STORAGE_QWORDS : _STORAGE_QWORDS].tolist()
-            first = keys[0]
-            if keys.count(first) == got:
-                # One peer sent the whole batch (compared in C): one lookup for all.
-                source = DECODED_SOURCES.get(first) or self._decode(0, SOCKADDR_IN_SIZE, first)
-                out.extend(zip(payloads, itertools.repeat(source, got), strict=True))
-                return
         else:
             raw_names = self.raw_names
             name_starts = range(0, got * STORAGE_SIZE, STORAGE_SIZE)

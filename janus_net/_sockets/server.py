@@ -34,6 +34,10 @@ def accepted_options(fd: int) -> None:
         socket_options.setsockopt_int(fd, lib.SOL_SOCKET, platform.SO_NOSIGPIPE, 1)
 
 
+# Whether `accepted_options` has anything to do on this platform (read once: it is per accept).
+_ACCEPTED_OPTIONS = bool(platform.ACCEPT_INHERITS_O_NONBLOCK or platform.SO_NOSIGPIPE)
+
+
 class Server(Bound):
     """A listening stream socket (from `janus_net.listen`): ``accept()`` returns one `Stream` per connection.
 
@@ -50,13 +54,16 @@ class Server(Bound):
     docs/mechanism.md); a context's deadline reaches it only at the next connection.
     """
 
-    __slots__ = ("_port", "_scratch")
+    __slots__ = ("_scratch",)
 
     def __init__(self, desc: Any, address: Address, unix_file: FileDuty | None = None, port: int = -1) -> None:
-        # The address is built on first use: ``port`` >= 0 is the port the kernel chose
+        # The address is built on first use: ``port`` > 0 is the port the kernel chose
         # for ``address`` (asked with port 0), and the copy with it is made by the first
         # ``address`` read (an Ip4Address is a fifth of what a listener would keep).
-        self._port = port
+        # Until then the port waits in the cell (``desc.port``, in the struct's padding),
+        # not in a Python int of 32 bytes: memory per listener (DESIGN §11).
+        if port > 0:
+            desc.port = port
         # Owner's and Bound's __init__, written out: two frames less per listen.
         _HOLD(desc)
         self._desc = desc
@@ -70,14 +77,15 @@ class Server(Bound):
     @property
     def address(self) -> Address:
         """The address the socket is bound to (with the port the kernel chose for port 0)."""
-        port = self._port
         address: Address = self._address  # a Server's is never pending
-        if port >= 0:
+        desc = self._desc
+        port = desc.port
+        if port > 0:
             # Two threads may both build it; they store equal values (and _with_port of
             # the stored copy gives the copy back).
             address = address._with_port(port)  # type: ignore[union-attr]  # IP only (listen.py)
             self._address = address
-            self._port = -1
+            desc.port = 0
         return address
 
     def accept(self, ctx: Context | None = None) -> Stream:
@@ -104,27 +112,41 @@ class Server(Bound):
         pool = self._scratch
         if pool is None:
             pool = self._scratch = Pool()
-        scratch = pool.take() or Scratch()
+        idle = pool.idle  # `Pool.take`, written out (list.pop is atomic under the GIL)
+        scratch = idle.pop() if idle else Scratch()
         conn_desc = kernel_cells.new_desc()  # the accepted fd lands here, inside the accept call
         try:
             size = scratch.length
             size[0] = STORAGE_SIZE
             desc = self._desc
             storage = scratch.storage
-            conn = self._accept_wait(ctx, desc, storage, size, conn_desc)
+            if ctx is None:
+                # The first attempt made here, not through `_accept_wait`'s closure and
+                # `wait_for`: with a connection queued (a busy server), that is the whole
+                # accept. The address names the listener in an error; it is built once.
+                address = self.address if desc.port else self._address
+                conn = cell_io.accept_into(desc, storage, size, conn_desc, None, address)
+                if conn < 0:  # WOULD_BLOCK: nothing queued (or another thread is taking it)
+                    conn = self._accept_wait(None, desc, storage, size, conn_desc, True)
+            else:
+                conn = self._accept_wait(ctx, desc, storage, size, conn_desc)
             # Copied out before the scratch goes back to the pool.
             length = size[0]
             family = scratch.sa.sa_family if length >= SA_FAMILY_END else None
             peer = PendingPeer(ffi.buffer(storage, min(length, STORAGE_SIZE))[:], length)
-            pool.give(scratch)
-            accepted_options(conn)
+            if not idle:
+                idle.append(scratch)  # `Pool.give`: at most one kept
+            if _ACCEPTED_OPTIONS:
+                accepted_options(conn)
             # Not a family the lazy decode is sure to handle: decode (and fail) now.
             return Stream(conn_desc, peer if family in PEER_FAMILIES else peer.decode())
         except BaseException:
             kernel_cells.close_desc(conn_desc)
             raise
 
-    def _accept_wait(self, ctx: Context | None, desc: Any, storage: Any, size: Any, conn_desc: Any) -> int:
+    def _accept_wait(
+        self, ctx: Context | None, desc: Any, storage: Any, size: Any, conn_desc: Any, tried: bool = False
+    ) -> int:
         """`accept`'s wait; with a context, one whose cancel also reaches an accept(2) in the kernel.
 
         The native accept is given the context's native cell and reads its cancel mark
@@ -147,6 +169,8 @@ class Server(Bound):
                 ctx,
                 lambda: cell_io.accept_into(desc, storage, size, conn_desc, check, address, ctx_cell),
                 self._not_listening,
+                None,
+                tried,
             )
         finally:
             if accepting is not None:

@@ -160,9 +160,13 @@ def _classify(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> tuple[ipaddr
 
 def _compare(a: _Attrs, b: _Attrs) -> int:
     """Below 0: ``a`` first; above 0: ``b`` first; 0: keep their order (rule 10)."""
-    # Rule 1: avoid unusable destinations.
+    # Rule 1: avoid unusable destinations. When neither has a source, the rules that
+    # compare with the source (2, 5, 9) cannot decide and the others still order
+    # them, as glibc does: an unreachable 2001:db8::1 before an unreachable 192.0.2.1.
     if a.source is None or b.source is None:
-        return (a.source is None) - (b.source is None)
+        if (a.source is None) != (b.source is None):
+            return -1 if b.source is None else 1
+        return _precedence_then_scope(a, b)
     # Rule 2: prefer matching scope.
     a_match, b_match = a.scope == a.source_scope, b.scope == b.source_scope
     if a_match != b_match:
@@ -171,17 +175,23 @@ def _compare(a: _Attrs, b: _Attrs) -> int:
     a_match, b_match = a.label == a.source_label, b.label == b.source_label
     if a_match != b_match:
         return -1 if a_match else 1
-    # Rule 6: prefer higher precedence.
-    if a.precedence != b.precedence:
-        return -1 if a.precedence > b.precedence else 1
-    # Rule 8: prefer smaller scope.
-    if a.scope != b.scope:
-        return -1 if a.scope < b.scope else 1
+    order = _precedence_then_scope(a, b)
+    if order:
+        return order
     # Rule 9: longest matching prefix, IPv6 only (for IPv4 it breaks DNS round robin).
     if a.ip6_only and b.ip6_only:
         a_len, b_len = common_prefix_length(a.source, a.ip), common_prefix_length(b.source, b.ip)
         if a_len != b_len:
             return -1 if a_len > b_len else 1
+    return 0
+
+
+def _precedence_then_scope(a: _Attrs, b: _Attrs) -> int:
+    """Rules 6 (prefer higher precedence) and 8 (prefer smaller scope): the two that need no source."""
+    if a.precedence != b.precedence:
+        return -1 if a.precedence > b.precedence else 1
+    if a.scope != b.scope:
+        return -1 if a.scope < b.scope else 1
     return 0
 
 

@@ -40,10 +40,13 @@ MAX_SCOPE_ID = 2**32 - 1
 class Ip4Address(AddressValue):
     """An IPv4 address and port: ``Ip4Address("127.0.0.1", 9000)``."""
 
-    __slots__ = ("_ip", "_port")
+    # _host: the host's text, made by the first read of ``host`` (a decoded source is
+    # shared from a cache, so a loop that reads it pays str() once per peer, not per datagram).
+    __slots__ = ("_host", "_ip", "_port")
     family = lib.AF_INET
     _ip: ipaddress.IPv4Address
     _port: int
+    _host: str
 
     def __init__(self, host: str | ipaddress.IPv4Address = "0.0.0.0", port: int = 0) -> None:
         if isinstance(host, ipaddress.IPv4Address):
@@ -58,7 +61,12 @@ class Ip4Address(AddressValue):
     @property
     def host(self) -> str:
         """Dotted-quad text: ``"127.0.0.1"``."""
-        return str(self._ip)
+        try:
+            return self._host
+        except AttributeError:  # the first read: no construction pays for a host nobody reads
+            host = str(self._ip)
+            set_slot(self, "_host", host)
+            return host
 
     @property
     def port(self) -> int:
@@ -127,12 +135,13 @@ class Ip6Address(AddressValue):
     but takes no part in equality or in the text form, which has no place for it.
     """
 
-    __slots__ = ("_flowinfo", "_ip", "_port", "_scope_id")
+    __slots__ = ("_flowinfo", "_host", "_ip", "_port", "_scope_id")  # _host: as Ip4Address's
     family = lib.AF_INET6
     _ip: ipaddress.IPv6Address
     _port: int
     _flowinfo: int
     _scope_id: int
+    _host: str
 
     def __init__(
         self,
@@ -171,9 +180,14 @@ class Ip6Address(AddressValue):
     @property
     def host(self) -> str:
         """RFC 5952 text, ``::ffff:1.2.3.4`` for mapped addresses, ``%N`` for a zone."""
-        mapped = self._ip.ipv4_mapped
-        text = f"::ffff:{mapped}" if mapped is not None else str(self._ip)
-        return f"{text}%{self._scope_id}" if self._scope_id else text
+        try:
+            return self._host
+        except AttributeError:  # the first read (see Ip4Address.host)
+            mapped = self._ip.ipv4_mapped
+            text = f"::ffff:{mapped}" if mapped is not None else str(self._ip)
+            host = f"{text}%{self._scope_id}" if self._scope_id else text
+            set_slot(self, "_host", host)
+            return host
 
     @property
     def port(self) -> int:

@@ -43,7 +43,9 @@
    collected says the cell's collection closed an fd its owner had not (the owner's
    __del__ warns); acceptor_state says a thread is inside accept(2) on fd, acceptor is
    that thread (see jn_desc_kick); pid is the process that made the cell (see
-   jn_desc_mine). */
+   jn_desc_mine); port is a listener's bound port whose address Python has not built
+   yet (0: none; only Python reads and writes it, janus_net/_sockets/server.py: in the
+   struct's padding, it costs a listener no byte where a Python int cost 32). */
 struct jn_desc {
     int fd;
     int wake[2];
@@ -55,6 +57,7 @@ struct jn_desc {
     int acceptor_state;
     pthread_t acceptor;
     int pid;
+    int port;
 };
 
 /* jn_desc_wait's result: the socket's revents, plus this bit when the wait ended
@@ -204,6 +207,40 @@ static int jn_udiag_scan(const void *, size_t, unsigned int, unsigned long long,
 
 /* === Entering a network namespace (jn_netns.c) === */
 static int jn_open_namespace(const char *);
+
+/* === One datagram in, with its source (jn_datagram.c) ===
+   The memory a plain receive reuses, one caller at a time: the data buffer (cap bytes),
+   the source's sockaddr_storage (sa) and its length, and key: an IPv4 source's first
+   8 bytes (family, port, address) read as one integer, the key of the decoded-source
+   cache; 0 for any other source. Written by jn_desc_receive. */
+struct jn_rx {
+    uint64_t key;
+    char *buf;
+    ssize_t cap;
+    struct sockaddr *sa;
+    socklen_t len;
+};
+/* jn_desc_receive's answer when the size asked is negative or more than rx->cap: no
+   syscall was made (the caller brings a bigger buffer). */
+static const int JN_RX_SIZE;
+static ssize_t jn_desc_receive(struct jn_desc *, struct jn_rx *, ssize_t);
+/* sendto an encoded IPv4 or IPv6 sockaddr, its length read from its family, with
+   MSG_NOSIGNAL | MSG_DONTWAIT; JN_SEND_CHECK without a syscall when the sockaddr is
+   not IP or its port is 0 (Python's checks raise the error). */
+static const int JN_SEND_CHECK;
+static ssize_t jn_desc_send_ip(struct jn_desc *, const void *, size_t, const struct sockaddr *);
+/* === Many datagrams in, with what they have in common (jn_datagram.c) ===
+   A receive_many batch's headers (msgs, n of them) and their state before any call
+   (pristine), restored before each recvmmsg; after one that got datagrams, length is
+   the byte count every one of them has (-1 if they differ) and key the one IPv4
+   source key (as struct jn_rx's) they all share (0 if they differ or are not IPv4). */
+struct jn_rxm {
+    struct mmsghdr *msgs;
+    const struct mmsghdr *pristine;
+    int64_t length;
+    uint64_t key;
+};
+static int jn_desc_receive_many(struct jn_desc *, struct jn_rxm *, unsigned int);
 
 /* ---- cffi cdef end ---- */
 
