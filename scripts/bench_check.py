@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""An independent check of `make bench`'s UDP rows (issue 22): the same workloads, written again.
+"""An independent check of `make bench`'s UDP rows: the same workloads, written again.
 
 Nothing here comes from scripts/bench: its own loops, its own clocks (nanosecond
 counters, read around each sample), its own order (A B B A rounds: each pair of
