@@ -375,9 +375,12 @@ def accept_floor(kind: str, n: int, client: list[str], waits: dict[str, list[flo
     ``floor``: janus_net's wakeup pipe installed once, for the whole loop; ``floor-install``:
     installed and taken out around every accept, with `signal.set_wakeup_fd` as janus_net's
     wait does (the interpreter has no cheaper way to set it); ``floor-poll0``: janus_net's
-    present syscalls (poll 0, wait, poll 0, accept4), pipe installed once; ``floor-watch``:
-    the same cut in two native calls, the wait inside janus_net's own `wakeup.Watch` (its
-    pipe installed for the length of each wait, as every janus_net wait does); ``kernel``:
+    present syscalls (poll 0, wait, poll 0, accept4), pipe installed once; ``floor-split``:
+    the same cut in two native calls (the attempt, the wait), pipe installed once;
+    ``floor-lean``: that, with the pipe emptied, installed and taken out around each wait by
+    the least Python that can (no look-ups); ``floor-watch``: that, inside janus_net's own
+    `wakeup.Watch` (its pipe installed for the length of each wait, as every janus_net
+    wait does); ``kernel``:
     janus_net's kernel door itself (a `jn.listen` Server's cell, a new cell per
     connection, `cell_io.accept_into`, `waking.wait` inside a `Watch`, `close_desc`) with
     no Server.accept, `wait_for` or Stream around it.
@@ -386,6 +389,7 @@ def accept_floor(kind: str, n: int, client: list[str], waits: dict[str, list[flo
         return accept_kernel(n, client, waits)
     import signal
 
+    from janus_net._kernel import waking
     from janus_net._policy import wakeup
 
     mod = floor_module()
@@ -401,11 +405,40 @@ def accept_floor(kind: str, n: int, client: list[str], waits: dict[str, list[flo
     set_wakeup_fd, close = signal.set_wakeup_fd, os.close
     per_accept = kind == "floor-install"
 
+    class Lean:
+        """The least Python a per-wait install needs: empty the pipe, install, take out (no look-ups)."""
+
+        __slots__ = ()
+        fd = sig_r
+
+        def __enter__(self) -> Lean:
+            forward(sig_r, -1)
+            set_wakeup_fd(sig_w, warn_on_full_buffer=False)
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            set_wakeup_fd(-1)
+
+    class Bare:
+        """No install at all (the pipe is installed once for the loop)."""
+
+        __slots__ = ()
+        fd = sig_r
+
+        def __enter__(self) -> Bare:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+    watch_type = {"floor-watch": wakeup.Watch, "floor-lean": Lean, "floor-split": Bare}.get(kind)
+    forward = waking.forward_wakeup
+
     def take_split() -> None:
         size[0] = 128
         fd = lib.floor_try(lfd, sa, size)
         if fd < 0:
-            with wakeup.Watch() as watch:
+            with watch_type() as watch:
                 while fd < 0:
                     if lib.floor_wait(lfd, wake, watch.fd) == -2:
                         raise RuntimeError("closed")
@@ -432,10 +465,10 @@ def accept_floor(kind: str, n: int, client: list[str], waits: dict[str, list[flo
             if fd == -2:
                 raise RuntimeError("closed")
 
-    split = kind == "floor-watch"
-    if split:
+    split = kind in ("floor-watch", "floor-lean")
+    if watch_type is not None:
         take = take_split
-    elif not per_accept:
+    if not per_accept and not split:
         set_wakeup_fd(sig_w, warn_on_full_buffer=False)
     proc = subprocess.Popen([*client, str(port), "8"])
     try:
@@ -445,7 +478,7 @@ def accept_floor(kind: str, n: int, client: list[str], waits: dict[str, list[flo
         for _ in range(n):
             take()
         result = (time.perf_counter() - w) / n, (time.thread_time() - c) / n
-        if kind in ("floor-poll0", "floor-watch"):
+        if kind in ("floor-poll0", "floor-split", "floor-lean", "floor-watch"):
             waits.setdefault(kind, []).append(lib.floor_waited() / n)
         return result
     finally:
@@ -754,7 +787,8 @@ def main() -> int:
 
     if "floor" in parts:
         client = client_command()
-        kinds = ["stdlib", "floor", "floor-poll0", "floor-install", "floor-watch", "kernel", "janus"]
+        kinds = ["stdlib", "floor", "floor-poll0", "floor-install", "floor-split", "floor-lean", "floor-watch"]
+        kinds += ["kernel", "janus"]
         res = {k: [] for k in kinds}
         waits: dict[str, list[float]] = {}
         floor_module()
