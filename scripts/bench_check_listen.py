@@ -27,6 +27,11 @@ Workloads:
 * memory: bytes per open listener, 1000 listeners, janus vs stdlib: tracemalloc's count of
   Python's objects plus glibc's count of the C heap (the shim's descriptor cells), DESIGN §11.
 
+* accept floor (``--only floor``, not in the default run): the same client, the stdlib and
+  janus_net against a prototype (C below, compiled by cffi into build/bench_check/): one
+  native call per accept that polls the listener, a wake fd and the signal wakeup fd, then
+  accept4 -- the floor cffi allows for an accept that close() and signals can wake.
+
 Usage: .venv/bin/python scripts/bench_check_listen.py [--rounds N] [--scale X] [--only listen,accept,...]
 """
 
@@ -229,6 +234,305 @@ def accept_queued(kind: str, n: int) -> tuple[float, float]:
     finally:
         for p in peers:
             p.close()
+        srv.close()
+
+
+# --- the accept floor: what cffi allows for a close-wakeable, signal-aware accept (--only floor)
+
+FLOOR_C = r"""
+#include <errno.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static int accepting;  /* one thread at a time between poll and accept4, as jn_desc_accept */
+static long waited;    /* how many accepts found nothing queued (floor_poll0 only) */
+
+/* Every accept of janus_net keeps three promises on a listener whose description it never
+   switches to O_NONBLOCK (another process may hold it): close() from another thread wakes
+   it (wake_fd), a Python signal handler runs on the main thread (sig_fd, the interpreter's
+   wakeup fd, drained here), and accept(2) runs only once poll says a connection is queued.
+   One poll of the three (it returns at once when a connection is queued), then accept4:
+   two syscalls per connection, waiting or not. Returns the fd; -1 with errno (EAGAIN: poll
+   again; EINTR: the caller's checkpoint); -2: closed; -3: a signal woke it. */
+static int floor_accept(int lfd, int wake_fd, int sig_fd, struct sockaddr *sa, socklen_t *len)
+{
+    struct pollfd p[3] = {{lfd, POLLIN, 0}, {wake_fd, POLLIN, 0}, {sig_fd, POLLIN, 0}};
+    if (poll(p, 3, -1) < 0)
+        return -1;
+    if (p[1].revents)
+        return -2;
+    if (p[2].revents) {
+        char bytes[256];
+        while (read(sig_fd, bytes, sizeof bytes) > 0) {}
+        return -3;
+    }
+    int idle = 0;
+    if (!(p[0].revents & POLLIN) || !__atomic_compare_exchange_n(&accepting, &idle, 1, 0, __ATOMIC_SEQ_CST,
+                                                                  __ATOMIC_SEQ_CST)) {
+        errno = EAGAIN;
+        return -1;
+    }
+    int rc = accept4(lfd, sa, len, SOCK_CLOEXEC);
+    int err = errno;
+    __atomic_store_n(&accepting, 0, __ATOMIC_SEQ_CST);
+    errno = err;
+    return rc;
+}
+
+/* janus_net's present syscall shape with no Python between the calls: poll(listener, 0);
+   when nothing is queued, the wait's poll of the three, then poll(listener, 0) again;
+   then accept4. */
+static int floor_poll0(int lfd, int wake_fd, int sig_fd, struct sockaddr *sa, socklen_t *len)
+{
+    struct pollfd one = {lfd, POLLIN, 0};
+    if (poll(&one, 1, 0) == 0) {
+        waited++;
+        struct pollfd p[3] = {{lfd, POLLIN, 0}, {wake_fd, POLLIN, 0}, {sig_fd, POLLIN, 0}};
+        if (poll(p, 3, -1) < 0)
+            return -1;
+        if (p[1].revents)
+            return -2;
+        if (p[2].revents) {
+            char bytes[256];
+            while (read(sig_fd, bytes, sizeof bytes) > 0) {}
+            return -3;
+        }
+        one.revents = 0;
+        if (poll(&one, 1, 0) == 0) {
+            errno = EAGAIN;
+            return -1;
+        }
+    }
+    return accept4(lfd, sa, len, SOCK_CLOEXEC);
+}
+
+static long floor_waited(void) { long n = waited; waited = 0; return n; }
+
+/* floor_poll0 cut where janus_net's Python sits: the attempt (poll 0, then accept4 when a
+   connection is queued; -1 EAGAIN when none), and the wait (the poll of the three; -2
+   closed, -3 a signal, else 0). */
+static int floor_try(int lfd, struct sockaddr *sa, socklen_t *len)
+{
+    struct pollfd one = {lfd, POLLIN, 0};
+    if (poll(&one, 1, 0) == 0) {
+        errno = EAGAIN;
+        return -1;
+    }
+    return accept4(lfd, sa, len, SOCK_CLOEXEC);
+}
+
+static int floor_wait(int lfd, int wake_fd, int sig_fd)
+{
+    waited++;
+    struct pollfd p[3] = {{lfd, POLLIN, 0}, {wake_fd, POLLIN, 0}, {sig_fd, POLLIN, 0}};
+    if (poll(p, 3, -1) < 0)
+        return -1;
+    if (p[1].revents)
+        return -2;
+    if (p[2].revents) {
+        char bytes[256];
+        while (read(sig_fd, bytes, sizeof bytes) > 0) {}
+        return -3;
+    }
+    return 0;
+}
+"""
+
+FLOOR_CDEF = """
+int floor_accept(int, int, int, struct sockaddr *, socklen_t *);
+int floor_poll0(int, int, int, struct sockaddr *, socklen_t *);
+long floor_waited(void);
+int floor_try(int, struct sockaddr *, socklen_t *);
+int floor_wait(int, int, int);
+"""
+
+
+def floor_module():
+    """The prototype above, compiled by cffi (API mode, as the shim is) into build/bench_check/."""
+    import importlib
+
+    import cffi
+
+    name = "_accept_floor_" + hashlib.sha256((FLOOR_C + FLOOR_CDEF).encode()).hexdigest()[:10]
+    if str(OUT) not in sys.path:
+        sys.path.insert(0, str(OUT))
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        pass
+    OUT.mkdir(parents=True, exist_ok=True)
+    ffi = cffi.FFI()
+    ffi.cdef("typedef unsigned int socklen_t; struct sockaddr { ...; };" + FLOOR_CDEF)
+    ffi.set_source(name, "#include <sys/socket.h>\n" + FLOOR_C, extra_compile_args=["-O2"])
+    ffi.compile(tmpdir=str(OUT))
+    return importlib.import_module(name)
+
+
+def accept_floor(kind: str, n: int, client: list[str], waits: dict[str, list[float]]) -> tuple[float, float]:
+    """n accepts (and closes) on the main thread, client process, through one native call per accept.
+
+    ``floor``: janus_net's wakeup pipe installed once, for the whole loop; ``floor-install``:
+    installed and taken out around every accept, with `signal.set_wakeup_fd` as janus_net's
+    wait does (the interpreter has no cheaper way to set it); ``floor-poll0``: janus_net's
+    present syscalls (poll 0, wait, poll 0, accept4), pipe installed once; ``floor-split``:
+    the same cut in two native calls (the attempt, the wait), pipe installed once;
+    ``floor-lean``: that, with the pipe emptied, installed and taken out around each wait by
+    the least Python that can (no look-ups); ``floor-watch``: that, inside janus_net's own
+    `wakeup.Watch` (its pipe installed for the length of each wait, as every janus_net
+    wait does); ``kernel``:
+    janus_net's kernel door itself (a `jn.listen` Server's cell, a new cell per
+    connection, `cell_io.accept_into`, `waking.wait` inside a `Watch`, `close_desc`) with
+    no Server.accept, `wait_for` or Stream around it.
+    """
+    if kind == "kernel":
+        return accept_kernel(n, client, waits)
+    import signal
+
+    from janus_net._kernel import waking
+    from janus_net._policy import wakeup
+
+    mod = floor_module()
+    ffi, lib = mod.ffi, mod.lib
+    call = lib.floor_poll0 if kind == "floor-poll0" else lib.floor_accept
+    srv = socket.create_server(("127.0.0.1", 0))
+    lfd, port = srv.fileno(), srv.getsockname()[1]
+    wake = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)  # close()'s wake fd
+    sig_r, sig_w = wakeup._own_pipe()
+    storage = ffi.new("char[128]")
+    sa = ffi.cast("struct sockaddr *", storage)
+    size = ffi.new("socklen_t *")
+    set_wakeup_fd, close = signal.set_wakeup_fd, os.close
+    per_accept = kind == "floor-install"
+
+    class Lean:
+        """The least Python a per-wait install needs: empty the pipe, install, take out (no look-ups)."""
+
+        __slots__ = ()
+        fd = sig_r
+
+        def __enter__(self) -> Lean:
+            forward(sig_r, -1)
+            set_wakeup_fd(sig_w, warn_on_full_buffer=False)
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            set_wakeup_fd(-1)
+
+    class Bare:
+        """No install at all (the pipe is installed once for the loop)."""
+
+        __slots__ = ()
+        fd = sig_r
+
+        def __enter__(self) -> Bare:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+    watch_type = {"floor-watch": wakeup.Watch, "floor-lean": Lean, "floor-split": Bare}.get(kind)
+    forward = waking.forward_wakeup
+
+    def take_split() -> None:
+        size[0] = 128
+        fd = lib.floor_try(lfd, sa, size)
+        if fd < 0:
+            with watch_type() as watch:
+                while fd < 0:
+                    if lib.floor_wait(lfd, wake, watch.fd) == -2:
+                        raise RuntimeError("closed")
+                    size[0] = 128
+                    fd = lib.floor_try(lfd, sa, size)
+        ffi.buffer(storage, size[0])[:]
+        close(fd)
+
+    def take() -> None:
+        while True:
+            size[0] = 128
+            if per_accept:
+                set_wakeup_fd(sig_w, warn_on_full_buffer=False)
+                try:
+                    fd = call(lfd, wake, sig_r, sa, size)
+                finally:
+                    set_wakeup_fd(-1)
+            else:
+                fd = call(lfd, wake, sig_r, sa, size)
+            if fd >= 0:
+                ffi.buffer(storage, size[0])[:]  # the peer's bytes, as janus_net keeps them
+                close(fd)
+                return
+            if fd == -2:
+                raise RuntimeError("closed")
+
+    split = kind in ("floor-watch", "floor-lean")
+    if watch_type is not None:
+        take = take_split
+    if not per_accept and not split:
+        set_wakeup_fd(sig_w, warn_on_full_buffer=False)
+    proc = subprocess.Popen([*client, str(port), "8"])
+    try:
+        take()
+        lib.floor_waited()
+        w, c = time.perf_counter(), time.thread_time()
+        for _ in range(n):
+            take()
+        result = (time.perf_counter() - w) / n, (time.thread_time() - c) / n
+        if kind in ("floor-poll0", "floor-split", "floor-lean", "floor-watch"):
+            waits.setdefault(kind, []).append(lib.floor_waited() / n)
+        return result
+    finally:
+        if not per_accept and not split:
+            set_wakeup_fd(-1)
+        proc.kill()
+        proc.wait()
+        srv.close()
+        close(wake)
+
+
+def accept_kernel(n: int, client: list[str], waits: dict[str, list[float]]) -> tuple[float, float]:
+    """`accept_floor`'s ``kernel`` rung: janus_net's own cells, accept and wait, nothing above them."""
+    from janus_net._kernel import cell_io, cells, waking
+    from janus_net._policy import wakeup
+    from janus_net._shim import ffi, lib
+
+    srv = jn.listen("127.0.0.1:0")
+    port = srv.address.port
+    desc, address = srv._desc, srv._address
+    storage = ffi.new("char[128]")
+    size = ffi.new("socklen_t *")
+    new_desc, close_desc, accept_into, wait = cells.new_desc, cells.close_desc, cell_io.accept_into, waking.wait
+    pollin = lib.POLLIN
+    waited = [0]
+
+    def take() -> None:
+        conn_desc = new_desc()
+        size[0] = 128
+        conn = accept_into(desc, storage, size, conn_desc, None, address)
+        if conn < 0:
+            waited[0] += 1
+            waking.make_wake(desc)
+            with wakeup.Watch() as watch:
+                while conn < 0:
+                    wait(desc, pollin, -1, watch.fd, watch.drain, -1, None)
+                    size[0] = 128
+                    conn = accept_into(desc, storage, size, conn_desc, None, address)
+        ffi.buffer(storage, size[0])[:]
+        close_desc(conn_desc)
+
+    proc = subprocess.Popen([*client, str(port), "8"])
+    try:
+        take()
+        waited[0] = 0
+        w, c = time.perf_counter(), time.thread_time()
+        for _ in range(n):
+            take()
+        result = (time.perf_counter() - w) / n, (time.thread_time() - c) / n
+        waits.setdefault("kernel", []).append(waited[0] / n)
+        return result
+    finally:
+        proc.kill()
+        proc.wait()
         srv.close()
 
 
@@ -480,6 +784,30 @@ def main() -> int:
              ">= 1.00")  # fmt: skip
         show("accept rate janus / stdlib (server cpu)",
              paired([x[1] for x in res["stdlib"]], [x[1] for x in res["janus"]]), ">= 1.00")  # fmt: skip
+
+    if "floor" in parts:
+        client = client_command()
+        kinds = ["stdlib", "floor", "floor-poll0", "floor-install", "floor-split", "floor-lean", "floor-watch"]
+        kinds += ["kernel", "janus"]
+        res = {k: [] for k in kinds}
+        waits: dict[str, list[float]] = {}
+        floor_module()
+        for r in range(rounds):
+            for k in kinds[r % len(kinds) :] + kinds[: r % len(kinds)]:
+                if k.startswith("floor") or k == "kernel":
+                    res[k].append(accept_floor(k, n_accept, client, waits))
+                else:
+                    res[k].append(accept_client(k, n_accept, client))
+        print("accept floor, main thread, client process (µs per connection: wall / cpu; rate / stdlib by cpu, wall)")
+        for k, v in res.items():
+            cpu_q = paired([x[1] for x in res["stdlib"]], [x[1] for x in v])
+            wall_q = paired([x[0] for x in res["stdlib"]], [x[0] for x in v])
+            us = f"{statistics.median(x[0] for x in v) * 1e6:7.2f} / {statistics.median(x[1] for x in v) * 1e6:7.2f}"
+            print(f"  {k:<14} {us}   cpu {cpu_q[1]:.3f} [{cpu_q[0]:.2f}-{cpu_q[2]:.2f}]"
+                  f"   wall {wall_q[1]:.3f} [{wall_q[0]:.2f}-{wall_q[2]:.2f}]")  # fmt: skip
+        for k, v in waits.items():
+            q = quartiles(v)
+            print(f"  accepts that found nothing queued, {k}: {q[1]:.0%} [{q[0]:.0%}-{q[2]:.0%}]")
 
     if "queued" in parts:
         res = {"janus": [], "stdlib": []}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import threading
 import time
@@ -299,3 +300,49 @@ def test_a_childs_to_socket_takes_the_descriptor_despite_the_parents_call_in_fli
             blocked.assert_sleeping()
         server.close()
         assert isinstance(blocked.result(), jn.SocketError.SocketNotListening)
+
+
+def test_a_child_forked_by_another_thread_watches_the_wakeup_fd_on_its_new_main_thread() -> None:
+    """In a child forked by a thread other than the main one, that thread is the main one, and its waits watch signals.
+
+    janus_net remembers which thread is the main one (a wait asks at every start). The
+    parent's answer must not outlive a fork made by a worker thread: the child's waits
+    would then leave the wakeup fd out, and a signal the kernel gives another thread of
+    the child would run its handler only once the wait ended for another reason (here:
+    its 5 s deadline, instead of the handler's cancel at once).
+    """
+    with jn.bind("127.0.0.1:0") as sock:
+        with pytest.raises(jn.SocketError.Timeout):  # a wait on the main thread first: it is known
+            sock.receive(ctx=jn.Context.with_timeout(0.01))
+        pids: list[int] = []
+
+        def fork_here() -> None:
+            pid = os.fork()
+            if pid != 0:
+                pids.append(pid)
+                return
+            status = 1
+            try:
+                ctx = jn.Context.with_timeout(5)
+                signal.signal(signal.SIGUSR1, lambda *_: ctx.cancel())
+
+                def raise_signal() -> None:  # the only thread of the child that takes SIGUSR1
+                    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
+                    time.sleep(0.2)
+                    os.kill(os.getpid(), signal.SIGUSR1)
+
+                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})  # never this one
+                threading.Thread(target=raise_signal, daemon=True).start()
+                started = time.monotonic()
+                try:
+                    sock.receive(ctx=ctx)
+                except jn.SocketError.Timeout as e:
+                    status = 0 if e.reason == "cancelled" and time.monotonic() - started < 4 else 2
+            finally:
+                os._exit(status)
+
+        forker = threading.Thread(target=fork_here)
+        forker.start()
+        forker.join()
+        _, status = os.waitpid(pids[0], 0)
+        assert os.waitstatus_to_exitcode(status) == 0

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import errno as E  # noqa: N812 - E.EBADF keeps the tables' rows short and aligned
 
-from janus_net._kernel.loop import OUR_POINTER, Checkpoint, Syscall, retry
+from janus_net._kernel.loop import OUR_POINTER, Checkpoint, Syscall, after_failure, retry
 from janus_net._shim import ffi, lib
 from janus_net._values.errors import SocketError
 
@@ -48,7 +48,12 @@ EVENTFD = Syscall(
 
 def make_wake(desc: Any) -> None:
     """Give ``desc`` its wake fd (made once, on the first wait; closed with the descriptor)."""
-    retry(EVENTFD, lib.jn_desc_make_wake, (desc,))
+    # Asked at every wait, and nearly always there already: the first attempt is made
+    # here while the fault seam is unarmed (no `retry` frame), the loop only after a failure.
+    if EVENTFD.fault is not None:
+        retry(EVENTFD, lib.jn_desc_make_wake, (desc,))
+    elif lib.jn_desc_make_wake(desc) < 0:
+        after_failure(EVENTFD, lib.jn_desc_make_wake, (desc,))
 
 
 POLL = Syscall(
@@ -129,7 +134,11 @@ def make_wakeup_pipe(cell: Any) -> tuple[int, int]:
 
     The pipe janus_net installs as the interpreter's signal wakeup fd (janus_net._policy.wakeup).
     """
-    retry(EVENTFD, lib.jn_wakeup_new, (cell,))
+    # Asked at every wait on the main thread: the first attempt inline, as `make_wake`'s.
+    if EVENTFD.fault is not None:
+        retry(EVENTFD, lib.jn_wakeup_new, (cell,))
+    elif lib.jn_wakeup_new(cell) < 0:
+        after_failure(EVENTFD, lib.jn_wakeup_new, (cell,))
     return int(cell[0]), int(cell[1])
 
 

@@ -47,12 +47,19 @@ if TYPE_CHECKING:
 TICK_MS = 50
 
 _own: tuple[Any, Any] | None = None  # janus_net's pipe: (waker cell, its closer)
+# The main thread's ident, asked of `threading` once: it changes only in a forked child
+# (the forking thread is the child's main thread), where the fork hook below forgets it.
+_main_ident: int | None = None
 
 
 def _main_thread_ident() -> int | None:
-    import threading  # loaded by nearly every program already; not at janus_net's import
+    global _main_ident
+    ident = _main_ident
+    if ident is None:
+        import threading  # loaded by nearly every program already; not at janus_net's import
 
-    return threading.main_thread().ident
+        ident = _main_ident = threading.main_thread().ident
+    return ident
 
 
 def _own_pipe() -> tuple[int, int]:
@@ -100,7 +107,7 @@ class Watch:
         self.drain = False
         self.tick = False
         self.installed = -1  # janus_net's write end while it is the interpreter's wakeup fd
-        if _thread.get_ident() != _main_thread_ident():
+        if _thread.get_ident() != (_main_ident or _main_thread_ident()):
             return
         read_end, write_end = _own_pipe()
         # janus_net's pipe takes the slot, so it is never empty while we look: a signal
@@ -143,7 +150,8 @@ class Watch:
 
 
 def _after_fork_in_child() -> None:
-    global _own
+    global _own, _main_ident
+    _main_ident = None  # asked again at the next wait, once threading has named the child's main thread
     own = _own
     if own is None:
         return
