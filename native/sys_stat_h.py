@@ -19,8 +19,6 @@ struct stat {
     uid_t st_uid;
     gid_t st_gid;
     off_t st_size;
-    struct timespec st_mtim;
-    struct timespec st_ctim;
     ...;
 };
 static const int S_IFMT;
@@ -42,6 +40,28 @@ int lstat(const char *, struct stat *);
 int stat(const char *, struct stat *);
 /* chmod("/proc/self/fd/N"): the mode of exactly the inode an O_PATH fd holds. */
 int chmod(const char *, mode_t);
+/* The modification and status-change times of a filled struct stat, in nanoseconds (no syscall):
+   the fields' names differ between platforms (CUSTOMIZATIONS). */
+long long jn_stat_mtime_ns(const struct stat *);
+long long jn_stat_ctime_ns(const struct stat *);
 """
 
-CUSTOMIZATIONS = ""
+CUSTOMIZATIONS = """
+/* POSIX.1-2008 names the times st_mtim and st_ctim (Linux, the BSDs); macOS keeps its own
+   st_mtimespec and st_ctimespec (<sys/stat.h>, struct stat with _DARWIN_FEATURE_64_BIT_INODE). */
+#if defined(__APPLE__)
+#define JN_ST_MTIM st_mtimespec
+#define JN_ST_CTIM st_ctimespec
+#else
+#define JN_ST_MTIM st_mtim
+#define JN_ST_CTIM st_ctim
+#endif
+static long long jn_stat_mtime_ns(const struct stat *st)
+{
+    return (long long)st->JN_ST_MTIM.tv_sec * 1000000000LL + (long long)st->JN_ST_MTIM.tv_nsec;
+}
+static long long jn_stat_ctime_ns(const struct stat *st)
+{
+    return (long long)st->JN_ST_CTIM.tv_sec * 1000000000LL + (long long)st->JN_ST_CTIM.tv_nsec;
+}
+"""

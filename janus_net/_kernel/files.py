@@ -145,10 +145,9 @@ def fstat(fd: int, address: object = None, table: Syscall | None = None) -> Stat
 
 
 def _stat_of(st: Any) -> Stat:
-    mtim, ctim = st.st_mtim, st.st_ctim
     return Stat(
         int(st.st_dev), int(st.st_ino), int(st.st_mode), int(st.st_uid), int(st.st_gid), int(st.st_size),
-        int(mtim.tv_sec) * 1_000_000_000 + int(mtim.tv_nsec), int(ctim.tv_sec) * 1_000_000_000 + int(ctim.tv_nsec),
+        lib.jn_stat_mtime_ns(st), lib.jn_stat_ctime_ns(st),
     )  # fmt: skip
 
 
@@ -216,11 +215,7 @@ def stat_version(path: str | bytes, address: object = None) -> tuple[int, int, i
     """
     st = _new_uncleared("struct stat *")  # the kernel fills it whole, or the call fails
     retry(STAT, lib.stat, (os_bytes(path), st), None, address)
-    mtim, ctim = st.st_mtim, st.st_ctim
-    return (
-        st.st_dev, st.st_ino, st.st_size,
-        mtim.tv_sec * 1_000_000_000 + mtim.tv_nsec, ctim.tv_sec * 1_000_000_000 + ctim.tv_nsec,
-    )  # fmt: skip
+    return (st.st_dev, st.st_ino, st.st_size, lib.jn_stat_mtime_ns(st), lib.jn_stat_ctime_ns(st))
 
 
 UNLINK = Syscall(
