@@ -68,7 +68,7 @@ def test_loopback_ip6_before_loopback_ip4_as_glibc_orders_localhost() -> None:
 
 
 def test_rule_9_is_not_applied_to_ip4_round_robin_stays() -> None:
-    # Go issue 13283: a 10/8 source must not reorder a round-robin answer of global IPv4 addresses.
+    # golang/go#13283: a 10/8 source must not reorder a round-robin answer of global IPv4 addresses.
     dests = ["54.83.193.112", "184.72.238.214", "23.23.172.185", "75.101.148.21", "23.23.134.56", "23.21.50.150"]
     assert _sorted(dests, ["10.2.3.4"] * len(dests)) == dests
 
