@@ -187,7 +187,7 @@ def lstat(path: str | bytes, address: object = None) -> Stat:
     """
     st = ffi.new("struct stat *")
     retry(LSTAT, lib.lstat, (os_bytes(path), st), None, address)
-    return Stat(int(st.st_dev), int(st.st_ino), int(st.st_mode), int(st.st_uid), int(st.st_gid))
+    return _stat_of(st)
 
 
 STAT = Syscall(
@@ -195,23 +195,13 @@ STAT = Syscall(
 )
 
 
-def stat(path: str | bytes, address: object = None) -> Stat:
-    """stat(2) of ``path``: the file it names now, a final symlink followed; its `Stat.version` included.
-
-    Raises `SocketError.FileNotFound` when nothing is there, as every other cause, typed.
-    """
-    st = ffi.new("struct stat *")
-    retry(STAT, lib.stat, (os_bytes(path), st), None, address)
-    return _stat_of(st)
-
-
 _new_uncleared = ffi.new_allocator(should_clear_after_alloc=False)
 
 
 def stat_version(path: str | bytes, address: object = None) -> tuple[int, int, int, int, int]:
-    """`stat` of ``path`` reduced to its `Stat.version`: what a per-lookup check needs, and no more.
+    """stat(2) of ``path`` (a final symlink followed) reduced to its `Stat.version`: what a per-lookup check needs.
 
-    Raises as `stat`.
+    Raises `SocketError.FileNotFound` when nothing is there, as every other cause, typed.
     """
     st = _new_uncleared("struct stat *")  # the kernel fills it whole, or the call fails
     retry(STAT, lib.stat, (os_bytes(path), st), None, address)

@@ -55,7 +55,7 @@ def read_kept(path: str, limit: int, key: object = None, derive: Callable[[bytes
         derive: the function of the content to keep beside it (a parse).
 
     Raises:
-        Whatever `files.stat` and `files.read_small_file_stat` raise (FileNotFound,
+        Whatever `files.stat_version` and `files.read_small_file_stat` raise (FileNotFound,
         AccessDenied, SystemResources...): nothing is kept for a file that failed.
     """
     version = files.stat_version(path, path)
