@@ -10,7 +10,7 @@ the step that failed. While a test has armed the fault seam on any of the steps'
 tables, every step runs alone through `retry` with its own table instead, so
 `testing.fail`/`hold` see the same names, the same counts and the same rows as on the
 plain path. (Every table a step can have is checked, not just this plan's: six
-attribute reads, and stepping singly gives the same results.)
+reads, and stepping singly gives the same results.)
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ _JN_STEPS = lib.jn_steps
 # The plain path names the address in bind's and listen's errors only (its socket,
 # setsockopt and getsockname wrappers take none); the steps' errors say the same.
 _NAMES_ADDRESS = frozenset({BIND_IP, BIND_UNIX, LISTEN})
+# Every table a step can have, whichever plan runs: what `steps_armed` looks at.
+_STEP_TABLES = (SOCKET, SETSOCKOPT, BIND_IP, BIND_UNIX, LISTEN, GETSOCKNAME)
 
 
 def steps(
@@ -76,15 +78,7 @@ def steps(
     Raises:
         SocketError: the failed step's member (or ErrnoBug), from that step's table.
     """
-    # `steps_armed`, written out: one frame less per listen.
-    if (
-        SOCKET.fault is None
-        and SETSOCKOPT.fault is None
-        and BIND_IP.fault is None
-        and BIND_UNIX.fault is None
-        and LISTEN.fault is None
-        and GETSOCKNAME.fault is None
-    ):
+    if not steps_armed():
         if _SEQUENCE.fault is None:
             # The usual case: one native call from ``start``, and the loop only after a
             # failure (C left ``io.at`` at the failed step, where -1 resumes).
@@ -120,11 +114,7 @@ def steps(
 
 def steps_armed() -> bool:
     """Whether the fault seam is armed on any table a native step can have."""
-    return not (
-        SOCKET.fault is None
-        and SETSOCKOPT.fault is None
-        and BIND_IP.fault is None
-        and BIND_UNIX.fault is None
-        and LISTEN.fault is None
-        and GETSOCKNAME.fault is None
-    )
+    for table in _STEP_TABLES:
+        if table.fault is not None:
+            return True
+    return False
