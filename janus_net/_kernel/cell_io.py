@@ -311,9 +311,6 @@ def recv_on(desc: Any, buf: Any, size: int, flags: int, checkpoint: Checkpoint |
     return retry(RECEIVE, lib.jn_desc_recv, (desc, buf, size, flags), checkpoint, None, True)
 
 
-RECVMMSG_CALL = (RECEIVE, lib.jn_desc_recvmmsg)
-
-
 def recvmmsg_on(desc: Any, msgs: Any, count: int, flags: int, checkpoint: Checkpoint | None = None) -> int:
     """recvmmsg(2) into ``count`` prepared ``struct mmsghdr``; returns how many arrived.
 
