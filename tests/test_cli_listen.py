@@ -6,6 +6,7 @@ The stdlib ``socket`` module is the client; the first stdout line tells it the p
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -275,6 +276,14 @@ def test_demo_exits_0_and_shows_the_three_profiles() -> None:
     assert "the successor accepts on the same port: read b'still here'" in out
     assert "-> 54 datagrams in one call" in out
     assert "54 datagrams from 127.0.0.1:" in out and "every byte in order: True" in out
+    # Names: the hosts file's two addresses in RFC 6724 order, a lookup of a silent server
+    # ended by a cancel with no thread of its own and its socket closed, and Happy Eyeballs
+    # past a blackholed [::1].
+    assert "-> [::1]:8080, 127.0.0.1:8080 from 'files'" in out
+    assert "Timeout: context cancelled" in out and "threads while it waited: 2" in out
+    assert "the server was asked A and AAAA from 127.0.0.1:" in out and "its port binds again" in out
+    # [::1] comes first (RFC 6724) and is blackholed: the connection is 127.0.0.1's.
+    assert re.search(r"drops the SYN\n +\(its accept queue is full\) -> connected to 127\.0\.0\.1:\d+ after", out), out
 
 
 def test_make_demo_runs_the_demo_command() -> None:

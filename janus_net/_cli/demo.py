@@ -14,7 +14,11 @@ Each step prints what it did and what came back, so the output doubles as a tour
    ``handoff.take`` over a unix socket: the successor accepts on the same port, and the
    predecessor's ``close()`` does not stop it;
 5. datagrams at line rate -- 54 datagrams of 1200 bytes in one ``send_segments``
-   (UDP GSO) and received with ``receive_segments`` (GRO), cut apart with ``split``.
+   (UDP GSO) and received with ``receive_segments`` (GRO), cut apart with ``split``;
+6. names without threads -- ``resolve`` from a hosts file of its own, a lookup sent to
+   a name server that never answers ended by ``cancel()`` from another thread, and
+   ``connect_host`` racing a blackholed [::1] (a listener whose accept queue is full)
+   against 127.0.0.1 (Happy Eyeballs).
 
 Everything it opens it closes; it exits 0 when every step behaved as described.
 """
@@ -28,7 +32,8 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TextIO
 
 from janus_net import handoff, layout
@@ -36,11 +41,15 @@ from janus_net._cli.output import Output
 from janus_net._cli.stop_signals import StopSignals
 from janus_net._policy.capability import NetBind
 from janus_net._policy.context import Context
+from janus_net._profiles.connect_host import connect_host
 from janus_net._profiles.listen import bind, listen, listen_with_capability, listen_with_context
+from janus_net._profiles.resolve import resolve
+from janus_net._profiles.resolver_config import ResolverConfig
 from janus_net._sockets.segments import split
 from janus_net._sockets.server import Server
+from janus_net._values.dns_message import TYPE_A, TYPE_AAAA, encode_query, reply_id
 from janus_net._values.errors import SocketError
-from janus_net._values.ip import Ip4Address
+from janus_net._values.ip import Ip4Address, Ip6Address
 from janus_net.audit import AuditRecord
 
 _DEADLINE = 0.3
@@ -79,6 +88,7 @@ def run(out: TextIO) -> int:
     _sovereign(say)
     _handover(say)
     _segments(say)
+    _names(say)
     say()
     say("done: every socket the demo opened is closed")
     return 0
@@ -201,6 +211,101 @@ def _segments(say: _Say) -> None:
             buffers += 1
         same = b"".join(got) == data
         say(f"  receive_segments() x {buffers} -> {len(got)} datagrams from {source}, every byte in order: {same}")
+
+
+def _names(say: _Say) -> None:
+    say()
+    say("names without threads  resolve and connect_host: a hosts file, DNS on janus_net's own sockets, Happy Eyeballs")
+    # Everything stays on loopback: the name server is a UDP socket of the demo's that reads
+    # nothing, and both addresses of the name come from a hosts file the demo writes.
+    with tempfile.TemporaryDirectory() as directory, bind("127.0.0.1:0") as silent:
+        resolv_conf = os.path.join(directory, "resolv.conf")
+        hosts = os.path.join(directory, "hosts")
+        with open(resolv_conf, "w") as f:
+            f.write("nameserver 127.0.0.1\noptions timeout:5 attempts:1\n")
+        with open(hosts, "w") as f:
+            f.write("::1        web.demo.test\n127.0.0.1  web.demo.test\n")
+        config = ResolverConfig.load(resolv_conf, hosts).replace(nameservers=[str(silent.address)])
+        say(f"  hosts file: web.demo.test is ::1 and 127.0.0.1; the name server {silent.address} never answers")
+        found = resolve("web.demo.test", 8080, config=config)
+        shown = ", ".join(str(a) for a in found.addresses)
+        say(f"  resolve('web.demo.test', 8080) -> {shown} from {found.source!r} (RFC 6724 order)")
+
+        ctx = Context()
+        threads: list[int] = []
+
+        def cancel() -> None:
+            threads.append(threading.active_count())  # the demo's thread and this timer's
+            ctx.cancel()
+
+        threading.Timer(0.1, cancel).start()
+        start = time.monotonic()
+        try:
+            resolve("api.demo.test", config=config, ctx=ctx)
+            say("  resolve('api.demo.test', ctx): an answer from a server that never answers?")
+        except SocketError.Timeout as e:
+            elapsed = time.monotonic() - start
+            say(f"  resolve('api.demo.test', ctx), ctx.cancel() from another thread after 0.1 s: {e}")
+            say(f"    returned after {elapsed:.2f} s; threads while it waited: {threads[0]} (the demo's and the timer)")
+        queries = []
+        try:
+            while True:
+                queries.append(silent.receive(512, ctx=Context.with_timeout(0.2)))
+        except SocketError.Timeout:
+            pass
+        for source in sorted({source for _, source in queries}, key=str):
+            asked = " and ".join(_question(data, "api.demo.test") for data, sent_from in queries if sent_from == source)
+            # The lookup's socket is gone when its port can be bound again (UDP keeps no TIME_WAIT).
+            with bind(str(source)):
+                say(f"    the server was asked {asked} from {source}; that socket is closed: its port binds again")
+        _happy_eyeballs(say, config)
+
+
+def _question(query: bytes, name: str) -> str:
+    """Which question about ``name`` a DNS query asks: the one whose encoding it is."""
+    for label, qtype in (("A", TYPE_A), ("AAAA", TYPE_AAAA)):
+        if query == encode_query(reply_id(query), name, qtype, False):
+            return label
+    return "something else"
+
+
+def _happy_eyeballs(say: _Say, config: ResolverConfig) -> None:
+    try:
+        hole = listen("[::1]:0", backlog=0)
+    except SocketError as e:  # a machine without IPv6 loopback: the race needs two families
+        say(f"  connect_host: skipped, [::1] cannot be bound here ({e})")
+        return
+    with hole:
+        assert isinstance(hole.address, Ip6Address)
+        port = hole.address.port
+        with listen(f"127.0.0.1:{port}") as server, _queue_filled(port):
+            start = time.monotonic()
+            with connect_host("web.demo.test", port, config=config, ctx=Context.with_timeout(10)) as stream:
+                elapsed = time.monotonic() - start
+                with server.accept():
+                    say(f"  connect_host('web.demo.test', {port}, attempt_delay=0.25): [::1]:{port} drops the SYN")
+                    say(f"    (its accept queue is full) -> connected to {stream.address} after {elapsed:.2f} s")
+
+
+@contextmanager
+def _queue_filled(port: int) -> Iterator[None]:
+    """Fill the accept queue of the listener on [::1]:``port`` (backlog 0): the kernel then drops new SYNs."""
+    clients: list[socket.socket] = []
+    try:
+        for _ in range(8):
+            client = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+            clients.append(client)
+            client.settimeout(0.2)
+            try:
+                client.connect(("::1", port))
+            except TimeoutError:
+                break  # this SYN was dropped: the queue is full
+        else:
+            raise RuntimeError("the accept queue of [::1] never filled")
+        yield
+    finally:
+        for client in clients:
+            client.close()
 
 
 def _client(server: Server) -> socket.socket:
