@@ -270,21 +270,28 @@ def _question(query: bytes, name: str) -> str:
 
 
 def _happy_eyeballs(say: _Say, config: ResolverConfig) -> None:
-    try:
-        hole = listen("[::1]:0", backlog=0)
-    except SocketError as e:  # a machine without IPv6 loopback: the race needs two families
-        say(f"  connect_host: skipped, [::1] cannot be bound here ({e})")
-        return
-    with hole:
-        assert isinstance(hole.address, Ip6Address)
-        port = hole.address.port
-        with listen(f"127.0.0.1:{port}") as server, _queue_filled(port):
-            start = time.monotonic()
-            with connect_host("web.demo.test", port, config=config, ctx=Context.with_timeout(10)) as stream:
-                elapsed = time.monotonic() - start
-                with server.accept():
-                    say(f"  connect_host('web.demo.test', {port}, attempt_delay=0.25): [::1]:{port} drops the SYN")
-                    say(f"    (its accept queue is full) -> connected to {stream.address} after {elapsed:.2f} s")
+    for _ in range(8):  # [::1]:P is free, 127.0.0.1:P may not be: try another P
+        try:
+            hole = listen("[::1]:0", backlog=0)
+        except SocketError as e:  # a machine without IPv6 loopback: the race needs two families
+            say(f"  connect_host: skipped, [::1] cannot be bound here ({e})")
+            return
+        with hole:
+            assert isinstance(hole.address, Ip6Address)
+            port = hole.address.port
+            try:
+                server = listen(f"127.0.0.1:{port}")
+            except SocketError.AddressInUse:
+                continue
+            with server, _queue_filled(port):
+                start = time.monotonic()
+                with connect_host("web.demo.test", port, config=config, ctx=Context.with_timeout(10)) as stream:
+                    elapsed = time.monotonic() - start
+                    with server.accept():
+                        say(f"  connect_host('web.demo.test', {port}, attempt_delay=0.25): [::1]:{port} drops the SYN")
+                        say(f"    (its accept queue is full) -> connected to {stream.address} after {elapsed:.2f} s")
+            return
+    raise SocketError.AddressInUse(None, "no port free on both [::1] and 127.0.0.1 in 8 tries")
 
 
 @contextmanager
