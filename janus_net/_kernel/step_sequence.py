@@ -114,7 +114,8 @@ def steps(
 
 def steps_armed() -> bool:
     """Whether the fault seam is armed on any table a native step can have."""
-    for table in _STEP_TABLES:
+    # A plain loop, not any() over a generator: 130 ns against 365 on every listen.
+    for table in _STEP_TABLES:  # noqa: SIM110
         if table.fault is not None:
             return True
     return False
