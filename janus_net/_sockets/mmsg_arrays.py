@@ -50,6 +50,7 @@ _MMSGHDR_WORDS = _MMSGHDR_SIZE // _WORD
 SEQUENCES = frozenset({list, tuple})
 # Data types the send fast path joins directly (len() is their byte count).
 _JOINABLE = frozenset({bytes, bytearray})
+_BYTES = frozenset({bytes})
 _STORAGE_QWORDS = STORAGE_SIZE // 8
 # A batch's payloads are copied into a staging buffer the batch keeps, up to this
 # many bytes; a bigger batch is sent from a one-off buffer instead.
@@ -126,8 +127,13 @@ class SendBatch:
             dests, datas = zip(*items, strict=True)
         except (TypeError, ValueError):
             return self._fill_each(items)
-        if not _JOINABLE.issuperset(map(type, datas)):
-            return self._fill_each(items)
+        if not _BYTES.issuperset(map(type, datas)):
+            if not _JOINABLE.issuperset(map(type, datas)):
+                return self._fill_each(items)
+            # Another thread may resize a bytearray between any two bytecodes of this
+            # call, e.g. between the join and the lengths the iovecs are given: each
+            # payload is taken as bytes once, so both are of one moment.
+            datas = tuple(map(bytes, datas))
         count = len(dests)
         first = dests[0]
         if (

@@ -1,0 +1,139 @@
+"""The kept batch arrays of send_many and receive_many, attacked where their fast paths trust them.
+
+`SendBatch` and `ReceiveBatch` (janus_net/_sockets/mmsg_arrays.py) keep C arrays from
+one call to the next and rewrite only what changed, trusting a few Python fields that
+say what the arrays hold (the destination every slot points at, the payload lengths
+the iovecs describe, the slices a result is cut with). These tests make the two
+things that can come between a C write and the field that records it happen at every
+line of those modules:
+
+* an exception from a signal handler (a KeyboardInterrupt raised by ``sys.settrace``
+  at the n-th line event, as tests/interrupts.py does), after which the next call on
+  the same socket must still be exact;
+* another thread resizing a caller's bytearray between two bytecodes of the call.
+
+The oracle is the kernel and stdlib sockets: every datagram's bytes, boundaries and
+destination (or source) are what a stdlib receiver sees.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from collections.abc import Callable, Iterator
+from types import FrameType
+from typing import Any
+
+import pytest
+from interrupts import live_fds
+
+import janus_net as jn
+from janus_net._sockets import batching, mmsg_arrays
+
+FILES = frozenset({mmsg_arrays.__file__, batching.__file__})
+
+
+class Injected(KeyboardInterrupt):
+    """The interrupt these tests raise (a subclass, told apart from a real one)."""
+
+
+def at_line(n: int, action: Callable[[], None]) -> tuple[Callable[..., Any], list[bool]]:
+    """A sys.settrace function running ``action`` at the ``n``-th line event in `FILES`; and whether it ran."""
+    ran = [False]
+    seen = 0
+
+    def tracer(frame: FrameType, event: str, arg: Any) -> Any:
+        nonlocal seen
+        if frame.f_code.co_filename not in FILES:
+            return None
+        if event == "line":
+            seen += 1
+            if seen == n:
+                ran[0] = True
+                action()
+        return tracer
+
+    return tracer, ran
+
+
+def traced(tracer: Callable[..., Any], call: Callable[[], object]) -> None:
+    sys.settrace(tracer)
+    try:
+        call()
+    except Injected:
+        pass
+    finally:
+        sys.settrace(None)
+
+
+def every_line(run: Callable[[int], bool]) -> int:
+    """``run(n)`` for n = 1, 2, ... until it says its action was not reached; returns how many ran."""
+    n = 1
+    while run(n):
+        n += 1
+    assert n > 20, "the traced call ran too few lines to be the path under attack"
+    return n - 1
+
+
+def interrupt() -> None:
+    raise Injected
+
+
+def udp_receiver() -> socket.socket:
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.setblocking(False)
+    return receiver
+
+
+def drain(receiver: socket.socket) -> list[bytes]:
+    got = []
+    while True:
+        try:
+            got.append(receiver.recv(70_000))
+        except BlockingIOError:
+            return got
+
+
+@pytest.fixture
+def peers() -> Iterator[tuple[socket.socket, socket.socket]]:
+    a, b = udp_receiver(), udp_receiver()
+    before = live_fds()
+    yield a, b
+    assert live_fds() == before
+    a.close()
+    b.close()
+
+
+def value_of(receiver: socket.socket) -> jn.Ip4Address:
+    return jn.Ip4Address("127.0.0.1", receiver.getsockname()[1])
+
+
+# --- send_many
+
+
+def test_a_bytearray_resized_by_another_thread_mid_call_never_sends_foreign_bytes(
+    peers: tuple[socket.socket, socket.socket],
+) -> None:
+    # A thread switch can land between any two bytecodes of fill: there the
+    # bytearray grows or shrinks. Each datagram must be its payload as it was
+    # before or after the change -- never bytes beyond the copy the batch made
+    # (heap memory on the wire) nor a boundary of another moment.
+    receiver = peers[0]
+    dest = value_of(receiver)
+    for change in (lambda b: b.extend(b"Z" * 3000), lambda b: b.__delitem__(slice(2, None))):
+        with jn.bind("127.0.0.1:0") as sender:
+            sender.send_many([(dest, b"w" * 10)] * 4)  # the kept batch, uniform to dest
+            drain(receiver)
+
+            def run(n: int) -> bool:
+                data = bytearray(b"y" * 10)
+                before = bytes(data)
+                tracer, ran = at_line(n, lambda: change(data))  # noqa: B023  # called within this iteration
+                traced(tracer, lambda: sender.send_many([(dest, b"q" * 10), (dest, data), (dest, b"r" * 10)]))
+                got = drain(receiver)
+                assert got[0::2] == [b"q" * 10, b"r" * 10], (n, got)
+                assert got[1] in (before, bytes(data)), (n, got[1][:32])
+                return ran[0]
+
+            every_line(run)
