@@ -137,3 +137,60 @@ def test_a_bytearray_resized_by_another_thread_mid_call_never_sends_foreign_byte
                 return ran[0]
 
             every_line(run)
+
+
+def _batch(dest: jn.Ip4Address, lengths: list[int], tag: int) -> list[tuple[jn.Ip4Address, bytes]]:
+    return [(dest, bytes([tag]) * length) for length in lengths]
+
+
+# (calls that leave the kept batch in a state, the interrupted call, the call checked after it)
+SEND_SCENARIOS: dict[str, Callable[[jn.Ip4Address, jn.Ip4Address], tuple[list[Any], list[Any], list[Any]]]] = {
+    # One destination, then another: the slots' sockaddrs and the one-destination summary.
+    "another destination": lambda a, b: ([_batch(a, [5] * 6, 1)], _batch(b, [7, 8], 2), _batch(a, [5] * 6, 3)),
+    "fewer, then more, to one destination": lambda a, b: (
+        [_batch(a, [5] * 6, 1), _batch(b, [5] * 6, 1)],
+        _batch(a, [5, 5], 2) + _batch(b, [5], 2),
+        _batch(a, [5], 3) + _batch(b, [5] * 5, 3),
+    ),
+    # The staging buffer outgrown: the iovecs pointed into the old one.
+    "staging outgrown": lambda a, b: ([_batch(a, [5] * 6, 1)], _batch(a, [5000] * 6, 2), _batch(a, [5] * 6, 3)),
+    # New lengths: the iovecs rewritten.
+    "new lengths": lambda a, b: (
+        [_batch(a, [5] * 6, 1)],
+        _batch(a, [9, 1, 9, 1, 9, 1], 2),
+        _batch(a, [9, 1, 9, 1, 9, 1], 3),
+    ),
+    "two destinations": lambda a, b: (
+        [_batch(a, [5] * 3, 1) + _batch(b, [5] * 3, 1)],
+        _batch(b, [5] * 3, 2) + _batch(a, [5] * 3, 2),
+        _batch(a, [5] * 3, 3) + _batch(b, [5] * 3, 3),
+    ),
+    # Views go item by item (_fill_each), which rewrites slots too.
+    "views": lambda a, b: ([_batch(a, [5] * 6, 1)], [(b, memoryview(b"m" * 5))] * 6, _batch(a, [5] * 6, 3)),
+}
+
+
+@pytest.mark.parametrize("name", list(SEND_SCENARIOS))
+def test_an_interrupt_anywhere_in_send_many_leaves_the_kept_batch_exact(
+    name: str, peers: tuple[socket.socket, socket.socket]
+) -> None:
+    a, b = peers
+    warm, interrupted, checked = SEND_SCENARIOS[name](value_of(a), value_of(b))
+    expected = {
+        port: [data for dest, data in checked if dest.port == port] for port in (value_of(a).port, value_of(b).port)
+    }
+
+    def run(n: int) -> bool:
+        with jn.bind("127.0.0.1:0") as sender:
+            for call in warm:
+                sender.send_many(call)
+            tracer, ran = at_line(n, interrupt)
+            traced(tracer, lambda: sender.send_many(interrupted))
+            drain(a)
+            drain(b)
+            assert sender.send_many(checked) == len(checked)
+            got = {value_of(a).port: drain(a), value_of(b).port: drain(b)}
+            assert got == expected, f"interrupted at line event {n}"
+        return ran[0]
+
+    every_line(run)
