@@ -18,6 +18,7 @@ destination (or source) are what a stdlib receiver sees.
 
 from __future__ import annotations
 
+import select
 import socket
 import sys
 from collections.abc import Callable, Iterator
@@ -191,6 +192,37 @@ def test_an_interrupt_anywhere_in_send_many_leaves_the_kept_batch_exact(
             assert sender.send_many(checked) == len(checked)
             got = {value_of(a).port: drain(a), value_of(b).port: drain(b)}
             assert got == expected, f"interrupted at line event {n}"
+        return ran[0]
+
+    every_line(run)
+
+
+# --- receive_many
+
+
+@pytest.mark.parametrize("lengths", [[5, 5], [3, 9]])
+def test_an_interrupt_anywhere_in_receive_many_leaves_the_kept_batch_exact(
+    lengths: list[int], peers: tuple[socket.socket, socket.socket]
+) -> None:
+    one, other = peers
+    source = ("127.0.0.1", one.getsockname()[1])
+
+    def run(n: int) -> bool:
+        with jn.bind("127.0.0.1:0") as receiver:
+            to = ("127.0.0.1", receiver.address.port)
+            for _ in range(4):
+                one.sendto(b"\1" * 10, to)
+            assert len(receiver.receive_many(8)) == 4  # the kept batch, cut for 4 x 10 bytes
+            for length in lengths:
+                other.sendto(b"\2" * length, to)
+            tracer, ran = at_line(n, interrupt)
+            traced(tracer, lambda: receiver.receive_many(8))
+            while select.select([receiver], [], [], 0)[0]:  # what the interrupted call left queued
+                receiver.receive_many(8)
+            for _ in range(4):
+                one.sendto(b"\3" * 10, to)
+            got = [(data, (str(source.host), source.port)) for data, source in receiver.receive_many(8)]
+            assert got == [(b"\3" * 10, source)] * 4, f"interrupted at line event {n}"
         return ran[0]
 
     every_line(run)

@@ -347,7 +347,10 @@ class ReceiveBatch:
         if length < 0:
             shape = self.words[_MSG_LEN_WORD : got * _MMSGHDR_WORDS : _MMSGHDR_WORDS].tolist()
         if shape != self.cut_shape:
-            # Made in C, with no Python step per datagram.
+            # Made in C, with no Python step per datagram. The shape is forgotten
+            # while the cuts change: an exception from a signal handler between the
+            # two must not leave an older shape naming these cuts.
+            self.cut_shape = None
             size = self.size
             starts = range(0, got * size, size) if size else [0] * got  # read twice below
             lengths = itertools.repeat(length, got) if length >= 0 else shape
