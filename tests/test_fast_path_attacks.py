@@ -1,9 +1,11 @@
-"""The kept batch arrays of send_many and receive_many, attacked where their fast paths trust them.
+"""The memory the fast paths keep between calls, attacked where they trust it.
 
 `SendBatch` and `ReceiveBatch` (janus_net/_sockets/mmsg_arrays.py) keep C arrays from
 one call to the next and rewrite only what changed, trusting a few Python fields that
 say what the arrays hold (the destination every slot points at, the payload lengths
-the iovecs describe, the slices a result is cut with). These tests make the two
+the iovecs describe, the slices a result is cut with); the per-packet receive's
+`Scratch` (janus_net/_sockets/buffers.py) keeps a buffer that its native struct names
+too. These tests make the two
 things that can come between a C write and the field that records it happen at every
 line of those modules:
 
@@ -29,23 +31,26 @@ import pytest
 from interrupts import live_fds
 
 import janus_net as jn
-from janus_net._sockets import batching, mmsg_arrays
+from janus_net._sockets import batching, buffers, datagram, endpoint, mmsg_arrays
 
 FILES = frozenset({mmsg_arrays.__file__, batching.__file__})
+PER_PACKET_FILES = frozenset({datagram.__file__, endpoint.__file__, buffers.__file__})
 
 
 class Injected(KeyboardInterrupt):
     """The interrupt these tests raise (a subclass, told apart from a real one)."""
 
 
-def at_line(n: int, action: Callable[[], None]) -> tuple[Callable[..., Any], list[bool]]:
-    """A sys.settrace function running ``action`` at the ``n``-th line event in `FILES`; and whether it ran."""
+def at_line(
+    n: int, action: Callable[[], None], files: frozenset[str] = FILES
+) -> tuple[Callable[..., Any], list[bool]]:
+    """A sys.settrace function running ``action`` at the ``n``-th line event in ``files``; and whether it ran."""
     ran = [False]
     seen = 0
 
     def tracer(frame: FrameType, event: str, arg: Any) -> Any:
         nonlocal seen
-        if frame.f_code.co_filename not in FILES:
+        if frame.f_code.co_filename not in files:
             return None
         if event == "line":
             seen += 1
@@ -108,6 +113,35 @@ def peers() -> Iterator[tuple[socket.socket, socket.socket]]:
 
 def value_of(receiver: socket.socket) -> jn.Ip4Address:
     return jn.Ip4Address("127.0.0.1", receiver.getsockname()[1])
+
+
+# --- receive
+
+
+def test_an_interrupt_anywhere_in_a_receive_that_grows_the_kept_buffer_leaves_it_exact(
+    peers: tuple[socket.socket, socket.socket],
+) -> None:
+    # The kept Scratch's buffer is replaced by a larger one: the native receive must
+    # never be left writing into the old one (freed) while the result is read from
+    # the new one.
+    sender = peers[0]
+
+    def run(n: int) -> bool:
+        with jn.bind("127.0.0.1:0") as receiver:
+            to = ("127.0.0.1", receiver.address.port)
+            sender.sendto(b"\1" * 10, to)
+            receiver.receive(10)  # the kept buffer: 10 bytes
+            sender.sendto(b"\2" * 3000, to)
+            tracer, ran = at_line(n, interrupt, PER_PACKET_FILES)
+            traced(tracer, lambda: receiver.receive(4000))
+            while select.select([receiver], [], [], 0)[0]:  # at the same small size
+                receiver.receive(10)
+            for tag in b"\3\4":
+                sender.sendto(bytes([tag]) * 10, to)
+                assert receiver.receive(10)[0] == bytes([tag]) * 10, f"interrupted at line event {n}"
+        return ran[0]
+
+    every_line(run)
 
 
 # --- send_many
