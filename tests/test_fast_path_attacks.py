@@ -41,9 +41,7 @@ class Injected(KeyboardInterrupt):
     """The interrupt these tests raise (a subclass, told apart from a real one)."""
 
 
-def at_line(
-    n: int, action: Callable[[], None], files: frozenset[str] = FILES
-) -> tuple[Callable[..., Any], list[bool]]:
+def at_line(n: int, action: Callable[[], None], files: frozenset[str] = FILES) -> tuple[Callable[..., Any], list[bool]]:
     """A sys.settrace function running ``action`` at the ``n``-th line event in ``files``; and whether it ran."""
     ran = [False]
     seen = 0

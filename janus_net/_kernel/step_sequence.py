@@ -114,7 +114,9 @@ def steps(
 
 def steps_armed() -> bool:
     """Whether the fault seam is armed on any table a native step can have."""
-    for table in _STEP_TABLES:
+    # A loop, not any() over a generator: this runs on every listen and bind, and the
+    # generator's frame costs more than the six checks.
+    for table in _STEP_TABLES:  # noqa: SIM110
         if table.fault is not None:
             return True
     return False
