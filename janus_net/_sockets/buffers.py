@@ -127,10 +127,17 @@ class Scratch:
         if type(size) is not int or not 0 <= size <= _SCRATCH_KEEP:
             return uncleared("char[]", size_argument("size", size))
         if size > self.capacity:
+            # ``rx`` must never name memory ``buf`` no longer keeps (the native receive
+            # would write into it), and an exception from a signal handler can land
+            # between any two of these lines: until the last, the scratch says it has
+            # no buffer (the next call makes one) and rx refuses every size.
+            rx = self.rx
+            self.capacity = -1
+            rx.cap = -1
             self.buf = buf = uncleared("char[]", size)
+            rx.buf = buf
+            rx.cap = size
             self.capacity = size
-            self.rx.buf = buf
-            self.rx.cap = size
         return self.buf
 
 

@@ -50,6 +50,7 @@ _MMSGHDR_WORDS = _MMSGHDR_SIZE // _WORD
 SEQUENCES = frozenset({list, tuple})
 # Data types the send fast path joins directly (len() is their byte count).
 _JOINABLE = frozenset({bytes, bytearray})
+_BYTES = frozenset({bytes})
 _STORAGE_QWORDS = STORAGE_SIZE // 8
 # A batch's payloads are copied into a staging buffer the batch keeps, up to this
 # many bytes; a bigger batch is sent from a one-off buffer instead.
@@ -126,8 +127,13 @@ class SendBatch:
             dests, datas = zip(*items, strict=True)
         except (TypeError, ValueError):
             return self._fill_each(items)
-        if not _JOINABLE.issuperset(map(type, datas)):
-            return self._fill_each(items)
+        if not _BYTES.issuperset(map(type, datas)):
+            if not _JOINABLE.issuperset(map(type, datas)):
+                return self._fill_each(items)
+            # Another thread may resize a bytearray between any two bytecodes of this
+            # call, e.g. between the join and the lengths the iovecs are given: each
+            # payload is taken as bytes once, so both are of one moment.
+            datas = tuple(map(bytes, datas))
         count = len(dests)
         first = dests[0]
         if (
@@ -176,11 +182,15 @@ class SendBatch:
                 return 0, failure
             count = len(dests)
             if encoded is not self.uniform or count > self.uniform_count:
+                # Forgotten first and recorded last, the count before the sockaddr it
+                # counts (see _set_destination).
+                self.uniform_dest = _NO_DEST
+                self.uniform = None
                 for slot in range(count):
                     if encodings[slot] is not encoded:
                         self._set_destination(slot, target, encoded)
-                self.uniform = encoded
                 self.uniform_count = count
+                self.uniform = encoded
             # An exact IP value is immutable: the next batch to this very object may skip
             # its checks (`fill`). Text or a subclass goes through them each time.
             self.uniform_dest = first if type(first) is Ip4Address or type(first) is Ip6Address else _NO_DEST
@@ -199,13 +209,19 @@ class SendBatch:
         return len(dests), None
 
     def _set_destination(self, slot: int, target: Address, encoded: Any) -> None:
+        # What the fields say the arrays hold is what the next call trusts instead of
+        # looking: an exception from a signal handler can land between any two of
+        # these lines, so the record is dropped before a header is written and made
+        # only after it, never left saying more than the header holds.
+        self.uniform_dest = _NO_DEST
+        self.uniform = None
+        encodings = self.encodings
+        encodings[slot] = None
         header = self.headers[slot]
         header.msg_name = encoded.pointer
         header.msg_namelen = encoded.length
-        self.encodings[slot] = encoded
         self.targets[slot] = target
-        self.uniform = None
-        self.uniform_dest = _NO_DEST
+        encodings[slot] = encoded
 
     def _set_data(self, datas: tuple[Buffer, ...]) -> None:
         joined = b"".join(datas)
@@ -216,25 +232,25 @@ class SendBatch:
             self.layout = []  # the iovecs now point at memory that will not be there next time
         else:
             if len(joined) > len(self.staging):
+                self.layout = []  # before the old buffer, which the iovecs point into, goes
                 self.staging = uncleared("char[]", max(len(joined), 2 * len(self.staging)))
-                self.layout = []
             base = self.staging
             ffi.memmove(base, joined, len(joined))
             layout = self.layout
             if layout == lengths or layout[: len(lengths)] == lengths:
                 return
-            self.layout = lengths
         self._set_layout(base, lengths)
 
     def _set_layout(self, base: Any, lengths: list[int]) -> None:
         """Point the iovecs at consecutive payloads of ``lengths`` from ``base``."""
-        if base is self.staging:
-            self.layout = lengths
+        self.layout = []  # unknown until every iovec is written (see _set_destination)
         offset = 0
         for vector, length in zip(self.vectors, lengths, strict=False):  # more slots than messages
             vector.iov_base = base + offset
             vector.iov_len = length
             offset += length
+        if base is self.staging:
+            self.layout = lengths
 
     def _fill_each(self, items: Sequence[Any]) -> tuple[int, Exception | None]:
         """The general path: each item unpacked, addressed and pinned on its own."""
@@ -331,7 +347,10 @@ class ReceiveBatch:
         if length < 0:
             shape = self.words[_MSG_LEN_WORD : got * _MMSGHDR_WORDS : _MMSGHDR_WORDS].tolist()
         if shape != self.cut_shape:
-            # Made in C, with no Python step per datagram.
+            # Made in C, with no Python step per datagram. The shape is forgotten
+            # while the cuts change: an exception from a signal handler between the
+            # two must not leave an older shape naming these cuts.
+            self.cut_shape = None
             size = self.size
             starts = range(0, got * size, size) if size else [0] * got  # read twice below
             lengths = itertools.repeat(length, got) if length >= 0 else shape
