@@ -1,0 +1,84 @@
+"""The names code attacked where the other name tests do not look: each test here once failed.
+
+Real kernel, real files, real sockets; descriptors counted from /proc/self/fd around each call.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import socket
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import pytest
+
+import janus_net as jn
+
+
+def _fd_count() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+# --- connect_host: the error raised when every attempt fails ------------------------------------------
+
+
+@contextmanager
+def _blackholed_and_refusing(blackholed: str, refusing: str) -> Iterator[tuple[int, socket.socket]]:
+    """One port: a listener on ``blackholed`` whose accept queue is full (the kernel drops new SYNs), and a
+    socket bound on ``refusing`` without listening (a SYN gets a RST). The port and the listener."""
+    for _ in range(50):
+        with ExitStack() as stack:
+            listener = stack.enter_context(socket.socket())
+            listener.bind((blackholed, 0))
+            port = listener.getsockname()[1]
+            refuser = stack.enter_context(socket.socket())
+            try:
+                refuser.bind((refusing, port))
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                continue  # another test holds that port on the second host
+            listener.listen(0)
+            for _ in range(16):
+                filler = stack.enter_context(socket.socket())
+                filler.setblocking(False)
+                filler.connect_ex((blackholed, port))
+                if not select.select([], [filler], [], 0.5)[1]:
+                    break  # this SYN was dropped: the queue is full
+            else:
+                pytest.fail("the accept queue never filled")
+            yield port, listener
+            return
+    pytest.fail("no port was free on both hosts")
+
+
+def test_all_attempts_failing_out_of_order_raise_the_first_attempts_error_first(tmp_path: Path) -> None:
+    # The first address is blackholed: its attempt is still in SYN_SENT when the second
+    # address refuses at once. The blackhole then closes, so the first attempt's SYN
+    # retransmit (about 1 s later) is refused too: the errors come in the reverse order of
+    # the attempts, and the first attempt's error must still be the one raised, first.
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.2 order.test\n127.0.0.3 order.test\n")
+    config = jn.ResolverConfig(nameservers=("127.0.0.1:9",), hosts=str(hosts))
+    audited: list[str] = []
+    with _blackholed_and_refusing("127.0.0.2", "127.0.0.3") as (port, listener):
+
+        def hook(event: str, args: tuple[object, ...]) -> None:
+            if event == "janus_net.connect" and listener.fileno() >= 0:
+                audited.append(str(args[0]))
+                if len(audited) == 2:
+                    listener.close()  # the first attempt's next SYN meets no listener: refused
+
+        sys.addaudithook(hook)
+        before = _fd_count() - 1  # the listener, closed by the hook during the call
+        with pytest.raises(jn.SocketError.ConnectionRefused) as info:
+            jn.connect_host("order.test", port, config=config, attempt_delay=0.05)
+        assert _fd_count() == before
+    assert audited == [f"127.0.0.2:{port}", f"127.0.0.3:{port}"]  # the order the attempts were made
+    errors = info.value.exceptions  # type: ignore[attr-defined]
+    assert errors[0] is info.value
+    assert [e.address for e in errors] == audited
