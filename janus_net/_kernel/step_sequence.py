@@ -114,7 +114,4 @@ def steps(
 
 def steps_armed() -> bool:
     """Whether the fault seam is armed on any table a native step can have."""
-    for table in _STEP_TABLES:
-        if table.fault is not None:
-            return True
-    return False
+    return any(table.fault is not None for table in _STEP_TABLES)
