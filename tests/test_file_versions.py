@@ -209,7 +209,7 @@ def test_a_rewrite_within_a_coarse_file_systems_second_is_seen(tmp_path: Path) -
         subprocess.run(["mkfs.ext4", "-q", "-F", "-I", "128", str(image)], check=True, capture_output=True)
     except (OSError, subprocess.CalledProcessError) as exc:
         pytest.skip(f"mkfs.ext4 cannot make the image: {exc}")
-    script = f'mount -o loop "$1" "$2" && exec "$3" -c "$4" "$2"'
+    script = 'mount -o loop "$1" "$2" && exec "$3" -c "$4" "$2"'
     done = subprocess.run(
         ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", image, mount, sys.executable,
          _COARSE_CHILD],

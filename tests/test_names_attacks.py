@@ -6,6 +6,7 @@ Real kernel, real files, real sockets; descriptors counted from /proc/self/fd ar
 from __future__ import annotations
 
 import errno
+import math
 import os
 import select
 import socket
@@ -82,3 +83,14 @@ def test_all_attempts_failing_out_of_order_raise_the_first_attempts_error_first(
     errors = info.value.exceptions  # type: ignore[attr-defined]
     assert errors[0] is info.value
     assert [e.address for e in errors] == audited
+
+
+# --- ResolverConfig: extreme values --------------------------------------------------------------------
+
+
+def test_a_timeout_beyond_the_float_range_is_never_and_its_negative_a_value_error() -> None:
+    # DESIGN §3: a timeout beyond the float range means never; it is no OverflowError.
+    config = jn.ResolverConfig()
+    assert config.replace(timeout=10**400).timeout == math.inf
+    with pytest.raises(ValueError):
+        config.replace(timeout=-(10**400))

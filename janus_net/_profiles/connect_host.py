@@ -390,7 +390,7 @@ class _Race:
         return None
 
     def failure(self) -> SocketError:
-        """Every attempt failed: the first attempt's error, carrying all of them, in the order made, in ``exceptions``."""
+        """Every attempt failed: the first attempt's error, with every attempt's, in order, in ``exceptions``."""
         errors = tuple(error for _number, error in sorted(self.errors, key=lambda pair: pair[0]))
         first = errors[0]
         first.exceptions = errors  # type: ignore[attr-defined]
