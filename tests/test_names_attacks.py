@@ -11,6 +11,7 @@ import os
 import select
 import socket
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -94,3 +95,28 @@ def test_a_timeout_beyond_the_float_range_is_never_and_its_negative_a_value_erro
     assert config.replace(timeout=10**400).timeout == math.inf
     with pytest.raises(ValueError):
         config.replace(timeout=-(10**400))
+
+
+# --- the hosts file: a cancel is honoured while a large one is scanned -------------------------------
+
+
+def test_a_cancel_during_the_scan_of_a_large_hosts_file_is_a_timeout(tmp_path: Path) -> None:
+    # An ad-blocking hosts file of some 10 MB, every line holding the name asked as a part of a
+    # longer one (each line must be read), the name itself on the last line. The scan takes
+    # tens of milliseconds: a cancel 20 ms in must end it with Timeout, not with the answer.
+    hosts = tmp_path / "hosts"
+    with open(hosts, "w") as f:
+        f.writelines(f"0.0.0.0 ads{i}.wanted.example\n" for i in range(400_000))
+        f.write("192.0.2.7 wanted.example\n")
+    config = jn.ResolverConfig(nameservers=("127.0.0.1:9",), hosts=str(hosts))
+    ctx = jn.Context()
+    timer = threading.Timer(0.02, ctx.cancel)
+    before = _fd_count()
+    timer.start()
+    try:
+        with pytest.raises(jn.SocketError.Timeout):
+            jn.resolve("wanted.example", config=config, ctx=ctx)
+    finally:
+        timer.join()
+    assert _fd_count() == before
+    assert jn.resolve("wanted.example", config=config).addresses == (jn.Ip4Address("192.0.2.7"),)
