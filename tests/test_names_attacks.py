@@ -17,6 +17,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
+from dns_server import DnsServer
 
 import janus_net as jn
 
@@ -120,3 +121,28 @@ def test_a_cancel_during_the_scan_of_a_large_hosts_file_is_a_timeout(tmp_path: P
         timer.join()
     assert _fd_count() == before
     assert jn.resolve("wanted.example", config=config).addresses == (jn.Ip4Address("192.0.2.7"),)
+
+
+# --- the hosts file: a path that names nothing readable has no names (glibc goes on to DNS) ------------
+
+
+@pytest.mark.parametrize("kind", ["symlink loop", "directory", "fifo", "device"])
+def test_a_hosts_path_that_is_no_readable_file_falls_through_to_dns(tmp_path: Path, kind: str) -> None:
+    hosts = tmp_path / "hosts"
+    if kind == "symlink loop":
+        hosts.symlink_to(tmp_path / "other")
+        (tmp_path / "other").symlink_to(hosts)
+    elif kind == "directory":
+        hosts.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(hosts)
+    else:
+        hosts.symlink_to("/dev/zero")
+    with DnsServer() as server:
+        server.add("name.example", a=["192.0.2.5"])
+        config = jn.ResolverConfig(nameservers=(server.nameserver,), hosts=str(hosts), timeout=1, attempts=1)
+        before = _fd_count()
+        resolution = jn.resolve("name.example", family=socket.AF_INET, config=config)
+        assert _fd_count() == before
+    assert resolution.source == "dns"
+    assert resolution.addresses == (jn.Ip4Address("192.0.2.5"),)

@@ -7,7 +7,10 @@ default), in file order; the canonical name is the first name of the first line 
 matched. A line whose address is not an IP literal in the strict forms of DESIGN §4
 is skipped, as glibc skips it. The file is stat'ed at each lookup and read again, through
 the kernel door, whenever its version changed (`janus_net._profiles.file_versions`:
-its content, never an answer, is kept); a missing or unreadable file has no names.
+its content, never an answer, is kept); a missing or unreadable file has no names: a
+path that is missing, forbidden, a symlink loop, or no regular file (a directory, a FIFO,
+a device), as glibc's ``files`` source then says UNAVAIL and DNS is asked. A file over
+`MAX_HOSTS_BYTES` is refused (`SocketError.SystemResources`).
 
 A name found only with addresses of the other family is not an answer: the lookup
 goes on to DNS, as glibc's ``hosts: files dns`` does (files says NOTFOUND).
@@ -15,6 +18,7 @@ goes on to DNS, as glibc's ``hosts: files dns`` does (files says NOTFOUND).
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 
 from janus_net._profiles import file_versions
@@ -63,8 +67,12 @@ def _read_folded(path: str) -> tuple[bytes, bytes | None]:
     changed (`file_versions`)."""
     try:
         found: tuple[bytes, bytes | None] = file_versions.read_kept(path, MAX_HOSTS_BYTES, None, _folded)
-    except (SocketError.FileNotFound, SocketError.AccessDenied, SocketError.NotDir):
+    except (SocketError.FileNotFound, SocketError.AccessDenied, SocketError.NotDir, SocketError.SymLinkLoop):
         return b"", b""
+    except SocketError.SystemResources as exc:
+        if exc.errno != errno.EINVAL:
+            raise  # too large (EFBIG), or the kernel out of memory: refused, typed
+        return b"", b""  # not a regular file (a directory, a FIFO, a device): nothing to read there
     return found
 
 
