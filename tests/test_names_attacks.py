@@ -10,6 +10,7 @@ import math
 import os
 import select
 import socket
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -146,3 +147,36 @@ def test_a_hosts_path_that_is_no_readable_file_falls_through_to_dns(tmp_path: Pa
         assert _fd_count() == before
     assert resolution.source == "dns"
     assert resolution.addresses == (jn.Ip4Address("192.0.2.5"),)
+
+
+# --- DNS: a name server written as an IPv4-mapped address is asked from an IPv4 socket ----------------
+
+_MAPPED_CHILD = r"""
+import sys
+sys.path.insert(0, sys.argv[1])
+from dns_server import DnsServer
+import janus_net as jn
+with DnsServer() as server:
+    server.add("m.example", a=["192.0.2.1"])
+    config = jn.ResolverConfig(
+        nameservers=(f"[::ffff:127.0.0.1]:{server.port}",), hosts="/nonexistent", timeout=1, attempts=1
+    )
+    resolution = jn.resolve("m.example", config=config)
+    print(resolution.addresses[0], server.queries()[0].source[0])
+"""
+
+
+def test_an_ipv4_mapped_name_server_is_asked_from_an_ipv4_socket() -> None:
+    # DESIGN §17: never an IPv6 socket sending to IPv4-mapped addresses. Where IPv6 sockets are
+    # IPv6-only (net.ipv6.bindv6only=1, here in a namespace of the test's own) such a socket
+    # cannot reach ::ffff:127.0.0.1 at all: the server would be unreachable.
+    if os.geteuid() != 0:
+        pytest.skip("needs root for a network namespace")
+    script = 'ip link set lo up && sysctl -qw net.ipv6.bindv6only=1 && exec "$1" -c "$2" "$3"'
+    tests = str(Path(__file__).resolve().parent)
+    done = subprocess.run(
+        ["unshare", "--net", "sh", "-c", script, "sh", sys.executable, _MAPPED_CHILD, tests],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["192.0.2.1:0", "127.0.0.1"]
