@@ -30,7 +30,6 @@ from janus_net._shim import ffi, lib
 from janus_net._values import dns_message
 from janus_net._values.dns_message import Reply, answers_question, encode_query, parse_reply, reply_id
 from janus_net._values.errors import SocketError
-from janus_net._values.ip import Ip4Address, Ip6Address
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
@@ -38,6 +37,7 @@ if TYPE_CHECKING:
 
     from janus_net._kernel.loop import Checkpoint
     from janus_net._profiles.resolver_config import ResolverConfig
+    from janus_net._values.ip import Ip4Address, Ip6Address
 
 # Why a try ended without an answer. The first three are temporary (asking later may help).
 TIMEOUT = "timeout"
@@ -84,26 +84,13 @@ def _open_socket(desc: Any, address: Ip4Address | Ip6Address, kind: int, check: 
     return fd
 
 
-def _own_family(address: Ip4Address | Ip6Address) -> Ip4Address | Ip6Address:
-    """An IPv4-mapped server (``::ffff:a.b.c.d``) as the IPv4 address it is: asked from an IPv4 socket.
-
-    Through an IPv6 socket it would be unreachable where IPv6 sockets are IPv6-only
-    (net.ipv6.bindv6only=1) or IPv6 is missing, though IPv4 reaches it.
-    """
-    if isinstance(address, Ip6Address):
-        ip4 = address.ip.ipv4_mapped
-        if ip4 is not None:
-            return Ip4Address(ip4, address.port)
-    return address
-
-
 class Channel:
     """One name server's connected UDP socket (made on first use; `broken` after it could not be made or reached)."""
 
     __slots__ = ("address", "broken", "desc", "fd")
 
     def __init__(self, address: Ip4Address | Ip6Address) -> None:
-        self.address = _own_family(address)
+        self.address = address
         self.desc: Any = None
         self.fd = -1
         self.broken = False

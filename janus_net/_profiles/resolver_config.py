@@ -105,7 +105,10 @@ def _nameserver(value: object) -> Ip4Address | Ip6Address:
         raise SocketError.InvalidAddress(None, "a nameserver is an IPv4 or IPv6 address", address=str(value))
     if address.port == 0:
         address = address._with_port(DNS_PORT)
-    return address
+    # An IPv4-mapped server (::ffff:a.b.c.d) is the IPv4 server it names, asked from an IPv4 socket
+    # (DESIGN §17): through an IPv6 socket it is unreachable where those are IPv6-only (bindv6only).
+    mapped = address.ip.ipv4_mapped if isinstance(address, Ip6Address) else None
+    return address if mapped is None else Ip4Address(mapped, address.port)
 
 
 def _bare_literal(text: str, port: int = DNS_PORT) -> Ip4Address | Ip6Address | None:
