@@ -180,3 +180,45 @@ def test_an_ipv4_mapped_name_server_is_asked_from_an_ipv4_socket() -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["192.0.2.1:0", "127.0.0.1"]
+
+
+# --- thousands of addresses: their ordering is cancellable too ----------------------------------------
+
+
+class _CancelAfter(jn.Context):
+    """A context cancelled at its ``calls``-th checkpoint: a cancel landing at a chosen point of the work."""
+
+    __slots__ = ("calls", "left")
+
+    def __init__(self, calls: int) -> None:
+        super().__init__()
+        self.left = calls
+        self.calls = 0
+
+    def check(self) -> None:
+        self.calls += 1
+        self.left -= 1
+        if self.left == 0:
+            self.cancel()
+        super().check()
+
+
+def test_a_cancel_while_thousands_of_addresses_are_ordered_is_a_timeout(tmp_path: Path) -> None:
+    # A hosts file (or a hostile DNS answer) with 4000 addresses: their sources are learned
+    # with a checkpoint per destination, then RFC 6724 sorts them (tens of milliseconds of
+    # Python). The cancel lands at the first checkpoint after the last source is learned:
+    # the sort must see it, not return the answer it was told to give up.
+    count = 4000
+    hosts = tmp_path / "hosts"
+    hosts.write_text("".join(f"10.{i // 250}.{i % 250}.1 many.test\n" for i in range(count // 2)))
+    with open(hosts, "a") as f:
+        f.writelines(f"2001:db8::{i:x} many.test\n" for i in range(count // 2))
+    config = jn.ResolverConfig(nameservers=("127.0.0.1:9",), hosts=str(hosts))
+    assert len(jn.resolve("many.test", config=config).addresses) == count
+    # 1: the lookup's own check before any I/O; then one per destination learned.
+    ctx = _CancelAfter(1 + count + 1)
+    before = _fd_count()
+    with pytest.raises(jn.SocketError.Timeout):
+        jn.resolve("many.test", config=config, ctx=ctx)
+    assert _fd_count() == before
+    assert ctx.calls == 1 + count + 1  # raised at that very checkpoint, in the sort
