@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -222,3 +223,20 @@ def test_a_cancel_while_thousands_of_addresses_are_ordered_is_a_timeout(tmp_path
         jn.resolve("many.test", config=config, ctx=ctx)
     assert _fd_count() == before
     assert ctx.calls == 1 + count + 1  # raised at that very checkpoint, in the sort
+
+
+# --- DNS: a CNAME loop is a prompt answer without an address -----------------------------------------
+
+
+def test_a_cname_loop_is_unknown_host_name_at_once_not_a_wait_for_every_timeout() -> None:
+    # glibc answers EAI_NODATA after the one query; a reply taken for malformed would be waited
+    # out (timeout x attempts) and end as a permanent NameServerFailure.
+    with DnsServer() as server:
+        server.add_cname("loop-a.example", "loop-b.example")
+        server.add_cname("loop-b.example", "loop-a.example")
+        config = jn.ResolverConfig(nameservers=(server.nameserver,), hosts="/nonexistent", timeout=2, attempts=2)
+        started = time.monotonic()
+        with pytest.raises(jn.SocketError.UnknownHostName):
+            jn.resolve("loop-a.example", family=socket.AF_INET, config=config)
+        assert time.monotonic() - started < 1.5  # one try's timeout is 2 s
+        assert len(server.queries()) == 1
