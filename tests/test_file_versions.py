@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import errno
 import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -171,3 +173,52 @@ def test_a_large_file_is_read_at_every_lookup_not_held(tmp_path: Path) -> None:
     with fail("open", errno.EACCES, times=1000) as injection:
         assert hosts_file.read(str(hosts)) == b""  # read again: the open fails (and a failed read has no names)
     assert injection.failed == 1
+
+
+# A file system whose time stamps are whole seconds (ext4 with 128-byte inodes; FAT, HFS+ and
+# some NFS servers are as coarse): two writes within one second leave the same version, however
+# long after the first the file was read. The child mounts one in a mount namespace of its own
+# (the mount goes with it), writes, reads 150 ms later, rewrites in place, and reads again.
+_COARSE_CHILD = r"""
+import os, sys, time
+from janus_net._profiles.resolver_config import ResolverConfig
+conf = sys.argv[1] + "/resolv.conf"
+while time.time() % 1 > 0.3:  # the two writes must fall within one second of the file system's clock
+    time.sleep(0.01)
+with open(conf, "w") as f:
+    f.write("nameserver 192.0.2.1\n")
+time.sleep(0.15)  # beyond the racy window of a file system with fine time stamps
+first = ResolverConfig.load(conf, "/dev/null")
+before = os.stat(conf)
+with open(conf, "r+") as f:  # in place: same inode, same size
+    f.write("nameserver 192.0.2.2\n")
+after = os.stat(conf)
+same = (before.st_ctime_ns, before.st_mtime_ns) == (after.st_ctime_ns, after.st_mtime_ns)
+print(same, first.nameservers[0], ResolverConfig.load(conf, "/dev/null").nameservers[0])
+"""
+
+
+def test_a_rewrite_within_a_coarse_file_systems_second_is_seen(tmp_path: Path) -> None:
+    if os.geteuid() != 0 or not Path("/dev/loop-control").exists():
+        pytest.skip("needs root and loop devices to mount a file system with coarse time stamps")
+    image, mount = tmp_path / "coarse.img", tmp_path / "mnt"
+    mount.mkdir()
+    with open(image, "wb") as f:
+        f.truncate(8 * 1024 * 1024)
+    try:
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-I", "128", str(image)], check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        pytest.skip(f"mkfs.ext4 cannot make the image: {exc}")
+    script = 'mount -o loop "$1" "$2" && exec "$3" -c "$4" "$2"'
+    done = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", image, mount, sys.executable,
+         _COARSE_CHILD],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    if done.returncode != 0 and "mount" in done.stderr:
+        pytest.skip(f"cannot mount a loop device here: {done.stderr.strip()}")
+    assert done.returncode == 0, done.stderr
+    same, first, second = done.stdout.split()
+    assert same == "True", "the premise failed: the two writes got different time stamps"
+    assert first == "192.0.2.1:53"
+    assert second == "192.0.2.2:53", "the content read before the rewrite was served again"

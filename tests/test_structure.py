@@ -169,6 +169,42 @@ def test_no_os_or_fcntl_kernel_call_outside_the_door() -> None:
     )
 
 
+#: Standard modules whose functions enter the kernel without ``os.`` in the source: ``secrets`` and
+#: ``random.SystemRandom`` read os.urandom (getrandom(2)); the door has `processes.random_bytes`.
+KERNEL_MODULES = {"secrets": "os.urandom, getrandom(2)"}
+
+
+def _kernel_module_uses(tree: ast.AST) -> set[str]:
+    """Every import of a `KERNEL_MODULES` module, and every ``random.SystemRandom``."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name in KERNEL_MODULES)
+        elif isinstance(node, ast.ImportFrom) and node.module in KERNEL_MODULES:
+            found.add(node.module)
+        elif isinstance(node, ast.ImportFrom) and node.module == "random":
+            found.update(f"random.{a.name}" for a in node.names if a.name == "SystemRandom")
+        elif isinstance(node, ast.Attribute) and node.attr == "SystemRandom":
+            found.add("random.SystemRandom")
+    return found
+
+
+def test_no_kernel_randomness_outside_the_door() -> None:
+    offenders = [
+        f"{path.relative_to(PACKAGE)}: {use}"
+        for path in _package_files()
+        if not _in_the_door(path)
+        for use in sorted(_kernel_module_uses(ast.parse(path.read_text())))
+    ]
+    assert not offenders, "kernel randomness outside the door (use processes.random_bytes):\n" + "\n".join(offenders)
+
+
+def test_the_kernel_module_checker_sees_each_form() -> None:
+    source = "import secrets\nfrom secrets import token_bytes\nimport random\nr = random.SystemRandom()\n"
+    assert _kernel_module_uses(ast.parse(source)) == {"secrets", "random.SystemRandom"}
+    assert _kernel_module_uses(ast.parse("import random\nrandom.random()\n")) == set()
+
+
 def test_the_allowed_list_names_real_os_calls_with_reasons() -> None:
     allowed = allowed_os_calls()
     assert allowed, "the allowed list is empty or unreadable"

@@ -233,14 +233,15 @@ def _earliest(*instants: float | None) -> float | None:
 
 
 class _Attempt:
-    """One connection attempt: its address and its cell (the fd once the socket exists)."""
+    """One connection attempt: its address, its cell (the fd once the socket exists), and its place in the race."""
 
-    __slots__ = ("address", "desc", "fd")
+    __slots__ = ("address", "desc", "fd", "number")
 
-    def __init__(self, address: IpAddress, desc: Any) -> None:
+    def __init__(self, address: IpAddress, desc: Any, number: int) -> None:
         self.address = address
         self.desc = desc
         self.fd = -1
+        self.number = number  # 0 for the first attempt made: the order `failure` reports errors in
 
 
 class _Race:
@@ -257,6 +258,7 @@ class _Race:
         "ctx",
         "delay",
         "errors",
+        "made",
         "maker",
         "next_at",
         "next_family",
@@ -275,7 +277,10 @@ class _Race:
         self.next_at = -math.inf
         self.attempts: list[_Attempt] = []
         self.polled: list[_Attempt] = []
-        self.errors: list[SocketError] = []
+        # (attempt number, its error): attempts fail in any order (a blackholed first address
+        # fails long after a refused second one), but `failure` reports them in the order made.
+        self.errors: list[tuple[int, SocketError]] = []
+        self.made = 0
         self.winner: _Attempt | None = None
 
     @property
@@ -331,7 +336,8 @@ class _Race:
 
     def _launch(self, address: IpAddress) -> Stream | None:
         sys.audit("janus_net.connect", str(address))
-        attempt = _Attempt(address, cells.new_desc())
+        attempt = _Attempt(address, cells.new_desc(), self.made)
+        self.made += 1
         self.attempts.append(attempt)
         try:
             require_zone(address, "connect")  # fe80::1 with no link cannot be tried
@@ -353,7 +359,7 @@ class _Race:
 
     def _failed(self, attempt: _Attempt, error: SocketError) -> None:
         """An attempt failed: its error is kept, its socket closed now, and the next attempt is due at once."""
-        self.errors.append(error)
+        self.errors.append((attempt.number, error))
         cells.close_desc(attempt.desc)  # claim-once: closed before it leaves the list, never twice
         self.attempts.remove(attempt)
         self.next_at = -math.inf
@@ -384,9 +390,10 @@ class _Race:
         return None
 
     def failure(self) -> SocketError:
-        """Every attempt failed: the first one's error, carrying all of them in ``exceptions``."""
-        first = self.errors[0]
-        first.exceptions = tuple(self.errors)  # type: ignore[attr-defined]
+        """Every attempt failed: the first attempt's error, with every attempt's, in order, in ``exceptions``."""
+        errors = tuple(error for _number, error in sorted(self.errors, key=lambda pair: pair[0]))
+        first = errors[0]
+        first.exceptions = errors  # type: ignore[attr-defined]
         return first
 
 

@@ -5,7 +5,8 @@ per name server, made at its first use, of that server's own family (an IPv4 ser
 is never reached through an IPv6 socket as a mapped address): the kernel then drops
 datagrams from any other source, and an ICMP port unreachable comes back as
 ECONNREFUSED on the next receive, which ends that server's try at once. The source
-port is the kernel's (randomized); every query id comes from `secrets` (a CSPRNG).
+port is the kernel's (randomized); every query id comes from the kernel's CSPRNG (getrandom(2),
+through the door: `janus_net._kernel.processes.random_bytes`).
 
 A `Query` asks one question (name, type) through a fixed list of tries: ``attempts``
 rounds over the servers, each round starting at the same server (the next one per
@@ -23,9 +24,7 @@ exception that lands anywhere (KeyboardInterrupt included).
 
 from __future__ import annotations
 
-import secrets
-
-from janus_net._kernel import cell_io, cells, flags, sockets
+from janus_net._kernel import cell_io, cells, flags, processes, sockets
 from janus_net._kernel.loop import WOULD_BLOCK
 from janus_net._shim import ffi, lib
 from janus_net._values import dns_message
@@ -294,7 +293,7 @@ class Exchange:
             pool = self._ids
             if not pool:
                 # CSPRNG bytes drawn 16 ids at a time: one getrandom(2) per lookup, not one per query.
-                pool = self._ids = bytearray(secrets.token_bytes(32))
+                pool = self._ids = bytearray(processes.random_bytes(32))
             qid = (pool.pop() << 8) | pool.pop()
             if qid not in used:
                 return qid

@@ -13,7 +13,10 @@ content, and a lookup never answers from anything the file no longer says. A wri
 that keeps the size and lands within one tick of the file system's clock after the
 read would keep the same version; so, as git does with its "racily clean" entries, a
 file changed less than `RACY_NS` before it was read is not kept: the next lookup reads
-it again.
+it again. That window is widened by the time stamps' own granularity, read from the
+ctime (which no one can set): a file system that stamps whole seconds (ext4 with 128-byte
+inodes, FAT, HFS+, some NFS servers) gives every write within one second the same
+version, however long after the first write the file was read.
 
 Thread-safe without a lock: each path's entry is one immutable tuple, replaced whole
 (a dict assignment is atomic); two threads that read the same new version at once
@@ -39,6 +42,9 @@ MAX_KEPT = 16
 #: A file larger than this is read at every lookup, as before, rather than held in memory for
 #: the process's life (an ad-blocking hosts file of several MiB, twice with its folded copy).
 MAX_KEPT_BYTES = 1024 * 1024
+
+#: The coarsest time stamps assumed: FAT's mtime counts in two seconds.
+COARSEST_NS = 2_000_000_000
 
 # path -> (version, limit, key, content, derived)
 _kept: dict[str, tuple[tuple[int, int, int, int, int], int, object, bytes, object]] = {}
@@ -70,7 +76,8 @@ def read_kept(path: str, limit: int, key: object = None, derive: Callable[[bytes
         kept_version = st.version
         # Racily clean: changed within the clock's tick of this read, the same version could
         # name newer content later. Keep nothing; the next lookup reads the file again.
-        if time.time_ns() - max(st.mtime_ns, st.ctime_ns) < RACY_NS or len(content) > MAX_KEPT_BYTES:
+        racy = RACY_NS + _granule(st.ctime_ns)
+        if time.time_ns() - max(st.mtime_ns, st.ctime_ns) < racy or len(content) > MAX_KEPT_BYTES:
             return content if derive is None else derive(content)
     derived = content if derive is None else derive(content)
     if len(_kept) >= MAX_KEPT and path not in _kept:
@@ -79,9 +86,18 @@ def read_kept(path: str, limit: int, key: object = None, derive: Callable[[bytes
     return derived
 
 
+def _granule(stamp_ns: int) -> int:
+    """The granularity ``stamp_ns`` shows: the largest power of ten up to a second that divides it; a whole
+    second counts as `COARSEST_NS`. A fine stamp that happens to end in zeros only costs a read more."""
+    granule = 1
+    while granule < 1_000_000_000 and stamp_ns % (granule * 10) == 0:
+        granule *= 10
+    return COARSEST_NS if granule == 1_000_000_000 else granule
+
+
 def forget() -> None:
     """Drop every kept content (tests; a program that wants the next lookups to read the files)."""
     _kept.clear()
 
 
-__all__ = ["MAX_KEPT", "MAX_KEPT_BYTES", "RACY_NS", "forget", "read_kept"]
+__all__ = ["COARSEST_NS", "MAX_KEPT", "MAX_KEPT_BYTES", "RACY_NS", "forget", "read_kept"]

@@ -151,7 +151,7 @@ class NameLookup:
             self._finish_static(self._with_port(loopback), name.name, "localhost")
             return
         self._config = config = ResolverConfig.load() if config is None else config
-        canonical, addresses = hosts_file.lookup(config.hosts, name.name, self._family, self._port)
+        canonical, addresses = hosts_file.lookup(config.hosts, name.name, self._family, self._port, self._check)
         if addresses:
             self._finish_static(addresses, canonical, "files")
             return

@@ -30,7 +30,6 @@ janus_net searches nothing then), nsswitch.conf, and gai.conf.
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 
@@ -40,6 +39,7 @@ from janus_net._profiles.addresses import parse_address
 from janus_net._values.errors import SocketError
 from janus_net._values.host_names import check_host_name
 from janus_net._values.ip import Ip4Address, Ip6Address, ip6_literal
+from janus_net._values.seconds import seconds
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
@@ -105,7 +105,10 @@ def _nameserver(value: object) -> Ip4Address | Ip6Address:
         raise SocketError.InvalidAddress(None, "a nameserver is an IPv4 or IPv6 address", address=str(value))
     if address.port == 0:
         address = address._with_port(DNS_PORT)
-    return address
+    # An IPv4-mapped server (::ffff:a.b.c.d) is the IPv4 server it names, asked from an IPv4 socket
+    # (DESIGN §17): through an IPv6 socket it is unreachable where those are IPv6-only (bindv6only).
+    mapped = address.ip.ipv4_mapped if isinstance(address, Ip6Address) else None
+    return address if mapped is None else Ip4Address(mapped, address.port)
 
 
 def _bare_literal(text: str, port: int = DNS_PORT) -> Ip4Address | Ip6Address | None:
@@ -313,12 +316,11 @@ def _check(fields: dict[str, object]) -> dict[str, object]:
     fields["search"] = tuple(check_host_name(d).name for d in search)
     fields["ndots"] = _strict_int("ndots", fields["ndots"], NDOTS_RANGE)
     fields["attempts"] = _strict_int("attempts", fields["attempts"], ATTEMPTS_RANGE)
-    timeout = fields["timeout"]
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError(f"timeout must be a number of seconds, not {timeout!r}")
-    if math.isnan(timeout) or timeout <= 0:
-        raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
-    fields["timeout"] = float(timeout)
+    # TypeError for a bool or a non-number, ValueError for NaN; an int beyond the float range is inf.
+    timeout = seconds(fields["timeout"], "timeout")
+    if timeout <= 0:
+        raise ValueError(f"timeout must be a positive number of seconds, not {fields['timeout']!r}")
+    fields["timeout"] = timeout
     for name in ("rotate", "edns0", "use_vc", "single_request"):
         fields[name] = _strict_bool(name, fields[name])
     fields["hosts"] = _path("hosts", fields["hosts"])

@@ -96,13 +96,15 @@ def in_rfc6724_order(
     ctx: Context | None = None,
     netns: policy_netns.Maker | None = None,
 ) -> list[IpAddress]:
-    """``destinations`` sorted by RFC 6724 (`janus_net._values.address_order`), each source learned here.
+    """``destinations`` sorted by RFC 6724 (`janus_net._values.address_order`), each source learned here; the
+    context checked while sorting too.
 
     One address, or none, needs no sorting and no probe. Arguments and errors as `learn`.
     """
     if len(destinations) < 2:
         return list(destinations)
-    return sort_destinations(destinations, learn(destinations, ctx=ctx, netns=netns))
+    sources = learn(destinations, ctx=ctx, netns=netns)
+    return sort_destinations(destinations, sources, None if ctx is None else ctx.check)
 
 
 class _Probes:

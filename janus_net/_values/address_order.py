@@ -2,8 +2,9 @@
 
 `sort_destinations` sorts the addresses a name resolved to, given for each the source
 address the kernel would send from (learned by a UDP connect, `janus_net._profiles.
-source_address`), or None when no route leads there. It applies the pairwise rules of
-RFC 6724 §6 that need nothing but the two addresses and their sources, in order:
+source_address`), or None when no route leads there. It applies the rules of RFC 6724
+§6 that need nothing but the two addresses and their sources, in order, as one sort key
+per destination (`_key`):
 
 1. avoid unusable destinations (no source);
 2. prefer matching scope (the destination's scope is its source's);
@@ -26,9 +27,8 @@ Pure: no I/O, the same answer for the same input.
 
 from __future__ import annotations
 
-import functools
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
@@ -158,44 +158,38 @@ def _classify(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> tuple[ipaddr
     return found
 
 
-def _compare(a: _Attrs, b: _Attrs) -> int:
-    """Below 0: ``a`` first; above 0: ``b`` first; 0: keep their order (rule 10)."""
-    # Rule 1: avoid unusable destinations. When neither has a source, the rules that
-    # compare with the source (2, 5, 9) cannot decide and the others still order
-    # them, as glibc does: an unreachable 2001:db8::1 before an unreachable 192.0.2.1.
-    if a.source is None or b.source is None:
-        if (a.source is None) != (b.source is None):
-            return -1 if b.source is None else 1
-        return _precedence_then_scope(a, b)
-    # Rule 2: prefer matching scope.
-    a_match, b_match = a.scope == a.source_scope, b.scope == b.source_scope
-    if a_match != b_match:
-        return -1 if a_match else 1
-    # Rule 5: prefer matching label.
-    a_match, b_match = a.label == a.source_label, b.label == b.source_label
-    if a_match != b_match:
-        return -1 if a_match else 1
-    order = _precedence_then_scope(a, b)
-    if order:
-        return order
-    # Rule 9: longest matching prefix, IPv6 only (for IPv4 it breaks DNS round robin).
-    if a.ip6_only and b.ip6_only:
-        a_len, b_len = common_prefix_length(a.source, a.ip), common_prefix_length(b.source, b.ip)
-        if a_len != b_len:
-            return -1 if a_len > b_len else 1
-    return 0
+def _key(a: _Attrs) -> tuple[int, int, int, int, int, int]:
+    """The rules as one sort key: comparing two keys is comparing the two destinations rule by rule.
+
+    Rule 1: avoid unusable destinations. When neither has a source, the rules that compare
+    with the source (2, 5, 9) cannot decide and the others still order them, as glibc does
+    (an unreachable 2001:db8::1 before an unreachable 192.0.2.1): their places in the key
+    are 0 then. Rule 9 (longest matching prefix, IPv6 only: for IPv4 it breaks DNS round
+    robin) is 0 for IPv4 too; only IPv4 destinations share IPv4's precedence (35, the
+    mapped prefix), so rule 9 never stands between an IPv4 and an IPv6 destination. A key,
+    not a pairwise comparison: the sort runs in C, and the order is total.
+    """
+    if a.source is None:
+        return (1, 0, 0, -a.precedence, a.scope, 0)
+    prefix = common_prefix_length(a.source, a.ip) if a.ip6_only else 0
+    return (
+        0,
+        a.scope != a.source_scope,  # rule 2: prefer matching scope
+        a.label != a.source_label,  # rule 5: prefer matching label
+        -a.precedence,  # rule 6: prefer higher precedence
+        a.scope,  # rule 8: prefer smaller scope
+        -prefix,  # rule 9
+    )
 
 
-def _precedence_then_scope(a: _Attrs, b: _Attrs) -> int:
-    """Rules 6 (prefer higher precedence) and 8 (prefer smaller scope): the two that need no source."""
-    if a.precedence != b.precedence:
-        return -1 if a.precedence > b.precedence else 1
-    if a.scope != b.scope:
-        return -1 if a.scope < b.scope else 1
-    return 0
+#: `sort_destinations` runs its ``check`` after this many destinations: a hostile answer of
+#: thousands of addresses must not hold a cancel for the whole of its ordering.
+CHECK_EVERY = 64
 
 
-def sort_destinations(destinations: Sequence[_D], sources: Sequence[object | None]) -> list[_D]:
+def sort_destinations(
+    destinations: Sequence[_D], sources: Sequence[object | None], check: Callable[[], None] | None = None
+) -> list[_D]:
     """``destinations`` in RFC 6724 order (rules 1, 2, 5, 6, 8, 9 for IPv6, 10), a new list.
 
     Args:
@@ -203,6 +197,8 @@ def sort_destinations(destinations: Sequence[_D], sources: Sequence[object | Non
             `ipaddress` address), in the order the answer gave them.
         sources: for each destination, the source address the kernel would use (an
             address value or an `ipaddress` address), or None when it has no route there.
+        check: called every `CHECK_EVERY` destinations (a context's checkpoint); what it
+            raises ends the sort.
 
     Returns:
         The same objects, reordered; equal ones keep their order (the sort is stable).
@@ -213,14 +209,14 @@ def sort_destinations(destinations: Sequence[_D], sources: Sequence[object | Non
     """
     if len(destinations) != len(sources):
         raise ValueError(f"{len(destinations)} destinations but {len(sources)} sources")
-    attrs = [_Attrs(destination, source) for destination, source in zip(destinations, sources, strict=True)]
-
-    def by_index(i: int, j: int) -> int:
-        return _compare(attrs[i], attrs[j])
-
+    keys = []
+    for count, (destination, source) in enumerate(zip(destinations, sources, strict=True), 1):
+        keys.append(_key(_Attrs(destination, source)))
+        if check is not None and count % CHECK_EVERY == 0:
+            check()
     # sorted is stable: rule 10 is the sort keeping what compares equal in answer order.
-    order = sorted(range(len(attrs)), key=functools.cmp_to_key(by_index))
+    order = sorted(range(len(keys)), key=keys.__getitem__)
     return [destinations[i] for i in order]
 
 
-__all__ = ["as_mapped", "common_prefix_length", "policy", "scope", "sort_destinations"]
+__all__ = ["CHECK_EVERY", "as_mapped", "common_prefix_length", "policy", "scope", "sort_destinations"]

@@ -12,7 +12,8 @@ The reader is the part of the resolver that strangers write to, so it trusts not
   one question with the same name (case-insensitively), type and class;
 * a CNAME chain is followed for at most `MAX_CHAIN` links, and the addresses counted
   are those of the type asked, owned by the chain's last name, of class IN, with
-  the exact data length of their type.
+  the exact data length of their type; a CNAME loop or a longer chain is an answer
+  with no address (the name has none that can be reached), as glibc reads it.
 
 `parse_reply` never raises: anything malformed is None, and the caller ignores it as
 if it had never arrived.
@@ -277,7 +278,10 @@ def _parse(data: bytes, qid: int, asked: tuple[bytes, ...], qtype: int, asked_te
         if link is None:
             break
         if link in seen or len(chain) >= MAX_CHAIN:
-            return None  # a CNAME loop, or a chain longer than we follow
+            # A CNAME loop, or a chain longer than we follow: a well-formed answer that leads to
+            # no address (glibc: EAI_NODATA at once), not a malformed reply to wait out.
+            canonical = _text(current) if chain else asked_text
+            return Reply(rcode, truncated, bool(flags & _FLAG_AA), (), tuple(chain), canonical)
         seen.add(link)
         chain.append(_text(link))
         current = link
