@@ -435,7 +435,7 @@ class Exchange:
         for query in self.queries:
             if query.done or query.tcp is not None or query.server != index or query.qid != rid:
                 continue
-            reply = parse_reply(data, query.qid, query.name, query.qtype)
+            reply = parse_reply(data, query.qid, query.name, query.qtype, self.check)
             if reply is None:
                 # Ignored. A reply to this very question that cannot be read is remembered, to
                 # say why the try ended; a message about anything else is not even that.
@@ -456,7 +456,7 @@ class Exchange:
             return
         if data is None:
             return
-        reply = parse_reply(data, query.qid, query.name, query.qtype)
+        reply = parse_reply(data, query.qid, query.name, query.qtype, self.check)
         if reply is None:
             self._next_try(query, MALFORMED, now)
             return

@@ -49,7 +49,7 @@ from janus_net._profiles import hosts_file, source_address
 from janus_net._profiles.dns_exchange import Exchange, Query
 from janus_net._profiles.resolver_config import ResolverConfig
 from janus_net._shim import lib
-from janus_net._values.dns_message import RCODE_NOERROR, TYPE_A, TYPE_AAAA
+from janus_net._values.dns_message import CHECK_EVERY, RCODE_NOERROR, TYPE_A, TYPE_AAAA
 from janus_net._values.errors import SocketError
 from janus_net._values.host_names import MAX_NAME, HostName, check_host_name, literal
 from janus_net._values.ip import Ip4Address, Ip6Address
@@ -268,9 +268,21 @@ class NameLookup:
         if query is None or query.reply is None:
             return ()
         port = self._port
-        if query.qtype == TYPE_A:
-            return tuple(Ip4Address(ipaddress.IPv4Address(raw), port) for raw in query.reply.addresses)
-        return tuple(Ip6Address(ipaddress.IPv6Address(raw), port) for raw in query.reply.addresses)
+        check = self._check
+        raws = query.reply.addresses
+        v4 = query.qtype == TYPE_A
+        made: list[Address] = []
+        # A hostile answer may carry thousands of addresses: made in pieces, the context checked
+        # between two, so that a cancel does not wait for all of them.
+        for start in range(0, len(raws), CHECK_EVERY):
+            if start and check is not None:
+                check()
+            piece = raws[start : start + CHECK_EVERY]
+            if v4:
+                made.extend(Ip4Address(ipaddress.IPv4Address(raw), port) for raw in piece)
+            else:
+                made.extend(Ip6Address(ipaddress.IPv6Address(raw), port) for raw in piece)
+        return tuple(made)
 
     def answer(self, family: int) -> tuple[Address, ...] | None:
         """The addresses of ``family`` (AF_INET or AF_INET6) once known; None: not yet; (): none.

@@ -23,6 +23,10 @@ from __future__ import annotations
 
 import struct
 
+TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 TYPE_A = 1
 TYPE_CNAME = 5
 TYPE_AAAA = 28
@@ -185,14 +189,21 @@ def _labels(name: str) -> tuple[bytes, ...]:
     return tuple(name.lower().encode("ascii").split(b".")) if name else ()
 
 
-def parse_reply(data: bytes, qid: int, name: str, qtype: int) -> Reply | None:
+#: `parse_reply` runs its ``check`` after this many records: a 64 KiB answer over TCP holds
+#: about 4000, tens of milliseconds of Python, and a cancel must not wait for all of them.
+CHECK_EVERY = 128
+
+
+def parse_reply(data: bytes, qid: int, name: str, qtype: int, check: Callable[[], None] | None = None) -> Reply | None:
     """Read ``data`` as the reply to query ``qid`` for ``name``/``qtype``; None unless it is a well-formed answer to it.
 
     Never raises for any ``data``: a malformed message, a reply to another question,
-    or a query (QR clear) are all None.
+    or a query (QR clear) are all None. ``check`` (a context's checkpoint) is called
+    every `CHECK_EVERY` records; what it raises ends the parse, and is the only
+    exception that leaves it.
     """
     try:
-        return _parse(bytes(data), qid, _labels(name), qtype, name.lower())
+        return _parse(bytes(data), qid, _labels(name), qtype, name.lower(), check)
     except (Malformed, IndexError, struct.error, ValueError, UnicodeError):
         return None
 
@@ -228,7 +239,9 @@ def answers_question(data: bytes, qid: int, name: str, qtype: int) -> bool:
         return False
 
 
-def _parse(data: bytes, qid: int, asked: tuple[bytes, ...], qtype: int, asked_text: str) -> Reply | None:
+def _parse(
+    data: bytes, qid: int, asked: tuple[bytes, ...], qtype: int, asked_text: str, check: Callable[[], None] | None
+) -> Reply | None:
     size = len(data)
     offset = _question_end(data, qid, asked, qtype)
     if offset < 0:
@@ -244,6 +257,8 @@ def _parse(data: bytes, qid: int, asked: tuple[bytes, ...], qtype: int, asked_te
     cnames: dict[tuple[bytes, ...], tuple[bytes, ...]] = {}  # owner -> target (the first one an owner has)
     found: list[tuple[tuple[bytes, ...], bytes]] = []  # (owner, packed address) of the type asked
     for index in range(records):
+        if check is not None and index % CHECK_EVERY == CHECK_EVERY - 1:
+            check()
         owner, offset = _read_name(data, offset)
         if offset + _RR_FIXED.size > size:
             raise Malformed("a record's fixed part runs past the end")
