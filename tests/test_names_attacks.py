@@ -295,3 +295,18 @@ def test_a_cname_loop_is_unknown_host_name_at_once_not_a_wait_for_every_timeout(
         with pytest.raises(jn.SocketError.UnknownHostName):
             jn.resolve("loop-a.example", family=socket.AF_INET, config=config)
         assert len(server.queries()) == 1
+
+
+# --- DNS over TCP: an empty message is malformed, not a lost server ----------------------------------
+
+
+def test_a_tcp_reply_of_length_0_is_malformed_not_a_server_lost() -> None:
+    # Malformed replies say "asking again will not help" (.temporary False); a connection lost
+    # mid-reply says it may (True). A length prefix of 0 is a message, an empty one.
+    with DnsServer() as server:
+        server.on("empty.example", truncate=True, tcp_raw=lambda query: b"\x00\x00")
+        config = jn.ResolverConfig(nameservers=(server.nameserver,), hosts="/nonexistent", attempts=1)
+        with pytest.raises(jn.SocketError.NameServerFailure) as failed:
+            jn.resolve("empty.example", family=socket.AF_INET, config=config)
+        assert failed.value.temporary is False
+        assert [q.transport for q in server.queries()] == ["udp", "tcp"]

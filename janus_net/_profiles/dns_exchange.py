@@ -150,9 +150,12 @@ class Tcp:
             self.outgoing = self.outgoing[sent:]
         buf = ffi.new("char[]", _UDP_BUFFER)
         while True:
-            want = 2 if len(self.incoming) < 2 else 2 + int.from_bytes(self.incoming[:2], "big")
-            if len(self.incoming) >= want and want > 2:
-                return self.incoming[2:want]
+            want = 2
+            if len(self.incoming) >= 2:
+                want += int.from_bytes(self.incoming[:2], "big")
+                if len(self.incoming) >= want:
+                    # A length of 0 is an empty message: malformed, not a server lost mid-reply.
+                    return self.incoming[2:want]
             got = cell_io.recv_on(self.desc, buf, min(_UDP_BUFFER, want - len(self.incoming)), _RECV_FLAGS)
             if got == WOULD_BLOCK:
                 return None
