@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -31,7 +31,23 @@ def cleanup_lines(path: str) -> set[int]:
 
 def interrupt_at(n: int, files: set[str]) -> Callable[[FrameType, str, Any], Any]:
     """A sys.settrace function raising KeyboardInterrupt at the ``n``-th line event in ``files``."""
-    skip = {path: cleanup_lines(path) for path in files}
+
+    def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    return act_at(n, interrupt, files, skip_cleanup=True)[0]
+
+
+def act_at(
+    n: int, action: Callable[[], None], files: Iterable[str], *, skip_cleanup: bool = False
+) -> tuple[Callable[[FrameType, str, Any], Any], list[bool]]:
+    """A sys.settrace function running ``action`` at the ``n``-th line event in ``files``, and whether it ran.
+
+    ``skip_cleanup``: do not count the lines of ``except`` handlers and ``finally`` blocks
+    (`cleanup_lines`), where an exception would skip the cleanup itself.
+    """
+    skip = {path: cleanup_lines(path) if skip_cleanup else set() for path in files}
+    ran = [False]
     seen = 0
 
     def tracer(frame: FrameType, event: str, arg: Any) -> Any:
@@ -42,10 +58,11 @@ def interrupt_at(n: int, files: set[str]) -> Callable[[FrameType, str, Any], Any
         if event == "line" and frame.f_lineno not in skip[path]:
             seen += 1
             if seen == n:
-                raise KeyboardInterrupt
+                ran[0] = True
+                action()
         return tracer
 
-    return tracer
+    return tracer, ran
 
 
 def live_fds() -> set[int]:

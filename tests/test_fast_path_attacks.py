@@ -24,11 +24,10 @@ import select
 import socket
 import sys
 from collections.abc import Callable, Iterator
-from types import FrameType
 from typing import Any
 
 import pytest
-from interrupts import live_fds
+from interrupts import act_at, live_fds
 
 import janus_net as jn
 from janus_net._sockets import batching, buffers, datagram, endpoint, mmsg_arrays
@@ -43,21 +42,7 @@ class Injected(KeyboardInterrupt):
 
 def at_line(n: int, action: Callable[[], None], files: frozenset[str] = FILES) -> tuple[Callable[..., Any], list[bool]]:
     """A sys.settrace function running ``action`` at the ``n``-th line event in ``files``; and whether it ran."""
-    ran = [False]
-    seen = 0
-
-    def tracer(frame: FrameType, event: str, arg: Any) -> Any:
-        nonlocal seen
-        if frame.f_code.co_filename not in files:
-            return None
-        if event == "line":
-            seen += 1
-            if seen == n:
-                ran[0] = True
-                action()
-        return tracer
-
-    return tracer, ran
+    return act_at(n, action, files)
 
 
 def traced(tracer: Callable[..., Any], call: Callable[[], object]) -> None:

@@ -20,11 +20,10 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
-from typing import Any
 
 import pytest
 from conftest import open_fds as listed_fds
+from interrupts import act_at
 from peers import channel, chunk, in_poll, raw, rights, run_child, when_blocked
 
 import janus_net as jn
@@ -433,19 +432,7 @@ def test_keyboard_interrupt_at_every_line_of_the_receiver() -> None:
                 n += 1
                 jn.send_sockets(tx, sockets)
                 before = open_fds()
-                seen = 0
-
-                def tracer(frame: FrameType, event: str, arg: Any, at: int = n) -> Any:
-                    nonlocal seen
-                    if frame.f_code.co_filename not in RECEIVER_FILES:
-                        return None
-                    if event == "line":
-                        seen += 1
-                        if seen == at:
-                            raise KeyboardInterrupt
-                    return tracer
-
-                sys.settrace(tracer)
+                sys.settrace(act_at(n, _interrupt, RECEIVER_FILES)[0])
                 try:
                     got = jn.receive_sockets(rx)
                 except KeyboardInterrupt:
@@ -465,6 +452,10 @@ def test_keyboard_interrupt_at_every_line_of_the_receiver() -> None:
             conn.close()
             client.close()
             peer.close()
+
+
+def _interrupt() -> None:
+    raise KeyboardInterrupt
 
 
 def _drain(rx: jn.Stream) -> None:
