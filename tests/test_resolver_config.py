@@ -138,15 +138,18 @@ def test_load_a_named_file(tmp_path: Path, clean_env: pytest.MonkeyPatch) -> Non
 
 def test_a_file_named_explicitly_must_exist(tmp_path: Path, clean_env: pytest.MonkeyPatch) -> None:
     missing = str(tmp_path / "nope")
-    with pytest.raises(jn.SocketError.FileNotFound):
+    with pytest.raises(jn.SocketError.FileNotFound) as missing_conf:
         ResolverConfig.load(missing)
     clean_env.setenv("JANUS_NET_RESOLV_CONF", missing)
     with pytest.raises(jn.SocketError.FileNotFound):
         ResolverConfig.load()
     conf = tmp_path / "resolv.conf"
     conf.write_text("")
-    with pytest.raises(jn.SocketError.FileNotFound):
+    with pytest.raises(jn.SocketError.FileNotFound) as missing_hosts:
         ResolverConfig.load(str(conf), missing)
+    # Each error names the file that is missing.
+    for error in (missing_conf.value, missing_hosts.value):
+        assert error.address == missing and missing in str(error)
 
 
 def test_files_that_are_not_small_regular_files_are_refused(tmp_path: Path, clean_env: pytest.MonkeyPatch) -> None:

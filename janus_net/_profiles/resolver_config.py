@@ -221,7 +221,7 @@ class ResolverConfig:
         path = resolv_conf if resolv_conf is not None else (named_conf or DEFAULT_RESOLV_CONF)
         hosts_path = hosts if hosts is not None else (named_hosts or DEFAULT_HOSTS)
         if hosts is not None or named_hosts:
-            files.lstat(hosts_path)  # FileNotFound now, not a silent empty hosts file at each lookup
+            files.lstat(hosts_path, hosts_path)  # FileNotFound now, not a silent empty hosts file at each lookup
         environ = os.environ
         local, extra = getenv("LOCALDOMAIN"), getenv("RES_OPTIONS")
         # One stat(2) when nothing changed, as glibc checks resolv.conf (`file_versions`): the
