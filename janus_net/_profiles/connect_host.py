@@ -66,6 +66,12 @@ _AF_INET: int = lib.AF_INET
 _AF_INET6: int = lib.AF_INET6
 _POLLOUT: int = lib.POLLOUT
 _IN_PROGRESS = sockets.IN_PROGRESS
+# The errors of an attempt's socket that say "no descriptor or memory now", not "this address fails".
+_SHORT_OF_RESOURCES = (
+    SocketError.ProcessFdQuotaExceeded,
+    SocketError.SystemFdQuotaExceeded,
+    SocketError.SystemResources,
+)
 
 
 def connect_host(
@@ -85,7 +91,9 @@ def connect_host(
     sorted by RFC 6724 (the source each would use learned from the kernel) and the
     families interleaved, IPv6 and IPv4 in turn from the family of the best address.
     A new attempt starts every ``attempt_delay`` seconds, or at once when one fails;
-    addresses that arrive later join the race. The first attempt to connect wins and
+    addresses that arrive later join the race. An attempt whose socket cannot be made for
+    want of descriptors or memory while others are in flight is no failure of its address:
+    it is made again later (the next attempt's time, or when one ends). The first attempt to connect wins and
     every other one is closed, exactly once. The result is a blocking, close-on-exec
     `Stream` whose ``.address`` is the peer, as `janus_net.connect` gives.
 
@@ -315,10 +323,11 @@ class _Race:
     def launch_due(self, now: float) -> Stream | None:
         """Start every attempt that is due (more than one when attempts fail at once)."""
         while self.started and now >= self.next_at:
+            turn = self.next_family
             address = self._next_address()
             if address is None:
                 return None
-            stream = self._launch(address)
+            stream = self._launch(address, turn)
             if stream is not None:
                 return stream
             now = time.monotonic()
@@ -334,7 +343,7 @@ class _Race:
         self.next_family = other if address.family == family else family
         return address
 
-    def _launch(self, address: IpAddress) -> Stream | None:
+    def _launch(self, address: IpAddress, turn: int) -> Stream | None:
         sys.audit("janus_net.connect", str(address))
         attempt = _Attempt(address, cells.new_desc(), self.made)
         self.made += 1
@@ -348,6 +357,12 @@ class _Race:
                 raise SocketError.AddressUnavailable(errno.EAGAIN, why, syscall="connect", address=str(address))
         except SocketError.Timeout:
             raise
+        except _SHORT_OF_RESOURCES as exc:
+            if len(self.attempts) == 1:
+                self._failed(attempt, exc)  # nothing of this race holds a descriptor: the failure is the address's
+            else:
+                self._defer(attempt, turn)
+            return None
         except SocketError as exc:
             self._failed(attempt, exc)
             return None
@@ -363,6 +378,22 @@ class _Race:
         cells.close_desc(attempt.desc)  # claim-once: closed before it leaves the list, never twice
         self.attempts.remove(attempt)
         self.next_at = -math.inf
+
+    def _defer(self, attempt: _Attempt, turn: int) -> None:
+        """The race's own attempts in flight hold the last descriptors (EMFILE...): no verdict on the address.
+
+        It goes back to the head of its queue, its number and its family's turn with it, and is
+        asked again at the next attempt's time or at once when an attempt in flight ends (and
+        frees its descriptor). Counting it as failed made every address after it fail the same
+        way in one loop, and a call that one free descriptor would have won waited for the
+        blackholed attempts instead.
+        """
+        cells.close_desc(attempt.desc)
+        self.attempts.remove(attempt)
+        self.made -= 1
+        self.queues[attempt.address.family].insert(0, attempt.address)
+        self.next_family = turn
+        self.next_at = time.monotonic() + self.delay
 
     def _won(self, attempt: _Attempt) -> Stream:
         # Named the winner before its Stream exists: the cleanup of `connect_host` then
