@@ -19,12 +19,15 @@ def _fd_count() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-def _run_child(program: str, tmp_path: Path) -> str:
+def _run_child(program: str, tmp_path: Path, *, unshare: bool = False) -> str:
+    """Run ``program`` in a fresh interpreter (in a network namespace of its own with ``unshare``); its stdout."""
     env = dict(os.environ, JANUS_NET_HOSTS=str(tmp_path / "hosts"), JANUS_NET_RESOLV_CONF=str(tmp_path / "resolv"))
     (tmp_path / "resolv").write_text("nameserver 127.0.0.1\n")
-    done = subprocess.run(
-        [sys.executable, "-c", program], capture_output=True, text=True, timeout=120, cwd=_REPO, env=env
-    )
+    (tmp_path / "hosts").touch()
+    command = [sys.executable, "-c", program]
+    if unshare:
+        command = ["unshare", "--net", *command]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=_REPO, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
@@ -92,4 +95,65 @@ def test_the_fd_limit_reached_by_attempts_in_flight_defers_the_next_address_inst
     lines = dict(line.split(" ", 1) for line in out.splitlines())
     assert lines["won"].endswith(" 0"), out  # the stream took the ballast's number: nothing else was left open
     assert lines["tries"] == "2", out
+    assert _fd_count() == before
+
+
+_LATE_AAAA_AT_THE_FD_LIMIT = r"""
+import os, resource, select, socket, subprocess, sys
+subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+sys.path.insert(0, "tests")
+from dns_server import DnsServer
+import janus_net as jn
+
+good = socket.socket(socket.AF_INET6); good.bind(("::1", 0)); good.listen(16); port = good.getsockname()[1]
+held = [good]
+hole = socket.socket(); hole.bind(("127.0.0.2", port)); hole.listen(0); held.append(hole)
+for _ in range(16):  # the accept queue filled: SYNs to 127.0.0.2 are dropped
+    filler = socket.socket(); filler.setblocking(False); filler.connect_ex(("127.0.0.2", port)); held.append(filler)
+    if not select.select([], [filler], [], 0.5)[1]:
+        break
+else:
+    raise SystemExit("the accept queue never filled")
+server = DnsServer(tcp=False)
+# ::1 listens; 2001:db8::1 has no route in this namespace (refused at once, no packet).
+server.add("late.test", a=["127.0.0.2"], aaaa=["::1", "2001:db8::1"])
+server.on("late.test", "AAAA", delay=0.3)  # after the IPv4 attempt has taken the last descriptor
+config = jn.ResolverConfig.load().replace(nameservers=(server.nameserver,), timeout=5, attempts=1)
+jn.connect_host("::1", port).close()  # warm up: imports, the signal wakeup pipe
+ctx = jn.Context.with_timeout(10); ctx._wake_fd()
+ballast = os.open("/dev/null", os.O_RDONLY)  # closed when an IPv6 address is asked again
+while True:
+    fds = sorted(int(n) for n in os.listdir("/proc/self/fd"))
+    if fds == list(range(len(fds))):
+        break
+    held.append(open("/dev/null"))  # fill the holes: the limit counts descriptor numbers
+hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+# Two numbers free: the lookup's UDP socket and the IPv4 attempt; none for a source probe.
+resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) - 1 + 2, hard))
+seen = []
+def hook(event, args):
+    if event == "janus_net.connect" and args[0].startswith("["):
+        seen.append(args[0])
+        if len(seen) == 2:
+            os.close(ballast)
+sys.addaudithook(hook)
+try:
+    stream = jn.connect_host("late.test", port, ctx=ctx, config=config, attempt_delay=0.05)
+except jn.SocketError as exc:
+    print("error", type(exc).__name__)
+else:
+    print("won", stream.address)
+    stream.close()
+server.close()
+"""
+
+
+def test_a_late_answer_sorted_at_the_fd_limit_joins_the_race_instead_of_ending_it(tmp_path: Path) -> None:
+    # The AAAA answer comes while the IPv4 attempt in flight holds the last descriptor: its
+    # two addresses cannot be sorted (the source probe's socket() fails with EMFILE). That
+    # ended the whole call with ProcessFdQuotaExceeded, the attempt in flight closed with it;
+    # the addresses now join in the lookup's order, and ::1 wins once a descriptor is free.
+    before = _fd_count()
+    out = _run_child(_LATE_AAAA_AT_THE_FD_LIMIT, tmp_path, unshare=True)
+    assert out.startswith("won [::1]:"), out
     assert _fd_count() == before

@@ -306,8 +306,19 @@ class _Race:
         self.next_family = ordered[0].family
 
     def add(self, addresses: list[IpAddress]) -> None:
-        """Addresses that came after the race began join their family's queue, in RFC 6724 order."""
-        for address in self._ordered(addresses):
+        """Addresses that came after the race began join their family's queue, in RFC 6724 order.
+
+        When the attempts in flight hold the last descriptors, the source probes cannot be made:
+        the addresses then join in the lookup's order (they are deferred like any attempt short
+        of a descriptor). Raising would end the call and close the attempts that may yet win.
+        """
+        try:
+            ordered = self._ordered(addresses)
+        except _SHORT_OF_RESOURCES:
+            if not self.attempts:
+                raise  # nothing of the race holds a descriptor: the shortage is the call's error
+            ordered = addresses
+        for address in ordered:
             self.queues[address.family].append(address)
 
     def idle(self) -> bool:
