@@ -7,6 +7,8 @@ kernel drops their SYNs (no firewall). Descriptors are counted from /proc/self/f
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 import subprocess
 import sys
@@ -156,4 +158,25 @@ def test_a_late_answer_sorted_at_the_fd_limit_joins_the_race_instead_of_ending_i
     before = _fd_count()
     out = _run_child(_LATE_AAAA_AT_THE_FD_LIMIT, tmp_path, unshare=True)
     assert out.startswith("won [::1]:"), out
+    assert _fd_count() == before
+
+
+# --- an ICMP error while an attempt's SYN is out
+
+
+def test_an_icmp_source_route_failed_during_an_attempt_is_host_unreachable_not_unexpected() -> None:
+    # ICMP destination unreachable, code 5 (source route failed), is fatal to a connect in
+    # SYN_SENT: tcp_v4_err makes EOPNOTSUPP the socket's error. SO_ERROR read it back as
+    # SocketError.Unexpected: no row of the connect table named it. Forged as test_connect's
+    # ICMP tests forge theirs, quoting the attempt's real SYN, in a namespace of the child's own.
+    from test_connect import _ICMP_DURING_CONNECT
+
+    program = _ICMP_DURING_CONNECT.replace('jn.connect(f"127.0.0.1:{port}", ', 'jn.connect_host("127.0.0.1", port, ')
+    assert program != _ICMP_DURING_CONNECT
+    before = _fd_count()
+    done = subprocess.run(
+        ["unshare", "-n", sys.executable, "-c", program, "3", "5"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == ["HostUnreachable", errno.EOPNOTSUPP, "connect"]
     assert _fd_count() == before
