@@ -21,12 +21,12 @@ def _fd_count() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-def _run_child(program: str, tmp_path: Path, *, unshare: bool = False) -> str:
+def _run_child(program: str, tmp_path: Path, *, unshare: bool = False, args: tuple[str, ...] = ()) -> str:
     """Run ``program`` in a fresh interpreter (in a network namespace of its own with ``unshare``); its stdout."""
     env = dict(os.environ, JANUS_NET_HOSTS=str(tmp_path / "hosts"), JANUS_NET_RESOLV_CONF=str(tmp_path / "resolv"))
     (tmp_path / "resolv").write_text("nameserver 127.0.0.1\n")
     (tmp_path / "hosts").touch()
-    command = [sys.executable, "-c", program]
+    command = [sys.executable, "-c", program, *args]
     if unshare:
         command = ["unshare", "--net", *command]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=_REPO, env=env)
@@ -179,4 +179,36 @@ def test_an_icmp_source_route_failed_during_an_attempt_is_host_unreachable_not_u
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.splitlines()[-1]) == ["HostUnreachable", errno.EOPNOTSUPP, "connect"]
+    assert _fd_count() == before
+
+
+# --- a connect that meets its own socket
+
+
+_ONE_EPHEMERAL_PORT = r"""
+import subprocess, sys
+import janus_net as jn
+subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+with open("/proc/sys/net/ipv4/ip_local_port_range", "w") as f:  # this namespace's own: one port to pick
+    f.write("40000 40000")
+with open(jn.ResolverConfig.load().hosts, "w") as f:
+    f.write("::1 self.test\n127.0.0.1 self.test\n")
+try:
+    stream = jn.connect_host(sys.argv[1], 40000, ctx=jn.Context.with_timeout(30), attempt_delay=30)
+except jn.SocketError as exc:
+    print("error", type(exc).__name__, *[type(e).__name__ + "@" + str(e.address) for e in exc.exceptions])
+else:
+    stream.write_all(b"x")
+    print("connected to", stream.address, "and read back", stream.read(1))
+"""
+
+
+def test_an_attempt_that_connects_to_its_own_socket_is_refused_not_the_winner(tmp_path: Path) -> None:
+    # Nothing listens on port 40000, the one port the kernel may pick as a source: each attempt's
+    # SYN meets its own socket and TCP's simultaneous open "connects" it. That won the race, a
+    # Stream talking to itself; it is the refusal it stands for, and the race goes on.
+    before = _fd_count()
+    out = _run_child(_ONE_EPHEMERAL_PORT, tmp_path, unshare=True, args=("self.test",))
+    refused = ["ConnectionRefused@[::1]:40000", "ConnectionRefused@127.0.0.1:40000"]
+    assert out.split() == ["error", "ConnectionRefused", *refused], out
     assert _fd_count() == before

@@ -39,7 +39,7 @@ from janus_net._policy import netns as policy_netns
 from janus_net._policy import waiting
 from janus_net._policy.netns import Maker, NamespacePath
 from janus_net._profiles import source_address
-from janus_net._profiles.connect import finish, open_socket, start
+from janus_net._profiles.connect import finish, open_socket, refuse_self, start
 from janus_net._profiles.name_lookup import NameLookup
 from janus_net._shim import lib
 from janus_net._sockets.stream import Stream
@@ -379,6 +379,11 @@ class _Race:
             return None
         attempt.fd = fd
         if rc == 0:
+            try:
+                refuse_self(fd, address)
+            except SocketError as exc:
+                self._failed(attempt, exc)
+                return None
             return self._won(attempt)  # connected at once
         self.next_at = time.monotonic() + self.delay
         return None
@@ -425,6 +430,7 @@ class _Race:
                 continue
             try:
                 sockets.connect_result(attempt.fd, attempt.address)
+                refuse_self(attempt.fd, attempt.address)  # connected to itself: nobody listens there
             except SocketError as exc:
                 self._failed(attempt, exc)
                 continue
