@@ -211,4 +211,9 @@ def test_an_attempt_that_connects_to_its_own_socket_is_refused_not_the_winner(tm
     out = _run_child(_ONE_EPHEMERAL_PORT, tmp_path, unshare=True, args=("self.test",))
     refused = ["ConnectionRefused@[::1]:40000", "ConnectionRefused@127.0.0.1:40000"]
     assert out.split() == ["error", "ConnectionRefused", *refused], out
+    # 0.0.0.0 and :: connect to loopback: the socket meets itself under another name than the one asked.
+    for host in ("0.0.0.0", "::"):
+        shown = f"[{host}]" if ":" in host else host
+        out = _run_child(_ONE_EPHEMERAL_PORT, tmp_path, unshare=True, args=(host,))
+        assert out.split() == ["error", "ConnectionRefused", f"ConnectionRefused@{shown}:40000"], out
     assert _fd_count() == before

@@ -149,13 +149,19 @@ def refuse_self(fd: int, addr: Address) -> None:
     port as the source of a connect to it: the SYN then meets its own socket, and TCP's
     simultaneous open "connects" it to itself. No port a listener holds is ever picked, so
     nobody listens there: it is the refusal the peer would have sent (Go's net does the same).
-    Only IP addresses can meet themselves; one getsockname after the connect tells.
+    Only IP addresses can meet themselves. One getsockname after the connect, and a
+    getpeername only when the ports match: the peer's name, not the address asked, for
+    0.0.0.0 and :: connect to a loopback address.
     """
     if not isinstance(addr, (Ip4Address, Ip6Address)):
         return
     storage, length = sockets.getsockname(fd)
     local = sockaddr.decode(storage, length)
-    if local.port == addr.port and local.packed == addr.ip.packed:
+    if local.port != addr.port:
+        return
+    storage, length = sockets.getpeername(fd)
+    peer = sockaddr.decode(storage, length)
+    if peer.port == local.port and peer.packed == local.packed:
         why = "the connection reached its own socket: nothing listens there"
         raise SocketError.ConnectionRefused(errno.ECONNREFUSED, why, syscall="connect", address=str(addr))
 
