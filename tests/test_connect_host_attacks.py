@@ -1,8 +1,9 @@
 """connect_host attacked where tests/test_connect_host.py does not look: each test here once failed.
 
-The fd-limit tests run in a child process of their own (its RLIMIT_NOFILE lowered there
-only); blackholed addresses are loopback listeners whose accept queue is full, so the
-kernel drops their SYNs (no firewall). Descriptors are counted from /proc/self/fd.
+Each runs a child process in a network namespace of its own (`unshare --net`: its RLIMIT_NOFILE,
+its port range, its forged ICMP stay there); blackholed addresses are loopback listeners whose
+accept queue is full, so the kernel drops their SYNs (no firewall). Descriptors are counted
+from /proc/self/fd around each child.
 """
 
 from __future__ import annotations
@@ -21,14 +22,12 @@ def _fd_count() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-def _run_child(program: str, tmp_path: Path, *, unshare: bool = False, args: tuple[str, ...] = ()) -> str:
-    """Run ``program`` in a fresh interpreter (in a network namespace of its own with ``unshare``); its stdout."""
+def _run_child(program: str, tmp_path: Path, *, args: tuple[str, ...] = ()) -> str:
+    """Run ``program`` in a fresh interpreter, in a network namespace of its own; its stdout."""
     env = dict(os.environ, JANUS_NET_HOSTS=str(tmp_path / "hosts"), JANUS_NET_RESOLV_CONF=str(tmp_path / "resolv"))
     (tmp_path / "resolv").write_text("nameserver 127.0.0.1\n")
     (tmp_path / "hosts").touch()
-    command = [sys.executable, "-c", program, *args]
-    if unshare:
-        command = ["unshare", "--net", *command]
+    command = ["unshare", "--net", sys.executable, "-c", program, *args]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=_REPO, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
@@ -38,8 +37,9 @@ def _run_child(program: str, tmp_path: Path, *, unshare: bool = False, args: tup
 
 
 _AT_THE_FD_LIMIT = r"""
-import os, resource, select, socket, sys
+import os, resource, select, socket, subprocess, sys
 import janus_net as jn
+subprocess.run(["ip", "link", "set", "lo", "up"], check=True)  # a namespace of its own: every port is free
 
 good = socket.socket(); good.bind(("127.0.0.1", 0)); good.listen(16); port = good.getsockname()[1]
 held = [good]
@@ -92,7 +92,7 @@ def test_the_fd_limit_reached_by_attempts_in_flight_defers_the_next_address_inst
     # descriptor may be free (the next attempt's time, or when an attempt ends), and wins once
     # one is. It was counted as failed, and every address after it failed the same way at once.
     before = _fd_count()
-    out = _run_child(_AT_THE_FD_LIMIT.replace("sys.argv[1]", "10"), tmp_path)
+    out = _run_child(_AT_THE_FD_LIMIT, tmp_path, args=("10",))
     assert "won 127.0.0.1:" in out, out
     lines = dict(line.split(" ", 1) for line in out.splitlines())
     assert lines["won"].endswith(" 0"), out  # the stream took the ballast's number: nothing else was left open
@@ -156,7 +156,7 @@ def test_a_late_answer_sorted_at_the_fd_limit_joins_the_race_instead_of_ending_i
     # ended the whole call with ProcessFdQuotaExceeded, the attempt in flight closed with it;
     # the addresses now join in the lookup's order, and ::1 wins once a descriptor is free.
     before = _fd_count()
-    out = _run_child(_LATE_AAAA_AT_THE_FD_LIMIT, tmp_path, unshare=True)
+    out = _run_child(_LATE_AAAA_AT_THE_FD_LIMIT, tmp_path)
     assert out.startswith("won [::1]:"), out
     assert _fd_count() == before
 
@@ -208,12 +208,12 @@ def test_an_attempt_that_connects_to_its_own_socket_is_refused_not_the_winner(tm
     # SYN meets its own socket and TCP's simultaneous open "connects" it. That won the race, a
     # Stream talking to itself; it is the refusal it stands for, and the race goes on.
     before = _fd_count()
-    out = _run_child(_ONE_EPHEMERAL_PORT, tmp_path, unshare=True, args=("self.test",))
+    out = _run_child(_ONE_EPHEMERAL_PORT, tmp_path, args=("self.test",))
     refused = ["ConnectionRefused@[::1]:40000", "ConnectionRefused@127.0.0.1:40000"]
     assert out.split() == ["error", "ConnectionRefused", *refused], out
     # 0.0.0.0 and :: connect to loopback: the socket meets itself under another name than the one asked.
     for host in ("0.0.0.0", "::"):
         shown = f"[{host}]" if ":" in host else host
-        out = _run_child(_ONE_EPHEMERAL_PORT, tmp_path, unshare=True, args=(host,))
+        out = _run_child(_ONE_EPHEMERAL_PORT, tmp_path, args=(host,))
         assert out.split() == ["error", "ConnectionRefused", f"ConnectionRefused@{shown}:40000"], out
     assert _fd_count() == before
