@@ -217,3 +217,39 @@ def test_an_attempt_that_connects_to_its_own_socket_is_refused_not_the_winner(tm
         out = _run_child(_ONE_EPHEMERAL_PORT, tmp_path, args=(host,))
         assert out.split() == ["error", "ConnectionRefused", f"ConnectionRefused@{shown}:40000"], out
     assert _fd_count() == before
+
+
+# --- every attempt's error names its address
+
+
+_NO_DESCRIPTOR_LEFT = r"""
+import os, resource
+import janus_net as jn
+ctx = jn.Context.with_timeout(30); ctx._wake_fd()
+try:
+    jn.connect_host("127.0.0.1", 9, ctx=ctx)  # warm up: imports, the signal wakeup pipe
+except jn.SocketError:
+    pass
+hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 8, hard))
+held = []
+try:
+    while True:
+        held.append(os.open("/dev/null", os.O_RDONLY))
+except OSError:
+    pass  # every number below the limit taken
+try:
+    jn.connect_host("127.0.0.1", 9, ctx=ctx)
+except jn.SocketError as exc:
+    print(type(exc).__name__, exc.address, *[e.address for e in exc.exceptions])
+"""
+
+
+def test_an_attempt_whose_socket_cannot_be_made_names_its_address(tmp_path: Path) -> None:
+    # socket(2) fails with EMFILE before the attempt has a descriptor: the error came from a
+    # step that is given no address, so the raised error and its entry in .exceptions had
+    # .address None, where connect_host promises each attempt's error names its address.
+    before = _fd_count()
+    out = _run_child(_NO_DESCRIPTOR_LEFT, tmp_path)
+    assert out.split() == ["ProcessFdQuotaExceeded", "127.0.0.1:9", "127.0.0.1:9"], out
+    assert _fd_count() == before

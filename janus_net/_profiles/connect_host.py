@@ -390,6 +390,10 @@ class _Race:
 
     def _failed(self, attempt: _Attempt, error: SocketError) -> None:
         """An attempt failed: its error is kept, its socket closed now, and the next attempt is due at once."""
+        if error.address is None:
+            # Made by a step given no address (socket, fcntl: EMFILE...): each of the call's
+            # errors names the address it stands for, as the docstring of connect_host says.
+            error.address = str(attempt.address)
         self.errors.append((attempt.number, error))
         cells.close_desc(attempt.desc)  # claim-once: closed before it leaves the list, never twice
         self.attempts.remove(attempt)
