@@ -295,10 +295,12 @@ CONNECT = Syscall(
         E.ENOMEM: SocketError.SystemResources,
         # An ICMP error a router or the peer sends while the SYN is out (tcp_v4_err makes
         # the fatal ones the socket's error, read back with SO_ERROR): host unknown,
-        # host isolated, protocol unreachable, parameter problem. Protocol unreachable
-        # is ProtocolFailure, not ConnectionRefused: only ECONNREFUSED may tell the unix
-        # stale-file probe that nobody listens.
+        # host isolated, protocol unreachable, parameter problem, source route failed
+        # (EOPNOTSUPP: a router could not deliver the SYN by the route asked). Protocol
+        # unreachable is ProtocolFailure, not ConnectionRefused: only ECONNREFUSED may tell
+        # the unix stale-file probe that nobody listens.
         E.EHOSTDOWN: SocketError.HostUnreachable,
+        E.EOPNOTSUPP: SocketError.HostUnreachable,
         E.ENONET: SocketError.NetworkUnreachable,
         E.ENOPROTOOPT: SocketError.ProtocolFailure,
         E.EPROTO: SocketError.ProtocolFailure,

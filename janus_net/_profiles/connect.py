@@ -4,7 +4,7 @@ The steps::
 
     parse -> audit event -> [check] -> socket (close-on-exec, non-blocking) -> [check]
           -> connect -> wait (poll: the socket, the context's wake fd) -> SO_ERROR
-          -> blocking again -> Stream
+          -> getsockname (TCP: not connected to itself) -> blocking again -> Stream
 
 With ``netns=PATH`` the socket is made inside that network namespace by
 `janus_net._policy.netns` (a helper thread writes the fd straight into this call's cell) and
@@ -22,6 +22,7 @@ Timeout, a KeyboardInterrupt -- closes the socket before it propagates.
 
 from __future__ import annotations
 
+import errno
 import sys
 
 from janus_net import platform
@@ -32,9 +33,10 @@ from janus_net._policy.netns import Maker, NamespacePath
 from janus_net._shim import lib
 from janus_net._sockets.from_cell import wrap
 from janus_net._sockets.stream import Stream
+from janus_net._values import sockaddr
 from janus_net._values.addresses import Address, as_address
 from janus_net._values.errors import SocketError
-from janus_net._values.ip import require_zone
+from janus_net._values.ip import Ip4Address, Ip6Address, require_zone
 from janus_net._values.unix import UnixAddress
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
@@ -74,8 +76,8 @@ def connect(address: str | Address, *, ctx: Context | None = None, netns: Namesp
             cannot be opened or entered.
         SocketError.InvalidAddress: the ``netns`` file is not a network namespace.
         SocketError.InvalidAddress / InvalidPort: bad address text.
-        SocketError.ConnectionRefused: nothing listens there (TCP RST, or a unix
-            socket file nobody listens on).
+        SocketError.ConnectionRefused: nothing listens there (TCP RST, a TCP connect
+            that met its own socket, or a unix socket file nobody listens on).
         SocketError.FileNotFound / AccessDenied / NotDir: the unix path's lookup failed.
         SocketError.NetworkUnreachable / HostUnreachable / ConnectionTimedOut /
             AddressUnavailable: the route or the peer failed.
@@ -140,6 +142,30 @@ def start(fd: int, addr: Address, check: Checkpoint | None) -> int:
     return sockets.connect_start(fd, encoded.pointer, encoded.length, check, addr)
 
 
+def refuse_self(fd: int, addr: Address) -> None:
+    """Raise ConnectionRefused when a TCP connect reached its own socket, not a peer.
+
+    With nothing listening on a port of the ephemeral range, the kernel may pick that very
+    port as the source of a connect to it: the SYN then meets its own socket, and TCP's
+    simultaneous open "connects" it to itself. No port a listener holds is ever picked, so
+    nobody listens there: it is the refusal the peer would have sent (Go's net does the same).
+    Only IP addresses can meet themselves. One getsockname after the connect, and a
+    getpeername only when the ports match: the peer's name, not the address asked, for
+    0.0.0.0 and :: connect to a loopback address.
+    """
+    if not isinstance(addr, (Ip4Address, Ip6Address)):
+        return
+    storage, length = sockets.getsockname(fd)
+    local = sockaddr.decode(storage, length)
+    if local.port != addr.port:
+        return
+    storage, length = sockets.getpeername(fd)
+    peer = sockaddr.decode(storage, length)
+    if peer.port == local.port and peer.packed == local.packed:
+        why = "the connection reached its own socket: nothing listens there"
+        raise SocketError.ConnectionRefused(errno.ECONNREFUSED, why, syscall="connect", address=str(addr))
+
+
 def finish(desc: Any, fd: int, addr: Address, check: Checkpoint | None) -> Stream:
     """A connected socket made into its `Stream`: blocking again, SO_NOSIGPIPE where that is the way.
 
@@ -160,14 +186,16 @@ def _connect(desc: Any, fd: int, addr: Address, ctx: Context | None) -> None:
     while True:
         rc = start(fd, addr, check)
         if rc == 0:
+            refuse_self(fd, addr)
             return
         if rc == sockets.IN_PROGRESS:
             # POLLOUT, or POLLERR/POLLHUP on failure: SO_ERROR says which.
             waiting.wait_ready(desc, waiting.POLLOUT, ctx)
             sockets.connect_result(fd, addr)
+            refuse_self(fd, addr)
             return
         # WOULD_BLOCK: a unix listener's full backlog. Pause (watching only the context), then retry.
         waiting.pause(ctx, _BACKLOG_PAUSE_MS)
 
 
-__all__ = ["connect", "finish", "open_socket", "start"]
+__all__ = ["connect", "finish", "open_socket", "refuse_self", "start"]

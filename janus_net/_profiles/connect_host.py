@@ -39,7 +39,7 @@ from janus_net._policy import netns as policy_netns
 from janus_net._policy import waiting
 from janus_net._policy.netns import Maker, NamespacePath
 from janus_net._profiles import source_address
-from janus_net._profiles.connect import finish, open_socket, start
+from janus_net._profiles.connect import finish, open_socket, refuse_self, start
 from janus_net._profiles.name_lookup import NameLookup
 from janus_net._shim import lib
 from janus_net._sockets.stream import Stream
@@ -66,6 +66,12 @@ _AF_INET: int = lib.AF_INET
 _AF_INET6: int = lib.AF_INET6
 _POLLOUT: int = lib.POLLOUT
 _IN_PROGRESS = sockets.IN_PROGRESS
+# The errors of an attempt's socket that say "no descriptor or memory now", not "this address fails".
+_SHORT_OF_RESOURCES = (
+    SocketError.ProcessFdQuotaExceeded,
+    SocketError.SystemFdQuotaExceeded,
+    SocketError.SystemResources,
+)
 
 
 def connect_host(
@@ -85,7 +91,9 @@ def connect_host(
     sorted by RFC 6724 (the source each would use learned from the kernel) and the
     families interleaved, IPv6 and IPv4 in turn from the family of the best address.
     A new attempt starts every ``attempt_delay`` seconds, or at once when one fails;
-    addresses that arrive later join the race. The first attempt to connect wins and
+    addresses that arrive later join the race. An attempt whose socket cannot be made for
+    want of descriptors or memory while others are in flight is no failure of its address:
+    it is made again later (the next attempt's time, or when one ends). The first attempt to connect wins and
     every other one is closed, exactly once. The result is a blocking, close-on-exec
     `Stream` whose ``.address`` is the peer, as `janus_net.connect` gives.
 
@@ -298,8 +306,19 @@ class _Race:
         self.next_family = ordered[0].family
 
     def add(self, addresses: list[IpAddress]) -> None:
-        """Addresses that came after the race began join their family's queue, in RFC 6724 order."""
-        for address in self._ordered(addresses):
+        """Addresses that came after the race began join their family's queue, in RFC 6724 order.
+
+        When the attempts in flight hold the last descriptors, the source probes cannot be made:
+        the addresses then join in the lookup's order (they are deferred like any attempt short
+        of a descriptor). Raising would end the call and close the attempts that may yet win.
+        """
+        try:
+            ordered = self._ordered(addresses)
+        except _SHORT_OF_RESOURCES:
+            if not self.attempts:
+                raise  # nothing of the race holds a descriptor: the shortage is the call's error
+            ordered = addresses
+        for address in ordered:
             self.queues[address.family].append(address)
 
     def idle(self) -> bool:
@@ -315,10 +334,11 @@ class _Race:
     def launch_due(self, now: float) -> Stream | None:
         """Start every attempt that is due (more than one when attempts fail at once)."""
         while self.started and now >= self.next_at:
+            turn = self.next_family
             address = self._next_address()
             if address is None:
                 return None
-            stream = self._launch(address)
+            stream = self._launch(address, turn)
             if stream is not None:
                 return stream
             now = time.monotonic()
@@ -334,7 +354,7 @@ class _Race:
         self.next_family = other if address.family == family else family
         return address
 
-    def _launch(self, address: IpAddress) -> Stream | None:
+    def _launch(self, address: IpAddress, turn: int) -> Stream | None:
         sys.audit("janus_net.connect", str(address))
         attempt = _Attempt(address, cells.new_desc(), self.made)
         self.made += 1
@@ -348,21 +368,52 @@ class _Race:
                 raise SocketError.AddressUnavailable(errno.EAGAIN, why, syscall="connect", address=str(address))
         except SocketError.Timeout:
             raise
+        except _SHORT_OF_RESOURCES as exc:
+            if len(self.attempts) == 1:
+                self._failed(attempt, exc)  # nothing of this race holds a descriptor: the failure is the address's
+            else:
+                self._defer(attempt, turn)
+            return None
         except SocketError as exc:
             self._failed(attempt, exc)
             return None
         attempt.fd = fd
         if rc == 0:
+            try:
+                refuse_self(fd, address)
+            except SocketError as exc:
+                self._failed(attempt, exc)
+                return None
             return self._won(attempt)  # connected at once
         self.next_at = time.monotonic() + self.delay
         return None
 
     def _failed(self, attempt: _Attempt, error: SocketError) -> None:
         """An attempt failed: its error is kept, its socket closed now, and the next attempt is due at once."""
+        if error.address is None:
+            # Made by a step given no address (socket, fcntl: EMFILE...): each of the call's
+            # errors names the address it stands for, as the docstring of connect_host says.
+            error.address = str(attempt.address)
         self.errors.append((attempt.number, error))
         cells.close_desc(attempt.desc)  # claim-once: closed before it leaves the list, never twice
         self.attempts.remove(attempt)
         self.next_at = -math.inf
+
+    def _defer(self, attempt: _Attempt, turn: int) -> None:
+        """The race's own attempts in flight hold the last descriptors (EMFILE...): no verdict on the address.
+
+        It goes back to the head of its queue, its number and its family's turn with it, and is
+        asked again at the next attempt's time or at once when an attempt in flight ends (and
+        frees its descriptor). Counting it as failed made every address after it fail the same
+        way in one loop, and a call that one free descriptor would have won waited for the
+        blackholed attempts instead.
+        """
+        cells.close_desc(attempt.desc)
+        self.attempts.remove(attempt)
+        self.made -= 1
+        self.queues[attempt.address.family].insert(0, attempt.address)
+        self.next_family = turn
+        self.next_at = time.monotonic() + self.delay
 
     def _won(self, attempt: _Attempt) -> Stream:
         # Named the winner before its Stream exists: the cleanup of `connect_host` then
@@ -383,6 +434,7 @@ class _Race:
                 continue
             try:
                 sockets.connect_result(attempt.fd, attempt.address)
+                refuse_self(attempt.fd, attempt.address)  # connected to itself: nobody listens there
             except SocketError as exc:
                 self._failed(attempt, exc)
                 continue
