@@ -183,8 +183,11 @@ _COARSE_CHILD = r"""
 import os, sys, time
 from janus_net._profiles.resolver_config import ResolverConfig
 conf = sys.argv[1] + "/resolv.conf"
-while time.time() % 1 > 0.3:  # the two writes must fall within one second of the file system's clock
-    time.sleep(0.01)
+with open(conf, "w") as f:
+    f.write("nameserver 192.0.2.9\n")
+ResolverConfig.load(conf, "/dev/null")  # whatever loads lazily, loaded now: not between the writes
+while time.time() % 1 > 0.1:  # the two writes must fall within one second of the file system's clock
+    time.sleep(0.005)
 with open(conf, "w") as f:
     f.write("nameserver 192.0.2.1\n")
 time.sleep(0.15)  # beyond the racy window of a file system with fine time stamps
@@ -210,15 +213,20 @@ def test_a_rewrite_within_a_coarse_file_systems_second_is_seen(tmp_path: Path) -
     except (OSError, subprocess.CalledProcessError) as exc:
         pytest.skip(f"mkfs.ext4 cannot make the image: {exc}")
     script = 'mount -o loop "$1" "$2" && exec "$3" -c "$4" "$2"'
-    done = subprocess.run(
-        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", image, mount, sys.executable,
-         _COARSE_CHILD],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    if done.returncode != 0 and "mount" in done.stderr:
-        pytest.skip(f"cannot mount a loop device here: {done.stderr.strip()}")
-    assert done.returncode == 0, done.stderr
-    same, first, second = done.stdout.split()
-    assert same == "True", "the premise failed: the two writes got different time stamps"
+    # The premise -- both writes within one second of the file system's clock -- is the
+    # machine's to grant: a loaded machine may straddle a second; then the child runs again.
+    for _ in range(5):
+        done = subprocess.run(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", image, mount, sys.executable,
+             _COARSE_CHILD],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        if done.returncode != 0 and "mount" in done.stderr:
+            pytest.skip(f"cannot mount a loop device here: {done.stderr.strip()}")
+        assert done.returncode == 0, done.stderr
+        same, first, second = done.stdout.split()
+        if same == "True":
+            break
+    assert same == "True", "the premise failed five times: the two writes got different time stamps"
     assert first == "192.0.2.1:53"
     assert second == "192.0.2.2:53", "the content read before the rewrite was served again"
