@@ -43,10 +43,6 @@ TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (do
 if TYPE_CHECKING:
     from typing import Any
 
-# signal.set_wakeup_fd(fd, warn_on_full_buffer=False) as one callable, made once: the swap calls it
-# from inside list.extend (see `Watch.__enter__`).
-_install_quiet = partial(signal.set_wakeup_fd, warn_on_full_buffer=False)
-
 #: How often a wait that stopped watching the program's own wakeup fd (see `Watch`)
 #: returns to Python anyway, so that handlers of later signals still run (ms).
 TICK_MS = 50
@@ -131,7 +127,7 @@ class Watch:
         # below always knows what to put back.
         slot: list[int] = []
         try:
-            slot.extend(map(_install_quiet, (write_end,)))
+            slot.extend(map(partial(signal.set_wakeup_fd, warn_on_full_buffer=False), (write_end,)))
             previous = slot[0]
             if previous == write_end:
                 # An enclosing wait (this one runs in a handler it let run) holds the slot:
