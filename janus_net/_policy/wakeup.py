@@ -35,7 +35,6 @@ from __future__ import annotations
 import _thread
 import os
 import signal
-from functools import partial  # loaded by every program already (re, threading...)
 
 from janus_net._kernel import waking
 
@@ -101,19 +100,15 @@ class Watch:
     spinning core.
     """
 
-    __slots__ = ("drain", "fd", "installed", "main", "tick")
+    __slots__ = ("drain", "fd", "installed", "tick")
 
     def __init__(self) -> None:
         self.fd = -1
         self.drain = False
         self.tick = False
-        self.installed = -1  # janus_net's write end while this wait put it in the interpreter's slot
-        self.main = _thread.get_ident() == (_main_ident or _main_thread_ident())
-
-    def __enter__(self) -> Watch:
-        """Swap the slot here, not in ``__init__``: an exception out of ``__init__`` skips ``__exit__``."""
-        if not self.main:
-            return self
+        self.installed = -1  # janus_net's write end while it is the interpreter's wakeup fd
+        if _thread.get_ident() != (_main_ident or _main_thread_ident()):
+            return
         read_end, write_end = _own_pipe()
         # janus_net's pipe takes the slot, so it is never empty while we look: a signal
         # in the instant before a program's own fd is put back writes to our pipe, and
@@ -121,31 +116,18 @@ class Watch:
         # signal numbers -- sees each signal once). Bytes left from an earlier wait were
         # wakes already served: dropped first.
         waking.forward_wakeup(read_end, -1)
-        # A Python handler may run, and raise, as soon as the swap returns -- before its
-        # result is stored in a variable. So the result is appended to ``slot`` inside one
-        # C call (list.extend pulling from map: no bytecode in between), and the except
-        # below always knows what to put back.
-        slot: list[int] = []
-        try:
-            slot.extend(map(partial(signal.set_wakeup_fd, warn_on_full_buffer=False), (write_end,)))
-            previous = slot[0]
-            if previous == write_end:
-                # An enclosing wait (this one runs in a handler it let run) holds the slot:
-                # watch the pipe, and leave the slot to that wait to give back.
-                self.fd = read_end
-                self.drain = True
-            elif previous != -1:
-                self.fd = previous
-                self.tick = True
-                _put_back(previous, read_end)  # the program's own: put back at once, then watched
-            else:
-                self.installed = write_end
-                self.fd = read_end
-                self.drain = True
-        except BaseException:
-            if slot:
-                _put_back(slot[0], read_end)
-            raise
+        previous = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+        if previous not in (-1, write_end):
+            signal.set_wakeup_fd(previous)  # the program's own: put back at once, then watched
+            waking.forward_wakeup(read_end, previous)
+            self.fd = previous
+            self.tick = True
+            return
+        self.installed = write_end
+        self.fd = read_end
+        self.drain = True
+
+    def __enter__(self) -> Watch:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -165,20 +147,6 @@ class Watch:
         """The fd fired: pending handlers run once the wait is back in Python; stop watching theirs."""
         if not self.drain:
             self.fd = -1
-
-
-def _put_back(previous: int, read_end: int) -> None:
-    """Give the slot back to ``previous`` (-1: nobody; janus_net's write end: an enclosing wait's)."""
-    if previous == -1 or previous == _own_write_end():
-        signal.set_wakeup_fd(previous, warn_on_full_buffer=False)
-        return
-    signal.set_wakeup_fd(previous)
-    waking.forward_wakeup(read_end, previous)
-
-
-def _own_write_end() -> int:
-    own = _own
-    return -1 if own is None else int(own[0][1])
 
 
 def _after_fork_in_child() -> None:
