@@ -36,7 +36,25 @@ def _run_child(program: str, tmp_path: Path, *, args: tuple[str, ...] = ()) -> s
 # --- the fd limit reached by the race's own attempts
 
 
-_AT_THE_FD_LIMIT = r"""
+# The children's one way to leave exactly ``free`` descriptor numbers below RLIMIT_NOFILE.
+_LEAVE_FREE = r"""
+import os, resource
+
+
+def leave_free(free, held):
+    while True:
+        fds = sorted(int(n) for n in os.listdir("/proc/self/fd"))
+        if fds == list(range(len(fds))):
+            break
+        held.append(open("/dev/null"))  # fill the holes: the limit counts descriptor numbers
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) - 1 + free, hard))
+"""
+
+
+_AT_THE_FD_LIMIT = (
+    _LEAVE_FREE
+    + r"""
 import os, resource, select, socket, subprocess, sys
 import janus_net as jn
 subprocess.run(["ip", "link", "set", "lo", "up"], check=True)  # a namespace of its own: every port is free
@@ -57,14 +75,7 @@ with open(os.environ["JANUS_NET_HOSTS"], "w") as f:
 jn.connect_host("127.0.0.1", port).close()  # warm up: imports, the signal wakeup pipe
 ctx = jn.Context.with_timeout(float(sys.argv[1])); ctx._wake_fd()
 ballast = os.open("/dev/null", os.O_RDONLY)  # closed once the good address has been turned away
-# Every number below the limit taken but three: one per blackholed attempt, none for the fourth.
-while True:
-    fds = sorted(int(n) for n in os.listdir("/proc/self/fd"))
-    if fds == list(range(len(fds))):
-        break
-    held.append(open("/dev/null"))  # fill the holes: the limit counts descriptor numbers
-hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) - 1 + 3, hard))
+leave_free(3, held)  # one per blackholed attempt, none for the fourth
 seen = []
 def hook(event, args):
     if event == "janus_net.connect" and args[0] == f"127.0.0.1:{port}":
@@ -82,6 +93,7 @@ else:
     stream.close()
 print("tries", len(seen))
 """
+)
 
 
 def test_the_fd_limit_reached_by_attempts_in_flight_defers_the_next_address_instead_of_failing_it(
@@ -100,7 +112,9 @@ def test_the_fd_limit_reached_by_attempts_in_flight_defers_the_next_address_inst
     assert _fd_count() == before
 
 
-_LATE_AAAA_AT_THE_FD_LIMIT = r"""
+_LATE_AAAA_AT_THE_FD_LIMIT = (
+    _LEAVE_FREE
+    + r"""
 import os, resource, select, socket, subprocess, sys
 subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
 sys.path.insert(0, "tests")
@@ -124,14 +138,7 @@ config = jn.ResolverConfig.load().replace(nameservers=(server.nameserver,), time
 jn.connect_host("::1", port).close()  # warm up: imports, the signal wakeup pipe
 ctx = jn.Context.with_timeout(10); ctx._wake_fd()
 ballast = os.open("/dev/null", os.O_RDONLY)  # closed when an IPv6 address is asked again
-while True:
-    fds = sorted(int(n) for n in os.listdir("/proc/self/fd"))
-    if fds == list(range(len(fds))):
-        break
-    held.append(open("/dev/null"))  # fill the holes: the limit counts descriptor numbers
-hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-# Two numbers free: the lookup's UDP socket and the IPv4 attempt; none for a source probe.
-resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) - 1 + 2, hard))
+leave_free(2, held)  # the lookup's UDP socket and the IPv4 attempt; none for a source probe
 seen = []
 def hook(event, args):
     if event == "janus_net.connect" and args[0].startswith("["):
@@ -148,6 +155,7 @@ else:
     stream.close()
 server.close()
 """
+)
 
 
 def test_a_late_answer_sorted_at_the_fd_limit_joins_the_race_instead_of_ending_it(tmp_path: Path) -> None:
