@@ -551,6 +551,12 @@ def test_a_send_waiting_on_a_full_unix_peer_goes_on_once_the_peer_reads(
                 time.sleep(0.01)
         assert sent[0] > stuck_at + 20, "the send did not go on after the peer read"
     finally:
+        # Close where it is a wake, not a race: with nobody reading, the flood blocks again
+        # (or has sent all it meant to). A send *begun* after close() is the caller's bug, its
+        # EBADF row, which a close landing between two sends of the loop would provoke.
+        deadline = time.monotonic() + 10
+        while thread.is_alive() and not in_poll(thread.native_id or 0) and time.monotonic() < deadline:
+            time.sleep(0.005)  # polls the thread's wchan
         sender.close()
         thread.join(5)
     assert not thread.is_alive()
