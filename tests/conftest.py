@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -24,6 +25,28 @@ def signal_wakeup_pipe() -> None:
     from janus_net._policy import wakeup
 
     wakeup.install()
+
+
+@pytest.fixture(autouse=True)
+def wakeup_slot_as_found() -> Iterator[None]:
+    """Fail any test after which the interpreter's signal wakeup fd is not what it was before.
+
+    janus_net's waits lend the slot to their own pipe and give it back (docs/mechanism.md);
+    one left behind is what trio reports as "signal handling code might have collided".
+    """
+    found = _wakeup_slot()
+    yield
+    left = _wakeup_slot()
+    if left != found:
+        signal.set_wakeup_fd(found)  # the next test starts as this one did
+    assert left == found, f"the signal wakeup fd was {found} before the test and {left} after"
+
+
+def _wakeup_slot() -> int:
+    """The interpreter's wakeup fd (CPython has no getter: swapped out and back, on the main thread)."""
+    fd = signal.set_wakeup_fd(-1)
+    signal.set_wakeup_fd(fd)
+    return fd
 
 
 @pytest.fixture(autouse=True)

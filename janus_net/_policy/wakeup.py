@@ -35,6 +35,8 @@ from __future__ import annotations
 import _thread
 import os
 import signal
+import sys
+from functools import partial  # loaded by nearly every program already (re, threading)
 
 from janus_net._kernel import waking
 
@@ -86,8 +88,9 @@ def install() -> None:
 class Watch:
     """What one wait polls for pending Python signals: ``fd`` (-1: nothing) and ``drain``.
 
-    Made at the start of each wait. On any thread but the main one there is nothing to
-    watch (CPython runs handlers only there).
+    Used as ``with Watch() as watch``: the slot is swapped in ``__enter__`` and given
+    back in ``__exit__``. On any thread but the main one there is nothing to watch
+    (CPython runs handlers only there).
 
     janus_net's own pipe is watched for POLLIN and emptied after each wake. The
     program's own wakeup fd is never read, and is usually the *write* end of the
@@ -98,17 +101,35 @@ class Watch:
     where pending handlers run: a handler runs within that time whichever thread the
     kernel gave the signal to, and the wait costs a few wake-ups a second, never a
     spinning core.
+
+    A handler runs between any two bytecodes of the wait, and may raise or wait itself:
+
+    * what each swap returns is stored by C (``list.extend`` pulling from ``map``), so a
+      handler raising as the swap returns cannot lose the fd that was in the slot; the
+      give-back (`_give_back`) works from those stored values and may run again after an
+      interruption without undoing what it did;
+    * a wait inside a handler that runs while an enclosing wait holds the slot shares
+      the pipe and leaves the slot to that wait (emptying it would leave the enclosing
+      wait deaf to signals the kernel gives other threads). The wait that put the pipe
+      in the slot is named in ``_holders``, and counts as enclosing only while a frame
+      on the stack holds it: a handler raising as ``__exit__`` begins (before any of its
+      lines, where no Python code can answer) leaves the pipe in the slot, and the next
+      wait, finding no enclosing one, takes it out as if it had put it there.
     """
 
-    __slots__ = ("drain", "fd", "installed", "tick")
+    __slots__ = ("drain", "fd", "found", "tick", "write_end")
 
     def __init__(self) -> None:
         self.fd = -1
         self.drain = False
         self.tick = False
-        self.installed = -1  # janus_net's write end while it is the interpreter's wakeup fd
+        # What the slot held when this wait looked ([0]) and when it gave it back ([1]).
+        self.found: list[int] = []
+        self.write_end = -1  # janus_net's, once this wait swapped it in
+
+    def __enter__(self) -> Watch:
         if _thread.get_ident() != (_main_ident or _main_thread_ident()):
-            return
+            return self
         read_end, write_end = _own_pipe()
         # janus_net's pipe takes the slot, so it is never empty while we look: a signal
         # in the instant before a program's own fd is put back writes to our pipe, and
@@ -116,26 +137,58 @@ class Watch:
         # signal numbers -- sees each signal once). Bytes left from an earlier wait were
         # wakes already served: dropped first.
         waking.forward_wakeup(read_end, -1)
-        previous = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
-        if previous not in (-1, write_end):
-            signal.set_wakeup_fd(previous)  # the program's own: put back at once, then watched
-            waking.forward_wakeup(read_end, previous)
-            self.fd = previous
-            self.tick = True
-            return
-        self.installed = write_end
-        self.fd = read_end
-        self.drain = True
-
-    def __enter__(self) -> Watch:
-        return self
+        found = self.found
+        self.write_end = write_end
+        try:
+            found.extend(map(_SWAP, (write_end,)))
+            previous = found[0]
+            if previous not in (-1, write_end):
+                signal.set_wakeup_fd(previous)  # the program's own: put back at once, then watched
+                waking.forward_wakeup(read_end, previous)
+                self.fd = previous
+                self.tick = True
+                return self
+            self.fd = read_end
+            self.drain = True
+            if not (previous == write_end and _enclosing_holder()):
+                _holders.append(self)
+            return self  # in the try: an exception here would skip __exit__ too
+        except BaseException:
+            self._give_back()
+            raise
 
     def __exit__(self, *exc_info: object) -> None:
-        """Take janus_net's pipe out of the interpreter again, unless something replaced it meanwhile."""
-        if self.installed != -1:
-            current = signal.set_wakeup_fd(-1)
-            if current != self.installed:
-                signal.set_wakeup_fd(current)  # a handler installed the program's own meanwhile: keep it
+        try:
+            self._give_back()
+        except BaseException:
+            self._give_back()  # a handler raised in the middle: finish, then let its exception go on
+            raise
+
+    def _give_back(self) -> None:
+        """Leave the slot as this wait found it, unless a handler installed the program's own meanwhile.
+
+        Each step is done at most once or is harmless to repeat, so a second run after
+        an interruption finishes the first.
+        """
+        found = self.found
+        if not found:
+            return  # never swapped (off the main thread, or interrupted before the swap)
+        write_end = self.write_end
+        previous = found[0]
+        if previous not in (-1, write_end):
+            if not self.tick:  # swapped in, not yet put back
+                signal.set_wakeup_fd(previous)
+                waking.forward_wakeup(_own_read_end(), previous)
+            return
+        if previous == write_end and self not in _holders and _enclosing_holder():
+            return  # an enclosing wait holds the slot and gives it back
+        if len(found) == 1:
+            found.extend(map(_SWAP, (-1,)))
+        left = found[1]
+        if left not in (-1, write_end):
+            signal.set_wakeup_fd(left)  # a handler installed the program's own meanwhile: keep it
+        if self in _holders:
+            _holders.remove(self)
 
     def timeout(self, timeout_ms: int) -> int:
         """The poll timeout for a wait that wants ``timeout_ms`` (-1: none)."""
@@ -149,9 +202,43 @@ class Watch:
             self.fd = -1
 
 
+#: The waits on the main thread that put janus_net's pipe in the slot: one, as a wait
+#: inside a handler finds it there and shares it (two only if a handler emptied the
+#: slot inside the first, and then waited).
+_holders: list[Watch] = []
+
+
+def _enclosing_holder() -> bool:
+    """Whether a wait that put janus_net's pipe in the slot is on this thread's stack.
+
+    It then runs the signal handler this wait runs in. Only the wait that janus_net's
+    pipe is found in the slot asks (a wait inside a handler, or after a skipped
+    give-back), so the walk costs the usual wait nothing. A holder no frame refers to
+    any more had its give-back skipped: forgotten, so the caller takes the pipe out.
+    """
+    held = {id(watch) for watch in _holders}  # alive: the list holds them
+    frame: Any = sys._getframe(1)
+    while frame is not None:
+        if any(id(value) in held for value in frame.f_locals.values()):
+            return True
+        frame = frame.f_back
+    _holders.clear()
+    return False
+
+
+#: The swap: janus_net's pipe in the slot never warns (its bytes are only wakes).
+_SWAP = partial(signal.set_wakeup_fd, warn_on_full_buffer=False)
+
+
+def _own_read_end() -> int:
+    own = _own
+    return -1 if own is None else int(own[0][0])
+
+
 def _after_fork_in_child() -> None:
     global _own, _main_ident
     _main_ident = None  # asked again at the next wait, once threading has named the child's main thread
+    _holders.clear()  # a wait of the parent's main thread, forked from another thread: not this process's
     own = _own
     if own is None:
         return

@@ -1,0 +1,180 @@
+"""Attacks on the waits' use of the interpreter's signal wakeup fd (janus_net._policy.wakeup.Watch).
+
+Every wait on the main thread lends the slot to janus_net's pipe and gives it back. A
+Python handler runs between any two bytecodes of that, and may raise or wait itself:
+whatever it does, the slot ends as it was before the call, and a wait that goes on
+still hears signals the kernel gives other threads.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from interrupts import interrupt_at, live_fds
+from peers import in_poll
+
+import janus_net as jn
+from janus_net._policy import waiting, wakeup
+
+WAKEUP = wakeup.__file__
+
+
+def slot() -> int:
+    fd = signal.set_wakeup_fd(-1)
+    signal.set_wakeup_fd(fd)
+    return fd
+
+
+@contextmanager
+def program_wakeup_fd(present: bool) -> Iterator[int]:
+    """The program's own wakeup fd (a socket pair's write end, as asyncio's), or none: -1."""
+    if not present:
+        yield -1
+        return
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    b.setblocking(False)
+    signal.set_wakeup_fd(b.fileno())
+    try:
+        yield b.fileno()
+    finally:
+        signal.set_wakeup_fd(-1)
+        a.close()
+        b.close()
+
+
+@pytest.mark.parametrize("program_fd", [False, True], ids=["no-program-fd", "program-fd"])
+def test_an_exception_at_any_line_of_the_swap_leaves_the_slot_as_it_was(program_fd: bool) -> None:
+    """KeyboardInterrupt (what a raising handler looks like) before each line of wakeup.py a wait runs.
+
+    One instant no Python code can answer: a handler raising as ``__exit__`` begins, before
+    its first line. Then janus_net's pipe stays in the slot, and the next wait takes it out.
+    """
+    wakeup.install()
+    before = live_fds()
+    interrupted = 0
+    left_at: list[int] = []
+    for n in range(1, 200):
+        with program_wakeup_fd(program_fd) as own:
+            sys.settrace(interrupt_at(n, {WAKEUP}))
+            try:
+                waiting.wait_fds([], jn.Context.with_timeout(0.001), None)
+            except KeyboardInterrupt:
+                interrupted += 1
+            except jn.SocketError.Timeout:
+                sys.settrace(None)
+                break  # n passed the last line: the wait ran to its end
+            finally:
+                sys.settrace(None)
+            if slot() != own:
+                left_at.append(n)
+                with pytest.raises(jn.SocketError.Timeout):
+                    waiting.wait_fds([], jn.Context.with_timeout(0.001), None)
+            assert slot() == own, f"interrupted before line event {n}"
+    else:
+        raise AssertionError("the wait never ran to its end")
+    assert interrupted > 5  # the swap and the give-back were both interrupted, not the wait skipped
+    assert len(left_at) == (0 if program_fd else 1), left_at  # only as __exit__ begins
+    assert live_fds() == before
+
+
+def test_a_wait_inside_a_handler_leaves_the_enclosing_wait_hearing_signals() -> None:
+    """SIGUSR1's handler waits (a receive that times out); SIGUSR2's, later, cancels the outer receive.
+
+    Both go to another thread, so only the wakeup fd tells the main thread: had the inner
+    wait emptied the slot on its way out, the outer one would sleep to its deadline.
+    """
+    wakeup.install()
+    main = threading.main_thread().native_id
+    assert main is not None
+    outer = jn.Context.with_timeout(20)
+    inner_done: list[str] = []
+
+    def wait_in_handler(*_: object) -> None:
+        with jn.bind("127.0.0.1:0") as other:
+            try:
+                other.receive(ctx=jn.Context.with_timeout(0.02))
+            except jn.SocketError.Timeout as error:
+                inner_done.append(str(error.reason))
+
+    def send() -> None:
+        for signum in (signal.SIGUSR1, signal.SIGUSR2):
+            while not in_poll(main) or (signum == signal.SIGUSR2 and not inner_done):
+                threading.Event().wait(0.005)
+            signal.pthread_kill(threading.get_ident(), signum)
+
+    previous1 = signal.signal(signal.SIGUSR1, wait_in_handler)
+    previous2 = signal.signal(signal.SIGUSR2, lambda *_: outer.cancel())
+    try:
+        with jn.bind("127.0.0.1:0") as sock:
+            sender = threading.Thread(target=send, daemon=True)
+            sender.start()
+            with pytest.raises(jn.SocketError.Timeout) as caught:
+                sock.receive(ctx=outer)
+            sender.join(10)
+    finally:
+        signal.signal(signal.SIGUSR1, previous1)
+        signal.signal(signal.SIGUSR2, previous2)
+    assert inner_done == ["deadline"]
+    # Woken by the second signal long before the 20 s deadline (whose check would also say so).
+    assert caught.value.reason == "cancelled" and not outer.expired
+    assert slot() == -1
+
+
+def test_janus_nets_pipe_left_in_the_slot_is_taken_out_by_the_next_wait() -> None:
+    """Never expected (the give-back is exact), but not sticky: a wait that finds janus_net's
+    pipe with no enclosing wait holding it takes it out again, as if it had put it there."""
+    wakeup.install()
+    _, write_end = wakeup._own_pipe()
+    signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    try:
+        with pytest.raises(jn.SocketError.Timeout):
+            waiting.wait_fds([], jn.Context.with_timeout(0.001), None)
+    finally:
+        left = signal.set_wakeup_fd(-1)
+    assert left == -1
+
+
+def test_a_forked_child_forgets_the_parents_holder() -> None:
+    """A fork from another thread while the main thread waits: the child's waits own their slot."""
+    wakeup.install()
+    r, w = os.pipe()
+    main = threading.main_thread().native_id
+    assert main is not None
+    children: list[int] = []
+
+    def fork_while_main_waits() -> None:
+        while not in_poll(main):
+            threading.Event().wait(0.005)
+        pid = os.fork()
+        if pid == 0:  # the child's main thread is this one; its own wait must leave the slot empty
+            status = 1
+            try:
+                with jn.bind("127.0.0.1:0") as sock:
+                    try:
+                        sock.receive(ctx=jn.Context.with_timeout(0.01))
+                    except jn.SocketError.Timeout:
+                        pass
+                status = 0 if signal.set_wakeup_fd(-1) == -1 else 2
+            finally:
+                os.write(w, bytes([status]))
+                os._exit(0)
+        children.append(pid)
+
+    forker = threading.Thread(target=fork_while_main_waits, daemon=True)
+    forker.start()
+    with jn.bind("127.0.0.1:0") as sock, pytest.raises(jn.SocketError.Timeout):
+        sock.receive(ctx=jn.Context.with_timeout(0.5))
+    forker.join(10)
+    os.close(w)
+    status = os.read(r, 1)
+    os.close(r)
+    os.waitpid(children[0], 0)
+    assert status == b"\x00"
