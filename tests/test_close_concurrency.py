@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from peers import dial, in_poll, wait_until_blocked
@@ -283,3 +285,78 @@ def test_accepting_threads_and_a_closer_race_without_leaks_or_hangs() -> None:
         outcomes = _race_accepts(jn.listen("127.0.0.1:0"), 4, 5)
         ends = [o for o in outcomes if o != "accepted"]
         assert len(ends) == 4 and set(ends) <= {"woken", "closed"}, outcomes
+
+
+# --- close() after the wait's poll returned, before the call's next attempt.
+
+
+@pytest.mark.parametrize("kind", ["accept", "read", "receive", "receive_into", "receive_many", "send"])
+def test_a_close_landing_between_the_wake_and_the_next_attempt_is_a_wake(kind: str, tmp_path: Path) -> None:
+    """The call was waiting when close() came, so it raises the closed member, never the EBADF row.
+
+    The socket becomes ready (a connection, bytes, a datagram; for the send, a full unix
+    datagram peer, which polls writable without being so), the wait's poll returns, and
+    `hold` parks the call there; then another thread closes it, and the call's next
+    attempt finds the cell closing. That is a close during the call, as a wake by the
+    wake fd is: the documented way to stop a loop, not a call begun on a closed object.
+    """
+    server = jn.listen("127.0.0.1:0")
+    sock = jn.bind("127.0.0.1:0")
+    client = dial(server)
+    stream = server.accept()
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    unix_peer = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    unix_peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    unix_peer.bind(str(tmp_path / "peer.sock"))
+    sender = jn.bind(f"unix:{tmp_path}/sender.sock")
+    owners: list[jn.Server | jn.Socket | jn.Stream] = [stream, server, sock, sender]
+    dialled: list[socket.socket] = []
+    try:
+        target: jn.Server | jn.Socket | jn.Stream
+        ready: Callable[[], object]
+        if kind == "accept":
+            target, call_fn, ready = server, server.accept, (lambda: dialled.append(dial(server)))
+        elif kind == "read":
+            target, call_fn, ready = stream, (lambda: stream.read(16)), (lambda: client.sendall(b"late"))
+        elif kind == "send":
+            dest = f"unix:{tmp_path}/peer.sock"
+
+            def flood() -> object:
+                while True:
+                    sender.send(dest, b"x" * 512)
+
+            target, call_fn, ready = sender, flood, (lambda: None)  # the full peer's queue polls writable
+        else:
+            address = (sock.address.host, sock.address.port)  # type: ignore[attr-defined]
+            call_fn = {
+                "receive": sock.receive,
+                "receive_into": lambda: sock.receive_into(bytearray(16)),
+                "receive_many": lambda: sock.receive_many(4),
+            }[kind]
+            target, ready = sock, (lambda: peer.sendto(b"late", address))
+        with hold("poll") as held:
+            outcome: list[object] = []
+
+            def run() -> None:
+                try:
+                    outcome.append(call_fn())
+                except BaseException as e:
+                    outcome.append(e)
+
+            thread = threading.Thread(target=run, daemon=True)
+            thread.start()
+            if kind != "send":
+                wait_until_blocked(thread, outcome=outcome)  # in the wait's poll, which returns when ready
+            ready()
+            assert held.returned.wait(5), "the wait's poll never returned"
+            target.close()  # from this thread, while the call is parked after its poll
+            held.release()
+            thread.join(5)
+        assert not thread.is_alive()
+        expected = jn.SocketError.SocketNotListening if kind == "accept" else jn.SocketError.SocketUnconnected
+        assert type(outcome[0]) is expected, outcome
+    finally:
+        for owner in owners:
+            owner.close()
+        for plain in (client, peer, unix_peer, *dialled):
+            plain.close()

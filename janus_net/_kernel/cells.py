@@ -195,6 +195,18 @@ def close_desc(desc: Any) -> int:
     return state
 
 
+def closed_under(desc: Any, error: BaseException) -> bool:
+    """Whether ``error`` is the EBADF a step finds once ``close()`` has marked ``desc`` closing.
+
+    Each native call enters the cell and finds EBADF once it is closing. For a call
+    that was already under way (it waited, or made an earlier step), that close came
+    from another thread -- the documented way to stop a loop -- so its caller raises
+    the closed member, not the table's EBADF row, which is kept for a call *begun*
+    on a closed object (a bug of the caller).
+    """
+    return getattr(error, "errno", None) == E.EBADF and bool(desc.closing)
+
+
 def close_all(held: list[Any]) -> None:
     """Close every cell in ``held`` and empty it: the last one first, each exactly once.
 

@@ -29,7 +29,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 
-from janus_net._kernel import loop, waking
+from janus_net._kernel import cells, loop, waking
 from janus_net._policy import wakeup
 from janus_net._shim import ffi, lib
 from janus_net._values.errors import SocketError
@@ -137,7 +137,14 @@ def wait_for(
                 watch.woke()
             if ctx is not None:
                 ctx.check()
-            rc = attempt()
+            try:
+                rc = attempt()
+            except Exception as error:
+                # close() from another thread after poll returned, before this attempt:
+                # the call was waiting, so it is woken, not begun on a closed object.
+                if cells.closed_under(desc, error):
+                    raise closed() from None
+                raise
             if rc >= 0:
                 return rc
             if revents & _POLLHUP:

@@ -19,7 +19,6 @@ with other processes keeps working for them.
 
 from __future__ import annotations
 
-import errno
 import functools
 import warnings
 
@@ -67,7 +66,7 @@ def closed_error(syscall: str, address: object) -> SocketError:
 def later_call_error(desc: Any, error: BaseException, syscall: str, address: object) -> BaseException:
     """A call after the first of a loop (write_all, send_many...) found the object closed:
     that is another thread's ``close()``, not the caller's bug, so it is `closed_error`."""
-    if getattr(error, "errno", None) == errno.EBADF and desc.closing:
+    if kernel_cells.closed_under(desc, error):
         return closed_error(syscall, address)
     return error
 
