@@ -33,6 +33,10 @@ from tests.tracing import MARK, calls_to, syscalls_after_mark
 
 Denied = jn.SocketError.CapabilityDenied
 
+# Abstract names are shared by every process of the network namespace: a fixed one would
+# collide with the same test of another run on the machine (AddressInUse).
+_ABSTRACT = f"unix:@janus-capability-{os.getpid()}"
+
 
 def fields(record: AuditRecord) -> tuple[object, ...]:
     """A record without its time, for comparing sequences."""
@@ -317,7 +321,7 @@ def test_json_lines_sink_on_a_real_file_is_flushed_per_line(tmp_path: Path) -> N
 
 def test_json_lines_unix_port_is_null(tmp_path: Path) -> None:
     out = io.StringIO()
-    with jn.listen_with_capability("unix:@janus-json-null", jn.NetBind("u", audit=JsonLinesSink(out))):
+    with jn.listen_with_capability(_ABSTRACT + "-json-null", jn.NetBind("u", audit=JsonLinesSink(out))):
         pass
     assert [json.loads(line)["port"] for line in out.getvalue().splitlines()] == [None, None]
 
@@ -369,7 +373,7 @@ outcomes = []
 calls = [
     lambda: jn.listen("127.0.0.1:0"),
     lambda: jn.bind("127.0.0.1:0"),
-    lambda: jn.listen_with_context("unix:@janus-pep578", jn.Context()),
+    lambda: jn.listen_with_context({abstract!r}, jn.Context()),
     lambda: jn.listen_with_capability("127.0.0.1:0", jn.NetBind("cap-1", ports=[0])),
     lambda: jn.bind_with_capability("127.0.0.1:0", jn.NetBind("cap-2", ports=[0]), ctx=jn.Context()),
 ]
@@ -385,7 +389,7 @@ print(json.dumps({{"events": events, "outcomes": outcomes, "leaked": len(leaked)
 
 
 def _run_hook_program(veto: bool, tmp_path: Path) -> tuple[dict[str, object], list[str]]:
-    program = _HOOK_PROGRAM.format(veto=veto, mark=MARK)
+    program = _HOOK_PROGRAM.format(veto=veto, mark=MARK, abstract=_ABSTRACT + "-pep578")
     after, stdout = syscalls_after_mark(program, tmp_path)
     return json.loads(stdout.splitlines()[-1]), after
 
@@ -395,7 +399,7 @@ def test_pep578_event_is_raised_by_every_profile(tmp_path: Path) -> None:
     assert result["events"] == [
         ["127.0.0.1:0", None],
         ["127.0.0.1:0", None],
-        ["unix:@janus-pep578", None],
+        [_ABSTRACT + "-pep578", None],
         ["127.0.0.1:0", "cap-1"],
         ["127.0.0.1:0", "cap-2"],
     ]

@@ -93,12 +93,35 @@ def test_background_context_never_ends() -> None:
     ctx.check()
 
 
-def test_timeout_counts_down_and_expires() -> None:
+class Clock:
+    """The monotonic clock of Context and its deadlines, moved by the test alone."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0  # any fixed point will do; a fixed one makes the float arithmetic the same every run
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """Context's clock, stopped: a real one would let a loaded machine pass a short deadline
+    between two lines of a test that says it has not passed yet."""
+    from janus_net._policy import context
+    from janus_net._values import seconds
+
+    stopped = Clock()
+    monkeypatch.setattr(context, "time", stopped)
+    monkeypatch.setattr(seconds, "time", stopped)
+    return stopped
+
+
+def test_timeout_counts_down_and_expires(clock: Clock) -> None:
     ctx = jn.Context.with_timeout(0.05)
     left = ctx.remaining()
     assert left is not None and 0 < left <= 0.05
     ctx.check()
-    time.sleep(0.06)  # the timeout elapsing is what is tested
+    clock.now += 0.06  # the timeout elapsing is what is tested
     assert ctx.expired and ctx.done and not ctx.cancelled
     assert ctx.remaining() == 0.0  # never negative
     with pytest.raises(Timeout) as caught:
@@ -219,15 +242,15 @@ def test_children_end_with_their_parent() -> None:
     assert parent.child().cancelled  # a child of a cancelled context starts cancelled
 
 
-def test_child_deadline_is_the_earliest() -> None:
+def test_child_deadline_is_the_earliest(clock: Clock) -> None:
     parent = jn.Context.with_timeout(0.05)
     longer = parent.child(timeout=100)
     shorter = parent.child(timeout=0.001)
     left = longer.remaining()
     assert left is not None and left <= 0.05
-    time.sleep(0.01)  # the deadlines elapsing, one after the other, are what is tested
+    clock.now += 0.01  # the deadlines elapsing, one after the other, are what is tested
     assert shorter.expired and not parent.expired
-    time.sleep(0.05)
+    clock.now += 0.05
     assert longer.expired
     with pytest.raises(Timeout) as caught:
         longer.check()
@@ -542,12 +565,15 @@ def test_an_exception_from_a_signal_handler_ends_the_wait_cleanly(server: jn.Ser
         raise Interrupted
 
     old = signal.signal(signal.SIGALRM, handler)
+    me = threading.get_ident()
     try:
-        signal.setitimer(signal.ITIMER_REAL, 0.1)
+        # Once the accept waits, not on a timer: one that fired before pytest.raises was entered
+        # would fail the test with the very exception it expects.
+        sender = when_blocked(lambda: signal.pthread_kill(me, signal.SIGALRM))
         with pytest.raises(Interrupted):
             server.accept(jn.Context.with_timeout(5))
+        sender.join()
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
     assert not nonblocking(server.fileno())
     with connect(server), server.accept(jn.Context.with_timeout(5)):

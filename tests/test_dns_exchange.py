@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from dns_server import DECOY_A, DECOY_AAAA, DECOY_KINDS, DnsServer
+from peers import when_blocked
 from tracing import syscalls_after_mark
 
 import janus_net as jn
@@ -349,12 +350,15 @@ def test_a_signal_handler_that_raises_ends_the_wait(server: DnsServer) -> None:
         raise _Alarm
 
     previous = signal.signal(signal.SIGALRM, handler)
+    me = threading.get_ident()
     try:
-        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        # Once the lookup waits, not on a timer: one that fired before pytest.raises was entered
+        # would fail the test with the very exception it expects.
+        sender = when_blocked(lambda: signal.pthread_kill(me, signal.SIGALRM))
         with pytest.raises(_Alarm):
             jn.resolve("hole.example", config=config(server, timeout=30))
+        sender.join()
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
 
 
@@ -363,7 +367,9 @@ def test_many_lookups_leave_no_descriptor(server: DnsServer) -> None:
     server.on("hole.example", blackhole=True)
     cfg = config(server, timeout=0.05)
     for _ in range(20):
-        jn.resolve("www.example.com", config=cfg)
+        # The answered lookup gets a timeout it never needs: 50 ms is short enough for the
+        # server's thread to miss on a loaded machine, and then the test fails for no leak.
+        jn.resolve("www.example.com", config=cfg.replace(timeout=5))
         with pytest.raises(jn.SocketError.NameServerFailure):
             jn.resolve("hole.example", config=cfg)
         with pytest.raises(jn.SocketError.Timeout):

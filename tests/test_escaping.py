@@ -121,5 +121,6 @@ def test_cli_error_line_escapes(tmp_path: Path) -> None:
 
 
 def test_socket_repr_escapes_its_address() -> None:
-    with jn.bind("unix:@janus-tables\nrepr\x1b[2K") as sock:
+    # This process's own name (abstract names are shared by every process of the namespace).
+    with jn.bind(f"unix:@janus-tables\nrepr\x1b[2K-{os.getpid()}") as sock:
         assert _one_safe_line(repr(sock)) and "janus-tables\\nrepr\\x1b[2K" in repr(sock)

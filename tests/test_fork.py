@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
-from peers import dial, in_poll, wait_until_blocked, wchan
+from peers import dial, in_poll, wait_until_blocked, wait_until_process_blocked, wchan
 
 import janus_net as jn
 
@@ -326,9 +326,14 @@ def test_a_child_forked_by_another_thread_watches_the_wakeup_fd_on_its_new_main_
                 ctx = jn.Context.with_timeout(5)
                 signal.signal(signal.SIGUSR1, lambda *_: ctx.cancel())
 
+                waiter = threading.get_native_id()
+
                 def raise_signal() -> None:  # the only thread of the child that takes SIGUSR1
                     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
-                    time.sleep(0.2)
+                    # Once the receive waits, not after a nap: a signal that came before the wait
+                    # would cancel the context before it began, and the test would pass whether the
+                    # wait watches the wakeup fd or not.
+                    wait_until_process_blocked(waiter)
                     os.kill(os.getpid(), signal.SIGUSR1)
 
                 signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})  # never this one

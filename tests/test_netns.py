@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from peers import wchan
 
 import janus_net as jn
 from janus_net._kernel import cells
@@ -173,12 +174,21 @@ def _helpers_done() -> None:
 def test_interrupted_while_waiting_the_helpers_descriptor_is_closed() -> None:
     """KeyboardInterrupt while the caller waits: the helper closes what it makes afterwards."""
     made: list[int] = []
+    caller, caller_tid = threading.get_ident(), threading.get_native_id()
 
     def make() -> int:
         # The helper makes its descriptor only once the interrupted caller has abandoned the
         # hand-off (the _helper frame that calls make holds it): what it makes then has no owner
         # but the helper.
         handoff = sys._getframe(1).f_locals["handoff"]
+        # The interrupt is sent from here, once the caller waits for the hand-off (a futex, not a
+        # poll), rather than by a timer: a timer that fired before run_in started the helper would
+        # interrupt the caller before make ran, or outside pytest.raises and end the whole session.
+        deadline = time.monotonic() + 30
+        while "futex" not in wchan(caller_tid):
+            assert time.monotonic() < deadline, f"the caller never waited for the helper: {wchan(caller_tid)!r}"
+            time.sleep(0.001)  # polls the caller's wchan
+        signal.pthread_kill(caller, signal.SIGALRM)
         deadline = time.monotonic() + 30
         while not handoff.abandoned and time.monotonic() < deadline:
             time.sleep(0.001)  # polls the condition; the test never assumes it
@@ -192,11 +202,9 @@ def test_interrupted_while_waiting_the_helpers_descriptor_is_closed() -> None:
 
     old = signal.signal(signal.SIGALRM, interrupt)
     try:
-        signal.setitimer(signal.ITIMER_REAL, 0.2)
         with pytest.raises(KeyboardInterrupt):
             netns.run_in("/proc/self/ns/net", make)
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
         _helpers_done()
     assert len(made) == 1

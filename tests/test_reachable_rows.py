@@ -31,6 +31,15 @@ from janus_net.testing import fail
 
 E = jn.SocketError
 
+# Abstract names are shared by every process of the network namespace: another test run on
+# the same machine binding the same name would make these tests fail with AddressInUse.
+_PID = os.getpid()
+
+
+def _own(address: str) -> str:
+    """``address`` made this process's own if it is an abstract name (the test ids stay the same)."""
+    return f"{address}-{_PID}" if address.startswith("unix:@") else address
+
 
 def _forge_udp4(dest_port: int, payload: bytes, source_port: int = 0) -> None:
     """Send one UDP datagram from 127.0.0.1:``source_port`` to 127.0.0.1:``dest_port`` (loopback only).
@@ -113,11 +122,11 @@ def test_send_many_counts_what_went_before_a_port_0_destination() -> None:
 
 
 def test_another_family_is_refused_before_the_syscall(no_sendto) -> None:  # type: ignore[no-untyped-def]
-    with jn.bind("127.0.0.1:0") as udp4, jn.bind("unix:@janus-tables-fam") as local:
+    with jn.bind("127.0.0.1:0") as udp4, jn.bind(f"unix:@janus-tables-fam-{_PID}") as local:
         with pytest.raises(E.AddressFamilyUnsupported):
             udp4.send("[::1]:9", b"x")
         with pytest.raises(E.AddressFamilyUnsupported):
-            udp4.send("unix:@janus-tables-none", b"x")
+            udp4.send(f"unix:@janus-tables-none-{_PID}", b"x")
         with pytest.raises(E.AddressFamilyUnsupported):
             local.send("127.0.0.1:9", b"x")
     assert no_sendto.calls == 0  # type: ignore[attr-defined]
@@ -129,9 +138,9 @@ def test_another_family_is_refused_before_the_syscall(no_sendto) -> None:  # typ
 )
 def test_batched_send_to_another_family_is_a_member_not_a_bug(sender: str, dest: str) -> None:
     # The batch does not know its socket's family: the kernel answers (EINVAL or EAFNOSUPPORT).
-    with jn.bind(sender) as sock:
+    with jn.bind(_own(sender)) as sock:
         with pytest.raises(jn.SocketError) as caught:
-            sock.send_many([(dest, b"x")])
+            sock.send_many([(_own(dest), b"x")])
         assert type(caught.value) in (E.AddressUnavailable, E.AddressFamilyUnsupported)
 
 
@@ -159,7 +168,7 @@ def test_a_zone_naming_no_interface_is_address_unavailable() -> None:
 
 def test_reuse_port_on_unix_is_refused_before_the_socket(tmp_path: Path) -> None:
     before = set(os.listdir("/proc/self/fd"))
-    for where in ("unix:@janus-tables-rp", f"unix:{tmp_path}/rp.sock"):
+    for where in (f"unix:@janus-tables-rp-{_PID}", f"unix:{tmp_path}/rp.sock"):
         with pytest.raises(E.OptionUnsupported, match="reuse_port"):
             jn.listen(where, reuse_port=True)
     assert set(os.listdir("/proc/self/fd")) == before
@@ -179,7 +188,10 @@ def test_setsockopt_eopnotsupp_from_the_kernel_is_option_unsupported() -> None:
 
 
 def test_send_with_a_destination_on_an_unconnected_unix_stream_is_socket_mode_unsupported() -> None:
-    with jn.bind("unix:@janus-tables-st", mode=jn.Mode.STREAM) as stream, jn.bind("unix:@janus-tables-dg") as dg:
+    with (
+        jn.bind(f"unix:@janus-tables-st-{_PID}", mode=jn.Mode.STREAM) as stream,
+        jn.bind(f"unix:@janus-tables-dg-{_PID}") as dg,
+    ):
         with pytest.raises(E.SocketModeUnsupported) as caught:
             stream.send(dg.address, b"x")
         assert caught.value.errno == errno.EOPNOTSUPP
@@ -190,17 +202,17 @@ def test_send_with_a_destination_on_an_unconnected_unix_stream_is_socket_mode_un
 
 def test_send_with_a_destination_on_an_adopted_connected_stream_is_socket_mode_unsupported() -> None:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener, socket.socket(socket.AF_UNIX) as client:
-        listener.bind("\0janus-tables-conn")
+        listener.bind(f"\0janus-tables-conn-{_PID}")
         listener.listen()
-        client.bind("\0janus-tables-client")
-        client.connect("\0janus-tables-conn")
+        client.bind(f"\0janus-tables-client-{_PID}")
+        client.connect(f"\0janus-tables-conn-{_PID}")
         conn, _ = listener.accept()
         with conn, jn.bind(f"fd://{os.dup(client.fileno())}", mode=jn.Mode.STREAM) as adopted:
             with pytest.raises(E.SocketModeUnsupported) as caught:
-                adopted.send("unix:@janus-tables-conn", b"x")
+                adopted.send(f"unix:@janus-tables-conn-{_PID}", b"x")
             assert caught.value.errno == errno.EISCONN
             with pytest.raises(E.SocketModeUnsupported):
-                adopted.send_many([("unix:@janus-tables-conn", b"x")])
+                adopted.send_many([(f"unix:@janus-tables-conn-{_PID}", b"x")])
 
 
 def test_send_on_an_unconnected_tcp_socket_is_socket_unconnected() -> None:
@@ -216,9 +228,9 @@ def test_unix_destinations_give_file_system_members(tmp_path: Path) -> None:
         f"unix:{tmp_path}/file/x.sock": E.NotDir,
         f"unix:{tmp_path}/loop/x.sock": E.SymLinkLoop,
         f"unix:{tmp_path}/file": E.ConnectionRefused,  # a file, not a socket
-        "unix:@janus-tables-nobody": E.ConnectionRefused,
+        f"unix:@janus-tables-nobody-{_PID}": E.ConnectionRefused,
     }
-    with jn.bind("unix:@janus-tables-fs") as sock:
+    with jn.bind(f"unix:@janus-tables-fs-{_PID}") as sock:
         for dest, member in cases.items():
             with pytest.raises(member):
                 sock.send(dest, b"x")
@@ -230,22 +242,24 @@ def test_a_unix_destination_connected_to_another_socket_is_access_denied() -> No
         socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as target,
         socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as partner,
         socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as oracle,
-        jn.bind("unix:@janus-eperm-me") as me,
+        jn.bind(f"unix:@janus-eperm-me-{_PID}") as me,
     ):
-        target.bind("\0janus-eperm-target")
-        partner.bind("\0janus-eperm-partner")
-        target.connect("\0janus-eperm-partner")
+        target.bind(f"\0janus-eperm-target-{_PID}")
+        partner.bind(f"\0janus-eperm-partner-{_PID}")
+        target.connect(f"\0janus-eperm-partner-{_PID}")
         with pytest.raises(PermissionError) as stdlib:
-            oracle.sendto(b"x", "\0janus-eperm-target")
+            oracle.sendto(b"x", f"\0janus-eperm-target-{_PID}")
         assert stdlib.value.errno == errno.EPERM  # what the kernel says to anyone but the partner
         with pytest.raises(E.AccessDenied) as one:
-            me.send("unix:@janus-eperm-target", b"x")
+            me.send(f"unix:@janus-eperm-target-{_PID}", b"x")
         assert (one.value.errno, one.value.syscall) == (errno.EPERM, "send")
         with pytest.raises(E.AccessDenied) as many:
-            me.send_many([("unix:@janus-eperm-target", b"x"), ("unix:@janus-eperm-target", b"y")])
+            me.send_many([(f"unix:@janus-eperm-target-{_PID}", b"x"), (f"unix:@janus-eperm-target-{_PID}", b"y")])
         assert many.value.errno == errno.EPERM
         # A later datagram refused this way ends the batch with the count, as any error does.
-        assert me.send_many([("unix:@janus-eperm-partner", b"a"), ("unix:@janus-eperm-target", b"b")]) == 1
+        assert (
+            me.send_many([(f"unix:@janus-eperm-partner-{_PID}", b"a"), (f"unix:@janus-eperm-target-{_PID}", b"b")]) == 1
+        )
         assert partner.recv(10) == b"a"
 
 
@@ -338,8 +352,8 @@ def test_no_errno_a_peer_can_cause_is_a_bug_row() -> None:
 
 
 def test_an_unnamed_unix_peer_cannot_be_answered_but_is_a_socket_error() -> None:
-    with jn.bind("unix:@janus-tables-srv") as srv, socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as anon:
-        anon.sendto(b"hi", "\0janus-tables-srv")
+    with jn.bind(f"unix:@janus-tables-srv-{_PID}") as srv, socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as anon:
+        anon.sendto(b"hi", f"\0janus-tables-srv-{_PID}")
         data, src = srv.receive(ctx=jn.Context.with_timeout(30))
         assert src == UnixAddress("") and data == b"hi"
         with pytest.raises(E.InvalidAddress):

@@ -529,7 +529,9 @@ def test_a_stock_deadline_passing_mid_sequence_stops_natively_at_the_next_checkp
     addr = parse_address(IP4)
     plan = profiles_native_sequence.plan_for(addr, listen_options())
     assert plan is not None
-    ctx = jn.Context.with_timeout(0.2)
+    # Long enough that no stall before the socket step passes it (the test would then stop at
+    # the first checkpoint, not before bind); the step below waits until it has passed.
+    ctx = jn.Context.with_timeout(1.0)
 
     class SlowSocket:
         def call(self, fn: Callable[..., int], args: tuple[Any, ...]) -> int:
@@ -537,7 +539,8 @@ def test_a_stock_deadline_passing_mid_sequence_stops_natively_at_the_next_checkp
             if start == -1 and io.at == 0:
                 if fn(p, io, sa, salen, -1, 1) < 0:  # socket, for real
                     return -1
-                time.sleep(0.3)  # the deadline passes here
+                while not ctx.expired:  # the deadline passes here
+                    time.sleep(0.01)
             return fn(*args)  # resumes at step 1: the options, then the checkpoint before bind
 
     desc = kernel_cells.new_desc()

@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+from peers import when_blocked
 
 import janus_net as jn
 from janus_net._cli.output import usage_status
@@ -73,21 +74,26 @@ def test_a_handled_signal_returns_zeros_and_a_raising_one_propagates() -> None:
     def count(signum: int, frame: object) -> None:
         seen.append(signum)
 
+    # The signal goes to this thread once it sleeps in the wait's poll, not on a timer: one that
+    # fired before the wait began would run its handler outside it (the first wait would then
+    # sit out its 10 s and the KeyboardInterrupt escape pytest.raises, ending the session).
+    me = threading.get_ident()
     previous = signal.signal(signal.SIGALRM, count)
     try:
-        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        sender = when_blocked(lambda: signal.pthread_kill(me, signal.SIGALRM))
         assert waiting.wait_fds([(a.fileno(), waiting.POLLIN)], None, time.monotonic() + 10) == [0]
+        sender.join()
         assert seen == [signal.SIGALRM]
 
         def boom(signum: int, frame: object) -> None:
             raise KeyboardInterrupt
 
         signal.signal(signal.SIGALRM, boom)
-        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        sender = when_blocked(lambda: signal.pthread_kill(me, signal.SIGALRM))
         with pytest.raises(KeyboardInterrupt):
             waiting.wait_fds([(a.fileno(), waiting.POLLIN)], jn.Context(), time.monotonic() + 10)
+        sender.join()
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
         a.close()
         b.close()

@@ -768,10 +768,11 @@ def test_janus_net_installs_its_own_wakeup_pipe_for_each_wait_when_the_program_h
     # again, so a library that installs its own later (trio warns otherwise) finds it so.
     result = run_child(
         """
-        import fcntl, json, os, signal, stat, threading
+        import fcntl, json, os, signal, stat, threading, time
         import janus_net as jn
 
         seen = []
+        waits = []
 
         def look(signum, frame):
             fd = signal.set_wakeup_fd(-1)
@@ -783,14 +784,27 @@ def test_janus_net_installs_its_own_wakeup_pipe_for_each_wait_when_the_program_h
                              "name": os.readlink(f"/proc/self/fd/{fd}")})
             else:
                 seen.append(None)
+            waits[-1].cancel()
+
+        main = threading.get_native_id()
+
+        def alarm_once_main_waits():
+            # Once the receive sleeps in poll, not after a fixed delay: a signal that came
+            # before the wait would run its handler outside it, where the slot is empty.
+            while "poll" not in open(f"/proc/self/task/{main}/wchan").read():
+                time.sleep(0.005)
+            os.kill(os.getpid(), signal.SIGALRM)  # process-directed, as the timer it replaces
 
         def wait_once():
             with jn.bind("127.0.0.1:0") as sock:
-                signal.setitimer(signal.ITIMER_REAL, 0.05)
+                waits.append(jn.Context.with_timeout(60))
+                alarm = threading.Thread(target=alarm_once_main_waits, daemon=True)
+                alarm.start()
                 try:
-                    sock.receive(ctx=jn.Context.with_timeout(0.3))
+                    sock.receive(ctx=waits[-1])
                 except jn.SocketError.Timeout:
                     pass
+                alarm.join()
 
         signal.signal(signal.SIGALRM, look)
         def pipes():
@@ -911,23 +925,36 @@ def test_a_signal_in_the_instant_janus_net_looks_at_the_slot_still_reaches_the_p
 def test_a_forked_child_gets_its_own_wakeup_pipe() -> None:
     result = run_child(
         """
-        import json, os, signal
+        import json, os, signal, threading, time
         import janus_net as jn
 
         seen = []
+        waits = []
 
         def look(signum, frame):
             fd = signal.set_wakeup_fd(-1)
             signal.set_wakeup_fd(fd, warn_on_full_buffer=False)
             seen.append(os.readlink(f"/proc/self/fd/{fd}") if fd >= 0 else None)
+            waits[-1].cancel()
+
+        def alarm_once_waiting(main):
+            # Once the receive sleeps in poll, not after a fixed delay: a signal that came
+            # before the wait would run its handler outside it, where the slot is empty.
+            while "poll" not in open(f"/proc/self/task/{main}/wchan").read():
+                time.sleep(0.005)
+            os.kill(os.getpid(), signal.SIGALRM)  # process-directed, as the timer it replaces
 
         def wait_once():
             with jn.bind("127.0.0.1:0") as sock:
-                signal.setitimer(signal.ITIMER_REAL, 0.05)
+                waits.append(jn.Context.with_timeout(60))
+                main = threading.get_native_id()  # the forked child's thread has an id of its own
+                alarm = threading.Thread(target=alarm_once_waiting, args=(main,), daemon=True)
+                alarm.start()
                 try:
-                    sock.receive(ctx=jn.Context.with_timeout(0.3))
+                    sock.receive(ctx=waits[-1])
                 except jn.SocketError.Timeout:
                     pass
+                alarm.join()  # gone before the fork: the child is made from a process of one thread
             return seen.pop()
 
         signal.signal(signal.SIGALRM, look)
