@@ -335,26 +335,16 @@ def test_a_close_landing_between_the_wake_and_the_next_attempt_is_a_wake(kind: s
             }[kind]
             target, ready = sock, (lambda: peer.sendto(b"late", address))
         with hold("poll") as held:
-            outcome: list[object] = []
-
-            def run() -> None:
-                try:
-                    outcome.append(call_fn())
-                except BaseException as e:
-                    outcome.append(e)
-
-            thread = threading.Thread(target=run, daemon=True)
-            thread.start()
-            if kind != "send":
-                wait_until_blocked(thread, outcome=outcome)  # in the wait's poll, which returns when ready
-            ready()
-            assert held.returned.wait(5), "the wait's poll never returned"
-            target.close()  # from this thread, while the call is parked after its poll
-            held.release()
-            thread.join(5)
-        assert not thread.is_alive()
+            # The send's first poll returns at once (the full peer polls writable): parked there.
+            waiting = (lambda _tid: held.returned.is_set()) if kind == "send" else in_poll
+            with blocked_in(call_fn, waiting) as call:
+                ready()  # the socket becomes ready: the wait's poll returns, and is parked
+                assert held.returned.wait(5), "the wait's poll never returned"
+                target.close()  # from this thread, while the call is parked after its poll
+                held.release()
+                call.thread.join(5)
         expected = jn.SocketError.SocketNotListening if kind == "accept" else jn.SocketError.SocketUnconnected
-        assert type(outcome[0]) is expected, outcome
+        assert not call.result and [type(e) for e in call.error] == [expected], call.error
     finally:
         for owner in owners:
             owner.close()
