@@ -178,3 +178,73 @@ def test_a_forked_child_forgets_the_parents_holder() -> None:
     os.close(r)
     os.waitpid(children[0], 0)
     assert status == b"\x00"
+
+
+def test_a_child_forked_by_a_handler_during_a_wait_goes_on_waiting_on_a_pipe_of_its_own() -> None:
+    """A handler forks while the main thread waits, and the child returns into the wait (a
+    fork-based restart): the wait goes on in the child with the pipe numbers it started with.
+
+    The child's copies of the parent's pipe must not simply be closed under it (its poll
+    would find the closed read end, POLLNVAL, at once, and spin a core), nor shared with
+    the parent (each would drain the other's wakes): the child's wait sleeps, still hears
+    a signal the kernel gives another of the child's threads, and leaves the slot empty.
+    """
+    wakeup.install()
+    r, w = os.pipe()
+    main = threading.main_thread().native_id
+    assert main is not None
+    children: list[int] = []
+
+    class Leave(Exception):
+        pass
+
+    def fork_and_go_on(*_: object) -> None:
+        pid = os.fork()
+        if pid:
+            children.append(pid)
+            raise Leave  # the parent leaves its wait; the child goes on with it
+        # The child: SIGUSR2 goes to a thread of its own, so only the wakeup fd tells
+        # the waiting main thread; its handler ends the wait.
+        signal.signal(signal.SIGUSR2, lambda *_: (_ for _ in ()).throw(Leave()))
+        threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGUSR2)).start()
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR2})  # after the start: threads inherit it
+
+    def send() -> None:
+        while not in_poll(main):
+            threading.Event().wait(0.005)
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGUSR1)
+
+    previous1 = signal.signal(signal.SIGUSR1, fork_and_go_on)
+    previous2 = signal.getsignal(signal.SIGUSR2)
+    parent = os.getpid()
+    try:
+        with jn.bind("127.0.0.1:0") as sock:
+            sender = threading.Thread(target=send, daemon=True)
+            sender.start()
+            try:
+                sock.receive(ctx=jn.Context.with_timeout(10))
+            except Leave:
+                pass
+            except BaseException:
+                if os.getpid() != parent:
+                    os._exit(3)
+                raise
+            if os.getpid() != parent:  # the child, once its wait ended
+                status = 1
+                try:
+                    cpu = os.times()
+                    spun = cpu.user + cpu.system > 0.25  # of the 0.5 s its wait lasted
+                    status = 2 if spun else (0 if signal.set_wakeup_fd(-1) == -1 else 4)
+                finally:
+                    os.write(w, bytes([status]))
+                    os._exit(0)
+            sender.join(10)
+    finally:
+        signal.signal(signal.SIGUSR1, previous1)
+        signal.signal(signal.SIGUSR2, previous2)
+    os.close(w)
+    status = os.read(r, 1)
+    os.close(r)
+    os.waitpid(children[0], 0)
+    assert status == b"\x00", {b"\x02": "the child's wait spun", b"\x04": "the child's slot was left taken"}.get(status)
+    assert slot() == -1

@@ -38,7 +38,8 @@ import signal
 import sys
 from functools import partial  # loaded by nearly every program already (re, threading)
 
-from janus_net._kernel import waking
+from janus_net._kernel import flags, processes, waking
+from janus_net._shim import lib
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
@@ -235,11 +236,44 @@ def _own_read_end() -> int:
     return -1 if own is None else int(own[0][0])
 
 
+def _renew_in_place(cell: Any) -> None:
+    """In a forked child: a pipe of this process's own under the two numbers ``cell`` holds.
+
+    Those numbers are the child's copies of the parent's pipe, which a wait going on in
+    the child still polls and the slot still names: they must stay open, but not shared
+    with the parent. A new pipe is moved onto them (dup2 closes each copy in the same
+    call), and the cell counts as this process's, so the next wait keeps it.
+    """
+    read_end, write_end = int(cell[0]), int(cell[1])
+    fresh, _closer = waking.new_waker_cell()
+    try:
+        new_read, new_write = waking.make_wakeup_pipe(fresh)  # O_NONBLOCK is the pipe's: dup2 keeps it
+        processes.dup2(new_read, read_end)
+        processes.dup2(new_write, write_end)
+        flags.set_cloexec(read_end)  # close-on-exec is the number's, and dup2 clears it
+        flags.set_cloexec(write_end)
+    finally:
+        waking.close_waker(fresh)
+    cell[3] = lib.jn_self_pid()  # the cell's maker, as `waking.new_waker_cell` says
+
+
 def _after_fork_in_child() -> None:
     global _own, _main_ident
     _main_ident = None  # asked again at the next wait, once threading has named the child's main thread
-    _holders.clear()  # a wait of the parent's main thread, forked from another thread: not this process's
     own = _own
+    if own is not None and _holders and _enclosing_holder():
+        # Forked by a handler that runs during a wait on this very thread (a fork-based
+        # restart whose child returns into the wait): that wait goes on here, polling
+        # the read end it was given, with the write end in the slot. Closed, the read
+        # end would be POLLNVAL at once (a spinning core; or a later fd under its number,
+        # drained); shared, each process would drain the other's wakes. So the child
+        # gets a pipe of its own under the same numbers, and the wait gives it back.
+        try:
+            _renew_in_place(own[0])
+            return
+        except Exception:  # no pipe to be had (the fd limit): forgotten as below, as before
+            pass
+    _holders.clear()  # a wait of the parent's main thread, forked from another thread: not this process's
     if own is None:
         return
     _own = None
