@@ -13,11 +13,12 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from interrupts import interrupt_at, live_fds
+from interrupts import act_at, interrupt_at, live_fds
 from peers import in_poll
 
 import janus_net as jn
@@ -243,8 +244,76 @@ def test_a_child_forked_by_a_handler_during_a_wait_goes_on_waiting_on_a_pipe_of_
         signal.signal(signal.SIGUSR1, previous1)
         signal.signal(signal.SIGUSR2, previous2)
     os.close(w)
-    status = os.read(r, 1)
+    answer = os.read(r, 1)
     os.close(r)
     os.waitpid(children[0], 0)
-    assert status == b"\x00", {b"\x02": "the child's wait spun", b"\x04": "the child's slot was left taken"}.get(status)
+    assert answer == b"\x00", {b"\x02": "the child's wait spun", b"\x04": "the child's slot was left taken"}.get(answer)
     assert slot() == -1
+
+
+def _wait_with_an_inner_wait_at(n: int, main: int) -> tuple[bool, float]:
+    """An enclosing wait (2 s deadline) with a wait inside a handler-like action at the
+    ``n``-th line event of wakeup.py, then SIGUSR2 to another thread, whose handler cancels.
+
+    Returns whether the inner wait ran (only before the enclosing wait polls) and how
+    long the enclosing wait lasted.
+    """
+    outer = jn.Context.with_timeout(2)
+    inner_done = threading.Event()
+    sender_done = threading.Event()
+
+    def wait_inside() -> None:
+        where = sys._getframe(2).f_code.co_name  # the line's function (action <- tracer <- it)
+        if where not in ("__init__", "__enter__", "_own_pipe", "_main_thread_ident"):
+            return  # the enclosing wait has polled already
+        try:
+            waiting.wait_fds([], jn.Context.with_timeout(0.001), None)
+        except jn.SocketError.Timeout:
+            pass
+        inner_done.set()
+
+    def send() -> None:
+        while not inner_done.wait(0.002) or not in_poll(main):
+            if sender_done.is_set():
+                return
+        signal.pthread_kill(threading.get_ident(), signal.SIGUSR2)  # to this thread: only the fd tells main
+
+    tracer, _ = act_at(n, wait_inside, {WAKEUP})
+    previous = signal.signal(signal.SIGUSR2, lambda *_: outer.cancel())
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    started = time.monotonic()
+    sys.settrace(tracer)
+    try:
+        waiting.wait_fds([], outer, None)
+    except jn.SocketError.Timeout:
+        pass
+    finally:
+        sys.settrace(None)
+        sender_done.set()
+        sender.join(10)
+        signal.signal(signal.SIGUSR2, previous)
+    return inner_done.is_set(), time.monotonic() - started
+
+
+def test_a_wait_inside_a_handler_at_any_line_of_the_swap_leaves_the_enclosing_wait_hearing_signals() -> None:
+    """A handler that waits may run at any line of the enclosing wait's swap: right after
+    the swap put janus_net's pipe in the slot, before the enclosing wait has recorded that
+    it holds it, included (an eval-breaker check follows the swap's call). The inner wait
+    must still leave the pipe to it: SIGUSR2, given to another thread later, ends the
+    enclosing wait long before its 2 s deadline."""
+    wakeup.install()
+    main = threading.main_thread().native_id
+    assert main is not None
+    deaf: list[int] = []
+    n = 0
+    while True:
+        n += 1
+        inner_ran, lasted = _wait_with_an_inner_wait_at(n, main)
+        assert slot() == -1, f"a wait inside a handler at line event {n}"
+        if not inner_ran:
+            break  # past the swap: the enclosing wait polls
+        if lasted > 1.5:  # slept to (near) its deadline
+            deaf.append(n)
+    assert n > 10  # the swap's lines were all tried
+    assert not deaf, f"the enclosing wait slept to its deadline after an inner wait at line events {deaf}"

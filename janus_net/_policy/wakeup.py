@@ -220,12 +220,20 @@ def _enclosing_holder() -> bool:
     held = {id(watch) for watch in _holders}  # alive: the list holds them
     frame: Any = sys._getframe(1)
     while frame is not None:
-        if any(id(value) in held for value in frame.f_locals.values()):
-            return True
+        for value in frame.f_locals.values():
+            # A wait whose swap has just put the pipe in an empty slot holds it before it
+            # can say so in _holders: an eval-breaker check follows the swap's call, and a
+            # handler run there must not take the pipe out from under it. Its ``found``,
+            # written by C in the swap, says it until its give-back extends it.
+            if id(value) in held or (type(value) is Watch and value.found == _LENT):
+                return True
         frame = frame.f_back
     _holders.clear()
     return False
 
+
+#: A `Watch`'s ``found`` once its swap put janus_net's pipe in an empty slot, until its give-back.
+_LENT = [-1]
 
 #: The swap: janus_net's pipe in the slot never warns (its bytes are only wakes).
 _SWAP = partial(signal.set_wakeup_fd, warn_on_full_buffer=False)
@@ -261,7 +269,7 @@ def _after_fork_in_child() -> None:
     global _own, _main_ident
     _main_ident = None  # asked again at the next wait, once threading has named the child's main thread
     own = _own
-    if own is not None and _holders and _enclosing_holder():
+    if own is not None and _enclosing_holder():
         # Forked by a handler that runs during a wait on this very thread (a fork-based
         # restart whose child returns into the wait): that wait goes on here, polling
         # the read end it was given, with the write end in the slot. Closed, the read
