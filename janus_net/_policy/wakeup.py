@@ -39,7 +39,6 @@ import sys
 from functools import partial  # loaded by nearly every program already (re, threading)
 
 from janus_net._kernel import flags, processes, waking
-from janus_net._shim import lib
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
@@ -262,7 +261,7 @@ def _renew_in_place(cell: Any) -> None:
         flags.set_cloexec(write_end)
     finally:
         waking.close_waker(fresh)
-    cell[3] = lib.jn_self_pid()  # the cell's maker, as `waking.new_waker_cell` says
+    waking.claim_waker(cell)
 
 
 def _after_fork_in_child() -> None:
