@@ -429,3 +429,64 @@ def test_pktinfo_destination_and_reply_source_on_the_wildcard(two_address_namesp
             destination, seen_host, same_port, data = result[f"mapped {used} -> {reply_from}"]
             assert destination.startswith(f"[::ffff:{used}]:")
             assert seen_host == reply_from and same_port and data == "answer"
+
+
+FULL_BUFFER_CHILD = """
+import json, os, socket, sys, threading, time
+sys.path.insert(0, {repo!r})
+import janus_net as jn
+
+# 10.88.0.77 is on d0's link, where d1 (the veth's other end, up, no address) never
+# answers ARP: each datagram waits in the neighbour queue, charged to the sender's
+# buffer, until resolution fails (seconds) -- a UDP send that finds its buffer full.
+std = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+std.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1)  # the minimum: a few datagrams
+std.bind(("10.88.0.1", 0))
+std.setblocking(False)  # on the description, which the adopting socket shares
+port = std.getsockname()[1]
+sock = jn.bind(f"fd://{{os.dup(std.fileno())}}")
+std.close()
+returned = []
+outcome = []
+
+def flood():
+    try:
+        while len(returned) < 10_000:
+            returned.append(sock.send("10.88.0.77:9", b"x" * 1400, source=f"10.88.0.1:{{port}}"))
+    except BaseException as e:
+        outcome.append(type(e).__qualname__)
+
+def in_poll(tid):
+    with open(f"/proc/self/task/{{tid}}/wchan") as f:
+        return "poll" in f.read()
+
+thread = threading.Thread(target=flood, daemon=True)
+thread.start()
+deadline = time.monotonic() + 20
+while thread.is_alive() and not in_poll(thread.native_id or 0) and time.monotonic() < deadline:
+    time.sleep(0.005)  # ended, if the sends came back at once (as -1)
+waited = thread.is_alive()
+sock.close()
+thread.join(10)
+print(json.dumps({{"waited": waited, "alive": thread.is_alive(), "sizes": sorted(set(returned)), "outcome": outcome}}))
+"""
+
+
+def test_send_with_a_source_waits_for_buffer_space_and_is_woken_by_close(two_address_namespace: str) -> None:
+    """send(source=...) on a full send buffer waits in janus_net's poll, as send does.
+
+    It sent with neither MSG_DONTWAIT nor a wait: on a non-blocking description (one
+    adopted from a server that set O_NONBLOCK) a full buffer came back as -1 "bytes
+    sent"; on a blocking one the call slept in the kernel, where close() from another
+    thread cannot reach it. Every datagram stays inside the test's own namespace.
+    """
+    program = textwrap.dedent(FULL_BUFFER_CHILD.format(repo=str(REPO)))
+    done = subprocess.run(
+        ["ip", "netns", "exec", two_address_namespace, sys.executable, "-c", program],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result["waited"] and not result["alive"], result
+    assert result["sizes"] == [1400], result
+    assert result["outcome"] == ["SocketError.SocketUnconnected"], result

@@ -350,3 +350,84 @@ def test_a_close_landing_between_the_wake_and_the_next_attempt_is_a_wake(kind: s
             owner.close()
         for plain in (client, peer, unix_peer, *dialled):
             plain.close()
+
+
+# --- close() between two steps of a socket transfer, each of which begins without waiting.
+
+
+def test_receive_sockets_closed_between_its_peek_and_its_read_raises_the_closed_member(tmp_path: Path) -> None:
+    """receive_sockets peeks the header, then reads it with a recvmsg that begins without a wait.
+
+    A close() from another thread that lands between the two was a close during the call
+    (it began on an open channel: a closed one is ValueError at once), so the call raises
+    SocketUnconnected, never the EBADF row (ErrnoBug in debug mode).
+    """
+    from janus_net._process.transfer import HEADER, LAST, MAGIC, VERSION
+
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(tmp_path / "chan.sock"))
+    listener.listen()
+    chan = jn.connect(f"unix:{tmp_path}/chan.sock")
+    peer, _ = listener.accept()
+    outcome: list[object] = []
+    try:
+        with hold("receive", after=1) as held:  # the first recvmsg is the peek that would block
+
+            def run() -> None:
+                try:
+                    outcome.append(jn.receive_sockets(chan))
+                except BaseException as e:
+                    outcome.append(e)
+
+            thread = threading.Thread(target=run, daemon=True)
+            thread.start()
+            wait_until_blocked(thread, outcome=outcome)
+            peer.sendall(HEADER.pack(MAGIC, VERSION, LAST, 0, 0, 0))  # an empty transfer: peek, read
+            assert held.returned.wait(5), "the peek never returned"
+            chan.close()
+            held.release()
+            thread.join(5)
+        assert not thread.is_alive()
+        assert type(outcome[0]) is jn.SocketError.SocketUnconnected, outcome
+    finally:
+        chan.close()
+        for plain in (peer, listener):
+            plain.close()
+
+
+def test_send_sockets_closed_between_two_chunks_raises_the_closed_member(tmp_path: Path) -> None:
+    """More sockets than one chunk carries go as two sendmsgs; the second begins without a wait.
+
+    A close() from another thread after the first chunk went is a close during the call,
+    so the call raises SocketUnconnected, never the EBADF row (ErrnoBug in debug mode).
+    """
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(tmp_path / "chan.sock"))
+    listener.listen()
+    chan = jn.connect(f"unix:{tmp_path}/chan.sock")
+    peer, _ = listener.accept()
+    sock = jn.bind("127.0.0.1:0")
+    outcome: list[object] = []
+    try:
+        with hold("sendmsg") as held:
+
+            def run() -> None:
+                try:
+                    jn.send_sockets(chan, {f"s{i}": sock for i in range(300)})
+                    outcome.append("sent")
+                except BaseException as e:
+                    outcome.append(e)
+
+            thread = threading.Thread(target=run, daemon=True)
+            thread.start()
+            assert held.returned.wait(5), "the first chunk's sendmsg never returned"
+            chan.close()
+            held.release()
+            thread.join(5)
+        assert not thread.is_alive()
+        assert type(outcome[0]) is jn.SocketError.SocketUnconnected, outcome
+    finally:
+        for owner in (chan, sock):
+            owner.close()
+        for plain in (peer, listener):
+            plain.close()

@@ -152,6 +152,16 @@ def forward_wakeup(read_end: int, to_fd: int) -> int:
     return int(lib.jn_wakeup_forward(read_end, to_fd))
 
 
+def claim_waker(cell: Any) -> None:
+    """Count ``cell`` as this process's, keeping the pair it holds (no syscall).
+
+    For a forked child that has just moved a pair of its own under the numbers the
+    cell holds (janus_net._policy.wakeup): otherwise the next native call on the cell
+    would take them for the parent's copies and close them.
+    """
+    cell[3] = lib.jn_self_pid()
+
+
 def close_waker(cell: Any) -> None:
     """Close what a waker cell holds now (its collection would too); never signals it."""
     lib.jn_waker_close(cell)

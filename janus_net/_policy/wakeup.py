@@ -38,7 +38,7 @@ import signal
 import sys
 from functools import partial  # loaded by nearly every program already (re, threading)
 
-from janus_net._kernel import waking
+from janus_net._kernel import flags, processes, waking
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
@@ -219,12 +219,20 @@ def _enclosing_holder() -> bool:
     held = {id(watch) for watch in _holders}  # alive: the list holds them
     frame: Any = sys._getframe(1)
     while frame is not None:
-        if any(id(value) in held for value in frame.f_locals.values()):
-            return True
+        for value in frame.f_locals.values():
+            # A wait whose swap has just put the pipe in an empty slot holds it before it
+            # can say so in _holders: an eval-breaker check follows the swap's call, and a
+            # handler run there must not take the pipe out from under it. Its ``found``,
+            # written by C in the swap, says it until its give-back extends it.
+            if id(value) in held or (type(value) is Watch and value.found == _LENT):
+                return True
         frame = frame.f_back
     _holders.clear()
     return False
 
+
+#: A `Watch`'s ``found`` once its swap put janus_net's pipe in an empty slot, until its give-back.
+_LENT = [-1]
 
 #: The swap: janus_net's pipe in the slot never warns (its bytes are only wakes).
 _SWAP = partial(signal.set_wakeup_fd, warn_on_full_buffer=False)
@@ -235,11 +243,44 @@ def _own_read_end() -> int:
     return -1 if own is None else int(own[0][0])
 
 
+def _renew_in_place(cell: Any) -> None:
+    """In a forked child: a pipe of this process's own under the two numbers ``cell`` holds.
+
+    Those numbers are the child's copies of the parent's pipe, which a wait going on in
+    the child still polls and the slot still names: they must stay open, but not shared
+    with the parent. A new pipe is moved onto them (dup2 closes each copy in the same
+    call), and the cell counts as this process's, so the next wait keeps it.
+    """
+    read_end, write_end = int(cell[0]), int(cell[1])
+    fresh, _closer = waking.new_waker_cell()
+    try:
+        new_read, new_write = waking.make_wakeup_pipe(fresh)  # O_NONBLOCK is the pipe's: dup2 keeps it
+        processes.dup2(new_read, read_end)
+        processes.dup2(new_write, write_end)
+        flags.set_cloexec(read_end)  # close-on-exec is the number's, and dup2 clears it
+        flags.set_cloexec(write_end)
+    finally:
+        waking.close_waker(fresh)
+    waking.claim_waker(cell)
+
+
 def _after_fork_in_child() -> None:
     global _own, _main_ident
     _main_ident = None  # asked again at the next wait, once threading has named the child's main thread
-    _holders.clear()  # a wait of the parent's main thread, forked from another thread: not this process's
     own = _own
+    if own is not None and _enclosing_holder():
+        # Forked by a handler that runs during a wait on this very thread (a fork-based
+        # restart whose child returns into the wait): that wait goes on here, polling
+        # the read end it was given, with the write end in the slot. Closed, the read
+        # end would be POLLNVAL at once (a spinning core; or a later fd under its number,
+        # drained); shared, each process would drain the other's wakes. So the child
+        # gets a pipe of its own under the same numbers, and the wait gives it back.
+        try:
+            _renew_in_place(own[0])
+            return
+        except Exception:  # no pipe to be had (the fd limit): forgotten as below, as before
+            pass
+    _holders.clear()  # a wait of the parent's main thread, forked from another thread: not this process's
     if own is None:
         return
     _own = None

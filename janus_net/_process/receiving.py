@@ -43,8 +43,9 @@ from janus_net._process.transfer import (
 from janus_net._profiles import adoption
 from janus_net._shim import ffi, lib
 from janus_net._sockets.from_cell import Kind
+from janus_net._sockets.owner import later_call_error
 from janus_net._sockets.stream import Stream
-from janus_net._values.errors import SocketError
+from janus_net._values.errors import ErrnoBug, SocketError
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
@@ -206,6 +207,23 @@ def receive_sockets(
     uids = _check_uids(allow_uids)
     if chan.closed:
         raise ValueError("the channel is closed")
+    try:
+        return _receive_checked(chan, uids, ctx, capability)
+    except (SocketError, ErrnoBug) as e:
+        # The channel was open when the call began (just checked), so a step that finds
+        # it closed -- SO_PEERCRED, or a recvmsg after the peek or after a chunk, which
+        # begins without waiting -- met another thread's close(): the closed member, as
+        # for every call that close() ends (DESIGN §3), not the EBADF row.
+        woken = later_call_error(chan._desc, e, "receive", chan.address)
+        if woken is e:
+            raise
+        raise woken from None
+
+
+def _receive_checked(
+    chan: Stream, uids: frozenset[int], ctx: Context | None, capability: NetBind | None
+) -> dict[str, AnySocket]:
+    """`receive_sockets` once its arguments are checked and the channel found open."""
     check_peer(chan._desc, uids, chan.address)
     receiver = _Receiver(chan, ctx)
     result: dict[str, AnySocket] = {}

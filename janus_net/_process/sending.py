@@ -27,6 +27,7 @@ from janus_net._process.transfer import (
 )
 from janus_net._shim import ffi, lib
 from janus_net._sockets.from_cell import Kind
+from janus_net._sockets.owner import later_call_error
 from janus_net._sockets.stream import Stream
 from janus_net._values.errors import ErrnoBug, SocketError
 
@@ -136,13 +137,23 @@ def send_sockets(channel: Stream, sockets: Mapping[str, AnySocket], *, ctx: Cont
     if chan.closed:
         raise ValueError("the channel is closed")
     start = 0
-    while True:
-        chunk = items[start : start + CHUNK_MAX]
-        start += len(chunk)
-        last = start >= total
-        _send_all(chan, encode_chunk(chunk, last, total), chunk, ctx, chan.address)
-        if last:
-            return
+    try:
+        while True:
+            chunk = items[start : start + CHUNK_MAX]
+            start += len(chunk)
+            last = start >= total
+            _send_all(chan, encode_chunk(chunk, last, total), chunk, ctx, chan.address)
+            if last:
+                return
+    except (SocketError, ErrnoBug) as e:
+        # The channel was open when the call began (just checked), so a step that finds
+        # it closed -- the next chunk, or the rest of a short send, which begins without
+        # waiting -- met another thread's close(): the closed member, as for every call
+        # that close() ends (DESIGN §3), not the EBADF row.
+        woken = later_call_error(chan._desc, e, "send", chan.address)
+        if woken is e:
+            raise
+        raise woken from None
 
 
 __all__ = ["RightsSend", "send_sockets"]

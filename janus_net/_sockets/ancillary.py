@@ -18,7 +18,9 @@ attached (SCM_RIGHTS) are closed before the datagram is returned: nobody asked f
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+from collections.abc import Callable
 
 from janus_net import platform
 from janus_net._kernel import cell_io, control, loop
@@ -147,6 +149,7 @@ _IPV6_PKTINFO = (lib.IPPROTO_IPV6, lib.JN_IPV6_PKTINFO) if platform.HAS_IPV6_PKT
 _TIMESTAMPNS = (lib.SOL_SOCKET, lib.JN_SCM_TIMESTAMPNS) if platform.HAS_TIMESTAMPNS else None
 # UDP_GRO is compared field by field (the hot case); -1 never matches a level.
 _SOL_UDP = lib.JN_SOL_UDP if platform.HAS_UDP_GRO else -1
+_SEND_FROM_FLAGS = platform.MSG_NOSIGNAL | lib.MSG_DONTWAIT
 _UDP_GRO_TYPE = lib.JN_UDP_GRO
 
 _IN_PKTINFO_P = ffi.typeof("struct in_pktinfo *")
@@ -422,8 +425,19 @@ _SOURCES_MAX = 256
 _OUTGOING: dict[tuple[int, int, int], list[Outgoing]] = {}
 
 
-def send_from(desc: Any, local: Address, dest: str | Address, data: Buffer, source: str | Address) -> int:
+def send_from(
+    desc: Any,
+    local: Address,
+    dest: str | Address,
+    data: Buffer,
+    source: str | Address,
+    closed: Callable[[], SocketError],
+) -> int:
     """One datagram to ``dest`` that leaves from the local address ``source`` (sendmsg + pktinfo).
+
+    Waits as `Socket.send` does while the send buffer is full: non-blocking attempts,
+    and poll on the socket and its wake fd between them (``closed``: what a ``close()``
+    from another thread ends the wait with).
 
     Raises:
         SocketError.AddressUnavailable: ``source`` is not an address of this host (IPv6),
@@ -452,7 +466,14 @@ def send_from(desc: Any, local: Address, dest: str | Address, data: Buffer, sour
     try:
         ffi.memmove(out.payload, payload, len(payload))
         out.point(target, view, len(view))
-        return cell_io.sendmsg_on(desc, out.msg, platform.MSG_NOSIGNAL, cell_io.SEND_FROM, target)
+        # MSG_DONTWAIT, as every send: without it a full buffer slept in the kernel (on a
+        # blocking description), where close() cannot wake the call, or came back as -1
+        # "bytes sent" (on a non-blocking one).
+        attempt = functools.partial(cell_io.sendmsg_on, desc, out.msg, _SEND_FROM_FLAGS, cell_io.SEND_FROM, target)
+        sent = attempt()
+        if sent >= 0:
+            return sent
+        return waiting.wait_for(desc, waiting.POLLOUT, None, attempt, closed, tried=True)
     finally:
         if not idle:
             idle.append(out)

@@ -137,7 +137,7 @@ class Socket(Bound):
     def _send_slow(self, dest: str | Address, data: Buffer, source: str | Address | None) -> int:
         """`send` where its one native call was not enough: text, a new value, a view, a source, the seam."""
         if source is not None:
-            return ancillary.send_from(self._desc, self.address, dest, data, source)
+            return ancillary.send_from(self._desc, self.address, dest, data, source, lambda: self._closed_error("send"))
         # An address value passes as is (a type check, not as_address's call); text is parsed.
         target: Address = dest if type(dest) in _ADDRESS_TYPES else as_address(dest)  # type: ignore[assignment]
         encoded = target.destination(self._address.family)  # refuses port 0 and another family first
