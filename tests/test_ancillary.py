@@ -442,7 +442,7 @@ import janus_net as jn
 std = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 std.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1)  # the minimum: a few datagrams
 std.bind(("10.88.0.1", 0))
-std.setblocking(False)  # on the description, which the adopting socket shares
+std.setblocking({blocking})  # on the description, which the adopting socket shares
 port = std.getsockname()[1]
 sock = jn.bind(f"fd://{{os.dup(std.fileno())}}")
 std.close()
@@ -452,7 +452,7 @@ outcome = []
 def flood():
     try:
         while len(returned) < 10_000:
-            returned.append(sock.send("10.88.0.77:9", b"x" * 1400, source=f"10.88.0.1:{{port}}"))
+            returned.append({call})
     except BaseException as e:
         outcome.append(type(e).__qualname__)
 
@@ -472,15 +472,28 @@ print(json.dumps({{"waited": waited, "alive": thread.is_alive(), "sizes": sorted
 """
 
 
-def test_send_with_a_source_waits_for_buffer_space_and_is_woken_by_close(two_address_namespace: str) -> None:
-    """send(source=...) on a full send buffer waits in janus_net's poll, as send does.
+# The sends whose message carries a control message, and what each call returns.
+_CONTROL_SENDS = {
+    "send_from": ('sock.send("10.88.0.77:9", b"x" * 1400, source=f"10.88.0.1:{port}")', 1400),
+    "send_segments": ('sock.send_segments("10.88.0.77:9", b"x" * 14000, 1400)', 10),
+}
 
-    It sent with neither MSG_DONTWAIT nor a wait: on a non-blocking description (one
-    adopted from a server that set O_NONBLOCK) a full buffer came back as -1 "bytes
-    sent"; on a blocking one the call slept in the kernel, where close() from another
-    thread cannot reach it. Every datagram stays inside the test's own namespace.
+
+@pytest.mark.parametrize("blocking", [True, False], ids=["blocking", "nonblocking"])
+@pytest.mark.parametrize("kind", list(_CONTROL_SENDS))
+def test_a_send_with_a_control_message_waits_for_buffer_space_and_is_woken_by_close(
+    kind: str, blocking: bool, two_address_namespace: str
+) -> None:
+    """send(source=...) and send_segments on a full send buffer wait in janus_net's poll, as send does.
+
+    Both sent without MSG_DONTWAIT: on a blocking description (janus_net's own) the call
+    slept in the kernel, where close() from another thread cannot reach it; on a
+    non-blocking one (adopted from a server that set O_NONBLOCK) send(source=...) came
+    back as -1 "bytes sent" and send_segments as a short count. Every datagram stays
+    inside the test's own namespace.
     """
-    program = textwrap.dedent(FULL_BUFFER_CHILD.format(repo=str(REPO)))
+    call, returns = _CONTROL_SENDS[kind]
+    program = textwrap.dedent(FULL_BUFFER_CHILD.format(repo=str(REPO), call=call, blocking=blocking))
     done = subprocess.run(
         ["ip", "netns", "exec", two_address_namespace, sys.executable, "-c", program],
         capture_output=True, text=True, timeout=60,
@@ -488,5 +501,5 @@ def test_send_with_a_source_waits_for_buffer_space_and_is_woken_by_close(two_add
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.splitlines()[-1])
     assert result["waited"] and not result["alive"], result
-    assert result["sizes"] == [1400], result
+    assert result["sizes"] == [returns], result
     assert result["outcome"] == ["SocketError.SocketUnconnected"], result

@@ -14,13 +14,15 @@ message; ``split`` cuts the buffer back into datagrams without copying.
 from __future__ import annotations
 
 import errno
+import functools
 from collections.abc import Callable, Iterator
 
 from janus_net import platform
 from janus_net._kernel import cell_io, control, loop, socket_options
+from janus_net._policy import waiting
 from janus_net._shim import ffi, lib
 from janus_net._sockets.buffers import Buffer, view_of
-from janus_net._sockets.owner import closed_during
+from janus_net._sockets.owner import closed_during, closed_error
 from janus_net._values.addresses import Address, as_address
 from janus_net._values.caches import bounded_put
 from janus_net._values.errors import ErrnoBug, SocketError
@@ -40,7 +42,9 @@ MAX_SEGMENTS: int = lib.JN_UDP_MAX_SEGMENTS
 _MAX_PAYLOAD_IP4: int = lib.JN_UDP_MAX_PAYLOAD_IP4
 _MAX_PAYLOAD_IP6: int = lib.JN_UDP_MAX_PAYLOAD_IP6
 _SEND_SEGMENTS = cell_io.SEND_SEGMENTS
-_MSG_NOSIGNAL = platform.MSG_NOSIGNAL
+# MSG_DONTWAIT, as every send: a full buffer waits in janus_net's poll, where close()
+# from another thread wakes it, not asleep in the kernel, where nothing can.
+_SEND_FLAGS = platform.MSG_NOSIGNAL | lib.MSG_DONTWAIT
 # The address classes `as_address` passes through unchanged: checked by exact type.
 _ADDRESS_TYPES = frozenset({Ip4Address, Ip6Address, UnixAddress})
 
@@ -142,19 +146,28 @@ def _send(
         send_one(target, data)  # one datagram: nothing to segment
         return 1
     count = -(-size // segment_size)
+    local = io.local
+    wait = functools.partial(_wait_to_send, desc, lambda: closed_error("send", local))
     # Each native call counts itself in flight on the socket's cell (janus_net._kernel.cells).
-    sent = _send_gso(desc, target, view, size, segment_size) if platform.HAS_UDP_SEGMENT else 0
+    sent = _send_gso(desc, target, view, size, segment_size, wait) if platform.HAS_UDP_SEGMENT else 0
     if sent < count:
-        sent += _send_mmsg(desc, target, view, size, segment_size, sent, sent > 0)
+        sent += _send_mmsg(desc, target, view, size, segment_size, sent, sent > 0, wait)
     return sent
 
 
-def _send_gso(desc: Any, target: Address, view: Any, size: int, segment_size: int) -> int:
+def _wait_to_send(desc: Any, closed: Callable[[], SocketError], attempt: Callable[[], int]) -> int:
+    """After a send that would block: janus_net's wait for room, then ``attempt`` again (see `waiting.wait_for`)."""
+    return waiting.wait_for(desc, waiting.POLLOUT, None, attempt, closed, tried=True)
+
+
+def _send_gso(
+    desc: Any, target: Address, view: Any, size: int, segment_size: int, wait: Callable[[Callable[[], int]], int]
+) -> int:
     """UDP_SEGMENT sendmsg calls of up to `MAX_SEGMENTS` segments; returns the datagrams sent.
 
     Stops early (returning what went) when the route cannot segment, so that the
     caller sends the rest with sendmmsg. An error on a later call returns the count
-    so far; on the first call it raises.
+    so far; on the first call it raises. A full buffer is waited for (``wait``).
     """
     try:
         out = _GSO_MESSAGES.pop()
@@ -171,7 +184,9 @@ def _send_gso(desc: Any, target: Address, view: Any, size: int, segment_size: in
             out.point(target, view + offset if offset else view, length)
             try:
                 # The hot path hands sendmsg to the retry loop itself, as Socket.send does.
-                went = cell_io.sendmsg_on(desc, msg, _MSG_NOSIGNAL, _SEND_SEGMENTS, target)
+                went = cell_io.sendmsg_on(desc, msg, _SEND_FLAGS, _SEND_SEGMENTS, target)
+                if went < 0:
+                    went = wait(functools.partial(cell_io.sendmsg_on, desc, msg, _SEND_FLAGS, _SEND_SEGMENTS, target))
             except SocketError.OptionUnsupported:
                 # Not remembered: the next send may take another route. A kernel without
                 # GSO at all (before 4.18) pays one failed sendmsg per send.
@@ -180,8 +195,6 @@ def _send_gso(desc: Any, target: Address, view: Any, size: int, segment_size: in
                 if sent == 0:
                     raise
                 return sent
-            if went < 0:
-                return sent  # would block (a non-blocking shared description): the rest goes by sendmmsg
             if went != length:
                 # UDP sends all or nothing; should a kernel ever report less, count only
                 # the whole segments it took and let the caller send the rest one by one.
@@ -195,8 +208,20 @@ def _send_gso(desc: Any, target: Address, view: Any, size: int, segment_size: in
             _GSO_MESSAGES.append(out)
 
 
-def _send_mmsg(desc: Any, target: Address, view: Any, size: int, segment_size: int, first: int, started: bool) -> int:
-    """Datagrams ``first``.. of ``view`` in sendmmsg calls (or sendto where there is none)."""
+def _send_mmsg(
+    desc: Any,
+    target: Address,
+    view: Any,
+    size: int,
+    segment_size: int,
+    first: int,
+    started: bool,
+    wait: Callable[[Callable[[], int]], int],
+) -> int:
+    """Datagrams ``first``.. of ``view`` in sendmmsg calls (or sendto where there is none).
+
+    A full buffer is waited for (``wait``), as in `_send_gso`.
+    """
     count = -(-size // segment_size) - first
     encoded = target.sockaddr
     if not platform.HAS_MMSG:
@@ -205,8 +230,9 @@ def _send_mmsg(desc: Any, target: Address, view: Any, size: int, segment_size: i
             start = index * segment_size
             length = min(segment_size, size - start)
             try:
-                args = (desc, view + start, length, platform.MSG_NOSIGNAL, encoded.pointer, encoded.length)
-                loop.retry(*_SENDTO_CALL, args, None, target)
+                args = (desc, view + start, length, _SEND_FLAGS, encoded.pointer, encoded.length)
+                if loop.retry(*_SENDTO_CALL, args, None, target, True) < 0:
+                    wait(functools.partial(loop.retry, *_SENDTO_CALL, args, None, target, True))
             except SocketError:
                 if done == 0 and not started:
                     raise
@@ -228,13 +254,16 @@ def _send_mmsg(desc: Any, target: Address, view: Any, size: int, segment_size: i
     done = 0
     while done < count:
         try:
-            went = cell_io.sendmmsg_on(desc, msgs + done, count - done, platform.MSG_NOSIGNAL, target)
+            rest = (desc, msgs + done, count - done, _SEND_FLAGS, target)
+            went = cell_io.sendmmsg_on(*rest)
+            if went < 0:
+                went = wait(functools.partial(cell_io.sendmmsg_on, *rest))
         except SocketError:
             if done == 0 and not started:
                 raise
             break
-        if went <= 0:
-            break  # 0, or would-block on a non-blocking shared description: never spin on it
+        if went == 0:
+            break  # not expected after poll said writable; never spin on it
         done += went
     return done
 
