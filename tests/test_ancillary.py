@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from peers import wait_until_blocked
@@ -407,14 +408,20 @@ print(json.dumps(result))
 """
 
 
-def test_pktinfo_destination_and_reply_source_on_the_wildcard(two_address_namespace: str) -> None:
-    program = textwrap.dedent(CHILD.format(repo=str(REPO)))
+def run_in_namespace(namespace: str, template: str, **fields: object) -> Any:
+    """Run a child program (``template`` filled with the repository and ``fields``) in ``namespace``;
+    the JSON it prints last."""
+    program = textwrap.dedent(template.format(repo=str(REPO), **fields))
     done = subprocess.run(
-        ["ip", "netns", "exec", two_address_namespace, sys.executable, "-c", program],
+        ["ip", "netns", "exec", namespace, sys.executable, "-c", program],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout.splitlines()[-1])
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_pktinfo_destination_and_reply_source_on_the_wildcard(two_address_namespace: str) -> None:
+    result = run_in_namespace(two_address_namespace, CHILD)
     for used, reply_from, fmt in [
         (u, r, "{}:" if "." in u else "[{}]:")
         for u in ("10.88.0.1", "10.88.0.2", "fd88::1", "fd88::2")
@@ -493,13 +500,7 @@ def test_a_send_with_a_control_message_waits_for_buffer_space_and_is_woken_by_cl
     inside the test's own namespace.
     """
     call, returns = _CONTROL_SENDS[kind]
-    program = textwrap.dedent(FULL_BUFFER_CHILD.format(repo=str(REPO), call=call, blocking=blocking))
-    done = subprocess.run(
-        ["ip", "netns", "exec", two_address_namespace, sys.executable, "-c", program],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout.splitlines()[-1])
+    result = run_in_namespace(two_address_namespace, FULL_BUFFER_CHILD, call=call, blocking=blocking)
     assert result["waited"] and not result["alive"], result
     assert result["sizes"] == [returns], result
     assert result["outcome"] == ["SocketError.SocketUnconnected"], result

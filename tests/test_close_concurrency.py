@@ -369,26 +369,15 @@ def test_receive_sockets_closed_between_its_peek_and_its_read_raises_the_closed_
     listener.listen()
     chan = jn.connect(f"unix:{tmp_path}/chan.sock")
     peer, _ = listener.accept()
-    outcome: list[object] = []
     try:
-        with hold("receive", after=1) as held:  # the first recvmsg is the peek that would block
-
-            def run() -> None:
-                try:
-                    outcome.append(jn.receive_sockets(chan))
-                except BaseException as e:
-                    outcome.append(e)
-
-            thread = threading.Thread(target=run, daemon=True)
-            thread.start()
-            wait_until_blocked(thread, outcome=outcome)
+        # The first recvmsg is the peek that would block; the one after it is parked.
+        with hold("receive", after=1) as held, blocked_in(lambda: jn.receive_sockets(chan), in_poll) as call:
             peer.sendall(HEADER.pack(MAGIC, VERSION, LAST, 0, 0, 0))  # an empty transfer: peek, read
             assert held.returned.wait(5), "the peek never returned"
             chan.close()
             held.release()
-            thread.join(5)
-        assert not thread.is_alive()
-        assert type(outcome[0]) is jn.SocketError.SocketUnconnected, outcome
+            call.thread.join(5)
+        assert not call.result and [type(e) for e in call.error] == [jn.SocketError.SocketUnconnected], call.error
     finally:
         chan.close()
         for plain in (peer, listener):
@@ -407,25 +396,16 @@ def test_send_sockets_closed_between_two_chunks_raises_the_closed_member(tmp_pat
     chan = jn.connect(f"unix:{tmp_path}/chan.sock")
     peer, _ = listener.accept()
     sock = jn.bind("127.0.0.1:0")
-    outcome: list[object] = []
     try:
         with hold("sendmsg") as held:
-
-            def run() -> None:
-                try:
-                    jn.send_sockets(chan, {f"s{i}": sock for i in range(300)})
-                    outcome.append("sent")
-                except BaseException as e:
-                    outcome.append(e)
-
-            thread = threading.Thread(target=run, daemon=True)
-            thread.start()
-            assert held.returned.wait(5), "the first chunk's sendmsg never returned"
-            chan.close()
-            held.release()
-            thread.join(5)
-        assert not thread.is_alive()
-        assert type(outcome[0]) is jn.SocketError.SocketUnconnected, outcome
+            sent = blocked_in(
+                lambda: jn.send_sockets(chan, {f"s{i}": sock for i in range(300)}), lambda _tid: held.returned.is_set()
+            )
+            with sent as call:  # parked after the first chunk's sendmsg
+                chan.close()
+                held.release()
+                call.thread.join(5)
+        assert not call.result and [type(e) for e in call.error] == [jn.SocketError.SocketUnconnected], call.error
     finally:
         for owner in (chan, sock):
             owner.close()
