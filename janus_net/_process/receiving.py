@@ -43,7 +43,7 @@ from janus_net._process.transfer import (
 from janus_net._profiles import adoption
 from janus_net._shim import ffi, lib
 from janus_net._sockets.from_cell import Kind
-from janus_net._sockets.owner import later_call_error
+from janus_net._sockets.owner import raise_woken
 from janus_net._sockets.stream import Stream
 from janus_net._values.errors import ErrnoBug, SocketError
 
@@ -214,10 +214,7 @@ def receive_sockets(
         # it closed -- SO_PEERCRED, or a recvmsg after the peek or after a chunk, which
         # begins without waiting -- met another thread's close(): the closed member, as
         # for every call that close() ends (DESIGN §3), not the EBADF row.
-        woken = later_call_error(chan._desc, e, "receive", chan.address)
-        if woken is e:
-            raise
-        raise woken from None
+        raise_woken(chan._desc, e, "receive", chan.address)
 
 
 def _receive_checked(

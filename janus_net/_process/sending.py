@@ -27,7 +27,7 @@ from janus_net._process.transfer import (
 )
 from janus_net._shim import ffi, lib
 from janus_net._sockets.from_cell import Kind
-from janus_net._sockets.owner import later_call_error
+from janus_net._sockets.owner import raise_woken
 from janus_net._sockets.stream import Stream
 from janus_net._values.errors import ErrnoBug, SocketError
 
@@ -150,10 +150,7 @@ def send_sockets(channel: Stream, sockets: Mapping[str, AnySocket], *, ctx: Cont
         # it closed -- the next chunk, or the rest of a short send, which begins without
         # waiting -- met another thread's close(): the closed member, as for every call
         # that close() ends (DESIGN §3), not the EBADF row.
-        woken = later_call_error(chan._desc, e, "send", chan.address)
-        if woken is e:
-            raise
-        raise woken from None
+        raise_woken(chan._desc, e, "send", chan.address)
 
 
 __all__ = ["RightsSend", "send_sockets"]

@@ -25,7 +25,7 @@ from janus_net._sockets.mmsg_arrays import (
     SendBatch,
     batch_capacity,
 )
-from janus_net._sockets.owner import closed_during, later_call_error
+from janus_net._sockets.owner import later_call_error, raise_woken
 from janus_net._values.errors import ErrnoBug, SocketError
 
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
@@ -87,10 +87,7 @@ def send_many(io: Endpoint, messages: Iterable[tuple[str | Address, Buffer]], se
                         try:
                             return _send_filled(io, batch, count, whole, went)
                         except (SocketError, ErrnoBug) as e:
-                            woken = closed_during(desc, e, "send", began_open, io.local)
-                            if woken is e:
-                                raise
-                            raise woken from None
+                            raise_woken(desc, e, "send", io.local, began_open)
                     # Not all described: `_send_many` describes them again, one by one.
             finally:
                 if batch.buffers:
@@ -179,10 +176,7 @@ def _send_many(
             if not idle:
                 idle.append(batch)
     except (SocketError, ErrnoBug) as e:
-        woken = closed_during(desc, e, "send", began_open, io.local)
-        if woken is e:
-            raise
-        raise woken from None
+        raise_woken(desc, e, "send", io.local, began_open)
 
 
 def send_each(io: Endpoint, messages: Iterable[tuple[str | Address, Buffer]], send_one: Callable[..., int]) -> int:

@@ -31,7 +31,7 @@ from janus_net._values.escaping import for_people
 TYPE_CHECKING = False  # `typing` for the checker only: it costs import time (docs/performance.md)
 if TYPE_CHECKING:
     import socket as _stdsocket
-    from typing import Any, Protocol
+    from typing import Any, NoReturn, Protocol
 
     from janus_net._values.addresses import Address
 
@@ -71,17 +71,19 @@ def later_call_error(desc: Any, error: BaseException, syscall: str, address: obj
     return error
 
 
-def closed_during(desc: Any, error: BaseException, syscall: str, began_open: bool, address: object) -> BaseException:
-    """The error of a many-step call (send_many, send_segments) whose step found the object closed.
+def raise_woken(desc: Any, error: BaseException, syscall: str, address: object, began_open: bool = True) -> NoReturn:
+    """Raise the error of a many-step call (send_many, send_segments, a socket transfer).
 
     Each native call enters the descriptor cell for its syscall and finds EBADF once
     ``close()`` has marked the cell closing. If the object was open when the call
     began, that close came from another thread while the call ran -- between two
-    batches, during a poll, before its first syscall or a getsockopt of its checks
-    -- so it is `closed_error`, as for every woken call. A call begun on an object
-    already closed keeps the EBADF row (a bug of the caller).
+    batches or chunks, before its first syscall, in a getsockopt of its checks -- so
+    it raises `closed_error`, as every woken call does. A call begun on an object
+    already closed raises ``error``, the EBADF row (a bug of the caller).
     """
-    return later_call_error(desc, error, syscall, address) if began_open else error
+    if began_open and kernel_cells.closed_under(desc, error):
+        raise closed_error(syscall, address) from None
+    raise error
 
 
 class Owner:
@@ -291,4 +293,4 @@ def give_unix_file(sock: Bound, unix_file: FileDuty | None) -> None:
     sock._unix_file = unix_file
 
 
-__all__ = ["Bound", "Owner", "closed_during", "closed_error", "give_unix_file", "later_call_error", "unix_file_of"]
+__all__ = ["Bound", "Owner", "closed_error", "give_unix_file", "later_call_error", "raise_woken", "unix_file_of"]

@@ -22,7 +22,7 @@ from janus_net._kernel import cell_io, control, loop, socket_options
 from janus_net._policy import waiting
 from janus_net._shim import ffi, lib
 from janus_net._sockets.buffers import Buffer, view_of
-from janus_net._sockets.owner import closed_during, closed_error
+from janus_net._sockets.owner import closed_error, raise_woken
 from janus_net._values.addresses import Address, as_address
 from janus_net._values.caches import bounded_put
 from janus_net._values.errors import ErrnoBug, SocketError
@@ -104,10 +104,7 @@ def send_segments(
     try:
         return _send(io, desc, dest, data, segment_size, send_one)
     except (SocketError, ErrnoBug) as e:
-        woken = closed_during(desc, e, "send", True, io.local)  # as in send_many
-        if woken is e:
-            raise
-        raise woken from None
+        raise_woken(desc, e, "send", io.local)  # as in send_many
 
 
 def _send(
