@@ -143,28 +143,25 @@ def _send(
         send_one(target, data)  # one datagram: nothing to segment
         return 1
     count = -(-size // segment_size)
-    local = io.local
-    wait = functools.partial(_wait_to_send, desc, lambda: closed_error("send", local))
     # Each native call counts itself in flight on the socket's cell (janus_net._kernel.cells).
-    sent = _send_gso(desc, target, view, size, segment_size, wait) if platform.HAS_UDP_SEGMENT else 0
+    sent = _send_gso(io, desc, target, view, size, segment_size) if platform.HAS_UDP_SEGMENT else 0
     if sent < count:
-        sent += _send_mmsg(desc, target, view, size, segment_size, sent, sent > 0, wait)
+        sent += _send_mmsg(io, desc, target, view, size, segment_size, sent, sent > 0)
     return sent
 
 
-def _wait_to_send(desc: Any, closed: Callable[[], SocketError], attempt: Callable[[], int]) -> int:
+def _wait_to_send(io: Endpoint, attempt: Callable[[], int]) -> int:
     """After a send that would block: janus_net's wait for room, then ``attempt`` again (see `waiting.wait_for`)."""
-    return waiting.wait_for(desc, waiting.POLLOUT, None, attempt, closed, tried=True)
+    local = io.local
+    return waiting.wait_for(io.desc, waiting.POLLOUT, None, attempt, lambda: closed_error("send", local), tried=True)
 
 
-def _send_gso(
-    desc: Any, target: Address, view: Any, size: int, segment_size: int, wait: Callable[[Callable[[], int]], int]
-) -> int:
+def _send_gso(io: Endpoint, desc: Any, target: Address, view: Any, size: int, segment_size: int) -> int:
     """UDP_SEGMENT sendmsg calls of up to `MAX_SEGMENTS` segments; returns the datagrams sent.
 
     Stops early (returning what went) when the route cannot segment, so that the
     caller sends the rest with sendmmsg. An error on a later call returns the count
-    so far; on the first call it raises. A full buffer is waited for (``wait``).
+    so far; on the first call it raises. A full buffer is waited for (`_wait_to_send`).
     """
     try:
         out = _GSO_MESSAGES.pop()
@@ -183,7 +180,8 @@ def _send_gso(
                 # The hot path hands sendmsg to the retry loop itself, as Socket.send does.
                 went = cell_io.sendmsg_on(desc, msg, _SEND_FLAGS, _SEND_SEGMENTS, target)
                 if went < 0:
-                    went = wait(functools.partial(cell_io.sendmsg_on, desc, msg, _SEND_FLAGS, _SEND_SEGMENTS, target))
+                    attempt = functools.partial(cell_io.sendmsg_on, desc, msg, _SEND_FLAGS, _SEND_SEGMENTS, target)
+                    went = _wait_to_send(io, attempt)
             except SocketError.OptionUnsupported:
                 # Not remembered: the next send may take another route. A kernel without
                 # GSO at all (before 4.18) pays one failed sendmsg per send.
@@ -206,18 +204,11 @@ def _send_gso(
 
 
 def _send_mmsg(
-    desc: Any,
-    target: Address,
-    view: Any,
-    size: int,
-    segment_size: int,
-    first: int,
-    started: bool,
-    wait: Callable[[Callable[[], int]], int],
+    io: Endpoint, desc: Any, target: Address, view: Any, size: int, segment_size: int, first: int, started: bool
 ) -> int:
     """Datagrams ``first``.. of ``view`` in sendmmsg calls (or sendto where there is none).
 
-    A full buffer is waited for (``wait``), as in `_send_gso`.
+    A full buffer is waited for (`_wait_to_send`), as in `_send_gso`.
     """
     count = -(-size // segment_size) - first
     encoded = target.sockaddr
@@ -229,7 +220,7 @@ def _send_mmsg(
             try:
                 args = (desc, view + start, length, _SEND_FLAGS, encoded.pointer, encoded.length)
                 if loop.retry(*_SENDTO_CALL, args, None, target, True) < 0:
-                    wait(functools.partial(loop.retry, *_SENDTO_CALL, args, None, target, True))
+                    _wait_to_send(io, functools.partial(loop.retry, *_SENDTO_CALL, args, None, target, True))
             except SocketError:
                 if done == 0 and not started:
                     raise
@@ -254,7 +245,7 @@ def _send_mmsg(
             rest = (desc, msgs + done, count - done, _SEND_FLAGS, target)
             went = cell_io.sendmmsg_on(*rest)
             if went < 0:
-                went = wait(functools.partial(cell_io.sendmmsg_on, *rest))
+                went = _wait_to_send(io, functools.partial(cell_io.sendmmsg_on, *rest))
         except SocketError:
             if done == 0 and not started:
                 raise
