@@ -152,6 +152,11 @@ SEND = Syscall(
 )
 
 
+#: The flags of every janus_net send: never SIGPIPE (DESIGN §3), and never asleep in the
+#: kernel, where close() from another thread cannot wake it: a full buffer is waited for
+#: in janus_net's poll (janus_net._policy.waiting) instead.
+SEND_FLAGS: int = platform.MSG_NOSIGNAL | lib.MSG_DONTWAIT
+
 #: The native owned-descriptor calls with their tables, for the hot paths that hand
 #: them to `retry` themselves (one Python frame less per datagram than a wrapper).
 SENDTO_CALL = (SEND, lib.jn_desc_sendto)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 
-from janus_net import platform
 from janus_net._kernel import cell_io, control, loop
 from janus_net._policy import waiting
 from janus_net._process.transfer import (
@@ -25,7 +24,7 @@ from janus_net._process.transfer import (
     encode_chunk,
     sockets_to_send,
 )
-from janus_net._shim import ffi, lib
+from janus_net._shim import ffi
 from janus_net._sockets.from_cell import Kind
 from janus_net._sockets.owner import raise_woken
 from janus_net._sockets.stream import Stream
@@ -37,7 +36,7 @@ if TYPE_CHECKING:
 
     from janus_net._policy.context import Context
 
-_SEND_FLAGS = platform.MSG_NOSIGNAL | lib.MSG_DONTWAIT
+_SEND_FLAGS = cell_io.SEND_FLAGS
 
 
 def _send_all(

@@ -149,7 +149,7 @@ _IPV6_PKTINFO = (lib.IPPROTO_IPV6, lib.JN_IPV6_PKTINFO) if platform.HAS_IPV6_PKT
 _TIMESTAMPNS = (lib.SOL_SOCKET, lib.JN_SCM_TIMESTAMPNS) if platform.HAS_TIMESTAMPNS else None
 # UDP_GRO is compared field by field (the hot case); -1 never matches a level.
 _SOL_UDP = lib.JN_SOL_UDP if platform.HAS_UDP_GRO else -1
-_SEND_FROM_FLAGS = platform.MSG_NOSIGNAL | lib.MSG_DONTWAIT
+_SEND_FROM_FLAGS = cell_io.SEND_FLAGS
 _UDP_GRO_TYPE = lib.JN_UDP_GRO
 
 _IN_PKTINFO_P = ffi.typeof("struct in_pktinfo *")

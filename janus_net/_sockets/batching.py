@@ -12,7 +12,6 @@ import functools
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 
-from janus_net import platform
 from janus_net._kernel import cell_io, loop
 from janus_net._policy import waiting
 from janus_net._shim import ffi, lib
@@ -41,7 +40,7 @@ if TYPE_CHECKING:
 
 _MSG_DONTWAIT = lib.MSG_DONTWAIT
 # Every send is a per-call non-blocking attempt that never raises SIGPIPE.
-_SEND_FLAGS = platform.MSG_NOSIGNAL | lib.MSG_DONTWAIT
+_SEND_FLAGS = cell_io.SEND_FLAGS
 _WOULD_BLOCK = loop.WOULD_BLOCK
 _after_failure = loop.after_failure
 # The first attempt of a batch is made inline when the fault seam is unarmed (one

@@ -10,7 +10,6 @@ segmentation offload (`janus_net._sockets.segments`), control data
 
 from __future__ import annotations
 
-from janus_net import platform
 from janus_net._kernel import cell_io, loop
 from janus_net._policy import waiting
 from janus_net._shim import ffi, lib
@@ -45,7 +44,7 @@ _unpack = ffi.unpack
 _known_source = DECODED_SOURCES.get
 _MSG_DONTWAIT = lib.MSG_DONTWAIT
 # Every send is a per-call non-blocking attempt that never raises SIGPIPE.
-_SEND_FLAGS = platform.MSG_NOSIGNAL | lib.MSG_DONTWAIT
+_SEND_FLAGS = cell_io.SEND_FLAGS
 _retry = loop.retry
 _after_failure = loop.after_failure
 # The address classes `as_address` passes through unchanged: checked by exact type.

@@ -42,9 +42,7 @@ MAX_SEGMENTS: int = lib.JN_UDP_MAX_SEGMENTS
 _MAX_PAYLOAD_IP4: int = lib.JN_UDP_MAX_PAYLOAD_IP4
 _MAX_PAYLOAD_IP6: int = lib.JN_UDP_MAX_PAYLOAD_IP6
 _SEND_SEGMENTS = cell_io.SEND_SEGMENTS
-# MSG_DONTWAIT, as every send: a full buffer waits in janus_net's poll, where close()
-# from another thread wakes it, not asleep in the kernel, where nothing can.
-_SEND_FLAGS = platform.MSG_NOSIGNAL | lib.MSG_DONTWAIT
+_SEND_FLAGS = cell_io.SEND_FLAGS
 # The address classes `as_address` passes through unchanged: checked by exact type.
 _ADDRESS_TYPES = frozenset({Ip4Address, Ip6Address, UnixAddress})
 

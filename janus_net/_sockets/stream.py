@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from janus_net import platform
 from janus_net._kernel import cell_io
 from janus_net._policy import waiting
 from janus_net._shim import ffi, lib
@@ -21,7 +20,7 @@ if TYPE_CHECKING:
 
 _MSG_DONTWAIT = lib.MSG_DONTWAIT
 # Every send is a per-call non-blocking attempt that never raises SIGPIPE.
-_SEND_FLAGS = platform.MSG_NOSIGNAL | lib.MSG_DONTWAIT
+_SEND_FLAGS = cell_io.SEND_FLAGS
 
 
 class PendingPeer:
